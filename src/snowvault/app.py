@@ -1,0 +1,1 @@
+"""Composition root: builds stores, catalog, services and scheduler from configuration."""

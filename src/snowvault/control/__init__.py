@@ -1,0 +1,1 @@
+"""Control plane: the AWS Backup model, catalog, services and scheduler."""

@@ -1,0 +1,1 @@
+"""Every SQL statement: tables, named query functions, migrations."""

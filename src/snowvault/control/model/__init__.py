@@ -1,0 +1,1 @@
+"""Pure rules on frozen dataclasses; `now` is always an argument. No I/O."""

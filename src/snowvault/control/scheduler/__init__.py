@@ -1,0 +1,1 @@
+"""Planner, runner and sweepers."""

@@ -1,0 +1,1 @@
+"""Core: errors, clock, ids and ARNs. Depends on nothing else in snowvault."""

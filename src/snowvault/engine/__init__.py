@@ -1,0 +1,1 @@
+"""Data plane: repository format, chunking, crypto, stores. Knows nothing of plans, SQL or HTTP."""

@@ -1,0 +1,1 @@
+"""archiver (in progress)."""

@@ -1,0 +1,1 @@
+"""Object stores: dumb, documented, one Protocol (see base.py)."""

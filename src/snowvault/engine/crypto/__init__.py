@@ -1,0 +1,1 @@
+"""The one trust boundary: only this package touches ciphers, MACs and KDFs."""

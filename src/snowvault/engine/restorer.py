@@ -1,0 +1,1 @@
+"""restorer (in progress)."""

@@ -1,0 +1,1 @@
+"""Adapters only: API, CLI, console. No business rules."""

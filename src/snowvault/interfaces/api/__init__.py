@@ -1,0 +1,1 @@
+"""AWS Backup REST-JSON API driven by botocore's service model."""

@@ -1,0 +1,1 @@
+"""The snowvault command line."""

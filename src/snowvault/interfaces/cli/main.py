@@ -1,0 +1,51 @@
+"""The ``snowvault`` command: one module per command group, registered here explicitly."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from snowvault import __version__
+from snowvault.interfaces.cli import errors
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="snowvault")
+def cli() -> None:
+    """snowvault: self-hosted backups that speak the AWS Backup API."""
+
+
+def _register() -> None:
+    """Every command group, in one place (no registration by import side effect)."""
+    from snowvault.interfaces.cli import repo_cmd
+
+    cli.add_command(repo_cmd.repo)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; errors become one line on stderr and an exit code from errors.EXIT_CODES."""
+    try:
+        cli.main(args=argv, prog_name="snowvault", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except Exception as exc:  # translated once, here
+        code = errors.exit_code(exc)
+        if code is None:
+            raise
+        click.echo(f"snowvault: error: {exc}", err=True)
+        return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
