@@ -1,1 +1,532 @@
-"""repository (in progress)."""
+"""A vault repository on an object store: config, key slots, packs, index, manifests.
+
+This module is the only writer of repository objects. Callers hand it plaintext blobs
+and manifests; it knows no file systems (that is the archiver's job).
+
+    repo = Repository.init(backend, password="pw")            # or raw_key=..., wrapper=...
+    bid = repo.add_blob("data", b"hello")                     # dedup + compress + encrypt
+    rp_id = repo.save_manifest({"tree": "...", "time": ...})  # flushes, then commits
+    Repository.open(backend, password="pw").get_blob(bid)     # authenticated read
+
+Write order (the format's invariants): a pack is uploaded whole, then its index
+segment, and a recovery point manifest only after every pack and index segment it needs
+(:meth:`flush`). Thread safety: ``add_blob``, ``add_blob_async``, ``has_blob`` and
+``get_blob`` may be called from many threads at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from snowvault.engine import compression, errors, index, packs
+from snowvault.engine import config as config_mod
+from snowvault.engine.backends.base import Backend
+from snowvault.engine.chunker import Chunker, ChunkerParams
+from snowvault.engine.crypto import KdfParams, KeyWrapper, RepositoryKeys, keyslots, primitives
+
+BlobKind = Literal["data", "tree"]
+
+DEFAULT_MAX_INFLIGHT = 96 * 1024 * 1024
+MANIFEST_PREFIX = "recovery-points/"
+MANIFEST_AAD = b"snowvault/recovery-point/v1|"
+
+
+@dataclass
+class _OpenPack:
+    parts: list[bytes] = field(default_factory=list)
+    entries: list[packs.PackEntry] = field(default_factory=list)
+    size: int = 0
+
+
+class _Inflight:
+    """Bounds the bytes handed to the pool but not yet packed (flat memory)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._used = 0
+        self._tasks = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n: int) -> None:
+        with self._cond:
+            while self._used > 0 and self._used + n > self._limit:
+                self._cond.wait()
+            self._used += n
+            self._tasks += 1
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self._used -= n
+            self._tasks -= 1
+            self._cond.notify_all()
+
+    def wait_idle(self) -> None:
+        with self._cond:
+            while self._tasks:
+                self._cond.wait()
+
+
+class Repository:
+    def __init__(
+        self,
+        backend: Backend,
+        cfg: config_mod.RepoConfig,
+        keys: RepositoryKeys,
+        *,
+        workers: int | None = None,
+        max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT,
+    ) -> None:
+        self.backend = backend
+        self.config = cfg
+        self._keys = keys
+        self._local = threading.local()
+        self._index = index.MasterIndex()
+        self._pending: set[bytes] = set()
+        self._lock = threading.Lock()
+        self._open: dict[int, _OpenPack] = {}
+        self._pack_lock = threading.Lock()
+        self._workers = workers or max(2, os.cpu_count() or 2)
+        self._pool: ThreadPoolExecutor | None = None
+        self._uploader: ThreadPoolExecutor | None = None
+        self._upload_slots = threading.BoundedSemaphore(2)
+        self._uploads: list[Future[None]] = []
+        self._upload_error: BaseException | None = None
+        self._inflight = _Inflight(max_inflight_bytes)
+        self.stats_added_blobs = 0
+        self.stats_added_bytes = 0
+        self.stats_stored_bytes = 0
+        self._load_index()
+
+    # ----------------------------------------------------------------- life cycle
+    @classmethod
+    def init(
+        cls,
+        backend: Backend,
+        *,
+        password: str | None = None,
+        raw_key: bytes | None = None,
+        wrapper: KeyWrapper | None = None,
+        kdf: KdfParams | None = None,
+        pack_size: int = config_mod.DEFAULT_PACK_SIZE,
+        chunker: ChunkerParams | None = None,
+        compression_level: int = compression.DEFAULT_LEVEL,
+        **kwargs: Any,
+    ) -> Repository:
+        """Create a new repository; at least one of password / raw_key / wrapper is needed."""
+        if password is None and raw_key is None and wrapper is None:
+            raise errors.EngineError(detail="a new repository needs a passphrase or a key")
+        if backend.exists("config"):
+            raise errors.RepositoryExists(url=backend.location)
+        keys = RepositoryKeys.generate()
+        repo_id = primitives.random_bytes(32).hex()
+        params = chunker or ChunkerParams()
+        params = ChunkerParams(params.min_size, params.avg_size, params.max_size, keys.chunker_seed)
+        cfg = config_mod.RepoConfig(repo_id, params, pack_size, compression_level)
+        slots = []
+        if password is not None:
+            slots.append(
+                keyslots.passphrase_slot(
+                    keys.secret, password, repo_id, _new_slot_id(), kdf or KdfParams()
+                )
+            )
+        if raw_key is not None:
+            slots.append(keyslots.raw_slot(keys.secret, raw_key, repo_id, _new_slot_id()))
+        if wrapper is not None:
+            slots.append(keyslots.external_slot(keys.secret, wrapper, repo_id, _new_slot_id()))
+        for slot in slots:
+            backend.put(f"keys/{slot.id}", slot.to_bytes())
+        backend.put("config", cfg.encode(keys.sealer()))
+        return cls(backend, cfg, keys, **kwargs)
+
+    @classmethod
+    def open(
+        cls,
+        backend: Backend,
+        *,
+        password: str | None = None,
+        raw_key: bytes | None = None,
+        wrapper: KeyWrapper | None = None,
+        **kwargs: Any,
+    ) -> Repository:
+        try:
+            header = config_mod.read_header(backend.get("config"))
+        except errors.ObjectNotFound as exc:
+            raise errors.RepositoryNotFound(url=backend.location) from exc
+        except ValueError as exc:
+            raise errors.IntegrityError(name="config", detail=str(exc)) from exc
+        repo_id = str(header["id"])
+        secret = _open_any_slot(backend, repo_id, password, raw_key, wrapper)
+        keys = RepositoryKeys(secret)
+        try:
+            cfg = config_mod.decode(header, keys.sealer())
+        except primitives.AuthenticationFailed as exc:
+            raise errors.IntegrityError(name="config", detail="fails authentication") from exc
+        return cls(backend, cfg, keys, **kwargs)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            for pool in (self._pool, self._uploader):
+                if pool is not None:
+                    pool.shutdown(wait=True)
+            self._pool = self._uploader = None
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- key slots
+    def add_key_slot(
+        self,
+        *,
+        password: str | None = None,
+        raw_key: bytes | None = None,
+        wrapper: KeyWrapper | None = None,
+        kdf: KdfParams | None = None,
+    ) -> str:
+        """Add a slot that opens this repository; no data is re-encrypted."""
+        slot_id, rid, secret = _new_slot_id(), self.config.id, self._keys.secret
+        if password is not None:
+            slot = keyslots.passphrase_slot(secret, password, rid, slot_id, kdf or KdfParams())
+        elif raw_key is not None:
+            slot = keyslots.raw_slot(secret, raw_key, rid, slot_id)
+        elif wrapper is not None:
+            slot = keyslots.external_slot(secret, wrapper, rid, slot_id)
+        else:
+            raise errors.EngineError(detail="add_key_slot needs a passphrase or a key")
+        self.backend.put(f"keys/{slot_id}", slot.to_bytes())
+        return slot_id
+
+    def list_key_slots(self) -> list[keyslots.KeySlot]:
+        return [
+            keyslots.KeySlot.from_bytes(self.backend.get(o.name))
+            for o in self.backend.list("keys/")
+        ]
+
+    def remove_key_slot(self, slot_id: str) -> None:
+        if len(self.list_key_slots()) <= 1:
+            raise errors.EngineError(detail="refusing to remove the last key slot")
+        self.backend.delete(f"keys/{slot_id}")
+
+    # ----------------------------------------------------------------- blobs
+    @property
+    def chunker_params(self) -> ChunkerParams:
+        return self.config.chunker
+
+    def chunker(self) -> Chunker:
+        return Chunker(self.config.chunker)
+
+    def blob_id(self, data: bytes | memoryview) -> bytes:
+        return self._keys.blob_id(data)
+
+    def has_blob(self, blob_id: bytes) -> bool:
+        return blob_id in self._index or blob_id in self._pending
+
+    def add_blob(self, kind: BlobKind, data: bytes | memoryview) -> bytes:
+        return self._store(packs.KINDS[kind], data, None)
+
+    def add_blob_async(self, kind: BlobKind, data: bytes | memoryview) -> Future[bytes]:
+        n = len(data)
+        self._inflight.acquire(n)
+        try:
+            return self._get_pool().submit(self._store, packs.KINDS[kind], data, n)
+        except BaseException:
+            self._inflight.release(n)
+            raise
+
+    def _get_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="sv-blob")
+        return self._pool
+
+    def _sealer(self) -> primitives.Sealer:
+        sealer: primitives.Sealer | None = getattr(self._local, "sealer", None)
+        if sealer is None:
+            sealer = self._local.sealer = self._keys.sealer()
+        return sealer
+
+    def _store(self, kind: int, data: bytes | memoryview, reserved: int | None) -> bytes:
+        try:
+            blob_id = self._keys.blob_id(data)
+            with self._lock:
+                if blob_id in self._index or blob_id in self._pending:
+                    return blob_id
+                self._pending.add(blob_id)
+            nonce, sealed = self._sealer().seal_parts(
+                compression.pack(data, self.config.compression_level),
+                packs.blob_aad(kind, blob_id),
+            )
+            self._append(kind, blob_id, nonce, sealed, len(data))
+            return blob_id
+        finally:
+            if reserved is not None:
+                self._inflight.release(reserved)
+
+    def _append(
+        self, kind: int, blob_id: bytes, nonce: bytes, sealed: bytes, raw_length: int
+    ) -> None:
+        full: _OpenPack | None = None
+        stored = len(nonce) + len(sealed)
+        with self._pack_lock:
+            pack = self._open.setdefault(kind, _OpenPack())
+            pack.entries.append(packs.PackEntry(kind, blob_id, pack.size, stored, raw_length))
+            pack.parts.append(nonce)
+            pack.parts.append(sealed)
+            pack.size += stored
+            self.stats_added_blobs += 1
+            self.stats_added_bytes += raw_length
+            self.stats_stored_bytes += stored
+            if pack.size >= self.config.pack_size:
+                full = self._open.pop(kind)
+        if full is not None:
+            self._submit_upload(full)
+
+    def _submit_upload(self, pack: _OpenPack) -> None:
+        self._upload_slots.acquire()  # back pressure: at most two packs waiting to upload
+        if self._uploader is None:
+            with self._lock:
+                if self._uploader is None:
+                    self._uploader = ThreadPoolExecutor(2, thread_name_prefix="sv-upload")
+        future = self._uploader.submit(self._upload, pack)
+        with self._lock:
+            self._uploads.append(future)
+
+    def _upload(self, pack: _OpenPack) -> None:
+        try:
+            header = packs.encode_header(self._sealer(), pack.entries)
+            pack.parts.append(header)
+            body = b"".join(pack.parts)
+            pack.parts.clear()
+            pack_id = primitives.content_hash(body).hex()
+            _put_idempotent(self.backend, packs.pack_name(pack_id), body)
+            del body
+            segment = index.Segment({pack_id: pack.entries}).encode(self._sealer())
+            seg_name = f"index/{primitives.content_hash(segment).hex()}"
+            _put_idempotent(self.backend, seg_name, segment)
+            self._index.add_pack(pack_id, pack.entries)
+            with self._lock:
+                self._pending.difference_update(e.blob_id for e in pack.entries)
+        except BaseException as exc:
+            self._upload_error = exc
+            raise
+        finally:
+            self._upload_slots.release()
+
+    def flush(self) -> None:
+        """Upload every open pack, then wait until packs and index segments are durable."""
+        self._inflight.wait_idle()
+        with self._pack_lock:
+            open_packs = [p for p in self._open.values() if p.entries]
+            self._open.clear()
+        for pack in open_packs:
+            self._submit_upload(pack)
+        with self._lock:
+            uploads, self._uploads = self._uploads, []
+        for future in uploads:
+            future.exception()
+        if self._upload_error is not None:
+            exc, self._upload_error = self._upload_error, None
+            raise exc
+
+    def blob_location(self, blob_id: bytes) -> tuple[str, int, int]:
+        loc = self._locate(blob_id)
+        return packs.pack_name(loc.pack_id), loc.offset, loc.length
+
+    def _locate(self, blob_id: bytes) -> index.Location:
+        loc = self._index.get(blob_id)
+        if loc is None and blob_id in self._pending:
+            self.flush()
+            loc = self._index.get(blob_id)
+        if loc is None:
+            raise errors.IntegrityError(name=f"blob {blob_id.hex()}", detail="not in the index")
+        return loc
+
+    def get_blob(self, blob_id: bytes) -> bytes:
+        loc = self._locate(blob_id)
+        name = packs.pack_name(loc.pack_id)
+        try:
+            sealed = self.backend.get(name, loc.offset, loc.length)
+        except (errors.ObjectNotFound, errors.ShortRead) as exc:
+            raise errors.IntegrityError(name=name, detail=f"blob {blob_id.hex()}: {exc}") from exc
+        return self.decode_blob(blob_id, loc.kind, sealed, name)
+
+    def decode_blob(self, blob_id: bytes, kind: int, sealed: bytes, name: str) -> bytes:
+        """Authenticate and decompress one sealed blob read from pack ``name``."""
+        try:
+            return compression.unpack(self._sealer().open(sealed, packs.blob_aad(kind, blob_id)))
+        except (primitives.AuthenticationFailed, ValueError) as exc:
+            raise errors.IntegrityError(
+                name=name, detail=f"blob {blob_id.hex()} is damaged ({exc})"
+            ) from exc
+
+    def verify_blob_id(self, blob_id: bytes, plaintext: bytes) -> bool:
+        return self._keys.blob_id(plaintext) == blob_id
+
+    # ----------------------------------------------------------------- index
+    @property
+    def master_index(self) -> index.MasterIndex:
+        return self._index
+
+    def index_segments(self) -> list[str]:
+        return [o.name for o in self.backend.list("index/")]
+
+    def read_segment(self, name: str) -> index.Segment:
+        try:
+            return index.Segment.decode(self._sealer(), self.backend.get(name))
+        except index.IndexFormatError as exc:
+            raise errors.IntegrityError(name=name, detail=str(exc)) from exc
+
+    def _load_index(self) -> None:
+        names = self.index_segments()
+        if not names:
+            return
+        with ThreadPoolExecutor(8) as pool:
+            segments = dict(zip(names, pool.map(self.read_segment, names), strict=True))
+        superseded = {f"index/{s}" for seg in segments.values() for s in seg.supersedes}
+        for name, seg in segments.items():
+            if name in superseded:
+                continue
+            for pack_id, entries in seg.packs.items():
+                self._index.add_pack(pack_id, entries)
+
+    def reload_index(self) -> None:
+        self._index = index.MasterIndex()
+        self._load_index()
+
+    def write_segment(self, segment: index.Segment) -> str:
+        data = segment.encode(self._sealer())
+        name = f"index/{primitives.content_hash(data).hex()}"
+        _put_idempotent(self.backend, name, data)
+        return name
+
+    def read_pack_header(self, pack_id: str) -> list[packs.PackEntry]:
+        name = packs.pack_name(pack_id)
+        size = self.backend.stat(name).size
+        if size < packs.TAIL_SIZE:
+            raise errors.IntegrityError(name=name, detail="too short to be a pack")
+        hlen = packs.header_length(self.backend.get(name, size - packs.TAIL_SIZE, packs.TAIL_SIZE))
+        if hlen + packs.TAIL_SIZE > size:
+            raise errors.IntegrityError(name=name, detail="header length beyond the pack")
+        sealed = self.backend.get(name, size - packs.TAIL_SIZE - hlen, hlen)
+        try:
+            return packs.decode_header(self._sealer(), sealed)
+        except packs.PackFormatError as exc:
+            raise errors.IntegrityError(name=name, detail=str(exc)) from exc
+
+    def write_pack(self, blobs: list[tuple[int, bytes, bytes, int]]) -> str:
+        """Write one pack of already sealed blobs (kind, id, sealed, raw_length); for prune."""
+        pack = _OpenPack()
+        for kind, blob_id, sealed, raw in blobs:
+            pack.entries.append(packs.PackEntry(kind, blob_id, pack.size, len(sealed), raw))
+            pack.parts.append(sealed)
+            pack.size += len(sealed)
+        pack.parts.append(packs.encode_header(self._sealer(), pack.entries))
+        body = b"".join(pack.parts)
+        pack_id = primitives.content_hash(body).hex()
+        _put_idempotent(self.backend, packs.pack_name(pack_id), body)
+        return pack_id
+
+    def list_packs(self) -> Iterator[tuple[str, int]]:
+        for info in self.backend.list("data/"):
+            yield info.name.rsplit("/", 1)[-1], info.size
+
+    # ----------------------------------------------------------------- manifests
+    def save_manifest(self, manifest: dict[str, Any]) -> str:
+        """Flush, then write the manifest: the commit point of a recovery point."""
+        self.flush()
+        rp_id = primitives.random_bytes(32).hex()
+        body = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+        sealed = self._sealer().seal(compression.pack(body), MANIFEST_AAD + rp_id.encode())
+        self.backend.put(MANIFEST_PREFIX + rp_id, sealed)
+        return rp_id
+
+    def load_manifest(self, rp_id: str) -> dict[str, Any]:
+        name = MANIFEST_PREFIX + rp_id
+        try:
+            sealed = self.backend.get(name)
+        except errors.ObjectNotFound as exc:
+            raise errors.RecoveryPointNotFound(id=rp_id) from exc
+        try:
+            doc = json.loads(
+                compression.unpack(self._sealer().open(sealed, MANIFEST_AAD + rp_id.encode()))
+            )
+        except (primitives.AuthenticationFailed, ValueError) as exc:
+            raise errors.IntegrityError(
+                name=name, detail="recovery point fails authentication"
+            ) from exc
+        if not isinstance(doc, dict):
+            raise errors.IntegrityError(name=name, detail="not a manifest object")
+        return doc
+
+    def list_manifests(self) -> list[str]:
+        return sorted(o.name[len(MANIFEST_PREFIX) :] for o in self.backend.list(MANIFEST_PREFIX))
+
+    def delete_manifest(self, rp_id: str) -> None:
+        try:
+            self.backend.delete(MANIFEST_PREFIX + rp_id)
+        except errors.ObjectNotFound as exc:
+            raise errors.RecoveryPointNotFound(id=rp_id) from exc
+
+    def manifests(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every recovery point with its manifest, oldest first (by its ``time``)."""
+        ids = self.list_manifests()
+        with ThreadPoolExecutor(8) as pool:
+            docs = list(pool.map(self.load_manifest, ids))
+        pairs = list(zip(ids, docs, strict=True))
+        pairs.sort(key=lambda p: (str(p[1].get("time", "")), p[0]))
+        return pairs
+
+    def resolve(self, ref: str, where: Callable[[dict[str, Any]], bool] | None = None) -> str:
+        """``latest`` (optionally among manifests where ``where`` holds), a full id or a
+        unique prefix of one."""
+        if ref == "latest":
+            pairs = [p for p in self.manifests() if where is None or where(p[1])]
+            if not pairs:
+                raise errors.RecoveryPointNotFound(id="latest")
+            return pairs[-1][0]
+        ids = [i for i in self.list_manifests() if i.startswith(ref)] if ref else []
+        if len(ids) != 1:
+            raise errors.RecoveryPointNotFound(id=ref if not ids else f"{ref} (ambiguous)")
+        return ids[0]
+
+
+def _new_slot_id() -> str:
+    return primitives.random_bytes(16).hex()
+
+
+def _open_any_slot(
+    backend: Backend,
+    repo_id: str,
+    password: str | None,
+    raw_key: bytes | None,
+    wrapper: KeyWrapper | None,
+) -> bytes:
+    for info in backend.list("keys/"):
+        try:
+            slot = keyslots.KeySlot.from_bytes(backend.get(info.name))
+        except (ValueError, KeyError):
+            continue
+        secret = keyslots.open_slot(
+            slot, repo_id, passphrase=password, raw_key=raw_key, wrapper=wrapper
+        )
+        if secret is not None:
+            return secret
+    raise errors.WrongKey()
+
+
+def _put_idempotent(backend: Backend, name: str, data: bytes) -> None:
+    """Content-addressed names: an existing object of that name already holds these bytes."""
+    with contextlib.suppress(errors.ObjectExists):
+        backend.put(name, data)

@@ -1,0 +1,82 @@
+"""Content-defined chunking (FastCDC, the compiled pyfastcdc implementation).
+
+Parameters live in the repository ``config``; the gear seed is derived from the
+repository secret so chunk boundaries do not reveal content across repositories.
+
+    >>> c = Chunker(ChunkerParams(min_size=64, avg_size=256, max_size=1024, seed=1))
+    >>> sum(len(v) for v in c.chunks_of_bytes(bytes(range(256)) * 40))
+    10240
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, BinaryIO
+
+from pyfastcdc.cy import FastCDC
+
+
+@dataclass(frozen=True)
+class ChunkerParams:
+    """FastCDC parameters, passed to pyfastcdc as they are.
+
+    pyfastcdc's ``avg_size`` is the normalized target *beyond* the skipped minimum; with
+    the defaults (min 512 KiB, avg 640 KiB, max 8 MiB) the measured mean chunk on random
+    data is about 1 MiB, restic's figure.
+    """
+
+    min_size: int = 512 * 1024
+    avg_size: int = 640 * 1024
+    max_size: int = 8 * 1024 * 1024
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ChunkerParams:
+        return cls(
+            min_size=int(doc["min_size"]),
+            avg_size=int(doc["avg_size"]),
+            max_size=int(doc["max_size"]),
+            seed=int(doc.get("seed", 0)),
+        )
+
+
+class Chunker:
+    """Splits streams, buffers and files into content-defined chunks. Not thread-safe:
+    use one per thread (they are cheap)."""
+
+    def __init__(self, params: ChunkerParams) -> None:
+        self.params = params
+        self._cdc = FastCDC(
+            avg_size=params.avg_size,
+            min_size=params.min_size,
+            max_size=params.max_size,
+            seed=params.seed,
+        )
+
+    def chunks(self, stream: BinaryIO) -> Iterator[memoryview]:
+        """Chunks of a stream; each view is valid only until the next one is produced."""
+        for chunk in self._cdc.cut_stream(stream):
+            yield chunk.data
+
+    def chunks_of_bytes(self, data: bytes | memoryview) -> Iterator[memoryview]:
+        for chunk in self._cdc.cut_buf(data):
+            yield chunk.data
+
+    def chunks_of_file(self, path: str | bytes) -> Iterator[memoryview]:
+        """Chunks of a regular file through mmap; the views stay valid while referenced."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if size == 0:
+                return
+            mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        with memoryview(mapped) as view:
+            yield from self.chunks_of_bytes(view)

@@ -1,0 +1,71 @@
+"""Blob compression: zstd, stored raw when compression does not make it smaller.
+
+The first byte of a blob's plaintext says how the rest is stored::
+
+    0x00  raw
+    0x01  zstd frame (content size in the frame header)
+
+Compressor objects are per thread (zstandard contexts are not thread-safe); zstd
+releases the GIL, so a thread pool compresses in parallel.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import zstandard
+
+RAW = 0
+ZSTD = 1
+DEFAULT_LEVEL = 3
+
+_local = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    cache: dict[int, zstandard.ZstdCompressor] | None = getattr(_local, "c", None)
+    if cache is None:
+        cache = _local.c = {}
+    if level not in cache:
+        cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    return cache[level]
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d: zstandard.ZstdDecompressor | None = getattr(_local, "d", None)
+    if d is None:
+        d = _local.d = zstandard.ZstdDecompressor()
+    return d
+
+
+SAMPLE = 32 * 1024
+"""Bytes of a large blob trial-compressed first: when even that does not shrink, the
+blob is stored raw without spending zstd's time on all of it (random or already
+compressed data)."""
+
+
+def pack(data: bytes | memoryview, level: int = DEFAULT_LEVEL) -> bytes:
+    """Plaintext of a blob: a one-byte method then the (maybe compressed) data."""
+    if level > 0 and len(data) >= 64 and _worth_trying(data):
+        compressed = _compressor(level).compress(data)
+        if len(compressed) < len(data):
+            return b"\x01" + compressed
+    return b"\x00" + data
+
+
+def _worth_trying(data: bytes | memoryview) -> bool:
+    if len(data) < 4 * SAMPLE:
+        return True
+    sample = memoryview(data)[len(data) // 2 : len(data) // 2 + SAMPLE]
+    return len(_compressor(1).compress(sample)) < SAMPLE * 0.97
+
+
+def unpack(body: bytes) -> bytes:
+    if not body:
+        raise ValueError("empty blob body")
+    method = body[0]
+    if method == RAW:
+        return body[1:]
+    if method == ZSTD:
+        return bytes(_decompressor().decompress(memoryview(body)[1:]))
+    raise ValueError(f"unknown compression method {method}")

@@ -1,0 +1,87 @@
+"""Cipher, MAC, hash and KDF primitives. Nothing outside engine/crypto imports these libraries.
+
+>>> key = random_bytes(32)
+>>> sealed = seal(key, b"secret", b"aad")
+>>> open_sealed(key, sealed, b"aad")
+b'secret'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import blake3
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+NONCE_SIZE = 12
+TAG_SIZE = 16
+OVERHEAD = NONCE_SIZE + TAG_SIZE
+KEY_SIZE = 32
+
+
+class AuthenticationFailed(Exception):
+    """Sealed bytes failed authentication (wrong key, wrong context, or damage)."""
+
+
+def random_bytes(n: int) -> bytes:
+    return os.urandom(n)
+
+
+def seal(key: bytes, plaintext: bytes | memoryview, aad: bytes) -> bytes:
+    """AES-256-GCM with a fresh random 96-bit nonce: ``nonce || ciphertext || tag``."""
+    nonce = os.urandom(NONCE_SIZE)
+    return nonce + AESGCM(key).encrypt(nonce, bytes(plaintext), aad)
+
+
+class Sealer:
+    """A reusable AES-256-GCM context for one key (saves key-schedule work per blob)."""
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def seal(self, plaintext: bytes | memoryview, aad: bytes) -> bytes:
+        nonce = os.urandom(NONCE_SIZE)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def seal_parts(self, plaintext: bytes | memoryview, aad: bytes) -> tuple[bytes, bytes]:
+        """``(nonce, ciphertext || tag)``, for writers that join parts anyway (no copy)."""
+        nonce = os.urandom(NONCE_SIZE)
+        return nonce, self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, sealed: bytes | memoryview, aad: bytes) -> bytes:
+        if len(sealed) < OVERHEAD:
+            raise AuthenticationFailed("too short")
+        view = memoryview(sealed)
+        try:
+            return self._aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], aad)
+        except InvalidTag as exc:
+            raise AuthenticationFailed("authentication failed") from exc
+
+
+def open_sealed(key: bytes, sealed: bytes | memoryview, aad: bytes) -> bytes:
+    return Sealer(key).open(sealed, aad)
+
+
+def hkdf(secret: bytes, info: bytes, length: int = KEY_SIZE) -> bytes:
+    """A subkey of ``secret`` for the purpose named by ``info`` (HKDF-SHA256, no salt)."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(secret)
+
+
+def keyed_hash(key: bytes, data: bytes | memoryview) -> bytes:
+    """Keyed BLAKE3, 32 bytes: blob ids that reveal nothing without the key."""
+    return blake3.blake3(data, key=key).digest()
+
+
+def content_hash(data: bytes | memoryview) -> bytes:
+    """SHA-256 of stored bytes: names of packs and index segments, checkable without keys."""
+    return hashlib.sha256(data).digest()
+
+
+def scrypt(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    """Memory-hard passphrase KDF (scrypt), 32 bytes."""
+    return Scrypt(salt=salt, length=KEY_SIZE, n=n, r=r, p=p).derive(passphrase)
