@@ -150,7 +150,12 @@ def _operation(name: str, spec: Mapping[str, Any], compiler: _Compiler) -> Opera
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """A model pattern as a Python regex (Smithy patterns are searched, not anchored)."""
+    """A model pattern as a Python regex, to be used with ``fullmatch``.
+
+    AWS services validate with Java's ``Pattern.matches`` (the whole value must match),
+    which is what their documentation describes ("consisting of letters, numbers ..."):
+    ``[a-zA-Z][_a-zA-Z0-9]*`` rejects ``"a b"``.
+    """
     # Java's \p{Alpha}-style classes do not occur in the models we load; \uXXXX, (?<!..)
     # and the usual classes mean the same in Python's re.
     return re.compile(pattern)

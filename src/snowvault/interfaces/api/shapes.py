@@ -263,7 +263,7 @@ def _validate_string(shape: Shape, value: str, path: str) -> None:
     if shape.enum is not None and value not in shape.enum:
         allowed = ", ".join(sorted(shape.enum))
         raise _invalid(path, value, f"Member must satisfy enum value set: [{allowed}]")
-    if shape.pattern is not None and shape.pattern.search(value) is None:
+    if shape.pattern is not None and shape.pattern.fullmatch(value) is None:
         pattern = shape.pattern.pattern
         raise _invalid(path, value, f"Member must satisfy regular expression pattern: {pattern}")
 
