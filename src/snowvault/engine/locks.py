@@ -1,0 +1,107 @@
+"""Repository locks: backups hold shared locks, prune holds an exclusive one.
+
+A lock is an immutable object ``locks/<random id>`` holding JSON
+``{"exclusive": bool, "time": ISO-8601 UTC, "host": ..., "pid": ...}``. Holders refresh
+by writing a new lock and deleting the old one (names never change content). A lock
+whose time is older than ``STALE_AFTER`` is ignored (its holder died).
+
+Protocol: write your lock, then list the others. A shared holder backs off when it sees
+a live exclusive lock; an exclusive holder backs off when it sees any other live lock.
+Two contenders that start together may both back off — never both proceed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from snowvault.core.clock import Clock
+from snowvault.core.errors import Conflict
+from snowvault.engine import errors
+from snowvault.engine.backends.base import Backend
+from snowvault.engine.crypto import random_bytes
+
+STALE_AFTER = timedelta(minutes=30)
+REFRESH_EVERY = timedelta(minutes=5)
+
+
+class RepositoryLocked(Conflict):
+    """repository is locked: {detail}"""
+
+
+class Lock:
+    def __init__(self, backend: Backend, clock: Clock, exclusive: bool) -> None:
+        self.backend, self.clock, self.exclusive = backend, clock, exclusive
+        self.name = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _write(self) -> str:
+        name = f"locks/{random_bytes(16).hex()}"
+        doc = {
+            "exclusive": self.exclusive,
+            "time": self.clock.now().isoformat(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        self.backend.put(name, json.dumps(doc).encode())
+        return name
+
+    def acquire(self) -> None:
+        self.name = self._write()
+        for other, doc in live_locks(self.backend, self.clock.now()):
+            if other == self.name:
+                continue
+            if self.exclusive or doc.get("exclusive"):
+                self.release()
+                kind = "an exclusive" if doc.get("exclusive") else "a"
+                raise RepositoryLocked(
+                    detail=f"{kind} lock is held by {doc.get('host')} pid {doc.get('pid')} "
+                    f"since {doc.get('time')}"
+                )
+        self._thread = threading.Thread(target=self._refresh, daemon=True, name="sv-lock")
+        self._thread.start()
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(REFRESH_EVERY.total_seconds()):
+            old, self.name = self.name, self._write()
+            with contextlib.suppress(errors.BackendError):
+                self.backend.delete(old)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self.name:
+            with contextlib.suppress(errors.ObjectNotFound):
+                self.backend.delete(self.name)
+            self.name = ""
+
+
+def live_locks(backend: Backend, now: datetime) -> list[tuple[str, dict[str, object]]]:
+    found = []
+    for info in backend.list("locks/"):
+        try:
+            doc = json.loads(backend.get(info.name))
+            when = datetime.fromisoformat(str(doc["time"]))
+        except (errors.ObjectNotFound, ValueError, KeyError):
+            continue
+        if now - when < STALE_AFTER:
+            found.append((info.name, doc))
+    return found
+
+
+@contextlib.contextmanager
+def locked(backend: Backend, clock: Clock, *, exclusive: bool) -> Iterator[Lock]:
+    lock = Lock(backend, clock, exclusive)
+    lock.acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()
