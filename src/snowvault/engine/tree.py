@@ -1,0 +1,196 @@
+"""Tree blobs: the canonical encoding of one directory's entries.
+
+A directory is stored as a blob of kind ``"tree"``: compact JSON with sorted keys whose
+``nodes`` are sorted by raw name bytes, so the same directory always encodes to the same
+bytes and an unchanged subtree deduplicates to the same blob id. Names, symlink targets
+and xattr names are raw bytes: stored as ``name`` (UTF-8 text) when they decode, else
+``name_b64``. File content is a list of ``[blob_id_hex, length]`` pairs; a hole (a run
+of zeros not stored) is ``[null, length]``. Fields at their default are left out.
+
+    >>> n = Node(name=b"a", type="file", size=3, content=(("ab" * 32, 3),))
+    >>> decode_tree(encode_tree([n])) == [n]
+    True
+
+Depends on nothing but the standard library (and engine.errors for damaged trees).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from snowvault.engine import errors
+
+TREE_VERSION = 1
+
+NodeType = Literal["file", "dir", "symlink", "fifo", "chardev", "blockdev", "socket"]
+NODE_TYPES: frozenset[str] = frozenset(
+    ("file", "dir", "symlink", "fifo", "chardev", "blockdev", "socket")
+)
+
+Chunk = tuple[str | None, int]
+"""One piece of a file: (data blob id hex, plaintext length); id None is a hole."""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One directory entry with everything needed to restore it and to detect change.
+
+    ``inode``/``device``/``ctime_ns`` serve incremental change detection; ``device`` +
+    ``inode`` of a file with ``nlink > 1`` is also its hard-link identity.
+    """
+
+    name: bytes
+    type: str
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+    user: str | None = None
+    group: str | None = None
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    inode: int = 0
+    device: int = 0
+    size: int = 0
+    nlink: int = 1
+    target: bytes | None = None
+    rdev: int = 0
+    xattrs: tuple[tuple[bytes, bytes], ...] = ()
+    content: tuple[Chunk, ...] = ()
+    subtree: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def link_key(self) -> tuple[int, int] | None:
+        """Hard-link identity, or None when this is not a multiply-linked file."""
+        if self.type == "file" and self.nlink > 1:
+            return (self.device, self.inode)
+        return None
+
+    @property
+    def text_name(self) -> str:
+        """The name for display (undecodable bytes shown as backslash escapes)."""
+        return self.name.decode("utf-8", "backslashreplace")
+
+
+# ------------------------------------------------------------------ raw bytes <-> JSON
+
+
+def _put_bytes(doc: dict[str, Any], key: str, raw: bytes) -> None:
+    try:
+        doc[key] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        doc[key + "_b64"] = base64.b64encode(raw).decode("ascii")
+
+
+def _get_bytes(doc: dict[str, Any], key: str) -> bytes | None:
+    if key in doc:
+        return str(doc[key]).encode("utf-8")
+    if key + "_b64" in doc:
+        return base64.b64decode(doc[key + "_b64"], validate=True)
+    return None
+
+
+def _bytes_pair(raw: bytes) -> str | list[str]:
+    """A bytes string as text, or as ``["b64", ...]`` when it is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ["b64", base64.b64encode(raw).decode("ascii")]
+
+
+def _from_pair(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return base64.b64decode(value[1], validate=True)
+
+
+# ------------------------------------------------------------------ node <-> dict
+
+_INT_FIELDS = ("mode", "uid", "gid", "mtime_ns", "ctime_ns", "inode", "device", "size", "rdev")
+
+
+def node_to_dict(node: Node) -> dict[str, Any]:
+    doc: dict[str, Any] = {"type": node.type}
+    _put_bytes(doc, "name", node.name)
+    for key in _INT_FIELDS:
+        value = getattr(node, key)
+        if value:
+            doc[key] = value
+    if node.nlink != 1:
+        doc["nlink"] = node.nlink
+    if node.user is not None:
+        doc["user"] = node.user
+    if node.group is not None:
+        doc["group"] = node.group
+    if node.target is not None:
+        _put_bytes(doc, "target", node.target)
+    if node.xattrs:
+        doc["xattrs"] = [
+            [_bytes_pair(k), base64.b64encode(v).decode("ascii")] for k, v in node.xattrs
+        ]
+    if node.content:
+        doc["content"] = [list(c) for c in node.content]
+    if node.subtree is not None:
+        doc["subtree"] = node.subtree
+    if node.extra:
+        doc["extra"] = node.extra
+    return doc
+
+
+def node_from_dict(doc: dict[str, Any]) -> Node:
+    name = _get_bytes(doc, "name")
+    node_type = doc.get("type")
+    if name is None or node_type not in NODE_TYPES:
+        raise ValueError(f"bad node {doc!r:.200}")
+    ints = {key: int(doc.get(key, 0)) for key in _INT_FIELDS}
+    return Node(
+        name=name,
+        type=str(node_type),
+        user=doc.get("user"),
+        group=doc.get("group"),
+        nlink=int(doc.get("nlink", 1)),
+        target=_get_bytes(doc, "target"),
+        xattrs=tuple(
+            (_from_pair(k), base64.b64decode(v, validate=True)) for k, v in doc.get("xattrs", ())
+        ),
+        content=tuple(
+            (None if c[0] is None else str(c[0]), int(c[1])) for c in doc.get("content", ())
+        ),
+        subtree=doc.get("subtree"),
+        extra=dict(doc.get("extra", {})),
+        **ints,
+    )
+
+
+# ------------------------------------------------------------------ tree <-> bytes
+
+
+def encode_tree(nodes: Iterable[Node]) -> bytes:
+    """The canonical bytes of a directory: nodes sorted by raw name, unique names."""
+    ordered = sorted(nodes, key=lambda n: n.name)
+    for before, after in itertools.pairwise(ordered):
+        if before.name == after.name:
+            raise ValueError(f"duplicate name in tree: {before.text_name}")
+    doc = {"nodes": [node_to_dict(n) for n in ordered], "version": TREE_VERSION}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_tree(data: bytes, name: str = "tree") -> list[Node]:
+    """Parse a tree blob; a malformed one raises IntegrityError naming ``name``."""
+    try:
+        doc = json.loads(data)
+        if doc.get("version") != TREE_VERSION:
+            raise ValueError(f"unsupported tree version {doc.get('version')!r}")
+        return [node_from_dict(n) for n in doc["nodes"]]
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, binascii.Error) as exc:
+        raise errors.IntegrityError(name=name, detail=f"malformed tree: {exc}") from exc
+
+
+def content_size(content: Iterable[Chunk]) -> int:
+    return sum(length for _, length in content)
