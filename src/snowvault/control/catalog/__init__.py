@@ -1,1 +1,43 @@
-"""Every SQL statement: tables, named query functions, migrations."""
+"""Every SQL statement of the control plane: tables, named query functions, migrations.
+
+Services import the package and call modules by name::
+
+    from snowvault.control import catalog
+
+    with catalog.db.transaction(engine) as conn:
+        page = catalog.recovery_points.list_by_vault(conn, vault_arn=arn, limit=100)
+
+Must not depend on services, scheduler, plugins, the engine or any interface.
+"""
+
+from snowvault.control.catalog import (
+    accounts,
+    db,
+    idempotency,
+    jobs,
+    pagination,
+    queue,
+    recovery_points,
+    resources,
+    restore_jobs,
+    settings,
+    tables,
+    tags,
+    vaults,
+)
+
+__all__ = [
+    "accounts",
+    "db",
+    "idempotency",
+    "jobs",
+    "pagination",
+    "queue",
+    "recovery_points",
+    "resources",
+    "restore_jobs",
+    "settings",
+    "tables",
+    "tags",
+    "vaults",
+]

@@ -1,0 +1,121 @@
+"""Engines, transactions, migrations and reset for the catalog database.
+
+SQLite (a file in the data dir, the embedded default) and PostgreSQL (via psycopg 3)
+are both first-class. On SQLite every connection runs in WAL mode with foreign keys on
+and a busy timeout, and every transaction starts with ``BEGIN IMMEDIATE`` so two writers
+queue on the busy timeout instead of failing on a lock upgrade.
+
+    >>> engine = create_engine("sqlite:///:memory:")
+    >>> upgrade(engine)
+    >>> with transaction(engine) as conn:
+    ...     _ = conn.exec_driver_sql("SELECT 1").scalar()
+
+Must not depend on services, the engine (data plane) or any interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from snowvault.control.catalog import tables
+
+Record = dict[str, Any]
+"""One catalog row as a plain dict of column name -> value."""
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
+
+    A bare ``postgresql://`` URL is given the psycopg 3 driver.
+    """
+    parsed = sa.make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, **kwargs)
+    return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_engine(url: sa.URL, **kwargs: Any) -> Engine:
+    connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event decide how transactions start (BEGIN IMMEDIATE).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_sqlite(conn: Connection | Engine) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection inside one transaction: committed on success, rolled back on error."""
+    with engine.begin() as conn:
+        yield conn
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """The programmatic Alembic config; the migrations ship inside the package."""
+    config = Config()
+    script_location = resources.files("snowvault.control.catalog") / "migrations"
+    config.set_main_option("script_location", str(script_location))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:
+    """Run the Alembic migrations up to ``revision`` (default: the newest)."""
+    engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), revision)
+    finally:
+        if isinstance(engine_or_url, str):
+            engine.dispose()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None before the first migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def reset(engine: Engine) -> None:
+    """Delete every row of every catalog table (the test-mode reset endpoint).
+
+    The schema and the Alembic version stay; children go before their parents.
+    """
+    with transaction(engine) as conn:
+        for table in reversed(tables.ALL_TABLES):
+            conn.execute(table.delete())

@@ -1,0 +1,294 @@
+"""Backup jobs: create, describe, list (every ListBackupJobs filter), summaries, stop,
+and the worker side of the queue (claim, heartbeat, complete, release, lease recovery).
+
+One backup job per resource runs at a time: a claim skips jobs whose resource already
+has a RUNNING or ABORTING job, and a partial unique index makes it so under races.
+
+    >>> # job = jobs.claim_next_backup_job(conn, worker_id="w1", labels=["host-a"],
+    >>> #                                  lease_seconds=60, now=clock.now())
+
+Must not depend on anything above ``snowvault.core``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from snowvault.control.catalog import pagination, queue
+from snowvault.control.catalog.db import Record
+from snowvault.control.catalog.tables import backup_jobs as bj
+from snowvault.core.errors import AlreadyExists, Conflict, NotFound
+
+STATES = (
+    "CREATED",
+    "PENDING",
+    "RUNNING",
+    "ABORTING",
+    "ABORTED",
+    "COMPLETED",
+    "FAILED",
+    "EXPIRED",
+    "PARTIAL",
+)
+WAITING = ("CREATED", "PENDING")
+FINAL = ("ABORTED", "COMPLETED", "FAILED", "EXPIRED", "PARTIAL")
+
+SPEC = queue.QueueSpec(
+    table=bj,
+    id_column="job_id",
+    state_column="state",
+    waiting=WAITING,
+    retry_state="PENDING",
+    stopping="ABORTING",
+    resource_column="resource_arn",
+    start_by_column="start_by",
+)
+_ORDER = pagination.Order([bj.c.creation_date, bj.c.job_id], descending=True)
+
+
+@dataclass(frozen=True)
+class BackupJobFilters:
+    """The By* filters of ListBackupJobs (None: no filter). ByAccountId is ``account_ids``."""
+
+    resource_arn: str | None = None
+    state: str | None = None
+    backup_vault_name: str | None = None
+    created_before: datetime | None = None
+    created_after: datetime | None = None
+    resource_type: str | None = None
+    complete_after: datetime | None = None
+    complete_before: datetime | None = None
+    parent_job_id: str | None = None
+    message_category: str | None = None
+
+    def apply(self, stmt: sa.Select[Any]) -> sa.Select[Any]:
+        equal = {
+            bj.c.resource_arn: self.resource_arn,
+            bj.c.state: self.state,
+            bj.c.backup_vault_name: self.backup_vault_name,
+            bj.c.resource_type: self.resource_type,
+            bj.c.parent_job_id: self.parent_job_id,
+            bj.c.message_category: self.message_category,
+        }
+        for column, value in equal.items():
+            if value is not None:
+                stmt = stmt.where(column == value)
+        ranges = [
+            (bj.c.creation_date, self.created_after, self.created_before),
+            (bj.c.completion_date, self.complete_after, self.complete_before),
+        ]
+        for column, after, before in ranges:
+            if after is not None:
+                stmt = stmt.where(column > after)
+            if before is not None:
+                stmt = stmt.where(column < before)
+        return stmt
+
+
+def create(
+    conn: Connection,
+    *,
+    job_id: str,
+    account_id: str,
+    region: str,
+    backup_vault_name: str,
+    backup_vault_arn: str,
+    resource_arn: str,
+    resource_type: str,
+    creation_date: datetime,
+    state: str = "CREATED",
+    **fields: Any,
+) -> Record:
+    """StartBackupJob's row (lease fields start empty)."""
+    values = dict(
+        fields,
+        job_id=job_id,
+        account_id=account_id,
+        region=region,
+        backup_vault_name=backup_vault_name,
+        backup_vault_arn=backup_vault_arn,
+        resource_arn=resource_arn,
+        resource_type=resource_type,
+        creation_date=creation_date,
+        state=state,
+    )
+    try:
+        with conn.begin_nested():
+            conn.execute(bj.insert().values(**values))
+    except IntegrityError as exc:
+        raise AlreadyExists(kind="backup job", name=job_id) from exc
+    return get(conn, job_id)
+
+
+def get(conn: Connection, job_id: str, *, account_id: str | None = None) -> Record:
+    """DescribeBackupJob's row; with ``account_id``, it must belong to that account."""
+    row = conn.execute(sa.select(bj).where(bj.c.job_id == job_id)).first()
+    if row is None or (account_id is not None and row.account_id != account_id):
+        raise NotFound(kind="backup job", name=job_id)
+    return dict(row._mapping)
+
+
+def update(conn: Connection, job_id: str, **fields: Any) -> Record:
+    if conn.execute(bj.update().where(bj.c.job_id == job_id).values(**fields)).rowcount == 0:
+        raise NotFound(kind="backup job", name=job_id)
+    return get(conn, job_id)
+
+
+def list_jobs(
+    conn: Connection,
+    *,
+    region: str,
+    account_ids: Sequence[str],
+    filters: BackupJobFilters | None = None,
+    limit: int | None = None,
+    token: str | None = None,
+) -> pagination.Page:
+    """ListBackupJobs, newest first, over the given accounts (one, or an organization's)."""
+    stmt = sa.select(bj).where(bj.c.region == region, bj.c.account_id.in_(list(account_ids)))
+    stmt = (filters or BackupJobFilters()).apply(stmt)
+    return pagination.paginate(
+        conn, stmt, kind="backup-jobs", order=_ORDER, limit=limit, token=token
+    )
+
+
+def child_state_counts(conn: Connection, parent_job_id: str) -> dict[str, int]:
+    """ChildJobsInState of a parent job: state -> number of children."""
+    stmt = (
+        sa.select(bj.c.state, sa.func.count())
+        .where(bj.c.parent_job_id == parent_job_id)
+        .group_by(bj.c.state)
+    )
+    return {state: int(n) for state, n in conn.execute(stmt)}
+
+
+def summaries(
+    conn: Connection,
+    *,
+    region: str,
+    account_ids: Sequence[str],
+    start: datetime,
+    end: datetime,
+    state: str | None = None,
+    resource_type: str | None = None,
+    message_category: str | None = None,
+) -> list[Record]:
+    """ListBackupJobSummaries: job counts per account, state, resource type and message
+    category for jobs created in [start, end). None filters mean ANY."""
+    keys = [bj.c.account_id, bj.c.state, bj.c.resource_type, bj.c.message_category]
+    stmt = sa.select(*keys, sa.func.count().label("count")).where(
+        bj.c.region == region,
+        bj.c.account_id.in_(list(account_ids)),
+        bj.c.creation_date >= start,
+        bj.c.creation_date < end,
+    )
+    for column, value in (
+        (bj.c.state, state),
+        (bj.c.resource_type, resource_type),
+        (bj.c.message_category, message_category),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    rows = conn.execute(stmt.group_by(*keys).order_by(*keys))
+    return [dict(r._mapping, region=region, start_time=start, end_time=end) for r in rows]
+
+
+def stop(
+    conn: Connection, job_id: str, *, now: datetime, message: str = "stopped by request"
+) -> Record:
+    """StopBackupJob: a waiting job is ABORTED at once, a running one goes ABORTING
+    (its worker sees that on its next heartbeat). Raises Conflict for a finished job."""
+    job = get(conn, job_id)
+    if job["state"] in WAITING:
+        values: dict[str, Any] = {"state": "ABORTED", "completion_date": now}
+    elif job["state"] == "RUNNING":
+        values = {"state": "ABORTING"}
+    else:
+        raise Conflict(detail=f"backup job {job_id} is {job['state']} and cannot be stopped")
+    stmt = bj.update().where(bj.c.job_id == job_id, bj.c.state == job["state"])
+    if conn.execute(stmt.values(status_message=message, **values)).rowcount == 0:
+        raise Conflict(detail=f"backup job {job_id} changed state; try again")
+    return get(conn, job_id)
+
+
+def expire_unstarted(conn: Connection, now: datetime) -> list[str]:
+    """Waiting jobs whose start window closed become EXPIRED; returns their ids."""
+    late = sa.and_(bj.c.state.in_(WAITING), bj.c.start_by < now)
+    ids = [r.job_id for r in conn.execute(sa.select(bj.c.job_id).where(late))]
+    if ids:
+        conn.execute(
+            bj.update()
+            .where(late, bj.c.job_id.in_(ids))
+            .values(
+                state="EXPIRED",
+                completion_date=now,
+                status_message="the job did not start within its start window",
+            )
+        )
+    return ids
+
+
+# --- the worker side of the queue ----------------------------------------------------
+
+
+def claim_next_backup_job(
+    conn: Connection, worker_id: str, labels: Sequence[str], lease_seconds: float, now: datetime
+) -> Record | None:
+    """Claim the oldest runnable backup job: RUNNING, leased to ``worker_id``."""
+    return queue.claim(
+        conn, SPEC, worker_id=worker_id, labels=labels, lease_seconds=lease_seconds, now=now
+    )
+
+
+def heartbeat(
+    conn: Connection,
+    job_id: str,
+    worker_id: str,
+    now: datetime,
+    lease_seconds: float,
+    **progress: Any,
+) -> str | None:
+    """Renew the lease, store progress (percent_done, bytes_transferred...); the state,
+    or None if the lease was lost."""
+    return queue.heartbeat(
+        conn,
+        SPEC,
+        job_id=job_id,
+        worker_id=worker_id,
+        now=now,
+        lease_seconds=lease_seconds,
+        **progress,
+    )
+
+
+def complete(
+    conn: Connection, job_id: str, worker_id: str, now: datetime, state: str, **fields: Any
+) -> bool:
+    """End the job (COMPLETED, PARTIAL, FAILED, ABORTED) with its results."""
+    if state not in FINAL:
+        raise ValueError(f"not a final backup job state: {state}")
+    return queue.complete(
+        conn, SPEC, job_id=job_id, worker_id=worker_id, now=now, state=state, **fields
+    )
+
+
+def release(
+    conn: Connection, job_id: str, worker_id: str, status_message: str | None = None
+) -> bool:
+    return queue.release(
+        conn, SPEC, job_id=job_id, worker_id=worker_id, status_message=status_message
+    )
+
+
+def find_expired_leases(conn: Connection, now: datetime) -> list[Record]:
+    return queue.find_expired_leases(conn, SPEC, now)
+
+
+def recover_expired_leases(conn: Connection, now: datetime) -> list[Record]:
+    return queue.recover_expired_leases(conn, SPEC, now)

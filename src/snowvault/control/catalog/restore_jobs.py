@@ -1,0 +1,210 @@
+"""Restore jobs: create, describe, list (ListRestoreJobs and ...ByProtectedResource),
+and the worker side of the queue, with the same lease protocol as backup jobs.
+
+Must not depend on anything above ``snowvault.core``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from snowvault.control.catalog import pagination, queue
+from snowvault.control.catalog.db import Record
+from snowvault.control.catalog.tables import restore_jobs as rj
+from snowvault.core.errors import AlreadyExists, NotFound
+
+STATUSES = ("PENDING", "RUNNING", "COMPLETED", "ABORTED", "FAILED")
+FINAL = ("COMPLETED", "ABORTED", "FAILED")
+
+SPEC = queue.QueueSpec(
+    table=rj,
+    id_column="restore_job_id",
+    state_column="status",
+    waiting=("PENDING",),
+    retry_state="PENDING",
+)
+_ORDER = pagination.Order([rj.c.creation_date, rj.c.restore_job_id], descending=True)
+
+
+@dataclass(frozen=True)
+class RestoreJobFilters:
+    """The By* filters of ListRestoreJobs and ListRestoreJobsByProtectedResource."""
+
+    resource_type: str | None = None
+    status: str | None = None
+    parent_job_id: str | None = None
+    created_before: datetime | None = None
+    created_after: datetime | None = None
+    complete_before: datetime | None = None
+    complete_after: datetime | None = None
+    recovery_point_created_before: datetime | None = None
+    recovery_point_created_after: datetime | None = None
+
+    def apply(self, stmt: sa.Select[Any]) -> sa.Select[Any]:
+        equal = {
+            rj.c.resource_type: self.resource_type,
+            rj.c.status: self.status,
+            rj.c.parent_job_id: self.parent_job_id,
+        }
+        for column, value in equal.items():
+            if value is not None:
+                stmt = stmt.where(column == value)
+        ranges = [
+            (rj.c.creation_date, self.created_after, self.created_before),
+            (rj.c.completion_date, self.complete_after, self.complete_before),
+            (
+                rj.c.recovery_point_creation_date,
+                self.recovery_point_created_after,
+                self.recovery_point_created_before,
+            ),
+        ]
+        for column, after, before in ranges:
+            if after is not None:
+                stmt = stmt.where(column > after)
+            if before is not None:
+                stmt = stmt.where(column < before)
+        return stmt
+
+
+def create(
+    conn: Connection,
+    *,
+    restore_job_id: str,
+    account_id: str,
+    region: str,
+    recovery_point_arn: str,
+    creation_date: datetime,
+    status: str = "PENDING",
+    **fields: Any,
+) -> Record:
+    """StartRestoreJob's row."""
+    values = dict(
+        fields,
+        restore_job_id=restore_job_id,
+        account_id=account_id,
+        region=region,
+        recovery_point_arn=recovery_point_arn,
+        creation_date=creation_date,
+        status=status,
+    )
+    try:
+        with conn.begin_nested():
+            conn.execute(rj.insert().values(**values))
+    except IntegrityError as exc:
+        raise AlreadyExists(kind="restore job", name=restore_job_id) from exc
+    return get(conn, restore_job_id)
+
+
+def get(conn: Connection, restore_job_id: str, *, account_id: str | None = None) -> Record:
+    """DescribeRestoreJob's row; with ``account_id``, it must belong to that account."""
+    row = conn.execute(sa.select(rj).where(rj.c.restore_job_id == restore_job_id)).first()
+    if row is None or (account_id is not None and row.account_id != account_id):
+        raise NotFound(kind="restore job", name=restore_job_id)
+    return dict(row._mapping)
+
+
+def update(conn: Connection, restore_job_id: str, **fields: Any) -> Record:
+    stmt = rj.update().where(rj.c.restore_job_id == restore_job_id).values(**fields)
+    if conn.execute(stmt).rowcount == 0:
+        raise NotFound(kind="restore job", name=restore_job_id)
+    return get(conn, restore_job_id)
+
+
+def list_jobs(
+    conn: Connection,
+    *,
+    region: str,
+    account_ids: Sequence[str],
+    filters: RestoreJobFilters | None = None,
+    limit: int | None = None,
+    token: str | None = None,
+) -> pagination.Page:
+    """ListRestoreJobs, newest first."""
+    stmt = sa.select(rj).where(rj.c.region == region, rj.c.account_id.in_(list(account_ids)))
+    stmt = (filters or RestoreJobFilters()).apply(stmt)
+    return pagination.paginate(
+        conn, stmt, kind="restore-jobs", order=_ORDER, limit=limit, token=token
+    )
+
+
+def list_by_protected_resource(
+    conn: Connection,
+    *,
+    account_id: str,
+    resource_arn: str,
+    filters: RestoreJobFilters | None = None,
+    limit: int | None = None,
+    token: str | None = None,
+) -> pagination.Page:
+    """ListRestoreJobsByProtectedResource, newest first."""
+    stmt = sa.select(rj).where(
+        rj.c.account_id == account_id, rj.c.source_resource_arn == resource_arn
+    )
+    stmt = (filters or RestoreJobFilters()).apply(stmt)
+    return pagination.paginate(
+        conn, stmt, kind="restore-jobs-by-resource", order=_ORDER, limit=limit, token=token
+    )
+
+
+# --- the worker side of the queue ----------------------------------------------------
+
+
+def claim_next_restore_job(
+    conn: Connection, worker_id: str, labels: Sequence[str], lease_seconds: float, now: datetime
+) -> Record | None:
+    """Claim the oldest PENDING restore job this worker may run."""
+    return queue.claim(
+        conn, SPEC, worker_id=worker_id, labels=labels, lease_seconds=lease_seconds, now=now
+    )
+
+
+def heartbeat(
+    conn: Connection,
+    restore_job_id: str,
+    worker_id: str,
+    now: datetime,
+    lease_seconds: float,
+    **progress: Any,
+) -> str | None:
+    return queue.heartbeat(
+        conn,
+        SPEC,
+        job_id=restore_job_id,
+        worker_id=worker_id,
+        now=now,
+        lease_seconds=lease_seconds,
+        **progress,
+    )
+
+
+def complete(
+    conn: Connection, restore_job_id: str, worker_id: str, now: datetime, status: str, **fields: Any
+) -> bool:
+    if status not in FINAL:
+        raise ValueError(f"not a final restore job status: {status}")
+    return queue.complete(
+        conn, SPEC, job_id=restore_job_id, worker_id=worker_id, now=now, state=status, **fields
+    )
+
+
+def release(
+    conn: Connection, restore_job_id: str, worker_id: str, status_message: str | None = None
+) -> bool:
+    return queue.release(
+        conn, SPEC, job_id=restore_job_id, worker_id=worker_id, status_message=status_message
+    )
+
+
+def find_expired_leases(conn: Connection, now: datetime) -> list[Record]:
+    return queue.find_expired_leases(conn, SPEC, now)
+
+
+def recover_expired_leases(conn: Connection, now: datetime) -> list[Record]:
+    return queue.recover_expired_leases(conn, SPEC, now)

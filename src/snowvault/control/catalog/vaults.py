@@ -1,0 +1,160 @@
+"""Backup vaults: create, describe, list, delete, and their policy, notifications and lock.
+
+A vault is unique per (account, region, name). Rows come back with
+``number_of_recovery_points`` counted from ``recovery_points`` (indexed by vault), so the
+count can never drift.
+
+Must not depend on anything above ``snowvault.core``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from snowvault.control.catalog import pagination, tags
+from snowvault.control.catalog.db import Record
+from snowvault.control.catalog.tables import recovery_points, vaults
+from snowvault.core.errors import AlreadyExists, Conflict, NotFound
+
+_ORDER = pagination.Order([vaults.c.name])
+_LOCK_FIELDS = ("min_retention_days", "max_retention_days", "changeable_for_days", "lock_date")
+
+
+def _select() -> sa.Select[Any]:
+    count = (
+        sa.select(sa.func.count())
+        .where(recovery_points.c.backup_vault_arn == vaults.c.arn)
+        .scalar_subquery()
+        .label("number_of_recovery_points")
+    )
+    return sa.select(vaults, count)
+
+
+def create(
+    conn: Connection,
+    *,
+    arn: str,
+    account_id: str,
+    region: str,
+    name: str,
+    creation_date: datetime,
+    storage_url: str,
+    **fields: Any,
+) -> Record:
+    """Insert a vault; raises AlreadyExists if the name is taken in that account+region."""
+    values = dict(
+        fields,
+        arn=arn,
+        account_id=account_id,
+        region=region,
+        name=name,
+        creation_date=creation_date,
+        storage_url=storage_url,
+    )
+    try:
+        with conn.begin_nested():
+            conn.execute(vaults.insert().values(**values))
+    except IntegrityError as exc:
+        raise AlreadyExists(kind="backup vault", name=name) from exc
+    return get(conn, account_id=account_id, region=region, name=name)
+
+
+def find(conn: Connection, *, account_id: str, region: str, name: str) -> Record | None:
+    row = conn.execute(
+        _select().where(
+            vaults.c.account_id == account_id, vaults.c.region == region, vaults.c.name == name
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def get(conn: Connection, *, account_id: str, region: str, name: str) -> Record:
+    """The vault row; raises NotFound."""
+    row = find(conn, account_id=account_id, region=region, name=name)
+    if row is None:
+        raise NotFound(kind="backup vault", name=name)
+    return row
+
+
+def get_by_arn(conn: Connection, arn: str) -> Record:
+    row = conn.execute(_select().where(vaults.c.arn == arn)).first()
+    if row is None:
+        raise NotFound(kind="backup vault", name=arn)
+    return dict(row._mapping)
+
+
+def list_vaults(
+    conn: Connection,
+    *,
+    account_id: str,
+    region: str,
+    vault_type: str | None = None,
+    limit: int | None = None,
+    token: str | None = None,
+) -> pagination.Page:
+    """ListBackupVaults: vaults of the account in the region, by name."""
+    stmt = _select().where(vaults.c.account_id == account_id, vaults.c.region == region)
+    if vault_type:
+        stmt = stmt.where(vaults.c.vault_type == vault_type)
+    return pagination.paginate(conn, stmt, kind="vaults", order=_ORDER, limit=limit, token=token)
+
+
+def update(conn: Connection, arn: str, **fields: Any) -> Record:
+    """Set the given columns (access_policy, notifications, encryption fields...)."""
+    result = conn.execute(vaults.update().where(vaults.c.arn == arn).values(**fields))
+    if result.rowcount == 0:
+        raise NotFound(kind="backup vault", name=arn)
+    return get_by_arn(conn, arn)
+
+
+def set_lock(
+    conn: Connection,
+    arn: str,
+    *,
+    min_retention_days: int | None,
+    max_retention_days: int | None,
+    changeable_for_days: int | None,
+    lock_date: datetime | None,
+) -> Record:
+    """PutBackupVaultLockConfiguration: store the lock; ``locked`` follows ``lock_date``.
+
+    The decision whether the lock may still change is the model's, not the catalog's.
+    """
+    return update(
+        conn,
+        arn,
+        min_retention_days=min_retention_days,
+        max_retention_days=max_retention_days,
+        changeable_for_days=changeable_for_days,
+        lock_date=lock_date,
+        locked=lock_date is not None,
+    )
+
+
+def clear_lock(conn: Connection, arn: str) -> Record:
+    """DeleteBackupVaultLockConfiguration."""
+    return update(conn, arn, locked=False, **dict.fromkeys(_LOCK_FIELDS))
+
+
+def set_locked(conn: Connection, arn: str, locked: bool) -> Record:
+    """Flip ``locked`` (the sweeper sets it when a lock's grace time ends)."""
+    return update(conn, arn, locked=locked)
+
+
+def list_lock_pending(conn: Connection, *, before: datetime) -> list[Record]:
+    """Vaults whose lock_date has passed but which are not yet flagged locked."""
+    stmt = _select().where(vaults.c.locked.is_(False), vaults.c.lock_date <= before)
+    return [dict(r._mapping) for r in conn.execute(stmt.order_by(vaults.c.arn))]
+
+
+def delete(conn: Connection, arn: str) -> None:
+    """DeleteBackupVault: only an empty vault; its tags go with it."""
+    if get_by_arn(conn, arn)["number_of_recovery_points"]:
+        raise Conflict(detail=f"backup vault {arn} still holds recovery points")
+    conn.execute(vaults.delete().where(vaults.c.arn == arn))
+    tags.delete_all(conn, arn)
