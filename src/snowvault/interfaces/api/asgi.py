@@ -43,6 +43,7 @@ Handler = Callable[["RequestContext", dict[str, Any]], Mapping[str, Any] | None]
 ExtraEndpoint = Callable[[Request, "RequestContext | None"], Awaitable[Response]]
 
 REGION_ERROR_CODE = "InvalidRequestException"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 
 @dataclass(frozen=True)
@@ -346,5 +347,5 @@ def build_app(
     """The Starlette app serving ``services`` (and ``extra_routes`` first)."""
     api = _Api(services, lookup_secret, clock, allowed_regions, error_table)
     routes: list[BaseRoute] = [api.wrap_extra(r) for r in extra_routes]
-    routes.append(Route("/{path:path}", api.endpoint, methods=None))
+    routes.append(Route("/{path:path}", api.endpoint, methods=list(_METHODS)))
     return Starlette(routes=routes)
