@@ -2,12 +2,15 @@
 
 Guarantees a backend gives (the contract suite in tests/contract checks each one):
 
-- Names are ``/``-separated relative keys (``data/ab/abcd...``). A name is immutable:
-  ``put`` of an existing name raises :class:`ObjectExists` and leaves the old object.
+- Names are ``/``-separated relative keys (``data/ab/abcd...``), checked by
+  :func:`check_name` (a bad name is a :class:`PermanentBackendError`). A name is
+  immutable: ``put`` of an existing name raises :class:`ObjectExists` and leaves the old
+  object; after ``delete`` the name may be used again.
 - ``put`` is atomic: readers see the whole object or nothing, never a prefix.
 - Read-after-write: once ``put`` returns, ``get``/``stat``/``list`` see the object.
 - ``get(name, offset, length)`` returns exactly ``length`` bytes; fewer is
-  :class:`ShortRead`, never a silently short buffer. ``length=None`` reads to the end.
+  :class:`ShortRead`, never a silently short buffer. ``length=None`` reads to the end;
+  ``offset`` past the end is a :class:`ShortRead`, ``offset`` at the end gives ``b""``.
 - ``list(prefix)`` yields every object whose name starts with ``prefix``, in any order.
 - ``delete`` of a missing name raises :class:`ObjectNotFound`; of an object under
   retention raises :class:`ObjectLocked` and leaves it.
@@ -24,6 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
+from snowvault.engine import errors
+
 RetentionMode = Literal["GOVERNANCE", "COMPLIANCE"]
 
 
@@ -37,6 +42,46 @@ class ObjectInfo:
 class Retention:
     mode: RetentionMode
     until: datetime
+
+
+def extend_retention(current: Retention | None, wanted: Retention) -> Retention:
+    """The retention after asking for ``wanted``: the later date and the stronger mode.
+
+    Retention never shortens and COMPLIANCE never turns back into GOVERNANCE:
+
+    >>> from datetime import UTC, datetime
+    >>> old = Retention("COMPLIANCE", datetime(2030, 1, 1, tzinfo=UTC))
+    >>> new = extend_retention(old, Retention("GOVERNANCE", datetime(2031, 1, 1, tzinfo=UTC)))
+    >>> new.mode, new.until.year
+    ('COMPLIANCE', 2031)
+    """
+    if current is None:
+        return wanted
+    mode: RetentionMode = (
+        "COMPLIANCE" if "COMPLIANCE" in (current.mode, wanted.mode) else "GOVERNANCE"
+    )
+    return Retention(mode, max(current.until, wanted.until))
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid object name, else raise PermanentBackendError.
+
+    Valid: non-empty ``/``-separated segments, none of them ``.`` or ``..``, no leading
+    or trailing ``/``, no backslash or NUL.
+    """
+    segments = name.split("/")
+    bad = (
+        not name or "\\" in name or "\0" in name or any(seg in ("", ".", "..") for seg in segments)
+    )
+    if bad:
+        raise errors.PermanentBackendError(detail=f"invalid object name {name!r}")
+    return name
+
+
+def check_range(offset: int, length: int | None) -> None:
+    """Raise PermanentBackendError for a negative offset or length."""
+    if offset < 0 or (length is not None and length < 0):
+        raise errors.PermanentBackendError(detail=f"invalid range offset={offset} length={length}")
 
 
 @dataclass(frozen=True)
