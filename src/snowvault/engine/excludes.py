@@ -15,6 +15,7 @@ Depends only on pathspec; knows nothing of repositories.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pathspec
@@ -27,7 +28,7 @@ class Excludes:
         self.patterns = tuple(patterns)
         try:
             self._spec = pathspec.GitIgnoreSpec.from_lines(self.patterns) if patterns else None
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, re.error) as exc:
             raise errors.InvalidInput(detail=f"bad exclude pattern: {exc}") from exc
 
     def __bool__(self) -> bool:

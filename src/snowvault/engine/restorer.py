@@ -326,7 +326,10 @@ class _Restorer:
             os.chmod(where, node.mode)
         for name, value in node.xattrs:
             try:
-                os.setxattr(where, name, value, follow_symlinks=False)
+                if fd is not None:
+                    os.setxattr(fd, name, value)
+                else:
+                    os.setxattr(path, name, value, follow_symlinks=False)
             except OSError as exc:
                 if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
                     raise
