@@ -72,18 +72,30 @@ class RestJsonRouter:
     """Precompiled templates of one rest-json model, grouped by HTTP method."""
 
     def __init__(self, service: ServiceModel) -> None:
-        by_method: dict[str, list[_Route]] = {}
+        # method -> first path segment -> candidate routes, most specific first; the ""
+        # bucket holds templates starting with a label, tried after the literal bucket.
+        self._routes: dict[str, dict[str, list[_Route]]] = {}
         for op in service.operations.values():
-            by_method.setdefault(op.method, []).append(_compile(op))
-        for routes in by_method.values():
-            # Tuples compare segment by segment: a literal beats a label at the same place.
-            routes.sort(key=lambda r: r.specificity, reverse=True)
-        self._routes = by_method
+            route = _compile(op)
+            first = _first_segment(op.request_uri)
+            first = "" if _LABEL.match(first) else first
+            self._routes.setdefault(op.method, {}).setdefault(first, []).append(route)
+        for buckets in self._routes.values():
+            labelled = buckets.get("", [])
+            for key, routes in buckets.items():
+                if key:
+                    routes.extend(labelled)
+                # Tuples compare segment by segment: a literal beats a label at that place.
+                routes.sort(key=lambda r: r.specificity, reverse=True)
 
     def match(self, method: str, raw_path: str, query: Mapping[str, object]) -> Match | None:
         """The operation for ``method`` and ``raw_path`` (no query string), or None."""
         path = _SLASHES.sub("/", raw_path) or "/"
-        for route in self._routes.get(method.upper(), ()):
+        buckets = self._routes.get(method.upper())
+        if buckets is None:
+            return None
+        candidates = buckets.get(_first_segment(path)) or buckets.get("", [])
+        for route in candidates:
             found = route.regex.match(path)
             if found is None or any(k not in query for k in route.query_keys):
                 continue
@@ -93,6 +105,10 @@ class RestJsonRouter:
             }
             return Match(route.operation, labels)
         return None
+
+
+def _first_segment(path: str) -> str:
+    return path.split("?", 1)[0].lstrip("/").split("/", 1)[0]
 
 
 def _decode(raw: str) -> str:

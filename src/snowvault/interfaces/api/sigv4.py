@@ -19,6 +19,7 @@ Depends on the standard library only; must not depend on HTTP frameworks or othe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -32,6 +33,7 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = timedelta(minutes=15)
 UNSIGNED_PAYLOADS = frozenset({"UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"})
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
+_AMZ_DATE_RE = re.compile(r"^\d{8}T\d{6}Z$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _AUTH = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=(?P<cred>[^,\s]+)\s*,\s*"
@@ -171,7 +173,7 @@ def _request_time(headers: Mapping[str, list[str]], auth: _Authorization) -> tup
     try:
         if "x-amz-date" in headers:
             text = headers["x-amz-date"][0].strip()
-            when = datetime.strptime(text, _AMZ_DATE).replace(tzinfo=UTC)
+            when = _parse_amz_date(text)
         elif "date" in headers:
             when = parsedate_to_datetime(headers["date"][0]).astimezone(UTC)
             text = when.strftime(_AMZ_DATE)
@@ -190,6 +192,15 @@ def _request_time(headers: Mapping[str, list[str]], auth: _Authorization) -> tup
             f"date from HTTP: '{auth.date}' != '{text[:8]}', from '{text}'.",
         )
     return when, text
+
+
+def _parse_amz_date(text: str) -> datetime:
+    if _AMZ_DATE_RE.match(text) is None:
+        raise ValueError(text)
+    year, month, day = int(text[0:4]), int(text[4:6]), int(text[6:8])
+    return datetime(
+        year, month, day, int(text[9:11]), int(text[11:13]), int(text[13:15]), tzinfo=UTC
+    )
 
 
 def _check_skew(signed_at: datetime, amz_date: str, now: datetime) -> None:
@@ -281,10 +292,17 @@ def signature(secret: str, amz_date: str, auth: _Authorization, canonical: str) 
     to_sign = "\n".join(
         (ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest())
     )
-    key = _hmac(f"AWS4{secret}".encode(), auth.date)
-    for part in (auth.region, auth.service, "aws4_request"):
-        key = _hmac(key, part)
+    key = _signing_key(secret, auth.date, auth.region, auth.service)
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=1024)
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """The derived key changes once a day per key and scope: derive it once."""
+    key = _hmac(f"AWS4{secret}".encode(), date)
+    for part in (region, service, "aws4_request"):
+        key = _hmac(key, part)
+    return key
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
