@@ -482,3 +482,16 @@ def test_bucket_has_object_lock(s3_server: str) -> None:
     assert bucket_has_object_lock(make_bucket(s3_server, object_lock=True), **opts)
     assert not bucket_has_object_lock(make_bucket(s3_server), **opts)
     assert make_s3(s3_server, make_bucket(s3_server)).capabilities.retention is False
+
+
+def test_local_directories_are_not_objects(tmp_path: Path) -> None:
+    store = LocalBackend(tmp_path)
+    store.put("data/ab/abcd", TEN)
+    for read in (
+        lambda: store.get("data/ab"),
+        lambda: store.get("data/ab", 0, 0),
+        lambda: store.stat("data"),
+    ):
+        with pytest.raises(errors.ObjectNotFound):
+            read()
+    assert not store.exists("data/ab")

@@ -217,7 +217,10 @@ class LocalBackend:
 
     def _read(self, fd: int, name: str, offset: int, length: int | None) -> bytes:
         if length is None or length == 0:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise errors.ObjectNotFound(name=name)
+            size = st.st_size
             if offset > size:
                 raise past_end(name, offset, size, length)
             length = size - offset if length is None else 0
