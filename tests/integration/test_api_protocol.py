@@ -7,6 +7,7 @@ routing, parsing, validation, SigV4, error codes, status codes, request ids.
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
 import threading
 import time
@@ -390,3 +391,14 @@ def test_extra_routes_authenticated_or_not(server: Server) -> None:
     assert whoami.json() == {"arn": ALICE.arn, "region": REGION}
     wrong_scope = _signed(server, "GET", "/_snowvault/whoami", b"", service="backup")
     assert wrong_scope.status_code == 403
+
+
+def test_each_request_is_logged_with_its_id(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="snowvault.api")
+    out = client(server).describe_backup_vault(BackupVaultName="logged")
+    request_id = out["ResponseMetadata"]["RequestId"]
+    lines = [r.getMessage() for r in caplog.records if request_id in r.getMessage()]
+    assert len(lines) == 1
+    assert "op=DescribeBackupVault" in lines[0] and "status=200" in lines[0]
