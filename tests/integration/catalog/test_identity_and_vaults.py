@@ -169,9 +169,13 @@ def test_resources_inventory_and_protected_lists(conn: Connection) -> None:
         )
     with pytest.raises(AlreadyExists):
         catalog.resources.register(
-            conn, arn="arn:res:0", account_id=ACCOUNT, region=REGION,
-            resource_type="Directory", created_at=T0,
-        )  # fmt: skip
+            conn,
+            arn="arn:res:0",
+            account_id=ACCOUNT,
+            region=REGION,
+            resource_type="Directory",
+            created_at=T0,
+        )
     catalog.resources.record_backup(
         conn, "arn:res:1", when=T0, vault_arn=vault["arn"], recovery_point_arn="arn:rp:x"
     )
@@ -179,10 +183,17 @@ def test_resources_inventory_and_protected_lists(conn: Connection) -> None:
         conn, "arn:res:1", when=T0 - timedelta(days=1), vault_arn="old", recovery_point_arn="old"
     )
     catalog.recovery_points.create(
-        conn, arn="arn:rp:x", account_id=ACCOUNT, region=REGION, backup_vault_name="main",
-        backup_vault_arn=vault["arn"], resource_arn="arn:res:1", resource_type="Directory",
-        status="COMPLETED", creation_date=T0,
-    )  # fmt: skip
+        conn,
+        arn="arn:rp:x",
+        account_id=ACCOUNT,
+        region=REGION,
+        backup_vault_name="main",
+        backup_vault_arn=vault["arn"],
+        resource_arn="arn:res:1",
+        resource_type="Directory",
+        status="COMPLETED",
+        creation_date=T0,
+    )
     got = catalog.resources.get(conn, "arn:res:1")
     assert (got["last_backup_time"], got["last_recovery_point_arn"]) == (T0, "arn:rp:x")
     protected = catalog.resources.list_resources(
