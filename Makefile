@@ -7,7 +7,7 @@ DATA_DIR ?= $(HOME)/.local/share/snowvault
 PORT ?= 8765
 PYTEST_ARGS ?=
 
-.PHONY: install run demo test check lint typecheck imports bench clean
+.PHONY: install run demo test check lint typecheck imports bench bench-tools clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,8 +38,11 @@ imports: $(STAMP)
 
 check: lint typecheck imports test
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/engine_bench.py
+bench: $(STAMP) bench-tools
+	$(BIN)/python benchmarks/engine_bench.py $(BENCH_ARGS)
+
+bench-tools:
+	command -v restic >/dev/null && command -v borg >/dev/null || (apt-get update -qq && apt-get install -y -qq restic borgbackup)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
