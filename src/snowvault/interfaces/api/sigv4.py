@@ -19,15 +19,14 @@ Depends on the standard library only; must not depend on HTTP frameworks or othe
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote
+
+from snowvault.engine.crypto import sigv4 as crypto_sigv4
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = timedelta(minutes=15)
@@ -127,7 +126,7 @@ def verify(
     payload = _payload_hash(headers, request.body)
     canonical = canonical_request(request, headers, auth.signed_headers, payload)
     expected = signature(principal.secret_access_key, amz_date, auth, canonical)
-    if not hmac.compare_digest(expected, auth.signature.lower()):
+    if not crypto_sigv4.equal(expected, auth.signature.lower()):
         raise AuthError(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided. "
@@ -221,14 +220,14 @@ def _check_skew(signed_at: datetime, amz_date: str, now: datetime) -> None:
 
 
 def _payload_hash(headers: Mapping[str, list[str]], body: bytes) -> str:
-    actual = hashlib.sha256(body).hexdigest()
+    actual = crypto_sigv4.sha256_hex(body)
     claimed = headers.get("x-amz-content-sha256")
     if not claimed:
         return actual
     value = claimed[0].strip()
     if value in UNSIGNED_PAYLOADS:
         return value
-    if not _HEX64.match(value) or not hmac.compare_digest(value, actual):
+    if not _HEX64.match(value) or not crypto_sigv4.equal(value, actual):
         raise AuthError(
             "InvalidSignatureException",
             "The provided 'x-amz-content-sha256' header does not match what was computed.",
@@ -288,22 +287,5 @@ def _reencode(text: str) -> str:
 
 
 def signature(secret: str, amz_date: str, auth: _Authorization, canonical: str) -> str:
-    scope = f"{auth.date}/{auth.region}/{auth.service}/aws4_request"
-    to_sign = "\n".join(
-        (ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest())
-    )
-    key = _signing_key(secret, auth.date, auth.region, auth.service)
-    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-
-
-@functools.lru_cache(maxsize=1024)
-def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    """The derived key changes once a day per key and scope: derive it once."""
-    key = _hmac(f"AWS4{secret}".encode(), date)
-    for part in (region, service, "aws4_request"):
-        key = _hmac(key, part)
-    return key
-
-
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+    scope = f"{auth.date}/{auth.region}/{auth.service}"
+    return crypto_sigv4.sigv4_signature(secret, amz_date, scope, canonical)
