@@ -28,10 +28,11 @@ import os
 import pwd
 import socket
 import stat
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO, Protocol
 
@@ -41,7 +42,7 @@ from snowvault.engine import errors, snapshots
 from snowvault.engine.chunker import Chunker, ChunkerParams
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
-from snowvault.engine.tree import Chunk, Node, decode_tree, encode_tree
+from snowvault.engine.tree import Node, decode_tree, encode_tree
 
 MAX_PENDING_NODES = 20_000
 """Entries whose tree is not yet built; bounds memory independently of the source size."""
@@ -123,7 +124,7 @@ class FileSystem:
 
 # ---------------------------------------------------------------- pending work
 
-Part = tuple["Future[bytes] | str | None", int]
+Part = tuple["Future[bytes] | _BatchRef | str | None", int]
 
 
 @dataclass(eq=False)
@@ -141,20 +142,86 @@ class _PendingNode:
     child: _PendingDir | None = None
 
 
-def _hex(ref: Future[bytes] | str) -> str:
+def _hex(ref: Future[bytes] | _BatchRef | str) -> str:
     return ref if isinstance(ref, str) else ref.result().hex()
 
 
 def _resolve(pn: _PendingNode) -> Node:
+    node = pn.node
     if pn.child is not None:
         assert pn.child.tree_id is not None
-        return replace(pn.node, subtree=_hex(pn.child.tree_id))
-    if pn.parts is not None:
-        content: tuple[Chunk, ...] = tuple(
-            (None if ref is None else _hex(ref), length) for ref, length in pn.parts
-        )
-        return replace(pn.node, content=content)
-    return pn.node
+        node.subtree = _hex(pn.child.tree_id)
+    elif pn.parts is not None:
+        node.content = tuple((None if ref is None else _hex(ref), n) for ref, n in pn.parts)
+    return node
+
+
+class _BatchRef:
+    """Where one small file's blob id will be: slot ``index`` of a batch."""
+
+    __slots__ = ("batch", "index")
+
+    def __init__(self, batch: _Batch, index: int) -> None:
+        self.batch = batch
+        self.index = index
+
+    def result(self) -> bytes:
+        assert self.batch.future is not None
+        return self.batch.future.result()[self.index]
+
+
+@dataclass(eq=False)
+class _Batch:
+    data: list[bytes]
+    nbytes: int = 0
+    future: Future[list[bytes]] | None = None
+
+
+class _SmallFiles:
+    """Uploads small files in batches on a few threads of our own: one hand-off per batch
+    instead of one future per file (the per-file hop dominated small-file backups).
+    At most ``max_batches`` batches are in flight, so memory stays bounded."""
+
+    def __init__(
+        self, repo: BlobStore, workers: int = 2, max_batches: int = 4, batch_bytes: int = 4 << 20
+    ) -> None:
+        self._repo = repo
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sv-small")
+        self._slots = threading.BoundedSemaphore(max_batches)
+        self._batch_bytes = batch_bytes
+        self._batch = _Batch([])
+
+    def add(self, data: bytes) -> _BatchRef:
+        batch = self._batch
+        ref = _BatchRef(batch, len(batch.data))
+        batch.data.append(data)
+        batch.nbytes += len(data)
+        if batch.nbytes >= self._batch_bytes or len(batch.data) >= 512:
+            self.flush()
+        return ref
+
+    def flush(self) -> None:
+        batch = self._batch
+        if not batch.data:
+            return
+        self._batch = _Batch([])
+        self._slots.acquire()
+        try:
+            batch.future = self._pool.submit(self._store, batch)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _store(self, batch: _Batch) -> list[bytes]:
+        try:
+            return [self._repo.add_blob("data", d) for d in batch.data]
+        finally:
+            batch.data = []
+            self._slots.release()
+
+    def close(self) -> None:
+        self.flush()
+        self._pool.shutdown(wait=True)
 
 
 @dataclass
@@ -202,6 +269,7 @@ class _Archiver:
         self._links: dict[tuple[int, int], list[Part]] = {}
         self._users: dict[int, str | None] = {}
         self._groups: dict[int, str | None] = {}
+        self.small_files = _SmallFiles(repo)
 
     # ------------------------------------------------------------ pending queue
     def enqueue(self, pd: _PendingDir) -> None:
@@ -212,6 +280,7 @@ class _Archiver:
 
     def _finish(self, pd: _PendingDir) -> None:
         self._pending -= len(pd.nodes) + 1
+        self.small_files.flush()
         data = encode_tree([_resolve(pn) for pn in pd.nodes])
         if pd.parent_raw is not None and pd.parent_id is not None and data == pd.parent_raw:
             pd.tree_id = pd.parent_id
@@ -340,7 +409,8 @@ class _Archiver:
         if prev is not None and _unchanged(prev, st):
             c.files_unchanged += 1
             self.meter.advance(files=1, nbytes=st.st_size, current=rel)
-            return _PendingNode(replace(node, size=prev.size), list(prev.content))
+            node.size = prev.size
+            return _PendingNode(node, list(prev.content))
         key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
         parts = self._links.get(key) if key is not None else None
         if parts is None:
@@ -354,7 +424,8 @@ class _Archiver:
             c.files_changed += 1
         size = sum(length for _, length in parts)
         self.meter.advance(files=1, nbytes=size, current=rel)
-        return _PendingNode(replace(node, size=size), parts)
+        node.size = size
+        return _PendingNode(node, parts)
 
     def read_file(self, path: bytes, st: os.stat_result) -> list[Part]:
         size = st.st_size
@@ -362,7 +433,10 @@ class _Archiver:
             return []
         sparse = st.st_blocks * 512 < size
         if size < self.small:
-            return [self.submit(self.fs.read_small(path, size), sparse)]
+            data = self.fs.read_small(path, size)
+            if sparse and data == bytes(len(data)):
+                return [(None, len(data))]
+            return [(self.small_files.add(data), len(data))]
         return [self.submit(view, sparse) for view in self.fs.chunks(path, self.chunker)]
 
     def submit(self, data: bytes | memoryview, sparse: bool) -> Part:
@@ -410,8 +484,11 @@ def backup_paths(
     arch = _Archiver(repo, fs, Excludes(excludes), one_file_system, meter)
     parent_tree = _parent_tree(repo, parent)
     stored_before = _stored(repo)
-    root = _walk_roots(arch, fs, raw, parent_tree)
-    arch.drain()
+    try:
+        root = _walk_roots(arch, fs, raw, parent_tree)
+        arch.drain()
+    finally:
+        arch.small_files.close()
     assert root.tree_id is not None
     tree_id = _hex(root.tree_id)
     c = arch.counters

@@ -37,9 +37,13 @@ Chunk = tuple[str | None, int]
 """One piece of a file: (data blob id hex, plaintext length); id None is a hole."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Node:
     """One directory entry with everything needed to restore it and to detect change.
+
+    Not frozen only so the archiver can fill ``content``/``subtree`` in place when its
+    uploads finish (``dataclasses.replace`` per file is measurable); treat nodes read
+    from a repository as immutable.
 
     ``inode``/``device``/``ctime_ns`` serve incremental change detection; ``device`` +
     ``inode`` of a file with ``nlink > 1`` is also its hard-link identity.
@@ -63,7 +67,7 @@ class Node:
     xattrs: tuple[tuple[bytes, bytes], ...] = ()
     content: tuple[Chunk, ...] = ()
     subtree: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def link_key(self) -> tuple[int, int] | None:
@@ -118,10 +122,25 @@ _INT_FIELDS = ("mode", "uid", "gid", "mtime_ns", "ctime_ns", "inode", "device", 
 def node_to_dict(node: Node) -> dict[str, Any]:
     doc: dict[str, Any] = {"type": node.type}
     _put_bytes(doc, "name", node.name)
-    for key in _INT_FIELDS:
-        value = getattr(node, key)
-        if value:
-            doc[key] = value
+    # spelled out rather than looped: this runs once per backed-up entry
+    if node.mode:
+        doc["mode"] = node.mode
+    if node.uid:
+        doc["uid"] = node.uid
+    if node.gid:
+        doc["gid"] = node.gid
+    if node.mtime_ns:
+        doc["mtime_ns"] = node.mtime_ns
+    if node.ctime_ns:
+        doc["ctime_ns"] = node.ctime_ns
+    if node.inode:
+        doc["inode"] = node.inode
+    if node.device:
+        doc["device"] = node.device
+    if node.size:
+        doc["size"] = node.size
+    if node.rdev:
+        doc["rdev"] = node.rdev
     if node.nlink != 1:
         doc["nlink"] = node.nlink
     if node.user is not None:
@@ -135,7 +154,7 @@ def node_to_dict(node: Node) -> dict[str, Any]:
             [_bytes_pair(k), base64.b64encode(v).decode("ascii")] for k, v in node.xattrs
         ]
     if node.content:
-        doc["content"] = [list(c) for c in node.content]
+        doc["content"] = node.content
     if node.subtree is not None:
         doc["subtree"] = node.subtree
     if node.extra:
