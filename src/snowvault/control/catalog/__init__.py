@@ -11,11 +11,14 @@ Must not depend on services, scheduler, plugins, the engine or any interface.
 """
 
 from snowvault.control.catalog import (
+    access_tables,
     accounts,
     db,
     idempotency,
     jobs,
+    kms_tables,
     pagination,
+    plans_tables,
     queue,
     recovery_points,
     resources,
@@ -27,11 +30,14 @@ from snowvault.control.catalog import (
 )
 
 __all__ = [
+    "access_tables",
     "accounts",
     "db",
     "idempotency",
     "jobs",
+    "kms_tables",
     "pagination",
+    "plans_tables",
     "queue",
     "recovery_points",
     "resources",
