@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from snowvault.core import errors as core_errors
 from snowvault.engine import errors as engine_errors
+from snowvault.interfaces.cli import client
 
 EXIT_CODES: dict[type[BaseException], int] = {
     core_errors.SnowvaultError: 1,
@@ -26,6 +27,16 @@ EXIT_CODES: dict[type[BaseException], int] = {
     engine_errors.WrongKey: 6,
     engine_errors.IntegrityError: 8,
     engine_errors.RecoveryPointNotFound: 3,
+    client.ClientConfigError: 9,
+    client.ServerUnreachable: 7,
+    client.ApiError: 1,
+    client.ApiInvalidInput: 2,
+    client.ApiNotFound: 3,
+    client.ApiAlreadyExists: 4,
+    client.ApiConflict: 5,
+    client.ApiAccessDenied: 6,
+    client.ApiUnavailable: 7,
+    client.JobUnsuccessful: 10,
 }
 
 

@@ -22,6 +22,25 @@ def _register() -> None:
 
     cli.add_command(repo_cmd.repo)
 
+    from snowvault.interfaces.cli import (
+        backup_cmd,
+        job_cmd,
+        recovery_point_cmd,
+        resource_cmd,
+        restore_cmd,
+        vault_cmd,
+    )
+
+    for group in (
+        vault_cmd.vault,
+        resource_cmd.resource,
+        backup_cmd.backup,
+        job_cmd.job,
+        recovery_point_cmd.recovery_point,
+        restore_cmd.restore,
+    ):
+        cli.add_command(group)
+
 
 _register()
 

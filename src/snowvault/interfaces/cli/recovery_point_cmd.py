@@ -1,0 +1,130 @@
+"""``snowvault recovery-point``: list, describe, delete and browse recovery points.
+
+A recovery point is named by its ARN or by a unique suffix of it (the id) within
+``--vault``. Browsing uses the extension action ListRecoveryPointContents.
+A pure API client: must not import the server side (interfaces.api, app, services).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from snowvault.core.errors import InvalidInput, NotFound
+from snowvault.interfaces.cli import render, resource_cmd
+from snowvault.interfaces.cli.client import Api, json_option, with_api
+
+COLUMNS: list[render.Column] = [
+    ("ARN", lambda r: r.get("RecoveryPointArn")),
+    ("STATUS", lambda r: r.get("Status")),
+    ("SIZE", lambda r: render.size(r.get("BackupSizeInBytes") or 0)),
+    ("VAULT", lambda r: r.get("BackupVaultName")),
+    ("RESOURCE", lambda r: r.get("ResourceName") or r.get("ResourceArn")),
+    ("CREATED", lambda r: _when(r.get("CreationDate"))),
+]
+
+ENTRY_COLUMNS: list[render.Column] = [
+    ("MODE", lambda e: _mode(e.get("Mode"))),
+    ("SIZE", lambda e: e.get("Size") if e.get("Type") != "dir" else ""),
+    ("MODIFIED", lambda e: e.get("ModifiedTime")),
+    ("PATH", lambda e: e.get("Path")),
+]
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else str(value or "")
+
+
+def _mode(value: Any) -> str:
+    return oct(value)[2:].rjust(4, "0") if isinstance(value, int) else str(value or "")
+
+
+def pick_by_suffix(arns: list[str], ref: str) -> str:
+    """The one ARN equal to or ending with ``ref``.
+
+    >>> pick_by_suffix(["arn:x:recovery-point:abc", "arn:x:recovery-point:abd"], "abc")
+    'arn:x:recovery-point:abc'
+    """
+    matches = [a for a in arns if a == ref or a.endswith(ref)]
+    if not matches:
+        raise NotFound(kind="recovery point", name=ref)
+    if len(matches) > 1:
+        raise InvalidInput(detail=f"{ref!r} matches {len(matches)} recovery points; give more")
+    return matches[0]
+
+
+def resolve(api: Api, ref: str, vault: str | None) -> str:
+    """A full ARN as given, or the ARN in ``vault`` that ends with ``ref``."""
+    if ref.startswith("arn:"):
+        return ref
+    if not vault:
+        raise InvalidInput(detail="give the full recovery point ARN, or --vault with an id")
+    points = api.paginate(
+        "list_recovery_points_by_backup_vault", "RecoveryPoints", BackupVaultName=vault
+    )
+    return pick_by_suffix([str(p["RecoveryPointArn"]) for p in points], ref)
+
+
+@click.group("recovery-point")
+def recovery_point() -> None:
+    """Recovery points: the backups themselves."""
+
+
+@recovery_point.command("list")
+@click.option("--vault", metavar="NAME", help="Recovery points in this vault.")
+@click.option("--resource", "resource_ref", metavar="ARN|NAME", help="...of this resource.")
+@json_option
+@with_api
+def list_(api: Api, vault: str | None, resource_ref: str | None, as_json: bool) -> None:
+    """List recovery points of a vault (--vault) or of a resource (--resource)."""
+    if bool(vault) == bool(resource_ref):
+        raise InvalidInput(detail="give exactly one of --vault NAME or --resource ARN|NAME")
+    if vault:
+        rows = api.paginate(
+            "list_recovery_points_by_backup_vault", "RecoveryPoints", BackupVaultName=vault
+        )
+    else:
+        arn = resource_cmd.resolve(api, str(resource_ref))
+        rows = api.paginate("list_recovery_points_by_resource", "RecoveryPoints", ResourceArn=arn)
+    render.table(as_json, rows, COLUMNS)
+
+
+@recovery_point.command()
+@click.argument("ref", metavar="ARN|ID")
+@click.option("--vault", required=True, metavar="NAME")
+@json_option
+@with_api
+def describe(api: Api, ref: str, vault: str, as_json: bool) -> None:
+    """Show one recovery point."""
+    arn = resolve(api, ref, vault)
+    doc = api.call("describe_recovery_point", BackupVaultName=vault, RecoveryPointArn=arn)
+    text = "\n".join(f"{title.lower():9} {get(doc) or ''}" for title, get in COLUMNS)
+    render.result(as_json, doc, text)
+
+
+@recovery_point.command()
+@click.argument("ref", metavar="ARN|ID")
+@click.option("--vault", required=True, metavar="NAME")
+@json_option
+@with_api
+def delete(api: Api, ref: str, vault: str, as_json: bool) -> None:
+    """Delete one recovery point (refused under vault lock or legal hold)."""
+    arn = resolve(api, ref, vault)
+    api.call("delete_recovery_point", BackupVaultName=vault, RecoveryPointArn=arn)
+    render.result(as_json, {"RecoveryPointArn": arn, "Deleted": True}, f"deleted {arn}")
+
+
+@recovery_point.command("ls")
+@click.argument("ref", metavar="ARN|ID")
+@click.argument("path", required=False, default="/")
+@click.option("-r", "--recursive", is_flag=True, help="List the whole subtree.")
+@click.option("--vault", metavar="NAME", help="Needed only when REF is an id, not an ARN.")
+@json_option
+@with_api
+def ls(api: Api, ref: str, path: str, recursive: bool, vault: str | None, as_json: bool) -> None:
+    """List files and directories inside a recovery point."""
+    arn = resolve(api, ref, vault)
+    body = {"RecoveryPointArn": arn, "Path": path, "Recursive": recursive}
+    entries = api.ext("ListRecoveryPointContents", body).get("Entries", [])
+    render.table(as_json, entries, ENTRY_COLUMNS)

@@ -1,0 +1,80 @@
+"""``snowvault vault``: create, list, describe and delete backup vaults over the AWS API.
+
+A pure API client: talks to the server through :mod:`client` only; must not import the
+server side (interfaces.api, app, services, catalog).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from snowvault.interfaces.cli import render
+from snowvault.interfaces.cli.client import Api, json_option, with_api
+
+COLUMNS: list[render.Column] = [
+    ("NAME", lambda v: v.get("BackupVaultName")),
+    ("RECOVERY POINTS", lambda v: v.get("NumberOfRecoveryPoints")),
+    ("LOCKED", lambda v: "yes" if v.get("Locked") else "no"),
+    ("CREATED", lambda v: _when(v.get("CreationDate"))),
+    ("ARN", lambda v: v.get("BackupVaultArn")),
+]
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else str(value or "")
+
+
+@click.group()
+def vault() -> None:
+    """Backup vaults: where recovery points are kept."""
+
+
+@vault.command()
+@click.argument("name")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
+@json_option
+@with_api
+def create(api: Api, name: str, tags: tuple[str, ...], as_json: bool) -> None:
+    """Create vault NAME."""
+    params: dict[str, Any] = {"BackupVaultName": name}
+    if tags:
+        params["BackupVaultTags"] = render.parse_tags(tags)
+    doc = api.call("create_backup_vault", **params)
+    render.result(as_json, doc, f"created vault {name} ({doc.get('BackupVaultArn')})")
+
+
+@vault.command("list")
+@json_option
+@with_api
+def list_(api: Api, as_json: bool) -> None:
+    """List vaults."""
+    render.table(as_json, api.paginate("list_backup_vaults", "BackupVaultList"), COLUMNS)
+
+
+@vault.command()
+@click.argument("name")
+@json_option
+@with_api
+def describe(api: Api, name: str, as_json: bool) -> None:
+    """Show vault NAME."""
+    doc = api.call("describe_backup_vault", BackupVaultName=name)
+    if as_json:
+        render.result(True, doc, "")
+        return
+    lines = [
+        f"{title.lower():16} {get(doc) if get(doc) is not None else ''}" for title, get in COLUMNS
+    ]
+    lines.append(f"{'encryption key':16} {doc.get('EncryptionKeyArn') or ''}")
+    render.result(False, doc, "\n".join(lines))
+
+
+@vault.command()
+@click.argument("name")
+@json_option
+@with_api
+def delete(api: Api, name: str, as_json: bool) -> None:
+    """Delete vault NAME (it must hold no recovery points)."""
+    api.call("delete_backup_vault", BackupVaultName=name)
+    render.result(as_json, {"BackupVaultName": name, "Deleted": True}, f"deleted vault {name}")
