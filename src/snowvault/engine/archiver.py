@@ -96,7 +96,7 @@ class FileSystem:
         finally:
             os.close(fd)
 
-    def chunks(self, path: bytes, chunker: Chunker) -> Iterator[memoryview]:
+    def chunks(self, path: bytes, chunker: Chunker) -> Iterator[bytes] | Iterator[memoryview]:
         return chunker.chunks_of_file(path)
 
     def readlink(self, path: bytes) -> bytes:

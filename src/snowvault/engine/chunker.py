@@ -10,8 +10,6 @@ repository secret so chunk boundaries do not reveal content across repositories.
 
 from __future__ import annotations
 
-import mmap
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
@@ -68,15 +66,10 @@ class Chunker:
         for chunk in self._cdc.cut_buf(data):
             yield chunk.data
 
-    def chunks_of_file(self, path: str | bytes) -> Iterator[memoryview]:
-        """Chunks of a regular file through mmap; the views stay valid while referenced."""
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            size = os.fstat(fd).st_size
-            if size == 0:
-                return
-            mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
-        with memoryview(mapped) as view:
-            yield from self.chunks_of_bytes(view)
+    def chunks_of_file(self, path: str | bytes) -> Iterator[bytes]:
+        """Chunks of a regular file, each its own ``bytes`` (safe to keep and to hand to
+        other threads). Plain reads, not mmap: a file truncated while it is read must end
+        in a short file, never a SIGBUS."""
+        with open(path, "rb", buffering=0) as fh:
+            for view in self.chunks(fh):
+                yield bytes(view)

@@ -38,10 +38,11 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-SAMPLE = 32 * 1024
-"""Bytes of a large blob trial-compressed first: when even that does not shrink, the
-blob is stored raw without spending zstd's time on all of it (random or already
-compressed data)."""
+SAMPLE = 16 * 1024
+"""Bytes of a large blob trial-compressed at its start, middle and end: only when none
+of the three shrinks is the blob stored raw without spending zstd's time on all of it
+(random or already compressed data). A chunk can straddle compressible and random
+regions, so one sample is not enough."""
 
 
 def pack(data: bytes | memoryview, level: int = DEFAULT_LEVEL) -> bytes:
@@ -54,10 +55,15 @@ def pack(data: bytes | memoryview, level: int = DEFAULT_LEVEL) -> bytes:
 
 
 def _worth_trying(data: bytes | memoryview) -> bool:
-    if len(data) < 4 * SAMPLE:
+    n = len(data)
+    if n < 8 * SAMPLE:
         return True
-    sample = memoryview(data)[len(data) // 2 : len(data) // 2 + SAMPLE]
-    return len(_compressor(1).compress(sample)) < SAMPLE * 0.97
+    view = memoryview(data)
+    fast = _compressor(1)
+    for start in (0, n // 2, n - SAMPLE):
+        if len(fast.compress(view[start : start + SAMPLE])) < SAMPLE * 0.97:
+            return True
+    return False
 
 
 def unpack(body: bytes) -> bytes:

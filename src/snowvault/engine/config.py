@@ -21,7 +21,7 @@ from snowvault.engine.crypto import primitives
 
 FORMAT = "snowvault-repository"
 VERSION = 1
-DEFAULT_PACK_SIZE = 32 * 1024 * 1024
+DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)

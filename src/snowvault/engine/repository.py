@@ -33,7 +33,7 @@ from snowvault.engine.crypto import KdfParams, KeyWrapper, RepositoryKeys, keysl
 
 BlobKind = Literal["data", "tree"]
 
-DEFAULT_MAX_INFLIGHT = 96 * 1024 * 1024
+DEFAULT_MAX_INFLIGHT = 32 * 1024 * 1024
 MANIFEST_PREFIX = "recovery-points/"
 MANIFEST_AAD = b"snowvault/recovery-point/v1|"
 
