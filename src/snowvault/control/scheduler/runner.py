@@ -1,0 +1,205 @@
+"""The in-process worker: claim jobs by lease, heartbeat, run them, sweep.
+
+    worker = Worker(deps, WorkerOptions(lease_seconds=60))
+    worker.start()          # threads: `threads` job runners + one sweeper
+    ...
+    worker.stop()           # running jobs are handed back to the queue
+
+While a job runs, a heartbeat thread renews its lease every ``lease_seconds / 3`` and
+stores the latest progress (PercentDone, BytesTransferred, BackupSizeInBytes). The job
+stops (ABORTED) when the heartbeat reads ``ABORTING`` (StopBackupJob), when the lease is
+lost, or when its completion window has passed. The sweeper expires jobs whose start
+window closed, recovers jobs whose worker died (retried, else FAILED: never RUNNING
+forever) and prunes vaults after DeleteRecoveryPoint. One backup per resource at a time
+is the catalog's claim rule.
+
+Must not depend on the composition root or any interface.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from snowvault.control.services import backup_jobs, recovery_points, restore_jobs
+from snowvault.control.services.base import Deps
+from snowvault.control.services.errors import JobStopped
+from snowvault.core import ids
+
+log = logging.getLogger("snowvault.worker")
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    lease_seconds: float = 60.0
+    poll_seconds: float = 1.0
+    sweep_seconds: float = 5.0
+    threads: int = 2
+    labels: Sequence[str] = field(default_factory=tuple)
+    worker_id: str = ""
+
+
+@dataclass(frozen=True)
+class _Kind:
+    name: str
+    id_column: str
+    claim: Callable[[Deps, str, Sequence[str], float], Record | None]
+    heartbeat: Callable[[Deps, str, str, float, Mapping[str, Any]], str | None]
+    run: Callable[[Deps, Record, str, Any], str]
+    stopping: str | None
+
+
+KINDS = (
+    _Kind(
+        "backup",
+        "job_id",
+        backup_jobs.claim,
+        backup_jobs.heartbeat,
+        backup_jobs.run,
+        "ABORTING",
+    ),
+    _Kind(
+        "restore",
+        "restore_job_id",
+        restore_jobs.claim,
+        restore_jobs.heartbeat,
+        restore_jobs.run,
+        None,
+    ),
+)
+
+
+class JobLease:
+    """A claimed job's control: progress in, stop requests out, lease kept alive."""
+
+    def __init__(self, deps: Deps, kind: _Kind, job: Record, worker_id: str, lease: float):
+        self._deps = deps
+        self._kind = kind
+        self._job = job
+        self._job_id = str(job[kind.id_column])
+        self._worker_id = worker_id
+        self._lease = lease
+        self._progress: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self.stop_reason: str | None = None
+        self._thread = threading.Thread(
+            target=self._beat_forever, name=f"heartbeat-{self._job_id[:8]}", daemon=True
+        )
+
+    def __enter__(self) -> JobLease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def report(self, **progress: Any) -> None:
+        with self._lock:
+            self._progress.update(progress)
+        if self.stop_reason is not None:
+            raise JobStopped(job_id=self._job_id, detail=self.stop_reason)
+
+    def beat(self) -> None:
+        """One heartbeat: store progress, renew the lease, notice stop requests."""
+        with self._lock:
+            progress = dict(self._progress)
+        state = self._kind.heartbeat(
+            self._deps, self._job_id, self._worker_id, self._lease, progress
+        )
+        deadline = self._job.get("expected_completion_date")
+        if state is None:
+            self.stop_reason = "the worker lost its lease on the job"
+        elif self._kind.stopping and state == self._kind.stopping:
+            self.stop_reason = "stopped by request"
+        elif deadline is not None and self._deps.clock.now() >= deadline:
+            self.stop_reason = "the completion window has passed"
+
+    def _beat_forever(self) -> None:
+        interval = max(0.2, self._lease / 3)
+        while not self._done.wait(interval):
+            try:
+                self.beat()
+            except Exception:  # a missed beat is retried; the lease is the safety net
+                log.exception("heartbeat for job %s failed", self._job_id)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{ids.new_hex(4)}"
+
+
+class Worker:
+    """Job runner threads and one sweeper thread over the catalog's job queues."""
+
+    def __init__(self, deps: Deps, options: WorkerOptions | None = None) -> None:
+        self.deps = deps
+        self.options = options or WorkerOptions()
+        self.worker_id = self.options.worker_id or default_worker_id()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for n in range(self.options.threads):
+            self._spawn(self._run_forever, f"worker-{n}")
+        self._spawn(self._sweep_forever, "sweeper")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def run_once(self) -> str | None:
+        """Claim and run one job (backups first); its final state, or None if idle."""
+        for kind in KINDS:
+            job = kind.claim(
+                self.deps, self.worker_id, self.options.labels, self.options.lease_seconds
+            )
+            if job is not None:
+                with JobLease(
+                    self.deps, kind, job, self.worker_id, self.options.lease_seconds
+                ) as lease:
+                    log.info("running %s job %s", kind.name, job[kind.id_column])
+                    state = kind.run(self.deps, job, self.worker_id, lease)
+                log.info("%s job %s ended %s", kind.name, job[kind.id_column], state)
+                return state
+        return None
+
+    def sweep_once(self) -> None:
+        """Expire late jobs, recover jobs of dead workers, prune after deletes."""
+        now = self.deps.clock.now()
+        for job_id in backup_jobs.expire(self.deps, now):
+            log.info("backup job %s expired (start window passed)", job_id)
+        for row in backup_jobs.recover(self.deps, now) + restore_jobs.recover(self.deps, now):
+            log.warning("recovered job of a lost worker: %s", row)
+        recovery_points.prune_pending(self.deps)
+
+    def _run_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.run_once() is None:
+                    self._stop.wait(self.options.poll_seconds)
+            except Exception:
+                log.exception("worker loop failed; continuing")
+                self._stop.wait(self.options.poll_seconds)
+
+    def _sweep_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sweep_once()
+            except Exception:
+                log.exception("sweep failed; continuing")
+            self._stop.wait(self.options.sweep_seconds)

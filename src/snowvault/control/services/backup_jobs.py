@@ -1,0 +1,385 @@
+"""Backup jobs: StartBackupJob and friends, and running one job on a worker.
+
+Start validates and queues (state CREATED, with StartBy and the RecoveryPointArn it will
+produce); a worker claims it (RUNNING), backs the resource up into the vault's
+repository under a shared repository lock, reporting progress, then in ONE transaction
+records the recovery point and completes the job. A stop request, a crash (lease
+expiry, handled by the sweeper) or an error ends the job ABORTED or FAILED, never
+RUNNING forever.
+
+Must not depend on the scheduler, the composition root or any interface.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from snowvault.control import catalog
+from snowvault.control.model import lifecycle, windows
+from snowvault.control.services import vaults
+from snowvault.control.services.base import Caller, Deps, JobControl
+from snowvault.control.services.errors import JobStopped
+from snowvault.core import arn as arns
+from snowvault.core import ids
+from snowvault.core.errors import Conflict, InvalidInput, NotFound, SnowvaultError
+from snowvault.engine import archiver, locks
+from snowvault.engine.progress import Progress
+
+log = logging.getLogger("snowvault.jobs")
+
+Record = dict[str, Any]
+OPERATION = "StartBackupJob"
+PERIODS = {"ONE_DAY": 1, "SEVEN_DAYS": 7, "FOURTEEN_DAYS": 14}
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """StartBackupJob's input, as the services need it."""
+
+    vault_name: str
+    resource_arn: str
+    iam_role_arn: str
+    idempotency_token: str | None = None
+    start_window_minutes: int | None = None
+    complete_window_minutes: int | None = None
+    lifecycle: Mapping[str, Any] | None = None
+    recovery_point_tags: Mapping[str, str] | None = None
+    backup_options: Mapping[str, str] | None = None
+
+
+def recovery_point_arn(region: str, account_id: str) -> str:
+    return arns.build("backup", region, account_id, f"recovery-point:{ids.new_uuid()}")
+
+
+def start(deps: Deps, caller: Caller, req: StartRequest) -> Record:
+    """StartBackupJob: returns the job row (the stored one for a repeated token)."""
+    lc = lifecycle.lifecycle_from_api(req.lifecycle)
+    wins = windows.validate_windows(
+        req.start_window_minutes,
+        req.complete_window_minutes,
+        completion_field="CompleteWindowMinutes",
+    )
+    due = windows.deadlines(caller.now, wins)
+    with catalog.db.transaction(deps.engine) as conn:
+        if req.idempotency_token:
+            seen = catalog.idempotency.lookup(
+                conn, account_id=caller.account_id, operation=OPERATION, token=req.idempotency_token
+            )
+            if seen is not None:
+                return catalog.jobs.get(conn, seen["BackupJobId"])
+        vault = catalog.vaults.get(
+            conn, account_id=caller.account_id, region=caller.region, name=req.vault_name
+        )
+        resource = _resource(conn, caller, req.resource_arn)
+        job = catalog.jobs.create(
+            conn,
+            job_id=ids.new_uuid(),
+            account_id=caller.account_id,
+            region=caller.region,
+            backup_vault_name=vault["name"],
+            backup_vault_arn=vault["arn"],
+            vault_type=vault["vault_type"],
+            resource_arn=resource["arn"],
+            resource_type=resource["resource_type"],
+            resource_name=resource["name"],
+            worker_label=resource["worker_label"],
+            creation_date=caller.now,
+            initiation_date=caller.now,
+            start_by=due.start_by,
+            expected_completion_date=due.complete_by,
+            iam_role_arn=req.iam_role_arn,
+            idempotency_token=req.idempotency_token,
+            backup_type="FULL",
+            lifecycle=None if lc is None else dict(req.lifecycle or {}),
+            recovery_point_tags=dict(req.recovery_point_tags or {}),
+            backup_options=dict(req.backup_options or {}) or None,
+            recovery_point_arn=recovery_point_arn(caller.region, caller.account_id),
+            encryption_key_arn=vault["encryption_key_arn"],
+            percent_done=0.0,
+            bytes_transferred=0,
+        )
+        if req.idempotency_token:
+            first = catalog.idempotency.remember(
+                conn,
+                account_id=caller.account_id,
+                operation=OPERATION,
+                token=req.idempotency_token,
+                result={"BackupJobId": job["job_id"]},
+                now=caller.now,
+            )
+            if first["BackupJobId"] != job["job_id"]:
+                raise Conflict(detail="a concurrent request used the same IdempotencyToken")
+        return job
+
+
+def _resource(conn: Any, caller: Caller, arn: str) -> Record:
+    row = catalog.resources.find(conn, arn)
+    if row is None or row["account_id"] != caller.account_id:
+        raise NotFound(kind="resource", name=f"{arn} (register it first)")
+    return row
+
+
+def get(deps: Deps, caller: Caller, job_id: str) -> Record:
+    with catalog.db.transaction(deps.engine) as conn:
+        return catalog.jobs.get(conn, job_id, account_id=caller.account_id)
+
+
+def list_jobs(
+    deps: Deps,
+    caller: Caller,
+    filters: catalog.jobs.BackupJobFilters,
+    *,
+    account_id: str | None = None,
+    limit: int | None = None,
+    token: str | None = None,
+) -> catalog.pagination.Page:
+    if account_id not in (None, caller.account_id):
+        return catalog.pagination.Page([], None)  # no organizations yet: only one's own
+    with catalog.db.transaction(deps.engine) as conn:
+        return catalog.jobs.list_jobs(
+            conn,
+            region=caller.region,
+            account_ids=[caller.account_id],
+            filters=filters,
+            limit=limit,
+            token=token,
+        )
+
+
+def stop(deps: Deps, caller: Caller, job_id: str) -> None:
+    """StopBackupJob: waiting -> ABORTED now; running -> ABORTING, the worker stops."""
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.jobs.get(conn, job_id, account_id=caller.account_id)
+        catalog.jobs.stop(conn, job_id, now=caller.now)
+
+
+def summaries(
+    deps: Deps,
+    caller: Caller,
+    *,
+    period: str | None,
+    state: str | None,
+    resource_type: str | None,
+    message_category: str | None,
+) -> list[Record]:
+    """ListBackupJobSummaries over the last ONE_DAY (default), SEVEN_DAYS or FOURTEEN_DAYS."""
+    days = PERIODS.get(period or "ONE_DAY")
+    if days is None:
+        raise InvalidInput(detail=f"AggregationPeriod must be one of {', '.join(PERIODS)}")
+
+    def any_(value: str | None) -> str | None:
+        return None if value in (None, "ANY", "AGGREGATE_ALL") else value
+
+    with catalog.db.transaction(deps.engine) as conn:
+        return catalog.jobs.summaries(
+            conn,
+            region=caller.region,
+            account_ids=[caller.account_id],
+            start=caller.now - timedelta(days=days),
+            end=caller.now + timedelta(microseconds=1),
+            state=any_(state),
+            resource_type=any_(resource_type),
+            message_category=any_(message_category),
+        )
+
+
+# --- the worker side -----------------------------------------------------------------
+
+
+def claim(deps: Deps, worker_id: str, labels: Sequence[str], lease_seconds: float) -> Record | None:
+    with catalog.db.transaction(deps.engine) as conn:
+        return catalog.jobs.claim_next_backup_job(
+            conn, worker_id, labels, lease_seconds, deps.clock.now()
+        )
+
+
+def heartbeat(
+    deps: Deps, job_id: str, worker_id: str, lease_seconds: float, progress: Mapping[str, Any]
+) -> str | None:
+    with catalog.db.transaction(deps.engine) as conn:
+        return catalog.jobs.heartbeat(
+            conn, job_id, worker_id, deps.clock.now(), lease_seconds, **progress
+        )
+
+
+def run(deps: Deps, job: Record, worker_id: str, control: JobControl) -> str:
+    """Run a claimed job to its end; returns the final state it was given."""
+    try:
+        vault, resource = _inputs(deps, job)
+        result, total = _backup(deps, job, vault, resource, control)
+    except JobStopped as exc:
+        return _end(deps, job, worker_id, "ABORTED", status_message=str(exc))
+    except (SnowvaultError, OSError) as exc:
+        return _end(deps, job, worker_id, "FAILED", status_message=str(exc))
+    except Exception as exc:
+        log.exception("backup job %s failed", job["job_id"])
+        return _end(deps, job, worker_id, "FAILED", status_message=f"internal error: {exc}")
+    return _record(deps, job, worker_id, vault, resource, result, total)
+
+
+def _inputs(deps: Deps, job: Record) -> tuple[Record, Record]:
+    with catalog.db.transaction(deps.engine) as conn:
+        vault = catalog.vaults.get_by_arn(conn, job["backup_vault_arn"])
+        resource = catalog.resources.get(conn, job["resource_arn"])
+        page = catalog.recovery_points.list_by_vault(
+            conn,
+            vault_arn=vault["arn"],
+            filters=catalog.recovery_points.RecoveryPointFilters(resource_arn=resource["arn"]),
+            limit=1,
+        )
+    parent = page.items[0]["engine_recovery_point_id"] if page.items else None
+    return vault, dict(resource, parent=parent)
+
+
+def tree_size(path: str) -> int:
+    """Bytes of regular files under ``path`` (the denominator of PercentDone)."""
+    total = 0
+    stack = [path]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total
+
+
+def _backup(
+    deps: Deps, job: Record, vault: Record, resource: Record, control: JobControl
+) -> tuple[archiver.BackupResult, int]:
+    source = resource["source"]
+    if not source or not os.path.isdir(source):
+        raise InvalidInput(detail=f"the resource's source {source!r} is not a directory")
+    total = tree_size(source)
+    control.report(percent_done=0.0, bytes_transferred=0, backup_size_in_bytes=total)
+
+    def on_progress(p: Progress) -> None:
+        done = p.bytes_done
+        pct = min(99.9, 100.0 * done / total) if total else 0.0
+        control.report(
+            percent_done=pct, bytes_transferred=done, backup_size_in_bytes=max(total, done)
+        )
+
+    with (
+        vaults.open_repository(deps, vault) as repo,
+        locks.locked(repo.backend, deps.clock, exclusive=False),
+    ):
+        parent = resource["parent"] if resource["parent"] in repo.list_manifests() else None
+        result = archiver.backup_paths(
+            repo,
+            [source],
+            now=deps.clock.now(),
+            parent=parent,
+            progress=on_progress,
+            clock=deps.clock,
+            tags=dict(job["recovery_point_tags"] or {}),
+            metadata={
+                "resource_arn": resource["arn"],
+                "resource_type": resource["resource_type"],
+                "recovery_point_arn": job["recovery_point_arn"],
+                "backup_job_id": job["job_id"],
+            },
+        )
+    return result, total
+
+
+def _record(
+    deps: Deps,
+    job: Record,
+    worker_id: str,
+    vault: Record,
+    resource: Record,
+    result: archiver.BackupResult,
+    total: int,
+) -> str:
+    now = deps.clock.now()
+    summary = result.manifest.summary
+    state = "PARTIAL" if result.manifest.partial else "COMPLETED"
+    errors = len(result.manifest.errors)
+    message = f"{errors} entries could not be read" if errors else None
+    lc = lifecycle.lifecycle_from_api(job["lifecycle"])
+    calc = lifecycle.calculated_lifecycle(lc, job["creation_date"])
+    rp_arn = job["recovery_point_arn"]
+    with catalog.db.transaction(deps.engine) as conn:
+        done = catalog.jobs.complete(
+            conn,
+            job["job_id"],
+            worker_id,
+            now,
+            state,
+            percent_done=100.0,
+            bytes_transferred=summary.bytes_read,
+            backup_size_in_bytes=summary.total_size or total,
+            status_message=message,
+            message_category="SUCCESS" if state == "COMPLETED" else "PARTIAL",
+        )
+        if not done:
+            log.warning("backup job %s: lease lost before completion", job["job_id"])
+            return "LOST"
+        catalog.recovery_points.create(
+            conn,
+            arn=rp_arn,
+            account_id=job["account_id"],
+            region=job["region"],
+            backup_vault_name=vault["name"],
+            backup_vault_arn=vault["arn"],
+            vault_type=vault["vault_type"],
+            engine_recovery_point_id=result.rp_id,
+            resource_arn=resource["arn"],
+            resource_type=resource["resource_type"],
+            resource_name=resource["name"],
+            source_job_id=job["job_id"],
+            iam_role_arn=job["iam_role_arn"],
+            status="COMPLETED" if state == "COMPLETED" else "PARTIAL",
+            status_message=message,
+            creation_date=job["creation_date"],
+            initiation_date=job["initiation_date"],
+            completion_date=now,
+            backup_size_in_bytes=summary.total_size,
+            lifecycle=job["lifecycle"],
+            move_to_cold_at=calc.move_to_cold_storage_at,
+            delete_at=calc.delete_at,
+            encryption_key_arn=vault["encryption_key_arn"],
+            encryption_key_type=vault["encryption_key_type"],
+            created_by=job["created_by"],
+        )
+        catalog.tags.tag(conn, rp_arn, dict(job["recovery_point_tags"] or {}))
+        catalog.resources.record_backup(
+            conn, resource["arn"], when=now, vault_arn=vault["arn"], recovery_point_arn=rp_arn
+        )
+    return state
+
+
+def _end(deps: Deps, job: Record, worker_id: str, state: str, **fields: Any) -> str:
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.jobs.complete(
+            conn,
+            job["job_id"],
+            worker_id,
+            deps.clock.now(),
+            state,
+            message_category=state,
+            **fields,
+        )
+    return state
+
+
+def expire(deps: Deps, now: datetime) -> list[str]:
+    """Waiting jobs past their StartBy become EXPIRED."""
+    with catalog.db.transaction(deps.engine) as conn:
+        return catalog.jobs.expire_unstarted(conn, now)
+
+
+def recover(deps: Deps, now: datetime) -> list[Record]:
+    """Running jobs whose worker stopped heartbeating: retried, FAILED or ABORTED."""
+    with catalog.db.transaction(deps.engine) as conn:
+        return catalog.jobs.recover_expired_leases(conn, now)

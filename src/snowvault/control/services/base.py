@@ -1,0 +1,65 @@
+"""What every use case receives: the caller (who, where, when) and the dependencies.
+
+    deps = Deps(engine=catalog_engine, clock=SystemClock(), storage=Storage({...}),
+                vault_keys=ServerVaultKeys(root_secret))
+    caller = Caller(account_id="123456789012", region="us-east-1",
+                    principal_arn="arn:aws:iam::123456789012:root", now=deps.clock.now())
+
+Must not depend on the scheduler, the composition root or any interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy.engine import Engine
+
+from snowvault.control.services.errors import RegionNotConfigured
+from snowvault.core.clock import Clock
+
+if TYPE_CHECKING:
+    from snowvault.control.services.vault_keys import VaultKeys
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated principal of one request, in one region, at one instant."""
+
+    account_id: str
+    region: str
+    principal_arn: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Region -> storage location (a directory or an engine URL such as ``s3://b/p``)."""
+
+    regions: dict[str, str] = field(default_factory=dict)
+
+    def location(self, region: str) -> str:
+        try:
+            return self.regions[region]
+        except KeyError:
+            configured = ", ".join(sorted(self.regions)) or "none"
+            raise RegionNotConfigured(region=region, configured=configured) from None
+
+
+@dataclass(frozen=True)
+class Deps:
+    """The catalog engine, the clock, the storage map and the vault key provider."""
+
+    engine: Engine
+    clock: Clock
+    storage: Storage
+    vault_keys: VaultKeys
+
+
+class JobControl(Protocol):
+    """How a running job talks to whoever runs it (the scheduler's runner)."""
+
+    def report(self, **progress: Any) -> None:
+        """Record progress (column -> value); raises JobStopped when the job must stop."""
+        ...

@@ -1,0 +1,152 @@
+"""Recovery points: list, describe, lifecycle, restore metadata, browse, delete, prune.
+
+DeleteRecoveryPoint forgets the point in the engine at once (its manifest goes) and
+marks the vault for a background prune (:func:`prune_pending`, run by a sweeper) that
+frees the data no other point needs.
+
+Must not depend on the scheduler, the composition root or any interface.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from snowvault.control import catalog
+from snowvault.control.model import lifecycle
+from snowvault.control.services import vaults
+from snowvault.control.services.base import Caller, Deps
+from snowvault.core.errors import Conflict, NotFound
+from snowvault.engine import browse, locks, prune
+
+log = logging.getLogger("snowvault.sweepers")
+
+Record = dict[str, Any]
+
+
+def _get(deps: Deps, caller: Caller, vault_name: str, arn: str) -> tuple[Record, Record]:
+    vault = vaults.get(deps, caller, vault_name)
+    with catalog.db.transaction(deps.engine) as conn:
+        return vault, catalog.recovery_points.get(conn, arn, vault_arn=vault["arn"])
+
+
+def get(deps: Deps, caller: Caller, vault_name: str, arn: str) -> Record:
+    """DescribeRecoveryPoint's row, with the storage class as of ``caller.now``."""
+    _vault, rp = _get(deps, caller, vault_name, arn)
+    return rp
+
+
+def get_any(deps: Deps, caller: Caller, arn: str) -> Record:
+    """A recovery point of the caller's account, whatever its vault."""
+    with catalog.db.transaction(deps.engine) as conn:
+        rp = catalog.recovery_points.find(conn, arn)
+    if rp is None or rp["account_id"] != caller.account_id:
+        raise NotFound(kind="recovery point", name=arn)
+    return rp
+
+
+def list_by_vault(
+    deps: Deps,
+    caller: Caller,
+    vault_name: str,
+    filters: catalog.recovery_points.RecoveryPointFilters,
+    *,
+    limit: int | None = None,
+    token: str | None = None,
+) -> catalog.pagination.Page:
+    vault = vaults.get(deps, caller, vault_name)
+    with catalog.db.transaction(deps.engine) as conn:
+        return catalog.recovery_points.list_by_vault(
+            conn, vault_arn=vault["arn"], filters=filters, limit=limit, token=token
+        )
+
+
+def list_by_resource(
+    deps: Deps, caller: Caller, resource_arn: str, *, limit: int | None, token: str | None
+) -> catalog.pagination.Page:
+    with catalog.db.transaction(deps.engine) as conn:
+        return catalog.recovery_points.list_by_resource(
+            conn, resource_arn=resource_arn, account_id=caller.account_id, limit=limit, token=token
+        )
+
+
+def update_lifecycle(
+    deps: Deps, caller: Caller, vault_name: str, arn: str, data: Mapping[str, Any] | None
+) -> Record:
+    """UpdateRecoveryPointLifecycle: new lifecycle and calculated dates, by the model's rules."""
+    _vault, rp = _get(deps, caller, vault_name, arn)
+    new = lifecycle.lifecycle_from_api(data)
+    current = lifecycle.CalculatedLifecycle(rp["move_to_cold_at"], rp["delete_at"])
+    calc = lifecycle.calculated_lifecycle(new, rp["creation_date"])
+    lifecycle.validate_lifecycle_update(current, calc, caller.now)
+    with catalog.db.transaction(deps.engine) as conn:
+        return catalog.recovery_points.update_lifecycle(
+            conn,
+            arn,
+            lifecycle=None if new is None else dict(data or {}),
+            move_to_cold_at=calc.move_to_cold_storage_at,
+            delete_at=calc.delete_at,
+        )
+
+
+def restore_metadata(deps: Deps, caller: Caller, vault_name: str, arn: str) -> dict[str, str]:
+    """GetRecoveryPointRestoreMetadata: what StartRestoreJob needs to put it back."""
+    _vault, rp = _get(deps, caller, vault_name, arn)
+    with catalog.db.transaction(deps.engine) as conn:
+        resource = catalog.resources.find(conn, rp["resource_arn"])
+    source = (resource or {}).get("source") or ""
+    return {"targetPath": source, "overwrite": "false", "items": "[]"}
+
+
+def contents(
+    deps: Deps, caller: Caller, arn: str, path: str = "/", recursive: bool = False
+) -> list[browse.Entry]:
+    """ListRecoveryPointContents (extension API): entries under ``path``."""
+    rp = get_any(deps, caller, arn)
+    with catalog.db.transaction(deps.engine) as conn:
+        vault = catalog.vaults.get_by_arn(conn, rp["backup_vault_arn"])
+    with vaults.open_repository(deps, vault) as repo:
+        return browse.ls(repo, rp["engine_recovery_point_id"], path or "/", recursive)
+
+
+def delete(deps: Deps, caller: Caller, vault_name: str, arn: str) -> None:
+    """DeleteRecoveryPoint: forget in the engine, drop the row, prune in the background."""
+    vault, rp = _get(deps, caller, vault_name, arn)
+    if rp["status"] == "DELETING":
+        raise Conflict(detail=f"recovery point {arn} is already being deleted")
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.recovery_points.set_status(conn, arn, "DELETING")
+    with vaults.open_repository(deps, vault) as repo:
+        if rp["engine_recovery_point_id"] in repo.list_manifests():
+            prune.forget(repo, [rp["engine_recovery_point_id"]])
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.recovery_points.delete(conn, arn)
+        catalog.settings.put(conn, vaults.prune_key(vault["arn"]), caller.now.isoformat())
+
+
+def prune_pending(deps: Deps) -> list[str]:
+    """Prune every vault marked after a delete; returns the vault ARNs pruned.
+
+    A vault whose repository is locked (a backup is running) stays marked for later.
+    """
+    with catalog.db.transaction(deps.engine) as conn:
+        marked = [k for k in catalog.settings.all_settings(conn) if k.startswith("prune-pending:")]
+    done = []
+    for key in marked:
+        arn = key.partition(":")[2]
+        with catalog.db.transaction(deps.engine) as conn:
+            try:
+                vault = catalog.vaults.get_by_arn(conn, arn)
+            except NotFound:
+                catalog.settings.delete(conn, key)
+                continue
+        try:
+            with vaults.open_repository(deps, vault) as repo:
+                prune.prune(repo, deps.clock)
+        except locks.RepositoryLocked:
+            continue
+        with catalog.db.transaction(deps.engine) as conn:
+            catalog.settings.delete(conn, key)
+        done.append(arn)
+    return done
