@@ -51,35 +51,35 @@ class ServerUnreachable(errors.Unavailable):
 
 
 class ApiError(errors.SnowvaultError):
-    """{code}: {message}"""
+    """{code}: {detail}"""
 
 
 class ApiInvalidInput(ApiError, errors.InvalidInput):
-    """{code}: {message}"""
+    """{code}: {detail}"""
 
 
 class ApiNotFound(ApiError, errors.NotFound):
-    """{code}: {message}"""
+    """{code}: {detail}"""
 
 
 class ApiAlreadyExists(ApiError, errors.AlreadyExists):
-    """{code}: {message}"""
+    """{code}: {detail}"""
 
 
 class ApiConflict(ApiError, errors.Conflict):
-    """{code}: {message}"""
+    """{code}: {detail}"""
 
 
 class ApiAccessDenied(ApiError, errors.PermissionDenied):
-    """{code}: {message}"""
+    """{code}: {detail}"""
 
 
 class ApiUnavailable(ApiError, errors.Unavailable):
-    """{code}: {message}"""
+    """{code}: {detail}"""
 
 
 class JobUnsuccessful(errors.Conflict):
-    """{kind} job {job_id} ended {state}: {message}"""
+    """{kind} job {job_id} ended {state}: {reason}"""
 
 
 _CODE_CLASSES: dict[str, type[ApiError]] = {
@@ -108,7 +108,7 @@ _CODE_CLASSES: dict[str, type[ApiError]] = {
 def api_error(code: str, message: str) -> ApiError:
     """The :class:`ApiError` subclass for an AWS error code (unknown codes: ApiError)."""
     cls = _CODE_CLASSES.get(code, ApiError)
-    return cls(code=code, message=message or code)
+    return cls(code=code, detail=" ".join(message.split()) or code)
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ def translated(endpoint: str) -> Iterator[None]:
     except botocore.exceptions.NoCredentialsError as exc:
         raise ClientConfigError(detail=_short(exc)) from None
     except botocore.exceptions.BotoCoreError as exc:
-        raise ApiError(code=type(exc).__name__, message=_short(exc)) from None
+        raise ApiError(code=type(exc).__name__, detail=_short(exc)) from None
 
 
 def _short(exc: BaseException) -> str:

@@ -98,7 +98,7 @@ def check_outcome(kind: JobKind, job: dict[str, Any]) -> None:
             kind=kind.name,
             job_id=job.get(kind.id_key, "?"),
             state=state,
-            message=job.get("StatusMessage") or "no message",
+            reason=job.get("StatusMessage") or "no message",
         )
 
 
