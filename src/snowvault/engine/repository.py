@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -362,6 +363,12 @@ class Repository:
             raise errors.IntegrityError(name=name, detail=f"blob {blob_id.hex()}: {exc}") from exc
         return self.decode_blob(blob_id, loc.kind, sealed, name)
 
+    def pack_reader(self, max_packs: int = 2) -> PackReader:
+        """A blob reader for restore, which visits blobs in pack order: small blobs come
+        from whole packs read once and kept (the last ``max_packs``), large ones are read
+        directly (one ranged read each is already efficient)."""
+        return PackReader(self, max_packs)
+
     def decode_blob(self, blob_id: bytes, kind: int, sealed: bytes, name: str) -> bytes:
         """Authenticate and decompress one sealed blob read from pack ``name``."""
         try:
@@ -500,6 +507,51 @@ class Repository:
         if len(ids) != 1:
             raise errors.RecoveryPointNotFound(id=ref if not ids else f"{ref} (ambiguous)")
         return ids[0]
+
+
+class PackReader:
+    """Reads blobs through a small cache of whole packs. Thread-safe; a pack being loaded
+    by one thread is waited for, not read twice."""
+
+    def __init__(self, repo: Repository, max_packs: int) -> None:
+        self._repo = repo
+        self._max = max(1, max_packs)
+        self._packs: OrderedDict[str, Future[bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    DIRECT = 256 * 1024
+
+    def get_blob(self, blob_id: bytes) -> bytes:
+        loc = self._repo._locate(blob_id)
+        if loc.length >= self.DIRECT:
+            return self._repo.get_blob(blob_id)
+        name = packs.pack_name(loc.pack_id)
+        data = self._pack(name)
+        sealed = data[loc.offset : loc.offset + loc.length]
+        if len(sealed) != loc.length:
+            raise errors.IntegrityError(name=name, detail=f"blob {blob_id.hex()}: pack too short")
+        return self._repo.decode_blob(blob_id, loc.kind, sealed, name)
+
+    def _pack(self, name: str) -> bytes:
+        with self._lock:
+            future = self._packs.get(name)
+            if future is not None:
+                self._packs.move_to_end(name)
+                owner = False
+            else:
+                future = Future()
+                self._packs[name] = future
+                owner = True
+                while len(self._packs) > self._max:
+                    self._packs.popitem(last=False)
+        if owner:
+            try:
+                future.set_result(self._repo.backend.get(name))
+            except errors.ObjectNotFound as exc:
+                future.set_exception(errors.IntegrityError(name=name, detail=str(exc)))
+            except BaseException as exc:
+                future.set_exception(exc)
+        return future.result()
 
 
 def _new_slot_id() -> str:

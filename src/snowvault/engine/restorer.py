@@ -39,6 +39,10 @@ from snowvault.engine.tree import Node, decode_tree
 _TMP_SUFFIX = b".snowvault-restore"
 
 
+class BlobReader(Protocol):
+    def get_blob(self, blob_id: bytes) -> bytes: ...
+
+
 class TreeSource(Protocol):
     """What reading trees needs (a Repository is one)."""
 
@@ -146,6 +150,8 @@ class _Restorer:
         self, repo: BlobSource, target: bytes, overwrite: bool, meter: ProgressMeter
     ) -> None:
         self.repo = repo
+        make_reader = getattr(repo, "pack_reader", None)
+        self.reader: BlobReader = make_reader() if make_reader is not None else repo
         self.target = target
         self.overwrite = overwrite
         self.meter = meter
@@ -258,7 +264,7 @@ class _Restorer:
         written = 0
         for blob, length in node.content:
             if blob is not None:
-                data = self.repo.get_blob(bytes.fromhex(blob))
+                data = self.reader.get_blob(bytes.fromhex(blob))
                 if len(data) != length:
                     raise errors.IntegrityError(
                         name=_text(rel), detail=f"blob {blob} has {len(data)} bytes, want {length}"
