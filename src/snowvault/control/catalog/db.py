@@ -117,5 +117,5 @@ def reset(engine: Engine) -> None:
     The schema and the Alembic version stay; children go before their parents.
     """
     with transaction(engine) as conn:
-        for table in reversed(tables.ALL_TABLES):
+        for table in reversed(tables.metadata.sorted_tables):  # incl. later table modules
             conn.execute(table.delete())
