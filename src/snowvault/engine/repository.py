@@ -34,16 +34,21 @@ from snowvault.engine.crypto import KdfParams, KeyWrapper, RepositoryKeys, keysl
 
 BlobKind = Literal["data", "tree"]
 
-DEFAULT_MAX_INFLIGHT = 32 * 1024 * 1024
+DEFAULT_MAX_INFLIGHT = 16 * 1024 * 1024
 MANIFEST_PREFIX = "recovery-points/"
 MANIFEST_AAD = b"snowvault/recovery-point/v1|"
 
 
 @dataclass
 class _OpenPack:
-    parts: list[bytes] = field(default_factory=list)
+    """One pack being filled: sealed blobs appended to one buffer (no join copy later)."""
+
+    buf: bytearray = field(default_factory=bytearray)
     entries: list[packs.PackEntry] = field(default_factory=list)
-    size: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.buf)
 
 
 class _Inflight:
@@ -96,7 +101,7 @@ class Repository:
         self._workers = workers or max(2, os.cpu_count() or 2)
         self._pool: ThreadPoolExecutor | None = None
         self._uploader: ThreadPoolExecutor | None = None
-        self._upload_slots = threading.BoundedSemaphore(2)
+        self._upload_slots = threading.BoundedSemaphore(1)
         self._uploads: list[Future[None]] = []
         self._upload_error: BaseException | None = None
         self._inflight = _Inflight(max_inflight_bytes)
@@ -283,9 +288,8 @@ class Repository:
         with self._pack_lock:
             pack = self._open.setdefault(kind, _OpenPack())
             pack.entries.append(packs.PackEntry(kind, blob_id, pack.size, stored, raw_length))
-            pack.parts.append(nonce)
-            pack.parts.append(sealed)
-            pack.size += stored
+            pack.buf += nonce
+            pack.buf += sealed
             self.stats_added_blobs += 1
             self.stats_added_bytes += raw_length
             self.stats_stored_bytes += stored
@@ -306,13 +310,10 @@ class Repository:
 
     def _upload(self, pack: _OpenPack) -> None:
         try:
-            header = packs.encode_header(self._sealer(), pack.entries)
-            pack.parts.append(header)
-            body = b"".join(pack.parts)
-            pack.parts.clear()
-            pack_id = primitives.content_hash(body).hex()
-            _put_idempotent(self.backend, packs.pack_name(pack_id), body)
-            del body
+            pack.buf += packs.encode_header(self._sealer(), pack.entries)
+            pack_id = primitives.content_hash(pack.buf).hex()
+            _put_idempotent(self.backend, packs.pack_name(pack_id), pack.buf)
+            pack.buf = bytearray()
             segment = index.Segment({pack_id: pack.entries}).encode(self._sealer())
             seg_name = f"index/{primitives.content_hash(segment).hex()}"
             _put_idempotent(self.backend, seg_name, segment)
@@ -437,12 +438,10 @@ class Repository:
         pack = _OpenPack()
         for kind, blob_id, sealed, raw in blobs:
             pack.entries.append(packs.PackEntry(kind, blob_id, pack.size, len(sealed), raw))
-            pack.parts.append(sealed)
-            pack.size += len(sealed)
-        pack.parts.append(packs.encode_header(self._sealer(), pack.entries))
-        body = b"".join(pack.parts)
-        pack_id = primitives.content_hash(body).hex()
-        _put_idempotent(self.backend, packs.pack_name(pack_id), body)
+            pack.buf += sealed
+        pack.buf += packs.encode_header(self._sealer(), pack.entries)
+        pack_id = primitives.content_hash(pack.buf).hex()
+        _put_idempotent(self.backend, packs.pack_name(pack_id), pack.buf)
         return pack_id
 
     def list_packs(self) -> Iterator[tuple[str, int]]:
@@ -578,7 +577,7 @@ def _open_any_slot(
     raise errors.WrongKey()
 
 
-def _put_idempotent(backend: Backend, name: str, data: bytes) -> None:
+def _put_idempotent(backend: Backend, name: str, data: bytes | bytearray) -> None:
     """Content-addressed names: an existing object of that name already holds these bytes."""
     with contextlib.suppress(errors.ObjectExists):
         backend.put(name, data)

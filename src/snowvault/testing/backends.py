@@ -91,7 +91,7 @@ class FaultyBackend:
     def capabilities(self) -> base.Capabilities:
         return self.inner.capabilities
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes | bytearray) -> None:
         self._call("put", lambda: self.inner.put(name, data))
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
@@ -154,7 +154,7 @@ class LockingMemoryBackend:
     def capabilities(self) -> base.Capabilities:
         return base.Capabilities(retention=True)
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes | bytearray) -> None:
         self._store.put(name, data)
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:

@@ -58,7 +58,7 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
@@ -99,7 +99,7 @@ class LocalBackend:
     def capabilities(self) -> base.Capabilities:
         return base.Capabilities(retention=False)
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes | bytearray) -> None:
         path = self._path(name)
         directory = os.path.dirname(path)
         try:
@@ -163,7 +163,7 @@ class LocalBackend:
     def _path(self, name: str) -> str:
         return os.path.join(self._root, base.check_name(name))
 
-    def _write_temp(self, directory: str, data: bytes) -> str:
+    def _write_temp(self, directory: str, data: bytes | bytearray) -> str:
         self._ensure_dir(directory)
         try:
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)

@@ -56,7 +56,7 @@ class MemoryBackend:
     def capabilities(self) -> base.Capabilities:
         return base.Capabilities(retention=False)
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes | bytearray) -> None:
         base.check_name(name)
         blob = bytes(data)  # no copy for bytes; freezes a bytearray or memoryview
         with self._lock:

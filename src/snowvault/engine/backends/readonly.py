@@ -33,7 +33,7 @@ class ReadOnlyBackend:
     def capabilities(self) -> base.Capabilities:
         return self.inner.capabilities
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes | bytearray) -> None:
         raise _refused("put", name)
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:

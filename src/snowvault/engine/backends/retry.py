@@ -64,7 +64,7 @@ class RetryBackend:
     def capabilities(self) -> base.Capabilities:
         return self._retry("capabilities", lambda: self.inner.capabilities)
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes | bytearray) -> None:
         failed_before = False
 
         def attempt() -> None:
@@ -135,7 +135,7 @@ class RetryBackend:
                 self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _landed(self, name: str, data: bytes) -> bool:
+    def _landed(self, name: str, data: bytes | bytearray) -> bool:
         """Whether ``name`` holds exactly ``data`` (an earlier attempt landed after all)."""
         if self._retry("stat", lambda: self.inner.stat(name)).size != len(data):
             return False

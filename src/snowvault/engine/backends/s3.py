@@ -217,7 +217,7 @@ class S3Backend:
                 self._object_lock = object_lock_enabled(self._client, self._bucket)
             return base.Capabilities(retention=self._object_lock)
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes | bytearray) -> None:
         key = self._key(name)
         body = data if isinstance(data, bytes | bytearray) else bytes(data)
         if not self._conditional:

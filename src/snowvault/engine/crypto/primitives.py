@@ -77,7 +77,7 @@ def keyed_hash(key: bytes, data: bytes | memoryview) -> bytes:
     return blake3.blake3(data, key=key).digest()
 
 
-def content_hash(data: bytes | memoryview) -> bytes:
+def content_hash(data: bytes | bytearray | memoryview) -> bytes:
     """SHA-256 of stored bytes: names of packs and index segments, checkable without keys."""
     return hashlib.sha256(data).digest()
 

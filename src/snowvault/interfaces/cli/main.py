@@ -7,6 +7,7 @@ import sys
 import click
 
 from snowvault import __version__
+from snowvault.engine import allocator
 from snowvault.interfaces.cli import errors
 
 
@@ -41,12 +42,18 @@ def _register() -> None:
     ):
         cli.add_command(group)
 
+    from snowvault.interfaces.cli import server_cmd
+
+    for command in server_cmd.COMMANDS:
+        cli.add_command(command)
+
 
 _register()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr and an exit code from errors.EXIT_CODES."""
+    allocator.tune()
     try:
         cli.main(args=argv, prog_name="snowvault", standalone_mode=False)
     except click.exceptions.Abort:
