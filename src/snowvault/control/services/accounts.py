@@ -124,3 +124,17 @@ def reset_keep_root(engine: Engine) -> None:
                 status=key["status"],
             )
         catalog.settings.put(conn, ROOT_ACCOUNT_SETTING, account_id)
+
+
+def root_credentials(engine: Engine, box: crypto.SecretBox) -> Credentials:
+    """The root account's first active key pair (for `snowvault run`'s how-to)."""
+    with catalog.db.transaction(engine) as conn:
+        account_id = catalog.settings.get(conn, ROOT_ACCOUNT_SETTING)
+        if account_id is None:
+            raise NotFound(kind="root account", name="(the catalog was never initialised)")
+        keys = catalog.accounts.list_access_keys(conn, root_arn(account_id))
+    for key in keys:
+        found = lookup_key(engine, box, key["access_key_id"])
+        if found is not None:
+            return found
+    raise NotFound(kind="active root access key", name=account_id)

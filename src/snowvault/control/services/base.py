@@ -31,6 +31,7 @@ class Caller:
     region: str
     principal_arn: str
     now: datetime
+    source_ip: str | None = None  # aws:SourceIp for policy conditions (authorization)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,192 @@
+"""The snowvault extension API: ``POST /_snowvault/v1/<Action>`` with a JSON body.
+
+Signed with SigV4 for service ``snowvault`` (the region comes from the credential
+scope); errors answer like the AWS API (``x-amzn-ErrorType`` + ``{"__type", "message"}``).
+
+    RegisterResource {ResourceType: "Directory", Name, Source, Tags?}
+    ListResources {ResourceType?, NextToken?, MaxResults?} -> {Resources, NextToken?}
+    DescribeResource {ResourceArn}        DeregisterResource {ResourceArn}
+    TagResource {ResourceArn, Tags}       UntagResource {ResourceArn, TagKeys}
+    ListRecoveryPointContents {RecoveryPointArn, Path?, Recursive?} -> {Entries}
+
+``POST /_snowvault/reset`` (``--test-mode`` only; 404 otherwise) empties all state but
+the root account and its keys.
+
+Must not depend on the CLI or web interfaces.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from snowvault.app import App
+from snowvault.control.services import recovery_points, resources
+from snowvault.interfaces.api import errors
+from snowvault.interfaces.api.asgi import ExtraRoute, RequestContext
+from snowvault.interfaces.api.handlers import views
+from snowvault.interfaces.api.handlers.common import Out, Params, caller
+
+Action = Callable[[App, RequestContext, Params], Out]
+PREFIX = "/_snowvault/v1"
+
+
+def _str(params: Params, key: str, *, required: bool = True) -> str | None:
+    value = params.get(key)
+    if value is None:
+        if required:
+            raise errors.ApiError("ValidationException", f"{key} is required.")
+        return None
+    if not isinstance(value, str):
+        raise errors.ApiError("ValidationException", f"{key} must be a string.")
+    return value
+
+
+def _need(params: Params, key: str) -> str:
+    value = _str(params, key)
+    assert value is not None
+    return value
+
+
+def _tags(params: Params, key: str) -> dict[str, str]:
+    value = params.get(key) or {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise errors.ApiError("ValidationException", f"{key} must be an object of strings.")
+    return value
+
+
+def register_resource(app: App, ctx: RequestContext, params: Params) -> Out:
+    row = resources.register(
+        app.deps,
+        caller(ctx),
+        resource_type=_need(params, "ResourceType"),
+        name=_need(params, "Name"),
+        source=_need(params, "Source"),
+        tags=_tags(params, "Tags"),
+    )
+    return views.registered_resource(row)
+
+
+def list_resources(app: App, ctx: RequestContext, params: Params) -> Out:
+    limit = params.get("MaxResults")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise errors.ApiError("ValidationException", "MaxResults must be an integer.")
+    page = resources.list_resources(
+        app.deps,
+        caller(ctx),
+        resource_type=_str(params, "ResourceType", required=False),
+        limit=limit,
+        token=_str(params, "NextToken", required=False),
+    )
+    out: Out = {"Resources": [views.registered_resource(r) for r in page.items]}
+    if page.next_token:
+        out["NextToken"] = page.next_token
+    return out
+
+
+def describe_resource(app: App, ctx: RequestContext, params: Params) -> Out:
+    return views.registered_resource(
+        resources.get(app.deps, caller(ctx), _need(params, "ResourceArn"))
+    )
+
+
+def deregister_resource(app: App, ctx: RequestContext, params: Params) -> Out:
+    resources.deregister(app.deps, caller(ctx), _need(params, "ResourceArn"))
+    return {}
+
+
+def tag_resource(app: App, ctx: RequestContext, params: Params) -> Out:
+    resources.tag(app.deps, caller(ctx), _need(params, "ResourceArn"), _tags(params, "Tags"))
+    return {}
+
+
+def untag_resource(app: App, ctx: RequestContext, params: Params) -> Out:
+    keys = params.get("TagKeys")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise errors.ApiError("ValidationException", "TagKeys must be a list of strings.")
+    resources.untag(app.deps, caller(ctx), _need(params, "ResourceArn"), keys)
+    return {}
+
+
+def list_recovery_point_contents(app: App, ctx: RequestContext, params: Params) -> Out:
+    entries = recovery_points.contents(
+        app.deps,
+        caller(ctx),
+        _need(params, "RecoveryPointArn"),
+        _str(params, "Path", required=False) or "/",
+        bool(params.get("Recursive", False)),
+    )
+    return {
+        "Entries": [
+            {
+                "Path": e.path,
+                "Type": e.type,
+                "Size": e.size,
+                "Mode": e.mode,
+                "ModifiedTime": e.mtime.timestamp(),
+            }
+            for e in entries
+        ]
+    }
+
+
+ACTIONS: dict[str, Action] = {
+    "RegisterResource": register_resource,
+    "ListResources": list_resources,
+    "DescribeResource": describe_resource,
+    "DeregisterResource": deregister_resource,
+    "TagResource": tag_resource,
+    "UntagResource": untag_resource,
+    "ListRecoveryPointContents": list_recovery_point_contents,
+}
+
+
+async def _body(request: Request) -> Params:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise errors.ApiError(
+            "SerializationException", f"The body is not valid JSON: {exc}"
+        ) from None
+    if not isinstance(doc, dict):
+        raise errors.ApiError("SerializationException", "The body must be a JSON object.")
+    return doc
+
+
+def routes(app: App) -> list[ExtraRoute]:
+    """The extension routes for ``app`` (the reset route answers 404 unless test mode)."""
+
+    async def action(request: Request, ctx: RequestContext | None) -> Response:
+        assert ctx is not None
+        name = request.path_params["action"]
+        handler = ACTIONS.get(name)
+        if handler is None:
+            raise errors.ApiError("UnknownOperationException", f"Unknown action {name!r}.")
+        params = await _body(request)
+        result = await run_in_threadpool(handler, app, ctx, params)
+        return JSONResponse(result)
+
+    async def reset(request: Request, ctx: RequestContext | None) -> Response:
+        await run_in_threadpool(app.reset)
+        return JSONResponse({})
+
+    async def no_reset(request: Request, ctx: RequestContext | None) -> Response:
+        raise errors.ApiError(
+            "ResourceNotFoundException", "reset is only served with --test-mode.", 404
+        )
+
+    reset_route = (
+        ExtraRoute("/_snowvault/reset", reset, methods=("POST",))
+        if app.test_mode
+        else ExtraRoute("/_snowvault/reset", no_reset, methods=("POST",), authenticated=False)
+    )
+    return [ExtraRoute(PREFIX + "/{action}", action, methods=("POST",)), reset_route]

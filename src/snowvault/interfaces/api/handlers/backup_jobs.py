@@ -1,0 +1,101 @@
+"""Backup job operations: Start/Describe/List/StopBackupJob, ListBackupJobSummaries.
+
+Must not depend on the CLI or web interfaces.
+"""
+
+from __future__ import annotations
+
+from snowvault.app import App
+from snowvault.control import catalog
+from snowvault.control.services import backup_jobs
+from snowvault.interfaces.api.asgi import RequestContext
+from snowvault.interfaces.api.handlers import views
+from snowvault.interfaces.api.handlers.common import AppHandler, Out, Params, caller, page_out
+
+
+def start_backup_job(app: App, ctx: RequestContext, params: Params) -> Out:
+    request = backup_jobs.StartRequest(
+        vault_name=params["BackupVaultName"],
+        resource_arn=params["ResourceArn"],
+        iam_role_arn=params["IamRoleArn"],
+        idempotency_token=params.get("IdempotencyToken"),
+        start_window_minutes=params.get("StartWindowMinutes"),
+        complete_window_minutes=params.get("CompleteWindowMinutes"),
+        lifecycle=params.get("Lifecycle"),
+        recovery_point_tags=params.get("RecoveryPointTags"),
+        backup_options=params.get("BackupOptions"),
+    )
+    job = backup_jobs.start(app.deps, caller(ctx), request)
+    return {
+        "BackupJobId": job["job_id"],
+        "RecoveryPointArn": job["recovery_point_arn"],
+        "CreationDate": job["creation_date"],
+        "IsParent": False,
+    }
+
+
+def describe_backup_job(app: App, ctx: RequestContext, params: Params) -> Out:
+    return views.backup_job(backup_jobs.get(app.deps, caller(ctx), params["BackupJobId"]))
+
+
+def list_backup_jobs(app: App, ctx: RequestContext, params: Params) -> Out:
+    filters = catalog.jobs.BackupJobFilters(
+        resource_arn=params.get("ByResourceArn"),
+        state=params.get("ByState"),
+        backup_vault_name=params.get("ByBackupVaultName"),
+        created_before=params.get("ByCreatedBefore"),
+        created_after=params.get("ByCreatedAfter"),
+        resource_type=params.get("ByResourceType"),
+        complete_after=params.get("ByCompleteAfter"),
+        complete_before=params.get("ByCompleteBefore"),
+        parent_job_id=params.get("ByParentJobId"),
+        message_category=params.get("ByMessageCategory"),
+    )
+    page = backup_jobs.list_jobs(
+        app.deps,
+        caller(ctx),
+        filters,
+        account_id=params.get("ByAccountId"),
+        limit=params.get("MaxResults"),
+        token=params.get("NextToken"),
+    )
+    return page_out("BackupJobs", [views.backup_job(r) for r in page.items], page.next_token)
+
+
+def stop_backup_job(app: App, ctx: RequestContext, params: Params) -> None:
+    backup_jobs.stop(app.deps, caller(ctx), params["BackupJobId"])
+
+
+def list_backup_job_summaries(app: App, ctx: RequestContext, params: Params) -> Out:
+    period = params.get("AggregationPeriod") or "ONE_DAY"
+    rows = backup_jobs.summaries(
+        app.deps,
+        caller(ctx),
+        period=period,
+        state=params.get("State"),
+        resource_type=params.get("ResourceType"),
+        message_category=params.get("MessageCategory"),
+    )
+    summaries = [
+        {
+            "Region": r["region"],
+            "AccountId": r["account_id"],
+            "State": r["state"],
+            "ResourceType": r["resource_type"],
+            "MessageCategory": r["message_category"] or "",
+            "Count": int(r["count"]),
+            "StartTime": r["start_time"],
+            "EndTime": r["end_time"],
+        }
+        for r in rows
+    ]
+    return {"BackupJobSummaries": summaries, "AggregationPeriod": period}
+
+
+HANDLERS: dict[str, AppHandler] = {
+    "StartBackupJob": start_backup_job,
+    "DescribeBackupJob": describe_backup_job,
+    "ListBackupJobs": list_backup_jobs,
+    "StopBackupJob": stop_backup_job,
+    "ListBackupJobSummaries": list_backup_job_summaries,
+}

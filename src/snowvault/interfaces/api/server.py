@@ -1,0 +1,38 @@
+"""The whole HTTP face of a snowvault server: AWS Backup + the extension API.
+
+    asgi_app = build_asgi(app)     # a Starlette app for uvicorn
+
+The CLI reaches this by name (``snowvault.interfaces.api.server:build_asgi``, the way
+uvicorn loads apps), so the CLI and API packages never import each other.
+
+Must not depend on the CLI or web interfaces.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from snowvault.app import App
+from snowvault.interfaces.api import asgi, extension, handlers, sigv4
+
+
+def _lookup(app: App) -> sigv4.LookupSecret:
+    def lookup(access_key_id: str) -> sigv4.Principal | None:
+        found = app.lookup_key(access_key_id)
+        if found is None:
+            return None
+        return sigv4.Principal(
+            found.access_key_id, found.secret_access_key, found.account_id, found.principal_arn
+        )
+
+    return lookup
+
+
+def build_asgi(app: App) -> Starlette:
+    return asgi.build_app(
+        [asgi.ServiceEndpoint(handlers.MODEL_NAME, handlers.bind(app))],
+        lookup_secret=_lookup(app),
+        clock=app.clock,
+        extra_routes=extension.routes(app),
+        allowed_regions=app.regions,
+    )

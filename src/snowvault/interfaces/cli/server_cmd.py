@@ -1,0 +1,174 @@
+"""``snowvault init``, ``snowvault server`` and ``snowvault run``: bootstrap and serve.
+
+    snowvault init --data-dir DIR [--catalog-url URL] [--region R] [--port N] [--json]
+    snowvault server --data-dir DIR [--host H] [--port N] [--test-mode]
+    snowvault run --data-dir DIR [--port N]      # init if new, print the how-to, serve
+
+These act locally (they are the server). The API is loaded by name
+(``snowvault.interfaces.api.server:build_asgi``, as uvicorn loads apps) so the CLI never
+imports the API package. Must not depend on the web interface.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from snowvault import app as app_mod
+from snowvault.interfaces.cli import client, render
+
+ASGI_FACTORY = "snowvault.interfaces.api.server:build_asgi"
+DEFAULT_PORT = 8765
+
+
+def _data_dir_option(fn: Any) -> Any:
+    return click.option(
+        "--data-dir",
+        required=True,
+        type=click.Path(file_okay=False),
+        help="The server's data directory (config.json, root.key, catalog, storage).",
+    )(fn)
+
+
+def _write_profile(result: app_mod.InitResult) -> Path:
+    path = client.profile_path(os.environ)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "endpoint": result.endpoint,
+        "region": result.region,
+        "access_key_id": result.access_key_id,
+        "secret_access_key": result.secret_access_key,
+        "account_id": result.account_id,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=2)
+    os.chmod(path, 0o600)
+    return path
+
+
+def how_to(endpoint: str, region: str, key_id: str, secret: str) -> str:
+    return "\n".join(
+        [
+            f"export AWS_ACCESS_KEY_ID={key_id}",
+            f"export AWS_SECRET_ACCESS_KEY={secret}",
+            f"export AWS_DEFAULT_REGION={region}",
+            f"export AWS_ENDPOINT_URL={endpoint}",
+        ]
+    )
+
+
+def _example(endpoint: str) -> str:
+    return (
+        "# then, for example:\n"
+        f"aws backup list-backup-vaults --endpoint-url {endpoint}\n"
+        "snowvault vault create my-vault"
+    )
+
+
+@click.command("init")
+@_data_dir_option
+@click.option("--catalog-url", help="SQLAlchemy URL of the catalog (default: DIR/catalog.db).")
+@click.option("--region", default="us-east-1", show_default=True, help="The home region.")
+@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True)
+@click.option("--no-profile", is_flag=True, help="Do not write the client profile.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def init(
+    data_dir: str,
+    catalog_url: str | None,
+    region: str,
+    port: int,
+    no_profile: bool,
+    as_json: bool,
+) -> None:
+    """Create a data directory: catalog, root account, root access key pair."""
+    result = app_mod.initialize(data_dir, catalog_url=catalog_url, region=region, port=port)
+    profile = None if no_profile else _write_profile(result)
+    doc = {
+        "account_id": result.account_id,
+        "region": result.region,
+        "access_key_id": result.access_key_id,
+        "secret_access_key": result.secret_access_key,
+        "endpoint": result.endpoint,
+    }
+    text = how_to(result.endpoint, result.region, result.access_key_id, result.secret_access_key)
+    if profile is not None:
+        text += f"\n# (also saved for the snowvault CLI in {profile})"
+    render.result(as_json, doc, f"# snowvault account {result.account_id}\n{text}")
+
+
+def _serve(app: app_mod.App, host: str, port: int) -> None:
+    import uvicorn
+    from uvicorn.importer import import_from_string
+
+    build_asgi = import_from_string(ASGI_FACTORY)
+    config = uvicorn.Config(
+        build_asgi(app), host=host, port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            click.echo(f"snowvault listening on http://{host}:{port}")
+            sys.stdout.flush()
+
+    threading.Thread(target=announce, name="announce", daemon=True).start()
+    app.worker.start()
+    try:
+        server.run()
+    finally:
+        app.close()
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+@click.command("server")
+@_data_dir_option
+@click.option("--host", default=None, help="Address to listen on (default: from config).")
+@click.option("--port", type=int, default=None, help="Port (default: from config).")
+@click.option("--test-mode", is_flag=True, help="Serve POST /_snowvault/reset (tests only).")
+def server(data_dir: str, host: str | None, port: int | None, test_mode: bool) -> None:
+    """Serve the AWS Backup API with the embedded worker."""
+    _logging()
+    app = app_mod.build(data_dir, test_mode=test_mode)
+    _serve(app, host or app.config.host, port or app.config.port)
+
+
+@click.command("run")
+@_data_dir_option
+@click.option("--port", type=int, default=None, help="Port (default: from config, or 8765).")
+def run(data_dir: str, port: int | None) -> None:
+    """Initialise DIR if it is new, print how to use the server, and serve."""
+    if not app_mod.is_initialized(data_dir):
+        result = app_mod.initialize(data_dir, port=port or DEFAULT_PORT)
+        _write_profile(result)
+        click.echo(f"initialised {Path(data_dir).absolute()} (account {result.account_id})")
+    _logging()
+    app = app_mod.build(data_dir)
+    host, port = app.config.host, port or app.config.port
+    endpoint = f"http://{host}:{port}"
+    creds = app.root_credentials()
+    click.echo(
+        how_to(endpoint, app.config.default_region, creds.access_key_id, creds.secret_access_key)
+    )
+    click.echo(_example(endpoint))
+    _serve(app, host, port)
+
+
+COMMANDS = (init, server, run)
