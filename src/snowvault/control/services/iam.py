@@ -1,0 +1,207 @@
+"""IAM inside snowvault: accounts (tenants), users, access keys, identity policies, and
+backup vault access policies (resource policies).
+
+The extension API exposes CreateAccount (root of the server's first account only),
+CreateUser, ListUsers, DeleteUser, CreateAccessKey, PutUserPolicy, GetUserPolicy,
+DeleteUserPolicy; the AWS Backup API exposes Put/Get/DeleteBackupVaultAccessPolicy.
+Policy documents are validated by :mod:`snowvault.control.model.iam` before they are
+stored, so a stored policy always parses. Each call here is already authorized by the
+API's hook (:func:`authorization.authorize_operation`); CreateAccount adds its own
+root-only rule.
+
+    user = iam.create_user(deps, caller, "alice")
+    creds = iam.create_access_key(deps, caller, "alice", box)
+    iam.put_user_policy(deps, caller, "alice", "backup-admin", document_json)
+
+Must not depend on the scheduler, the composition root or any interface.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from snowvault.control import catalog
+from snowvault.control.model import iam as model
+from snowvault.control.services import accounts, vaults
+from snowvault.control.services.authorization import AccessDenied
+from snowvault.control.services.base import Caller, Deps
+from snowvault.core import arn as arns
+from snowvault.core.errors import InvalidInput, NotFound
+from snowvault.engine import crypto
+
+Record = dict[str, Any]
+_USER_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
+_POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
+
+
+def user_arn(account_id: str, name: str) -> str:
+    return arns.build("iam", "", account_id, f"user/{name}")
+
+
+def _check(pattern: re.Pattern[str], what: str, value: str) -> str:
+    if not pattern.match(value or ""):
+        raise InvalidInput(detail=f"{what} {value!r} is not valid")
+    return value
+
+
+def _load(document: str | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(document, str):
+        try:
+            loaded = json.loads(document)
+        except ValueError as exc:
+            raise InvalidInput(detail=f"MalformedPolicyDocument: not JSON ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise InvalidInput(detail="MalformedPolicyDocument: not a JSON object")
+        return loaded
+    return dict(document)
+
+
+# ------------------------------------------------------------------------------- accounts
+
+
+def create_account(
+    deps: Deps, caller: Caller, box: crypto.SecretBox, name: str, account_id: str | None = None
+) -> accounts.Credentials:
+    """CreateAccount: a new tenant with its root key pair; only the server root may."""
+    with catalog.db.transaction(deps.engine) as conn:
+        first = catalog.settings.get(conn, accounts.ROOT_ACCOUNT_SETTING)
+    if caller.principal_arn != accounts.root_arn(str(first)):
+        raise AccessDenied(
+            detail=f"User: {caller.principal_arn} is not authorized to perform: "
+            "snowvault:CreateAccount (only the server's root user may)"
+        )
+    account_id = account_id or accounts.new_account_id()
+    key_id, secret = accounts.new_key_pair()
+    principal = accounts.root_arn(account_id)
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.accounts.create_account(
+            conn, account_id=account_id, name=name, created_at=caller.now
+        )
+        catalog.accounts.create_principal(
+            conn,
+            arn=principal,
+            account_id=account_id,
+            name="root",
+            created_at=caller.now,
+            is_root=True,
+        )
+        _store_key(conn, box, key_id, secret, principal, caller)
+    return accounts.Credentials(key_id, secret, account_id, principal)
+
+
+def _store_key(
+    conn: Any, box: crypto.SecretBox, key_id: str, secret: str, principal: str, caller: Caller
+) -> None:
+    catalog.accounts.create_access_key(
+        conn,
+        access_key_id=key_id,
+        principal_arn=principal,
+        sealed_secret=box.seal(secret.encode(), key_id.encode()),
+        created_at=caller.now,
+    )
+
+
+# --------------------------------------------------------------------------------- users
+
+
+def create_user(deps: Deps, caller: Caller, name: str, path: str = "/") -> Record:
+    """CreateUser in the caller's account."""
+    _check(_USER_NAME_RE, "UserName", name)
+    with catalog.db.transaction(deps.engine) as conn:
+        return catalog.accounts.create_principal(
+            conn,
+            arn=user_arn(caller.account_id, name),
+            account_id=caller.account_id,
+            name=name,
+            created_at=caller.now,
+            path=path,
+        )
+
+
+def list_users(deps: Deps, caller: Caller) -> list[Record]:
+    with catalog.db.transaction(deps.engine) as conn:
+        rows = catalog.accounts.list_principals(conn, caller.account_id)
+    return [r for r in rows if not r["is_root"]]
+
+
+def delete_user(deps: Deps, caller: Caller, name: str) -> None:
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.accounts.delete_principal(conn, user_arn(caller.account_id, name))
+
+
+def create_access_key(
+    deps: Deps, caller: Caller, user_name: str, box: crypto.SecretBox
+) -> accounts.Credentials:
+    """CreateAccessKey for a user of the caller's account (the secret is shown once)."""
+    principal = user_arn(caller.account_id, user_name)
+    key_id, secret = accounts.new_key_pair()
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.accounts.get_principal(conn, principal)
+        _store_key(conn, box, key_id, secret, principal, caller)
+    return accounts.Credentials(key_id, secret, caller.account_id, principal)
+
+
+def put_user_policy(
+    deps: Deps, caller: Caller, user_name: str, policy_name: str, document: str | Mapping[str, Any]
+) -> None:
+    """PutUserPolicy: validate the identity policy, then create or replace it."""
+    _check(_POLICY_NAME_RE, "PolicyName", policy_name)
+    loaded = _load(document)
+    model.parse_policy(loaded, "identity")
+    principal = user_arn(caller.account_id, user_name)
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.accounts.get_principal(conn, principal)
+        catalog.accounts.put_user_policy(
+            conn, principal_arn=principal, policy_name=policy_name, document=loaded, now=caller.now
+        )
+
+
+def get_user_policy(deps: Deps, caller: Caller, user_name: str, policy_name: str) -> dict[str, Any]:
+    principal = user_arn(caller.account_id, user_name)
+    with catalog.db.transaction(deps.engine) as conn:
+        policies = catalog.accounts.get_user_policies(conn, principal)
+    if policy_name not in policies:
+        raise NotFound(kind="user policy", name=policy_name)
+    return policies[policy_name]
+
+
+def delete_user_policy(deps: Deps, caller: Caller, user_name: str, policy_name: str) -> None:
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.accounts.delete_user_policy(
+            conn, principal_arn=user_arn(caller.account_id, user_name), policy_name=policy_name
+        )
+
+
+# ----------------------------------------------------------------- vault access policies
+
+
+def put_vault_access_policy(
+    deps: Deps, caller: Caller, vault_name: str, document: str | Mapping[str, Any]
+) -> None:
+    """PutBackupVaultAccessPolicy: a resource policy, validated, kept as given."""
+    text = document if isinstance(document, str) else json.dumps(document)
+    model.parse_policy(_load(text), "resource")
+    vault = vaults.get(deps, caller, vault_name)
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.vaults.update(conn, vault["arn"], access_policy=text)
+
+
+def get_vault_access_policy(deps: Deps, caller: Caller, vault_name: str) -> Record:
+    """GetBackupVaultAccessPolicy: ResourceNotFound when the vault has none."""
+    vault = vaults.get(deps, caller, vault_name)
+    if vault["access_policy"] is None:
+        raise NotFound(kind="backup vault access policy", name=vault_name)
+    return {
+        "BackupVaultName": vault["name"],
+        "BackupVaultArn": vault["arn"],
+        "Policy": vault["access_policy"],
+    }
+
+
+def delete_vault_access_policy(deps: Deps, caller: Caller, vault_name: str) -> None:
+    vault = vaults.get(deps, caller, vault_name)
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.vaults.update(conn, vault["arn"], access_policy=None)
