@@ -68,6 +68,12 @@ def used_blobs(repo: Repository, manifests: Iterable[dict[str, object]]) -> set[
     return used
 
 
+def packs_of(repo: Repository, manifest: dict[str, object]) -> set[str]:
+    """The pack object names a recovery point's data lives in (its trees and chunks), so
+    store retention can be set, or extended, on exactly those packs."""
+    return {repo.blob_location(blob_id)[0] for blob_id in used_blobs(repo, [manifest])}
+
+
 def _all_packs(repo: Repository) -> tuple[dict[str, list[packs.PackEntry]], list[str]]:
     segments = repo.index_segments()
     by_pack: dict[str, list[packs.PackEntry]] = {}
