@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from snowvault.control.services import backup_jobs, recovery_points, restore_jobs
+from snowvault.control.services import backup_jobs, expiry, recovery_points, restore_jobs
 from snowvault.control.services.base import Deps
 from snowvault.control.services.errors import JobStopped
 from snowvault.core import ids
@@ -185,6 +185,9 @@ class Worker:
             log.info("backup job %s expired (start window passed)", job_id)
         for row in backup_jobs.recover(self.deps, now) + restore_jobs.recover(self.deps, now):
             log.warning("recovered job of a lost worker: %s", row)
+        deleted, _waiting = expiry.expire_due(self.deps, now)
+        for arn in deleted:
+            log.info("recovery point %s expired (lifecycle DeleteAt passed)", arn)
         recovery_points.prune_pending(self.deps)
 
     def _run_forever(self) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from snowvault.control import catalog
 from snowvault.control.model import lifecycle, windows
-from snowvault.control.services import vaults
+from snowvault.control.services import vault_lock, vaults
 from snowvault.control.services.base import Caller, Deps, JobControl
 from snowvault.control.services.errors import JobStopped
 from snowvault.core import arn as arns
@@ -211,6 +211,7 @@ def run(deps: Deps, job: Record, worker_id: str, control: JobControl) -> str:
     """Run a claimed job to its end; returns the final state it was given."""
     try:
         vault, resource = _inputs(deps, job)
+        vault_lock.check_job_retention(deps, vault, job["lifecycle"])
         result, total = _backup(deps, job, vault, resource, control)
     except JobStopped as exc:
         return _end(deps, job, worker_id, "ABORTED", status_message=str(exc))
@@ -219,7 +220,20 @@ def run(deps: Deps, job: Record, worker_id: str, control: JobControl) -> str:
     except Exception as exc:
         log.exception("backup job %s failed", job["job_id"])
         return _end(deps, job, worker_id, "FAILED", status_message=f"internal error: {exc}")
-    return _record(deps, job, worker_id, vault, resource, result, total)
+    state = _record(deps, job, worker_id, vault, resource, result, total)
+    _protect(deps, job, vault)
+    return state
+
+
+def _protect(deps: Deps, job: Record, vault: Record) -> None:
+    """Give the new point's objects their store retention (locked vaults on S3)."""
+    with catalog.db.transaction(deps.engine) as conn:
+        rp = catalog.recovery_points.find(conn, job["recovery_point_arn"])
+    if rp is not None:
+        try:
+            vault_lock.protect_recovery_point(deps, vault, rp, deps.clock.now())
+        except SnowvaultError:
+            log.exception("backup job %s: store retention not set", job["job_id"])
 
 
 def _inputs(deps: Deps, job: Record) -> tuple[Record, Record]:

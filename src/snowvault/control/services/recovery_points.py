@@ -15,7 +15,7 @@ from typing import Any
 
 from snowvault.control import catalog
 from snowvault.control.model import lifecycle
-from snowvault.control.services import vaults
+from snowvault.control.services import vault_lock, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import Conflict, NotFound
 from snowvault.engine import browse, locks, prune
@@ -75,11 +75,12 @@ def update_lifecycle(
     deps: Deps, caller: Caller, vault_name: str, arn: str, data: Mapping[str, Any] | None
 ) -> Record:
     """UpdateRecoveryPointLifecycle: new lifecycle and calculated dates, by the model's rules."""
-    _vault, rp = _get(deps, caller, vault_name, arn)
+    vault, rp = _get(deps, caller, vault_name, arn)
     new = lifecycle.lifecycle_from_api(data)
     current = lifecycle.CalculatedLifecycle(rp["move_to_cold_at"], rp["delete_at"])
     calc = lifecycle.calculated_lifecycle(new, rp["creation_date"])
     lifecycle.validate_lifecycle_update(current, calc, caller.now)
+    vault_lock.check_lifecycle(deps, caller, vault, rp, calc.delete_at)
     with catalog.db.transaction(deps.engine) as conn:
         return catalog.recovery_points.update_lifecycle(
             conn,
@@ -115,6 +116,7 @@ def delete(deps: Deps, caller: Caller, vault_name: str, arn: str) -> None:
     vault, rp = _get(deps, caller, vault_name, arn)
     if rp["status"] == "DELETING":
         raise Conflict(detail=f"recovery point {arn} is already being deleted")
+    vault_lock.check_delete(deps, caller, vault, rp)
     with catalog.db.transaction(deps.engine) as conn:
         catalog.recovery_points.set_status(conn, arn, "DELETING")
     with vaults.open_repository(deps, vault) as repo:

@@ -159,6 +159,7 @@ def put(
             lock_date=new.lock_date,
         )
         catalog.legal_holds.put_lock(conn, vault["arn"], new.created_at)
+        row = catalog.vaults.set_locked(conn, vault["arn"], True)  # Locked: any lock in force
     refresh_store_retention(deps, row, caller.now)
     return row
 
