@@ -199,7 +199,7 @@ def test_restore_start_sends_aws_style_metadata() -> None:
         "RecoveryPointArn": RP + "abc",
         "Metadata": {
             "targetPath": "/srv/out",
-            "itemsToRestore": '["/a.txt", "/b"]',
+            "items": '["/a.txt", "/b"]',
             "overwrite": "true",
         },
         "IamRoleArn": "arn:aws:iam::123456789012:role/snowvault",

@@ -1,7 +1,7 @@
 """``snowvault restore start``: restore a recovery point (or some items of it) to a path.
 
-The restore metadata follows AWS Backup's file-system conventions: ``targetPath``,
-``itemsToRestore`` (a JSON list of paths inside the recovery point) and ``overwrite``.
+The restore metadata follows the server's conventions: ``targetPath``,
+``items`` (a JSON list of paths inside the recovery point) and ``overwrite``.
 A pure API client: must not import the server side (interfaces.api, app, services).
 """
 
@@ -27,11 +27,11 @@ def restore_params(
 
     >>> restore_params("arn:aws:backup:r:123456789012:recovery-point:x", "/t", ["/a"], True,
     ...     None)["Metadata"]
-    {'targetPath': '/t', 'itemsToRestore': '["/a"]', 'overwrite': 'true'}
+    {'targetPath': '/t', 'items': '["/a"]', 'overwrite': 'true'}
     """
     metadata = {"targetPath": target}
     if items:
-        metadata["itemsToRestore"] = json.dumps(list(items))
+        metadata["items"] = json.dumps(list(items))
     if overwrite:
         metadata["overwrite"] = "true"
     account = arns.Arn.parse(recovery_point_arn).account
