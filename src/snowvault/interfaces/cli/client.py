@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.auth
 import botocore.awsrequest
 import botocore.config
@@ -257,6 +256,8 @@ class Api:
     def backup(self) -> Any:
         """The boto3 ``backup`` client (made on first use)."""
         if self._backup is None:
+            import boto3  # deferred: a third of the CLI's start-up time, needed only here
+
             p = self.profile
             self._backup = boto3.session.Session().client(
                 "backup",
