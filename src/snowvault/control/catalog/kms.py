@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from snowvault.control.catalog import pagination
 from snowvault.control.catalog.db import Record
 from snowvault.control.catalog.kms_tables import kms_aliases, kms_key_versions, kms_keys
+from snowvault.control.catalog.tables import vaults
 from snowvault.core.errors import AlreadyExists
 
 DELETED = "Deleted"
@@ -189,3 +190,9 @@ def list_aliases(
     return pagination.paginate(
         conn, stmt, kind="kms-aliases", order=_ALIAS_ORDER, limit=limit, token=token
     )
+
+
+def vaults_using_key(conn: Connection, key_arn: str) -> list[Record]:
+    """Vaults whose repository secret is wrapped by ``key_arn`` (for crypto-shredding)."""
+    stmt = sa.select(vaults).where(vaults.c.encryption_key_arn == key_arn)
+    return [dict(r._mapping) for r in conn.execute(stmt.order_by(vaults.c.arn))]

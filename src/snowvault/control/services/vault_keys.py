@@ -16,10 +16,12 @@ Must not depend on the catalog, the scheduler or any interface.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from snowvault.core import arn as arns
 from snowvault.core import ids
+from snowvault.core.errors import InvalidInput
 from snowvault.engine import crypto
 
 SERVER_KEY_TYPE = "AWS_OWNED_KMS_KEY"
@@ -36,6 +38,14 @@ class VaultKeys(Protocol):
         """The wrapper that seals and opens a repository secret under ``key_arn``."""
         ...
 
+    def choose(self, *, region: str, account_id: str, requested: str | None) -> tuple[str, str]:
+        """``(key ARN, EncryptionKeyType)`` of a new vault; ``requested``: its EncryptionKeyArn."""
+        ...
+
+    def sweep(self, now: datetime) -> None:
+        """Periodic key work (KMS: automatic rotation, deletion after the waiting period)."""
+        ...
+
 
 class ServerVaultKeys:
     """Every vault key is the server-held ``vault-keys`` box, under its own key id."""
@@ -50,3 +60,11 @@ class ServerVaultKeys:
 
     def wrapper(self, key_arn: str) -> crypto.KeyWrapper:
         return crypto.BoxKeyWrapper(self._box, name="server", params={"key_arn": key_arn})
+
+    def choose(self, *, region: str, account_id: str, requested: str | None) -> tuple[str, str]:
+        if requested:
+            raise InvalidInput(detail="EncryptionKeyArn: this key provider has no KMS keys")
+        return self.new_key_arn(region=region, account_id=account_id), self.key_type
+
+    def sweep(self, now: datetime) -> None:
+        return None

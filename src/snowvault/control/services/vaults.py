@@ -19,7 +19,7 @@ from snowvault.control import catalog
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core import arn as arns
 from snowvault.core import ids
-from snowvault.core.errors import AlreadyExists, InvalidInput, SnowvaultError
+from snowvault.core.errors import AlreadyExists, SnowvaultError
 from snowvault.engine.backends import base as backends
 from snowvault.engine.backends.url import open_backend
 from snowvault.engine.repository import Repository
@@ -46,23 +46,20 @@ def create(
     creator_request_id: str | None = None,
 ) -> Record:
     """CreateBackupVault: a new repository, then its catalog row and tags."""
-    if encryption_key_arn:
-        raise InvalidInput(
-            detail="EncryptionKeyArn: customer managed keys are not supported yet; "
-            "omit it to use the server-owned key"
-        )
     existing = _find(deps, caller, name)
     if existing is not None:
         if creator_request_id and existing["creator_request_id"] == creator_request_id:
             return existing
         raise AlreadyExists(kind="backup vault", name=name)
     url = _storage_url(deps, caller, name)
-    key_arn = deps.vault_keys.new_key_arn(region=caller.region, account_id=caller.account_id)
+    key_arn, key_type = deps.vault_keys.choose(
+        region=caller.region, account_id=caller.account_id, requested=encryption_key_arn
+    )
     backend = open_backend(url)
     try:
         repo = Repository.init(backend, wrapper=deps.vault_keys.wrapper(key_arn))
         repo.close()
-        return _insert(deps, caller, name, url, key_arn, repo, tags, creator_request_id)
+        return _insert(deps, caller, name, url, (key_arn, key_type), repo, tags, creator_request_id)
     except BaseException:
         _destroy(backend)
         raise
@@ -75,7 +72,7 @@ def _insert(
     caller: Caller,
     name: str,
     url: str,
-    key_arn: str,
+    key: tuple[str, str],
     repo: Repository,
     tags: Mapping[str, str] | None,
     creator_request_id: str | None,
@@ -90,8 +87,8 @@ def _insert(
             name=name,
             creation_date=caller.now,
             storage_url=url,
-            encryption_key_arn=key_arn,
-            encryption_key_type=deps.vault_keys.key_type,
+            encryption_key_arn=key[0],
+            encryption_key_type=key[1],
             creator_request_id=creator_request_id,
             repository_id=repo.config.id,
         )
