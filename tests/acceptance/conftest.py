@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sv_server import ExtCall, ServerProcess, new_server
+from sv_server import SNOWVAULT, ExtCall, ServerProcess, free_port, new_server
+
+__all__ = ["SNOWVAULT", "ExtCall", "ServerProcess", "free_port", "new_server"]  # re-exported
 
 
 @pytest.fixture(scope="module")
