@@ -1,0 +1,45 @@
+"""Service tests: a SQLite catalog in a temp dir, local vault storage, a FakeClock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from snowvault.control import catalog
+from snowvault.control.services import accounts
+from snowvault.control.services.base import Caller, Deps, Storage
+from snowvault.control.services.vault_keys import ServerVaultKeys
+from snowvault.engine import crypto
+from snowvault.testing import FakeClock
+
+ROOT = b"k" * 32
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def deps(tmp_path: Path, clock: FakeClock) -> Iterator[Deps]:
+    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    catalog.db.upgrade(engine)
+    storage = Storage({REGION: str(tmp_path / "storage" / REGION)})
+    yield Deps(engine=engine, clock=clock, storage=storage, vault_keys=ServerVaultKeys(ROOT))
+    engine.dispose()
+
+
+@pytest.fixture
+def access_box() -> crypto.SecretBox:
+    """The box the root key seals access-key secrets with."""
+    return crypto.SecretBox(ROOT, "access-keys")
+
+
+@pytest.fixture
+def root(deps: Deps, access_box: crypto.SecretBox) -> accounts.Credentials:
+    return accounts.bootstrap(
+        deps.engine, access_box, now=deps.clock.now(), account_id="111122223333"
+    )
+
+
+@pytest.fixture
+def caller(deps: Deps, root: accounts.Credentials) -> Caller:
+    return Caller(root.account_id, REGION, root.principal_arn, deps.clock.now())
