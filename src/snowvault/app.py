@@ -28,7 +28,7 @@ from typing import Any
 
 from snowvault.control import catalog
 from snowvault.control.scheduler import runner
-from snowvault.control.services import accounts, vault_keys, vaults
+from snowvault.control.services import accounts, kms, kms_vault_keys, vaults
 from snowvault.control.services.base import Deps, Storage
 from snowvault.core.clock import Clock, SystemClock
 from snowvault.core.errors import AlreadyExists, InvalidInput, NotFound
@@ -193,11 +193,12 @@ class App:
         root_key = _read_root_key(config.data_dir)
         engine = catalog.db.create_engine(config.catalog_url)
         catalog.db.upgrade(engine)
+        self.kms = kms.Kms(engine, root_key, clock)
         self.deps = Deps(
             engine=engine,
             clock=clock,
             storage=Storage(dict(config.regions)),
-            vault_keys=vault_keys.ServerVaultKeys(root_key),
+            vault_keys=kms_vault_keys.KmsVaultKeys(self.kms, engine),
         )
         self._access_keys = crypto.SecretBox(root_key, "access-keys")
         w = config.worker

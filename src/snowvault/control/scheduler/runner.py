@@ -189,6 +189,7 @@ class Worker:
         for arn in deleted:
             log.info("recovery point %s expired (lifecycle DeleteAt passed)", arn)
         recovery_points.prune_pending(self.deps)
+        self.deps.vault_keys.sweep(now)  # KMS: automatic rotation, deletion after the window
 
     def _run_forever(self) -> None:
         while not self._stop.is_set():

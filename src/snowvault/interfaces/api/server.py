@@ -13,7 +13,11 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from snowvault.app import App
-from snowvault.interfaces.api import asgi, extension, handlers, sigv4
+from snowvault.interfaces.api import asgi, errors, extension, handlers, sigv4
+from snowvault.interfaces.api.handlers import kms as kms_handlers
+
+# The one place later layers' error classes join the API error table.
+ERROR_TABLE = errors.build_error_table(kms_handlers.ERROR_CODES)
 
 
 def _lookup(app: App) -> sigv4.LookupSecret:
@@ -30,8 +34,12 @@ def _lookup(app: App) -> sigv4.LookupSecret:
 
 def build_asgi(app: App) -> Starlette:
     return asgi.build_app(
-        [asgi.ServiceEndpoint(handlers.MODEL_NAME, handlers.bind(app))],
+        [
+            asgi.ServiceEndpoint(handlers.MODEL_NAME, handlers.bind(app)),
+            asgi.ServiceEndpoint(kms_handlers.MODEL_NAME, kms_handlers.bind(app)),
+        ],
         lookup_secret=_lookup(app),
+        error_table=ERROR_TABLE,
         clock=app.clock,
         extra_routes=extension.routes(app),
         allowed_regions=app.regions,
