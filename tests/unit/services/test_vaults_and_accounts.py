@@ -78,3 +78,13 @@ def test_region_settings_default_and_merge(deps: Deps, caller: Caller) -> None:
     assert settings.region_settings(deps, caller)["opt_in"] == {"Directory": False}
     with pytest.raises(InvalidInput):
         settings.update_region_settings(deps, caller, opt_in={"EFS": True}, management=None)
+
+
+def test_catalog_settings_delete(deps: Deps) -> None:
+    from snowvault.control import catalog
+
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.settings.put(conn, "prune-pending:x", "2026-01-01")
+        catalog.settings.delete(conn, "prune-pending:x")
+        catalog.settings.delete(conn, "never-set")
+        assert catalog.settings.get(conn, "prune-pending:x", "gone") == "gone"

@@ -29,6 +29,11 @@ def put(conn: Connection, key: str, value: Any) -> None:
     conn.execute(settings.insert().values(key=key, value=value))
 
 
+def delete(conn: Connection, key: str) -> None:
+    """Remove one server setting (missing keys are ignored)."""
+    conn.execute(settings.delete().where(settings.c.key == key))
+
+
 def all_settings(conn: Connection) -> dict[str, Any]:
     rows = conn.execute(sa.select(settings).order_by(settings.c.key))
     return {r.key: r.value for r in rows}
