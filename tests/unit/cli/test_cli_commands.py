@@ -231,11 +231,14 @@ def test_recovery_point_list_needs_exactly_one_filter() -> None:
 
 
 def test_recovery_point_ls_calls_the_extension() -> None:
-    entries = [{"Path": "/a.txt", "Type": "file", "Size": 3, "Mode": 0o644, "ModifiedTime": "t"}]
+    entries = [
+        {"Path": "/a.txt", "Type": "file", "Size": 3, "Mode": 0o644, "ModifiedTime": 1767225600.5}
+    ]
     api = FakeApi({"ListRecoveryPointContents": {"Entries": entries}})
     result = run(api, "recovery-point", "ls", RP + "x", "/docs", "-r")
     assert result.exit_code == 0, result.output
     assert "/a.txt" in result.stdout and "0644" in result.stdout
+    assert "2026-01-01T00:00:00+00:00" in result.stdout
     assert api.params("ListRecoveryPointContents") == {
         "RecoveryPointArn": RP + "x",
         "Path": "/docs",

@@ -17,7 +17,7 @@ DEFAULT_ROLE = "arn:aws:iam::{account}:role/snowvault"
 
 
 def default_role(resource_arn: str) -> str:
-    """The default service role, in the resource's account.
+    """The default service role, in the account of ``resource_arn`` (any ARN).
 
     >>> default_role("arn:aws:snowvault:us-east-1:123456789012:resource:x")
     'arn:aws:iam::123456789012:role/snowvault'

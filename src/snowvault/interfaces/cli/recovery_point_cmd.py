@@ -7,6 +7,7 @@ A pure API client: must not import the server side (interfaces.api, app, service
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -27,12 +28,15 @@ COLUMNS: list[render.Column] = [
 ENTRY_COLUMNS: list[render.Column] = [
     ("MODE", lambda e: _mode(e.get("Mode"))),
     ("SIZE", lambda e: e.get("Size") if e.get("Type") != "dir" else ""),
-    ("MODIFIED", lambda e: e.get("ModifiedTime")),
+    ("MODIFIED", lambda e: _when(e.get("ModifiedTime"))),
     ("PATH", lambda e: e.get("Path")),
 ]
 
 
 def _when(value: Any) -> str:
+    """A datetime, or epoch seconds as the JSON API sends them, as ISO 8601 UTC."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = datetime.fromtimestamp(value, UTC)
     return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else str(value or "")
 
 

@@ -13,11 +13,8 @@ from typing import Any
 
 import click
 
-from snowvault.core import arn as arns
-from snowvault.interfaces.cli import job_cmd, render
+from snowvault.interfaces.cli import backup_cmd, job_cmd, render
 from snowvault.interfaces.cli.client import Api, json_option, with_api
-
-DEFAULT_ROLE = "arn:aws:iam::{account}:role/snowvault"
 
 
 def restore_params(
@@ -34,11 +31,10 @@ def restore_params(
         metadata["items"] = json.dumps(list(items))
     if overwrite:
         metadata["overwrite"] = "true"
-    account = arns.Arn.parse(recovery_point_arn).account
     return {
         "RecoveryPointArn": recovery_point_arn,
         "Metadata": metadata,
-        "IamRoleArn": role or DEFAULT_ROLE.format(account=account),
+        "IamRoleArn": role or backup_cmd.default_role(recovery_point_arn),
     }
 
 
