@@ -167,13 +167,17 @@ class Repository:
             raise errors.RepositoryNotFound(url=backend.location) from exc
         except ValueError as exc:
             raise errors.IntegrityError(name="config", detail=str(exc)) from exc
-        repo_id = str(header["id"])
+        repo_id = header.get("id")
+        if not isinstance(repo_id, str) or not repo_id:
+            raise errors.IntegrityError(name="config", detail="has no repository id")
         secret = _open_any_slot(backend, repo_id, password, raw_key, wrapper)
         keys = RepositoryKeys(secret)
         try:
             cfg = config_mod.decode(header, keys.sealer())
         except primitives.AuthenticationFailed as exc:
             raise errors.IntegrityError(name="config", detail="fails authentication") from exc
+        except (ValueError, KeyError, TypeError) as exc:  # bad base64 or parameters
+            raise errors.IntegrityError(name="config", detail=f"damaged ({exc!r})") from exc
         return cls(backend, cfg, keys, **kwargs)
 
     def close(self) -> None:
@@ -564,16 +568,29 @@ def _open_any_slot(
     raw_key: bytes | None,
     wrapper: KeyWrapper | None,
 ) -> bytes:
-    for info in backend.list("keys/"):
+    """The secret from the first slot that opens. A slot that cannot even be tried (bad
+    JSON, base64 or KDF parameters) is damaged: when no other slot opens, that is what
+    the error names, not a wrong passphrase."""
+    names = [info.name for info in backend.list("keys/")]
+    if not names:
+        raise errors.IntegrityError(name="keys/", detail="the repository has no key slot")
+    damaged = []
+    for name in names:
         try:
-            slot = keyslots.KeySlot.from_bytes(backend.get(info.name))
-        except (ValueError, KeyError):
+            slot = keyslots.KeySlot.from_bytes(backend.get(name))
+            secret = keyslots.open_slot(
+                slot, repo_id, passphrase=password, raw_key=raw_key, wrapper=wrapper
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            damaged.append(name)
             continue
-        secret = keyslots.open_slot(
-            slot, repo_id, passphrase=password, raw_key=raw_key, wrapper=wrapper
-        )
         if secret is not None:
             return secret
+    if damaged:
+        raise errors.IntegrityError(
+            name=", ".join(damaged),
+            detail="key slot is damaged, and no other key slot opens with the given key",
+        )
     raise errors.WrongKey()
 
 
