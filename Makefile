@@ -42,7 +42,7 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/engine_bench.py $(BENCH_ARGS)
 
 bench-tools:
-	command -v restic >/dev/null && command -v borg >/dev/null || (apt-get update -qq && apt-get install -y -qq restic borgbackup)
+	command -v restic >/dev/null && command -v borg >/dev/null && test -x /usr/bin/time || (apt-get update -qq && apt-get install -y -qq restic borgbackup time)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

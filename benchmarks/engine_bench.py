@@ -26,6 +26,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -68,6 +69,17 @@ class Run:
     error: str | None
 
 
+# Linux keeps a process's RSS high-water mark across execve, so a tool forked straight
+# from this (large) Python process would report at least our own peak. /usr/bin/time
+# forks the tool from a small process and reports that child's ru_maxrss.
+TIME_BIN = "/usr/bin/time"
+RSS_SOURCE = (
+    "/usr/bin/time %M (tool forked from a small process)"
+    if os.access(TIME_BIN, os.X_OK)
+    else "os.wait4 ru_maxrss (no /usr/bin/time: includes the harness's own peak, too high)"
+)
+
+
 def _error_text(code: int, stderr_path: Path, timed_out: bool) -> str:
     if timed_out:
         return "timed out"
@@ -76,17 +88,36 @@ def _error_text(code: int, stderr_path: Path, timed_out: bool) -> str:
     return f"exit {code}: {tail}" if tail else f"exit {code}"
 
 
+def _time_rss_kib(path: Path) -> int | None:
+    """The %M line /usr/bin/time wrote (after any 'Command exited ...' line)."""
+    if not path.exists():
+        return None
+    numbers = [ln.strip() for ln in path.read_text().splitlines() if ln.strip().isdigit()]
+    return int(numbers[-1]) if numbers else None
+
+
 def run_measured(
     argv: list[str], *, env: dict[str, str], cwd: Path, logs: Path, timeout: float
 ) -> Run:
-    """Run ``argv`` with output to files; wall time by perf_counter, RSS by wait4."""
+    """Run ``argv`` with output to files; wall time by perf_counter, peak RSS as above."""
     stdout_path, stderr_path = logs.with_suffix(".out"), logs.with_suffix(".err")
+    rss_path = logs.with_suffix(".rss")
     logs.parent.mkdir(parents=True, exist_ok=True)
+    if shutil.which(argv[0], path=env.get("PATH")) is None:
+        return Run(argv, 0.0, 0, stdout_path, f"cannot start {argv[0]}: not found")
+    use_time = os.access(TIME_BIN, os.X_OK)
+    wrapped = [TIME_BIN, "-f", "%M", "-o", str(rss_path), *argv] if use_time else argv
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         start = time.perf_counter()
         try:
             proc = subprocess.Popen(
-                argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+                wrapped,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,  # so a timeout can kill the whole group
             )
         except OSError as exc:
             return Run(argv, 0.0, 0, stdout_path, f"cannot start {argv[0]}: {exc.strerror}")
@@ -94,7 +125,7 @@ def run_measured(
 
         def expire() -> None:
             expired.set()
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
 
         timer = threading.Timer(timeout, expire)
         timer.start()
@@ -106,7 +137,8 @@ def run_measured(
     code = os.waitstatus_to_exitcode(status)
     proc.returncode = code  # already reaped by wait4
     error = None if code == 0 else _error_text(code, stderr_path, expired.is_set())
-    return Run(argv, seconds, usage.ru_maxrss, stdout_path, error)
+    rss = _time_rss_kib(rss_path) if use_time else usage.ru_maxrss
+    return Run(argv, seconds, rss or 0, stdout_path, error)
 
 
 def disk_usage(path: Path) -> int:
@@ -479,6 +511,10 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def _loads(loads: tuple[float, float, float]) -> str:
+    return " / ".join(f"{x:.2f}" for x in loads)
+
+
 def _cell(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -545,6 +581,11 @@ def render(report: dict[str, Any], bench: Bench) -> str:
         f"- machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory_gib']} GiB "
         f"memory, Linux {machine['kernel']}, Python {machine['python']}"
     )
+    out.append(
+        "- load average (1/5/15 min) before the timed phases: "
+        f"{_loads(machine['loadavg_before'])}; after: {_loads(machine['loadavg_after'])} "
+        "(other work on the machine skews the figures)"
+    )
     out += [f"- {name}: {version}" for name, version in report["versions"].items()]
     out.append(f"- tool order in every phase: {', '.join(report['tool_order'])}")
     out += ["", "## Dataset", ""]
@@ -580,7 +621,7 @@ METHOD = (
     "Each tool gets a fresh repository and its own home/cache folder inside the work dir.",
     "Throughput = bytes of the whole backed-up tree / wall seconds (also for incremental, "
     "no-change and restore).",
-    "Peak RSS = ru_maxrss of the tool's process from os.wait4 (includes its waited children).",
+    f"Peak RSS source: {RSS_SOURCE}.",
     "Caches are warm for every tool: the whole tree is read (hashed) before the first timed "
     "phase and again after the incremental change; page cache cannot be dropped here.",
     "restic 0.14: repository format 2, compression auto, --cache-dir in the work dir, "
@@ -634,6 +675,7 @@ def run_bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], B
     datasets.prepare_live_tree(dataset, live)
     log("warm-up read of the live tree")
     initial_bytes = datasets.total_bytes(datasets.manifest(live))
+    load_before = os.getloadavg()
     bench = Bench([TOOL_CLASSES[n](run_dir / "tools", args.timeout) for n in args.tool_names])
     versions = {tool.name: tool.version() for tool in bench.tools}
     init_repos(bench)
@@ -649,7 +691,8 @@ def run_bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], B
     report: dict[str, Any] = {
         "command": command,
         "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": machine_info(),
+        "machine": machine_info()
+        | {"loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "versions": versions,
         "tool_order": args.tool_names,
         "dataset": dataset_report(dataset, initial_bytes, final_bytes, change),
