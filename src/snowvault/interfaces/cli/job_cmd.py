@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from snowvault.interfaces.cli import render
 from snowvault.interfaces.cli.client import (
@@ -133,15 +133,20 @@ def wait(api: Api, kind: JobKind, job_id: str, *, as_json: bool) -> dict[str, An
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
-        DownloadColumn(),
+        TextColumn("{task.fields[moved]}"),
         console=console,
         transient=True,
     )
-    task = bar.add_task(f"{kind.name} {job_id[:8]}", total=100.0)
+    task = bar.add_task(f"{kind.name} {job_id[:8]}", total=100.0, moved="")
 
     def update(job: dict[str, Any]) -> None:
         done = _percent_value(job.get("PercentDone"))
-        bar.update(task, completed=done, description=f"{kind.name} {state_of(kind, job)}")
+        bar.update(
+            task,
+            completed=done,
+            description=f"{kind.name} {state_of(kind, job)}",
+            moved=render.size(transferred(job)),
+        )
 
     with bar:
         return poll(describe, kind, update)
