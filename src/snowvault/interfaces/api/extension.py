@@ -8,6 +8,7 @@ scope); errors answer like the AWS API (``x-amzn-ErrorType`` + ``{"__type", "mes
     DescribeResource {ResourceArn}        DeregisterResource {ResourceArn}
     TagResource {ResourceArn, Tags}       UntagResource {ResourceArn, TagKeys}
     ListRecoveryPointContents {RecoveryPointArn, Path?, Recursive?} -> {Entries}
+    ExportRecoveryKey {BackupVaultName, Passphrase} -> {RepositoryUrl, KeySlotId}  (audited)
 
 ``POST /_snowvault/reset`` (``--test-mode`` only; 404 otherwise) empties all state but
 the root account and its keys.
@@ -25,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from snowvault.app import App
-from snowvault.control.services import recovery_points, resources
+from snowvault.control.services import kms_vault_keys, recovery_points, resources
 from snowvault.interfaces.api import errors
 from snowvault.interfaces.api.asgi import ExtraRoute, RequestContext
 from snowvault.interfaces.api.handlers import views
@@ -136,6 +137,13 @@ def list_recovery_point_contents(app: App, ctx: RequestContext, params: Params) 
     }
 
 
+def export_recovery_key(app: App, ctx: RequestContext, params: Params) -> Out:
+    """ExportRecoveryKey {BackupVaultName, Passphrase} -> {RepositoryUrl, KeySlotId, ...}."""
+    return kms_vault_keys.export_recovery_key(
+        app.deps, caller(ctx), _need(params, "BackupVaultName"), _need(params, "Passphrase")
+    )
+
+
 ACTIONS: dict[str, Action] = {
     "RegisterResource": register_resource,
     "ListResources": list_resources,
@@ -144,6 +152,7 @@ ACTIONS: dict[str, Action] = {
     "TagResource": tag_resource,
     "UntagResource": untag_resource,
     "ListRecoveryPointContents": list_recovery_point_contents,
+    "ExportRecoveryKey": export_recovery_key,
 }
 
 

@@ -78,3 +78,25 @@ def delete(api: Api, name: str, as_json: bool) -> None:
     """Delete vault NAME (it must hold no recovery points)."""
     api.call("delete_backup_vault", BackupVaultName=name)
     render.result(as_json, {"BackupVaultName": name, "Deleted": True}, f"deleted vault {name}")
+
+
+@vault.command("export-recovery-key")
+@click.option("--vault", "vault_name", required=True, help="The vault to export a key for.")
+@click.option(
+    "--password-file",
+    required=True,
+    type=click.File("r"),
+    help="File whose first line is the new recovery passphrase (12+ characters).",
+)
+@json_option
+@with_api
+def export_recovery_key(api: Api, vault_name: str, password_file: Any, as_json: bool) -> None:
+    """Add a passphrase slot to a vault so `snowvault repo` can read it without the server.
+
+    Prints the repository URL; keep it with the passphrase for disaster recovery. If the
+    vault's KMS key is later deleted, the server removes this slot too (crypto-shredding).
+    """
+    passphrase = password_file.readline().rstrip("\r\n")
+    body = {"BackupVaultName": vault_name, "Passphrase": passphrase}
+    doc = api.ext("ExportRecoveryKey", body)
+    render.result(as_json, doc, f"{doc.get('RepositoryUrl')}")

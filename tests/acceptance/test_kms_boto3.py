@@ -1,0 +1,254 @@
+"""KMS as boto3 and the snowvault CLI see it, against a real `snowvault server` subprocess:
+every KMS operation, vaults under a customer key (rotation, disable/enable), the AWS
+managed default key, and the offline recovery key read by `snowvault repo`.
+
+Crypto-shredding after the waiting period needs the clock to move; the server has no
+test clock endpoint yet, so that part is proven in tests/unit/services/test_kms.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import filecmp
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from test_cli_story import sv, sv_json
+from test_server_boto3 import FINAL_RESTORE, ROLE, backed_up, code_of, make_tree, poll, register
+
+from conftest import ExtCall, ServerProcess
+
+
+@pytest.fixture
+def kms(snowvault_server: ServerProcess) -> Any:
+    creds = snowvault_server.creds
+    return boto3.client(
+        "kms",
+        endpoint_url=snowvault_server.endpoint,
+        region_name=creds["region"],
+        aws_access_key_id=creds["access_key_id"],
+        aws_secret_access_key=creds["secret_access_key"],
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+
+
+def restored(backup: Any, rp_arn: str, target: Path) -> dict[str, Any]:
+    job = backup.start_restore_job(
+        RecoveryPointArn=rp_arn, Metadata={"targetPath": str(target)}, IamRoleArn=ROLE
+    )
+    return poll(
+        lambda: backup.describe_restore_job(RestoreJobId=job["RestoreJobId"]),
+        "Status",
+        FINAL_RESTORE,
+    )
+
+
+def same_tree(a: Path, b: Path) -> bool:
+    cmp = filecmp.dircmp(a, b)
+    return not (cmp.left_only or cmp.right_only or cmp.diff_files)
+
+
+def test_key_management_operations(kms: Any, snowvault_server: ServerProcess) -> None:
+    account, region = snowvault_server.creds["account_id"], snowvault_server.creds["region"]
+    meta = kms.create_key(Description="app key", Tags=[{"TagKey": "team", "TagValue": "ops"}])[
+        "KeyMetadata"
+    ]
+    key_id, arn = meta["KeyId"], meta["Arn"]
+    assert arn == f"arn:aws:kms:{region}:{account}:key/{key_id}"
+    assert (meta["KeyState"], meta["Enabled"], meta["KeyManager"]) == ("Enabled", True, "CUSTOMER")
+    assert {"KeyId": key_id, "KeyArn": arn} in kms.list_keys()["Keys"]
+
+    kms.create_alias(AliasName="alias/app", TargetKeyId=key_id)
+    alias_arn = f"arn:aws:kms:{region}:{account}:alias/app"
+    for ref in (key_id, arn, "alias/app", alias_arn):
+        assert kms.describe_key(KeyId=ref)["KeyMetadata"]["Arn"] == arn
+    aliases = kms.list_aliases(KeyId=key_id)["Aliases"]
+    assert [(a["AliasName"], a["AliasArn"], a["TargetKeyId"]) for a in aliases] == [
+        ("alias/app", alias_arn, key_id)
+    ]
+    assert code_of(kms.create_alias, AliasName="alias/app", TargetKeyId=key_id)[0] == (
+        "AlreadyExistsException"
+    )
+    assert code_of(kms.create_alias, AliasName="alias/aws/x", TargetKeyId=key_id)[0] == (
+        "NotAuthorizedException"
+    )
+    kms.delete_alias(AliasName="alias/app")
+    assert code_of(kms.describe_key, KeyId="alias/app")[0] == "NotFoundException"
+
+    kms.tag_resource(KeyId=key_id, Tags=[{"TagKey": "env", "TagValue": "test"}])
+    tags = kms.list_resource_tags(KeyId=key_id)["Tags"]
+    assert {t["TagKey"]: t["TagValue"] for t in tags} == {"team": "ops", "env": "test"}
+
+    assert kms.get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"] is False
+    kms.enable_key_rotation(KeyId=key_id, RotationPeriodInDays=180)
+    status = kms.get_key_rotation_status(KeyId=key_id)
+    assert (status["KeyRotationEnabled"], status["RotationPeriodInDays"]) == (True, 180)
+    assert (status["NextRotationDate"] - meta["CreationDate"]).days in (179, 180)
+    assert kms.rotate_key_on_demand(KeyId=key_id)["KeyId"] == key_id
+    assert "OnDemandRotationStartDate" in kms.get_key_rotation_status(KeyId=key_id)
+
+    kms.disable_key(KeyId=key_id)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Disabled"
+    assert code_of(kms.rotate_key_on_demand, KeyId=key_id)[0] == "DisabledException"
+    kms.enable_key(KeyId=key_id)
+
+    assert code_of(kms.schedule_key_deletion, KeyId=key_id, PendingWindowInDays=6)[0] == (
+        "ValidationException"
+    )
+    scheduled = kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    assert (scheduled["KeyState"], scheduled["PendingWindowInDays"]) == ("PendingDeletion", 7)
+    described = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert described["DeletionDate"] == scheduled["DeletionDate"]
+    assert code_of(kms.enable_key, KeyId=key_id)[0] == "KMSInvalidStateException"
+    assert kms.cancel_key_deletion(KeyId=key_id)["KeyId"] == arn
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Disabled"
+    assert code_of(kms.describe_key, KeyId="00000000-0000-0000-0000-000000000000")[0] == (
+        "NotFoundException"
+    )
+
+
+def test_encrypt_decrypt_and_data_keys(kms: Any) -> None:
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    context = {"purpose": "test"}
+    out = kms.encrypt(KeyId=key_id, Plaintext=b"\x00secret", EncryptionContext=context)
+    blob = out["CiphertextBlob"]
+    assert b"secret" not in blob and out["EncryptionAlgorithm"] == "SYMMETRIC_DEFAULT"
+    back = kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)
+    assert back["Plaintext"] == b"\x00secret" and back["KeyId"] == out["KeyId"]
+    assert code_of(kms.decrypt, CiphertextBlob=blob)[0] == "InvalidCiphertextException"
+    assert code_of(kms.decrypt, CiphertextBlob=b"garbage")[0] == "InvalidCiphertextException"
+    other = kms.create_key()["KeyMetadata"]["KeyId"]
+    wrong = code_of(kms.decrypt, CiphertextBlob=blob, EncryptionContext=context, KeyId=other)
+    assert wrong[0] == "IncorrectKeyException"
+
+    data_key = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
+    assert len(data_key["Plaintext"]) == 32
+    assert (
+        kms.decrypt(CiphertextBlob=data_key["CiphertextBlob"])["Plaintext"]
+        == (data_key["Plaintext"])
+    )
+
+    kms.rotate_key_on_demand(KeyId=key_id)
+    assert kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)["Plaintext"] == (
+        b"\x00secret"
+    )
+    kms.disable_key(KeyId=key_id)
+    assert code_of(kms.encrypt, KeyId=key_id, Plaintext=b"x")[0] == "DisabledException"
+    assert code_of(kms.decrypt, CiphertextBlob=blob, EncryptionContext=context)[0] == (
+        "DisabledException"
+    )
+
+
+def test_describe_never_shows_key_material(kms: Any, snowvault_server: ServerProcess) -> None:
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert set(meta) <= {
+        "AWSAccountId", "KeyId", "Arn", "CreationDate", "Enabled", "Description", "KeyUsage",
+        "KeyState", "Origin", "KeyManager", "CustomerMasterKeySpec", "KeySpec",
+        "EncryptionAlgorithms", "MultiRegion",
+    }  # fmt: skip
+    log = snowvault_server.log.read_text(errors="replace")
+    assert "sealed_material" not in log and base64.b64encode(b"material")[:6].decode() not in log
+
+
+def test_default_vault_uses_the_aws_managed_backup_key(kms: Any, backup: Any) -> None:
+    backup.create_backup_vault(BackupVaultName="kms-default")
+    vault = backup.describe_backup_vault(BackupVaultName="kms-default")
+    managed = kms.describe_key(KeyId="alias/aws/backup")["KeyMetadata"]
+    assert managed["KeyManager"] == "AWS"
+    assert vault["EncryptionKeyArn"] == managed["Arn"]
+    assert vault["EncryptionKeyType"] == "AWS_OWNED_KMS_KEY"
+    assert code_of(kms.disable_key, KeyId="alias/aws/backup")[0] == (
+        "UnsupportedOperationException"
+    )
+    assert kms.get_key_rotation_status(KeyId="alias/aws/backup")["KeyRotationEnabled"] is True
+
+
+def test_customer_key_vault_rotation_disable_enable(
+    kms: Any, backup: Any, ext: ExtCall, tmp_path: Path
+) -> None:
+    key = kms.create_key(Description="vault key")["KeyMetadata"]
+    backup.create_backup_vault(BackupVaultName="kms-cmk", EncryptionKeyArn=key["Arn"])
+    vault = backup.describe_backup_vault(BackupVaultName="kms-cmk")
+    assert (vault["EncryptionKeyArn"], vault["EncryptionKeyType"]) == (
+        key["Arn"],
+        "CUSTOMER_MANAGED_KMS_KEY",
+    )
+    source = tmp_path / "src"
+    make_tree(source, seed=5, files=6, size=20_000)
+    resource = register(ext, "kms-cmk-src", source)
+    first = backed_up(backup, "kms-cmk", resource)
+    assert first["State"] == "COMPLETED", first
+    point = backup.describe_recovery_point(
+        BackupVaultName="kms-cmk", RecoveryPointArn=first["RecoveryPointArn"]
+    )
+    assert (point["EncryptionKeyArn"], point["IsEncrypted"]) == (key["Arn"], True)
+    assert point["EncryptionKeyType"] == "CUSTOMER_MANAGED_KMS_KEY"
+
+    kms.rotate_key_on_demand(KeyId=key["KeyId"])
+    assert backed_up(backup, "kms-cmk", resource)["State"] == "COMPLETED"
+
+    kms.disable_key(KeyId=key["KeyId"])
+    failed = backed_up(backup, "kms-cmk", resource)
+    assert failed["State"] == "FAILED"
+    assert "is disabled" in failed["StatusMessage"] and key["Arn"] in failed["StatusMessage"]
+    refused = restored(backup, first["RecoveryPointArn"], tmp_path / "r-disabled")
+    assert refused["Status"] == "FAILED" and "is disabled" in refused["StatusMessage"]
+
+    kms.enable_key(KeyId=key["KeyId"])
+    again = restored(backup, first["RecoveryPointArn"], tmp_path / "r-old")
+    assert again["Status"] == "COMPLETED", again
+    assert same_tree(source, tmp_path / "r-old")
+    assert backed_up(backup, "kms-cmk", resource)["State"] == "COMPLETED"
+
+    kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    pending = restored(backup, first["RecoveryPointArn"], tmp_path / "r-pending")
+    assert pending["Status"] == "FAILED" and "PendingDeletion" in pending["StatusMessage"]
+    kms.cancel_key_deletion(KeyId=key["KeyId"])
+    kms.enable_key(KeyId=key["KeyId"])
+
+
+def test_vault_with_unknown_or_disabled_key_is_refused(kms: Any, backup: Any) -> None:
+    missing = "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000"
+    code = code_of(backup.create_backup_vault, BackupVaultName="x1", EncryptionKeyArn=missing)
+    assert code == ("NotFoundException", 400)
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.disable_key(KeyId=key_id)
+    code = code_of(backup.create_backup_vault, BackupVaultName="x2", EncryptionKeyArn=key_id)
+    assert code[0] == "DisabledException"
+
+
+def test_export_recovery_key_reads_the_vault_without_the_server(
+    kms: Any, backup: Any, ext: ExtCall, snowvault_server: ServerProcess, tmp_path: Path
+) -> None:
+    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    backup.create_backup_vault(BackupVaultName="kms-dr", EncryptionKeyArn=key_arn)
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "precious.txt").write_text("the one file we need back\n")
+    assert backed_up(backup, "kms-dr", register(ext, "kms-dr-src", source))["State"] == (
+        "COMPLETED"
+    )
+    secret = tmp_path / "recovery.pass"
+    secret.write_text("a long recovery passphrase\n")
+    out = sv_json(
+        snowvault_server,
+        "vault",
+        "export-recovery-key",
+        "--vault",
+        "kms-dr",
+        "--password-file",
+        str(secret),
+    )
+    url = out["RepositoryUrl"]
+    listed = sv(snowvault_server, "repo", "ls", "--repo", url, "--password-file", str(secret),
+                "latest", "/", "-r", "--json")  # fmt: skip
+    assert "precious.txt" in listed.stdout
+    short = tmp_path / "short.pass"
+    short.write_text("short\n")
+    refused = sv(snowvault_server, "vault", "export-recovery-key", "--vault", "kms-dr",
+                 "--password-file", str(short), ok=False)  # fmt: skip
+    assert refused.returncode != 0 and "12" in refused.stderr
