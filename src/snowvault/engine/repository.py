@@ -489,12 +489,31 @@ class Repository:
         except errors.ObjectNotFound as exc:
             raise errors.RecoveryPointNotFound(id=rp_id) from exc
 
-    def manifests(self) -> list[tuple[str, dict[str, Any]]]:
-        """Every recovery point with its manifest, oldest first (by its ``time``)."""
+    def manifests(
+        self, on_damaged: Callable[[str, errors.IntegrityError], None] | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Every recovery point with its manifest, oldest first (by its ``time``).
+
+        A damaged manifest raises IntegrityError, unless ``on_damaged`` is given: then it
+        is reported to it and left out (listing, picking a parent — never prune, which
+        must not forget what a damaged manifest may still need)."""
+
+        def load(rp_id: str) -> dict[str, Any] | None:
+            try:
+                return self.load_manifest(rp_id)
+            except errors.IntegrityError as exc:
+                if on_damaged is None:
+                    raise
+                on_damaged(rp_id, exc)
+            except errors.RecoveryPointNotFound:
+                if on_damaged is None:
+                    raise  # forgotten while we listed
+            return None
+
         ids = self.list_manifests()
         with ThreadPoolExecutor(8) as pool:
-            docs = list(pool.map(self.load_manifest, ids))
-        pairs = list(zip(ids, docs, strict=True))
+            docs = list(pool.map(load, ids))
+        pairs = [(i, d) for i, d in zip(ids, docs, strict=True) if d is not None]
         pairs.sort(key=lambda p: (str(p[1].get("time", "")), p[0]))
         return pairs
 

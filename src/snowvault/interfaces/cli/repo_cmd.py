@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -122,7 +122,7 @@ def backup(
         locks.locked(repository.backend, CLOCK, exclusive=False),
     ):
         if stdin_name:
-            parent_id = _parent(repository, parent, [f"stdin:{stdin_name}"])
+            parent_id = _parent(repository, parent, [f"stdin:{stdin_name}"], as_json)
             result = archiver.backup_stream(
                 repository,
                 stdin_name,
@@ -135,7 +135,7 @@ def backup(
             )
         else:
             abs_paths = [os.path.abspath(p) for p in paths]
-            parent_id = _parent(repository, parent, abs_paths)
+            parent_id = _parent(repository, parent, abs_paths, as_json)
             result = archiver.backup_paths(
                 repository,
                 list(paths),
@@ -171,12 +171,20 @@ def backup(
         sys.exit(3)
 
 
-def _parent(repository: Repository, explicit: str | None, paths: list[str]) -> str | None:
+def _damaged_warner(as_json: bool) -> Callable[[str, Exception], None]:
+    """Report a damaged manifest and go on: one bad recovery point must not stop backups
+    or hide the others (``check`` names it; prune still refuses to run past it)."""
+    return lambda rp_id, exc: render.warn(as_json, f"skipping recovery point {rp_id[:12]}: {exc}")
+
+
+def _parent(
+    repository: Repository, explicit: str | None, paths: list[str], as_json: bool
+) -> str | None:
     if explicit:
         return repository.resolve(explicit)
     same = [
         rp_id
-        for rp_id, m in repository.manifests()
+        for rp_id, m in repository.manifests(_damaged_warner(as_json))
         if m.get("paths") == paths or (m.get("metadata") or {}).get("source") == paths[0]
     ]
     return same[-1] if same else None
@@ -199,7 +207,7 @@ def recovery_points(repo_url: str, password_file: str | None, as_json: bool) -> 
                 "size": (m.get("summary") or {}).get("total_size"),
                 "tags": m.get("tags") or {},
             }
-            for rp_id, m in repository.manifests()
+            for rp_id, m in repository.manifests(_damaged_warner(as_json))
         ]
     render.table(
         as_json,
