@@ -23,6 +23,7 @@ from engine_helpers import (
     PASSWORD,
     Cli,
     assert_clean_error,
+    json_lines,
     make_small_repo,
     make_writable,
     read_tree,
@@ -307,6 +308,18 @@ def test_damaged_manifest_is_named_and_the_others_still_work(
 
     failed = cli.run("repo", "restore", "--repo", repo_copy, rp2, str(tmp_path / "t2"), expect=None)
     assert_clean_error(failed, f"recovery-points/{rp2}")
+
+    # listing and new backups go on past it, with a warning naming it ...
+    listed = cli.run("repo", "recovery-points", "--repo", repo_copy, "--json")
+    lines = json_lines(listed.stdout)
+    assert {r["id"] for r in lines[-1]} == {rp1, rp3}
+    assert any(rp2[:12] in d.get("message", "") for d in lines[:-1])
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_bytes(b"still backing up")
+    assert cli.backup(repo_copy, str(tmp_path / "src"))["files_new"] == 1
+    # ... but prune refuses: it cannot know what the damaged one still needs
+    refused = cli.run("repo", "prune", "--repo", repo_copy, expect=8)
+    assert_clean_error(refused, f"recovery-points/{rp2}")
     restore_ok(repo, rp1, built.content[rp1], tmp_path / "t1")
     restore_ok(repo, rp3, built.content[rp3], tmp_path / "t3")
 
