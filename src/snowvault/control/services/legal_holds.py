@@ -14,6 +14,7 @@ Must not depend on the scheduler, the composition root or any interface.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,9 @@ class HoldNotCancelable(Conflict):
     """{detail}"""
 
 
-ERROR_CODES = {HoldNotCancelable: (vault_lock.INVALID_RESOURCE_STATE, 400)}
+ERROR_CODES: Mapping[type[BaseException], tuple[str, int]] = {
+    HoldNotCancelable: (vault_lock.INVALID_RESOURCE_STATE, 400)
+}
 """Entries for the API's error table (the composition root merges them)."""
 
 
@@ -138,6 +141,7 @@ def create(
     description: str,
     selection: model.Selection,
     idempotency_token: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> Record:
     """CreateLegalHold: ACTIVE at once; the same IdempotencyToken returns the first hold."""
     hold_id = ids.new_uuid()
@@ -149,6 +153,7 @@ def create(
             )
             if seen is not None:
                 return seen
+        catalog.tags.tag(conn, hold_arn(caller, hold_id), dict(tags or {}))
         return catalog.legal_holds.create(
             conn,
             legal_hold_id=hold_id,

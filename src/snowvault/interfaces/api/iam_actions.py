@@ -1,0 +1,126 @@
+"""IAM actions of the extension API (``POST /_snowvault/v1/<Action>``):
+
+    CreateAccount {AccountName, AccountId?}   (the server root only) -> {AccessKey}
+    CreateUser {UserName}                      -> {User}
+    ListUsers {}                               -> {Users}
+    DeleteUser {UserName}
+    CreateAccessKey {UserName}                 -> {AccessKey} (the secret is shown once)
+    PutUserPolicy {UserName, PolicyName, PolicyDocument}
+    GetUserPolicy {UserName, PolicyName}       -> {UserName, PolicyName, PolicyDocument}
+    DeleteUserPolicy {UserName, PolicyName}
+
+Each is authorized as ``iam:<Action>`` on the user's ARN (``*`` for account-wide ones).
+
+Must not depend on the CLI or web interfaces.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from snowvault.app import App
+from snowvault.control.services import accounts, authorization, iam
+from snowvault.interfaces.api import errors
+from snowvault.interfaces.api.asgi import RequestContext
+from snowvault.interfaces.api.handlers.common import Out, Params, caller
+
+Action = Callable[[App, RequestContext, Params], Out]
+
+
+def _text(params: Params, key: str) -> str:
+    value = params.get(key)
+    if not isinstance(value, str) or not value:
+        raise errors.ApiError("ValidationException", f"{key} is required.")
+    return value
+
+
+def _key(creds: accounts.Credentials) -> Out:
+    return {
+        "AccessKey": {
+            "AccessKeyId": creds.access_key_id,
+            "SecretAccessKey": creds.secret_access_key,
+            "AccountId": creds.account_id,
+            "PrincipalArn": creds.principal_arn,
+        }
+    }
+
+
+def _user(row: dict[str, Any]) -> Out:
+    return {"UserName": row["name"], "Arn": row["arn"], "CreateDate": row["created_at"].isoformat()}
+
+
+def create_account(app: App, ctx: RequestContext, params: Params) -> Out:
+    creds = iam.create_account(
+        app.deps,
+        caller(ctx),
+        app.access_key_box,
+        _text(params, "AccountName"),
+        params.get("AccountId"),
+    )
+    return _key(creds)
+
+
+def create_user(app: App, ctx: RequestContext, params: Params) -> Out:
+    return {"User": _user(iam.create_user(app.deps, caller(ctx), _text(params, "UserName")))}
+
+
+def list_users(app: App, ctx: RequestContext, params: Params) -> Out:
+    return {"Users": [_user(r) for r in iam.list_users(app.deps, caller(ctx))]}
+
+
+def delete_user(app: App, ctx: RequestContext, params: Params) -> Out:
+    iam.delete_user(app.deps, caller(ctx), _text(params, "UserName"))
+    return {}
+
+
+def create_access_key(app: App, ctx: RequestContext, params: Params) -> Out:
+    user = _text(params, "UserName")
+    return _key(iam.create_access_key(app.deps, caller(ctx), user, app.access_key_box))
+
+
+def put_user_policy(app: App, ctx: RequestContext, params: Params) -> Out:
+    document = params.get("PolicyDocument")
+    if not isinstance(document, str | dict):
+        raise errors.ApiError("ValidationException", "PolicyDocument is required.")
+    iam.put_user_policy(
+        app.deps, caller(ctx), _text(params, "UserName"), _text(params, "PolicyName"), document
+    )
+    return {}
+
+
+def get_user_policy(app: App, ctx: RequestContext, params: Params) -> Out:
+    user, name = _text(params, "UserName"), _text(params, "PolicyName")
+    document = iam.get_user_policy(app.deps, caller(ctx), user, name)
+    return {"UserName": user, "PolicyName": name, "PolicyDocument": json.dumps(document)}
+
+
+def delete_user_policy(app: App, ctx: RequestContext, params: Params) -> Out:
+    user, name = _text(params, "UserName"), _text(params, "PolicyName")
+    iam.delete_user_policy(app.deps, caller(ctx), user, name)
+    return {}
+
+
+ACTIONS: dict[str, Action] = {
+    "CreateAccount": create_account,
+    "CreateUser": create_user,
+    "ListUsers": list_users,
+    "DeleteUser": delete_user,
+    "CreateAccessKey": create_access_key,
+    "PutUserPolicy": put_user_policy,
+    "GetUserPolicy": get_user_policy,
+    "DeleteUserPolicy": delete_user_policy,
+}
+
+
+def authorize(app: App, ctx: RequestContext, action: str, params: Params) -> None:
+    """``iam:<Action>`` for these actions, ``backup:<Action>`` for the other extension
+    actions (RegisterResource, ...), through the one shared authorize function."""
+    who = caller(ctx)
+    if action in ACTIONS:
+        user = params.get("UserName")
+        resource = iam.user_arn(who.account_id, str(user)) if user else "*"
+        authorization.authorize(app.deps, who, f"iam:{action}", resource)
+        return
+    authorization.authorize_operation(app.deps, who, action, params)
