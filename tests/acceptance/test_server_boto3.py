@@ -297,3 +297,14 @@ def test_stop_waiting_job_is_aborted(backup: Any, ext: ExtCall, tmp_path: Path) 
         lambda: backup.describe_backup_job(BackupJobId=job["BackupJobId"]), "State", FINAL_BACKUP
     )
     assert final["State"] in ("ABORTED", "COMPLETED")
+
+
+def test_reset_keeps_only_the_root_account(
+    snowvault_server: ServerProcess, backup: Any, ext: ExtCall, tmp_path: Path
+) -> None:
+    backup.create_backup_vault(BackupVaultName="wiped")
+    register(ext, "wiped-src", tmp_path)
+    snowvault_server.reset()
+    assert backup.list_backup_vaults()["BackupVaultList"] == []
+    assert ext("ListResources", {})["Resources"] == []
+    backup.create_backup_vault(BackupVaultName="wiped")  # the same name is free again

@@ -119,7 +119,7 @@ def start(deps: Deps, caller: Caller, req: StartRequest) -> Record:
 
 def _resource(conn: Any, caller: Caller, arn: str) -> Record:
     row = catalog.resources.find(conn, arn)
-    if row is None or row["account_id"] != caller.account_id:
+    if row is None or (row["account_id"], row["region"]) != (caller.account_id, caller.region):
         raise NotFound(kind="resource", name=f"{arn} (register it first)")
     return row
 
