@@ -220,6 +220,11 @@ class App:
     def regions(self) -> list[str]:
         return sorted(self.config.regions)
 
+    @property
+    def access_key_box(self) -> crypto.SecretBox:
+        """Seals new access-key secrets (IAM CreateAccessKey, CreateAccount)."""
+        return self._access_keys
+
     def lookup_key(self, access_key_id: str) -> accounts.Credentials | None:
         return accounts.lookup_key(self.deps.engine, self._access_keys, access_key_id)
 

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 
 from snowvault.app import App
 from snowvault.control.services import kms_vault_keys, recovery_points, resources
-from snowvault.interfaces.api import errors
+from snowvault.interfaces.api import errors, iam_actions
 from snowvault.interfaces.api.asgi import ExtraRoute, RequestContext
 from snowvault.interfaces.api.handlers import views
 from snowvault.interfaces.api.handlers.common import Out, Params, caller
@@ -153,6 +153,7 @@ ACTIONS: dict[str, Action] = {
     "UntagResource": untag_resource,
     "ListRecoveryPointContents": list_recovery_point_contents,
     "ExportRecoveryKey": export_recovery_key,
+    **iam_actions.ACTIONS,
 }
 
 
@@ -181,6 +182,7 @@ def routes(app: App) -> list[ExtraRoute]:
         if handler is None:
             raise errors.ApiError("UnknownOperationException", f"Unknown action {name!r}.")
         params = await _body(request)
+        await run_in_threadpool(iam_actions.authorize, app, ctx, name, params)
         result = await run_in_threadpool(handler, app, ctx, params)
         return JSONResponse(result)
 

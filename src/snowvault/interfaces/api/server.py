@@ -13,11 +13,14 @@ from __future__ import annotations
 from starlette.applications import Starlette
 
 from snowvault.app import App
+from snowvault.control.services import legal_holds, vault_lock
 from snowvault.interfaces.api import asgi, errors, extension, handlers, sigv4
 from snowvault.interfaces.api.handlers import kms as kms_handlers
 
 # The one place later layers' error classes join the API error table.
-ERROR_TABLE = errors.build_error_table(kms_handlers.ERROR_CODES)
+ERROR_TABLE = errors.build_error_table(
+    {**kms_handlers.ERROR_CODES, **vault_lock.ERROR_CODES, **legal_holds.ERROR_CODES}
+)
 
 
 def _lookup(app: App) -> sigv4.LookupSecret:

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import partial
+from typing import Any
 
 from snowvault.app import App
-from snowvault.interfaces.api.asgi import Handler
+from snowvault.control.services import authorization
+from snowvault.interfaces.api.asgi import Handler, RequestContext
 from snowvault.interfaces.api.handlers import (
     backup_jobs,
+    legal_holds,
     protected_resources,
     recovery_points,
     restore_jobs,
     settings,
     tags,
+    vault_lock,
     vaults,
 )
-from snowvault.interfaces.api.handlers.common import AppHandler
+from snowvault.interfaces.api.handlers.common import AppHandler, Params, caller
 
 MODEL_NAME = "backup"
 
@@ -37,6 +41,8 @@ def _merge() -> dict[str, AppHandler]:
         protected_resources,
         tags,
         settings,
+        vault_lock,
+        legal_holds,
     ):
         for name, handler in module.HANDLERS.items():
             if name in table:
@@ -48,9 +54,17 @@ def _merge() -> dict[str, AppHandler]:
 ALL: Mapping[str, AppHandler] = _merge()
 
 
+def _authorized(
+    app: App, name: str, handler: AppHandler, ctx: RequestContext, params: Params
+) -> Mapping[str, Any] | None:
+    """``backup:<Operation>`` on the operation's resource, before the handler runs."""
+    authorization.authorize_operation(app.deps, caller(ctx), name, params)
+    return handler(app, ctx, params)
+
+
 def bind(app: App) -> dict[str, Handler]:
-    """The handler table for ``app``: each handler with the app bound."""
-    return {name: partial(handler, app) for name, handler in ALL.items()}
+    """The handler table for ``app``: each handler with the app bound, authorized first."""
+    return {name: partial(_authorized, app, name, handler) for name, handler in ALL.items()}
 
 
 def implemented() -> dict[str, set[str]]:

@@ -25,6 +25,7 @@ def caller(ctx: RequestContext) -> Caller:
         region=ctx.region,
         principal_arn=ctx.principal_arn,
         now=ctx.now,
+        source_ip=ctx.source_ip or None,
     )
 
 
