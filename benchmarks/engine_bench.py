@@ -65,6 +65,7 @@ class Run:
     argv: list[str]
     seconds: float
     max_rss_kib: int
+    cpu_seconds: float  # user + system
     stdout_path: Path
     error: str | None
 
@@ -74,7 +75,7 @@ class Run:
 # forks the tool from a small process and reports that child's ru_maxrss.
 TIME_BIN = "/usr/bin/time"
 RSS_SOURCE = (
-    "/usr/bin/time %M (tool forked from a small process)"
+    "/usr/bin/time %M %U %S (tool forked from a small process)"
     if os.access(TIME_BIN, os.X_OK)
     else "os.wait4 ru_maxrss (no /usr/bin/time: includes the harness's own peak, too high)"
 )
@@ -88,12 +89,14 @@ def _error_text(code: int, stderr_path: Path, timed_out: bool) -> str:
     return f"exit {code}: {tail}" if tail else f"exit {code}"
 
 
-def _time_rss_kib(path: Path) -> int | None:
-    """The %M line /usr/bin/time wrote (after any 'Command exited ...' line)."""
-    if not path.exists():
-        return None
-    numbers = [ln.strip() for ln in path.read_text().splitlines() if ln.strip().isdigit()]
-    return int(numbers[-1]) if numbers else None
+def _time_figures(path: Path) -> tuple[int, float]:
+    """Peak RSS KiB and user+sys seconds from the "%M %U %S" line /usr/bin/time wrote."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    for line in reversed(lines):  # a "Command exited with ..." line may come first
+        fields = line.split()
+        if len(fields) == 3 and fields[0].isdigit():
+            return int(fields[0]), float(fields[1]) + float(fields[2])
+    return 0, 0.0
 
 
 def run_measured(
@@ -104,9 +107,9 @@ def run_measured(
     rss_path = logs.with_suffix(".rss")
     logs.parent.mkdir(parents=True, exist_ok=True)
     if shutil.which(argv[0], path=env.get("PATH")) is None:
-        return Run(argv, 0.0, 0, stdout_path, f"cannot start {argv[0]}: not found")
+        return Run(argv, 0.0, 0, 0.0, stdout_path, f"cannot start {argv[0]}: not found")
     use_time = os.access(TIME_BIN, os.X_OK)
-    wrapped = [TIME_BIN, "-f", "%M", "-o", str(rss_path), *argv] if use_time else argv
+    wrapped = [TIME_BIN, "-f", "%M %U %S", "-o", str(rss_path), *argv] if use_time else argv
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         start = time.perf_counter()
         try:
@@ -120,7 +123,7 @@ def run_measured(
                 start_new_session=True,  # so a timeout can kill the whole group
             )
         except OSError as exc:
-            return Run(argv, 0.0, 0, stdout_path, f"cannot start {argv[0]}: {exc.strerror}")
+            return Run(argv, 0.0, 0, 0.0, stdout_path, f"cannot start {argv[0]}: {exc.strerror}")
         expired = threading.Event()
 
         def expire() -> None:
@@ -137,8 +140,11 @@ def run_measured(
     code = os.waitstatus_to_exitcode(status)
     proc.returncode = code  # already reaped by wait4
     error = None if code == 0 else _error_text(code, stderr_path, expired.is_set())
-    rss = _time_rss_kib(rss_path) if use_time else usage.ru_maxrss
-    return Run(argv, seconds, rss or 0, stdout_path, error)
+    if use_time:
+        rss, cpu = _time_figures(rss_path)
+    else:
+        rss, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    return Run(argv, seconds, rss, cpu, stdout_path, error)
 
 
 def disk_usage(path: Path) -> int:
@@ -347,6 +353,7 @@ class PhaseResult:
     phase: str
     data_bytes: int
     seconds: float | None = None
+    cpu_seconds: float | None = None
     peak_rss_mib: float | None = None
     error: str | None = None
     verified: bool | None = None
@@ -373,6 +380,7 @@ class Bench:
             row.error = f"skipped: {self.broken[tool.name]}"
         else:
             row.seconds = run.seconds
+            row.cpu_seconds = run.cpu_seconds
             row.peak_rss_mib = run.max_rss_kib / 1024
             row.error = run.error
         self.results.append(row)
@@ -533,8 +541,8 @@ def _status(row: PhaseResult) -> str:
 
 
 def results_table(bench: Bench) -> list[str]:
-    lines = ["| tool | phase | seconds | MiB/s | peak RSS MiB | status |"]
-    lines.append("| --- | --- | ---: | ---: | ---: | --- |")
+    lines = ["| tool | phase | seconds | MiB/s | peak RSS MiB | CPU s (user+sys) | status |"]
+    lines.append("| --- | --- | ---: | ---: | ---: | ---: | --- |")
     for phase in PHASES:
         for tool in bench.tools:
             row = bench.get(tool.name, phase)
@@ -542,7 +550,8 @@ def results_table(bench: Bench) -> list[str]:
                 continue
             lines.append(
                 f"| {tool.name} | {PHASE_TITLES[phase]} | {_cell(row.seconds, 2)} | "
-                f"{_cell(row.mib_per_s)} | {_cell(row.peak_rss_mib)} | {_status(row)} |"
+                f"{_cell(row.mib_per_s)} | {_cell(row.peak_rss_mib)} | "
+                f"{_cell(row.cpu_seconds, 2)} | {_status(row)} |"
             )
     return lines
 
@@ -621,7 +630,8 @@ METHOD = (
     "Each tool gets a fresh repository and its own home/cache folder inside the work dir.",
     "Throughput = bytes of the whole backed-up tree / wall seconds (also for incremental, "
     "no-change and restore).",
-    f"Peak RSS source: {RSS_SOURCE}.",
+    f"Peak RSS and CPU seconds source: {RSS_SOURCE}.",
+    "CPU seconds (user+sys of the tool) are less skewed by other load than wall seconds.",
     "Caches are warm for every tool: the whole tree is read (hashed) before the first timed "
     "phase and again after the incremental change; page cache cannot be dropped here.",
     "restic 0.14: repository format 2, compression auto, --cache-dir in the work dir, "
