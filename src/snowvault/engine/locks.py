@@ -3,7 +3,10 @@
 A lock is an immutable object ``locks/<random id>`` holding JSON
 ``{"exclusive": bool, "time": ISO-8601 UTC, "host": ..., "pid": ...}``. Holders refresh
 by writing a new lock and deleting the old one (names never change content). A lock
-whose time is older than ``STALE_AFTER`` is ignored (its holder died).
+whose time is older than ``STALE_AFTER`` is ignored (its holder died), and so is a lock
+written on this host by a process that no longer exists (killed: no need to wait 30
+minutes). A lock from another host is only judged by its age. A pid reused by another
+process keeps the lock live until it ages out: the safe side.
 
 Protocol: write your lock, then list the others. A shared holder backs off when it sees
 a live exclusive lock; an exclusive holder backs off when it sees any other live lock.
@@ -89,12 +92,28 @@ def live_locks(backend: Backend, now: datetime) -> list[tuple[str, dict[str, obj
     for info in backend.list("locks/"):
         try:
             doc = json.loads(backend.get(info.name))
-            when = datetime.fromisoformat(str(doc["time"]))
-        except (errors.ObjectNotFound, ValueError, KeyError):
-            continue
-        if now - when < STALE_AFTER:
+            age = now - datetime.fromisoformat(str(doc["time"]))
+        except (errors.ObjectNotFound, ValueError, KeyError, TypeError):
+            continue  # gone meanwhile, or not a lock we can read (naive time, bad JSON)
+        if age < STALE_AFTER and not holder_is_gone(doc):
             found.append((info.name, doc))
     return found
+
+
+def holder_is_gone(doc: dict[str, object]) -> bool:
+    """True when the lock was written on this host by a process that no longer exists."""
+    pid = doc.get("pid")
+    if doc.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it exists, owned by someone else
+        return False
+    return False
 
 
 @contextlib.contextmanager
