@@ -23,11 +23,12 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from snowvault.control import catalog
-from snowvault.control.scheduler import runner
+from snowvault.control.scheduler import planner, runner
 from snowvault.control.services import accounts, kms, kms_vault_keys, vaults
 from snowvault.control.services.base import Deps, Storage
 from snowvault.core.clock import Clock, SystemClock
@@ -211,6 +212,9 @@ class App:
                 threads=w.threads,
             ),
         )
+        self.scheduler = planner.Scheduler(self.deps)
+        if isinstance(clock, planner.SettableClock):
+            clock.resume(self.deps)  # test mode: continue the simulated time
 
     @property
     def clock(self) -> Clock:
@@ -239,7 +243,20 @@ class App:
             vaults.destroy_storage(self.deps, vault)
         accounts.reset_keep_root(self.deps.engine)
 
+    def advance_clock(self, target: datetime) -> planner.AdvanceResult:
+        """Test mode: move the clock forward to ``target``, running whatever falls due."""
+        if not isinstance(self.clock, planner.SettableClock):
+            raise NotFound(kind="endpoint", name="/_snowvault/clock")
+        return planner.advance(
+            self.deps,
+            self.clock,
+            target,
+            lambda: planner.drain(self.worker),
+            self.scheduler.lock,
+        )
+
     def close(self) -> None:
+        self.scheduler.stop()
         self.worker.stop()
         self.deps.engine.dispose()
 
@@ -248,4 +265,6 @@ def build(
     data_dir: str | os.PathLike[str], *, clock: Clock | None = None, test_mode: bool = False
 ) -> App:
     """The App for an initialised data directory (the worker is not started)."""
+    if clock is None and test_mode:  # the clock POST /_snowvault/clock moves
+        clock = planner.SettableClock(SystemClock().now(), SystemClock())
     return App(ServerConfig.load(data_dir), clock or SystemClock(), test_mode=test_mode)

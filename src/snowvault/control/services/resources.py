@@ -53,6 +53,7 @@ def register(
     name: str,
     source: str,
     tags: Mapping[str, str] | None = None,
+    worker_label: str | None = None,
 ) -> Record:
     """RegisterResource: add a directory to the inventory (AlreadyExists for a known name)."""
     _check_type(resource_type)
@@ -72,6 +73,7 @@ def register(
             created_at=caller.now,
             name=name,
             source=path,
+            worker_label=worker_label,
         )
         catalog.tags.tag(conn, arn, dict(tags or {}))
         return _with_tags(conn, row)

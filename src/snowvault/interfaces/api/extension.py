@@ -70,6 +70,7 @@ def register_resource(app: App, ctx: RequestContext, params: Params) -> Out:
         name=_need(params, "Name"),
         source=_need(params, "Source"),
         tags=_tags(params, "Tags"),
+        worker_label=_str(params, "WorkerLabel", required=False),
     )
     return views.registered_resource(row)
 

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from snowvault.app import App
 from snowvault.control.services import legal_holds, vault_lock
-from snowvault.interfaces.api import asgi, errors, extension, handlers, sigv4
+from snowvault.interfaces.api import asgi, errors, extension, handlers, sigv4, test_clock
 from snowvault.interfaces.api.handlers import kms as kms_handlers
 
 # The one place later layers' error classes join the API error table.
@@ -44,6 +44,6 @@ def build_asgi(app: App) -> Starlette:
         lookup_secret=_lookup(app),
         error_table=ERROR_TABLE,
         clock=app.clock,
-        extra_routes=extension.routes(app),
+        extra_routes=[*test_clock.routes(app), *extension.routes(app)],
         allowed_regions=app.regions,
     )

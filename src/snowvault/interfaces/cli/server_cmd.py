@@ -124,6 +124,7 @@ def _serve(app: app_mod.App, host: str, port: int) -> None:
 
     threading.Thread(target=announce, name="announce", daemon=True).start()
     app.worker.start()
+    app.scheduler.start()
     try:
         server.run()
     finally:

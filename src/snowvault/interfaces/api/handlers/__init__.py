@@ -18,6 +18,7 @@ from snowvault.interfaces.api.asgi import Handler, RequestContext
 from snowvault.interfaces.api.handlers import (
     backup_jobs,
     legal_holds,
+    plans,
     protected_resources,
     recovery_points,
     restore_jobs,
@@ -43,6 +44,7 @@ def _merge() -> dict[str, AppHandler]:
         settings,
         vault_lock,
         legal_holds,
+        plans,
     ):
         for name, handler in module.HANDLERS.items():
             if name in table:
