@@ -80,10 +80,10 @@ class Scheduler:
         self.tick_seconds = tick_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()  # one tick at a time in this process
+        self.lock = threading.Lock()  # one tick at a time in this process
 
     def tick(self) -> TickResult:
-        with self._lock:
+        with self.lock:
             return tick(self.deps)
 
     def start(self) -> None:
@@ -142,6 +142,12 @@ class SettableClock:
                 )
             self._now = when
 
+    def resume(self, deps: Deps) -> None:
+        """After a restart: continue from the simulated time saved by :func:`advance`."""
+        saved = scheduling.saved_test_clock(deps)
+        if saved is not None and saved > self.now():
+            self.set(saved)
+
 
 def drain(worker: runner.Worker, timeout: float = DRAIN_TIMEOUT_SECONDS) -> int:
     """Run jobs on this thread until none is runnable or running (other threads of the
@@ -188,6 +194,7 @@ def advance(
             upcoming = scheduling.next_event(deps, after=clock.now())
             step = upcoming if upcoming is not None and upcoming < target else target
             clock.set(step)
+            scheduling.save_test_clock(deps, step)
             total.merge(tick(deps))
             ran += run_jobs()
             total.merge(tick(deps))

@@ -29,6 +29,7 @@ from snowvault.app import App
 from snowvault.control.services import kms_vault_keys, recovery_points, resources
 from snowvault.interfaces.api import errors, iam_actions
 from snowvault.interfaces.api.asgi import ExtraRoute, RequestContext
+from snowvault.interfaces.api.handlers import plans as plan_handlers
 from snowvault.interfaces.api.handlers import views
 from snowvault.interfaces.api.handlers.common import Out, Params, caller
 
@@ -153,6 +154,7 @@ ACTIONS: dict[str, Action] = {
     "TagResource": tag_resource,
     "UntagResource": untag_resource,
     "ListRecoveryPointContents": list_recovery_point_contents,
+    "PreviewSelection": plan_handlers.preview_selection,
     "ExportRecoveryKey": export_recovery_key,
     **iam_actions.ACTIONS,
 }
