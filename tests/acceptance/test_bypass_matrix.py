@@ -186,3 +186,41 @@ def test_bypass_subset_over_the_wire(
     )[0] in ("InvalidParameterValueException", "ValidationException")
     points = backup.list_recovery_points_by_backup_vault(BackupVaultName="matrix")
     assert [p["RecoveryPointArn"] for p in points["RecoveryPoints"]] == [rp2]
+
+
+def test_iam_cli_creates_a_working_limited_user(
+    snowvault_server: ServerProcess, tmp_path: Path
+) -> None:
+    import subprocess
+
+    from sv_server import SNOWVAULT
+
+    def sv(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run(
+            [SNOWVAULT, *args],
+            env=snowvault_server.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    sv("iam", "user", "create", "reader")
+    read_only = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "backup:List*", "Resource": "*"}],
+        }
+    )
+    sv("iam", "policy", "put", "reader", "read-only", "-", stdin=read_only)
+    key = json.loads(sv("iam", "access-key", "create", "reader", "--json"))["AccessKey"]
+    assert "reader" in sv("iam", "user", "list")
+    reader = snowvault_server.client(key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    assert "BackupVaultList" in reader.list_backup_vaults()
+    code, status, message = _code(reader.create_backup_vault, BackupVaultName="nope")
+    assert (code, status) == ("AccessDeniedException", 403)
+    assert (
+        f"{key['PrincipalArn']} is not authorized to perform: backup:CreateBackupVault" in message
+    )

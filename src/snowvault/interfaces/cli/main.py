@@ -25,6 +25,7 @@ def _register() -> None:
 
     from snowvault.interfaces.cli import (
         backup_cmd,
+        iam_cmd,
         job_cmd,
         recovery_point_cmd,
         resource_cmd,
@@ -39,6 +40,7 @@ def _register() -> None:
         job_cmd.job,
         recovery_point_cmd.recovery_point,
         restore_cmd.restore,
+        iam_cmd.iam,
     ):
         cli.add_command(group)
 
