@@ -294,3 +294,11 @@ def test_export_needs_a_usable_key_and_a_long_passphrase(w: KmsWorld) -> None:
     w.kms.disable_key(w.root, key["arn"])
     with pytest.raises(err.KeyDisabled):
         kms_vault_keys.export_recovery_key(w.deps, w.root, "exp", "a long passphrase")
+
+
+def test_a_second_creation_of_the_managed_key_returns_the_first(w: KmsWorld) -> None:
+    first = w.kms.managed_backup_key(ACCOUNT, REGION)
+    with catalog.db.transaction(w.deps.engine) as conn:
+        again = w.kms._create_managed(conn, ACCOUNT, REGION)  # the loser of a race
+    assert again["arn"] == first["arn"]
+    assert [k["arn"] for k in w.kms.list_keys(w.root).items] == [first["arn"]]

@@ -123,25 +123,34 @@ class Kms:
 
     def _create_managed(self, conn: Connection, account: str, region: str) -> Record:
         now = self.clock.now()
-        key = self._insert_key(
-            conn,
-            account,
-            region,
-            now,
-            description="Default key that protects my Backup vaults when no other key is defined",
-            key_manager="AWS",
-            rotation_enabled=True,
-            rotation_period_days=DEFAULT_ROTATION_DAYS,
-            next_rotation_date=now + timedelta(days=DEFAULT_ROTATION_DAYS),
-        )
-        catalog.kms.create_alias(
-            conn,
-            account_id=account,
-            region=region,
-            alias_name=MANAGED_BACKUP_ALIAS,
-            key_arn=key["arn"],
-            now=now,
-        )
+        try:
+            with conn.begin_nested():
+                key = self._insert_key(
+                    conn,
+                    account,
+                    region,
+                    now,
+                    description="Default key that protects my Backup vaults "
+                    "when no other key is defined",
+                    key_manager="AWS",
+                    rotation_enabled=True,
+                    rotation_period_days=DEFAULT_ROTATION_DAYS,
+                    next_rotation_date=now + timedelta(days=DEFAULT_ROTATION_DAYS),
+                )
+                catalog.kms.create_alias(
+                    conn,
+                    account_id=account,
+                    region=region,
+                    alias_name=MANAGED_BACKUP_ALIAS,
+                    key_arn=key["arn"],
+                    now=now,
+                )
+        except AlreadyExists:  # a concurrent first use created it
+            row = catalog.kms.find_alias(
+                conn, account_id=account, region=region, alias_name=MANAGED_BACKUP_ALIAS
+            )
+            assert row is not None
+            return catalog.kms.get_key_by_arn(conn, row["target_key_arn"])
         return key
 
     def create_key(
