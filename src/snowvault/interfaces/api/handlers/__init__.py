@@ -17,6 +17,7 @@ from snowvault.control.services import authorization
 from snowvault.interfaces.api.asgi import Handler, RequestContext
 from snowvault.interfaces.api.handlers import (
     backup_jobs,
+    kms,
     legal_holds,
     plans,
     protected_resources,
@@ -71,4 +72,4 @@ def bind(app: App) -> dict[str, Handler]:
 
 def implemented() -> dict[str, set[str]]:
     """Model name -> implemented operations (the coverage generator's input)."""
-    return {MODEL_NAME: set(ALL)}
+    return {MODEL_NAME: set(ALL), kms.MODEL_NAME: set(kms.HANDLERS)}
