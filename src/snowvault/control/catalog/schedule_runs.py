@@ -102,6 +102,13 @@ def claim_runs(conn: Connection, runs: Sequence[Record]) -> list[Record]:
     return [r for r in runs if r["job_id"] in inserted]
 
 
+def create_jobs(conn: Connection, rows: Sequence[Record]) -> None:
+    """Insert scheduled backup jobs in one statement (rows: backup_jobs columns; every
+    row must carry the same keys)."""
+    if rows:
+        conn.execute(bj.insert(), list(rows))
+
+
 def runs_for_rule(conn: Connection, rule_id: str) -> list[Record]:
     stmt = (
         sa.select(sr).where(sr.c.rule_id == rule_id).order_by(sr.c.scheduled_at, sr.c.resource_arn)

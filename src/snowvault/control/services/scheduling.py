@@ -104,10 +104,12 @@ def plan_rule(
                 for at in occurrences
                 for arn in sorted(targets)
             ]
+            rows = []
             for run in catalog.schedule_runs.claim_runs(conn, runs):
                 resource, role = targets[run["resource_arn"]]
-                _create_job(conn, run, rule_row, rule, vault, resource, role, now)
+                rows.append(_job_row(run, rule_row, rule, vault, resource, role, now))
                 created.append(run["job_id"])
+            catalog.schedule_runs.create_jobs(conn, rows)
             if created:
                 catalog.plans.record_execution(conn, rule_row["backup_plan_id"], now)
         catalog.schedule_runs.advance_rule(
@@ -128,8 +130,7 @@ def _vault(conn: Any, rule_row: Record, rule: plan_rules.BackupRule) -> Record |
         return None
 
 
-def _create_job(
-    conn: Any,
+def _job_row(
     run: Record,
     rule_row: Record,
     rule: plan_rules.BackupRule,
@@ -137,14 +138,31 @@ def _create_job(
     resource: Record,
     role: str | None,
     now: datetime,
-) -> None:
+) -> Record:
+    """The backup_jobs row of one scheduled run (FAILED at once if the vault is gone)."""
     due = windows.deadlines(run["scheduled_at"], rule.windows)
     vault_name = rule.target_backup_vault_name
-    fields: Record = {
+    region, account = rule_row["region"], rule_row["account_id"]
+    missing = vault is None
+    return {
+        "job_id": run["job_id"],
+        "account_id": account,
+        "region": region,
+        "backup_vault_name": vault_name,
+        "backup_vault_arn": vaults.vault_arn(region, account, vault_name)
+        if vault is None
+        else vault["arn"],
         "vault_type": None if vault is None else vault["vault_type"],
+        "resource_arn": resource["arn"],
+        "resource_type": resource["resource_type"],
         "resource_name": resource["name"],
         "worker_label": resource["worker_label"],
+        "state": "FAILED" if missing else "CREATED",
+        "status_message": f"backup vault {vault_name} does not exist" if missing else None,
+        "message_category": "MISSING_VAULT" if missing else None,
+        "creation_date": now,
         "initiation_date": now,
+        "completion_date": now if missing else None,
         "start_by": due.start_by,
         "expected_completion_date": due.complete_by,
         "iam_role_arn": role,
@@ -161,34 +179,11 @@ def _create_job(
         },
         "lifecycle": rule_row["document"].get("Lifecycle"),
         "recovery_point_tags": dict(rule.recovery_point_tags),
-        "recovery_point_arn": backup_jobs.recovery_point_arn(
-            rule_row["region"], rule_row["account_id"]
-        ),
+        "recovery_point_arn": backup_jobs.recovery_point_arn(region, account),
         "encryption_key_arn": None if vault is None else vault["encryption_key_arn"],
         "percent_done": 0.0,
         "bytes_transferred": 0,
     }
-    if vault is None:
-        fields.update(
-            state="FAILED",
-            completion_date=now,
-            status_message=f"backup vault {vault_name} does not exist",
-            message_category="MISSING_VAULT",
-        )
-    catalog.jobs.create(
-        conn,
-        job_id=run["job_id"],
-        account_id=rule_row["account_id"],
-        region=rule_row["region"],
-        backup_vault_name=vault_name,
-        backup_vault_arn=vault["arn"]
-        if vault
-        else vaults.vault_arn(rule_row["region"], rule_row["account_id"], vault_name),
-        resource_arn=resource["arn"],
-        resource_type=resource["resource_type"],
-        creation_date=now,
-        **fields,
-    )
 
 
 # --- windows ---------------------------------------------------------------------------
