@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import filecmp
+import json
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +253,32 @@ def test_export_recovery_key_reads_the_vault_without_the_server(
     refused = sv(snowvault_server, "vault", "export-recovery-key", "--vault", "kms-dr",
                  "--password-file", str(short), ok=False)  # fmt: skip
     assert refused.returncode != 0 and "12" in refused.stderr
+
+
+def test_iam_users_need_kms_permissions(
+    kms: Any, ext: ExtCall, snowvault_server: ServerProcess
+) -> None:
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "kms:Describe*", "Resource": "*"}],
+    }
+    ext("CreateUser", {"UserName": "kms-reader"})
+    ext(
+        "PutUserPolicy",
+        {"UserName": "kms-reader", "PolicyName": "p", "PolicyDocument": json.dumps(policy)},
+    )
+    access = ext("CreateAccessKey", {"UserName": "kms-reader"})["AccessKey"]
+    creds = snowvault_server.creds
+    reader = boto3.client(
+        "kms",
+        endpoint_url=snowvault_server.endpoint,
+        region_name=creds["region"],
+        aws_access_key_id=access["AccessKeyId"],
+        aws_secret_access_key=access["SecretAccessKey"],
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+    assert reader.describe_key(KeyId=key_id)["KeyMetadata"]["KeyId"] == key_id
+    code, status = code_of(reader.encrypt, KeyId=key_id, Plaintext=b"x")
+    assert (code, status) == ("AccessDeniedException", 403)
+    assert code_of(reader.create_key)[0] == "AccessDeniedException"

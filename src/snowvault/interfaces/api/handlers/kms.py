@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from snowvault.app import App
-from snowvault.control.services import kms
+from snowvault.control.services import authorization, kms
 from snowvault.control.services.kms_errors import API_CODES
 from snowvault.interfaces.api.asgi import Handler, RequestContext
 from snowvault.interfaces.api.handlers.common import AppHandler, Out, Params, caller, drop_none
@@ -220,6 +220,14 @@ HANDLERS: dict[str, AppHandler] = {
 }
 
 
+def _authorized(
+    app: App, name: str, handler: AppHandler, ctx: RequestContext, params: Params
+) -> Mapping[str, Any] | None:
+    """``kms:<Operation>`` on the key the parameters name, before the handler runs."""
+    authorization.authorize_operation(app.deps, caller(ctx), name, params, service="kms")
+    return handler(app, ctx, params)
+
+
 def bind(app: App) -> dict[str, Handler]:
-    """The KMS handler table for ``app``: each handler with the app bound."""
-    return {name: partial(handler, app) for name, handler in HANDLERS.items()}
+    """The KMS handler table for ``app``: each handler with the app bound, authorized first."""
+    return {name: partial(_authorized, app, name, handler) for name, handler in HANDLERS.items()}
