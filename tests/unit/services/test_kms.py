@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from access_world import ACCOUNT, OTHER_ACCOUNT, REGION, World
+from access_world import ACCOUNT, OTHER_ACCOUNT, REGION, World, admin_policy
 
 from snowvault.control import catalog
 from snowvault.control.services import kms_errors as err
 from snowvault.control.services import kms_vault_keys, vaults
 from snowvault.control.services.base import Deps
 from snowvault.control.services.kms import Kms
-from snowvault.core.errors import InvalidInput
+from snowvault.core.errors import InvalidInput, PermissionDenied
 from snowvault.engine.backends.url import open_backend
 from snowvault.engine.crypto import kms as kms_crypto
 from snowvault.engine.repository import Repository
@@ -302,3 +302,10 @@ def test_a_second_creation_of_the_managed_key_returns_the_first(w: KmsWorld) -> 
         again = w.kms._create_managed(conn, ACCOUNT, REGION)  # the loser of a race
     assert again["arn"] == first["arn"]
     assert [k["arn"] for k in w.kms.list_keys(w.root).items] == [first["arn"]]
+
+
+def test_export_needs_its_own_permission(w: KmsWorld) -> None:
+    w.vault_with("gated", None)
+    admin = w.user("admin", admin_policy())
+    with pytest.raises(PermissionDenied, match="snowvault:ExportRecoveryKey"):
+        kms_vault_keys.export_recovery_key(w.deps, admin, "gated", "a long passphrase")

@@ -26,8 +26,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from snowvault.control import catalog
+from snowvault.control.services import authorization, vaults
 from snowvault.control.services import kms as kms_service
-from snowvault.control.services import vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import InvalidInput, SnowvaultError
 from snowvault.engine import crypto
@@ -132,6 +132,7 @@ def _remove_foreign_slots(storage_url: str) -> int:
 
 
 MIN_PASSPHRASE = 12
+EXPORT_ACTION = "snowvault:ExportRecoveryKey"  # not granted by backup:* or kms:*
 
 
 def export_recovery_key(
@@ -139,12 +140,16 @@ def export_recovery_key(
 ) -> dict[str, str]:
     """Add a passphrase slot to a vault's repository, for offline disaster recovery.
 
-    Needs the vault's key to be usable (opening the repository unwraps its secret).
+    Needs ``snowvault:ExportRecoveryKey`` on the vault (the root user has it) and a usable
+    vault key (opening the repository unwraps its secret).
     Returns the repository URL and the new slot id; the passphrase is never stored.
     """
     if len(passphrase) < MIN_PASSPHRASE:
         raise InvalidInput(detail=f"the recovery passphrase needs {MIN_PASSPHRASE}+ characters")
     vault = vaults.get(deps, caller, vault_name)
+    authorization.authorize(
+        deps, caller, EXPORT_ACTION, str(vault["arn"]), vault_arn=str(vault["arn"])
+    )
     with vaults.open_repository(deps, vault) as repo:
         slot_id = repo.add_key_slot(password=passphrase)
     log.warning(
