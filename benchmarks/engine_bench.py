@@ -428,7 +428,9 @@ def restore_phase(
             if problem:
                 row.error = f"RESTORE MISMATCH: {problem}"
                 log(f"restore     {tool.name:<9} {row.error}")
-        shutil.rmtree(target)
+        # Restored trees stay until the next run: the disk here is mounted with online
+        # discard, so deleting 100k files takes minutes and would spill into the next
+        # tool's timed restore.
 
 
 def _has_backup(bench: Bench, tool: str) -> bool:
