@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import filecmp
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
+from test_awscli_story import AWS, aws_env
 from test_cli_story import sv, sv_json
 from test_server_boto3 import FINAL_RESTORE, ROLE, backed_up, code_of, make_tree, poll, register
 
@@ -282,3 +284,28 @@ def test_iam_users_need_kms_permissions(
     code, status = code_of(reader.encrypt, KeyId=key_id, Plaintext=b"x")
     assert (code, status) == ("AccessDeniedException", 403)
     assert code_of(reader.create_key)[0] == "AccessDeniedException"
+
+
+@pytest.mark.skipif(not Path(AWS).exists(), reason="awscli (dev extra) missing")
+def test_the_aws_cli_speaks_kms(snowvault_server: ServerProcess, tmp_path: Path) -> None:
+    def aws_kms(*args: str) -> Any:
+        done = subprocess.run(
+            [AWS, "kms", *args, "--endpoint-url", snowvault_server.endpoint, "--output", "json"],
+            env=aws_env(snowvault_server),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else {}
+
+    key_id = aws_kms("create-key", "--description", "cli")["KeyMetadata"]["KeyId"]
+    aws_kms("create-alias", "--alias-name", "alias/cli", "--target-key-id", key_id)
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"from the aws cli")
+    blob = aws_kms("encrypt", "--key-id", "alias/cli", "--plaintext", f"fileb://{plain}")
+    sealed = tmp_path / "sealed.bin"
+    sealed.write_bytes(base64.b64decode(blob["CiphertextBlob"]))
+    back = aws_kms("decrypt", "--ciphertext-blob", f"fileb://{sealed}")
+    assert base64.b64decode(back["Plaintext"]) == b"from the aws cli"
+    assert key_id in [k["KeyId"] for k in aws_kms("list-keys")["Keys"]]
