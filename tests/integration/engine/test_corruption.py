@@ -381,8 +381,8 @@ def test_damaged_key_slot_is_an_engine_error(damage: str, repo_copy: str) -> Non
 
 def test_a_damaged_slot_does_not_hide_a_good_one(repo_copy: str, open_repo: OpenRepo) -> None:
     repo = open_repo(repo_copy)
-    repo.add_key_slot(password="second", kdf=KdfParams.for_tests())
-    first = Path(repo_copy) / "keys" / repo.list_key_slots()[0].id
+    second = repo.add_key_slot(password="second", kdf=KdfParams.for_tests())
+    (first,) = [p for p in (Path(repo_copy) / "keys").iterdir() if p.name != second]
     first.chmod(0o644)
     first.write_bytes(b"garbage")
     assert Repository.open(LocalBackend(repo_copy), password="second").config.id == repo.config.id
