@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import random
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 from botocore.exceptions import ClientError
 from sv_server import ExtCall, ServerProcess
 
@@ -65,6 +66,15 @@ def _backup(server: ServerProcess, backup: Any, ext: ExtCall, tmp: Path, n: int)
         time.sleep(0.2)
     assert doc["State"] == "COMPLETED", doc
     return str(doc["RecoveryPointArn"])
+
+
+def _server_now(server: ServerProcess) -> datetime:
+    """The server's clock (test mode: it may differ from ours); advancing by 0 reads it."""
+    resp = urllib3.request(
+        "POST", server.endpoint + "/_snowvault/clock", body=b'{"advance_seconds": 0}'
+    )
+    assert resp.status == 200, resp.data
+    return datetime.fromisoformat(json.loads(resp.data)["Now"])
 
 
 def _user(server: ServerProcess, ext: ExtCall, name: str, policy: str) -> Any:
@@ -171,13 +181,14 @@ def test_bypass_subset_over_the_wire(
     assert doc["State"] == "FAILED" and "MaxRetentionDays (100)" in doc["StatusMessage"]
 
     # compliance mode: LockDate = now + ChangeableForDays; changeable in grace
-    before = datetime.now(UTC)
+    before = _server_now(snowvault_server)
     backup.put_backup_vault_lock_configuration(
         BackupVaultName="matrix", MinRetentionDays=1, MaxRetentionDays=100, ChangeableForDays=3
     )
     lock_date = backup.describe_backup_vault(BackupVaultName="matrix")["LockDate"]
-    assert before + timedelta(days=3) - timedelta(seconds=5) <= lock_date
-    assert lock_date <= datetime.now(UTC) + timedelta(days=3)
+    assert (
+        before + timedelta(days=3) <= lock_date <= _server_now(snowvault_server) + timedelta(days=3)
+    )
     assert _code(owner.delete_recovery_point, BackupVaultName="matrix", RecoveryPointArn=rp2)[
         :2
     ] == ("InvalidRequestException", 400)
