@@ -10,6 +10,7 @@ id. Each problem names the damaged object and the recovery points it affects.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class _Checker:
         self.progress = progress or (lambda phase, done, total: None)
         self.bad_blobs: dict[bytes, Problem] = {}
         self.pack_entries: dict[str, list[packs.PackEntry]] = {}
+        self.unindexed: dict[bytes, str] = {}  # blob -> pack no index segment names
 
     def _bad(self, blob_ids: list[bytes], problem: Problem) -> None:
         self.report.problems.append(problem)
@@ -103,10 +105,13 @@ class _Checker:
             if missing:
                 self._bad(missing, Problem(name, f"{len(missing)} indexed blobs not in its header"))
         for pack_id in sorted(set(stored) - set(indexed)):
+            name = packs.pack_name(pack_id)
             self.report.warnings.append(
-                f"{packs.pack_name(pack_id)}: not in the index (left by an interrupted "
-                "backup; prune reclaims it)"
+                f"{name}: not in the index (left by an interrupted backup; prune reclaims it)"
             )
+            with contextlib.suppress(errors.IntegrityError, errors.BackendError):
+                for e in self.repo.read_pack_header(pack_id):
+                    self.unindexed[e.blob_id] = name
 
     def read_data(self, subset: float, seed: int) -> None:
         pack_ids = sorted(self.pack_entries)
@@ -197,7 +202,13 @@ class _Checker:
 
     def _missing(self, blob_id: bytes, what: str) -> Problem:
         if blob_id not in self.bad_blobs:
-            self._bad([blob_id], Problem(f"blob {blob_id.hex()}", f"{what} is not in any pack"))
+            where = self.unindexed.get(blob_id)
+            detail = (
+                f"{what} is not indexed (it is in {where}, which no index segment names)"
+                if where
+                else f"{what} is not in any pack"
+            )
+            self._bad([blob_id], Problem(f"blob {blob_id.hex()}", detail))
         return self.bad_blobs[blob_id]
 
 
