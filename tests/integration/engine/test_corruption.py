@@ -287,6 +287,10 @@ def test_deleted_index_segment_leaves_blobs_unindexed_and_names_the_recovery_poi
         )
     named = {p["object"] for p in doc["problems"]}
     assert named == {f"blob {b.hex()}" for b in blob_ids}
+    pack_names = {packs.pack_name(p) for p in seg.packs}
+    for p in doc["problems"]:
+        assert "is not indexed" in p["detail"], p
+        assert any(n in p["detail"] for n in pack_names), p
     assert {rp for p in doc["problems"] for rp in p["recovery_points"]} == expected_rps
 
     restore_ok(repo, rp3, built.content[rp3], tmp_path / "t3")
