@@ -117,3 +117,17 @@ def test_date_range_and_resource_selection(world: World) -> None:
                 date_range=DateRange(world.clock.now(), world.clock.now() + timedelta(days=1))
             ),
         )
+
+
+def test_the_schedulers_lifecycle_run_also_waits_for_holds(world: World) -> None:
+    from snowvault.control.services import scheduling
+
+    rp = world.backup("main", 1)
+    hold_id = _hold(world)
+    world.clock.advance(timedelta(days=2))
+    result = scheduling.run_lifecycle(world.deps, world.clock.now())
+    assert result.expired == [] and world.points("main") == {rp["arn"]}
+    world.assert_intact("main", [rp])
+    legal_holds.cancel(world.deps, world.root, hold_id, "closed", None)
+    result = scheduling.run_lifecycle(world.deps, world.clock.now())
+    assert result.expired == [rp["arn"]] and world.points("main") == set()

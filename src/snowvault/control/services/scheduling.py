@@ -24,7 +24,14 @@ from snowvault.control import catalog
 from snowvault.control.model import plans as plan_rules
 from snowvault.control.model import schedule as schedule_rules
 from snowvault.control.model import windows
-from snowvault.control.services import backup_jobs, plans, recovery_points, selections, vaults
+from snowvault.control.services import (
+    backup_jobs,
+    plans,
+    recovery_points,
+    selections,
+    vault_lock,
+    vaults,
+)
 from snowvault.control.services.base import Deps
 from snowvault.core import ids
 from snowvault.core.errors import NotFound, SnowvaultError
@@ -221,6 +228,8 @@ def run_lifecycle(deps: Deps, now: datetime, *, batch: int = 1000) -> LifecycleR
         if rp["arn"] not in expiring_arns and _move_to_cold(deps, rp, now):
             result.cold.append(rp["arn"])
     for rp in expiring:
+        if not vault_lock.may_expire(deps, rp, now).allowed:
+            continue  # a legal hold or the vault lock keeps it; a later run retries
         outcome = _expire(deps, rp, now)
         if outcome is True:
             result.expired.append(rp["arn"])
