@@ -74,7 +74,10 @@ def packs_of(repo: Repository, manifest: dict[str, object]) -> set[str]:
     return {repo.blob_location(blob_id)[0] for blob_id in used_blobs(repo, [manifest])}
 
 
-def _all_packs(repo: Repository) -> tuple[dict[str, list[packs.PackEntry]], list[str]]:
+def _all_packs(
+    repo: Repository,
+) -> tuple[dict[str, list[packs.PackEntry]], list[str], set[str]]:
+    """Every pack with its entries, the segments read, and the packs no segment names."""
     segments = repo.index_segments()
     by_pack: dict[str, list[packs.PackEntry]] = {}
     superseded: set[str] = set()
@@ -87,11 +90,13 @@ def _all_packs(repo: Repository) -> tuple[dict[str, list[packs.PackEntry]], list
         if name not in superseded:
             for pack_id, entries in seg.packs.items():
                 by_pack.setdefault(pack_id, entries)
+    unindexed = set()
     for pack_id, _size in list(repo.list_packs()):
         if pack_id not in by_pack:
             with contextlib.suppress(errors.IntegrityError):
                 by_pack[pack_id] = repo.read_pack_header(pack_id)
-    return by_pack, segments
+                unindexed.add(pack_id)
+    return by_pack, segments, unindexed
 
 
 def prune(
@@ -118,7 +123,7 @@ def _prune(
     report.recovery_points = len(manifests)
     used = used_blobs(repo, manifests)
     report.used_blobs = len(used)
-    by_pack, old_segments = _all_packs(repo)
+    by_pack, old_segments, unindexed = _all_packs(repo)
     report.packs_before = len(by_pack)
 
     kept: dict[str, list[packs.PackEntry]] = {}
@@ -139,7 +144,9 @@ def _prune(
         placed.update(e.blob_id for e in live)
     report.packs_deleted = len(to_delete)
     report.packs_repacked = len(to_repack)
-    if dry_run or (not to_delete and not to_repack):
+    # a kept pack that no segment names (its segment was lost) is indexed again below
+    reindex = unindexed & set(kept)
+    if dry_run or (not to_delete and not to_repack and not reindex):
         return report
 
     for n, (pack_id, live) in enumerate(to_repack):
