@@ -31,10 +31,11 @@ from engine_helpers import (
     write_tree,
 )
 
-from snowvault.engine import check, errors, packs, restorer, tree
+from snowvault.engine import check, errors, packs, prune, restorer, tree
 from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.crypto import KdfParams
 from snowvault.engine.repository import Repository
+from snowvault.testing import FakeClock
 
 OpenRepo = Callable[[str], Repository]
 
@@ -263,8 +264,13 @@ def test_truncated_or_missing_pack_is_named_by_structure_check(
     restore_ok(repo, rp3, built.content[rp3], tmp_path / "t3")
 
 
-def test_deleted_index_segment_leaves_blobs_unindexed_and_names_the_recovery_points(
-    built: Built, repo_copy: str, cli: Cli, open_repo: OpenRepo, tmp_path: Path
+def test_deleted_index_segment_is_named_by_check_and_repaired_by_prune(
+    built: Built,
+    repo_copy: str,
+    cli: Cli,
+    open_repo: OpenRepo,
+    tmp_path: Path,
+    clock: FakeClock,
 ) -> None:
     rp3 = built.rps["rp3"]
     repo = open_repo(repo_copy)
@@ -294,6 +300,13 @@ def test_deleted_index_segment_leaves_blobs_unindexed_and_names_the_recovery_poi
     assert {rp for p in doc["problems"] for rp in p["recovery_points"]} == expected_rps
 
     restore_ok(repo, rp3, built.content[rp3], tmp_path / "t3")
+
+    # the packs are whole: prune reads their headers and indexes them again
+    prune.prune(repo, clock)
+    repaired = check.check(repo, read_data=True)
+    assert repaired.ok and repaired.warnings == [], repaired
+    for rp_id in sorted(expected_rps):
+        restore_ok(repo, rp_id, built.content[rp_id], tmp_path / f"again-{rp_id[:8]}")
 
 
 # ---------------------------------------------------------------- metadata damage
