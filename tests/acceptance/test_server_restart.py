@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 from sv_server import ServerProcess, new_server
 
 from snowvault import app as app_mod
@@ -68,6 +70,15 @@ def test_killed_mid_backup_never_stays_running(
         server.stop(signal.SIGKILL)
 
         server.start()
+        # --test-mode's clock only moves when told: move it past the dead worker's lease
+        # so the sweeper sees the lease expire (a real server's clock flows by itself).
+        resp = urllib3.request(
+            "POST",
+            server.endpoint + "/_snowvault/clock",
+            body=json.dumps({"advance_seconds": LEASE_SECONDS * 3}).encode(),
+            timeout=600,
+        )
+        assert resp.status == 200, resp.data
         backup = server.client()
         final = wait_for(describe, lambda d: d["State"] in FINAL, timeout=240)
         assert final["State"] in ("COMPLETED", "FAILED"), final
