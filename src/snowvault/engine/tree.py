@@ -116,8 +116,6 @@ def _from_pair(value: Any) -> bytes:
 
 # ------------------------------------------------------------------ node <-> dict
 
-_INT_FIELDS = ("mode", "uid", "gid", "mtime_ns", "ctime_ns", "inode", "device", "size", "rdev")
-
 
 def node_to_dict(node: Node) -> dict[str, Any]:
     doc: dict[str, Any] = {"type": node.type}
@@ -163,28 +161,45 @@ def node_to_dict(node: Node) -> dict[str, Any]:
 
 
 def node_from_dict(doc: dict[str, Any]) -> Node:
+    # spelled out rather than looped: this runs once per entry of every parent tree
+    get = doc.get
     name = _get_bytes(doc, "name")
-    node_type = doc.get("type")
+    node_type = get("type")
     if name is None or node_type not in NODE_TYPES:
         raise ValueError(f"bad node {doc!r:.200}")
-    ints = {key: int(doc.get(key, 0)) for key in _INT_FIELDS}
+    content = get("content")
+    xattrs = get("xattrs")
+    extra = get("extra")
     return Node(
         name=name,
-        type=str(node_type),
-        user=doc.get("user"),
-        group=doc.get("group"),
-        nlink=int(doc.get("nlink", 1)),
-        target=_get_bytes(doc, "target"),
-        xattrs=tuple(
-            (_from_pair(k), base64.b64decode(v, validate=True)) for k, v in doc.get("xattrs", ())
-        ),
-        content=tuple(
-            (None if c[0] is None else str(c[0]), int(c[1])) for c in doc.get("content", ())
-        ),
-        subtree=doc.get("subtree"),
-        extra=dict(doc.get("extra", {})),
-        **ints,
+        type=node_type,
+        mode=int(get("mode", 0)),
+        uid=int(get("uid", 0)),
+        gid=int(get("gid", 0)),
+        user=get("user"),
+        group=get("group"),
+        mtime_ns=int(get("mtime_ns", 0)),
+        ctime_ns=int(get("ctime_ns", 0)),
+        inode=int(get("inode", 0)),
+        device=int(get("device", 0)),
+        size=int(get("size", 0)),
+        nlink=int(get("nlink", 1)),
+        target=_get_bytes(doc, "target") if ("target" in doc or "target_b64" in doc) else None,
+        rdev=int(get("rdev", 0)),
+        xattrs=tuple((_from_pair(k), base64.b64decode(v, validate=True)) for k, v in xattrs)
+        if xattrs
+        else (),
+        content=tuple(_chunk(c) for c in content) if content else (),
+        subtree=get("subtree"),
+        extra=dict(extra) if extra else {},
     )
+
+
+def _chunk(c: list[Any]) -> Chunk:
+    blob, length = c
+    if (blob is not None and not isinstance(blob, str)) or not isinstance(length, int):
+        raise ValueError(f"bad content entry {c!r:.80}")
+    return (blob, length)
 
 
 # ------------------------------------------------------------------ tree <-> bytes
