@@ -62,8 +62,9 @@ class ServerProcess:
     def log(self) -> Path:
         return self.home / f"server-{self.starts}.log"
 
-    def init(self, **worker: float) -> None:
+    def init(self, *extra_args: str, **worker: float) -> None:
         args = [SNOWVAULT, "init", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+        args += extra_args
         done = subprocess.run(
             [*args, "--json"], env=self.env, capture_output=True, text=True, timeout=60
         )
