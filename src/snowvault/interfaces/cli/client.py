@@ -11,6 +11,9 @@ The management commands are pure API clients. This module gives them
   one-line message with a stable exit code (``cli/errors.py``), never a traceback.
 
 Must not depend on the server side (interfaces.api, interfaces.web, app, services).
+Imports botocore only inside the functions that talk to a server, so that importing this
+module (and the error classes it defines, which ``cli/errors.py`` maps to exit codes)
+stays cheap for every command, including the offline ``repo`` tools.
 
     >>> api_error("ResourceNotFoundException", "no vault x").__class__.__name__
     'ApiNotFound'
@@ -24,17 +27,16 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import botocore.auth
-import botocore.awsrequest
-import botocore.config
-import botocore.credentials
-import botocore.exceptions
-import botocore.httpsession
 import click
 
 from snowvault.core import errors
+
+if TYPE_CHECKING:
+    import botocore.awsrequest
+    import botocore.config
+    import botocore.httpsession
 
 DEFAULT_REGION = "us-east-1"
 EXTENSION_PREFIX = "/_snowvault/v1/"
@@ -204,25 +206,25 @@ def load_profile(
     )
 
 
-_UNREACHABLE = (
-    botocore.exceptions.EndpointConnectionError,
-    botocore.exceptions.ConnectionClosedError,
-    botocore.exceptions.ConnectTimeoutError,
-    botocore.exceptions.ReadTimeoutError,
-    botocore.exceptions.HTTPClientError,
-)
-
-
 @contextmanager
 def translated(endpoint: str) -> Iterator[None]:
     """Turn botocore's exceptions into the :class:`ApiError` tree (one line each)."""
+    import botocore.exceptions  # deferred: botocore is a large import, needed only here
+
+    unreachable = (
+        botocore.exceptions.EndpointConnectionError,
+        botocore.exceptions.ConnectionClosedError,
+        botocore.exceptions.ConnectTimeoutError,
+        botocore.exceptions.ReadTimeoutError,
+        botocore.exceptions.HTTPClientError,
+    )
     try:
         yield
     except botocore.exceptions.ClientError as exc:
         err = exc.response.get("Error", {})
         code = str(err.get("Code") or "Unknown")
         raise api_error(code, str(err.get("Message") or "")) from None
-    except _UNREACHABLE as exc:
+    except unreachable as exc:
         raise ServerUnreachable(endpoint=endpoint, detail=_short(exc)) from None
     except botocore.exceptions.ParamValidationError as exc:
         raise errors.InvalidInput(detail=_short(exc)) from None
@@ -237,6 +239,8 @@ def _short(exc: BaseException) -> str:
 
 
 def _retry_config() -> botocore.config.Config:
+    import botocore.config
+
     return botocore.config.Config(
         retries={"max_attempts": 2, "mode": "standard"},
         connect_timeout=5,
@@ -305,6 +309,8 @@ class Api:
 
     def _session(self) -> botocore.httpsession.URLLib3Session:
         if self._http is None:
+            import botocore.httpsession
+
             self._http = botocore.httpsession.URLLib3Session(timeout=60)
         return self._http
 
@@ -313,6 +319,10 @@ def signed_extension_request(
     profile: Profile, action: str, body: Mapping[str, Any]
 ) -> botocore.awsrequest.AWSRequest:
     """A SigV4-signed ``POST /_snowvault/v1/<action>`` (service name ``snowvault``)."""
+    import botocore.auth
+    import botocore.awsrequest
+    import botocore.credentials
+
     request = botocore.awsrequest.AWSRequest(
         method="POST",
         url=f"{profile.endpoint}{EXTENSION_PREFIX}{action}",

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from snowvault.interfaces.cli import render
 from snowvault.interfaces.cli.client import (
@@ -125,6 +123,9 @@ def wait(api: Api, kind: JobKind, job_id: str, *, as_json: bool) -> dict[str, An
 
     def describe() -> dict[str, Any]:
         return api.call(kind.describe, **{kind.id_key: job_id})
+
+    from rich.console import Console  # deferred: only a waiting terminal draws a bar
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
     console = Console(stderr=True)
     if as_json or not console.is_terminal:

@@ -2,6 +2,11 @@
 
 The engine and services never print: they call a progress callback, and this module
 renders it — a Rich bar on stderr for people, one JSON object per line with ``--json``.
+
+Tables never cut a value: on a terminal a long cell folds onto the next line, and when
+stdout is a pipe or file the table is as wide as its widest row (ARNs stay whole and
+greppable). Rich is imported inside the functions that draw, so importing this module
+costs every command nothing. Must not depend on the server side or on botocore.
 """
 
 from __future__ import annotations
@@ -11,20 +16,13 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from snowvault.core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 Column = tuple[str, Callable[[dict[str, Any]], Any]]
 
@@ -47,6 +45,8 @@ def result(as_json: bool, doc: Any, text: str) -> None:
     if as_json:
         emit_json(doc)
     else:
+        from rich.console import Console
+
         Console(highlight=False, soft_wrap=True).print(text, markup=False)
 
 
@@ -54,6 +54,8 @@ def warn(as_json: bool, text: str) -> None:
     if as_json:
         emit_json({"message_type": "warning", "message": text})
     else:
+        from rich.console import Console
+
         Console(stderr=True, highlight=False).print(f"warning: {text}", markup=False)
 
 
@@ -61,12 +63,30 @@ def table(as_json: bool, rows: Sequence[dict[str, Any]], columns: Sequence[Colum
     if as_json:
         emit_json(list(rows))
         return
+    from rich.table import Table
+
     out = Table(box=None, header_style="bold", pad_edge=False)
     for title, _ in columns:
-        out.add_column(title)
+        out.add_column(title, overflow="fold")
     for row in rows:
         out.add_row(*("" if (v := get(row)) is None else str(v) for _, get in columns))
-    Console(highlight=False).print(out)
+    table_console(out).print(out)
+
+
+def table_console(out: Table) -> Console:
+    """The console to print ``out`` on: the terminal's, or one as wide as the table.
+
+    Rich gives a pipe 80 columns; a table wider than that would fold its ARNs, so when
+    stdout is not a terminal the console is widened to the table's natural width.
+    """
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(highlight=False)
+    if console.is_terminal:
+        return console
+    natural = Measurement.get(console, console.options.update_width(1 << 20), out).maximum
+    return Console(highlight=False, width=max(console.width, natural))
 
 
 def size(n: int | float) -> str:
@@ -94,6 +114,16 @@ def progress(as_json: bool) -> Iterator[Callable[[Any], None]]:
     if as_json:
         yield lambda p: emit_json({"message_type": "status", **_progress_doc(p)})
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     console = Console(stderr=True)
     if not console.is_terminal:
         yield lambda p: None

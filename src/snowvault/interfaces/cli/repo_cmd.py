@@ -2,6 +2,8 @@
 
 These act on the repository directly, with no server or catalog: a passphrase (or a
 recovery key exported by the server) is all they need. Every command has ``--json``.
+The engine modules are imported inside each command (registering the group stays cheap);
+nothing here may import boto3 or SQLAlchemy (a test checks ``repo --help``).
 """
 
 from __future__ import annotations
@@ -10,16 +12,17 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from snowvault.core.clock import SystemClock
 from snowvault.core.errors import InvalidInput
-from snowvault.engine import archiver, browse, check, locks, prune, restorer
-from snowvault.engine.backends.url import open_backend
-from snowvault.engine.repository import Repository
 from snowvault.interfaces.cli import render
+
+if TYPE_CHECKING:
+    from snowvault.engine import prune
+    from snowvault.engine.repository import Repository
 
 CLOCK = SystemClock()
 
@@ -57,6 +60,9 @@ def _json_option(fn: Any) -> Any:
 
 @contextmanager
 def _open(repo_url: str, password_file: str | None) -> Iterator[Repository]:
+    from snowvault.engine.backends.url import open_backend
+    from snowvault.engine.repository import Repository
+
     backend = open_backend(repo_url)
     repo = Repository.open(backend, password=_password(password_file))
     try:
@@ -76,6 +82,9 @@ def repo() -> None:
 @_json_option
 def init(repo_url: str, password_file: str | None, as_json: bool) -> None:
     """Create a new, empty repository."""
+    from snowvault.engine.backends.url import open_backend
+    from snowvault.engine.repository import Repository
+
     backend = open_backend(repo_url)
     created = Repository.init(backend, password=_password(password_file))
     created.close()
@@ -109,6 +118,8 @@ def backup(
     tags: tuple[str, ...],
 ) -> None:
     """Back up PATHS (or standard input with --stdin NAME) as a new recovery point."""
+    from snowvault.engine import archiver, locks
+
     if bool(paths) == bool(stdin_name):
         raise InvalidInput(detail="give PATHS to back up, or --stdin NAME (not both)")
     patterns = list(excludes)
@@ -232,6 +243,8 @@ def ls_cmd(
     repo_url: str, password_file: str | None, as_json: bool, rp_ref: str, path: str, recursive: bool
 ) -> None:
     """List the entries of PATH in a recovery point (RP_REF: id, prefix or 'latest')."""
+    from snowvault.engine import browse
+
     with _open(repo_url, password_file) as repository:
         entries = browse.ls(repository, repository.resolve(rp_ref), path, recursive)
     rows = [
@@ -264,6 +277,8 @@ def ls_cmd(
 @click.argument("rp_b")
 def diff(repo_url: str, password_file: str | None, as_json: bool, rp_a: str, rp_b: str) -> None:
     """Show what changed from recovery point RP_A to RP_B."""
+    from snowvault.engine import browse
+
     with _open(repo_url, password_file) as repository:
         changes = browse.diff(repository, repository.resolve(rp_a), repository.resolve(rp_b))
     rows = [{"change": c.kind, "path": c.path} for c in changes]
@@ -287,6 +302,8 @@ def restore(
     overwrite: bool,
 ) -> None:
     """Restore a recovery point's contents into TARGET."""
+    from snowvault.engine import restorer
+
     with _open(repo_url, password_file) as repository, render.progress(as_json) as report:
         rp_id = repository.resolve(rp_ref)
         result = restorer.restore(
@@ -326,6 +343,8 @@ def check_cmd(
     repo_url: str, password_file: str | None, as_json: bool, read_data: bool, subset: float
 ) -> None:
     """Verify the repository's structure (and with --read-data, its data)."""
+    from snowvault.engine import check
+
     with _open(repo_url, password_file) as repository:
         report = check.check(repository, read_data=read_data, subset=subset)
     doc = {
@@ -364,6 +383,8 @@ def forget(
     then_prune: bool,
 ) -> None:
     """Remove recovery points (their data goes at the next prune)."""
+    from snowvault.engine import prune
+
     with _open(repo_url, password_file) as repository:
         removed = prune.forget(repository, [repository.resolve(r) for r in rp_refs])
         pruned = prune.prune(repository, CLOCK) if then_prune else None
@@ -379,6 +400,8 @@ def forget(
 @click.option("--dry-run", is_flag=True)
 def prune_cmd(repo_url: str, password_file: str | None, as_json: bool, dry_run: bool) -> None:
     """Delete data no recovery point needs and repack half-empty packs."""
+    from snowvault.engine import prune
+
     with _open(repo_url, password_file) as repository:
         report = prune.prune(repository, CLOCK, dry_run=dry_run)
     doc = _prune_doc(report)

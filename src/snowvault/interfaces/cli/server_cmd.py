@@ -6,7 +6,9 @@
 
 These act locally (they are the server). The API is loaded by name
 (``snowvault.interfaces.api.server:build_asgi``, as uvicorn loads apps) so the CLI never
-imports the API package. Must not depend on the web interface.
+imports the API package. ``snowvault.app`` (catalog, SQLAlchemy, services) is imported
+inside each command, so registering these commands costs nothing for the others.
+Must not depend on the web interface.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from snowvault import app as app_mod
 from snowvault.interfaces.cli import client, render
+
+if TYPE_CHECKING:
+    from snowvault import app as app_mod
 
 ASGI_FACTORY = "snowvault.interfaces.api.server:build_asgi"
 DEFAULT_PORT = 8765
@@ -90,6 +94,8 @@ def init(
     as_json: bool,
 ) -> None:
     """Create a data directory: catalog, root account, root access key pair."""
+    from snowvault import app as app_mod
+
     result = app_mod.initialize(data_dir, catalog_url=catalog_url, region=region, port=port)
     profile = None if no_profile else _write_profile(result)
     doc = {
@@ -146,6 +152,8 @@ def _logging() -> None:
 @click.option("--test-mode", is_flag=True, help="Serve POST /_snowvault/reset (tests only).")
 def server(data_dir: str, host: str | None, port: int | None, test_mode: bool) -> None:
     """Serve the AWS Backup API with the embedded worker."""
+    from snowvault import app as app_mod
+
     _logging()
     app = app_mod.build(data_dir, test_mode=test_mode)
     _serve(app, host or app.config.host, port or app.config.port)
@@ -156,6 +164,8 @@ def server(data_dir: str, host: str | None, port: int | None, test_mode: bool) -
 @click.option("--port", type=int, default=None, help="Port (default: from config, or 8765).")
 def run(data_dir: str, port: int | None) -> None:
     """Initialise DIR if it is new, print how to use the server, and serve."""
+    from snowvault import app as app_mod
+
     if not app_mod.is_initialized(data_dir):
         result = app_mod.initialize(data_dir, port=port or DEFAULT_PORT)
         _write_profile(result)
