@@ -15,7 +15,9 @@ Protocol (the format spec's "Deleting data" section is the normative text):
    segments read in step 3; only then delete the old segments, then the old packs.
    A crash at any step leaves extra objects, never a missing one.
 6. Objects under store retention (WORM) are never deleted: they are skipped and
-   reported, and stay indexed.
+   reported, and stay indexed. With ``bypass_governance`` (the control plane passes it
+   only for a caller allowed to bypass a governance lock) GOVERNANCE retention is
+   bypassed; COMPLIANCE retention never is.
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ class PruneReport:
     dry_run: bool = False
 
 
-def forget(repo: Repository, rp_ids: Iterable[str]) -> list[str]:
+def forget(
+    repo: Repository, rp_ids: Iterable[str], *, bypass_governance: bool = False
+) -> list[str]:
     """Delete recovery point manifests (data goes at the next prune)."""
     removed = []
     for rp_id in rp_ids:
-        repo.delete_manifest(rp_id)
+        repo.delete_manifest(rp_id, bypass_governance=bypass_governance)
         removed.append(rp_id)
     return removed
 
@@ -106,9 +110,10 @@ def prune(
     repack_threshold: float = 0.2,
     dry_run: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    bypass_governance: bool = False,
 ) -> PruneReport:
     with locks.locked(repo.backend, clock, exclusive=True):
-        return _prune(repo, clock.now(), repack_threshold, dry_run, progress)
+        return _prune(repo, clock.now(), repack_threshold, dry_run, progress, bypass_governance)
 
 
 def _prune(
@@ -117,6 +122,7 @@ def _prune(
     threshold: float,
     dry_run: bool,
     progress: Callable[[str, int, int], None] | None,
+    bypass: bool = False,
 ) -> PruneReport:
     report = PruneReport(dry_run=dry_run)
     manifests = [m for _, m in repo.manifests()]
@@ -156,7 +162,7 @@ def _prune(
         kept[new_id] = entries
         report.packs_written += 1
 
-    locked = _retained(repo, to_delete + [p for p, _ in to_repack], now)
+    locked = _retained(repo, to_delete + [p for p, _ in to_repack], now, bypass)
     for pack_id in locked:  # still under retention: it stays, and stays indexed
         kept.setdefault(pack_id, by_pack[pack_id])
     new_segment = repo.write_segment(
@@ -164,13 +170,13 @@ def _prune(
     )
     for name in old_segments:
         if name != new_segment:
-            _delete(repo, name, report)
+            _delete(repo, name, report, bypass)
     for pack_id in to_delete + [p for p, _ in to_repack]:
         if pack_id in locked:
             report.skipped_locked.append(packs.pack_name(pack_id))
             continue
         size = sum(e.length for e in by_pack[pack_id])
-        if _delete(repo, packs.pack_name(pack_id), report):
+        if _delete(repo, packs.pack_name(pack_id), report, bypass):
             report.bytes_freed += size
     repo.reload_index()
     return report
@@ -190,20 +196,23 @@ def _repack(
     return new_id, repo.read_pack_header(new_id)
 
 
-def _retained(repo: Repository, pack_ids: list[str], now: datetime) -> set[str]:
+def _retained(repo: Repository, pack_ids: list[str], now: datetime, bypass: bool) -> set[str]:
+    """The packs the store will not let go (GOVERNANCE ones are let go with ``bypass``)."""
     if not repo.backend.capabilities.retention:
         return set()
     held = set()
     for pack_id in pack_ids:
         retention = repo.backend.get_retention(packs.pack_name(pack_id))
-        if retention is not None and retention.until > now:
+        if retention is None or retention.until <= now:
+            continue
+        if retention.mode == "COMPLIANCE" or not bypass:
             held.add(pack_id)
     return held
 
 
-def _delete(repo: Repository, name: str, report: PruneReport) -> bool:
+def _delete(repo: Repository, name: str, report: PruneReport, bypass: bool) -> bool:
     try:
-        repo.backend.delete(name)
+        repo.backend.delete(name, bypass_governance=bypass)
     except errors.ObjectNotFound:
         return False
     except errors.ObjectLocked:

@@ -483,9 +483,11 @@ class Repository:
     def list_manifests(self) -> list[str]:
         return sorted(o.name[len(MANIFEST_PREFIX) :] for o in self.backend.list(MANIFEST_PREFIX))
 
-    def delete_manifest(self, rp_id: str) -> None:
+    def delete_manifest(self, rp_id: str, *, bypass_governance: bool = False) -> None:
+        """Delete a recovery point's manifest; ``bypass_governance`` lets the store delete
+        it under GOVERNANCE retention (never COMPLIANCE)."""
         try:
-            self.backend.delete(MANIFEST_PREFIX + rp_id)
+            self.backend.delete(MANIFEST_PREFIX + rp_id, bypass_governance=bypass_governance)
         except errors.ObjectNotFound as exc:
             raise errors.RecoveryPointNotFound(id=rp_id) from exc
 

@@ -1,7 +1,9 @@
 """Store-side enforcement on S3 Object Lock (a moto server on loopback): a locked
 vault's packs, manifests and config carry a retention reaching the points' DeleteAt,
-reused packs are extended, direct deletes through the S3 API are refused, and a bucket
-without Object Lock is named plainly when a lock is put."""
+reused packs are extended, direct deletes through the S3 API are refused, a bucket
+without Object Lock is named plainly when a lock is put, the sweeper turns grace-time
+GOVERNANCE retention into COMPLIANCE at LockDate, and a governance-bypass delete gets past
+the store's GOVERNANCE retention."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import boto3
 import pytest
 from access_world import World
 from botocore.exceptions import ClientError
+from test_vault_lock_sweeper import bypass_delete_story
 
 from snowvault.control.services import vault_lock, vaults
 from snowvault.engine import prune
@@ -84,3 +87,36 @@ def test_locked_vault_objects_are_retained_and_extended(s3_world: tuple[World, A
                 client.delete_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
             assert info.value.response["Error"]["Code"] == "AccessDenied"
     world.assert_intact("worm", [first, second])
+
+
+def test_sweeper_turns_grace_time_objects_compliance_on_s3(
+    s3_world: tuple[World, Any, str],
+) -> None:
+    world, client, bucket = s3_world
+    world.vault("grace")
+    lock = vault_lock.put(world.deps, world.root, "grace", min_days=1, changeable_for_days=3)
+    rp = world.backup("grace", 10)  # written during grace time: GOVERNANCE
+    vault = vaults.get(world.deps, world.root, "grace")
+    assert vault_lock.sweep_store_retention(world.deps, world.clock.now()) == [vault["arn"]]
+    assert vault_lock.sweep_store_retention(world.deps, world.clock.now()) == []
+    world.clock.set(lock["lock_date"])  # the lock becomes immutable: the next sweep acts
+    assert vault_lock.sweep_store_retention(world.deps, world.clock.now()) == [vault["arn"]]
+    with vaults.open_repository(world.deps, vault) as repo:
+        names = sorted(prune.packs_of(repo, repo.load_manifest(rp["engine_recovery_point_id"])))
+        for name in names:
+            retention = repo.backend.get_retention(name)
+            assert retention is not None and retention.mode == "COMPLIANCE"
+            assert retention.until >= rp["delete_at"]
+    prefix = str(vault["storage_url"]).split(f"{bucket}/", 1)[1].rstrip("/")
+    key = f"{prefix}/{names[0]}"
+    version = client.list_object_versions(Bucket=bucket, Prefix=key)["Versions"][0]
+    with pytest.raises(ClientError) as info:  # COMPLIANCE: even the governance bypass fails
+        client.delete_object(
+            Bucket=bucket, Key=key, VersionId=version["VersionId"], BypassGovernanceRetention=True
+        )
+    assert info.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_governance_bypass_delete_on_s3(s3_world: tuple[World, Any, str]) -> None:
+    world, _client, _bucket = s3_world
+    bypass_delete_story(world)

@@ -10,7 +10,8 @@ stores the latest progress (PercentDone, BytesTransferred, BackupSizeInBytes). T
 stops (ABORTED) when the heartbeat reads ``ABORTING`` (StopBackupJob), when the lease is
 lost, or when its completion window has passed. The sweeper expires jobs whose start
 window closed, recovers jobs whose worker died (retried, else FAILED: never RUNNING
-forever) and prunes vaults after DeleteRecoveryPoint. One backup per resource at a time
+forever), prunes vaults after DeleteRecoveryPoint and re-applies the store retention of
+locked vaults whose points or lock mode changed. One backup per resource at a time
 is the catalog's claim rule.
 
 Must not depend on the composition root or any interface.
@@ -26,7 +27,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from snowvault.control.services import backup_jobs, expiry, recovery_points, restore_jobs
+from snowvault.control.services import (
+    backup_jobs,
+    expiry,
+    recovery_points,
+    restore_jobs,
+    vault_lock,
+)
 from snowvault.control.services.base import Deps
 from snowvault.control.services.errors import JobStopped
 from snowvault.core import ids
@@ -189,6 +196,8 @@ class Worker:
         for arn in deleted:
             log.info("recovery point %s expired (lifecycle DeleteAt passed)", arn)
         recovery_points.prune_pending(self.deps)
+        for arn in vault_lock.sweep_store_retention(self.deps, now):
+            log.info("store retention of vault %s re-applied", arn)
         self.deps.vault_keys.sweep(now)  # KMS: automatic rotation, deletion after the window
 
     def _run_forever(self) -> None:

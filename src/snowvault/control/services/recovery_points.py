@@ -2,7 +2,9 @@
 
 DeleteRecoveryPoint forgets the point in the engine at once (its manifest goes) and
 marks the vault for a background prune (:func:`prune_pending`, run by a sweeper) that
-frees the data no other point needs.
+frees the data no other point needs. A delete allowed only through a governance bypass
+(vault_lock.check_delete) bypasses the store's GOVERNANCE retention too, in the forget
+and in the prune it asks for; a store that still retains the point refuses plainly.
 
 Must not depend on the scheduler, the composition root or any interface.
 """
@@ -18,16 +20,18 @@ from snowvault.control.model import lifecycle
 from snowvault.control.services import vault_lock, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import Conflict, NotFound
-from snowvault.engine import browse, locks, prune
+from snowvault.engine import browse, errors, locks, prune
 
 log = logging.getLogger("snowvault.sweepers")
 
 Record = dict[str, Any]
+BYPASS_PREFIX = "prune-bypass-governance:"
+"""catalog.settings key (+ vault ARN): the pending prune may bypass GOVERNANCE retention."""
 
 
 def _get(deps: Deps, caller: Caller, vault_name: str, arn: str) -> tuple[Record, Record]:
-    vault = vaults.get(deps, caller, vault_name)
-    with catalog.db.transaction(deps.engine) as conn:
+    vault = vaults.get(deps, caller, vault_name, count=False)
+    with catalog.db.read_transaction(deps.engine) as conn:
         return vault, catalog.recovery_points.get(conn, arn, vault_arn=vault["arn"])
 
 
@@ -39,7 +43,7 @@ def get(deps: Deps, caller: Caller, vault_name: str, arn: str) -> Record:
 
 def get_any(deps: Deps, caller: Caller, arn: str) -> Record:
     """A recovery point of the caller's account, whatever its vault."""
-    with catalog.db.transaction(deps.engine) as conn:
+    with catalog.db.read_transaction(deps.engine) as conn:
         rp = catalog.recovery_points.find(conn, arn)
     if rp is None or rp["account_id"] != caller.account_id:
         raise NotFound(kind="recovery point", name=arn)
@@ -55,8 +59,8 @@ def list_by_vault(
     limit: int | None = None,
     token: str | None = None,
 ) -> catalog.pagination.Page:
-    vault = vaults.get(deps, caller, vault_name)
-    with catalog.db.transaction(deps.engine) as conn:
+    vault = vaults.get(deps, caller, vault_name, count=False)
+    with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.recovery_points.list_by_vault(
             conn, vault_arn=vault["arn"], filters=filters, limit=limit, token=token
         )
@@ -65,7 +69,7 @@ def list_by_vault(
 def list_by_resource(
     deps: Deps, caller: Caller, resource_arn: str, *, limit: int | None, token: str | None
 ) -> catalog.pagination.Page:
-    with catalog.db.transaction(deps.engine) as conn:
+    with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.recovery_points.list_by_resource(
             conn, resource_arn=resource_arn, account_id=caller.account_id, limit=limit, token=token
         )
@@ -116,21 +120,36 @@ def delete(deps: Deps, caller: Caller, vault_name: str, arn: str) -> None:
     vault, rp = _get(deps, caller, vault_name, arn)
     if rp["status"] == "DELETING":
         raise Conflict(detail=f"recovery point {arn} is already being deleted")
-    vault_lock.check_delete(deps, caller, vault, rp)
+    bypass = vault_lock.check_delete(deps, caller, vault, rp)
     with catalog.db.transaction(deps.engine) as conn:
         catalog.recovery_points.set_status(conn, arn, "DELETING")
-    with vaults.open_repository(deps, vault) as repo:
-        if rp["engine_recovery_point_id"] in repo.list_manifests():
-            prune.forget(repo, [rp["engine_recovery_point_id"]])
+    try:
+        _forget(deps, vault, rp, bypass)
+    except errors.ObjectLocked as exc:
+        with catalog.db.transaction(deps.engine) as conn:
+            catalog.recovery_points.set_status(conn, arn, rp["status"])
+        raise vault_lock.VaultLocked(
+            detail=f"the recovery point is still retained by the vault's storage ({exc})"
+        ) from exc
     with catalog.db.transaction(deps.engine) as conn:
         catalog.recovery_points.delete(conn, arn)
         catalog.settings.put(conn, vaults.prune_key(vault["arn"]), caller.now.isoformat())
+        if bypass:
+            catalog.settings.put(conn, BYPASS_PREFIX + vault["arn"], caller.now.isoformat())
+
+
+def _forget(deps: Deps, vault: Record, rp: Record, bypass: bool) -> None:
+    with vaults.open_repository(deps, vault) as repo:
+        if rp["engine_recovery_point_id"] in repo.list_manifests():
+            prune.forget(repo, [rp["engine_recovery_point_id"]], bypass_governance=bypass)
 
 
 def prune_pending(deps: Deps) -> list[str]:
     """Prune every vault marked after a delete; returns the vault ARNs pruned.
 
     A vault whose repository is locked (a backup is running) stays marked for later.
+    After a governance-bypass delete the prune bypasses GOVERNANCE retention (only the
+    packs no remaining point references are ever deleted).
     """
     with catalog.db.transaction(deps.engine) as conn:
         marked = [k for k in catalog.settings.all_settings(conn) if k.startswith("prune-pending:")]
@@ -143,12 +162,14 @@ def prune_pending(deps: Deps) -> list[str]:
             except NotFound:
                 catalog.settings.delete(conn, key)
                 continue
+            bypass = catalog.settings.get(conn, BYPASS_PREFIX + arn) is not None
         try:
             with vaults.open_repository(deps, vault) as repo:
-                prune.prune(repo, deps.clock)
+                prune.prune(repo, deps.clock, bypass_governance=bypass)
         except locks.RepositoryLocked:
             continue
         with catalog.db.transaction(deps.engine) as conn:
             catalog.settings.delete(conn, key)
+            catalog.settings.delete(conn, BYPASS_PREFIX + arn)
         done.append(arn)
     return done

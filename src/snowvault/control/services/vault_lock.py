@@ -26,6 +26,7 @@ Must not depend on the scheduler, the composition root or any interface.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,11 +39,13 @@ from snowvault.control.model import vault_lock as model
 from snowvault.control.services import authorization, vaults
 from snowvault.control.services import legal_holds as holds_service
 from snowvault.control.services.base import Caller, Deps
-from snowvault.core.errors import Conflict, InvalidInput, PermissionDenied
-from snowvault.engine import prune
+from snowvault.core.errors import Conflict, InvalidInput, PermissionDenied, SnowvaultError
+from snowvault.engine import crypto, prune
 from snowvault.engine.backends import base as backends
 from snowvault.engine.backends.url import open_backend
-from snowvault.engine.repository import MANIFEST_PREFIX
+from snowvault.engine.repository import MANIFEST_PREFIX, Repository
+
+log = logging.getLogger("snowvault.sweepers")
 
 Record = dict[str, Any]
 OPEN_ENDED_HORIZON = timedelta(days=365)
@@ -191,11 +194,17 @@ def _inputs(
     return lock, held
 
 
-def check_delete(deps: Deps, caller: Caller, vault: Record, rp: Record) -> None:
-    """DeleteRecoveryPoint's guard: LegalHoldActive, VaultLocked, or nothing."""
+def check_delete(deps: Deps, caller: Caller, vault: Record, rp: Record) -> bool:
+    """DeleteRecoveryPoint's guard: raise LegalHoldActive or VaultLocked, or return
+    whether the delete is allowed only through the caller's governance bypass (then the
+    store's GOVERNANCE retention must be bypassed too)."""
     lock, held = _inputs(deps, vault, rp)
+    point, now = _point(rp), caller.now
+    if decisions.may_delete_recovery_point(lock, held, point, now, False).allowed:
+        return False
     bypass = lock is not None and _may_bypass(deps, caller, vault)
-    raise_for(decisions.may_delete_recovery_point(lock, held, _point(rp), caller.now, bypass))
+    raise_for(decisions.may_delete_recovery_point(lock, held, point, now, bypass))
+    return True
 
 
 def check_lifecycle(
@@ -244,6 +253,16 @@ def _store_retention(
     return backends.Retention(need.mode, until)
 
 
+def _retain(repo: Repository, rp: Record, retention: backends.Retention) -> int:
+    """Extend the retention of the packs, the manifest and the config ``rp`` needs."""
+    rp_id = rp["engine_recovery_point_id"]
+    names = prune.packs_of(repo, repo.load_manifest(rp_id))
+    names |= {MANIFEST_PREFIX + rp_id, "config"}
+    for name in sorted(names):
+        repo.backend.set_retention(name, retention)
+    return len(names)
+
+
 def protect_recovery_point(deps: Deps, vault: Record, rp: Record, now: datetime) -> int:
     """Retain the objects ``rp`` needs on a store with Object Lock; returns how many."""
     with catalog.db.transaction(deps.engine) as conn:
@@ -256,23 +275,110 @@ def protect_recovery_point(deps: Deps, vault: Record, rp: Record, now: datetime)
     with vaults.open_repository(deps, vault) as repo:
         if not repo.backend.capabilities.retention:
             return 0
-        rp_id = rp["engine_recovery_point_id"]
-        names = prune.packs_of(repo, repo.load_manifest(rp_id))
-        names |= {MANIFEST_PREFIX + rp_id, "config"}
-        for name in sorted(names):
-            repo.backend.set_retention(name, retention)
-    return len(names)
+        return _retain(repo, rp, retention)
 
 
-def refresh_store_retention(deps: Deps, vault: Record, now: datetime) -> int:
-    """Re-apply store retention for every recovery point of ``vault``."""
-    total, token = 0, None
+def _points(deps: Deps, vault: Record) -> list[Record]:
+    """Every recovery point of ``vault`` that has engine data."""
+    out: list[Record] = []
+    token = None
     while True:
         with catalog.db.transaction(deps.engine) as conn:
             page = catalog.recovery_points.list_by_vault(conn, vault_arn=vault["arn"], token=token)
-        for rp in page.items:
-            if rp["engine_recovery_point_id"]:
-                total += protect_recovery_point(deps, vault, rp, now)
+        out.extend(rp for rp in page.items if rp["engine_recovery_point_id"])
         token = page.next_token
         if token is None:
-            return total
+            return out
+
+
+def refresh_store_retention(deps: Deps, vault: Record, now: datetime) -> int:
+    """Re-apply store retention for every recovery point of ``vault`` (one repository
+    opening); returns how many objects were given a retention."""
+    with catalog.db.transaction(deps.engine) as conn:
+        lock = lock_of(conn, vault)
+    if lock is None:
+        return 0
+    wanted: list[tuple[Record, backends.Retention]] = []
+    for rp in _points(deps, vault):
+        retention = _store_retention(lock, [rp], now)
+        if retention is not None:
+            wanted.append((rp, retention))
+    if not wanted:
+        return 0
+    with vaults.open_repository(deps, vault) as repo:
+        if not repo.backend.capabilities.retention:
+            return 0
+        return sum(_retain(repo, rp, retention) for rp, retention in wanted)
+
+
+# ---------------------------------------------------------------- the retention sweeper
+
+SWEEP_KEY_PREFIX = "store-retention:"
+"""catalog.settings key (+ vault ARN) of the sweeper's record of what it last applied."""
+RENEW_BEFORE = timedelta(days=30)
+"""Open-ended retention is renewed when less than this is left of it."""
+
+
+def _fingerprint(lock: model.LockConfig, rps: list[Record], now: datetime) -> str:
+    """What the store retention of a vault depends on: the lock, the store mode it asks
+    for now, and each point's identity and DeleteAt. Equal fingerprints: nothing to do."""
+    need = model.required_store_retention(lock, [], now)
+    parts = [
+        f"{lock.created_at.isoformat()}|{lock.min_days}|{lock.lock_date}|{need.mode}",
+        *sorted(f"{rp['arn']}|{rp['delete_at']}" for rp in rps),
+    ]
+    return crypto.content_hash("\n".join(parts).encode()).hex()
+
+
+def _renew_at(lock: model.LockConfig, rps: list[Record], now: datetime) -> datetime | None:
+    """When open-ended retention applied ``now`` must be renewed; None when no point is
+    kept forever."""
+    need = model.required_store_retention(lock, [_point(rp).retention for rp in rps], now)
+    if not need.open_ended:
+        return None
+    return now + OPEN_ENDED_HORIZON - RENEW_BEFORE
+
+
+def _sweep_vault(deps: Deps, vault: Record, now: datetime) -> bool:
+    """Refresh one vault's store retention when its inputs changed or its open-ended
+    retention is due for renewal; True when the store was written to."""
+    with catalog.db.transaction(deps.engine) as conn:
+        lock = lock_of(conn, vault)
+        record = catalog.settings.get(conn, SWEEP_KEY_PREFIX + vault["arn"])
+    if lock is None:
+        return False
+    rps = _points(deps, vault)
+    fingerprint = _fingerprint(lock, rps, now)
+    renew_at = record.get("renew_at") if isinstance(record, dict) else None
+    unchanged = isinstance(record, dict) and record.get("fingerprint") == fingerprint
+    if unchanged and (renew_at is None or now < datetime.fromisoformat(renew_at)):
+        return False
+    refresh_store_retention(deps, vault, now)
+    due = _renew_at(lock, rps, now)
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.settings.put(
+            conn,
+            SWEEP_KEY_PREFIX + vault["arn"],
+            {"fingerprint": fingerprint, "renew_at": None if due is None else due.isoformat()},
+        )
+    return True
+
+
+def sweep_store_retention(deps: Deps, now: datetime) -> list[str]:
+    """The sweeper step: re-apply :func:`model.required_store_retention` to locked vaults
+    whose store retention may be stale; returns the ARNs of the vaults refreshed.
+
+    A vault is refreshed when a point appeared (its retention may never have been set: a
+    crash between recording it and protecting it), a DeleteAt or the lock changed, the
+    mode the lock asks for changed (a compliance lock became immutable: GOVERNANCE turns
+    COMPLIANCE), or the rolling retention of points kept forever is within
+    :data:`RENEW_BEFORE` of running out. Otherwise it costs catalog reads only.
+    """
+    refreshed = []
+    for vault in vaults.all_vaults(deps):
+        try:
+            if _sweep_vault(deps, vault, now):
+                refreshed.append(vault["arn"])
+        except SnowvaultError:
+            log.exception("store retention sweep of %s failed; retried next sweep", vault["arn"])
+    return refreshed
