@@ -13,7 +13,14 @@ import pytest
 
 from snowvault.control import catalog
 from snowvault.control.scheduler import planner, runner
-from snowvault.control.services import plans, resources, scheduling, selections, vaults
+from snowvault.control.services import (
+    plans,
+    recovery_points,
+    resources,
+    scheduling,
+    selections,
+    vaults,
+)
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.clock import SystemClock
 from snowvault.core.errors import InvalidInput
@@ -236,3 +243,26 @@ def test_settable_clock_never_goes_back(clock: FakeClock) -> None:
 def test_next_event_skips_the_past(deps: Deps, world: tuple[str, list[str]]) -> None:
     after = datetime(2026, 1, 1, 5, tzinfo=UTC)
     assert scheduling.next_event(deps, after=after - timedelta(seconds=1)) == after
+
+
+def test_scheduled_recovery_points_carry_their_plan(
+    deps: Deps, caller: Caller, world: tuple[str, list[str]], clock: FakeClock
+) -> None:
+    pid, (a, b, _c) = world
+    settable = planner.SettableClock(clock.now(), SystemClock())
+    deps = replace(deps, clock=settable)
+    planner.advance(
+        deps, settable, datetime(2026, 1, 1, 6, tzinfo=UTC), lambda: planner.drain(_worker(deps))
+    )
+    by_plan = catalog.recovery_points.RecoveryPointFilters(backup_plan_id=pid)
+    points = recovery_points.list_by_vault(deps, caller, "main", by_plan).items
+    assert sorted(p["resource_arn"] for p in points) == sorted([a, b])
+    job = _jobs(deps)[0]
+    assert points[0]["created_by"] == {
+        "BackupPlanId": pid,
+        "BackupPlanArn": job["backup_plan_arn"],
+        "BackupPlanVersion": job["backup_plan_version"],
+        "BackupRuleId": job["backup_rule_id"],
+    }
+    other = catalog.recovery_points.RecoveryPointFilters(backup_plan_id="no-such-plan")
+    assert recovery_points.list_by_vault(deps, caller, "main", other).items == []

@@ -365,6 +365,7 @@ def _record(
             encryption_key_arn=vault["encryption_key_arn"],
             encryption_key_type=vault["encryption_key_type"],
             created_by=job["created_by"],
+            backup_plan_id=job["backup_plan_id"],  # ByBackupPlanId filters on it
         )
         catalog.tags.tag(conn, rp_arn, dict(job["recovery_point_tags"] or {}))
         catalog.resources.record_backup(
