@@ -114,18 +114,19 @@ def delete(conn: Connection, backup_plan_id: str, selection_id: str) -> None:
 
 
 def inventory(conn: Connection, *, account_id: str, region: str) -> list[Record]:
-    """Every resource of the account and region, each with a ``tags`` dict, by ARN."""
-    stmt = (
-        sa.select(resources, tags.c.key.label("tag_key"), tags.c.value.label("tag_value"))
-        .select_from(resources.outerjoin(tags, tags.c.resource_arn == resources.c.arn))
-        .where(resources.c.account_id == account_id, resources.c.region == region)
-        .order_by(resources.c.arn)
-    )
+    """Every resource of the account and region, each with a ``tags`` dict, by ARN.
+
+    Two scans (resources, then their tags) rather than one join: a join repeats each
+    resource's columns once per tag, which dominated a 10,000-resource scheduler tick."""
+    scope = sa.and_(resources.c.account_id == account_id, resources.c.region == region)
     out: dict[str, Record] = {}
-    for row in conn.execute(stmt):
-        data = dict(row._mapping)
-        key, value = data.pop("tag_key"), data.pop("tag_value")
-        entry = out.setdefault(data["arn"], dict(data, tags={}))
-        if key is not None:
-            entry["tags"][key] = value
+    for row in conn.execute(sa.select(resources).where(scope).order_by(resources.c.arn)):
+        entry = dict(row._mapping)
+        entry["tags"] = {}
+        out[entry["arn"]] = entry
+    tag_rows = sa.select(tags.c.resource_arn, tags.c.key, tags.c.value).select_from(
+        tags.join(resources, tags.c.resource_arn == resources.c.arn)
+    )
+    for arn, key, value in conn.execute(tag_rows.where(scope)):
+        out[arn]["tags"][key] = value
     return list(out.values())

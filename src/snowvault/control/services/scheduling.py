@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -66,15 +66,96 @@ def plan_due(deps: Deps, now: datetime) -> PlanResult:
     for rule in due:
         by_scope[(rule["account_id"], rule["region"])].append(rule)
     for (account_id, region), rules in by_scope.items():
-        with catalog.db.transaction(deps.engine) as conn:
-            inventory = catalog.selections.inventory(conn, account_id=account_id, region=region)
-            chosen = _selections_by_plan(conn, rules)
-        index = selections.Inventory(inventory)
-        for rule in rules:
-            targets = index.resolve(chosen.get(rule["backup_plan_id"], []))
-            result.jobs += plan_rule(deps, rule, targets, now)
-            result.rules += 1
+        result.jobs += plan_scope(deps, account_id, region, rules, now)
+        result.rules += len(rules)
     return result
+
+
+@dataclass
+class _RulePlan:
+    """One due rule's occurrences over its resolved targets, before the ledger decides."""
+
+    row: Record
+    rule: plan_rules.BackupRule
+    vault: Record | None
+    targets: Mapping[str, tuple[Record, str | None]]
+    next_run: datetime | None
+    runs: list[Record]
+    created_by: Record = field(init=False)
+    recovery_point_tags: dict[str, str] = field(init=False)
+    _deadlines: dict[datetime, windows.JobDeadlines] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.created_by = {
+            "BackupPlanId": self.row["backup_plan_id"],
+            "BackupPlanArn": self.row["plan_arn"],
+            "BackupPlanVersion": self.row["version_id"],
+            "BackupRuleId": self.row["rule_id"],
+        }
+        self.recovery_point_tags = dict(self.rule.recovery_point_tags)
+
+    def deadlines(self, scheduled_at: datetime) -> windows.JobDeadlines:
+        """StartBy and complete-by of one occurrence (the same for all its resources)."""
+        if scheduled_at not in self._deadlines:
+            self._deadlines[scheduled_at] = windows.deadlines(scheduled_at, self.rule.windows)
+        return self._deadlines[scheduled_at]
+
+
+def plan_scope(
+    deps: Deps, account_id: str, region: str, rules: Sequence[Record], now: datetime
+) -> list[str]:
+    """Jobs for the due ``rules`` of one account and region, in ONE transaction: the
+    inventory is read once, every selection resolves against it in memory, the ledger
+    rows and the jobs go in as two bulk inserts. Returns the ids of the jobs THIS call
+    created (another planner may have claimed some occurrences first)."""
+    with catalog.db.transaction(deps.engine) as conn:
+        inventory = catalog.selections.inventory(conn, account_id=account_id, region=region)
+        index = selections.Inventory(inventory)
+        chosen = _selections_by_plan(conn, rules)
+        vault_of = _vault_lookup(conn, account_id, region)
+        plans_ = [_plan_rule(r, index, chosen, vault_of, now) for r in rules]
+        by_job = {run["job_id"]: p for p in plans_ for run in p.runs}
+        # one global order: two planners racing take the ledger's row locks alike
+        runs = sorted(
+            (run for p in plans_ for run in p.runs),
+            key=lambda r: (r["rule_id"], r["scheduled_at"], r["resource_arn"]),
+        )
+        claimed = catalog.schedule_runs.claim_runs(conn, runs)
+        rows = [_job_row(by_job[run["job_id"]], run, now) for run in claimed]
+        catalog.schedule_runs.create_jobs(conn, rows)
+        for plan_id in sorted({by_job[run["job_id"]].row["backup_plan_id"] for run in claimed}):
+            catalog.plans.record_execution(conn, plan_id, now)
+        for p in plans_:
+            catalog.schedule_runs.advance_rule(
+                conn, p.row["rule_id"], planned_until=now, next_run_at=p.next_run
+            )
+    return [run["job_id"] for run in claimed]
+
+
+def _plan_rule(
+    rule_row: Record,
+    index: selections.Inventory,
+    chosen: Mapping[str, list[Record]],
+    vault_of: Callable[[str], Record | None],
+    now: datetime,
+) -> _RulePlan:
+    rule = plans.model_rule(rule_row["document"])
+    occurrences = plan_rules.due_occurrences(rule, rule_row["planned_until"], now)
+    next_run = schedule_rules.next_run(rule.schedule, now, rule.schedule_expression_timezone)
+    targets = index.resolve(chosen.get(rule_row["backup_plan_id"], [])) if occurrences else {}
+    runs = [
+        {
+            "rule_id": rule_row["rule_id"],
+            "scheduled_at": at,
+            "resource_arn": arn,
+            "job_id": ids.new_uuid(),
+            "created_at": now,
+        }
+        for at in occurrences
+        for arn in sorted(targets)
+    ]
+    vault = vault_of(rule.target_backup_vault_name) if runs else None
+    return _RulePlan(rule_row, rule, vault, targets, next_run, runs)
 
 
 def _selections_by_plan(conn: Any, rules: Sequence[Record]) -> dict[str, list[Record]]:
@@ -85,70 +166,32 @@ def _selections_by_plan(conn: Any, rules: Sequence[Record]) -> dict[str, list[Re
     return out
 
 
-def plan_rule(
-    deps: Deps,
-    rule_row: Record,
-    targets: Mapping[str, tuple[Record, str | None]],
-    now: datetime,
-) -> list[str]:
-    """Jobs for one rule's due occurrences over ``targets`` (ARN -> (resource, role));
-    returns the ids of the jobs THIS call created."""
-    rule = plans.model_rule(rule_row["document"])
-    occurrences = plan_rules.due_occurrences(rule, rule_row["planned_until"], now)
-    next_run = schedule_rules.next_run(rule.schedule, now, rule.schedule_expression_timezone)
-    created: list[str] = []
-    with catalog.db.transaction(deps.engine) as conn:
-        if occurrences and targets:
-            vault = _vault(conn, rule_row, rule)
-            runs = [
-                {
-                    "rule_id": rule_row["rule_id"],
-                    "scheduled_at": at,
-                    "resource_arn": arn,
-                    "job_id": ids.new_uuid(),
-                    "created_at": now,
-                }
-                for at in occurrences
-                for arn in sorted(targets)
-            ]
-            rows = []
-            for run in catalog.schedule_runs.claim_runs(conn, runs):
-                resource, role = targets[run["resource_arn"]]
-                rows.append(_job_row(run, rule_row, rule, vault, resource, role, now))
-                created.append(run["job_id"])
-            catalog.schedule_runs.create_jobs(conn, rows)
-            if created:
-                catalog.plans.record_execution(conn, rule_row["backup_plan_id"], now)
-        catalog.schedule_runs.advance_rule(
-            conn, rule_row["rule_id"], planned_until=now, next_run_at=next_run
-        )
-    return created
+def _vault_lookup(conn: Any, account_id: str, region: str) -> Callable[[str], Record | None]:
+    """Vaults by name, each read once per planning pass (None: it does not exist)."""
+    cache: dict[str, Record | None] = {}
+
+    def lookup(name: str) -> Record | None:
+        if name not in cache:
+            cache[name] = _vault(conn, account_id, region, name)
+        return cache[name]
+
+    return lookup
 
 
-def _vault(conn: Any, rule_row: Record, rule: plan_rules.BackupRule) -> Record | None:
+def _vault(conn: Any, account_id: str, region: str, name: str) -> Record | None:
     try:
-        return catalog.vaults.get(
-            conn,
-            account_id=rule_row["account_id"],
-            region=rule_row["region"],
-            name=rule.target_backup_vault_name,
-        )
+        return catalog.vaults.get(conn, account_id=account_id, region=region, name=name)
     except NotFound:
         return None
 
 
-def _job_row(
-    run: Record,
-    rule_row: Record,
-    rule: plan_rules.BackupRule,
-    vault: Record | None,
-    resource: Record,
-    role: str | None,
-    now: datetime,
-) -> Record:
-    """The backup_jobs row of one scheduled run (FAILED at once if the vault is gone)."""
-    due = windows.deadlines(run["scheduled_at"], rule.windows)
-    vault_name = rule.target_backup_vault_name
+def _job_row(plan: _RulePlan, run: Record, now: datetime) -> Record:
+    """The backup_jobs row of one scheduled run (FAILED at once if the vault is gone).
+    Rows of one rule share its documents (created_by, tags, lifecycle) as objects."""
+    resource, role = plan.targets[run["resource_arn"]]
+    rule_row, vault = plan.row, plan.vault
+    due = plan.deadlines(run["scheduled_at"])
+    vault_name = plan.rule.target_backup_vault_name
     region, account = rule_row["region"], rule_row["account_id"]
     missing = vault is None
     return {
@@ -178,14 +221,9 @@ def _job_row(
         "backup_plan_arn": rule_row["plan_arn"],
         "backup_plan_version": rule_row["version_id"],
         "backup_rule_id": rule_row["rule_id"],
-        "created_by": {
-            "BackupPlanId": rule_row["backup_plan_id"],
-            "BackupPlanArn": rule_row["plan_arn"],
-            "BackupPlanVersion": rule_row["version_id"],
-            "BackupRuleId": rule_row["rule_id"],
-        },
+        "created_by": plan.created_by,
         "lifecycle": rule_row["document"].get("Lifecycle"),
-        "recovery_point_tags": dict(rule.recovery_point_tags),
+        "recovery_point_tags": plan.recovery_point_tags,
         "recovery_point_arn": backup_jobs.recovery_point_arn(region, account),
         "encryption_key_arn": None if vault is None else vault["encryption_key_arn"],
         "percent_done": 0.0,
