@@ -2,12 +2,17 @@
 
 SQLite (a file in the data dir, the embedded default) and PostgreSQL (via psycopg 3)
 are both first-class. On SQLite every connection runs in WAL mode with foreign keys on
-and a busy timeout, and every transaction starts with ``BEGIN IMMEDIATE`` so two writers
-queue on the busy timeout instead of failing on a lock upgrade.
+and a busy timeout, and every :func:`transaction` starts with ``BEGIN IMMEDIATE`` so two
+writers queue on the busy timeout instead of failing on a lock upgrade. A
+:func:`read_transaction` (describe, list, authorize) starts with ``BEGIN DEFERRED``: in WAL
+mode it reads one consistent snapshot and takes no write lock, so reads neither wait for
+a writer nor make writers wait. It must not write (SQLite could not upgrade its snapshot).
 
     >>> engine = create_engine("sqlite:///:memory:")
     >>> upgrade(engine)
     >>> with transaction(engine) as conn:
+    ...     _ = conn.exec_driver_sql("SELECT 1").scalar()
+    >>> with read_transaction(engine) as conn:
     ...     _ = conn.exec_driver_sql("SELECT 1").scalar()
 
 Must not depend on services, the engine (data plane) or any interface.
@@ -32,6 +37,8 @@ Record = dict[str, Any]
 """One catalog row as a plain dict of column name -> value."""
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY_OPTION = "snowvault_read_only"
+"""Connection execution option set by :func:`read_transaction`."""
 
 
 def create_engine(url: str, **kwargs: Any) -> Engine:
@@ -69,7 +76,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    read_only = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+    conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 def is_sqlite(conn: Connection | Engine) -> bool:
@@ -81,6 +89,15 @@ def transaction(engine: Engine) -> Iterator[Connection]:
     """A connection inside one transaction: committed on success, rolled back on error."""
     with engine.begin() as conn:
         yield conn
+
+
+@contextmanager
+def read_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection inside one transaction that only reads (no write lock on SQLite)."""
+    with engine.connect() as conn:
+        conn.execution_options(**{READ_ONLY_OPTION: True})
+        with conn.begin():
+            yield conn
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

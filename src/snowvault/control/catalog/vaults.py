@@ -2,7 +2,9 @@
 
 A vault is unique per (account, region, name). Rows come back with
 ``number_of_recovery_points`` counted from ``recovery_points`` (indexed by vault), so the
-count can never drift.
+count can never drift. Counting walks the vault's index entries (milliseconds at 10,000
+points), so lookups that only need the vault itself pass ``count=False`` and get no
+such key.
 
 Must not depend on anything above ``snowvault.core``.
 """
@@ -25,14 +27,16 @@ _ORDER = pagination.Order([vaults.c.name])
 _LOCK_FIELDS = ("min_retention_days", "max_retention_days", "changeable_for_days", "lock_date")
 
 
-def _select() -> sa.Select[Any]:
-    count = (
+def _select(count: bool = True) -> sa.Select[Any]:
+    if not count:
+        return sa.select(vaults)
+    number = (
         sa.select(sa.func.count())
         .where(recovery_points.c.backup_vault_arn == vaults.c.arn)
         .scalar_subquery()
         .label("number_of_recovery_points")
     )
-    return sa.select(vaults, count)
+    return sa.select(vaults, number)
 
 
 def create(
@@ -64,25 +68,27 @@ def create(
     return get(conn, account_id=account_id, region=region, name=name)
 
 
-def find(conn: Connection, *, account_id: str, region: str, name: str) -> Record | None:
+def find(
+    conn: Connection, *, account_id: str, region: str, name: str, count: bool = True
+) -> Record | None:
     row = conn.execute(
-        _select().where(
+        _select(count).where(
             vaults.c.account_id == account_id, vaults.c.region == region, vaults.c.name == name
         )
     ).first()
     return dict(row._mapping) if row else None
 
 
-def get(conn: Connection, *, account_id: str, region: str, name: str) -> Record:
+def get(conn: Connection, *, account_id: str, region: str, name: str, count: bool = True) -> Record:
     """The vault row; raises NotFound."""
-    row = find(conn, account_id=account_id, region=region, name=name)
+    row = find(conn, account_id=account_id, region=region, name=name, count=count)
     if row is None:
         raise NotFound(kind="backup vault", name=name)
     return row
 
 
-def get_by_arn(conn: Connection, arn: str) -> Record:
-    row = conn.execute(_select().where(vaults.c.arn == arn)).first()
+def get_by_arn(conn: Connection, arn: str, *, count: bool = True) -> Record:
+    row = conn.execute(_select(count).where(vaults.c.arn == arn)).first()
     if row is None:
         raise NotFound(kind="backup vault", name=arn)
     return dict(row._mapping)

@@ -80,7 +80,7 @@ def bootstrap(
 
 def lookup_key(engine: Engine, box: crypto.SecretBox, access_key_id: str) -> Credentials | None:
     """The active key pair ``access_key_id`` names, or None (unknown or inactive)."""
-    with catalog.db.transaction(engine) as conn:
+    with catalog.db.read_transaction(engine) as conn:
         try:
             row = catalog.accounts.get_access_key(conn, access_key_id)
         except NotFound:

@@ -53,7 +53,7 @@ def vault_policy(conn: Connection, vault_arn: str | None) -> iam.Policy | None:
     if vault_arn is None:
         return None
     try:
-        vault = catalog.vaults.get_by_arn(conn, vault_arn)
+        vault = catalog.vaults.get_by_arn(conn, vault_arn, count=False)
     except NotFound:
         return None
     document = vault["access_policy"]
@@ -76,7 +76,7 @@ def decide(
     deps: Deps, caller: Caller, action: str, resource_arn: str, *, vault_arn: str | None = None
 ) -> tuple[iam.Request, iam.Decision]:
     """The evaluation itself: the request as evaluated and the decision."""
-    with catalog.db.transaction(deps.engine) as conn:
+    with catalog.db.read_transaction(deps.engine) as conn:
         principal, identity = _principal(conn, caller)
         resource = vault_policy(conn, vault_arn)
     request = _request(caller, principal, action, resource_arn)

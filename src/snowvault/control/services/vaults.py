@@ -97,17 +97,18 @@ def _insert(
 
 
 def _find(deps: Deps, caller: Caller, name: str) -> Record | None:
-    with catalog.db.transaction(deps.engine) as conn:
+    with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.vaults.find(
             conn, account_id=caller.account_id, region=caller.region, name=name
         )
 
 
-def get(deps: Deps, caller: Caller, name: str) -> Record:
-    """DescribeBackupVault's row; raises NotFound."""
-    with catalog.db.transaction(deps.engine) as conn:
+def get(deps: Deps, caller: Caller, name: str, *, count: bool = True) -> Record:
+    """DescribeBackupVault's row; raises NotFound. ``count=False``: without
+    ``number_of_recovery_points`` (cheaper, for callers that only need the vault)."""
+    with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.vaults.get(
-            conn, account_id=caller.account_id, region=caller.region, name=name
+            conn, account_id=caller.account_id, region=caller.region, name=name, count=count
         )
 
 
@@ -119,7 +120,7 @@ def list_vaults(
     limit: int | None = None,
     token: str | None = None,
 ) -> catalog.pagination.Page:
-    with catalog.db.transaction(deps.engine) as conn:
+    with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.vaults.list_vaults(
             conn,
             account_id=caller.account_id,

@@ -27,7 +27,7 @@ import enum
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -321,21 +321,78 @@ def _warn_unmodelled(shape: Shape, result: Mapping[str, Any], op_name: str) -> N
 
 
 def _to_json(shape: Shape, value: Any) -> Any:
+    return _writer(shape)(value)
+
+
+Writer = Callable[[Any], Any]
+_PLAIN = frozenset({"integer", "long", "short", "byte", "boolean", "float", "double"})
+_WRITERS: dict[Shape, Writer] = {}
+
+
+def _writer(shape: Shape) -> Writer:
+    """The compiled JSON writer for ``shape`` (built once per shape, then reused).
+
+    A 1000-item list page walks ~25 members per item: resolving each member's converter
+    once per shape, instead of per value, halves the serialization time.
+    """
+    found = _WRITERS.get(shape)
+    if found is None:
+        found = _WRITERS[shape] = _compile(shape)
+    return found
+
+
+def _compile(shape: Shape) -> Writer:
     kind = shape.type
     if kind == "structure":
-        out: dict[str, Any] = {}
-        for name, member in shape.members.items():
-            item = value.get(name)
-            if item is not None:
-                out[member.location_name] = _to_json(member.shape, item)
-        return out
+        return _structure_writer(shape)
     if kind == "list":
         assert shape.member is not None
-        return [_to_json(shape.member, v) for v in value]
+        member = shape.member
+        return lambda value: _list(_writer(member), value)
     if kind == "map":
         assert shape.value is not None
-        return {str(k): _to_json(shape.value, v) for k, v in value.items()}
-    return _scalar_to_json(kind, value)
+        item = shape.value
+        return lambda value: {str(k): _writer(item)(v) for k, v in value.items()}
+    if kind in _PLAIN:
+        return _identity
+    if kind == "string":
+        return _string
+    return lambda value: _scalar_to_json(kind, value)
+
+
+def _structure_writer(shape: Shape) -> Writer:
+    fields: list[tuple[str, str, Writer | None]] | None = None
+
+    def write(value: Any) -> dict[str, Any]:
+        nonlocal fields
+        if fields is None:  # resolved on first use: shapes may refer to themselves
+            fields = [
+                (name, m.location_name, None if m.shape.type in _PLAIN else _writer(m.shape))
+                for name, m in shape.members.items()
+            ]
+        out: dict[str, Any] = {}
+        get = value.get
+        for name, location_name, convert in fields:
+            item = get(name)
+            if item is not None:
+                out[location_name] = item if convert is None else convert(item)
+        return out
+
+    return write
+
+
+def _list(convert: Writer, values: Any) -> list[Any]:
+    if convert is _identity:
+        return list(values)
+    return [convert(v) for v in values]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _string(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 def _scalar_to_json(kind: str, value: Any) -> Any:

@@ -1,5 +1,8 @@
 """Catalog rows as AWS Backup output shapes (only modelled members are sent).
 
+An empty structure (no CreatedBy, no calculated lifecycle) is left out, as AWS does; it
+would cost every client a parse per item of a 1000-item page.
+
 Must not depend on the CLI or web interfaces.
 """
 
@@ -97,7 +100,7 @@ def recovery_point(row: Row, now: datetime) -> Out:
             "ResourceArn": row["resource_arn"],
             "ResourceType": row["resource_type"],
             "ResourceName": row["resource_name"],
-            "CreatedBy": row["created_by"],
+            "CreatedBy": row["created_by"] or None,
             "IamRoleArn": row["iam_role_arn"],
             "Status": row["status"],
             "StatusMessage": row["status_message"],
@@ -105,8 +108,7 @@ def recovery_point(row: Row, now: datetime) -> Out:
             "InitiationDate": row["initiation_date"],
             "CompletionDate": row["completion_date"],
             "BackupSizeInBytes": row["backup_size_in_bytes"],
-            "BackupSizeBytes": row["backup_size_in_bytes"],
-            "CalculatedLifecycle": calculated(row),
+            "CalculatedLifecycle": calculated(row) or None,
             "Lifecycle": _lifecycle(row["lifecycle"]),
             "EncryptionKeyArn": row["encryption_key_arn"],
             "EncryptionKeyType": row["encryption_key_type"],
