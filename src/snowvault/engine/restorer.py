@@ -21,12 +21,13 @@ Knows nothing of the control plane; never prints (progress goes to a callback).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import os
 import stat
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -219,9 +220,15 @@ class _Restorer:
     # ------------------------------------------------------------ files
     def restore_files(self, plan: _Plan, workers: int) -> None:
         order = sorted(plan.files, key=lambda item: self._first_location(item[1]))
+        window = 64 * max(1, workers)  # bounded: a future per file for 100k files is MBs
         with ThreadPoolExecutor(max(1, workers), thread_name_prefix="sv-restore") as pool:
-            for _ in pool.map(self._restore_file, order):
-                pass
+            pending: collections.deque[Future[None]] = collections.deque()
+            for item in order:
+                if len(pending) >= window:
+                    pending.popleft().result()
+                pending.append(pool.submit(self._restore_file, item))
+            for future in pending:
+                future.result()
 
     def _first_location(self, node: Node) -> tuple[str, int]:
         for blob, _ in node.content:
