@@ -27,9 +27,12 @@ def _register() -> None:
         backup_cmd,
         iam_cmd,
         job_cmd,
+        plan_cmd,
+        quickstart_cmd,
         recovery_point_cmd,
         resource_cmd,
         restore_cmd,
+        selection_cmd,
         vault_cmd,
     )
 
@@ -41,6 +44,9 @@ def _register() -> None:
         recovery_point_cmd.recovery_point,
         restore_cmd.restore,
         iam_cmd.iam,
+        plan_cmd.plan,
+        selection_cmd.selection,
+        quickstart_cmd.quickstart,
     ):
         cli.add_command(group)
 
