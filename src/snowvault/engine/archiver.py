@@ -413,8 +413,9 @@ class _Archiver:
             return _PendingNode(node, list(prev.content))
         key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
         parts = self._links.get(key) if key is not None else None
+        counted = 0  # bytes the meter already saw chunk by chunk
         if parts is None:
-            parts = self.read_file(path, st)
+            parts, counted = self.read_file(path, st)
             if key is not None:
                 self._links[key] = parts
             c.bytes_read += sum(length for _, length in parts)
@@ -423,21 +424,33 @@ class _Archiver:
         else:
             c.files_changed += 1
         size = sum(length for _, length in parts)
-        self.meter.advance(files=1, nbytes=size, current=rel)
+        self.meter.advance(files=1, nbytes=size - counted, current=rel)
         node.size = size
         return _PendingNode(node, parts)
 
-    def read_file(self, path: bytes, st: os.stat_result) -> list[Part]:
+    def read_file(self, path: bytes, st: os.stat_result) -> tuple[list[Part], int]:
+        """The file's parts, and how many of its bytes were already reported as progress.
+
+        A chunked (large) file reports each chunk as it is read, so a backup of one big
+        file shows progress while it runs, not only when the file is done.
+        """
         size = st.st_size
         if size == 0:
-            return []
+            return [], 0
         sparse = st.st_blocks * 512 < size
         if size < self.small:
             data = self.fs.read_small(path, size)
             if sparse and data == bytes(len(data)):
-                return [(None, len(data))]
-            return [(self.small_files.add(data), len(data))]
-        return [self.submit(view, sparse) for view in self.fs.chunks(path, self.chunker)]
+                return [(None, len(data))], 0
+            return [(self.small_files.add(data), len(data))], 0
+        parts: list[Part] = []
+        counted = 0
+        for view in self.fs.chunks(path, self.chunker):
+            part = self.submit(view, sparse)
+            parts.append(part)
+            counted += part[1]
+            self.meter.advance(nbytes=part[1])
+        return parts, counted
 
     def submit(self, data: bytes | memoryview, sparse: bool) -> Part:
         n = len(data)

@@ -61,7 +61,7 @@ class ProgressMeter:
         self._clock = clock
         self._interval = interval
         self._start = clock.monotonic()
-        self._last = self._start - interval
+        self._last: float | None = None  # the first advance always reports
         self.files_done = 0
         self.bytes_done = 0
         self.errors = 0
@@ -115,7 +115,7 @@ class ProgressMeter:
             return
         now = self._clock.monotonic()
         with self._lock:
-            if not force and now - self._last < self._interval:
+            if not force and self._last is not None and now - self._last < self._interval:
                 return
             self._last = now
             snap = self.snapshot()

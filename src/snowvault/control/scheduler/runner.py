@@ -5,8 +5,11 @@
     ...
     worker.stop()           # running jobs are handed back to the queue
 
-While a job runs, a heartbeat thread renews its lease every ``lease_seconds / 3`` and
-stores the latest progress (PercentDone, BytesTransferred, BackupSizeInBytes). The job
+While a job runs, a heartbeat thread stores the latest progress (PercentDone,
+BytesTransferred, BackupSizeInBytes) every ``progress_seconds`` (default 1 s; at most
+``lease_seconds / 3``, so the lease is renewed on the same beat). Before, progress went
+out only with the lease renewal every 20 s, and a backup shorter than that showed 0% until
+it ended. The job
 stops (ABORTED) when the heartbeat reads ``ABORTING`` (StopBackupJob), when the lease is
 lost, or when its completion window has passed. The sweeper expires jobs whose start
 window closed, recovers jobs whose worker died (retried, else FAILED: never RUNNING
@@ -51,6 +54,7 @@ class WorkerOptions:
     threads: int = 2
     labels: Sequence[str] = field(default_factory=tuple)
     worker_id: str = ""
+    progress_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,8 +90,18 @@ KINDS = (
 class JobLease:
     """A claimed job's control: progress in, stop requests out, lease kept alive."""
 
-    def __init__(self, deps: Deps, kind: _Kind, job: Record, worker_id: str, lease: float):
+    def __init__(
+        self,
+        deps: Deps,
+        kind: _Kind,
+        job: Record,
+        worker_id: str,
+        lease: float,
+        *,
+        progress_seconds: float = 1.0,
+    ):
         self._deps = deps
+        self._interval = max(0.05, min(lease / 3, progress_seconds))
         self._kind = kind
         self._job = job
         self._job_id = str(job[kind.id_column])
@@ -131,8 +145,7 @@ class JobLease:
             self.stop_reason = "the completion window has passed"
 
     def _beat_forever(self) -> None:
-        interval = max(0.2, self._lease / 3)
-        while not self._done.wait(interval):
+        while not self._done.wait(self._interval):
             try:
                 self.beat()
             except Exception:  # a missed beat is retried; the lease is the safety net
@@ -177,7 +190,12 @@ class Worker:
             )
             if job is not None:
                 with JobLease(
-                    self.deps, kind, job, self.worker_id, self.options.lease_seconds
+                    self.deps,
+                    kind,
+                    job,
+                    self.worker_id,
+                    self.options.lease_seconds,
+                    progress_seconds=self.options.progress_seconds,
                 ) as lease:
                     log.info("running %s job %s", kind.name, job[kind.id_column])
                     state = kind.run(self.deps, job, self.worker_id, lease)
