@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -76,3 +78,45 @@ def test_upgrade_accepts_a_url(tmp_path: Path) -> None:
         assert catalog.db.current_revision(engine) == head
     finally:
         engine.dispose()
+
+
+def _filled(table: sa.Table, **values: object) -> dict[str, object]:
+    """``values`` plus a placeholder for every other NOT NULL column without a default."""
+    row = dict(values)
+    for col in table.columns:
+        if col.name in row or col.nullable or col.server_default is not None:
+            continue
+        if isinstance(col.type, sa.DateTime):
+            row[col.name] = datetime(2026, 1, 1, tzinfo=UTC)
+        elif isinstance(col.type, sa.Boolean):
+            row[col.name] = False
+        elif isinstance(col.type, sa.Integer | sa.Float | sa.Numeric):
+            row[col.name] = 0
+        elif isinstance(col.type, sa.LargeBinary):
+            row[col.name] = b""
+        else:
+            row[col.name] = "x"
+    return row
+
+
+def test_revision_0005_counts_the_recovery_points_that_exist(empty_engine: Engine) -> None:
+    catalog.db.upgrade(empty_engine, "0004")
+    old = sa.MetaData()
+    old.reflect(empty_engine, only=["accounts", "vaults", "recovery_points"])
+    accounts, vaults, rps = (old.tables[n] for n in ("accounts", "vaults", "recovery_points"))
+    with catalog.db.transaction(empty_engine) as conn:
+        conn.execute(accounts.insert().values(_filled(accounts, account_id="111122223333")))
+        for name in ("a", "b"):
+            conn.execute(
+                vaults.insert().values(
+                    _filled(vaults, arn=f"arn:v:{name}", account_id="111122223333", name=name)
+                )
+            )
+        for i in range(3):
+            conn.execute(
+                rps.insert().values(_filled(rps, arn=f"arn:rp:{i}", backup_vault_arn="arn:v:a"))
+            )
+    catalog.db.upgrade(empty_engine)
+    with catalog.db.read_transaction(empty_engine) as conn:
+        assert catalog.vaults.get_by_arn(conn, "arn:v:a")["number_of_recovery_points"] == 3
+        assert catalog.vaults.get_by_arn(conn, "arn:v:b")["number_of_recovery_points"] == 0

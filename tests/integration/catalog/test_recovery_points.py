@@ -57,7 +57,7 @@ def _all(conn: Connection, vault_arn: str, limit: int, **filters: Any) -> list[s
 def test_ten_thousand_recovery_points_page_completely_in_order(conn: Connection) -> None:
     vault = make_vault(conn)
     rows = _rows(vault, 10_000, same_time_every=3)  # ties on creation_date break on arn
-    conn.execute(catalog.tables.recovery_points.insert(), rows)
+    catalog.recovery_points.create_many(conn, rows)
     expected = [
         r["arn"] for r in sorted(rows, key=lambda r: (r["creation_date"], r["arn"]), reverse=True)
     ]
@@ -75,7 +75,7 @@ def test_filters_of_list_by_vault(conn: Connection) -> None:
     other = make_vault(conn, "other")
     rows = _rows(vault, 24) + [dict(r, arn=r["arn"] + "o") for r in _rows(other, 5)]
     rows[5]["parent_recovery_point_arn"] = rows[0]["arn"]
-    conn.execute(catalog.tables.recovery_points.insert(), rows)
+    catalog.recovery_points.create_many(conn, rows)
     mine = [r for r in rows if r["backup_vault_arn"] == vault["arn"]]
 
     def expect(pred: Any) -> list[str]:
@@ -98,7 +98,7 @@ def test_filters_of_list_by_vault(conn: Connection) -> None:
 def test_list_by_resource_spans_vaults(conn: Connection) -> None:
     a, b = make_vault(conn, "a"), make_vault(conn, "b")
     rows = _rows(a, 8) + [dict(r, arn=r["arn"] + "b") for r in _rows(b, 8)]
-    conn.execute(catalog.tables.recovery_points.insert(), rows)
+    catalog.recovery_points.create_many(conn, rows)
     page = catalog.recovery_points.list_by_resource(conn, resource_arn="arn:res:2", limit=3)
     second = catalog.recovery_points.list_by_resource(
         conn, resource_arn="arn:res:2", limit=3, token=page.next_token
@@ -137,3 +137,16 @@ def test_describe_lifecycle_status_and_delete(conn: Connection) -> None:
     catalog.recovery_points.delete(conn, row["arn"])
     with pytest.raises(NotFound):
         catalog.recovery_points.get(conn, row["arn"])
+
+
+def test_vault_count_follows_create_and_delete(conn: Connection) -> None:
+    vault = make_vault(conn)
+    other = make_vault(conn, "other")
+    catalog.recovery_points.create_many(conn, _rows(vault, 5))
+    one = dict(_rows(other, 1)[0], arn="arn:rp:other")
+    catalog.recovery_points.create(conn, **one)
+    catalog.recovery_points.delete(conn, _rows(vault, 5)[2]["arn"])
+    with pytest.raises(NotFound):
+        catalog.recovery_points.delete(conn, "arn:rp:never")
+    assert catalog.vaults.get_by_arn(conn, vault["arn"])["number_of_recovery_points"] == 4
+    assert catalog.vaults.get_by_arn(conn, other["arn"])["number_of_recovery_points"] == 1

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from snowvault.control.catalog import pagination, tags
+from snowvault.control.catalog import pagination, tags, vaults
 from snowvault.control.catalog.db import Record
 from snowvault.control.catalog.tables import recovery_points as rp
 from snowvault.core.errors import AlreadyExists, NotFound
@@ -88,7 +88,20 @@ def create(
             conn.execute(rp.insert().values(**values))
     except IntegrityError as exc:
         raise AlreadyExists(kind="recovery point", name=arn) from exc
+    vaults.count_recovery_point(conn, backup_vault_arn, +1)
     return get(conn, arn)
+
+
+def create_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert many recovery points in one statement (imports, tests), counting them in."""
+    if not rows:
+        return
+    conn.execute(rp.insert(), rows)
+    per_vault: dict[str, int] = {}
+    for row in rows:
+        per_vault[row["backup_vault_arn"]] = per_vault.get(row["backup_vault_arn"], 0) + 1
+    for vault_arn, n in per_vault.items():
+        vaults.count_recovery_point(conn, vault_arn, n)
 
 
 def find(conn: Connection, arn: str) -> Record | None:
@@ -201,6 +214,8 @@ def list_due_for_cold(conn: Connection, *, before: datetime, limit: int = 1000) 
 
 def delete(conn: Connection, arn: str) -> None:
     """Forget a recovery point (after its data is gone) and its tags."""
-    if conn.execute(rp.delete().where(rp.c.arn == arn)).rowcount == 0:
+    row = find(conn, arn)
+    if row is None or conn.execute(rp.delete().where(rp.c.arn == arn)).rowcount == 0:
         raise NotFound(kind="recovery point", name=arn)
+    vaults.count_recovery_point(conn, row["backup_vault_arn"], -1)
     tags.delete_all(conn, arn)

@@ -179,6 +179,8 @@ vaults = Table(
     Column("max_retention_days", Integer),
     Column("changeable_for_days", Integer),
     _ts("lock_date"),
+    # kept by recovery_points.create/delete in their own transaction (revision 0005)
+    Column("number_of_recovery_points", Integer, nullable=False, server_default="0"),
     UniqueConstraint("account_id", "region", "name"),
 )
 

@@ -1,10 +1,10 @@
 """Backup vaults: create, describe, list, delete, and their policy, notifications and lock.
 
-A vault is unique per (account, region, name). Rows come back with
-``number_of_recovery_points`` counted from ``recovery_points`` (indexed by vault), so the
-count can never drift. Counting walks the vault's index entries (milliseconds at 10,000
-points), so lookups that only need the vault itself pass ``count=False`` and get no
-such key.
+A vault is unique per (account, region, name). ``number_of_recovery_points`` is a
+stored column that ``recovery_points.create`` and ``recovery_points.delete`` (the only
+code that inserts or deletes recovery points) change in the same transaction as the row,
+so it cannot drift; counting the rows instead walked the vault's whole index on every
+ListBackupVaults and DescribeBackupVault.
 
 Must not depend on anything above ``snowvault.core``.
 """
@@ -20,23 +20,15 @@ from sqlalchemy.exc import IntegrityError
 
 from snowvault.control.catalog import pagination, tags
 from snowvault.control.catalog.db import Record
-from snowvault.control.catalog.tables import recovery_points, vaults
+from snowvault.control.catalog.tables import vaults
 from snowvault.core.errors import AlreadyExists, Conflict, NotFound
 
 _ORDER = pagination.Order([vaults.c.name])
 _LOCK_FIELDS = ("min_retention_days", "max_retention_days", "changeable_for_days", "lock_date")
 
 
-def _select(count: bool = True) -> sa.Select[Any]:
-    if not count:
-        return sa.select(vaults)
-    number = (
-        sa.select(sa.func.count())
-        .where(recovery_points.c.backup_vault_arn == vaults.c.arn)
-        .scalar_subquery()
-        .label("number_of_recovery_points")
-    )
-    return sa.select(vaults, number)
+def _select() -> sa.Select[Any]:
+    return sa.select(vaults)
 
 
 def create(
@@ -68,27 +60,25 @@ def create(
     return get(conn, account_id=account_id, region=region, name=name)
 
 
-def find(
-    conn: Connection, *, account_id: str, region: str, name: str, count: bool = True
-) -> Record | None:
+def find(conn: Connection, *, account_id: str, region: str, name: str) -> Record | None:
     row = conn.execute(
-        _select(count).where(
+        _select().where(
             vaults.c.account_id == account_id, vaults.c.region == region, vaults.c.name == name
         )
     ).first()
     return dict(row._mapping) if row else None
 
 
-def get(conn: Connection, *, account_id: str, region: str, name: str, count: bool = True) -> Record:
+def get(conn: Connection, *, account_id: str, region: str, name: str) -> Record:
     """The vault row; raises NotFound."""
-    row = find(conn, account_id=account_id, region=region, name=name, count=count)
+    row = find(conn, account_id=account_id, region=region, name=name)
     if row is None:
         raise NotFound(kind="backup vault", name=name)
     return row
 
 
-def get_by_arn(conn: Connection, arn: str, *, count: bool = True) -> Record:
-    row = conn.execute(_select(count).where(vaults.c.arn == arn)).first()
+def get_by_arn(conn: Connection, arn: str) -> Record:
+    row = conn.execute(_select().where(vaults.c.arn == arn)).first()
     if row is None:
         raise NotFound(kind="backup vault", name=arn)
     return dict(row._mapping)
@@ -156,6 +146,12 @@ def list_lock_pending(conn: Connection, *, before: datetime) -> list[Record]:
     """Vaults whose lock_date has passed but which are not yet flagged locked."""
     stmt = _select().where(vaults.c.locked.is_(False), vaults.c.lock_date <= before)
     return [dict(r._mapping) for r in conn.execute(stmt.order_by(vaults.c.arn))]
+
+
+def count_recovery_point(conn: Connection, arn: str, delta: int) -> None:
+    """Add ``delta`` to the vault's stored recovery-point count (recovery_points only)."""
+    column = vaults.c.number_of_recovery_points
+    conn.execute(vaults.update().where(vaults.c.arn == arn).values({column: column + delta}))
 
 
 def delete(conn: Connection, arn: str) -> None:

@@ -53,7 +53,7 @@ def vault_policy(conn: Connection, vault_arn: str | None) -> iam.Policy | None:
     if vault_arn is None:
         return None
     try:
-        vault = catalog.vaults.get_by_arn(conn, vault_arn, count=False)
+        vault = catalog.vaults.get_by_arn(conn, vault_arn)
     except NotFound:
         return None
     document = vault["access_policy"]

@@ -30,7 +30,7 @@ BYPASS_PREFIX = "prune-bypass-governance:"
 
 
 def _get(deps: Deps, caller: Caller, vault_name: str, arn: str) -> tuple[Record, Record]:
-    vault = vaults.get(deps, caller, vault_name, count=False)
+    vault = vaults.get(deps, caller, vault_name)
     with catalog.db.read_transaction(deps.engine) as conn:
         return vault, catalog.recovery_points.get(conn, arn, vault_arn=vault["arn"])
 
@@ -59,7 +59,7 @@ def list_by_vault(
     limit: int | None = None,
     token: str | None = None,
 ) -> catalog.pagination.Page:
-    vault = vaults.get(deps, caller, vault_name, count=False)
+    vault = vaults.get(deps, caller, vault_name)
     with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.recovery_points.list_by_vault(
             conn, vault_arn=vault["arn"], filters=filters, limit=limit, token=token

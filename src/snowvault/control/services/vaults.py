@@ -103,12 +103,11 @@ def _find(deps: Deps, caller: Caller, name: str) -> Record | None:
         )
 
 
-def get(deps: Deps, caller: Caller, name: str, *, count: bool = True) -> Record:
-    """DescribeBackupVault's row; raises NotFound. ``count=False``: without
-    ``number_of_recovery_points`` (cheaper, for callers that only need the vault)."""
+def get(deps: Deps, caller: Caller, name: str) -> Record:
+    """DescribeBackupVault's row; raises NotFound."""
     with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.vaults.get(
-            conn, account_id=caller.account_id, region=caller.region, name=name, count=count
+            conn, account_id=caller.account_id, region=caller.region, name=name
         )
 
 
