@@ -104,8 +104,11 @@ def create_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
         vaults.count_recovery_point(conn, vault_arn, n)
 
 
+_BY_ARN = sa.select(rp).where(rp.c.arn == sa.bindparam("arn"))  # built once: a hot lookup
+
+
 def find(conn: Connection, arn: str) -> Record | None:
-    row = conn.execute(sa.select(rp).where(rp.c.arn == arn)).first()
+    row = conn.execute(_BY_ARN, {"arn": arn}).first()
     return dict(row._mapping) if row else None
 
 

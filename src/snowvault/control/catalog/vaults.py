@@ -60,12 +60,18 @@ def create(
     return get(conn, account_id=account_id, region=region, name=name)
 
 
+# Built once with bind parameters: every API request looks a vault up.
+_BY_NAME = _select().where(
+    vaults.c.account_id == sa.bindparam("account_id"),
+    vaults.c.region == sa.bindparam("region"),
+    vaults.c.name == sa.bindparam("name"),
+)
+_BY_ARN = _select().where(vaults.c.arn == sa.bindparam("arn"))
+
+
 def find(conn: Connection, *, account_id: str, region: str, name: str) -> Record | None:
-    row = conn.execute(
-        _select().where(
-            vaults.c.account_id == account_id, vaults.c.region == region, vaults.c.name == name
-        )
-    ).first()
+    params = {"account_id": account_id, "region": region, "name": name}
+    row = conn.execute(_BY_NAME, params).first()
     return dict(row._mapping) if row else None
 
 
@@ -78,7 +84,7 @@ def get(conn: Connection, *, account_id: str, region: str, name: str) -> Record:
 
 
 def get_by_arn(conn: Connection, arn: str) -> Record:
-    row = conn.execute(_select().where(vaults.c.arn == arn)).first()
+    row = conn.execute(_BY_ARN, {"arn": arn}).first()
     if row is None:
         raise NotFound(kind="backup vault", name=arn)
     return dict(row._mapping)
