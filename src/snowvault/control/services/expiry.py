@@ -1,13 +1,18 @@
-"""The lifecycle expiry sweep: delete recovery points past their DeleteAt, unless
-protected.
+"""Expiry of recovery points past their DeleteAt — the ONE code path, used by both the
+scheduler's lifecycle run (:func:`scheduling.run_lifecycle`) and the worker's sweep
+(``scheduler/runner.py``).
 
 A due point waits while any active legal hold covers it, and while the vault lock keeps
-it (creation + MinRetentionDays for points created under the lock); once free, the next
-sweep deletes it exactly like DeleteRecoveryPoint does (manifest forgotten, row dropped,
-vault marked for the background prune). Decisions come from
-:func:`vault_lock.may_expire` (model.decisions.may_expire).
+it (creation + MinRetentionDays for points created under the lock); decisions come from
+:func:`vault_lock.may_expire` (model.decisions.may_expire). Once free, :func:`expire_point`
+deletes it exactly like DeleteRecoveryPoint does (manifest forgotten, row dropped, vault
+marked for prune), under a ``lifecycle_runs`` EXPIRE record that makes each point's expiry
+happen once whatever number of sweepers run; a failure (the store still retains the
+object, storage unreachable) restores the point and drops the record, so a later sweep
+retries.
 
     deleted, waiting = expiry.expire_due(deps, now)
+    expiry.expire_point(deps, rp, now)    # True done, False failed (retried), None: taken
 
 Must not depend on the scheduler, the composition root or any interface.
 """
@@ -21,43 +26,68 @@ from typing import Any
 from snowvault.control import catalog
 from snowvault.control.services import vault_lock, vaults
 from snowvault.control.services.base import Deps
+from snowvault.core.errors import SnowvaultError
 from snowvault.engine import errors, prune
 
 log = logging.getLogger("snowvault.sweepers")
 
 Record = dict[str, Any]
+EXPIRE = "EXPIRE"
 
 
-def expire_due(deps: Deps, now: datetime) -> tuple[list[str], list[str]]:
+def expire_due(deps: Deps, now: datetime, *, batch: int = 1000) -> tuple[list[str], list[str]]:
     """(deleted ARNs, ARNs that are due but protected) for this sweep."""
     with catalog.db.transaction(deps.engine) as conn:
-        due = catalog.recovery_points.list_due_for_deletion(conn, before=now)
+        due = catalog.recovery_points.list_due_for_deletion(conn, before=now, limit=batch)
     deleted: list[str] = []
     waiting: list[str] = []
     for rp in due:
-        decision = vault_lock.may_expire(deps, rp, now)
-        if not decision.allowed:
+        if not vault_lock.may_expire(deps, rp, now).allowed:
             waiting.append(rp["arn"])
-            continue
-        _remove(deps, rp, now)
-        deleted.append(rp["arn"])
+        elif expire_point(deps, rp, now) is True:
+            deleted.append(rp["arn"])
     return deleted, waiting
 
 
-def _remove(deps: Deps, rp: Record, now: datetime) -> None:
+def expire_point(deps: Deps, rp: Record, now: datetime) -> bool | None:
+    """Forget the point in its vault's repository, drop it from the catalog, mark the
+    vault for prune. None if another sweeper owns it; False if it failed (retried).
+    The caller has asked :func:`vault_lock.may_expire` first."""
     with catalog.db.transaction(deps.engine) as conn:
+        started = catalog.schedule_runs.start_lifecycle_run(
+            conn,
+            recovery_point_arn=rp["arn"],
+            action=EXPIRE,
+            due_at=rp["delete_at"],
+            now=now,
+            backup_vault_arn=rp["backup_vault_arn"],
+        )
+        if not started:
+            return None
+        catalog.recovery_points.set_status(conn, rp["arn"], "DELETING", "expired by lifecycle")
         vault = catalog.vaults.get_by_arn(conn, rp["backup_vault_arn"])
-        catalog.recovery_points.set_status(conn, rp["arn"], "DELETING")
-    with vaults.open_repository(deps, vault) as repo:
-        rp_id = rp["engine_recovery_point_id"]
-        if rp_id and rp_id in repo.list_manifests():
-            try:
+    try:
+        with vaults.open_repository(deps, vault) as repo:
+            rp_id = rp["engine_recovery_point_id"]
+            if rp_id and rp_id in repo.list_manifests():
                 prune.forget(repo, [rp_id])
-            except errors.ObjectLocked:
-                log.warning("expiry: %s is still retained by the store; kept", rp["arn"])
-                with catalog.db.transaction(deps.engine) as conn:
-                    catalog.recovery_points.set_status(conn, rp["arn"], rp["status"])
-                return
+    except (SnowvaultError, OSError) as exc:
+        _retry_later(deps, rp, exc)
+        return False
     with catalog.db.transaction(deps.engine) as conn:
         catalog.recovery_points.delete(conn, rp["arn"])
         catalog.settings.put(conn, vaults.prune_key(vault["arn"]), now.isoformat())
+        catalog.schedule_runs.finish_lifecycle_run(
+            conn, recovery_point_arn=rp["arn"], action=EXPIRE, status="COMPLETED", now=now
+        )
+    return True
+
+
+def _retry_later(deps: Deps, rp: Record, exc: BaseException) -> None:
+    if isinstance(exc, errors.ObjectLocked):
+        log.warning("expiry: %s is still retained by the store; kept", rp["arn"])
+    else:
+        log.warning("expiring %s failed, will retry: %s", rp["arn"], exc)
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.recovery_points.set_status(conn, rp["arn"], rp["status"], str(exc))
+        catalog.schedule_runs.retry_lifecycle_run(conn, recovery_point_arn=rp["arn"], action=EXPIRE)

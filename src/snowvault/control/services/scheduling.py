@@ -26,6 +26,7 @@ from snowvault.control.model import schedule as schedule_rules
 from snowvault.control.model import windows
 from snowvault.control.services import (
     backup_jobs,
+    expiry,
     plans,
     recovery_points,
     selections,
@@ -34,14 +35,13 @@ from snowvault.control.services import (
 )
 from snowvault.control.services.base import Deps
 from snowvault.core import ids
-from snowvault.core.errors import NotFound, SnowvaultError
-from snowvault.engine import prune
+from snowvault.core.errors import NotFound
 
 log = logging.getLogger("snowvault.scheduler")
 
 Record = dict[str, Any]
 COLD = "COLD"
-EXPIRE = "EXPIRE"
+EXPIRE = expiry.EXPIRE
 
 
 @dataclass
@@ -268,7 +268,7 @@ def run_lifecycle(deps: Deps, now: datetime, *, batch: int = 1000) -> LifecycleR
     for rp in expiring:
         if not vault_lock.may_expire(deps, rp, now).allowed:
             continue  # a legal hold or the vault lock keeps it; a later run retries
-        outcome = _expire(deps, rp, now)
+        outcome = expiry.expire_point(deps, rp, now)  # the one expiry path
         if outcome is True:
             result.expired.append(rp["arn"])
         elif outcome is False:
@@ -297,35 +297,6 @@ def _move_to_cold(deps: Deps, rp: Record, now: datetime) -> bool:
         catalog.recovery_points.set_storage_class(conn, rp["arn"], "COLD")
         catalog.schedule_runs.finish_lifecycle_run(
             conn, recovery_point_arn=rp["arn"], action=COLD, status="COMPLETED", now=now
-        )
-    return True
-
-
-def _expire(deps: Deps, rp: Record, now: datetime) -> bool | None:
-    """Forget the point in its vault's repository, drop it from the catalog, mark the
-    vault for prune. None if another sweeper owns it; False if it failed (retried)."""
-    with catalog.db.transaction(deps.engine) as conn:
-        if not _start(conn, rp, EXPIRE, rp["delete_at"], now):
-            return None
-        catalog.recovery_points.set_status(conn, rp["arn"], "DELETING", "expired by lifecycle")
-        vault = catalog.vaults.get_by_arn(conn, rp["backup_vault_arn"])
-    try:
-        with vaults.open_repository(deps, vault) as repo:
-            if rp["engine_recovery_point_id"] in repo.list_manifests():
-                prune.forget(repo, [rp["engine_recovery_point_id"]])
-    except (SnowvaultError, OSError) as exc:
-        log.warning("expiring %s failed, will retry: %s", rp["arn"], exc)
-        with catalog.db.transaction(deps.engine) as conn:
-            catalog.recovery_points.set_status(conn, rp["arn"], rp["status"], str(exc))
-            catalog.schedule_runs.retry_lifecycle_run(
-                conn, recovery_point_arn=rp["arn"], action=EXPIRE
-            )
-        return False
-    with catalog.db.transaction(deps.engine) as conn:
-        catalog.recovery_points.delete(conn, rp["arn"])
-        catalog.settings.put(conn, vaults.prune_key(vault["arn"]), now.isoformat())
-        catalog.schedule_runs.finish_lifecycle_run(
-            conn, recovery_point_arn=rp["arn"], action=EXPIRE, status="COMPLETED", now=now
         )
     return True
 
