@@ -2,9 +2,9 @@
 records, and the next instant anything becomes due.
 
 Exactly once: :func:`claim_runs` inserts (rule, occurrence, resource) rows with
-``ON CONFLICT DO NOTHING ... RETURNING`` (SQLite and PostgreSQL alike) and hands back
-only the rows THIS transaction inserted; the caller creates jobs for exactly those, in
-the same transaction. Two planners racing on PostgreSQL serialise on the primary key
+``ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL alike) and hands back only the rows
+THIS transaction inserted (those holding the job ids it proposed); the caller creates
+jobs for exactly those, in the same transaction. Two planners racing on PostgreSQL serialise on the primary key
 (the second waits for the first to commit, then inserts nothing); on SQLite writers are
 serialised by ``BEGIN IMMEDIATE``. A crash before commit leaves neither run nor job.
 
@@ -89,17 +89,20 @@ def _aware(conn: Connection, value: datetime | None) -> datetime | None:
 
 def claim_runs(conn: Connection, runs: Sequence[Record]) -> list[Record]:
     """Insert (rule_id, scheduled_at, resource_arn, job_id, created_at) rows; return the
-    ones inserted now (a triple already claimed, by anyone, is skipped)."""
+    ones inserted now (a triple already claimed, by anyone, is skipped).
+
+    One executemany ``INSERT ... ON CONFLICT DO NOTHING``, then one read of the ledger
+    rows of these rules and occurrences: a row is ours when it holds the fresh job id we
+    proposed for it (ids are random UUIDs, so no other planner holds one of them)."""
     if not runs:
         return []
-    # executemany with RETURNING: SQLAlchemy batches it into multi-row INSERTs from one
-    # cached compilation ("insertmanyvalues"), instead of compiling a VALUES list per call
-    stmt = (
-        _insert(conn, sr)
-        .on_conflict_do_nothing(index_elements=["rule_id", "scheduled_at", "resource_arn"])
-        .returning(sr.c.job_id)
-    )
-    inserted = {r.job_id for r in conn.execute(stmt, list(runs))}
+    key = ["rule_id", "scheduled_at", "resource_arn"]
+    bulk_insert(conn, sr, runs, on_conflict_do_nothing=key)
+    rule_ids = sorted({r["rule_id"] for r in runs})
+    times = sorted({r["scheduled_at"] for r in runs})
+    stmt = sa.select(sr.c.job_id).where(sr.c.rule_id.in_(rule_ids), sr.c.scheduled_at.in_(times))
+    proposed = {r["job_id"] for r in runs}
+    inserted = {job_id for (job_id,) in conn.execute(stmt) if job_id in proposed}
     return [r for r in runs if r["job_id"] in inserted]
 
 
@@ -110,7 +113,13 @@ def create_jobs(conn: Connection, rows: Sequence[Record]) -> None:
         bulk_insert(conn, bj, rows)
 
 
-def bulk_insert(conn: Connection, table: sa.Table, rows: Sequence[Record]) -> None:
+def bulk_insert(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[Record],
+    *,
+    on_conflict_do_nothing: Sequence[str] | None = None,
+) -> None:
     """``INSERT`` ``rows`` (all with the same keys) as one DBAPI executemany, converting
     each DISTINCT value of a column once with that column's own bind processor.
 
@@ -118,10 +127,14 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: Sequence[Record]) -> No
     plan, lifecycle document): SQLAlchemy's executemany would run the JSON and datetime
     processors once per row and cell, most of the time of a 10,000-job tick. Mapping
     values (dicts, lists) are memoised by identity while ``rows`` holds them alive.
+    ``on_conflict_do_nothing``: skip rows that clash on these columns' unique key.
     """
     keys = list(rows[0])
     dialect = conn.dialect
-    compiled = table.insert().compile(dialect=dialect, column_keys=keys)
+    stmt: Any = table.insert()
+    if on_conflict_do_nothing is not None:
+        stmt = _insert(conn, table).on_conflict_do_nothing(index_elements=on_conflict_do_nothing)
+    compiled = stmt.compile(dialect=dialect, column_keys=keys)
     names = list(compiled.positiontup or ()) if dialect.positional else keys
     if sorted(names) != sorted(keys):
         raise ValueError(f"bulk insert into {table.name}: unexpected parameters {names}")
