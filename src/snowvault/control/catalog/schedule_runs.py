@@ -4,9 +4,10 @@ records, and the next instant anything becomes due.
 Exactly once: :func:`claim_runs` inserts (rule, occurrence, resource) rows with
 ``ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL alike) and hands back only the rows
 THIS transaction inserted (those holding the job ids it proposed); the caller creates
-jobs for exactly those, in the same transaction. Two planners racing on PostgreSQL serialise on the primary key
-(the second waits for the first to commit, then inserts nothing); on SQLite writers are
-serialised by ``BEGIN IMMEDIATE``. A crash before commit leaves neither run nor job.
+jobs for exactly those, in the same transaction. Two planners racing on PostgreSQL
+serialise on the primary key (the second waits for the first to commit, then inserts
+nothing); on SQLite writers are serialised by ``BEGIN IMMEDIATE``. A crash before
+commit leaves neither run nor job.
 
     >>> # new = schedule_runs.claim_runs(conn, [{"rule_id": r, "scheduled_at": t,
     >>> #          "resource_arn": a, "job_id": j, "created_at": now}])
@@ -102,7 +103,7 @@ def claim_runs(conn: Connection, runs: Sequence[Record]) -> list[Record]:
     times = sorted({r["scheduled_at"] for r in runs})
     stmt = sa.select(sr.c.job_id).where(sr.c.rule_id.in_(rule_ids), sr.c.scheduled_at.in_(times))
     proposed = {r["job_id"] for r in runs}
-    inserted = {job_id for (job_id,) in conn.execute(stmt) if job_id in proposed}
+    inserted = proposed.intersection(conn.execute(stmt).scalars().all())
     return [r for r in runs if r["job_id"] in inserted]
 
 

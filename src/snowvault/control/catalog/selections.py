@@ -119,14 +119,11 @@ def inventory(conn: Connection, *, account_id: str, region: str) -> list[Record]
     Two scans (resources, then their tags) rather than one join: a join repeats each
     resource's columns once per tag, which dominated a 10,000-resource scheduler tick."""
     scope = sa.and_(resources.c.account_id == account_id, resources.c.region == region)
-    out: dict[str, Record] = {}
-    for row in conn.execute(sa.select(resources).where(scope).order_by(resources.c.arn)):
-        entry = dict(row._mapping)
-        entry["tags"] = {}
-        out[entry["arn"]] = entry
+    rows = conn.execute(sa.select(resources).where(scope).order_by(resources.c.arn))
+    out: dict[str, Record] = {r["arn"]: dict(r, tags={}) for r in rows.mappings().all()}
     tag_rows = sa.select(tags.c.resource_arn, tags.c.key, tags.c.value).select_from(
         tags.join(resources, tags.c.resource_arn == resources.c.arn)
     )
-    for arn, key, value in conn.execute(tag_rows.where(scope)):
+    for arn, key, value in conn.execute(tag_rows.where(scope)).all():  # fetchall: one call
         out[arn]["tags"][key] = value
     return list(out.values())
