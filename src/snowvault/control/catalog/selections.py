@@ -114,12 +114,15 @@ def delete(conn: Connection, backup_plan_id: str, selection_id: str) -> None:
 
 
 def inventory(conn: Connection, *, account_id: str, region: str) -> list[Record]:
-    """Every resource of the account and region, each with a ``tags`` dict, by ARN.
+    """Every resource of the account and region, by ARN: what selections match on and
+    jobs need (``arn``, ``resource_type``, ``name``, ``worker_label``) and a ``tags`` dict.
 
     Two scans (resources, then their tags) rather than one join: a join repeats each
     resource's columns once per tag, which dominated a 10,000-resource scheduler tick."""
     scope = sa.and_(resources.c.account_id == account_id, resources.c.region == region)
-    rows = conn.execute(sa.select(resources).where(scope).order_by(resources.c.arn))
+    r = resources.c
+    columns = sa.select(r.arn, r.resource_type, r.name, r.worker_label)
+    rows = conn.execute(columns.where(scope).order_by(r.arn))
     out: dict[str, Record] = {r["arn"]: dict(r, tags={}) for r in rows.mappings().all()}
     tag_rows = sa.select(tags.c.resource_arn, tags.c.key, tags.c.value).select_from(
         tags.join(resources, tags.c.resource_arn == resources.c.arn)

@@ -290,8 +290,9 @@ def run_lifecycle(deps: Deps, now: datetime, *, batch: int = 1000) -> LifecycleR
             result.expired.append(rp["arn"])
         elif outcome is False:
             result.failed.append(rp["arn"])
-    if result.expired:
-        result.pruned_vaults = recovery_points.prune_pending(deps)
+    # every vault marked for prune, also by the worker's sweep if it expired a point
+    # first: pruning here, inside the tick, keeps it off the jobs the tick starts next
+    result.pruned_vaults = recovery_points.prune_pending(deps)
     return result
 
 
