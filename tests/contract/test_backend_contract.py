@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -495,3 +497,21 @@ def test_local_directories_are_not_objects(tmp_path: Path) -> None:
         with pytest.raises(errors.ObjectNotFound):
             read()
     assert not store.exists("data/ab")
+
+
+def test_local_list_skips_an_object_deleted_while_listing(tmp_path: Path) -> None:
+    """A lock released between the directory read and its stat must not fail the list."""
+    store = LocalBackend(str(tmp_path))
+    store.put("locks/a", b"1")
+    store.put("locks/b", b"2")
+    real_scandir = os.scandir
+
+    def scandir_then_delete(path: Any) -> Any:
+        entries = list(real_scandir(path))
+        if str(path).endswith("locks"):
+            os.unlink(os.path.join(path, "a"))
+        return iter(entries)
+
+    with mock.patch("os.scandir", scandir_then_delete):
+        names = [info.name for info in store.list("locks/")]
+    assert names == ["locks/b"]

@@ -250,4 +250,10 @@ class LocalBackend:
                 and not entry.name.startswith(TEMP_PREFIX)
                 and entry.is_file(follow_symlinks=False)
             ):
-                yield base.ObjectInfo(name=rel, size=entry.stat(follow_symlinks=False).st_size)
+                try:
+                    size = entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    continue  # deleted since the directory was read (e.g. a released lock)
+                except OSError as exc:
+                    raise _backend_error(exc, rel) from exc
+                yield base.ObjectInfo(name=rel, size=size)
