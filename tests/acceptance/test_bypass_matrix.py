@@ -95,7 +95,7 @@ def test_bypass_subset_over_the_wire(
         key=other_key["AccessKeyId"], secret=other_key["SecretAccessKey"]
     )
 
-    # governance lock: Describe shows it; the owner may not bypass, root may
+    # governance lock: Describe shows it; the owner may not remove it, root may
     backup.put_backup_vault_lock_configuration(
         BackupVaultName="matrix", MinRetentionDays=1, MaxRetentionDays=100
     )
@@ -156,8 +156,13 @@ def test_bypass_subset_over_the_wire(
     assert "explicit deny in a resource-based policy" in message
     backup.delete_backup_vault_access_policy(BackupVaultName="matrix")
 
-    # root may bypass governance (it may remove the lock); the point goes
+    # a lock in place stops root too; governance means root may remove the lock, then delete
+    assert _code(backup.delete_recovery_point, **delete)[:2] == ("InvalidRequestException", 400)
+    backup.delete_backup_vault_lock_configuration(BackupVaultName="matrix")
     backup.delete_recovery_point(**delete)
+    backup.put_backup_vault_lock_configuration(
+        BackupVaultName="matrix", MinRetentionDays=1, MaxRetentionDays=100
+    )
 
     # a job whose retention is outside [Min, Max] fails and says why
     rp2 = _backup(snowvault_server, backup, ext, tmp_path, 2)

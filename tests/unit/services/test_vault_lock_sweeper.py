@@ -117,10 +117,10 @@ def test_points_kept_forever_are_renewed_before_their_retention_runs_out(
 
 
 def bypass_delete_story(world: World) -> None:
-    """Governance lock: root (allowed to remove the lock) deletes a point the lock still
-    protects; the store's GOVERNANCE retention is bypassed for its manifest and for the
-    packs only it needed; a user without the bypass permission is refused; the other
-    point stays intact and retained."""
+    """Governance lock: nobody, root included, deletes a point the lock protects; a user
+    without the permission cannot remove the lock; root removes it and then deletes — the
+    store's GOVERNANCE retention is bypassed for the manifest and the packs only that point
+    needed; the other point stays intact and retained."""
     world.vault("g")
     vault_lock.put(world.deps, world.root, "g", min_days=5)
     kept = world.backup("g", 30)
@@ -132,8 +132,12 @@ def bypass_delete_story(world: World) -> None:
         assert exclusive and all(repo.backend.get_retention(p) for p in exclusive)
 
     owner = world.user("owner", admin_policy("backup:DeleteBackupVaultLockConfiguration"))
-    with pytest.raises(vault_lock.VaultLocked):
-        world.api(owner, "DeleteRecoveryPoint", {}, recovery_points.delete, "g", doomed["arn"])
+    for who in (owner, world.root):
+        with pytest.raises(vault_lock.VaultLocked):
+            world.api(who, "DeleteRecoveryPoint", {}, recovery_points.delete, "g", doomed["arn"])
+    with pytest.raises(PermissionDenied):
+        world.api(owner, "DeleteBackupVaultLockConfiguration", {}, vault_lock.delete, "g")
+    world.api(world.root, "DeleteBackupVaultLockConfiguration", {}, vault_lock.delete, "g")
     world.api(world.root, "DeleteRecoveryPoint", {}, recovery_points.delete, "g", doomed["arn"])
     assert recovery_points.prune_pending(world.deps) == [vault["arn"]]
 
@@ -141,8 +145,6 @@ def bypass_delete_story(world: World) -> None:
         assert doomed["engine_recovery_point_id"] not in repo.list_manifests()
         assert not [p for p in exclusive if repo.backend.exists(p)]
     world.assert_intact("g", [kept])
-    with pytest.raises(PermissionDenied):
-        world.api(owner, "DeleteBackupVaultLockConfiguration", {}, vault_lock.delete, "g")
 
 
 def test_governance_bypass_delete_gets_past_store_retention(world: World) -> None:

@@ -28,7 +28,9 @@ remove a governance lock (or a compliance lock in grace time) and then delete. T
 here accept ``principal_may_bypass``: the service passes True only when IAM allows the
 caller ``backup:DeleteBackupVaultLockConfiguration`` on the vault, so such a caller may
 delete directly instead of removing the lock first. It never helps once a compliance lock
-is immutable, and it never overrides a legal hold. Pass False for AWS's strict behaviour.
+is immutable, and it never overrides a legal hold. The services pass False for deletes
+and lifecycle changes (AWS's behaviour: remove the lock first) and use the flag only for
+managing the lock itself.
 """
 
 from __future__ import annotations

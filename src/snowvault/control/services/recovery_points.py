@@ -2,9 +2,10 @@
 
 DeleteRecoveryPoint forgets the point in the engine at once (its manifest goes) and
 marks the vault for a background prune (:func:`prune_pending`, run by a sweeper) that
-frees the data no other point needs. A delete allowed only through a governance bypass
-(vault_lock.check_delete) bypasses the store's GOVERNANCE retention too, in the forget
-and in the prune it asks for; a store that still retains the point refuses plainly.
+frees the data no other point needs. After a lock is removed, a caller allowed to remove
+locks bypasses the GOVERNANCE retention it left in the store (vault_lock.check_delete),
+in the forget and in the prune it asks for; a store that still retains the point
+refuses plainly.
 
 Must not depend on the scheduler, the composition root or any interface.
 """

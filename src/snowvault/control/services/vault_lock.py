@@ -16,10 +16,13 @@ Services enforce; the store enforces again where it can:
   :func:`refresh_store_retention` does it for every point of a vault (after a Put, and
   when a compliance lock becomes immutable so the mode turns COMPLIANCE).
 
-Governance bypass: a caller allowed ``backup:DeleteBackupVaultLockConfiguration`` on the
-vault may delete or shorten under a governance lock (or a compliance lock in grace
-time), as it could remove the lock first; never under an immutable lock, never under a
-legal hold.
+While a lock is in place (any mode, any principal, root included) a recovery point it
+protects cannot be deleted or have its retention shortened: AWS's Vault Lock "prevents
+attempts to delete any recovery point". Governance mode (and compliance mode in grace
+time) only means the lock itself can be removed by a caller allowed
+``backup:DeleteBackupVaultLockConfiguration``; after that, such a caller's deletes also
+bypass the store's GOVERNANCE retention left on the objects (the S3 analogue of
+s3:BypassGovernanceRetention). Never under a legal hold.
 
 Must not depend on the scheduler, the composition root or any interface.
 """
@@ -195,16 +198,12 @@ def _inputs(
 
 
 def check_delete(deps: Deps, caller: Caller, vault: Record, rp: Record) -> bool:
-    """DeleteRecoveryPoint's guard: raise LegalHoldActive or VaultLocked, or return
-    whether the delete is allowed only through the caller's governance bypass (then the
-    store's GOVERNANCE retention must be bypassed too)."""
+    """DeleteRecoveryPoint's guard: raise LegalHoldActive or VaultLocked, or return whether
+    the store's GOVERNANCE retention (left by a lock since removed) is to be bypassed —
+    only for a caller allowed to remove a lock, and only once no lock is in place."""
     lock, held = _inputs(deps, vault, rp)
-    point, now = _point(rp), caller.now
-    if decisions.may_delete_recovery_point(lock, held, point, now, False).allowed:
-        return False
-    bypass = lock is not None and _may_bypass(deps, caller, vault)
-    raise_for(decisions.may_delete_recovery_point(lock, held, point, now, bypass))
-    return True
+    raise_for(decisions.may_delete_recovery_point(lock, held, _point(rp), caller.now, False))
+    return lock is None and _may_bypass(deps, caller, vault)
 
 
 def check_lifecycle(
@@ -213,9 +212,8 @@ def check_lifecycle(
     """UpdateRecoveryPointLifecycle's guard (shortening in a locked vault is refused)."""
     with catalog.db.transaction(deps.engine) as conn:
         lock = lock_of(conn, vault)
-    bypass = lock is not None and _may_bypass(deps, caller, vault)
     retention = _point(rp).retention
-    raise_for(model.can_shorten_lifecycle(lock, retention, new_delete_at, caller.now, bypass))
+    raise_for(model.can_shorten_lifecycle(lock, retention, new_delete_at, caller.now, False))
 
 
 def may_expire(deps: Deps, rp: Record, now: datetime) -> model.Decision:
