@@ -77,19 +77,11 @@ class BackupJobFilters:
             bj.c.parent_job_id: self.parent_job_id,
             bj.c.message_category: self.message_category,
         }
-        for column, value in equal.items():
-            if value is not None:
-                stmt = stmt.where(column == value)
-        ranges = [
+        ranges: list[pagination.Range] = [
             (bj.c.creation_date, self.created_after, self.created_before),
             (bj.c.completion_date, self.complete_after, self.complete_before),
         ]
-        for column, after, before in ranges:
-            if after is not None:
-                stmt = stmt.where(column > after)
-            if before is not None:
-                stmt = stmt.where(column < before)
-        return stmt
+        return pagination.filtered(stmt, equal.items(), ranges)
 
 
 def create(

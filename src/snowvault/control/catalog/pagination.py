@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -130,3 +130,24 @@ def paginate(
     last = rows[size - 1]
     next_token = encode_token(kind, [_to_json(last[c.name]) for c in order.columns])
     return Page(rows[:size], next_token)
+
+
+Range = tuple[ColumnElement[Any], datetime | None, datetime | None]
+
+
+def filtered(
+    stmt: Select[Any],
+    equal: Iterable[tuple[ColumnElement[Any], Any]],
+    ranges: Sequence[Range] = (),
+) -> Select[Any]:
+    """The By* filters of a list call: ``column == value`` for each (column, value) with a
+    value, and ``after < column < before`` for each bound given (None: no filter)."""
+    for column, value in equal:
+        if value is not None:
+            stmt = stmt.where(column == value)
+    for column, after, before in ranges:
+        if after is not None:
+            stmt = stmt.where(column > after)
+        if before is not None:
+            stmt = stmt.where(column < before)
+    return stmt

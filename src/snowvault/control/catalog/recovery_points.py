@@ -46,14 +46,8 @@ class RecoveryPointFilters:
             rp.c.backup_plan_id: self.backup_plan_id,
             rp.c.parent_recovery_point_arn: self.parent_recovery_point_arn,
         }
-        for column, value in equal.items():
-            if value is not None:
-                stmt = stmt.where(column == value)
-        if self.created_before is not None:
-            stmt = stmt.where(rp.c.creation_date < self.created_before)
-        if self.created_after is not None:
-            stmt = stmt.where(rp.c.creation_date > self.created_after)
-        return stmt
+        ranges = [(rp.c.creation_date, self.created_after, self.created_before)]
+        return pagination.filtered(stmt, equal.items(), ranges)
 
 
 def create(

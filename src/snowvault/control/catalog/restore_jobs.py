@@ -53,10 +53,7 @@ class RestoreJobFilters:
             rj.c.status: self.status,
             rj.c.parent_job_id: self.parent_job_id,
         }
-        for column, value in equal.items():
-            if value is not None:
-                stmt = stmt.where(column == value)
-        ranges = [
+        ranges: list[pagination.Range] = [
             (rj.c.creation_date, self.created_after, self.created_before),
             (rj.c.completion_date, self.complete_after, self.complete_before),
             (
@@ -65,12 +62,7 @@ class RestoreJobFilters:
                 self.recovery_point_created_before,
             ),
         ]
-        for column, after, before in ranges:
-            if after is not None:
-                stmt = stmt.where(column > after)
-            if before is not None:
-                stmt = stmt.where(column < before)
-        return stmt
+        return pagination.filtered(stmt, equal.items(), ranges)
 
 
 def create(
