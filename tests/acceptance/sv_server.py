@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,25 @@ def new_server(tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
     home = tmp_path_factory.mktemp("home")
     data = tmp_path_factory.mktemp("data") / "snowvault"
     return ServerProcess(data_dir=data, home=home, port=free_port())
+
+
+class SimulatedTime:
+    """What a --test-mode server's clock says; botocore signs with it (SigV4 is checked
+    against the server's simulated time). The ``sim`` fixture in conftest.py installs it."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def botocore_now(self, remove_tzinfo: bool = True) -> datetime:
+        return self.now.replace(tzinfo=None) if remove_tzinfo else self.now
+
+
+def move_clock(server: ServerProcess, sim: SimulatedTime, **body: Any) -> dict[str, Any]:
+    """POST /_snowvault/clock (``advance_seconds`` or ``now``); sign with its answer."""
+    resp = urllib3.request(  # unsigned: it moves the time signatures are checked against
+        "POST", server.endpoint + "/_snowvault/clock", body=json.dumps(body).encode(), timeout=600
+    )
+    doc: dict[str, Any] = json.loads(resp.data)
+    assert resp.status == 200, doc
+    sim.now = datetime.fromisoformat(doc["Now"])
+    return doc

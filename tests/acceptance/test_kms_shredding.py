@@ -15,24 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.auth
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from sv_server import ServerProcess, new_server
+from sv_server import ServerProcess, SimulatedTime, move_clock, new_server
 from test_cli_story import sv, sv_json
 from test_kms_boto3 import restored
-from test_scheduler_story import SimulatedTime, move
 from test_server_boto3 import backed_up, register
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatedTime]:
-    sim = SimulatedTime()
-    mp = pytest.MonkeyPatch()
-    mp.setattr(botocore.auth, "get_current_datetime", sim.botocore_now)
-    yield sim
-    mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +77,9 @@ def test_a_deleted_key_leaves_the_vault_unreadable_by_anyone(
     assert "secret.txt" in sv(server, *ls).stdout
 
     scheduled = kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
-    move(server, sim, advance_seconds=timedelta(days=7).total_seconds() - 60)
+    move_clock(server, sim, advance_seconds=timedelta(days=7).total_seconds() - 60)
     assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
-    move(server, sim, now=(scheduled["DeletionDate"] + timedelta(seconds=1)).isoformat())
+    move_clock(server, sim, now=(scheduled["DeletionDate"] + timedelta(seconds=1)).isoformat())
     assert wait_deleted(kms, key["KeyId"]) == "NotFoundException"
 
     failed = restored(backup, job["RecoveryPointArn"], tmp_path / "restore")

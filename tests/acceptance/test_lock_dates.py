@@ -11,51 +11,23 @@ botocore sign with the time the clock endpoint last returned.
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import botocore.auth
 import pytest
-import urllib3
 from botocore.exceptions import ClientError
-from sv_server import ExtCall, ServerProcess
+from sv_server import ExtCall, ServerProcess, SimulatedTime, move_clock
 
 ROLE = "arn:aws:iam::123456789012:role/backup"
 LOCK = {"MinRetentionDays": 1, "MaxRetentionDays": 100, "ChangeableForDays": 3}
 
 
-class SimulatedTime:
-    """What the server's clock says; botocore signs with it."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def botocore_now(self, remove_tzinfo: bool = True) -> datetime:
-        return self.now.replace(tzinfo=None) if remove_tzinfo else self.now
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatedTime]:
-    sim = SimulatedTime()
-    mp = pytest.MonkeyPatch()
-    mp.setattr(botocore.auth, "get_current_datetime", sim.botocore_now)
-    yield sim
-    mp.undo()
-
-
 def move(server: ServerProcess, sim: SimulatedTime, **body: Any) -> datetime:
     """Set (or read, with advance_seconds=0) the server's clock; sign with it from now on."""
-    resp = urllib3.request(  # unsigned: it moves the time signatures are checked against
-        "POST", server.endpoint + "/_snowvault/clock", body=json.dumps(body).encode(), timeout=600
-    )
-    doc: dict[str, Any] = json.loads(resp.data)
-    assert resp.status == 200, doc
-    sim.now = datetime.fromisoformat(doc["Now"])
+    move_clock(server, sim, **body)
     return sim.now
 
 

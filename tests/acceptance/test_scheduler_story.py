@@ -8,38 +8,16 @@ botocore sign with the time the clock endpoint last returned.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import botocore.auth
 import pytest
-import urllib3
-from sv_server import ServerProcess, new_server
+from sv_server import ServerProcess, SimulatedTime, move_clock, new_server
 
 ROLE = "arn:aws:iam::{account}:role/service-role/AWSBackupDefaultServiceRole"
 START = datetime(2031, 3, 1, tzinfo=UTC)  # later than any real "now" the server starts at
-
-
-class SimulatedTime:
-    """What the server's clock says; botocore signs with it."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def botocore_now(self, remove_tzinfo: bool = True) -> datetime:
-        return self.now.replace(tzinfo=None) if remove_tzinfo else self.now
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatedTime]:
-    sim = SimulatedTime()
-    mp = pytest.MonkeyPatch()
-    mp.setattr(botocore.auth, "get_current_datetime", sim.botocore_now)
-    yield sim
-    mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def move(server: ServerProcess, sim: SimulatedTime, **body: Any) -> dict[str, Any]:
-    resp = urllib3.request(  # unsigned: it moves the time signatures are checked against
-        "POST", server.endpoint + "/_snowvault/clock", body=json.dumps(body).encode(), timeout=600
-    )
-    doc: dict[str, Any] = json.loads(resp.data)
-    assert resp.status == 200, doc
-    sim.now = datetime.fromisoformat(doc["Now"])
-    return doc
+    return move_clock(server, sim, **body)
 
 
 def _dir(root: Path, name: str, day: int = 0) -> str:
