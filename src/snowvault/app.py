@@ -60,6 +60,17 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8765
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    # Host paths the API may name (RegisterResource sources, restore targets): roots, and
+    # patterns refused inside them. The data directory and storage are refused always.
+    allowed_paths: tuple[str, ...] = ()
+    denied_paths: tuple[str, ...] = ()
+    # Peers whose X-Forwarded-For is believed (aws:SourceIp); none by default.
+    trusted_proxies: tuple[str, ...] = ()
+    # Largest request body the API reads (bytes); larger ones answer 413.
+    max_body_bytes: int = 4 * 1024 * 1024
+    # Where the root secret lives: a file path (default DATA_DIR/root.key); the
+    # SNOWVAULT_ROOT_KEY environment variable (hex), when set, takes precedence.
+    root_key_file: str | None = None
 
     @classmethod
     def load(cls, data_dir: str | os.PathLike[str]) -> ServerConfig:
@@ -86,6 +97,11 @@ class ServerConfig:
                 host=str(doc.get("host", "127.0.0.1")),
                 port=int(doc.get("port", 8765)),
                 worker=WorkerConfig(**doc.get("worker", {})),
+                allowed_paths=tuple(str(p) for p in doc.get("allowed_paths", [])),
+                denied_paths=tuple(str(p) for p in doc.get("denied_paths", [])),
+                trusted_proxies=tuple(str(p) for p in doc.get("trusted_proxies", [])),
+                max_body_bytes=int(doc.get("max_body_bytes", 4 * 1024 * 1024)),
+                root_key_file=doc.get("root_key_file"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInput(detail=f"{data_dir / CONFIG_FILE} is malformed: {exc}") from exc
@@ -105,6 +121,11 @@ class ServerConfig:
                 "sweep_seconds": w.sweep_seconds,
                 "poll_seconds": w.poll_seconds,
             },
+            "allowed_paths": list(self.allowed_paths),
+            "denied_paths": list(self.denied_paths),
+            "trusted_proxies": list(self.trusted_proxies),
+            "max_body_bytes": self.max_body_bytes,
+            **({"root_key_file": self.root_key_file} if self.root_key_file else {}),
         }
 
     @property
