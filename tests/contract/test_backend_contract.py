@@ -355,7 +355,7 @@ def test_local_objects_are_read_only_files(tmp_path: Path) -> None:
     store.put("data/ab/abcd", TEN)
     path = tmp_path / "data" / "ab" / "abcd"
     assert path.read_bytes() == TEN
-    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400  # read-only, owner only
     assert store.location == f"file://{tmp_path}"
     assert [p.name for p in (tmp_path / "data" / "ab").iterdir()] == ["abcd"]  # no temp left
 

@@ -147,7 +147,7 @@ def make_small_repo(path: Path) -> str:
 
 
 def make_writable(path: Path) -> None:
-    """Objects are stored read-only (0o444); tests that damage them lift that first."""
+    """Objects are stored read-only (0o400); tests that damage them lift that first."""
     for p in path.rglob("*"):
         if p.is_file():
             p.chmod(0o644)

@@ -8,6 +8,11 @@ writers queue on the busy timeout instead of failing on a lock upgrade. A
 mode it reads one consistent snapshot and takes no write lock, so reads neither wait for
 a writer nor make writers wait. It must not write (SQLite could not upgrade its snapshot).
 
+A SQLite catalog file is created mode 0600 before SQLite opens it (and an existing one
+loses any group/other bits); SQLite gives its ``-wal``, ``-shm`` and ``-journal`` files
+the database file's mode, so the whole catalog stays private to the server's user
+whatever the process umask.
+
     >>> engine = create_engine("sqlite:///:memory:")
     >>> upgrade(engine)
     >>> with transaction(engine) as conn:
@@ -20,6 +25,7 @@ Must not depend on services, the engine (data plane) or any interface.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -37,6 +43,9 @@ Record = dict[str, Any]
 """One catalog row as a plain dict of column name -> value."""
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_FILE_MODE = 0o600
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside the database (same mode as the database file)."""
 READ_ONLY_OPTION = "snowvault_read_only"
 """Connection execution option set by :func:`read_transaction`."""
 
@@ -54,7 +63,32 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
 
 
+def sqlite_path(url: str | sa.URL) -> str | None:
+    """The database file of a ``sqlite:///`` URL; None for memory or other databases."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return database
+
+
+def _private_file(path: str) -> None:
+    """Create ``path`` empty with mode 0600 if missing; drop group/other bits if not."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, SQLITE_FILE_MODE)
+    try:
+        mode = os.fstat(fd).st_mode & 0o777
+        if mode & 0o077:
+            os.fchmod(fd, mode & 0o700)
+    finally:
+        os.close(fd)
+
+
 def _sqlite_engine(url: sa.URL, **kwargs: Any) -> Engine:
+    path = sqlite_path(url)
+    if path is not None and os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        _private_file(path)
     connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
     event.listen(engine, "connect", _sqlite_on_connect)

@@ -8,9 +8,12 @@ How the guarantees of base.py are kept:
   replace an object (rename would). The directory is fsynced afterwards. On a file
   system without hard links the put falls back to check-then-rename, which is not
   race-free; a warning in docs/design/backends.md says so.
-- WORM aid: objects are created mode 0o444. That stops accidents, not an attacker or
-  root; this backend does not enforce retention (``capabilities.retention`` is False)
-  and ``set_retention`` records nothing.
+- WORM aid: objects are created mode 0o400 (read-only, owner only). That stops
+  accidents, not an attacker or root; this backend does not enforce retention
+  (``capabilities.retention`` is False) and ``set_retention`` records nothing.
+- Private: directories are created 0o700 and temporary files 0o600, whatever the process
+  umask, so another local user can read neither packs nor keys (vault data is
+  encrypted, but its sizes and names still say something).
 - Ranged reads use ``os.pread`` and never read more than asked for.
 
 Deletes are not fsynced: a delete lost in a crash leaves an extra object, which every
@@ -33,7 +36,8 @@ from snowvault.engine.backends import base
 from snowvault.engine.backends.memory import past_end
 
 TEMP_PREFIX = ".sv-tmp-"
-OBJECT_MODE = 0o444
+OBJECT_MODE = 0o400
+DIR_MODE = 0o700
 _TRANSIENT_ERRNOS = frozenset(
     {errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.ESTALE, errno.ENOLCK}
 )
@@ -208,7 +212,7 @@ class LocalBackend:
             current = os.path.dirname(current)
         for path in reversed(missing):
             try:
-                os.mkdir(path)
+                os.mkdir(path, DIR_MODE)
             except FileExistsError:
                 continue
             _fsync_dir(os.path.dirname(path))
@@ -257,3 +261,41 @@ class LocalBackend:
                 except OSError as exc:
                     raise _backend_error(exc, rel) from exc
                 yield base.ObjectInfo(name=rel, size=size)
+
+
+def remove_stale_temp(root: str, *, before: float) -> list[str]:
+    """Delete the temporary files (``.sv-tmp-*``) under ``root`` last modified before
+    ``before`` (a POSIX time) and return their relative paths.
+
+    Only a put killed between writing its temporary file and linking it leaves one (any
+    other failure unlinks it); a put in flight has a fresh file and is spared, so call
+    this with a ``before`` well in the past (the control plane's orphan grace period).
+    """
+    removed = []
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            if not name.startswith(TEMP_PREFIX):
+                continue
+            path = os.path.join(directory, name)
+            with contextlib.suppress(FileNotFoundError):
+                if os.lstat(path).st_mtime < before:
+                    os.unlink(path)
+                    removed.append(os.path.relpath(path, root))
+    return removed
+
+
+def remove_empty_tree(root: str) -> bool:
+    """Remove ``root`` and the directories under it once no object is left in them
+    (temporary files go with them); True if ``root`` is gone. For a repository whose
+    objects were all deleted (a deleted vault, a vault whose create failed): deleting
+    objects leaves the directories. A directory still holding an object stays."""
+    if not os.path.isdir(root):
+        return True
+    for directory, _dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            if name.startswith(TEMP_PREFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(directory, name))
+        with contextlib.suppress(OSError):  # not empty: an object is left, it stays
+            os.rmdir(directory)
+    return not os.path.exists(root)
