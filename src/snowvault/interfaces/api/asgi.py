@@ -5,13 +5,34 @@
         lookup_secret=keys.lookup,
         clock=SystemClock(),
         allowed_regions={"us-east-1"},
+        trusted_proxies=(),            # aws:SourceIp is the TCP peer
+        max_body_bytes=4 * 1024 * 1024,
     )
 
-Each request: SigV4 is verified (the credential scope names the service and region),
-the service's router finds the operation (``X-Amz-Target`` for the json protocol), the
-input is parsed and validated from the model, the handler runs in a thread pool, and
-its dict (or a snowvault error, through the one error table) becomes the response.
-Every response carries ``x-amzn-RequestId``; every request is logged once.
+Each request, in this order (cheap refusals first, nothing costly for a stranger):
+
+1. the target is parsed ONCE from the raw bytes (``wire.parse_target``); what SigV4
+   would read differently from the router is refused (400 ValidationException);
+2. a declared Content-Length above ``max_body_bytes`` answers 413 at once;
+3. SigV4 on the headers alone (``sigv4.begin``): Authorization, scope, date, a known
+   key, the behaviour-selecting headers signed — before any body byte is read;
+4. the body is read streaming and cut at ``max_body_bytes`` (413), then the signature
+   over it is checked (``sigv4.finish``);
+5. the service's router finds the operation from the same parsed target
+   (``X-Amz-Target`` for the json protocol); the JSON body is parsed strictly
+   (``wire.json_document``: depth, duplicates, surrogates, NUL, number range) and
+   validated from the model; the handler runs in a thread pool; its dict (or a
+   snowvault error, through the one error table) becomes the response.
+
+Who may ask: anyone; what a caller reaches is decided by the handlers with the
+verified :class:`RequestContext`. ``source_ip`` is the TCP peer; ``X-Forwarded-For``
+counts only when the peer is in ``trusted_proxies`` (``wire.source_ip``). Every
+response carries ``x-amzn-RequestId``; every request is logged once with the account,
+principal ARN, source IP and a keyed digest of the parsed parameters (``params=``:
+equal for equal inputs within one process, revealing nothing of them).
+
+Extra routes (``/_snowvault/...``) are matched on the same decoded segments and go
+through the same limits, signature and JSON checks before their endpoint runs.
 
 Holds no business rules. Depends on starlette and the sibling api modules; must not
 depend on the CLI or web interfaces, nor on services directly (handlers are injected).
@@ -19,31 +40,33 @@ depend on the CLI or web interfaces, nor on services directly (handlers are inje
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from snowvault.core.clock import Clock
-from snowvault.interfaces.api import errors, model, routing, shapes, sigv4
+from snowvault.engine.crypto import primitives
+from snowvault.interfaces.api import errors, model, routing, shapes, sigv4, wire
 
 log = logging.getLogger("snowvault.api")
 
 Handler = Callable[["RequestContext", dict[str, Any]], Mapping[str, Any] | None]
 ExtraEndpoint = Callable[[Request, "RequestContext | None"], Awaitable[Response]]
 
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+TOO_LARGE_CODE = "RequestEntityTooLargeException"
 REGION_ERROR_CODE = "InvalidRequestException"
-_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 
 @dataclass(frozen=True)
@@ -107,14 +130,45 @@ class _Service:
         return svc
 
 
+@dataclass(frozen=True)
+class _Extra:
+    """An extra route compiled to segments: literal text, or ``{name}`` for one segment."""
+
+    route: ExtraRoute
+    parts: tuple[tuple[bool, str], ...]  # (is_label, text)
+
+    @classmethod
+    def compile(cls, route: ExtraRoute) -> _Extra:
+        parts = []
+        for piece in route.path.strip("/").split("/"):
+            is_label = piece.startswith("{") and piece.endswith("}")
+            parts.append((is_label, piece[1:-1] if is_label else piece))
+        return cls(route, tuple(parts))
+
+    def match(self, segments: Sequence[str]) -> dict[str, str] | None:
+        if len(segments) != len(self.parts):
+            return None
+        params: dict[str, str] = {}
+        for (is_label, text), segment in zip(self.parts, segments, strict=True):
+            if is_label and segment:
+                params[text] = segment
+            elif is_label or segment != text:
+                return None
+        return params
+
+
 @dataclass
 class _Exchange:
     """What one request has revealed so far; filled in as it is processed."""
 
     request_id: str
     started: float
+    source_ip: str = "-"
     service: _Service | None = None
     operation: str = "-"
+    verified: sigv4.Verified | None = None
+    params: str = "-"
+    extra: dict[str, str] = field(default_factory=dict)
 
 
 class _Api:
@@ -125,6 +179,9 @@ class _Api:
         clock: Clock,
         allowed_regions: Collection[str] | None,
         error_table: errors.ErrorTable,
+        extra_routes: Sequence[ExtraRoute],
+        trusted_proxies: Collection[str],
+        max_body_bytes: int,
     ) -> None:
         self.services: dict[str, _Service] = {}
         self.targets: dict[str, _Service] = {}
@@ -139,28 +196,61 @@ class _Api:
         self.clock = clock
         self.allowed_regions = frozenset(allowed_regions) if allowed_regions else None
         self.error_table = error_table
+        self.extras = [_Extra.compile(r) for r in extra_routes]
+        self.trusted = wire.networks(trusted_proxies)
+        if max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be positive")
+        self.max_body_bytes = max_body_bytes
+        self._digest_key = primitives.random_bytes(32)
 
-    # -- the AWS endpoint -----------------------------------------------------------------
+    # -- the ASGI entry point -------------------------------------------------------------
 
-    async def endpoint(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
         ex = _Exchange(str(uuid.uuid4()), self.clock.monotonic())
         try:
-            response = await self._serve(request, ex)
+            response = await self._handle(request, ex)
         except Exception as exc:  # every failure becomes an AWS error response
             response = self._error_response(exc, ex)
         response.headers["x-amzn-RequestId"] = ex.request_id
         self._log(request, ex, response.status_code)
-        return response
+        await response(scope, receive, send)
 
-    async def _serve(self, request: Request, ex: _Exchange) -> Response:
-        body = await request.body()
+    async def _handle(self, request: Request, ex: _Exchange) -> Response:
+        peer = request.client.host if request.client else ""
+        ex.source_ip = wire.source_ip(
+            peer, request.headers.getlist("x-forwarded-for"), self.trusted
+        )
+        scope = request.scope
+        try:
+            target = wire.parse_target(scope.get("raw_path") or b"/", scope["query_string"])
+        except wire.AmbiguousRequest as exc:
+            raise errors.ApiError("ValidationException", exc.message) from None
+        self._check_declared_length(request)
+        for extra in self.extras:
+            params = extra.match(target.segments)
+            if params is not None:
+                ex.operation = extra.route.path
+                return await self._serve_extra(request, ex, target, extra.route, params)
+        return await self._serve(request, ex, target)
+
+    # -- the AWS endpoint -----------------------------------------------------------------
+
+    async def _serve(self, request: Request, ex: _Exchange, target: wire.Target) -> Response:
         now = self.clock.now()
-        verified = self.authenticate(request, body, now, None)
-        svc = self._service_for(request, verified)
+        pending = self._begin(request, now, None)
+        svc = self._service_for(request, pending.service)
         ex.service = svc
-        self.check_region(verified.region)
-        query = parse_qsl(request.url.query, keep_blank_values=True)
-        op, labels = self._route(svc, request, query, ex)
+        self.check_region(pending.region)
+        body = await self._read_body(request)
+        verified = self._finish(pending, request, target, body)
+        ex.verified = verified
+        op, labels = self._route(svc, request, target, ex)
         handler = svc.handlers.get(op.name)
         if handler is None:
             raise errors.ApiError(
@@ -169,26 +259,36 @@ class _Api:
             )
         located: dict[str, object] = {}
         if svc.rest_router is not None:
-            located = routing.gather_rest_input(op, labels, query, request.headers)
+            try:
+                located = routing.gather_rest_input(op, labels, target.query, request.headers)
+            except routing.RejectedInput as exc:
+                raise errors.ApiError(svc.invalid_code, exc.message) from None
         params = self._parse(svc, op, located, body)
-        ctx = _context(ex.request_id, verified, request, now, op.name)
+        ex.params = self._digest({"operation": op.name, "params": params})
+        ctx = _context(ex, verified, now, op.name)
         result = await run_in_threadpool(handler, ctx, params)
         out = shapes.serialize_output(op, result, svc.model.protocol)
         headers = {**out.headers, "content-type": svc.model.content_type}
         return Response(out.body, out.status, headers)
 
-    def authenticate(
-        self, request: Request, body: bytes, now: datetime, service: str | None
+    def _begin(self, request: Request, now: datetime, service: str | None) -> sigv4.Pending:
+        try:
+            return sigv4.begin(_header_pairs(request), self.lookup_secret, now, service)
+        except sigv4.AuthError as exc:
+            raise errors.ApiError(exc.code, exc.message, exc.status) from None
+
+    def _finish(
+        self, pending: sigv4.Pending, request: Request, target: wire.Target, body: bytes
     ) -> sigv4.Verified:
         signed = sigv4.SignedRequest(
             method=request.method,
-            raw_path=_raw_path(request),
-            raw_query=request.scope.get("query_string", b"").decode("latin-1"),
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+            raw_path=target.raw_path,
+            query=target.query,
+            headers=_header_pairs(request),
             body=body,
         )
         try:
-            return sigv4.verify(signed, self.lookup_secret, now, expected_service=service)
+            return sigv4.finish(pending, signed)
         except sigv4.AuthError as exc:
             raise errors.ApiError(exc.code, exc.message, exc.status) from None
 
@@ -200,9 +300,9 @@ class _Api:
                 f"Region '{region}' is not served by this endpoint (it serves: {served}).",
             )
 
-    def _service_for(self, request: Request, verified: sigv4.Verified) -> _Service:
+    def _service_for(self, request: Request, scoped_service: str) -> _Service:
         target = request.headers.get("x-amz-target")
-        svc = self.services.get(verified.service)
+        svc = self.services.get(scoped_service)
         if target is not None:
             by_target = self.targets.get(target.rpartition(".")[0])
             svc = by_target if by_target is svc else None
@@ -211,32 +311,29 @@ class _Api:
             raise errors.ApiError(
                 "InvalidSignatureException",
                 f"Credential should be scoped to a service served here ({served}), "
-                f"not '{verified.service}'.",
+                f"not '{scoped_service}'.",
                 403,
             )
         return svc
 
     def _route(
-        self,
-        svc: _Service,
-        request: Request,
-        query: Sequence[tuple[str, str]],
-        ex: _Exchange,
+        self, svc: _Service, request: Request, target: wire.Target, ex: _Exchange
     ) -> tuple[model.Operation, dict[str, str]]:
         if svc.json_router is not None:
-            target = request.headers.get("x-amz-target", "")
-            op = svc.json_router.match(target)
-            ex.operation = routing.operation_name_from_target(target) or "-"
-            if op is None:
-                raise errors.ApiError("UnknownOperationException", f"Unknown operation {target!r}.")
+            amz_target = request.headers.get("x-amz-target", "")
+            op = svc.json_router.match(amz_target)
+            ex.operation = routing.operation_name_from_target(amz_target) or "-"
+            if op is None or op.method != request.method or target.segments != ("",):
+                raise errors.ApiError(
+                    "UnknownOperationException", f"Unknown operation {amz_target!r}."
+                )
             return op, {}
         assert svc.rest_router is not None
-        raw_path = _raw_path(request)
-        found = svc.rest_router.match(request.method, raw_path, dict(query))
+        found = svc.rest_router.match(request.method, target)
         if found is None:
             raise errors.ApiError(
                 "UnknownOperationException",
-                f"No {svc.model.name} operation matches {request.method} {raw_path}.",
+                f"No {svc.model.name} operation matches {request.method} {target.raw_path}.",
             )
         ex.operation = found.operation.name
         return found.operation, found.labels
@@ -252,6 +349,72 @@ class _Api:
             code = svc.missing_code if exc.kind == "missing" else svc.invalid_code
             raise errors.ApiError(code, exc.message) from None
 
+    # -- limits ------------------------------------------------------------------------------
+
+    def _too_large(self) -> errors.ApiError:
+        return errors.ApiError(
+            TOO_LARGE_CODE,
+            f"The request body is larger than this server accepts "
+            f"({self.max_body_bytes} bytes; max_body_bytes in config.json).",
+            413,
+        )
+
+    def _check_declared_length(self, request: Request) -> None:
+        values = request.headers.getlist("content-length")
+        if not values:
+            return
+        if len(values) > 1 or not values[0].strip().isdigit():
+            raise errors.ApiError("ValidationException", "Content-Length is malformed.")
+        if int(values[0]) > self.max_body_bytes:
+            raise self._too_large()
+
+    async def _read_body(self, request: Request) -> bytes:
+        """The body, read chunk by chunk and cut at the limit (never more in memory)."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_body_bytes:
+                    raise self._too_large()
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise errors.ApiError(
+                "IncompleteBody", "The client closed the connection mid-body."
+            ) from None
+        return b"".join(chunks)
+
+    # -- extra routes ----------------------------------------------------------------------------
+
+    async def _serve_extra(
+        self,
+        request: Request,
+        ex: _Exchange,
+        target: wire.Target,
+        route: ExtraRoute,
+        path_params: dict[str, str],
+    ) -> Response:
+        if request.method not in route.methods:
+            raise errors.ApiError(
+                "UnknownOperationException",
+                f"{request.method} is not served for {route.path}.",
+                405,
+            )
+        ex.extra = path_params
+        ctx = None
+        now = self.clock.now()
+        pending = self._begin(request, now, route.service) if route.authenticated else None
+        if pending is not None:
+            self.check_region(pending.region)
+        body = await self._read_body(request)
+        if pending is not None:
+            ex.verified = self._finish(pending, request, target, body)
+            ctx = _context(ex, ex.verified, now, route.path)
+        document = _json_body(body)
+        ex.params = self._digest({"route": route.path, "path": path_params, "body": document})
+        replayed = Request({**request.scope, "path_params": path_params}, _replay(body, request))
+        return await route.endpoint(replayed, ctx)
+
     # -- errors and logging -----------------------------------------------------------------
 
     def _error_response(self, exc: Exception, ex: _Exchange) -> Response:
@@ -262,74 +425,77 @@ class _Api:
         headers = {**errors.error_headers(error), "content-type": content_type}
         return Response(shapes.dumps(errors.error_body(error)), error.status, headers)
 
+    def _digest(self, value: object) -> str:
+        text = json.dumps(value, sort_keys=True, default=_jsonable, separators=(",", ":"))
+        return primitives.keyed_hash(self._digest_key, text.encode()).hex()[:16]
+
     def _log(self, request: Request, ex: _Exchange, status: int) -> None:
         elapsed_ms = (self.clock.monotonic() - ex.started) * 1000
         service = ex.service.model.name if ex.service else "-"
+        principal = ex.verified.principal if ex.verified else None
+        operation = ex.operation
+        for name, value in ex.extra.items():
+            operation = operation.replace("{" + name + "}", quote(value, safe=""))
         log.info(
-            "request_id=%s service=%s op=%s method=%s status=%d duration_ms=%.2f",
+            "request_id=%s service=%s op=%s method=%s status=%d duration_ms=%.2f "
+            "account=%s principal=%s source_ip=%s params=%s",
             ex.request_id,
             service,
-            ex.operation,
-            request.method,
+            operation,
+            quote(request.method, safe=""),
             status,
             elapsed_ms,
+            principal.account_id if principal else "-",
+            principal.arn if principal else "-",
+            ex.source_ip,
+            ex.params,
         )
 
-    # -- extra routes ----------------------------------------------------------------------------
 
-    def wrap_extra(self, route: ExtraRoute) -> Route:
-        async def endpoint(request: Request) -> Response:
-            ex = _Exchange(str(uuid.uuid4()), self.clock.monotonic(), operation=route.path)
-            try:
-                ctx = None
-                if route.authenticated:
-                    now = self.clock.now()
-                    body = await request.body()
-                    verified = self.authenticate(request, body, now, route.service)
-                    self.check_region(verified.region)
-                    ctx = _context(ex.request_id, verified, request, now, route.path)
-                response = await route.endpoint(request, ctx)
-            except Exception as exc:
-                response = self._error_response(exc, ex)
-            response.headers["x-amzn-RequestId"] = ex.request_id
-            self._log(request, ex, response.status_code)
-            return response
-
-        return Route(route.path, endpoint, methods=list(route.methods))
+def _header_pairs(request: Request) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
 
 
-def _raw_path(request: Request) -> str:
-    raw = request.scope.get("raw_path")
-    if raw:
-        return str(raw.decode("latin-1"))
-    return quote(request.url.path, safe="/~!$&'()*+,;=:@%")
+def _replay(body: bytes, request: Request) -> Receive:
+    """A ``receive`` that hands ``body`` over once, then waits on the real one."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await request.receive()
+
+    return receive
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return repr(value)
 
 
 def _json_body(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise errors.ApiError(
-            "SerializationException", f"The request body is not valid JSON: {exc}"
-        ) from None
-    if not isinstance(document, dict):
-        raise errors.ApiError("SerializationException", "The request body must be a JSON object.")
-    return document
+        return wire.json_document(body)
+    except wire.MalformedJson as exc:
+        raise errors.ApiError("SerializationException", exc.message) from None
 
 
 def _context(
-    request_id: str, verified: sigv4.Verified, request: Request, now: datetime, operation: str
+    ex: _Exchange, verified: sigv4.Verified, now: datetime, operation: str
 ) -> RequestContext:
     return RequestContext(
-        request_id=request_id,
+        request_id=ex.request_id,
         account_id=verified.principal.account_id,
         region=verified.region,
         service=verified.service,
         principal_arn=verified.principal.arn,
         access_key_id=verified.principal.access_key_id,
-        source_ip=request.client.host if request.client else "",
+        source_ip=ex.source_ip,
         now=now,
         operation=operation,
     )
@@ -343,9 +509,17 @@ def build_app(
     *,
     allowed_regions: Collection[str] | None = None,
     error_table: errors.ErrorTable = errors.ERROR_TABLE,
-) -> Starlette:
-    """The Starlette app serving ``services`` (and ``extra_routes`` first)."""
-    api = _Api(services, lookup_secret, clock, allowed_regions, error_table)
-    routes: list[BaseRoute] = [api.wrap_extra(r) for r in extra_routes]
-    routes.append(Route("/{path:path}", api.endpoint, methods=list(_METHODS)))
-    return Starlette(routes=routes)
+    trusted_proxies: Collection[str] = (),
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> ASGIApp:
+    """The ASGI app serving ``services`` (``extra_routes`` are matched first)."""
+    return _Api(
+        services,
+        lookup_secret,
+        clock,
+        allowed_regions,
+        error_table,
+        extra_routes,
+        trusted_proxies,
+        max_body_bytes,
+    )

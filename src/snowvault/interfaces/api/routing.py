@@ -1,18 +1,25 @@
 """Find the operation an HTTP request calls, from the service model alone.
 
-rest-json: the method plus the ``requestUri`` template, matched against the RAW path
-(percent-encoded, as sent), each segment decoded separately so an encoded ``/`` stays
-inside its label; ``{Name+}`` labels are greedy. When several templates match, the most
-specific wins (literal segments beat labels, labels beat greedy labels; literal query
-keys such as ``?delete`` count too). json protocol: the ``X-Amz-Target`` header.
+rest-json: the method plus the ``requestUri`` template, matched against the request
+target's DECODED segments (``wire.parse_target``: the same parse the SigV4 check and
+the handlers use), so an encoded ``/`` stays inside its label; ``{Name+}`` labels are
+greedy and join the remaining segments with ``/``. A trailing ``/`` is optional. When
+several templates match, the most specific wins (literal segments beat labels, labels
+beat greedy labels; literal query keys such as ``?delete`` count too). json protocol:
+the ``X-Amz-Target`` header.
 
-    >>> from snowvault.interfaces.api import model
+    >>> from snowvault.interfaces.api import model, wire
     >>> router = RestJsonRouter(model.load("backup"))
-    >>> m = router.match("GET", "/backup-vaults/my%2Fvault", {})
+    >>> m = router.match("GET", wire.parse_target(b"/backup-vaults/my%2Fvault", b""))
     >>> (m.operation.name, m.labels)
     ('DescribeBackupVault', {'backupVaultName': 'my/vault'})
 
-Depends on the compiled model only; must not depend on HTTP frameworks.
+Query members: a key repeated, or given twice under two spellings (``nextToken`` and
+``NextToken``), is refused with :class:`RejectedInput` unless the member is a list —
+SigV4 sorts the query, so which copy came first is not something the caller signed.
+An integer member outside the signed 64-bit range is refused the same way.
+
+Depends on the compiled model and ``wire`` only; must not depend on HTTP frameworks.
 """
 
 from __future__ import annotations
@@ -22,12 +29,21 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import unquote
 
+from snowvault.interfaces.api import wire
 from snowvault.interfaces.api.model import Member, Operation, ServiceModel
 
 _LABEL = re.compile(r"^\{([^}]+?)(\+?)\}$")
-_SLASHES = re.compile("/{2,}")
+
+_LITERAL, _ONE, _GREEDY = 3, 2, 1
+
+
+class RejectedInput(Exception):
+    """A located member is repeated or out of range; ``message`` names it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,33 +55,46 @@ class Match:
 @dataclass(frozen=True, slots=True)
 class _Route:
     operation: Operation
-    regex: re.Pattern[str]
-    label_names: tuple[str, ...]
+    parts: tuple[tuple[int, str], ...]  # (_LITERAL, text) | (_ONE, label) | (_GREEDY, label)
     query_keys: tuple[str, ...]
     specificity: tuple[int, ...]
+
+    def match(self, segments: Sequence[str]) -> dict[str, str] | None:
+        labels: dict[str, str] = {}
+        for index, (kind, text) in enumerate(self.parts):
+            if kind == _GREEDY:
+                rest = segments[index:]
+                if not rest:
+                    return None
+                labels[text] = "/".join(rest)
+                return labels
+            if index >= len(segments):
+                return None
+            segment = segments[index]
+            if kind == _LITERAL:
+                if segment != text:
+                    return None
+            elif not segment:
+                return None
+            else:
+                labels[text] = segment
+        return labels if len(segments) == len(self.parts) else None
 
 
 def _compile(op: Operation) -> _Route:
     path, _, query = op.request_uri.partition("?")
-    parts: list[str] = []
-    names: list[str] = []
-    score: list[int] = []
+    parts: list[tuple[int, str]] = []
     for segment in (s for s in path.split("/") if s):
         label = _LABEL.match(segment)
         if label is None:
-            parts.append(re.escape(segment))
-            score.append(3)
-        elif label.group(2):
-            parts.append("(.+?)")
-            names.append(label.group(1))
-            score.append(1)
+            parts.append((_LITERAL, segment))
         else:
-            parts.append("([^/]+)")
-            names.append(label.group(1))
-            score.append(2)
+            parts.append((_GREEDY if label.group(2) else _ONE, label.group(1)))
+    if any(kind == _GREEDY for kind, _ in parts[:-1]):
+        raise ValueError(f"{op.name}: a greedy label must be the last segment")
     keys = tuple(k.partition("=")[0] for k in query.split("&") if k)
-    regex = re.compile("^/" + "/".join(parts) + "/?$")
-    return _Route(op, regex, tuple(names), keys, (*score, 0, len(keys)))
+    score = tuple(kind for kind, _ in parts)
+    return _Route(op, tuple(parts), keys, (*score, 0, len(keys)))
 
 
 class RestJsonRouter:
@@ -77,8 +106,7 @@ class RestJsonRouter:
         self._routes: dict[str, dict[str, list[_Route]]] = {}
         for op in service.operations.values():
             route = _compile(op)
-            first = _first_segment(op.request_uri)
-            first = "" if _LABEL.match(first) else first
+            first = route.parts[0][1] if route.parts and route.parts[0][0] == _LITERAL else ""
             self._routes.setdefault(op.method, {}).setdefault(first, []).append(route)
         for buckets in self._routes.values():
             labelled = buckets.get("", [])
@@ -88,31 +116,24 @@ class RestJsonRouter:
                 # Tuples compare segment by segment: a literal beats a label at that place.
                 routes.sort(key=lambda r: r.specificity, reverse=True)
 
-    def match(self, method: str, raw_path: str, query: Mapping[str, object]) -> Match | None:
-        """The operation for ``method`` and ``raw_path`` (no query string), or None."""
-        path = _SLASHES.sub("/", raw_path) or "/"
+    def match(self, method: str, target: wire.Target) -> Match | None:
+        """The operation for ``method`` and the parsed ``target``, or None."""
         buckets = self._routes.get(method.upper())
         if buckets is None:
             return None
-        candidates = buckets.get(_first_segment(path)) or buckets.get("", [])
+        segments = target.segments
+        if segments and not segments[-1]:
+            segments = segments[:-1]  # the optional trailing "/"
+        keys = {k for k, _ in target.query}
+        first = segments[0] if segments else ""
+        candidates = buckets.get(first) or buckets.get("", [])
         for route in candidates:
-            found = route.regex.match(path)
-            if found is None or any(k not in query for k in route.query_keys):
+            if any(k not in keys for k in route.query_keys):
                 continue
-            labels = {
-                name: _decode(value)
-                for name, value in zip(route.label_names, found.groups(), strict=True)
-            }
-            return Match(route.operation, labels)
+            labels = route.match(segments)
+            if labels is not None:
+                return Match(route.operation, labels)
         return None
-
-
-def _first_segment(path: str) -> str:
-    return path.split("?", 1)[0].lstrip("/").split("/", 1)[0]
-
-
-def _decode(raw: str) -> str:
-    return "/".join(unquote(piece) for piece in raw.split("/"))
 
 
 class JsonTargetRouter:
@@ -179,19 +200,42 @@ def gather_rest_input(
     for label, value in labels.items():
         member = layout.uri.get(label)
         if member is not None:
-            found[member.name] = value
+            found[member.name] = _in_range(member, value)
     leftovers: dict[str, str] = {}
     for key, value in query:
         member = layout.query.get(key.lower())
         if member is None:
-            leftovers.setdefault(key, value)
+            if key in leftovers:
+                raise RejectedInput(f"The query parameter '{key}' is given more than once.")
+            leftovers[key] = value
         elif member.shape.type == "list":
             cast(list[str], found.setdefault(member.name, [])).append(value)
+        elif member.name in found:
+            raise RejectedInput(
+                f"The query parameter '{member.location_name}' is given more than once."
+            )
         else:
-            found.setdefault(member.name, value)
+            found[member.name] = _in_range(member, value)
     if layout.query_map is not None and leftovers:
         found[layout.query_map.name] = leftovers
     for name, member in layout.headers.items():
         if name in headers:
             found[member.name] = headers[name]
     return found
+
+
+_INTEGRAL = frozenset({"integer", "long", "short", "byte"})
+_DIGITS = re.compile(r"^[+-]?[0-9]+$")
+
+
+def _in_range(member: Member, value: str) -> str:
+    """``value`` unchanged, unless an integer member gets a number beyond 64 bits."""
+    if (
+        member.shape.type in _INTEGRAL
+        and _DIGITS.match(value)
+        and (len(value) > 20 or not wire.INT64_MIN <= int(value) <= wire.INT64_MAX)
+    ):
+        raise RejectedInput(
+            f"The value of '{member.location_name}' is out of the 64-bit integer range."
+        )
+    return value

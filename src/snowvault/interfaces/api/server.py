@@ -1,6 +1,9 @@
 """The whole HTTP face of a snowvault server: AWS Backup + the extension API.
 
-    asgi_app = build_asgi(app)     # a Starlette app for uvicorn
+    asgi_app = build_asgi(app)     # an ASGI app for uvicorn (run it with proxy_headers=False)
+
+``trusted_proxies`` and ``max_body_bytes`` come from the server's config.json: no proxy
+is trusted unless listed, and bodies above the limit answer 413 before they are read.
 
 The CLI reaches this by name (``snowvault.interfaces.api.server:build_asgi``, the way
 uvicorn loads apps), so the CLI and API packages never import each other.
@@ -10,7 +13,7 @@ Must not depend on the CLI or web interfaces.
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from snowvault.app import App
 from snowvault.control.services import legal_holds, vault_lock
@@ -35,7 +38,7 @@ def _lookup(app: App) -> sigv4.LookupSecret:
     return lookup
 
 
-def build_asgi(app: App) -> Starlette:
+def build_asgi(app: App) -> ASGIApp:
     return asgi.build_app(
         [
             asgi.ServiceEndpoint(handlers.MODEL_NAME, handlers.bind(app)),
@@ -46,4 +49,6 @@ def build_asgi(app: App) -> Starlette:
         clock=app.clock,
         extra_routes=[*test_clock.routes(app), *extension.routes(app)],
         allowed_regions=app.regions,
+        trusted_proxies=app.config.trusted_proxies,
+        max_body_bytes=app.config.max_body_bytes,
     )

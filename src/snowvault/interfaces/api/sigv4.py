@@ -5,10 +5,22 @@ The canonical request is rebuilt from what arrived on the wire:
     METHOD
     canonical path     raw path, dot segments and empty segments removed, then
                        URI-encoded again (safe "/~"): non-S3 services encode twice
-    canonical query    each key and value decoded and re-encoded (safe "-_.~"), sorted
+                       (the API refuses dot and empty segments before this runs, so
+                       the removal never changes what the router sees)
+    canonical query    the DECODED (key, value) pairs the handlers get, each encoded
+                       (safe "-_.~") and sorted
     canonical headers  the SignedHeaders, lower case, values whitespace-trimmed, joined
     signed headers
     payload hash       X-Amz-Content-SHA256 if sent, else SHA-256 of the body
+
+Two steps, so nothing costly happens for a stranger: :func:`begin` checks what the
+headers alone can tell (Authorization well formed, scope, date, skew, a known key, the
+headers that select behaviour signed and not repeated) BEFORE the body is read;
+:func:`finish` then checks the signature over the body. :func:`verify` does both.
+Headers that must be signed when present: ``host`` (always), the date header used,
+``content-type``, ``content-md5`` and every ``x-amz-*`` header (``x-amz-target``
+chooses the operation of a json-protocol service). ``UNSIGNED-PAYLOAD`` is refused:
+every body this API reads is covered by the signature.
 
 The secret comes from an injected ``lookup_secret(access_key_id) -> Principal | None``
 and ``now`` is an argument; the signature is compared in constant time. Failures raise
@@ -24,13 +36,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from snowvault.engine.crypto import sigv4 as crypto_sigv4
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = timedelta(minutes=15)
-UNSIGNED_PAYLOADS = frozenset({"UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"})
+_MUST_SIGN = frozenset({"host", "content-type", "content-md5"})
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _AMZ_DATE_RE = re.compile(r"^\d{8}T\d{6}Z$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -81,14 +93,15 @@ class SignedRequest:
     """The parts of an HTTP request SigV4 covers, as they arrived.
 
     ``headers`` holds (lower-case name, value) pairs in arrival order; ``raw_path`` is
-    percent-encoded as sent and ``raw_query`` is the text after ``?``.
+    percent-encoded as sent and ``query`` holds the DECODED (key, value) pairs (the
+    ones the handlers get; see ``wire.parse_target``).
     """
 
     method: str
     raw_path: str
-    raw_query: str
+    query: Sequence[tuple[str, str]]
     headers: Sequence[tuple[str, str]]
-    body: bytes
+    body: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +114,25 @@ class _Authorization:
     signature: str
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A request whose headers checked out; :func:`finish` checks the signature."""
+
+    principal: Principal
+    auth: _Authorization
+    amz_date: str
+    signed_at: datetime
+    headers: Mapping[str, list[str]]
+
+    @property
+    def region(self) -> str:
+        return self.auth.region
+
+    @property
+    def service(self) -> str:
+        return self.auth.service
+
+
 def verify(
     request: SignedRequest,
     lookup_secret: LookupSecret,
@@ -108,7 +140,17 @@ def verify(
     expected_service: str | None = None,
 ) -> Verified:
     """Check ``request``'s signature; raise :class:`AuthError` when it does not hold."""
-    headers = _header_map(request.headers)
+    return finish(begin(request.headers, lookup_secret, now, expected_service), request)
+
+
+def begin(
+    header_pairs: Sequence[tuple[str, str]],
+    lookup_secret: LookupSecret,
+    now: datetime,
+    expected_service: str | None = None,
+) -> Pending:
+    """Everything the headers alone decide, before any body byte is read."""
+    headers = _header_map(header_pairs)
     auth = _parse_authorization(headers)
     if expected_service is not None and auth.service != expected_service:
         raise AuthError(
@@ -117,22 +159,48 @@ def verify(
         )
     signed_at, amz_date = _request_time(headers, auth)
     _check_skew(signed_at, amz_date, now)
+    _check_signed_headers(headers, auth)
     principal = lookup_secret(auth.access_key_id)
     if principal is None:
         raise AuthError(
             "UnrecognizedClientException",
             "The security token included in the request is invalid.",
         )
-    payload = _payload_hash(headers, request.body)
-    canonical = canonical_request(request, headers, auth.signed_headers, payload)
-    expected = signature(principal.secret_access_key, amz_date, auth, canonical)
+    return Pending(principal, auth, amz_date, signed_at, headers)
+
+
+def finish(pending: Pending, request: SignedRequest) -> Verified:
+    """The signature over ``request`` (its body read by now) under ``pending``'s key."""
+    auth = pending.auth
+    payload = _payload_hash(pending.headers, request.body)
+    canonical = canonical_request(request, pending.headers, auth.signed_headers, payload)
+    expected = signature(pending.principal.secret_access_key, pending.amz_date, auth, canonical)
     if not crypto_sigv4.equal(expected, auth.signature.lower()):
         raise AuthError(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided. "
             "Check your AWS Secret Access Key and signing method.",
         )
-    return Verified(principal, auth.region, auth.service, signed_at)
+    return Verified(pending.principal, auth.region, auth.service, pending.signed_at)
+
+
+def _check_signed_headers(headers: Mapping[str, list[str]], auth: _Authorization) -> None:
+    """Headers that select behaviour are signed and sent once."""
+    signed = set(auth.signed_headers)
+    date_header = "x-amz-date" if "x-amz-date" in headers else "date"
+    for name, values in headers.items():
+        must = name in _MUST_SIGN or name.startswith("x-amz-") or name == date_header
+        if must and name not in signed:
+            raise AuthError(
+                "InvalidSignatureException",
+                f"The '{name}' header must be signed (add it to SignedHeaders).",
+            )
+        if len(values) > 1 and (must or name in signed or name == "authorization"):
+            raise AuthError(
+                "InvalidSignatureException",
+                f"The '{name}' header is sent more than once; send it once.",
+                400,
+            )
 
 
 def _header_map(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
@@ -225,9 +293,13 @@ def _payload_hash(headers: Mapping[str, list[str]], body: bytes) -> str:
     if not claimed:
         return actual
     value = claimed[0].strip()
-    if value in UNSIGNED_PAYLOADS:
-        return value
-    if not _HEX64.match(value) or not crypto_sigv4.equal(value, actual):
+    if not _HEX64.match(value):
+        raise AuthError(
+            "InvalidSignatureException",
+            "The 'x-amz-content-sha256' header must be the body's SHA-256 (unsigned "
+            "payloads are not accepted here).",
+        )
+    if not crypto_sigv4.equal(value, actual):
         raise AuthError(
             "InvalidSignatureException",
             "The provided 'x-amz-content-sha256' header does not match what was computed.",
@@ -244,7 +316,7 @@ def canonical_request(
     lines = [
         request.method.upper(),
         canonical_path(request.raw_path),
-        canonical_query(request.raw_query),
+        canonical_query(request.query),
     ]
     for name in sorted(set(signed_headers)):
         values = headers.get(name, [])
@@ -272,18 +344,14 @@ def canonical_path(raw_path: str) -> str:
     return quote(path, safe="/~")
 
 
-def canonical_query(raw_query: str) -> str:
-    if not raw_query:
-        return ""
-    pairs = []
-    for item in raw_query.split("&"):
-        key, _, value = item.partition("=")
-        pairs.append((_reencode(key), _reencode(value)))
-    return "&".join(f"{k}={v}" for k, v in sorted(pairs))
+def canonical_query(pairs: Sequence[tuple[str, str]]) -> str:
+    """The decoded ``pairs`` encoded (safe ``-_.~``) and sorted, joined with ``&``."""
+    encoded = sorted((_encode(k), _encode(v)) for k, v in pairs)
+    return "&".join(f"{k}={v}" for k, v in encoded)
 
 
-def _reencode(text: str) -> str:
-    return quote(unquote(text), safe="-_.~")
+def _encode(text: str) -> str:
+    return quote(text, safe="-_.~")
 
 
 def signature(secret: str, amz_date: str, auth: _Authorization, canonical: str) -> str:

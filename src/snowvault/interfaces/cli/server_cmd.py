@@ -116,8 +116,17 @@ def _serve(app: app_mod.App, host: str, port: int) -> None:
     from uvicorn.importer import import_from_string
 
     build_asgi = import_from_string(ASGI_FACTORY)
+    # proxy_headers=False: uvicorn would otherwise take X-Forwarded-For from 127.0.0.1
+    # as the client address; the API decides that itself (trusted_proxies in config.json).
     config = uvicorn.Config(
-        build_asgi(app), host=host, port=port, log_level="warning", lifespan="off"
+        build_asgi(app),
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        proxy_headers=False,
+        server_header=False,
+        ws="none",
     )
     server = uvicorn.Server(config)
 
