@@ -27,10 +27,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from snowvault.control import catalog
 from snowvault.control.scheduler import planner, runner
 from snowvault.control.services import accounts, kms, kms_vault_keys, vaults
+from snowvault.control.services import root_key as root_key_service
 from snowvault.control.services.base import Deps, Storage
+from snowvault.core import private_files
 from snowvault.core.clock import Clock, SystemClock
 from snowvault.core.errors import AlreadyExists, InvalidInput, NotFound
 from snowvault.engine import crypto
@@ -41,6 +45,7 @@ CONFIG_FILE = "config.json"
 ROOT_KEY_FILE = "root.key"
 CONFIG_VERSION = 1
 ROOT_KEY_BYTES = 32
+ROOT_KEY_ENV = "SNOWVAULT_ROOT_KEY"
 
 
 @dataclass(frozen=True)
@@ -149,10 +154,8 @@ def is_initialized(data_dir: str | os.PathLike[str]) -> bool:
     return (Path(data_dir) / CONFIG_FILE).exists()
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+def _config_bytes(config: ServerConfig) -> bytes:
+    return (json.dumps(config.to_dict(), indent=2) + "\n").encode()
 
 
 def initialize(
@@ -168,9 +171,10 @@ def initialize(
     root = Path(data_dir).absolute()
     if is_initialized(root):
         raise AlreadyExists(kind="snowvault data directory", name=str(root))
-    root.mkdir(parents=True, exist_ok=True)
+    private_files.make_dirs(root)
+    os.chmod(root, private_files.DIR_MODE)  # also when it existed (e.g. made by mkdir)
     storage = root / "storage" / region
-    storage.mkdir(parents=True, exist_ok=True)
+    private_files.make_dirs(storage)
     config = ServerConfig(
         data_dir=root,
         catalog_url=catalog_url or f"sqlite:///{root / 'catalog.db'}",
@@ -180,30 +184,229 @@ def initialize(
         port=port,
     )
     key_path = root / ROOT_KEY_FILE
-    if not key_path.exists():
-        _write_private(key_path, crypto.random_bytes(ROOT_KEY_BYTES))
+    if not os.environ.get(ROOT_KEY_ENV) and not key_path.exists():
+        private_files.write_new(key_path, crypto.random_bytes(ROOT_KEY_BYTES))
     engine = catalog.db.create_engine(config.catalog_url)
     try:
         catalog.db.upgrade(engine)
-        box = crypto.SecretBox(_read_root_key(root), "access-keys")
+        box = root_key_service.access_key_box(_read_root_key(config))
         creds = accounts.bootstrap(engine, box, now=(clock or SystemClock()).now())
     finally:
         engine.dispose()
-    (root / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    private_files.write_new(root / CONFIG_FILE, _config_bytes(config))
     return InitResult(
         creds.account_id, region, creds.access_key_id, creds.secret_access_key, config.endpoint
     )
 
 
-def _read_root_key(data_dir: Path) -> bytes:
-    path = data_dir / ROOT_KEY_FILE
+def root_key_path(config: ServerConfig) -> Path:
+    """Where the root key file is: ``root_key_file`` (absolute) or DATA_DIR/root.key."""
+    if not config.root_key_file:
+        return config.data_dir / ROOT_KEY_FILE
+    path = Path(config.root_key_file)
+    if not path.is_absolute():
+        raise InvalidInput(detail=f"root_key_file in config.json must be absolute, not {path}")
+    return path
+
+
+def _parse_root_key(raw: bytes, where: str) -> bytes:
+    """32 raw bytes, or 64 hex digits (a key file may hold either; the env var holds hex)."""
+    if len(raw) == ROOT_KEY_BYTES:
+        return raw
+    text = raw.strip()
+    if len(text) == 2 * ROOT_KEY_BYTES:
+        try:
+            return bytes.fromhex(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            pass
+    raise InvalidInput(
+        detail=f"the root key in {where} must be {ROOT_KEY_BYTES} bytes "
+        f"or {2 * ROOT_KEY_BYTES} hex digits"
+    )
+
+
+def _read_root_key(config: ServerConfig) -> bytes:
+    """The root key: $SNOWVAULT_ROOT_KEY (hex) if set, else the key file, which must not
+    be readable or writable by group or other (refused with one line saying the fix)."""
+    env = os.environ.get(ROOT_KEY_ENV)
+    if env:
+        return _parse_root_key(env.encode(), f"${ROOT_KEY_ENV}")
+    path = root_key_path(config)
     try:
+        loose = private_files.loose_bits(path)
         key = path.read_bytes()
     except OSError as exc:
         raise InvalidInput(detail=f"cannot read the root key {path}: {exc.strerror}") from exc
-    if len(key) != ROOT_KEY_BYTES:
-        raise InvalidInput(detail=f"the root key {path} must be {ROOT_KEY_BYTES} bytes")
-    return key
+    if loose:
+        raise InvalidInput(
+            detail=f"the root key {path} is accessible to group/other (mode "
+            f"{path.stat().st_mode & 0o777:o}); refusing to start: run `chmod 600 {path}`, "
+            "and if another user may have read it, `snowvault root-key rotate`"
+        )
+    return _parse_root_key(key, str(path))
+
+
+def _tighten_host_files(config: ServerConfig) -> None:
+    """Take group/other bits off the data directory, local storage and a SQLite catalog
+    outside the data directory; one warning line says how many paths changed."""
+    roots = [config.data_dir]
+    for location in config.regions.values():
+        local = location.removeprefix("file://")
+        if "://" not in local and not Path(local).absolute().is_relative_to(config.data_dir):
+            roots.append(Path(local).absolute())
+    files: list[Path] = []
+    db_file = catalog.db.sqlite_path(config.catalog_url)
+    if db_file is not None and not Path(db_file).absolute().is_relative_to(config.data_dir):
+        base = Path(db_file).absolute()
+        files += [base, *(Path(f"{base}{s}") for s in catalog.db.SQLITE_COMPANIONS)]
+    changed = private_files.tighten(roots, files)
+    if changed:
+        log.warning(
+            "tightened permissions of %d path(s) under %s: group/other access removed "
+            "(snowvault keeps its files 0600 and directories 0700)",
+            len(changed),
+            ", ".join(str(r) for r in roots),
+        )
+
+
+def _check_root_key(engine: Engine, root_key: bytes, config: ServerConfig) -> None:
+    if not root_key_service.opens_catalog(engine, root_key):
+        where = f"${ROOT_KEY_ENV}" if os.environ.get(ROOT_KEY_ENV) else root_key_path(config)
+        pending = _pending(root_key_path(config))
+        hint = (
+            f"; an interrupted `snowvault root-key rotate` left {pending}: run it again"
+            if pending.exists()
+            else ""
+        )
+        raise InvalidInput(
+            detail=f"the root key from {where} does not open this catalog's secrets; "
+            f"refusing to start (see docs/operations/root-key.md){hint}"
+        )
+
+
+def _pending(key_file: Path) -> Path:
+    return key_file.with_name(key_file.name + ".new")
+
+
+@dataclass(frozen=True)
+class RootKeyRotation:
+    """What ``snowvault root-key rotate`` did."""
+
+    key_file: Path  # holds the new key (hex when the old one came from the environment)
+    old_key_file: Path | None  # a copy of the old key file, to destroy after checking
+    resealed: root_key_service.Resealed | None  # None: finished an interrupted rotation
+    from_env: bool
+
+
+def rotate_root_key(
+    data_dir: str | os.PathLike[str], *, new_key_file: str | None = None
+) -> RootKeyRotation:
+    """Offline (no server on DATA_DIR): a new root key; every value the old one sealed
+    in the catalog re-sealed in one transaction; then the key file atomically replaced.
+
+    The old key file is kept as ``<file>.old-<UTC time>`` (0600). With
+    ``new_key_file`` the new key goes there and config.json's ``root_key_file`` follows.
+    With $SNOWVAULT_ROOT_KEY set, ``new_key_file`` is required and receives the new key
+    as hex, for the operator to put into the variable. Order on disk: new key written
+    to ``<target>.new``, catalog committed, ``.new`` renamed over the target — a crash
+    leaves both keys on disk, and running the command again finishes the job.
+    """
+    config = ServerConfig.load(data_dir)
+    from_env = bool(os.environ.get(ROOT_KEY_ENV))
+    if from_env and not new_key_file:
+        raise InvalidInput(
+            detail=f"${ROOT_KEY_ENV} holds the root key: give --new-key-file PATH to "
+            "receive the new key (hex)"
+        )
+    with private_files.ServerLock(config.data_dir).exclusive():
+        old_key = _read_root_key(config)
+        current = None if from_env else root_key_path(config)
+        target = Path(new_key_file).absolute() if new_key_file else root_key_path(config)
+        pending = _pending(target)
+        engine = catalog.db.create_engine(config.catalog_url)
+        try:
+            if pending.exists() and _finish_rotation(engine, old_key, pending, target):
+                return RootKeyRotation(target, None, None, from_env)
+            pending.unlink(missing_ok=True)  # left by a rotation that never committed
+            new_key = crypto.random_bytes(ROOT_KEY_BYTES)
+            private_files.make_dirs(target.parent)
+            private_files.write_new(
+                pending, new_key.hex().encode() + b"\n" if from_env else new_key
+            )
+            old_copy = None if current is None else _keep_old(current)
+            try:
+                resealed = root_key_service.reseal(engine, old_key, new_key)
+            except BaseException:
+                pending.unlink(missing_ok=True)
+                if old_copy is not None:
+                    old_copy.unlink(missing_ok=True)
+                raise
+            os.replace(pending, target)
+            private_files.fsync_dir(target.parent)
+        finally:
+            engine.dispose()
+        if new_key_file and not from_env:
+            _set_root_key_file(config, target)
+        return RootKeyRotation(target, old_copy, resealed, from_env)
+
+
+def _keep_old(key_file: Path) -> Path:
+    """A 0600 copy of ``key_file`` named ``<name>.old-<UTC time>``."""
+    stamp = SystemClock().now().strftime("%Y%m%dT%H%M%SZ")
+    for n in range(100):
+        copy = key_file.with_name(f"{key_file.name}.old-{stamp}" + (f"-{n}" if n else ""))
+        try:
+            private_files.write_new(copy, key_file.read_bytes())
+        except FileExistsError:
+            continue
+        return copy
+    raise AlreadyExists(kind="file", name=f"{key_file}.old-{stamp}")
+
+
+def _finish_rotation(engine: Engine, old_key: bytes, pending: Path, target: Path) -> bool:
+    """True (and ``pending`` moved to ``target``) if its key is the catalog's now."""
+    new_key = _parse_root_key(pending.read_bytes(), str(pending))
+    if root_key_service.opens_catalog(engine, old_key):
+        return False
+    if not root_key_service.opens_catalog(engine, new_key):
+        raise InvalidInput(
+            detail=f"neither the root key nor {pending} opens this catalog; nothing changed"
+        )
+    os.replace(pending, target)
+    private_files.fsync_dir(target.parent)
+    return True
+
+
+def move_root_key(data_dir: str | os.PathLike[str], to: str | os.PathLike[str]) -> Path:
+    """Offline: put the root key file at ``to`` (0600; missing directories 0700), point
+    config.json's ``root_key_file`` at it, then remove the old file."""
+    config = ServerConfig.load(data_dir)
+    if os.environ.get(ROOT_KEY_ENV):
+        raise InvalidInput(detail=f"${ROOT_KEY_ENV} holds the root key; no file to move")
+    with private_files.ServerLock(config.data_dir).exclusive():
+        source, target = root_key_path(config), Path(to).absolute()
+        if target.exists():
+            raise AlreadyExists(kind="file", name=str(target))
+        key = _read_root_key(config)
+        private_files.make_dirs(target.parent)
+        private_files.write_new(target, key)
+        private_files.fsync_dir(target.parent)
+        _set_root_key_file(config, target)
+        if source != target:
+            source.unlink()
+            private_files.fsync_dir(source.parent)
+    return target
+
+
+def _set_root_key_file(config: ServerConfig, path: Path) -> None:
+    """Rewrite config.json with ``root_key_file`` = ``path``, keeping every other key."""
+    config_path = config.data_dir / CONFIG_FILE
+    doc = json.loads(config_path.read_text(encoding="utf-8"))
+    if path == config.data_dir / ROOT_KEY_FILE:
+        doc.pop("root_key_file", None)
+    else:
+        doc["root_key_file"] = str(path)
+    private_files.replace(config_path, (json.dumps(doc, indent=2) + "\n").encode())
 
 
 class App:
@@ -212,9 +415,17 @@ class App:
     def __init__(self, config: ServerConfig, clock: Clock, *, test_mode: bool = False) -> None:
         self.config = config
         self.test_mode = test_mode
-        root_key = _read_root_key(config.data_dir)
+        root_key = _read_root_key(config)
+        _tighten_host_files(config)
+        self._server_lock = private_files.ServerLock(config.data_dir).shared()
         engine = catalog.db.create_engine(config.catalog_url)
-        catalog.db.upgrade(engine)
+        try:
+            catalog.db.upgrade(engine)
+            _check_root_key(engine, root_key, config)
+        except BaseException:
+            engine.dispose()
+            self._server_lock.release()
+            raise
         self.kms = kms.Kms(engine, root_key, clock)
         self.deps = Deps(
             engine=engine,
@@ -222,7 +433,7 @@ class App:
             storage=Storage(dict(config.regions)),
             vault_keys=kms_vault_keys.KmsVaultKeys(self.kms, engine),
         )
-        self._access_keys = crypto.SecretBox(root_key, "access-keys")
+        self._access_keys = root_key_service.access_key_box(root_key)
         w = config.worker
         self.worker = runner.Worker(
             self.deps,
@@ -280,6 +491,7 @@ class App:
         self.scheduler.stop()
         self.worker.stop()
         self.deps.engine.dispose()
+        self._server_lock.release()
 
 
 def build(

@@ -55,6 +55,10 @@ def _register() -> None:
     for command in server_cmd.COMMANDS:
         cli.add_command(command)
 
+    from snowvault.interfaces.cli import root_key_cmd
+
+    cli.add_command(root_key_cmd.root_key)
+
 
 _register()
 

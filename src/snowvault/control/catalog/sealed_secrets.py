@@ -1,0 +1,52 @@
+"""Named queries over every catalog value sealed under the root key (root-key rotation).
+
+Two columns hold such values: ``access_keys.sealed_secret`` (context: the access key id)
+and ``kms_key_versions.sealed_material`` (context: key ARN and version). A rotation reads
+them all and writes each back re-sealed, inside one transaction::
+
+    with catalog.db.transaction(engine) as conn:
+        for row in catalog.sealed_secrets.access_keys(conn):
+            catalog.sealed_secrets.set_access_key(conn, row["access_key_id"], resealed)
+
+A new column sealed under the root key must be added here, or rotation leaves it
+unreadable. Must not depend on anything above ``snowvault.core``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from snowvault.control.catalog.db import Record
+from snowvault.control.catalog.kms_tables import kms_key_versions
+from snowvault.control.catalog.tables import access_keys as access_keys_table
+
+
+def access_keys(conn: Connection) -> list[Record]:
+    """Every access key (any status): ``access_key_id``, ``sealed_secret``."""
+    stmt = sa.select(access_keys_table.c.access_key_id, access_keys_table.c.sealed_secret)
+    return [dict(r._mapping) for r in conn.execute(stmt.order_by("access_key_id"))]
+
+
+def set_access_key(conn: Connection, access_key_id: str, sealed_secret: bytes) -> None:
+    conn.execute(
+        access_keys_table.update()
+        .where(access_keys_table.c.access_key_id == access_key_id)
+        .values(sealed_secret=sealed_secret)
+    )
+
+
+def kms_versions(conn: Connection) -> list[Record]:
+    """Every KMS key material version: ``key_arn``, ``version``, ``sealed_material``."""
+    t = kms_key_versions
+    stmt = sa.select(t.c.key_arn, t.c.version, t.c.sealed_material)
+    return [dict(r._mapping) for r in conn.execute(stmt.order_by(t.c.key_arn, t.c.version))]
+
+
+def set_kms_version(conn: Connection, key_arn: str, version: int, sealed: bytes) -> None:
+    t = kms_key_versions
+    conn.execute(
+        t.update()
+        .where(t.c.key_arn == key_arn, t.c.version == version)
+        .values(sealed_material=sealed)
+    )
