@@ -74,7 +74,9 @@ def test_cross_account_needs_the_vault_policy(world: World) -> None:
     other = world.other_account()
     vault_arn = vaults.get(world.deps, world.root, "main")["arn"]
     params = {"BackupVaultName": "main", "RecoveryPointArn": rp["arn"]}
-    resource, policy_vault = authorization.resource_for(other, "DeleteRecoveryPoint", params)
+    resource, policy_vault = authorization.resource_for(
+        world.deps, other, "DeleteRecoveryPoint", params
+    )
     assert (resource, policy_vault) == (rp["arn"], vault_arn)  # the vault in the RP's account
     with pytest.raises(authorization.AccessDenied, match="no resource-based policy"):
         authorization.authorize_operation(world.deps, other, "DescribeRecoveryPoint", params)
@@ -140,20 +142,18 @@ def test_unknown_principal_and_iam_management(world: World) -> None:
         iam.get_vault_access_policy(world.deps, world.root, "main")
 
 
-def test_resource_for_picks_the_aws_resource() -> None:
-    from datetime import UTC, datetime
-
-    from snowvault.control.services.base import Caller
-
-    who = Caller(ACCOUNT, REGION, f"arn:aws:iam::{ACCOUNT}:root", datetime(2026, 1, 1, tzinfo=UTC))
+def test_resource_for_picks_the_aws_resource(world: World) -> None:
+    who = world.root
     vault = f"arn:aws:backup:{REGION}:{ACCOUNT}:backup-vault:v"
-    assert authorization.resource_for(who, "DescribeBackupVault", {"BackupVaultName": "v"}) == (
-        vault,
-        vault,
-    )
-    assert authorization.resource_for(who, "GetLegalHold", {"LegalHoldId": "h"})[0].endswith(
-        ":legal-hold:h"
-    )
-    assert authorization.resource_for(who, "ListBackupJobs", {}) == ("*", None)
-    key = authorization.resource_for(who, "DisableKey", {"KeyId": "k1"}, service="kms")
+
+    def resource_for(operation: str, params: dict[str, str], service: str = "backup") -> object:
+        return authorization.resource_for(world.deps, who, operation, params, service)
+
+    assert resource_for("DescribeBackupVault", {"BackupVaultName": "v"}) == (vault, vault)
+    hold = resource_for("GetLegalHold", {"LegalHoldId": "h"})
+    assert hold == (f"arn:aws:backup:{REGION}:{ACCOUNT}:legal-hold:h", None)
+    assert resource_for("ListBackupJobs", {}) == ("*", None)
+    key = resource_for("DisableKey", {"KeyId": "k1"}, service="kms")
     assert key == (f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k1", None)
+    with pytest.raises(authorization.AccessDenied, match="has no authorization rule"):
+        resource_for("DescribeCopyJob", {"CopyJobId": "c"})

@@ -2,26 +2,56 @@
 
 ``authorize(deps, caller, "backup:DeleteRecoveryPoint", rp_arn, vault_arn=vault_arn)``
 loads the caller's principal and identity policies and the vault's access policy (the
-resource policy: it governs the vault and every recovery point in it), evaluates with
-:func:`snowvault.control.model.iam.evaluate`, and raises :class:`AccessDenied` (AWS's
-AccessDeniedException, 403, naming the action and the resource) when refused.
+resource policy: it governs the vault and every recovery point and job in it), evaluates
+with :func:`snowvault.control.model.iam.evaluate`, and raises :class:`AccessDenied`
+(AWS's AccessDeniedException, 403, naming the action and the resource) when refused.
 
 The API calls :func:`authorize_operation` once per request, from the operation name and
-its parsed parameters (:func:`resource_for` picks the resource ARN the way AWS's service
-authorization reference does); KMS operations go through the same function with
-``service="kms"``. Services ask :func:`allowed` for second questions, such as whether
-the caller may bypass a governance lock.
+its parsed parameters. :data:`OPERATIONS` says, for every operation the API serves (AWS
+Backup and the extension API), what it is evaluated against, and :func:`target_for`
+looks that up in the catalog:
+
+- ``vault``: the vault ``BackupVaultName`` names, in the caller's account (the services
+  resolve names there too); resource = the vault ARN.
+- ``recovery-point``: the vault the catalog holds the point ``RecoveryPointArn`` in, in
+  whatever account the ARN names (cross-account: that vault's policy AND the caller's
+  identity policy must allow); resource = the point's ARN. A point the catalog does not
+  know is evaluated against the vault the request names (or none) in the ARN's account,
+  so a foreign ARN is refused the same whether it exists or not.
+- ``backup-job`` / ``restore-job``: the vault of the caller's job ``BackupJobId`` /
+  ``RestoreJobId`` (a restore job: its source recovery point's vault); resource = that
+  vault's ARN. An id the caller's account does not have is ``*`` with no vault policy,
+  like any account-wide call (the service then answers ResourceNotFoundException), so
+  another account's job ids are indistinguishable from unknown ones.
+- ``resource-arn``: ``ResourceArn``; a vault ARN or a recovery point ARN is resolved as
+  above (its vault's policy applies), anything else (a plan, a protected resource) is
+  evaluated on its own ARN with no resource policy.
+- ``plan`` / ``legal-hold``: the plan / legal hold ARN, no resource policy.
+- ``new-resource``: RegisterResource, the ARN the resource will have.
+- ``account``: ``*`` (account-wide: lists, settings, templates, creating plans/holds).
+
+An operation missing from :data:`OPERATIONS` is refused (fail closed), and a test fails.
+KMS operations go through the same function with ``service="kms"`` (the key ARN, no
+vault policy). Services ask :func:`allowed` for second questions, such as whether the
+caller may bypass a governance lock.
 
 Condition keys given to every policy: aws:PrincipalArn, aws:PrincipalAccount,
-aws:SourceIp (when known), aws:CurrentTime and aws:EpochTime (``caller.now``).
+aws:SourceIp (when known), aws:CurrentTime and aws:EpochTime (``caller.now``); and
+``snowvault:Path`` (:data:`PATH_KEY`), the host path a call will read or write, resolved
+with ``os.path.realpath`` (symlinks and ``..``) as the host-path rule sees it: the
+``Source`` of RegisterResource (Directory), ``Metadata.targetPath`` of StartRestoreJob,
+and the registered source of the Directory resource of StartBackupJob. A call that names
+no valid absolute path has no ``snowvault:Path``, so a condition on it does not hold.
 
 Must not depend on the scheduler, the composition root or any interface.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from sqlalchemy.engine import Connection
 
@@ -31,9 +61,111 @@ from snowvault.control.services.base import Caller, Deps
 from snowvault.core import arn as arns
 from snowvault.core.errors import InvalidInput, NotFound, PermissionDenied
 
+PATH_KEY = "snowvault:Path"
+"""The IAM condition key holding the resolved host path a call reads or writes."""
+
+PATH_RESOURCE_TYPES = frozenset({"Directory"})
+"""Resource types whose ``Source`` is a host path."""
+
 
 class AccessDenied(PermissionDenied):
     """{detail}"""
+
+
+Kind = Literal[
+    "vault",
+    "recovery-point",
+    "backup-job",
+    "restore-job",
+    "resource-arn",
+    "plan",
+    "legal-hold",
+    "new-resource",
+    "account",
+]
+
+OPERATIONS: Mapping[str, Kind] = {
+    # AWS Backup: vaults
+    "CreateBackupVault": "vault",
+    "DescribeBackupVault": "vault",
+    "DeleteBackupVault": "vault",
+    "PutBackupVaultAccessPolicy": "vault",
+    "GetBackupVaultAccessPolicy": "vault",
+    "DeleteBackupVaultAccessPolicy": "vault",
+    "PutBackupVaultLockConfiguration": "vault",
+    "DeleteBackupVaultLockConfiguration": "vault",
+    "ListRecoveryPointsByBackupVault": "vault",
+    "ListProtectedResourcesByBackupVault": "vault",
+    "StartBackupJob": "vault",
+    # recovery points (-> their vault)
+    "DescribeRecoveryPoint": "recovery-point",
+    "DeleteRecoveryPoint": "recovery-point",
+    "UpdateRecoveryPointLifecycle": "recovery-point",
+    "GetRecoveryPointRestoreMetadata": "recovery-point",
+    "StartRestoreJob": "recovery-point",
+    # jobs (-> their vault)
+    "DescribeBackupJob": "backup-job",
+    "StopBackupJob": "backup-job",
+    "DescribeRestoreJob": "restore-job",
+    "GetRestoreJobMetadata": "restore-job",
+    # by ARN: vault, recovery point, plan or protected resource
+    "TagResource": "resource-arn",
+    "UntagResource": "resource-arn",
+    "ListTags": "resource-arn",
+    "DescribeProtectedResource": "resource-arn",
+    "ListRecoveryPointsByResource": "resource-arn",
+    "ListRestoreJobsByProtectedResource": "resource-arn",
+    # plans and selections
+    "GetBackupPlan": "plan",
+    "UpdateBackupPlan": "plan",
+    "DeleteBackupPlan": "plan",
+    "ListBackupPlanVersions": "plan",
+    "ExportBackupPlanTemplate": "plan",
+    "CreateBackupSelection": "plan",
+    "GetBackupSelection": "plan",
+    "DeleteBackupSelection": "plan",
+    "ListBackupSelections": "plan",
+    # legal holds
+    "GetLegalHold": "legal-hold",
+    "CancelLegalHold": "legal-hold",
+    "ListRecoveryPointsByLegalHold": "legal-hold",
+    # account-wide
+    "CreateBackupPlan": "account",
+    "ListBackupPlans": "account",
+    "GetBackupPlanFromJSON": "account",
+    "GetBackupPlanFromTemplate": "account",
+    "ListBackupPlanTemplates": "account",
+    "CreateLegalHold": "account",
+    "ListLegalHolds": "account",
+    "ListBackupVaults": "account",
+    "ListBackupJobs": "account",
+    "ListBackupJobSummaries": "account",
+    "ListRestoreJobs": "account",
+    "ListProtectedResources": "account",
+    "DescribeGlobalSettings": "account",
+    "DescribeRegionSettings": "account",
+    "UpdateRegionSettings": "account",
+    "GetSupportedResourceTypes": "account",
+    # the extension API (backup:<Action>; its IAM actions are iam:<Action>, see the API)
+    "RegisterResource": "new-resource",
+    "ListResources": "account",
+    "DescribeResource": "resource-arn",
+    "DeregisterResource": "resource-arn",
+    "ListRecoveryPointContents": "recovery-point",
+    "PreviewSelection": "plan",
+    "ExportRecoveryKey": "vault",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one call is evaluated against: the ARN the policies' ``Resource`` elements
+    match, the vault whose access policy is the resource policy (None: no resource
+    policy), and the call's own condition keys (such as ``snowvault:Path``)."""
+
+    resource_arn: str
+    vault_arn: str | None = None
+    context: Mapping[str, iam.ContextValue] = field(default_factory=dict)
 
 
 def _principal(conn: Connection, caller: Caller) -> tuple[iam.Principal, list[iam.Policy]]:
@@ -60,27 +192,43 @@ def vault_policy(conn: Connection, vault_arn: str | None) -> iam.Policy | None:
     return None if document is None else iam.parse_policy(document, "resource")
 
 
-def _request(
-    caller: Caller, principal: iam.Principal, action: str, resource_arn: str
-) -> iam.Request:
+def _request(caller: Caller, principal: iam.Principal, action: str, target: Target) -> iam.Request:
     account = caller.account_id
-    if resource_arn != "*":
-        account = arns.Arn.parse(resource_arn).account or caller.account_id
-    context: dict[str, iam.ContextValue] = {}
+    if target.resource_arn != "*":
+        account = arns.Arn.parse(target.resource_arn).account or caller.account_id
+    context: dict[str, iam.ContextValue] = dict(target.context)
     if caller.source_ip:
         context["aws:SourceIp"] = caller.source_ip
-    return iam.Request(principal, action, resource_arn, account, context, caller.now)
+    return iam.Request(principal, action, target.resource_arn, account, context, caller.now)
+
+
+def _decide(
+    conn: Connection, caller: Caller, action: str, target: Target
+) -> tuple[iam.Request, iam.Decision]:
+    principal, identity = _principal(conn, caller)
+    resource = vault_policy(conn, target.vault_arn)
+    request = _request(caller, principal, action, target)
+    return request, iam.evaluate(request, identity, resource)
+
+
+def _raise_unless_allowed(request: iam.Request, decision: iam.Decision) -> None:
+    if not decision.allowed:
+        raise AccessDenied(detail=iam.access_denied_message(request, decision))
 
 
 def decide(
-    deps: Deps, caller: Caller, action: str, resource_arn: str, *, vault_arn: str | None = None
+    deps: Deps,
+    caller: Caller,
+    action: str,
+    resource_arn: str,
+    *,
+    vault_arn: str | None = None,
+    context: Mapping[str, iam.ContextValue] | None = None,
 ) -> tuple[iam.Request, iam.Decision]:
     """The evaluation itself: the request as evaluated and the decision."""
+    target = Target(resource_arn, vault_arn, dict(context or {}))
     with catalog.db.read_transaction(deps.engine) as conn:
-        principal, identity = _principal(conn, caller)
-        resource = vault_policy(conn, vault_arn)
-    request = _request(caller, principal, action, resource_arn)
-    return request, iam.evaluate(request, identity, resource)
+        return _decide(conn, caller, action, target)
 
 
 def allowed(
@@ -93,15 +241,29 @@ def allowed(
 
 
 def authorize(
-    deps: Deps, caller: Caller, action: str, resource_arn: str, *, vault_arn: str | None = None
+    deps: Deps,
+    caller: Caller,
+    action: str,
+    resource_arn: str,
+    *,
+    vault_arn: str | None = None,
+    context: Mapping[str, iam.ContextValue] | None = None,
 ) -> None:
     """Raise :class:`AccessDenied` unless ``caller`` may do ``action`` on ``resource_arn``."""
-    request, decision = decide(deps, caller, action, resource_arn, vault_arn=vault_arn)
-    if not decision.allowed:
-        raise AccessDenied(detail=iam.access_denied_message(request, decision))
+    _raise_unless_allowed(
+        *decide(deps, caller, action, resource_arn, vault_arn=vault_arn, context=context)
+    )
 
 
 # --------------------------------------------------------------------------- operations
+
+
+def _text(params: Mapping[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        value = params.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _vault_arn(caller: Caller, name: str, account: str | None = None) -> str:
@@ -110,14 +272,140 @@ def _vault_arn(caller: Caller, name: str, account: str | None = None) -> str:
     return arns.build("backup", caller.region, account or caller.account_id, f"backup-vault:{name}")
 
 
-def _recovery_point(caller: Caller, params: Mapping[str, Any]) -> tuple[str, str | None]:
-    rp_arn = str(params["RecoveryPointArn"])
+def host_path(path: object) -> str | None:
+    """``path`` resolved as the host-path rule resolves it (``os.path.realpath``: symlinks
+    and ``..``), or None when it is not an absolute path string without NUL bytes (the
+    service then refuses it itself)."""
+    if not isinstance(path, str) or "\x00" in path or not path.startswith("/"):
+        return None
+    resolved = os.path.realpath(path)
+    # realpath keeps a leading "//" (POSIX leaves it implementation-defined); fold it.
+    return "/" + resolved.lstrip("/") if resolved.startswith("//") else resolved
+
+
+def _path_context(path: object) -> dict[str, iam.ContextValue]:
+    resolved = host_path(path)
+    return {} if resolved is None else {PATH_KEY: resolved}
+
+
+def _recovery_point(
+    conn: Connection, caller: Caller, rp_arn: str, vault_name: str | None
+) -> Target:
     try:
         account = arns.Arn.parse(rp_arn).account
     except InvalidInput:
-        return rp_arn, None
-    name = params.get("BackupVaultName") or params.get("SourceBackupVaultName")
-    return rp_arn, _vault_arn(caller, str(name), account) if name else None
+        return Target(rp_arn)  # evaluating it answers InvalidParameterValue
+    rp = catalog.recovery_points.find(conn, rp_arn)
+    if rp is not None:
+        return Target(rp_arn, str(rp["backup_vault_arn"]))
+    return Target(rp_arn, _vault_arn(caller, vault_name, account) if vault_name else None)
+
+
+def _vault(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
+    name = _text(params, "BackupVaultName", "SourceBackupVaultName")
+    if name is None:
+        return Target("*")
+    vault = _vault_arn(caller, name)
+    context: dict[str, iam.ContextValue] = {}
+    resource_arn = _text(params, "ResourceArn")
+    if resource_arn:  # StartBackupJob: the host path a Directory resource reads
+        resource = catalog.resources.find(conn, resource_arn)
+        if resource is not None and resource["resource_type"] in PATH_RESOURCE_TYPES:
+            context = _path_context(resource["source"])
+    return Target(vault, vault, context)
+
+
+def _rp(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
+    rp_arn = _text(params, "RecoveryPointArn")
+    if rp_arn is None:
+        return Target("*")
+    target = _recovery_point(conn, caller, rp_arn, _text(params, "BackupVaultName"))
+    metadata = params.get("Metadata")
+    if isinstance(metadata, Mapping):  # StartRestoreJob: the host path it writes
+        path = metadata.get("targetPath") or metadata.get("TargetPath")
+        return Target(target.resource_arn, target.vault_arn, _path_context(path))
+    return target
+
+
+def _job_vault(target_vault: str | None) -> Target:
+    return Target("*") if target_vault is None else Target(target_vault, target_vault)
+
+
+def _backup_job(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
+    job_id = _text(params, "BackupJobId")
+    if job_id is None:
+        return Target("*")
+    try:
+        job = catalog.jobs.get(conn, job_id, account_id=caller.account_id)
+    except NotFound:
+        return Target("*")
+    return _job_vault(job["backup_vault_arn"])
+
+
+def _restore_job(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
+    job_id = _text(params, "RestoreJobId")
+    if job_id is None:
+        return Target("*")
+    try:
+        job = catalog.restore_jobs.get(conn, job_id, account_id=caller.account_id)
+    except NotFound:
+        return Target("*")
+    return _job_vault(job["backup_vault_arn"])
+
+
+def _by_arn(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
+    resource = _text(params, "ResourceArn")
+    if resource is None:
+        return Target("*")
+    try:
+        kind = arns.Arn.parse(resource).resource_type
+    except InvalidInput:
+        return Target(resource)  # evaluating it answers InvalidParameterValue
+    if kind == "backup-vault":
+        return Target(resource, resource)
+    if kind == "recovery-point":
+        return _recovery_point(conn, caller, resource, None)
+    return Target(resource)
+
+
+def _account_arn(caller: Caller, service: str, resource: str) -> str:
+    return arns.build(service, caller.region, caller.account_id, resource)
+
+
+def _plan(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
+    plan = _text(params, "BackupPlanId")
+    return Target(_account_arn(caller, "backup", f"backup-plan:{plan}") if plan else "*")
+
+
+def _legal_hold(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
+    hold = _text(params, "LegalHoldId")
+    return Target(_account_arn(caller, "backup", f"legal-hold:{hold}") if hold else "*")
+
+
+def _new_resource(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
+    kind, name = _text(params, "ResourceType"), _text(params, "Name")
+    arn = "*"
+    if kind and name and ":" not in name:
+        arn = _account_arn(caller, "snowvault", f"{kind.lower()}/{name}")
+    context = _path_context(params.get("Source")) if kind in PATH_RESOURCE_TYPES else {}
+    return Target(arn, None, context)
+
+
+def _account(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
+    return Target("*")
+
+
+_RESOLVERS = {
+    "vault": _vault,
+    "recovery-point": _rp,
+    "backup-job": _backup_job,
+    "restore-job": _restore_job,
+    "resource-arn": _by_arn,
+    "plan": _plan,
+    "legal-hold": _legal_hold,
+    "new-resource": _new_resource,
+    "account": _account,
+}
 
 
 def _kms_resource(caller: Caller, params: Mapping[str, Any]) -> str:
@@ -133,30 +421,36 @@ def _kms_resource(caller: Caller, params: Mapping[str, Any]) -> str:
     )
 
 
+def target_for(
+    conn: Connection,
+    caller: Caller,
+    operation: str,
+    params: Mapping[str, Any],
+    service: str = "backup",
+) -> Target:
+    """What ``<service>:<operation>`` with ``params`` is evaluated against (module doc);
+    :class:`AccessDenied` for an operation :data:`OPERATIONS` does not know."""
+    if service == "kms":
+        return Target(_kms_resource(caller, params))
+    kind = OPERATIONS.get(operation)
+    if kind is None:
+        raise AccessDenied(
+            detail=f"{service}:{operation} has no authorization rule, so it is refused"
+        )
+    return _RESOLVERS[kind](conn, caller, params)
+
+
 def resource_for(
-    caller: Caller, operation: str, params: Mapping[str, Any], service: str = "backup"
+    deps: Deps,
+    caller: Caller,
+    operation: str,
+    params: Mapping[str, Any],
+    service: str = "backup",
 ) -> tuple[str, str | None]:
     """(resource ARN, vault ARN whose access policy applies) for one operation call."""
-    if service == "kms":
-        return _kms_resource(caller, params), None
-    if params.get("RecoveryPointArn"):
-        return _recovery_point(caller, params)
-    for key in ("BackupVaultName", "SourceBackupVaultName"):
-        if params.get(key):
-            vault = _vault_arn(caller, str(params[key]))
-            return vault, vault
-    if params.get("LegalHoldId"):
-        hold = f"legal-hold:{params['LegalHoldId']}"
-        return arns.build("backup", caller.region, caller.account_id, hold), None
-    if params.get("BackupPlanId"):
-        plan = f"backup-plan:{params['BackupPlanId']}"
-        return arns.build("backup", caller.region, caller.account_id, plan), None
-    resource = params.get("ResourceArn")
-    if resource:
-        resource = str(resource)
-        is_vault = ":backup-vault:" in resource
-        return resource, resource if is_vault else None
-    return "*", None
+    with catalog.db.read_transaction(deps.engine) as conn:
+        target = target_for(conn, caller, operation, params, service)
+    return target.resource_arn, target.vault_arn
 
 
 def authorize_operation(
@@ -166,6 +460,9 @@ def authorize_operation(
     params: Mapping[str, Any],
     service: str = "backup",
 ) -> None:
-    """The API's hook: ``<service>:<operation>`` on the resource the parameters name."""
-    resource, vault = resource_for(caller, operation, params, service)
-    authorize(deps, caller, f"{service}:{operation}", resource, vault_arn=vault)
+    """The API's hook: ``<service>:<operation>`` on what the parameters name, resolved
+    and evaluated in one catalog read."""
+    with catalog.db.read_transaction(deps.engine) as conn:
+        target = target_for(conn, caller, operation, params, service)
+        request, decision = _decide(conn, caller, f"{service}:{operation}", target)
+    _raise_unless_allowed(request, decision)

@@ -176,7 +176,11 @@ async def _body(request: Request) -> Params:
 
 
 def routes(app: App) -> list[ExtraRoute]:
-    """The extension routes for ``app`` (the reset route answers 404 unless test mode)."""
+    """The extension routes for ``app`` (the reset route answers 404 unless test mode);
+    refuses to build when an action has no authorization rule."""
+    missing = iam_actions.unruled(ACTIONS)
+    if missing:
+        raise ValueError(f"extension actions without an authorization rule: {missing}")
 
     async def action(request: Request, ctx: RequestContext | None) -> Response:
         assert ctx is not None

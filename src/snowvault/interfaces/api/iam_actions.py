@@ -17,7 +17,7 @@ Must not depend on the CLI or web interfaces.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from snowvault.app import App
@@ -114,9 +114,18 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+def unruled(actions: Iterable[str]) -> list[str]:
+    """The extension actions among ``actions`` that authorization has no rule for (the
+    IAM actions above have theirs here)."""
+    return sorted(set(actions) - set(ACTIONS) - set(authorization.OPERATIONS))
+
+
 def authorize(app: App, ctx: RequestContext, action: str, params: Params) -> None:
-    """``iam:<Action>`` for these actions, ``backup:<Action>`` for the other extension
-    actions (RegisterResource, ...), through the one shared authorize function."""
+    """``iam:<Action>`` for these actions (on the user's ARN, or ``*``), ``backup:<Action>``
+    for the other extension actions (RegisterResource, ...) on what
+    :data:`authorization.OPERATIONS` says they name (a recovery point's vault for
+    ListRecoveryPointContents, the vault for ExportRecoveryKey, ...), through the one
+    shared authorize function; an action without a rule is refused."""
     who = caller(ctx)
     if action in ACTIONS:
         user = params.get("UserName")

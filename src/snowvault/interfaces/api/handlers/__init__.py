@@ -8,7 +8,7 @@ Must not depend on the CLI or web interfaces.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -65,8 +65,18 @@ def _authorized(
     return handler(app, ctx, params)
 
 
+def unruled(names: Iterable[str]) -> list[str]:
+    """The operations among ``names`` that authorization has no rule for."""
+    return sorted(set(names) - set(authorization.OPERATIONS))
+
+
 def bind(app: App) -> dict[str, Handler]:
-    """The handler table for ``app``: each handler with the app bound, authorized first."""
+    """The handler table for ``app``: each handler with the app bound, authorized first.
+    Refuses to build when an operation has no authorization rule (it would be refused
+    at every call anyway)."""
+    missing = unruled(ALL)
+    if missing:
+        raise ValueError(f"operations without an authorization rule: {', '.join(missing)}")
     return {name: partial(_authorized, app, name, handler) for name, handler in ALL.items()}
 
 
