@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from catalog_helpers import ACCOUNT, REGION, T0
+from catalog_helpers import ACCOUNT, REGION, T0, make_vault
 from sqlalchemy.engine import Connection, Engine
 
 from snowvault.control import catalog
@@ -21,6 +21,10 @@ VAULT_ARN = f"arn:aws:backup:{REGION}:{ACCOUNT}:backup-vault:main"
 
 
 def _job(conn: Connection, n: int, resource: str | None = None, **fields: Any) -> dict[str, Any]:
+    if catalog.vaults.find(conn, account_id=ACCOUNT, region=REGION, name="main") is None:
+        if not any(a["account_id"] == ACCOUNT for a in catalog.accounts.list_accounts(conn)):
+            catalog.accounts.create_account(conn, account_id=ACCOUNT, name="main", created_at=T0)
+        make_vault(conn)  # a job is only queued into a vault that exists
     return jobs.create(
         conn,
         job_id=f"job-{n:04d}",

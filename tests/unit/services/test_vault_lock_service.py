@@ -103,7 +103,7 @@ def test_delete_and_shorten_refused_under_immutable_lock_even_for_root(world: Wo
 
 def test_vault_with_points_cannot_be_deleted(world: World) -> None:
     world.backup("main", 10)
-    with pytest.raises(Conflict, match="still holds recovery points"):
+    with pytest.raises(Conflict, match="cannot be deleted because it contains recovery points"):
         vaults.delete(world.deps, world.root, "main")
 
 

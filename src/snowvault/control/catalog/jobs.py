@@ -21,9 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from snowvault.control.catalog import pagination, queue
+from snowvault.control.catalog import pagination, queue, vaults
 from snowvault.control.catalog.db import Record
 from snowvault.control.catalog.tables import backup_jobs as bj
+from snowvault.control.catalog.tables import restore_jobs as rj
 from snowvault.core.errors import AlreadyExists, Conflict, NotFound
 
 STATES = (
@@ -38,6 +39,9 @@ STATES = (
     "PARTIAL",
 )
 WAITING = ("CREATED", "PENDING")
+ACTIVE = (*WAITING, "RUNNING", "ABORTING")
+"""A job in these states writes, or will write, into its vault."""
+RESTORE_ACTIVE = ("PENDING", "RUNNING")
 FINAL = ("ABORTED", "COMPLETED", "FAILED", "EXPIRED", "PARTIAL")
 
 SPEC = queue.QueueSpec(
@@ -98,7 +102,10 @@ def create(
     state: str = "CREATED",
     **fields: Any,
 ) -> Record:
-    """StartBackupJob's row (lease fields start empty)."""
+    """StartBackupJob's row (lease fields start empty); raises NotFound if the vault is
+    gone. The vault row is held shared meanwhile (``vaults.lock``): a concurrent
+    DeleteBackupVault either sees this job or makes this insert fail."""
+    vaults.lock(conn, backup_vault_arn, shared=True)
     values = dict(
         fields,
         job_id=job_id,
@@ -125,6 +132,44 @@ def get(conn: Connection, job_id: str, *, account_id: str | None = None) -> Reco
     if row is None or (account_id is not None and row.account_id != account_id):
         raise NotFound(kind="backup job", name=job_id)
     return dict(row._mapping)
+
+
+@dataclass(frozen=True)
+class VaultUse:
+    """A job that writes into, or reads from, a vault right now."""
+
+    kind: str  # "backup" or "restore"
+    job_id: str
+    state: str
+
+
+def using_vault(conn: Connection, vault_arn: str, *, limit: int = 1) -> list[VaultUse]:
+    """Jobs that use the vault: backup jobs writing (or about to write) into it, and
+    restore jobs reading from it; the oldest first, at most ``limit`` of each kind."""
+    backups = (
+        sa.select(bj.c.job_id, bj.c.state)
+        .where(bj.c.backup_vault_arn == vault_arn, bj.c.state.in_(ACTIVE))
+        .order_by(bj.c.creation_date, bj.c.job_id)
+        .limit(limit)
+    )
+    restores = (
+        sa.select(rj.c.restore_job_id, rj.c.status)
+        .where(rj.c.backup_vault_arn == vault_arn, rj.c.status.in_(RESTORE_ACTIVE))
+        .order_by(rj.c.creation_date, rj.c.restore_job_id)
+        .limit(limit)
+    )
+    found = [VaultUse("backup", r.job_id, r.state) for r in conn.execute(backups)]
+    found += [VaultUse("restore", r.restore_job_id, r.status) for r in conn.execute(restores)]
+    return found
+
+
+def writing_into(conn: Connection, vault_arn: str) -> list[str]:
+    """Ids of the backup jobs RUNNING (or ABORTING) into the vault: their packs are not
+    referenced yet, so no orphan prune may run under them."""
+    stmt = sa.select(bj.c.job_id).where(
+        bj.c.backup_vault_arn == vault_arn, bj.c.state.in_(SPEC.active)
+    )
+    return list(conn.execute(stmt.order_by(bj.c.job_id)).scalars())
 
 
 def update(conn: Connection, job_id: str, **fields: Any) -> Record:

@@ -83,6 +83,11 @@ def get(conn: Connection, *, account_id: str, region: str, name: str) -> Record:
     return row
 
 
+def find_by_arn(conn: Connection, arn: str) -> Record | None:
+    row = conn.execute(_BY_ARN, {"arn": arn}).first()
+    return dict(row._mapping) if row else None
+
+
 def get_by_arn(conn: Connection, arn: str) -> Record:
     row = conn.execute(_BY_ARN, {"arn": arn}).first()
     if row is None:
@@ -160,9 +165,29 @@ def count_recovery_point(conn: Connection, arn: str, delta: int) -> None:
     conn.execute(vaults.update().where(vaults.c.arn == arn).values({column: column + delta}))
 
 
+def lock(conn: Connection, arn: str, *, shared: bool = False) -> Record:
+    """The vault row, locked until the transaction ends; raises NotFound.
+
+    DeleteBackupVault takes it exclusively (PostgreSQL ``FOR UPDATE``) before it looks for
+    jobs using the vault; creating a job takes it shared (``FOR SHARE``), so a job cannot
+    be queued into a vault whose delete has checked for jobs but not yet committed, and a
+    delete waits for a job insert in flight. SQLite needs no row lock: every write
+    transaction there is ``BEGIN IMMEDIATE`` and so runs alone.
+    """
+    stmt = _BY_ARN.with_for_update(read=shared)
+    row = conn.execute(stmt, {"arn": arn}).first()
+    if row is None:
+        raise NotFound(kind="backup vault", name=arn)
+    return dict(row._mapping)
+
+
+NOT_EMPTY = "Backup vault cannot be deleted because it contains recovery points"
+
+
 def delete(conn: Connection, arn: str) -> None:
-    """DeleteBackupVault: only an empty vault; its tags go with it."""
-    if get_by_arn(conn, arn)["number_of_recovery_points"]:
-        raise Conflict(detail=f"backup vault {arn} still holds recovery points")
+    """DeleteBackupVault: only an empty vault (AWS's message otherwise); its tags go with
+    it. Callers check for jobs using the vault in the same transaction (see ``lock``)."""
+    if lock(conn, arn)["number_of_recovery_points"]:
+        raise Conflict(detail=NOT_EMPTY)
     conn.execute(vaults.delete().where(vaults.c.arn == arn))
     tags.delete_all(conn, arn)

@@ -13,7 +13,9 @@ it ended. The job
 stops (ABORTED) when the heartbeat reads ``ABORTING`` (StopBackupJob), when the lease is
 lost, or when its completion window has passed. The sweeper expires jobs whose start
 window closed, recovers jobs whose worker died (retried, else FAILED: never RUNNING
-forever), prunes vaults after DeleteRecoveryPoint and re-applies the store retention of
+forever), prunes vaults after DeleteRecoveryPoint and, once the grace period has passed,
+after a failed, stopped or lost backup (its unreferenced packs and temporary files), and
+re-applies the store retention of
 locked vaults whose points or lock mode changed. One backup per resource at a time
 is the catalog's claim rule.
 
@@ -36,6 +38,7 @@ from snowvault.control.services import (
     recovery_points,
     restore_jobs,
     vault_lock,
+    vaults,
 )
 from snowvault.control.services.base import Deps
 from snowvault.control.services.errors import JobStopped
@@ -214,6 +217,8 @@ class Worker:
         for arn in deleted:
             log.info("recovery point %s expired (lifecycle DeleteAt passed)", arn)
         recovery_points.prune_pending(self.deps)
+        for arn in vaults.prune_orphans(self.deps, now):
+            log.info("vault %s pruned after a failed backup (orphan packs)", arn)
         for arn in vault_lock.sweep_store_retention(self.deps, now):
             log.info("store retention of vault %s re-applied", arn)
         self.deps.vault_keys.sweep(now)  # KMS: automatic rotation, deletion after the window

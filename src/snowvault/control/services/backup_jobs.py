@@ -220,7 +220,11 @@ def run(deps: Deps, job: Record, worker_id: str, control: JobControl) -> str:
     except Exception as exc:
         log.exception("backup job %s failed", job["job_id"])
         return _end(deps, job, worker_id, "FAILED", status_message=f"internal error: {exc}")
-    state = _record(deps, job, worker_id, vault, resource, result, total)
+    try:
+        state = _record(deps, job, worker_id, vault, resource, result, total)
+    except NotFound as exc:  # DeleteBackupVault refuses while a job runs: belt and braces
+        message = f"the backup vault was deleted while the job ran ({exc})"
+        return _end(deps, job, worker_id, "FAILED", status_message=message)
     _protect(deps, job, vault)
     return state
 
@@ -324,6 +328,7 @@ def _record(
     calc = lifecycle.calculated_lifecycle(lc, job["creation_date"])
     rp_arn = job["recovery_point_arn"]
     with catalog.db.transaction(deps.engine) as conn:
+        catalog.vaults.lock(conn, vault["arn"], shared=True)  # NotFound if it was deleted
         done = catalog.jobs.complete(
             conn,
             job["job_id"],
@@ -375,16 +380,13 @@ def _record(
 
 
 def _end(deps: Deps, job: Record, worker_id: str, state: str, **fields: Any) -> str:
+    """End a job that made no recovery point; what it wrote is left for the orphan prune."""
+    now = deps.clock.now()
     with catalog.db.transaction(deps.engine) as conn:
         catalog.jobs.complete(
-            conn,
-            job["job_id"],
-            worker_id,
-            deps.clock.now(),
-            state,
-            message_category=state,
-            **fields,
+            conn, job["job_id"], worker_id, now, state, message_category=state, **fields
         )
+        vaults.mark_orphans(conn, job["backup_vault_arn"], now)
     return state
 
 
@@ -395,6 +397,11 @@ def expire(deps: Deps, now: datetime) -> list[str]:
 
 
 def recover(deps: Deps, now: datetime) -> list[Record]:
-    """Running jobs whose worker stopped heartbeating: retried, FAILED or ABORTED."""
+    """Running jobs whose worker stopped heartbeating: retried, FAILED or ABORTED; what
+    the lost run wrote is left for the orphan prune of its vault."""
     with catalog.db.transaction(deps.engine) as conn:
-        return catalog.jobs.recover_expired_leases(conn, now)
+        recovered = catalog.jobs.recover_expired_leases(conn, now)
+        lost = {catalog.jobs.get(conn, r["job_id"])["backup_vault_arn"] for r in recovered}
+        for arn in sorted(lost):
+            vaults.mark_orphans(conn, arn, now)
+    return recovered

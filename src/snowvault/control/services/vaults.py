@@ -3,7 +3,21 @@
 A vault lives at ``<region location>/<account>/<name>-<random suffix>``; its repository
 secret sits in an external key slot wrapped by the vault's key (see vault_keys).
 CreateBackupVault is idempotent on CreatorRequestId: the same name and request id give
-back the vault created the first time.
+back the vault created the first time, and a create that fails after the repository
+was written (a key that will not wrap, a storage error, losing a same-name race at the
+catalog insert) removes what it wrote, directories included: it leaves nothing behind.
+
+DeleteBackupVault is refused (InvalidRequestException) while the vault holds recovery
+points or while a job uses it: a backup job waiting or running into it, a restore job
+from it. The check and the row delete are one catalog transaction holding the vault row
+(``catalog.vaults.lock``), and queueing a job takes the same row shared, so no job can
+slip in between; the storage is destroyed only after that commit.
+
+No orphans: a backup that fails, is stopped or loses its worker marks its vault
+(``orphan-prune:<arn>`` = when it is due). Once :data:`ORPHAN_GRACE` has passed and no
+backup job runs into the vault, the sweeper (:func:`prune_orphans`) prunes it, which
+deletes the packs and index segments no recovery point references, and removes the
+temporary files a killed write left (local storage) older than the grace period.
 
 Must not depend on the scheduler, the composition root or any interface.
 """
@@ -11,20 +25,35 @@ Must not depend on the scheduler, the composition root or any interface.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 from snowvault.control import catalog
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core import arn as arns
 from snowvault.core import ids
-from snowvault.core.errors import AlreadyExists, SnowvaultError
+from snowvault.core.errors import AlreadyExists, Conflict, SnowvaultError
+from snowvault.engine import locks, prune
 from snowvault.engine.backends import base as backends
+from snowvault.engine.backends import local
 from snowvault.engine.backends.url import open_backend
 from snowvault.engine.repository import Repository
 
+log = logging.getLogger("snowvault.vaults")
+
 Record = dict[str, Any]
+
+ORPHAN_GRACE = timedelta(hours=1)
+"""How long after a failed backup its vault is left alone before the orphan prune.
+
+Longer than any lease (a worker that lost its lease notices within one heartbeat and
+stops), so nothing a live writer still needs is collected.
+"""
+ORPHAN_PREFIX = "orphan-prune:"
+""":mod:`catalog.settings` key prefix (+ vault ARN); the value is when the prune is due."""
 
 
 def vault_arn(region: str, account_id: str, name: str) -> str:
@@ -131,16 +160,24 @@ def list_vaults(
 
 
 def delete(deps: Deps, caller: Caller, name: str) -> None:
-    """DeleteBackupVault: only an empty vault (InvalidRequestException otherwise)."""
+    """DeleteBackupVault: only an empty vault that no job uses (InvalidRequestException
+    otherwise); then its storage, directories included."""
     vault = get(deps, caller, name)
+    arn = vault["arn"]
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.vaults.delete(conn, vault["arn"])
-        catalog.settings.delete(conn, prune_key(vault["arn"]))
-    backend = open_backend(vault["storage_url"])
-    try:
-        _destroy(backend)
-    finally:
-        backend.close()
+        locked = catalog.vaults.lock(conn, arn)  # a job insert now waits, then fails
+        if locked["number_of_recovery_points"]:
+            raise Conflict(detail=catalog.vaults.NOT_EMPTY)
+        uses = catalog.jobs.using_vault(conn, arn)
+        if uses:
+            raise Conflict(
+                detail=f"Backup vault {name} cannot be deleted while {uses[0].kind} job "
+                f"{uses[0].job_id} is {uses[0].state}"
+            )
+        catalog.vaults.delete(conn, arn)
+        catalog.settings.delete(conn, prune_key(arn))
+        catalog.settings.delete(conn, ORPHAN_PREFIX + arn)
+    destroy_storage(deps, vault)
 
 
 def prune_key(arn: str) -> str:
@@ -149,10 +186,69 @@ def prune_key(arn: str) -> str:
 
 
 def _destroy(backend: backends.Backend) -> None:
-    """Delete every object of a repository (an empty vault, or one never registered)."""
+    """Delete every object of a repository (an empty vault, or one never registered),
+    then, on local storage, its directories and any temporary file a killed write left."""
     for info in list(backend.list()):
         with contextlib.suppress(SnowvaultError):
             backend.delete(info.name)
+    if isinstance(backend, local.LocalBackend) and not local.remove_empty_tree(backend.root):
+        log.warning("vault storage %s: objects were left after the delete", backend.root)
+
+
+def mark_orphans(conn: Any, vault_arn: str, now: datetime) -> None:
+    """Ask for an orphan prune of the vault ``ORPHAN_GRACE`` after ``now`` (a backup into
+    it failed, was stopped or lost its worker; a later failure moves the date on)."""
+    catalog.settings.put(conn, ORPHAN_PREFIX + vault_arn, (now + ORPHAN_GRACE).isoformat())
+
+
+def prune_orphans(deps: Deps, now: datetime) -> list[str]:
+    """The sweep: prune each vault whose orphan mark is due and into which no backup job
+    runs; returns the vault ARNs pruned. A vault whose repository is locked, or whose
+    prune fails, keeps its mark and is tried again at a later sweep."""
+    with catalog.db.read_transaction(deps.engine) as conn:
+        marks = {
+            k: v
+            for k, v in catalog.settings.all_settings(conn).items()
+            if k.startswith(ORPHAN_PREFIX)
+        }
+    done = []
+    for key, due in marks.items():
+        arn = key.removeprefix(ORPHAN_PREFIX)
+        with catalog.db.read_transaction(deps.engine) as conn:
+            vault = catalog.vaults.find_by_arn(conn, arn)
+            writers = catalog.jobs.writing_into(conn, arn) if vault is not None else []
+        if vault is not None and (datetime.fromisoformat(str(due)) > now or writers):
+            continue  # not due, or running backups' packs are not referenced yet
+        if vault is not None:
+            try:
+                _collect_orphans(deps, vault, now - ORPHAN_GRACE)
+            except locks.RepositoryLocked:
+                continue
+            except SnowvaultError:
+                log.exception("orphan prune of vault %s failed; retried later", arn)
+                continue
+            done.append(arn)
+        with catalog.db.transaction(deps.engine) as conn:
+            if catalog.settings.get(conn, key) == due:  # not marked again meanwhile
+                catalog.settings.delete(conn, key)
+    return done
+
+
+def _collect_orphans(deps: Deps, vault: Record, stale_before: datetime) -> None:
+    with open_repository(deps, vault) as repo:
+        for rp_id in _stray_manifests(deps, repo):
+            with contextlib.suppress(SnowvaultError):  # e.g. under store retention: stays
+                prune.forget(repo, [rp_id])
+        report = prune.prune(repo, deps.clock)
+        temps = []
+        if isinstance(repo.backend, local.LocalBackend):
+            temps = local.remove_stale_temp(repo.backend.root, before=stale_before.timestamp())
+    log.info(
+        "vault %s: orphan prune deleted %d pack(s) and %d temporary file(s)",
+        vault["arn"],
+        report.packs_deleted,
+        len(temps),
+    )
 
 
 @contextmanager
@@ -195,3 +291,29 @@ def all_vaults(deps: Deps) -> list[Record]:
                     if token is None:
                         break
     return out
+
+
+def _stray_manifests(deps: Deps, repo: Repository) -> list[str]:
+    """Engine recovery points a backup job committed but the catalog never recorded: the
+    job was stopped, or lost its lease, after the manifest landed and before the
+    recovery point row (a stop request read at the last progress report does that). Only
+    manifests of jobs that have ENDED without this manifest as their point qualify; a
+    manifest with no job in the catalog (an imported vault) is never touched."""
+    stray = []
+    pairs = repo.manifests()
+    with catalog.db.read_transaction(deps.engine) as conn:
+        for rp_id, manifest in pairs:
+            meta = manifest.get("metadata")
+            job_id = meta.get("backup_job_id") if isinstance(meta, dict) else None
+            if not isinstance(job_id, str):
+                continue
+            try:
+                job = catalog.jobs.get(conn, job_id)
+            except SnowvaultError:
+                continue
+            if job["state"] not in catalog.jobs.FINAL:
+                continue
+            rp = catalog.recovery_points.find(conn, job["recovery_point_arn"])
+            if rp is None or rp["engine_recovery_point_id"] != rp_id:
+                stray.append(rp_id)
+    return stray
