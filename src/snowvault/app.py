@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from snowvault.control import catalog
+from snowvault.control.model import host_paths
 from snowvault.control.scheduler import planner, runner
 from snowvault.control.services import accounts, kms, kms_vault_keys, vaults
 from snowvault.control.services import root_key as root_key_service
@@ -166,8 +168,16 @@ def initialize(
     host: str = "127.0.0.1",
     port: int = 8765,
     clock: Clock | None = None,
+    allowed_paths: Sequence[str] | None = None,
+    denied_paths: Sequence[str] = (),
 ) -> InitResult:
-    """Create a data directory: root secret, catalog, root account and its key pair."""
+    """Create a data directory: root secret, catalog, root account and its key pair.
+
+    ``allowed_paths`` (None: the initialising user's home, with its hidden top-level
+    entries added to ``denied_paths``) are the host trees the API may name; see
+    :func:`host_path_rule`.
+    """
+    allowed, denied = default_host_paths(allowed_paths, denied_paths)
     root = Path(data_dir).absolute()
     if is_initialized(root):
         raise AlreadyExists(kind="snowvault data directory", name=str(root))
@@ -182,6 +192,8 @@ def initialize(
         default_region=region,
         host=host,
         port=port,
+        allowed_paths=allowed,
+        denied_paths=denied,
     )
     key_path = root / ROOT_KEY_FILE
     if not os.environ.get(ROOT_KEY_ENV) and not key_path.exists():
@@ -196,6 +208,33 @@ def initialize(
     private_files.write_new(root / CONFIG_FILE, _config_bytes(config))
     return InitResult(
         creds.account_id, region, creds.access_key_id, creds.secret_access_key, config.endpoint
+    )
+
+
+def default_host_paths(
+    allowed: Sequence[str] | None, denied: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``init``'s host-path lists: given roots made absolute, or (none given) the home
+    directory minus its hidden top-level entries (``~/.ssh``, ``~/.config``, ``~/.local``)."""
+    if allowed is None:
+        home_allowed, home_denied = host_paths.default_rule(str(Path.home()))
+        return tuple(home_allowed), tuple([*home_denied, *map(os.path.abspath, denied)])
+    return tuple(map(os.path.abspath, allowed)), tuple(map(os.path.abspath, denied))
+
+
+def host_path_rule(config: ServerConfig) -> host_paths.Policy:
+    """The host-path rule of a server: ``allowed_paths`` minus ``denied_paths`` (resolved
+    now), and never the data directory, a local storage location, the root key file or a
+    SQLite catalog outside the data directory."""
+    local = [loc.removeprefix("file://") for loc in config.regions.values()]
+    protected = [str(config.data_dir), *(loc for loc in local if "://" not in loc)]
+    if config.root_key_file:
+        protected.append(config.root_key_file)
+    if config.catalog_url.startswith("sqlite:///"):
+        protected.append(config.catalog_url.removeprefix("sqlite:///").partition("?")[0])
+    protected = [os.path.abspath(p) for p in protected if p]
+    return host_paths.Policy.build(
+        config.allowed_paths, config.denied_paths, protected, os.path.realpath
     )
 
 
@@ -432,6 +471,7 @@ class App:
             clock=clock,
             storage=Storage(dict(config.regions)),
             vault_keys=kms_vault_keys.KmsVaultKeys(self.kms, engine),
+            path_policy=host_path_rule(config),
         )
         self._access_keys = root_key_service.access_key_box(root_key)
         w = config.worker

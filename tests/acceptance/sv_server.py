@@ -63,9 +63,14 @@ class ServerProcess:
     def log(self) -> Path:
         return self.home / f"server-{self.starts}.log"
 
-    def init(self, *extra_args: str, **worker: float) -> None:
+    def init(
+        self, *extra_args: str, allow_paths: tuple[str, ...] | None = None, **worker: float
+    ) -> None:
+        """``allow_paths`` (default: the pytest tmp root, the tests' sources and targets
+        live there; ``()``: init's own default rule) become ``--allow-path`` options."""
         args = [SNOWVAULT, "init", "--data-dir", str(self.data_dir), "--port", str(self.port)]
-        args += extra_args
+        roots = (str(self.data_dir.parent.parent),) if allow_paths is None else allow_paths
+        args += [*extra_args, *(a for root in roots for a in ("--allow-path", root))]
         done = subprocess.run(
             [*args, "--json"], env=self.env, capture_output=True, text=True, timeout=60
         )

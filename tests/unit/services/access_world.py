@@ -9,12 +9,14 @@ before a handler: ``authorization.authorize_operation`` for the operation.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from snowvault.control import catalog
+from snowvault.control.model import host_paths
 from snowvault.control.services import (
     accounts,
     authorization,
@@ -55,7 +57,10 @@ class World:
         catalog.db.upgrade(engine)
         storage = tmp_path / "storage"
         storage.mkdir()
-        self.deps = Deps(engine, clock, Storage({REGION: str(storage)}), ServerVaultKeys(b"v" * 32))
+        paths = host_paths.Policy.build([str(tmp_path)], [], [str(storage)], os.path.realpath)
+        self.deps = Deps(
+            engine, clock, Storage({REGION: str(storage)}), ServerVaultKeys(b"v" * 32), paths
+        )
         self.box = crypto.SecretBox(b"r" * 32, "access-keys")
         self.root_creds = accounts.bootstrap(engine, self.box, now=clock.now(), account_id=ACCOUNT)
         self._sources = 0

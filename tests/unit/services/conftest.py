@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from snowvault.control import catalog
+from snowvault.control.model import host_paths
 from snowvault.control.services import accounts
 from snowvault.control.services.base import Caller, Deps, Storage
 from snowvault.control.services.vault_keys import ServerVaultKeys
@@ -23,7 +25,10 @@ def deps(tmp_path: Path, clock: FakeClock) -> Iterator[Deps]:
     engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
     catalog.db.upgrade(engine)
     storage = Storage({REGION: str(tmp_path / "storage" / REGION)})
-    yield Deps(engine=engine, clock=clock, storage=storage, vault_keys=ServerVaultKeys(ROOT))
+    paths = host_paths.Policy.build(  # sources and targets live in tmp_path, storage never
+        [str(tmp_path)], [], [str(tmp_path / "storage")], os.path.realpath
+    )
+    yield Deps(engine, clock, storage, ServerVaultKeys(ROOT), path_policy=paths)
     engine.dispose()
 
 

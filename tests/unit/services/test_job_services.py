@@ -142,17 +142,20 @@ def test_delete_recovery_point_prunes_in_the_background(
     assert recovery_points.prune_pending(deps) == []
 
 
-def test_restore_metadata_rules(tmp_path: Path) -> None:
+def test_restore_metadata_rules(tmp_path: Path, deps: Deps) -> None:
+    rule = deps.path_policy  # allows tmp_path, except the vault storage in it
+    tmp_path = tmp_path / "target"
+    tmp_path.mkdir()
     assert restore_jobs.parse_items('["/a"]') == ["/a"]
     assert restore_jobs.parse_items(" /a , /b ") == ["/a", "/b"]
     with pytest.raises(InvalidRestoreTarget):
         restore_jobs.parse_items("[1]")
     with pytest.raises(InvalidRestoreTarget, match="absolute"):
-        restore_jobs.check_target({"targetPath": "rel"})
+        restore_jobs.check_target({"targetPath": "rel"}, rule)
     (tmp_path / "x").write_text("x")
     with pytest.raises(InvalidRestoreTarget, match="not empty"):
-        restore_jobs.check_target({"targetPath": str(tmp_path)})
-    assert restore_jobs.check_target({"targetPath": str(tmp_path), "overwrite": "true"}) == (
+        restore_jobs.check_target({"targetPath": str(tmp_path)}, rule)
+    assert restore_jobs.check_target({"targetPath": str(tmp_path), "overwrite": "true"}, rule) == (
         str(tmp_path),
         True,
     )

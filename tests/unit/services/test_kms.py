@@ -31,7 +31,9 @@ class KmsWorld(World):
         super().__init__(tmp_path, clock)
         self.kms = Kms(self.deps.engine, ROOT, clock)
         self.keys = kms_vault_keys.KmsVaultKeys(self.kms, self.deps.engine)
-        self.deps = Deps(self.deps.engine, clock, self.deps.storage, self.keys)
+        self.deps = Deps(
+            self.deps.engine, clock, self.deps.storage, self.keys, self.deps.path_policy
+        )
 
     def vault_with(self, name: str, key: str | None) -> dict[str, Any]:
         return vaults.create(self.deps, self.root, name, encryption_key_arn=key)

@@ -7,6 +7,10 @@ records the recovery point and completes the job. A stop request, a crash (lease
 expiry, handled by the sweeper) or an error ends the job ABORTED or FAILED, never
 RUNNING forever.
 
+Abuse case: the source was checked against the host-path rule at RegisterResource, but
+the tree can change before the job runs; the worker resolves and checks it again right
+before it reads (``Deps.path_policy``), and reads the resolved path.
+
 Must not depend on the scheduler, the composition root or any interface.
 """
 
@@ -20,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from snowvault.control import catalog
-from snowvault.control.model import lifecycle, windows
+from snowvault.control.model import host_paths, lifecycle, windows
 from snowvault.control.services import vault_lock, vaults
 from snowvault.control.services.base import Caller, Deps, JobControl
 from snowvault.control.services.errors import JobStopped
@@ -274,8 +278,10 @@ def tree_size(path: str) -> int:
 def _backup(
     deps: Deps, job: Record, vault: Record, resource: Record, control: JobControl
 ) -> tuple[archiver.BackupResult, int]:
-    source = resource["source"]
-    if not source or not os.path.isdir(source):
+    # The tree may have changed since RegisterResource: resolve and check again, now, and
+    # read the resolved path (a symlink swapped in for the source is judged by its target).
+    source = host_paths.check(resource["source"], deps.path_policy, os.path.realpath)
+    if not os.path.isdir(source):
         raise InvalidInput(detail=f"the resource's source {source!r} is not a directory")
     total = tree_size(source)
     control.report(percent_done=0.0, bytes_transferred=0, backup_size_in_bytes=total)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import Engine
 
+from snowvault.control.model import host_paths
 from snowvault.control.services.errors import RegionNotConfigured
 from snowvault.core.clock import Clock
 
@@ -50,12 +51,14 @@ class Storage:
 
 @dataclass(frozen=True)
 class Deps:
-    """The catalog engine, the clock, the storage map and the vault key provider."""
+    """The catalog engine, the clock, the storage map, the vault key provider, and the
+    host paths callers may name (resources, restore targets; nothing unless configured)."""
 
     engine: Engine
     clock: Clock
     storage: Storage
     vault_keys: VaultKeys
+    path_policy: host_paths.Policy = host_paths.NOTHING_ALLOWED
 
 
 class JobControl(Protocol):

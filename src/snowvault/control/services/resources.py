@@ -4,6 +4,13 @@ protected-resource views (ListProtectedResources, DescribeProtectedResource...).
 A registered directory is ``arn:aws:snowvault:REGION:ACCOUNT:directory/NAME``; its
 source is an absolute path to an existing directory on the server's host.
 
+Abuse case: a caller with ``RegisterResource`` names a path the server will read with its
+own (often root) rights and hand back through a restore. So the source is resolved
+(symlinks, ``..``) and must pass the operator's host-path rule
+(:mod:`snowvault.control.model.host_paths`, ``Deps.path_policy``) before anything else is
+looked at (existence included, so refused paths are no probe); the resolved path is what
+is stored, and the worker checks it again before it reads (``backup_jobs``).
+
 Must not depend on the scheduler, the composition root or any interface.
 """
 
@@ -15,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from snowvault.control import catalog
+from snowvault.control.model import host_paths
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import UnsupportedResourceType
 from snowvault.core import arn as arns
@@ -37,12 +45,12 @@ def _check_type(resource_type: str) -> None:
         )
 
 
-def _check_source(source: str) -> str:
-    if not os.path.isabs(source):
-        raise InvalidInput(detail=f"Source must be an absolute path, got {source!r}")
-    if not os.path.isdir(source):
+def _check_source(deps: Deps, source: str) -> str:
+    """The resolved source when the host-path rule allows it and it is a directory."""
+    path = host_paths.check(source, deps.path_policy, os.path.realpath)
+    if not os.path.isdir(path):
         raise InvalidInput(detail=f"Source {source!r} is not an existing directory")
-    return os.path.normpath(source)
+    return path
 
 
 def register(
@@ -61,7 +69,7 @@ def register(
         raise InvalidInput(
             detail=f"Name must be 1-128 letters, digits, '.', '_' or '-', got {name!r}"
         )
-    path = _check_source(source)
+    path = _check_source(deps, source)
     arn = resource_arn(caller.region, caller.account_id, resource_type, name)
     with catalog.db.transaction(deps.engine) as conn:
         row = catalog.resources.register(

@@ -9,6 +9,15 @@ Metadata (strings, as AWS passes them):
 
 A job ends COMPLETED, or FAILED with a StatusMessage naming what went wrong.
 
+Abuse case: a caller with ``StartRestoreJob`` names a directory the server will write
+with its own (often root) rights. The target is resolved (symlinks in it or any parent,
+``..``) and must pass the operator's host-path rule (``Deps.path_policy``, see
+:mod:`snowvault.control.model.host_paths`: never /etc unless allowed, never the data
+directory or a vault's storage, never a directory *containing* them) at the call, before
+any job exists, and again in the worker right before it writes; the worker writes into
+the path it resolved then, and refuses when it resolves differently once created (a
+symlink swapped in between).
+
 Must not depend on the scheduler, the composition root or any interface.
 """
 
@@ -22,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from snowvault.control import catalog
+from snowvault.control.model import host_paths
 from snowvault.control.services import vaults
 from snowvault.control.services.base import Caller, Deps, JobControl
 from snowvault.control.services.errors import InvalidRestoreTarget, JobStopped
@@ -58,23 +68,27 @@ def parse_items(raw: str | None) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def check_target(metadata: Mapping[str, str]) -> tuple[str, bool]:
-    """The absolute target path and the overwrite flag; raises InvalidRestoreTarget."""
+def check_target(metadata: Mapping[str, str], policy: host_paths.Policy) -> tuple[str, bool]:
+    """The resolved target path and the overwrite flag; raises InvalidRestoreTarget, or
+    PathRefused when ``policy`` (the host-path rule) refuses the resolved target."""
     path = metadata.get("targetPath") or metadata.get("TargetPath")
     if not path:
         raise InvalidRestoreTarget("Metadata.targetPath is required (an absolute directory)")
     overwrite = str(metadata.get("overwrite", "false")).lower() == "true"
-    if not os.path.isabs(path):
+    if not isinstance(path, str) or not os.path.isabs(path):
         raise InvalidRestoreTarget(path=path, detail="must be an absolute path")
-    if os.path.lexists(path):
-        if not os.path.isdir(path):
+    if "\x00" in path:
+        raise InvalidRestoreTarget(path=path, detail="contains a NUL byte")
+    resolved = host_paths.check(path, policy, os.path.realpath)
+    if os.path.lexists(resolved):
+        if not os.path.isdir(resolved):
             raise InvalidRestoreTarget(path=path, detail="exists and is not a directory")
-        if not overwrite and os.listdir(path):
+        if not overwrite and os.listdir(resolved):
             raise InvalidRestoreTarget(
                 path=path,
                 detail='is not empty; set Metadata.overwrite to "true" to restore over it',
             )
-    return path, overwrite
+    return resolved, overwrite
 
 
 def start(
@@ -87,8 +101,8 @@ def start(
     idempotency_token: str | None = None,
     resource_type: str | None = None,
 ) -> Record:
-    """StartRestoreJob: validate the target now (fail fast), then queue the job."""
-    check_target(metadata)
+    """StartRestoreJob: validate the target now (fail fast, no job), then queue the job."""
+    check_target(metadata, deps.path_policy)
     parse_items(metadata.get("items"))
     with catalog.db.transaction(deps.engine) as conn:
         if idempotency_token:
@@ -219,7 +233,7 @@ def run(deps: Deps, job: Record, worker_id: str, control: JobControl) -> str:
 
 def _restore(deps: Deps, job: Record, control: JobControl) -> restorer.RestoreResult:
     metadata = dict(job["metadata"] or {})
-    target, overwrite = check_target(metadata)
+    target, overwrite = check_target(metadata, deps.path_policy)  # resolved again, now
     items = parse_items(metadata.get("items"))
     with catalog.db.transaction(deps.engine) as conn:
         rp = catalog.recovery_points.get(conn, job["recovery_point_arn"])
@@ -230,6 +244,11 @@ def _restore(deps: Deps, job: Record, control: JobControl) -> restorer.RestoreRe
         control.report(percent_done=min(99.9, pct), bytes_transferred=p.bytes_done)
 
     os.makedirs(target, exist_ok=True)
+    if os.path.realpath(target) != target:  # a symlink swapped in since the check
+        raise host_paths.PathRefused(
+            path=metadata.get("targetPath"),
+            reason=f"it no longer resolves to {target!r} (a symlink changed); not followed",
+        )
     with (
         vaults.open_repository(deps, vault) as repo,
         locks.locked(repo.backend, deps.clock, exclusive=False),

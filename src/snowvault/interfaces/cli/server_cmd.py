@@ -1,6 +1,7 @@
 """``snowvault init``, ``snowvault server`` and ``snowvault run``: bootstrap and serve.
 
     snowvault init --data-dir DIR [--catalog-url URL] [--region R] [--port N] [--json]
+                   [--allow-path DIR ...] [--deny-path DIR|PATTERN ...]
     snowvault server --data-dir DIR [--host H] [--port N] [--test-mode]
     snowvault run --data-dir DIR [--port N]      # init if new, print the how-to, serve
 
@@ -70,6 +71,21 @@ def how_to(endpoint: str, region: str, key_id: str, secret: str) -> str:
     )
 
 
+def host_paths_line(config: app_mod.ServerConfig) -> str:
+    """The host-path rule in one line (init, run), or a warning when nothing is allowed."""
+    where = config.data_dir / "config.json"
+    if not config.allowed_paths:
+        return (
+            "warning: no host paths are allowed (allowed_paths is empty or missing in "
+            f"{where}): RegisterResource and restores are refused; add the roots to protect, "
+            f'e.g. "allowed_paths": ["{Path.home()}"], there and restart the server'
+        )
+    rule = ", ".join(config.allowed_paths)
+    if config.denied_paths:
+        rule += f" (except {', '.join(config.denied_paths)})"
+    return f"host paths allowed: {rule}; change with --allow-path at init or in {where}"
+
+
 def _example(endpoint: str) -> str:
     return (
         "# then, for example:\n"
@@ -84,6 +100,22 @@ def _example(endpoint: str) -> str:
 @click.option("--region", default="us-east-1", show_default=True, help="The home region.")
 @click.option("--port", type=int, default=DEFAULT_PORT, show_default=True)
 @click.option("--no-profile", is_flag=True, help="Do not write the client profile.")
+@click.option(
+    "--allow-path",
+    "allow_paths",
+    multiple=True,
+    metavar="DIR",
+    help="A host tree resources and restores may name (repeatable; default: your home "
+    "directory except its hidden entries ~/.*). Stored as allowed_paths in config.json.",
+)
+@click.option(
+    "--deny-path",
+    "deny_paths",
+    multiple=True,
+    metavar="DIR|PATTERN",
+    help="Refused inside the allowed trees (repeatable; a root or a pattern such as "
+    "'/home/*/.ssh'). Stored as denied_paths in config.json.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def init(
     data_dir: str,
@@ -91,23 +123,40 @@ def init(
     region: str,
     port: int,
     no_profile: bool,
+    allow_paths: tuple[str, ...],
+    deny_paths: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Create a data directory: catalog, root account, root access key pair."""
+    """Create a data directory: catalog, root account, root access key pair.
+
+    The data directory and its storage can never be registered or restored into, whatever
+    --allow-path says.
+    """
     from snowvault import app as app_mod
 
-    result = app_mod.initialize(data_dir, catalog_url=catalog_url, region=region, port=port)
+    result = app_mod.initialize(
+        data_dir,
+        catalog_url=catalog_url,
+        region=region,
+        port=port,
+        allowed_paths=allow_paths or None,
+        denied_paths=deny_paths,
+    )
     profile = None if no_profile else _write_profile(result)
+    config = app_mod.ServerConfig.load(data_dir)
     doc = {
         "account_id": result.account_id,
         "region": result.region,
         "access_key_id": result.access_key_id,
         "secret_access_key": result.secret_access_key,
         "endpoint": result.endpoint,
+        "allowed_paths": list(config.allowed_paths),
+        "denied_paths": list(config.denied_paths),
     }
     text = how_to(result.endpoint, result.region, result.access_key_id, result.secret_access_key)
     if profile is not None:
         text += f"\n# (also saved for the snowvault CLI in {profile})"
+    text += f"\n# {host_paths_line(config)}"
     render.result(as_json, doc, f"# snowvault account {result.account_id}\n{text}")
 
 
@@ -165,6 +214,8 @@ def server(data_dir: str, host: str | None, port: int | None, test_mode: bool) -
 
     _logging()
     app = app_mod.build(data_dir, test_mode=test_mode)
+    if not app.config.allowed_paths:
+        click.echo(host_paths_line(app.config), err=True)
     _serve(app, host or app.config.host, port or app.config.port)
 
 
@@ -188,6 +239,7 @@ def run(data_dir: str, port: int | None) -> None:
         how_to(endpoint, app.config.default_region, creds.access_key_id, creds.secret_access_key)
     )
     click.echo(_example(endpoint))
+    click.echo(host_paths_line(app.config))
     _serve(app, host, port)
 
 
