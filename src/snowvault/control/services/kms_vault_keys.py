@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from snowvault.control import catalog
+from snowvault.control.model import passphrase as passphrase_rule
 from snowvault.control.services import authorization, vaults
 from snowvault.control.services import kms as kms_service
 from snowvault.control.services.base import Caller, Deps
@@ -131,7 +132,7 @@ def _remove_foreign_slots(storage_url: str) -> int:
     return removed
 
 
-MIN_PASSPHRASE = 12
+MIN_PASSPHRASE = passphrase_rule.MIN_LENGTH
 EXPORT_ACTION = "snowvault:ExportRecoveryKey"  # not granted by backup:* or kms:*
 
 
@@ -140,26 +141,44 @@ def export_recovery_key(
 ) -> dict[str, str]:
     """Add a passphrase slot to a vault's repository, for offline disaster recovery.
 
-    Needs ``snowvault:ExportRecoveryKey`` on the vault (the root user has it) and a usable
-    vault key (opening the repository unwraps its secret).
-    Returns the repository URL and the new slot id; the passphrase is never stored.
+    Who may ask: a principal allowed ``snowvault:ExportRecoveryKey`` on the vault (the
+    root user has it). What it reaches: a new key slot in that vault's repository, a
+    second way in that does not depend on KMS — so the passphrase must be strong
+    (:mod:`snowvault.control.model.passphrase`: 12+ characters and ~50 bits by a
+    simple estimate; InvalidInput naming the rule otherwise, checked after
+    authorization). Every attempt that reaches a vault is audited (log line
+    ``audit: ExportRecoveryKey`` with outcome, vault, principal, source IP and time;
+    never the passphrase). Returns the repository URL and the new slot id.
     """
-    if len(passphrase) < MIN_PASSPHRASE:
-        raise InvalidInput(detail=f"the recovery passphrase needs {MIN_PASSPHRASE}+ characters")
     vault = vaults.get(deps, caller, vault_name)
     authorization.authorize(
         deps, caller, EXPORT_ACTION, str(vault["arn"]), vault_arn=str(vault["arn"])
     )
+    verdict = passphrase_rule.check(passphrase)
+    if not verdict.ok:
+        _audit(caller, vault, "refused", "reason=weak-passphrase")
+        raise InvalidInput(
+            detail=f"the recovery passphrase is too weak (estimated {verdict.bits:.0f} bits, "
+            f"{verdict.length} characters): it needs {passphrase_rule.RULE}"
+        )
     with vaults.open_repository(deps, vault) as repo:
         slot_id = repo.add_key_slot(password=passphrase)
-    log.warning(
-        "audit: ExportRecoveryKey vault=%s slot=%s principal=%s",
-        vault["arn"],
-        slot_id,
-        caller.principal_arn,
-    )
+    _audit(caller, vault, "exported", f"slot={slot_id}")
     return {
         "BackupVaultArn": str(vault["arn"]),
         "RepositoryUrl": str(vault["storage_url"]),
         "KeySlotId": slot_id,
     }
+
+
+def _audit(caller: Caller, vault: dict[str, Any], outcome: str, detail: str) -> None:
+    """The audit record of an export: one WARNING line on the ``snowvault.kms`` logger."""
+    log.warning(
+        "audit: ExportRecoveryKey outcome=%s vault=%s %s principal=%s source_ip=%s time=%s",
+        outcome,
+        vault["arn"],
+        detail,
+        caller.principal_arn,
+        caller.source_ip or "-",
+        caller.now.isoformat(),
+    )
