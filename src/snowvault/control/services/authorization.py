@@ -56,7 +56,7 @@ from typing import Any, Literal
 from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
-from snowvault.control.model import iam
+from snowvault.control.model import host_paths, iam
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core import arn as arns
 from snowvault.core.errors import InvalidInput, NotFound, PermissionDenied
@@ -275,12 +275,11 @@ def _vault_arn(caller: Caller, name: str, account: str | None = None) -> str:
 def host_path(path: object) -> str | None:
     """``path`` resolved as the host-path rule resolves it (``os.path.realpath``: symlinks
     and ``..``), or None when it is not an absolute path string without NUL bytes (the
-    service then refuses it itself)."""
-    if not isinstance(path, str) or "\x00" in path or not path.startswith("/"):
+    service then refuses it itself, naming the problem)."""
+    try:
+        return host_paths.resolve(path, os.path.realpath)
+    except host_paths.InvalidHostPath:
         return None
-    resolved = os.path.realpath(path)
-    # realpath keeps a leading "//" (POSIX leaves it implementation-defined); fold it.
-    return "/" + resolved.lstrip("/") if resolved.startswith("//") else resolved
 
 
 def _path_context(path: object) -> dict[str, iam.ContextValue]:
