@@ -552,3 +552,430 @@ def test_overflowing_query_integer_is_4xx(server: Server) -> None:
     path = "/backup-vaults/?maxResults=99999999999999999999999"
     answer = send(server.port, sign(server, "GET", path))
     assert 400 <= answer.status < 500, answer
+
+
+# -- the mutation test: one change to a signed request, never a different request ---------------
+#
+# Each base request is signed by botocore (wall clock) as a real client would send it; each
+# mutant changes ONE thing. A mutant is either refused before anything runs (its log line
+# says params=-, or the HTTP layer refused it without a log line) or it ran EXACTLY the
+# signed request: the same operation, parsed parameters (keyed digest), principal,
+# account and source IP as the base. "ran-other" must stay 0 and no answer may be a 5xx.
+
+
+class _Captured(Exception):
+    def __init__(self, request: Any) -> None:
+        super().__init__("captured")
+        self.request = request
+
+
+def _captured(client: Any, operation: str, **params: Any) -> Wire:
+    """The request botocore would send for ``operation`` (signed), without sending it."""
+
+    def grab(request: Any, **_: Any) -> None:
+        raise _Captured(request)
+
+    client.meta.events.register_first("before-send", grab)
+    try:
+        getattr(client, operation)(**params)
+    except _Captured as caught:
+        request = caught.request
+    finally:
+        client.meta.events.unregister("before-send", grab)
+    url = urlsplit(request.url)
+    body = request.body or b""
+    body = body.encode() if isinstance(body, str) else bytes(body)
+    headers = [("Host", url.netloc)]
+    for k, v in request.headers.items():
+        headers.append((k, v.decode() if isinstance(v, bytes) else str(v)))
+    headers.append(("Content-Length", str(len(body))))
+    target = url.path + (f"?{url.query}" if url.query else "")
+    return Wire(request.method, target, tuple(headers), body)
+
+
+def _bases(server: Server, plan: dict[str, str], other: dict[str, str]) -> dict[str, Wire]:
+    backup, kms = server.client(), server.client("kms")
+    key_id = kms.create_key(Description="mutants")["KeyMetadata"]["KeyId"]
+    region, account = server.creds["region"], server.creds["account_id"]
+    vault_arn = f"arn:aws:backup:{region}:{account}:backup-vault:transport-vault"
+    odd = "arn:aws:ec2:us-east-1:123456789012:volume/a+b c#d%e~f"
+
+    def ext(action: str, body: dict[str, Any]) -> Wire:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        return sign(server, "POST", f"/_snowvault/v1/{action}", data, "snowvault", headers)
+
+    return {
+        "ListBackupVaults": _captured(backup, "list_backup_vaults", MaxResults=5),
+        "DescribeBackupVault": _captured(
+            backup, "describe_backup_vault", BackupVaultName="transport-vault"
+        ),
+        "ListRecoveryPointsByBackupVault": _captured(
+            backup,
+            "list_recovery_points_by_backup_vault",
+            BackupVaultName="transport-vault",
+            ByResourceArn=odd,
+            MaxResults=3,
+        ),
+        "ListBackupJobs": _captured(
+            backup, "list_backup_jobs", ByResourceArn=odd, ByState="COMPLETED", MaxResults=7
+        ),
+        "ListBackupJobs-plus": _captured(
+            backup, "list_backup_jobs", ByMessageCategory="a+b c#d", ByParentJobId="x+y%z"
+        ),
+        "GetBackupPlan": _captured(backup, "get_backup_plan", BackupPlanId=plan["plan"]),
+        "GetBackupSelection": _captured(
+            backup,
+            "get_backup_selection",
+            BackupPlanId=plan["plan"],
+            SelectionId=plan["selection"],
+        ),
+        "DeleteBackupPlan": _captured(backup, "delete_backup_plan", BackupPlanId=plan["plan"]),
+        "ListTags": _captured(backup, "list_tags", ResourceArn=vault_arn),
+        "TagResource": _captured(
+            backup, "tag_resource", ResourceArn=vault_arn, Tags={"k": "a+b c#d"}
+        ),
+        "CreateBackupVault": _captured(
+            backup, "create_backup_vault", BackupVaultName="mutant-vault"
+        ),
+        "ListProtectedResources": _captured(backup, "list_protected_resources", MaxResults=2),
+        "kms-ListKeys": _captured(kms, "list_keys", Limit=10),
+        "kms-DescribeKey": _captured(kms, "describe_key", KeyId=key_id),
+        "kms-Encrypt": _captured(kms, "encrypt", KeyId=key_id, Plaintext=b"a+b #c"),
+        "kms-ListAliases": _captured(kms, "list_aliases"),
+        "ext-ListResources": ext("ListResources", {"MaxResults": 5}),
+        "ext-ListUsers": ext("ListUsers", {}),
+        "ext-DescribeResource": ext("DescribeResource", {"ResourceArn": odd}),
+    }
+
+
+def _split(target: str) -> tuple[str, str]:
+    path, _, query = target.partition("?")
+    return path, query
+
+
+def _join(path: str, query: str | None) -> str:
+    return path if query is None else f"{path}?{query}"
+
+
+def _replace_header(wire: Wire, name: str, value: str | None) -> Wire:
+    out: list[tuple[str, str]] = []
+    for k, v in wire.headers:
+        if k.lower() == name.lower():
+            if value is not None:
+                out.append((k, value))
+        else:
+            out.append((k, v))
+    return Wire(wire.method, wire.target, tuple(out), wire.body)
+
+
+def _header(wire: Wire, name: str) -> str | None:
+    for k, v in wire.headers:
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def _with_body(wire: Wire, body: bytes) -> Wire:
+    changed = Wire(wire.method, wire.target, wire.headers, body)
+    return _replace_header(changed, "Content-Length", str(len(body)))
+
+
+_AUTH = re.compile(r"^(\S+) Credential=([^,]+), SignedHeaders=([^,]+), Signature=(\w+)$")
+
+
+def _auth_mutants(wire: Wire, other_key: str) -> Iterator[tuple[str, Wire]]:
+    auth = _header(wire, "Authorization")
+    assert auth is not None
+    found = _AUTH.match(auth)
+    assert found is not None, auth
+    algorithm, credential, signed, signature = found.groups()
+    key, date, region, service, term = credential.split("/")
+
+    def build(a: str = algorithm, c: str = credential, s: str = signed, g: str = signature) -> Wire:
+        return _replace_header(
+            wire, "Authorization", f"{a} Credential={c}, SignedHeaders={s}, Signature={g}"
+        )
+
+    names = signed.split(";")
+    for i in range(len(names)):
+        yield f"signed-drop-{names[i]}", build(s=";".join(names[:i] + names[i + 1 :]))
+    yield "signed-add", build(s=";".join(sorted([*names, "x-forwarded-for"])))
+    yield "signed-add-missing", build(s=";".join(sorted([*names, "x-nothing"])))
+    yield "signed-reversed", build(s=";".join(reversed(names)))
+    scope = [key, date, region, service, term]
+    swaps = {
+        0: ["AKIAUNKNOWNKEY000000", other_key, key.lower()],
+        1: [str(int(date) - 1), str(int(date) + 1)],
+        2: ["us-west-2", "eu-central-1"],
+        3: ["backup", "kms", "snowvault", "iam"],
+        4: ["aws4_requesx"],
+    }
+    for index, values in swaps.items():
+        for value in values:
+            if value != scope[index]:
+                changed = [*scope[:index], value, *scope[index + 1 :]]
+                yield f"credential-{index}-{value}", build(c="/".join(changed))
+    flipped = ("1" if signature[0] != "1" else "2") + signature[1:]
+    yield "signature-first", build(g=flipped)
+    yield "signature-last", build(g=signature[:-1] + ("0" if signature[-1] != "0" else "f"))
+    yield "signature-short", build(g=signature[:-2])
+    yield "signature-upper", build(g=signature.upper())
+    yield "algorithm", build(a="AWS4-HMAC-SHA512")
+    yield "authorization-removed", _replace_header(wire, "Authorization", None)
+    yield "authorization-twice", with_headers(wire, ("Authorization", auth))
+
+
+def _path_mutants(wire: Wire) -> Iterator[tuple[str, str]]:
+    path, query = _split(wire.target)
+    q = query if query else None
+    for suffix in (
+        "/",
+        "/..",
+        "/.",
+        "/./",
+        "//",
+        "/x/..",
+        "/%2e%2e",
+        "/%2E",
+        "%2F",
+        "/x",
+        "/selections/..",
+        "/selections/%2e%2e",
+        "#",
+        "#x",
+        ";x",
+        "%00",
+        "/%00",
+    ):
+        yield f"path-append-{suffix}", _join(path + suffix, q)
+    if path.endswith("/") and len(path) > 1:
+        yield "path-trailing-slash-removed", _join(path[:-1], q)
+    yield "path-prefix-dot", _join("/." + path, q)
+    yield "path-prefix-dotdot", _join("/x/.." + path, q)
+    yield "path-prefix-double", _join("/" + path, q)
+    yield "path-upper", _join(path.upper(), q)
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        if not segment:
+            continue
+        for label, new in (
+            ("dot", "."),
+            ("dotdot", ".."),
+            ("dotdot-after", segment + "/.."),
+            ("encoded-dotdot", "%2e%2e"),
+            ("double", segment + "/"),
+            ("changed", segment[:-1] + ("x" if segment[-1] != "x" else "y")),
+            ("first-char-escaped", f"%{ord(segment[0]):02X}" + segment[1:]),
+            ("lower-escapes", re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), segment)),
+            ("decoded-2F", segment.replace("%2F", "/")),
+            ("decoded-3A", segment.replace("%3A", ":")),
+            ("decoded-20", segment.replace("%20", " ")),
+            ("escaped-percent", segment.replace("%", "%25")),
+            ("plus-for-2B", segment.replace("%2B", "+")),
+            ("hash-for-23", segment.replace("%23", "#")),
+        ):
+            if new != segment:
+                changed = "/".join([*segments[:i], new, *segments[i + 1 :]])
+                yield f"segment-{i}-{label}", _join(changed, q)
+
+
+def _query_mutants(wire: Wire) -> Iterator[tuple[str, str]]:
+    path, query = _split(wire.target)
+    items = query.split("&") if query else []
+    for extra in ("MaxResults=1", "maxResults=1000", "foo=bar", "NextToken=x", "delete"):
+        yield f"query-add-{extra}", _join(path, "&".join([*items, extra]))
+    yield "query-add-empty", _join(path, "")
+    if not items:
+        return
+    yield "query-removed", path
+    yield "query-reversed", _join(path, "&".join(reversed(items)))
+    yield "query-trailing-amp", _join(path, query + "&")
+    yield (
+        "query-double-amp",
+        _join(path, query.replace("&", "&&", 1) if "&" in query else "&" + query),
+    )
+    yield "query-trailing-hash", _join(path, query + "#")
+    yield "query-semicolon", _join(path, query + ";x=1")
+    for i, item in enumerate(items):
+        key, _, value = item.partition("=")
+        rest = items[:i] + items[i + 1 :]
+        yield f"query-{key}-removed", _join(path, "&".join(rest))
+        yield f"query-{key}-twice", _join(path, "&".join([*items, item]))
+        yield f"query-{key}-twice-other", _join(path, "&".join([*items, f"{key}={value}x"]))
+        yield f"query-{key}-changed", _join(path, "&".join([*rest, f"{key}={value}x"]))
+        yield f"query-{key}-case", _join(path, "&".join([*rest, f"{key.swapcase()}={value}"]))
+        yield f"query-{key}-no-equals", _join(path, "&".join([*rest, key]))
+        for label, old, new in (
+            ("plus", "%2B", "+"),
+            ("space-plus", "%20", "+"),
+            ("hash", "%23", "#"),
+            ("lower", "%2B", "%2b"),
+            ("colon", "%3A", ":"),
+            ("slash", "%2F", "/"),
+            ("tilde", "~", "%7E"),
+            ("double-escape", "%", "%25"),
+            ("bad-escape", "%2", "%G"),
+        ):
+            if old in value:
+                changed = f"{key}={value.replace(old, new, 1)}"
+                yield (
+                    f"query-{key}-{label}",
+                    _join(path, "&".join([*items[:i], changed, *items[i + 1 :]])),
+                )
+        if value:
+            escaped = f"{key}=%{ord(value[0]):02X}{value[1:]}"
+            yield (
+                f"query-{key}-first-escaped",
+                _join(path, "&".join([*items[:i], escaped, *items[i + 1 :]])),
+            )
+
+
+def _header_mutants(wire: Wire, port: int) -> Iterator[tuple[str, Wire]]:
+    for value in ("203.0.113.9", "127.0.0.1, 10.0.0.1", "garbage", ""):
+        yield f"xff-{value}", with_headers(wire, ("X-Forwarded-For", value))
+    yield "x-real-ip", with_headers(wire, ("X-Real-IP", "203.0.113.9"))
+    yield "forwarded", with_headers(wire, ("Forwarded", "for=203.0.113.9"))
+    yield "unrelated-header", with_headers(wire, ("X-Foo", "1"))
+    yield "unsigned-amz-header", with_headers(wire, ("X-Amz-Foo", "1"))
+    yield "unsigned-payload", with_headers(wire, ("X-Amz-Content-SHA256", "UNSIGNED-PAYLOAD"))
+    target = _header(wire, "X-Amz-Target")
+    for value in ("TrentService.ListKeys", "TrentService.CreateKey", "AWSBackup.ListBackupVaults"):
+        if target is None:
+            yield f"target-added-{value}", with_headers(wire, ("X-Amz-Target", value))
+        elif value != target:
+            yield f"target-changed-{value}", _replace_header(wire, "X-Amz-Target", value)
+            yield f"target-second-{value}", with_headers(wire, ("X-Amz-Target", value))
+    if target is not None:
+        yield "target-twice", with_headers(wire, ("X-Amz-Target", target))
+        yield "target-removed", _replace_header(wire, "X-Amz-Target", None)
+        yield "target-case", _replace_header(wire, "X-Amz-Target", target.lower())
+    content_type = _header(wire, "Content-Type")
+    for value in ("application/x-www-form-urlencoded", "application/json", "text/plain"):
+        if content_type is None:
+            yield f"content-type-added-{value}", with_headers(wire, ("Content-Type", value))
+        elif value != content_type:
+            yield f"content-type-{value}", _replace_header(wire, "Content-Type", value)
+    if content_type is not None:
+        yield "content-type-removed", _replace_header(wire, "Content-Type", None)
+        yield "content-type-twice", with_headers(wire, ("Content-Type", content_type))
+    for value in (f"localhost:{port}", "127.0.0.1", f"127.0.0.2:{port}"):
+        yield f"host-{value}", _replace_header(wire, "Host", value)
+    yield "host-twice", with_headers(wire, ("Host", f"127.0.0.1:{port}"))
+    date = _header(wire, "X-Amz-Date")
+    assert date is not None
+    later = date[:-3] + f"{(int(date[-3:-1]) + 1) % 60:02d}Z"
+    yield "date-changed", _replace_header(wire, "X-Amz-Date", later)
+    yield "date-removed", _replace_header(wire, "X-Amz-Date", None)
+    yield "date-twice", with_headers(wire, ("X-Amz-Date", date))
+    yield "date-twice-other", with_headers(wire, ("X-Amz-Date", later))
+    yield "date-header-added", with_headers(wire, ("Date", "Mon, 01 Jan 2024 00:00:00 GMT"))
+    upper = tuple((k.upper(), v) for k, v in wire.headers)
+    yield "header-names-upper", Wire(wire.method, wire.target, upper, wire.body)
+    spaced = tuple(
+        (k, f"  {v}  ") if k.lower() != "content-length" else (k, v) for k, v in wire.headers
+    )
+    yield "header-values-padded", Wire(wire.method, wire.target, spaced, wire.body)
+    chunked = (
+        f"{len(wire.body):x}\r\n".encode() + wire.body + b"\r\n0\r\n\r\n"
+        if wire.body
+        else b"0\r\n\r\n"
+    )
+    as_chunks = _replace_header(wire, "Content-Length", None)
+    yield (
+        "chunked",
+        Wire(
+            as_chunks.method,
+            as_chunks.target,
+            (*as_chunks.headers, ("Transfer-Encoding", "chunked")),
+            chunked,
+        ),
+    )
+
+
+def _body_mutants(wire: Wire) -> Iterator[tuple[str, Wire]]:
+    body = wire.body
+    if not body:
+        yield "body-added", _with_body(wire, b"{}")
+        yield "body-added-member", _with_body(wire, b'{"MaxResults": 1}')
+        return
+    yield "body-space-after", _with_body(wire, body + b" ")
+    yield "body-space-before", _with_body(wire, b" " + body)
+    yield "body-truncated", _with_body(wire, body[:-1])
+    yield "body-empty", _with_body(wire, b"")
+    for at in sorted({0, len(body) // 2, len(body) - 2}):
+        flipped = body[:at] + bytes([body[at] ^ 0x01]) + body[at + 1 :]
+        yield f"body-flip-{at}", _with_body(wire, flipped)
+    if body.startswith(b"{") and len(body) > 2:
+        yield "body-member-added", _with_body(wire, b'{"MaxResults": 1, ' + body[1:])
+        first_key = body.split(b":", 1)[0][1:]
+        yield "body-duplicate-key", _with_body(wire, body[:-1] + b", " + first_key + b": null}")
+
+
+def _mutants(wire: Wire, port: int, other_key: str) -> Iterator[tuple[str, Wire]]:
+    for method in ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"):
+        if method != wire.method:
+            yield f"method-{method}", Wire(method, wire.target, wire.headers, wire.body)
+    for name, target in _path_mutants(wire):
+        yield name, with_target(wire, target)
+    for name, target in _query_mutants(wire):
+        yield name, with_target(wire, target)
+    yield from _header_mutants(wire, port)
+    yield from _body_mutants(wire)
+    yield from _auth_mutants(wire, other_key)
+
+
+def _outcome(fields: dict[str, str]) -> tuple[str, ...]:
+    return tuple(
+        fields[k] for k in ("service", "op", "account", "principal", "source_ip", "params")
+    )
+
+
+def test_every_mutant_of_a_signed_request_is_refused_or_runs_as_signed(
+    server: Server, plan: dict[str, str]
+) -> None:
+    ext_call(server, "CreateUser", {"UserName": "mutant-other"})
+    other = ext_call(server, "CreateAccessKey", {"UserName": "mutant-other"})["AccessKey"]
+    started = time.monotonic()
+    bases = _bases(server, plan, other)
+    expected: dict[str, tuple[str, ...]] = {}
+    for name, wire in bases.items():
+        answer = send(server.port, wire)
+        assert answer.status < 500, (name, answer)
+        fields = server.logged(answer.request_id)
+        assert fields["params"] != "-", (name, answer)
+        expected[name] = _outcome(fields)
+    sent: list[tuple[str, str, Answer]] = []
+    for name, wire in bases.items():
+        for mutant, changed in _mutants(wire, server.port, other["AccessKeyId"]):
+            try:
+                answer = send(server.port, changed, timeout=10)
+            except (http.client.HTTPException, OSError) as exc:
+                answer = Answer(499, {}, repr(exc).encode())  # the server dropped it
+            sent.append((name, mutant, answer))
+    time.sleep(0.2)
+    log = server.log_lines()
+    counts = {"refused": 0, "ran-as-signed": 0, "ran-other": 0}
+    failures = []
+    ran: set[str] = set()
+    for name, mutant, answer in sent:
+        fields = log.get(answer.request_id)
+        if answer.status >= 500:
+            failures.append((name, mutant, answer.status, answer.body[:200]))
+        if fields is None or fields["params"] == "-":
+            counts["refused"] += 1
+            if answer.status < 400:
+                failures.append((name, mutant, "refused but", answer.status))
+        elif _outcome(fields) == expected[name]:
+            counts["ran-as-signed"] += 1
+            ran.add(re.sub(r"-\d+-", "-N-", mutant))
+        else:
+            counts["ran-other"] += 1
+            failures.append((name, mutant, _outcome(fields), expected[name]))
+    elapsed = time.monotonic() - started
+    print(f"\nmutants={len(sent)} bases={len(bases)} {counts} seconds={elapsed:.1f}")
+    print("kinds that ran as signed:", sorted(ran))
+    assert not failures, failures[:20]
+    assert counts["ran-other"] == 0
+    assert len(sent) >= 1000
+    assert counts["ran-as-signed"] > 0 and counts["refused"] > 0
