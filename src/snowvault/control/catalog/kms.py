@@ -1,4 +1,4 @@
-"""Named queries for KMS keys, their sealed material versions and aliases.
+"""Named queries for KMS keys, their sealed material versions, aliases and grants.
 
     with catalog.db.transaction(engine) as conn:
         key = catalog.kms.find_key(conn, key_id="0b1c...")
@@ -19,13 +19,14 @@ from sqlalchemy.exc import IntegrityError
 
 from snowvault.control.catalog import pagination
 from snowvault.control.catalog.db import Record
-from snowvault.control.catalog.kms_tables import kms_aliases, kms_key_versions, kms_keys
+from snowvault.control.catalog.kms_tables import kms_aliases, kms_grants, kms_key_versions, kms_keys
 from snowvault.control.catalog.tables import vaults
 from snowvault.core.errors import AlreadyExists
 
 DELETED = "Deleted"
 _KEY_ORDER = pagination.Order([kms_keys.c.creation_date, kms_keys.c.arn])
 _ALIAS_ORDER = pagination.Order([kms_aliases.c.alias_name])
+_GRANT_ORDER = pagination.Order([kms_grants.c.creation_date, kms_grants.c.grant_id])
 
 
 def insert_key(conn: Connection, **values: Any) -> Record:
@@ -189,6 +190,95 @@ def list_aliases(
         stmt = stmt.where(kms_aliases.c.target_key_arn == key_arn)
     return pagination.paginate(
         conn, stmt, kind="kms-aliases", order=_ALIAS_ORDER, limit=limit, token=token
+    )
+
+
+def update_alias(
+    conn: Connection,
+    *,
+    account_id: str,
+    region: str,
+    alias_name: str,
+    key_arn: str,
+    now: datetime,
+) -> int:
+    """Point an existing alias at another key; returns how many rows changed (0 or 1)."""
+    result = conn.execute(
+        kms_aliases.update()
+        .where(
+            kms_aliases.c.account_id == account_id,
+            kms_aliases.c.region == region,
+            kms_aliases.c.alias_name == alias_name,
+        )
+        .values(target_key_arn=key_arn, last_updated_date=now)
+    )
+    return int(result.rowcount or 0)
+
+
+# --- grants --------------------------------------------------------------------------
+
+
+def insert_grant(conn: Connection, **values: Any) -> Record:
+    conn.execute(kms_grants.insert().values(**values))
+    found = find_grant(conn, grant_id=str(values["grant_id"]))
+    assert found is not None
+    return found
+
+
+def find_grant(
+    conn: Connection, *, grant_id: str | None = None, grant_token: str | None = None
+) -> Record | None:
+    """A grant by id or by token."""
+    stmt = sa.select(kms_grants)
+    if grant_id is not None:
+        stmt = stmt.where(kms_grants.c.grant_id == grant_id)
+    else:
+        stmt = stmt.where(kms_grants.c.grant_token == grant_token)
+    row = conn.execute(stmt).first()
+    return dict(row._mapping) if row else None
+
+
+def find_grant_by_name(conn: Connection, key_arn: str, name: str) -> Record | None:
+    row = conn.execute(
+        sa.select(kms_grants).where(kms_grants.c.key_arn == key_arn, kms_grants.c.name == name)
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def delete_grant(conn: Connection, grant_id: str) -> int:
+    result = conn.execute(kms_grants.delete().where(kms_grants.c.grant_id == grant_id))
+    return int(result.rowcount or 0)
+
+
+def delete_grants_of(conn: Connection, key_arn: str) -> None:
+    conn.execute(kms_grants.delete().where(kms_grants.c.key_arn == key_arn))
+
+
+def list_grants(
+    conn: Connection,
+    *,
+    key_arn: str | None = None,
+    retiring_principal: str | None = None,
+    grant_id: str | None = None,
+    grantee_principal: str | None = None,
+    key_prefix: str | None = None,
+    limit: int | None,
+    token: str | None,
+) -> pagination.Page:
+    """ListGrants (one key) or ListRetirableGrants (one retiring principal), oldest first."""
+    stmt = sa.select(kms_grants)
+    if key_arn is not None:
+        stmt = stmt.where(kms_grants.c.key_arn == key_arn)
+    if retiring_principal is not None:
+        stmt = stmt.where(kms_grants.c.retiring_principal == retiring_principal)
+    if grant_id is not None:
+        stmt = stmt.where(kms_grants.c.grant_id == grant_id)
+    if grantee_principal is not None:
+        stmt = stmt.where(kms_grants.c.grantee_principal == grantee_principal)
+    if key_prefix is not None:
+        stmt = stmt.where(kms_grants.c.key_arn.startswith(key_prefix, autoescape=True))
+    return pagination.paginate(
+        conn, stmt, kind="kms-grants", order=_GRANT_ORDER, limit=limit, token=token
     )
 
 

@@ -1,6 +1,7 @@
-"""KMS keys, key versions and aliases (the keys issue).
+"""KMS keys, key versions, aliases and grants (the keys issue, and issue 10).
 
-Tables here join the one tables.metadata; migration 0003 creates them. Key material is
+Tables here join the one tables.metadata; migration 0003 creates the first three, 0006
+adds the key policy column and the grants table. Key material is
 stored only sealed under the server root secret (``sealed_material``); a deleted key
 keeps its row (state ``Deleted``) so vaults can say why they are unreadable, but loses
 every version row, i.e. its material.
@@ -46,6 +47,7 @@ kms_keys = Table(
     _ts("next_rotation_date", index=True),
     _ts("on_demand_rotation_start"),
     Column("current_version", Integer, nullable=False),
+    Column("policy", Text),  # the "default" key policy; NULL: the default policy (pre-0006)
     Index("ix_kms_keys_account_region_creation", "account_id", "region", "creation_date"),
 )
 
@@ -71,4 +73,21 @@ kms_aliases = Table(
     _ts("last_updated_date", nullable=False),
     PrimaryKeyConstraint("account_id", "region", "alias_name"),
     Index("ix_kms_aliases_target_key_arn", "target_key_arn"),
+)
+
+kms_grants = Table(
+    "kms_grants",
+    metadata,
+    Column("grant_id", String(64), primary_key=True),
+    Column("key_arn", ARN, ForeignKey("kms_keys.arn", ondelete="CASCADE"), nullable=False),
+    Column("grant_token", String(128), nullable=False, unique=True),
+    Column("name", String(256)),
+    Column("grantee_principal", ARN, nullable=False),
+    Column("retiring_principal", ARN),
+    Column("issuing_account", ARN, nullable=False),
+    Column("operations", Text, nullable=False),  # JSON list of operation names
+    Column("constraints", Text),  # JSON GrantConstraints, or NULL
+    _ts("creation_date", nullable=False),
+    Index("ix_kms_grants_key_arn", "key_arn"),
+    Index("ix_kms_grants_retiring_principal", "retiring_principal"),
 )

@@ -13,25 +13,36 @@ root secret (engine.crypto.kms.MaterialBox); rotation adds a version, every vers
 decrypting, new encryptions use the newest. A key past its deletion date loses every
 version (crypto-shredding) and answers NotFoundException from then on.
 
+Key policies: each key has one, named ``default`` (CreateKey's Policy, or AWS's default
+"Enable IAM User Permissions" policy that delegates to the account's IAM). The API has
+already checked the caller's IAM policies (services.authorization) before a method here
+runs; every method that names a key then checks the key policy as KMS does: an explicit
+Deny refuses, and the policy must allow the caller either directly or by naming the
+account (delegation to IAM); the account's root user gets no shortcut. Grants are stored
+and listed (CreateGrant ... ListRetirableGrants) but grant no permission of their own.
+
 Must not depend on the scheduler, the composition root or any interface.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
 from snowvault.control import catalog
+from snowvault.control.model import iam
 from snowvault.control.services import kms_errors as err
+from snowvault.control.services.authorization import AccessDenied
 from snowvault.control.services.base import Caller
 from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.clock import Clock
-from snowvault.core.errors import AlreadyExists
+from snowvault.core.errors import AlreadyExists, InvalidInput
 from snowvault.engine.crypto import kms as kms_crypto
 from snowvault.engine.crypto import primitives
 
@@ -45,6 +56,16 @@ DELETION_WINDOW_RANGE = (7, 30)
 DEFAULT_DELETION_WINDOW = 30
 ON_DEMAND_ROTATION_LIMIT = 10
 ENABLED, DISABLED, PENDING_DELETION = "Enabled", "Disabled", "PendingDeletion"
+POLICY_NAME = "default"
+MAX_POLICY_BYTES = 32 * 1024
+GRANT_OPERATIONS = frozenset(
+    {
+        "Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
+        "ReEncryptFrom", "ReEncryptTo", "Sign", "Verify", "GetPublicKey", "CreateGrant",
+        "RetireGrant", "DescribeKey", "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac", "DeriveSharedSecret",
+    }
+)  # fmt: skip
 _ALIAS_RE = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
 
 
@@ -90,9 +111,15 @@ class Kms:
             raise err.KeyNotFound(key=ref)
         return _live(catalog.kms.get_key_by_arn(conn, row["target_key_arn"]), ref)
 
-    def _key(self, caller: Caller, ref: str) -> Record:
+    def _key(self, caller: Caller, ref: str, action: str) -> Record:
         with catalog.db.transaction(self._engine) as conn:
-            return self._resolve(conn, caller.account_id, caller.region, ref)
+            return self._resolve_as(conn, caller, ref, action)
+
+    def _resolve_as(self, conn: Connection, caller: Caller, ref: str, action: str) -> Record:
+        """The key ``ref`` names, once its key policy lets ``caller`` do ``kms:<action>``."""
+        key = self._resolve(conn, caller.account_id, caller.region, ref)
+        check_key_policy(key, caller, action)
+        return key
 
     # ------------------------------------------------------------------ creating keys
     def _insert_key(
@@ -162,20 +189,62 @@ class Kms:
         key_spec: str | None = None,
         origin: str | None = None,
         tags: Mapping[str, str] | None = None,
+        policy: str | None = None,
+        bypass_lockout_check: bool = False,
     ) -> Record:
-        """CreateKey: a customer managed symmetric encryption key, enabled."""
+        """CreateKey: a customer managed symmetric encryption key, enabled, with ``policy``
+        (validated) or the default key policy."""
         _only("KeyUsage", key_usage, "ENCRYPT_DECRYPT")
         _only("KeySpec", key_spec, ALGORITHM)
         _only("Origin", origin, "AWS_KMS")
+        document = default_policy(caller.account_id) if policy is None else policy
+        check_new_policy(document, caller, bypass_lockout_check)
         with catalog.db.transaction(self._engine) as conn:
             key = self._insert_key(
-                conn, caller.account_id, caller.region, caller.now, description=description
+                conn,
+                caller.account_id,
+                caller.region,
+                caller.now,
+                description=description,
+                policy=document,
             )
             catalog.tags.tag(conn, key["arn"], dict(tags or {}))
         return key
 
     def describe_key(self, caller: Caller, ref: str) -> Record:
-        return self._key(caller, ref)
+        return self._key(caller, ref, "DescribeKey")
+
+    def update_key_description(self, caller: Caller, ref: str, description: str) -> Record:
+        return self._update(caller, ref, "UpdateKeyDescription", description=description)
+
+    # ------------------------------------------------------------------ key policies
+    def get_key_policy(self, caller: Caller, ref: str, name: str | None = None) -> str:
+        """GetKeyPolicy: the key's one policy document (``default``)."""
+        _check_policy_name(name)
+        key = self._key(caller, ref, "GetKeyPolicy")
+        return policy_of(key)
+
+    def list_key_policies(self, caller: Caller, ref: str) -> list[str]:
+        self._key(caller, ref, "ListKeyPolicies")
+        return [POLICY_NAME]
+
+    def put_key_policy(
+        self,
+        caller: Caller,
+        ref: str,
+        policy: str,
+        name: str | None = None,
+        bypass_lockout_check: bool = False,
+    ) -> Record:
+        """PutKeyPolicy: replace the key policy; the new one must let the caller put it
+        again unless ``bypass_lockout_check`` (AWS's policy lockout safety check)."""
+        _check_policy_name(name)
+        check_new_policy(policy, caller, bypass_lockout_check)
+        with catalog.db.transaction(self._engine) as conn:
+            key = self._resolve_as(conn, caller, ref, "PutKeyPolicy")
+            _check_customer(key, "PutKeyPolicy")
+            _require_not_pending(key, "PutKeyPolicy")
+            return catalog.kms.update_key(conn, key["arn"], policy=policy)
 
     def list_keys(
         self, caller: Caller, *, limit: int | None = None, marker: str | None = None
@@ -192,7 +261,7 @@ class Kms:
         if target.startswith("alias/") or ":alias/" in target:
             raise err.KmsValidation(detail="TargetKeyId must be a key id or key ARN")
         with catalog.db.transaction(self._engine) as conn:
-            key = self._resolve(conn, caller.account_id, caller.region, target)
+            key = self._resolve_as(conn, caller, target, "CreateAlias")
             if is_managed(key):
                 raise err.UnsupportedKmsOperation(detail="aliases of AWS managed keys are fixed")
             _require_not_pending(key, "CreateAlias")
@@ -218,6 +287,28 @@ class Kms:
         if not removed:
             raise err.AliasNotFound(name=alias_name)
 
+    def update_alias(self, caller: Caller, alias_name: str, target: str) -> None:
+        """UpdateAlias: point an existing customer alias at another customer managed key."""
+        if alias_name.startswith("alias/aws/"):
+            raise err.ReservedAlias(name=alias_name)
+        if target.startswith("alias/") or ":alias/" in target:
+            raise err.KmsValidation(detail="TargetKeyId must be a key id or key ARN")
+        with catalog.db.transaction(self._engine) as conn:
+            key = self._resolve_as(conn, caller, target, "UpdateAlias")
+            if is_managed(key):
+                raise err.UnsupportedKmsOperation(detail="aliases of AWS managed keys are fixed")
+            _require_not_pending(key, "UpdateAlias")
+            changed = catalog.kms.update_alias(
+                conn,
+                account_id=caller.account_id,
+                region=caller.region,
+                alias_name=alias_name,
+                key_arn=key["arn"],
+                now=caller.now,
+            )
+        if not changed:
+            raise err.AliasNotFound(name=alias_name)
+
     def list_aliases(
         self,
         caller: Caller,
@@ -229,7 +320,7 @@ class Kms:
         with catalog.db.transaction(self._engine) as conn:
             key_arn = None
             if key_ref:
-                key_arn = self._resolve(conn, caller.account_id, caller.region, key_ref)["arn"]
+                key_arn = self._resolve_as(conn, caller, key_ref, "ListAliases")["arn"]
             return catalog.kms.list_aliases(
                 conn,
                 account_id=caller.account_id,
@@ -242,7 +333,7 @@ class Kms:
     # ------------------------------------------------------------------ key state
     def _update(self, caller: Caller, ref: str, action: str, **changes: Any) -> Record:
         with catalog.db.transaction(self._engine) as conn:
-            key = self._resolve(conn, caller.account_id, caller.region, ref)
+            key = self._resolve_as(conn, caller, ref, action)
             _check_customer(key, action)
             _require_not_pending(key, action)
             return catalog.kms.update_key(conn, key["arn"], **changes)
@@ -279,15 +370,26 @@ class Kms:
         )
 
     def _require_enabled(self, caller: Caller, ref: str, action: str) -> Record:
-        key = self._key(caller, ref)
+        key = self._key(caller, ref, action)
         _require_usable(key, action)
         return key
 
     def rotation_status(self, caller: Caller, ref: str) -> Record:
-        """GetKeyRotationStatus's fields, from the key row."""
-        key = self._key(caller, ref)
-        _require_not_pending(key, "GetKeyRotationStatus")
+        """GetKeyRotationStatus's fields, from the key row. A key pending deletion answers
+        too, with rotation off (AWS: it is not rotated while pending; cancelling the
+        deletion brings the former status back)."""
+        key = self._key(caller, ref, "GetKeyRotationStatus")
+        if key["key_state"] == PENDING_DELETION:
+            return dict(key, rotation_enabled=False, next_rotation_date=None)
         return key
+
+    def list_key_rotations(self, caller: Caller, ref: str) -> list[Record]:
+        """ListKeyRotations: every rotation after the initial material, oldest first."""
+        with catalog.db.transaction(self._engine) as conn:
+            key = self._resolve_as(conn, caller, ref, "ListKeyRotations")
+            _check_customer(key, "ListKeyRotations")
+            versions = catalog.kms.versions(conn, key["arn"])
+        return [v for v in versions if v["rotation_type"] != "INITIAL"]
 
     def rotate_key_on_demand(self, caller: Caller, ref: str) -> Record:
         """RotateKeyOnDemand: a new version now; the automatic schedule is unchanged."""
@@ -333,7 +435,7 @@ class Kms:
     def cancel_key_deletion(self, caller: Caller, ref: str) -> Record:
         """CancelKeyDeletion: the key comes back Disabled, as on AWS."""
         with catalog.db.transaction(self._engine) as conn:
-            key = self._resolve(conn, caller.account_id, caller.region, ref)
+            key = self._resolve_as(conn, caller, ref, "CancelKeyDeletion")
             if key["key_state"] != PENDING_DELETION:
                 raise err.KeyInvalidState(
                     key_arn=key["arn"], state=key["key_state"], action="CancelKeyDeletion"
@@ -365,6 +467,7 @@ class Kms:
     def _destroy(self, conn: Connection, key: Record) -> str:
         catalog.kms.destroy_versions(conn, key["arn"])
         catalog.kms.delete_aliases_of(conn, key["arn"])
+        catalog.kms.delete_grants_of(conn, key["arn"])
         catalog.tags.delete_all(conn, key["arn"])
         catalog.kms.update_key(conn, key["arn"], key_state=catalog.kms.DELETED)
         return str(key["arn"])
@@ -372,28 +475,179 @@ class Kms:
     # ------------------------------------------------------------------ tags
     def tag_resource(self, caller: Caller, ref: str, tags: Mapping[str, str]) -> None:
         with catalog.db.transaction(self._engine) as conn:
-            key = self._resolve(conn, caller.account_id, caller.region, ref)
+            key = self._resolve_as(conn, caller, ref, "TagResource")
             _require_not_pending(key, "TagResource")
             catalog.tags.tag(conn, key["arn"], dict(tags))
 
     def untag_resource(self, caller: Caller, ref: str, keys: list[str]) -> None:
         with catalog.db.transaction(self._engine) as conn:
-            key = self._resolve(conn, caller.account_id, caller.region, ref)
+            key = self._resolve_as(conn, caller, ref, "UntagResource")
             _require_not_pending(key, "UntagResource")
             catalog.tags.untag(conn, key["arn"], keys)
 
     def list_resource_tags(self, caller: Caller, ref: str) -> dict[str, str]:
         with catalog.db.transaction(self._engine) as conn:
-            key = self._resolve(conn, caller.account_id, caller.region, ref)
+            key = self._resolve_as(conn, caller, ref, "ListResourceTags")
             return catalog.tags.list_for(conn, key["arn"])
+
+    # ------------------------------------------------------------------ grants
+    def create_grant(
+        self,
+        caller: Caller,
+        ref: str,
+        grantee: str,
+        operations: Sequence[str],
+        *,
+        retiring: str | None = None,
+        constraints: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Record:
+        """CreateGrant: stored and listed; a retry with the same Name and parameters
+        returns the grant it made. Grants do not widen what a caller may do here."""
+        bad = sorted(set(operations) - GRANT_OPERATIONS)
+        if not operations or bad:
+            raise err.KmsValidation(detail=f"Operations must be grant operations, not {bad}")
+        ops = json.dumps(sorted(set(operations)))
+        limits = json.dumps(dict(constraints), sort_keys=True) if constraints else None
+        with catalog.db.transaction(self._engine) as conn:
+            key = self._resolve_as(conn, caller, ref, "CreateGrant")
+            _require_not_pending(key, "CreateGrant")
+            if name:
+                seen = catalog.kms.find_grant_by_name(conn, key["arn"], name)
+                same = (grantee, retiring, ops, limits)
+                if seen and same == (
+                    seen["grantee_principal"],
+                    seen["retiring_principal"],
+                    seen["operations"],
+                    seen["constraints"],
+                ):
+                    return seen
+            return catalog.kms.insert_grant(
+                conn,
+                grant_id=ids.new_hex(32),
+                key_arn=key["arn"],
+                grant_token=ids.new_hex(48),
+                name=name,
+                grantee_principal=grantee,
+                retiring_principal=retiring,
+                issuing_account=f"arn:aws:iam::{caller.account_id}:root",
+                operations=ops,
+                constraints=limits,
+                creation_date=caller.now,
+            )
+
+    def list_grants(
+        self,
+        caller: Caller,
+        ref: str,
+        *,
+        grant_id: str | None = None,
+        grantee: str | None = None,
+        limit: int | None = None,
+        marker: str | None = None,
+    ) -> catalog.pagination.Page:
+        with catalog.db.transaction(self._engine) as conn:
+            key = self._resolve_as(conn, caller, ref, "ListGrants")
+            return catalog.kms.list_grants(
+                conn,
+                key_arn=key["arn"],
+                grant_id=grant_id,
+                grantee_principal=grantee,
+                limit=limit,
+                token=marker,
+            )
+
+    def list_retirable_grants(
+        self,
+        caller: Caller,
+        retiring: str,
+        *,
+        limit: int | None = None,
+        marker: str | None = None,
+    ) -> catalog.pagination.Page:
+        """ListRetirableGrants: grants on the caller's keys naming ``retiring``."""
+        prefix = arns.build("kms", caller.region, caller.account_id, "key/")
+        with catalog.db.transaction(self._engine) as conn:
+            return catalog.kms.list_grants(
+                conn, retiring_principal=retiring, key_prefix=prefix, limit=limit, token=marker
+            )
+
+    def retire_grant(
+        self,
+        caller: Caller,
+        *,
+        grant_token: str | None = None,
+        key_ref: str | None = None,
+        grant_id: str | None = None,
+    ) -> None:
+        """RetireGrant by token, or by key and grant id: allowed to the retiring principal,
+        to the grantee when the grant lists RetireGrant, and to the issuing account's root."""
+        with catalog.db.transaction(self._engine) as conn:
+            if grant_token:
+                grant = catalog.kms.find_grant(conn, grant_token=grant_token)
+                if grant is None:
+                    raise err.InvalidGrantToken(detail="no grant has this token")
+            elif key_ref and grant_id:
+                key = self._resolve(conn, caller.account_id, caller.region, key_ref)
+                grant = catalog.kms.find_grant(conn, grant_id=grant_id)
+                if grant is None or grant["key_arn"] != key["arn"]:
+                    raise err.InvalidGrantId(detail=f"{grant_id} is not a grant of {key['arn']}")
+            else:
+                raise err.KmsValidation(detail="give GrantToken, or KeyId and GrantId")
+            if not _may_retire(grant, caller.principal_arn):
+                raise AccessDenied(
+                    detail=f"User: {caller.principal_arn} is not authorized to perform: "
+                    f"kms:RetireGrant on resource: {grant['key_arn']}"
+                )
+            catalog.kms.delete_grant(conn, grant["grant_id"])
+
+    def revoke_grant(self, caller: Caller, ref: str, grant_id: str) -> None:
+        with catalog.db.transaction(self._engine) as conn:
+            key = self._resolve_as(conn, caller, ref, "RevokeGrant")
+            grant = catalog.kms.find_grant(conn, grant_id=grant_id)
+            if grant is None or grant["key_arn"] != key["arn"]:
+                raise err.GrantNotFound(grant=grant_id, key_arn=key["arn"])
+            catalog.kms.delete_grant(conn, grant_id)
 
     # ------------------------------------------------------------------ cryptography
     def encrypt(
-        self, caller: Caller, ref: str, plaintext: bytes, context: Mapping[str, str] | None = None
+        self,
+        caller: Caller,
+        ref: str,
+        plaintext: bytes,
+        context: Mapping[str, str] | None = None,
+        action: str = "Encrypt",
     ) -> tuple[bytes, str]:
         """Encrypt: ``(ciphertext blob, key ARN)`` under the key's newest version."""
-        key = self._require_enabled(caller, ref, "Encrypt")
+        key = self._require_enabled(caller, ref, action)
         return self._seal(key, plaintext, kms_crypto.context_bytes(context)), str(key["arn"])
+
+    def generate_random(self, number_of_bytes: int | None) -> bytes:
+        """GenerateRandom: 1..1024 random bytes (no key, no key policy)."""
+        if number_of_bytes is None or not 1 <= number_of_bytes <= 1024:
+            raise err.KmsValidation(detail="NumberOfBytes must be 1..1024")
+        return kms_crypto.random_data_key(number_of_bytes)
+
+    def re_encrypt(
+        self,
+        caller: Caller,
+        blob: bytes,
+        destination: str,
+        *,
+        source_context: Mapping[str, str] | None = None,
+        destination_context: Mapping[str, str] | None = None,
+        source_ref: str | None = None,
+    ) -> tuple[bytes, str, str]:
+        """ReEncrypt: ``(new blob, source key ARN, destination key ARN)``; the plaintext
+        never leaves the service. The key policies must allow ReEncryptFrom on the source
+        key and ReEncryptTo on the destination key."""
+        plaintext, source = self.decrypt(
+            caller, blob, source_context, key_ref=source_ref, action="ReEncryptFrom"
+        )
+        new_blob, target = self.encrypt(
+            caller, destination, plaintext, destination_context, action="ReEncryptTo"
+        )
+        return new_blob, source, target
 
     def generate_data_key(
         self,
@@ -407,8 +661,23 @@ class Kms:
         """GenerateDataKey: ``(plaintext, ciphertext blob, key ARN)``."""
         size = _data_key_size(number_of_bytes, key_spec)
         data_key = kms_crypto.random_data_key(size)
-        blob, arn = self.encrypt(caller, ref, data_key, context)
+        blob, arn = self.encrypt(caller, ref, data_key, context, action="GenerateDataKey")
         return data_key, blob, arn
+
+    def generate_data_key_without_plaintext(
+        self,
+        caller: Caller,
+        ref: str,
+        *,
+        number_of_bytes: int | None = None,
+        key_spec: str | None = None,
+        context: Mapping[str, str] | None = None,
+    ) -> tuple[bytes, str]:
+        """GenerateDataKeyWithoutPlaintext: ``(ciphertext blob, key ARN)``."""
+        size = _data_key_size(number_of_bytes, key_spec)
+        data_key = kms_crypto.random_data_key(size)
+        action = "GenerateDataKeyWithoutPlaintext"
+        return self.encrypt(caller, ref, data_key, context, action=action)
 
     def decrypt(
         self,
@@ -416,6 +685,7 @@ class Kms:
         blob: bytes,
         context: Mapping[str, str] | None = None,
         key_ref: str | None = None,
+        action: str = "Decrypt",
     ) -> tuple[bytes, str]:
         """Decrypt: ``(plaintext, key ARN)``; the blob names its key and version."""
         key_id, _ = _blob_header(blob)
@@ -427,11 +697,12 @@ class Kms:
             ):
                 raise err.InvalidCiphertext(detail="no key of this account and region sealed it")
             key = _live(key, key["arn"])
+            check_key_policy(key, caller, action)
             if key_ref is not None:
                 given = self._resolve(conn, caller.account_id, caller.region, key_ref)
                 if given["arn"] != key["arn"]:
                     raise err.IncorrectKey(actual=key["arn"], given=key_ref)
-        _require_usable(key, "Decrypt")
+        _require_usable(key, action)
         return self._open(key, blob, kms_crypto.context_bytes(context)), str(key["arn"])
 
     def _seal(self, key: Record, plaintext: bytes, aad: bytes) -> bytes:
@@ -494,6 +765,104 @@ class Kms:
 
 
 # ---------------------------------------------------------------------- pure rules
+
+
+def default_policy(account: str) -> str:
+    """AWS's default key policy: the account's IAM decides (``kms:*`` to the root)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Id": "key-default-1",
+            "Statement": [
+                {
+                    "Sid": "Enable IAM User Permissions",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                }
+            ],
+        },
+        indent=2,
+    )
+
+
+def policy_of(key: Record) -> str:
+    """The key's policy document (keys made before revision 0006 have the default)."""
+    return str(key["policy"] or default_policy(key["account_id"]))
+
+
+def parse_key_policy(document: str) -> iam.Policy:
+    """A key policy parsed, or MalformedPolicyDocumentException naming the problem."""
+    if len(document.encode()) > MAX_POLICY_BYTES:
+        raise err.MalformedPolicy(detail=f"it is longer than {MAX_POLICY_BYTES} bytes")
+    try:
+        return iam.parse_policy(document, "resource")
+    except InvalidInput as exc:
+        raise err.MalformedPolicy(detail=str(exc)) from None
+
+
+def key_policy_decision(
+    policy: iam.Policy, caller: Caller, action: str, key_arn: str
+) -> tuple[bool, str]:
+    """``(allowed, why not)`` for ``kms:<action>`` on a key under its key policy alone.
+
+    Allowed when no Deny applies and an Allow names the caller (or ``*``) or the
+    caller's account (delegation: IAM, already checked by the API, decides then).
+    """
+    context: dict[str, iam.ContextValue] = {}
+    if caller.source_ip:
+        context["aws:SourceIp"] = caller.source_ip
+    account = caller.account_id
+
+    def decide(principal: iam.Principal) -> iam.Decision:
+        request = iam.Request(principal, f"kms:{action}", key_arn, account, context, caller.now)
+        return iam.evaluate(request, (), policy)
+
+    direct = decide(iam.Principal(caller.principal_arn, account, is_root=False))
+    if direct.reason == "explicit-deny":
+        return False, "with an explicit deny in a resource-based policy"
+    if direct.allowed:
+        return True, ""
+    delegated = decide(iam.Principal(f"arn:aws:iam::{account}:root", account, is_root=False))
+    if delegated.allowed:
+        return True, ""
+    return False, f"because no resource-based policy allows the kms:{action} action"
+
+
+def check_key_policy(key: Record, caller: Caller, action: str) -> None:
+    """Raise AccessDenied when the key policy of ``key`` refuses ``caller`` ``action``."""
+    allowed, why = key_policy_decision(parse_key_policy(policy_of(key)), caller, action, key["arn"])
+    if not allowed:
+        raise AccessDenied(
+            detail=f"User: {caller.principal_arn} is not authorized to perform: kms:{action} "
+            f"on resource: {key['arn']} {why}"
+        )
+
+
+def check_new_policy(document: str, caller: Caller, bypass_lockout_check: bool) -> None:
+    """Validate a new key policy; unless bypassed, it must let the caller put it again."""
+    policy = parse_key_policy(document)
+    if bypass_lockout_check:
+        return
+    probe = arns.build("kms", caller.region, caller.account_id, "key/*")
+    if not key_policy_decision(policy, caller, "PutKeyPolicy", probe)[0]:
+        raise err.MalformedPolicy(
+            detail="the new key policy will not allow you to update the key policy in the future"
+        )
+
+
+def _check_policy_name(name: str | None) -> None:
+    if name is not None and name != POLICY_NAME:
+        raise err.PolicyNotFound(name=name)
+
+
+def _may_retire(grant: Record, principal: str) -> bool:
+    operations = json.loads(grant["operations"])
+    account_root = grant["issuing_account"]
+    return principal in (grant["retiring_principal"], account_root) or (
+        principal == grant["grantee_principal"] and "RetireGrant" in operations
+    )
 
 
 def _day(when: datetime | None) -> str:

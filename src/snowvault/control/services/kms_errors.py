@@ -4,11 +4,16 @@
     ├── KmsValidation            ValidationException
     ├── InvalidAliasName         InvalidAliasNameException
     ├── InvalidCiphertext        InvalidCiphertextException
-    └── IncorrectKey             IncorrectKeyException
+    ├── IncorrectKey             IncorrectKeyException
+    ├── MalformedPolicy          MalformedPolicyDocumentException
+    ├── InvalidGrantToken        InvalidGrantTokenException
+    └── InvalidGrantId           InvalidGrantIdException
     NotFound
     ├── KeyNotFound              NotFoundException
     ├── AliasNotFound            NotFoundException
-    └── KeyDeleted               NotFoundException (the material is gone)
+    ├── KeyDeleted               NotFoundException (the material is gone)
+    ├── PolicyNotFound           NotFoundException
+    └── GrantNotFound            NotFoundException
     AlreadyExists
     └── AliasExists              AlreadyExistsException
     Conflict
@@ -18,6 +23,9 @@
     └── RotationLimitExceeded    LimitExceededException
     PermissionDenied
     └── ReservedAlias            NotAuthorizedException
+
+A key policy that refuses raises authorization.AccessDenied (AccessDeniedException), the
+same class every other authorization refusal raises.
 
 Messages name keys by ARN only; key material never appears in an error.
 :data:`API_CODES` is what the API's error table adds for these classes.
@@ -45,6 +53,18 @@ class IncorrectKey(InvalidInput):
     """The ciphertext was encrypted under {actual}, not under the KeyId {given}."""
 
 
+class MalformedPolicy(InvalidInput):
+    """The key policy is not a valid key policy document: {detail}"""
+
+
+class InvalidGrantToken(InvalidInput):
+    """The grant token is not valid: {detail}"""
+
+
+class InvalidGrantId(InvalidInput):
+    """The grant id is not valid: {detail}"""
+
+
 class KeyNotFound(NotFound):
     """Key '{key}' does not exist"""
 
@@ -55,6 +75,14 @@ class AliasNotFound(NotFound):
 
 class KeyDeleted(NotFound):
     """KMS key {key_arn} was deleted on {date}; its material is gone, its data unrecoverable"""
+
+
+class PolicyNotFound(NotFound):
+    """Key policy {name!r} does not exist: a KMS key has one key policy, named default"""
+
+
+class GrantNotFound(NotFound):
+    """Grant {grant!r} does not exist on key {key_arn}"""
 
 
 class AliasExists(AlreadyExists):
@@ -95,4 +123,9 @@ API_CODES: dict[type[BaseException], tuple[str, int]] = {
     UnsupportedKmsOperation: ("UnsupportedOperationException", 400),
     RotationLimitExceeded: ("LimitExceededException", 400),
     ReservedAlias: ("NotAuthorizedException", 400),
+    MalformedPolicy: ("MalformedPolicyDocumentException", 400),
+    InvalidGrantToken: ("InvalidGrantTokenException", 400),
+    InvalidGrantId: ("InvalidGrantIdException", 400),
+    PolicyNotFound: ("NotFoundException", 400),
+    GrantNotFound: ("NotFoundException", 400),
 }

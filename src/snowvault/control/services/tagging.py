@@ -1,4 +1,4 @@
-"""TagResource / UntagResource / ListTags on backup vault and recovery point ARNs.
+"""TagResource / UntagResource / ListTags on backup vault, backup plan and recovery point ARNs.
 
 The ARN must name a vault or recovery point of the caller's account, else NotFound.
 
@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
+from snowvault.control.model import tags as tag_rules
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.arn import Arn
 from snowvault.core.errors import InvalidInput, NotFound
@@ -20,9 +21,11 @@ from snowvault.core.errors import InvalidInput, NotFound
 def _check(conn: Connection, caller: Caller, arn: str) -> None:
     parsed = Arn.parse(arn)
     kind = parsed.resource_type
-    if parsed.service != "backup" or kind not in ("backup-vault", "recovery-point"):
-        raise InvalidInput(detail=f"{arn} is not a backup vault or recovery point ARN")
-    if kind == "backup-vault":
+    if parsed.service != "backup" or kind not in ("backup-vault", "recovery-point", "backup-plan"):
+        raise InvalidInput(detail=f"{arn} is not a backup vault, plan or recovery point ARN")
+    if kind == "backup-plan":
+        row = catalog.plans.get(conn, parsed.resource_id)
+    elif kind == "backup-vault":
         row = catalog.vaults.get_by_arn(conn, arn)
     else:
         row = catalog.recovery_points.get(conn, arn)
@@ -31,9 +34,22 @@ def _check(conn: Connection, caller: Caller, arn: str) -> None:
 
 
 def tag(deps: Deps, caller: Caller, arn: str, tags: Mapping[str, str]) -> None:
+    """TagResource: InvalidInput past the tag rules (model/tags.py), before any write."""
+    checked = tag_rules.validate(tags, "Tags")
     with catalog.db.transaction(deps.engine) as conn:
         _check(conn, caller, arn)
-        catalog.tags.tag(conn, arn, dict(tags))
+        add(conn, arn, checked)
+
+
+def add(conn: Connection, arn: str, tags: Mapping[str, str]) -> None:
+    """Add ``tags`` to ``arn`` unless that would leave it with more than 50 tags.
+
+    The count and the write share ``conn``'s transaction; every tagging path (backup
+    and extension TagResource) goes through here.
+    """
+    existing = catalog.tags.list_for(conn, arn)
+    tag_rules.check_total(existing.keys(), tags, "Tags")
+    catalog.tags.tag(conn, arn, dict(tags))
 
 
 def untag(deps: Deps, caller: Caller, arn: str, keys: Iterable[str]) -> None:

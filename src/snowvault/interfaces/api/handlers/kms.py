@@ -8,6 +8,7 @@ appears here: only ARNs, states and dates. Must not depend on the CLI or web int
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -61,8 +62,34 @@ def create_key(app: App, ctx: RequestContext, params: Params) -> Out:
         key_spec=params.get("KeySpec") or params.get("CustomerMasterKeySpec"),
         origin=params.get("Origin"),
         tags=tags,
+        policy=params.get("Policy"),
+        bypass_lockout_check=bool(params.get("BypassPolicyLockoutSafetyCheck")),
     )
     return {"KeyMetadata": key_metadata(key)}
+
+
+def update_key_description(app: App, ctx: RequestContext, params: Params) -> None:
+    app.kms.update_key_description(caller(ctx), params["KeyId"], params["Description"])
+
+
+def get_key_policy(app: App, ctx: RequestContext, params: Params) -> Out:
+    name = params.get("PolicyName")
+    policy = app.kms.get_key_policy(caller(ctx), params["KeyId"], name)
+    return {"Policy": policy, "PolicyName": kms.POLICY_NAME}
+
+
+def put_key_policy(app: App, ctx: RequestContext, params: Params) -> None:
+    app.kms.put_key_policy(
+        caller(ctx),
+        params["KeyId"],
+        params["Policy"],
+        params.get("PolicyName"),
+        bypass_lockout_check=bool(params.get("BypassPolicyLockoutSafetyCheck")),
+    )
+
+
+def list_key_policies(app: App, ctx: RequestContext, params: Params) -> Out:
+    return {"PolicyNames": app.kms.list_key_policies(caller(ctx), params["KeyId"])}
 
 
 def describe_key(app: App, ctx: RequestContext, params: Params) -> Out:
@@ -81,6 +108,10 @@ def create_alias(app: App, ctx: RequestContext, params: Params) -> None:
 
 def delete_alias(app: App, ctx: RequestContext, params: Params) -> None:
     app.kms.delete_alias(caller(ctx), params["AliasName"])
+
+
+def update_alias(app: App, ctx: RequestContext, params: Params) -> None:
+    app.kms.update_alias(caller(ctx), params["AliasName"], params["TargetKeyId"])
 
 
 def list_aliases(app: App, ctx: RequestContext, params: Params) -> Out:
@@ -134,6 +165,15 @@ def get_key_rotation_status(app: App, ctx: RequestContext, params: Params) -> Ou
     )
 
 
+def list_key_rotations(app: App, ctx: RequestContext, params: Params) -> Out:
+    rotations = app.kms.list_key_rotations(caller(ctx), params["KeyId"])
+    items = [
+        {"KeyId": v["key_arn"], "RotationDate": v["created_at"], "RotationType": v["rotation_type"]}
+        for v in rotations
+    ]
+    return {"Rotations": items, "Truncated": False}
+
+
 def rotate_key_on_demand(app: App, ctx: RequestContext, params: Params) -> Out:
     return {"KeyId": app.kms.rotate_key_on_demand(caller(ctx), params["KeyId"])["key_id"]}
 
@@ -182,6 +222,103 @@ def generate_data_key(app: App, ctx: RequestContext, params: Params) -> Out:
     return {"CiphertextBlob": blob, "Plaintext": plaintext, "KeyId": arn}
 
 
+def generate_data_key_without_plaintext(app: App, ctx: RequestContext, params: Params) -> Out:
+    blob, arn = app.kms.generate_data_key_without_plaintext(
+        caller(ctx),
+        params["KeyId"],
+        number_of_bytes=params.get("NumberOfBytes"),
+        key_spec=params.get("KeySpec"),
+        context=params.get("EncryptionContext"),
+    )
+    return {"CiphertextBlob": blob, "KeyId": arn}
+
+
+def generate_random(app: App, ctx: RequestContext, params: Params) -> Out:
+    return {"Plaintext": app.kms.generate_random(params.get("NumberOfBytes"))}
+
+
+def re_encrypt(app: App, ctx: RequestContext, params: Params) -> Out:
+    blob, source, target = app.kms.re_encrypt(
+        caller(ctx),
+        params["CiphertextBlob"],
+        params["DestinationKeyId"],
+        source_context=params.get("SourceEncryptionContext"),
+        destination_context=params.get("DestinationEncryptionContext"),
+        source_ref=params.get("SourceKeyId"),
+    )
+    return {
+        "CiphertextBlob": blob,
+        "SourceKeyId": source,
+        "KeyId": target,
+        "SourceEncryptionAlgorithm": kms.ALGORITHM,
+        "DestinationEncryptionAlgorithm": kms.ALGORITHM,
+    }
+
+
+def grant_entry(grant: Mapping[str, Any]) -> Out:
+    return drop_none(
+        {
+            "KeyId": grant["key_arn"],
+            "GrantId": grant["grant_id"],
+            "Name": grant["name"],
+            "CreationDate": grant["creation_date"],
+            "GranteePrincipal": grant["grantee_principal"],
+            "RetiringPrincipal": grant["retiring_principal"],
+            "IssuingAccount": grant["issuing_account"],
+            "Operations": json.loads(grant["operations"]),
+            "Constraints": json.loads(grant["constraints"]) if grant["constraints"] else None,
+        }
+    )
+
+
+def create_grant(app: App, ctx: RequestContext, params: Params) -> Out:
+    grant = app.kms.create_grant(
+        caller(ctx),
+        params["KeyId"],
+        params["GranteePrincipal"],
+        params["Operations"],
+        retiring=params.get("RetiringPrincipal"),
+        constraints=params.get("Constraints"),
+        name=params.get("Name"),
+    )
+    return {"GrantToken": grant["grant_token"], "GrantId": grant["grant_id"]}
+
+
+def list_grants(app: App, ctx: RequestContext, params: Params) -> Out:
+    page = app.kms.list_grants(
+        caller(ctx),
+        params["KeyId"],
+        grant_id=params.get("GrantId"),
+        grantee=params.get("GranteePrincipal"),
+        limit=params.get("Limit"),
+        marker=params.get("Marker"),
+    )
+    return _page("Grants", [grant_entry(g) for g in page.items], page.next_token)
+
+
+def list_retirable_grants(app: App, ctx: RequestContext, params: Params) -> Out:
+    page = app.kms.list_retirable_grants(
+        caller(ctx),
+        params["RetiringPrincipal"],
+        limit=params.get("Limit"),
+        marker=params.get("Marker"),
+    )
+    return _page("Grants", [grant_entry(g) for g in page.items], page.next_token)
+
+
+def retire_grant(app: App, ctx: RequestContext, params: Params) -> None:
+    app.kms.retire_grant(
+        caller(ctx),
+        grant_token=params.get("GrantToken"),
+        key_ref=params.get("KeyId"),
+        grant_id=params.get("GrantId"),
+    )
+
+
+def revoke_grant(app: App, ctx: RequestContext, params: Params) -> None:
+    app.kms.revoke_grant(caller(ctx), params["KeyId"], params["GrantId"])
+
+
 def tag_resource(app: App, ctx: RequestContext, params: Params) -> None:
     tags = {t["TagKey"]: t["TagValue"] for t in params["Tags"]}
     app.kms.tag_resource(caller(ctx), params["KeyId"], tags)
@@ -200,8 +337,13 @@ HANDLERS: dict[str, AppHandler] = {
     "CreateKey": create_key,
     "DescribeKey": describe_key,
     "ListKeys": list_keys,
+    "UpdateKeyDescription": update_key_description,
+    "GetKeyPolicy": get_key_policy,
+    "PutKeyPolicy": put_key_policy,
+    "ListKeyPolicies": list_key_policies,
     "CreateAlias": create_alias,
     "DeleteAlias": delete_alias,
+    "UpdateAlias": update_alias,
     "ListAliases": list_aliases,
     "EnableKey": enable_key,
     "DisableKey": disable_key,
@@ -209,11 +351,20 @@ HANDLERS: dict[str, AppHandler] = {
     "DisableKeyRotation": disable_key_rotation,
     "GetKeyRotationStatus": get_key_rotation_status,
     "RotateKeyOnDemand": rotate_key_on_demand,
+    "ListKeyRotations": list_key_rotations,
     "ScheduleKeyDeletion": schedule_key_deletion,
     "CancelKeyDeletion": cancel_key_deletion,
     "Encrypt": encrypt,
     "Decrypt": decrypt,
     "GenerateDataKey": generate_data_key,
+    "GenerateDataKeyWithoutPlaintext": generate_data_key_without_plaintext,
+    "GenerateRandom": generate_random,
+    "ReEncrypt": re_encrypt,
+    "CreateGrant": create_grant,
+    "ListGrants": list_grants,
+    "ListRetirableGrants": list_retirable_grants,
+    "RetireGrant": retire_grant,
+    "RevokeGrant": revoke_grant,
     "TagResource": tag_resource,
     "UntagResource": untag_resource,
     "ListResourceTags": list_resource_tags,
