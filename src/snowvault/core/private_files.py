@@ -112,8 +112,20 @@ def _tighten_tree(root: Path) -> Iterator[Path]:
             path = Path(entry.path)
             if entry.is_dir(follow_symlinks=False):
                 pending.append(path)
-            elif entry.is_file(follow_symlinks=False) and _tighten_one(path, directory=False):
+            elif (
+                entry.is_file(follow_symlinks=False)
+                and _looks_loose(entry)
+                and _tighten_one(path, directory=False)
+            ):
                 yield path
+
+
+def _looks_loose(entry: os.DirEntry[str]) -> bool:
+    """A cheap lstat first: most entries are private already and need no open()."""
+    try:
+        return bool(entry.stat(follow_symlinks=False).st_mode & GROUP_OTHER)
+    except OSError:
+        return False
 
 
 def _tighten_one(path: Path, *, directory: bool) -> bool:
