@@ -289,5 +289,11 @@ def test_a_config_without_the_keys_allows_nothing_and_says_how_to_fix_it(
         assert '"allowed_paths": [' in log
         reason = _refused_source(server, str(server.home / "photos"))
         assert "not under an allowed path (allowed: none;" in reason
+        quick = subprocess.run(
+            [SNOWVAULT, "quickstart"], env=server.env, capture_output=True, text=True, timeout=120
+        )
+        assert quick.returncode == 6, quick.stderr  # PermissionDenied's exit code
+        assert "the server may not read" in quick.stderr and "allowed_paths" in quick.stderr
+        assert "Traceback" not in quick.stderr
     finally:
         server.stop()

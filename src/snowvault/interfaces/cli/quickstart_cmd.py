@@ -10,6 +10,8 @@ Running it again reuses what the first run made and takes one more backup.
 
 No server, no profile: it says to run ``make run`` first (it never starts one itself: a
 server started behind the user's back would hold their data where they did not choose).
+The sample must be under the server's allowed host paths (``make run``'s default: the
+home directory except its hidden entries); when it is not, it says so and how to change it.
 
 A pure API client: must not import the server side (interfaces.api, app, services).
 """
@@ -23,6 +25,7 @@ from typing import Any
 
 import click
 
+from snowvault.core import errors
 from snowvault.interfaces.cli import backup_cmd, client, job_cmd, render, resource_cmd
 from snowvault.interfaces.cli.client import Api, json_option
 
@@ -54,6 +57,10 @@ SELECTION_DOCUMENT: dict[str, Any] = {
         for k, v in TAG.items()
     ],
 }
+
+
+class SampleNotAllowed(errors.PermissionDenied):
+    """the server may not read {path} ({detail}); use --dir under its allowed_paths"""
 
 
 def default_dir() -> Path:
@@ -114,7 +121,10 @@ def ensure_resource(api: Api, root: Path) -> str:
         api.ext("TagResource", {"ResourceArn": arn, "Tags": TAG})
         return arn
     body = {"ResourceType": "Directory", "Name": RESOURCE, "Source": str(root), "Tags": TAG}
-    return str(api.ext("RegisterResource", body)["ResourceArn"])
+    try:
+        return str(api.ext("RegisterResource", body)["ResourceArn"])
+    except client.ApiAccessDenied as exc:
+        raise SampleNotAllowed(path=str(root), detail=exc.fields.get("detail", str(exc))) from exc
 
 
 def ensure_plan(api: Api) -> str:
