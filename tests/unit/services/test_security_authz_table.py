@@ -412,6 +412,7 @@ def test_snowvault_path_confines_restores_to_a_prefix(scene: Scene) -> None:
     assert refused(f"{base}/restores/link/a")  # so are symlinks
     assert refused("relative/restores/a")  # no valid path: no key, the condition fails
     assert refused(f"{base}/restores/a\x00b")
+    assert refused(f"{base}/restores/\ud800")  # a lone surrogate: no path, no crash
     params = {"RecoveryPointArn": scene.rp["arn"], "Metadata": {}}
     assert _refused(scene, who, "StartRestoreJob", params)
 

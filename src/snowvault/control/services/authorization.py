@@ -275,10 +275,11 @@ def _vault_arn(caller: Caller, name: str, account: str | None = None) -> str:
 def host_path(path: object) -> str | None:
     """``path`` resolved as the host-path rule resolves it (``os.path.realpath``: symlinks
     and ``..``), or None when it is not an absolute path string without NUL bytes (the
-    service then refuses it itself, naming the problem)."""
+    service then refuses it itself, naming the problem). A string the file system cannot
+    take (a lone surrogate) is None too, not an error."""
     try:
         return host_paths.resolve(path, os.path.realpath)
-    except host_paths.InvalidHostPath:
+    except (host_paths.InvalidHostPath, ValueError):  # UnicodeEncodeError is a ValueError
         return None
 
 
