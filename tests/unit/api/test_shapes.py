@@ -188,3 +188,184 @@ def test_status_code_comes_from_the_model() -> None:
 def test_json_protocol_answers_an_object_even_when_empty() -> None:
     out = shapes.serialize_output(_op("EnableKeyRotation", KMS), None, "json")
     assert (out.status, out.body) == (200, b"{}")
+
+
+# -- limits AWS enforces beyond the model (limits.py) and numbers that overflow ------------
+
+_VAULT = {"BackupVaultName": "ok-vault"}
+
+
+def _vault_error(tags: object) -> shapes.InputError:
+    with pytest.raises(shapes.InputError) as err:
+        shapes.parse_input(_op("CreateBackupVault").input, _VAULT, {"BackupVaultTags": tags})
+    return err.value
+
+
+def test_tags_at_the_limits_are_accepted() -> None:
+    tags = {f"{i:03d}" + "k" * 125: "v" * 256 for i in range(50)}  # 50 x (128, 256)
+    parsed = shapes.parse_input(_op("CreateBackupVault").input, _VAULT, {"BackupVaultTags": tags})
+    assert parsed["BackupVaultTags"] == tags
+    shapes.parse_input(_op("CreateBackupVault").input, _VAULT, {"BackupVaultTags": {"k": ""}})
+
+
+@pytest.mark.parametrize(
+    ("tags", "field", "needle"),
+    [
+        ({"k": "v" * 257}, "BackupVaultTags.k", "length less than or equal to 256"),
+        ({"k": "v" * 300}, "BackupVaultTags.k", "length less than or equal to 256"),
+        ({"k" * 129: "v"}, "BackupVaultTags." + "k" * 129, "length less than or equal to 128"),
+        ({"": "v"}, "BackupVaultTags.", "length greater than or equal to 1"),
+        ({"aws:owner": "v"}, "BackupVaultTags.aws:owner", "reserved prefix 'aws:'"),
+        ({"AWS:owner": "v"}, "BackupVaultTags.AWS:owner", "reserved prefix 'aws:'"),
+        ({str(i): "v" for i in range(51)}, "BackupVaultTags", "length less than or equal to 50"),
+    ],
+)
+def test_tag_limits_name_member_and_rule(tags: dict[str, str], field: str, needle: str) -> None:
+    err = _vault_error(tags)
+    assert err.kind == "invalid" and err.field == field
+    assert err.message.startswith("1 validation error detected: Value ")
+    assert f"at '{field}' failed to satisfy constraint: " in err.message
+    assert needle in err.message
+    assert len(err.message) < 400  # a long value is cut, not echoed whole
+
+
+def test_every_backup_tags_member_has_the_limits() -> None:
+    plan = {
+        "BackupPlan": {
+            "BackupPlanName": "p",
+            "Rules": [
+                {
+                    "RuleName": "r",
+                    "TargetBackupVaultName": "vv",
+                    "RecoveryPointTags": {"k": "x" * 257},
+                }
+            ],
+        }
+    }
+    with pytest.raises(shapes.InputError, match="256") as err:
+        shapes.parse_input(_op("CreateBackupPlan").input, {}, plan)
+    assert err.value.field == "BackupPlan.Rules[0].RecoveryPointTags.k"
+    with pytest.raises(shapes.InputError, match="aws:"):
+        shapes.parse_input(
+            _op("TagResource").input,
+            {"ResourceArn": "arn:aws:backup:r:1:backup-vault:v"},
+            {"Tags": {"aws:x": "1"}},
+        )
+    with pytest.raises(shapes.InputError, match="50"):
+        shapes.parse_input(
+            _op("UntagResource").input,
+            {
+                "ResourceArn": "arn:aws:backup:r:1:backup-vault:v",
+                "TagKeyList": [str(i) for i in range(51)],
+            },
+            {},
+        )
+
+
+def _selection(**members: object) -> dict[str, object]:
+    return {
+        "BackupSelection": {"SelectionName": "s", "IamRoleArn": "arn:aws:iam::1:role/r", **members}
+    }
+
+
+@pytest.mark.parametrize(
+    ("members", "field"),
+    [
+        (
+            {"Resources": [f"arn:aws:ec2:r:1:volume/{i}" for i in range(501)]},
+            "BackupSelection.Resources",
+        ),
+        (
+            {"NotResources": [f"arn:aws:ec2:r:1:volume/{i}" for i in range(501)]},
+            "BackupSelection.NotResources",
+        ),
+        (
+            {
+                "ListOfTags": [
+                    {"ConditionType": "STRINGEQUALS", "ConditionKey": "k", "ConditionValue": "v"}
+                ]
+                * 31
+            },
+            "BackupSelection.ListOfTags",
+        ),
+        (
+            {"Conditions": {"StringEquals": [{"ConditionKey": "k", "ConditionValue": "v"}] * 31}},
+            "BackupSelection.Conditions.StringEquals",
+        ),
+    ],
+)
+def test_selection_lists_are_bounded(members: dict[str, object], field: str) -> None:
+    op = _op("CreateBackupSelection")
+    with pytest.raises(shapes.InputError) as err:
+        shapes.parse_input(op.input, {"BackupPlanId": "p"}, _selection(**members))
+    assert err.value.field == field and "less than or equal to" in err.value.message
+    at_limit = {
+        k: v[:500] if isinstance(v, list) and len(v) == 501 else v for k, v in members.items()
+    }
+    if "Resources" in members or "NotResources" in members:
+        shapes.parse_input(op.input, {"BackupPlanId": "p"}, _selection(**at_limit))
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        (2**63, "less than or equal to 9223372036854775807"),
+        (-(2**63) - 1, "greater than or equal to -9223372036854775808"),
+        (10**30, "less than or equal to"),
+    ],
+)
+def test_longs_must_fit_64_bits(value: int, needle: str) -> None:
+    op = _op("StartBackupJob")
+    base = {"BackupVaultName": "vault", "ResourceArn": "arn:aws:ec2:r:1:x", "IamRoleArn": "r"}
+    with pytest.raises(shapes.InputError, match=needle) as err:
+        shapes.parse_input(op.input, {}, {**base, "StartWindowMinutes": value})
+    assert err.value.field == "StartWindowMinutes"
+    parsed = shapes.parse_input(op.input, {}, {**base, "CompleteWindowMinutes": 2**63 - 1})
+    assert parsed["CompleteWindowMinutes"] == 2**63 - 1
+
+
+def test_integers_must_fit_32_bits_and_floats_be_finite() -> None:
+    number = KMS.shapes["NumberOfBytesType"]  # integer, min 1 max 1024 in the model
+    with pytest.raises(shapes.InputError, match="less than or equal to 1024"):
+        shapes.validate(number, 2**40, "NumberOfBytes")
+    plain = model.Shape("n", "integer")
+    shapes.validate(plain, 2**31 - 1, "n")
+    with pytest.raises(shapes.InputError, match="less than or equal to 2147483647"):
+        shapes.validate(plain, 2**31, "n")
+    with pytest.raises(shapes.InputError, match="finite"):
+        shapes.validate(model.Shape("d", "double"), float("inf"), "d")
+    with pytest.raises(shapes.InputError, match="finite"):
+        shapes.validate(model.Shape("d", "double"), float("nan"), "d")
+
+
+@pytest.mark.parametrize("raw", ["\u0661\u0662", "1_000", " 5", "5 ", "\u00b2", "9" * 31, "0x10"])
+def test_integers_in_the_query_string_are_plain_ascii(raw: str) -> None:
+    with pytest.raises(shapes.InputError, match="Member must be an integer"):
+        shapes.parse_input(_op("ListBackupJobs").input, {"MaxResults": raw}, {})
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "\ud800", "x\udfff"])
+def test_strings_with_nul_or_lone_surrogates_are_refused(bad: str) -> None:
+    with pytest.raises(shapes.InputError, match="NUL or unpaired surrogate") as err:
+        shapes.parse_input(_op("CreateBackupVault").input, _VAULT, {"CreatorRequestId": bad})
+    assert err.value.field == "CreatorRequestId"
+
+
+def test_kms_members_the_model_leaves_optional_are_required() -> None:
+    for op, member in (
+        ("Decrypt", "CiphertextBlob"),
+        ("ReEncrypt", "CiphertextBlob"),
+        ("CreateGrant", "GranteePrincipal"),
+        ("ListRetirableGrants", "RetiringPrincipal"),
+    ):
+        body = {"DestinationKeyId": "k", "KeyId": "k", "Operations": ["Decrypt"]}
+        with pytest.raises(shapes.InputError) as err:
+            shapes.parse_input(_op(op, KMS).input, {}, body)
+        assert err.value.kind == "missing" and err.value.field == member, op
+
+
+def test_patterns_are_java_like_ascii() -> None:
+    policy_name = KMS.shapes["PolicyNameType"]  # [\w]+ : Java's \w is [a-zA-Z_0-9]
+    shapes.validate(policy_name, "default_1", "PolicyName")
+    with pytest.raises(shapes.InputError, match="pattern"):
+        shapes.validate(policy_name, "d\u00e9faut", "PolicyName")

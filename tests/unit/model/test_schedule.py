@@ -227,6 +227,55 @@ def test_invalid_expressions_name_the_field(expr: str, fragment: str) -> None:
     assert fragment in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("expr", "fragment"),
+    [
+        ("rate(99999999999999999 days)", "at most 100 years"),
+        ("rate(36501 days)", "at most 100 years (52560000 minutes), got 36501 days"),
+        ("rate(876001 hours)", "at most 100 years"),
+        ("rate(52560001 minutes)", "at most 100 years"),
+        ("rate(" + "9" * 5000 + " days)", "at most 100 years"),
+        ("rate(\uff11 day)", "rate(N unit)"),  # a fullwidth digit is not a number here
+        ("cron(0 5 \u00b2 * ? *)", "day-of-month: invalid value"),  # superscript two
+        ("cron(0 5 ? * * " + "9" * 5000 + ")", "year: value 9999"),
+        ("cron(0 5 ? * * 99999999999999999999)", "out of range 1970-2199"),
+        ("cron(0/99999999999999999999 * * * ? *)", "minutes step"),
+    ],
+)
+def test_absurd_values_are_refused_not_overflowed(expr: str, fragment: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        schedule.parse_schedule(expr)
+    assert fragment in str(err.value)
+    assert len(str(err.value)) < 200  # the caller's megabytes are not echoed back
+
+
+@pytest.mark.parametrize(
+    "expr", ["rate(36500 days)", "rate(876000 hours)", "rate(52560000 minutes)"]
+)
+def test_a_rate_of_exactly_100_years_is_accepted(expr: str) -> None:
+    s = schedule.parse_schedule(expr)
+    assert schedule.next_run(s, utc("2026-01-01T00:00")) == utc(
+        "2069-12-07T00:00"
+    )  # epoch + 36,500 days
+
+
+def test_a_rate_whose_next_run_passes_year_9999_has_ended() -> None:
+    s = schedule.parse_schedule("rate(36500 days)")
+    assert schedule.next_run(s, datetime(9990, 1, 1, tzinfo=UTC)) is None
+    assert schedule.preview(s, datetime(9990, 1, 1, tzinfo=UTC)) == []
+
+
+@pytest.mark.parametrize(
+    "tz", ["a" * 5000, "\x00", "UTC\x00", "../../../../etc/passwd", "/etc/localtime", "\ud800"]
+)
+def test_garbage_time_zones_are_refused(tz: str) -> None:
+    s = schedule.parse_schedule("cron(0 5 * * ? *)")
+    with pytest.raises(InvalidInput) as err:
+        schedule.next_run(s, utc("2026-01-01T00:00"), tz)
+    assert str(err.value).startswith("ScheduleExpressionTimezone: unknown time zone")
+    assert len(str(err.value)) < 200
+
+
 def test_unknown_time_zone_names_its_field() -> None:
     s = schedule.parse_schedule("cron(0 5 * * ? *)")
     with pytest.raises(InvalidInput, match=r"^ScheduleExpressionTimezone: unknown time zone"):

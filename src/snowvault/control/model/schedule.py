@@ -35,7 +35,10 @@ not exist (spring forward) is **skipped**, not shifted; a local time that occurs
 (fall back) fires **once**, at its first occurrence (the earlier UTC instant).
 
 ``rate(N unit)`` with unit minute(s)/hour(s)/day(s) (singular exactly when N is 1) is a
-fixed duration, independent of time zone and DST. Its occurrences are
+fixed duration, independent of time zone and DST. N is written in ASCII digits and the
+duration is at most 100 years (52,560,000 minutes: the bound the AWS Backup model gives
+StartWindowMinutes); ``rate(99999999999999999 days)`` is refused, not overflowed. Whether
+a plan may fire more often than hourly is the plans rule, not this one. Its occurrences are
 ``anchor + k * interval`` for every integer k; the anchor defaults to the Unix epoch
 (1970-01-01T00:00Z) and callers may pass the rule's creation time instead, so results
 never depend on when the question is asked.
@@ -74,12 +77,19 @@ DAY_NAMES = {
 }
 
 _CRON_RE = re.compile(r"^cron\((.*)\)$", re.DOTALL)
-_RATE_RE = re.compile(r"^rate\(\s*(\d+)\s+([a-z]+)\s*\)$")
+_RATE_RE = re.compile(r"^rate\(\s*([0-9]+)\s+([a-z]+)\s*\)$")
 _RATE_UNITS = {"minute": 1, "hour": 60, "day": 1440}
+MAX_RATE_MINUTES = 100 * 365 * 1440
+_MAX_DIGITS = 10  # more is out of every range below; int() is not asked to parse it
 
 
 def _invalid(detail: str, field: str = FIELD) -> InvalidInput:
     return InvalidInput(f"{field}: {detail}", field=field, detail=detail)
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    """``text`` cut for an error message (a caller's value may be megabytes long)."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # --------------------------------------------------------------------------- model
@@ -140,21 +150,27 @@ def parse_schedule(expression: str, *, rate_anchor: datetime | None = None) -> S
         return _parse_cron(text, cron.group(1))
     if text.startswith("rate("):
         return _parse_rate(text, rate_anchor)
-    raise _invalid(f"must be a cron() or rate() expression, got {expression!r}")
+    raise _invalid(f"must be a cron() or rate() expression, got {_shorten(expression)!r}")
 
 
 def _parse_rate(text: str, anchor: datetime | None) -> RateSchedule:
     m = _RATE_RE.match(text)
     if not m:
-        raise _invalid(f"rate expression must be rate(N unit), got {text!r}")
-    value, unit = int(m.group(1)), m.group(2)
+        raise _invalid(f"rate expression must be rate(N unit), got {_shorten(text)!r}")
+    digits, unit = m.group(1), m.group(2)
     base = unit[:-1] if unit.endswith("s") else unit
     if base not in _RATE_UNITS:
-        raise _invalid(f"rate unit must be minute(s), hour(s) or day(s), got {unit!r}")
+        raise _invalid(f"rate unit must be minute(s), hour(s) or day(s), got {_shorten(unit)!r}")
+    value = int(digits) if len(digits) <= _MAX_DIGITS else MAX_RATE_MINUTES + 1
     if value < 1:
         raise _invalid("rate value must be a positive integer")
+    if value * _RATE_UNITS[base] > MAX_RATE_MINUTES:
+        raise _invalid(
+            f"rate interval must be at most 100 years ({MAX_RATE_MINUTES} minutes), "
+            f"got {_shorten(digits)} {unit}"
+        )
     if (value == 1) != (unit == base):
-        raise _invalid(f"rate unit must be singular for 1 and plural otherwise: {text!r}")
+        raise _invalid(f"rate unit must be singular for 1 and plural otherwise: {_shorten(text)!r}")
     if anchor is not None:
         _require_aware(anchor, "rate_anchor")
     return RateSchedule(
@@ -193,7 +209,9 @@ def _parse_dom(text: str) -> DayOfMonth:
         day = _number(text[:-1], "day-of-month", 1, 31, {})
         return DayOfMonth(nearest_weekday=day)
     if "L" in text or "W" in text:
-        raise _invalid(f"day-of-month: L and W cannot be combined with other values: {text!r}")
+        raise _invalid(
+            f"day-of-month: L and W cannot be combined with other values: {_shorten(text)!r}"
+        )
     return DayOfMonth(days=_parse_list(text, "day-of-month", 1, 31, {}))
 
 
@@ -210,15 +228,17 @@ def _parse_dow(text: str) -> DayOfWeek:
     if text.endswith("L"):
         return DayOfWeek(last_of=_number(text[:-1], "day-of-week", 1, 7, DAY_NAMES))
     if "L" in text:
-        raise _invalid(f"day-of-week: L cannot be combined with other values: {text!r}")
+        raise _invalid(f"day-of-week: L cannot be combined with other values: {_shorten(text)!r}")
     return DayOfWeek(days=_parse_list(text, "day-of-week", 1, 7, DAY_NAMES))
 
 
 def _number(text: str, name: str, lo: int, hi: int, names: dict[str, int]) -> int:
     if text in names:
         return names[text]
-    if not text.isdigit():
-        raise _invalid(f"{name}: invalid value {text!r}")
+    if not (text.isascii() and text.isdigit()):
+        raise _invalid(f"{name}: invalid value {_shorten(text)!r}")
+    if len(text) > _MAX_DIGITS:
+        raise _invalid(f"{name}: value {_shorten(text)} out of range {lo}-{hi}")
     value = int(text)
     if not lo <= value <= hi:
         raise _invalid(f"{name}: value {value} out of range {lo}-{hi}")
@@ -231,7 +251,7 @@ def _parse_list(
     values: set[int] = set()
     for item in text.split(","):
         if not item:
-            raise _invalid(f"{name}: empty list item in {text!r}")
+            raise _invalid(f"{name}: empty list item in {_shorten(text)!r}")
         values.update(_parse_item(item, name, lo, hi, names, wrap))
     return tuple(sorted(values))
 
@@ -321,7 +341,7 @@ def zone(tz: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError) as exc:
-        raise _invalid(f"unknown time zone {name!r}", TZ_FIELD) from exc
+        raise _invalid(f"unknown time zone {_shorten(name)!r}", TZ_FIELD) from exc
 
 
 def _require_aware(value: datetime, name: str) -> None:
@@ -352,9 +372,12 @@ def next_run(schedule: Schedule, after: datetime, tz: str | None = "UTC") -> dat
     return _next_cron(schedule, after.astimezone(UTC), zone(tz))
 
 
-def _next_rate(schedule: RateSchedule, after: datetime) -> datetime:
+def _next_rate(schedule: RateSchedule, after: datetime) -> datetime | None:
     steps = (after - schedule.anchor) // schedule.interval + 1
-    return schedule.anchor + steps * schedule.interval
+    try:
+        return schedule.anchor + steps * schedule.interval
+    except OverflowError:  # past datetime.max (year 9999): the schedule has ended
+        return None
 
 
 def _next_cron(schedule: CronSchedule, after: datetime, tzinfo: ZoneInfo) -> datetime | None:

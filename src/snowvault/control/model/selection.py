@@ -32,6 +32,9 @@ Details:
   non-whitespace characters. ``arn:aws:s3:::*-logs`` is refused as AWS refuses it.
 - Conditions keys must be ``aws:ResourceTag/<tag key>``; ListOfTags keys are plain tag
   keys, ConditionType only ``STRINGEQUALS``.
+- Bounds (AWS Backup API reference and quotas): Resources and NotResources hold at
+  most 500 ARNs each, of which at most 30 may contain a wildcard; ListOfTags holds at
+  most 30 entries, and Conditions at most 30 over its four operators.
 - Everything is case-sensitive. StringLike/StringNotLike take ``*`` (any run of
   characters) anywhere in the value; every other character is literal.
 - A missing tag fails StringEquals/StringLike and satisfies StringNotEquals/
@@ -51,6 +54,9 @@ from snowvault.core.errors import InvalidInput
 TAG_PREFIX = "aws:ResourceTag/"
 OPERATORS = ("StringEquals", "StringNotEquals", "StringLike", "StringNotLike")
 _NAME_RE = re.compile(r"^[a-zA-Z0-9\-_.]{1,50}$")
+MAX_ARNS = 500
+MAX_WILDCARD_ARNS = 30
+MAX_TAG_CONDITIONS = 30
 
 
 def _invalid(field_name: str, detail: str) -> InvalidInput:
@@ -135,7 +141,13 @@ def _patterns(values: object, field_name: str) -> tuple[str, ...]:
         return ()
     if not isinstance(values, Sequence) or isinstance(values, str):
         raise _invalid(field_name, "must be a list of ARNs")
-    return tuple(validate_arn_pattern(v, f"{field_name}[{i}]") for i, v in enumerate(values))
+    if len(values) > MAX_ARNS:
+        raise _invalid(field_name, f"at most {MAX_ARNS} ARNs, got {len(values)}")
+    patterns = tuple(validate_arn_pattern(v, f"{field_name}[{i}]") for i, v in enumerate(values))
+    wild = sum(1 for p in patterns if "*" in p)
+    if wild > MAX_WILDCARD_ARNS:
+        raise _invalid(field_name, f"at most {MAX_WILDCARD_ARNS} ARNs with wildcards, got {wild}")
+    return patterns
 
 
 def _list_of_tags(values: object) -> tuple[TagCondition, ...]:
@@ -143,6 +155,8 @@ def _list_of_tags(values: object) -> tuple[TagCondition, ...]:
         return ()
     if not isinstance(values, Sequence) or isinstance(values, str):
         raise _invalid("ListOfTags", "must be a list")
+    if len(values) > MAX_TAG_CONDITIONS:
+        raise _invalid("ListOfTags", f"at most {MAX_TAG_CONDITIONS} entries, got {len(values)}")
     out = []
     for i, item in enumerate(values):
         where = f"ListOfTags[{i}]"
@@ -181,6 +195,8 @@ def _conditions(values: object) -> tuple[Condition, ...]:
                 raise _invalid(f"{where}.ConditionKey", f"must look like {TAG_PREFIX}<tag key>")
             value = _string(item.get("ConditionValue"), f"{where}.ConditionValue")
             out.append(Condition(op, key[len(TAG_PREFIX) :], value))
+    if len(out) > MAX_TAG_CONDITIONS:
+        raise _invalid("Conditions", f"at most {MAX_TAG_CONDITIONS} entries, got {len(out)}")
     return tuple(out)
 
 

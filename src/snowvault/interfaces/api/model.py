@@ -10,7 +10,8 @@ the request path never touches botocore.
     >>> (op.method, op.request_uri, op.input.members["BackupVaultName"].location)
     ('GET', '/backup-vaults/{backupVaultName}', 'uri')
 
-Depends on botocore.loaders only; must not depend on HTTP frameworks or other layers.
+Depends on botocore.loaders and the constraints in limits.py only; must not depend on
+HTTP frameworks.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore import loaders
+
+from snowvault.interfaces.api import limits
 
 SUPPORTED_PROTOCOLS = frozenset({"rest-json", "json"})
 
@@ -111,7 +114,7 @@ class ServiceModel:
 def load(service_name: str) -> ServiceModel:
     """Load and compile the installed botocore model of ``service_name`` (cached)."""
     raw = loaders.Loader().load_service_model(service_name, "service-2")
-    return compile_model(service_name, raw)
+    return compile_model(service_name, limits.amended(service_name, raw))
 
 
 def compile_model(service_name: str, raw: Mapping[str, Any]) -> ServiceModel:
@@ -149,16 +152,22 @@ def _operation(name: str, spec: Mapping[str, Any], compiler: _Compiler) -> Opera
     )
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
+def compile_pattern(pattern: str) -> re.Pattern[str] | None:
     """A model pattern as a Python regex, to be used with ``fullmatch``.
 
     AWS services validate with Java's ``Pattern.matches`` (the whole value must match),
     which is what their documentation describes ("consisting of letters, numbers ..."):
     ``[a-zA-Z][_a-zA-Z0-9]*`` rejects ``"a b"``.
     """
-    # Java's \p{Alpha}-style classes do not occur in the models we load; \uXXXX, (?<!..)
-    # and the usual classes mean the same in Python's re.
-    return re.compile(pattern)
+    # Java's \p{Alpha}-style classes do not occur in the models we load; \uXXXX and
+    # (?<!..) mean the same in Python's re, and re.ASCII makes \w, \d and \s ASCII-only
+    # as in Java (Python's would take any Unicode digit or letter).
+    # A construct Python cannot take (none in today's backup and kms models) skips the
+    # pattern: min/max still apply, and refusing every request would be worse.
+    try:
+        return re.compile(pattern, re.ASCII)
+    except re.error:
+        return None
 
 
 class _Compiler:

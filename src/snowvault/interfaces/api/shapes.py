@@ -7,6 +7,12 @@ against the model: required members, length and value ranges, patterns, enums. T
 first violation raises :class:`InputError` naming the member path
 (``BackupPlan.Rules[0].RuleName``).
 
+Beyond what the model states (limits.py adds what AWS enforces but the model omits):
+numbers must fit their Java type as on AWS (integer: 32 bits, long: 64 bits; floats
+finite), integers in the URI or query string are ASCII digits, and no string may hold
+NUL or a lone surrogate (nothing can store them faithfully: PostgreSQL refuses NUL,
+UTF-8 has no surrogates).
+
 Output: only modelled members are sent; datetimes become epoch seconds (float), bytes
 become base64, ``location: header`` members become headers, and the status code is the
 operation's ``responseCode``.
@@ -27,12 +33,14 @@ import enum
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any, Literal
 
+from snowvault.interfaces.api import limits
 from snowvault.interfaces.api.model import Operation, Shape
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,15 @@ log = logging.getLogger(__name__)
 ErrorKind = Literal["missing", "invalid"]
 _INTEGRAL = frozenset({"integer", "long", "short", "byte"})
 _FLOATING = frozenset({"float", "double"})
+# The Java types AWS deserializes into: a value outside is refused, never stored.
+_TYPE_RANGE = {
+    "byte": (-(2**7), 2**7 - 1),
+    "short": (-(2**15), 2**15 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "long": (-(2**63), 2**63 - 1),
+}
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,30}", re.ASCII)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class InputError(Exception):
@@ -54,6 +71,8 @@ class InputError(Exception):
 
 def _invalid(path: str, value: object, constraint: str) -> InputError:
     shown = "null" if value is None else repr(_short(value))
+    if len(shown) > 120:  # a 500-item list is named, not echoed
+        shown = shown[:120] + "..."
     return InputError(
         "invalid",
         path,
@@ -109,13 +128,15 @@ def _from_string(shape: Shape, raw: object, path: str) -> Any:
 
 def _scalar_from_string(shape: Shape, raw: str, path: str) -> Any:
     kind = shape.type
-    try:
-        if kind in _INTEGRAL:
-            return int(raw)
-        if kind in _FLOATING:
+    if kind in _INTEGRAL:
+        if _INTEGER_TEXT.fullmatch(raw) is None:
+            raise _invalid(path, raw, f"Member must be an {kind}")
+        return int(raw)
+    if kind in _FLOATING:
+        try:
             return float(raw)
-    except ValueError:
-        raise _invalid(path, raw, f"Member must be an {kind}") from None
+        except ValueError:
+            raise _invalid(path, raw, f"Member must be a {kind}") from None
     if kind == "boolean":
         if raw.lower() not in ("true", "false"):
             raise _invalid(path, raw, "Member must be true or false")
@@ -239,7 +260,12 @@ def validate(shape: Shape, value: Any, path: str) -> None:
         _validate_string(shape, value, path)
     elif kind == "blob":
         _check_range(shape, len(value), path, value, "length")
-    elif kind in _INTEGRAL or kind in _FLOATING:
+    elif kind in _INTEGRAL:
+        _check_range(shape, value, path, value, "value")
+        _check_type_range(kind, value, path)
+    elif kind in _FLOATING:
+        if not math.isfinite(value):
+            raise _invalid(path, value, "Member must be a finite number")
         _check_range(shape, value, path, value, "value")
 
 
@@ -260,12 +286,25 @@ def _validate_structure(shape: Shape, value: Mapping[str, Any], path: str) -> No
 
 def _validate_string(shape: Shape, value: str, path: str) -> None:
     _check_range(shape, len(value), path, value, "length")
+    if _UNSTORABLE.search(value) is not None:
+        raise _invalid(path, value, "Member must not contain NUL or unpaired surrogate characters")
     if shape.enum is not None and value not in shape.enum:
         allowed = ", ".join(sorted(shape.enum))
         raise _invalid(path, value, f"Member must satisfy enum value set: [{allowed}]")
     if shape.pattern is not None and shape.pattern.fullmatch(value) is None:
         pattern = shape.pattern.pattern
-        raise _invalid(path, value, f"Member must satisfy regular expression pattern: {pattern}")
+        text = limits.PATTERN_TEXT.get(pattern)
+        if text is None:
+            text = f"Member must satisfy regular expression pattern: {pattern}"
+        raise _invalid(path, value, text)
+
+
+def _check_type_range(kind: str, value: int, path: str) -> None:
+    lo, hi = _TYPE_RANGE.get(kind, (None, None))
+    if lo is not None and value < lo:
+        raise _invalid(path, value, f"Member must have value greater than or equal to {lo}")
+    if hi is not None and value > hi:
+        raise _invalid(path, value, f"Member must have value less than or equal to {hi}")
 
 
 def _check_range(shape: Shape, n: float, path: str, value: object, what: str) -> None:
