@@ -153,6 +153,7 @@ def test_resolve_is_lexical_with_normpath() -> None:
 
 def test_describe_and_default_rule() -> None:
     assert host_paths.default_rule("/root/") == (["/root"], ["/root/.*"])
+    assert host_paths.default_rule("/") == host_paths.default_rule("relative") == ([], [])
     allowed, denied = host_paths.default_rule("/root")
     rule = host_paths.Policy.build(allowed, denied, [], fake_realpath)
     assert rule.describe() == "/root (except /root/.*)"

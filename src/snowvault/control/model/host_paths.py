@@ -179,8 +179,13 @@ def default_rule(home: str) -> tuple[list[str], list[str]]:
     except its hidden top-level entries (~/.ssh, ~/.config, ~/.local with the default data
     directory).
 
-    >>> default_rule("/root")
-    (['/root'], ['/root/.*'])
+    A home of ``/`` (service accounts) would allow the whole host: then nothing is allowed
+    and the operator names the trees.
+
+    >>> default_rule("/root"), default_rule("/")
+    ((['/root'], ['/root/.*']), ([], []))
     """
     home = posixpath.normpath(home)
+    if home in ("/", "//", ".") or not home.startswith("/"):
+        return [], []
     return [home], [posixpath.join(home, ".*")]
