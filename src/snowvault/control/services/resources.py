@@ -23,6 +23,7 @@ from typing import Any
 
 from snowvault.control import catalog
 from snowvault.control.model import host_paths
+from snowvault.control.services import tagging
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import UnsupportedResourceType
 from snowvault.core import arn as arns
@@ -142,7 +143,7 @@ def deregister(deps: Deps, caller: Caller, arn: str) -> None:
 def tag(deps: Deps, caller: Caller, arn: str, tags: Mapping[str, str]) -> None:
     get(deps, caller, arn)
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.tags.tag(conn, arn, dict(tags))
+        tagging.add(conn, arn, tags)  # at most 50 tags, the existing ones included
 
 
 def untag(deps: Deps, caller: Caller, arn: str, keys: Iterable[str]) -> None:

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from snowvault.app import App
+from snowvault.control.model import tags as tag_rules
 from snowvault.control.services import kms_vault_keys, recovery_points, resources
 from snowvault.interfaces.api import errors, iam_actions
 from snowvault.interfaces.api.asgi import ExtraRoute, RequestContext
@@ -55,12 +56,13 @@ def _need(params: Params, key: str) -> str:
 
 
 def _tags(params: Params, key: str) -> dict[str, str]:
+    """``params[key]`` under the tag rules (keys 1-128, values <= 256, <= 50, no aws:)."""
     value = params.get(key) or {}
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise errors.ApiError("ValidationException", f"{key} must be an object of strings.")
-    return value
+    return tag_rules.validate(value, key)
 
 
 def register_resource(app: App, ctx: RequestContext, params: Params) -> Out:
