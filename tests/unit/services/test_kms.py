@@ -5,6 +5,7 @@ second, and vaults wrapped by KMS keys (disabled key, rotation, crypto-shredding
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -311,3 +312,181 @@ def test_export_needs_its_own_permission(w: KmsWorld) -> None:
     admin = w.user("admin", admin_policy())
     with pytest.raises(PermissionDenied, match="snowvault:ExportRecoveryKey"):
         kms_vault_keys.export_recovery_key(w.deps, admin, "gated", "a long passphrase")
+
+
+# ---------------------------------------------------------------- key policies (issue 10)
+
+
+def _key_policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+ROOT_ALL = {
+    "Sid": "Enable IAM User Permissions",
+    "Effect": "Allow",
+    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+    "Action": "kms:*",
+    "Resource": "*",
+}
+
+
+def test_a_new_key_has_the_default_policy_named_default(w: KmsWorld) -> None:
+    key = w.kms.create_key(w.root)
+    policy = json.loads(w.kms.get_key_policy(w.root, key["arn"]))
+    assert policy["Statement"] == [ROOT_ALL]
+    assert w.kms.get_key_policy(w.root, key["arn"], "default") == w.kms.get_key_policy(
+        w.root, key["arn"]
+    )
+    assert w.kms.list_key_policies(w.root, key["key_id"]) == ["default"]
+    with pytest.raises(err.PolicyNotFound):
+        w.kms.get_key_policy(w.root, key["arn"], "custom")
+
+
+def test_put_key_policy_replaces_it(w: KmsWorld) -> None:
+    key = w.kms.create_key(w.root)
+    deny = {"Sid": "NoBob", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kms:Sign"}
+    document = _key_policy(ROOT_ALL, dict(deny, Resource="*"))
+    w.kms.put_key_policy(w.root, key["arn"], document)
+    assert w.kms.get_key_policy(w.root, key["arn"]) == document
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ("not json", "not valid JSON"),
+        (_key_policy({"Effect": "Allow", "Action": "kms:*", "Resource": "*"}), "Principal"),
+        (_key_policy(dict(ROOT_ALL, Effect="Maybe")), "Effect"),
+        ("[]", "JSON object"),
+    ],
+)
+def test_create_key_refuses_a_malformed_policy(w: KmsWorld, document: str, problem: str) -> None:
+    with pytest.raises(err.MalformedPolicy, match=problem):
+        w.kms.create_key(w.root, policy=document)
+    assert w.kms.list_keys(w.root).items == []
+
+
+def test_the_lockout_safety_check_then_the_policy_binds_even_the_root_user(w: KmsWorld) -> None:
+    alice = f"arn:aws:iam::{ACCOUNT}:user/alice"
+    only_alice = _key_policy(
+        {"Effect": "Allow", "Principal": {"AWS": alice}, "Action": "kms:*", "Resource": "*"}
+    )
+    with pytest.raises(err.MalformedPolicy, match="will not allow you to update"):
+        w.kms.create_key(w.root, policy=only_alice)
+    key = w.kms.create_key(w.root, policy=only_alice, bypass_lockout_check=True)
+    with pytest.raises(PermissionDenied, match="no resource-based policy allows the kms:Describe"):
+        w.kms.describe_key(w.root, key["arn"])
+    assert w.kms.describe_key(w.caller(alice), key["arn"])["arn"] == key["arn"]
+    only_bob = only_alice.replace("user/alice", "user/bob")
+    with pytest.raises(err.MalformedPolicy, match="will not allow you to update"):
+        w.kms.put_key_policy(w.caller(alice), key["arn"], only_bob)
+    w.kms.put_key_policy(w.caller(alice), key["arn"], _key_policy(ROOT_ALL))  # delegates to IAM
+    assert w.kms.describe_key(w.root, key["arn"])["arn"] == key["arn"]
+
+
+def test_a_key_policy_deny_holds_for_that_key_only(w: KmsWorld) -> None:
+    bob = w.user("bob")
+    deny_bob = {
+        "Sid": "NoBobEncrypt",
+        "Effect": "Deny",
+        "Principal": {"AWS": bob.principal_arn},
+        "Action": ["kms:Encrypt", "kms:GenerateDataKey*"],
+        "Resource": "*",
+    }
+    key = w.kms.create_key(w.root, policy=_key_policy(ROOT_ALL, deny_bob))
+    other = w.kms.create_key(w.root)
+    with pytest.raises(PermissionDenied, match=r"kms:Encrypt .* explicit deny"):
+        w.kms.encrypt(bob, key["arn"], b"x")
+    with pytest.raises(PermissionDenied, match="kms:GenerateDataKeyWithoutPlaintext"):
+        w.kms.generate_data_key_without_plaintext(bob, key["arn"], key_spec="AES_256")
+    assert w.kms.describe_key(bob, key["arn"])["arn"] == key["arn"]  # not denied
+    blob, _ = w.kms.encrypt(w.root, key["arn"], b"x")
+    assert w.kms.decrypt(bob, blob)[0] == b"x"
+    assert w.kms.encrypt(bob, other["arn"], b"y")[1] == other["arn"]
+
+
+def test_rotation_status_of_a_key_pending_deletion_is_off_until_cancelled(w: KmsWorld) -> None:
+    key = w.kms.create_key(w.root)
+    w.kms.enable_key_rotation(w.root, key["arn"], 180)
+    w.kms.schedule_key_deletion(w.root, key["arn"], 7)
+    status = w.kms.rotation_status(w.root, key["arn"])
+    assert status["rotation_enabled"] is False and status["next_rotation_date"] is None
+    w.kms.cancel_key_deletion(w.root, key["arn"])
+    status = w.kms.rotation_status(w.root, key["arn"])
+    assert status["rotation_enabled"] is True and status["rotation_period_days"] == 180
+
+
+def test_update_description_and_alias(w: KmsWorld) -> None:
+    first, second = w.kms.create_key(w.root), w.kms.create_key(w.root)
+    w.kms.update_key_description(w.root, first["arn"], "renamed")
+    assert w.kms.describe_key(w.root, first["arn"])["description"] == "renamed"
+    w.kms.create_alias(w.root, "alias/app", first["key_id"])
+    w.advance(seconds=5)
+    w.kms.update_alias(w.caller(), "alias/app", second["arn"])
+    assert w.kms.describe_key(w.root, "alias/app")["arn"] == second["arn"]
+    [alias] = w.kms.list_aliases(w.root).items
+    assert alias["last_updated_date"] > alias["creation_date"]
+    with pytest.raises(err.AliasNotFound):
+        w.kms.update_alias(w.root, "alias/none", second["arn"])
+    with pytest.raises(err.ReservedAlias):
+        w.kms.update_alias(w.root, "alias/aws/backup", second["arn"])
+
+
+def test_reencrypt_moves_a_ciphertext_to_another_key(w: KmsWorld) -> None:
+    a, b = w.kms.create_key(w.root), w.kms.create_key(w.root)
+    blob, _ = w.kms.encrypt(w.root, a["arn"], b"secret", {"k": "v"})
+    new, source, target = w.kms.re_encrypt(
+        w.root, blob, b["key_id"], source_context={"k": "v"}, destination_context={"n": "1"}
+    )
+    assert (source, target) == (a["arn"], b["arn"])
+    assert w.kms.decrypt(w.root, new, {"n": "1"}) == (b"secret", b["arn"])
+    with pytest.raises(err.InvalidCiphertext):
+        w.kms.re_encrypt(w.root, blob, b["arn"])  # the source context is missing
+
+
+def test_generate_random_and_data_key_without_plaintext(w: KmsWorld) -> None:
+    assert len(w.kms.generate_random(1024)) == 1024
+    assert w.kms.generate_random(32) != w.kms.generate_random(32)
+    for bad in (None, 0, 1025):
+        with pytest.raises(err.KmsValidation):
+            w.kms.generate_random(bad)
+    key = w.kms.create_key(w.root)
+    blob, arn = w.kms.generate_data_key_without_plaintext(w.root, key["arn"], number_of_bytes=48)
+    assert arn == key["arn"] and len(w.kms.decrypt(w.root, blob)[0]) == 48
+
+
+def test_list_key_rotations_names_each_rotation(w: KmsWorld) -> None:
+    key = w.kms.create_key(w.root)
+    assert w.kms.list_key_rotations(w.root, key["arn"]) == []
+    w.kms.rotate_key_on_demand(w.root, key["arn"])
+    w.kms.enable_key_rotation(w.root, key["arn"], 90)
+    w.advance(days=90)
+    w.sweep()
+    kinds = [r["rotation_type"] for r in w.kms.list_key_rotations(w.root, key["arn"])]
+    assert kinds == ["ON_DEMAND", "AUTOMATIC"]
+
+
+def test_grants_are_kept_listed_retired_and_revoked(w: KmsWorld) -> None:
+    key = w.kms.create_key(w.root)
+    backup_role = f"arn:aws:iam::{ACCOUNT}:role/backup"
+    ops = ["Decrypt", "GenerateDataKey"]
+    grant = w.kms.create_grant(w.root, key["arn"], backup_role, ops, name="g", retiring=backup_role)
+    again = w.kms.create_grant(w.root, key["arn"], backup_role, ops, name="g", retiring=backup_role)
+    assert again["grant_id"] == grant["grant_id"]  # a retry with the same name and parameters
+    other = w.kms.create_grant(w.root, key["arn"], backup_role, ["Encrypt", "RetireGrant"])
+    listed = [g["grant_id"] for g in w.kms.list_grants(w.root, key["arn"]).items]
+    assert listed == [grant["grant_id"], other["grant_id"]]
+    retirable = w.kms.list_retirable_grants(w.root, backup_role).items
+    assert [g["grant_id"] for g in retirable] == [grant["grant_id"]]
+    with pytest.raises(err.KmsValidation):
+        w.kms.create_grant(w.root, key["arn"], backup_role, ["Fly"])
+
+    stranger = w.caller(f"arn:aws:iam::{ACCOUNT}:user/stranger")
+    with pytest.raises(PermissionDenied):
+        w.kms.retire_grant(stranger, grant_token=grant["grant_token"])
+    w.kms.retire_grant(w.caller(backup_role), grant_token=grant["grant_token"])
+    with pytest.raises(err.InvalidGrantToken):
+        w.kms.retire_grant(w.root, grant_token=grant["grant_token"])
+    with pytest.raises(err.GrantNotFound):
+        w.kms.revoke_grant(w.root, key["arn"], grant["grant_id"])
+    w.kms.revoke_grant(w.root, key["arn"], other["grant_id"])
+    assert w.kms.list_grants(w.root, key["arn"]).items == []
