@@ -309,3 +309,160 @@ def test_the_aws_cli_speaks_kms(snowvault_server: ServerProcess, tmp_path: Path)
     back = aws_kms("decrypt", "--ciphertext-blob", f"fileb://{sealed}")
     assert base64.b64decode(back["Plaintext"]) == b"from the aws cli"
     assert key_id in [k["KeyId"] for k in aws_kms("list-keys")["Keys"]]
+
+
+# ------------------------------------------------ operations real tools call (issue 10)
+
+
+def _policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _root_all(account: str) -> dict[str, Any]:
+    return {
+        "Sid": "Enable IAM User Permissions",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+
+
+def test_key_policies(kms: Any, snowvault_server: ServerProcess) -> None:
+    account = snowvault_server.creds["account_id"]
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    default = kms.get_key_policy(KeyId=key_id, PolicyName="default")
+    assert default["PolicyName"] == "default"
+    assert json.loads(default["Policy"])["Statement"] == [_root_all(account)]
+    assert kms.list_key_policies(KeyId=key_id)["PolicyNames"] == ["default"]
+    assert code_of(kms.get_key_policy, KeyId=key_id, PolicyName="other")[0] == "NotFoundException"
+
+    document = _policy(_root_all(account), dict(_root_all(account), Sid="Again"))
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=document)
+    assert kms.get_key_policy(KeyId=key_id)["Policy"] == document
+    created = kms.create_key(Policy=document)["KeyMetadata"]["KeyId"]
+    assert kms.get_key_policy(KeyId=created)["Policy"] == document
+
+    for bad in ("{", _policy({"Effect": "Allow", "Action": "kms:*", "Resource": "*"})):
+        assert code_of(kms.create_key, Policy=bad)[0] == "MalformedPolicyDocumentException"
+    stranger = _policy(
+        dict(_root_all(account), Principal={"AWS": f"arn:aws:iam::{account}:user/nobody"})
+    )
+    code = code_of(kms.put_key_policy, KeyId=key_id, PolicyName="default", Policy=stranger)[0]
+    assert code == "MalformedPolicyDocumentException"  # the lockout safety check
+
+
+def test_a_key_policy_deny_binds_an_iam_user_with_kms_star(
+    kms: Any, ext: ExtCall, snowvault_server: ServerProcess
+) -> None:
+    account = snowvault_server.creds["account_id"]
+    allow_all = _policy({"Effect": "Allow", "Action": "kms:*", "Resource": "*"})
+    ext("CreateUser", {"UserName": "kms-writer"})
+    ext("PutUserPolicy", {"UserName": "kms-writer", "PolicyName": "p", "PolicyDocument": allow_all})
+    access = ext("CreateAccessKey", {"UserName": "kms-writer"})["AccessKey"]
+    writer = boto3.client(
+        "kms",
+        endpoint_url=snowvault_server.endpoint,
+        region_name=snowvault_server.creds["region"],
+        aws_access_key_id=access["AccessKeyId"],
+        aws_secret_access_key=access["SecretAccessKey"],
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
+    deny = {
+        "Sid": "NoWriterEncrypt",
+        "Effect": "Deny",
+        "Principal": {"AWS": f"arn:aws:iam::{account}:user/kms-writer"},
+        "Action": "kms:Encrypt",
+        "Resource": "*",
+    }
+    guarded = kms.create_key(Policy=_policy(_root_all(account), deny))["KeyMetadata"]["KeyId"]
+    open_key = kms.create_key()["KeyMetadata"]["KeyId"]
+    assert code_of(writer.encrypt, KeyId=guarded, Plaintext=b"x")[0] == "AccessDeniedException"
+    assert writer.describe_key(KeyId=guarded)["KeyMetadata"]["KeyId"] == guarded
+    assert writer.encrypt(KeyId=open_key, Plaintext=b"x")["KeyId"].endswith(open_key)
+    assert kms.encrypt(KeyId=guarded, Plaintext=b"x")["KeyId"].endswith(guarded)
+
+
+def test_description_alias_rotations_and_rotation_status_while_pending(kms: Any) -> None:
+    first = kms.create_key(Description="before")["KeyMetadata"]["KeyId"]
+    second = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.update_key_description(KeyId=first, Description="after")
+    assert kms.describe_key(KeyId=first)["KeyMetadata"]["Description"] == "after"
+    kms.create_alias(AliasName="alias/moving", TargetKeyId=first)
+    kms.update_alias(AliasName="alias/moving", TargetKeyId=second)
+    assert kms.describe_key(KeyId="alias/moving")["KeyMetadata"]["KeyId"] == second
+    code = code_of(kms.update_alias, AliasName="alias/absent", TargetKeyId=second)[0]
+    assert code == "NotFoundException"
+
+    kms.rotate_key_on_demand(KeyId=first)
+    [rotation] = kms.list_key_rotations(KeyId=first)["Rotations"]
+    assert rotation["RotationType"] == "ON_DEMAND" and rotation["KeyId"].endswith(first)
+
+    kms.enable_key_rotation(KeyId=first)
+    kms.schedule_key_deletion(KeyId=first, PendingWindowInDays=7)
+    assert kms.get_key_rotation_status(KeyId=first)["KeyRotationEnabled"] is False
+    kms.cancel_key_deletion(KeyId=first)
+    assert kms.get_key_rotation_status(KeyId=first)["KeyRotationEnabled"] is True
+
+
+def test_grants(kms: Any, snowvault_server: ServerProcess) -> None:
+    account = snowvault_server.creds["account_id"]
+    role = f"arn:aws:iam::{account}:role/backup-service"
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    made = kms.create_grant(
+        KeyId=key_id,
+        GranteePrincipal=role,
+        RetiringPrincipal=role,
+        Operations=["Decrypt", "GenerateDataKey"],
+        Constraints={"EncryptionContextSubset": {"vault": "v1"}},
+        Name="vault-v1",
+    )
+    second = kms.create_grant(KeyId=key_id, GranteePrincipal=role, Operations=["Encrypt"])
+    [listed, _] = kms.list_grants(KeyId=key_id)["Grants"]
+    assert listed["GrantId"] == made["GrantId"] and listed["Name"] == "vault-v1"
+    assert listed["Operations"] == ["Decrypt", "GenerateDataKey"]
+    assert listed["Constraints"] == {"EncryptionContextSubset": {"vault": "v1"}}
+    retirable = kms.list_retirable_grants(RetiringPrincipal=role)["Grants"]
+    assert [g["GrantId"] for g in retirable] == [made["GrantId"]]
+    code = code_of(kms.create_grant, KeyId=key_id, GranteePrincipal=role, Operations=["Fly"])[0]
+    assert code == "ValidationException"
+
+    kms.retire_grant(GrantToken=made["GrantToken"])  # the account's root may retire
+    assert code_of(kms.retire_grant, GrantToken=made["GrantToken"])[0] == (
+        "InvalidGrantTokenException"
+    )
+    kms.revoke_grant(KeyId=key_id, GrantId=second["GrantId"])
+    assert kms.list_grants(KeyId=key_id)["Grants"] == []
+
+
+def test_reencrypt_random_and_data_key_without_plaintext(kms: Any) -> None:
+    a = kms.create_key()["KeyMetadata"]["KeyId"]
+    b = kms.create_key()["KeyMetadata"]["KeyId"]
+    assert len(kms.generate_random(NumberOfBytes=64)["Plaintext"]) == 64
+    assert code_of(kms.generate_random, NumberOfBytes=2000)[0] == "ValidationException"
+    blob = kms.generate_data_key_without_plaintext(KeyId=a, KeySpec="AES_256")
+    assert "Plaintext" not in blob and blob["KeyId"].endswith(a)
+    moved = kms.re_encrypt(CiphertextBlob=blob["CiphertextBlob"], DestinationKeyId=b)
+    assert moved["SourceKeyId"].endswith(a) and moved["KeyId"].endswith(b)
+    plain = kms.decrypt(CiphertextBlob=moved["CiphertextBlob"])
+    assert plain["KeyId"].endswith(b) and len(plain["Plaintext"]) == 32
+
+
+def test_backup_plans_take_tags_as_terraform_uses_them(backup: Any) -> None:
+    backup.create_backup_vault(BackupVaultName="tagged-plan-target")
+    rule = {
+        "RuleName": "daily",
+        "TargetBackupVaultName": "tagged-plan-target",
+        "ScheduleExpression": "cron(0 5 ? * * *)",
+    }
+    plan = backup.create_backup_plan(
+        BackupPlan={"BackupPlanName": "tagged-plan", "Rules": [rule]},
+        BackupPlanTags={"owner": "platform"},
+    )
+    arn = plan["BackupPlanArn"]
+    assert backup.list_tags(ResourceArn=arn)["Tags"] == {"owner": "platform"}
+    backup.tag_resource(ResourceArn=arn, Tags={"cost": "42"})
+    backup.untag_resource(ResourceArn=arn, TagKeyList=["owner"])
+    assert backup.list_tags(ResourceArn=arn)["Tags"] == {"cost": "42"}
+    absent = arn.rsplit(":", 1)[0] + ":00000000-0000-0000-0000-000000000000"
+    assert code_of(backup.list_tags, ResourceArn=absent)[0] == "ResourceNotFoundException"
