@@ -466,3 +466,28 @@ def test_backup_plans_take_tags_as_terraform_uses_them(backup: Any) -> None:
     assert backup.list_tags(ResourceArn=arn)["Tags"] == {"cost": "42"}
     absent = arn.rsplit(":", 1)[0] + ":00000000-0000-0000-0000-000000000000"
     assert code_of(backup.list_tags, ResourceArn=absent)[0] == "ResourceNotFoundException"
+
+
+def test_get_backup_plan_answers_as_aws_for_idempotent_tools(backup: Any) -> None:
+    backup.create_backup_vault(BackupVaultName="versioned-plan-target")
+    rule = {
+        "RuleName": "daily",
+        "TargetBackupVaultName": "versioned-plan-target",
+        "ScheduleExpression": "cron(0 5 ? * * *)",
+    }
+    doc = {"BackupPlanName": "versioned-plan", "Rules": [rule]}
+    first = backup.create_backup_plan(BackupPlan=doc)
+    plan_id = first["BackupPlanId"]
+    got = backup.get_backup_plan(BackupPlanId=plan_id)
+    assert got["BackupPlan"]["Rules"][0]["EnableContinuousBackup"] is False
+    assert got["CreationDate"] == first["CreationDate"]
+    second = backup.update_backup_plan(
+        BackupPlanId=plan_id, BackupPlan=dict(doc, Rules=[dict(rule, StartWindowMinutes=120)])
+    )
+    versions = backup.list_backup_plan_versions(BackupPlanId=plan_id)["BackupPlanVersionsList"]
+    dates = {v["VersionId"]: v["CreationDate"] for v in versions}
+    assert (
+        backup.get_backup_plan(BackupPlanId=plan_id)["CreationDate"] == (dates[second["VersionId"]])
+    )
+    old = backup.get_backup_plan(BackupPlanId=plan_id, VersionId=first["VersionId"])
+    assert old["CreationDate"] == dates[first["VersionId"]]

@@ -223,12 +223,14 @@ def get(
     version_id: str | None = None,
     max_runs_preview: int | None = None,
 ) -> Record:
-    """GetBackupPlan: the plan row plus ``document`` (of ``version_id`` or the current
-    version) and ``runs_preview`` (the next runs of its rules, soonest first)."""
+    """GetBackupPlan: the plan row plus ``document`` and ``version_creation_date`` (of
+    ``version_id`` or the current version) and ``runs_preview`` (the next runs of its
+    rules, soonest first)."""
     with catalog.db.transaction(deps.engine) as conn:
         plan = catalog.plans.get(conn, plan_id, account_id=caller.account_id)
         version = catalog.plans.get_version(conn, plan_id, version_id or plan["version_id"])
     out = dict(plan, version_id=version["version_id"], document=version["document"])
+    out["version_creation_date"] = version["creation_date"]
     out["runs_preview"] = runs_preview(version["document"], caller.now, max_runs_preview or 0)
     return out
 

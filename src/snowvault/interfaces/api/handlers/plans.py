@@ -76,7 +76,10 @@ def get_backup_plan(app: App, ctx: RequestContext, params: Params) -> Out:
     )
     out = _plan_member(row)
     out.pop("BackupPlanName", None)
-    out["BackupPlan"] = row["document"]
+    out["CreationDate"] = row["version_creation_date"]  # AWS: the asked version's date
+    document = row["document"]
+    rules = [{"EnableContinuousBackup": False, **rule} for rule in document["Rules"]]
+    out["BackupPlan"] = dict(document, Rules=rules)  # AWS sends the false flag too
     if row["runs_preview"]:
         out["ScheduledRunsPreview"] = row["runs_preview"]
     return out
