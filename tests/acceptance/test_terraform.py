@@ -212,7 +212,7 @@ MISSING = _missing()
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(600),  # ~2 min; each terraform command starts the provider anew
-    pytest.mark.skipif(MISSING is not None, reason=f"Terraform test skipped: no {MISSING}"),
+    pytest.mark.skipif(MISSING is not None, reason=f"Terraform test skipped: missing {MISSING}"),
 ]
 
 
