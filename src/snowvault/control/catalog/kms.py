@@ -26,7 +26,9 @@ from snowvault.core.errors import AlreadyExists
 DELETED = "Deleted"
 _KEY_ORDER = pagination.Order([kms_keys.c.creation_date, kms_keys.c.arn])
 _ALIAS_ORDER = pagination.Order([kms_aliases.c.alias_name])
-_GRANT_ORDER = pagination.Order([kms_grants.c.creation_date, kms_grants.c.grant_id])
+_GRANT_ORDER = pagination.Order(
+    [kms_grants.c.creation_date, kms_grants.c.seq, kms_grants.c.grant_id]
+)
 
 
 def insert_key(conn: Connection, **values: Any) -> Record:
@@ -219,7 +221,12 @@ def update_alias(
 
 
 def insert_grant(conn: Connection, **values: Any) -> Record:
-    conn.execute(kms_grants.insert().values(**values))
+    """Insert a grant; ``seq`` numbers the key's grants in creation order."""
+    last = sa.select(sa.func.coalesce(sa.func.max(kms_grants.c.seq), 0)).where(
+        kms_grants.c.key_arn == values["key_arn"]
+    )
+    seq = int(conn.execute(last).scalar_one()) + 1
+    conn.execute(kms_grants.insert().values(**values, seq=seq))
     found = find_grant(conn, grant_id=str(values["grant_id"]))
     assert found is not None
     return found

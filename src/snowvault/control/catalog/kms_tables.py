@@ -88,6 +88,8 @@ kms_grants = Table(
     Column("operations", Text, nullable=False),  # JSON list of operation names
     Column("constraints", Text),  # JSON GrantConstraints, or NULL
     _ts("creation_date", nullable=False),
+    # Creation order within the key: grants made in the same instant still list in order.
+    Column("seq", Integer, nullable=False),
     Index("ix_kms_grants_key_arn", "key_arn"),
     Index("ix_kms_grants_retiring_principal", "retiring_principal"),
 )

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("operations", sa.Text(), nullable=False),
         sa.Column("constraints", sa.Text(), nullable=True),
         sa.Column("creation_date", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["key_arn"],
             ["kms_keys.arn"],
