@@ -12,7 +12,15 @@ from typing import Any
 
 import botocore.auth
 import pytest
-from sv_server import SNOWVAULT, ExtCall, ServerProcess, SimulatedTime, free_port, new_server
+
+from helpers.sv_server import (
+    SNOWVAULT,
+    ExtCall,
+    ServerProcess,
+    SimulatedTime,
+    free_port,
+    new_server,
+)
 
 __all__ = ["SNOWVAULT", "ExtCall", "ServerProcess", "free_port", "new_server"]  # re-exported
 

@@ -8,31 +8,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli_story import sv_json
 
-from conftest import ServerProcess
-
-AWS = str(Path(sys.executable).with_name("aws"))
+from helpers.stories import AWS, aws_env, sv_json
+from helpers.sv_server import ServerProcess
 
 pytestmark = pytest.mark.skipif(not Path(AWS).exists(), reason="awscli (dev extra) missing")
-
-
-def aws_env(server: ServerProcess) -> dict[str, str]:
-    return dict(
-        server.env,
-        AWS_ACCESS_KEY_ID=server.creds["access_key_id"],
-        AWS_SECRET_ACCESS_KEY=server.creds["secret_access_key"],
-        AWS_DEFAULT_REGION=server.creds["region"],
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        AWS_PAGER="",
-    )
 
 
 def aws(server: ServerProcess, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:

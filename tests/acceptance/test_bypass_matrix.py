@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import urllib3
 from botocore.exceptions import ClientError
-from sv_server import ExtCall, ServerProcess
+
+from helpers.sv_server import ExtCall, ServerProcess
 
 ROLE = "arn:aws:iam::123456789012:role/backup"
 LOCK_ACTIONS = [
@@ -209,7 +210,7 @@ def test_iam_cli_creates_a_working_limited_user(
 ) -> None:
     import subprocess
 
-    from sv_server import SNOWVAULT
+    from helpers.sv_server import SNOWVAULT
 
     def sv(*args: str, stdin: str | None = None) -> str:
         done = subprocess.run(

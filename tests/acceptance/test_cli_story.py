@@ -7,26 +7,11 @@ XDG_CONFIG_HOME, as a user's CLI would.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
-from conftest import SNOWVAULT, ServerProcess
-
-
-def sv(server: ServerProcess, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [SNOWVAULT, *args], env=server.env, capture_output=True, text=True, timeout=120
-    )
-    if ok:
-        assert done.returncode == 0, f"snowvault {' '.join(args)}: {done.stderr}"
-    assert "Traceback" not in done.stderr
-    return done
-
-
-def sv_json(server: ServerProcess, *args: str) -> Any:
-    return json.loads(sv(server, *args, "--json").stdout.strip().splitlines()[-1])
+from helpers.stories import sv, sv_json
+from helpers.sv_server import SNOWVAULT, ServerProcess
 
 
 def _make_tree(root: Path) -> dict[str, bytes]:

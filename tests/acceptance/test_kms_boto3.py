@@ -18,11 +18,19 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from test_awscli_story import AWS, aws_env
-from test_cli_story import sv, sv_json
-from test_server_boto3 import FINAL_RESTORE, ROLE, backed_up, code_of, make_tree, poll, register
 
-from conftest import ExtCall, ServerProcess
+from helpers.stories import (
+    AWS,
+    aws_env,
+    backed_up,
+    code_of,
+    make_tree,
+    register,
+    restored,
+    sv,
+    sv_json,
+)
+from helpers.sv_server import ExtCall, ServerProcess
 
 
 @pytest.fixture
@@ -35,17 +43,6 @@ def kms(snowvault_server: ServerProcess) -> Any:
         aws_access_key_id=creds["access_key_id"],
         aws_secret_access_key=creds["secret_access_key"],
         config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-    )
-
-
-def restored(backup: Any, rp_arn: str, target: Path) -> dict[str, Any]:
-    job = backup.start_restore_job(
-        RecoveryPointArn=rp_arn, Metadata={"targetPath": str(target)}, IamRoleArn=ROLE
-    )
-    return poll(
-        lambda: backup.describe_restore_job(RestoreJobId=job["RestoreJobId"]),
-        "Status",
-        FINAL_RESTORE,
     )
 
 

@@ -18,10 +18,9 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from sv_server import ServerProcess, SimulatedTime, move_clock, new_server
-from test_cli_story import sv, sv_json
-from test_kms_boto3 import restored
-from test_server_boto3 import backed_up, register
+
+from helpers.stories import backed_up, register, restored, sv, sv_json
+from helpers.sv_server import ServerProcess, SimulatedTime, move_clock, new_server
 
 
 @pytest.fixture(scope="module")

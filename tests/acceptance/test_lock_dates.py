@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from sv_server import ExtCall, ServerProcess, SimulatedTime, move_clock
+
+from helpers.sv_server import ExtCall, ServerProcess, SimulatedTime, move_clock
 
 ROLE = "arn:aws:iam::123456789012:role/backup"
 LOCK = {"MinRetentionDays": 1, "MaxRetentionDays": 100, "ChangeableForDays": 3}

@@ -18,7 +18,8 @@ from typing import Any
 import botocore.auth
 import pytest
 import urllib3
-from sv_server import SNOWVAULT, ServerProcess
+
+from helpers.sv_server import SNOWVAULT, ServerProcess
 
 
 def sv(server: ServerProcess, *args: str, env: dict[str, str] | None = None) -> Any:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sv_server import ServerProcess, SimulatedTime, move_clock, new_server
+
+from helpers.sv_server import ServerProcess, SimulatedTime, move_clock, new_server
 
 ROLE = "arn:aws:iam::{account}:role/service-role/AWSBackupDefaultServiceRole"
 START = datetime(2031, 3, 1, tzinfo=UTC)  # later than any real "now" the server starts at

@@ -29,7 +29,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-from sv_server import ServerProcess, new_server
+
+from helpers.sv_server import ServerProcess, new_server
 
 ROLE = "arn:aws:iam::123456789012:role/backup"
 VAULT = "authz"

@@ -34,7 +34,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from sv_server import READY_LINE, SNOWVAULT, ServerProcess, free_port
+
+from helpers.sv_server import READY_LINE, SNOWVAULT, ServerProcess, free_port
 
 ROLE = "arn:aws:iam::123456789012:role/backup"
 OTHER_UID = 1234  # a recorded owner that is neither root nor the server's user

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from sv_server import ServerProcess, new_server
+
+from helpers.sv_server import ServerProcess, new_server
 
 ROLE = "arn:aws:iam::123456789012:role/backup"
 MiB = 1024 * 1024

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from sv_server import READY_LINE, SNOWVAULT, ServerProcess, new_server
+
+from helpers.sv_server import READY_LINE, SNOWVAULT, ServerProcess, new_server
 
 ROLE = "arn:aws:iam::123456789012:role/backup"
 FINAL = ("COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL")

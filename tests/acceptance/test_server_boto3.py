@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import filecmp
 import json
-import random
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,54 +12,18 @@ from typing import Any
 import botocore.auth
 import pytest
 from botocore.exceptions import ClientError
-from sv_server import ExtCall, ServerProcess
 
-ROLE = "arn:aws:iam::123456789012:role/backup"
-FINAL_BACKUP = {"COMPLETED", "PARTIAL", "FAILED", "ABORTED", "EXPIRED"}
-FINAL_RESTORE = {"COMPLETED", "FAILED", "ABORTED"}
-
-
-def make_tree(root: Path, seed: int, files: int = 20, size: int = 50_000) -> int:
-    rng = random.Random(seed)
-    total = 0
-    for i in range(files):
-        path = root / f"d{i % 4}" / f"f{i}.bin"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = rng.randbytes(rng.randint(1, size))
-        path.write_bytes(data)
-        total += len(data)
-    (root / "empty.txt").write_bytes(b"")
-    return total
-
-
-def poll(fetch: Any, key: str, final: set[str], timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        doc: dict[str, Any] = fetch()
-        if doc[key] in final or time.monotonic() > deadline:
-            return doc
-        time.sleep(0.2)
-
-
-def code_of(call: Any, **kwargs: Any) -> tuple[str, int]:
-    with pytest.raises(ClientError) as info:
-        call(**kwargs)
-    err = info.value.response
-    return err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def register(ext: ExtCall, name: str, source: Path) -> str:
-    doc = ext(
-        "RegisterResource", {"ResourceType": "Directory", "Name": name, "Source": str(source)}
-    )
-    return str(doc["ResourceArn"])
-
-
-def backed_up(backup: Any, vault: str, resource_arn: str) -> dict[str, Any]:
-    job = backup.start_backup_job(BackupVaultName=vault, ResourceArn=resource_arn, IamRoleArn=ROLE)
-    return poll(
-        lambda: backup.describe_backup_job(BackupJobId=job["BackupJobId"]), "State", FINAL_BACKUP
-    )
+from helpers.stories import (
+    FINAL_BACKUP,
+    FINAL_RESTORE,
+    ROLE,
+    backed_up,
+    code_of,
+    make_tree,
+    poll,
+    register,
+)
+from helpers.sv_server import ExtCall, ServerProcess
 
 
 def test_whole_story(

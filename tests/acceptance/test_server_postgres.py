@@ -12,7 +12,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from sv_server import ServerProcess, new_server
+
+from helpers.sv_server import ServerProcess, new_server
 
 PG = "postgresql://postgres@127.0.0.1:5432"
 ROLE = "arn:aws:iam::123456789012:role/backup"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import urllib3
-from sv_server import ServerProcess, new_server
 
+from helpers.sv_server import ServerProcess, new_server
 from snowvault import app as app_mod
 from snowvault.control.services import vaults
 from snowvault.engine import check
