@@ -10,9 +10,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from catalog_helpers import ACCOUNT, T0, pg_admin
 from sqlalchemy.engine import Connection, Engine
 
+from helpers.catalog_db import ACCOUNT, T0, pg_admin
 from snowvault.control import catalog
 
 

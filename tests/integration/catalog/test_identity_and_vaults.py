@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from catalog_helpers import ACCOUNT, REGION, T0, make_vault
 from sqlalchemy.engine import Connection, Engine
 
+from helpers.catalog_db import ACCOUNT, REGION, T0, make_vault
 from snowvault.control import catalog
 from snowvault.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 

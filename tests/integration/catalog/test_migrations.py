@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from catalog_helpers import pg_admin
 from sqlalchemy.engine import Engine
 
+from helpers.catalog_db import pg_admin
 from snowvault.control import catalog
 
 

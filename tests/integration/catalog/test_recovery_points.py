@@ -6,9 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from catalog_helpers import ACCOUNT, REGION, T0, make_vault
 from sqlalchemy.engine import Connection
 
+from helpers.catalog_db import ACCOUNT, REGION, T0, make_vault
 from snowvault.control import catalog
 from snowvault.control.catalog.recovery_points import RecoveryPointFilters
 from snowvault.core.errors import NotFound

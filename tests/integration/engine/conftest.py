@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from engine_helpers import PASSWORD, Cli, cli_env
 
+from helpers.engine_cli import PASSWORD, Cli, cli_env
 from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.repository import Repository
 

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
-from engine_helpers import (
+
+from helpers.engine_cli import (
     Cli,
     assert_clean_error,
     make_small_repo,

@@ -21,8 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from engine_helpers import CLI, PASSWORD, Cli, assert_clean_error, last_json, make_small_repo
 
+from helpers.engine_cli import CLI, PASSWORD, Cli, assert_clean_error, last_json, make_small_repo
 from snowvault.core.clock import SystemClock
 from snowvault.engine import check, locks, prune
 from snowvault.engine.backends.local import LocalBackend

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import (
+
+from helpers.engine_cli import (
     PASSWORD,
     Cli,
     assert_clean_error,
@@ -30,7 +31,6 @@ from engine_helpers import (
     sample_files,
     write_tree,
 )
-
 from snowvault.engine import check, errors, packs, prune, restorer, tree
 from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.crypto import KdfParams

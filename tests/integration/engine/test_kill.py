@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from engine_helpers import PASSWORD, Cli, read_tree, write_tree
 
+from helpers.engine_cli import PASSWORD, Cli, read_tree, write_tree
 from snowvault.engine import check, restorer
 from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.chunker import ChunkerParams

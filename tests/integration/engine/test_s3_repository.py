@@ -13,7 +13,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from engine_helpers import Cli, assert_clean_error, read_tree, sample_files, write_tree
+
+from helpers.engine_cli import Cli, assert_clean_error, read_tree, sample_files, write_tree
 
 DUMMY_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",

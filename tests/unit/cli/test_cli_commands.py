@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from fake_api import ENV, FakeApi
 
+from helpers.fake_api import ENV, FakeApi
 from snowvault.core import errors as core_errors
 from snowvault.interfaces.cli import client, errors, job_cmd, main
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
-from fake_api import ENV, FakeApi
 
+from helpers.fake_api import ENV, FakeApi
 from snowvault.core import errors as core_errors
 from snowvault.interfaces.cli import client, main, quickstart_cmd
 

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_repo import SMALL_CHUNKS, FakeRepository
 
 from snowvault.engine import archiver, restorer
 from snowvault.engine.backends.memory import MemoryBackend
 from snowvault.engine.crypto import KdfParams
 from snowvault.engine.repository import Repository
+from snowvault.testing import FakeRepository
+from snowvault.testing.repository import SMALL_CHUNKS
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fake_repo import FakeRepository
 
 from snowvault.core import errors
 from snowvault.engine import archiver, browse
+from snowvault.testing import FakeRepository
 
 NOW = datetime(2026, 3, 4, tzinfo=UTC)
 

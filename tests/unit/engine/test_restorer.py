@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from fake_repo import FakeRepository
 
 from snowvault.core import errors as core_errors
 from snowvault.engine import archiver, errors, restorer
 from snowvault.engine.tree import decode_tree
+from snowvault.testing import FakeRepository
 
 NOW = datetime(2026, 3, 4, tzinfo=UTC)
 

@@ -12,9 +12,8 @@ from snowvault.control import catalog
 from snowvault.control.model import host_paths
 from snowvault.control.services import accounts
 from snowvault.control.services.base import Caller, Deps, Storage
-from snowvault.control.services.vault_keys import ServerVaultKeys
 from snowvault.engine import crypto
-from snowvault.testing import FakeClock
+from snowvault.testing import FakeClock, ServerVaultKeys
 
 ROOT = b"k" * 32
 REGION = "us-east-1"

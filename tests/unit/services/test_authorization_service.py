@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from access_world import ACCOUNT, OTHER_ACCOUNT, REGION, World, admin_policy
 
+from helpers.access_world import ACCOUNT, OTHER_ACCOUNT, REGION, World, admin_policy
 from snowvault.control.services import authorization, iam, recovery_points, vaults
 from snowvault.core.errors import InvalidInput, NotFound
 from snowvault.testing import FakeClock

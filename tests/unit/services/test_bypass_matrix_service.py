@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from access_world import World, admin_policy
 
+from helpers.access_world import World, admin_policy
 from snowvault.control.model.legal_holds import Selection
 from snowvault.control.services import (
     expiry,

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from access_world import ACCOUNT, OTHER_ACCOUNT, REGION, World, admin_policy
 
+from helpers.access_world import ACCOUNT, OTHER_ACCOUNT, REGION, World, admin_policy
 from snowvault.control import catalog
 from snowvault.control.services import kms_errors as err
 from snowvault.control.services import kms_vault_keys, vaults

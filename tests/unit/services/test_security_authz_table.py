@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from access_world import ACCOUNT, OTHER_ACCOUNT, REGION, World
 
+from helpers.access_world import ACCOUNT, OTHER_ACCOUNT, REGION, World
 from snowvault.control.services import authorization, iam, resources, restore_jobs
 from snowvault.control.services.base import Caller
 from snowvault.interfaces.api import extension, handlers, iam_actions, model

@@ -22,12 +22,11 @@ from snowvault.control.scheduler import runner
 from snowvault.control.services import backup_jobs, resources, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import JobStopped
-from snowvault.control.services.vault_keys import ServerVaultKeys
 from snowvault.core.errors import AlreadyExists, Conflict, NotFound
 from snowvault.engine import check, prune
 from snowvault.engine.backends import local
 from snowvault.engine.repository import Repository
-from snowvault.testing import FakeClock
+from snowvault.testing import FakeClock, ServerVaultKeys
 
 ROLE = "arn:aws:iam::111122223333:role/r"
 MiB = 1024 * 1024

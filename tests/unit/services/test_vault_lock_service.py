@@ -7,8 +7,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from access_world import World
 
+from helpers.access_world import World
 from snowvault.control.services import recovery_points, vault_lock, vaults
 from snowvault.core.errors import Conflict, InvalidInput
 from snowvault.testing import FakeClock

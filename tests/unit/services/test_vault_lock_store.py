@@ -14,10 +14,10 @@ from typing import Any
 
 import boto3
 import pytest
-from access_world import World
 from botocore.exceptions import ClientError
-from test_vault_lock_sweeper import bypass_delete_story
 
+from helpers.access_world import World
+from helpers.lock_stories import bypass_delete_story
 from snowvault.control.services import vault_lock, vaults
 from snowvault.engine import prune
 from snowvault.testing import FakeClock

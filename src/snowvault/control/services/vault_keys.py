@@ -1,15 +1,11 @@
-"""Which key protects a vault's repository secret: the seam for per-vault KMS keys.
+"""Which key protects a vault's repository secret: the VaultKeys seam.
 
-Today every vault's secret is wrapped by a server-held key derived from the root secret
-(``SecretBox(root, "vault-keys")``). Each vault still gets its own key *id*, reported as
-``arn:aws:kms:REGION:ACCOUNT:key/<uuid>`` with EncryptionKeyType ``AWS_OWNED_KMS_KEY``
-(a key the service owns, not one the customer manages). The KMS issue replaces
-:class:`ServerVaultKeys` with a provider whose ``wrapper`` calls the vault's KMS key.
+The server's provider is :class:`~snowvault.control.services.kms_vault_keys.KmsVaultKeys`
+(a vault's secret wrapped by its KMS key); service tests use
+:class:`snowvault.testing.ServerVaultKeys` (one root-derived box, no KMS).
 
-    >>> keys = ServerVaultKeys(b"r" * 32)
-    >>> arn = keys.new_key_arn(region="us-east-1", account_id="123456789012")
-    >>> arn.startswith("arn:aws:kms:us-east-1:123456789012:key/")
-    True
+    arn, key_type = deps.vault_keys.choose(region=r, account_id=a, requested=None)
+    Repository.init(backend, wrapper=deps.vault_keys.wrapper(arn))
 
 Must not depend on the catalog, the scheduler or any interface.
 """
@@ -19,12 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from snowvault.core import arn as arns
-from snowvault.core import ids
-from snowvault.core.errors import InvalidInput
 from snowvault.engine import crypto
-
-SERVER_KEY_TYPE = "AWS_OWNED_KMS_KEY"
 
 
 class VaultKeys(Protocol):
@@ -45,26 +36,3 @@ class VaultKeys(Protocol):
     def sweep(self, now: datetime) -> None:
         """Periodic key work (KMS: automatic rotation, deletion after the waiting period)."""
         ...
-
-
-class ServerVaultKeys:
-    """Every vault key is the server-held ``vault-keys`` box, under its own key id."""
-
-    key_type = SERVER_KEY_TYPE
-
-    def __init__(self, root_secret: bytes) -> None:
-        self._box = crypto.SecretBox(root_secret, "vault-keys")
-
-    def new_key_arn(self, *, region: str, account_id: str) -> str:
-        return arns.build("kms", region, account_id, f"key/{ids.new_uuid()}")
-
-    def wrapper(self, key_arn: str) -> crypto.KeyWrapper:
-        return crypto.BoxKeyWrapper(self._box, name="server", params={"key_arn": key_arn})
-
-    def choose(self, *, region: str, account_id: str, requested: str | None) -> tuple[str, str]:
-        if requested:
-            raise InvalidInput(detail="EncryptionKeyArn: this key provider has no KMS keys")
-        return self.new_key_arn(region=region, account_id=account_id), self.key_type
-
-    def sweep(self, now: datetime) -> None:
-        return None
