@@ -32,8 +32,8 @@ from sqlalchemy.engine import Engine
 
 from snowvault.control import catalog
 from snowvault.control.model import host_paths
-from snowvault.control.scheduler import planner, runner
-from snowvault.control.services import accounts, kms, kms_vault_keys, vaults
+from snowvault.control.scheduler import planner, runner, simulation
+from snowvault.control.services import accounts, kms, kms_vault_keys
 from snowvault.control.services import root_key as root_key_service
 from snowvault.control.services.base import Deps, Storage
 from snowvault.core import private_files
@@ -485,12 +485,18 @@ class App:
             ),
         )
         self.scheduler = planner.Scheduler(self.deps)
-        if isinstance(clock, planner.SettableClock):
-            clock.resume(self.deps)  # test mode: continue the simulated time
+        if isinstance(clock, simulation.SettableClock):
+            simulation.resume(clock, self.deps)  # test mode: continue the simulated time
 
     @property
     def clock(self) -> Clock:
         return self.deps.clock
+
+    @property
+    def signing_clock(self) -> Clock:
+        """What SigV4 freshness is checked against: the wall clock, also in test mode
+        (clients sign with real time whatever the simulated clock says)."""
+        return simulation.wall_clock(self.clock)
 
     @property
     def regions(self) -> list[str]:
@@ -511,19 +517,17 @@ class App:
         """Test mode: empty all state except the root account and its keys."""
         if not self.test_mode:
             raise NotFound(kind="endpoint", name="/_snowvault/reset")
-        for vault in vaults.all_vaults(self.deps):
-            vaults.destroy_storage(self.deps, vault)
-        accounts.reset_keep_root(self.deps.engine)
+        simulation.reset(self.deps)
 
-    def advance_clock(self, target: datetime) -> planner.AdvanceResult:
+    def advance_clock(self, target: datetime) -> simulation.AdvanceResult:
         """Test mode: move the clock forward to ``target``, running whatever falls due."""
-        if not isinstance(self.clock, planner.SettableClock):
+        if not isinstance(self.clock, simulation.SettableClock):
             raise NotFound(kind="endpoint", name="/_snowvault/clock")
-        return planner.advance(
+        return simulation.advance(
             self.deps,
             self.clock,
             target,
-            lambda: planner.drain(self.worker),
+            lambda: simulation.drain(self.worker),
             self.scheduler.lock,
         )
 
@@ -539,5 +543,5 @@ def build(
 ) -> App:
     """The App for an initialised data directory (the worker is not started)."""
     if clock is None and test_mode:  # the clock POST /_snowvault/clock moves
-        clock = planner.SettableClock(SystemClock().now(), SystemClock())
+        clock = simulation.start_clock()
     return App(ServerConfig.load(data_dir), clock or SystemClock(), test_mode=test_mode)

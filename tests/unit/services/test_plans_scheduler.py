@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from snowvault.control import catalog
-from snowvault.control.scheduler import planner, runner
+from snowvault.control.scheduler import planner, runner, simulation
 from snowvault.control.services import (
     plans,
     recovery_points,
@@ -182,11 +182,11 @@ def _worker(deps: Deps) -> runner.Worker:
 def test_a_month_on_the_stepping_clock_then_expiry_and_prune(
     deps: Deps, world: tuple[str, list[str]], clock: FakeClock
 ) -> None:
-    settable = planner.SettableClock(clock.now(), SystemClock())
+    settable = simulation.SettableClock(clock.now(), SystemClock())
     deps = replace(deps, clock=settable)
     worker = _worker(deps)
-    run = planner.advance(
-        deps, settable, datetime(2026, 1, 31, 12, tzinfo=UTC), lambda: planner.drain(worker)
+    run = simulation.advance(
+        deps, settable, datetime(2026, 1, 31, 12, tzinfo=UTC), lambda: simulation.drain(worker)
     )
     assert run.jobs_run == 62  # 31 days (Jan 1..31, 05:00) x 2 tagged resources
     jobs = _jobs(deps)
@@ -195,8 +195,8 @@ def test_a_month_on_the_stepping_clock_then_expiry_and_prune(
         vault = catalog.vaults.get(conn, account_id="111122223333", region="us-east-1", name="main")
         assert catalog.recovery_points.count_in_vault(conn, vault["arn"]) == 62
     # day 36 after the first backup: the 2026-01-01 points expire, their data is pruned
-    run = planner.advance(
-        deps, settable, datetime(2026, 2, 5, 5, 30, tzinfo=UTC), lambda: planner.drain(worker)
+    run = simulation.advance(
+        deps, settable, datetime(2026, 2, 5, 5, 30, tzinfo=UTC), lambda: simulation.drain(worker)
     )
     assert len(run.ticks.recovery_points_expired) == 2
     with catalog.db.transaction(deps.engine) as conn:
@@ -217,11 +217,11 @@ def test_cold_transition_is_recorded(
         deps, caller, resource_type="Directory", name="x", source=_dir(tmp_path, "x"), tags=TAG
     )
     _plan(deps, caller, Lifecycle={"MoveToColdStorageAfterDays": 1, "DeleteAfterDays": 91})
-    settable = planner.SettableClock(clock.now(), SystemClock())
+    settable = simulation.SettableClock(clock.now(), SystemClock())
     deps = replace(deps, clock=settable)
     worker = _worker(deps)
-    planner.advance(
-        deps, settable, datetime(2026, 1, 2, 6, tzinfo=UTC), lambda: planner.drain(worker)
+    simulation.advance(
+        deps, settable, datetime(2026, 1, 2, 6, tzinfo=UTC), lambda: simulation.drain(worker)
     )
     with catalog.db.transaction(deps.engine) as conn:
         records = catalog.schedule_runs.list_lifecycle_runs(conn)
@@ -233,7 +233,7 @@ def test_cold_transition_is_recorded(
 
 
 def test_settable_clock_never_goes_back(clock: FakeClock) -> None:
-    settable = planner.SettableClock(clock.now(), SystemClock())
+    settable = simulation.SettableClock(clock.now(), SystemClock())
     settable.set(clock.now() + timedelta(hours=1))
     with pytest.raises(InvalidInput, match="backwards"):
         settable.set(clock.now())
@@ -249,10 +249,10 @@ def test_scheduled_recovery_points_carry_their_plan(
     deps: Deps, caller: Caller, world: tuple[str, list[str]], clock: FakeClock
 ) -> None:
     pid, (a, b, _c) = world
-    settable = planner.SettableClock(clock.now(), SystemClock())
+    settable = simulation.SettableClock(clock.now(), SystemClock())
     deps = replace(deps, clock=settable)
-    planner.advance(
-        deps, settable, datetime(2026, 1, 1, 6, tzinfo=UTC), lambda: planner.drain(_worker(deps))
+    simulation.advance(
+        deps, settable, datetime(2026, 1, 1, 6, tzinfo=UTC), lambda: simulation.drain(_worker(deps))
     )
     by_plan = catalog.recovery_points.RecoveryPointFilters(backup_plan_id=pid)
     points = recovery_points.list_by_vault(deps, caller, "main", by_plan).items

@@ -337,18 +337,3 @@ def next_event(deps: Deps, *, after: datetime) -> datetime | None:
 def runnable_jobs(deps: Deps, now: datetime) -> int:
     with catalog.db.transaction(deps.engine) as conn:
         return catalog.schedule_runs.count_runnable_jobs(conn, now)
-
-
-TEST_CLOCK_KEY = "test-mode-clock"
-
-
-def save_test_clock(deps: Deps, when: datetime) -> None:
-    """Test mode: remember the simulated time, so a restarted server continues from it."""
-    with catalog.db.transaction(deps.engine) as conn:
-        catalog.settings.put(conn, TEST_CLOCK_KEY, when.isoformat())
-
-
-def saved_test_clock(deps: Deps) -> datetime | None:
-    with catalog.db.transaction(deps.engine) as conn:
-        value = catalog.settings.get(conn, TEST_CLOCK_KEY)
-    return None if value is None else datetime.fromisoformat(value)

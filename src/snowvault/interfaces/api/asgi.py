@@ -3,7 +3,8 @@
     app = build_app(
         [ServiceEndpoint("backup", {"ListBackupVaults": list_vaults})],
         lookup_secret=keys.lookup,
-        clock=SystemClock(),
+        clock=SystemClock(),           # the request time handlers see
+        signing_clock=SystemClock(),   # SigV4 freshness (default: clock)
         allowed_regions={"us-east-1"},
         trusted_proxies=(),            # aws:SourceIp is the TCP peer
         max_body_bytes=4 * 1024 * 1024,
@@ -182,6 +183,7 @@ class _Api:
         extra_routes: Sequence[ExtraRoute],
         trusted_proxies: Collection[str],
         max_body_bytes: int,
+        signing_clock: Clock,
     ) -> None:
         self.services: dict[str, _Service] = {}
         self.targets: dict[str, _Service] = {}
@@ -194,6 +196,7 @@ class _Api:
                 self.targets[svc.model.target_prefix] = svc
         self.lookup_secret = lookup_secret
         self.clock = clock
+        self.signing_clock = signing_clock
         self.allowed_regions = frozenset(allowed_regions) if allowed_regions else None
         self.error_table = error_table
         self.extras = [_Extra.compile(r) for r in extra_routes]
@@ -243,7 +246,7 @@ class _Api:
 
     async def _serve(self, request: Request, ex: _Exchange, target: wire.Target) -> Response:
         now = self.clock.now()
-        pending = self._begin(request, now, None)
+        pending = self._begin(request, self.signing_clock.now(), None)
         svc = self._service_for(request, pending.service)
         ex.service = svc
         self.check_region(pending.region)
@@ -403,7 +406,8 @@ class _Api:
         ex.extra = path_params
         ctx = None
         now = self.clock.now()
-        pending = self._begin(request, now, route.service) if route.authenticated else None
+        signed_at = self.signing_clock.now()
+        pending = self._begin(request, signed_at, route.service) if route.authenticated else None
         if pending is not None:
             self.check_region(pending.region)
         body = await self._read_body(request)
@@ -511,8 +515,13 @@ def build_app(
     error_table: errors.ErrorTable = errors.ERROR_TABLE,
     trusted_proxies: Collection[str] = (),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    signing_clock: Clock | None = None,
 ) -> ASGIApp:
-    """The ASGI app serving ``services`` (``extra_routes`` are matched first)."""
+    """The ASGI app serving ``services`` (``extra_routes`` are matched first).
+
+    ``clock`` gives handlers their request time; ``signing_clock`` (default: ``clock``)
+    is what SigV4 freshness is checked against — the wall clock when ``clock`` is a
+    test-mode simulated one, since clients sign with real time."""
     return _Api(
         services,
         lookup_secret,
@@ -522,4 +531,5 @@ def build_app(
         extra_routes,
         trusted_proxies,
         max_body_bytes,
+        signing_clock or clock,
     )

@@ -17,7 +17,14 @@ from starlette.types import ASGIApp
 
 from snowvault.app import App
 from snowvault.control.services import legal_holds, vault_lock
-from snowvault.interfaces.api import asgi, errors, extension, handlers, sigv4, test_clock
+from snowvault.interfaces.api import (
+    asgi,
+    errors,
+    extension,
+    handlers,
+    sigv4,
+    simulation_routes,
+)
 from snowvault.interfaces.api.handlers import kms as kms_handlers
 
 # The one place later layers' error classes join the API error table.
@@ -47,7 +54,7 @@ def build_asgi(app: App) -> ASGIApp:
         lookup_secret=_lookup(app),
         error_table=ERROR_TABLE,
         clock=app.clock,
-        extra_routes=[*test_clock.routes(app), *extension.routes(app)],
+        extra_routes=[*simulation_routes.routes(app), *extension.routes(app)],
         allowed_regions=app.regions,
         trusted_proxies=app.config.trusted_proxies,
         max_body_bytes=app.config.max_body_bytes,

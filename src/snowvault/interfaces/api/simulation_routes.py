@@ -1,14 +1,19 @@
-"""``POST /_snowvault/clock`` (``--test-mode`` only): move the server's clock forward.
+"""The test-mode simulation's API route (``--test-mode`` only): move the server's clock.
 
+    POST /_snowvault/clock
     {"advance_seconds": 86400}            or      {"now": "2026-02-05T06:00:00Z"}
     -> {"Now": "...", "Steps": 3, "JobsRun": 2, "JobsCreated": 2, "JobsExpired": 0,
         "JobsAborting": 0, "MovedToCold": 0, "RecoveryPointsExpired": 0}
 
 The clock never goes back (400). Before answering, the server steps through every rule
 occurrence and lifecycle date up to the target, creating jobs, running them, expiring
-and pruning. The route is not signed: SigV4 checks the signature time against the
-server's clock, which this very call moves; clients sign other requests with the
-``Now`` it returns. Without ``--test-mode`` it answers 404.
+and pruning (:mod:`snowvault.control.scheduler.simulation`). The simulated time drives
+schedules, windows, lifecycles and leases only: SigV4 is checked against the wall
+clock, so clients keep signing with real time after a move.
+
+Who may ask: anyone who reaches a --test-mode server (the route is not signed, as test
+harnesses call it with plain HTTP); bounded like every other route (body size limit,
+strict JSON). Without ``--test-mode`` it is not served (the AWS route answers 404).
 
 Must not depend on the CLI or web interfaces.
 """
