@@ -16,7 +16,7 @@ from snowvault.control.services import (
     vaults,
 )
 from snowvault.control.services.base import Caller, Deps
-from snowvault.control.services.errors import InvalidRestoreTarget, JobStopped
+from snowvault.control.services.errors import JobStopped
 from snowvault.core.errors import NotFound
 from snowvault.testing import FakeClock
 
@@ -140,22 +140,3 @@ def test_delete_recovery_point_prunes_in_the_background(
     with vaults.open_repository(deps, vault) as repo:
         assert len(list(repo.list_packs())) < packs_before
     assert recovery_points.prune_pending(deps) == []
-
-
-def test_restore_metadata_rules(tmp_path: Path, deps: Deps) -> None:
-    rule = deps.path_policy  # allows tmp_path, except the vault storage in it
-    tmp_path = tmp_path / "target"
-    tmp_path.mkdir()
-    assert restore_jobs.parse_items('["/a"]') == ["/a"]
-    assert restore_jobs.parse_items(" /a , /b ") == ["/a", "/b"]
-    with pytest.raises(InvalidRestoreTarget):
-        restore_jobs.parse_items("[1]")
-    with pytest.raises(InvalidRestoreTarget, match="absolute"):
-        restore_jobs.check_target({"targetPath": "rel"}, rule)
-    (tmp_path / "x").write_text("x")
-    with pytest.raises(InvalidRestoreTarget, match="not empty"):
-        restore_jobs.check_target({"targetPath": str(tmp_path)}, rule)
-    assert restore_jobs.check_target({"targetPath": str(tmp_path), "overwrite": "true"}, rule) == (
-        str(tmp_path),
-        True,
-    )

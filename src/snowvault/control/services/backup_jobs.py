@@ -7,8 +7,11 @@ records the recovery point and completes the job. A stop request, a crash (lease
 expiry, handled by the sweeper) or an error ends the job ABORTED or FAILED, never
 RUNNING forever.
 
+What is read, and how, is the resource type's plugin's (``Deps.plugins``): it gets a
+sink over the vault's repository (:mod:`snowvault.control.services.plugin_io`).
+
 Abuse case: the source was checked against the host-path rule at RegisterResource, but
-the tree can change before the job runs; the worker resolves and checks it again right
+the tree can change before the job runs; the plugin resolves and checks it again right
 before it reads (``Deps.path_policy``), and reads the resolved path.
 
 Must not depend on the scheduler, the composition root or any interface.
@@ -17,22 +20,21 @@ Must not depend on the scheduler, the composition root or any interface.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from snowvault import plugins
 from snowvault.control import catalog
-from snowvault.control.model import host_paths, lifecycle, windows
-from snowvault.control.services import vault_lock, vaults
+from snowvault.control.model import lifecycle, windows
+from snowvault.control.services import plugin_io, vault_lock, vaults
 from snowvault.control.services.base import Caller, Deps, JobControl
 from snowvault.control.services.errors import JobStopped
 from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.errors import Conflict, InvalidInput, NotFound, SnowvaultError
-from snowvault.engine import archiver, locks
-from snowvault.engine.progress import Progress
+from snowvault.engine import archiver
 
 log = logging.getLogger("snowvault.jobs")
 
@@ -258,62 +260,28 @@ def _inputs(deps: Deps, job: Record) -> tuple[Record, Record]:
     return vault, dict(resource, parent=parent)
 
 
-def tree_size(path: str) -> int:
-    """Bytes of regular files under ``path`` (the denominator of PercentDone)."""
-    total = 0
-    stack = [path]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    elif entry.is_file(follow_symlinks=False):
-                        total += entry.stat(follow_symlinks=False).st_size
-        except OSError:
-            continue
-    return total
-
-
 def _backup(
     deps: Deps, job: Record, vault: Record, resource: Record, control: JobControl
 ) -> tuple[archiver.BackupResult, int]:
-    # The tree may have changed since RegisterResource: resolve and check again, now, and
-    # read the resolved path (a symlink swapped in for the source is judged by its target).
-    source = host_paths.check(resource["source"], deps.path_policy, os.path.realpath)
-    if not os.path.isdir(source):
-        raise InvalidInput(detail=f"the resource's source {source!r} is not a directory")
-    total = tree_size(source)
-    control.report(percent_done=0.0, bytes_transferred=0, backup_size_in_bytes=total)
-
-    def on_progress(p: Progress) -> None:
-        done = p.bytes_done
-        pct = min(99.9, 100.0 * done / total) if total else 0.0
-        control.report(
-            percent_done=pct, bytes_transferred=done, backup_size_in_bytes=max(total, done)
-        )
-
-    with (
-        vaults.open_repository(deps, vault) as repo,
-        locks.locked(repo.backend, deps.clock, exclusive=False),
-    ):
-        parent = resource["parent"] if resource["parent"] in repo.list_manifests() else None
-        result = archiver.backup_paths(
-            repo,
-            [source],
-            now=deps.clock.now(),
-            parent=parent,
-            progress=on_progress,
-            clock=deps.clock,
-            tags=dict(job["recovery_point_tags"] or {}),
-            metadata={
-                "resource_arn": resource["arn"],
-                "resource_type": resource["resource_type"],
-                "recovery_point_arn": job["recovery_point_arn"],
-                "backup_job_id": job["job_id"],
-            },
-        )
-    return result, total
+    """Back the resource up with its type's plugin into a new point of ``vault``; the
+    result and the source size the plugin reported (BackupSizeInBytes while it runs)."""
+    plugin = deps.plugins.get(resource["resource_type"])
+    report = plugin_io.BackupReport(control)
+    sink = plugin_io.EngineSink(
+        deps,
+        vault,
+        parent=resource["parent"],
+        tags=dict(job["recovery_point_tags"] or {}),
+        metadata={
+            "resource_arn": resource["arn"],
+            "resource_type": resource["resource_type"],
+            "recovery_point_arn": job["recovery_point_arn"],
+            "backup_job_id": job["job_id"],
+        },
+    )
+    resource_ = plugin_io.resource_of(resource)
+    plugin.backup(plugins.base.BackupRequest(resource_, deps.path_policy, sink, report))
+    return sink.result, report.total
 
 
 def _record(

@@ -19,6 +19,8 @@ from sqlalchemy.engine import Engine
 from snowvault.control.model import host_paths
 from snowvault.control.services.errors import RegionNotConfigured
 from snowvault.core.clock import Clock
+from snowvault.plugins import builtin as builtin_plugins
+from snowvault.plugins import registry as plugin_registry
 
 if TYPE_CHECKING:
     from snowvault.control.services.vault_keys import VaultKeys
@@ -51,14 +53,16 @@ class Storage:
 
 @dataclass(frozen=True)
 class Deps:
-    """The catalog engine, the clock, the storage map, the vault key provider, and the
-    host paths callers may name (resources, restore targets; nothing unless configured)."""
+    """The catalog engine, the clock, the storage map, the vault key provider, the
+    host paths callers may name (resources, restore targets; nothing unless configured)
+    and the resource types this server protects (the built-in plugins unless given)."""
 
     engine: Engine
     clock: Clock
     storage: Storage
     vault_keys: VaultKeys
     path_policy: host_paths.Policy = host_paths.NOTHING_ALLOWED
+    plugins: plugin_registry.Registry = field(default_factory=builtin_plugins.registry)
 
 
 class JobControl(Protocol):

@@ -18,7 +18,7 @@ from typing import Any
 
 from snowvault.control import catalog
 from snowvault.control.model import lifecycle
-from snowvault.control.services import vault_lock, vaults
+from snowvault.control.services import plugin_io, vault_lock, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import Conflict, NotFound
 from snowvault.engine import browse, errors, locks, prune
@@ -97,12 +97,13 @@ def update_lifecycle(
 
 
 def restore_metadata(deps: Deps, caller: Caller, vault_name: str, arn: str) -> dict[str, str]:
-    """GetRecoveryPointRestoreMetadata: what StartRestoreJob needs to put it back."""
+    """GetRecoveryPointRestoreMetadata: what StartRestoreJob needs to put it back (the
+    point's resource type's plugin says)."""
     _vault, rp = _get(deps, caller, vault_name, arn)
     with catalog.db.transaction(deps.engine) as conn:
         resource = catalog.resources.find(conn, rp["resource_arn"])
-    source = (resource or {}).get("source") or ""
-    return {"targetPath": source, "overwrite": "false", "items": "[]"}
+    plugin = deps.plugins.get(rp["resource_type"])
+    return plugin.restore_defaults(None if resource is None else plugin_io.resource_of(resource))
 
 
 def contents(

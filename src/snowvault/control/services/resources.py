@@ -1,57 +1,47 @@
-"""The resource inventory: register directories, list/describe/deregister, tag, and the
+"""The resource inventory: register resources, list/describe/deregister, tag, and the
 protected-resource views (ListProtectedResources, DescribeProtectedResource...).
 
-A registered directory is ``arn:aws:snowvault:REGION:ACCOUNT:directory/NAME``; its
-source is an absolute path to an existing directory on the server's host.
+What a type's ARN and source are is its plugin's (``Deps.plugins``, see
+:mod:`snowvault.plugins`): a Directory is ``arn:aws:snowvault:REGION:ACCOUNT:directory/NAME``
+with an absolute path to an existing directory on the server's host as its source.
 
-Abuse case: a caller with ``RegisterResource`` names a path the server will read with its
-own (often root) rights and hand back through a restore. So the source is resolved
-(symlinks, ``..``) and must pass the operator's host-path rule
-(:mod:`snowvault.control.model.host_paths`, ``Deps.path_policy``) before anything else is
-looked at (existence included, so refused paths are no probe); the resolved path is what
-is stored, and the worker checks it again before it reads (``backup_jobs``).
+Abuse case: a caller with ``RegisterResource`` names a source the server will read with
+its own (often root) rights and hand back through a restore. The plugin checks it with
+the operator's host-path rule (``Deps.path_policy``) before anything else is looked at
+(existence included, so refused paths are no probe); what it returns (the resolved path)
+is what is stored, and the worker checks it again before it reads.
 
 Must not depend on the scheduler, the composition root or any interface.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from snowvault import plugins
 from snowvault.control import catalog
-from snowvault.control.model import host_paths
 from snowvault.control.services import tagging
 from snowvault.control.services.base import Caller, Deps
-from snowvault.control.services.errors import UnsupportedResourceType
-from snowvault.core import arn as arns
 from snowvault.core.errors import InvalidInput, NotFound
 
 Record = dict[str, Any]
 
-SUPPORTED_TYPES = ("Directory",)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def resource_arn(region: str, account_id: str, resource_type: str, name: str) -> str:
-    return arns.build("snowvault", region, account_id, f"{resource_type.lower()}/{name}")
-
-
-def _check_type(resource_type: str) -> None:
-    if resource_type not in SUPPORTED_TYPES:
-        raise UnsupportedResourceType(
-            resource_type=resource_type, supported=", ".join(SUPPORTED_TYPES)
-        )
-
-
-def _check_source(deps: Deps, source: str) -> str:
-    """The resolved source when the host-path rule allows it and it is a directory."""
-    path = host_paths.check(source, deps.path_policy, os.path.realpath)
-    if not os.path.isdir(path):
-        raise InvalidInput(detail=f"Source {source!r} is not an existing directory")
-    return path
+def resource_arn(
+    region: str,
+    account_id: str,
+    resource_type: str,
+    name: str,
+    registry: plugins.registry.Registry | None = None,
+) -> str:
+    """The ARN RegisterResource gives ``name`` of ``resource_type`` (built-in types
+    unless ``registry`` is given); UnsupportedResourceType for an unknown type."""
+    plugin = (registry or plugins.builtin.registry()).get(resource_type)
+    return plugins.base.resource_arn(plugin, region, account_id, name)
 
 
 def register(
@@ -64,14 +54,15 @@ def register(
     tags: Mapping[str, str] | None = None,
     worker_label: str | None = None,
 ) -> Record:
-    """RegisterResource: add a directory to the inventory (AlreadyExists for a known name)."""
-    _check_type(resource_type)
+    """RegisterResource: add a resource to the inventory (AlreadyExists for a known name),
+    its source as its plugin checked and stored it."""
+    plugin = deps.plugins.get(resource_type)
     if not _NAME_RE.match(name):
         raise InvalidInput(
             detail=f"Name must be 1-128 letters, digits, '.', '_' or '-', got {name!r}"
         )
-    path = _check_source(deps, source)
-    arn = resource_arn(caller.region, caller.account_id, resource_type, name)
+    stored = plugin.check_source(source, deps.path_policy)
+    arn = plugins.base.resource_arn(plugin, caller.region, caller.account_id, name)
     with catalog.db.transaction(deps.engine) as conn:
         row = catalog.resources.register(
             conn,
@@ -81,7 +72,7 @@ def register(
             resource_type=resource_type,
             created_at=caller.now,
             name=name,
-            source=path,
+            source=stored,
             worker_label=worker_label,
         )
         catalog.tags.tag(conn, arn, dict(tags or {}))

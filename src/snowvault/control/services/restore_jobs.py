@@ -1,94 +1,40 @@
 """Restore jobs: StartRestoreJob and friends, and running one restore on a worker.
 
-Metadata (strings, as AWS passes them):
+What Metadata a restore understands, and what it writes, is the point's resource type's
+plugin's (``Deps.plugins``; Directory: ``targetPath``, ``items``, ``overwrite``, see
+:mod:`snowvault.plugins.directory`): it refuses bad Metadata at the call, before any job
+exists, and checks it again in the worker right before it writes, reading from a source
+over the vault's repository (:mod:`snowvault.control.services.plugin_io`). A job ends
+COMPLETED, or FAILED with a StatusMessage naming what went wrong (the plugin's
+after-restore check included).
 
-- ``targetPath`` (required): absolute path of a new or empty directory, unless
-  ``overwrite`` is ``"true"``;
-- ``items`` (optional): the paths to restore, a JSON list or comma-separated;
-- ``overwrite`` (optional): ``"true"`` to restore over existing files.
-
-A job ends COMPLETED, or FAILED with a StatusMessage naming what went wrong.
-
-Abuse case: a caller with ``StartRestoreJob`` names a directory the server will write
-with its own (often root) rights. The target is resolved (symlinks in it or any parent,
-``..``) and must pass the operator's host-path rule (``Deps.path_policy``, see
-:mod:`snowvault.control.model.host_paths`: never /etc unless allowed, never the data
-directory or a vault's storage, never a directory *containing* them) at the call, before
-any job exists, and again in the worker right before it writes; the worker writes into
-the path it resolved then, and refuses when it resolves differently once created (a
-symlink swapped in between).
+Abuse case: a caller with ``StartRestoreJob`` names a place the server will write with
+its own (often root) rights; for host paths the plugin applies the operator's host-path
+rule (``Deps.path_policy``) at the call and again in the worker.
 
 Must not depend on the scheduler, the composition root or any interface.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from snowvault import plugins
 from snowvault.control import catalog
-from snowvault.control.model import host_paths
-from snowvault.control.services import vaults
+from snowvault.control.services import plugin_io
 from snowvault.control.services.base import Caller, Deps, JobControl
-from snowvault.control.services.errors import InvalidRestoreTarget, JobStopped
+from snowvault.control.services.errors import JobStopped
 from snowvault.core import ids
 from snowvault.core.errors import Conflict, NotFound, SnowvaultError
-from snowvault.engine import locks, restorer
-from snowvault.engine.progress import Progress
+from snowvault.engine import restorer
 
 log = logging.getLogger("snowvault.jobs")
 
 Record = dict[str, Any]
 OPERATION = "StartRestoreJob"
-
-
-def parse_items(raw: str | None) -> list[str]:
-    """``items`` metadata: a JSON list of paths or a comma-separated string.
-
-    >>> parse_items('["/a", "/b c"]'), parse_items("/a, /b"), parse_items(None)
-    (['/a', '/b c'], ['/a', '/b'], [])
-    """
-    if not raw or not raw.strip():
-        return []
-    text = raw.strip()
-    if text.startswith("["):
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise InvalidRestoreTarget(
-                "Metadata.items: not a valid JSON list", path=raw, detail=str(exc)
-            ) from exc
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise InvalidRestoreTarget("Metadata.items: must be a list of strings")
-        return [v for v in value if v]
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def check_target(metadata: Mapping[str, str], policy: host_paths.Policy) -> tuple[str, bool]:
-    """The resolved target path and the overwrite flag; raises InvalidRestoreTarget, or
-    PathRefused when ``policy`` (the host-path rule) refuses the resolved target."""
-    path = metadata.get("targetPath") or metadata.get("TargetPath")
-    if not path:
-        raise InvalidRestoreTarget("Metadata.targetPath is required (an absolute directory)")
-    overwrite = str(metadata.get("overwrite", "false")).lower() == "true"
-    if not isinstance(path, str) or not os.path.isabs(path):
-        raise InvalidRestoreTarget(path=path, detail="must be an absolute path")
-    if "\x00" in path:
-        raise InvalidRestoreTarget(path=path, detail="contains a NUL byte")
-    resolved = host_paths.check(path, policy, os.path.realpath)
-    if os.path.lexists(resolved):
-        if not os.path.isdir(resolved):
-            raise InvalidRestoreTarget(path=path, detail="exists and is not a directory")
-        if not overwrite and os.listdir(resolved):
-            raise InvalidRestoreTarget(
-                path=path,
-                detail='is not empty; set Metadata.overwrite to "true" to restore over it',
-            )
-    return resolved, overwrite
 
 
 def start(
@@ -102,8 +48,7 @@ def start(
     resource_type: str | None = None,
 ) -> Record:
     """StartRestoreJob: validate the target now (fail fast, no job), then queue the job."""
-    check_target(metadata, deps.path_policy)
-    parse_items(metadata.get("items"))
+    _check_metadata(deps, caller, recovery_point_arn, metadata)
     with catalog.db.transaction(deps.engine) as conn:
         if idempotency_token:
             seen = catalog.idempotency.lookup(
@@ -143,6 +88,17 @@ def start(
                 now=caller.now,
             )
         return job
+
+
+def _check_metadata(
+    deps: Deps, caller: Caller, recovery_point_arn: str, metadata: Mapping[str, str]
+) -> None:
+    """The point's plugin refuses Metadata it cannot honour, before any job exists (a
+    point the caller does not have is left to the lookup that answers NotFound)."""
+    with catalog.db.transaction(deps.engine) as conn:
+        rp = catalog.recovery_points.find(conn, recovery_point_arn)
+    if rp is not None and rp["account_id"] == caller.account_id:
+        deps.plugins.get(rp["resource_type"]).check_restore(metadata, deps.path_policy)
 
 
 def get(deps: Deps, caller: Caller, job_id: str) -> Record:
@@ -232,36 +188,26 @@ def run(deps: Deps, job: Record, worker_id: str, control: JobControl) -> str:
 
 
 def _restore(deps: Deps, job: Record, control: JobControl) -> restorer.RestoreResult:
-    metadata = dict(job["metadata"] or {})
-    target, overwrite = check_target(metadata, deps.path_policy)  # resolved again, now
-    items = parse_items(metadata.get("items"))
+    """Restore with the point's plugin from a source over its vault, then the plugin's
+    after-restore check (RestoreNotValid fails the job)."""
     with catalog.db.transaction(deps.engine) as conn:
         rp = catalog.recovery_points.get(conn, job["recovery_point_arn"])
         vault = catalog.vaults.get_by_arn(conn, rp["backup_vault_arn"])
-
-    def on_progress(p: Progress) -> None:
-        pct = 100.0 * p.bytes_done / p.bytes_total if p.bytes_total else 0.0
-        control.report(percent_done=min(99.9, pct), bytes_transferred=p.bytes_done)
-
-    os.makedirs(target, exist_ok=True)
-    if os.path.realpath(target) != target:  # a symlink swapped in since the check
-        raise host_paths.PathRefused(
-            path=metadata.get("targetPath"),
-            reason=f"it no longer resolves to {target!r} (a symlink changed); not followed",
-        )
-    with (
-        vaults.open_repository(deps, vault) as repo,
-        locks.locked(repo.backend, deps.clock, exclusive=False),
-    ):
-        return restorer.restore(
-            repo,
-            rp["engine_recovery_point_id"],
-            target,
-            include=items,
-            overwrite=overwrite,
-            progress=on_progress,
-            clock=deps.clock,
-        )
+        resource = catalog.resources.find(conn, rp["resource_arn"])
+    plugin = deps.plugins.get(rp["resource_type"])
+    source = plugin_io.EngineSource(deps, vault, rp["engine_recovery_point_id"])
+    request = plugins.base.RestoreRequest(
+        plugin_io.point_resource(rp, resource),
+        dict(job["metadata"] or {}),
+        deps.path_policy,
+        source,
+        plugin_io.restore_report(control),
+    )
+    plugin.restore(request)
+    problem = None if source.result.errors else plugin.validate_restore(request)
+    if problem is not None:
+        raise plugins.errors.RestoreNotValid(resource_type=plugin.type_name, detail=problem)
+    return source.result
 
 
 def _finish(deps: Deps, job: Record, worker_id: str, result: restorer.RestoreResult) -> str:

@@ -2,8 +2,8 @@
 
 Selections are resolved against the inventory whenever the scheduler creates jobs (see
 :func:`resolve`), so a resource tagged later is picked up at the next run. Only resource
-types this server can back up are candidates (an empty selection means "every supported
-resource", as on AWS).
+types this server can back up (its plugin registry, ``Deps.plugins``) are candidates (an
+empty selection means "every supported resource", as on AWS).
 
     sel = selections.create(deps, caller, plan_id, {"SelectionName": "tagged",
         "IamRoleArn": role, "ListOfTags": [{"ConditionType": "STRINGEQUALS",
@@ -16,12 +16,12 @@ Must not depend on the scheduler, the composition root or any interface.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from snowvault import plugins
 from snowvault.control import catalog
 from snowvault.control.model import selection as selection_rules
-from snowvault.control.services import resources as resource_service
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core import ids
 from snowvault.core.errors import NotFound
@@ -93,17 +93,21 @@ def as_model(row: Record) -> selection_rules.Resource:
     return selection_rules.Resource(row["arn"], row["resource_type"], row["tags"])
 
 
-def supported(inventory: Iterable[Record]) -> list[Record]:
-    """The inventory rows this server can back up."""
-    return [r for r in inventory if r["resource_type"] in resource_service.SUPPORTED_TYPES]
+def supported(inventory: Iterable[Record], types: Collection[str]) -> list[Record]:
+    """The inventory rows of the resource ``types`` this server can back up."""
+    return [r for r in inventory if r["resource_type"] in types]
 
 
 class Inventory:
     """The supported resources of one account and region, indexed by tag so tag-based
-    selections look at the few resources that carry the tag instead of all of them."""
+    selections look at the few resources that carry the tag instead of all of them.
+    ``types``: the registered resource types (``deps.plugins.types()``; the built-in
+    ones when not given)."""
 
-    def __init__(self, rows: Iterable[Record]) -> None:
-        self.rows = supported(rows)
+    def __init__(self, rows: Iterable[Record], types: Collection[str] | None = None) -> None:
+        if types is None:
+            types = plugins.builtin.registry().types()
+        self.rows = supported(rows, types)
         self.by_tag: dict[tuple[str, str], list[Record]] = defaultdict(list)
         for row in self.rows:
             for item in row["tags"].items():
@@ -137,10 +141,12 @@ class Inventory:
 
 
 def resolve(
-    selection_docs: Sequence[Mapping[str, Any]], inventory: Sequence[Record]
+    selection_docs: Sequence[Mapping[str, Any]],
+    inventory: Sequence[Record],
+    types: Collection[str] | None = None,
 ) -> dict[str, tuple[Record, str | None]]:
     """One-off :meth:`Inventory.resolve`."""
-    return Inventory(inventory).resolve(selection_docs)
+    return Inventory(inventory, types).resolve(selection_docs)
 
 
 def preview(deps: Deps, caller: Caller, doc: Mapping[str, Any]) -> list[Record]:
@@ -153,7 +159,7 @@ def preview(deps: Deps, caller: Caller, doc: Mapping[str, Any]) -> list[Record]:
         )
     out = []
     for row in inventory:
-        if row["resource_type"] not in resource_service.SUPPORTED_TYPES:
+        if row["resource_type"] not in deps.plugins:
             selected, reason = False, f"excluded: resource type {row['resource_type']} unsupported"
         else:
             selected = selection_rules.matches(sel, as_model(row))

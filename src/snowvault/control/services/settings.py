@@ -1,4 +1,5 @@
-"""Region and global settings, and the resource types this server can protect.
+"""Region and global settings, and the resource types this server can protect (the
+plugin registry, ``Deps.plugins``).
 
 Must not depend on the scheduler, the composition root or any interface.
 """
@@ -9,19 +10,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from snowvault.control import catalog
-from snowvault.control.services import resources
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import InvalidInput
 
 GLOBAL_SETTINGS = {"isCrossAccountBackupEnabled": "false", "isMpaEnabled": "false"}
 
 
-def supported_resource_types() -> list[str]:
-    return list(resources.SUPPORTED_TYPES)
+def supported_resource_types(deps: Deps) -> list[str]:
+    """GetSupportedResourceTypes: the registered plugins' types."""
+    return list(deps.plugins.types())
 
 
-def _defaults() -> dict[str, bool]:
-    return dict.fromkeys(resources.SUPPORTED_TYPES, True)
+def _defaults(deps: Deps) -> dict[str, bool]:
+    return dict.fromkeys(deps.plugins.types(), True)
 
 
 def region_settings(deps: Deps, caller: Caller) -> dict[str, dict[str, bool]]:
@@ -30,15 +31,18 @@ def region_settings(deps: Deps, caller: Caller) -> dict[str, dict[str, bool]]:
         row = catalog.settings.get_region(conn, account_id=caller.account_id, region=caller.region)
     row = row or {}
     return {
-        "opt_in": {**_defaults(), **(row.get("resource_type_opt_in_preference") or {})},
-        "management": {**_defaults(), **(row.get("resource_type_management_preference") or {})},
+        "opt_in": {**_defaults(deps), **(row.get("resource_type_opt_in_preference") or {})},
+        "management": {
+            **_defaults(deps),
+            **(row.get("resource_type_management_preference") or {}),
+        },
     }
 
 
-def _check(prefs: Mapping[str, Any] | None, field: str) -> dict[str, bool]:
+def _check(deps: Deps, prefs: Mapping[str, Any] | None, field: str) -> dict[str, bool]:
     out: dict[str, bool] = {}
     for key, value in (prefs or {}).items():
-        if key not in resources.SUPPORTED_TYPES:
+        if key not in deps.plugins:
             raise InvalidInput(detail=f"{field}: unsupported resource type {key!r}")
         out[key] = bool(value)
     return out
@@ -52,8 +56,8 @@ def update_region_settings(
     management: Mapping[str, Any] | None,
 ) -> None:
     """UpdateRegionSettings: merge the given preferences."""
-    opt = _check(opt_in, "ResourceTypeOptInPreference")
-    mgmt = _check(management, "ResourceTypeManagementPreference")
+    opt = _check(deps, opt_in, "ResourceTypeOptInPreference")
+    mgmt = _check(deps, management, "ResourceTypeManagementPreference")
     with catalog.db.transaction(deps.engine) as conn:
         catalog.settings.put_region(
             conn,

@@ -34,7 +34,7 @@ def describe_global_settings(app: App, ctx: RequestContext, params: Params) -> O
 
 
 def get_supported_resource_types(app: App, ctx: RequestContext, params: Params) -> Out:
-    return {"ResourceTypes": settings.supported_resource_types()}
+    return {"ResourceTypes": settings.supported_resource_types(app.deps)}
 
 
 HANDLERS: dict[str, AppHandler] = {

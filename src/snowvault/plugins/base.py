@@ -1,0 +1,161 @@
+"""The resource-plugin protocol: what one resource type (Directory, later PostgreSQL,
+MySQL, Redis, S3 buckets, block images) provides, and the Sink/Source it works through.
+
+A plugin knows its resources and nothing of vaults, jobs, SQL or the engine: it checks a
+source at RegisterResource, backs the resource up into a :class:`Sink`, restores it from
+a :class:`Source` as named ``Metadata`` keys say, and gives GetRecoveryPointRestoreMetadata
+its defaults. The services build the Sink and Source over the vault's repository (they
+own the repository lock, the manifest, the catalog rows), so one plugin works with every
+store, and the engine never learns plugins exist (import-linter keeps both true).
+
+    plugin = registry.get("Directory")
+    stored = plugin.check_source("/srv/photos", policy)        # RegisterResource
+    plugin.backup(BackupRequest(resource, policy, sink, report))  # in a worker
+    plugin.check_restore({"targetPath": "/srv/back"}, policy)  # StartRestoreJob
+    plugin.restore(RestoreRequest(resource, metadata, policy, source, report))
+
+Abuse case: every plugin method that reaches the host (a path, later a socket or a URL)
+runs with the server's rights for a caller who only holds an API permission; a plugin
+that touches host paths judges them with the operator's rule
+(:mod:`snowvault.control.model.host_paths`, the ``policy`` passed in) at the call AND
+again in the worker, right before it reads or writes.
+
+Depends on core and the model only (never the engine, catalog, services or interfaces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from snowvault.control.model import host_paths
+from snowvault.core import arn as arns
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A registered resource as a plugin sees it: ``source`` is what
+    :meth:`ResourcePlugin.check_source` returned at registration."""
+
+    arn: str
+    resource_type: str
+    name: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a backup or restore is: bytes done of ``bytes_total`` (None: unknown)."""
+
+    bytes_done: int
+    bytes_total: int | None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class Sink(Protocol):
+    """Where a backup goes: one recovery point of the vault, written by exactly ONE call
+    (the services record the point from it, with the manifest metadata they own)."""
+
+    def directory(self, path: str, progress: ProgressCallback) -> None:
+        """Back up the host directory tree at ``path`` (its contents become the point's
+        root; unreadable entries make the point PARTIAL)."""
+        ...
+
+    def stream(self, name: str, stream: BinaryIO, progress: ProgressCallback) -> None:
+        """Back up a byte stream (a dump) as the point's one file ``name``."""
+        ...
+
+
+class Source(Protocol):
+    """One recovery point to restore from; the services count what was restored."""
+
+    def to_directory(
+        self, target: str, *, include: Sequence[str], overwrite: bool, progress: ProgressCallback
+    ) -> None:
+        """Write the point's tree (or the ``include`` paths in it) into host dir ``target``."""
+        ...
+
+    def read_file(self, name: str) -> bytes:
+        """The content of the root entry ``name`` (what :meth:`Sink.stream` wrote)."""
+        ...
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    """One backup, as the worker hands it to the plugin."""
+
+    resource: Resource
+    policy: host_paths.Policy
+    sink: Sink
+    progress: ProgressCallback
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """One restore: ``metadata`` is StartRestoreJob's Metadata, ``resource`` the point's
+    source resource (as recorded with the point)."""
+
+    resource: Resource
+    metadata: Mapping[str, str]
+    policy: host_paths.Policy
+    source: Source
+    progress: ProgressCallback
+
+
+@dataclass(frozen=True)
+class MetadataKey:
+    """One key StartRestoreJob's Metadata understands for a resource type."""
+
+    name: str
+    required: bool
+    description: str
+
+
+class ResourcePlugin(Protocol):
+    """One resource type. Adding one = a module implementing this, one line in
+    :func:`snowvault.plugins.builtin.registry`, and its tests (the shared contract test
+    runs over every plugin)."""
+
+    type_name: str
+    """The AWS ResourceType: ``"Directory"``."""
+    arn_kind: str
+    """The ARN's resource kind: ``arn:aws:snowvault:REGION:ACCOUNT:directory/NAME``."""
+    restore_keys: tuple[MetadataKey, ...]
+    """The Metadata keys :meth:`restore` reads (documented, and the defaults' keys)."""
+
+    def check_source(self, source: str, policy: host_paths.Policy) -> str:
+        """RegisterResource: the source as it will be stored (canonical, e.g. resolved),
+        or raise (InvalidInput, PathRefused) when it cannot be protected."""
+        ...
+
+    def backup(self, request: BackupRequest) -> None:
+        """Check the source again, now, and back it up with ONE call to the sink;
+        report progress through ``request.progress``."""
+        ...
+
+    def check_restore(self, metadata: Mapping[str, str], policy: host_paths.Policy) -> None:
+        """StartRestoreJob: refuse bad Metadata before any job exists."""
+        ...
+
+    def restore(self, request: RestoreRequest) -> None:
+        """Check the Metadata again, now, and restore from ``request.source``."""
+        ...
+
+    def restore_defaults(self, resource: Resource | None) -> dict[str, str]:
+        """GetRecoveryPointRestoreMetadata: Metadata that puts the point back where it
+        came from (``resource`` is None once the resource was deregistered)."""
+        ...
+
+    def validate_restore(self, request: RestoreRequest) -> str | None:
+        """After a restore without errors: a problem sentence (the job FAILS with it), or
+        None. Plugins with nothing to check beyond the restore itself return None."""
+        ...
+
+
+def resource_arn(plugin: ResourcePlugin, region: str, account_id: str, name: str) -> str:
+    """The ARN a resource of this type gets: for Directory in us-east-1,
+    ``arn:aws:snowvault:us-east-1:111122223333:directory/photos``."""
+    return arns.build("snowvault", region, account_id, f"{plugin.arn_kind}/{name}")

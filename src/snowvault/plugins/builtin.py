@@ -1,0 +1,22 @@
+"""The resource types this server ships, registered in ONE place (restic's all.go).
+
+Adding a type: write ``plugins/<type>.py`` implementing
+:class:`snowvault.plugins.base.ResourcePlugin`, add it to the list below, and add it to
+the contract test's plugins (tests/unit/plugins/test_plugin_contract.py).
+
+Depends on the plugin modules only.
+"""
+
+from __future__ import annotations
+
+from snowvault.plugins import directory
+from snowvault.plugins.registry import Registry
+
+
+def registry() -> Registry:
+    """A new registry of every built-in resource type (raises on a duplicate)."""
+    return Registry(
+        [
+            directory.Directory(),
+        ]
+    )

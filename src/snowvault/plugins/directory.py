@@ -1,0 +1,163 @@
+"""Directory: a directory tree on the server's host.
+
+A resource is ``arn:aws:snowvault:REGION:ACCOUNT:directory/NAME``; its source is an
+absolute path to an existing directory, stored resolved. Restore Metadata (strings, as
+AWS passes them):
+
+- ``targetPath`` (required): absolute path of a new or empty directory, unless
+  ``overwrite`` is ``"true"``;
+- ``items`` (optional): the paths to restore, a JSON list or comma-separated;
+- ``overwrite`` (optional): ``"true"`` to restore over existing files.
+
+Abuse case: a caller with ``RegisterResource`` names a path the server will read with its
+own (often root) rights and hand back through a restore; a caller with
+``StartRestoreJob`` names a directory the server will write. So a source or target is
+resolved (symlinks in it or any parent, ``..``) and must pass the operator's host-path
+rule (the ``policy`` passed in, see :mod:`snowvault.control.model.host_paths`: never
+/etc unless allowed, never the data directory or a vault's storage, never a directory
+*containing* them) at the call (existence looked at only after the rule, so a refused
+path is no probe) and again in the worker right before it reads or writes; the worker
+reads/writes the path it resolved then, and a restore refuses when the target resolves
+differently once created (a symlink swapped in between).
+
+Depends on the plugin base, the model's host-path rule and core only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+from snowvault.control.model import host_paths
+from snowvault.core.errors import InvalidInput
+from snowvault.plugins.base import (
+    BackupRequest,
+    MetadataKey,
+    Progress,
+    Resource,
+    RestoreRequest,
+)
+from snowvault.plugins.errors import InvalidRestoreTarget
+
+
+def parse_items(raw: str | None) -> list[str]:
+    """``items`` metadata: a JSON list of paths or a comma-separated string.
+
+    >>> parse_items('["/a", "/b c"]'), parse_items("/a, /b"), parse_items(None)
+    (['/a', '/b c'], ['/a', '/b'], [])
+    """
+    if not raw or not raw.strip():
+        return []
+    text = raw.strip()
+    if text.startswith("["):
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise InvalidRestoreTarget(
+                "Metadata.items: not a valid JSON list", path=raw, detail=str(exc)
+            ) from exc
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidRestoreTarget("Metadata.items: must be a list of strings")
+        return [v for v in value if v]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def check_target(metadata: Mapping[str, str], policy: host_paths.Policy) -> tuple[str, bool]:
+    """The resolved target path and the overwrite flag; raises InvalidRestoreTarget, or
+    PathRefused when ``policy`` (the host-path rule) refuses the resolved target."""
+    path = metadata.get("targetPath") or metadata.get("TargetPath")
+    if not path:
+        raise InvalidRestoreTarget("Metadata.targetPath is required (an absolute directory)")
+    overwrite = str(metadata.get("overwrite", "false")).lower() == "true"
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise InvalidRestoreTarget(path=path, detail="must be an absolute path")
+    if "\x00" in path:
+        raise InvalidRestoreTarget(path=path, detail="contains a NUL byte")
+    resolved = host_paths.check(path, policy, os.path.realpath)
+    if os.path.lexists(resolved):
+        if not os.path.isdir(resolved):
+            raise InvalidRestoreTarget(path=path, detail="exists and is not a directory")
+        if not overwrite and os.listdir(resolved):
+            raise InvalidRestoreTarget(
+                path=path,
+                detail='is not empty; set Metadata.overwrite to "true" to restore over it',
+            )
+    return resolved, overwrite
+
+
+def tree_size(path: str) -> int:
+    """Bytes of regular files under ``path`` (the denominator of PercentDone)."""
+    total = 0
+    stack = [path]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total
+
+
+class Directory:
+    """The Directory resource type (see the module docstring)."""
+
+    type_name: str = "Directory"
+    arn_kind: str = "directory"
+    restore_keys: tuple[MetadataKey, ...] = (
+        MetadataKey("targetPath", True, "absolute path of a new or empty directory"),
+        MetadataKey("items", False, "paths to restore: a JSON list or comma-separated"),
+        MetadataKey("overwrite", False, '"true" to restore over existing files'),
+    )
+
+    def check_source(self, source: str, policy: host_paths.Policy) -> str:
+        """The resolved source when the host-path rule allows it and it is a directory."""
+        path = host_paths.check(source, policy, os.path.realpath)
+        if not os.path.isdir(path):
+            raise InvalidInput(detail=f"Source {source!r} is not an existing directory")
+        return path
+
+    def backup(self, request: BackupRequest) -> None:
+        # The tree may have changed since RegisterResource: resolve and check again, now,
+        # and read the resolved path (a symlink swapped in for the source is judged by
+        # its target).
+        source = host_paths.check(request.resource.source, request.policy, os.path.realpath)
+        if not os.path.isdir(source):
+            raise InvalidInput(detail=f"the resource's source {source!r} is not a directory")
+        total = tree_size(source)
+        request.progress(Progress(0, total))
+
+        def on_progress(p: Progress) -> None:
+            request.progress(Progress(p.bytes_done, total))
+
+        request.sink.directory(source, on_progress)
+
+    def check_restore(self, metadata: Mapping[str, str], policy: host_paths.Policy) -> None:
+        check_target(metadata, policy)
+        parse_items(metadata.get("items"))
+
+    def restore(self, request: RestoreRequest) -> None:
+        target, overwrite = check_target(request.metadata, request.policy)  # again, now
+        items = parse_items(request.metadata.get("items"))
+        os.makedirs(target, exist_ok=True)
+        if os.path.realpath(target) != target:  # a symlink swapped in since the check
+            raise host_paths.PathRefused(
+                path=request.metadata.get("targetPath"),
+                reason=f"it no longer resolves to {target!r} (a symlink changed); not followed",
+            )
+        request.source.to_directory(
+            target, include=items, overwrite=overwrite, progress=request.progress
+        )
+
+    def restore_defaults(self, resource: Resource | None) -> dict[str, str]:
+        """Back where it came from, refusing to overwrite, everything."""
+        source = resource.source if resource is not None else ""
+        return {"targetPath": source, "overwrite": "false", "items": "[]"}
+
+    def validate_restore(self, request: RestoreRequest) -> str | None:
+        """Nothing beyond the restore's own per-entry errors."""
+        return None
