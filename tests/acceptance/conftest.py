@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import botocore.auth
 import pytest
 
 from helpers.sv_server import (
     SNOWVAULT,
     ExtCall,
     ServerProcess,
-    SimulatedTime,
     free_port,
     new_server,
 )
@@ -37,16 +35,6 @@ def snowvault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
         server.stop()
     failures = [line for line in server.log.read_text().splitlines() if " status=5" in line]
     assert not failures, f"the server answered 5xx: {failures}"
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatedTime]:
-    """botocore signs with the simulated time of a --test-mode server (see move_clock)."""
-    sim = SimulatedTime()
-    mp = pytest.MonkeyPatch()
-    mp.setattr(botocore.auth, "get_current_datetime", sim.botocore_now)
-    yield sim
-    mp.undo()
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 server's test clock moved past the waiting period, and then nobody reads the vault —
 not a restore job, not `snowvault repo` with the recovery key exported earlier.
 
-The clock only moves forward, so this module has its own server (see
-test_scheduler_story for the signing-time arrangement).
+The clock only moves forward, so this module has its own server; boto3 signs with the
+wall clock throughout.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from helpers.stories import backed_up, register, restored, sv, sv_json
-from helpers.sv_server import ServerProcess, SimulatedTime, move_clock, new_server
+from helpers.sv_server import ServerProcess, move_clock, new_server
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def wait_deleted(kms: Any, key_id: str, timeout: float = 30) -> str:
 
 
 def test_a_deleted_key_leaves_the_vault_unreadable_by_anyone(
-    server: ServerProcess, sim: SimulatedTime, tmp_path: Path
+    server: ServerProcess, tmp_path: Path
 ) -> None:
     kms, backup = kms_client(server), server.client()
     key = kms.create_key(Description="shred me")["KeyMetadata"]
@@ -76,9 +76,9 @@ def test_a_deleted_key_leaves_the_vault_unreadable_by_anyone(
     assert "secret.txt" in sv(server, *ls).stdout
 
     scheduled = kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
-    move_clock(server, sim, advance_seconds=timedelta(days=7).total_seconds() - 60)
+    move_clock(server, advance_seconds=timedelta(days=7).total_seconds() - 60)
     assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
-    move_clock(server, sim, now=(scheduled["DeletionDate"] + timedelta(seconds=1)).isoformat())
+    move_clock(server, now=(scheduled["DeletionDate"] + timedelta(seconds=1)).isoformat())
     assert wait_deleted(kms, key["KeyId"]) == "NotFoundException"
 
     failed = restored(backup, job["RecoveryPointArn"], tmp_path / "restore")

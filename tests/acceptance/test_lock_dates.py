@@ -5,8 +5,8 @@ A compliance lock (ChangeableForDays=3) can be changed and deleted at LockDate -
 from LockDate itself on nothing about it can: Put and Delete of the lock configuration and
 DeleteRecoveryPoint (root included) answer InvalidRequestException.
 
-SigV4 checks signatures against the server's (simulated) time, so this module makes
-botocore sign with the time the clock endpoint last returned.
+boto3 signs with the wall clock throughout: SigV4 freshness is checked against the wall
+clock whatever the simulated one says.
 """
 
 from __future__ import annotations
@@ -20,16 +20,15 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from helpers.sv_server import ExtCall, ServerProcess, SimulatedTime, move_clock
+from helpers.sv_server import ExtCall, ServerProcess, move_clock, simulated_now
 
 ROLE = "arn:aws:iam::123456789012:role/backup"
 LOCK = {"MinRetentionDays": 1, "MaxRetentionDays": 100, "ChangeableForDays": 3}
 
 
-def move(server: ServerProcess, sim: SimulatedTime, **body: Any) -> datetime:
-    """Set (or read, with advance_seconds=0) the server's clock; sign with it from now on."""
-    move_clock(server, sim, **body)
-    return sim.now
+def move(server: ServerProcess, **body: Any) -> datetime:
+    """Set (or read, with advance_seconds=0) the server's simulated clock."""
+    return simulated_now(move_clock(server, **body))
 
 
 def _refused(call: Any, **kwargs: Any) -> tuple[str, int]:
@@ -60,9 +59,9 @@ def _backup(backup: Any, ext: ExtCall, tmp: Path, vault: str) -> str:
 
 
 def test_compliance_lock_dates_to_the_second(
-    snowvault_server: ServerProcess, sim: SimulatedTime, backup: Any, ext: ExtCall, tmp_path: Path
+    snowvault_server: ServerProcess, backup: Any, ext: ExtCall, tmp_path: Path
 ) -> None:
-    start = move(snowvault_server, sim, advance_seconds=0)
+    start = move(snowvault_server, advance_seconds=0)
     backup.create_backup_vault(BackupVaultName="dates")
     backup.create_backup_vault(BackupVaultName="fresh")
     rp = _backup(backup, ext, tmp_path, "dates")
@@ -75,7 +74,7 @@ def test_compliance_lock_dates_to_the_second(
     assert backup.describe_backup_vault(BackupVaultName="fresh")["LockDate"] == lock_a
 
     # LockDate - 1 s: still grace time; the fresh lock goes, lock A is changed (lock B)
-    move(snowvault_server, sim, now=(lock_a - timedelta(seconds=1)).isoformat())
+    move(snowvault_server, now=(lock_a - timedelta(seconds=1)).isoformat())
     backup.delete_backup_vault_lock_configuration(BackupVaultName="fresh")
     assert backup.describe_backup_vault(BackupVaultName="fresh")["Locked"] is False
     backup.put_backup_vault_lock_configuration(
@@ -87,7 +86,7 @@ def test_compliance_lock_dates_to_the_second(
     assert (described["Locked"], described["MinRetentionDays"]) == (True, 2)
 
     # exactly LockDate B: immutable for everyone, root included
-    assert move(snowvault_server, sim, now=lock_b.isoformat()) == lock_b
+    assert move(snowvault_server, now=lock_b.isoformat()) == lock_b
     assert _refused(
         backup.put_backup_vault_lock_configuration, BackupVaultName="dates", **LOCK
     ) == ("InvalidRequestException", 400)

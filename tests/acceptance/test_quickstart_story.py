@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import botocore.auth
-import pytest
-import urllib3
-
-from helpers.sv_server import SNOWVAULT, ServerProcess
+from helpers.sv_server import SNOWVAULT, ServerProcess, move_clock
 
 
 def sv(server: ServerProcess, *args: str, env: dict[str, str] | None = None) -> Any:
@@ -35,34 +30,8 @@ def sv(server: ServerProcess, *args: str, env: dict[str, str] | None = None) -> 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-class SignAt:
-    """botocore signs with the server's (test-mode) clock once the test moves it."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def botocore_now(self, remove_tzinfo: bool = True) -> datetime:
-        return self.now.replace(tzinfo=None) if remove_tzinfo else self.now
-
-
-@pytest.fixture
-def sign_at() -> Iterator[SignAt]:
-    at = SignAt()
-    mp = pytest.MonkeyPatch()
-    mp.setattr(botocore.auth, "get_current_datetime", at.botocore_now)
-    yield at
-    mp.undo()
-
-
-def move_clock(server: ServerProcess, at: SignAt, when: datetime) -> None:
-    body = json.dumps({"now": when.isoformat()}).encode()
-    resp = urllib3.request("POST", server.endpoint + "/_snowvault/clock", body=body, timeout=600)
-    assert resp.status == 200, resp.data
-    at.now = datetime.fromisoformat(json.loads(resp.data)["Now"])
-
-
 def test_quickstart_protects_the_sample_and_the_plan_takes_over(
-    snowvault_server: ServerProcess, backup: Any, sign_at: SignAt
+    snowvault_server: ServerProcess, backup: Any
 ) -> None:
     out = sv(snowvault_server, "quickstart")
     sample = snowvault_server.home / "snowvault-quickstart"
@@ -100,7 +69,7 @@ def test_quickstart_protects_the_sample_and_the_plan_takes_over(
     assert len(backup.list_backup_plans()["BackupPlansList"]) == 1
 
     # the first scheduled run: its point carries the plan, and ByBackupPlanId finds it
-    move_clock(snowvault_server, sign_at, next_run + timedelta(minutes=30))
+    move_clock(snowvault_server, now=(next_run + timedelta(minutes=30)).isoformat())
     by_plan = backup.list_recovery_points_by_backup_vault(
         BackupVaultName="quickstart", ByBackupPlanId=out["BackupPlanId"]
     )["RecoveryPoints"]

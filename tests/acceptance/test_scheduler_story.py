@@ -2,8 +2,8 @@
 test moves with POST /_snowvault/clock: a daily rule over a simulated month and a restart,
 a resource tagged mid-month, expiry on day 36 with prune, a job past its start window.
 
-SigV4 checks signatures against the server's (simulated) time, so this module makes
-botocore sign with the time the clock endpoint last returned.
+boto3 signs with the wall clock throughout: SigV4 freshness is checked against the wall
+clock whatever the simulated one says.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from helpers.sv_server import ServerProcess, SimulatedTime, move_clock, new_server
+from helpers.sv_server import ServerProcess, move_clock, new_server
 
 ROLE = "arn:aws:iam::{account}:role/service-role/AWSBackupDefaultServiceRole"
 START = datetime(2031, 3, 1, tzinfo=UTC)  # later than any real "now" the server starts at
@@ -32,8 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         server.stop()
 
 
-def move(server: ServerProcess, sim: SimulatedTime, **body: Any) -> dict[str, Any]:
-    return move_clock(server, sim, **body)
+def move(server: ServerProcess, **body: Any) -> dict[str, Any]:
+    return move_clock(server, **body)
 
 
 def _dir(root: Path, name: str, day: int = 0) -> str:
@@ -48,8 +48,8 @@ def _jobs(backup: Any, **filters: Any) -> list[dict[str, Any]]:
     return [j for page in pages for j in page["BackupJobs"]]
 
 
-def _a_month_of_daily_backups(server: ServerProcess, sim: SimulatedTime, tmp_path: Path) -> None:
-    move(server, sim, now=START.isoformat())
+def _a_month_of_daily_backups(server: ServerProcess, tmp_path: Path) -> None:
+    move(server, now=START.isoformat())
     backup = server.client()
     role = ROLE.format(account=server.creds["account_id"])
     backup.create_backup_vault(BackupVaultName="main")
@@ -115,11 +115,11 @@ def _a_month_of_daily_backups(server: ServerProcess, sim: SimulatedTime, tmp_pat
     # days 1-14 (March 1..14), then gamma gets tagged, then a restart, then to day 30
     for day in range(1, 15):
         _dir(tmp_path, "alpha", day)  # new data every day, so expiry frees something
-        move(server, sim, now=(START + timedelta(days=day - 1, hours=6)).isoformat())
+        move(server, now=(START + timedelta(days=day - 1, hours=6)).isoformat())
     server.ext("TagResource", {"ResourceArn": arns["gamma"], "Tags": {"Backup": "true"}})
     server.stop()
     server.start()
-    move(server, sim, now=(START + timedelta(days=29, hours=6)).isoformat())
+    move(server, now=(START + timedelta(days=29, hours=6)).isoformat())
 
     jobs = _jobs(backup, ByBackupVaultName="main")
     per_resource_day = [
@@ -138,7 +138,7 @@ def _a_month_of_daily_backups(server: ServerProcess, sim: SimulatedTime, tmp_pat
     assert described["LastBackupTime"] >= START + timedelta(days=29, hours=5)
 
 
-def _expiry_on_day_36_prunes_the_data(server: ServerProcess, sim: SimulatedTime) -> None:
+def _expiry_on_day_36_prunes_the_data(server: ServerProcess) -> None:
     backup = server.client()
     alpha = next(
         r for r in backup.list_protected_resources()["Results"] if r["ResourceName"] == "alpha"
@@ -149,7 +149,7 @@ def _expiry_on_day_36_prunes_the_data(server: ServerProcess, sim: SimulatedTime)
     storage = server.data_dir / "storage"
     size_before = sum(f.stat().st_size for f in storage.rglob("*") if f.is_file())
     # day 36 = 35 days after the first backup at 05:00
-    doc = move(server, sim, now=(START + timedelta(days=35, hours=6)).isoformat())
+    doc = move(server, now=(START + timedelta(days=35, hours=6)).isoformat())
     assert doc["RecoveryPointsExpired"] >= 2
     after = backup.list_recovery_points_by_resource(ResourceArn=alpha["ResourceArn"])
     created = sorted(p["CreationDate"] for p in after["RecoveryPoints"])
@@ -158,9 +158,7 @@ def _expiry_on_day_36_prunes_the_data(server: ServerProcess, sim: SimulatedTime)
     assert size_after < size_before + 200_000  # pruned: old packs went while new ones came
 
 
-def _a_job_past_its_start_window_is_expired(
-    server: ServerProcess, sim: SimulatedTime, tmp_path: Path
-) -> None:
+def _a_job_past_its_start_window_is_expired(server: ServerProcess, tmp_path: Path) -> None:
     backup = server.client()
     arn = server.ext(
         "RegisterResource",
@@ -173,10 +171,10 @@ def _a_job_past_its_start_window_is_expired(
         },
     )["ResourceArn"]
     day = START + timedelta(days=36)
-    move(server, sim, now=day.replace(hour=5, minute=30).isoformat())
+    move(server, now=day.replace(hour=5, minute=30).isoformat())
     (waiting,) = [j for j in _jobs(backup, ByResourceArn=arn) if j["State"] == "CREATED"]
     assert waiting["StartBy"] == day.replace(hour=6)
-    move(server, sim, now=day.replace(hour=6, minute=1).isoformat())
+    move(server, now=day.replace(hour=6, minute=1).isoformat())
     (expired,) = [
         j for j in _jobs(backup, ByResourceArn=arn) if j["StartBy"] == day.replace(hour=6)
     ]
@@ -184,8 +182,8 @@ def _a_job_past_its_start_window_is_expired(
     assert "start window" in expired["StatusMessage"]
 
 
-def test_scheduler_story(server: ServerProcess, sim: SimulatedTime, tmp_path: Path) -> None:
+def test_scheduler_story(server: ServerProcess, tmp_path: Path) -> None:
     """One story, in order (the steps share the server and its simulated time)."""
-    _a_month_of_daily_backups(server, sim, tmp_path)
-    _expiry_on_day_36_prunes_the_data(server, sim)
-    _a_job_past_its_start_window_is_expired(server, sim, tmp_path)
+    _a_month_of_daily_backups(server, tmp_path)
+    _expiry_on_day_36_prunes_the_data(server)
+    _a_job_past_its_start_window_is_expired(server, tmp_path)

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -156,23 +156,17 @@ def new_server(tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
     return ServerProcess(data_dir=data, home=home, port=free_port())
 
 
-class SimulatedTime:
-    """What a --test-mode server's clock says; botocore signs with it (SigV4 is checked
-    against the server's simulated time). The ``sim`` fixture in conftest.py installs it."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def botocore_now(self, remove_tzinfo: bool = True) -> datetime:
-        return self.now.replace(tzinfo=None) if remove_tzinfo else self.now
-
-
-def move_clock(server: ServerProcess, sim: SimulatedTime, **body: Any) -> dict[str, Any]:
-    """POST /_snowvault/clock (``advance_seconds`` or ``now``); sign with its answer."""
-    resp = urllib3.request(  # unsigned: it moves the time signatures are checked against
+def move_clock(server: ServerProcess, **body: Any) -> dict[str, Any]:
+    """POST /_snowvault/clock (``advance_seconds`` or ``now``) of a --test-mode server; its
+    answer's ``Now`` is the simulated time. Clients keep signing with the wall clock."""
+    resp = urllib3.request(  # the route is not signed (test mode only)
         "POST", server.endpoint + "/_snowvault/clock", body=json.dumps(body).encode(), timeout=600
     )
     doc: dict[str, Any] = json.loads(resp.data)
     assert resp.status == 200, doc
-    sim.now = datetime.fromisoformat(doc["Now"])
     return doc
+
+
+def simulated_now(doc: dict[str, Any]) -> datetime:
+    """The simulated time a :func:`move_clock` answer carries."""
+    return datetime.fromisoformat(doc["Now"])

@@ -54,6 +54,7 @@ def build_asgi(app: App) -> ASGIApp:
         lookup_secret=_lookup(app),
         error_table=ERROR_TABLE,
         clock=app.clock,
+        signing_clock=app.signing_clock,
         extra_routes=[*simulation_routes.routes(app), *extension.routes(app)],
         allowed_regions=app.regions,
         trusted_proxies=app.config.trusted_proxies,
