@@ -110,7 +110,7 @@ def plan_scope(
     created (another planner may have claimed some occurrences first)."""
     with catalog.db.transaction(deps.engine) as conn:
         inventory = catalog.selections.inventory(conn, account_id=account_id, region=region)
-        index = selections.Inventory(inventory)
+        index = selections.Inventory(inventory, deps.plugins.types())
         chosen = _selections_by_plan(conn, rules)
         vault_of = _vault_lookup(conn, account_id, region)
         plans_ = [_plan_rule(r, index, chosen, vault_of, now) for r in rules]
