@@ -484,7 +484,7 @@ class App:
                 threads=w.threads,
             ),
         )
-        self.scheduler = planner.Scheduler(self.deps)
+        self.scheduler = planner.Scheduler(self.deps, tick_seconds=w.sweep_seconds)
         if isinstance(clock, simulation.SettableClock):
             simulation.resume(clock, self.deps)  # test mode: continue the simulated time
 

@@ -119,15 +119,15 @@ def test_date_range_and_resource_selection(world: World) -> None:
         )
 
 
-def test_the_schedulers_lifecycle_run_also_waits_for_holds(world: World) -> None:
-    from snowvault.control.services import scheduling
+def test_the_schedulers_tick_also_waits_for_holds(world: World) -> None:
+    from snowvault.control.scheduler import planner
 
     rp = world.backup("main", 1)
     hold_id = _hold(world)
     world.clock.advance(timedelta(days=2))
-    result = scheduling.run_lifecycle(world.deps, world.clock.now())
-    assert result.expired == [] and world.points("main") == {rp["arn"]}
+    result = planner.tick(world.deps)
+    assert result.recovery_points_expired == [] and world.points("main") == {rp["arn"]}
     world.assert_intact("main", [rp])
     legal_holds.cancel(world.deps, world.root, hold_id, "closed", None)
-    result = scheduling.run_lifecycle(world.deps, world.clock.now())
-    assert result.expired == [rp["arn"]] and world.points("main") == set()
+    result = planner.tick(world.deps)
+    assert result.recovery_points_expired == [rp["arn"]] and world.points("main") == set()

@@ -152,10 +152,11 @@ def test_a_job_queued_into_a_deleted_vault_fails_cleanly(
     failed = backup_jobs.get(deps, caller, row["job_id"])
     assert "backup vault not found" in failed["status_message"]
     assert _storage_dirs(deps, caller) == []
+    with catalog.db.transaction(deps.engine) as conn:
+        assert [m.vault_arn for m in catalog.maintenance.orphan_prunes(conn)] == [vault["arn"]]
     worker.sweep_once()  # the orphan mark of a vault that is gone is simply dropped
     with catalog.db.transaction(deps.engine) as conn:
-        keys = catalog.settings.all_settings(conn)
-    assert not [k for k in keys if k.startswith(vaults.ORPHAN_PREFIX)]
+        assert catalog.maintenance.orphan_prunes(conn) == []
 
 
 # --- a failed backup leaves nothing that nothing reclaims ------------------------------
@@ -220,9 +221,8 @@ def test_a_stopped_backup_leaves_packs_that_the_sweep_collects_after_the_grace_p
     assert _packs(root) == kept  # no pack that no recovery point references
     assert _referenced_packs(deps, caller, "v") == kept  # the completed point is whole
     assert _temps(root) == {fresh.name}  # only the stale temporary file went
-    key = vaults.ORPHAN_PREFIX + vaults.get(deps, caller, "v")["arn"]
     with catalog.db.transaction(deps.engine) as conn:
-        assert catalog.settings.get(conn, key) is None
+        assert catalog.maintenance.orphan_prunes(conn) == []  # the mark went with the prune
 
 
 def test_the_sweep_never_collects_the_packs_of_a_backup_still_running(

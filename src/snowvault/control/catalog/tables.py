@@ -365,6 +365,20 @@ recovery_points = Table(
     Index("ix_recovery_points_parent", "parent_recovery_point_arn"),
 )
 
+# --- vault maintenance (the sweeps' bookkeeping, revision 0007) ----------------------
+
+vault_maintenance = Table(
+    "vault_maintenance",
+    metadata,
+    # no foreign key: a failed job may mark a vault deleted meanwhile; the sweep drops it
+    Column("vault_arn", ARN, primary_key=True),
+    _ts("prune_pending_since"),
+    Column("prune_bypass_governance", Boolean, nullable=False, server_default=text("false")),
+    _ts("orphan_prune_due_at"),
+    Column("retention_fingerprint", String(64)),
+    _ts("retention_renew_at"),
+)
+
 # --- idempotency ---------------------------------------------------------------------
 
 idempotency = Table(

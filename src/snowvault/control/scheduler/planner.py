@@ -1,15 +1,15 @@
-"""The planner: due rules -> jobs, job windows, lifecycle, on a tick.
+"""The planner and the one loop: due rules -> jobs, then the sweeps, on a tick.
 
-    scheduler = Scheduler(deps, tick_seconds=30)
-    scheduler.start() ... scheduler.stop()       # a thread calling tick() forever
+    scheduler = Scheduler(deps, tick_seconds=5)
+    scheduler.start() ... scheduler.stop()       # THE loop: a thread calling tick()
     tick(deps)                                   # one pass at deps.clock.now()
 
 One tick, at ``now``: create the jobs of every rule occurrence that is due and whose
 start window is still open (exactly once per rule, occurrence and resource, whatever
-number of servers tick: the catalog's run ledger decides), expire waiting jobs past
-StartBy, ask running jobs past their completion window to stop, record cold
-transitions, expire recovery points at DeleteAt (forget, then prune). Occurrences
-missed while no server ran are not backfilled beyond their start window.
+number of servers tick: the catalog's run ledger decides), then run every sweep of
+:data:`sweepers.SWEEPS` once, in its documented order (job windows, lost leases,
+expiry, cold transitions, prunes, store retention, KMS keys). Occurrences missed while
+no server ran are not backfilled beyond their start window.
 
 Test mode moves the clock and ticks step by step: see :mod:`.simulation`.
 
@@ -23,12 +23,14 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from snowvault.control.scheduler import sweepers
 from snowvault.control.services import scheduling
 from snowvault.control.services.base import Deps
 
 log = logging.getLogger("snowvault.scheduler")
 
-DEFAULT_TICK_SECONDS = 30.0
+DEFAULT_TICK_SECONDS = 5.0
+"""The loop's pace: the server passes its ``worker.sweep_seconds`` (default 5 s)."""
 
 
 @dataclass
@@ -48,24 +50,22 @@ def tick(deps: Deps, now: datetime | None = None) -> TickResult:
     """One scheduler pass at ``now`` (default: the clock's now)."""
     at = now or deps.clock.now()
     planned = scheduling.plan_due(deps, at)
-    expired, aborting = scheduling.enforce_windows(deps, at)
-    lifecycle = scheduling.run_lifecycle(deps, at)
-    result = TickResult(planned.jobs, expired, aborting, lifecycle.cold, lifecycle.expired)
-    if any(getattr(result, n) for n in result.__dataclass_fields__):
-        log.info(
-            "tick %s: %d jobs created, %d expired, %d aborting, %d cold, %d points expired",
-            at.isoformat(),
-            len(result.jobs_created),
-            len(result.jobs_expired),
-            len(result.jobs_aborting),
-            len(result.moved_to_cold),
-            len(result.recovery_points_expired),
-        )
+    swept = sweepers.run(deps, at)
+    result = TickResult(
+        planned.jobs,
+        swept.get("expire-unstarted"),
+        swept.get("abort-overdue"),
+        swept.get("cold"),
+        swept.get("expire-points"),
+    )
+    if result.jobs_created:  # each sweep logs what it did itself
+        log.info("tick %s: %d jobs created", at.isoformat(), len(result.jobs_created))
     return result
 
 
 class Scheduler:
-    """A thread that ticks every ``tick_seconds`` until stopped."""
+    """The one loop: a thread that ticks (plans, then sweeps) every ``tick_seconds``
+    until stopped."""
 
     def __init__(self, deps: Deps, tick_seconds: float = DEFAULT_TICK_SECONDS) -> None:
         self.deps = deps

@@ -1,15 +1,14 @@
-"""Expiry of recovery points past their DeleteAt — the ONE code path, used by both the
-scheduler's lifecycle run (:func:`scheduling.run_lifecycle`) and the worker's sweep
-(``scheduler/runner.py``).
+"""Expiry of recovery points past their DeleteAt — the ONE code path, run by the
+``expire-points`` sweep (``scheduler/sweepers.py``); nothing else expires a point.
 
 A due point waits while any active legal hold covers it, and while the vault lock keeps
 it (creation + MinRetentionDays for points created under the lock); decisions come from
 :func:`vault_lock.may_expire` (model.decisions.may_expire). Once free, :func:`expire_point`
-deletes it exactly like DeleteRecoveryPoint does (manifest forgotten, row dropped, vault
-marked for prune), under a ``lifecycle_runs`` EXPIRE record that makes each point's expiry
-happen once whatever number of sweepers run; a failure (the store still retains the
-object, storage unreachable) restores the point and drops the record, so a later sweep
-retries.
+deletes it with DeleteRecoveryPoint's own :func:`recovery_points.forget_point` (manifest
+forgotten, row dropped, vault marked for prune), under a ``lifecycle_runs`` EXPIRE
+record that makes each point's expiry happen once whatever number of sweepers run; a
+failure (the store still retains the object, storage unreachable) restores the point
+and drops the record, so a later sweep retries.
 
     deleted, waiting = expiry.expire_due(deps, now)
     expiry.expire_point(deps, rp, now)    # True done, False failed (retried), None: taken
@@ -23,11 +22,13 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from snowvault.control import catalog
-from snowvault.control.services import vault_lock, vaults
+from snowvault.control.services import recovery_points, vault_lock
 from snowvault.control.services.base import Deps
 from snowvault.core.errors import SnowvaultError
-from snowvault.engine import errors, prune
+from snowvault.engine import errors
 
 log = logging.getLogger("snowvault.sweepers")
 
@@ -66,20 +67,17 @@ def expire_point(deps: Deps, rp: Record, now: datetime) -> bool | None:
             return None
         catalog.recovery_points.set_status(conn, rp["arn"], "DELETING", "expired by lifecycle")
         vault = catalog.vaults.get_by_arn(conn, rp["backup_vault_arn"])
-    try:
-        with vaults.open_repository(deps, vault) as repo:
-            rp_id = rp["engine_recovery_point_id"]
-            if rp_id and rp_id in repo.list_manifests():
-                prune.forget(repo, [rp_id])
-    except (SnowvaultError, OSError) as exc:
-        _retry_later(deps, rp, exc)
-        return False
-    with catalog.db.transaction(deps.engine) as conn:
-        catalog.recovery_points.delete(conn, rp["arn"])
-        catalog.settings.put(conn, vaults.prune_key(vault["arn"]), now.isoformat())
+
+    def close_record(conn: Connection) -> None:
         catalog.schedule_runs.finish_lifecycle_run(
             conn, recovery_point_arn=rp["arn"], action=EXPIRE, status="COMPLETED", now=now
         )
+
+    try:
+        recovery_points.forget_point(deps, vault, rp, now, then=close_record)
+    except (SnowvaultError, OSError) as exc:
+        _retry_later(deps, rp, exc)
+        return False
     return True
 
 

@@ -2,10 +2,11 @@
 
 DeleteRecoveryPoint forgets the point in the engine at once (its manifest goes) and
 marks the vault for a background prune (:func:`prune_pending`, run by a sweeper) that
-frees the data no other point needs. After a lock is removed, a caller allowed to remove
-locks bypasses the GOVERNANCE retention it left in the store (vault_lock.check_delete),
-in the forget and in the prune it asks for; a store that still retains the point
-refuses plainly.
+frees the data no other point needs; :func:`forget_point` is that one way a point goes,
+shared with the lifecycle expiry (services/expiry.py). After a lock is removed, a caller
+allowed to remove locks bypasses the GOVERNANCE retention it left in the store
+(vault_lock.check_delete), in the forget and in the prune it asks for; a store that
+still retains the point refuses plainly.
 
 Must not depend on the scheduler, the composition root or any interface.
 """
@@ -13,8 +14,11 @@ Must not depend on the scheduler, the composition root or any interface.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
 from snowvault.control.model import lifecycle
@@ -26,8 +30,6 @@ from snowvault.engine import browse, errors, locks, prune
 log = logging.getLogger("snowvault.sweepers")
 
 Record = dict[str, Any]
-BYPASS_PREFIX = "prune-bypass-governance:"
-"""catalog.settings key (+ vault ARN): the pending prune may bypass GOVERNANCE retention."""
 
 
 def _get(deps: Deps, caller: Caller, vault_name: str, arn: str) -> tuple[Record, Record]:
@@ -126,24 +128,41 @@ def delete(deps: Deps, caller: Caller, vault_name: str, arn: str) -> None:
     with catalog.db.transaction(deps.engine) as conn:
         catalog.recovery_points.set_status(conn, arn, "DELETING")
     try:
-        _forget(deps, vault, rp, bypass)
+        forget_point(deps, vault, rp, caller.now, bypass_governance=bypass)
     except errors.ObjectLocked as exc:
         with catalog.db.transaction(deps.engine) as conn:
             catalog.recovery_points.set_status(conn, arn, rp["status"])
         raise vault_lock.VaultLocked(
             detail=f"the recovery point is still retained by the vault's storage ({exc})"
         ) from exc
-    with catalog.db.transaction(deps.engine) as conn:
-        catalog.recovery_points.delete(conn, arn)
-        catalog.settings.put(conn, vaults.prune_key(vault["arn"]), caller.now.isoformat())
-        if bypass:
-            catalog.settings.put(conn, BYPASS_PREFIX + vault["arn"], caller.now.isoformat())
 
 
-def _forget(deps: Deps, vault: Record, rp: Record, bypass: bool) -> None:
+def forget_point(
+    deps: Deps,
+    vault: Record,
+    rp: Record,
+    now: datetime,
+    *,
+    bypass_governance: bool = False,
+    then: Callable[[Connection], None] | None = None,
+) -> None:
+    """The one way a recovery point goes (DeleteRecoveryPoint, lifecycle expiry): its
+    manifest is forgotten in the vault's repository, then in one catalog transaction its
+    row is dropped, the vault is marked for a prune (:func:`prune_pending`, which may
+    bypass GOVERNANCE retention if the forget did) and ``then`` runs in the same
+    transaction. What the engine raises (errors.ObjectLocked: the store still retains
+    the point) leaves the catalog as it was; the caller restores the point's status."""
     with vaults.open_repository(deps, vault) as repo:
-        if rp["engine_recovery_point_id"] in repo.list_manifests():
-            prune.forget(repo, [rp["engine_recovery_point_id"]], bypass_governance=bypass)
+        rp_id = rp["engine_recovery_point_id"]
+        if rp_id and rp_id in repo.list_manifests():
+            prune.forget(repo, [rp_id], bypass_governance=bypass_governance)
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.recovery_points.delete(conn, rp["arn"])
+        catalog.maintenance.mark_prune_pending(
+            conn, vault["arn"], now, bypass_governance=bypass_governance
+        )
+        if then is not None:
+            then(conn)
 
 
 def prune_pending(deps: Deps) -> list[str]:
@@ -154,24 +173,20 @@ def prune_pending(deps: Deps) -> list[str]:
     packs no remaining point references are ever deleted).
     """
     with catalog.db.transaction(deps.engine) as conn:
-        marked = [k for k in catalog.settings.all_settings(conn) if k.startswith("prune-pending:")]
+        pending = catalog.maintenance.due_prunes(conn)
     done = []
-    for key in marked:
-        arn = key.partition(":")[2]
+    for mark in pending:
         with catalog.db.transaction(deps.engine) as conn:
-            try:
-                vault = catalog.vaults.get_by_arn(conn, arn)
-            except NotFound:
-                catalog.settings.delete(conn, key)
+            vault = catalog.vaults.find_by_arn(conn, mark.vault_arn)
+            if vault is None:
+                catalog.maintenance.clear_prune(conn, mark)
                 continue
-            bypass = catalog.settings.get(conn, BYPASS_PREFIX + arn) is not None
         try:
             with vaults.open_repository(deps, vault) as repo:
-                prune.prune(repo, deps.clock, bypass_governance=bypass)
+                prune.prune(repo, deps.clock, bypass_governance=mark.bypass_governance)
         except locks.RepositoryLocked:
             continue
         with catalog.db.transaction(deps.engine) as conn:
-            catalog.settings.delete(conn, key)
-            catalog.settings.delete(conn, BYPASS_PREFIX + arn)
-        done.append(arn)
+            catalog.maintenance.clear_prune(conn, mark)  # unless marked again meanwhile
+        done.append(mark.vault_arn)
     return done

@@ -311,8 +311,6 @@ def refresh_store_retention(deps: Deps, vault: Record, now: datetime) -> int:
 
 # ---------------------------------------------------------------- the retention sweeper
 
-SWEEP_KEY_PREFIX = "store-retention:"
-"""catalog.settings key (+ vault ARN) of the sweeper's record of what it last applied."""
 RENEW_BEFORE = timedelta(days=30)
 """Open-ended retention is renewed when less than this is left of it."""
 
@@ -342,23 +340,18 @@ def _sweep_vault(deps: Deps, vault: Record, now: datetime) -> bool:
     retention is due for renewal; True when the store was written to."""
     with catalog.db.transaction(deps.engine) as conn:
         lock = lock_of(conn, vault)
-        record = catalog.settings.get(conn, SWEEP_KEY_PREFIX + vault["arn"])
+        record = catalog.maintenance.retention_record(conn, vault["arn"])
     if lock is None:
         return False
     rps = _points(deps, vault)
     fingerprint = _fingerprint(lock, rps, now)
-    renew_at = record.get("renew_at") if isinstance(record, dict) else None
-    unchanged = isinstance(record, dict) and record.get("fingerprint") == fingerprint
-    if unchanged and (renew_at is None or now < datetime.fromisoformat(renew_at)):
+    unchanged = record is not None and record.fingerprint == fingerprint
+    if unchanged and (record is None or record.renew_at is None or now < record.renew_at):
         return False
     refresh_store_retention(deps, vault, now)
-    due = _renew_at(lock, rps, now)
+    applied = catalog.maintenance.RetentionRecord(fingerprint, _renew_at(lock, rps, now))
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.settings.put(
-            conn,
-            SWEEP_KEY_PREFIX + vault["arn"],
-            {"fingerprint": fingerprint, "renew_at": None if due is None else due.isoformat()},
-        )
+        catalog.maintenance.put_retention_record(conn, vault["arn"], applied)
     return True
 
 

@@ -1,0 +1,149 @@
+"""The sweeps: every background upkeep of the catalog and the vaults, in ONE ordered list.
+
+    report = sweepers.run(deps, now)          # each sweep once, in the order below
+    report.done["expire-points"]              # what one sweep touched (ids, ARNs)
+
+A sweep is a registration: a name and a function ``(deps, now) -> what it touched``,
+listed in :data:`SWEEPS` — adding one is a line there plus its function in services
+(and its tests). The scheduler's one loop (:class:`planner.Scheduler`) runs the list
+after planning the due rules, every pass; test mode's clock steps run it through
+:func:`planner.tick`; ``Worker.sweep_once`` runs it too (an embedding without a
+scheduler). Every sweep is safe to run concurrently on several servers (the catalog's
+records decide who does what), so the list needs no leader.
+
+The order, and why:
+
+1. ``expire-unstarted`` — waiting backup jobs past StartBy become EXPIRED
+   (the start-window rule of ``model/windows``).
+2. ``abort-overdue`` — running backup jobs past their completion window go ABORTING.
+   This is the ONE place the completion window is checked: the job's heartbeat reads
+   ABORTING and the worker ends it ABORTED.
+3. ``recover-leases`` — jobs whose worker stopped heartbeating are retried, FAILED or
+   ABORTED (after the windows, so a lost job past its window is not retried).
+4. ``expire-points`` — recovery points past DeleteAt that no legal hold or vault lock
+   keeps are forgotten (services/expiry.py, the one expiry path).
+5. ``cold`` — cold-storage transitions of the points that remain.
+6. ``prune`` — vaults marked after DeleteRecoveryPoint or an expiry (step 4 included)
+   are pruned; a vault whose repository is locked waits for the next pass.
+7. ``orphan-prune`` — vaults marked after a failed, stopped or lost backup (step 3
+   included) are pruned once the grace period has passed.
+8. ``store-retention`` — locked vaults whose points or lock changed get their store
+   retention re-applied (after expiry and prune, so it sees the points that stay).
+9. ``kms-keys`` — automatic key rotation, deletion after the waiting period (and the
+   crypto-shredding of the vaults that used a deleted key).
+
+A sweep that raises is logged and the next one runs: one broken vault does not stop
+the others' upkeep. Must not depend on the composition root or any interface.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from snowvault.control.services import (
+    backup_jobs,
+    expiry,
+    recovery_points,
+    restore_jobs,
+    scheduling,
+    vault_lock,
+    vaults,
+)
+from snowvault.control.services.base import Deps
+
+log = logging.getLogger("snowvault.sweepers")
+
+SweepFn = Callable[[Deps, datetime], Sequence[str]]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One registered sweep: ``run(deps, now)`` returns what it touched; ``what`` says
+    it in the log line (``"<count> <what>"``)."""
+
+    name: str
+    run: SweepFn
+    what: str
+
+
+@dataclass
+class SweepReport:
+    """What one pass of the list did: per sweep name, what it touched; the names of the
+    sweeps that failed (logged)."""
+
+    done: dict[str, list[str]] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+
+    def get(self, name: str) -> list[str]:
+        return self.done.get(name, [])
+
+
+def _recover_leases(deps: Deps, now: datetime) -> list[str]:
+    recovered = [*backup_jobs.recover(deps, now), *restore_jobs.recover(deps, now)]
+    return [str(job) for job in recovered]
+
+
+def _expire_points(deps: Deps, now: datetime) -> list[str]:
+    deleted, _waiting = expiry.expire_due(deps, now)
+    return deleted
+
+
+def _prune(deps: Deps, now: datetime) -> list[str]:
+    return recovery_points.prune_pending(deps)
+
+
+def _kms_keys(deps: Deps, now: datetime) -> list[str]:
+    deps.vault_keys.sweep(now)  # logs the keys it rotates and deletes
+    return []
+
+
+def registry(*sweeps: Sweep) -> tuple[Sweep, ...]:
+    """The sweeps in the order given; raises on a duplicate name."""
+    names = [s.name for s in sweeps]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"sweeps registered twice: {', '.join(dupes)}")
+    return tuple(sweeps)
+
+
+SWEEPS: tuple[Sweep, ...] = registry(
+    Sweep(
+        "expire-unstarted",
+        scheduling.expire_unstarted,
+        "backup job(s) expired: their start window passed",
+    ),
+    Sweep(
+        "abort-overdue",
+        scheduling.abort_overdue,
+        "running backup job(s) asked to stop: their completion window passed",
+    ),
+    Sweep("recover-leases", _recover_leases, "job(s) of lost workers recovered"),
+    Sweep("expire-points", _expire_points, "recovery point(s) expired at DeleteAt"),
+    Sweep("cold", scheduling.move_to_cold, "recovery point(s) moved to cold storage"),
+    Sweep("prune", _prune, "vault(s) pruned after deleted or expired points"),
+    Sweep("orphan-prune", vaults.prune_orphans, "vault(s) pruned of a failed backup's data"),
+    Sweep(
+        "store-retention", vault_lock.sweep_store_retention, "vault(s) store retention re-applied"
+    ),
+    Sweep("kms-keys", _kms_keys, "KMS key(s) rotated or deleted"),
+)
+"""The one ordered list (see the module docstring for the order and why)."""
+
+
+def run(deps: Deps, now: datetime, sweeps: Sequence[Sweep] = SWEEPS) -> SweepReport:
+    """Run each sweep once at ``now``, in order."""
+    report = SweepReport()
+    for sweep in sweeps:
+        try:
+            touched = list(sweep.run(deps, now))
+        except Exception:
+            log.exception("sweep %s failed; the next pass retries it", sweep.name)
+            report.failed.append(sweep.name)
+            continue
+        report.done[sweep.name] = touched
+        if touched:
+            log.info("sweep %s: %d %s", sweep.name, len(touched), sweep.what)
+    return report
