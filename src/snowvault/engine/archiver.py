@@ -1,4 +1,4 @@
-"""Backup of directory trees and byte streams into a repository.
+"""Backup of directory trees into a repository (byte streams: :mod:`.stream_backup`).
 
 One thread walks the source depth-first (``os.scandir`` on bytes paths, so any name
 round-trips), reads and chunks files and hands every chunk to
@@ -15,6 +15,7 @@ With a parent recovery point a file whose size, mtime, ctime and inode are uncha
 keeps its blob list without being read, and a directory that encodes to the same bytes
 as in the parent keeps its tree id without an upload.
 
+Small files are read whole and uploaded in batches (:mod:`.small_files`).
 Everything that touches the file system goes through :class:`FileSystem`, the seam tests
 use to inject read failures, count reads or fake mount points. Knows nothing of the
 control plane; never prints (progress goes to a callback).
@@ -28,17 +29,16 @@ import os
 import pwd
 import socket
 import stat
-import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from snowvault.core import errors as core_errors
 from snowvault.core.clock import Clock, SystemClock
-from snowvault.engine import errors, snapshots
+from snowvault.engine import errors, small_files, snapshots, stream_backup
 from snowvault.engine.chunker import Chunker, ChunkerParams
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
@@ -60,12 +60,6 @@ class BlobStore(Protocol):
     def get_blob(self, blob_id: bytes) -> bytes: ...
     def save_manifest(self, manifest: dict[str, Any]) -> str: ...
     def load_manifest(self, rp_id: str) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class BackupResult:
-    rp_id: str
-    manifest: snapshots.Manifest
 
 
 class FileSystem:
@@ -124,7 +118,7 @@ class FileSystem:
 
 # ---------------------------------------------------------------- pending work
 
-Part = tuple["Future[bytes] | _BatchRef | str | None", int]
+Part = tuple["Future[bytes] | small_files.BatchRef | str | None", int]
 
 
 @dataclass(eq=False)
@@ -142,7 +136,7 @@ class _PendingNode:
     child: _PendingDir | None = None
 
 
-def _hex(ref: Future[bytes] | _BatchRef | str) -> str:
+def _hex(ref: Future[bytes] | small_files.BatchRef | str) -> str:
     return ref if isinstance(ref, str) else ref.result().hex()
 
 
@@ -154,74 +148,6 @@ def _resolve(pn: _PendingNode) -> Node:
     elif pn.parts is not None:
         node.content = tuple((None if ref is None else _hex(ref), n) for ref, n in pn.parts)
     return node
-
-
-class _BatchRef:
-    """Where one small file's blob id will be: slot ``index`` of a batch."""
-
-    __slots__ = ("batch", "index")
-
-    def __init__(self, batch: _Batch, index: int) -> None:
-        self.batch = batch
-        self.index = index
-
-    def result(self) -> bytes:
-        assert self.batch.future is not None
-        return self.batch.future.result()[self.index]
-
-
-@dataclass(eq=False)
-class _Batch:
-    data: list[bytes]
-    nbytes: int = 0
-    future: Future[list[bytes]] | None = None
-
-
-class _SmallFiles:
-    """Uploads small files in batches on a few threads of our own: one hand-off per batch
-    instead of one future per file (the per-file hop dominated small-file backups).
-    At most ``max_batches`` batches are in flight, so memory stays bounded."""
-
-    def __init__(
-        self, repo: BlobStore, workers: int = 2, max_batches: int = 4, batch_bytes: int = 4 << 20
-    ) -> None:
-        self._repo = repo
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sv-small")
-        self._slots = threading.BoundedSemaphore(max_batches)
-        self._batch_bytes = batch_bytes
-        self._batch = _Batch([])
-
-    def add(self, data: bytes) -> _BatchRef:
-        batch = self._batch
-        ref = _BatchRef(batch, len(batch.data))
-        batch.data.append(data)
-        batch.nbytes += len(data)
-        if batch.nbytes >= self._batch_bytes or len(batch.data) >= 512:
-            self.flush()
-        return ref
-
-    def flush(self) -> None:
-        batch = self._batch
-        if not batch.data:
-            return
-        self._batch = _Batch([])
-        self._slots.acquire()
-        try:
-            batch.future = self._pool.submit(self._store, batch)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def _store(self, batch: _Batch) -> list[bytes]:
-        try:
-            return [self._repo.add_blob("data", d) for d in batch.data]
-        finally:
-            batch.data = []
-            self._slots.release()
-
-    def close(self) -> None:
-        self.flush()
-        self._pool.shutdown(wait=True)
 
 
 @dataclass
@@ -269,7 +195,7 @@ class _Archiver:
         self._links: dict[tuple[int, int], list[Part]] = {}
         self._users: dict[int, str | None] = {}
         self._groups: dict[int, str | None] = {}
-        self.small_files = _SmallFiles(repo)
+        self.batcher = small_files.SmallFiles(repo)
 
     # ------------------------------------------------------------ pending queue
     def enqueue(self, pd: _PendingDir) -> None:
@@ -280,7 +206,7 @@ class _Archiver:
 
     def _finish(self, pd: _PendingDir) -> None:
         self._pending -= len(pd.nodes) + 1
-        self.small_files.flush()
+        self.batcher.flush()
         data = encode_tree([_resolve(pn) for pn in pd.nodes])
         if pd.parent_raw is not None and pd.parent_id is not None and data == pd.parent_raw:
             pd.tree_id = pd.parent_id
@@ -442,7 +368,7 @@ class _Archiver:
             data = self.fs.read_small(path, size)
             if sparse and data == bytes(len(data)):
                 return [(None, len(data))], 0
-            return [(self.small_files.add(data), len(data))], 0
+            return [(self.batcher.add(data), len(data))], 0
         parts: list[Part] = []
         counted = 0
         for view in self.fs.chunks(path, self.chunker):
@@ -486,7 +412,7 @@ def backup_paths(
     metadata: dict[str, Any] | None = None,
     clock: Clock | None = None,
     fs: FileSystem | None = None,
-) -> BackupResult:
+) -> snapshots.BackupResult:
     """Back up ``paths``: one directory becomes the root tree itself (its contents);
     several paths (or one non-directory) become named entries of the root."""
     if not paths:
@@ -496,12 +422,12 @@ def backup_paths(
     meter = ProgressMeter("backup", progress, clock or SystemClock())
     arch = _Archiver(repo, fs, Excludes(excludes), one_file_system, meter)
     parent_tree = _parent_tree(repo, parent)
-    stored_before = _stored(repo)
+    stored_before = stream_backup.stored_bytes(repo)
     try:
         root = _walk_roots(arch, fs, raw, parent_tree)
         arch.drain()
     finally:
-        arch.small_files.close()
+        arch.batcher.close()
     assert root.tree_id is not None
     tree_id = _hex(root.tree_id)
     c = arch.counters
@@ -512,7 +438,7 @@ def backup_paths(
         dirs=c.dirs,
         other=c.other,
         bytes_read=c.bytes_read,
-        bytes_added=_stored(repo) - stored_before,
+        bytes_added=stream_backup.stored_bytes(repo) - stored_before,
         total_size=c.total_size,
         duration_seconds=meter.elapsed(),
     )
@@ -529,7 +455,7 @@ def backup_paths(
         summary=summary,
         metadata=dict(metadata or {}),
     )
-    return _commit(repo, manifest, meter)
+    return stream_backup.commit(repo, manifest, meter)
 
 
 def _walk_roots(
@@ -569,76 +495,8 @@ def _parent_tree(repo: BlobStore, parent: str | None) -> str | None:
     return snapshots.Manifest.from_dict(doc, f"recovery point {parent}").tree
 
 
-def _stored(repo: BlobStore) -> int:
-    return int(getattr(repo, "stats_stored_bytes", 0))
-
-
-def _commit(repo: BlobStore, manifest: snapshots.Manifest, meter: ProgressMeter) -> BackupResult:
-    rp_id = repo.save_manifest(manifest.to_dict())
-    meter.finish()
-    return BackupResult(rp_id, manifest)
-
-
-def backup_stream(
-    repo: BlobStore,
-    name: str,
-    stream: BinaryIO,
-    *,
-    now: datetime,
-    parent: str | None = None,
-    progress: ProgressCallback | None = None,
-    hostname: str | None = None,
-    tags: dict[str, str] | None = None,
-    metadata: dict[str, Any] | None = None,
-    clock: Clock | None = None,
-    mode: int = 0o600,
-) -> BackupResult:
-    """Back up a byte stream (``pg_dump | snowvault ...``) as a tree holding one file."""
-    raw_name = os.fsencode(name)
-    if not raw_name or b"/" in raw_name or raw_name in (b".", b".."):
-        raise core_errors.InvalidInput(detail=f"bad stream name {name!r}")
-    meter = ProgressMeter("backup", progress, clock or SystemClock())
-    stored_before = _stored(repo)
-    parts: list[Part] = []
-    total = 0
-    for view in Chunker(repo.chunker_params).chunks(stream):
-        data = bytes(view)
-        parts.append((repo.add_blob_async("data", data), len(data)))
-        total += len(data)
-        meter.advance(nbytes=len(data), current=name)
-    mtime_ns = int(now.timestamp()) * 1_000_000_000 + now.microsecond * 1000
-    node = Node(
-        name=raw_name,
-        type="file",
-        mode=mode,
-        uid=os.getuid(),
-        gid=os.getgid(),
-        mtime_ns=mtime_ns,
-        size=total,
-        content=tuple((_hex(ref), n) for ref, n in parts if ref is not None),
-    )
-    tree_id = repo.add_blob("tree", encode_tree([node])).hex()
-    meter.advance(files=1)
-    summary = snapshots.Summary(
-        files_new=1,
-        bytes_read=total,
-        bytes_added=_stored(repo) - stored_before,
-        total_size=total,
-        duration_seconds=meter.elapsed(),
-    )
-    manifest = snapshots.Manifest(
-        time=now,
-        hostname=hostname if hostname is not None else socket.gethostname(),
-        paths=[name],
-        kind="stream",
-        tree=tree_id,
-        parent=parent,
-        tags=dict(tags or {}),
-        summary=summary,
-        metadata=dict(metadata or {}),
-    )
-    return _commit(repo, manifest, meter)
-
+BackupResult = snapshots.BackupResult
+backup_stream = stream_backup.backup_stream
 
 __all__ = [
     "BackupResult",

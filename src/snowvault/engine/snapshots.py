@@ -108,3 +108,11 @@ class Manifest:
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise errors.IntegrityError(name=name, detail=f"malformed manifest: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """What a finished backup returns: the new recovery point's id and its manifest."""
+
+    rp_id: str
+    manifest: Manifest
