@@ -126,14 +126,14 @@ class World:
             self.root,
             backup_jobs.StartRequest(vault_name, resource["arn"], ROLE, lifecycle=lifecycle),
         )
-        claimed = backup_jobs.claim(self.deps, "w", [], 60)
-        assert claimed is not None and claimed["job_id"] == job["job_id"]
-        state = backup_jobs.run(self.deps, claimed, "w", _Control())
+        claimed = backup_jobs.JOB_KIND.claim(self.deps, "w", [], 60)
+        assert claimed is not None and claimed.job_id == job.job_id
+        state = backup_jobs.JOB_KIND.execute(self.deps, claimed, "w", _Control())
         with catalog.db.transaction(self.deps.engine) as conn:
-            done = catalog.jobs.get(conn, job["job_id"])
-        assert state == "COMPLETED", done["status_message"]
+            done = catalog.jobs.get(conn, job.job_id)
+        assert state == "COMPLETED", done.status_message
         with catalog.db.transaction(self.deps.engine) as conn:
-            return catalog.recovery_points.get(conn, job["recovery_point_arn"])
+            return catalog.recovery_points.get(conn, job.recovery_point_arn)
 
     def failed_backup_message(self, vault_name: str, delete_after_days: int | None) -> str:
         self._sources += 1
@@ -152,11 +152,11 @@ class World:
             self.root,
             backup_jobs.StartRequest(vault_name, resource["arn"], ROLE, lifecycle=lifecycle),
         )
-        claimed = backup_jobs.claim(self.deps, "w", [], 60)
+        claimed = backup_jobs.JOB_KIND.claim(self.deps, "w", [], 60)
         assert claimed is not None
-        assert backup_jobs.run(self.deps, claimed, "w", _Control()) == "FAILED"
+        assert backup_jobs.JOB_KIND.execute(self.deps, claimed, "w", _Control()) == "FAILED"
         with catalog.db.transaction(self.deps.engine) as conn:
-            return str(catalog.jobs.get(conn, job["job_id"])["status_message"])
+            return str(catalog.jobs.get(conn, job.job_id).status_message)
 
     def points(self, vault_name: str) -> set[str]:
         vault = vaults.get(self.deps, self.root, vault_name)

@@ -63,8 +63,8 @@ def test_create_jobs_bulk_reads_back_as_written(conn: Connection) -> None:
     shared = {"BackupPlanId": "p1", "BackupRuleId": RULE}
     catalog.schedule_runs.create_jobs(conn, [_job(i, vault, shared) for i in range(3)])
     rows = [catalog.jobs.get(conn, f"job-{i}") for i in range(3)]
-    assert [r["start_by"] for r in rows] == [T0 + timedelta(hours=8 + i) for i in range(3)]
-    assert [r["lifecycle"] for r in rows] == [{"DeleteAfterDays": 35 + i} for i in range(3)]
-    assert all(r["created_by"] == shared and r["creation_date"] == T0 for r in rows)
-    assert [r["status_message"] for r in rows] == ["first", None, None]
-    assert rows[1]["recovery_point_tags"] == {} and rows[2]["percent_done"] == 0.0
+    assert [r.start_by for r in rows] == [T0 + timedelta(hours=8 + i) for i in range(3)]
+    assert [r.lifecycle for r in rows] == [{"DeleteAfterDays": 35 + i} for i in range(3)]
+    assert all(r.created_by == shared and r.creation_date == T0 for r in rows)
+    assert [r.status_message for r in rows] == ["first", None, None]
+    assert rows[1].recovery_point_tags == {} and rows[2].percent_done == 0.0

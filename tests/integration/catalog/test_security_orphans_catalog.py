@@ -11,6 +11,8 @@ from sqlalchemy.engine import Engine
 
 from helpers.catalog_db import ACCOUNT, REGION, T0, make_vault
 from snowvault.control import catalog
+from snowvault.control.model import jobs as job_rules
+from snowvault.control.model import windows
 from snowvault.core.errors import NotFound
 
 
@@ -21,17 +23,29 @@ def _vault(engine: Engine) -> str:
 
 
 def _create_job(conn: Any, arn: str) -> None:
-    catalog.jobs.create(
-        conn,
+    target = job_rules.Target(
+        resource_arn="arn:res:1",
+        resource_type="Directory",
+        resource_name=None,
+        worker_label=None,
+        vault_name="main",
+        vault_arn=arn,
+        vault_type="BACKUP_VAULT",
+        encryption_key_arn=None,
+    )
+    job = job_rules.new_backup_job(
         job_id="job-1",
         account_id=ACCOUNT,
         region=REGION,
-        backup_vault_name="main",
-        backup_vault_arn=arn,
-        resource_arn="arn:res:1",
-        resource_type="Directory",
-        creation_date=T0,
+        target=target,
+        now=T0,
+        deadlines=windows.deadlines(T0, windows.validate_windows(None, None)),
+        recovery_point_arn="arn:rp:1",
+        iam_role_arn=None,
+        lifecycle=None,
+        recovery_point_tags=None,
     )
+    catalog.jobs.create(conn, job)
 
 
 def test_a_job_queued_while_the_vault_is_being_deleted_waits_then_fails(

@@ -8,11 +8,13 @@ second per report, so the engine's throttled progress meter may report again.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from snowvault.control.model import jobs as job_rules
 from snowvault.control.scheduler import runner
 from snowvault.control.services import backup_jobs, resources, restore_jobs, vaults
 from snowvault.control.services.base import Caller, Deps
@@ -25,9 +27,7 @@ BIG = 6 * 1024 * 1024  # one large file: many content-defined chunks
 class _SteppedControl:
     """A JobControl that beats after every report and records what a client would see."""
 
-    def __init__(
-        self, lease: runner.JobLease, clock: FakeClock, read: Callable[[], dict[str, Any]]
-    ) -> None:
+    def __init__(self, lease: runner.JobLease, clock: FakeClock, read: Callable[[], Any]) -> None:
         self.lease = lease
         self.clock = clock
         self.read = read
@@ -37,7 +37,7 @@ class _SteppedControl:
         self.lease.report(**progress)
         self.lease.beat()
         row = self.read()
-        self.seen.append((row["percent_done"], row["bytes_transferred"]))
+        self.seen.append((row.percent_done, row.bytes_transferred))
         self.clock.advance(1.0)
 
 
@@ -57,13 +57,13 @@ def _backup(
         "arn"
     ]
     job = backup_jobs.start(deps, caller, backup_jobs.StartRequest("v", str(arn), ROLE))
-    claimed = backup_jobs.claim(deps, "w1", [], 30.0)
+    claimed = backup_jobs.JOB_KIND.claim(deps, "w1", [], 30.0)
     assert claimed is not None
-    lease = runner.JobLease(deps, runner.KINDS[0], claimed, "w1", 30.0)
-    control = _SteppedControl(lease, clock, lambda: backup_jobs.get(deps, caller, job["job_id"]))
-    assert backup_jobs.run(deps, claimed, "w1", control) == "COMPLETED"
-    done = backup_jobs.get(deps, caller, job["job_id"])
-    assert done["percent_done"] == 100.0
+    lease = runner.JobLease(deps, backup_jobs.JOB_KIND, claimed, "w1", 30.0)
+    control = _SteppedControl(lease, clock, lambda: backup_jobs.get(deps, caller, job.job_id))
+    assert backup_jobs.JOB_KIND.execute(deps, claimed, "w1", control) == "COMPLETED"
+    done = backup_jobs.get(deps, caller, job.job_id)
+    assert done.percent_done == 100.0
     return control, done
 
 
@@ -84,18 +84,18 @@ def test_restore_job_reports_intermediate_percent_done(
 ) -> None:
     src = _source(tmp_path)
     _control, done = _backup(deps, caller, clock, src)
-    rp_arn = done["recovery_point_arn"]
+    rp_arn = done.recovery_point_arn
     target = tmp_path / "out"
     job = restore_jobs.start(
         deps, caller, recovery_point_arn=rp_arn, metadata={"targetPath": str(target)}
     )
-    claimed = restore_jobs.claim(deps, "w1", [], 30.0)
+    claimed = restore_jobs.JOB_KIND.claim(deps, "w1", [], 30.0)
     assert claimed is not None
-    lease = runner.JobLease(deps, runner.KINDS[1], claimed, "w1", 30.0)
+    lease = runner.JobLease(deps, restore_jobs.JOB_KIND, claimed, "w1", 30.0)
     control = _SteppedControl(
-        lease, clock, lambda: restore_jobs.get(deps, caller, job["restore_job_id"])
+        lease, clock, lambda: restore_jobs.get(deps, caller, job.restore_job_id)
     )
-    assert restore_jobs.run(deps, claimed, "w1", control) == "COMPLETED"
+    assert restore_jobs.JOB_KIND.execute(deps, claimed, "w1", control) == "COMPLETED"
     middle = [p for p, _ in control.seen if p is not None and 0.0 < p < 99.0]
     assert middle, f"no intermediate progress in {control.seen}"
     assert (target / "big.bin").read_bytes() == (src / "big.bin").read_bytes()
@@ -104,8 +104,9 @@ def test_restore_job_reports_intermediate_percent_done(
 def test_heartbeats_come_every_progress_interval_not_every_third_of_the_lease(
     deps: Deps,
 ) -> None:
-    job = {"job_id": "j1"}
-    fast = runner.JobLease(deps, runner.KINDS[0], job, "w1", 60.0, progress_seconds=0.5)
+    blank = {f.name: None for f in dataclasses.fields(job_rules.BackupJob)}
+    job = job_rules.BackupJob.from_row({**blank, "job_id": "j1"})
+    fast = runner.JobLease(deps, backup_jobs.JOB_KIND, job, "w1", 60.0, progress_seconds=0.5)
     assert fast._interval == 0.5
-    short_lease = runner.JobLease(deps, runner.KINDS[0], job, "w1", 0.9)
+    short_lease = runner.JobLease(deps, backup_jobs.JOB_KIND, job, "w1", 0.9)
     assert short_lease._interval == 0.3

@@ -48,12 +48,12 @@ def test_backup_then_restore_through_the_worker(deps: Deps, caller: Caller, tmp_
     arn = _setup(deps, caller, tmp_path)
     req = backup_jobs.StartRequest("v", arn, ROLE, lifecycle={"DeleteAfterDays": 10})
     job = backup_jobs.start(deps, caller, req)
-    assert job["state"] == "CREATED" and job["start_by"] == caller.now + timedelta(hours=8)
+    assert job.state == "CREATED" and job.start_by == caller.now + timedelta(hours=8)
     assert _worker(deps).run_once() == "COMPLETED"
-    done = backup_jobs.get(deps, caller, job["job_id"])
-    assert (done["percent_done"], done["bytes_transferred"]) == (100.0, 15000)
-    rp = recovery_points.get(deps, caller, "v", done["recovery_point_arn"])
-    assert rp["delete_at"] == job["creation_date"] + timedelta(days=10)
+    done = backup_jobs.get(deps, caller, job.job_id)
+    assert (done.percent_done, done.bytes_transferred) == (100.0, 15000)
+    rp = recovery_points.get(deps, caller, "v", done.recovery_point_arn)
+    assert rp["delete_at"] == job.creation_date + timedelta(days=10)
     assert resources.get(deps, caller, arn)["last_recovery_point_arn"] == rp["arn"]
 
     target = tmp_path / "out"
@@ -69,9 +69,8 @@ def test_idempotency_token_returns_the_first_job(
 ) -> None:
     arn = _setup(deps, caller, tmp_path)
     req = backup_jobs.StartRequest("v", arn, ROLE, idempotency_token="tok")
-    assert (
-        backup_jobs.start(deps, caller, req)["job_id"]
-        == (backup_jobs.start(deps, caller, req)["job_id"])
+    assert backup_jobs.start(deps, caller, req).job_id == (
+        backup_jobs.start(deps, caller, req).job_id
     )
 
 
@@ -91,7 +90,7 @@ def test_job_not_started_in_its_window_expires(
     )
     clock.advance(timedelta(minutes=61))
     _worker(deps).sweep_once()
-    assert backup_jobs.get(deps, caller, job["job_id"])["state"] == "EXPIRED"
+    assert backup_jobs.get(deps, caller, job.job_id).state == "EXPIRED"
 
 
 def test_dead_worker_job_is_retried_then_failed(
@@ -101,25 +100,27 @@ def test_dead_worker_job_is_retried_then_failed(
     job = backup_jobs.start(deps, caller, backup_jobs.StartRequest("v", arn, ROLE))
     states = []
     for _ in range(3):
-        assert backup_jobs.claim(deps, "dead", [], 10.0) is not None  # then never heartbeats
+        assert (
+            backup_jobs.JOB_KIND.claim(deps, "dead", [], 10.0) is not None
+        )  # then never heartbeats
         clock.advance(11)
         _worker(deps).sweep_once()
-        states.append(backup_jobs.get(deps, caller, job["job_id"])["state"])
+        states.append(backup_jobs.get(deps, caller, job.job_id).state)
     assert states == ["PENDING", "PENDING", "FAILED"]
 
 
 def test_stop_request_reaches_the_running_job(deps: Deps, caller: Caller, tmp_path: Path) -> None:
     arn = _setup(deps, caller, tmp_path)
     job = backup_jobs.start(deps, caller, backup_jobs.StartRequest("v", arn, ROLE))
-    claimed = backup_jobs.claim(deps, "w1", [], 30.0)
+    claimed = backup_jobs.JOB_KIND.claim(deps, "w1", [], 30.0)
     assert claimed is not None
-    backup_jobs.stop(deps, caller, job["job_id"])
-    lease = runner.JobLease(deps, runner.KINDS[0], claimed, "w1", 30.0)
+    backup_jobs.stop(deps, caller, job.job_id)
+    lease = runner.JobLease(deps, backup_jobs.JOB_KIND, claimed, "w1", 30.0)
     lease.beat()
     with pytest.raises(JobStopped):
         lease.report(percent_done=1.0)
-    assert backup_jobs.run(deps, claimed, "w1", lease) == "ABORTED"
-    assert backup_jobs.get(deps, caller, job["job_id"])["state"] == "ABORTED"
+    assert backup_jobs.JOB_KIND.execute(deps, claimed, "w1", lease) == "ABORTED"
+    assert backup_jobs.get(deps, caller, job.job_id).state == "ABORTED"
 
 
 def test_delete_recovery_point_prunes_in_the_background(

@@ -105,15 +105,15 @@ def test_one_job_per_resource_per_occurrence_however_often_planned(
             planner.tick(d)
     other_server.engine.dispose()
     jobs = _jobs(deps)
-    assert sorted(j["resource_arn"] for j in jobs) == sorted([a, b] * 3)
-    scheduled = sorted(j["start_by"] - timedelta(hours=8) for j in jobs)
+    assert sorted(j.resource_arn for j in jobs) == sorted([a, b] * 3)
+    scheduled = sorted(j.start_by - timedelta(hours=8) for j in jobs)
     assert scheduled[::2] == [datetime(2026, 1, d, 5, tzinfo=UTC) for d in (2, 3, 4)]
     job = jobs[0]
-    assert job["backup_plan_id"] == pid
-    assert job["backup_rule_id"] and job["backup_plan_version"]
-    assert job["expected_completion_date"] - job["start_by"] == timedelta(minutes=10080 - 480)
-    assert job["iam_role_arn"] == ROLE
-    assert job["created_by"]["BackupPlanId"] == pid
+    assert job.backup_plan_id == pid
+    assert job.backup_rule_id and job.backup_plan_version
+    assert job.expected_completion_date - job.start_by == timedelta(minutes=10080 - 480)
+    assert job.iam_role_arn == ROLE
+    assert job.created_by["BackupPlanId"] == pid
 
 
 def test_no_backfill_beyond_the_start_window(
@@ -137,7 +137,7 @@ def test_resource_tagged_later_is_picked_up_at_the_next_run(
     resources.tag(deps, caller, c, TAG)
     clock.set(datetime(2026, 1, 2, 6, tzinfo=UTC))
     planner.tick(deps)
-    by_day = sorted((j["start_by"].day, j["resource_arn"] == c) for j in _jobs(deps))
+    by_day = sorted((j.start_by.day, j.resource_arn == c) for j in _jobs(deps))
     assert by_day.count((1, True)) == 0
     assert by_day.count((2, True)) == 1
 
@@ -155,7 +155,7 @@ def test_unstarted_job_expires_and_late_job_is_asked_to_stop(
     assert result.jobs_expired == [second]
     clock.set(datetime(2026, 1, 8, 5, 0, tzinfo=UTC))  # the completion window ends
     assert planner.tick(deps).jobs_aborting == [first]
-    states = {j["job_id"]: j["state"] for j in _jobs(deps)}
+    states = {j.job_id: j.state for j in _jobs(deps)}
     assert (states[first], states[second]) == ("ABORTING", "EXPIRED")
 
 
@@ -190,7 +190,7 @@ def test_a_month_on_the_stepping_clock_then_expiry_and_prune(
     )
     assert run.jobs_run == 62  # 31 days (Jan 1..31, 05:00) x 2 tagged resources
     jobs = _jobs(deps)
-    assert len(jobs) == 62 and {j["state"] for j in jobs} == {"COMPLETED"}
+    assert len(jobs) == 62 and {j.state for j in jobs} == {"COMPLETED"}
     with catalog.db.transaction(deps.engine) as conn:
         vault = catalog.vaults.get(conn, account_id="111122223333", region="us-east-1", name="main")
         assert catalog.recovery_points.count_in_vault(conn, vault["arn"]) == 62
@@ -260,9 +260,9 @@ def test_scheduled_recovery_points_carry_their_plan(
     job = _jobs(deps)[0]
     assert points[0]["created_by"] == {
         "BackupPlanId": pid,
-        "BackupPlanArn": job["backup_plan_arn"],
-        "BackupPlanVersion": job["backup_plan_version"],
-        "BackupRuleId": job["backup_rule_id"],
+        "BackupPlanArn": job.backup_plan_arn,
+        "BackupPlanVersion": job.backup_plan_version,
+        "BackupRuleId": job.backup_rule_id,
     }
     other = catalog.recovery_points.RecoveryPointFilters(backup_plan_id="no-such-plan")
     assert recovery_points.list_by_vault(deps, caller, "main", other).items == []

@@ -227,7 +227,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         world,
         rp,
         str(rp["source_job_id"]),
-        str(job["restore_job_id"]),
+        str(job.restore_job_id),
         str(rp["resource_arn"]),
         str(main["arn"]),
         str(other["arn"]),

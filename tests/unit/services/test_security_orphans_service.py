@@ -62,9 +62,9 @@ class Control:
 
 
 def _claim_and_run(deps: Deps, control: Control, lease: float = 30.0) -> tuple[str, str]:
-    job = backup_jobs.claim(deps, "w-test", [], lease)
+    job = backup_jobs.JOB_KIND.claim(deps, "w-test", [], lease)
     assert job is not None
-    return str(job["job_id"]), backup_jobs.run(deps, job, "w-test", control)
+    return str(job.job_id), backup_jobs.JOB_KIND.execute(deps, job, "w-test", control)
 
 
 def _storage_dirs(deps: Deps, caller: Caller) -> list[str]:
@@ -85,11 +85,11 @@ def test_delete_is_refused_while_a_backup_waits_and_works_once_it_is_stopped(
     vaults.create(deps, caller, "v")
     arn = _register(deps, caller, "src", _source(tmp_path / "src", 1000, 1))
     job = backup_jobs.start(deps, caller, backup_jobs.StartRequest("v", arn, ROLE))
-    with pytest.raises(Conflict, match=f"cannot be deleted while backup job {job['job_id']}"):
+    with pytest.raises(Conflict, match=f"cannot be deleted while backup job {job.job_id}"):
         vaults.delete(deps, caller, "v")
     assert vaults.get(deps, caller, "v")["name"] == "v"
 
-    backup_jobs.stop(deps, caller, job["job_id"])  # CREATED -> ABORTED
+    backup_jobs.stop(deps, caller, job.job_id)  # CREATED -> ABORTED
     vaults.delete(deps, caller, "v")
     with pytest.raises(NotFound):
         vaults.get(deps, caller, "v")
@@ -150,7 +150,7 @@ def test_a_job_queued_into_a_deleted_vault_fails_cleanly(
     worker = runner.Worker(deps, runner.WorkerOptions(worker_id="w1"))
     assert worker.run_once() == "FAILED"
     failed = backup_jobs.get(deps, caller, row["job_id"])
-    assert "backup vault not found" in failed["status_message"]
+    assert "backup vault not found" in failed.status_message
     assert _storage_dirs(deps, caller) == []
     with catalog.db.transaction(deps.engine) as conn:
         assert [m.vault_arn for m in catalog.maintenance.orphan_prunes(conn)] == [vault["arn"]]

@@ -41,7 +41,7 @@ def _register(deps: Deps, caller: Caller, source: Path) -> str:
 def _backup(deps: Deps, caller: Caller, arn: str) -> dict[str, Any]:
     job = backup_jobs.start(deps, caller, backup_jobs.StartRequest("v", arn, ROLE))
     _worker_run(deps)
-    return backup_jobs.get(deps, caller, job["job_id"])
+    return backup_jobs.get(deps, caller, job.job_id)
 
 
 @pytest.fixture
@@ -65,31 +65,31 @@ def test_a_source_swapped_for_a_symlink_after_registration_is_not_read(
 
     job = _backup(deps, caller, arn)
 
-    assert job["state"] == "FAILED"
+    assert job.state == "FAILED"
     expected = "inside the snowvault data directory" if lead_to == "storage" else "not under"
-    assert expected in job["status_message"]
-    assert "is refused" in job["status_message"]
+    assert expected in job.status_message
+    assert "is refused" in job.status_message
     assert vaults.get(deps, caller, "v")["number_of_recovery_points"] == 0
 
 
 def test_an_unchanged_source_is_still_backed_up(deps: Deps, caller: Caller, tmp_path: Path) -> None:
     vaults.create(deps, caller, "v")
     job = _backup(deps, caller, _register(deps, caller, _source(tmp_path)))
-    assert job["state"] == "COMPLETED", job["status_message"]
+    assert job.state == "COMPLETED", job.status_message
 
 
 def _point(deps: Deps, caller: Caller, tmp_path: Path) -> str:
     vaults.create(deps, caller, "v")
     job = _backup(deps, caller, _register(deps, caller, _source(tmp_path)))
-    assert job["state"] == "COMPLETED", job["status_message"]
-    return str(job["recovery_point_arn"])
+    assert job.state == "COMPLETED", job.status_message
+    return str(job.recovery_point_arn)
 
 
 def _restore(deps: Deps, caller: Caller, rp_arn: str, target: Path) -> str:
     job = restore_jobs.start(
         deps, caller, recovery_point_arn=rp_arn, metadata={"targetPath": str(target)}
     )
-    return str(job["restore_job_id"])
+    return str(job.restore_job_id)
 
 
 def test_a_target_swapped_for_a_symlink_after_the_call_is_not_written(
@@ -105,7 +105,7 @@ def test_a_target_swapped_for_a_symlink_after_the_call_is_not_written(
     assert _worker_run(deps) == "FAILED"
 
     job = restore_jobs.get(deps, caller, job_id)
-    assert "resolves to" in job["status_message"] and "not under" in job["status_message"]
+    assert "resolves to" in job.status_message and "not under" in job.status_message
     assert os.listdir(empty) == []
 
 
@@ -124,7 +124,7 @@ def test_a_parent_of_the_target_swapped_into_the_storage_is_not_written(
     assert _worker_run(deps) == "FAILED"
 
     job = restore_jobs.get(deps, caller, job_id)
-    assert "inside the snowvault data directory" in job["status_message"]
+    assert "inside the snowvault data directory" in job.status_message
     assert sorted(p.relative_to(storage) for p in storage.rglob("*")) == before
 
 
@@ -140,7 +140,7 @@ def test_a_restore_into_an_allowed_dir_still_works_and_writes_the_resolved_path(
 
     assert _worker_run(deps) == "COMPLETED"
 
-    assert restore_jobs.get(deps, caller, job_id)["status"] == "COMPLETED"
+    assert restore_jobs.get(deps, caller, job_id).status == "COMPLETED"
     restored = [p for p in (real / "out").rglob("a.txt")]
     assert [p.read_text() for p in restored] == ["alpha"]
 

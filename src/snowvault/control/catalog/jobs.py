@@ -1,13 +1,15 @@
 """Backup jobs: create, describe, list (every ListBackupJobs filter), summaries, stop,
-and the worker side of the queue (claim, heartbeat, complete, release, lease recovery).
+start-window expiry, and :data:`QUEUE`, the table as a lease queue (claim, heartbeat,
+complete, release, lease recovery). Jobs come back as
+:class:`snowvault.control.model.jobs.BackupJob`.
 
 One backup job per resource runs at a time: a claim skips jobs whose resource already
 has a RUNNING or ABORTING job, and a partial unique index makes it so under races.
 
-    >>> # job = jobs.claim_next_backup_job(conn, worker_id="w1", labels=["host-a"],
-    >>> #                                  lease_seconds=60, now=clock.now())
+    >>> # job = jobs.QUEUE.claim(conn, worker_id="w1", labels=["host-a"],
+    >>> #                        lease_seconds=60, now=clock.now())
 
-Must not depend on anything above ``snowvault.core``.
+Must not depend on anything above ``snowvault.control.model``.
 """
 
 from __future__ import annotations
@@ -25,34 +27,28 @@ from snowvault.control.catalog import pagination, queue, vaults
 from snowvault.control.catalog.db import Record
 from snowvault.control.catalog.tables import backup_jobs as bj
 from snowvault.control.catalog.tables import restore_jobs as rj
+from snowvault.control.model import jobs as job_rules
+from snowvault.control.model.jobs import BackupJob
 from snowvault.core.errors import AlreadyExists, Conflict, NotFound
 
-STATES = (
-    "CREATED",
-    "PENDING",
-    "RUNNING",
-    "ABORTING",
-    "ABORTED",
-    "COMPLETED",
-    "FAILED",
-    "EXPIRED",
-    "PARTIAL",
-)
-WAITING = ("CREATED", "PENDING")
-ACTIVE = (*WAITING, "RUNNING", "ABORTING")
+MACHINE = job_rules.BACKUP
+FINAL = MACHINE.final
+ACTIVE = (*MACHINE.waiting, *MACHINE.active)
 """A job in these states writes, or will write, into its vault."""
-RESTORE_ACTIVE = ("PENDING", "RUNNING")
-FINAL = ("ABORTED", "COMPLETED", "FAILED", "EXPIRED", "PARTIAL")
+RESTORE_ACTIVE = (*job_rules.RESTORE.waiting, *job_rules.RESTORE.active)
+EXPIRED_MESSAGE = "the job did not start within its start window"
 
-SPEC = queue.QueueSpec(
-    table=bj,
-    id_column="job_id",
-    state_column="state",
-    waiting=WAITING,
-    retry_state="PENDING",
-    stopping="ABORTING",
-    resource_column="resource_arn",
-    start_by_column="start_by",
+QUEUE = queue.Queue(
+    queue.QueueSpec(
+        table=bj,
+        id_column="job_id",
+        state_column="state",
+        machine=MACHINE,
+        progress=frozenset({"percent_done", "bytes_transferred", "backup_size_in_bytes"}),
+        resource_column="resource_arn",
+        start_by_column="start_by",
+    ),
+    BackupJob.from_row,
 )
 _ORDER = pagination.Order([bj.c.creation_date, bj.c.job_id], descending=True)
 
@@ -88,50 +84,26 @@ class BackupJobFilters:
         return pagination.filtered(stmt, equal.items(), ranges)
 
 
-def create(
-    conn: Connection,
-    *,
-    job_id: str,
-    account_id: str,
-    region: str,
-    backup_vault_name: str,
-    backup_vault_arn: str,
-    resource_arn: str,
-    resource_type: str,
-    creation_date: datetime,
-    state: str = "CREATED",
-    **fields: Any,
-) -> Record:
-    """StartBackupJob's row (lease fields start empty); raises NotFound if the vault is
-    gone. The vault row is held shared meanwhile (``vaults.lock``): a concurrent
-    DeleteBackupVault either sees this job or makes this insert fail."""
-    vaults.lock(conn, backup_vault_arn, shared=True)
-    values = dict(
-        fields,
-        job_id=job_id,
-        account_id=account_id,
-        region=region,
-        backup_vault_name=backup_vault_name,
-        backup_vault_arn=backup_vault_arn,
-        resource_arn=resource_arn,
-        resource_type=resource_type,
-        creation_date=creation_date,
-        state=state,
-    )
+def create(conn: Connection, job: BackupJob) -> BackupJob:
+    """Queue a new job (see :func:`snowvault.control.model.jobs.new_backup_job`); raises
+    NotFound if the vault is gone. The vault row is held shared meanwhile
+    (``vaults.lock``): a concurrent DeleteBackupVault either sees this job or makes this
+    insert fail."""
+    vaults.lock(conn, job.backup_vault_arn, shared=True)
     try:
         with conn.begin_nested():
-            conn.execute(bj.insert().values(**values))
+            conn.execute(bj.insert().values(**job.as_row()))
     except IntegrityError as exc:
-        raise AlreadyExists(kind="backup job", name=job_id) from exc
-    return get(conn, job_id)
+        raise AlreadyExists(kind="backup job", name=job.job_id) from exc
+    return get(conn, job.job_id)
 
 
-def get(conn: Connection, job_id: str, *, account_id: str | None = None) -> Record:
-    """DescribeBackupJob's row; with ``account_id``, it must belong to that account."""
+def get(conn: Connection, job_id: str, *, account_id: str | None = None) -> BackupJob:
+    """DescribeBackupJob's job; with ``account_id``, it must belong to that account."""
     row = conn.execute(sa.select(bj).where(bj.c.job_id == job_id)).first()
     if row is None or (account_id is not None and row.account_id != account_id):
         raise NotFound(kind="backup job", name=job_id)
-    return dict(row._mapping)
+    return BackupJob.from_row(row._mapping)
 
 
 @dataclass(frozen=True)
@@ -167,12 +139,12 @@ def writing_into(conn: Connection, vault_arn: str) -> list[str]:
     """Ids of the backup jobs RUNNING (or ABORTING) into the vault: their packs are not
     referenced yet, so no orphan prune may run under them."""
     stmt = sa.select(bj.c.job_id).where(
-        bj.c.backup_vault_arn == vault_arn, bj.c.state.in_(SPEC.active)
+        bj.c.backup_vault_arn == vault_arn, bj.c.state.in_(MACHINE.active)
     )
     return list(conn.execute(stmt.order_by(bj.c.job_id)).scalars())
 
 
-def update(conn: Connection, job_id: str, **fields: Any) -> Record:
+def update(conn: Connection, job_id: str, **fields: Any) -> BackupJob:
     if conn.execute(bj.update().where(bj.c.job_id == job_id).values(**fields)).rowcount == 0:
         raise NotFound(kind="backup job", name=job_id)
     return get(conn, job_id)
@@ -186,13 +158,14 @@ def list_jobs(
     filters: BackupJobFilters | None = None,
     limit: int | None = None,
     token: str | None = None,
-) -> pagination.Page:
+) -> pagination.RecordPage[BackupJob]:
     """ListBackupJobs, newest first, over the given accounts (one, or an organization's)."""
     stmt = sa.select(bj).where(bj.c.region == region, bj.c.account_id.in_(list(account_ids)))
     stmt = (filters or BackupJobFilters()).apply(stmt)
-    return pagination.paginate(
+    page = pagination.paginate(
         conn, stmt, kind="backup-jobs", order=_ORDER, limit=limit, token=token
     )
+    return page.load(BackupJob.from_row)
 
 
 def child_state_counts(conn: Connection, parent_job_id: str) -> dict[str, int]:
@@ -238,94 +211,37 @@ def summaries(
 
 def stop(
     conn: Connection, job_id: str, *, now: datetime, message: str = "stopped by request"
-) -> Record:
-    """StopBackupJob: a waiting job is ABORTED at once, a running one goes ABORTING
-    (its worker sees that on its next heartbeat). Raises Conflict for a finished job."""
+) -> BackupJob:
+    """StopBackupJob (:func:`snowvault.control.model.jobs.stop_target`): a waiting job is
+    ABORTED at once, a running one goes ABORTING. Raises Conflict for a finished job."""
     job = get(conn, job_id)
-    if job["state"] in WAITING:
-        values: dict[str, Any] = {"state": "ABORTED", "completion_date": now}
-    elif job["state"] == "RUNNING":
-        values = {"state": "ABORTING"}
-    else:
-        raise Conflict(detail=f"backup job {job_id} is {job['state']} and cannot be stopped")
-    stmt = bj.update().where(bj.c.job_id == job_id, bj.c.state == job["state"])
-    if conn.execute(stmt.values(status_message=message, **values)).rowcount == 0:
+    target = job_rules.stop_target(job.state)
+    if target is None:
+        raise Conflict(detail=f"backup job {job_id} is {job.state} and cannot be stopped")
+    values: dict[str, Any] = {"state": target, "status_message": message}
+    if target in MACHINE.final:
+        values["completion_date"] = now
+    stmt = bj.update().where(bj.c.job_id == job_id, bj.c.state == job.state)
+    if conn.execute(stmt.values(**values)).rowcount == 0:
         raise Conflict(detail=f"backup job {job_id} changed state; try again")
     return get(conn, job_id)
 
 
 def expire_unstarted(conn: Connection, now: datetime) -> list[str]:
-    """Waiting jobs whose start window closed become EXPIRED; returns their ids."""
-    late = sa.and_(bj.c.state.in_(WAITING), bj.c.start_by < now)
+    """Waiting jobs whose start window closed become EXPIRED; returns their ids.
+
+    The boundary is the model's (:func:`snowvault.control.model.windows.job_fate`): at
+    exactly StartBy the job has expired (and :data:`QUEUE` no longer hands it out)."""
+    late = sa.and_(bj.c.state.in_(MACHINE.waiting), queue.start_window_closed(bj.c.start_by, now))
     ids = [r.job_id for r in conn.execute(sa.select(bj.c.job_id).where(late))]
     if ids:
         conn.execute(
             bj.update()
             .where(late, bj.c.job_id.in_(ids))
             .values(
-                state="EXPIRED",
+                state=job_rules.BackupJobState.EXPIRED,
                 completion_date=now,
-                status_message="the job did not start within its start window",
+                status_message=EXPIRED_MESSAGE,
             )
         )
     return ids
-
-
-# --- the worker side of the queue ----------------------------------------------------
-
-
-def claim_next_backup_job(
-    conn: Connection, worker_id: str, labels: Sequence[str], lease_seconds: float, now: datetime
-) -> Record | None:
-    """Claim the oldest runnable backup job: RUNNING, leased to ``worker_id``."""
-    return queue.claim(
-        conn, SPEC, worker_id=worker_id, labels=labels, lease_seconds=lease_seconds, now=now
-    )
-
-
-def heartbeat(
-    conn: Connection,
-    job_id: str,
-    worker_id: str,
-    now: datetime,
-    lease_seconds: float,
-    **progress: Any,
-) -> str | None:
-    """Renew the lease, store progress (percent_done, bytes_transferred...); the state,
-    or None if the lease was lost."""
-    return queue.heartbeat(
-        conn,
-        SPEC,
-        job_id=job_id,
-        worker_id=worker_id,
-        now=now,
-        lease_seconds=lease_seconds,
-        **progress,
-    )
-
-
-def complete(
-    conn: Connection, job_id: str, worker_id: str, now: datetime, state: str, **fields: Any
-) -> bool:
-    """End the job (COMPLETED, PARTIAL, FAILED, ABORTED) with its results."""
-    if state not in FINAL:
-        raise ValueError(f"not a final backup job state: {state}")
-    return queue.complete(
-        conn, SPEC, job_id=job_id, worker_id=worker_id, now=now, state=state, **fields
-    )
-
-
-def release(
-    conn: Connection, job_id: str, worker_id: str, status_message: str | None = None
-) -> bool:
-    return queue.release(
-        conn, SPEC, job_id=job_id, worker_id=worker_id, status_message=status_message
-    )
-
-
-def find_expired_leases(conn: Connection, now: datetime) -> list[Record]:
-    return queue.find_expired_leases(conn, SPEC, now)
-
-
-def recover_expired_leases(conn: Connection, now: datetime) -> list[Record]:
-    return queue.recover_expired_leases(conn, SPEC, now)

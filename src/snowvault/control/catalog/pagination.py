@@ -18,10 +18,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -40,6 +40,21 @@ class Page:
     """One page of a list: its rows and the token for the next page (None at the end)."""
 
     items: list[Record] = field(default_factory=list)
+    next_token: str | None = None
+
+    def load(self, record: Callable[[Mapping[str, Any]], T]) -> RecordPage[T]:
+        """The same page with each row turned into a record (a model dataclass)."""
+        return RecordPage([record(row) for row in self.items], self.next_token)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RecordPage(Generic[T]):
+    """One page of records (frozen dataclasses built by ``from_row``)."""
+
+    items: list[T] = field(default_factory=list)
     next_token: str | None = None
 
 

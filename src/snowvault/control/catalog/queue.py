@@ -1,33 +1,53 @@
-"""The lease protocol shared by the backup and restore job tables (they ARE the queue).
+"""The lease protocol shared by the job tables (they ARE the queue): one :class:`Queue`
+per job kind, built from a :class:`QueueSpec` (the table, its columns and the kind's
+state machine from :mod:`snowvault.control.model.jobs`).
 
 A worker claims the oldest waiting job it may run, holds it by a lease it renews with
 heartbeats, and ends it (complete) or hands it back (release). A job whose lease runs
 out is recovered by the sweeper: retried while attempts remain, else FAILED; a job being
 stopped when its worker died becomes ABORTED. No job stays RUNNING forever.
 
+    >>> # job = catalog.jobs.QUEUE.claim(conn, worker_id="w1", labels=["host-a"],
+    >>> #                                lease_seconds=60, now=clock.now())
+
 PostgreSQL picks the candidate with ``SELECT ... FOR UPDATE SKIP LOCKED``; SQLite runs
 one ``UPDATE ... WHERE id = (SELECT ... LIMIT 1) RETURNING`` inside ``BEGIN IMMEDIATE``
 (writers are serialised, so the statement is atomic). Where a table allows one active
 job per resource, a partial unique index enforces it; a claim that loses that race
-returns None and the worker simply asks again.
+returns None and the worker simply asks again. A job with a start window is claimable
+while ``now < start_by`` (:func:`startable`): at exactly StartBy it has expired, as
+:func:`snowvault.control.model.windows.job_fate` says.
 
-Must not depend on anything above ``snowvault.core``.
+Must not depend on anything above ``snowvault.control.model``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from snowvault.control.catalog.db import Record, is_sqlite
+from snowvault.control.catalog.db import is_sqlite
+from snowvault.control.model import jobs as job_rules
 
 LOST_WORKER_MESSAGE = "the worker running this job stopped answering"
+
+J = TypeVar("J")
+
+
+def startable(start_by: sa.ColumnElement[Any], now: datetime) -> sa.ColumnElement[bool]:
+    """SQL for "the start window is still open at ``now``" (no window: always open)."""
+    return sa.or_(start_by.is_(None), start_by > now)
+
+
+def start_window_closed(start_by: sa.ColumnElement[Any], now: datetime) -> sa.ColumnElement[bool]:
+    """SQL for "the start window closed at or before ``now``" (the EXPIRE fate)."""
+    return start_by <= now
 
 
 @dataclass(frozen=True)
@@ -37,17 +57,11 @@ class QueueSpec:
     table: sa.Table
     id_column: str
     state_column: str
-    waiting: tuple[str, ...]
-    retry_state: str
-    stopping: str | None = None
+    machine: job_rules.StateMachine
+    progress: frozenset[str]
+    """Columns a heartbeat may write (PercentDone, BytesTransferred...)."""
     resource_column: str | None = None
     start_by_column: str | None = None
-    running: str = "RUNNING"
-    failed: str = "FAILED"
-    aborted: str = "ABORTED"
-
-    def col(self, name: str) -> sa.Column[Any]:
-        return self.table.c[name]
 
     @property
     def id(self) -> sa.Column[Any]:
@@ -57,192 +71,204 @@ class QueueSpec:
     def state(self) -> sa.Column[Any]:
         return self.table.c[self.state_column]
 
-    @property
-    def active(self) -> tuple[str, ...]:
-        return (self.running,) + ((self.stopping,) if self.stopping else ())
+
+@dataclass(frozen=True)
+class Recovered(Generic[J]):
+    """A job whose lease ran out, as it was before recovery, and the state it was given."""
+
+    job: J
+    state: str
 
 
-def _candidate(spec: QueueSpec, labels: Sequence[str], now: datetime) -> sa.Select[Any]:
-    t = spec.table
-    label: sa.ColumnElement[bool] = t.c.worker_label.is_(None)
-    if labels:
-        label = sa.or_(label, t.c.worker_label.in_(list(labels)))
-    stmt = sa.select(spec.id).where(spec.state.in_(spec.waiting), label)
-    if spec.start_by_column:
-        start_by = spec.col(spec.start_by_column)
-        stmt = stmt.where(sa.or_(start_by.is_(None), start_by >= now))
-    if spec.resource_column:
-        other = t.alias("other")
-        busy = sa.exists().where(
-            other.c[spec.resource_column] == spec.col(spec.resource_column),
-            other.c[spec.state_column].in_(spec.active),
+class Queue(Generic[J]):
+    """One job table as a lease queue; rows come back as ``load(row)`` (a job record)."""
+
+    def __init__(self, spec: QueueSpec, load: Callable[[Mapping[Any, Any]], J]) -> None:
+        self.spec = spec
+        self.machine = spec.machine
+        self._load = load
+
+    def _candidate(self, labels: Sequence[str], now: datetime) -> sa.Select[Any]:
+        spec, t = self.spec, self.spec.table
+        label: sa.ColumnElement[bool] = t.c.worker_label.is_(None)
+        if labels:
+            label = sa.or_(label, t.c.worker_label.in_(list(labels)))
+        stmt = sa.select(spec.id).where(spec.state.in_(self.machine.waiting), label)
+        if spec.start_by_column:
+            stmt = stmt.where(startable(t.c[spec.start_by_column], now))
+        if spec.resource_column:
+            other = t.alias("other")
+            busy = sa.exists().where(
+                other.c[spec.resource_column] == t.c[spec.resource_column],
+                other.c[spec.state_column].in_(self.machine.active),
+            )
+            stmt = stmt.where(~busy)
+        return stmt.order_by(t.c.creation_date, spec.id).limit(1)
+
+    def claim(
+        self,
+        conn: Connection,
+        *,
+        worker_id: str,
+        labels: Sequence[str],
+        lease_seconds: float,
+        now: datetime,
+    ) -> J | None:
+        """Claim the oldest waiting job this worker may run (RUNNING, leased to
+        ``worker_id``), or None if there is none."""
+        spec, t = self.spec, self.spec.table
+        candidate = self._candidate(labels, now)
+        if is_sqlite(conn):
+            target: Any = candidate.correlate(None).scalar_subquery()
+        else:
+            target = conn.execute(candidate.with_for_update(skip_locked=True)).scalar()
+            if target is None:
+                return None
+        values = {
+            spec.state_column: self.machine.running,
+            "lease_owner": worker_id,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "heartbeat_at": now,
+            "attempts": t.c.attempts + 1,
+            "start_date": sa.func.coalesce(t.c.start_date, now),
+        }
+        stmt = (
+            t.update()
+            .where(spec.id == target, spec.state.in_(self.machine.waiting))
+            .values(**values)
+            .returning(*t.c)
         )
-        stmt = stmt.where(~busy)
-    return stmt.order_by(t.c.creation_date, spec.id).limit(1)
-
-
-def _claim_values(
-    spec: QueueSpec, worker_id: str, lease_seconds: float, now: datetime
-) -> dict[str, Any]:
-    t = spec.table
-    return {
-        spec.state_column: spec.running,
-        "lease_owner": worker_id,
-        "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "heartbeat_at": now,
-        "attempts": t.c.attempts + 1,
-        "start_date": sa.func.coalesce(t.c.start_date, now),
-    }
-
-
-def claim(
-    conn: Connection,
-    spec: QueueSpec,
-    *,
-    worker_id: str,
-    labels: Sequence[str],
-    lease_seconds: float,
-    now: datetime,
-) -> Record | None:
-    """Claim the oldest waiting job this worker may run, or None if there is none."""
-    candidate = _candidate(spec, labels, now)
-    if is_sqlite(conn):
-        target: Any = candidate.correlate(None).scalar_subquery()
-    else:
-        target = conn.execute(candidate.with_for_update(skip_locked=True)).scalar()
-        if target is None:
+        try:
+            with conn.begin_nested():
+                row = conn.execute(stmt).first()
+        except IntegrityError:
+            return None  # another worker just started a job for the same resource
+        if row is None or row._mapping["lease_owner"] != worker_id:
             return None
-    stmt = (
-        spec.table.update()
-        .where(spec.id == target, spec.state.in_(spec.waiting))
-        .values(**_claim_values(spec, worker_id, lease_seconds, now))
-        .returning(*spec.table.c)
-    )
-    try:
-        with conn.begin_nested():
-            row = conn.execute(stmt).first()
-    except IntegrityError:
-        return None  # another worker just started a job for the same resource
-    if row is None or row._mapping["lease_owner"] != worker_id:
-        return None
-    return dict(row._mapping)
+        return self._load(row._mapping)
 
+    def _owned(self, job_id: str, worker_id: str) -> sa.ColumnElement[bool]:
+        spec = self.spec
+        return sa.and_(
+            spec.id == job_id,
+            spec.table.c.lease_owner == worker_id,
+            spec.state.in_(self.machine.active),
+        )
 
-def _owned(spec: QueueSpec, job_id: str, worker_id: str) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        spec.id == job_id, spec.table.c.lease_owner == worker_id, spec.state.in_(spec.active)
-    )
+    def heartbeat(
+        self,
+        conn: Connection,
+        *,
+        job_id: str,
+        worker_id: str,
+        now: datetime,
+        lease_seconds: float,
+        progress: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Renew the lease and store progress; the job's state, None if the lease is lost.
 
+        A worker that reads back the stopping state (ABORTING) should stop and complete
+        the job as ABORTED.
+        """
+        unknown = set(progress or {}) - self.spec.progress
+        if unknown:
+            raise ValueError(f"not a progress column of {self.spec.table.name}: {sorted(unknown)}")
+        values = dict(
+            progress or {},
+            heartbeat_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        stmt = (
+            self.spec.table.update()
+            .where(self._owned(job_id, worker_id))
+            .values(**values)
+            .returning(self.spec.state)
+        )
+        state = conn.execute(stmt).scalar()
+        return None if state is None else str(state)
 
-def heartbeat(
-    conn: Connection,
-    spec: QueueSpec,
-    *,
-    job_id: str,
-    worker_id: str,
-    now: datetime,
-    lease_seconds: float,
-    **progress: Any,
-) -> str | None:
-    """Renew the lease and store progress; returns the job's state, None if the lease is lost.
+    def complete(
+        self,
+        conn: Connection,
+        *,
+        job_id: str,
+        worker_id: str,
+        now: datetime,
+        state: str,
+        **fields: Any,
+    ) -> bool:
+        """End the job in a final ``state`` (COMPLETED, FAILED, ABORTED...); False if the
+        lease is lost. Raises ValueError for a state a running job cannot move to."""
+        if state not in self.machine.final or not self.machine.can(self.machine.running, state):
+            raise ValueError(f"not a final {self.machine.kind} job state: {state}")
+        values = dict(fields, lease_owner=None, lease_expires_at=None, completion_date=now)
+        values[self.spec.state_column] = state
+        stmt = self.spec.table.update().where(self._owned(job_id, worker_id)).values(**values)
+        return bool(conn.execute(stmt).rowcount)
 
-    A worker that reads back ``ABORTING`` should stop and complete the job as ABORTED.
-    """
-    values = dict(
-        progress, heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds)
-    )
-    stmt = (
-        spec.table.update()
-        .where(_owned(spec, job_id, worker_id))
-        .values(**values)
-        .returning(spec.state)
-    )
-    state = conn.execute(stmt).scalar()
-    return None if state is None else str(state)
-
-
-def complete(
-    conn: Connection,
-    spec: QueueSpec,
-    *,
-    job_id: str,
-    worker_id: str,
-    now: datetime,
-    state: str,
-    **fields: Any,
-) -> bool:
-    """End the job in ``state`` (COMPLETED, FAILED, ABORTED...); False if the lease is lost."""
-    values = dict(fields, lease_owner=None, lease_expires_at=None, completion_date=now)
-    values[spec.state_column] = state
-    stmt = spec.table.update().where(_owned(spec, job_id, worker_id)).values(**values)
-    return bool(conn.execute(stmt).rowcount)
-
-
-def release(
-    conn: Connection,
-    spec: QueueSpec,
-    *,
-    job_id: str,
-    worker_id: str,
-    status_message: str | None = None,
-) -> bool:
-    """Hand a running job back to the queue (worker shutting down); False if not ours."""
-    values = {
-        spec.state_column: spec.retry_state,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "status_message": status_message,
-    }
-    stmt = (
-        spec.table.update()
-        .where(_owned(spec, job_id, worker_id), spec.state == spec.running)
-        .values(**values)
-    )
-    return bool(conn.execute(stmt).rowcount)
-
-
-def find_expired_leases(conn: Connection, spec: QueueSpec, now: datetime) -> list[Record]:
-    """Active jobs whose lease ran out before ``now`` (their worker is presumed dead)."""
-    stmt = (
-        sa.select(spec.table)
-        .where(spec.state.in_(spec.active), spec.table.c.lease_expires_at < now)
-        .order_by(spec.table.c.lease_expires_at, spec.id)
-    )
-    return [dict(r._mapping) for r in conn.execute(stmt)]
-
-
-def _recovered_state(spec: QueueSpec, job: Record) -> str:
-    if job[spec.state_column] == spec.stopping:
-        return spec.aborted
-    return spec.retry_state if job["attempts"] < job["max_attempts"] else spec.failed
-
-
-def recover_expired_leases(conn: Connection, spec: QueueSpec, now: datetime) -> list[Record]:
-    """Retry, fail or abort every job with an expired lease; returns (id, new state) rows.
-
-    Each update re-checks owner and expiry, so a heartbeat that lands first wins.
-    """
-    recovered = []
-    for job in find_expired_leases(conn, spec, now):
-        new_state = _recovered_state(spec, job)
-        values: dict[str, Any] = {
-            spec.state_column: new_state,
+    def release(
+        self, conn: Connection, *, job_id: str, worker_id: str, status_message: str | None = None
+    ) -> bool:
+        """Hand a running job back to the queue (worker shutting down); False if not ours."""
+        values = {
+            self.spec.state_column: self.machine.retry,
             "lease_owner": None,
             "lease_expires_at": None,
-            "status_message": LOST_WORKER_MESSAGE,
+            "status_message": status_message,
         }
-        if new_state != spec.retry_state:
-            values["completion_date"] = now
         stmt = (
-            spec.table.update()
-            .where(
-                spec.id == job[spec.id_column],
-                spec.table.c.lease_owner == job["lease_owner"],
-                spec.table.c.lease_expires_at < now,
-                spec.state.in_(spec.active),
-            )
+            self.spec.table.update()
+            .where(self._owned(job_id, worker_id), self.spec.state == self.machine.running)
             .values(**values)
         )
-        if conn.execute(stmt).rowcount:
-            recovered.append({spec.id_column: job[spec.id_column], "state": new_state})
-    return recovered
+        return bool(conn.execute(stmt).rowcount)
+
+    def _expired(self, now: datetime) -> sa.Select[Any]:
+        t = self.spec.table
+        return (
+            sa.select(t)
+            .where(self.spec.state.in_(self.machine.active), t.c.lease_expires_at < now)
+            .order_by(t.c.lease_expires_at, self.spec.id)
+        )
+
+    def find_expired_leases(self, conn: Connection, now: datetime) -> list[J]:
+        """Active jobs whose lease ran out before ``now`` (their worker is presumed dead)."""
+        return [self._load(r) for r in conn.execute(self._expired(now)).mappings()]
+
+    def _recovered_state(self, state: str, attempts: int, max_attempts: int) -> str:
+        if state == self.machine.stopping:
+            return self.machine.aborted
+        return self.machine.retry if attempts < max_attempts else self.machine.failed
+
+    def recover_expired_leases(self, conn: Connection, now: datetime) -> list[Recovered[J]]:
+        """Retry, fail or abort every job with an expired lease.
+
+        Each update re-checks owner and expiry, so a heartbeat that lands first wins.
+        """
+        t, spec = self.spec.table, self.spec
+        recovered = []
+        for row in conn.execute(self._expired(now)).mappings().all():
+            new_state = self._recovered_state(
+                row[spec.state_column], row["attempts"], row["max_attempts"]
+            )
+            values: dict[str, Any] = {
+                spec.state_column: new_state,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "status_message": LOST_WORKER_MESSAGE,
+            }
+            if new_state != self.machine.retry:
+                values["completion_date"] = now
+            update = (
+                t.update()
+                .where(
+                    spec.id == row[spec.id_column],
+                    t.c.lease_owner == row["lease_owner"],
+                    t.c.lease_expires_at < now,
+                    spec.state.in_(self.machine.active),
+                )
+                .values(**values)
+            )
+            if conn.execute(update).rowcount:
+                recovered.append(Recovered(self._load(row), new_state))
+        return recovered

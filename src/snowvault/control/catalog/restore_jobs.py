@@ -1,7 +1,8 @@
 """Restore jobs: create, describe, list (ListRestoreJobs and ...ByProtectedResource),
-and the worker side of the queue, with the same lease protocol as backup jobs.
+and :data:`QUEUE`, the table as a lease queue (the same protocol as backup jobs). Jobs
+come back as :class:`snowvault.control.model.jobs.RestoreJob`.
 
-Must not depend on anything above ``snowvault.core``.
+Must not depend on anything above ``snowvault.control.model``.
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from snowvault.control.catalog import pagination, queue
-from snowvault.control.catalog.db import Record
 from snowvault.control.catalog.tables import restore_jobs as rj
+from snowvault.control.model import jobs as job_rules
+from snowvault.control.model.jobs import RestoreJob
 from snowvault.core.errors import AlreadyExists, NotFound
 
-STATUSES = ("PENDING", "RUNNING", "COMPLETED", "ABORTED", "FAILED")
-FINAL = ("COMPLETED", "ABORTED", "FAILED")
-
-SPEC = queue.QueueSpec(
-    table=rj,
-    id_column="restore_job_id",
-    state_column="status",
-    waiting=("PENDING",),
-    retry_state="PENDING",
+QUEUE = queue.Queue(
+    queue.QueueSpec(
+        table=rj,
+        id_column="restore_job_id",
+        state_column="status",
+        machine=job_rules.RESTORE,
+        progress=frozenset({"percent_done", "bytes_transferred"}),
+    ),
+    RestoreJob.from_row,
 )
 _ORDER = pagination.Order([rj.c.creation_date, rj.c.restore_job_id], descending=True)
 
@@ -73,9 +75,9 @@ def create(
     region: str,
     recovery_point_arn: str,
     creation_date: datetime,
-    status: str = "PENDING",
+    status: str = job_rules.RestoreJobStatus.PENDING,
     **fields: Any,
-) -> Record:
+) -> RestoreJob:
     """StartRestoreJob's row."""
     values = dict(
         fields,
@@ -94,15 +96,15 @@ def create(
     return get(conn, restore_job_id)
 
 
-def get(conn: Connection, restore_job_id: str, *, account_id: str | None = None) -> Record:
-    """DescribeRestoreJob's row; with ``account_id``, it must belong to that account."""
+def get(conn: Connection, restore_job_id: str, *, account_id: str | None = None) -> RestoreJob:
+    """DescribeRestoreJob's job; with ``account_id``, it must belong to that account."""
     row = conn.execute(sa.select(rj).where(rj.c.restore_job_id == restore_job_id)).first()
     if row is None or (account_id is not None and row.account_id != account_id):
         raise NotFound(kind="restore job", name=restore_job_id)
-    return dict(row._mapping)
+    return RestoreJob.from_row(row._mapping)
 
 
-def update(conn: Connection, restore_job_id: str, **fields: Any) -> Record:
+def update(conn: Connection, restore_job_id: str, **fields: Any) -> RestoreJob:
     stmt = rj.update().where(rj.c.restore_job_id == restore_job_id).values(**fields)
     if conn.execute(stmt).rowcount == 0:
         raise NotFound(kind="restore job", name=restore_job_id)
@@ -117,13 +119,14 @@ def list_jobs(
     filters: RestoreJobFilters | None = None,
     limit: int | None = None,
     token: str | None = None,
-) -> pagination.Page:
+) -> pagination.RecordPage[RestoreJob]:
     """ListRestoreJobs, newest first."""
     stmt = sa.select(rj).where(rj.c.region == region, rj.c.account_id.in_(list(account_ids)))
     stmt = (filters or RestoreJobFilters()).apply(stmt)
-    return pagination.paginate(
+    page = pagination.paginate(
         conn, stmt, kind="restore-jobs", order=_ORDER, limit=limit, token=token
     )
+    return page.load(RestoreJob.from_row)
 
 
 def list_by_protected_resource(
@@ -134,69 +137,13 @@ def list_by_protected_resource(
     filters: RestoreJobFilters | None = None,
     limit: int | None = None,
     token: str | None = None,
-) -> pagination.Page:
+) -> pagination.RecordPage[RestoreJob]:
     """ListRestoreJobsByProtectedResource, newest first."""
     stmt = sa.select(rj).where(
         rj.c.account_id == account_id, rj.c.source_resource_arn == resource_arn
     )
     stmt = (filters or RestoreJobFilters()).apply(stmt)
-    return pagination.paginate(
+    page = pagination.paginate(
         conn, stmt, kind="restore-jobs-by-resource", order=_ORDER, limit=limit, token=token
     )
-
-
-# --- the worker side of the queue ----------------------------------------------------
-
-
-def claim_next_restore_job(
-    conn: Connection, worker_id: str, labels: Sequence[str], lease_seconds: float, now: datetime
-) -> Record | None:
-    """Claim the oldest PENDING restore job this worker may run."""
-    return queue.claim(
-        conn, SPEC, worker_id=worker_id, labels=labels, lease_seconds=lease_seconds, now=now
-    )
-
-
-def heartbeat(
-    conn: Connection,
-    restore_job_id: str,
-    worker_id: str,
-    now: datetime,
-    lease_seconds: float,
-    **progress: Any,
-) -> str | None:
-    return queue.heartbeat(
-        conn,
-        SPEC,
-        job_id=restore_job_id,
-        worker_id=worker_id,
-        now=now,
-        lease_seconds=lease_seconds,
-        **progress,
-    )
-
-
-def complete(
-    conn: Connection, restore_job_id: str, worker_id: str, now: datetime, status: str, **fields: Any
-) -> bool:
-    if status not in FINAL:
-        raise ValueError(f"not a final restore job status: {status}")
-    return queue.complete(
-        conn, SPEC, job_id=restore_job_id, worker_id=worker_id, now=now, state=status, **fields
-    )
-
-
-def release(
-    conn: Connection, restore_job_id: str, worker_id: str, status_message: str | None = None
-) -> bool:
-    return queue.release(
-        conn, SPEC, job_id=restore_job_id, worker_id=worker_id, status_message=status_message
-    )
-
-
-def find_expired_leases(conn: Connection, now: datetime) -> list[Record]:
-    return queue.find_expired_leases(conn, SPEC, now)
-
-
-def recover_expired_leases(conn: Connection, now: datetime) -> list[Record]:
-    return queue.recover_expired_leases(conn, SPEC, now)
+    return page.load(RestoreJob.from_row)

@@ -1,7 +1,7 @@
-"""The in-process worker: claim jobs by lease, heartbeat, run them.
+"""The in-process worker: claim jobs by lease, heartbeat, run them, sweep.
 
     worker = Worker(deps, WorkerOptions(lease_seconds=60))
-    worker.start()          # threads: `threads` job runners
+    worker.start()          # threads: `threads` job runners + one sweeper
     ...
     worker.stop()           # running jobs are handed back to the queue
 
@@ -10,12 +10,14 @@ BytesTransferred, BackupSizeInBytes) every ``progress_seconds`` (default 1 s; at
 ``lease_seconds / 3``, so the lease is renewed on the same beat). Before, progress went
 out only with the lease renewal every 20 s, and a backup shorter than that showed 0% until
 it ended. The job
-stops (ABORTED) when the heartbeat reads ``ABORTING`` (StopBackupJob, or the
-``abort-overdue`` sweep: the one place the completion window is decided) or when the lease
-is lost. Expiring late jobs, recovering jobs whose worker died, prunes, store retention
-and KMS keys are the sweeps of ``scheduler/sweepers.py``, run by the scheduler's loop
-(:meth:`Worker.sweep_once` runs them too). One backup per resource at a time is the
-catalog's claim rule.
+stops (ABORTED) when the heartbeat reads ``ABORTING`` (StopBackupJob), when the lease is
+lost, or when its completion window has passed. The sweeper expires jobs whose start
+window closed, recovers jobs whose worker died (retried, else FAILED: never RUNNING
+forever), prunes vaults after DeleteRecoveryPoint and, once the grace period has passed,
+after a failed, stopped or lost backup (its unreferenced packs and temporary files), and
+re-applies the store retention of
+locked vaults whose points or lock mode changed. One backup per resource at a time
+is the catalog's claim rule.
 
 Must not depend on the composition root or any interface.
 """
@@ -26,20 +28,26 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from snowvault.control.scheduler import sweepers
-from snowvault.control.services import backup_jobs, restore_jobs
+from snowvault.control.model import jobs as job_rules
+from snowvault.control.model import windows
+from snowvault.control.services import (
+    backup_jobs,
+    expiry,
+    job_kinds,
+    jobs,
+    recovery_points,
+    vault_lock,
+    vaults,
+)
 from snowvault.control.services.base import Deps
 from snowvault.control.services.errors import JobStopped
 from snowvault.core import ids
 
 log = logging.getLogger("snowvault.worker")
-
-Record = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -53,44 +61,14 @@ class WorkerOptions:
     progress_seconds: float = 1.0
 
 
-@dataclass(frozen=True)
-class _Kind:
-    name: str
-    id_column: str
-    claim: Callable[[Deps, str, Sequence[str], float], Record | None]
-    heartbeat: Callable[[Deps, str, str, float, Mapping[str, Any]], str | None]
-    run: Callable[[Deps, Record, str, Any], str]
-    stopping: str | None
-
-
-KINDS = (
-    _Kind(
-        "backup",
-        "job_id",
-        backup_jobs.claim,
-        backup_jobs.heartbeat,
-        backup_jobs.run,
-        "ABORTING",
-    ),
-    _Kind(
-        "restore",
-        "restore_job_id",
-        restore_jobs.claim,
-        restore_jobs.heartbeat,
-        restore_jobs.run,
-        None,
-    ),
-)
-
-
 class JobLease:
     """A claimed job's control: progress in, stop requests out, lease kept alive."""
 
     def __init__(
         self,
         deps: Deps,
-        kind: _Kind,
-        job: Record,
+        kind: jobs.JobKind[Any],
+        job: job_rules.Job,
         worker_id: str,
         lease: float,
         *,
@@ -100,7 +78,7 @@ class JobLease:
         self._interval = max(0.05, min(lease / 3, progress_seconds))
         self._kind = kind
         self._job = job
-        self._job_id = str(job[kind.id_column])
+        self._job_id = job.id
         self._worker_id = worker_id
         self._lease = lease
         self._progress: dict[str, Any] = {}
@@ -135,7 +113,9 @@ class JobLease:
         if state is None:
             self.stop_reason = "the worker lost its lease on the job"
         elif self._kind.stopping and state == self._kind.stopping:
-            self.stop_reason = _why_stopping(self._job, self._deps.clock.now())
+            self.stop_reason = "stopped by request"
+        elif job_rules.fate(self._job, self._deps.clock.now()) is windows.JobFate.ABORT:
+            self.stop_reason = "the completion window has passed"
 
     def _beat_forever(self) -> None:
         while not self._done.wait(self._interval):
@@ -145,26 +125,22 @@ class JobLease:
                 log.exception("heartbeat for job %s failed", self._job_id)
 
 
-def _why_stopping(job: Record, now: datetime) -> str:
-    """The words for a job read back ABORTING. Whether to stop was decided elsewhere
-    (StopBackupJob, or the abort-overdue sweep: the one check of the completion window);
-    this only tells the two apart for the job's StatusMessage."""
-    deadline = job.get("expected_completion_date")
-    if deadline is not None and now >= deadline:
-        return "the completion window has passed"
-    return "stopped by request"
-
-
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{ids.new_hex(4)}"
 
 
 class Worker:
-    """Job runner threads over the catalog's job queues."""
+    """Job runner threads and one sweeper thread over the catalog's job queues."""
 
-    def __init__(self, deps: Deps, options: WorkerOptions | None = None) -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        options: WorkerOptions | None = None,
+        kinds: jobs.JobKinds | None = None,
+    ) -> None:
         self.deps = deps
         self.options = options or WorkerOptions()
+        self.kinds = kinds or job_kinds.build()
         self.worker_id = self.options.worker_id or default_worker_id()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -172,6 +148,7 @@ class Worker:
     def start(self) -> None:
         for n in range(self.options.threads):
             self._spawn(self._run_forever, f"worker-{n}")
+        self._spawn(self._sweep_forever, "sweeper")
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -185,8 +162,9 @@ class Worker:
         self._threads.clear()
 
     def run_once(self) -> str | None:
-        """Claim and run one job (backups first); its final state, or None if idle."""
-        for kind in KINDS:
+        """Claim and run one job (in the registry's order: backups first); its final
+        state, or None if idle."""
+        for kind in self.kinds:
             job = kind.claim(
                 self.deps, self.worker_id, self.options.labels, self.options.lease_seconds
             )
@@ -199,15 +177,30 @@ class Worker:
                     self.options.lease_seconds,
                     progress_seconds=self.options.progress_seconds,
                 ) as lease:
-                    log.info("running %s job %s", kind.name, job[kind.id_column])
-                    state = kind.run(self.deps, job, self.worker_id, lease)
-                log.info("%s job %s ended %s", kind.name, job[kind.id_column], state)
+                    log.info("running %s job %s", kind.name, job.id)
+                    state = kind.execute(self.deps, job, self.worker_id, lease)
+                log.info("%s job %s ended %s", kind.name, job.id, state)
                 return state
         return None
 
-    def sweep_once(self) -> sweepers.SweepReport:
-        """Run the sweeps once (the scheduler's loop runs them in a server)."""
-        return sweepers.run(self.deps, self.deps.clock.now())
+    def sweep_once(self) -> None:
+        """Expire late jobs, recover jobs of dead workers, prune after deletes."""
+        now = self.deps.clock.now()
+        for job_id in backup_jobs.expire(self.deps, now):
+            log.info("backup job %s expired (start window passed)", job_id)
+        for lost in self.kinds.recover(self.deps, now):
+            log.warning(
+                "recovered %s job %s of a lost worker: %s", lost.job.kind, lost.job.id, lost.state
+            )
+        deleted, _waiting = expiry.expire_due(self.deps, now)
+        for arn in deleted:
+            log.info("recovery point %s expired (lifecycle DeleteAt passed)", arn)
+        recovery_points.prune_pending(self.deps)
+        for arn in vaults.prune_orphans(self.deps, now):
+            log.info("vault %s pruned after a failed backup (orphan packs)", arn)
+        for arn in vault_lock.sweep_store_retention(self.deps, now):
+            log.info("store retention of vault %s re-applied", arn)
+        self.deps.vault_keys.sweep(now)  # KMS: automatic rotation, deletion after the window
 
     def _run_forever(self) -> None:
         while not self._stop.is_set():
@@ -217,3 +210,11 @@ class Worker:
             except Exception:
                 log.exception("worker loop failed; continuing")
                 self._stop.wait(self.options.poll_seconds)
+
+    def _sweep_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sweep_once()
+            except Exception:
+                log.exception("sweep failed; continuing")
+            self._stop.wait(self.options.sweep_seconds)

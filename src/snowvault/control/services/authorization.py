@@ -339,7 +339,7 @@ def _backup_job(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> 
         job = catalog.jobs.get(conn, job_id, account_id=caller.account_id)
     except NotFound:
         return Target("*")
-    return _job_vault(job["backup_vault_arn"])
+    return _job_vault(job.backup_vault_arn)
 
 
 def _restore_job(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
@@ -347,10 +347,10 @@ def _restore_job(conn: Connection, caller: Caller, params: Mapping[str, Any]) ->
     if job_id is None:
         return Target("*")
     try:
-        job = catalog.restore_jobs.get(conn, job_id, account_id=caller.account_id)
+        restore = catalog.restore_jobs.get(conn, job_id, account_id=caller.account_id)
     except NotFound:
         return Target("*")
-    return _job_vault(job["backup_vault_arn"])
+    return _job_vault(restore.backup_vault_arn)
 
 
 def _by_arn(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:

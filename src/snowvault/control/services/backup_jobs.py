@@ -25,12 +25,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from snowvault import plugins
 from snowvault.control import catalog
+from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import lifecycle, windows
-from snowvault.control.services import plugin_io, vault_lock, vaults
+from snowvault.control.model.jobs import BackupJob
+from snowvault.control.services import jobs, plugin_io, vault_lock, vaults
 from snowvault.control.services.base import Caller, Deps, JobControl
-from snowvault.control.services.errors import JobStopped
 from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.errors import Conflict, InvalidInput, NotFound, SnowvaultError
@@ -38,7 +41,7 @@ from snowvault.engine import archiver
 
 log = logging.getLogger("snowvault.jobs")
 
-Record = dict[str, Any]
+Record = catalog.db.Record
 OPERATION = "StartBackupJob"
 PERIODS = {"ONE_DAY": 1, "SEVEN_DAYS": 7, "FOURTEEN_DAYS": 14}
 
@@ -62,8 +65,8 @@ def recovery_point_arn(region: str, account_id: str) -> str:
     return arns.build("backup", region, account_id, f"recovery-point:{ids.new_uuid()}")
 
 
-def start(deps: Deps, caller: Caller, req: StartRequest) -> Record:
-    """StartBackupJob: returns the job row (the stored one for a repeated token)."""
+def start(deps: Deps, caller: Caller, req: StartRequest) -> BackupJob:
+    """StartBackupJob: returns the job (the stored one for a repeated token)."""
     lc = lifecycle.lifecycle_from_api(req.lifecycle)
     wins = windows.validate_windows(
         req.start_window_minutes,
@@ -82,45 +85,50 @@ def start(deps: Deps, caller: Caller, req: StartRequest) -> Record:
             conn, account_id=caller.account_id, region=caller.region, name=req.vault_name
         )
         resource = _resource(conn, caller, req.resource_arn)
-        job = catalog.jobs.create(
-            conn,
+        new = job_rules.new_backup_job(
             job_id=ids.new_uuid(),
             account_id=caller.account_id,
             region=caller.region,
-            backup_vault_name=vault["name"],
-            backup_vault_arn=vault["arn"],
-            vault_type=vault["vault_type"],
-            resource_arn=resource["arn"],
-            resource_type=resource["resource_type"],
-            resource_name=resource["name"],
-            worker_label=resource["worker_label"],
-            creation_date=caller.now,
-            initiation_date=caller.now,
-            start_by=due.start_by,
-            expected_completion_date=due.complete_by,
+            target=target(resource, vault),
+            now=caller.now,
+            deadlines=due,
+            recovery_point_arn=recovery_point_arn(caller.region, caller.account_id),
             iam_role_arn=req.iam_role_arn,
             idempotency_token=req.idempotency_token,
-            backup_type="FULL",
             lifecycle=None if lc is None else dict(req.lifecycle or {}),
             recovery_point_tags=dict(req.recovery_point_tags or {}),
             backup_options=dict(req.backup_options or {}) or None,
-            recovery_point_arn=recovery_point_arn(caller.region, caller.account_id),
-            encryption_key_arn=vault["encryption_key_arn"],
-            percent_done=0.0,
-            bytes_transferred=0,
         )
+        job = catalog.jobs.create(conn, new)
         if req.idempotency_token:
             first = catalog.idempotency.remember(
                 conn,
                 account_id=caller.account_id,
                 operation=OPERATION,
                 token=req.idempotency_token,
-                result={"BackupJobId": job["job_id"]},
+                result={"BackupJobId": job.job_id},
                 now=caller.now,
             )
-            if first["BackupJobId"] != job["job_id"]:
+            if first["BackupJobId"] != job.job_id:
                 raise Conflict(detail="a concurrent request used the same IdempotencyToken")
         return job
+
+
+def target(
+    resource: Record, vault: Record | None, *, vault_name: str = "", vault_arn: str = ""
+) -> job_rules.Target:
+    """A job's target from the catalog's resource and vault rows (``vault`` None: it does
+    not exist, and ``vault_name``/``vault_arn`` say which one was asked for)."""
+    return job_rules.Target(
+        resource_arn=resource["arn"],
+        resource_type=resource["resource_type"],
+        resource_name=resource["name"],
+        worker_label=resource["worker_label"],
+        vault_name=vault_name if vault is None else vault["name"],
+        vault_arn=vault_arn if vault is None else vault["arn"],
+        vault_type=None if vault is None else vault["vault_type"],
+        encryption_key_arn=None if vault is None else vault["encryption_key_arn"],
+    )
 
 
 def _resource(conn: Any, caller: Caller, arn: str) -> Record:
@@ -130,7 +138,7 @@ def _resource(conn: Any, caller: Caller, arn: str) -> Record:
     return row
 
 
-def get(deps: Deps, caller: Caller, job_id: str) -> Record:
+def get(deps: Deps, caller: Caller, job_id: str) -> BackupJob:
     with catalog.db.transaction(deps.engine) as conn:
         return catalog.jobs.get(conn, job_id, account_id=caller.account_id)
 
@@ -143,9 +151,9 @@ def list_jobs(
     account_id: str | None = None,
     limit: int | None = None,
     token: str | None = None,
-) -> catalog.pagination.Page:
+) -> catalog.pagination.RecordPage[BackupJob]:
     if account_id not in (None, caller.account_id):
-        return catalog.pagination.Page([], None)  # no organizations yet: only one's own
+        return catalog.pagination.RecordPage([], None)  # no organizations yet: only one's own
     with catalog.db.transaction(deps.engine) as conn:
         return catalog.jobs.list_jobs(
             conn,
@@ -197,35 +205,11 @@ def summaries(
 # --- the worker side -----------------------------------------------------------------
 
 
-def claim(deps: Deps, worker_id: str, labels: Sequence[str], lease_seconds: float) -> Record | None:
-    with catalog.db.transaction(deps.engine) as conn:
-        return catalog.jobs.claim_next_backup_job(
-            conn, worker_id, labels, lease_seconds, deps.clock.now()
-        )
-
-
-def heartbeat(
-    deps: Deps, job_id: str, worker_id: str, lease_seconds: float, progress: Mapping[str, Any]
-) -> str | None:
-    with catalog.db.transaction(deps.engine) as conn:
-        return catalog.jobs.heartbeat(
-            conn, job_id, worker_id, deps.clock.now(), lease_seconds, **progress
-        )
-
-
-def run(deps: Deps, job: Record, worker_id: str, control: JobControl) -> str:
-    """Run a claimed job to its end; returns the final state it was given."""
-    try:
-        vault, resource = _inputs(deps, job)
-        vault_lock.check_job_retention(deps, vault, job["lifecycle"])
-        result, total = _backup(deps, job, vault, resource, control)
-    except JobStopped as exc:
-        return _end(deps, job, worker_id, "ABORTED", status_message=str(exc))
-    except (SnowvaultError, OSError) as exc:
-        return _end(deps, job, worker_id, "FAILED", status_message=str(exc))
-    except Exception as exc:
-        log.exception("backup job %s failed", job["job_id"])
-        return _end(deps, job, worker_id, "FAILED", status_message=f"internal error: {exc}")
+def run(deps: Deps, job: BackupJob, worker_id: str, control: JobControl) -> str:
+    """Run a claimed job (see :data:`JOB_KIND`): back up, record the point, complete."""
+    vault, resource = _inputs(deps, job)
+    vault_lock.check_job_retention(deps, vault, job.lifecycle)
+    result, total = _backup(deps, job, vault, resource, control)
     try:
         state = _record(deps, job, worker_id, vault, resource, result, total)
     except NotFound as exc:  # DeleteBackupVault refuses while a job runs: belt and braces
@@ -235,21 +219,21 @@ def run(deps: Deps, job: Record, worker_id: str, control: JobControl) -> str:
     return state
 
 
-def _protect(deps: Deps, job: Record, vault: Record) -> None:
+def _protect(deps: Deps, job: BackupJob, vault: Record) -> None:
     """Give the new point's objects their store retention (locked vaults on S3)."""
     with catalog.db.transaction(deps.engine) as conn:
-        rp = catalog.recovery_points.find(conn, job["recovery_point_arn"])
+        rp = catalog.recovery_points.find(conn, job.recovery_point_arn)
     if rp is not None:
         try:
             vault_lock.protect_recovery_point(deps, vault, rp, deps.clock.now())
         except SnowvaultError:
-            log.exception("backup job %s: store retention not set", job["job_id"])
+            log.exception("backup job %s: store retention not set", job.job_id)
 
 
-def _inputs(deps: Deps, job: Record) -> tuple[Record, Record]:
+def _inputs(deps: Deps, job: BackupJob) -> tuple[Record, Record]:
     with catalog.db.transaction(deps.engine) as conn:
-        vault = catalog.vaults.get_by_arn(conn, job["backup_vault_arn"])
-        resource = catalog.resources.get(conn, job["resource_arn"])
+        vault = catalog.vaults.get_by_arn(conn, job.backup_vault_arn)
+        resource = catalog.resources.get(conn, job.resource_arn)
         page = catalog.recovery_points.list_by_vault(
             conn,
             vault_arn=vault["arn"],
@@ -261,7 +245,7 @@ def _inputs(deps: Deps, job: Record) -> tuple[Record, Record]:
 
 
 def _backup(
-    deps: Deps, job: Record, vault: Record, resource: Record, control: JobControl
+    deps: Deps, job: BackupJob, vault: Record, resource: Record, control: JobControl
 ) -> tuple[archiver.BackupResult, int]:
     """Back the resource up with its type's plugin into a new point of ``vault``; the
     result and the source size the plugin reported (BackupSizeInBytes while it runs)."""
@@ -271,12 +255,12 @@ def _backup(
         deps,
         vault,
         parent=resource["parent"],
-        tags=dict(job["recovery_point_tags"] or {}),
+        tags=dict(job.recovery_point_tags or {}),
         metadata={
             "resource_arn": resource["arn"],
             "resource_type": resource["resource_type"],
-            "recovery_point_arn": job["recovery_point_arn"],
-            "backup_job_id": job["job_id"],
+            "recovery_point_arn": job.recovery_point_arn,
+            "backup_job_id": job.job_id,
         },
     )
     resource_ = plugin_io.resource_of(resource)
@@ -286,7 +270,7 @@ def _backup(
 
 def _record(
     deps: Deps,
-    job: Record,
+    job: BackupJob,
     worker_id: str,
     vault: Record,
     resource: Record,
@@ -298,17 +282,17 @@ def _record(
     state = "PARTIAL" if result.manifest.partial else "COMPLETED"
     errors = len(result.manifest.errors)
     message = f"{errors} entries could not be read" if errors else None
-    lc = lifecycle.lifecycle_from_api(job["lifecycle"])
-    calc = lifecycle.calculated_lifecycle(lc, job["creation_date"])
-    rp_arn = job["recovery_point_arn"]
+    lc = lifecycle.lifecycle_from_api(job.lifecycle)
+    calc = lifecycle.calculated_lifecycle(lc, job.creation_date)
+    rp_arn = job.recovery_point_arn
     with catalog.db.transaction(deps.engine) as conn:
         catalog.vaults.lock(conn, vault["arn"], shared=True)  # NotFound if it was deleted
-        done = catalog.jobs.complete(
+        done = catalog.jobs.QUEUE.complete(
             conn,
-            job["job_id"],
-            worker_id,
-            now,
-            state,
+            job_id=job.job_id,
+            worker_id=worker_id,
+            now=now,
+            state=state,
             percent_done=100.0,
             bytes_transferred=summary.bytes_read,
             backup_size_in_bytes=summary.total_size or total,
@@ -316,13 +300,13 @@ def _record(
             message_category="SUCCESS" if state == "COMPLETED" else "PARTIAL",
         )
         if not done:
-            log.warning("backup job %s: lease lost before completion", job["job_id"])
+            log.warning("backup job %s: lease lost before completion", job.job_id)
             return "LOST"
         catalog.recovery_points.create(
             conn,
             arn=rp_arn,
-            account_id=job["account_id"],
-            region=job["region"],
+            account_id=job.account_id,
+            region=job.region,
             backup_vault_name=vault["name"],
             backup_vault_arn=vault["arn"],
             vault_type=vault["vault_type"],
@@ -330,52 +314,58 @@ def _record(
             resource_arn=resource["arn"],
             resource_type=resource["resource_type"],
             resource_name=resource["name"],
-            source_job_id=job["job_id"],
-            iam_role_arn=job["iam_role_arn"],
+            source_job_id=job.job_id,
+            iam_role_arn=job.iam_role_arn,
             status="COMPLETED" if state == "COMPLETED" else "PARTIAL",
             status_message=message,
-            creation_date=job["creation_date"],
-            initiation_date=job["initiation_date"],
+            creation_date=job.creation_date,
+            initiation_date=job.initiation_date,
             completion_date=now,
             backup_size_in_bytes=summary.total_size,
-            lifecycle=job["lifecycle"],
+            lifecycle=job.lifecycle,
             move_to_cold_at=calc.move_to_cold_storage_at,
             delete_at=calc.delete_at,
             encryption_key_arn=vault["encryption_key_arn"],
             encryption_key_type=vault["encryption_key_type"],
-            created_by=job["created_by"],
-            backup_plan_id=job["backup_plan_id"],  # ByBackupPlanId filters on it
+            created_by=job.created_by,
+            backup_plan_id=job.backup_plan_id,  # ByBackupPlanId filters on it
         )
-        catalog.tags.tag(conn, rp_arn, dict(job["recovery_point_tags"] or {}))
+        catalog.tags.tag(conn, rp_arn, dict(job.recovery_point_tags or {}))
         catalog.resources.record_backup(
             conn, resource["arn"], when=now, vault_arn=vault["arn"], recovery_point_arn=rp_arn
         )
     return state
 
 
-def _end(deps: Deps, job: Record, worker_id: str, state: str, **fields: Any) -> str:
+def _end(deps: Deps, job: BackupJob, worker_id: str, state: str, **fields: Any) -> str:
     """End a job that made no recovery point; what it wrote is left for the orphan prune."""
     now = deps.clock.now()
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.jobs.complete(
-            conn, job["job_id"], worker_id, now, state, message_category=state, **fields
+        catalog.jobs.QUEUE.complete(
+            conn,
+            job_id=job.job_id,
+            worker_id=worker_id,
+            now=now,
+            state=state,
+            message_category=state,
+            **fields,
         )
-        vaults.mark_orphans(conn, job["backup_vault_arn"], now)
+        vaults.mark_orphans(conn, job.backup_vault_arn, now)
     return state
+
+
+def _lost(conn: Connection, lost: Sequence[BackupJob], now: datetime) -> None:
+    """Jobs whose worker died: what the lost run wrote is left for the orphan prune."""
+    for arn in sorted({job.backup_vault_arn for job in lost}):
+        vaults.mark_orphans(conn, arn, now)
+
+
+JOB_KIND = jobs.JobKind(
+    name=job_rules.Kind.BACKUP, queue=catalog.jobs.QUEUE, run=run, end=_end, on_lost=_lost
+)
 
 
 def expire(deps: Deps, now: datetime) -> list[str]:
     """Waiting jobs past their StartBy become EXPIRED."""
     with catalog.db.transaction(deps.engine) as conn:
         return catalog.jobs.expire_unstarted(conn, now)
-
-
-def recover(deps: Deps, now: datetime) -> list[Record]:
-    """Running jobs whose worker stopped heartbeating: retried, FAILED or ABORTED; what
-    the lost run wrote is left for the orphan prune of its vault."""
-    with catalog.db.transaction(deps.engine) as conn:
-        recovered = catalog.jobs.recover_expired_leases(conn, now)
-        lost = {catalog.jobs.get(conn, r["job_id"])["backup_vault_arn"] for r in recovered}
-        for arn in sorted(lost):
-            vaults.mark_orphans(conn, arn, now)
-    return recovered

@@ -18,22 +18,21 @@ Must not depend on the scheduler, the composition root or any interface.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from snowvault import plugins
 from snowvault.control import catalog
-from snowvault.control.services import plugin_io
+from snowvault.control.model import jobs as job_rules
+from snowvault.control.model.jobs import RestoreJob
+from snowvault.control.services import jobs, plugin_io
 from snowvault.control.services.base import Caller, Deps, JobControl
-from snowvault.control.services.errors import JobStopped
 from snowvault.core import ids
-from snowvault.core.errors import Conflict, NotFound, SnowvaultError
+from snowvault.core.errors import Conflict, NotFound
 from snowvault.engine import restorer
 
 log = logging.getLogger("snowvault.jobs")
 
-Record = dict[str, Any]
 OPERATION = "StartRestoreJob"
 
 
@@ -46,7 +45,7 @@ def start(
     iam_role_arn: str | None = None,
     idempotency_token: str | None = None,
     resource_type: str | None = None,
-) -> Record:
+) -> RestoreJob:
     """StartRestoreJob: validate the target now (fail fast, no job), then queue the job."""
     _check_metadata(deps, caller, recovery_point_arn, metadata)
     with catalog.db.transaction(deps.engine) as conn:
@@ -84,7 +83,7 @@ def start(
                 account_id=caller.account_id,
                 operation=OPERATION,
                 token=idempotency_token,
-                result={"RestoreJobId": job["restore_job_id"]},
+                result={"RestoreJobId": job.restore_job_id},
                 now=caller.now,
             )
         return job
@@ -101,7 +100,7 @@ def _check_metadata(
         deps.plugins.get(rp["resource_type"]).check_restore(metadata, deps.path_policy)
 
 
-def get(deps: Deps, caller: Caller, job_id: str) -> Record:
+def get(deps: Deps, caller: Caller, job_id: str) -> RestoreJob:
     with catalog.db.transaction(deps.engine) as conn:
         return catalog.restore_jobs.get(conn, job_id, account_id=caller.account_id)
 
@@ -114,9 +113,9 @@ def list_jobs(
     account_id: str | None = None,
     limit: int | None = None,
     token: str | None = None,
-) -> catalog.pagination.Page:
+) -> catalog.pagination.RecordPage[RestoreJob]:
     if account_id not in (None, caller.account_id):
-        return catalog.pagination.Page([], None)
+        return catalog.pagination.RecordPage([], None)
     with catalog.db.transaction(deps.engine) as conn:
         return catalog.restore_jobs.list_jobs(
             conn,
@@ -136,7 +135,7 @@ def list_by_resource(
     *,
     limit: int | None = None,
     token: str | None = None,
-) -> catalog.pagination.Page:
+) -> catalog.pagination.RecordPage[RestoreJob]:
     with catalog.db.transaction(deps.engine) as conn:
         return catalog.restore_jobs.list_by_protected_resource(
             conn,
@@ -151,33 +150,9 @@ def list_by_resource(
 # --- the worker side -----------------------------------------------------------------
 
 
-def claim(deps: Deps, worker_id: str, labels: Sequence[str], lease_seconds: float) -> Record | None:
-    with catalog.db.transaction(deps.engine) as conn:
-        return catalog.restore_jobs.claim_next_restore_job(
-            conn, worker_id, labels, lease_seconds, deps.clock.now()
-        )
-
-
-def heartbeat(
-    deps: Deps, job_id: str, worker_id: str, lease_seconds: float, progress: Mapping[str, Any]
-) -> str | None:
-    with catalog.db.transaction(deps.engine) as conn:
-        return catalog.restore_jobs.heartbeat(
-            conn, job_id, worker_id, deps.clock.now(), lease_seconds, **progress
-        )
-
-
-def run(deps: Deps, job: Record, worker_id: str, control: JobControl) -> str:
-    """Run a claimed restore job to its end; returns the final status."""
-    try:
-        result = _restore(deps, job, control)
-    except JobStopped as exc:
-        return _end(deps, job, worker_id, "ABORTED", status_message=str(exc))
-    except (SnowvaultError, OSError) as exc:
-        return _end(deps, job, worker_id, "FAILED", status_message=str(exc))
-    except Exception as exc:
-        log.exception("restore job %s failed", job["restore_job_id"])
-        return _end(deps, job, worker_id, "FAILED", status_message=f"internal error: {exc}")
+def run(deps: Deps, job: RestoreJob, worker_id: str, control: JobControl) -> str:
+    """Run a claimed restore job (see :data:`JOB_KIND`); returns the final status."""
+    result = _restore(deps, job, control)
     if result.errors:
         first = result.errors[0]
         message = f"{len(result.errors)} entries failed, first {first.path}: {first.error}"
@@ -187,18 +162,18 @@ def run(deps: Deps, job: Record, worker_id: str, control: JobControl) -> str:
     return _finish(deps, job, worker_id, result)
 
 
-def _restore(deps: Deps, job: Record, control: JobControl) -> restorer.RestoreResult:
+def _restore(deps: Deps, job: RestoreJob, control: JobControl) -> restorer.RestoreResult:
     """Restore with the point's plugin from a source over its vault, then the plugin's
     after-restore check (RestoreNotValid fails the job)."""
     with catalog.db.transaction(deps.engine) as conn:
-        rp = catalog.recovery_points.get(conn, job["recovery_point_arn"])
+        rp = catalog.recovery_points.get(conn, job.recovery_point_arn)
         vault = catalog.vaults.get_by_arn(conn, rp["backup_vault_arn"])
         resource = catalog.resources.find(conn, rp["resource_arn"])
     plugin = deps.plugins.get(rp["resource_type"])
     source = plugin_io.EngineSource(deps, vault, rp["engine_recovery_point_id"])
     request = plugins.base.RestoreRequest(
         plugin_io.point_resource(rp, resource),
-        dict(job["metadata"] or {}),
+        dict(job.metadata or {}),
         deps.path_policy,
         source,
         plugin_io.restore_report(control),
@@ -210,42 +185,47 @@ def _restore(deps: Deps, job: Record, control: JobControl) -> restorer.RestoreRe
     return source.result
 
 
-def _finish(deps: Deps, job: Record, worker_id: str, result: restorer.RestoreResult) -> str:
+def _finish(deps: Deps, job: RestoreJob, worker_id: str, result: restorer.RestoreResult) -> str:
     now = deps.clock.now()
-    minutes = int((now - (job["start_date"] or now)).total_seconds() // 60)
+    minutes = int((now - (job.start_date or now)).total_seconds() // 60)
     with catalog.db.transaction(deps.engine) as conn:
-        done = catalog.restore_jobs.complete(
+        done = catalog.restore_jobs.QUEUE.complete(
             conn,
-            job["restore_job_id"],
-            worker_id,
-            now,
-            "COMPLETED",
+            job_id=job.restore_job_id,
+            worker_id=worker_id,
+            now=now,
+            state=job_rules.RestoreJobStatus.COMPLETED,
             percent_done=100.0,
             bytes_transferred=result.bytes,
             status_message=f"restored {result.files} files, {result.bytes} bytes",
         )
         if not done:
             return "LOST"
-        catalog.recovery_points.record_restore(conn, job["recovery_point_arn"], now)
-        if job["source_resource_arn"] and catalog.resources.find(conn, job["source_resource_arn"]):
+        catalog.recovery_points.record_restore(conn, job.recovery_point_arn, now)
+        if job.source_resource_arn and catalog.resources.find(conn, job.source_resource_arn):
             catalog.resources.record_restore(
                 conn,
-                job["source_resource_arn"],
-                job_creation_date=job["creation_date"],
+                job.source_resource_arn,
+                job_creation_date=job.creation_date,
                 execution_time_minutes=minutes,
-                recovery_point_creation_date=job["recovery_point_creation_date"],
+                recovery_point_creation_date=job.recovery_point_creation_date,
             )
     return "COMPLETED"
 
 
-def _end(deps: Deps, job: Record, worker_id: str, status: str, **fields: Any) -> str:
+def _end(deps: Deps, job: RestoreJob, worker_id: str, status: str, **fields: Any) -> str:
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.restore_jobs.complete(
-            conn, job["restore_job_id"], worker_id, deps.clock.now(), status, **fields
+        catalog.restore_jobs.QUEUE.complete(
+            conn,
+            job_id=job.restore_job_id,
+            worker_id=worker_id,
+            now=deps.clock.now(),
+            state=status,
+            **fields,
         )
     return status
 
 
-def recover(deps: Deps, now: datetime) -> list[Record]:
-    with catalog.db.transaction(deps.engine) as conn:
-        return catalog.restore_jobs.recover_expired_leases(conn, now)
+JOB_KIND = jobs.JobKind(
+    name=job_rules.Kind.RESTORE, queue=catalog.restore_jobs.QUEUE, run=run, end=_end
+)

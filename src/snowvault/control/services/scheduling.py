@@ -1,14 +1,12 @@
 """What the scheduler does, as use cases: turn due rule occurrences into backup jobs
 (exactly once per rule, occurrence and resource), expire and abort jobs by their
-windows, move recovery points to cold storage (expiry at DeleteAt is services/expiry.py).
+windows, move recovery points to cold storage and expire them at DeleteAt.
 
-The scheduler layer only decides WHEN to call these (scheduler/sweepers.py lists the
-sweeps and their order; a tick, a loop, the test clock run them).
+The scheduler layer only decides WHEN to call these (a tick, a loop, the test clock).
 
     result = scheduling.plan_due(deps, now)        # jobs for every due occurrence
-    scheduling.expire_unstarted(deps, now)         # EXPIRED (start window passed)
-    scheduling.abort_overdue(deps, now)            # ABORTING (completion window passed)
-    scheduling.move_to_cold(deps, now)             # cold transitions
+    scheduling.enforce_windows(deps, now)          # EXPIRED / ABORTING
+    scheduling.run_lifecycle(deps, now)            # cold transitions, expiries
 
 Must not depend on the scheduler, the composition root or any interface.
 """
@@ -23,10 +21,19 @@ from datetime import datetime
 from typing import Any
 
 from snowvault.control import catalog
+from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import plans as plan_rules
 from snowvault.control.model import schedule as schedule_rules
 from snowvault.control.model import windows
-from snowvault.control.services import backup_jobs, plans, selections, vaults
+from snowvault.control.services import (
+    backup_jobs,
+    expiry,
+    plans,
+    recovery_points,
+    selections,
+    vault_lock,
+    vaults,
+)
 from snowvault.control.services.base import Deps
 from snowvault.core import ids
 from snowvault.core.errors import NotFound
@@ -35,6 +42,7 @@ log = logging.getLogger("snowvault.scheduler")
 
 Record = dict[str, Any]
 COLD = "COLD"
+EXPIRE = expiry.EXPIRE
 
 
 @dataclass
@@ -196,82 +204,87 @@ def _model_rule(rule_row: Record) -> plan_rules.BackupRule:
 
 
 def _job_row(plan: _RulePlan, run: Record, now: datetime) -> Record:
-    """The backup_jobs row of one scheduled run (FAILED at once if the vault is gone).
-    Rows of one rule share its documents (created_by, tags, lifecycle) as objects."""
+    """The backup_jobs row of one scheduled run (FAILED at once if the vault is gone),
+    built by the one job constructor. Rows of one rule share its documents (created_by,
+    tags, lifecycle) as objects."""
     resource, role = plan.targets[run["resource_arn"]]
     rule_row, vault = plan.row, plan.vault
-    due = plan.deadlines(run["scheduled_at"])
     vault_name = plan.rule.target_backup_vault_name
     region, account = rule_row["region"], rule_row["account_id"]
-    missing = vault is None
-    return {
-        "job_id": run["job_id"],
-        "account_id": account,
-        "region": region,
-        "backup_vault_name": vault_name,
-        "backup_vault_arn": vaults.vault_arn(region, account, vault_name)
-        if vault is None
-        else vault["arn"],
-        "vault_type": None if vault is None else vault["vault_type"],
-        "resource_arn": resource["arn"],
-        "resource_type": resource["resource_type"],
-        "resource_name": resource["name"],
-        "worker_label": resource["worker_label"],
-        "state": "FAILED" if missing else "CREATED",
-        "status_message": f"backup vault {vault_name} does not exist" if missing else None,
-        "message_category": "MISSING_VAULT" if missing else None,
-        "creation_date": now,
-        "initiation_date": now,
-        "completion_date": now if missing else None,
-        "start_by": due.start_by,
-        "expected_completion_date": due.complete_by,
-        "iam_role_arn": role,
-        "backup_type": "FULL",
-        "backup_plan_id": rule_row["backup_plan_id"],
-        "backup_plan_arn": rule_row["plan_arn"],
-        "backup_plan_version": rule_row["version_id"],
-        "backup_rule_id": rule_row["rule_id"],
-        "created_by": plan.created_by,
-        "lifecycle": rule_row["document"].get("Lifecycle"),
-        "recovery_point_tags": plan.recovery_point_tags,
-        "recovery_point_arn": backup_jobs.recovery_point_arn(region, account),
-        "encryption_key_arn": None if vault is None else vault["encryption_key_arn"],
-        "percent_done": 0.0,
-        "bytes_transferred": 0,
-    }
+    job = job_rules.new_backup_job(
+        job_id=run["job_id"],
+        account_id=account,
+        region=region,
+        target=backup_jobs.target(
+            resource,
+            vault,
+            vault_name=vault_name,
+            vault_arn=vaults.vault_arn(region, account, vault_name),
+        ),
+        now=now,
+        deadlines=plan.deadlines(run["scheduled_at"]),
+        recovery_point_arn=backup_jobs.recovery_point_arn(region, account),
+        iam_role_arn=role,
+        lifecycle=rule_row["document"].get("Lifecycle"),
+        recovery_point_tags=plan.recovery_point_tags,
+        plan=job_rules.PlanRef(
+            plan_id=rule_row["backup_plan_id"],
+            plan_arn=rule_row["plan_arn"],
+            version_id=rule_row["version_id"],
+            rule_id=rule_row["rule_id"],
+            created_by=plan.created_by,
+        ),
+        vault_missing=vault is None,
+    )
+    return job.as_row()
 
 
 # --- windows ---------------------------------------------------------------------------
 
 
-def expire_unstarted(deps: Deps, now: datetime) -> list[str]:
-    """Waiting backup jobs past StartBy become EXPIRED; returns their ids."""
+def enforce_windows(deps: Deps, now: datetime) -> tuple[list[str], list[str]]:
+    """Waiting jobs past StartBy become EXPIRED; running ones past their completion
+    window are asked to stop. Returns (expired ids, aborting ids)."""
     with catalog.db.transaction(deps.engine) as conn:
-        return catalog.jobs.expire_unstarted(conn, now)
-
-
-def abort_overdue(deps: Deps, now: datetime) -> list[str]:
-    """Running backup jobs past their completion window are asked to stop (ABORTING; the
-    worker ends them ABORTED at its next heartbeat). The one place that window is
-    checked; returns the job ids."""
-    with catalog.db.transaction(deps.engine) as conn:
-        return catalog.schedule_runs.abort_overdue(conn, now)
+        expired = catalog.jobs.expire_unstarted(conn, now)
+        aborting = catalog.schedule_runs.abort_overdue(conn, now)
+    return expired, aborting
 
 
 # --- lifecycle -------------------------------------------------------------------------
 
 
-def move_to_cold(deps: Deps, now: datetime, *, batch: int = 1000) -> list[str]:
-    """Record the cold transitions that have come; returns the recovery point ARNs. A
-    point already past its DeleteAt is left to the expiry (a hold or lock may keep it,
-    it does not move). Each transition leaves a ``lifecycle_runs`` record."""
+@dataclass
+class LifecycleResult:
+    cold: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    pruned_vaults: list[str] = field(default_factory=list)
+
+
+def run_lifecycle(deps: Deps, now: datetime, *, batch: int = 1000) -> LifecycleResult:
+    """Record cold transitions and expire recovery points whose DeleteAt has come, then
+    prune the vaults that lost data. Each action leaves a ``lifecycle_runs`` record."""
+    result = LifecycleResult()
     with catalog.db.transaction(deps.engine) as conn:
         cold = catalog.recovery_points.list_due_for_cold(conn, before=now, limit=batch)
-    return [
-        rp["arn"]
-        for rp in cold
-        if (rp["delete_at"] is None or rp["delete_at"] > now) and _move_to_cold(deps, rp, now)
-    ]
+        expiring = catalog.recovery_points.list_due_for_deletion(conn, before=now, limit=batch)
+    expiring_arns = {rp["arn"] for rp in expiring}
+    for rp in cold:
+        if rp["arn"] not in expiring_arns and _move_to_cold(deps, rp, now):
+            result.cold.append(rp["arn"])
+    for rp in expiring:
+        if not vault_lock.may_expire(deps, rp, now).allowed:
+            continue  # a legal hold or the vault lock keeps it; a later run retries
+        outcome = expiry.expire_point(deps, rp, now)  # the one expiry path
+        if outcome is True:
+            result.expired.append(rp["arn"])
+        elif outcome is False:
+            result.failed.append(rp["arn"])
+    # every vault marked for prune, also by the worker's sweep if it expired a point
+    # first: pruning here, inside the tick, keeps it off the jobs the tick starts next
+    result.pruned_vaults = recovery_points.prune_pending(deps)
+    return result
 
 
 def _start(conn: Any, rp: Record, action: str, due_at: datetime, now: datetime) -> bool:

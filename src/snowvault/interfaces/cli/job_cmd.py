@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from snowvault.control.model import jobs as job_rules
 from snowvault.interfaces.cli import render
 from snowvault.interfaces.cli.client import (
     Api,
@@ -23,20 +24,10 @@ from snowvault.interfaces.cli.client import (
     with_api,
 )
 
-BACKUP_STATES = [
-    "CREATED",
-    "PENDING",
-    "RUNNING",
-    "ABORTING",
-    "ABORTED",
-    "COMPLETED",
-    "FAILED",
-    "EXPIRED",
-    "PARTIAL",
-]
-RESTORE_STATES = ["PENDING", "RUNNING", "COMPLETED", "ABORTED", "FAILED"]
-TERMINAL = {"COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL"}
-UNSUCCESSFUL = {"FAILED", "ABORTED", "EXPIRED"}
+BACKUP_STATES = [str(s) for s in job_rules.BackupJobState]
+RESTORE_STATES = [str(s) for s in job_rules.RestoreJobStatus]
+TERMINAL = {str(s) for s in job_rules.BACKUP.final | job_rules.RESTORE.final}
+UNSUCCESSFUL = TERMINAL - {"COMPLETED", "PARTIAL"}
 
 
 @dataclass(frozen=True)

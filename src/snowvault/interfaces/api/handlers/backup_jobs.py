@@ -25,13 +25,7 @@ def start_backup_job(app: App, ctx: RequestContext, params: Params) -> Out:
         recovery_point_tags=params.get("RecoveryPointTags"),
         backup_options=params.get("BackupOptions"),
     )
-    job = backup_jobs.start(app.deps, caller(ctx), request)
-    return {
-        "BackupJobId": job["job_id"],
-        "RecoveryPointArn": job["recovery_point_arn"],
-        "CreationDate": job["creation_date"],
-        "IsParent": False,
-    }
+    return views.started_backup_job(backup_jobs.start(app.deps, caller(ctx), request))
 
 
 def describe_backup_job(app: App, ctx: RequestContext, params: Params) -> Out:
@@ -76,19 +70,7 @@ def list_backup_job_summaries(app: App, ctx: RequestContext, params: Params) -> 
         resource_type=params.get("ResourceType"),
         message_category=params.get("MessageCategory"),
     )
-    summaries = [
-        {
-            "Region": r["region"],
-            "AccountId": r["account_id"],
-            "State": r["state"],
-            "ResourceType": r["resource_type"],
-            "MessageCategory": r["message_category"] or "",
-            "Count": int(r["count"]),
-            "StartTime": r["start_time"],
-            "EndTime": r["end_time"],
-        }
-        for r in rows
-    ]
+    summaries = [views.backup_job_summary(r) for r in rows]
     return {"BackupJobSummaries": summaries, "AggregationPeriod": period}
 
 

@@ -24,7 +24,7 @@ def start_restore_job(app: App, ctx: RequestContext, params: Params) -> Out:
         idempotency_token=params.get("IdempotencyToken"),
         resource_type=params.get("ResourceType"),
     )
-    return {"RestoreJobId": job["restore_job_id"]}
+    return {"RestoreJobId": job.restore_job_id}
 
 
 def describe_restore_job(app: App, ctx: RequestContext, params: Params) -> Out:
@@ -71,7 +71,7 @@ def list_restore_jobs_by_protected_resource(app: App, ctx: RequestContext, param
 
 def get_restore_job_metadata(app: App, ctx: RequestContext, params: Params) -> Out:
     job = restore_jobs.get(app.deps, caller(ctx), params["RestoreJobId"])
-    return {"RestoreJobId": job["restore_job_id"], "Metadata": dict(job["metadata"] or {})}
+    return views.restore_job_metadata(job)
 
 
 HANDLERS: dict[str, AppHandler] = {

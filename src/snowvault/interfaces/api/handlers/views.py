@@ -1,4 +1,5 @@
-"""Catalog rows as AWS Backup output shapes (only modelled members are sent).
+"""Catalog rows and model records (jobs) as AWS Backup output shapes: the one place
+that maps them to AWS names (only modelled members are sent).
 
 An empty structure (no CreatedBy, no calculated lifecycle) is left out, as AWS does; it
 would cost every client a parse per item of a 1000-item page.
@@ -8,10 +9,11 @@ Must not depend on the CLI or web interfaces.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from snowvault.control.model import lifecycle
+from snowvault.control.model import jobs, lifecycle
 from snowvault.interfaces.api.handlers.common import Out, drop_none
 
 Row = dict[str, Any]
@@ -42,46 +44,56 @@ def _percent(value: float | None) -> str | None:
     return None if value is None else f"{value:.1f}"
 
 
-def _lifecycle(data: dict[str, Any] | None) -> Out | None:
+def _lifecycle(data: Mapping[str, Any] | None) -> Out | None:
     if not data:
         return None
     return {k: v for k, v in data.items() if k in ("MoveToColdStorageAfterDays", "DeleteAfterDays")}
 
 
-def backup_job(row: Row) -> Out:
+def backup_job(job: jobs.BackupJob) -> Out:
     return drop_none(
         {
-            "AccountId": row["account_id"],
-            "BackupJobId": row["job_id"],
-            "BackupVaultName": row["backup_vault_name"],
-            "BackupVaultArn": row["backup_vault_arn"],
-            "VaultType": row["vault_type"],
-            "RecoveryPointArn": row["recovery_point_arn"],
-            "RecoveryPointLifecycle": _lifecycle(row["lifecycle"]),
-            "EncryptionKeyArn": row["encryption_key_arn"],
-            "IsEncrypted": bool(row["is_encrypted"]),
-            "ResourceArn": row["resource_arn"],
-            "ResourceType": row["resource_type"],
-            "ResourceName": row["resource_name"],
-            "CreationDate": row["creation_date"],
-            "InitiationDate": row["initiation_date"],
-            "CompletionDate": row["completion_date"],
-            "State": row["state"],
-            "StatusMessage": row["status_message"],
-            "MessageCategory": row["message_category"],
-            "PercentDone": _percent(row["percent_done"]),
-            "BytesTransferred": row["bytes_transferred"],
-            "BackupSizeInBytes": row["backup_size_in_bytes"],
-            "IamRoleArn": row["iam_role_arn"],
-            "CreatedBy": row["created_by"],
-            "ExpectedCompletionDate": row["expected_completion_date"],
-            "StartBy": row["start_by"],
-            "BackupOptions": row["backup_options"],
-            "BackupType": row["backup_type"],
-            "ParentJobId": row["parent_job_id"],
-            "IsParent": bool(row["is_parent"]),
+            "AccountId": job.account_id,
+            "BackupJobId": job.job_id,
+            "BackupVaultName": job.backup_vault_name,
+            "BackupVaultArn": job.backup_vault_arn,
+            "VaultType": job.vault_type,
+            "RecoveryPointArn": job.recovery_point_arn,
+            "RecoveryPointLifecycle": _lifecycle(job.lifecycle),
+            "EncryptionKeyArn": job.encryption_key_arn,
+            "IsEncrypted": bool(job.is_encrypted),
+            "ResourceArn": job.resource_arn,
+            "ResourceType": job.resource_type,
+            "ResourceName": job.resource_name,
+            "CreationDate": job.creation_date,
+            "InitiationDate": job.initiation_date,
+            "CompletionDate": job.completion_date,
+            "State": str(job.state),
+            "StatusMessage": job.status_message,
+            "MessageCategory": job.message_category,
+            "PercentDone": _percent(job.percent_done),
+            "BytesTransferred": job.bytes_transferred,
+            "BackupSizeInBytes": job.backup_size_in_bytes,
+            "IamRoleArn": job.iam_role_arn,
+            "CreatedBy": job.created_by,
+            "ExpectedCompletionDate": job.expected_completion_date,
+            "StartBy": job.start_by,
+            "BackupOptions": job.backup_options,
+            "BackupType": job.backup_type,
+            "ParentJobId": job.parent_job_id,
+            "IsParent": bool(job.is_parent),
         }
     )
+
+
+def started_backup_job(job: jobs.BackupJob) -> Out:
+    """StartBackupJob's output."""
+    return {
+        "BackupJobId": job.job_id,
+        "RecoveryPointArn": job.recovery_point_arn,
+        "CreationDate": job.creation_date,
+        "IsParent": False,
+    }
 
 
 def calculated(row: Row) -> Out:
@@ -123,30 +135,49 @@ def recovery_point(row: Row, now: datetime) -> Out:
     )
 
 
-def restore_job(row: Row) -> Out:
+def restore_job(job: jobs.RestoreJob) -> Out:
     return drop_none(
         {
-            "AccountId": row["account_id"],
-            "RestoreJobId": row["restore_job_id"],
-            "RecoveryPointArn": row["recovery_point_arn"],
-            "SourceResourceArn": row["source_resource_arn"],
-            "BackupVaultArn": row["backup_vault_arn"],
-            "CreationDate": row["creation_date"],
-            "CompletionDate": row["completion_date"],
-            "Status": row["status"],
-            "StatusMessage": row["status_message"],
-            "PercentDone": _percent(row["percent_done"]),
-            "BackupSizeInBytes": row["backup_size_in_bytes"],
-            "IamRoleArn": row["iam_role_arn"],
-            "ExpectedCompletionTimeMinutes": row["expected_completion_time_minutes"],
-            "CreatedResourceArn": row["created_resource_arn"],
-            "ResourceType": row["resource_type"],
-            "RecoveryPointCreationDate": row["recovery_point_creation_date"],
-            "CreatedBy": row["created_by"],
-            "IsParent": bool(row["is_parent"]),
-            "ParentJobId": row["parent_job_id"],
+            "AccountId": job.account_id,
+            "RestoreJobId": job.restore_job_id,
+            "RecoveryPointArn": job.recovery_point_arn,
+            "SourceResourceArn": job.source_resource_arn,
+            "BackupVaultArn": job.backup_vault_arn,
+            "CreationDate": job.creation_date,
+            "CompletionDate": job.completion_date,
+            "Status": str(job.status),
+            "StatusMessage": job.status_message,
+            "PercentDone": _percent(job.percent_done),
+            "BackupSizeInBytes": job.backup_size_in_bytes,
+            "IamRoleArn": job.iam_role_arn,
+            "ExpectedCompletionTimeMinutes": job.expected_completion_time_minutes,
+            "CreatedResourceArn": job.created_resource_arn,
+            "ResourceType": job.resource_type,
+            "RecoveryPointCreationDate": job.recovery_point_creation_date,
+            "CreatedBy": job.created_by,
+            "IsParent": bool(job.is_parent),
+            "ParentJobId": job.parent_job_id,
         }
     )
+
+
+def restore_job_metadata(job: jobs.RestoreJob) -> Out:
+    """GetRestoreJobMetadata's output."""
+    return {"RestoreJobId": job.restore_job_id, "Metadata": dict(job.metadata or {})}
+
+
+def backup_job_summary(row: Mapping[str, Any]) -> Out:
+    """One ListBackupJobSummaries entry (a count per account, state, type, category)."""
+    return {
+        "Region": row["region"],
+        "AccountId": row["account_id"],
+        "State": row["state"],
+        "ResourceType": row["resource_type"],
+        "MessageCategory": row["message_category"] or "",
+        "Count": int(row["count"]),
+        "StartTime": row["start_time"],
+        "EndTime": row["end_time"],
+    }
 
 
 def protected_resource(row: Row) -> Out:
