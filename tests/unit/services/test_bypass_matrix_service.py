@@ -28,13 +28,13 @@ from snowvault.control.services import (
 )
 from snowvault.control.services.base import Caller
 from snowvault.core.errors import SnowvaultError
-from snowvault.interfaces.api.errors import ERROR_TABLE, build_error_table, to_api_error
+from snowvault.interfaces.api.errors import ERROR_TABLE, to_api_error
 from snowvault.testing import FakeClock
 
 LOCKS = ("none", "governance", "grace", "locked")
 HOLDS = ("none", "active")
 PRINCIPALS = ("root", "owner", "other", "bypass")
-TABLE = build_error_table({**vault_lock.ERROR_CODES, **legal_holds.ERROR_CODES})
+TABLE = ERROR_TABLE
 DENIED, LOCKED, HELD, MISSING = (
     "AccessDeniedException",
     "InvalidRequestException",

@@ -14,7 +14,7 @@ import pytest
 
 from helpers.access_world import ACCOUNT, OTHER_ACCOUNT, REGION, World, admin_policy
 from snowvault.control import catalog
-from snowvault.control.services import kms_errors as err
+from snowvault.control.services import errors as err
 from snowvault.control.services import kms_vault_keys, vaults
 from snowvault.control.services.base import Deps
 from snowvault.control.services.kms import Kms

@@ -58,18 +58,15 @@ from sqlalchemy.engine import Connection
 from snowvault.control import catalog
 from snowvault.control.model import host_paths, iam
 from snowvault.control.services.base import Caller, Deps
+from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
-from snowvault.core.errors import InvalidInput, NotFound, PermissionDenied
+from snowvault.core.errors import InvalidInput, NotFound
 
 PATH_KEY = "snowvault:Path"
 """The IAM condition key holding the resolved host path a call reads or writes."""
 
 PATH_RESOURCE_TYPES = frozenset({"Directory"})
 """Resource types whose ``Source`` is a host path."""
-
-
-class AccessDenied(PermissionDenied):
-    """{detail}"""
 
 
 Kind = Literal[

@@ -26,8 +26,8 @@ from typing import Any
 from snowvault.control import catalog
 from snowvault.control.model import iam as model
 from snowvault.control.services import accounts, vaults
-from snowvault.control.services.authorization import AccessDenied
 from snowvault.control.services.base import Caller, Deps
+from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
 from snowvault.core.errors import InvalidInput, NotFound
 from snowvault.engine import crypto

@@ -36,9 +36,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from snowvault.control import catalog
 from snowvault.control.model import iam
-from snowvault.control.services import kms_errors as err
-from snowvault.control.services.authorization import AccessDenied
+from snowvault.control.services import errors as err
 from snowvault.control.services.base import Caller
+from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.clock import Clock

@@ -14,7 +14,6 @@ Must not depend on the scheduler, the composition root or any interface.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,23 +21,13 @@ from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
 from snowvault.control.model import legal_holds as model
-from snowvault.control.model import vault_lock
 from snowvault.control.services.base import Caller, Deps
+from snowvault.control.services.errors import HoldNotCancelable
 from snowvault.core import arn as arns
 from snowvault.core import ids
-from snowvault.core.errors import Conflict, InvalidInput
+from snowvault.core.errors import InvalidInput
 
 Record = dict[str, Any]
-
-
-class HoldNotCancelable(Conflict):
-    """{detail}"""
-
-
-ERROR_CODES: Mapping[type[BaseException], tuple[str, int]] = {
-    HoldNotCancelable: (vault_lock.INVALID_RESOURCE_STATE, 400)
-}
-"""Entries for the API's error table (the composition root merges them)."""
 
 
 # ---------------------------------------------------------------------- conversions

@@ -22,9 +22,10 @@ from snowvault.control import catalog
 from snowvault.control.model import plans as plan_rules
 from snowvault.control.model import schedule as schedule_rules
 from snowvault.control.services.base import Caller, Deps
+from snowvault.control.services.errors import PlanHasSelections
 from snowvault.core import arn as arns
 from snowvault.core import ids
-from snowvault.core.errors import Conflict, InvalidInput, NotFound
+from snowvault.core.errors import InvalidInput, NotFound
 
 Record = dict[str, Any]
 CONTINUOUS_CAPABLE_TYPES: tuple[str, ...] = ()  # no plugin can do point-in-time yet
@@ -80,10 +81,6 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         ],
     },
 }
-
-
-class PlanHasSelections(Conflict):
-    """backup plan {plan_id} still has {count} selection(s); delete them first"""
 
 
 def plan_arn(region: str, account_id: str, plan_id: str) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
 from snowvault.control.model import lifecycle
+from snowvault.control.services import errors as service_errors
 from snowvault.control.services import plugin_io, vault_lock, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import Conflict, NotFound
@@ -132,7 +133,7 @@ def delete(deps: Deps, caller: Caller, vault_name: str, arn: str) -> None:
     except errors.ObjectLocked as exc:
         with catalog.db.transaction(deps.engine) as conn:
             catalog.recovery_points.set_status(conn, arn, rp["status"])
-        raise vault_lock.VaultLocked(
+        raise service_errors.VaultLocked(
             detail=f"the recovery point is still retained by the vault's storage ({exc})"
         ) from exc
 

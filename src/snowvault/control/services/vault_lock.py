@@ -42,7 +42,8 @@ from snowvault.control.model import vault_lock as model
 from snowvault.control.services import authorization, vaults
 from snowvault.control.services import legal_holds as holds_service
 from snowvault.control.services.base import Caller, Deps
-from snowvault.core.errors import Conflict, InvalidInput, PermissionDenied, SnowvaultError
+from snowvault.control.services.errors import LegalHoldActive, ObjectLockMissing, VaultLocked
+from snowvault.core.errors import InvalidInput, PermissionDenied, SnowvaultError
 from snowvault.engine import crypto, prune
 from snowvault.engine.backends import base as backends
 from snowvault.engine.backends.url import open_backend
@@ -53,26 +54,6 @@ log = logging.getLogger("snowvault.sweepers")
 Record = dict[str, Any]
 OPEN_ENDED_HORIZON = timedelta(days=365)
 """Store retention given to points kept forever; the refresh extends it again."""
-
-
-class VaultLocked(Conflict):
-    """{detail}"""
-
-
-class LegalHoldActive(Conflict):
-    """{detail}"""
-
-
-class ObjectLockMissing(InvalidInput):
-    """the bucket of {location} does not have S3 Object Lock enabled; a Vault Lock on S3
-    storage needs it (create the bucket with Object Lock, or store the vault elsewhere)"""
-
-
-ERROR_CODES: Mapping[type[BaseException], tuple[str, int]] = {
-    VaultLocked: (model.INVALID_REQUEST, 400),
-    LegalHoldActive: (model.INVALID_RESOURCE_STATE, 400),
-}
-"""Entries for the API's error table (the composition root merges them)."""
 
 
 def raise_for(decision: model.Decision) -> None:

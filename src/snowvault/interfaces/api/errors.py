@@ -1,20 +1,19 @@
 """The one table from snowvault error classes to AWS error codes, and the error body.
 
-Most specific class wins (the exception's MRO is walked). Later layers add their own
-classes in ONE place, the composition root, by building the table with extra entries:
+Every class of the error tree (drawn in ``control/services/errors.py``) has its own
+entry, written here and nowhere else; a test walks the tree and fails on a class
+missing from this table or from the CLI's exit-code table. Lookup walks the
+exception's MRO, so the most specific class wins:
 
-    >>> from snowvault.core import errors as core_errors
-    >>> class VaultLocked(core_errors.Conflict):
-    ...     '''vault {name} is locked'''
-    >>> table = build_error_table({VaultLocked: ("InvalidResourceStateException", 400)})
-    >>> to_api_error(VaultLocked(name="v"), table).code
+    >>> from snowvault.control.services import errors as service_errors
+    >>> to_api_error(service_errors.LegalHoldActive(detail="held")).code
     'InvalidResourceStateException'
 
 The response body carries ``__type``, ``code``, ``message`` and ``Message`` plus the
 ``x-amzn-ErrorType`` header, so both botocore parsers (rest-json and json) find the
 code. Status codes are 4xx unless retrying can help: boto3 retries every 5xx.
 
-Depends on core and engine error trees only; must not depend on HTTP frameworks.
+Depends on the error classes of the layers below; must not depend on HTTP frameworks.
 """
 
 from __future__ import annotations
@@ -22,50 +21,81 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from snowvault.core import errors as core_errors
-from snowvault.engine import errors as engine_errors
+from snowvault.control.catalog import pagination
+from snowvault.control.model import host_paths
+from snowvault.control.services import errors as svc
+from snowvault.core import errors as core
+from snowvault.engine import errors as engine
+from snowvault.engine import locks
+from snowvault.plugins import errors as plugin
 
 ErrorTable = Mapping[type[BaseException], tuple[str, int]]
 
 INTERNAL = ("InternalFailure", 500)
+_BAD = 400
 
-_BASE: dict[type[BaseException], tuple[str, int]] = {
-    core_errors.SnowvaultError: ("ServiceUnavailableException", 500),
-    core_errors.InvalidInput: ("InvalidParameterValueException", 400),
-    core_errors.NotFound: ("ResourceNotFoundException", 400),
-    core_errors.AlreadyExists: ("AlreadyExistsException", 400),
-    core_errors.Conflict: ("InvalidRequestException", 400),
-    core_errors.PermissionDenied: ("AccessDeniedException", 403),
-    core_errors.Unavailable: ("ServiceUnavailableException", 500),
-    engine_errors.EngineError: ("ServiceUnavailableException", 500),
-    engine_errors.BackendError: ("DependencyFailureException", 500),
-    engine_errors.ObjectNotFound: ("ResourceNotFoundException", 400),
-    engine_errors.ObjectExists: ("AlreadyExistsException", 400),
-    engine_errors.ObjectLocked: ("InvalidRequestException", 400),
-    engine_errors.ShortRead: ("DependencyFailureException", 500),
-    engine_errors.TransientBackendError: ("ServiceUnavailableException", 500),
-    engine_errors.PermanentBackendError: ("DependencyFailureException", 500),
-    engine_errors.RepositoryNotFound: ("ResourceNotFoundException", 400),
-    engine_errors.RepositoryExists: ("AlreadyExistsException", 400),
-    engine_errors.WrongKey: ("AccessDeniedException", 403),
-    engine_errors.IntegrityError: ("DependencyFailureException", 500),
-    engine_errors.RecoveryPointNotFound: ("ResourceNotFoundException", 400),
-}
-
-
-def build_error_table(
-    extra: Mapping[type[BaseException], tuple[str, int]] | None = None,
-) -> ErrorTable:
-    """The base table plus ``extra`` (an entry may not silently replace a base entry)."""
-    table = dict(_BASE)
-    for cls, entry in (extra or {}).items():
-        if cls in table and table[cls] != entry:
-            raise ValueError(f"{cls.__name__} is already mapped to {table[cls][0]}")
-        table[cls] = entry
-    return MappingProxyType(table)
-
-
-ERROR_TABLE: ErrorTable = build_error_table()
+ERROR_TABLE: ErrorTable = MappingProxyType(
+    {
+        # core: the families
+        core.SnowvaultError: ("ServiceUnavailableException", 500),
+        core.InvalidInput: ("InvalidParameterValueException", _BAD),
+        core.NotFound: ("ResourceNotFoundException", _BAD),
+        core.AlreadyExists: ("AlreadyExistsException", _BAD),
+        core.Conflict: ("InvalidRequestException", _BAD),
+        core.PermissionDenied: ("AccessDeniedException", 403),
+        core.Unavailable: ("ServiceUnavailableException", 500),
+        # engine (data plane)
+        engine.EngineError: ("ServiceUnavailableException", 500),
+        engine.BackendError: ("DependencyFailureException", 500),
+        engine.ObjectNotFound: ("ResourceNotFoundException", _BAD),
+        engine.ObjectExists: ("AlreadyExistsException", _BAD),
+        engine.ObjectLocked: ("InvalidRequestException", _BAD),
+        engine.ShortRead: ("DependencyFailureException", 500),
+        engine.TransientBackendError: ("ServiceUnavailableException", 500),
+        engine.PermanentBackendError: ("DependencyFailureException", 500),
+        engine.RepositoryNotFound: ("ResourceNotFoundException", _BAD),
+        engine.RepositoryExists: ("AlreadyExistsException", _BAD),
+        engine.WrongKey: ("AccessDeniedException", 403),
+        engine.IntegrityError: ("DependencyFailureException", 500),
+        engine.RecoveryPointNotFound: ("ResourceNotFoundException", _BAD),
+        locks.RepositoryLocked: ("InvalidRequestException", _BAD),
+        # model, catalog, plugins
+        host_paths.InvalidHostPath: ("InvalidParameterValueException", _BAD),
+        host_paths.PathRefused: ("AccessDeniedException", 403),
+        pagination.InvalidToken: ("InvalidParameterValueException", _BAD),
+        plugin.UnsupportedResourceType: ("InvalidParameterValueException", _BAD),
+        plugin.InvalidRestoreTarget: ("InvalidParameterValueException", _BAD),
+        plugin.RestoreNotValid: ("InvalidRequestException", _BAD),
+        # services
+        svc.RegionNotConfigured: ("InvalidParameterValueException", _BAD),
+        svc.JobStopped: ("InvalidRequestException", _BAD),
+        svc.AccessDenied: ("AccessDeniedException", 403),
+        svc.PlanHasSelections: ("InvalidRequestException", _BAD),
+        svc.VaultLocked: ("InvalidRequestException", _BAD),
+        svc.LegalHoldActive: ("InvalidResourceStateException", _BAD),
+        svc.HoldNotCancelable: ("InvalidResourceStateException", _BAD),
+        svc.ObjectLockMissing: ("InvalidParameterValueException", _BAD),
+        # services: the key service answers AWS KMS's codes
+        svc.KmsValidation: ("ValidationException", _BAD),
+        svc.InvalidAliasName: ("InvalidAliasNameException", _BAD),
+        svc.InvalidCiphertext: ("InvalidCiphertextException", _BAD),
+        svc.IncorrectKey: ("IncorrectKeyException", _BAD),
+        svc.MalformedPolicy: ("MalformedPolicyDocumentException", _BAD),
+        svc.InvalidGrantToken: ("InvalidGrantTokenException", _BAD),
+        svc.InvalidGrantId: ("InvalidGrantIdException", _BAD),
+        svc.KeyNotFound: ("NotFoundException", _BAD),
+        svc.AliasNotFound: ("NotFoundException", _BAD),
+        svc.KeyDeleted: ("NotFoundException", _BAD),
+        svc.PolicyNotFound: ("NotFoundException", _BAD),
+        svc.GrantNotFound: ("NotFoundException", _BAD),
+        svc.AliasExists: ("AlreadyExistsException", _BAD),
+        svc.KeyDisabled: ("DisabledException", _BAD),
+        svc.KeyInvalidState: ("KMSInvalidStateException", _BAD),
+        svc.UnsupportedKmsOperation: ("UnsupportedOperationException", _BAD),
+        svc.RotationLimitExceeded: ("LimitExceededException", _BAD),
+        svc.ReservedAlias: ("NotAuthorizedException", _BAD),  # AWS's code for alias/aws/
+    }
+)
 
 
 class ApiError(Exception):

@@ -16,7 +16,6 @@ from __future__ import annotations
 from starlette.types import ASGIApp
 
 from snowvault.app import App
-from snowvault.control.services import legal_holds, vault_lock
 from snowvault.interfaces.api import (
     asgi,
     errors,
@@ -26,11 +25,6 @@ from snowvault.interfaces.api import (
     simulation_routes,
 )
 from snowvault.interfaces.api.handlers import kms as kms_handlers
-
-# The one place later layers' error classes join the API error table.
-ERROR_TABLE = errors.build_error_table(
-    {**kms_handlers.ERROR_CODES, **vault_lock.ERROR_CODES, **legal_holds.ERROR_CODES}
-)
 
 
 def _lookup(app: App) -> sigv4.LookupSecret:
@@ -52,7 +46,7 @@ def build_asgi(app: App) -> ASGIApp:
             asgi.ServiceEndpoint(kms_handlers.MODEL_NAME, kms_handlers.bind(app)),
         ],
         lookup_secret=_lookup(app),
-        error_table=ERROR_TABLE,
+        error_table=errors.ERROR_TABLE,
         clock=app.clock,
         signing_clock=app.signing_clock,
         extra_routes=[*simulation_routes.routes(app), *extension.routes(app)],

@@ -1,48 +1,128 @@
-"""The one table from error classes to CLI exit codes (most specific class wins)."""
+"""The one table from error classes to CLI exit codes (most specific class wins).
+
+Every class of the error tree (drawn in ``control/services/errors.py``) and the CLI's
+own client-side classes has its own entry; a test walks the tree and fails on a class
+missing here or from the API's table, and on a name here that is no class of the tree.
+Classes are named by their dotted path, so the CLI — a client of the API — never
+imports the server's layers (the catalog alone costs a second) to choose an exit code:
+a class can only be raised once its module is loaded, and its name is all it takes.
+
+    0 ok   1 other error   2 invalid input   3 not found   4 already exists
+    5 conflict / wrong state   6 permission denied   7 unavailable (retry may help)
+    8 data integrity   9 client configuration   10 a job ended unsuccessfully
+"""
 
 from __future__ import annotations
 
-from snowvault.core import errors as core_errors
-from snowvault.engine import errors as engine_errors
-from snowvault.interfaces.cli import client
+OTHER, INVALID, NOT_FOUND, EXISTS, CONFLICT, DENIED, UNAVAILABLE = 1, 2, 3, 4, 5, 6, 7
+INTEGRITY, CLIENT_CONFIG, JOB_UNSUCCESSFUL = 8, 9, 10
 
-EXIT_CODES: dict[type[BaseException], int] = {
-    core_errors.SnowvaultError: 1,
-    core_errors.InvalidInput: 2,
-    core_errors.NotFound: 3,
-    core_errors.AlreadyExists: 4,
-    core_errors.Conflict: 5,
-    core_errors.PermissionDenied: 6,
-    core_errors.Unavailable: 7,
-    engine_errors.EngineError: 1,
-    engine_errors.BackendError: 7,
-    engine_errors.ObjectNotFound: 3,
-    engine_errors.ObjectExists: 4,
-    engine_errors.ObjectLocked: 5,
-    engine_errors.ShortRead: 8,
-    engine_errors.TransientBackendError: 7,
-    engine_errors.PermanentBackendError: 7,
-    engine_errors.RepositoryNotFound: 3,
-    engine_errors.RepositoryExists: 4,
-    engine_errors.WrongKey: 6,
-    engine_errors.IntegrityError: 8,
-    engine_errors.RecoveryPointNotFound: 3,
-    client.ClientConfigError: 9,
-    client.ServerUnreachable: 7,
-    client.ApiError: 1,
-    client.ApiInvalidInput: 2,
-    client.ApiNotFound: 3,
-    client.ApiAlreadyExists: 4,
-    client.ApiConflict: 5,
-    client.ApiAccessDenied: 6,
-    client.ApiUnavailable: 7,
-    client.JobUnsuccessful: 10,
+
+def _named(module: str, codes: dict[str, int]) -> dict[str, int]:
+    return {f"snowvault.{module}.{name}": code for name, code in codes.items()}
+
+
+EXIT_CODES: dict[str, int] = {
+    **_named(
+        "core.errors",
+        {
+            "SnowvaultError": OTHER,
+            "InvalidInput": INVALID,
+            "NotFound": NOT_FOUND,
+            "AlreadyExists": EXISTS,
+            "Conflict": CONFLICT,
+            "PermissionDenied": DENIED,
+            "Unavailable": UNAVAILABLE,
+        },
+    ),
+    **_named(
+        "engine.errors",
+        {
+            "EngineError": OTHER,
+            "BackendError": UNAVAILABLE,
+            "ObjectNotFound": NOT_FOUND,
+            "ObjectExists": EXISTS,
+            "ObjectLocked": CONFLICT,
+            "ShortRead": INTEGRITY,
+            "TransientBackendError": UNAVAILABLE,
+            "PermanentBackendError": UNAVAILABLE,
+            "RepositoryNotFound": NOT_FOUND,
+            "RepositoryExists": EXISTS,
+            "WrongKey": DENIED,
+            "IntegrityError": INTEGRITY,
+            "RecoveryPointNotFound": NOT_FOUND,
+        },
+    ),
+    **_named("engine.locks", {"RepositoryLocked": CONFLICT}),
+    **_named("control.model.host_paths", {"InvalidHostPath": INVALID, "PathRefused": DENIED}),
+    **_named("control.catalog.pagination", {"InvalidToken": INVALID}),
+    **_named(
+        "plugins.errors",
+        {
+            "UnsupportedResourceType": INVALID,
+            "InvalidRestoreTarget": INVALID,
+            "RestoreNotValid": CONFLICT,
+        },
+    ),
+    **_named(
+        "control.services.errors",
+        {
+            "RegionNotConfigured": INVALID,
+            "JobStopped": CONFLICT,
+            "AccessDenied": DENIED,
+            "PlanHasSelections": CONFLICT,
+            "VaultLocked": CONFLICT,
+            "LegalHoldActive": CONFLICT,
+            "HoldNotCancelable": CONFLICT,
+            "ObjectLockMissing": INVALID,
+            "KmsValidation": INVALID,
+            "InvalidAliasName": INVALID,
+            "InvalidCiphertext": INVALID,
+            "IncorrectKey": INVALID,
+            "MalformedPolicy": INVALID,
+            "InvalidGrantToken": INVALID,
+            "InvalidGrantId": INVALID,
+            "KeyNotFound": NOT_FOUND,
+            "AliasNotFound": NOT_FOUND,
+            "KeyDeleted": NOT_FOUND,
+            "PolicyNotFound": NOT_FOUND,
+            "GrantNotFound": NOT_FOUND,
+            "AliasExists": EXISTS,
+            "KeyDisabled": CONFLICT,
+            "KeyInvalidState": CONFLICT,
+            "UnsupportedKmsOperation": CONFLICT,
+            "RotationLimitExceeded": CONFLICT,
+            "ReservedAlias": DENIED,
+        },
+    ),
+    **_named(
+        "interfaces.cli.client",
+        {
+            "ClientConfigError": CLIENT_CONFIG,
+            "ServerUnreachable": UNAVAILABLE,
+            "ApiError": OTHER,
+            "ApiInvalidInput": INVALID,
+            "ApiNotFound": NOT_FOUND,
+            "ApiAlreadyExists": EXISTS,
+            "ApiConflict": CONFLICT,
+            "ApiAccessDenied": DENIED,
+            "ApiUnavailable": UNAVAILABLE,
+            "JobUnsuccessful": JOB_UNSUCCESSFUL,
+        },
+    ),
+    **_named("interfaces.cli.quickstart_cmd", {"SampleNotAllowed": DENIED}),
 }
+
+
+def class_name(cls: type) -> str:
+    """The dotted name the table knows ``cls`` by."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def exit_code(exc: BaseException) -> int | None:
     """The exit code for ``exc``, or None when it is not a snowvault error (a bug)."""
     for cls in type(exc).__mro__:
-        if cls in EXIT_CODES:
-            return EXIT_CODES[cls]
+        code = EXIT_CODES.get(class_name(cls))
+        if code is not None:
+            return code
     return None

@@ -15,12 +15,10 @@ from typing import Any
 
 from snowvault.app import App
 from snowvault.control.services import authorization, kms
-from snowvault.control.services.kms_errors import API_CODES
 from snowvault.interfaces.api.asgi import Handler, RequestContext
 from snowvault.interfaces.api.handlers.common import AppHandler, Out, Params, caller, drop_none
 
 MODEL_NAME = "kms"
-ERROR_CODES = API_CODES  # added to the API error table by the server (one place)
 
 
 def key_metadata(key: Mapping[str, Any]) -> Out:
