@@ -1,7 +1,7 @@
-"""The in-process worker: claim jobs by lease, heartbeat, run them, sweep.
+"""The in-process worker: claim jobs by lease, heartbeat, run them.
 
     worker = Worker(deps, WorkerOptions(lease_seconds=60))
-    worker.start()          # threads: `threads` job runners + one sweeper
+    worker.start()          # threads: `threads` job runners
     ...
     worker.stop()           # running jobs are handed back to the queue
 
@@ -10,14 +10,12 @@ BytesTransferred, BackupSizeInBytes) every ``progress_seconds`` (default 1 s; at
 ``lease_seconds / 3``, so the lease is renewed on the same beat). Before, progress went
 out only with the lease renewal every 20 s, and a backup shorter than that showed 0% until
 it ended. The job
-stops (ABORTED) when the heartbeat reads ``ABORTING`` (StopBackupJob), when the lease is
-lost, or when its completion window has passed. The sweeper expires jobs whose start
-window closed, recovers jobs whose worker died (retried, else FAILED: never RUNNING
-forever), prunes vaults after DeleteRecoveryPoint and, once the grace period has passed,
-after a failed, stopped or lost backup (its unreferenced packs and temporary files), and
-re-applies the store retention of
-locked vaults whose points or lock mode changed. One backup per resource at a time
-is the catalog's claim rule.
+stops (ABORTED) when the heartbeat reads ``ABORTING`` (StopBackupJob, or the
+``abort-overdue`` sweep: the one place the completion window is decided) or when the lease
+is lost. Expiring late jobs, recovering jobs whose worker died, prunes, store retention
+and KMS keys are the sweeps of ``scheduler/sweepers.py``, run by the scheduler's loop
+(:meth:`Worker.sweep_once` runs them too). One backup per resource at a time is the
+catalog's claim rule.
 
 Must not depend on the composition root or any interface.
 """
@@ -30,19 +28,13 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import windows
-from snowvault.control.services import (
-    backup_jobs,
-    expiry,
-    job_kinds,
-    jobs,
-    recovery_points,
-    vault_lock,
-    vaults,
-)
+from snowvault.control.scheduler import sweepers
+from snowvault.control.services import job_kinds, jobs
 from snowvault.control.services.base import Deps
 from snowvault.control.services.errors import JobStopped
 from snowvault.core import ids
@@ -113,9 +105,7 @@ class JobLease:
         if state is None:
             self.stop_reason = "the worker lost its lease on the job"
         elif self._kind.stopping and state == self._kind.stopping:
-            self.stop_reason = "stopped by request"
-        elif job_rules.fate(self._job, self._deps.clock.now()) is windows.JobFate.ABORT:
-            self.stop_reason = "the completion window has passed"
+            self.stop_reason = _why_stopping(self._job, self._deps.clock.now())
 
     def _beat_forever(self) -> None:
         while not self._done.wait(self._interval):
@@ -125,12 +115,21 @@ class JobLease:
                 log.exception("heartbeat for job %s failed", self._job_id)
 
 
+def _why_stopping(job: job_rules.Job, now: datetime) -> str:
+    """The words for a job read back ABORTING. Whether to stop was decided elsewhere
+    (StopBackupJob, or the abort-overdue sweep: the one check of the completion window);
+    this only tells the two apart for the job's StatusMessage."""
+    if job_rules.fate(job, now) is windows.JobFate.ABORT:
+        return "the completion window has passed"
+    return "stopped by request"
+
+
 def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{ids.new_hex(4)}"
 
 
 class Worker:
-    """Job runner threads and one sweeper thread over the catalog's job queues."""
+    """Job runner threads over the catalog's job queues."""
 
     def __init__(
         self,
@@ -148,7 +147,6 @@ class Worker:
     def start(self) -> None:
         for n in range(self.options.threads):
             self._spawn(self._run_forever, f"worker-{n}")
-        self._spawn(self._sweep_forever, "sweeper")
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -183,24 +181,9 @@ class Worker:
                 return state
         return None
 
-    def sweep_once(self) -> None:
-        """Expire late jobs, recover jobs of dead workers, prune after deletes."""
-        now = self.deps.clock.now()
-        for job_id in backup_jobs.expire(self.deps, now):
-            log.info("backup job %s expired (start window passed)", job_id)
-        for lost in self.kinds.recover(self.deps, now):
-            log.warning(
-                "recovered %s job %s of a lost worker: %s", lost.job.kind, lost.job.id, lost.state
-            )
-        deleted, _waiting = expiry.expire_due(self.deps, now)
-        for arn in deleted:
-            log.info("recovery point %s expired (lifecycle DeleteAt passed)", arn)
-        recovery_points.prune_pending(self.deps)
-        for arn in vaults.prune_orphans(self.deps, now):
-            log.info("vault %s pruned after a failed backup (orphan packs)", arn)
-        for arn in vault_lock.sweep_store_retention(self.deps, now):
-            log.info("store retention of vault %s re-applied", arn)
-        self.deps.vault_keys.sweep(now)  # KMS: automatic rotation, deletion after the window
+    def sweep_once(self) -> sweepers.SweepReport:
+        """Run the sweeps once (the scheduler's loop runs them in a server)."""
+        return sweepers.run(self.deps, self.deps.clock.now())
 
     def _run_forever(self) -> None:
         while not self._stop.is_set():
@@ -210,11 +193,3 @@ class Worker:
             except Exception:
                 log.exception("worker loop failed; continuing")
                 self._stop.wait(self.options.poll_seconds)
-
-    def _sweep_forever(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sweep_once()
-            except Exception:
-                log.exception("sweep failed; continuing")
-            self._stop.wait(self.options.sweep_seconds)

@@ -44,10 +44,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from snowvault.control.services import (
-    backup_jobs,
     expiry,
+    job_kinds,
     recovery_points,
-    restore_jobs,
     scheduling,
     vault_lock,
     vaults,
@@ -82,8 +81,8 @@ class SweepReport:
 
 
 def _recover_leases(deps: Deps, now: datetime) -> list[str]:
-    recovered = [*backup_jobs.recover(deps, now), *restore_jobs.recover(deps, now)]
-    return [str(job) for job in recovered]
+    recovered = job_kinds.build().recover(deps, now)
+    return [f"{r.job.kind} job {r.job.id}: {r.state}" for r in recovered]
 
 
 def _expire_points(deps: Deps, now: datetime) -> list[str]:

@@ -1,7 +1,7 @@
 """What every use case receives: the caller (who, where, when) and the dependencies.
 
     deps = Deps(engine=catalog_engine, clock=SystemClock(), storage=Storage({...}),
-                vault_keys=ServerVaultKeys(root_secret))
+                vault_keys=KmsVaultKeys(kms, catalog_engine))
     caller = Caller(account_id="123456789012", region="us-east-1",
                     principal_arn="arn:aws:iam::123456789012:root", now=deps.clock.now())
 

@@ -1,12 +1,14 @@
 """What the scheduler does, as use cases: turn due rule occurrences into backup jobs
 (exactly once per rule, occurrence and resource), expire and abort jobs by their
-windows, move recovery points to cold storage and expire them at DeleteAt.
+windows, move recovery points to cold storage (expiry at DeleteAt is services/expiry.py).
 
-The scheduler layer only decides WHEN to call these (a tick, a loop, the test clock).
+The scheduler layer only decides WHEN to call these (scheduler/sweepers.py lists the
+sweeps and their order; a tick, a loop, the test clock run them).
 
     result = scheduling.plan_due(deps, now)        # jobs for every due occurrence
-    scheduling.enforce_windows(deps, now)          # EXPIRED / ABORTING
-    scheduling.run_lifecycle(deps, now)            # cold transitions, expiries
+    scheduling.expire_unstarted(deps, now)         # EXPIRED (start window passed)
+    scheduling.abort_overdue(deps, now)            # ABORTING (completion window passed)
+    scheduling.move_to_cold(deps, now)             # cold transitions
 
 Must not depend on the scheduler, the composition root or any interface.
 """
@@ -25,15 +27,7 @@ from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import plans as plan_rules
 from snowvault.control.model import schedule as schedule_rules
 from snowvault.control.model import windows
-from snowvault.control.services import (
-    backup_jobs,
-    expiry,
-    plans,
-    recovery_points,
-    selections,
-    vault_lock,
-    vaults,
-)
+from snowvault.control.services import backup_jobs, plans, selections, vaults
 from snowvault.control.services.base import Deps
 from snowvault.core import ids
 from snowvault.core.errors import NotFound
@@ -42,7 +36,6 @@ log = logging.getLogger("snowvault.scheduler")
 
 Record = dict[str, Any]
 COLD = "COLD"
-EXPIRE = expiry.EXPIRE
 
 
 @dataclass
@@ -242,49 +235,34 @@ def _job_row(plan: _RulePlan, run: Record, now: datetime) -> Record:
 # --- windows ---------------------------------------------------------------------------
 
 
-def enforce_windows(deps: Deps, now: datetime) -> tuple[list[str], list[str]]:
-    """Waiting jobs past StartBy become EXPIRED; running ones past their completion
-    window are asked to stop. Returns (expired ids, aborting ids)."""
+def expire_unstarted(deps: Deps, now: datetime) -> list[str]:
+    """Waiting backup jobs past StartBy become EXPIRED; returns their ids."""
     with catalog.db.transaction(deps.engine) as conn:
-        expired = catalog.jobs.expire_unstarted(conn, now)
-        aborting = catalog.schedule_runs.abort_overdue(conn, now)
-    return expired, aborting
+        return catalog.jobs.expire_unstarted(conn, now)
+
+
+def abort_overdue(deps: Deps, now: datetime) -> list[str]:
+    """Running backup jobs past their completion window are asked to stop (ABORTING; the
+    worker ends them ABORTED at its next heartbeat). The one place that window is
+    checked; returns the job ids."""
+    with catalog.db.transaction(deps.engine) as conn:
+        return catalog.schedule_runs.abort_overdue(conn, now)
 
 
 # --- lifecycle -------------------------------------------------------------------------
 
 
-@dataclass
-class LifecycleResult:
-    cold: list[str] = field(default_factory=list)
-    expired: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    pruned_vaults: list[str] = field(default_factory=list)
-
-
-def run_lifecycle(deps: Deps, now: datetime, *, batch: int = 1000) -> LifecycleResult:
-    """Record cold transitions and expire recovery points whose DeleteAt has come, then
-    prune the vaults that lost data. Each action leaves a ``lifecycle_runs`` record."""
-    result = LifecycleResult()
+def move_to_cold(deps: Deps, now: datetime, *, batch: int = 1000) -> list[str]:
+    """Record the cold transitions that have come; returns the recovery point ARNs. A
+    point already past its DeleteAt is left to the expiry (a hold or lock may keep it,
+    it does not move). Each transition leaves a ``lifecycle_runs`` record."""
     with catalog.db.transaction(deps.engine) as conn:
         cold = catalog.recovery_points.list_due_for_cold(conn, before=now, limit=batch)
-        expiring = catalog.recovery_points.list_due_for_deletion(conn, before=now, limit=batch)
-    expiring_arns = {rp["arn"] for rp in expiring}
-    for rp in cold:
-        if rp["arn"] not in expiring_arns and _move_to_cold(deps, rp, now):
-            result.cold.append(rp["arn"])
-    for rp in expiring:
-        if not vault_lock.may_expire(deps, rp, now).allowed:
-            continue  # a legal hold or the vault lock keeps it; a later run retries
-        outcome = expiry.expire_point(deps, rp, now)  # the one expiry path
-        if outcome is True:
-            result.expired.append(rp["arn"])
-        elif outcome is False:
-            result.failed.append(rp["arn"])
-    # every vault marked for prune, also by the worker's sweep if it expired a point
-    # first: pruning here, inside the tick, keeps it off the jobs the tick starts next
-    result.pruned_vaults = recovery_points.prune_pending(deps)
-    return result
+    return [
+        rp["arn"]
+        for rp in cold
+        if (rp["delete_at"] is None or rp["delete_at"] > now) and _move_to_cold(deps, rp, now)
+    ]
 
 
 def _start(conn: Any, rp: Record, action: str, due_at: datetime, now: datetime) -> bool:

@@ -14,10 +14,11 @@ from it. The check and the row delete are one catalog transaction holding the va
 slip in between; the storage is destroyed only after that commit.
 
 No orphans: a backup that fails, is stopped or loses its worker marks its vault
-(``orphan-prune:<arn>`` = when it is due). Once :data:`ORPHAN_GRACE` has passed and no
-backup job runs into the vault, the sweeper (:func:`prune_orphans`) prunes it, which
-deletes the packs and index segments no recovery point references, and removes the
-temporary files a killed write left (local storage) older than the grace period.
+(``catalog.maintenance.mark_orphans``, with when the prune is due). Once
+:data:`ORPHAN_GRACE` has passed and no backup job runs into the vault, the orphan-prune
+sweep (:func:`prune_orphans`) prunes it, which deletes the packs and index segments no
+recovery point references, and removes the temporary files a killed write left (local
+storage) older than the grace period.
 
 Must not depend on the scheduler, the composition root or any interface.
 """
@@ -52,8 +53,6 @@ ORPHAN_GRACE = timedelta(hours=1)
 Longer than any lease (a worker that lost its lease notices within one heartbeat and
 stops), so nothing a live writer still needs is collected.
 """
-ORPHAN_PREFIX = "orphan-prune:"
-""":mod:`catalog.settings` key prefix (+ vault ARN); the value is when the prune is due."""
 
 
 def vault_arn(region: str, account_id: str, name: str) -> str:
@@ -175,14 +174,8 @@ def delete(deps: Deps, caller: Caller, name: str) -> None:
                 f"{uses[0].job_id} is {uses[0].state}"
             )
         catalog.vaults.delete(conn, arn)
-        catalog.settings.delete(conn, prune_key(arn))
-        catalog.settings.delete(conn, ORPHAN_PREFIX + arn)
+        catalog.maintenance.forget_vault(conn, arn)
     destroy_storage(deps, vault)
-
-
-def prune_key(arn: str) -> str:
-    """The settings key that marks a vault as waiting for a background prune."""
-    return f"prune-pending:{arn}"
 
 
 def _destroy(backend: backends.Backend) -> None:
@@ -198,7 +191,7 @@ def _destroy(backend: backends.Backend) -> None:
 def mark_orphans(conn: Any, vault_arn: str, now: datetime) -> None:
     """Ask for an orphan prune of the vault ``ORPHAN_GRACE`` after ``now`` (a backup into
     it failed, was stopped or lost its worker; a later failure moves the date on)."""
-    catalog.settings.put(conn, ORPHAN_PREFIX + vault_arn, (now + ORPHAN_GRACE).isoformat())
+    catalog.maintenance.mark_orphans(conn, vault_arn, now + ORPHAN_GRACE)
 
 
 def prune_orphans(deps: Deps, now: datetime) -> list[str]:
@@ -206,18 +199,14 @@ def prune_orphans(deps: Deps, now: datetime) -> list[str]:
     runs; returns the vault ARNs pruned. A vault whose repository is locked, or whose
     prune fails, keeps its mark and is tried again at a later sweep."""
     with catalog.db.read_transaction(deps.engine) as conn:
-        marks = {
-            k: v
-            for k, v in catalog.settings.all_settings(conn).items()
-            if k.startswith(ORPHAN_PREFIX)
-        }
+        marks = catalog.maintenance.orphan_prunes(conn)
     done = []
-    for key, due in marks.items():
-        arn = key.removeprefix(ORPHAN_PREFIX)
+    for mark in marks:
+        arn = mark.vault_arn
         with catalog.db.read_transaction(deps.engine) as conn:
             vault = catalog.vaults.find_by_arn(conn, arn)
             writers = catalog.jobs.writing_into(conn, arn) if vault is not None else []
-        if vault is not None and (datetime.fromisoformat(str(due)) > now or writers):
+        if vault is not None and (mark.due_at > now or writers):
             continue  # not due, or running backups' packs are not referenced yet
         if vault is not None:
             try:
@@ -229,8 +218,7 @@ def prune_orphans(deps: Deps, now: datetime) -> list[str]:
                 continue
             done.append(arn)
         with catalog.db.transaction(deps.engine) as conn:
-            if catalog.settings.get(conn, key) == due:  # not marked again meanwhile
-                catalog.settings.delete(conn, key)
+            catalog.maintenance.clear_orphans(conn, mark)  # unless marked again meanwhile
     return done
 
 
