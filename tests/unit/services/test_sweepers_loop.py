@@ -107,5 +107,5 @@ def test_the_completion_window_ends_at_its_second_as_the_model_says(
     assert scheduling.abort_overdue(deps, due.complete_by) == [job_id]
     with catalog.db.transaction(deps.engine) as conn:
         job = catalog.jobs.get(conn, job_id)
-    assert job["state"] == "ABORTING"
-    assert job["status_message"] == catalog.schedule_runs.OVERDUE_MESSAGE
+    assert job.state == "ABORTING"
+    assert job.status_message == catalog.schedule_runs.OVERDUE_MESSAGE
