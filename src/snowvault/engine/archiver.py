@@ -42,7 +42,7 @@ from snowvault.engine import errors, small_files, snapshots, stream_backup
 from snowvault.engine.chunker import Chunker, ChunkerParams
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
-from snowvault.engine.tree import Node, decode_tree, encode_tree
+from snowvault.engine.tree import Node, decode_tree, encode_tree, node_to_dict
 
 MAX_PENDING_NODES = 20_000
 """Entries whose tree is not yet built; bounds memory independently of the source size."""
@@ -454,8 +454,22 @@ def backup_paths(
         errors=arch.errors,
         summary=summary,
         metadata=dict(metadata or {}),
+        root=_root_entry(arch, fs, raw),
     )
     return stream_backup.commit(repo, manifest, meter)
+
+
+def _root_entry(arch: _Archiver, fs: FileSystem, raw: list[bytes]) -> dict[str, Any] | None:
+    """One backed-up directory's own metadata (the root tree holds only its contents)."""
+    if len(raw) != 1:
+        return None
+    try:
+        st = fs.lstat(raw[0])
+        if not stat.S_ISDIR(st.st_mode):
+            return None
+        return node_to_dict(arch.make_node(raw[0], b"", "dir", st))
+    except OSError:
+        return None
 
 
 def _walk_roots(

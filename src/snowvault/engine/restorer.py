@@ -35,7 +35,7 @@ from snowvault.core import errors as core_errors
 from snowvault.core.clock import Clock, SystemClock
 from snowvault.engine import errors, snapshots
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
-from snowvault.engine.tree import Node, decode_tree
+from snowvault.engine.tree import Node, decode_tree, node_from_dict
 
 _TMP_SUFFIX = b".snowvault-restore"
 
@@ -84,8 +84,12 @@ def load_tree(repo: TreeSource, tree_id: str, where: bytes) -> list[Node]:
 
 
 def root_tree(repo: TreeSource, rp_id: str) -> str:
+    return _manifest(repo, rp_id).tree
+
+
+def _manifest(repo: TreeSource, rp_id: str) -> snapshots.Manifest:
     doc = repo.load_manifest(rp_id)
-    return snapshots.Manifest.from_dict(doc, f"recovery point {rp_id}").tree
+    return snapshots.Manifest.from_dict(doc, f"recovery point {rp_id}")
 
 
 # ---------------------------------------------------------------- planning
@@ -216,6 +220,13 @@ class _Restorer:
                 self.set_meta(self.path(rel), node)
             except OSError as exc:
                 self.error(rel, f"cannot set metadata: {exc.strerror}")
+
+    def finish_root(self, node: Node) -> None:
+        """A full restore: the target gets the backed-up directory's own metadata too."""
+        try:
+            self.set_meta(self.target, node)
+        except OSError as exc:
+            self.error(b".", f"cannot set metadata: {exc.strerror}")
 
     # ------------------------------------------------------------ files
     def restore_files(self, plan: _Plan, workers: int) -> None:
@@ -368,8 +379,9 @@ def restore(
     includes = [_split(i) for i in include]
     if any(not inc for inc in includes):
         includes = []  # "/" means everything
+    manifest = _manifest(repo, rp_id)
     planner = _Planner(repo, includes)
-    planner.walk(root_tree(repo, rp_id), (), not includes)
+    planner.walk(manifest.tree, (), not includes)
     missing = [b"/".join(inc) for inc in includes if inc not in planner.matched]
     if missing:
         names = ", ".join(_text(m) for m in missing)
@@ -389,5 +401,7 @@ def restore(
     r.restore_links(plan)
     r.restore_others(plan)
     r.finish_dirs(plan)
+    if not includes and manifest.root is not None:
+        r.finish_root(node_from_dict(manifest.root))
     meter.finish()
     return RestoreResult(r.files, r.bytes, r.errors, r.skipped)

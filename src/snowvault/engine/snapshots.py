@@ -66,6 +66,9 @@ class Manifest:
     errors: list[ManifestError] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
     metadata: dict[str, Any] = field(default_factory=dict)
+    root: dict[str, Any] | None = None
+    """The backed-up directory's own entry (mode, owner, mtime, xattrs) as a tree node
+    dict, when one directory was backed up: a full restore gives the target the same."""
     version: int = MANIFEST_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,7 +85,7 @@ class Manifest:
             "errors": [{"path": e.path, "error": e.error} for e in self.errors],
             "summary": self.summary.to_dict(),
             "metadata": dict(self.metadata),
-        }
+        } | ({"root": dict(self.root)} if self.root is not None else {})
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], name: str = "manifest") -> Manifest:
@@ -104,6 +107,7 @@ class Manifest:
                 ],
                 summary=Summary.from_dict(doc.get("summary", {})),
                 metadata=dict(doc.get("metadata", {})),
+                root=dict(doc["root"]) if doc.get("root") is not None else None,
                 version=version,
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:

@@ -120,3 +120,38 @@ def test_without_root_devices_are_skipped_and_owners_kept(
     assert result.skipped == ["var/tty (chardev: needs root)"]
     assert not (tmp_path / "out" / "var" / "tty").exists()
     assert result.errors == []
+
+
+def test_full_restore_gives_the_target_the_backed_up_directorys_metadata(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "root-src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    os.chmod(src, 0o750)
+    if os.geteuid() == 0:
+        os.chown(src, 1234, 2345)
+    os.utime(src, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+    repo = FakeRepository()
+    rp = archiver.backup_paths(repo, [src], now=NOW).rp_id
+    out = tmp_path / "root-out"
+    restorer.restore(repo, rp, out)
+    want, got = os.stat(src), os.stat(out)
+    assert stat.S_IMODE(got.st_mode) == 0o750
+    assert got.st_mtime_ns == want.st_mtime_ns == 1_600_000_000_123_456_789
+    assert (got.st_uid, got.st_gid) == (want.st_uid, want.st_gid)
+    partial = tmp_path / "partial-out"
+    restorer.restore(repo, rp, partial, include=["a.txt"])
+    assert os.stat(partial).st_mtime_ns != want.st_mtime_ns  # only a full restore
+
+
+def test_manifest_without_root_entry_still_restores(tmp_path: Path) -> None:
+    src = tmp_path / "two"
+    src.mkdir()
+    (src / "x").write_bytes(b"x")
+    (tmp_path / "y").write_bytes(b"y")
+    repo = FakeRepository()
+    rp = archiver.backup_paths(repo, [src, tmp_path / "y"], now=NOW).rp_id
+    assert "root" not in repo.load_manifest(rp)
+    restorer.restore(repo, rp, tmp_path / "out2")
+    assert (tmp_path / "out2" / "two" / "x").read_bytes() == b"x"
