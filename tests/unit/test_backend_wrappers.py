@@ -260,10 +260,8 @@ def test_s3_url_options_beat_the_environment() -> None:
     assert explicit.part_size == 6_000_000
     assert explicit.conditional_writes is False
     assert explicit.retry_attempts == 5
-    assert (
-        parse_s3_url("s3://bkt", {"AWS_ENDPOINT_URL": "http://generic:1"}).endpoint_url
-        == "http://generic:1"
-    )
+    # the generic variable points the AWS tools at snowvault, never a repository's store
+    assert parse_s3_url("s3://bkt", {"AWS_ENDPOINT_URL": "http://generic:1"}).endpoint_url is None
 
 
 @pytest.mark.parametrize(

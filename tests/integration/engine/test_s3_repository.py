@@ -106,3 +106,29 @@ def test_s3_errors_are_one_line(s3_server: str, s3_cli: Cli) -> None:
     failed = s3_cli.run("repo", "recovery-points", "--repo", unreachable, expect=None)
     assert_clean_error(failed)
     assert failed.returncode == 7
+
+
+def test_s3_endpoint_comes_from_aws_endpoint_url_s3_never_the_generic_one(
+    s3_server: str, bucket: str, s3_cli: Cli, tmp_path: Path
+) -> None:
+    """The README exports AWS_ENDPOINT_URL for the snowvault server: a repository's
+    traffic must not follow it (here it points at a closed port)."""
+    s3_cli.env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{_closed_port()}"
+    s3_cli.env["AWS_ENDPOINT_URL_S3"] = s3_server
+    url = f"s3://{bucket}/env-endpoint"
+    src = tmp_path / "src"
+    write_tree(src, {"a.txt": b"a"})
+    s3_cli.json("repo", "init", "--repo", url)
+    s3_cli.backup(url, str(src))
+    assert any(k.startswith("env-endpoint/recovery-points/") for k in _keys(s3_server, bucket))
+
+
+def test_s3_client_ignores_the_generic_endpoint_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from snowvault.engine.backends import s3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:8")
+    client = s3.make_client(region="us-east-1", access_key_id="a", secret_access_key="b")
+    assert "127.0.0.1" not in client.meta.endpoint_url
+    explicit = s3.make_client(endpoint_url="http://127.0.0.1:7", region="us-east-1")
+    assert explicit.meta.endpoint_url == "http://127.0.0.1:7"

@@ -108,9 +108,12 @@ def make_client(
     """A boto3 S3 client with botocore's retries off; ``None`` means boto3's default.
 
     Clients come from one shared boto3 session (loading the service model once costs
-    more than a request), with credentials passed per client, never stored on it.
+    more than a request), with credentials passed per client, never stored on it. The
+    endpoint is only ever the one passed: botocore's own endpoint discovery (the generic
+    AWS_ENDPOINT_URL, which points the AWS tools at snowvault, and config files) is off.
     """
     options: dict[str, Any] = {
+        "ignore_configured_endpoint_urls": True,
         "retries": {"total_max_attempts": 1},
         "connect_timeout": connect_timeout,
         "read_timeout": read_timeout,

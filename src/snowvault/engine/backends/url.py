@@ -7,8 +7,11 @@
 =====================================================  ==================================
 
 S3 settings come from the URL's query options first, then the usual AWS environment
-variables (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS_REGION, AWS_DEFAULT_REGION,
-AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), then boto3's own chain.
+variables (AWS_ENDPOINT_URL_S3, AWS_REGION, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), then boto3's own chain. The endpoint is never
+taken from the generic AWS_ENDPOINT_URL (nor from a config file's ``endpoint_url``): that
+one points the AWS tools at the snowvault server, and a repository's objects must not
+follow it there; without ``endpoint_url=`` or AWS_ENDPOINT_URL_S3 the store is AWS S3.
 Query options: endpoint_url, region, access_key_id, secret_access_key, session_token,
 multipart_threshold, part_size (bytes), conditional_writes (true/false), retry_attempts
 (1 = no retries). A bad URL raises core InvalidInput with a one-line message.
@@ -35,7 +38,7 @@ _TEXT_OPTIONS = ("endpoint_url", "region", "access_key_id", "secret_access_key",
 _INT_OPTIONS = ("multipart_threshold", "part_size", "retry_attempts")
 _BOOL_OPTIONS = ("conditional_writes",)
 _ENV = {
-    "endpoint_url": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+    "endpoint_url": ("AWS_ENDPOINT_URL_S3",),  # never AWS_ENDPOINT_URL: see the docstring
     "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
     "access_key_id": ("AWS_ACCESS_KEY_ID",),
     "secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
