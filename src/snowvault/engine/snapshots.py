@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
+from snowvault.core import errors as core_errors
 from snowvault.core.clock import utc
 from snowvault.engine import errors
 
@@ -120,3 +121,78 @@ class BackupResult:
 
     rp_id: str
     manifest: Manifest
+
+
+# ---------------------------------------------------------------- per-source resolution
+
+
+def source_of(doc: dict[str, Any]) -> str:
+    """What a recovery point (a manifest dict) is a backup of: its ``metadata.source``
+    (``stdin:NAME`` for a stream) or its paths joined by spaces.
+
+    >>> source_of({"paths": ["/srv/data"], "metadata": {}})
+    '/srv/data'
+    >>> source_of({"paths": ["db.sql"], "metadata": {"source": "stdin:db.sql"}})
+    'stdin:db.sql'
+    """
+    source = (doc.get("metadata") or {}).get("source")
+    if isinstance(source, str) and source:
+        return source
+    return " ".join(str(p) for p in doc.get("paths") or [])
+
+
+def is_of(doc: dict[str, Any], source: str) -> bool:
+    """Whether the recovery point ``doc`` is a backup of ``source`` (a source or one path)."""
+    return source == source_of(doc) or source in [str(p) for p in doc.get("paths") or []]
+
+
+def latest(pairs: list[tuple[str, dict[str, Any]]], source: str | None) -> str:
+    """The id of the newest recovery point of ``source`` among ``(id, manifest)`` pairs
+    (oldest first). With no source, the newest one — only when every recovery point is
+    of the same source: a repository holding a directory and a stdin dump has no single
+    "latest", and guessing restored the wrong one.
+
+    >>> stdin = {"paths": ["x"], "metadata": {"source": "stdin:x"}}
+    >>> pairs = [("a", {"paths": ["/d"]}), ("b", stdin)]
+    >>> latest(pairs, "/d"), latest(pairs, "stdin:x")
+    ('a', 'b')
+    """
+    if source is not None:
+        found = [rp_id for rp_id, doc in pairs if is_of(doc, source)]
+        if not found:
+            raise errors.RecoveryPointNotFound(id=f"latest of {source}")
+        return found[-1]
+    if not pairs:
+        raise errors.RecoveryPointNotFound(id="latest")
+    sources = list(dict.fromkeys(source_of(doc) for _, doc in pairs))
+    if len(sources) > 1:
+        raise core_errors.InvalidInput(
+            detail=f"'latest' is ambiguous: this repository holds backups of {len(sources)} "
+            f"sources ({', '.join(sources)}); add --path SOURCE"
+        )
+    return pairs[-1][0]
+
+
+def inner_path(doc: dict[str, Any], path: str) -> str:
+    """``path`` inside the recovery point: an original absolute path (at or under a
+    backed-up path) becomes the path inside it; anything else is taken as already inside.
+
+    >>> inner_path({"paths": ["/srv/data"], "kind": "directory"}, "/srv/data/etc/x")
+    '/etc/x'
+    >>> inner_path({"paths": ["/a/one", "/b/two"], "kind": "directory"}, "/b/two/x")
+    '/two/x'
+    >>> inner_path({"paths": ["/srv/data"], "kind": "directory"}, "/etc")
+    '/etc'
+    """
+    paths = [str(p).rstrip("/") or "/" for p in doc.get("paths") or []]
+    one_dir = len(paths) == 1 and doc.get("kind") == "directory"
+    for backed_up in paths:
+        if not backed_up.startswith("/"):
+            continue
+        if path.rstrip("/") == backed_up or path.startswith(backed_up.rstrip("/") + "/"):
+            rest = path[len(backed_up) :].strip("/")
+            if one_dir:  # its root tree is the directory's contents
+                return "/" + rest
+            name = backed_up.rsplit("/", 1)[-1] or "root"
+            return "/" + "/".join(p for p in (name, rest) if p)
+    return path

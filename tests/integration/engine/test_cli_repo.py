@@ -145,3 +145,36 @@ def test_errors_are_one_line_with_an_exit_code(
     failed = cli.run(*args, expect=code)
     assert_clean_error(failed, needle)
     assert not os.path.exists(tmp_path / "t")
+
+
+def test_latest_resolves_per_path_and_ls_takes_the_original_path(cli: Cli, tmp_path: Path) -> None:
+    repo = str(tmp_path / "repo")
+    src = tmp_path / "data"
+    write_tree(src, {"etc/hosts": b"hosts\n", "top.txt": b"top\n"})
+    cli.json("repo", "init", "--repo", repo)
+    tree = cli.backup(repo, str(src))
+    dump = cli.json("repo", "backup", "--repo", repo, "--stdin", "db.sql")
+    assert dump["id"] != tree["id"]
+
+    # a bare 'latest' no longer picks the dump: two sources, so it asks which
+    ambiguous = cli.run("repo", "restore", "--repo", repo, "latest", str(tmp_path / "x"), expect=2)
+    assert_clean_error(ambiguous, "ambiguous", str(src), "stdin:db.sql", "--path")
+    assert not (tmp_path / "x").exists()
+
+    out = tmp_path / "out"
+    done = cli.json("repo", "restore", "--repo", repo, "latest", str(out), "--path", str(src))
+    assert done["id"] == tree["id"]
+    assert read_tree(out) == {"etc/hosts": b"hosts\n", "top.txt": b"top\n"}
+    sql = cli.json(
+        "repo", "restore", "--repo", repo, "latest", str(tmp_path / "sql"), "--path", "stdin:db.sql"
+    )
+    assert sql["id"] == dump["id"]
+
+    # ls: the original absolute path is the same as the path inside the recovery point
+    by_original = cli.json("repo", "ls", "--repo", repo, tree["id"], str(src / "etc"))
+    inside = cli.json("repo", "ls", "--repo", repo, tree["id"], "/etc")
+    assert [e["path"] for e in by_original] == [e["path"] for e in inside] == ["/etc/hosts"]
+    latest_ls = cli.json("repo", "ls", "--repo", repo, "latest", "--path", str(src), str(src))
+    assert sorted(e["path"] for e in latest_ls) == ["/etc", "/top.txt"]
+    missing = cli.run("repo", "ls", "--repo", repo, "latest", "--path", "/nope", expect=3)
+    assert_clean_error(missing, "/nope")

@@ -201,6 +201,33 @@ def _parent(
     return same[-1] if same else None
 
 
+def _source(path: str | None) -> str | None:
+    """``--path`` as the backup recorded it: ``stdin:NAME`` as is, a path made absolute."""
+    if path is None or path.startswith("stdin:"):
+        return path
+    return os.path.abspath(path)
+
+
+def _resolve(repository: Repository, ref: str, path: str | None, as_json: bool) -> str:
+    """An id, a unique prefix, or ``latest`` — of ``path`` when given (see
+    :func:`snapshots.latest`: without it, only a one-source repository has a latest)."""
+    from snowvault.engine import snapshots
+
+    if ref != "latest":
+        return repository.resolve(ref)
+    pairs = repository.manifests(_damaged_warner(as_json))
+    return snapshots.latest(pairs, _source(path))
+
+
+def _path_option(fn: Any) -> Any:
+    return click.option(
+        "--path",
+        "source_path",
+        metavar="SOURCE",
+        help="With 'latest': the newest recovery point of this backed-up path (or stdin:NAME).",
+    )(fn)
+
+
 @repo.command("recovery-points")
 @_repo_options
 @_json_option
@@ -239,14 +266,26 @@ def recovery_points(repo_url: str, password_file: str | None, as_json: bool) -> 
 @click.argument("rp_ref")
 @click.argument("path", default="/")
 @click.option("-r", "--recursive", is_flag=True)
+@_path_option
 def ls_cmd(
-    repo_url: str, password_file: str | None, as_json: bool, rp_ref: str, path: str, recursive: bool
+    repo_url: str,
+    password_file: str | None,
+    as_json: bool,
+    rp_ref: str,
+    path: str,
+    recursive: bool,
+    source_path: str | None,
 ) -> None:
-    """List the entries of PATH in a recovery point (RP_REF: id, prefix or 'latest')."""
-    from snowvault.engine import browse
+    """List the entries of PATH in a recovery point (RP_REF: id, prefix or 'latest').
+
+    PATH is a path inside the recovery point, or the original absolute path on the
+    backed-up machine (``/srv/data/etc`` in a backup of ``/srv/data``)."""
+    from snowvault.engine import browse, snapshots
 
     with _open(repo_url, password_file) as repository:
-        entries = browse.ls(repository, repository.resolve(rp_ref), path, recursive)
+        rp_id = _resolve(repository, rp_ref, source_path, as_json)
+        inside = snapshots.inner_path(repository.load_manifest(rp_id), path)
+        entries = browse.ls(repository, rp_id, inside, recursive)
     rows = [
         {
             "path": e.path,
@@ -275,12 +314,22 @@ def ls_cmd(
 @_json_option
 @click.argument("rp_a")
 @click.argument("rp_b")
-def diff(repo_url: str, password_file: str | None, as_json: bool, rp_a: str, rp_b: str) -> None:
+@_path_option
+def diff(
+    repo_url: str,
+    password_file: str | None,
+    as_json: bool,
+    rp_a: str,
+    rp_b: str,
+    source_path: str | None,
+) -> None:
     """Show what changed from recovery point RP_A to RP_B."""
     from snowvault.engine import browse
 
     with _open(repo_url, password_file) as repository:
-        changes = browse.diff(repository, repository.resolve(rp_a), repository.resolve(rp_b))
+        a = _resolve(repository, rp_a, source_path, as_json)
+        b = _resolve(repository, rp_b, source_path, as_json)
+        changes = browse.diff(repository, a, b)
     rows = [{"change": c.kind, "path": c.path} for c in changes]
     render.table(as_json, rows, [("", lambda r: r["change"]), ("PATH", lambda r: r["path"])])
 
@@ -292,6 +341,7 @@ def diff(repo_url: str, password_file: str | None, as_json: bool, rp_a: str, rp_
 @click.argument("target")
 @click.option("--include", "includes", multiple=True, help="Restore only this path (repeatable).")
 @click.option("--overwrite", is_flag=True, help="Replace files that already exist in TARGET.")
+@_path_option
 def restore(
     repo_url: str,
     password_file: str | None,
@@ -300,14 +350,18 @@ def restore(
     target: str,
     includes: tuple[str, ...],
     overwrite: bool,
+    source_path: str | None,
 ) -> None:
-    """Restore a recovery point's contents into TARGET."""
-    from snowvault.engine import restorer
+    """Restore a recovery point's contents into TARGET (RP_REF: id, prefix or 'latest';
+    --include takes paths inside it or original absolute paths)."""
+    from snowvault.engine import restorer, snapshots
 
     with _open(repo_url, password_file) as repository, render.progress(as_json) as report:
-        rp_id = repository.resolve(rp_ref)
+        rp_id = _resolve(repository, rp_ref, source_path, as_json)
+        manifest = repository.load_manifest(rp_id)
+        inside = [snapshots.inner_path(manifest, i) for i in includes]
         result = restorer.restore(
-            repository, rp_id, target, include=list(includes), overwrite=overwrite, progress=report
+            repository, rp_id, target, include=inside, overwrite=overwrite, progress=report
         )
     doc = {
         "message_type": "summary",
@@ -386,7 +440,8 @@ def forget(
     from snowvault.engine import prune
 
     with _open(repo_url, password_file) as repository:
-        removed = prune.forget(repository, [repository.resolve(r) for r in rp_refs])
+        chosen = [_resolve(repository, r, None, as_json) for r in rp_refs]
+        removed = prune.forget(repository, chosen)
         pruned = prune.prune(repository, CLOCK) if then_prune else None
     doc: dict[str, Any] = {"removed": removed}
     if pruned is not None:
