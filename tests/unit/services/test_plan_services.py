@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from snowvault.control.services import plans, resources, selections
+from snowvault.control.services import plans, resources, selections, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import InvalidInput, NotFound
 from snowvault.testing import FakeClock
@@ -38,6 +38,12 @@ def tagged(name: str = "tagged", key: str = "Backup", value: str = "true") -> di
             {"ConditionType": "STRINGEQUALS", "ConditionKey": key, "ConditionValue": value}
         ],
     }
+
+
+@pytest.fixture(autouse=True)
+def main_vault(deps: Deps, caller: Caller) -> None:
+    """The vault the plans target (a rule's target vault must exist)."""
+    vaults.create(deps, caller, "main")
 
 
 def test_create_fills_defaults_and_rule_ids(deps: Deps, caller: Caller) -> None:

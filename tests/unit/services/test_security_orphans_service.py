@@ -22,7 +22,7 @@ from snowvault.control.scheduler import runner
 from snowvault.control.services import backup_jobs, resources, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import JobStopped
-from snowvault.core.errors import AlreadyExists, Conflict, NotFound
+from snowvault.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from snowvault.engine import check, prune
 from snowvault.engine.backends import local
 from snowvault.engine.repository import Repository
@@ -333,7 +333,7 @@ def test_a_create_that_loses_the_name_race_removes_its_repository(
 def test_a_create_whose_key_fails_leaves_no_row_and_no_directory(
     deps: Deps, caller: Caller
 ) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(InvalidInput):  # the backup model's code for an unusable key
         vaults.create(_with_keys(deps, _BrokenKeys(b"k" * 32)), caller, "v")
     with pytest.raises(NotFound):
         vaults.get(deps, caller, "v")

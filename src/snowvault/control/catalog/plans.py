@@ -27,7 +27,9 @@ from snowvault.control.catalog.plans_tables import backup_plans as bp
 from snowvault.control.catalog.plans_tables import backup_rules as br
 from snowvault.core.errors import NotFound
 
-_PLAN_ORDER = pagination.Order([bp.c.creation_date, bp.c.backup_plan_id], descending=True)
+# ListBackupPlans answers in creation order, oldest first, as AWS does (the id only
+# breaks ties between plans made in the same microsecond).
+_PLAN_ORDER = pagination.Order([bp.c.creation_date, bp.c.backup_plan_id])
 _VERSION_ORDER = pagination.Order([bv.c.creation_date, bv.c.version_id], descending=True)
 
 
@@ -125,6 +127,21 @@ def find_by_creator_request_id(
     return dict(row._mapping) if row else None
 
 
+def current_documents(conn: Connection, *, account_id: str, region: str) -> list[Record]:
+    """The live plans of an account and region with their current version's document:
+    rows of the plan plus ``document``."""
+    stmt = (
+        sa.select(bp, bv.c.document)
+        .join(
+            bv,
+            sa.and_(bv.c.backup_plan_id == bp.c.backup_plan_id, bv.c.version_id == bp.c.version_id),
+        )
+        .where(bp.c.account_id == account_id, bp.c.region == region, bp.c.deletion_date.is_(None))
+        .order_by(bp.c.creation_date, bp.c.backup_plan_id)
+    )
+    return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
 def get_version(conn: Connection, backup_plan_id: str, version_id: str) -> Record:
     """One version's row (document, name, creation date); NotFound if unknown."""
     stmt = sa.select(bv).where(bv.c.backup_plan_id == backup_plan_id, bv.c.version_id == version_id)
@@ -143,7 +160,7 @@ def list_plans(
     limit: int | None = None,
     token: str | None = None,
 ) -> pagination.Page:
-    """ListBackupPlans, newest first."""
+    """ListBackupPlans, in creation order (oldest first)."""
     stmt = sa.select(bp).where(bp.c.account_id == account_id, bp.c.region == region)
     if not include_deleted:
         stmt = stmt.where(bp.c.deletion_date.is_(None))

@@ -5,6 +5,15 @@ A plan's document is stored as GetBackupPlan returns it: defaults filled in and 
 rule carrying its RuleId. A rule keeps its RuleId across updates while its RuleName
 stays, so the scheduler never plans one occurrence twice because of an update.
 
+As on AWS: a plan whose document (name, rules, advanced settings; defaults filled in)
+equals a live plan's current document is refused with AlreadyExistsException naming
+that plan's Arn and CreatorRequestId, unless the request repeats that plan's
+CreatorRequestId (then the plan is returned, nothing is created). Every rule's
+TargetBackupVaultName must name a vault of the caller's account and region
+(InvalidParameterValueException otherwise: CreateBackupPlan's model has no
+ResourceNotFoundException; ``Default`` is made on first use). CopyActions are refused
+(InvalidParameterValueException) until copy jobs exist, never stored and dropped.
+
     plan = plans.create(deps, caller, {"BackupPlanName": "daily", "Rules": [...]})
     plans.get(deps, caller, plan["backup_plan_id"], max_runs_preview=3)
 
@@ -21,11 +30,12 @@ from typing import Any
 from snowvault.control import catalog
 from snowvault.control.model import plans as plan_rules
 from snowvault.control.model import schedule as schedule_rules
+from snowvault.control.services import vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import PlanHasSelections
 from snowvault.core import arn as arns
 from snowvault.core import ids
-from snowvault.core.errors import InvalidInput, NotFound
+from snowvault.core.errors import AlreadyExists, InvalidInput, NotFound
 
 Record = dict[str, Any]
 CONTINUOUS_CAPABLE_TYPES: tuple[str, ...] = ()  # no plugin can do point-in-time yet
@@ -130,6 +140,58 @@ def normalize(doc: Mapping[str, Any], rule_ids: Mapping[str, str]) -> Record:
     return out
 
 
+COPY_ACTIONS_REFUSED = (
+    "CopyActions are not supported yet: copy jobs are not implemented by this server "
+    "(a later issue); remove CopyActions from rule {rule}"
+)
+
+
+def refuse_copy_actions(doc: Mapping[str, Any]) -> None:
+    """InvalidInput for a rule with CopyActions: they would be stored and never run."""
+    for i, rule in enumerate(doc.get("Rules") or ()):
+        if isinstance(rule, Mapping) and rule.get("CopyActions"):
+            name = rule.get("RuleName", i)
+            raise InvalidInput(
+                COPY_ACTIONS_REFUSED.format(rule=name),
+                field=f"BackupPlan.Rules[{i}].CopyActions",
+                detail=COPY_ACTIONS_REFUSED.format(rule=name),
+            )
+
+
+def comparable(document: Mapping[str, Any]) -> Record:
+    """A stored plan document without its RuleIds: two plans with equal comparables
+    have "the same plan document" (AWS refuses the second)."""
+    rules = [{k: v for k, v in r.items() if k != "RuleId"} for r in document["Rules"]]
+    return dict(document, Rules=sorted(rules, key=lambda r: str(r["RuleName"])))
+
+
+def target_vaults(document: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(rule name, target vault name) of every rule, in rule order."""
+    return [(r["RuleName"], r["TargetBackupVaultName"]) for r in document["Rules"]]
+
+
+def _check_targets(conn: Any, caller: Caller, document: Mapping[str, Any]) -> None:
+    for rule_name, vault_name in target_vaults(document):
+        found = catalog.vaults.find(
+            conn, account_id=caller.account_id, region=caller.region, name=vault_name
+        )
+        if found is None:
+            detail = (
+                f"Error in rule {rule_name}: backup vault {vault_name} does not exist "
+                f"in account {caller.account_id}, region {caller.region}"
+            )
+            raise InvalidInput(detail, field="TargetBackupVaultName", detail=detail)
+
+
+def _before_write(deps: Deps, caller: Caller, doc: Mapping[str, Any]) -> None:
+    """Refusals that need no transaction, then the ``Default`` vault if a rule targets
+    it (made outside the plan's transaction: making a vault writes its storage)."""
+    refuse_copy_actions(doc)
+    plan = validate(doc)
+    if any(r.target_backup_vault_name == vaults.DEFAULT_VAULT for r in plan.rules):
+        vaults.ensure_default(deps, caller)
+
+
 def model_rule(rule_doc: Mapping[str, Any]) -> plan_rules.BackupRule:
     """A stored rule document back as the model's BackupRule."""
     return plan_rules.validate_rule(rule_doc, continuous_capable_types=CONTINUOUS_CAPABLE_TYPES)
@@ -173,7 +235,10 @@ def create(
     tags: Mapping[str, str] | None = None,
     creator_request_id: str | None = None,
 ) -> Record:
-    """CreateBackupPlan; a repeated CreatorRequestId returns the plan it created."""
+    """CreateBackupPlan; a repeated CreatorRequestId returns the plan it created, the
+    same plan document as a live plan's is AlreadyExists (with that plan's Arn and
+    CreatorRequestId)."""
+    _before_write(deps, caller, doc)
     document = normalize(doc, {})
     with catalog.db.transaction(deps.engine) as conn:
         if creator_request_id:
@@ -185,6 +250,19 @@ def create(
             )
             if seen is not None:
                 return seen
+        _check_targets(conn, caller, document)
+        wanted = comparable(document)
+        for live in catalog.plans.current_documents(
+            conn, account_id=caller.account_id, region=caller.region
+        ):
+            if comparable(live["document"]) == wanted:
+                raise AlreadyExists(
+                    "Backup plan with the same plan document already exists",
+                    kind="backup plan",
+                    name=live["name"],
+                    arn=live["arn"],
+                    creator_request_id=live["creator_request_id"],
+                )
         plan_id = ids.new_uuid()
         arn = plan_arn(caller.region, caller.account_id, plan_id)
         row = catalog.plans.create(
@@ -260,7 +338,11 @@ def update(deps: Deps, caller: Caller, plan_id: str, doc: Mapping[str, Any]) -> 
     """UpdateBackupPlan: a new version (new VersionId); rules keep their ids by name."""
     with catalog.db.transaction(deps.engine) as conn:
         _live(conn, caller, plan_id)
+    _before_write(deps, caller, doc)
+    with catalog.db.transaction(deps.engine) as conn:
+        _live(conn, caller, plan_id)
         document = normalize(doc, catalog.plans.rule_ids_by_name(conn, plan_id))
+        _check_targets(conn, caller, document)
         catalog.plans.add_version(
             conn,
             plan_id,

@@ -20,6 +20,12 @@ sweep (:func:`prune_orphans`) prunes it, which deletes the packs and index segme
 recovery point references, and removes the temporary files a killed write left (local
 storage) older than the grace period.
 
+AWS's ``Default`` vault: every account and region has one, made on first use as the
+AWS console makes it (:func:`ensure_default`): the first ListBackupVaults, a
+DescribeBackupVault naming it, a CreateBackupPlan whose rule targets it, or a
+StartBackupJob into it. It is an ordinary vault under the default vault key; deleting
+it (when empty) is allowed, and the next use makes it again.
+
 Must not depend on the scheduler, the composition root or any interface.
 """
 
@@ -33,10 +39,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from snowvault.control import catalog
+from snowvault.control.services import errors as service_errors
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core import arn as arns
 from snowvault.core import ids
-from snowvault.core.errors import AlreadyExists, Conflict, SnowvaultError
+from snowvault.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound, SnowvaultError
 from snowvault.engine import locks, prune
 from snowvault.engine.backends import base as backends
 from snowvault.engine.backends import local
@@ -46,6 +53,9 @@ from snowvault.engine.repository import Repository
 log = logging.getLogger("snowvault.vaults")
 
 Record = dict[str, Any]
+
+DEFAULT_VAULT = "Default"
+"""The vault AWS keeps in every account and region (the shipped plan templates target it)."""
 
 ORPHAN_GRACE = timedelta(hours=1)
 """How long after a failed backup its vault is left alone before the orphan prune.
@@ -78,14 +88,21 @@ def create(
     if existing is not None:
         if creator_request_id and existing["creator_request_id"] == creator_request_id:
             return existing
-        raise AlreadyExists(kind="backup vault", name=name)
+        raise AlreadyExists(
+            kind="backup vault",
+            name=name,
+            arn=existing["arn"],
+            creator_request_id=existing["creator_request_id"],
+        )
     url = _storage_url(deps, caller, name)
-    key_arn, key_type = deps.vault_keys.choose(
-        region=caller.region, account_id=caller.account_id, requested=encryption_key_arn
-    )
+    with _backup_codes(encryption_key_arn):
+        key_arn, key_type = deps.vault_keys.choose(
+            region=caller.region, account_id=caller.account_id, requested=encryption_key_arn
+        )
     backend = open_backend(url)
     try:
-        repo = Repository.init(backend, wrapper=deps.vault_keys.wrapper(key_arn))
+        with _backup_codes(encryption_key_arn):
+            repo = Repository.init(backend, wrapper=deps.vault_keys.wrapper(key_arn))
         repo.close()
         return _insert(deps, caller, name, url, (key_arn, key_type), repo, tags, creator_request_id)
     except BaseException:
@@ -93,6 +110,32 @@ def create(
         raise
     finally:
         backend.close()
+
+
+# The key service's refusals of a vault's key, as the backup model words them: the
+# backup API has no NotFoundException, DisabledException or KMSInvalidStateException;
+# AWS Backup answers a key it cannot use with InvalidParameterValueException. An
+# authorization refusal stays AccessDeniedException; the KMS API keeps its own codes.
+_KEY_REFUSALS: tuple[type[SnowvaultError], ...] = (
+    InvalidInput,
+    NotFound,
+    service_errors.KeyDisabled,
+    service_errors.KeyInvalidState,
+    service_errors.UnsupportedKmsOperation,
+)
+
+
+@contextmanager
+def _backup_codes(requested: str | None) -> Iterator[None]:
+    try:
+        yield
+    except _KEY_REFUSALS as exc:
+        shown = requested or "the default vault key"
+        raise InvalidInput(
+            f"EncryptionKeyArn: {shown} cannot be used as this vault's key: {exc}",
+            field="EncryptionKeyArn",
+            detail=f"{shown} cannot be used as this vault's key: {exc}",
+        ) from exc
 
 
 def _insert(
@@ -131,8 +174,19 @@ def _find(deps: Deps, caller: Caller, name: str) -> Record | None:
         )
 
 
+def ensure_default(deps: Deps, caller: Caller) -> None:
+    """Make the caller's ``Default`` vault unless it exists (first use, as on AWS); a
+    region this server does not store is left alone (its requests fail elsewhere)."""
+    if caller.region not in deps.storage.regions or _find(deps, caller, DEFAULT_VAULT):
+        return
+    with contextlib.suppress(AlreadyExists):  # a concurrent first use made it
+        create(deps, caller, DEFAULT_VAULT)
+
+
 def get(deps: Deps, caller: Caller, name: str) -> Record:
-    """DescribeBackupVault's row; raises NotFound."""
+    """DescribeBackupVault's row; raises NotFound (``Default`` is made on first use)."""
+    if name == DEFAULT_VAULT:
+        ensure_default(deps, caller)
     with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.vaults.get(
             conn, account_id=caller.account_id, region=caller.region, name=name
@@ -147,6 +201,9 @@ def list_vaults(
     limit: int | None = None,
     token: str | None = None,
 ) -> catalog.pagination.Page:
+    """ListBackupVaults; the first listing makes the ``Default`` vault, as on AWS."""
+    if token is None and vault_type in (None, "BACKUP_VAULT"):
+        ensure_default(deps, caller)
     with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.vaults.list_vaults(
             conn,

@@ -98,14 +98,28 @@ ERROR_TABLE: ErrorTable = MappingProxyType(
 )
 
 
-class ApiError(Exception):
-    """An error the API answers with: AWS ``code``, human ``message``, HTTP ``status``."""
+# The modelled members an error body carries beyond the message, per AWS code: member
+# name -> the error's field (``SnowvaultError.fields``). A member is sent only when the
+# raised error set that field (AWS Backup's AlreadyExistsException names the existing
+# resource's Arn and CreatorRequestId; KMS's has no such members and its errors never
+# set those fields).
+ERROR_MEMBERS: Mapping[str, Mapping[str, str]] = MappingProxyType(
+    {"AlreadyExistsException": {"Arn": "arn", "CreatorRequestId": "creator_request_id"}}
+)
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+
+class ApiError(Exception):
+    """An error the API answers with: AWS ``code``, human ``message``, HTTP ``status``,
+    and the modelled ``members`` of its error shape (``Arn``...) when known."""
+
+    def __init__(
+        self, code: str, message: str, status: int = 400, members: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.members = dict(members or {})
 
     def __repr__(self) -> str:
         return f"ApiError({self.code!r}, {self.message!r}, {self.status})"
@@ -127,11 +141,20 @@ def to_api_error(exc: BaseException, table: ErrorTable = ERROR_TABLE) -> ApiErro
     entry = lookup(exc, table)
     if entry is None:
         return ApiError(INTERNAL[0], "An internal error occurred.", INTERNAL[1])
-    return ApiError(entry[0], str(exc), entry[1])
+    return ApiError(entry[0], str(exc), entry[1], _members(exc, entry[0]))
+
+
+def _members(exc: BaseException, code: str) -> dict[str, str]:
+    fields = getattr(exc, "fields", None)
+    if not isinstance(fields, dict):
+        return {}
+    wanted = ERROR_MEMBERS.get(code, {})
+    return {m: str(fields[f]) for m, f in wanted.items() if fields.get(f) is not None}
 
 
 def error_body(error: ApiError) -> dict[str, str]:
     return {
+        **error.members,
         "__type": error.code,
         "code": error.code,
         "message": error.message,
