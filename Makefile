@@ -3,24 +3,32 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# two stamps: `make run` needs the runtime only; tests and checks need the dev toolchain
+# (awscli, pytest, moto, mypy, ...: ~680 MB and a minute more)
+RUN_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(STAMP)
 DATA_DIR ?= $(HOME)/.local/share/snowvault
 PORT ?= 8765
 PYTEST_ARGS ?=
 
 .PHONY: install run demo test check lint typecheck imports bench bench-tools clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip==25.3
+	$(BIN)/python -m pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(DEV_STAMP): $(RUN_STAMP) pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	touch $(DEV_STAMP)
 
-install: $(STAMP)
+install: $(DEV_STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/snowvault run --data-dir $(DATA_DIR) --port $(PORT)
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/snowvault demo
 
 test: $(STAMP)

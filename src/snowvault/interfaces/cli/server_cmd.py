@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -86,12 +87,31 @@ def host_paths_line(config: app_mod.ServerConfig) -> str:
     return f"host paths allowed: {rule}; change with --allow-path at init or in {where}"
 
 
-def _example(endpoint: str) -> str:
-    return (
-        "# then, for example:\n"
-        f"aws backup list-backup-vaults --endpoint-url {endpoint}\n"
-        "snowvault vault create my-vault"
-    )
+def command(name: str, executable: str | None = None, cwd: str | None = None) -> str | None:
+    """How to type ``name`` in a shell: the path of this Python's environment's
+    ``bin/name`` when it has one (``.venv/bin/name`` from the repository, whose venv is
+    not on PATH), else ``name`` when it is on PATH, else None (not installed: ``make run``
+    installs the runtime only, and awscli is a dev dependency)."""
+    bin_dir = os.path.dirname(os.path.abspath(executable or sys.executable))
+    candidate = os.path.join(bin_dir, name)
+    if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+        if shutil.which(name) == candidate:
+            return name
+        here = os.path.abspath(cwd or os.getcwd())
+        inside = here != os.sep and candidate.startswith(here + os.sep)
+        return os.path.relpath(candidate, here) if inside else candidate
+    return name if shutil.which(name) else None
+
+
+def _example(endpoint: str, executable: str | None = None, cwd: str | None = None) -> str:
+    """Copy-paste commands: only binaries that exist, with the path that reaches them."""
+    lines = ["# then, for example:"]
+    aws = command("aws", executable, cwd)
+    if aws is not None:
+        lines.append(f"{aws} backup list-backup-vaults --endpoint-url {endpoint}")
+    snowvault = command("snowvault", executable, cwd) or "snowvault"
+    lines += [f"{snowvault} vault create my-vault", f"{snowvault} vault list"]
+    return "\n".join(lines)
 
 
 @click.command("init")
@@ -156,7 +176,7 @@ def init(
     text = how_to(result.endpoint, result.region, result.access_key_id, result.secret_access_key)
     if profile is not None:
         text += f"\n# (also saved for the snowvault CLI in {profile})"
-    text += f"\n# {host_paths_line(config)}"
+    text += f"\n# {host_paths_line(config)}\n{_example(result.endpoint)}"
     render.result(as_json, doc, f"# snowvault account {result.account_id}\n{text}")
 
 
