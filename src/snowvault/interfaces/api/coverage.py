@@ -109,9 +109,8 @@ def render(implemented: Mapping[str, Collection[str]]) -> str:
         "own for the snowvault extension API) and `PARTIAL` in",
         "src/snowvault/interfaces/api/coverage.py; do not edit.",
         "",
-        "- [x] an operation served as the model describes",
-        "- [x] ... (partial: what is missing)",
-        "- [ ] not implemented",
+        "`[x]` served as the model describes; `[x] ... (partial: ...)` served, with what is",
+        "missing; `[ ]` not implemented.",
         "",
     ]
     for name in sorted(implemented):
@@ -133,8 +132,7 @@ def _service_section(
     lines = [
         f"## {service.name}",
         "",
-        f"{count} of {len(ops)} operations implemented ({count - partial} full, "
-        f"{partial} partial).",
+        f"{count} of {len(ops)} operations implemented. {partial} of them are partial.",
         "",
     ]
     for op in ops:
