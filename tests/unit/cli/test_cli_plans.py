@@ -185,8 +185,9 @@ def test_selection_list_delete_and_preview() -> None:
     )
 
 
-def _quickstart_api(existing: bool) -> FakeApi:
-    resources = [{"Name": quickstart_cmd.RESOURCE, "ResourceArn": RES_ARN}] if existing else []
+def _quickstart_api(existing: bool, source: str = "") -> FakeApi:
+    known = {"Name": quickstart_cmd.RESOURCE, "ResourceArn": RES_ARN, "Source": source}
+    resources = [known] if existing else []
     plans = [{"BackupPlanName": quickstart_cmd.PLAN, "BackupPlanId": "p-old"}] if existing else []
     return FakeApi(
         {
@@ -232,7 +233,7 @@ def test_quickstart_sets_up_the_scenario_and_reports_it(tmp_path: Path) -> None:
 
 
 def test_quickstart_again_reuses_what_exists(tmp_path: Path) -> None:
-    api = _quickstart_api(existing=True)
+    api = _quickstart_api(existing=True, source=str(tmp_path))
     result = run(api, "quickstart", "--dir", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "RegisterResource" not in api.names() and "create_backup_plan" not in api.names()

@@ -126,3 +126,23 @@ def exit_code(exc: BaseException) -> int | None:
         if code is not None:
             return code
     return None
+
+
+# The API names restore options by their Metadata keys; a CLI user typed flags.
+FLAG_TERMS: tuple[tuple[str, str], ...] = (
+    ('set Metadata.overwrite to "true"', "pass --overwrite"),
+    ("Metadata.overwrite", "--overwrite"),
+    ("Metadata.targetPath", "--to"),
+    ("Metadata.items", "--item"),
+)
+
+
+def in_flag_terms(message: str) -> str:
+    """An API message with the restore Metadata keys named as ``restore start``'s flags.
+
+    >>> in_flag_terms('is not empty; set Metadata.overwrite to "true" to restore over it')
+    'is not empty; pass --overwrite to restore over it'
+    """
+    for api_term, flag in FLAG_TERMS:
+        message = message.replace(api_term, flag)
+    return message

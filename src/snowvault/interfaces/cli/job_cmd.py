@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from snowvault.control.model import jobs as job_rules
-from snowvault.interfaces.cli import render
+from snowvault.interfaces.cli import errors, render
 from snowvault.interfaces.cli.client import (
     Api,
     ApiNotFound,
@@ -48,11 +48,33 @@ COLUMNS: list[render.Column] = [
     ("JOB ID", lambda j: j.get("BackupJobId") or j.get("RestoreJobId")),
     ("STATE", lambda j: j.get("State") or j.get("Status")),
     ("DONE", lambda j: percent(j.get("PercentDone"))),
-    ("BYTES", lambda j: render.size(transferred(j))),
-    ("VAULT", lambda j: j.get("BackupVaultName")),
-    ("RESOURCE", lambda j: j.get("ResourceArn") or j.get("CreatedResourceArn")),
+    ("SIZE", lambda j: render.size(size_of(j))),
+    ("VAULT", lambda j: vault_of(j)),
+    ("RESOURCE", lambda j: j.get("ResourceArn") or j.get("SourceResourceArn")),
+    ("TARGET", lambda j: j.get("CreatedResourceArn")),
     ("CREATED", lambda j: _when(j.get("CreationDate"))),
 ]
+
+
+def vault_of(job: dict[str, Any]) -> str:
+    """A job's vault name: BackupVaultName, or the end of BackupVaultArn (restore jobs).
+
+    >>> vault_of({"BackupVaultArn": "arn:aws:backup:r:1:backup-vault:main"})
+    'main'
+    """
+    if job.get("BackupVaultName"):
+        return str(job["BackupVaultName"])
+    arn = str(job.get("BackupVaultArn") or "")
+    return arn.rsplit(":backup-vault:", 1)[1] if ":backup-vault:" in arn else ""
+
+
+def size_of(job: dict[str, Any]) -> int:
+    """The size of what the job backed up or restored (BackupSizeInBytes); the bytes it
+    transferred only when the API gives no size (an incremental backup transfers only
+    what changed, so BytesTransferred is not its size)."""
+    if isinstance(job.get("BackupSizeInBytes"), int):
+        return int(job["BackupSizeInBytes"])
+    return transferred(job)
 
 
 def _when(value: Any) -> str:
@@ -87,7 +109,7 @@ def check_outcome(kind: JobKind, job: dict[str, Any]) -> None:
             kind=kind.name,
             job_id=job.get(kind.id_key, "?"),
             state=state,
-            reason=job.get("StatusMessage") or "no message",
+            reason=errors.in_flag_terms(str(job.get("StatusMessage") or "no message")),
         )
 
 
@@ -155,10 +177,10 @@ def finish(kind: JobKind, job: dict[str, Any], as_json: bool) -> None:
     """Print a waited-for job's final state, then fail if it did not succeed."""
     state = state_of(kind, job)
     text = f"{kind.name} job {job.get(kind.id_key)} {state}"
-    if state == "COMPLETED" and transferred(job):
-        text += f" ({render.size(transferred(job))})"
+    if state == "COMPLETED" and size_of(job):
+        text += f" ({render.size(size_of(job))})"
     if job.get("StatusMessage") and state != "COMPLETED":
-        text += f": {job['StatusMessage']}"
+        text += f": {errors.in_flag_terms(str(job['StatusMessage']))}"
     render.result(as_json, job, text)
     if state == "PARTIAL":
         render.warn(as_json, f"{kind.name} job {job.get(kind.id_key)} completed only partly")

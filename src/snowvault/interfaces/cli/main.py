@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         code = errors.exit_code(exc)
         if code is None:
             raise
-        click.echo(f"snowvault: error: {exc}", err=True)
+        click.echo(f"snowvault: error: {errors.in_flag_terms(str(exc))}", err=True)
         return code
     return 0
 

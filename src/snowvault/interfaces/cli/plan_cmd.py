@@ -8,6 +8,7 @@ server side (interfaces.api, app, services, catalog).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,42 @@ def read_plan_file(path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or "Rules" not in doc:
         raise InvalidInput(detail=f"{path} must hold a BackupPlan object with Rules")
     return doc
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def looks_like_id(ref: str) -> bool:
+    """Plan and selection ids are UUIDs; anything else is a name."""
+    return bool(_UUID.match(ref))
+
+
+def pick_id(rows: list[dict[str, Any]], ref: str, id_key: str, name_key: str, kind: str) -> str:
+    """The id of the one row whose id or name is ``ref``; a name shared by several is
+    one line of error; no match: ``ref`` itself (the API then says what it does not know).
+
+    >>> pick_id([{"Id": "1", "Name": "a"}], "a", "Id", "Name", "plan")
+    '1'
+    """
+    for row in rows:
+        if row.get(id_key) == ref:
+            return ref
+    matches = [str(r[id_key]) for r in rows if r.get(name_key) == ref]
+    if not matches:
+        return ref
+    if len(matches) > 1:
+        raise InvalidInput(
+            detail=f"{len(matches)} {kind}s are named {ref!r} ({', '.join(matches)}); give the id"
+        )
+    return matches[0]
+
+
+def plan_id(api: Api, ref: str) -> str:
+    """A plan id as given, or the id of the plan named ``ref`` (ListBackupPlans)."""
+    if looks_like_id(ref):
+        return ref
+    rows = api.paginate("list_backup_plans", "BackupPlansList")
+    return pick_id(rows, ref, "BackupPlanId", "BackupPlanName", "backup plan")
 
 
 def template_id(api: Api, ref: str) -> str:
@@ -155,24 +192,28 @@ def list_(api: Api, include_deleted: bool, as_json: bool) -> None:
 
 
 @plan.command()
-@click.argument("plan_id")
+@click.argument("plan_ref", metavar="PLAN")
 @click.option("--runs", type=click.IntRange(0, 10), default=DEFAULT_PREVIEW_RUNS, show_default=True)
 @json_option
 @with_api
-def describe(api: Api, plan_id: str, runs: int, as_json: bool) -> None:
-    """Show plan PLAN_ID with its rules and its next scheduled runs."""
-    doc = api.call("get_backup_plan", BackupPlanId=plan_id, MaxScheduledRunsPreview=runs)
+def describe(api: Api, plan_ref: str, runs: int, as_json: bool) -> None:
+    """Show PLAN (id or name) with its rules and its next scheduled runs."""
+    found = plan_id(api, plan_ref)
+    doc = api.call("get_backup_plan", BackupPlanId=found, MaxScheduledRunsPreview=runs)
     render.result(as_json, doc, describe_text(doc))
 
 
 @plan.command()
-@click.argument("plan_id")
+@click.argument("plan_ref", metavar="PLAN")
 @json_option
 @with_api
-def delete(api: Api, plan_id: str, as_json: bool) -> None:
-    """Delete plan PLAN_ID (delete its selections first)."""
-    doc = api.call("delete_backup_plan", BackupPlanId=plan_id)
-    render.result(as_json, doc, f"deleted plan {plan_id}")
+def delete(api: Api, plan_ref: str, as_json: bool) -> None:
+    """Delete PLAN (id or name; delete its selections first)."""
+    found = plan_id(api, plan_ref)
+    doc = api.call("delete_backup_plan", BackupPlanId=found)
+    render.result(
+        as_json, doc, f"deleted plan {plan_ref if plan_ref == found else f'{plan_ref} ({found})'}"
+    )
 
 
 @plan.command()

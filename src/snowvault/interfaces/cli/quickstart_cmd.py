@@ -26,7 +26,7 @@ from typing import Any
 import click
 
 from snowvault.core import errors
-from snowvault.interfaces.cli import backup_cmd, client, job_cmd, render, resource_cmd
+from snowvault.interfaces.cli import backup_cmd, client, job_cmd, render
 from snowvault.interfaces.cli.client import Api, json_option
 
 VAULT = "quickstart"
@@ -113,16 +113,30 @@ def ensure_vault(api: Api) -> str:
         return str(api.call("describe_backup_vault", BackupVaultName=VAULT)["BackupVaultArn"])
 
 
-def ensure_resource(api: Api, root: Path) -> str:
-    """The ARN of the sample directory's resource, registered (and tagged) if missing."""
+def ensure_resource(api: Api, root: Path) -> tuple[str, str | None]:
+    """The ARN of the resource protecting ``root`` (registered and tagged if missing), and
+    a note for the user when an earlier run protected another directory: that resource
+    stays (tagged, so the plan keeps backing it up) and ``root`` gets its own, named
+    after it — the summary never names a directory that is not protected."""
     known = api.ext_paginate("ListResources", "Resources", {})
-    if any(r.get("Name") == RESOURCE for r in known):
-        arn = resource_cmd.pick_by_name(known, RESOURCE)
-        api.ext("TagResource", {"ResourceArn": arn, "Tags": TAG})
-        return arn
-    body = {"ResourceType": "Directory", "Name": RESOURCE, "Source": str(root), "Tags": TAG}
+    for r in known:
+        if r.get("Source") == str(root) and r.get("ResourceType", "Directory") == "Directory":
+            arn = str(r["ResourceArn"])
+            api.ext("TagResource", {"ResourceArn": arn, "Tags": TAG})
+            return arn, None
+    name, note = RESOURCE, None
+    earlier = [r for r in known if r.get("Name") == RESOURCE]
+    if earlier:
+        name = f"{RESOURCE}-{root.name or 'root'}"
+        note = (
+            f"resource {RESOURCE} from an earlier run protects {earlier[0].get('Source')} "
+            f"(still tagged Backup=true); {root} is registered as {name}"
+        )
+        if any(r.get("Name") == name for r in known):
+            raise errors.AlreadyExists(kind="resource", name=f"{name} (for another directory)")
+    body = {"ResourceType": "Directory", "Name": name, "Source": str(root), "Tags": TAG}
     try:
-        return str(api.ext("RegisterResource", body)["ResourceArn"])
+        return str(api.ext("RegisterResource", body)["ResourceArn"]), note
     except client.ApiAccessDenied as exc:
         raise SampleNotAllowed(path=str(root), detail=exc.fields.get("detail", str(exc))) from exc
 
@@ -169,7 +183,9 @@ def run_quickstart(api: Api, root: Path, *, as_json: bool) -> dict[str, Any]:
     """Set everything up, take one backup now, and describe the outcome."""
     files = make_sample(root)
     vault_arn = ensure_vault(api)
-    resource_arn = ensure_resource(api, root)
+    resource_arn, note = ensure_resource(api, root)
+    if note:
+        render.warn(as_json, note)
     plan_id = ensure_plan(api)
     role = backup_cmd.default_role(resource_arn)
     selection_id = ensure_selection(api, plan_id, role)

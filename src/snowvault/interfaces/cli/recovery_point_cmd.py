@@ -1,7 +1,8 @@
 """``snowvault recovery-point``: list, describe, delete and browse recovery points.
 
-A recovery point is named by its ARN or by a unique suffix of it (the id) within
-``--vault``. Browsing uses the extension action ListRecoveryPointContents.
+A recovery point is named by its ARN or by a unique suffix of it (the id), within
+``--vault`` when given, else in any vault (found by listing: see :func:`locate`).
+Browsing uses the extension action ListRecoveryPointContents.
 A pure API client: must not import the server side (interfaces.api, app, services).
 """
 
@@ -19,7 +20,7 @@ from snowvault.interfaces.cli.client import Api, json_option, with_api
 COLUMNS: list[render.Column] = [
     ("ARN", lambda r: r.get("RecoveryPointArn")),
     ("STATUS", lambda r: r.get("Status")),
-    ("SIZE", lambda r: render.size(r.get("BackupSizeInBytes") or 0)),
+    ("SIZE", lambda r: render.size(size_of(r))),
     ("VAULT", lambda r: r.get("BackupVaultName")),
     ("RESOURCE", lambda r: r.get("ResourceName") or r.get("ResourceArn")),
     ("CREATED", lambda r: _when(r.get("CreationDate"))),
@@ -31,6 +32,15 @@ ENTRY_COLUMNS: list[render.Column] = [
     ("MODIFIED", lambda e: _when(e.get("ModifiedTime"))),
     ("PATH", lambda e: e.get("Path")),
 ]
+
+
+def size_of(point: dict[str, Any]) -> int:
+    """The size the API gave: ListRecoveryPointsByResource calls it BackupSizeBytes, the
+    other recovery point shapes BackupSizeInBytes (reading only the latter showed 0 B)."""
+    for key in ("BackupSizeInBytes", "BackupSizeBytes"):
+        if isinstance(point.get(key), int):
+            return int(point[key])
+    return 0
 
 
 def _when(value: Any) -> str:
@@ -59,15 +69,43 @@ def pick_by_suffix(arns: list[str], ref: str) -> str:
 
 
 def resolve(api: Api, ref: str, vault: str | None) -> str:
-    """A full ARN as given, or the ARN in ``vault`` that ends with ``ref``."""
+    """A full ARN as given, or the ARN in ``vault`` (every vault without it) ending with
+    ``ref``."""
     if ref.startswith("arn:"):
         return ref
-    if not vault:
-        raise InvalidInput(detail="give the full recovery point ARN, or --vault with an id")
-    points = api.paginate(
-        "list_recovery_points_by_backup_vault", "RecoveryPoints", BackupVaultName=vault
+    return locate(api, ref, vault)[0]
+
+
+def locate(api: Api, ref: str, vault: str | None) -> tuple[str, str]:
+    """``(ARN, vault name)`` of the recovery point ``ref`` (an ARN or an id suffix).
+
+    DescribeRecoveryPoint and DeleteRecoveryPoint need the vault's name, which an ARN
+    does not carry; without ``--vault`` it is found by listing each vault's recovery
+    points (ListBackupVaults, then ListRecoveryPointsByBackupVault) until one holds it.
+    """
+    names = (
+        [vault]
+        if vault
+        else [
+            str(v["BackupVaultName"]) for v in api.paginate("list_backup_vaults", "BackupVaultList")
+        ]
     )
-    return pick_by_suffix([str(p["RecoveryPointArn"]) for p in points], ref)
+    found: list[tuple[str, str]] = []
+    for name in names:
+        points = api.paginate(
+            "list_recovery_points_by_backup_vault", "RecoveryPoints", BackupVaultName=name
+        )
+        arns = [str(p["RecoveryPointArn"]) for p in points]
+        found += [
+            (a, name) for a in arns if a == ref or (not ref.startswith("arn:") and a.endswith(ref))
+        ]
+        if ref.startswith("arn:") and found:
+            return found[0]
+    if not found:
+        raise NotFound(kind="recovery point", name=ref if not vault else f"{ref} in vault {vault}")
+    if len(found) > 1:
+        raise InvalidInput(detail=f"{ref!r} matches {len(found)} recovery points; give more")
+    return found[0]
 
 
 @click.group("recovery-point")
@@ -96,12 +134,12 @@ def list_(api: Api, vault: str | None, resource_ref: str | None, as_json: bool) 
 
 @recovery_point.command()
 @click.argument("ref", metavar="ARN|ID")
-@click.option("--vault", required=True, metavar="NAME")
+@click.option("--vault", metavar="NAME", help="Its vault (default: found by listing).")
 @json_option
 @with_api
-def describe(api: Api, ref: str, vault: str, as_json: bool) -> None:
+def describe(api: Api, ref: str, vault: str | None, as_json: bool) -> None:
     """Show one recovery point."""
-    arn = resolve(api, ref, vault)
+    arn, vault = locate(api, ref, vault)
     doc = api.call("describe_recovery_point", BackupVaultName=vault, RecoveryPointArn=arn)
     text = "\n".join(f"{title.lower():9} {get(doc) or ''}" for title, get in COLUMNS)
     render.result(as_json, doc, text)
@@ -109,12 +147,12 @@ def describe(api: Api, ref: str, vault: str, as_json: bool) -> None:
 
 @recovery_point.command()
 @click.argument("ref", metavar="ARN|ID")
-@click.option("--vault", required=True, metavar="NAME")
+@click.option("--vault", metavar="NAME", help="Its vault (default: found by listing).")
 @json_option
 @with_api
-def delete(api: Api, ref: str, vault: str, as_json: bool) -> None:
+def delete(api: Api, ref: str, vault: str | None, as_json: bool) -> None:
     """Delete one recovery point (refused under vault lock or legal hold)."""
-    arn = resolve(api, ref, vault)
+    arn, vault = locate(api, ref, vault)
     api.call("delete_recovery_point", BackupVaultName=vault, RecoveryPointArn=arn)
     render.result(as_json, {"RecoveryPointArn": arn, "Deleted": True}, f"deleted {arn}")
 

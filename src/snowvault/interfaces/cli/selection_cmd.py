@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from snowvault.core.errors import InvalidInput
-from snowvault.interfaces.cli import backup_cmd, render, resource_cmd
+from snowvault.interfaces.cli import backup_cmd, plan_cmd, render, resource_cmd
 from snowvault.interfaces.cli.client import Api, json_option, with_api
 
 COLUMNS: list[render.Column] = [
@@ -63,6 +63,14 @@ def plan_role(api: Api, plan_id: str) -> str:
     return backup_cmd.default_role(str(plan["BackupPlanArn"]))
 
 
+def selection_id_of(api: Api, plan_id: str, ref: str) -> str:
+    """A selection id as given, or the id of the plan's selection named ``ref``."""
+    if plan_cmd.looks_like_id(ref):
+        return ref
+    rows = api.paginate("list_backup_selections", "BackupSelectionsList", BackupPlanId=plan_id)
+    return plan_cmd.pick_id(rows, ref, "SelectionId", "SelectionName", "selection")
+
+
 def preview_summary(rows: Sequence[dict[str, Any]]) -> str:
     """One line under the preview table: how many resources are selected."""
     chosen = sum(1 for r in rows if r.get("Selected"))
@@ -75,7 +83,7 @@ def selection() -> None:
 
 
 @selection.command()
-@click.option("--plan", "plan_id", required=True, metavar="PLAN_ID")
+@click.option("--plan", "plan_id", required=True, metavar="PLAN", help="Plan id or name.")
 @click.option("--name", required=True, help="Selection name.")
 @click.option("--resource", "resources", multiple=True, metavar="ARN|NAME", help="Repeatable.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Repeatable (OR).")
@@ -92,6 +100,7 @@ def create(
     as_json: bool,
 ) -> None:
     """Assign resources to a plan by ARN (or registered name) and/or by tag."""
+    plan_id = plan_cmd.plan_id(api, plan_id)
     arn_list = [r if r.endswith("*") else resource_cmd.resolve(api, r) for r in resources]
     role = iam_role_arn or plan_role(api, plan_id)
     doc = selection_document(name, role, arn_list, tags)
@@ -100,34 +109,43 @@ def create(
 
 
 @selection.command("list")
-@click.option("--plan", "plan_id", required=True, metavar="PLAN_ID")
+@click.option("--plan", "plan_id", required=True, metavar="PLAN", help="Plan id or name.")
 @json_option
 @with_api
 def list_(api: Api, plan_id: str, as_json: bool) -> None:
     """List the selections of a plan."""
+    plan_id = plan_cmd.plan_id(api, plan_id)
     rows = api.paginate("list_backup_selections", "BackupSelectionsList", BackupPlanId=plan_id)
     render.table(as_json, rows, COLUMNS)
 
 
 @selection.command()
-@click.option("--plan", "plan_id", required=True, metavar="PLAN_ID")
-@click.option("--selection", "selection_id", required=True, metavar="SELECTION_ID")
+@click.option("--plan", "plan_id", required=True, metavar="PLAN", help="Plan id or name.")
+@click.option(
+    "--selection", "selection_id", required=True, metavar="SELECTION", help="Selection id or name."
+)
 @json_option
 @with_api
 def delete(api: Api, plan_id: str, selection_id: str, as_json: bool) -> None:
     """Delete a selection of a plan."""
+    plan_id = plan_cmd.plan_id(api, plan_id)
+    selection_id = selection_id_of(api, plan_id, selection_id)
     api.call("delete_backup_selection", BackupPlanId=plan_id, SelectionId=selection_id)
     doc = {"BackupPlanId": plan_id, "SelectionId": selection_id, "Deleted": True}
     render.result(as_json, doc, f"deleted selection {selection_id}")
 
 
 @selection.command()
-@click.option("--plan", "plan_id", required=True, metavar="PLAN_ID")
-@click.option("--selection", "selection_id", required=True, metavar="SELECTION_ID")
+@click.option("--plan", "plan_id", required=True, metavar="PLAN", help="Plan id or name.")
+@click.option(
+    "--selection", "selection_id", required=True, metavar="SELECTION", help="Selection id or name."
+)
 @json_option
 @with_api
 def preview(api: Api, plan_id: str, selection_id: str, as_json: bool) -> None:
     """Which resources the selection matches right now, and why (or why not)."""
+    plan_id = plan_cmd.plan_id(api, plan_id)
+    selection_id = selection_id_of(api, plan_id, selection_id)
     body = {"BackupPlanId": plan_id, "SelectionId": selection_id}
     rows = api.ext("PreviewSelection", body).get("Resources", [])
     render.table(as_json, rows, PREVIEW_COLUMNS)
