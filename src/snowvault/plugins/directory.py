@@ -153,6 +153,15 @@ class Directory:
             target, include=items, overwrite=overwrite, progress=request.progress
         )
 
+    def restored_source(self, metadata: Mapping[str, str]) -> str | None:
+        """The source a restore with ``metadata`` created: its target directory, as a
+        resource's source would be stored (absolute, normalised). DescribeRestoreJob's
+        CreatedResourceArn names it: the ARN of the Directory resource registered with
+        that source, else ``arn:aws:snowvault:REGION:ACCOUNT:directory`` followed by the
+        path (``...:directory/srv/restored``; registered names never hold a ``/``)."""
+        path = metadata.get("targetPath") or metadata.get("TargetPath")
+        return os.path.normpath(path) if path and os.path.isabs(path) else None
+
     def restore_defaults(self, resource: Resource | None) -> dict[str, str]:
         """Back where it came from, refusing to overwrite, everything."""
         source = resource.source if resource is not None else ""

@@ -114,9 +114,8 @@ def test_summaries_count_by_state_and_type(conn: Connection) -> None:
         _job(conn, n, resource_type="SQLite" if n < 2 else "Directory")
     _job(conn, 50, creation_date=T0 + timedelta(days=3))  # outside the period
     jobs.update(conn, "job-0001", state="COMPLETED")
-    got = jobs.summaries(
-        conn, region=REGION, account_ids=[ACCOUNT], start=T0, end=T0 + timedelta(days=1)
-    )
+    day = [(T0, T0 + timedelta(days=1))]
+    got = jobs.summaries(conn, region=REGION, account_ids=[ACCOUNT], windows=day)
     counts = {(r["state"], r["resource_type"]): r["count"] for r in got}
     assert counts == {
         ("COMPLETED", "SQLite"): 1,
@@ -124,14 +123,19 @@ def test_summaries_count_by_state_and_type(conn: Connection) -> None:
         ("CREATED", "Directory"): 4,
     }
     only = jobs.summaries(
-        conn,
-        region=REGION,
-        account_ids=[ACCOUNT],
-        start=T0,
-        end=T0 + timedelta(days=1),
-        state="COMPLETED",
+        conn, region=REGION, account_ids=[ACCOUNT], windows=day, state="COMPLETED"
     )
     assert [r["count"] for r in only] == [1]
+    summed = jobs.summaries(
+        conn, region=REGION, account_ids=[ACCOUNT], windows=day, aggregate={"state"}
+    )
+    counts = {(r["state"], r["resource_type"]): r["count"] for r in summed}
+    assert counts == {("AGGREGATE_ALL", "SQLite"): 2, ("AGGREGATE_ALL", "Directory"): 4}
+    days = [(T0 + timedelta(days=n), T0 + timedelta(days=n + 1)) for n in range(4)]
+    per_day = jobs.summaries(
+        conn, region=REGION, account_ids=[ACCOUNT], windows=days, aggregate=jobs.SUMMARY_DIMENSIONS
+    )
+    assert [(r["start_time"], r["count"]) for r in per_day] == [(T0, 6), (days[3][0], 1)]
 
 
 def test_stop_waiting_running_and_finished_jobs(conn: Connection) -> None:

@@ -14,7 +14,8 @@ Must not depend on anything above ``snowvault.control.model``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -178,25 +179,33 @@ def child_state_counts(conn: Connection, parent_job_id: str) -> dict[str, int]:
     return {state: int(n) for state, n in conn.execute(stmt)}
 
 
+SUMMARY_DIMENSIONS = ("account_id", "state", "resource_type", "message_category")
+AGGREGATE_ALL = "AGGREGATE_ALL"
+
+
 def summaries(
     conn: Connection,
     *,
     region: str,
     account_ids: Sequence[str],
-    start: datetime,
-    end: datetime,
+    windows: Sequence[tuple[datetime, datetime]],
     state: str | None = None,
     resource_type: str | None = None,
     message_category: str | None = None,
+    aggregate: Collection[str] = (),
 ) -> list[Record]:
-    """ListBackupJobSummaries: job counts per account, state, resource type and message
-    category for jobs created in [start, end). None filters mean ANY."""
-    keys = [bj.c.account_id, bj.c.state, bj.c.resource_type, bj.c.message_category]
-    stmt = sa.select(*keys, sa.func.count().label("count")).where(
+    """ListBackupJobSummaries: job counts per window (``[start, end)``, in order) and per
+    account, state, resource type and message category, for jobs created in a window.
+    A None filter means ANY (one count per value); a dimension named in ``aggregate``
+    (of :data:`SUMMARY_DIMENSIONS`) is summed over and reported as ``AGGREGATE_ALL``.
+    Windows with no job give no rows."""
+    if not windows:
+        return []
+    stmt = sa.select(bj.c.creation_date, *(bj.c[d] for d in SUMMARY_DIMENSIONS)).where(
         bj.c.region == region,
         bj.c.account_id.in_(list(account_ids)),
-        bj.c.creation_date >= start,
-        bj.c.creation_date < end,
+        bj.c.creation_date >= min(w[0] for w in windows),
+        bj.c.creation_date < max(w[1] for w in windows),
     )
     for column, value in (
         (bj.c.state, state),
@@ -205,8 +214,28 @@ def summaries(
     ):
         if value is not None:
             stmt = stmt.where(column == value)
-    rows = conn.execute(stmt.group_by(*keys).order_by(*keys))
-    return [dict(r._mapping, region=region, start_time=start, end_time=end) for r in rows]
+    counts: Counter[tuple[int, tuple[str, ...]]] = Counter()
+    for row in conn.execute(stmt):
+        when = row.creation_date
+        key = tuple(
+            AGGREGATE_ALL if d in aggregate else str(getattr(row, d) or "")
+            for d in SUMMARY_DIMENSIONS
+        )
+        for i, (start, end) in enumerate(windows):
+            if start <= when < end:
+                counts[(i, key)] += 1
+    out = []
+    for (i, key), count in sorted(counts.items()):
+        out.append(
+            dict(
+                zip(SUMMARY_DIMENSIONS, key, strict=True),
+                region=region,
+                count=count,
+                start_time=windows[i][0],
+                end_time=windows[i][1],
+            )
+        )
+    return out
 
 
 def stop(

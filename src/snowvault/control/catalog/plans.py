@@ -142,6 +142,18 @@ def current_documents(conn: Connection, *, account_id: str, region: str) -> list
     return [dict(r._mapping) for r in conn.execute(stmt)]
 
 
+def latest_creation(conn: Connection, *, account_id: str, region: str) -> datetime | None:
+    """The newest plan creation date of an account and region (deleted plans included)."""
+    stmt = (
+        sa.select(bp.c.creation_date)
+        .where(bp.c.account_id == account_id, bp.c.region == region)
+        .order_by(bp.c.creation_date.desc())
+        .limit(1)
+    )
+    value: datetime | None = conn.execute(stmt).scalar()
+    return value
+
+
 def get_version(conn: Connection, backup_plan_id: str, version_id: str) -> Record:
     """One version's row (document, name, creation date); NotFound if unknown."""
     stmt = sa.select(bv).where(bv.c.backup_plan_id == backup_plan_id, bv.c.version_id == version_id)

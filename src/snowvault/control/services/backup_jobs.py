@@ -172,6 +172,21 @@ def stop(deps: Deps, caller: Caller, job_id: str) -> None:
         catalog.jobs.stop(conn, job_id, now=caller.now)
 
 
+def summary_windows(period: str, now: datetime) -> list[tuple[datetime, datetime]]:
+    """ListBackupJobSummaries' time windows, oldest first, as the model documents them:
+    ONE_DAY is the daily count for the prior 14 days (UTC calendar days, today's ending
+    now), SEVEN_DAYS and FOURTEEN_DAYS one window over the prior 7 or 14 days."""
+    days = PERIODS.get(period)
+    if days is None:
+        raise InvalidInput(detail=f"AggregationPeriod must be one of {', '.join(PERIODS)}")
+    end = now + timedelta(microseconds=1)  # a job created at ``now`` counts
+    if days > 1:
+        return [(now - timedelta(days=days), end)]
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    starts = [today - timedelta(days=n) for n in range(13, -1, -1)]
+    return [(s, s + timedelta(days=1) if s != today else end) for s in starts]
+
+
 def summaries(
     deps: Deps,
     caller: Caller,
@@ -181,24 +196,22 @@ def summaries(
     resource_type: str | None,
     message_category: str | None,
 ) -> list[Record]:
-    """ListBackupJobSummaries over the last ONE_DAY (default), SEVEN_DAYS or FOURTEEN_DAYS."""
-    days = PERIODS.get(period or "ONE_DAY")
-    if days is None:
-        raise InvalidInput(detail=f"AggregationPeriod must be one of {', '.join(PERIODS)}")
-
-    def any_(value: str | None) -> str | None:
-        return None if value in (None, "ANY", "AGGREGATE_ALL") else value
-
+    """ListBackupJobSummaries (default period ONE_DAY); a filter of ANY counts per value,
+    AGGREGATE_ALL sums over that dimension (reported as AGGREGATE_ALL)."""
+    windows_ = summary_windows(period or "ONE_DAY", caller.now)
+    given = {"state": state, "resource_type": resource_type, "message_category": message_category}
+    aggregate = {d for d, v in given.items() if v == catalog.jobs.AGGREGATE_ALL}
+    only = {
+        d: (None if v in (None, "ANY", catalog.jobs.AGGREGATE_ALL) else v) for d, v in given.items()
+    }
     with catalog.db.transaction(deps.engine) as conn:
         return catalog.jobs.summaries(
             conn,
             region=caller.region,
             account_ids=[caller.account_id],
-            start=caller.now - timedelta(days=days),
-            end=caller.now + timedelta(microseconds=1),
-            state=any_(state),
-            resource_type=any_(resource_type),
-            message_category=any_(message_category),
+            windows=windows_,
+            aggregate=aggregate,
+            **only,
         )
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from snowvault.control import catalog
@@ -265,6 +265,10 @@ def create(
                 )
         plan_id = ids.new_uuid()
         arn = plan_arn(caller.region, caller.account_id, plan_id)
+        created = creation_date_after(
+            caller.now,
+            catalog.plans.latest_creation(conn, account_id=caller.account_id, region=caller.region),
+        )
         row = catalog.plans.create(
             conn,
             backup_plan_id=plan_id,
@@ -274,13 +278,22 @@ def create(
             name=document["BackupPlanName"],
             version_id=new_version_id(),
             document=document,
-            creation_date=caller.now,
+            creation_date=created,
             creator_request_id=creator_request_id,
             advanced_backup_settings=document.get("AdvancedBackupSettings"),
         )
         _store_rules(conn, plan_id, document, caller.now)
         catalog.tags.tag(conn, arn, dict(tags or {}))
         return row
+
+
+def creation_date_after(now: datetime, latest: datetime | None) -> datetime:
+    """A new plan's CreationDate: ``now``, or a microsecond after the newest plan's when
+    the clock has not moved past it (a frozen test-mode clock, two creates in one
+    microsecond), so ListBackupPlans' creation order is the order of the creates."""
+    if latest is None or now > latest:
+        return now
+    return latest + timedelta(microseconds=1)
 
 
 def _live(conn: Any, caller: Caller, plan_id: str) -> Record:

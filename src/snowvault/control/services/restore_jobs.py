@@ -27,6 +27,7 @@ from snowvault.control.model import jobs as job_rules
 from snowvault.control.model.jobs import RestoreJob
 from snowvault.control.services import jobs, plugin_io
 from snowvault.control.services.base import Caller, Deps, JobControl
+from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.errors import Conflict, NotFound
 from snowvault.engine import restorer
@@ -162,6 +163,38 @@ def run(deps: Deps, job: RestoreJob, worker_id: str, control: JobControl) -> str
     return _finish(deps, job, worker_id, result)
 
 
+def created_resource_arn(deps: Deps, job: RestoreJob) -> str | None:
+    """CreatedResourceArn: the restored resource in snowvault's ARN form. A plugin that
+    can name what it restored (``restored_source(metadata)``, e.g. Directory's target
+    path) gives the source; a registered resource of that type and source in the job's
+    account and region is named by its ARN, any other by the plugin's ARN kind followed
+    by the source (``arn:aws:snowvault:REGION:ACCOUNT:directory/srv/restored``)."""
+    plugin = deps.plugins.get(job.resource_type or "")
+    name_of = getattr(plugin, "restored_source", None)
+    source = name_of(dict(job.metadata or {})) if callable(name_of) else None
+    if not isinstance(source, str) or not source:
+        return None
+    token = None
+    with catalog.db.transaction(deps.engine) as conn:
+        while True:
+            page = catalog.resources.list_resources(
+                conn,
+                account_id=job.account_id,
+                region=job.region,
+                resource_type=plugin.type_name,
+                token=token,
+            )
+            for row in page.items:
+                if row["source"] == source:
+                    return str(row["arn"])
+            token = page.next_token
+            if token is None:
+                break
+    return arns.build(
+        "snowvault", job.region, job.account_id, f"{plugin.arn_kind}/{source.lstrip('/')}"
+    )
+
+
 def _restore(deps: Deps, job: RestoreJob, control: JobControl) -> restorer.RestoreResult:
     """Restore with the point's plugin from a source over its vault, then the plugin's
     after-restore check (RestoreNotValid fails the job)."""
@@ -188,6 +221,7 @@ def _restore(deps: Deps, job: RestoreJob, control: JobControl) -> restorer.Resto
 def _finish(deps: Deps, job: RestoreJob, worker_id: str, result: restorer.RestoreResult) -> str:
     now = deps.clock.now()
     minutes = int((now - (job.start_date or now)).total_seconds() // 60)
+    created_arn = created_resource_arn(deps, job)
     with catalog.db.transaction(deps.engine) as conn:
         done = catalog.restore_jobs.QUEUE.complete(
             conn,
@@ -198,6 +232,7 @@ def _finish(deps: Deps, job: RestoreJob, worker_id: str, result: restorer.Restor
             percent_done=100.0,
             bytes_transferred=result.bytes,
             status_message=f"restored {result.files} files, {result.bytes} bytes",
+            created_resource_arn=created_arn,
         )
         if not done:
             return "LOST"

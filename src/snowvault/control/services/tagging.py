@@ -1,6 +1,7 @@
-"""TagResource / UntagResource / ListTags on backup vault, backup plan and recovery point ARNs.
+"""TagResource / UntagResource / ListTags on the taggable ARNs: backup vault, backup plan,
+recovery point and legal hold (:data:`TAGGABLE`).
 
-The ARN must name a vault or recovery point of the caller's account, else NotFound.
+The ARN must name one of those of the caller's account, else NotFound.
 
 Must not depend on the scheduler, the composition root or any interface.
 """
@@ -17,13 +18,22 @@ from snowvault.control.services.base import Caller, Deps
 from snowvault.core.arn import Arn
 from snowvault.core.errors import InvalidInput, NotFound
 
+TAGGABLE = ("backup-vault", "recovery-point", "backup-plan", "legal-hold")
+"""The resource types of ``arn:aws:backup:...`` ARNs that carry tags."""
+
 
 def _check(conn: Connection, caller: Caller, arn: str) -> None:
     parsed = Arn.parse(arn)
     kind = parsed.resource_type
-    if parsed.service != "backup" or kind not in ("backup-vault", "recovery-point", "backup-plan"):
-        raise InvalidInput(detail=f"{arn} is not a backup vault, plan or recovery point ARN")
-    if kind == "backup-plan":
+    if parsed.service != "backup" or kind not in TAGGABLE:
+        raise InvalidInput(
+            detail=f"{arn} is not a backup vault, backup plan, recovery point or legal hold ARN"
+        )
+    if kind == "legal-hold":
+        row = catalog.legal_holds.get(conn, parsed.resource_id, account_id=caller.account_id)
+        if row["legal_hold_arn"] != arn:  # another region's hold id
+            raise NotFound(kind="legal hold", name=arn)
+    elif kind == "backup-plan":
         row = catalog.plans.get(conn, parsed.resource_id)
     elif kind == "backup-vault":
         row = catalog.vaults.get_by_arn(conn, arn)

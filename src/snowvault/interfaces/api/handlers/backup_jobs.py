@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from snowvault.app import App
 from snowvault.control import catalog
-from snowvault.control.services import backup_jobs
+from snowvault.control.services import backup_jobs, vaults
 from snowvault.interfaces.api.asgi import RequestContext
 from snowvault.interfaces.api.handlers import views
 from snowvault.interfaces.api.handlers.common import AppHandler, Out, Params, caller, page_out
 
 
 def start_backup_job(app: App, ctx: RequestContext, params: Params) -> Out:
+    if params["BackupVaultName"] == vaults.DEFAULT_VAULT:
+        vaults.ensure_default(app.deps, caller(ctx))  # AWS's Default: made on first use
     request = backup_jobs.StartRequest(
         vault_name=params["BackupVaultName"],
         resource_arn=params["ResourceArn"],
@@ -60,7 +62,13 @@ def stop_backup_job(app: App, ctx: RequestContext, params: Params) -> None:
     backup_jobs.stop(app.deps, caller(ctx), params["BackupJobId"])
 
 
+_SUMMARIES_PAGE = "backup-job-summaries"
+
+
 def list_backup_job_summaries(app: App, ctx: RequestContext, params: Params) -> Out:
+    """AccountId: without organizations every account sees its own jobs (the model: "an
+    account not part of Organizations ... jobs within requestor's account will be
+    returned"). Pages of MaxResults (default 1000) with an opaque NextToken."""
     period = params.get("AggregationPeriod") or "ONE_DAY"
     rows = backup_jobs.summaries(
         app.deps,
@@ -70,8 +78,19 @@ def list_backup_job_summaries(app: App, ctx: RequestContext, params: Params) -> 
         resource_type=params.get("ResourceType"),
         message_category=params.get("MessageCategory"),
     )
-    summaries = [views.backup_job_summary(r) for r in rows]
-    return {"BackupJobSummaries": summaries, "AggregationPeriod": period}
+    token = params.get("NextToken")
+    start = 0
+    if token is not None:
+        values = catalog.pagination.decode_token(_SUMMARIES_PAGE, token)
+        if len(values) != 1 or not isinstance(values[0], int) or values[0] < 0:
+            raise catalog.pagination.InvalidToken(detail="not a token of this list")
+        start = values[0]
+    end = start + (params.get("MaxResults") or catalog.pagination.DEFAULT_LIMIT)
+    summaries = [views.backup_job_summary(r) for r in rows[start:end]]
+    out: Out = {"BackupJobSummaries": summaries, "AggregationPeriod": period}
+    if end < len(rows):
+        out["NextToken"] = catalog.pagination.encode_token(_SUMMARIES_PAGE, [end])
+    return out
 
 
 HANDLERS: dict[str, AppHandler] = {

@@ -135,6 +135,14 @@ def recovery_point(row: Row, now: datetime) -> Out:
     )
 
 
+def recovery_point_by_resource(row: Row, now: datetime) -> Out:
+    """A ListRecoveryPointsByResource item: its shape names the point's size
+    ``BackupSizeBytes`` (the other lists and DescribeRecoveryPoint: BackupSizeInBytes);
+    only the members the item shape models are sent."""
+    out = recovery_point(row, now)
+    return dict(out, BackupSizeBytes=row["backup_size_in_bytes"])
+
+
 def restore_job(job: jobs.RestoreJob) -> Out:
     return drop_none(
         {
