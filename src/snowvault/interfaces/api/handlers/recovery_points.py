@@ -43,7 +43,7 @@ def list_recovery_points_by_resource(app: App, ctx: RequestContext, params: Para
         limit=params.get("MaxResults"),
         token=params.get("NextToken"),
     )
-    items = [views.recovery_point(r, ctx.now) for r in page.items]
+    items = [views.recovery_point_by_resource(r, ctx.now) for r in page.items]
     return page_out("RecoveryPoints", items, page.next_token)
 
 
