@@ -128,7 +128,12 @@ def test_restore_items_and_refused_targets(backup: Any, ext: ExtCall, tmp_path: 
 
 def test_aws_errors_are_clear_4xx(backup: Any, snowvault_server: ServerProcess) -> None:
     backup.create_backup_vault(BackupVaultName="keep-me")
+    # AWS's answer for a vault that does not exist (Ansible's backup_vault relies on it)
     assert code_of(backup.describe_backup_vault, BackupVaultName="missing") == (
+        "AccessDeniedException",
+        403,
+    )
+    assert code_of(backup.delete_backup_vault, BackupVaultName="missing") == (
         "ResourceNotFoundException",
         400,
     )

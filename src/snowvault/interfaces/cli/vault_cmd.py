@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from snowvault.interfaces.cli import render
+from snowvault.core.errors import NotFound
+from snowvault.interfaces.cli import client, render
 from snowvault.interfaces.cli.client import Api, json_option, with_api
 
 COLUMNS: list[render.Column] = [
@@ -59,7 +60,10 @@ def list_(api: Api, as_json: bool) -> None:
 @with_api
 def describe(api: Api, name: str, as_json: bool) -> None:
     """Show vault NAME."""
-    doc = api.call("describe_backup_vault", BackupVaultName=name)
+    try:
+        doc = api.call("describe_backup_vault", BackupVaultName=name)
+    except client.ApiAccessDenied as exc:
+        raise _not_found_or_denied(name, exc) from None
     if as_json:
         render.result(True, doc, "")
         return
@@ -68,6 +72,17 @@ def describe(api: Api, name: str, as_json: bool) -> None:
     ]
     lines.append(f"{'encryption key':16} {doc.get('EncryptionKeyArn') or ''}")
     render.result(False, doc, "\n".join(lines))
+
+
+# AWS answers DescribeBackupVault for a vault that does not exist with this 403 (so does the
+# server, for clients that depend on it); a human is told what it most likely means.
+HIDDEN_VAULT_MESSAGE = "Insufficient privileges to perform this action."
+
+
+def _not_found_or_denied(name: str, exc: client.ApiAccessDenied) -> Exception:
+    if exc.fields.get("detail") != HIDDEN_VAULT_MESSAGE:
+        return exc  # a policy denied it: say so as it is
+    return NotFound(kind="vault", name=f"{name} (it does not exist, or you may not see it)")
 
 
 @vault.command()

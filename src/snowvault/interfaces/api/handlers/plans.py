@@ -153,7 +153,21 @@ def get_backup_selection(app: App, ctx: RequestContext, params: Params) -> Out:
     out = _selection_member(row)
     for key in ("SelectionName", "IamRoleArn"):
         out.pop(key, None)
-    return dict(out, BackupSelection=row["document"])
+    return dict(out, BackupSelection=_selection_document(row["document"]))
+
+
+CONDITION_OPERATORS = ("StringEquals", "StringNotEquals", "StringLike", "StringNotLike")
+
+
+def _selection_document(doc: Row) -> Out:
+    """The stored BackupSelection as AWS returns it: the three lists and the four
+    Conditions lists always present, empty when not given (clients compare against it)."""
+    out = dict(doc)
+    for key in ("Resources", "ListOfTags", "NotResources"):
+        out[key] = list(out.get(key) or [])
+    conditions = out.get("Conditions") or {}
+    out["Conditions"] = {op: list(conditions.get(op) or []) for op in CONDITION_OPERATORS}
+    return out
 
 
 def delete_backup_selection(app: App, ctx: RequestContext, params: Params) -> None:

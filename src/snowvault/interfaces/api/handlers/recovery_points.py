@@ -10,6 +10,7 @@ from snowvault.app import App
 from snowvault.control import catalog
 from snowvault.control.services import recovery_points, vaults
 from snowvault.interfaces.api.asgi import RequestContext
+from snowvault.interfaces.api.handlers import vaults as handlers_vaults
 from snowvault.interfaces.api.handlers import views
 from snowvault.interfaces.api.handlers.common import AppHandler, Out, Params, caller, page_out
 
@@ -23,14 +24,15 @@ def list_recovery_points_by_backup_vault(app: App, ctx: RequestContext, params: 
         created_after=params.get("ByCreatedAfter"),
         parent_recovery_point_arn=params.get("ByParentRecoveryPointArn"),
     )
-    page = recovery_points.list_by_vault(
-        app.deps,
-        caller(ctx),
-        params["BackupVaultName"],
-        filters,
-        limit=params.get("MaxResults"),
-        token=params.get("NextToken"),
-    )
+    with handlers_vaults.hidden_vault():  # AWS's 403 for a vault that does not exist
+        page = recovery_points.list_by_vault(
+            app.deps,
+            caller(ctx),
+            params["BackupVaultName"],
+            filters,
+            limit=params.get("MaxResults"),
+            token=params.get("NextToken"),
+        )
     items = [views.recovery_point(r, ctx.now) for r in page.items]
     return page_out("RecoveryPoints", items, page.next_token)
 
