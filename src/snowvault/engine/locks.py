@@ -10,24 +10,33 @@ process keeps the lock live until it ages out: the safe side.
 
 Protocol: write your lock, then list the others. A shared holder backs off when it sees
 a live exclusive lock; an exclusive holder backs off when it sees any other live lock.
-Two contenders that start together may both back off — never both proceed.
+Two contenders that start together may both back off — never both proceed. Lock
+through :func:`locked_repository`: it reads the index again once the lock is held, so
+what a holder knows of the packs is never older than the lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from snowvault.core.clock import Clock
 from snowvault.core.errors import Conflict
 from snowvault.engine import errors
 from snowvault.engine.backends.base import Backend
 from snowvault.engine.crypto import random_bytes
+
+if TYPE_CHECKING:
+    from snowvault.engine.repository import Repository
+
+log = logging.getLogger("snowvault.engine.locks")
 
 STALE_AFTER = timedelta(minutes=30)
 REFRESH_EVERY = timedelta(minutes=5)
@@ -72,9 +81,21 @@ class Lock:
 
     def _refresh(self) -> None:
         while not self._stop.wait(REFRESH_EVERY.total_seconds()):
-            old, self.name = self.name, self._write()
-            with contextlib.suppress(errors.BackendError):
-                self.backend.delete(old)
+            self.refresh()
+
+    def refresh(self) -> bool:
+        """Write a fresh lock, then delete the old one; False if the store refused the
+        write (the old lock stays, the next period tries again: a refresh that gives up
+        would let the lock age out under a running holder)."""
+        try:
+            new = self._write()
+        except errors.BackendError:
+            log.warning("repository lock %s: refresh failed; retried", self.name, exc_info=True)
+            return False
+        old, self.name = self.name, new
+        with contextlib.suppress(errors.BackendError):
+            self.backend.delete(old)
+        return True
 
     def release(self) -> None:
         self._stop.set()
@@ -124,3 +145,14 @@ def locked(backend: Backend, clock: Clock, *, exclusive: bool) -> Iterator[Lock]
         yield lock
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def locked_repository(repo: Repository, clock: Clock, *, exclusive: bool) -> Iterator[Lock]:
+    """Lock ``repo``'s store, then reload its index under the lock. The index read when
+    the repository was opened may predate a prune that finished before the lock was
+    taken: a backup deduplicating against it would reference deleted packs, a prune
+    would follow trees through them."""
+    with locked(repo.backend, clock, exclusive=exclusive) as lock:
+        repo.reload_index()
+        yield lock

@@ -112,7 +112,7 @@ def prune(
     progress: Callable[[str, int, int], None] | None = None,
     bypass_governance: bool = False,
 ) -> PruneReport:
-    with locks.locked(repo.backend, clock, exclusive=True):
+    with locks.locked_repository(repo, clock, exclusive=True):
         return _prune(repo, clock.now(), repack_threshold, dry_run, progress, bypass_governance)
 
 

@@ -36,6 +36,9 @@ BlobKind = Literal["data", "tree"]
 
 DEFAULT_MAX_INFLIGHT = 16 * 1024 * 1024
 MANIFEST_PREFIX = "recovery-points/"
+INDEX_LOAD_ATTEMPTS = 5
+"""Listings of index/ tried when segments vanish under a concurrent prune (each prune
+lets one listing fail; more than four in a row is not a race but a lost segment)."""
 MANIFEST_AAD = b"snowvault/recovery-point/v1|"
 
 
@@ -401,11 +404,23 @@ class Repository:
             raise errors.IntegrityError(name=name, detail=str(exc)) from exc
 
     def _load_index(self) -> None:
-        names = self.index_segments()
-        if not names:
+        """Read every index segment. One listed but gone when read was deleted by a
+        concurrent prune, which writes the segment superseding it first: list again."""
+        for attempt in range(INDEX_LOAD_ATTEMPTS):
+            names = self.index_segments()
+            if not names:
+                return
+            try:
+                with ThreadPoolExecutor(8) as pool:
+                    segments = dict(zip(names, pool.map(self.read_segment, names), strict=True))
+            except errors.ObjectNotFound:
+                if attempt + 1 == INDEX_LOAD_ATTEMPTS:
+                    raise
+                continue
+            self._add_segments(segments)
             return
-        with ThreadPoolExecutor(8) as pool:
-            segments = dict(zip(names, pool.map(self.read_segment, names), strict=True))
+
+    def _add_segments(self, segments: dict[str, index.Segment]) -> None:
         superseded = {f"index/{s}" for seg in segments.values() for s in seg.supersedes}
         for name, seg in segments.items():
             if name in superseded:

@@ -41,7 +41,7 @@ def _engine_progress(report: base.ProgressCallback) -> engine_progress.ProgressC
 def _in_repository(deps: Deps, vault: Record, work: Callable[[Repository], T]) -> T:
     with (
         vaults.open_repository(deps, vault) as repo,
-        locks.locked(repo.backend, deps.clock, exclusive=False),
+        locks.locked_repository(repo, deps.clock, exclusive=False),
     ):
         return work(repo)
 

@@ -169,7 +169,9 @@ def forget_point(
 def prune_pending(deps: Deps) -> list[str]:
     """Prune every vault marked after a delete; returns the vault ARNs pruned.
 
-    A vault whose repository is locked (a backup is running) stays marked for later.
+    A vault into which a backup job runs (the catalog says so: the repository lock alone
+    is not trusted with a long backup's unreferenced packs, as a lock whose refresh
+    failed ages out), or whose repository is locked, stays marked for later.
     After a governance-bypass delete the prune bypasses GOVERNANCE retention (only the
     packs no remaining point references are ever deleted).
     """
@@ -181,6 +183,8 @@ def prune_pending(deps: Deps) -> list[str]:
             vault = catalog.vaults.find_by_arn(conn, mark.vault_arn)
             if vault is None:
                 catalog.maintenance.clear_prune(conn, mark)
+                continue
+            if catalog.jobs.writing_into(conn, mark.vault_arn):
                 continue
         try:
             with vaults.open_repository(deps, vault) as repo:

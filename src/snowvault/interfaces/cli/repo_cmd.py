@@ -130,7 +130,7 @@ def backup(
     with (
         _open(repo_url, password_file) as repository,
         render.progress(as_json) as report,
-        locks.locked(repository.backend, CLOCK, exclusive=False),
+        locks.locked_repository(repository, CLOCK, exclusive=False),
     ):
         if stdin_name:
             parent_id = _parent(repository, parent, [f"stdin:{stdin_name}"], as_json)
