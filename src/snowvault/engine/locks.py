@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -40,6 +41,8 @@ log = logging.getLogger("snowvault.engine.locks")
 
 STALE_AFTER = timedelta(minutes=30)
 REFRESH_EVERY = timedelta(minutes=5)
+RETRY_EVERY_SECONDS = 0.5
+"""How often :func:`locked_repository` tries again while it may wait for a lock."""
 
 
 class RepositoryLocked(Conflict):
@@ -148,11 +151,34 @@ def locked(backend: Backend, clock: Clock, *, exclusive: bool) -> Iterator[Lock]
 
 
 @contextlib.contextmanager
-def locked_repository(repo: Repository, clock: Clock, *, exclusive: bool) -> Iterator[Lock]:
+def locked_repository(
+    repo: Repository, clock: Clock, *, exclusive: bool, wait_seconds: float = 0.0
+) -> Iterator[Lock]:
     """Lock ``repo``'s store, then reload its index under the lock. The index read when
     the repository was opened may predate a prune that finished before the lock was
     taken: a backup deduplicating against it would reference deleted packs, a prune
-    would follow trees through them."""
-    with locked(repo.backend, clock, exclusive=exclusive) as lock:
+    would follow trees through them. With ``wait_seconds`` a lock held by another is
+    tried again every :data:`RETRY_EVERY_SECONDS` until then (a backup that meets a
+    prune waits for it instead of failing)."""
+    lock = _acquire(repo.backend, clock, exclusive, wait_seconds)
+    try:
         repo.reload_index()
         yield lock
+    finally:
+        lock.release()
+
+
+def _acquire(backend: Backend, clock: Clock, exclusive: bool, wait_seconds: float) -> Lock:
+    tries = 1 + max(0, math.ceil(wait_seconds / RETRY_EVERY_SECONDS))
+    pause = threading.Event()
+    for attempt in range(tries):
+        lock = Lock(backend, clock, exclusive)
+        try:
+            lock.acquire()
+        except RepositoryLocked:
+            if attempt + 1 == tries:
+                raise
+            pause.wait(RETRY_EVERY_SECONDS)
+            continue
+        return lock
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -137,3 +137,52 @@ def test_a_lock_whose_refresh_write_fails_keeps_the_old_lock_and_tries_again() -
         assert lock.name != first and not store.exists(first)
         clock.advance(locks.STALE_AFTER.total_seconds() - 1)
         assert [name for name, _ in locks.live_locks(store, clock.now())] == [lock.name]
+
+
+class _PruneEndsAfter(MemoryBackend):
+    """A store where another holder's exclusive lock goes after ``lists`` listings of
+    locks/ (a prune finishing while a backup tries again)."""
+
+    def __init__(self, lists: int) -> None:
+        super().__init__()
+        self.lists, self.prune_lock = lists, ""
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if prefix == "locks/" and self.prune_lock:
+            self.lists -= 1
+            if self.lists < 0:
+                self.delete(self.prune_lock)
+                self.prune_lock = ""
+        yield from super().list(prefix)
+
+
+def test_a_backup_meeting_a_prune_waits_for_it_when_asked_to() -> None:
+    clock = FakeClock()
+    backend = _PruneEndsAfter(lists=2)
+    repo = Repository.init(backend, password="pw", kdf=KDF)
+    prune_lock = locks.Lock(backend, clock, exclusive=True)
+    prune_lock.acquire()
+    backend.prune_lock = prune_lock.name
+
+    with (  # not asked to wait: fails at once
+        pytest.raises(locks.RepositoryLocked),
+        locks.locked_repository(repo, clock, exclusive=False),
+    ):
+        pass
+    with locks.locked_repository(repo, clock, exclusive=False, wait_seconds=5) as lock:
+        assert not backend.prune_lock  # it tried until the prune's lock went
+        assert [name for name, _ in locks.live_locks(backend, clock.now())] == [lock.name]
+    assert list(backend.list("locks/")) == []  # and its own lock went with it
+    prune_lock.release()  # its object went already; this ends its refresh thread
+
+
+def test_a_lock_that_never_goes_fails_the_wait() -> None:
+    clock, backend = FakeClock(), MemoryBackend()
+    repo = Repository.init(backend, password="pw", kdf=KDF)
+    with locks.locked(backend, clock, exclusive=True):
+        with (
+            pytest.raises(locks.RepositoryLocked),
+            locks.locked_repository(repo, clock, exclusive=False, wait_seconds=1),
+        ):
+            pass
+        assert len(list(backend.list("locks/"))) == 1  # the waiter left no lock behind

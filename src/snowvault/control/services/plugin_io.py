@@ -30,6 +30,11 @@ from snowvault.plugins import base
 Record = dict[str, Any]
 T = TypeVar("T")
 
+PRUNE_WAIT_SECONDS = 600.0
+"""How long a backup or restore waits for a prune holding the vault's exclusive lock
+(the sweeps prune right after expiry, often at the hour scheduled backups start) before
+the job fails with 'repository is locked'."""
+
 
 def _engine_progress(report: base.ProgressCallback) -> engine_progress.ProgressCallback:
     def forward(p: engine_progress.Progress) -> None:
@@ -41,7 +46,7 @@ def _engine_progress(report: base.ProgressCallback) -> engine_progress.ProgressC
 def _in_repository(deps: Deps, vault: Record, work: Callable[[Repository], T]) -> T:
     with (
         vaults.open_repository(deps, vault) as repo,
-        locks.locked_repository(repo, deps.clock, exclusive=False),
+        locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=PRUNE_WAIT_SECONDS),
     ):
         return work(repo)
 
