@@ -6,7 +6,9 @@ it tagged ``Backup=true``, creates the vault ``quickstart``, the plan
 ``quickstart-daily-35d`` (``cron(0 0 * * ? *)``, DeleteAfterDays 35) and a selection by
 the tag ``Backup=true``, runs one backup now with the plan's lifecycle, waits for it, and
 prints what was protected and where: resource, vault, recovery point, next scheduled run.
-Running it again reuses what the first run made and takes one more backup.
+Running it again reuses what the first run made and takes one more backup; with another
+``--dir`` that directory is registered as its own resource, and a note says what the
+earlier run's resource still protects (the summary only names what it protected).
 
 No server, no profile: it says to run ``make run`` first (it never starts one itself: a
 server started behind the user's back would hold their data where they did not choose).
