@@ -209,3 +209,19 @@ def test_quickstart_again_with_another_dir_protects_that_dir(tmp_path: Path) -> 
     )
     assert f"protected  {second}" in result.stdout
     assert earlier in result.output  # the note names what the earlier run protects
+
+
+def test_job_list_takes_a_resource_name() -> None:
+    arn = "arn:aws:snowvault:us-east-1:123456789012:directory/docs"
+    restore = {"RestoreJobId": "r1", "Status": "COMPLETED", "SourceResourceArn": arn}
+    api = FakeApi(
+        {
+            "ListResources": {"Resources": [{"Name": "docs", "ResourceArn": arn}]},
+            "list_backup_jobs": {"BackupJobs": []},
+            "list_restore_jobs": {"RestoreJobs": [restore, {"RestoreJobId": "r2"}]},
+        }
+    )
+    result = run(api, "job", "list", "--resource", "docs")
+    assert result.exit_code == 0, result.output
+    assert api.params("list_backup_jobs") == {"ByResourceArn": arn}
+    assert "r1" in result.output and "r2" not in result.output

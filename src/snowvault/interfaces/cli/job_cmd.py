@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from snowvault.control.model import jobs as job_rules
-from snowvault.interfaces.cli import errors, render
+from snowvault.interfaces.cli import errors, render, resource_cmd
 from snowvault.interfaces.cli.client import (
     Api,
     ApiNotFound,
@@ -212,9 +212,8 @@ def list_jobs(
             return rows
         found = api.paginate("list_restore_jobs", "RestoreJobs", **params)
         if resource:
-            found = [
-                j for j in found if resource in (j.get("ResourceArn"), j.get("CreatedResourceArn"))
-            ]
+            keys = ("ResourceArn", "SourceResourceArn", "CreatedResourceArn")
+            found = [j for j in found if resource in (j.get(k) for k in keys)]
         rows += [{"JobType": "restore", **j} for j in found]
     rows.sort(key=lambda j: str(j.get("CreationDate") or ""), reverse=True)
     return rows
@@ -228,7 +227,7 @@ def job() -> None:
 @job.command("list")
 @click.option("--state", type=click.Choice(BACKUP_STATES), help="Only jobs in this state.")
 @click.option("--vault", help="Only backup jobs into this vault.")
-@click.option("--resource", "resource_arn", metavar="ARN", help="Only jobs of this resource.")
+@click.option("--resource", "resource_arn", metavar="ARN|NAME", help="Only jobs of this resource.")
 @click.option("--type", "job_type", type=click.Choice(["backup", "restore"]))
 @json_option
 @with_api
@@ -241,6 +240,8 @@ def list_(
     as_json: bool,
 ) -> None:
     """List jobs, newest first."""
+    if resource_arn:
+        resource_arn = resource_cmd.resolve(api, resource_arn)
     render.table(as_json, list_jobs(api, job_type, state, vault, resource_arn), COLUMNS)
 
 
