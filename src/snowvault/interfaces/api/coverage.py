@@ -44,8 +44,7 @@ PARTIAL: Mapping[str, Mapping[str, str]] = {
         "DescribeBackupVault": "BackupVaultAccountId ignored (the caller's account)",
         "DescribeRecoveryPoint": "BackupVaultAccountId ignored (the caller's account)",
         "GetRecoveryPointRestoreMetadata": "BackupVaultAccountId ignored",
-        "ListBackupJobSummaries": "AccountId, MaxResults and NextToken ignored; "
-        "no AGGREGATE_ALL across accounts",
+        "ListBackupJobSummaries": "no Organizations: any AccountId counts the caller's jobs",
         "ListBackupPlanTemplates": "MaxResults and NextToken ignored (one page)",
         "ListBackupVaults": "ByShared ignored (vaults are not shared)",
         "ListProtectedResourcesByBackupVault": "BackupVaultAccountId ignored",
