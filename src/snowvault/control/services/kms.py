@@ -27,7 +27,6 @@ Must not depend on the scheduler, the composition root or any interface.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from snowvault.control import catalog
 from snowvault.control.model import iam
+from snowvault.control.model import kms as rules
 from snowvault.control.services import errors as err
 from snowvault.control.services.base import Caller
 from snowvault.control.services.errors import AccessDenied
@@ -50,12 +50,14 @@ Record = dict[str, Any]
 
 MANAGED_BACKUP_ALIAS = "alias/aws/backup"
 ALGORITHM = "SYMMETRIC_DEFAULT"
-DEFAULT_ROTATION_DAYS = 365
-ROTATION_DAYS_RANGE = (90, 2560)
-DELETION_WINDOW_RANGE = (7, 30)
-DEFAULT_DELETION_WINDOW = 30
-ON_DEMAND_ROTATION_LIMIT = 10
-ENABLED, DISABLED, PENDING_DELETION = "Enabled", "Disabled", "PendingDeletion"
+DEFAULT_ROTATION_DAYS = rules.DEFAULT_ROTATION_DAYS
+DEFAULT_DELETION_WINDOW = rules.DEFAULT_DELETION_WINDOW
+ON_DEMAND_ROTATION_LIMIT = rules.ON_DEMAND_ROTATION_LIMIT
+ENABLED, DISABLED, PENDING_DELETION = (
+    rules.KeyState.ENABLED,
+    rules.KeyState.DISABLED,
+    rules.KeyState.PENDING_DELETION,
+)
 POLICY_NAME = "default"
 MAX_POLICY_BYTES = 32 * 1024
 GRANT_OPERATIONS = frozenset(
@@ -66,7 +68,6 @@ GRANT_OPERATIONS = frozenset(
         "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac", "DeriveSharedSecret",
     }
 )  # fmt: skip
-_ALIAS_RE = re.compile(r"^alias/[a-zA-Z0-9/_-]+$")
 
 
 def is_managed(key: Record) -> bool:
@@ -339,20 +340,18 @@ class Kms:
             return catalog.kms.update_key(conn, key["arn"], **changes)
 
     def enable_key(self, caller: Caller, ref: str) -> Record:
-        return self._update(caller, ref, "EnableKey", key_state=ENABLED)
+        return self._update(caller, ref, "EnableKey", key_state=rules.NEXT_STATE["EnableKey"])
 
     def disable_key(self, caller: Caller, ref: str) -> Record:
-        return self._update(caller, ref, "DisableKey", key_state=DISABLED)
+        return self._update(caller, ref, "DisableKey", key_state=rules.NEXT_STATE["DisableKey"])
 
     def enable_key_rotation(
         self, caller: Caller, ref: str, period_days: int | None = None
     ) -> Record:
         days = DEFAULT_ROTATION_DAYS if period_days is None else period_days
-        low, high = ROTATION_DAYS_RANGE
-        if not low <= days <= high:
-            raise err.KmsValidation(
-                detail=f"RotationPeriodInDays must be {low}..{high}, got {days}"
-            )
+        problem = rules.rotation_period_problem(days)
+        if problem is not None:
+            raise err.KmsValidation(detail=problem)
         self._require_enabled(caller, ref, "EnableKeyRotation")
         return self._update(
             caller,
@@ -420,14 +419,14 @@ class Kms:
         self, caller: Caller, ref: str, window_days: int | None = None
     ) -> Record:
         days = DEFAULT_DELETION_WINDOW if window_days is None else window_days
-        low, high = DELETION_WINDOW_RANGE
-        if not low <= days <= high:
-            raise err.KmsValidation(detail=f"PendingWindowInDays must be {low}..{high}, got {days}")
+        problem = rules.pending_window_problem(days)
+        if problem is not None:
+            raise err.KmsValidation(detail=problem)
         return self._update(
             caller,
             ref,
             "ScheduleKeyDeletion",
-            key_state=PENDING_DELETION,
+            key_state=rules.NEXT_STATE["ScheduleKeyDeletion"],
             deletion_date=caller.now + timedelta(days=days),
             pending_window_days=days,
         )
@@ -436,12 +435,13 @@ class Kms:
         """CancelKeyDeletion: the key comes back Disabled, as on AWS."""
         with catalog.db.transaction(self._engine) as conn:
             key = self._resolve_as(conn, caller, ref, "CancelKeyDeletion")
-            if key["key_state"] != PENDING_DELETION:
-                raise err.KeyInvalidState(
-                    key_arn=key["arn"], state=key["key_state"], action="CancelKeyDeletion"
-                )
+            _require(key, rules.ACTION_NEEDS["CancelKeyDeletion"], "CancelKeyDeletion")
             return catalog.kms.update_key(
-                conn, key["arn"], key_state=DISABLED, deletion_date=None, pending_window_days=None
+                conn,
+                key["arn"],
+                key_state=rules.NEXT_STATE["CancelKeyDeletion"],
+                deletion_date=None,
+                pending_window_days=None,
             )
 
     def sweep(self, now: datetime) -> tuple[list[str], list[str]]:
@@ -457,10 +457,7 @@ class Kms:
         return rotated, deleted
 
     def _rotate_due(self, conn: Connection, key: Record, now: datetime) -> str:
-        period = timedelta(days=int(key["rotation_period_days"] or DEFAULT_ROTATION_DAYS))
-        due = key["next_rotation_date"] + period
-        while due <= now:  # a server that slept through several periods rotates once
-            due += period
+        due = rules.next_rotation(key["next_rotation_date"], key["rotation_period_days"], now)
         self._rotate(conn, key, "AUTOMATIC", now, next_rotation_date=due)
         return str(key["arn"])
 
@@ -802,37 +799,10 @@ def parse_key_policy(document: str) -> iam.Policy:
         raise err.MalformedPolicy(detail=str(exc)) from None
 
 
-def key_policy_decision(
-    policy: iam.Policy, caller: Caller, action: str, key_arn: str
-) -> tuple[bool, str]:
-    """``(allowed, why not)`` for ``kms:<action>`` on a key under its key policy alone.
-
-    Allowed when no Deny applies and an Allow names the caller (or ``*``) or the
-    caller's account (delegation: IAM, already checked by the API, decides then).
-    """
-    context: dict[str, iam.ContextValue] = {}
-    if caller.source_ip:
-        context["aws:SourceIp"] = caller.source_ip
-    account = caller.account_id
-
-    def decide(principal: iam.Principal) -> iam.Decision:
-        request = iam.Request(principal, f"kms:{action}", key_arn, account, context, caller.now)
-        return iam.evaluate(request, (), policy)
-
-    direct = decide(iam.Principal(caller.principal_arn, account, is_root=False))
-    if direct.reason == "explicit-deny":
-        return False, "with an explicit deny in a resource-based policy"
-    if direct.allowed:
-        return True, ""
-    delegated = decide(iam.Principal(f"arn:aws:iam::{account}:root", account, is_root=False))
-    if delegated.allowed:
-        return True, ""
-    return False, f"because no resource-based policy allows the kms:{action} action"
-
-
 def check_key_policy(key: Record, caller: Caller, action: str) -> None:
     """Raise AccessDenied when the key policy of ``key`` refuses ``caller`` ``action``."""
-    allowed, why = key_policy_decision(parse_key_policy(policy_of(key)), caller, action, key["arn"])
+    policy = parse_key_policy(policy_of(key))
+    allowed, why = rules.key_policy_decision(policy, _asker(caller), action, key["arn"])
     if not allowed:
         raise AccessDenied(
             detail=f"User: {caller.principal_arn} is not authorized to perform: kms:{action} "
@@ -845,11 +815,13 @@ def check_new_policy(document: str, caller: Caller, bypass_lockout_check: bool) 
     policy = parse_key_policy(document)
     if bypass_lockout_check:
         return
-    probe = arns.build("kms", caller.region, caller.account_id, "key/*")
-    if not key_policy_decision(policy, caller, "PutKeyPolicy", probe)[0]:
-        raise err.MalformedPolicy(
-            detail="the new key policy will not allow you to update the key policy in the future"
-        )
+    any_key = arns.build("kms", caller.region, caller.account_id, "key/*")
+    if rules.locks_out(policy, _asker(caller), any_key):
+        raise err.MalformedPolicy(detail=rules.LOCKOUT_MESSAGE)
+
+
+def _asker(caller: Caller) -> rules.Asker:
+    return rules.Asker(caller.principal_arn, caller.account_id, caller.now, caller.source_ip)
 
 
 def _check_policy_name(name: str | None) -> None:
@@ -883,12 +855,11 @@ def _only(field: str, value: str | None, supported: str) -> None:
 
 
 def _check_alias_name(name: str) -> None:
-    if name.startswith("alias/aws/"):
+    problem = rules.alias_problem(name)
+    if problem is rules.AliasProblem.RESERVED:
         raise err.ReservedAlias(name=name)
-    if not _ALIAS_RE.match(name) or len(name) > 256:
-        raise err.InvalidAliasName(
-            name=name, detail="it must start with alias/ and use only a-z, A-Z, 0-9, /, _ and -"
-        )
+    if problem is rules.AliasProblem.INVALID:
+        raise err.InvalidAliasName(name=name, detail=rules.ALIAS_RULE)
 
 
 def _check_customer(key: Record, action: str) -> None:
@@ -898,17 +869,22 @@ def _check_customer(key: Record, action: str) -> None:
         )
 
 
+def _require(key: Record, needs: rules.Needs, action: str) -> None:
+    """Raise the error the key's state gives ``action`` (see model/kms.RULES)."""
+    refused = rules.refusal(needs, key["key_state"])
+    if refused is rules.Refusal.DISABLED:
+        raise err.KeyDisabled(key_arn=key["arn"], action=action)
+    if refused is rules.Refusal.INVALID_STATE:
+        raise err.KeyInvalidState(key_arn=key["arn"], state=key["key_state"], action=action)
+
+
 def _require_not_pending(key: Record, action: str) -> None:
-    if key["key_state"] == PENDING_DELETION:
-        raise err.KeyInvalidState(key_arn=key["arn"], state=PENDING_DELETION, action=action)
+    _require(key, rules.Needs.NOT_PENDING, action)
 
 
 def _require_usable(key: Record, action: str) -> None:
     """Encrypt/Decrypt-class actions: Disabled -> DisabledException, pending -> invalid state."""
-    if key["key_state"] == DISABLED:
-        raise err.KeyDisabled(key_arn=key["arn"], action=action)
-    if key["key_state"] != ENABLED:
-        raise err.KeyInvalidState(key_arn=key["arn"], state=key["key_state"], action=action)
+    _require(key, rules.Needs.USABLE, action)
 
 
 def _data_key_size(number_of_bytes: int | None, key_spec: str | None) -> int:
