@@ -11,18 +11,15 @@ Must not depend on services, scheduler, plugins, the engine or any interface.
 """
 
 from snowvault.control.catalog import (
-    access_tables,
     accounts,
     db,
     idempotency,
     jobs,
     kms,
-    kms_tables,
     legal_holds,
     maintenance,
     pagination,
     plans,
-    plans_tables,
     queue,
     recovery_points,
     resources,
@@ -37,18 +34,15 @@ from snowvault.control.catalog import (
 )
 
 __all__ = [
-    "access_tables",
     "accounts",
     "db",
     "idempotency",
     "jobs",
     "kms",
-    "kms_tables",
     "legal_holds",
     "maintenance",
     "pagination",
     "plans",
-    "plans_tables",
     "queue",
     "recovery_points",
     "resources",

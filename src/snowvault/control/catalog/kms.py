@@ -19,8 +19,13 @@ from sqlalchemy.exc import IntegrityError
 
 from snowvault.control.catalog import pagination
 from snowvault.control.catalog.db import Record
-from snowvault.control.catalog.kms_tables import kms_aliases, kms_grants, kms_key_versions, kms_keys
-from snowvault.control.catalog.tables import vaults
+from snowvault.control.catalog.tables import (
+    kms_aliases,
+    kms_grants,
+    kms_key_versions,
+    kms_keys,
+    vaults,
+)
 from snowvault.core.errors import AlreadyExists
 
 DELETED = "Deleted"

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from snowvault.control.catalog import pagination
-from snowvault.control.catalog.access_tables import legal_holds as lh
-from snowvault.control.catalog.access_tables import vault_locks
 from snowvault.control.catalog.db import Record
+from snowvault.control.catalog.tables import legal_holds as lh
+from snowvault.control.catalog.tables import vault_locks
 from snowvault.core.errors import NotFound
 
 _ORDER = pagination.Order([lh.c.creation_date, lh.c.legal_hold_id], descending=True)

@@ -22,9 +22,9 @@ from sqlalchemy.engine import Connection
 
 from snowvault.control.catalog import pagination
 from snowvault.control.catalog.db import Record
-from snowvault.control.catalog.plans_tables import backup_plan_versions as bv
-from snowvault.control.catalog.plans_tables import backup_plans as bp
-from snowvault.control.catalog.plans_tables import backup_rules as br
+from snowvault.control.catalog.tables import backup_plan_versions as bv
+from snowvault.control.catalog.tables import backup_plans as bp
+from snowvault.control.catalog.tables import backup_rules as br
 from snowvault.core.errors import NotFound
 
 # ListBackupPlans answers in creation order, oldest first, as AWS does (the id only

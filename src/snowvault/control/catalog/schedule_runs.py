@@ -26,12 +26,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from snowvault.control.catalog.db import Record, is_sqlite
-from snowvault.control.catalog.plans_tables import backup_plans as bp
-from snowvault.control.catalog.plans_tables import backup_rules as br
-from snowvault.control.catalog.plans_tables import lifecycle_runs as lr
-from snowvault.control.catalog.plans_tables import scheduled_runs as sr
 from snowvault.control.catalog.tables import backup_jobs as bj
+from snowvault.control.catalog.tables import backup_plans as bp
+from snowvault.control.catalog.tables import backup_rules as br
+from snowvault.control.catalog.tables import lifecycle_runs as lr
 from snowvault.control.catalog.tables import recovery_points as rp
+from snowvault.control.catalog.tables import scheduled_runs as sr
 
 OVERDUE_MESSAGE = "the job did not finish within its completion window"
 

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from snowvault.control.catalog.db import Record
-from snowvault.control.catalog.kms_tables import kms_key_versions
 from snowvault.control.catalog.tables import access_keys as access_keys_table
+from snowvault.control.catalog.tables import kms_key_versions
 
 
 def access_keys(conn: Connection) -> list[Record]:

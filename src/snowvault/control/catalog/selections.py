@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from snowvault.control.catalog import pagination
 from snowvault.control.catalog.db import Record
-from snowvault.control.catalog.plans_tables import backup_selections as bs
+from snowvault.control.catalog.tables import backup_selections as bs
 from snowvault.control.catalog.tables import resources, tags
 from snowvault.core.errors import NotFound
 

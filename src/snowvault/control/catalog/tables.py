@@ -1,7 +1,9 @@
 """The catalog's SQLAlchemy Core tables: the one description of the schema.
 
 The Alembic migrations in ``migrations/versions`` must produce exactly this metadata
-(tests compare them). Columns mirror the AWS Backup output shapes so a service answers
+(tests compare them). One module holds every table (it was four): importing it gives
+the whole schema, so ``metadata`` and :data:`ALL_TABLES` never miss a family that
+nothing happened to import yet. Columns mirror the AWS Backup output shapes so a service answers
 ``Describe*`` from one row. Every timestamp is :class:`UTCDateTime` (aware UTC in, aware
 UTC out, on SQLite too). JSON columns store ``None`` as SQL NULL.
 
@@ -390,6 +392,242 @@ idempotency = Table(
     Column("result", _json(), nullable=False),
     _ts("created_at", nullable=False, index=True),
     PrimaryKeyConstraint("account_id", "operation", "token"),
+)
+
+# --- backup plans and the scheduler (revision 0002) -----------------------------------
+#
+# - ``backup_plans``: one row per plan; ``version_id`` is the current version,
+#   ``deletion_date`` set once deleted (the row stays so old versions remain readable).
+# - ``backup_plan_versions``: every version's full BackupPlan document (as returned by
+#   GetBackupPlan, RuleIds included), immutable.
+# - ``backup_rules``: the CURRENT version's rules, flattened for the planner; a rule keeps
+#   its ``rule_id`` and its ``planned_until`` across updates while its name stays, so an
+#   update never re-plans an occurrence. ``planned_until``: every occurrence up to this
+#   instant has been turned into jobs (or skipped); ``next_run_at`` the first after it.
+# - ``backup_selections``: CreateBackupSelection's document, per plan.
+# - ``scheduled_runs``: the planner's exactly-once ledger, primary key (rule, occurrence,
+#   resource): a second planner (another server, or after a restart) that tries the same
+#   triple inserts nothing and so creates no job.
+# - ``lifecycle_runs``: one record per recovery-point lifecycle action (cold transition,
+#   expiry), unique per (recovery point, action), with its outcome.
+
+PLAN_ID = String(36)
+
+backup_plans = Table(
+    "backup_plans",
+    metadata,
+    Column("backup_plan_id", PLAN_ID, primary_key=True),
+    Column("arn", ARN, nullable=False, unique=True),
+    Column("account_id", ACCOUNT, nullable=False),
+    Column("region", REGION, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("version_id", String(64), nullable=False),
+    Column("creator_request_id", NAME),
+    Column("advanced_backup_settings", _json()),
+    _ts("creation_date", nullable=False),
+    _ts("deletion_date"),
+    _ts("last_execution_date"),
+    Index("ix_backup_plans_account_region_creation", "account_id", "region", "creation_date"),
+)
+
+backup_plan_versions = Table(
+    "backup_plan_versions",
+    metadata,
+    Column(
+        "backup_plan_id",
+        PLAN_ID,
+        ForeignKey("backup_plans.backup_plan_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("version_id", String(64), nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("document", _json(), nullable=False),
+    Column("advanced_backup_settings", _json()),
+    _ts("creation_date", nullable=False),
+    PrimaryKeyConstraint("backup_plan_id", "version_id"),
+    Index("ix_backup_plan_versions_plan_creation", "backup_plan_id", "creation_date"),
+)
+
+backup_rules = Table(
+    "backup_rules",
+    metadata,
+    Column("rule_id", String(36), primary_key=True),
+    Column(
+        "backup_plan_id",
+        PLAN_ID,
+        ForeignKey("backup_plans.backup_plan_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("rule_name", NAME, nullable=False),
+    Column("document", _json(), nullable=False),
+    Column("schedule_expression", String(256), nullable=False),
+    Column("schedule_expression_timezone", String(64), nullable=False),
+    Column("start_window_minutes", Integer, nullable=False),
+    Column("completion_window_minutes", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    _ts("planned_until", nullable=False),
+    _ts("next_run_at", index=True),
+)
+
+backup_selections = Table(
+    "backup_selections",
+    metadata,
+    Column("selection_id", String(36), primary_key=True),
+    Column(
+        "backup_plan_id",
+        PLAN_ID,
+        ForeignKey("backup_plans.backup_plan_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("account_id", ACCOUNT, nullable=False),
+    Column("region", REGION, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("iam_role_arn", ARN),
+    Column("document", _json(), nullable=False),
+    Column("creator_request_id", NAME),
+    _ts("creation_date", nullable=False),
+)
+
+scheduled_runs = Table(
+    "scheduled_runs",
+    metadata,
+    Column("rule_id", String(36), nullable=False),
+    _ts("scheduled_at", nullable=False),
+    Column("resource_arn", ARN, nullable=False),
+    Column("job_id", String(36), nullable=False),
+    _ts("created_at", nullable=False),
+    PrimaryKeyConstraint("rule_id", "scheduled_at", "resource_arn"),
+)
+
+lifecycle_runs = Table(
+    "lifecycle_runs",
+    metadata,
+    Column("recovery_point_arn", ARN, nullable=False),
+    Column("action", String(16), nullable=False),
+    _ts("due_at", nullable=False),
+    _ts("started_at", nullable=False),
+    _ts("completed_at"),
+    Column("status", STATE, nullable=False),
+    Column("status_message", Text),
+    Column("backup_vault_arn", ARN),
+    PrimaryKeyConstraint("recovery_point_arn", "action"),
+    Index("ix_lifecycle_runs_status_started", "status", "started_at"),
+)
+
+# --- KMS keys (revisions 0003, 0006) --------------------------------------------------
+#
+# Keys, key versions, aliases and grants. Migration 0003 creates the first three, 0006
+# adds the key policy column and the grants table. Key material is stored only sealed
+# under the server root secret (``sealed_material``); a deleted key keeps its row
+# (state ``Deleted``) so vaults can say why they are unreadable, but loses every
+# version row, i.e. its material.
+
+kms_keys = Table(
+    "kms_keys",
+    metadata,
+    Column("arn", ARN, primary_key=True),
+    Column("key_id", String(64), nullable=False, unique=True),
+    Column("account_id", ACCOUNT, nullable=False),
+    Column("region", REGION, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("key_usage", String(32), nullable=False),
+    Column("key_spec", String(32), nullable=False),
+    Column("origin", String(32), nullable=False),
+    Column("key_manager", String(16), nullable=False),
+    Column("key_state", STATE, nullable=False),
+    _ts("creation_date", nullable=False),
+    _ts("deletion_date", index=True),
+    Column("pending_window_days", Integer),
+    Column("rotation_enabled", Boolean, nullable=False),
+    Column("rotation_period_days", Integer),
+    _ts("next_rotation_date", index=True),
+    _ts("on_demand_rotation_start"),
+    Column("current_version", Integer, nullable=False),
+    Column("policy", Text),  # the "default" key policy; NULL: the default policy (pre-0006)
+    Index("ix_kms_keys_account_region_creation", "account_id", "region", "creation_date"),
+)
+
+kms_key_versions = Table(
+    "kms_key_versions",
+    metadata,
+    Column("key_arn", ARN, ForeignKey("kms_keys.arn", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("sealed_material", LargeBinary, nullable=False),
+    Column("rotation_type", String(16), nullable=False),
+    _ts("created_at", nullable=False),
+    PrimaryKeyConstraint("key_arn", "version"),
+)
+
+kms_aliases = Table(
+    "kms_aliases",
+    metadata,
+    Column("account_id", ACCOUNT, nullable=False),
+    Column("region", REGION, nullable=False),
+    Column("alias_name", String(256), nullable=False),
+    Column("target_key_arn", ARN, ForeignKey("kms_keys.arn", ondelete="CASCADE"), nullable=False),
+    _ts("creation_date", nullable=False),
+    _ts("last_updated_date", nullable=False),
+    PrimaryKeyConstraint("account_id", "region", "alias_name"),
+    Index("ix_kms_aliases_target_key_arn", "target_key_arn"),
+)
+
+kms_grants = Table(
+    "kms_grants",
+    metadata,
+    Column("grant_id", String(64), primary_key=True),
+    Column("key_arn", ARN, ForeignKey("kms_keys.arn", ondelete="CASCADE"), nullable=False),
+    Column("grant_token", String(128), nullable=False, unique=True),
+    Column("name", String(256)),
+    Column("grantee_principal", ARN, nullable=False),
+    Column("retiring_principal", ARN),
+    Column("issuing_account", ARN, nullable=False),
+    Column("operations", Text, nullable=False),  # JSON list of operation names
+    Column("constraints", Text),  # JSON GrantConstraints, or NULL
+    _ts("creation_date", nullable=False),
+    # Creation order within the key: grants made in the same instant still list in order.
+    Column("seq", Integer, nullable=False),
+    Index("ix_kms_grants_key_arn", "key_arn"),
+    Index("ix_kms_grants_retiring_principal", "retiring_principal"),
+)
+
+# --- Vault Lock and legal holds (revision 0004) ---------------------------------------
+#
+# - ``vault_locks``: one row per vault that has a lock configuration (governance or
+#   compliance); the parameters themselves live in the ``vaults`` lock columns, which
+#   DescribeBackupVault reads. The row adds when the lock was put (``created_at``): the
+#   model's MinRetentionDays floor only applies to points created from then on.
+# - ``legal_holds``: CreateLegalHold's record; ``selection`` is the RecoveryPointSelection
+#   as JSON (a predicate, evaluated by the model, so later points are covered too).
+#
+# IAM principals, user policies and access keys are above; vault access policies are
+# the ``vaults.access_policy`` column.
+
+vault_locks = Table(
+    "vault_locks",
+    metadata,
+    Column("vault_arn", ARN, ForeignKey("vaults.arn", ondelete="CASCADE"), primary_key=True),
+    _ts("created_at", nullable=False),
+)
+
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("legal_hold_id", String(36), primary_key=True),
+    Column("legal_hold_arn", ARN, nullable=False),
+    Column("account_id", ACCOUNT, nullable=False),
+    Column("region", REGION, nullable=False),
+    Column("title", NAME, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("status", STATE, nullable=False),
+    Column("selection", _json(), nullable=False),
+    Column("idempotency_token", NAME),
+    _ts("creation_date", nullable=False),
+    _ts("cancellation_date"),
+    Column("cancel_description", Text),
+    _ts("retain_record_until"),
+    Index("ix_legal_holds_account_region_status", "account_id", "region", "status"),
 )
 
 ALL_TABLES = tuple(metadata.sorted_tables)
