@@ -1,0 +1,494 @@
+"""Ansible's amazon.aws backup modules, unchanged, against a real ``snowvault server``.
+
+The Ansible is the one pinned in ``tests/ansible-requirements.txt``: the session fixture
+:func:`ansible` makes the git-ignored ``.venv-ansible/`` at the repository root (pip
+install of the pins; the amazon.aws collection, integration targets included, unpacked
+from the pinned ``ansible`` sdist into ``.venv-ansible/collections/``) and reuses it while
+the requirements' hash matches its stamp. It installs, never skips: where PyPI is
+reachable (CI is) the test runs.
+
+Two parts:
+
+- :func:`test_modules_create_rerun_read_delete`: our playbooks drive backup_vault,
+  backup_plan, backup_selection and backup_tag (create: changed; the same run again:
+  changed=0 in the PLAY RECAP), read everything back with the _info modules, then delete.
+- :func:`test_collection_integration_target`: the collection's own integration targets
+  ``backup_vault``, ``backup_plan``, ``backup_tag`` and ``backup_selection``, run as roles
+  of a playbook on localhost with the variables ansible-test would give them
+  (``aws_access_key``, ``aws_secret_key``, ``aws_region``, ``tiny_prefix``...) and the
+  endpoint through ``AWS_URL``, the collection's own environment variable for
+  ``endpoint_url``. Their tasks run unchanged but for one substitution in a copy of
+  ``backup_selection`` (see :data:`IAM_ROLE_MODULE`): IAM's own API is not ours to serve,
+  so ``amazon.aws.iam_role`` (setup: create the role; teardown: delete it) becomes
+  ``snowvault_fixed_iam_role``, a stand-in module written here that answers with the
+  fixed role ARN ``arn:aws:iam::<account>:role/<name>`` and changes nothing.
+
+Network: only the loopback server, and PyPI when the venv is (re)made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers.sv_server import ServerProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIREMENTS = ROOT / "tests" / "ansible-requirements.txt"
+VENV = ROOT / ".venv-ansible"
+STAMP = VENV / "snowvault-requirements.sha256"
+COLLECTIONS = VENV / "collections"
+COLLECTION = COLLECTIONS / "ansible_collections" / "amazon" / "aws"
+TARGETS = COLLECTION / "tests" / "integration" / "targets"
+SDIST_PACKAGE = "ansible"
+INSTALL_TIMEOUT = 1500  # the sdist's metadata step alone takes 2-3 min on two cores
+PLAYBOOK_TIMEOUT = 600
+
+IAM_ROLE_MODULE = ("amazon.aws.iam_role:", "snowvault_fixed_iam_role:")
+TARGET_NAMES = ("backup_vault", "backup_plan", "backup_tag", "backup_selection")
+
+pytestmark = [
+    pytest.mark.timeout(INSTALL_TIMEOUT + 4 * PLAYBOOK_TIMEOUT),  # the first test builds
+    pytest.mark.xdist_group("ansible"),  # one worker: one server, the venv built once
+]
+
+
+# -- the test-only Ansible -----------------------------------------------------------------
+
+
+def _pins() -> tuple[list[str], str]:
+    """(the pins pip installs, the ``ansible==`` pin whose sdist carries the collection)."""
+    lines = (line.split("#", 1)[0].strip() for line in REQUIREMENTS.read_text().splitlines())
+    pins = [line for line in lines if line]
+    sdist = [p for p in pins if p.split("==")[0].strip().lower() == SDIST_PACKAGE]
+    assert len(sdist) == 1 and "==" in sdist[0], f"{REQUIREMENTS}: pin {SDIST_PACKAGE}==X once"
+    return [p for p in pins if p not in sdist], sdist[0]
+
+
+def _run(*cmd: str | Path, timeout: float = INSTALL_TIMEOUT) -> None:
+    done = subprocess.run(
+        [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, f"{' '.join(map(str, cmd))}:\n{done.stdout}\n{done.stderr}"
+
+
+def _unpack_collection(sdist: Path) -> None:
+    """``<top>/ansible_collections/amazon/aws/**`` of the sdist into :data:`COLLECTIONS`."""
+    marker = "/ansible_collections/amazon/aws/"
+    with tarfile.open(sdist) as tar:
+        members = []
+        for member in tar.getmembers():
+            _top, sep, rest = member.name.partition("/")
+            if sep and f"/{rest}".startswith(marker):
+                member.name = rest
+                members.append(member)
+        assert members, f"{sdist.name} holds no {marker}"
+        tar.extractall(COLLECTIONS, members=members, filter="data")
+
+
+def _build(digest: str) -> float:
+    started = time.monotonic()
+    shutil.rmtree(VENV, ignore_errors=True)
+    pins, sdist_pin = _pins()
+    _run(sys.executable, "-m", "venv", VENV)
+    python = VENV / "bin" / "python"
+    pip = (python, "-m", "pip", "--disable-pip-version-check", "--no-input")
+    _run(*pip, "install", "--quiet", *pins)
+    with tempfile.TemporaryDirectory(prefix="sdist-", dir=VENV) as download:
+        _run(*pip, "download", "--quiet", "--no-deps", "--no-binary", ":all:", "-d", download,
+             sdist_pin)  # fmt: skip
+        (sdist,) = Path(download).iterdir()
+        _unpack_collection(sdist)
+    seconds = time.monotonic() - started
+    STAMP.write_text(json.dumps({"sha256": digest, "seconds": round(seconds, 1)}))
+    return seconds
+
+
+@contextlib.contextmanager
+def _exclusive() -> Iterator[None]:
+    """One builder at a time (xdist workers, parallel sessions on one work tree)."""
+    lock_path = Path(tempfile.gettempdir()) / (
+        "snowvault-venv-ansible-" + hashlib.sha256(str(VENV).encode()).hexdigest()[:12] + ".lock"
+    )
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _stamped(digest: str) -> bool:
+    try:
+        return bool(json.loads(STAMP.read_text())["sha256"] == digest)
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+@dataclass(frozen=True)
+class Ansible:
+    python: Path
+    playbook: Path
+    collection_version: str
+    built_seconds: float | None  # None: reused
+
+
+@pytest.fixture(scope="session")
+def ansible() -> Ansible:
+    """The pinned Ansible in ``.venv-ansible/``, made (or remade) when the pins change."""
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    built: float | None = None
+    with _exclusive():
+        if not _stamped(digest):
+            built = _build(digest)
+    manifest = json.loads((COLLECTION / "MANIFEST.json").read_text())
+    return Ansible(
+        python=VENV / "bin" / "python",
+        playbook=VENV / "bin" / "ansible-playbook",
+        collection_version=manifest["collection_info"]["version"],
+        built_seconds=built,
+    )
+
+
+# -- running playbooks ---------------------------------------------------------------------
+
+RECAP = re.compile(
+    r"^localhost\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)"
+    r"\s+ignored=(?P<ignored>\d+)",
+    re.MULTILINE,
+)
+
+
+@dataclass(frozen=True)
+class Play:
+    done: subprocess.CompletedProcess[str]
+    recap: dict[str, int]
+
+    def explain(self) -> str:
+        return (
+            f"exit {self.done.returncode}\n{self.done.stdout[-6000:]}\n{self.done.stderr[-3000:]}"
+        )
+
+
+@dataclass(frozen=True)
+class Runner:
+    ansible: Ansible
+    server: ServerProcess
+    home: Path
+
+    @property
+    def account_id(self) -> str:
+        return str(self.server.creds["account_id"])
+
+    @property
+    def role_arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:role/service-role/AWSBackupDefaultServiceRole"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        keep = ("PATH", "TMPDIR", "SYSTEMROOT")
+        env = {k: v for k, v in os.environ.items() if k in keep}
+        return env | {
+            "PATH": f"{self.ansible.python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HOME": str(self.home),
+            "LC_ALL": "C.UTF-8",
+            "ANSIBLE_HOME": str(self.home / ".ansible"),
+            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+            "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+            "ANSIBLE_RETRY_FILES_ENABLED": "false",
+            "AWS_CONFIG_FILE": str(self.home / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "no-aws-credentials"),
+            "AWS_URL": self.server.endpoint,  # the collection's variable for endpoint_url
+            **extra,
+        }
+
+    def connection(self) -> dict[str, str]:
+        return {
+            "aws_access_key": self.server.creds["access_key_id"],
+            "aws_secret_key": self.server.creds["secret_access_key"],
+            "aws_region": self.server.creds["region"],
+        }
+
+    def run(self, playbook: Path, extra_vars: dict[str, Any], **env: str) -> Play:
+        vars_file = playbook.with_suffix(".vars.json")
+        vars_file.write_text(json.dumps(self.connection() | extra_vars))
+        done = subprocess.run(
+            [
+                str(self.ansible.playbook),
+                "-i",
+                "localhost,",
+                "-c",
+                "local",
+                "-e",
+                f"ansible_python_interpreter={self.ansible.python}",
+                "-e",
+                f"@{vars_file}",
+                str(playbook),
+            ],
+            env=self.env(**env),
+            cwd=playbook.parent,
+            capture_output=True,
+            text=True,
+            timeout=PLAYBOOK_TIMEOUT,
+            check=False,
+        )
+        found = list(RECAP.finditer(done.stdout))
+        recap = {k: int(v) for k, v in found[-1].groupdict().items()} if found else {}
+        return Play(done, recap)
+
+
+@pytest.fixture(scope="module")
+def runner(
+    ansible: Ansible, snowvault_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Runner:
+    return Runner(ansible, snowvault_server, tmp_path_factory.mktemp("ansible-home"))
+
+
+def test_the_pinned_collection_is_amazon_aws_10(ansible: Ansible) -> None:
+    assert ansible.collection_version.split(".")[0] == "10", ansible.collection_version
+    for name in TARGET_NAMES:
+        assert (TARGETS / name / "tasks" / "main.yml").is_file(), name
+    if ansible.built_seconds is not None:
+        print(f"made .venv-ansible in {ansible.built_seconds:.0f} s")  # shown with -s / -rP
+
+
+# -- our playbooks: create, re-run unchanged, read, delete ----------------------------------
+
+HEADER = """\
+- hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/aws:
+      endpoint_url: "{{ sv_endpoint }}"
+      access_key: "{{ aws_access_key }}"
+      secret_key: "{{ aws_secret_key }}"
+      region: "{{ aws_region }}"
+  tasks:
+"""
+
+PRESENT = """\
+    - name: vault
+      amazon.aws.backup_vault:
+        backup_vault_name: ans-vault
+        tags: {team: ops}
+        purge_tags: false
+      register: vault
+    - name: plan
+      amazon.aws.backup_plan:
+        backup_plan_name: ans-plan
+        rules:
+          - rule_name: daily
+            target_backup_vault_name: ans-vault
+            schedule_expression: cron(0 5 ? * * *)
+            start_window_minutes: 60
+            completion_window_minutes: 1440
+            lifecycle: {delete_after_days: 35}
+            recovery_point_tags: {made-by: ansible}
+        tags: {env: test}
+    - name: selection
+      amazon.aws.backup_selection:
+        selection_name: ans-selection
+        backup_plan_name: ans-plan
+        iam_role_arn: "{{ role_arn }}"
+        list_of_tags:
+          - condition_type: STRINGEQUALS
+            condition_key: backup
+            condition_value: daily
+    - name: tag
+      amazon.aws.backup_tag:
+        resource: "{{ vault.vault.backup_vault_arn }}"
+        tags: {owner: platform}
+"""
+
+READ = """\
+    - amazon.aws.backup_vault_info:
+        backup_vault_names: [ans-vault]
+      register: vaults
+    - amazon.aws.backup_plan_info:
+        backup_plan_names: [ans-plan]
+      register: plans
+    - amazon.aws.backup_selection_info:
+        backup_plan_name: ans-plan
+        selection_names: [ans-selection]
+      register: selections
+    - amazon.aws.backup_tag_info:
+        resource: "{{ vaults.backup_vaults[0].backup_vault_arn }}"
+      register: vault_tags
+    - ansible.builtin.copy:
+        dest: "{{ out }}"
+        content: >-
+          {{ {'vaults': vaults.backup_vaults, 'plans': plans.backup_plans,
+              'selections': selections.backup_selections, 'tags': vault_tags.tags} | to_json }}
+      changed_when: false  # the read changes nothing on the server
+"""
+
+ABSENT = """\
+    - amazon.aws.backup_tag:
+        resource: "{{ vault_arn }}"
+        tags: {owner: platform}
+        state: absent
+    - amazon.aws.backup_selection:
+        selection_name: ans-selection
+        backup_plan_name: ans-plan
+        state: absent
+    - amazon.aws.backup_plan:
+        backup_plan_name: ans-plan
+        state: absent
+    - amazon.aws.backup_vault:
+        backup_vault_name: ans-vault
+        state: absent
+"""
+
+
+def _playbook(directory: Path, name: str, tasks: str) -> Path:
+    path = directory / f"{name}.yml"
+    path.write_text(HEADER + tasks)
+    return path
+
+
+def test_modules_create_rerun_read_delete(runner: Runner, tmp_path: Path) -> None:
+    backup = runner.server.client()
+    common = {"sv_endpoint": runner.server.endpoint, "role_arn": runner.role_arn}
+    present = _playbook(tmp_path, "present", PRESENT)
+
+    first = runner.run(present, common)
+    assert first.done.returncode == 0, first.explain()
+    assert first.recap["changed"] == 4 and first.recap["failed"] == 0, first.explain()
+
+    again = runner.run(present, common)
+    assert again.done.returncode == 0, again.explain()
+    assert again.recap["changed"] == 0 and again.recap["failed"] == 0, again.explain()
+
+    out = tmp_path / "read.json"
+    read = runner.run(_playbook(tmp_path, "read", READ), common | {"out": str(out)})
+    assert read.done.returncode == 0 and read.recap["changed"] == 0, read.explain()
+    seen = json.loads(out.read_text())
+    (vault,) = seen["vaults"]
+    assert vault["backup_vault_name"] == "ans-vault"
+    assert seen["tags"] == {"team": "ops", "owner": "platform"}
+    (plan,) = seen["plans"]
+    assert plan["backup_plan_name"] == "ans-plan" and plan["tags"] == {"env": "test"}
+    (rule,) = plan["backup_plan"]["rules"]
+    assert rule["target_backup_vault_name"] == "ans-vault"
+    assert rule["lifecycle"]["delete_after_days"] == 35
+    (selection,) = seen["selections"]
+    assert selection["selection_name"] == "ans-selection"
+    assert selection["iam_role_arn"] == runner.role_arn
+    assert selection["list_of_tags"] == [
+        {"condition_type": "STRINGEQUALS", "condition_key": "backup", "condition_value": "daily"}
+    ]
+    # what the modules made is what the API holds
+    described = backup.describe_backup_vault(BackupVaultName="ans-vault")
+    assert backup.list_tags(ResourceArn=described["BackupVaultArn"])["Tags"] == seen["tags"]
+
+    gone = runner.run(
+        _playbook(tmp_path, "absent", ABSENT), common | {"vault_arn": vault["backup_vault_arn"]}
+    )
+    assert gone.done.returncode == 0, gone.explain()
+    assert gone.recap["changed"] == 4 and gone.recap["failed"] == 0, gone.explain()
+    names = [p["BackupPlanName"] for p in backup.list_backup_plans()["BackupPlansList"]]
+    assert "ans-plan" not in names
+    vaults = [v["BackupVaultName"] for v in backup.list_backup_vaults()["BackupVaultList"]]
+    assert "ans-vault" not in vaults
+
+
+# -- the collection's own integration targets ----------------------------------------------
+
+FIXED_IAM_ROLE = '''\
+#!/usr/bin/python
+"""Stand-in for amazon.aws.iam_role in snowvault's run of the backup_selection target:
+IAM is not served by snowvault, so the role is a fixed ARN and nothing is created."""
+from ansible.module_utils.basic import AnsibleModule
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
+            assume_role_policy_document=dict(type="json"),
+            create_instance_profile=dict(type="bool"),
+            delete_instance_profile=dict(type="bool"),
+            description=dict(type="str"),
+            managed_policies=dict(type="list", elements="str", aliases=["managed_policy"]),
+            wait=dict(type="bool"),
+            account_id=dict(type="str", required=True),
+        ),
+        supports_check_mode=True,
+    )
+    name = module.params["name"]
+    arn = "arn:aws:iam::%s:role/%s" % (module.params["account_id"], name)
+    if module.params["state"] == "absent":
+        module.exit_json(changed=False)
+    module.exit_json(changed=False, iam_role=dict(arn=arn, role_name=name))
+
+main()
+'''
+
+
+def _copy_targets(into: Path) -> Path:
+    """The four targets, copied; backup_selection with :data:`IAM_ROLE_MODULE` applied."""
+    roles = into / "roles"
+    for name in TARGET_NAMES:
+        shutil.copytree(TARGETS / name, roles / name)
+    tasks = roles / "backup_selection" / "tasks" / "main.yml"
+    text = tasks.read_text()
+    old, new = IAM_ROLE_MODULE
+    assert text.count(old) == 2, "the target's IAM tasks changed: review the substitution"
+    tasks.write_text(text.replace(old, new))
+    library = roles / "backup_selection" / "library"
+    library.mkdir()
+    (library / "snowvault_fixed_iam_role.py").write_text(FIXED_IAM_ROLE)
+    return roles
+
+
+def _target_playbook(directory: Path, target: str) -> Path:
+    path = directory / f"target-{target}.yml"
+    path.write_text(
+        textwrap.dedent(f"""\
+            - hosts: localhost
+              gather_facts: false
+              module_defaults:
+                snowvault_fixed_iam_role:
+                  account_id: "{{{{ sv_account_id }}}}"
+              roles:
+                - {target}
+            """)
+    )
+    return path
+
+
+@pytest.mark.parametrize("target", TARGET_NAMES)
+def test_collection_integration_target(runner: Runner, tmp_path: Path, target: str) -> None:
+    roles = _copy_targets(tmp_path)
+    prefix = "sv" + hashlib.sha256(target.encode()).hexdigest()[:6]
+    play = runner.run(
+        _target_playbook(tmp_path, target),
+        {
+            "sv_account_id": runner.account_id,
+            "tiny_prefix": prefix,
+            "resource_prefix": f"ansible-test-{prefix}",
+        },
+        ANSIBLE_ROLES_PATH=str(roles),
+    )
+    assert play.done.returncode == 0, play.explain()
+    assert play.recap["failed"] == 0 and play.recap["ok"] > 0, play.explain()
