@@ -121,9 +121,9 @@ def test_update_backup_plan_refuses_an_overflowing_rate(backup: Any) -> None:
 
 
 def test_selections_take_500_arns_and_no_more(backup: Any) -> None:
-    plan_id = backup.create_backup_plan(BackupPlan=_plan({"TargetBackupVaultName": "Default"}))[
-        "BackupPlanId"
-    ]
+    # another name: the same plan document twice is AlreadyExistsException, as on AWS
+    doc = dict(_plan({"TargetBackupVaultName": "Default"}), BackupPlanName="limits-selections")
+    plan_id = backup.create_backup_plan(BackupPlan=doc)["BackupPlanId"]
     arns = [f"arn:aws:snowvault:us-east-1:123456789012:directory/d{i}" for i in range(501)]
     for member in ("Resources", "NotResources"):
         selection = {"SelectionName": "s", "IamRoleArn": ROLE, member: arns}
