@@ -48,6 +48,7 @@ from typing import Any
 
 import pytest
 
+from helpers import sv_server
 from helpers.sv_server import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +64,13 @@ PLAYBOOK_TIMEOUT = 600
 
 IAM_ROLE_MODULE = ("amazon.aws.iam_role:", "snowvault_fixed_iam_role:")
 TARGET_NAMES = ("backup_vault", "backup_plan", "backup_tag", "backup_selection")
+# target -> (the one task that fails, why). backup_plan's "Update Backup plan" sets
+# CopyActions, which the server refuses until copy jobs exist (issue 10: refuse them
+# clearly rather than store and drop them); with them accepted the whole target passes.
+KNOWN_FAILURES = {
+    "backup_plan": ("Update Backup plan", "CopyActions are not supported yet"),
+}
+TASK_HEADER = re.compile(r"^TASK \[(?:[^\]:]+ : )?(?P<name>.+?)\] \**$")
 
 pytestmark = [
     pytest.mark.timeout(INSTALL_TIMEOUT + 4 * PLAYBOOK_TIMEOUT),  # the first test builds
@@ -257,11 +265,50 @@ class Runner:
         return Play(done, recap)
 
 
+@dataclass
+class LiveServer(ServerProcess):
+    """A server on the system clock, as ``make run`` starts it (no --test-mode): the
+    test-mode clock stands still unless moved, and the backup_plan target checks that an
+    update gives the plan's new version a later CreationDate."""
+
+    def start(self) -> None:
+        self.starts += 1
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sv_server.SNOWVAULT, "server", "--data-dir", str(self.data_dir)],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if sv_server.READY_LINE in self.log.read_text(errors="replace"):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        pytest.fail(f"server did not start:\n{self.log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    made = sv_server.new_server(tmp_path_factory)
+    server = LiveServer(data_dir=made.data_dir, home=made.home, port=made.port)
+    server.init()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    failures = [line for line in server.log.read_text().splitlines() if " status=5" in line]
+    assert not failures, f"the server answered 5xx: {failures}"
+
+
 @pytest.fixture(scope="module")
 def runner(
-    ansible: Ansible, snowvault_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+    ansible: Ansible, live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Runner:
-    return Runner(ansible, snowvault_server, tmp_path_factory.mktemp("ansible-home"))
+    return Runner(ansible, live_server, tmp_path_factory.mktemp("ansible-home"))
 
 
 def test_the_pinned_collection_is_amazon_aws_10(ansible: Ansible) -> None:
@@ -420,6 +467,8 @@ FIXED_IAM_ROLE = '''\
 IAM is not served by snowvault, so the role is a fixed ARN and nothing is created."""
 from ansible.module_utils.basic import AnsibleModule
 
+ACCOUNT_ID = "{account_id}"
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -431,12 +480,11 @@ def main():
             description=dict(type="str"),
             managed_policies=dict(type="list", elements="str", aliases=["managed_policy"]),
             wait=dict(type="bool"),
-            account_id=dict(type="str", required=True),
         ),
         supports_check_mode=True,
     )
     name = module.params["name"]
-    arn = "arn:aws:iam::%s:role/%s" % (module.params["account_id"], name)
+    arn = "arn:aws:iam::%s:role/%s" % (ACCOUNT_ID, name)
     if module.params["state"] == "absent":
         module.exit_json(changed=False)
     module.exit_json(changed=False, iam_role=dict(arn=arn, role_name=name))
@@ -445,7 +493,7 @@ main()
 '''
 
 
-def _copy_targets(into: Path) -> Path:
+def _copy_targets(into: Path, account_id: str) -> Path:
     """The four targets, copied; backup_selection with :data:`IAM_ROLE_MODULE` applied."""
     roles = into / "roles"
     for name in TARGET_NAMES:
@@ -457,7 +505,8 @@ def _copy_targets(into: Path) -> Path:
     tasks.write_text(text.replace(old, new))
     library = roles / "backup_selection" / "library"
     library.mkdir()
-    (library / "snowvault_fixed_iam_role.py").write_text(FIXED_IAM_ROLE)
+    stand_in = FIXED_IAM_ROLE.replace("{account_id}", account_id)
+    (library / "snowvault_fixed_iam_role.py").write_text(stand_in)
     return roles
 
 
@@ -467,9 +516,6 @@ def _target_playbook(directory: Path, target: str) -> Path:
         textwrap.dedent(f"""\
             - hosts: localhost
               gather_facts: false
-              module_defaults:
-                snowvault_fixed_iam_role:
-                  account_id: "{{{{ sv_account_id }}}}"
               roles:
                 - {target}
             """)
@@ -479,16 +525,36 @@ def _target_playbook(directory: Path, target: str) -> Path:
 
 @pytest.mark.parametrize("target", TARGET_NAMES)
 def test_collection_integration_target(runner: Runner, tmp_path: Path, target: str) -> None:
-    roles = _copy_targets(tmp_path)
+    roles = _copy_targets(tmp_path, runner.account_id)
     prefix = "sv" + hashlib.sha256(target.encode()).hexdigest()[:6]
     play = runner.run(
         _target_playbook(tmp_path, target),
         {
-            "sv_account_id": runner.account_id,
             "tiny_prefix": prefix,
             "resource_prefix": f"ansible-test-{prefix}",
         },
         ANSIBLE_ROLES_PATH=str(roles),
     )
-    assert play.done.returncode == 0, play.explain()
-    assert play.recap["failed"] == 0 and play.recap["ok"] > 0, play.explain()
+    known = KNOWN_FAILURES.get(target)
+    if known is None:
+        assert play.done.returncode == 0, play.explain()
+        assert play.recap["failed"] == 0 and play.recap["ok"] > 0, play.explain()
+        return
+    task, why = known
+    assert play.done.returncode != 0, f"{target} passes now: drop it from KNOWN_FAILURES"
+    assert play.recap["failed"] == 1 and _fatal_tasks(play.done.stdout) == [task], play.explain()
+    assert why in play.done.stdout, play.explain()
+
+
+def _fatal_tasks(stdout: str) -> list[str]:
+    """The names of the tasks that failed and were not ignored, in order."""
+    task, failed = "", []
+    for line in stdout.splitlines():
+        header = TASK_HEADER.match(line)
+        if header:
+            task = header.group("name")
+        elif line.startswith("fatal: "):
+            failed.append(task)
+        elif line.startswith("...ignoring") and failed and failed[-1] == task:
+            failed.pop()  # ignore_errors: the result JSON came between
+    return failed
