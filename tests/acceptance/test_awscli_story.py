@@ -139,4 +139,5 @@ def test_story_with_the_aws_cli(snowvault_server: ServerProcess, tmp_path: Path)
 def test_missing_vault_error_from_the_aws_cli(snowvault_server: ServerProcess) -> None:
     done = aws(snowvault_server, "describe-backup-vault", "--backup-vault-name", "nope", ok=False)
     assert done.returncode in (254, 255)
-    assert "ResourceNotFoundException" in done.stderr
+    # AWS's answer for a vault that does not exist (Ansible's backup_vault relies on it)
+    assert "AccessDeniedException" in done.stderr
