@@ -34,7 +34,7 @@ def test_partial_notes_name_served_operations() -> None:
     assert coverage.stale_notes(served()) == []
     text = DOC.read_text(encoding="utf-8")
     assert "## snowvault" in text and "- [x] RegisterResource" in text
-    assert "- [x] CreateGrant (partial: grants give no permission" in text
+    assert "- [x] CreateGrant (partial: grants give their operations" in text
 
 
 def test_the_generator_command_writes_the_doc(tmp_path: Path) -> None:

@@ -240,7 +240,7 @@ def test_a_disabled_customer_key_stops_backups_and_restores_until_enabled(w: Kms
     assert vault["encryption_key_arn"] == key["arn"]
     assert vault["encryption_key_type"] == "CUSTOMER_MANAGED_KMS_KEY"
     rp = w.backup("cmk", None)
-    assert rp["encryption_key_arn"] == key["arn"]
+    assert rp.encryption_key_arn == key["arn"]
     w.kms.disable_key(w.root, key["arn"])
     message = w.failed_backup_message("cmk", None)
     assert "is disabled" in message and key["arn"] in message
@@ -319,6 +319,14 @@ def test_export_needs_its_own_permission(w: KmsWorld) -> None:
 # ---------------------------------------------------------------- key policies (issue 10)
 
 
+_KMS_ALL = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}],
+    }
+)
+
+
 def _key_policy(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
@@ -368,7 +376,7 @@ def test_create_key_refuses_a_malformed_policy(w: KmsWorld, document: str, probl
 
 
 def test_the_lockout_safety_check_then_the_policy_binds_even_the_root_user(w: KmsWorld) -> None:
-    alice = f"arn:aws:iam::{ACCOUNT}:user/alice"
+    alice = w.user("alice").principal_arn  # no identity policy: the key policy lets her in
     only_alice = _key_policy(
         {"Effect": "Allow", "Principal": {"AWS": alice}, "Action": "kms:*", "Resource": "*"}
     )
@@ -383,10 +391,12 @@ def test_the_lockout_safety_check_then_the_policy_binds_even_the_root_user(w: Km
         w.kms.put_key_policy(w.caller(alice), key["arn"], only_bob)
     w.kms.put_key_policy(w.caller(alice), key["arn"], _key_policy(ROOT_ALL))  # delegates to IAM
     assert w.kms.describe_key(w.root, key["arn"])["arn"] == key["arn"]
+    with pytest.raises(PermissionDenied, match="no identity-based policy allows"):
+        w.kms.describe_key(w.caller(alice), key["arn"])  # now IAM decides, and has nothing
 
 
 def test_a_key_policy_deny_holds_for_that_key_only(w: KmsWorld) -> None:
-    bob = w.user("bob")
+    bob = w.user("bob", _KMS_ALL)  # the identity policy allows everything in KMS
     deny_bob = {
         "Sid": "NoBobEncrypt",
         "Effect": "Deny",

@@ -266,6 +266,12 @@ def delete_grants_of(conn: Connection, key_arn: str) -> None:
     conn.execute(kms_grants.delete().where(kms_grants.c.key_arn == key_arn))
 
 
+def grants_of(conn: Connection, key_arn: str) -> list[Record]:
+    """Every grant of a key, oldest first (for deciding a request; no pagination)."""
+    stmt = sa.select(kms_grants).where(kms_grants.c.key_arn == key_arn)
+    return [dict(r._mapping) for r in conn.execute(stmt.order_by(kms_grants.c.seq))]
+
+
 def list_grants(
     conn: Connection,
     *,

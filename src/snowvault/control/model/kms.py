@@ -1,6 +1,7 @@
 """The key service's pure rules: key states and what each action may do in them, the
 bounds of rotation periods and deletion windows, alias names, the key-policy decision
-and its lockout safety check.
+its lockout safety check, grants, and the decision KMS makes from key policy, identity
+policies and grants together (:func:`key_access`).
 
     refusal(USABLE, key_state)            # None, or Refusal.DISABLED / INVALID_STATE
     NEXT_STATE["CancelKeyDeletion"]       # KeyState.DISABLED (as on AWS)
@@ -13,8 +14,10 @@ raises the error that goes with it. Nothing here reads a clock or the catalog.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -183,6 +186,97 @@ def key_policy_decision(
     if delegated.allowed:
         return True, ""
     return False, f"because no resource-based policy allows the kms:{action} action"
+
+
+def default_policy(account: str) -> str:
+    """AWS's default key policy: the account's IAM decides (``kms:*`` to the root)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Id": "key-default-1",
+            "Statement": [
+                {
+                    "Sid": "Enable IAM User Permissions",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                }
+            ],
+        },
+        indent=2,
+    )
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A grant as the decision sees it: who it names, the operations it gives, and its
+    constraints (``EncryptionContextSubset`` / ``EncryptionContextEquals``)."""
+
+    grantee: str
+    operations: frozenset[str]
+    constraints: Mapping[str, Mapping[str, str]] | None = None
+
+
+def grant_allows(
+    grant: Grant, principal: iam.Principal, operation: str, context: Mapping[str, str] | None
+) -> bool:
+    """True when ``grant`` gives ``principal`` the ``operation``. ``context`` is the
+    request's encryption context (``{}`` when the operation takes one and none was sent),
+    or None for an operation without one: constraints apply only to the former, as on AWS.
+    """
+    if grant.grantee not in {principal.arn, principal.role_arn}:
+        return False
+    if operation not in grant.operations:
+        return False
+    if context is None or not grant.constraints:
+        return True
+    equals = grant.constraints.get("EncryptionContextEquals")
+    if equals is not None and dict(context) != dict(equals):
+        return False
+    subset = grant.constraints.get("EncryptionContextSubset")
+    return subset is None or all(context.get(k) == v for k, v in subset.items())
+
+
+def key_access(
+    request: iam.Request,
+    identity: Sequence[iam.Policy],
+    key_policy: iam.Policy,
+    grants: Sequence[Grant],
+    context: Mapping[str, str] | None = None,
+) -> tuple[bool, str]:
+    """``(allowed, why not)`` for ``request`` (``kms:<Operation>`` on a key), as KMS
+    decides: no explicit Deny in the identity policies or the key policy, and then the
+    key policy allows the caller directly, OR it allows the account (the "Enable IAM User
+    Permissions" statement) AND an identity policy allows, OR a grant gives the operation
+    to the caller (``context``: see :func:`grant_allows`). The account's root user has no
+    identity policies and no shortcut: it is in when the key policy names it or its
+    account.
+    """
+    principal = request.principal
+    by_identity = iam.evaluate(request, identity, None)
+    if by_identity.reason == "explicit-deny":
+        return False, "with an explicit deny in an identity-based policy"
+    account = request.resource_account
+
+    def by_key_policy(who: iam.Principal) -> iam.Decision:
+        return iam.evaluate(dataclasses.replace(request, principal=who), (), key_policy)
+
+    direct = by_key_policy(iam.Principal(principal.arn, principal.account, is_root=False))
+    if direct.reason == "explicit-deny":
+        return False, "with an explicit deny in a resource-based policy"
+    if direct.allowed:
+        return True, ""
+    root = f"arn:aws:iam::{principal.account}:root"
+    delegated = by_key_policy(iam.Principal(root, principal.account, is_root=False)).allowed
+    if delegated and principal.account == account and by_identity.allowed:
+        return True, ""
+    operation = request.action.split(":", 1)[-1]
+    if any(grant_allows(g, principal, operation, context) for g in grants):
+        return True, ""
+    if delegated:
+        return False, f"because no identity-based policy allows the {request.action} action"
+    return False, f"because no resource-based policy allows the {request.action} action"
 
 
 LOCKOUT_MESSAGE = "the new key policy will not allow you to update the key policy in the future"

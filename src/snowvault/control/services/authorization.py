@@ -31,8 +31,15 @@ looks that up in the catalog:
 - ``account``: ``*`` (account-wide: lists, settings, templates, creating plans/holds).
 
 An operation missing from :data:`OPERATIONS` is refused (fail closed), and a test fails.
-KMS operations go through the same function with ``service="kms"`` (the key ARN, no
-vault policy). Services ask :func:`allowed` for second questions, such as whether the
+KMS operations go through the same function with ``service="kms"``: those that do not
+name a key (CreateKey, ListKeys, ListAliases, GenerateRandom, ListRetirableGrants) and the
+alias operations are decided by identity policies on the key or alias ARN; those that name
+a key (:data:`KMS_KEY_OPERATIONS`) are decided by :func:`authorize_key`, which the key
+service calls once it has resolved the key (from a KeyId, or from a ciphertext's header)
+and knows the request's encryption context: KMS's own evaluation of key policy, identity
+policies and grants (``control.model.kms.key_access``). RetireGrant is decided by the
+grant itself (its retiring principal, grantee or issuing account). Services ask
+:func:`allowed` for second questions, such as whether the
 caller may bypass a governance lock.
 
 Condition keys given to every policy: aws:PrincipalArn, aws:PrincipalAccount,
@@ -48,6 +55,7 @@ Must not depend on the scheduler, the composition root or any interface.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,6 +65,7 @@ from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
 from snowvault.control.model import host_paths, iam
+from snowvault.control.model import kms as kms_rules
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
@@ -418,6 +427,57 @@ def _kms_resource(caller: Caller, params: Mapping[str, Any]) -> str:
     )
 
 
+KMS_KEY_OPERATIONS = frozenset(
+    {
+        "DescribeKey", "UpdateKeyDescription", "GetKeyPolicy", "PutKeyPolicy",
+        "ListKeyPolicies", "EnableKey", "DisableKey", "EnableKeyRotation",
+        "DisableKeyRotation", "GetKeyRotationStatus", "RotateKeyOnDemand", "ListKeyRotations",
+        "ScheduleKeyDeletion", "CancelKeyDeletion", "Encrypt", "Decrypt", "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext", "ReEncrypt", "CreateGrant", "ListGrants",
+        "RevokeGrant", "RetireGrant", "TagResource", "UntagResource", "ListResourceTags",
+    }
+)  # fmt: skip
+"""KMS operations that name a key: the key service decides them with :func:`authorize_key`
+(ReEncrypt as ReEncryptFrom on the source key and ReEncryptTo on the destination)."""
+
+
+def _grants(conn: Connection, key_arn: str) -> list[kms_rules.Grant]:
+    return [
+        kms_rules.Grant(
+            str(row["grantee_principal"]),
+            frozenset(json.loads(row["operations"])),
+            json.loads(row["constraints"]) if row["constraints"] else None,
+        )
+        for row in catalog.kms.grants_of(conn, key_arn)
+    ]
+
+
+def authorize_key(
+    conn: Connection,
+    caller: Caller,
+    action: str,
+    key: Mapping[str, Any],
+    encryption_context: Mapping[str, str] | None = None,
+) -> None:
+    """Raise :class:`AccessDenied` unless ``caller`` may do ``kms:<action>`` on ``key``
+    (a catalog row), as KMS decides: the key policy (the stored one, or AWS's default),
+    the caller's identity policies and the key's grants (``kms_rules.key_access``).
+    ``encryption_context``: the request's, for an operation that takes one (``{}`` when
+    none was sent), else None. The server's own use of vault keys does not come here."""
+    principal, identity = _principal(conn, caller)
+    document = key["policy"] or kms_rules.default_policy(str(key["account_id"]))
+    policy = iam.parse_policy(document, "resource")
+    request = _request(caller, principal, f"kms:{action}", Target(str(key["arn"])))
+    allowed, why = kms_rules.key_access(
+        request, identity, policy, _grants(conn, str(key["arn"])), encryption_context
+    )
+    if not allowed:
+        raise AccessDenied(
+            detail=f"User: {caller.principal_arn} is not authorized to perform: kms:{action} "
+            f"on resource: {key['arn']} {why}"
+        )
+
+
 def target_for(
     conn: Connection,
     caller: Caller,
@@ -459,6 +519,8 @@ def authorize_operation(
 ) -> None:
     """The API's hook: ``<service>:<operation>`` on what the parameters name, resolved
     and evaluated in one catalog read."""
+    if service == "kms" and operation in KMS_KEY_OPERATIONS:
+        return  # the key service decides with the key in hand (authorize_key)
     with catalog.db.read_transaction(deps.engine) as conn:
         target = target_for(conn, caller, operation, params, service)
         request, decision = _decide(conn, caller, f"{service}:{operation}", target)

@@ -14,12 +14,14 @@ decrypting, new encryptions use the newest. A key past its deletion date loses e
 version (crypto-shredding) and answers NotFoundException from then on.
 
 Key policies: each key has one, named ``default`` (CreateKey's Policy, or AWS's default
-"Enable IAM User Permissions" policy that delegates to the account's IAM). The API has
-already checked the caller's IAM policies (services.authorization) before a method here
-runs; every method that names a key then checks the key policy as KMS does: an explicit
-Deny refuses, and the policy must allow the caller either directly or by naming the
-account (delegation to IAM); the account's root user gets no shortcut. Grants are stored
-and listed (CreateGrant ... ListRetirableGrants) but grant no permission of their own.
+"Enable IAM User Permissions" policy that delegates to the account's IAM). Every method
+that names a key decides, once it has the key, as KMS does
+(``services.authorization.authorize_key``): no explicit Deny in the key policy or the
+caller's identity policies, and the key policy allows the caller directly, or allows the
+account and an identity policy allows, or a grant (CreateGrant ... RevokeGrant) gives the
+operation to the caller, its encryption-context constraints holding. The account's root
+user gets no shortcut. The API does not check identity policies first for these
+operations (services.authorization.KMS_KEY_OPERATIONS).
 
 Must not depend on the scheduler, the composition root or any interface.
 """
@@ -36,6 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from snowvault.control import catalog
 from snowvault.control.model import iam
 from snowvault.control.model import kms as rules
+from snowvault.control.services import authorization
 from snowvault.control.services import errors as err
 from snowvault.control.services.base import Caller
 from snowvault.control.services.errors import AccessDenied
@@ -112,14 +115,25 @@ class Kms:
             raise err.KeyNotFound(key=ref)
         return _live(catalog.kms.get_key_by_arn(conn, row["target_key_arn"]), ref)
 
-    def _key(self, caller: Caller, ref: str, action: str) -> Record:
+    def _key(
+        self, caller: Caller, ref: str, action: str, context: Mapping[str, str] | None = None
+    ) -> Record:
         with catalog.db.transaction(self._engine) as conn:
-            return self._resolve_as(conn, caller, ref, action)
+            return self._resolve_as(conn, caller, ref, action, context)
 
-    def _resolve_as(self, conn: Connection, caller: Caller, ref: str, action: str) -> Record:
-        """The key ``ref`` names, once its key policy lets ``caller`` do ``kms:<action>``."""
+    def _resolve_as(
+        self,
+        conn: Connection,
+        caller: Caller,
+        ref: str,
+        action: str,
+        context: Mapping[str, str] | None = None,
+    ) -> Record:
+        """The key ``ref`` names, once ``caller`` may do ``kms:<action>`` on it (key
+        policy, identity policies, grants; ``context``: the encryption context of an
+        operation that takes one)."""
         key = self._resolve(conn, caller.account_id, caller.region, ref)
-        check_key_policy(key, caller, action)
+        authorization.authorize_key(conn, caller, action, key, context)
         return key
 
     # ------------------------------------------------------------------ creating keys
@@ -368,8 +382,10 @@ class Kms:
             caller, ref, "DisableKeyRotation", rotation_enabled=False, next_rotation_date=None
         )
 
-    def _require_enabled(self, caller: Caller, ref: str, action: str) -> Record:
-        key = self._key(caller, ref, action)
+    def _require_enabled(
+        self, caller: Caller, ref: str, action: str, context: Mapping[str, str] | None = None
+    ) -> Record:
+        key = self._key(caller, ref, action, context)
         _require_usable(key, action)
         return key
 
@@ -500,7 +516,8 @@ class Kms:
         name: str | None = None,
     ) -> Record:
         """CreateGrant: stored and listed; a retry with the same Name and parameters
-        returns the grant it made. Grants do not widen what a caller may do here."""
+        returns the grant it made. The grant gives its grantee the operations it lists on
+        the key (see the module docstring)."""
         bad = sorted(set(operations) - GRANT_OPERATIONS)
         if not operations or bad:
             raise err.KmsValidation(detail=f"Operations must be grant operations, not {bad}")
@@ -616,7 +633,7 @@ class Kms:
         action: str = "Encrypt",
     ) -> tuple[bytes, str]:
         """Encrypt: ``(ciphertext blob, key ARN)`` under the key's newest version."""
-        key = self._require_enabled(caller, ref, action)
+        key = self._require_enabled(caller, ref, action, dict(context or {}))
         return self._seal(key, plaintext, kms_crypto.context_bytes(context)), str(key["arn"])
 
     def generate_random(self, number_of_bytes: int | None) -> bytes:
@@ -636,7 +653,7 @@ class Kms:
         source_ref: str | None = None,
     ) -> tuple[bytes, str, str]:
         """ReEncrypt: ``(new blob, source key ARN, destination key ARN)``; the plaintext
-        never leaves the service. The key policies must allow ReEncryptFrom on the source
+        never leaves the service. The caller needs kms:ReEncryptFrom on the source
         key and ReEncryptTo on the destination key."""
         plaintext, source = self.decrypt(
             caller, blob, source_context, key_ref=source_ref, action="ReEncryptFrom"
@@ -694,7 +711,7 @@ class Kms:
             ):
                 raise err.InvalidCiphertext(detail="no key of this account and region sealed it")
             key = _live(key, key["arn"])
-            check_key_policy(key, caller, action)
+            authorization.authorize_key(conn, caller, action, key, dict(context or {}))
             if key_ref is not None:
                 given = self._resolve(conn, caller.account_id, caller.region, key_ref)
                 if given["arn"] != key["arn"]:
@@ -764,24 +781,8 @@ class Kms:
 # ---------------------------------------------------------------------- pure rules
 
 
-def default_policy(account: str) -> str:
-    """AWS's default key policy: the account's IAM decides (``kms:*`` to the root)."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Id": "key-default-1",
-            "Statement": [
-                {
-                    "Sid": "Enable IAM User Permissions",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                }
-            ],
-        },
-        indent=2,
-    )
+default_policy = rules.default_policy
+"""AWS's default key policy: the account's IAM decides (``kms:*`` to the root)."""
 
 
 def policy_of(key: Record) -> str:
@@ -797,17 +798,6 @@ def parse_key_policy(document: str) -> iam.Policy:
         return iam.parse_policy(document, "resource")
     except InvalidInput as exc:
         raise err.MalformedPolicy(detail=str(exc)) from None
-
-
-def check_key_policy(key: Record, caller: Caller, action: str) -> None:
-    """Raise AccessDenied when the key policy of ``key`` refuses ``caller`` ``action``."""
-    policy = parse_key_policy(policy_of(key))
-    allowed, why = rules.key_policy_decision(policy, _asker(caller), action, key["arn"])
-    if not allowed:
-        raise AccessDenied(
-            detail=f"User: {caller.principal_arn} is not authorized to perform: kms:{action} "
-            f"on resource: {key['arn']} {why}"
-        )
 
 
 def check_new_policy(document: str, caller: Caller, bypass_lockout_check: bool) -> None:

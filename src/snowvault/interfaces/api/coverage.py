@@ -36,7 +36,7 @@ from botocore import loaders
 import snowvault
 from snowvault.interfaces.api import model
 
-_GRANT_TOKENS = "GrantTokens accepted and not evaluated (grants give no permission)"
+_GRANT_TOKENS = "GrantTokens accepted and not needed (a grant takes effect at once)"
 _DRY_RUN = "DryRun ignored (the operation runs)"
 
 PARTIAL: Mapping[str, Mapping[str, str]] = {
@@ -63,8 +63,8 @@ PARTIAL: Mapping[str, Mapping[str, str]] = {
     "kms": {
         "CreateKey": "symmetric encryption keys only; MultiRegion, CustomKeyStoreId and "
         "XksKeyId ignored",
-        "CreateGrant": "grants give no permission; Constraints and grant tokens stored, "
-        "not evaluated; service principals and DryRun ignored",
+        "CreateGrant": "grants give their operations to a GranteePrincipal ARN (encryption "
+        "context constraints evaluated); service principals and DryRun ignored",
         "Decrypt": f"{_GRANT_TOKENS}; Recipient and {_DRY_RUN}",
         "DescribeKey": _GRANT_TOKENS,
         "Encrypt": f"{_GRANT_TOKENS}; {_DRY_RUN}",
@@ -77,8 +77,8 @@ PARTIAL: Mapping[str, Mapping[str, str]] = {
         "ListKeys": "ResourceOwners ignored (the caller's keys)",
         "ListResourceTags": "Limit and Marker ignored (one page)",
         "ListRetirableGrants": "RetiringServicePrincipal ignored",
-        "PutKeyPolicy": "a key policy's Allow alone does not let an IAM user in (the "
-        "identity policy is checked first); its Deny holds",
+        "PutKeyPolicy": "principals of other accounts named in a key policy get no access "
+        "(keys are not used across accounts)",
         "ReEncrypt": f"{_GRANT_TOKENS}; {_DRY_RUN}",
         "RetireGrant": _DRY_RUN,
         "RevokeGrant": _DRY_RUN,
