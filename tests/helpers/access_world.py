@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from snowvault.control import catalog
-from snowvault.control.model import host_paths
+from snowvault.control.model import host_paths, jobs
 from snowvault.control.services import (
     accounts,
     authorization,
@@ -106,8 +106,8 @@ class World:
     def vault(self, name: str) -> dict[str, Any]:
         return vaults.create(self.deps, self.root, name)
 
-    def backup(self, vault_name: str, delete_after_days: int | None) -> dict[str, Any]:
-        """Run one real backup job to its end; returns the recovery point row."""
+    def backup(self, vault_name: str, delete_after_days: int | None) -> jobs.RecoveryPoint:
+        """Run one real backup job to its end; returns its recovery point."""
         self._sources += 1
         source = self.tmp / f"src{self._sources}"
         source.mkdir()
@@ -162,19 +162,19 @@ class World:
         vault = vaults.get(self.deps, self.root, vault_name)
         with catalog.db.transaction(self.deps.engine) as conn:
             page = catalog.recovery_points.list_by_vault(conn, vault_arn=vault["arn"])
-        return {rp["arn"] for rp in page.items}
+        return {rp.arn for rp in page.items}
 
-    def assert_intact(self, vault_name: str, rps: list[dict[str, Any]]) -> None:
+    def assert_intact(self, vault_name: str, rps: list[jobs.RecoveryPoint]) -> None:
         """The vault passes engine check and every given point restores its bytes."""
         vault = vaults.get(self.deps, self.root, vault_name)
         with vaults.open_repository(self.deps, vault) as repo:
             report = check.check(repo, read_data=True)
             assert report.problems == []
             for rp in rps:
-                target = self.tmp / f"restore-{rp['engine_recovery_point_id'][:12]}"
+                target = self.tmp / f"restore-{str(rp.engine_recovery_point_id)[:12]}"
                 if target.exists():
                     continue
-                restorer.restore(repo, rp["engine_recovery_point_id"], target)
+                restorer.restore(repo, str(rp.engine_recovery_point_id), target)
                 assert (target / "shared.txt").exists() or any(target.rglob("shared.txt"))
 
     def advance(self, **delta: float) -> None:

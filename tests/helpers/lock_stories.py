@@ -22,21 +22,21 @@ def bypass_delete_story(world: World) -> None:
     doomed = world.backup("g", 30)
     vault = vaults.get(world.deps, world.root, "g")
     with vaults.open_repository(world.deps, vault) as repo:
-        exclusive = prune.packs_of(repo, repo.load_manifest(doomed["engine_recovery_point_id"]))
-        exclusive -= prune.packs_of(repo, repo.load_manifest(kept["engine_recovery_point_id"]))
+        exclusive = prune.packs_of(repo, repo.load_manifest(doomed.engine_recovery_point_id))
+        exclusive -= prune.packs_of(repo, repo.load_manifest(kept.engine_recovery_point_id))
         assert exclusive and all(repo.backend.get_retention(p) for p in exclusive)
 
     owner = world.user("owner", admin_policy("backup:DeleteBackupVaultLockConfiguration"))
     for who in (owner, world.root):
         with pytest.raises(vault_lock.VaultLocked):
-            world.api(who, "DeleteRecoveryPoint", {}, recovery_points.delete, "g", doomed["arn"])
+            world.api(who, "DeleteRecoveryPoint", {}, recovery_points.delete, "g", doomed.arn)
     with pytest.raises(PermissionDenied):
         world.api(owner, "DeleteBackupVaultLockConfiguration", {}, vault_lock.delete, "g")
     world.api(world.root, "DeleteBackupVaultLockConfiguration", {}, vault_lock.delete, "g")
-    world.api(world.root, "DeleteRecoveryPoint", {}, recovery_points.delete, "g", doomed["arn"])
+    world.api(world.root, "DeleteRecoveryPoint", {}, recovery_points.delete, "g", doomed.arn)
     assert recovery_points.prune_pending(world.deps) == [vault["arn"]]
 
     with vaults.open_repository(world.deps, vault) as repo:
-        assert doomed["engine_recovery_point_id"] not in repo.list_manifests()
+        assert doomed.engine_recovery_point_id not in repo.list_manifests()
         assert not [p for p in exclusive if repo.backend.exists(p)]
     world.assert_intact("g", [kept])

@@ -48,7 +48,7 @@ def _all(conn: Connection, vault_arn: str, limit: int, **filters: Any) -> list[s
             token=token,
         )
         assert len(page.items) <= limit
-        arns += [r["arn"] for r in page.items]
+        arns += [r.arn for r in page.items]
         if page.next_token is None:
             return arns
         token = page.next_token
@@ -103,9 +103,9 @@ def test_list_by_resource_spans_vaults(conn: Connection) -> None:
     second = catalog.recovery_points.list_by_resource(
         conn, resource_arn="arn:res:2", limit=3, token=page.next_token
     )
-    got = [r["arn"] for r in page.items + second.items]
+    got = [r.arn for r in page.items + second.items]
     assert len(got) == 4 and second.next_token is None
-    assert {r["backup_vault_name"] for r in page.items + second.items} == {"a", "b"}
+    assert {r.backup_vault_name for r in page.items + second.items} == {"a", "b"}
 
 
 def test_describe_lifecycle_status_and_delete(conn: Connection) -> None:
@@ -122,18 +122,19 @@ def test_describe_lifecycle_status_and_delete(conn: Connection) -> None:
         move_to_cold_at=T0 + timedelta(days=1),
         delete_at=later,
     )
-    assert got["delete_at"] == later and got["lifecycle"]["DeleteAfterDays"] == 30
+    assert got.delete_at == later and got.lifecycle is not None
+    assert got.lifecycle["DeleteAfterDays"] == 30
     due = catalog.recovery_points.list_due_for_deletion
     assert due(conn, before=later - timedelta(seconds=1)) == []
-    assert [r["arn"] for r in due(conn, before=later)] == [row["arn"]]
+    assert [r.arn for r in due(conn, before=later)] == [row["arn"]]
     cold = catalog.recovery_points.list_due_for_cold(conn, before=T0 + timedelta(days=2))
-    assert [r["arn"] for r in cold] == [row["arn"]]
+    assert [r.arn for r in cold] == [row["arn"]]
     catalog.recovery_points.set_storage_class(conn, row["arn"], "COLD")
     assert catalog.recovery_points.list_due_for_cold(conn, before=later) == []
     catalog.recovery_points.set_status(conn, row["arn"], "DELETING")
     assert due(conn, before=later) == []
     catalog.recovery_points.record_restore(conn, row["arn"], later)
-    assert catalog.recovery_points.get(conn, row["arn"])["last_restore_time"] == later
+    assert catalog.recovery_points.get(conn, row["arn"]).last_restore_time == later
     catalog.recovery_points.delete(conn, row["arn"])
     with pytest.raises(NotFound):
         catalog.recovery_points.get(conn, row["arn"])

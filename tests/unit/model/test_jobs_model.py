@@ -87,9 +87,13 @@ def test_stop_target() -> None:
 
 @pytest.mark.parametrize(
     ("record", "table"),
-    [(jobs.BackupJob, tables.backup_jobs), (jobs.RestoreJob, tables.restore_jobs)],
+    [
+        (jobs.BackupJob, tables.backup_jobs),
+        (jobs.RestoreJob, tables.restore_jobs),
+        (jobs.RecoveryPoint, tables.recovery_points),
+    ],
 )
-def test_a_job_record_has_exactly_its_tables_columns(record: type, table: object) -> None:
+def test_a_record_has_exactly_its_tables_columns(record: type, table: object) -> None:
     names = {f.name for f in dataclasses.fields(record)}
     assert names == set(table.c.keys())  # type: ignore[attr-defined]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from helpers.access_world import ACCOUNT, OTHER_ACCOUNT, REGION, World, admin_policy
+from snowvault.control.model import jobs
 from snowvault.control.services import authorization, iam, recovery_points, vaults
 from snowvault.core.errors import InvalidInput, NotFound
 from snowvault.testing import FakeClock
@@ -36,9 +37,9 @@ def world(tmp_path: Path, clock: FakeClock) -> World:
     return w
 
 
-def _delete(world: World, who: object, rp: dict[str, object]) -> None:
-    params = {"BackupVaultName": "main", "RecoveryPointArn": rp["arn"]}
-    world.api(who, "DeleteRecoveryPoint", params, recovery_points.delete, "main", rp["arn"])  # type: ignore[arg-type]
+def _delete(world: World, who: object, rp: jobs.RecoveryPoint) -> None:
+    params = {"BackupVaultName": "main", "RecoveryPointArn": rp.arn}
+    world.api(who, "DeleteRecoveryPoint", params, recovery_points.delete, "main", rp.arn)  # type: ignore[arg-type]
 
 
 def test_vault_policy_denying_deletes_stops_everyone_even_root(world: World) -> None:
@@ -50,9 +51,9 @@ def test_vault_policy_denying_deletes_stops_everyone_even_root(world: World) -> 
             _delete(world, who, rp)
         assert str(err.value) == (
             f"User: {who.principal_arn} is not authorized to perform: backup:DeleteRecoveryPoint"
-            f" on resource: {rp['arn']} with an explicit deny in a resource-based policy"
+            f" on resource: {rp.arn} with an explicit deny in a resource-based policy"
         )
-    assert world.points("main") == {rp["arn"]}
+    assert world.points("main") == {rp.arn}
     iam.delete_vault_access_policy(world.deps, world.root, "main")
     _delete(world, admin, rp)
     assert world.points("main") == set()
@@ -73,11 +74,11 @@ def test_cross_account_needs_the_vault_policy(world: World) -> None:
     rp = world.backup("main", 1)
     other = world.other_account()
     vault_arn = vaults.get(world.deps, world.root, "main")["arn"]
-    params = {"BackupVaultName": "main", "RecoveryPointArn": rp["arn"]}
+    params = {"BackupVaultName": "main", "RecoveryPointArn": rp.arn}
     resource, policy_vault = authorization.resource_for(
         world.deps, other, "DeleteRecoveryPoint", params
     )
-    assert (resource, policy_vault) == (rp["arn"], vault_arn)  # the vault in the RP's account
+    assert (resource, policy_vault) == (rp.arn, vault_arn)  # the vault in the RP's account
     with pytest.raises(authorization.AccessDenied, match="no resource-based policy"):
         authorization.authorize_operation(world.deps, other, "DescribeRecoveryPoint", params)
     allow_other = {

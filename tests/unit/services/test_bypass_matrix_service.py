@@ -114,8 +114,8 @@ def test_recovery_point_paths(tmp_path: Path, clock: FakeClock, lock: str, hold:
     results: dict[tuple[str, str], str | None] = {}
     for principal in PRINCIPALS:
         caller = who[principal]
-        days = int((rp["delete_at"] - rp["creation_date"]).days) - 1
-        params = {"BackupVaultName": "main", "RecoveryPointArn": rp["arn"]}
+        days = int((rp.delete_at - rp.creation_date).days) - 1
+        params = {"BackupVaultName": "main", "RecoveryPointArn": rp.arn}
         results["shorten", principal] = _code(
             world.api,
             caller,
@@ -123,10 +123,10 @@ def test_recovery_point_paths(tmp_path: Path, clock: FakeClock, lock: str, hold:
             params,
             recovery_points.update_lifecycle,
             "main",
-            rp["arn"],
+            rp.arn,
             {"DeleteAfterDays": days},
         )
-        rp = recovery_points.get(world.deps, world.root, "main", rp["arn"])
+        rp = recovery_points.get(world.deps, world.root, "main", rp.arn)
         vault_params = {"BackupVaultName": "main"}
         results["delete_vault", principal] = _code(
             world.api, caller, "DeleteBackupVault", vault_params, vaults.delete, "main"
@@ -138,7 +138,7 @@ def test_recovery_point_paths(tmp_path: Path, clock: FakeClock, lock: str, hold:
             params,
             recovery_points.delete,
             "main",
-            rp["arn"],
+            rp.arn,
         )
         if results["delete", principal] is None:
             rp = world.backup("main", 10)  # the next principal gets a fresh point
@@ -223,7 +223,7 @@ def test_deny_everyone_vault_policy_beats_every_bypass(tmp_path: Path, clock: Fa
         ],
     }
     iam.put_vault_access_policy(world.deps, world.root, "main", json.dumps(deny))
-    params = {"BackupVaultName": "main", "RecoveryPointArn": rp["arn"]}
+    params = {"BackupVaultName": "main", "RecoveryPointArn": rp.arn}
     for principal in PRINCIPALS:
         got = _code(
             world.api,
@@ -232,7 +232,7 @@ def test_deny_everyone_vault_policy_beats_every_bypass(tmp_path: Path, clock: Fa
             params,
             recovery_points.delete,
             "main",
-            rp["arn"],
+            rp.arn,
         )
         assert got == DENIED, principal
     world.assert_intact("main", [rp])

@@ -53,12 +53,12 @@ def test_backup_then_restore_through_the_worker(deps: Deps, caller: Caller, tmp_
     done = backup_jobs.get(deps, caller, job.job_id)
     assert (done.percent_done, done.bytes_transferred) == (100.0, 15000)
     rp = recovery_points.get(deps, caller, "v", done.recovery_point_arn)
-    assert rp["delete_at"] == job.creation_date + timedelta(days=10)
-    assert resources.get(deps, caller, arn)["last_recovery_point_arn"] == rp["arn"]
+    assert rp.delete_at == job.creation_date + timedelta(days=10)
+    assert resources.get(deps, caller, arn)["last_recovery_point_arn"] == rp.arn
 
     target = tmp_path / "out"
     restore_jobs.start(
-        deps, caller, recovery_point_arn=rp["arn"], metadata={"targetPath": str(target)}
+        deps, caller, recovery_point_arn=rp.arn, metadata={"targetPath": str(target)}
     )
     assert _worker(deps).run_once() == "COMPLETED"
     assert (target / "f4").read_bytes() == (tmp_path / "src" / "f4").read_bytes()
@@ -133,7 +133,7 @@ def test_delete_recovery_point_prunes_in_the_background(
     rp = recovery_points.list_by_vault(
         deps, caller, "v", catalog.recovery_points.RecoveryPointFilters()
     ).items[0]
-    recovery_points.delete(deps, caller, "v", rp["arn"])
+    recovery_points.delete(deps, caller, "v", rp.arn)
     with vaults.open_repository(deps, vault) as repo:
         assert repo.list_manifests() == []
         packs_before = len(list(repo.list_packs()))

@@ -82,34 +82,34 @@ def test_held_points_cannot_be_deleted_and_later_points_are_covered(world: World
     elsewhere = world.backup("other", 1)
     hold_id = _hold(world)
     after = world.backup("main", 1)  # created after the hold: covered too
-    covered = {rp["arn"] for rp in legal_holds.recovery_points(world.deps, world.root, hold_id)}
-    assert covered == {before["arn"], after["arn"]}
+    covered = {rp.arn for rp in legal_holds.recovery_points(world.deps, world.root, hold_id)}
+    assert covered == {before.arn, after.arn}
     for rp in (before, after):
         with pytest.raises(vault_lock.LegalHoldActive, match=hold_id):
-            recovery_points.delete(world.deps, world.root, "main", rp["arn"])
+            recovery_points.delete(world.deps, world.root, "main", rp.arn)
     world.clock.advance(timedelta(days=2))
     deleted, waiting = expiry.expire_due(world.deps, world.clock.now())
-    assert deleted == [elsewhere["arn"]]
-    assert set(waiting) == {before["arn"], after["arn"]}
+    assert deleted == [elsewhere.arn]
+    assert set(waiting) == {before.arn, after.arn}
     world.assert_intact("main", [before, after])
     legal_holds.cancel(world.deps, world.root, hold_id, "closed", None)
     deleted, waiting = expiry.expire_due(world.deps, world.clock.now())
-    assert set(deleted) == {before["arn"], after["arn"]} and waiting == []
+    assert set(deleted) == {before.arn, after.arn} and waiting == []
 
 
 def test_date_range_and_resource_selection(world: World) -> None:
     old = world.backup("main", None)
     world.clock.advance(timedelta(days=1))
     new = world.backup("main", None)
-    window = DateRange(old["creation_date"], old["creation_date"] + timedelta(hours=1))
+    window = DateRange(old.creation_date, old.creation_date + timedelta(hours=1))
     hold_id = _hold(world, Selection(date_range=window))
-    covered = [rp["arn"] for rp in legal_holds.recovery_points(world.deps, world.root, hold_id)]
-    assert covered == [old["arn"]]
-    recovery_points.delete(world.deps, world.root, "main", new["arn"])  # not covered
-    by_resource = _hold(world, Selection(resource_identifiers=(old["resource_arn"],)))
-    assert [
-        rp["arn"] for rp in legal_holds.recovery_points(world.deps, world.root, by_resource)
-    ] == [old["arn"]]
+    covered = [rp.arn for rp in legal_holds.recovery_points(world.deps, world.root, hold_id)]
+    assert covered == [old.arn]
+    recovery_points.delete(world.deps, world.root, "main", new.arn)  # not covered
+    by_resource = _hold(world, Selection(resource_identifiers=(old.resource_arn,)))
+    assert [rp.arn for rp in legal_holds.recovery_points(world.deps, world.root, by_resource)] == [
+        old.arn
+    ]
     with pytest.raises(InvalidInput, match="future"):
         _hold(
             world,
@@ -126,8 +126,8 @@ def test_the_schedulers_tick_also_waits_for_holds(world: World) -> None:
     hold_id = _hold(world)
     world.clock.advance(timedelta(days=2))
     result = planner.tick(world.deps)
-    assert result.recovery_points_expired == [] and world.points("main") == {rp["arn"]}
+    assert result.recovery_points_expired == [] and world.points("main") == {rp.arn}
     world.assert_intact("main", [rp])
     legal_holds.cancel(world.deps, world.root, hold_id, "closed", None)
     result = planner.tick(world.deps)
-    assert result.recovery_points_expired == [rp["arn"]] and world.points("main") == set()
+    assert result.recovery_points_expired == [rp.arn] and world.points("main") == set()

@@ -229,7 +229,7 @@ def test_cold_transition_is_recorded(
     assert [(r["action"], r["due_at"]) for r in records] == [
         ("COLD", datetime(2026, 1, 2, 5, tzinfo=UTC))
     ]
-    assert rp["storage_class"] == "COLD"
+    assert rp.storage_class == "COLD"
 
 
 def test_settable_clock_never_goes_back(clock: FakeClock) -> None:
@@ -256,9 +256,9 @@ def test_scheduled_recovery_points_carry_their_plan(
     )
     by_plan = catalog.recovery_points.RecoveryPointFilters(backup_plan_id=pid)
     points = recovery_points.list_by_vault(deps, caller, "main", by_plan).items
-    assert sorted(p["resource_arn"] for p in points) == sorted([a, b])
+    assert sorted(p.resource_arn for p in points) == sorted([a, b])
     job = _jobs(deps)[0]
-    assert points[0]["created_by"] == {
+    assert points[0].created_by == {
         "BackupPlanId": pid,
         "BackupPlanArn": job.backup_plan_arn,
         "BackupPlanVersion": job.backup_plan_version,

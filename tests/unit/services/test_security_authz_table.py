@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from helpers.access_world import ACCOUNT, OTHER_ACCOUNT, REGION, World
+from snowvault.control.model import jobs
 from snowvault.control.services import authorization, iam, resources, restore_jobs
 from snowvault.control.services.base import Caller
 from snowvault.interfaces.api import extension, handlers, iam_actions, model
@@ -154,7 +155,7 @@ def test_an_operation_without_a_rule_is_refused_and_stops_the_api_building() -> 
 @dataclass
 class Scene:
     world: World
-    rp: dict[str, Any]
+    rp: jobs.RecoveryPoint
     backup_job_id: str
     restore_job_id: str
     resource_arn: str
@@ -171,10 +172,10 @@ class Scene:
         if category == RP:
             if name == "StartRestoreJob":  # it names no vault: the point's vault applies
                 target = str(self.world.tmp / "restore-target")
-                return {"RecoveryPointArn": self.rp["arn"], "Metadata": {"targetPath": target}}
+                return {"RecoveryPointArn": self.rp.arn, "Metadata": {"targetPath": target}}
             if name == "ListRecoveryPointContents":
-                return {"RecoveryPointArn": self.rp["arn"]}
-            return {"BackupVaultName": "main", "RecoveryPointArn": self.rp["arn"]}
+                return {"RecoveryPointArn": self.rp.arn}
+            return {"BackupVaultName": "main", "RecoveryPointArn": self.rp.arn}
         if category == JOB:
             if "Backup" in name:
                 return {"BackupJobId": self.backup_job_id}
@@ -218,7 +219,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     job = restore_jobs.start(
         world.deps,
         world.root,
-        recovery_point_arn=rp["arn"],
+        recovery_point_arn=rp.arn,
         metadata={"targetPath": str(world.tmp / "restored")},
     )
     world.user("limited")
@@ -226,9 +227,9 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     yield Scene(
         world,
         rp,
-        str(rp["source_job_id"]),
+        str(rp.source_job_id),
         str(job.restore_job_id),
-        str(rp["resource_arn"]),
+        str(rp.resource_arn),
         str(main["arn"]),
         str(other["arn"]),
     )
@@ -314,7 +315,7 @@ def test_recovery_points_and_jobs_resolve_to_their_vault(scene: Scene) -> None:
     def resolved(name: str, params: dict[str, Any], who: Caller | None = None) -> object:
         return authorization.resource_for(world.deps, who or world.root, name, params)
 
-    rp = scene.rp["arn"]
+    rp = scene.rp.arn
     assert resolved("StartRestoreJob", {"RecoveryPointArn": rp}) == (rp, scene.main_arn)
     assert resolved("ListRecoveryPointContents", {"RecoveryPointArn": rp}) == (rp, scene.main_arn)
     # the catalog decides, not the name the caller gives
@@ -344,9 +345,9 @@ def test_foreign_ids_answer_like_unknown_ones(scene: Scene) -> None:
         unknown = {k: "00000000-0000-0000-0000-000000000000" for k in params}
         assert authorization.resource_for(world.deps, other, name, params) == ("*", None)
         assert authorization.resource_for(world.deps, other, name, unknown) == ("*", None)
-    ghost = scene.rp["arn"].rsplit(":", 1)[0] + ":00000000-0000-0000-0000-000000000000"
+    ghost = scene.rp.arn.rsplit(":", 1)[0] + ":00000000-0000-0000-0000-000000000000"
     messages = []
-    for arn in (scene.rp["arn"], ghost):
+    for arn in (scene.rp.arn, ghost):
         with pytest.raises(authorization.AccessDenied) as err:
             authorization.authorize_operation(
                 world.deps, other, "StartRestoreJob", {"RecoveryPointArn": arn}
@@ -361,7 +362,7 @@ def test_foreign_ids_answer_like_unknown_ones(scene: Scene) -> None:
     }
     _set_vault_policy(scene, "main", _identity(allow_other))
     try:
-        params = {"RecoveryPointArn": scene.rp["arn"]}
+        params = {"RecoveryPointArn": scene.rp.arn}
         authorization.authorize_operation(world.deps, other, "ListRecoveryPointContents", params)
         with pytest.raises(authorization.AccessDenied):
             authorization.authorize_operation(world.deps, other, "StartRestoreJob", params)
@@ -402,7 +403,7 @@ def test_snowvault_path_confines_restores_to_a_prefix(scene: Scene) -> None:
     who = _path_user(scene, "backup:StartRestoreJob", f"{base}/restores/*")
 
     def refused(target: str) -> bool:
-        params = {"RecoveryPointArn": scene.rp["arn"], "Metadata": {"targetPath": target}}
+        params = {"RecoveryPointArn": scene.rp.arn, "Metadata": {"targetPath": target}}
         return _refused(scene, who, "StartRestoreJob", params)
 
     assert not refused(f"{base}/restores/a")
@@ -413,7 +414,7 @@ def test_snowvault_path_confines_restores_to_a_prefix(scene: Scene) -> None:
     assert refused("relative/restores/a")  # no valid path: no key, the condition fails
     assert refused(f"{base}/restores/a\x00b")
     assert refused(f"{base}/restores/\ud800")  # a lone surrogate: no path, no crash
-    params = {"RecoveryPointArn": scene.rp["arn"], "Metadata": {}}
+    params = {"RecoveryPointArn": scene.rp.arn, "Metadata": {}}
     assert _refused(scene, who, "StartRestoreJob", params)
 
 

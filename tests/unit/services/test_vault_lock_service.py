@@ -78,7 +78,7 @@ def test_job_retention_outside_min_max_fails_with_a_reason(world: World) -> None
     assert "shorter than the vault's MinRetentionDays (7)" in world.failed_backup_message("main", 3)
     assert "MaxRetentionDays (30)" in world.failed_backup_message("main", None)
     rp = world.backup("main", 10)
-    assert rp["delete_at"] == rp["creation_date"] + timedelta(days=10)
+    assert rp.delete_at == rp.creation_date + timedelta(days=10)
 
 
 def test_delete_and_shorten_refused_under_immutable_lock_even_for_root(world: World) -> None:
@@ -86,18 +86,18 @@ def test_delete_and_shorten_refused_under_immutable_lock_even_for_root(world: Wo
     _put(world, min_days=1, changeable_for_days=3)
     world.clock.advance(timedelta(days=3))
     with pytest.raises(vault_lock.VaultLocked):
-        recovery_points.delete(world.deps, world.root, "main", rp["arn"])
+        recovery_points.delete(world.deps, world.root, "main", rp.arn)
     with pytest.raises(vault_lock.VaultLocked, match="shortened"):
         recovery_points.update_lifecycle(
-            world.deps, world.root, "main", rp["arn"], {"DeleteAfterDays": 5}
+            world.deps, world.root, "main", rp.arn, {"DeleteAfterDays": 5}
         )
     longer = recovery_points.update_lifecycle(
-        world.deps, world.root, "main", rp["arn"], {"DeleteAfterDays": 20}
+        world.deps, world.root, "main", rp.arn, {"DeleteAfterDays": 20}
     )
-    assert longer["delete_at"] == rp["creation_date"] + timedelta(days=20)
+    assert longer.delete_at == rp.creation_date + timedelta(days=20)
     world.assert_intact("main", [rp])
     world.clock.advance(timedelta(days=17, seconds=1))  # past the new DeleteAt
-    recovery_points.delete(world.deps, world.root, "main", rp["arn"])
+    recovery_points.delete(world.deps, world.root, "main", rp.arn)
     assert world.points("main") == set()
 
 
@@ -116,6 +116,6 @@ def test_expiry_waits_for_min_retention_of_points_made_under_the_lock(world: Wor
     assert expiry.expire_due(world.deps, world.clock.now()) == ([], [])
     world.clock.advance(timedelta(seconds=1))
     deleted, waiting = expiry.expire_due(world.deps, world.clock.now())
-    assert deleted == [rp["arn"]] and waiting == []
+    assert deleted == [rp.arn] and waiting == []
     assert recovery_points.prune_pending(world.deps) != []
     world.assert_intact("main", [])

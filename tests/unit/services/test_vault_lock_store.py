@@ -62,22 +62,22 @@ def test_locked_vault_objects_are_retained_and_extended(s3_world: tuple[World, A
     first = world.backup("worm", 10)
     vault = vaults.get(world.deps, world.root, "worm")
     with vaults.open_repository(world.deps, vault) as repo:
-        packs_first = prune.packs_of(repo, repo.load_manifest(first["engine_recovery_point_id"]))
+        packs_first = prune.packs_of(repo, repo.load_manifest(first.engine_recovery_point_id))
         assert packs_first
         for name in packs_first:
             retention = repo.backend.get_retention(name)
             assert retention is not None and retention.mode == "GOVERNANCE"  # grace time
-            assert retention.until >= first["delete_at"]
+            assert retention.until >= first.delete_at
     world.clock.advance(timedelta(days=3))  # the lock becomes immutable
     second = world.backup("worm", 30)  # reuses the shared packs
     with vaults.open_repository(world.deps, vault) as repo:
-        packs_second = prune.packs_of(repo, repo.load_manifest(second["engine_recovery_point_id"]))
+        packs_second = prune.packs_of(repo, repo.load_manifest(second.engine_recovery_point_id))
         shared = packs_first & packs_second
         assert shared
         for name in shared:
             retention = repo.backend.get_retention(name)
             assert retention is not None and retention.mode == "COMPLIANCE"
-            assert retention.until >= second["delete_at"]
+            assert retention.until >= second.delete_at
         prefix = str(vault["storage_url"]).split(f"{bucket}/", 1)[1].rstrip("/")
         keys = [f"{prefix}/{name}" for name in sorted(shared)]
     for key in keys:  # direct deletion through the S3 API, version by version
@@ -102,11 +102,11 @@ def test_sweeper_turns_grace_time_objects_compliance_on_s3(
     world.clock.set(lock["lock_date"])  # the lock becomes immutable: the next sweep acts
     assert vault_lock.sweep_store_retention(world.deps, world.clock.now()) == [vault["arn"]]
     with vaults.open_repository(world.deps, vault) as repo:
-        names = sorted(prune.packs_of(repo, repo.load_manifest(rp["engine_recovery_point_id"])))
+        names = sorted(prune.packs_of(repo, repo.load_manifest(rp.engine_recovery_point_id)))
         for name in names:
             retention = repo.backend.get_retention(name)
             assert retention is not None and retention.mode == "COMPLIANCE"
-            assert retention.until >= rp["delete_at"]
+            assert retention.until >= rp.delete_at
     prefix = str(vault["storage_url"]).split(f"{bucket}/", 1)[1].rstrip("/")
     key = f"{prefix}/{names[0]}"
     version = client.list_object_versions(Bucket=bucket, Prefix=key)["Versions"][0]

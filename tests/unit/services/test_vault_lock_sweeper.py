@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from helpers.access_world import World
 from helpers.lock_stories import bypass_delete_story
+from snowvault.control.model import jobs
 from snowvault.control.scheduler.runner import Worker
 from snowvault.control.services import vault_lock, vaults
 from snowvault.engine import errors, prune
@@ -36,11 +36,13 @@ def world(tmp_path: Path, clock: FakeClock, store: FaultyBackend) -> World:
     return World(tmp_path, clock)
 
 
-def retention_of(world: World, vault_name: str, rp: dict[str, Any]) -> dict[str, Retention | None]:
+def retention_of(
+    world: World, vault_name: str, rp: jobs.RecoveryPoint
+) -> dict[str, Retention | None]:
     """The store retention of every object ``rp`` needs (packs, manifest, config)."""
     vault = vaults.get(world.deps, world.root, vault_name)
     with vaults.open_repository(world.deps, vault) as repo:
-        rp_id = rp["engine_recovery_point_id"]
+        rp_id = rp.engine_recovery_point_id
         names = prune.packs_of(repo, repo.load_manifest(rp_id))
         names |= {MANIFEST_PREFIX + rp_id, "config"}
         return {name: repo.backend.get_retention(name) for name in sorted(names)}
@@ -56,12 +58,10 @@ def test_sweep_sets_the_retention_a_crash_left_unset_then_costs_nothing(
     store.rules.clear()
     assert set(retention_of(world, "v", rp).values()) == {None}
 
-    assert vault_lock.sweep_store_retention(world.deps, world.clock.now()) == [
-        rp["backup_vault_arn"]
-    ]
+    assert vault_lock.sweep_store_retention(world.deps, world.clock.now()) == [rp.backup_vault_arn]
     after = retention_of(world, "v", rp)
     assert all(r is not None and r.mode == "GOVERNANCE" for r in after.values())
-    assert all(r is not None and r.until >= rp["delete_at"] for r in after.values())
+    assert all(r is not None and r.until >= rp.delete_at for r in after.values())
 
     calls = dict(store.calls)
     world.advance(hours=1)
@@ -109,9 +109,7 @@ def test_points_kept_forever_are_renewed_before_their_retention_runs_out(
     world.clock.set(start + horizon - vault_lock.RENEW_BEFORE - timedelta(days=1))
     assert vault_lock.sweep_store_retention(world.deps, world.clock.now()) == []
     world.clock.set(start + horizon - vault_lock.RENEW_BEFORE + timedelta(days=1))
-    assert vault_lock.sweep_store_retention(world.deps, world.clock.now()) == [
-        rp["backup_vault_arn"]
-    ]
+    assert vault_lock.sweep_store_retention(world.deps, world.clock.now()) == [rp.backup_vault_arn]
     renewed = retention_of(world, "v", rp)
     assert all(r is not None and r.until >= world.clock.now() + horizon for r in renewed.values())
 

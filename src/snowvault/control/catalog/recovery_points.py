@@ -1,6 +1,7 @@
 """Recovery points: create, describe, list (by vault, by resource), lifecycle, delete.
 
-Lists are newest first, keyset-paginated on (creation_date, arn) with an index per list.
+Rows come back as :class:`~snowvault.control.model.jobs.RecoveryPoint` records. Lists are
+newest first, keyset-paginated on (creation_date, arn) with an index per list.
 ``move_to_cold_at`` and ``delete_at`` are the calculated lifecycle (the model computes
 them, the catalog stores them), indexed so the sweeper finds what is due cheaply.
 
@@ -21,8 +22,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from snowvault.control.catalog import pagination, tags, vaults
-from snowvault.control.catalog.db import Record
 from snowvault.control.catalog.tables import recovery_points as rp
+from snowvault.control.model import jobs
 from snowvault.core.errors import AlreadyExists, NotFound
 
 _ORDER = pagination.Order([rp.c.creation_date, rp.c.arn], descending=True)
@@ -63,7 +64,7 @@ def create(
     status: str,
     creation_date: datetime,
     **fields: Any,
-) -> Record:
+) -> jobs.RecoveryPoint:
     """Insert a recovery point; raises AlreadyExists for a known ARN."""
     values = dict(
         fields,
@@ -101,15 +102,15 @@ def create_many(conn: Connection, rows: list[dict[str, Any]]) -> None:
 _BY_ARN = sa.select(rp).where(rp.c.arn == sa.bindparam("arn"))  # built once: a hot lookup
 
 
-def find(conn: Connection, arn: str) -> Record | None:
+def find(conn: Connection, arn: str) -> jobs.RecoveryPoint | None:
     row = conn.execute(_BY_ARN, {"arn": arn}).first()
-    return dict(row._mapping) if row else None
+    return jobs.RecoveryPoint.from_row(row._mapping) if row else None
 
 
-def get(conn: Connection, arn: str, *, vault_arn: str | None = None) -> Record:
-    """DescribeRecoveryPoint's row; with ``vault_arn``, it must be in that vault."""
+def get(conn: Connection, arn: str, *, vault_arn: str | None = None) -> jobs.RecoveryPoint:
+    """DescribeRecoveryPoint's record; with ``vault_arn``, it must be in that vault."""
     row = find(conn, arn)
-    if row is None or (vault_arn is not None and row["backup_vault_arn"] != vault_arn):
+    if row is None or (vault_arn is not None and row.backup_vault_arn != vault_arn):
         raise NotFound(kind="recovery point", name=arn)
     return row
 
@@ -121,14 +122,15 @@ def list_by_vault(
     filters: RecoveryPointFilters | None = None,
     limit: int | None = None,
     token: str | None = None,
-) -> pagination.Page:
+) -> pagination.RecordPage[jobs.RecoveryPoint]:
     """ListRecoveryPointsByBackupVault, newest first."""
     stmt = (filters or RecoveryPointFilters()).apply(
         sa.select(rp).where(rp.c.backup_vault_arn == vault_arn)
     )
-    return pagination.paginate(
+    page = pagination.paginate(
         conn, stmt, kind="rp-by-vault", order=_ORDER, limit=limit, token=token
     )
+    return page.load(jobs.RecoveryPoint.from_row)
 
 
 def list_by_resource(
@@ -138,14 +140,15 @@ def list_by_resource(
     account_id: str | None = None,
     limit: int | None = None,
     token: str | None = None,
-) -> pagination.Page:
+) -> pagination.RecordPage[jobs.RecoveryPoint]:
     """ListRecoveryPointsByResource, newest first (optionally one account's vaults)."""
     stmt = sa.select(rp).where(rp.c.resource_arn == resource_arn)
     if account_id is not None:
         stmt = stmt.where(rp.c.account_id == account_id)
-    return pagination.paginate(
+    page = pagination.paginate(
         conn, stmt, kind="rp-by-resource", order=_ORDER, limit=limit, token=token
     )
+    return page.load(jobs.RecoveryPoint.from_row)
 
 
 def count_in_vault(conn: Connection, vault_arn: str) -> int:
@@ -153,7 +156,7 @@ def count_in_vault(conn: Connection, vault_arn: str) -> int:
     return int(conn.execute(stmt).scalar_one())
 
 
-def update(conn: Connection, arn: str, **fields: Any) -> Record:
+def update(conn: Connection, arn: str, **fields: Any) -> jobs.RecoveryPoint:
     """Set the given columns of one recovery point."""
     if conn.execute(rp.update().where(rp.c.arn == arn).values(**fields)).rowcount == 0:
         raise NotFound(kind="recovery point", name=arn)
@@ -167,19 +170,21 @@ def update_lifecycle(
     lifecycle: dict[str, Any] | None,
     move_to_cold_at: datetime | None,
     delete_at: datetime | None,
-) -> Record:
+) -> jobs.RecoveryPoint:
     """UpdateRecoveryPointLifecycle: the lifecycle and its calculated dates, together."""
     return update(
         conn, arn, lifecycle=lifecycle, move_to_cold_at=move_to_cold_at, delete_at=delete_at
     )
 
 
-def set_status(conn: Connection, arn: str, status: str, message: str | None = None) -> Record:
+def set_status(
+    conn: Connection, arn: str, status: str, message: str | None = None
+) -> jobs.RecoveryPoint:
     """DELETING / EXPIRED / ... with an optional status message."""
     return update(conn, arn, status=status, status_message=message)
 
 
-def set_storage_class(conn: Connection, arn: str, storage_class: str) -> Record:
+def set_storage_class(conn: Connection, arn: str, storage_class: str) -> jobs.RecoveryPoint:
     return update(conn, arn, storage_class=storage_class)
 
 
@@ -187,7 +192,9 @@ def record_restore(conn: Connection, arn: str, when: datetime) -> None:
     conn.execute(rp.update().where(rp.c.arn == arn).values(last_restore_time=when))
 
 
-def list_due_for_deletion(conn: Connection, *, before: datetime, limit: int = 1000) -> list[Record]:
+def list_due_for_deletion(
+    conn: Connection, *, before: datetime, limit: int = 1000
+) -> list[jobs.RecoveryPoint]:
     """Recovery points whose delete_at has come and which are not being deleted yet."""
     stmt = (
         sa.select(rp)
@@ -195,10 +202,12 @@ def list_due_for_deletion(conn: Connection, *, before: datetime, limit: int = 10
         .order_by(rp.c.delete_at, rp.c.arn)
         .limit(limit)
     )
-    return [dict(r._mapping) for r in conn.execute(stmt)]
+    return [jobs.RecoveryPoint.from_row(r._mapping) for r in conn.execute(stmt)]
 
 
-def list_due_for_cold(conn: Connection, *, before: datetime, limit: int = 1000) -> list[Record]:
+def list_due_for_cold(
+    conn: Connection, *, before: datetime, limit: int = 1000
+) -> list[jobs.RecoveryPoint]:
     """WARM recovery points whose move_to_cold_at has come."""
     stmt = (
         sa.select(rp)
@@ -206,7 +215,7 @@ def list_due_for_cold(conn: Connection, *, before: datetime, limit: int = 1000) 
         .order_by(rp.c.move_to_cold_at, rp.c.arn)
         .limit(limit)
     )
-    return [dict(r._mapping) for r in conn.execute(stmt)]
+    return [jobs.RecoveryPoint.from_row(r._mapping) for r in conn.execute(stmt)]
 
 
 def delete(conn: Connection, arn: str) -> None:
@@ -214,5 +223,5 @@ def delete(conn: Connection, arn: str) -> None:
     row = find(conn, arn)
     if row is None or conn.execute(rp.delete().where(rp.c.arn == arn)).rowcount == 0:
         raise NotFound(kind="recovery point", name=arn)
-    vaults.count_recovery_point(conn, row["backup_vault_arn"], -1)
+    vaults.count_recovery_point(conn, row.backup_vault_arn, -1)
     tags.delete_all(conn, arn)

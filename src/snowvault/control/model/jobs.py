@@ -12,9 +12,10 @@ botocore so they cannot drift.
     >>> sorted(BACKUP.final)
     ['ABORTED', 'COMPLETED', 'EXPIRED', 'FAILED', 'PARTIAL']
 
-The catalog turns rows into :class:`BackupJob` and :class:`RestoreJob` (``from_row``: the
-fields are the table's columns); :func:`new_backup_job` is the one constructor of a backup
-job, used by StartBackupJob and by the scheduler alike.
+The catalog turns rows into :class:`BackupJob`, :class:`RestoreJob` and
+:class:`RecoveryPoint` (``from_row``: the fields are the table's columns);
+:func:`new_backup_job` is the one constructor of a backup job, used by StartBackupJob
+and by the scheduler alike.
 
 Pure rules: no I/O, no wall clock. Depends only on ``snowvault.core`` and the model.
 """
@@ -28,6 +29,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Self
 
+from snowvault.control.model import lifecycle as lifecycle_rules
 from snowvault.control.model import windows
 
 
@@ -332,6 +334,53 @@ class RestoreJob(_Row):
     @property
     def complete_by(self) -> datetime | None:
         return None  # restore jobs have no completion window
+
+
+@dataclass(frozen=True)
+class RecoveryPoint(_Row):
+    """One recovery point (a ``recovery_points`` row): what a completed backup job left.
+
+    ``move_to_cold_at``/``delete_at`` are its calculated lifecycle (the model computes
+    them from ``lifecycle`` and ``creation_date``, the catalog stores them)."""
+
+    _enums: ClassVar[Mapping[str, type[StrEnum]]] = {"status": RecoveryPointStatus}
+
+    arn: str
+    account_id: str
+    region: str
+    backup_vault_name: str
+    backup_vault_arn: str
+    source_backup_vault_arn: str | None
+    vault_type: str | None
+    engine_recovery_point_id: str | None
+    resource_arn: str
+    resource_type: str
+    resource_name: str | None
+    source_job_id: str | None
+    iam_role_arn: str | None
+    status: RecoveryPointStatus
+    status_message: str | None
+    storage_class: str
+    creation_date: datetime
+    initiation_date: datetime | None
+    completion_date: datetime | None
+    backup_size_in_bytes: int | None
+    lifecycle: Mapping[str, Any] | None
+    move_to_cold_at: datetime | None
+    delete_at: datetime | None
+    is_encrypted: bool
+    encryption_key_arn: str | None
+    encryption_key_type: str | None
+    parent_recovery_point_arn: str | None
+    is_parent: bool
+    composite_member_identifier: str | None
+    last_restore_time: datetime | None
+    backup_plan_id: str | None
+    created_by: Mapping[str, Any] | None
+
+    @property
+    def calculated_lifecycle(self) -> lifecycle_rules.CalculatedLifecycle:
+        return lifecycle_rules.CalculatedLifecycle(self.move_to_cold_at, self.delete_at)
 
 
 Job = BackupJob | RestoreJob

@@ -303,7 +303,7 @@ def _recovery_point(
         return Target(rp_arn)  # evaluating it answers InvalidParameterValue
     rp = catalog.recovery_points.find(conn, rp_arn)
     if rp is not None:
-        return Target(rp_arn, str(rp["backup_vault_arn"]))
+        return Target(rp_arn, rp.backup_vault_arn)
     return Target(rp_arn, _vault_arn(caller, vault_name, account) if vault_name else None)
 
 

@@ -253,7 +253,7 @@ def _inputs(deps: Deps, job: BackupJob) -> tuple[Record, Record]:
             filters=catalog.recovery_points.RecoveryPointFilters(resource_arn=resource["arn"]),
             limit=1,
         )
-    parent = page.items[0]["engine_recovery_point_id"] if page.items else None
+    parent = page.items[0].engine_recovery_point_id if page.items else None
     return vault, dict(resource, parent=parent)
 
 

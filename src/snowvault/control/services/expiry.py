@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
+from snowvault.control.model import jobs
 from snowvault.control.services import recovery_points, vault_lock
 from snowvault.control.services.base import Deps
 from snowvault.core.errors import SnowvaultError
@@ -32,7 +32,6 @@ from snowvault.engine import errors
 
 log = logging.getLogger("snowvault.sweepers")
 
-Record = dict[str, Any]
 EXPIRE = "EXPIRE"
 
 
@@ -44,33 +43,34 @@ def expire_due(deps: Deps, now: datetime, *, batch: int = 1000) -> tuple[list[st
     waiting: list[str] = []
     for rp in due:
         if not vault_lock.may_expire(deps, rp, now).allowed:
-            waiting.append(rp["arn"])
+            waiting.append(rp.arn)
         elif expire_point(deps, rp, now) is True:
-            deleted.append(rp["arn"])
+            deleted.append(rp.arn)
     return deleted, waiting
 
 
-def expire_point(deps: Deps, rp: Record, now: datetime) -> bool | None:
+def expire_point(deps: Deps, rp: jobs.RecoveryPoint, now: datetime) -> bool | None:
     """Forget the point in its vault's repository, drop it from the catalog, mark the
     vault for prune. None if another sweeper owns it; False if it failed (retried).
     The caller has asked :func:`vault_lock.may_expire` first."""
+    assert rp.delete_at is not None  # listed as due for deletion
     with catalog.db.transaction(deps.engine) as conn:
         started = catalog.schedule_runs.start_lifecycle_run(
             conn,
-            recovery_point_arn=rp["arn"],
+            recovery_point_arn=rp.arn,
             action=EXPIRE,
-            due_at=rp["delete_at"],
+            due_at=rp.delete_at,
             now=now,
-            backup_vault_arn=rp["backup_vault_arn"],
+            backup_vault_arn=rp.backup_vault_arn,
         )
         if not started:
             return None
-        catalog.recovery_points.set_status(conn, rp["arn"], "DELETING", "expired by lifecycle")
-        vault = catalog.vaults.get_by_arn(conn, rp["backup_vault_arn"])
+        catalog.recovery_points.set_status(conn, rp.arn, "DELETING", "expired by lifecycle")
+        vault = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)
 
     def close_record(conn: Connection) -> None:
         catalog.schedule_runs.finish_lifecycle_run(
-            conn, recovery_point_arn=rp["arn"], action=EXPIRE, status="COMPLETED", now=now
+            conn, recovery_point_arn=rp.arn, action=EXPIRE, status="COMPLETED", now=now
         )
 
     try:
@@ -81,11 +81,11 @@ def expire_point(deps: Deps, rp: Record, now: datetime) -> bool | None:
     return True
 
 
-def _retry_later(deps: Deps, rp: Record, exc: BaseException) -> None:
+def _retry_later(deps: Deps, rp: jobs.RecoveryPoint, exc: BaseException) -> None:
     if isinstance(exc, errors.ObjectLocked):
-        log.warning("expiry: %s is still retained by the store; kept", rp["arn"])
+        log.warning("expiry: %s is still retained by the store; kept", rp.arn)
     else:
-        log.warning("expiring %s failed, will retry: %s", rp["arn"], exc)
+        log.warning("expiring %s failed, will retry: %s", rp.arn, exc)
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.recovery_points.set_status(conn, rp["arn"], rp["status"], str(exc))
-        catalog.schedule_runs.retry_lifecycle_run(conn, recovery_point_arn=rp["arn"], action=EXPIRE)
+        catalog.recovery_points.set_status(conn, rp.arn, rp.status, str(exc))
+        catalog.schedule_runs.retry_lifecycle_run(conn, recovery_point_arn=rp.arn, action=EXPIRE)

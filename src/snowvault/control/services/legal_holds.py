@@ -20,15 +20,14 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
+from snowvault.control.catalog.db import Record
+from snowvault.control.model import jobs
 from snowvault.control.model import legal_holds as model
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import HoldNotCancelable
 from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.errors import InvalidInput
-
-Record = dict[str, Any]
-
 
 # ---------------------------------------------------------------------- conversions
 
@@ -196,14 +195,14 @@ def cancel(
         )
 
 
-def recovery_points(deps: Deps, caller: Caller, hold_id: str) -> list[Record]:
+def recovery_points(deps: Deps, caller: Caller, hold_id: str) -> list[jobs.RecoveryPoint]:
     """ListRecoveryPointsByLegalHold: the points of the account and region it covers."""
     with catalog.db.transaction(deps.engine) as conn:
         hold = to_model(catalog.legal_holds.get(conn, hold_id, account_id=caller.account_id))
         vaults = catalog.vaults.list_vaults(
             conn, account_id=caller.account_id, region=caller.region, limit=1000
         ).items
-        out: list[Record] = []
+        out: list[jobs.RecoveryPoint] = []
         for vault in vaults:
             if hold.selection.vault_names and vault["name"] not in hold.selection.vault_names:
                 continue
@@ -211,14 +210,14 @@ def recovery_points(deps: Deps, caller: Caller, hold_id: str) -> list[Record]:
     return out
 
 
-def _covered(conn: Connection, hold: model.LegalHold, vault: Record) -> list[Record]:
-    out: list[Record] = []
+def _covered(conn: Connection, hold: model.LegalHold, vault: Record) -> list[jobs.RecoveryPoint]:
+    out: list[jobs.RecoveryPoint] = []
     token = None
     while True:
         page = catalog.recovery_points.list_by_vault(conn, vault_arn=vault["arn"], token=token)
         for rp in page.items:
             facts = model.RecoveryPointFacts(
-                rp["backup_vault_name"], rp["resource_arn"], rp["creation_date"]
+                rp.backup_vault_name, rp.resource_arn, rp.creation_date
             )
             if model.covers(hold, facts):
                 out.append(rp)

@@ -19,6 +19,8 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, BinaryIO, TypeVar
 
+from snowvault.control.catalog.db import Record
+from snowvault.control.model import jobs
 from snowvault.control.services import vaults
 from snowvault.control.services.base import Deps, JobControl
 from snowvault.core.errors import NotFound
@@ -27,7 +29,6 @@ from snowvault.engine import progress as engine_progress
 from snowvault.engine.repository import Repository
 from snowvault.plugins import base
 
-Record = dict[str, Any]
 T = TypeVar("T")
 
 PRUNE_WAIT_SECONDS = 600.0
@@ -56,11 +57,11 @@ def resource_of(row: Mapping[str, Any]) -> base.Resource:
     return base.Resource(row["arn"], row["resource_type"], row["name"], row["source"])
 
 
-def point_resource(rp: Mapping[str, Any], resource: Mapping[str, Any] | None) -> base.Resource:
+def point_resource(rp: jobs.RecoveryPoint, resource: Mapping[str, Any] | None) -> base.Resource:
     """The resource a recovery point was made of; its source is empty once the resource
     was deregistered (``resource`` None)."""
     source = resource["source"] if resource is not None else ""
-    return base.Resource(rp["resource_arn"], rp["resource_type"], rp["resource_name"], source)
+    return base.Resource(rp.resource_arn, rp.resource_type, rp.resource_name or "", source)
 
 
 class EngineSink:

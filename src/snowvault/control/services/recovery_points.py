@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
-from snowvault.control.model import lifecycle
+from snowvault.control.catalog.db import Record
+from snowvault.control.model import jobs, lifecycle
 from snowvault.control.services import errors as service_errors
 from snowvault.control.services import plugin_io, vault_lock, vaults
 from snowvault.control.services.base import Caller, Deps
@@ -30,26 +31,26 @@ from snowvault.engine import browse, errors, locks, prune
 
 log = logging.getLogger("snowvault.sweepers")
 
-Record = dict[str, Any]
 
-
-def _get(deps: Deps, caller: Caller, vault_name: str, arn: str) -> tuple[Record, Record]:
+def _get(
+    deps: Deps, caller: Caller, vault_name: str, arn: str
+) -> tuple[Record, jobs.RecoveryPoint]:
     vault = vaults.get(deps, caller, vault_name)
     with catalog.db.read_transaction(deps.engine) as conn:
         return vault, catalog.recovery_points.get(conn, arn, vault_arn=vault["arn"])
 
 
-def get(deps: Deps, caller: Caller, vault_name: str, arn: str) -> Record:
-    """DescribeRecoveryPoint's row, with the storage class as of ``caller.now``."""
+def get(deps: Deps, caller: Caller, vault_name: str, arn: str) -> jobs.RecoveryPoint:
+    """DescribeRecoveryPoint's record (its view computes the storage class as of now)."""
     _vault, rp = _get(deps, caller, vault_name, arn)
     return rp
 
 
-def get_any(deps: Deps, caller: Caller, arn: str) -> Record:
+def get_any(deps: Deps, caller: Caller, arn: str) -> jobs.RecoveryPoint:
     """A recovery point of the caller's account, whatever its vault."""
     with catalog.db.read_transaction(deps.engine) as conn:
         rp = catalog.recovery_points.find(conn, arn)
-    if rp is None or rp["account_id"] != caller.account_id:
+    if rp is None or rp.account_id != caller.account_id:
         raise NotFound(kind="recovery point", name=arn)
     return rp
 
@@ -62,7 +63,7 @@ def list_by_vault(
     *,
     limit: int | None = None,
     token: str | None = None,
-) -> catalog.pagination.Page:
+) -> catalog.pagination.RecordPage[jobs.RecoveryPoint]:
     vault = vaults.get(deps, caller, vault_name)
     with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.recovery_points.list_by_vault(
@@ -72,7 +73,7 @@ def list_by_vault(
 
 def list_by_resource(
     deps: Deps, caller: Caller, resource_arn: str, *, limit: int | None, token: str | None
-) -> catalog.pagination.Page:
+) -> catalog.pagination.RecordPage[jobs.RecoveryPoint]:
     with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.recovery_points.list_by_resource(
             conn, resource_arn=resource_arn, account_id=caller.account_id, limit=limit, token=token
@@ -81,13 +82,12 @@ def list_by_resource(
 
 def update_lifecycle(
     deps: Deps, caller: Caller, vault_name: str, arn: str, data: Mapping[str, Any] | None
-) -> Record:
+) -> jobs.RecoveryPoint:
     """UpdateRecoveryPointLifecycle: new lifecycle and calculated dates, by the model's rules."""
     vault, rp = _get(deps, caller, vault_name, arn)
     new = lifecycle.lifecycle_from_api(data)
-    current = lifecycle.CalculatedLifecycle(rp["move_to_cold_at"], rp["delete_at"])
-    calc = lifecycle.calculated_lifecycle(new, rp["creation_date"])
-    lifecycle.validate_lifecycle_update(current, calc, caller.now)
+    calc = lifecycle.calculated_lifecycle(new, rp.creation_date)
+    lifecycle.validate_lifecycle_update(rp.calculated_lifecycle, calc, caller.now)
     vault_lock.check_lifecycle(deps, caller, vault, rp, calc.delete_at)
     with catalog.db.transaction(deps.engine) as conn:
         return catalog.recovery_points.update_lifecycle(
@@ -104,8 +104,8 @@ def restore_metadata(deps: Deps, caller: Caller, vault_name: str, arn: str) -> d
     point's resource type's plugin says)."""
     _vault, rp = _get(deps, caller, vault_name, arn)
     with catalog.db.transaction(deps.engine) as conn:
-        resource = catalog.resources.find(conn, rp["resource_arn"])
-    plugin = deps.plugins.get(rp["resource_type"])
+        resource = catalog.resources.find(conn, rp.resource_arn)
+    plugin = deps.plugins.get(rp.resource_type)
     return plugin.restore_defaults(None if resource is None else plugin_io.resource_of(resource))
 
 
@@ -115,15 +115,15 @@ def contents(
     """ListRecoveryPointContents (extension API): entries under ``path``."""
     rp = get_any(deps, caller, arn)
     with catalog.db.transaction(deps.engine) as conn:
-        vault = catalog.vaults.get_by_arn(conn, rp["backup_vault_arn"])
+        vault = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)
     with vaults.open_repository(deps, vault) as repo:
-        return browse.ls(repo, rp["engine_recovery_point_id"], path or "/", recursive)
+        return browse.ls(repo, rp.engine_recovery_point_id or "", path or "/", recursive)
 
 
 def delete(deps: Deps, caller: Caller, vault_name: str, arn: str) -> None:
     """DeleteRecoveryPoint: forget in the engine, drop the row, prune in the background."""
     vault, rp = _get(deps, caller, vault_name, arn)
-    if rp["status"] == "DELETING":
+    if rp.status == "DELETING":
         raise Conflict(detail=f"recovery point {arn} is already being deleted")
     bypass = vault_lock.check_delete(deps, caller, vault, rp)
     with catalog.db.transaction(deps.engine) as conn:
@@ -132,7 +132,7 @@ def delete(deps: Deps, caller: Caller, vault_name: str, arn: str) -> None:
         forget_point(deps, vault, rp, caller.now, bypass_governance=bypass)
     except errors.ObjectLocked as exc:
         with catalog.db.transaction(deps.engine) as conn:
-            catalog.recovery_points.set_status(conn, arn, rp["status"])
+            catalog.recovery_points.set_status(conn, arn, rp.status)
         raise service_errors.VaultLocked(
             detail=f"the recovery point is still retained by the vault's storage ({exc})"
         ) from exc
@@ -141,7 +141,7 @@ def delete(deps: Deps, caller: Caller, vault_name: str, arn: str) -> None:
 def forget_point(
     deps: Deps,
     vault: Record,
-    rp: Record,
+    rp: jobs.RecoveryPoint,
     now: datetime,
     *,
     bypass_governance: bool = False,
@@ -154,11 +154,11 @@ def forget_point(
     transaction. What the engine raises (errors.ObjectLocked: the store still retains
     the point) leaves the catalog as it was; the caller restores the point's status."""
     with vaults.open_repository(deps, vault) as repo:
-        rp_id = rp["engine_recovery_point_id"]
+        rp_id = rp.engine_recovery_point_id
         if rp_id and rp_id in repo.list_manifests():
             prune.forget(repo, [rp_id], bypass_governance=bypass_governance)
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.recovery_points.delete(conn, rp["arn"])
+        catalog.recovery_points.delete(conn, rp.arn)
         catalog.maintenance.mark_prune_pending(
             conn, vault["arn"], now, bypass_governance=bypass_governance
         )

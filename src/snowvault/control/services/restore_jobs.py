@@ -57,25 +57,25 @@ def start(
             if seen is not None:
                 return catalog.restore_jobs.get(conn, seen["RestoreJobId"])
         rp = catalog.recovery_points.find(conn, recovery_point_arn)
-        if rp is None or rp["account_id"] != caller.account_id:
+        if rp is None or rp.account_id != caller.account_id:
             raise NotFound(kind="recovery point", name=recovery_point_arn)
-        if rp["status"] not in ("COMPLETED", "PARTIAL"):
-            raise Conflict(detail=f"recovery point {recovery_point_arn} is {rp['status']}")
+        if rp.status not in ("COMPLETED", "PARTIAL"):
+            raise Conflict(detail=f"recovery point {recovery_point_arn} is {rp.status}")
         job = catalog.restore_jobs.create(
             conn,
             restore_job_id=ids.new_uuid(),
             account_id=caller.account_id,
             region=caller.region,
-            recovery_point_arn=rp["arn"],
-            backup_vault_arn=rp["backup_vault_arn"],
-            source_resource_arn=rp["resource_arn"],
-            resource_type=resource_type or rp["resource_type"],
+            recovery_point_arn=rp.arn,
+            backup_vault_arn=rp.backup_vault_arn,
+            source_resource_arn=rp.resource_arn,
+            resource_type=resource_type or rp.resource_type,
             metadata=dict(metadata),
             iam_role_arn=iam_role_arn,
             idempotency_token=idempotency_token,
             creation_date=caller.now,
-            recovery_point_creation_date=rp["creation_date"],
-            backup_size_in_bytes=rp["backup_size_in_bytes"],
+            recovery_point_creation_date=rp.creation_date,
+            backup_size_in_bytes=rp.backup_size_in_bytes,
             percent_done=0.0,
         )
         if idempotency_token:
@@ -97,8 +97,8 @@ def _check_metadata(
     point the caller does not have is left to the lookup that answers NotFound)."""
     with catalog.db.transaction(deps.engine) as conn:
         rp = catalog.recovery_points.find(conn, recovery_point_arn)
-    if rp is not None and rp["account_id"] == caller.account_id:
-        deps.plugins.get(rp["resource_type"]).check_restore(metadata, deps.path_policy)
+    if rp is not None and rp.account_id == caller.account_id:
+        deps.plugins.get(rp.resource_type).check_restore(metadata, deps.path_policy)
 
 
 def get(deps: Deps, caller: Caller, job_id: str) -> RestoreJob:
@@ -200,10 +200,10 @@ def _restore(deps: Deps, job: RestoreJob, control: JobControl) -> restorer.Resto
     after-restore check (RestoreNotValid fails the job)."""
     with catalog.db.transaction(deps.engine) as conn:
         rp = catalog.recovery_points.get(conn, job.recovery_point_arn)
-        vault = catalog.vaults.get_by_arn(conn, rp["backup_vault_arn"])
-        resource = catalog.resources.find(conn, rp["resource_arn"])
-    plugin = deps.plugins.get(rp["resource_type"])
-    source = plugin_io.EngineSource(deps, vault, rp["engine_recovery_point_id"])
+        vault = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)
+        resource = catalog.resources.find(conn, rp.resource_arn)
+    plugin = deps.plugins.get(rp.resource_type)
+    source = plugin_io.EngineSource(deps, vault, rp.engine_recovery_point_id or "")
     request = plugins.base.RestoreRequest(
         plugin_io.point_resource(rp, resource),
         dict(job.metadata or {}),

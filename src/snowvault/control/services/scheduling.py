@@ -259,31 +259,34 @@ def move_to_cold(deps: Deps, now: datetime, *, batch: int = 1000) -> list[str]:
     with catalog.db.transaction(deps.engine) as conn:
         cold = catalog.recovery_points.list_due_for_cold(conn, before=now, limit=batch)
     return [
-        rp["arn"]
+        rp.arn
         for rp in cold
-        if (rp["delete_at"] is None or rp["delete_at"] > now) and _move_to_cold(deps, rp, now)
+        if (rp.delete_at is None or rp.delete_at > now) and _move_to_cold(deps, rp, now)
     ]
 
 
-def _start(conn: Any, rp: Record, action: str, due_at: datetime, now: datetime) -> bool:
+def _start(
+    conn: Any, rp: job_rules.RecoveryPoint, action: str, due_at: datetime, now: datetime
+) -> bool:
     return catalog.schedule_runs.start_lifecycle_run(
         conn,
-        recovery_point_arn=rp["arn"],
+        recovery_point_arn=rp.arn,
         action=action,
         due_at=due_at,
         now=now,
-        backup_vault_arn=rp["backup_vault_arn"],
+        backup_vault_arn=rp.backup_vault_arn,
     )
 
 
-def _move_to_cold(deps: Deps, rp: Record, now: datetime) -> bool:
+def _move_to_cold(deps: Deps, rp: job_rules.RecoveryPoint, now: datetime) -> bool:
     """Record the COLD storage class (the data move itself comes with storage tiers)."""
     with catalog.db.transaction(deps.engine) as conn:
-        if not _start(conn, rp, COLD, rp["move_to_cold_at"], now):
+        due = rp.move_to_cold_at
+        if due is None or not _start(conn, rp, COLD, due, now):  # listed as due: never None
             return False
-        catalog.recovery_points.set_storage_class(conn, rp["arn"], "COLD")
+        catalog.recovery_points.set_storage_class(conn, rp.arn, "COLD")
         catalog.schedule_runs.finish_lifecycle_run(
-            conn, recovery_point_arn=rp["arn"], action=COLD, status="COMPLETED", now=now
+            conn, recovery_point_arn=rp.arn, action=COLD, status="COMPLETED", now=now
         )
     return True
 

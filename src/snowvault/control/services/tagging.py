@@ -33,13 +33,14 @@ def _check(conn: Connection, caller: Caller, arn: str) -> None:
         row = catalog.legal_holds.get(conn, parsed.resource_id, account_id=caller.account_id)
         if row["legal_hold_arn"] != arn:  # another region's hold id
             raise NotFound(kind="legal hold", name=arn)
+        account_id = row["account_id"]
     elif kind == "backup-plan":
-        row = catalog.plans.get(conn, parsed.resource_id)
+        account_id = catalog.plans.get(conn, parsed.resource_id)["account_id"]
     elif kind == "backup-vault":
-        row = catalog.vaults.get_by_arn(conn, arn)
+        account_id = catalog.vaults.get_by_arn(conn, arn)["account_id"]
     else:
-        row = catalog.recovery_points.get(conn, arn)
-    if row["account_id"] != caller.account_id:
+        account_id = catalog.recovery_points.get(conn, arn).account_id
+    if account_id != caller.account_id:
         raise NotFound(kind=kind.replace("-", " "), name=arn)
 
 

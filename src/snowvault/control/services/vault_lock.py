@@ -37,7 +37,8 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
-from snowvault.control.model import decisions, legal_holds, lifecycle
+from snowvault.control.catalog.db import Record
+from snowvault.control.model import decisions, jobs, legal_holds, lifecycle
 from snowvault.control.model import vault_lock as model
 from snowvault.control.services import authorization, vaults
 from snowvault.control.services import legal_holds as holds_service
@@ -51,7 +52,6 @@ from snowvault.engine.repository import MANIFEST_PREFIX, Repository
 
 log = logging.getLogger("snowvault.sweepers")
 
-Record = dict[str, Any]
 OPEN_ENDED_HORIZON = timedelta(days=365)
 """Store retention given to points kept forever; the refresh extends it again."""
 
@@ -163,22 +163,22 @@ def delete(deps: Deps, caller: Caller, vault_name: str) -> None:
 # ------------------------------------------------------------------------ enforcement
 
 
-def _point(rp: Record) -> decisions.RecoveryPoint:
+def _point(rp: jobs.RecoveryPoint) -> decisions.RecoveryPoint:
     return decisions.RecoveryPoint(
-        rp["backup_vault_name"], rp["resource_arn"], rp["creation_date"], rp["delete_at"]
+        rp.backup_vault_name, rp.resource_arn, rp.creation_date, rp.delete_at
     )
 
 
 def _inputs(
-    deps: Deps, vault: Record, rp: Record
+    deps: Deps, vault: Record, rp: jobs.RecoveryPoint
 ) -> tuple[model.LockConfig | None, list[legal_holds.LegalHold]]:
     with catalog.db.transaction(deps.engine) as conn:
         lock = lock_of(conn, vault)
-        held = holds_service.restraining(conn, account_id=rp["account_id"], region=rp["region"])
+        held = holds_service.restraining(conn, account_id=rp.account_id, region=rp.region)
     return lock, held
 
 
-def check_delete(deps: Deps, caller: Caller, vault: Record, rp: Record) -> bool:
+def check_delete(deps: Deps, caller: Caller, vault: Record, rp: jobs.RecoveryPoint) -> bool:
     """DeleteRecoveryPoint's guard: raise LegalHoldActive or VaultLocked, or return whether
     the store's GOVERNANCE retention (left by a lock since removed) is to be bypassed —
     only for a caller allowed to remove a lock, and only once no lock is in place."""
@@ -188,7 +188,11 @@ def check_delete(deps: Deps, caller: Caller, vault: Record, rp: Record) -> bool:
 
 
 def check_lifecycle(
-    deps: Deps, caller: Caller, vault: Record, rp: Record, new_delete_at: datetime | None
+    deps: Deps,
+    caller: Caller,
+    vault: Record,
+    rp: jobs.RecoveryPoint,
+    new_delete_at: datetime | None,
 ) -> None:
     """UpdateRecoveryPointLifecycle's guard (shortening in a locked vault is refused)."""
     with catalog.db.transaction(deps.engine) as conn:
@@ -197,10 +201,10 @@ def check_lifecycle(
     raise_for(model.can_shorten_lifecycle(lock, retention, new_delete_at, caller.now, False))
 
 
-def may_expire(deps: Deps, rp: Record, now: datetime) -> model.Decision:
+def may_expire(deps: Deps, rp: jobs.RecoveryPoint, now: datetime) -> model.Decision:
     """The lifecycle sweeper's question for one due recovery point."""
     with catalog.db.transaction(deps.engine) as conn:
-        vault = catalog.vaults.get_by_arn(conn, rp["backup_vault_arn"])
+        vault = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)
     lock, held = _inputs(deps, vault, rp)
     return decisions.may_expire(lock, held, _point(rp), now)
 
@@ -220,7 +224,7 @@ def check_job_retention(deps: Deps, vault: Record, lifecycle_doc: Mapping[str, A
 
 
 def _store_retention(
-    lock: model.LockConfig, rps: list[Record], now: datetime
+    lock: model.LockConfig, rps: list[jobs.RecoveryPoint], now: datetime
 ) -> backends.Retention | None:
     need = model.required_store_retention(lock, [_point(rp).retention for rp in rps], now)
     until = need.until
@@ -232,9 +236,11 @@ def _store_retention(
     return backends.Retention(need.mode, until)
 
 
-def _retain(repo: Repository, rp: Record, retention: backends.Retention) -> int:
+def _retain(repo: Repository, rp: jobs.RecoveryPoint, retention: backends.Retention) -> int:
     """Extend the retention of the packs, the manifest and the config ``rp`` needs."""
-    rp_id = rp["engine_recovery_point_id"]
+    rp_id = rp.engine_recovery_point_id
+    if not rp_id:
+        return 0  # no engine data: nothing to retain
     names = prune.packs_of(repo, repo.load_manifest(rp_id))
     names |= {MANIFEST_PREFIX + rp_id, "config"}
     for name in sorted(names):
@@ -242,7 +248,7 @@ def _retain(repo: Repository, rp: Record, retention: backends.Retention) -> int:
     return len(names)
 
 
-def protect_recovery_point(deps: Deps, vault: Record, rp: Record, now: datetime) -> int:
+def protect_recovery_point(deps: Deps, vault: Record, rp: jobs.RecoveryPoint, now: datetime) -> int:
     """Retain the objects ``rp`` needs on a store with Object Lock; returns how many."""
     with catalog.db.transaction(deps.engine) as conn:
         lock = lock_of(conn, vault)
@@ -257,14 +263,14 @@ def protect_recovery_point(deps: Deps, vault: Record, rp: Record, now: datetime)
         return _retain(repo, rp, retention)
 
 
-def _points(deps: Deps, vault: Record) -> list[Record]:
+def _points(deps: Deps, vault: Record) -> list[jobs.RecoveryPoint]:
     """Every recovery point of ``vault`` that has engine data."""
-    out: list[Record] = []
+    out: list[jobs.RecoveryPoint] = []
     token = None
     while True:
         with catalog.db.transaction(deps.engine) as conn:
             page = catalog.recovery_points.list_by_vault(conn, vault_arn=vault["arn"], token=token)
-        out.extend(rp for rp in page.items if rp["engine_recovery_point_id"])
+        out.extend(rp for rp in page.items if rp.engine_recovery_point_id)
         token = page.next_token
         if token is None:
             return out
@@ -277,7 +283,7 @@ def refresh_store_retention(deps: Deps, vault: Record, now: datetime) -> int:
         lock = lock_of(conn, vault)
     if lock is None:
         return 0
-    wanted: list[tuple[Record, backends.Retention]] = []
+    wanted: list[tuple[jobs.RecoveryPoint, backends.Retention]] = []
     for rp in _points(deps, vault):
         retention = _store_retention(lock, [rp], now)
         if retention is not None:
@@ -296,18 +302,20 @@ RENEW_BEFORE = timedelta(days=30)
 """Open-ended retention is renewed when less than this is left of it."""
 
 
-def _fingerprint(lock: model.LockConfig, rps: list[Record], now: datetime) -> str:
+def _fingerprint(lock: model.LockConfig, rps: list[jobs.RecoveryPoint], now: datetime) -> str:
     """What the store retention of a vault depends on: the lock, the store mode it asks
     for now, and each point's identity and DeleteAt. Equal fingerprints: nothing to do."""
     need = model.required_store_retention(lock, [], now)
     parts = [
         f"{lock.created_at.isoformat()}|{lock.min_days}|{lock.lock_date}|{need.mode}",
-        *sorted(f"{rp['arn']}|{rp['delete_at']}" for rp in rps),
+        *sorted(f"{rp.arn}|{rp.delete_at}" for rp in rps),
     ]
     return crypto.content_hash("\n".join(parts).encode()).hex()
 
 
-def _renew_at(lock: model.LockConfig, rps: list[Record], now: datetime) -> datetime | None:
+def _renew_at(
+    lock: model.LockConfig, rps: list[jobs.RecoveryPoint], now: datetime
+) -> datetime | None:
     """When open-ended retention applied ``now`` must be renewed; None when no point is
     kept forever."""
     need = model.required_store_retention(lock, [_point(rp).retention for rp in rps], now)

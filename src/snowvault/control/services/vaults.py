@@ -359,6 +359,6 @@ def _stray_manifests(deps: Deps, repo: Repository) -> list[str]:
             if job.state not in catalog.jobs.FINAL:
                 continue
             rp = catalog.recovery_points.find(conn, job.recovery_point_arn)
-            if rp is None or rp["engine_recovery_point_id"] != rp_id:
+            if rp is None or rp.engine_recovery_point_id != rp_id:
                 stray.append(rp_id)
     return stray

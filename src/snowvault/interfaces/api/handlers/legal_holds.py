@@ -10,6 +10,7 @@ from typing import Any
 from snowvault.app import App
 from snowvault.control.services import legal_holds
 from snowvault.interfaces.api.asgi import RequestContext
+from snowvault.interfaces.api.handlers import views
 from snowvault.interfaces.api.handlers.common import (
     AppHandler,
     Out,
@@ -84,17 +85,8 @@ def cancel(app: App, ctx: RequestContext, params: Params) -> Out:
 
 
 def recovery_points(app: App, ctx: RequestContext, params: Params) -> Out:
-    rows = legal_holds.recovery_points(app.deps, caller(ctx), params["LegalHoldId"])
-    items = [
-        {
-            "RecoveryPointArn": r["arn"],
-            "ResourceArn": r["resource_arn"],
-            "ResourceType": r["resource_type"],
-            "BackupVaultName": r["backup_vault_name"],
-        }
-        for r in rows
-    ]
-    return {"RecoveryPoints": items}
+    points = legal_holds.recovery_points(app.deps, caller(ctx), params["LegalHoldId"])
+    return {"RecoveryPoints": [views.recovery_point_member(p) for p in points]}
 
 
 HANDLERS: dict[str, AppHandler] = {

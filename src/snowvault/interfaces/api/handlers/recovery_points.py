@@ -84,7 +84,7 @@ def get_recovery_point_restore_metadata(app: App, ctx: RequestContext, params: P
         "BackupVaultArn": vault["arn"],
         "RecoveryPointArn": arn,
         "RestoreMetadata": metadata,
-        "ResourceType": recovery_points.get(app.deps, who, vault["name"], arn)["resource_type"],
+        "ResourceType": recovery_points.get(app.deps, who, vault["name"], arn).resource_type,
     }
 
 

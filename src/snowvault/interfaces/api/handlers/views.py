@@ -1,4 +1,4 @@
-"""Catalog rows and model records (jobs) as AWS Backup output shapes: the one place
+"""Catalog rows and model records (jobs, recovery points) as AWS Backup output shapes: the one place
 that maps them to AWS names (only modelled members are sent).
 
 An empty structure (no CreatedBy, no calculated lifecycle) is left out, as AWS does; it
@@ -96,51 +96,60 @@ def started_backup_job(job: jobs.BackupJob) -> Out:
     }
 
 
-def calculated(row: Row) -> Out:
-    return drop_none({"MoveToColdStorageAt": row["move_to_cold_at"], "DeleteAt": row["delete_at"]})
+def calculated(point: jobs.RecoveryPoint) -> Out:
+    return drop_none({"MoveToColdStorageAt": point.move_to_cold_at, "DeleteAt": point.delete_at})
 
 
-def recovery_point(row: Row, now: datetime) -> Out:
-    calc = lifecycle.CalculatedLifecycle(row["move_to_cold_at"], row["delete_at"])
-    storage = lifecycle.storage_class_at(calc, now).value
+def recovery_point(point: jobs.RecoveryPoint, now: datetime) -> Out:
+    storage = lifecycle.storage_class_at(point.calculated_lifecycle, now).value
     return drop_none(
         {
-            "RecoveryPointArn": row["arn"],
-            "BackupVaultName": row["backup_vault_name"],
-            "BackupVaultArn": row["backup_vault_arn"],
-            "SourceBackupVaultArn": row["source_backup_vault_arn"],
-            "ResourceArn": row["resource_arn"],
-            "ResourceType": row["resource_type"],
-            "ResourceName": row["resource_name"],
-            "CreatedBy": row["created_by"] or None,
-            "IamRoleArn": row["iam_role_arn"],
-            "Status": row["status"],
-            "StatusMessage": row["status_message"],
-            "CreationDate": row["creation_date"],
-            "InitiationDate": row["initiation_date"],
-            "CompletionDate": row["completion_date"],
-            "BackupSizeInBytes": row["backup_size_in_bytes"],
-            "CalculatedLifecycle": calculated(row) or None,
-            "Lifecycle": _lifecycle(row["lifecycle"]),
-            "EncryptionKeyArn": row["encryption_key_arn"],
-            "EncryptionKeyType": row["encryption_key_type"],
-            "IsEncrypted": bool(row["is_encrypted"]),
+            "RecoveryPointArn": point.arn,
+            "BackupVaultName": point.backup_vault_name,
+            "BackupVaultArn": point.backup_vault_arn,
+            "SourceBackupVaultArn": point.source_backup_vault_arn,
+            "ResourceArn": point.resource_arn,
+            "ResourceType": point.resource_type,
+            "ResourceName": point.resource_name,
+            "CreatedBy": point.created_by or None,
+            "IamRoleArn": point.iam_role_arn,
+            "Status": point.status,
+            "StatusMessage": point.status_message,
+            "CreationDate": point.creation_date,
+            "InitiationDate": point.initiation_date,
+            "CompletionDate": point.completion_date,
+            "BackupSizeInBytes": point.backup_size_in_bytes,
+            "CalculatedLifecycle": calculated(point) or None,
+            "Lifecycle": _lifecycle(point.lifecycle),
+            "EncryptionKeyArn": point.encryption_key_arn,
+            "EncryptionKeyType": point.encryption_key_type,
+            "IsEncrypted": bool(point.is_encrypted),
             "StorageClass": storage if storage != "DELETED" else "WARM",
-            "LastRestoreTime": row["last_restore_time"],
-            "ParentRecoveryPointArn": row["parent_recovery_point_arn"],
-            "CompositeMemberIdentifier": row["composite_member_identifier"],
-            "IsParent": bool(row["is_parent"]),
-            "VaultType": row["vault_type"],
+            "LastRestoreTime": point.last_restore_time,
+            "ParentRecoveryPointArn": point.parent_recovery_point_arn,
+            "CompositeMemberIdentifier": point.composite_member_identifier,
+            "IsParent": bool(point.is_parent),
+            "VaultType": point.vault_type,
         }
     )
 
 
-def recovery_point_by_resource(row: Row, now: datetime) -> Out:
+def recovery_point_by_resource(point: jobs.RecoveryPoint, now: datetime) -> Out:
     """A ListRecoveryPointsByResource item: its shape names the point's size
     ``BackupSizeBytes`` (the other lists and DescribeRecoveryPoint: BackupSizeInBytes);
     only the members the item shape models are sent."""
-    out = recovery_point(row, now)
-    return dict(out, BackupSizeBytes=row["backup_size_in_bytes"])
+    out = recovery_point(point, now)
+    return dict(out, BackupSizeBytes=point.backup_size_in_bytes)
+
+
+def recovery_point_member(point: jobs.RecoveryPoint) -> Out:
+    """A ListRecoveryPointsByLegalHold item (``RecoveryPointMember``)."""
+    return {
+        "RecoveryPointArn": point.arn,
+        "ResourceArn": point.resource_arn,
+        "ResourceType": point.resource_type,
+        "BackupVaultName": point.backup_vault_name,
+    }
 
 
 def restore_job(job: jobs.RestoreJob) -> Out:
