@@ -156,3 +156,21 @@ def test_fate_follows_the_window_rule_at_the_boundary_second() -> None:
     assert deadline is not None
     assert jobs.fate(running, deadline - second) is windows.JobFate.CONTINUE
     assert jobs.fate(running, deadline) is windows.JobFate.ABORT
+
+
+@pytest.mark.parametrize(
+    ("partial", "unreadable", "expected"),
+    [
+        (False, 0, ("COMPLETED", None, "SUCCESS", "COMPLETED")),
+        (True, 3, ("PARTIAL", "3 entries could not be read", "PARTIAL", "PARTIAL")),
+        (True, 0, ("PARTIAL", None, "PARTIAL", "PARTIAL")),
+        (False, 1, ("COMPLETED", "1 entries could not be read", "SUCCESS", "COMPLETED")),
+    ],
+)
+def test_backup_outcome_chooses_partial_or_completed(
+    partial: bool, unreadable: int, expected: tuple[str, str | None, str, str]
+) -> None:
+    outcome = jobs.backup_outcome(partial=partial, unreadable=unreadable)
+    got = (outcome.state, outcome.status_message, outcome.message_category, outcome.point_status)
+    assert got == expected
+    assert jobs.can_transition(jobs.Kind.BACKUP, "RUNNING", outcome.state)

@@ -196,6 +196,36 @@ def stop_target(state: str) -> BackupJobState | None:
     return None
 
 
+@dataclass(frozen=True)
+class BackupOutcome:
+    """How a backup that ran to its end is recorded: the job's state, message and
+    category, and the status of the recovery point it made."""
+
+    state: BackupJobState
+    status_message: str | None
+    message_category: str
+    point_status: RecoveryPointStatus
+
+
+def backup_outcome(*, partial: bool, unreadable: int) -> BackupOutcome:
+    """PARTIAL when the backup left something out (``partial``), COMPLETED otherwise;
+    ``unreadable`` entries are named in the status message either way.
+
+    >>> backup_outcome(partial=True, unreadable=2).state
+    <BackupJobState.PARTIAL: 'PARTIAL'>
+    >>> backup_outcome(partial=False, unreadable=0).message_category
+    'SUCCESS'
+    """
+    message = f"{unreadable} entries could not be read" if unreadable else None
+    if partial:
+        return BackupOutcome(
+            BackupJobState.PARTIAL, message, "PARTIAL", RecoveryPointStatus.PARTIAL
+        )
+    return BackupOutcome(
+        BackupJobState.COMPLETED, message, "SUCCESS", RecoveryPointStatus.COMPLETED
+    )
+
+
 class _Row:
     """``from_row``/``as_row`` for a job record whose fields are its table's columns."""
 

@@ -292,9 +292,9 @@ def _record(
 ) -> str:
     now = deps.clock.now()
     summary = result.manifest.summary
-    state = "PARTIAL" if result.manifest.partial else "COMPLETED"
-    errors = len(result.manifest.errors)
-    message = f"{errors} entries could not be read" if errors else None
+    outcome = job_rules.backup_outcome(
+        partial=result.manifest.partial, unreadable=len(result.manifest.errors)
+    )
     lc = lifecycle.lifecycle_from_api(job.lifecycle)
     calc = lifecycle.calculated_lifecycle(lc, job.creation_date)
     rp_arn = job.recovery_point_arn
@@ -305,12 +305,12 @@ def _record(
             job_id=job.job_id,
             worker_id=worker_id,
             now=now,
-            state=state,
+            state=outcome.state,
             percent_done=100.0,
             bytes_transferred=summary.bytes_read,
             backup_size_in_bytes=summary.total_size or total,
-            status_message=message,
-            message_category="SUCCESS" if state == "COMPLETED" else "PARTIAL",
+            status_message=outcome.status_message,
+            message_category=outcome.message_category,
         )
         if not done:
             log.warning("backup job %s: lease lost before completion", job.job_id)
@@ -329,8 +329,8 @@ def _record(
             resource_name=resource["name"],
             source_job_id=job.job_id,
             iam_role_arn=job.iam_role_arn,
-            status="COMPLETED" if state == "COMPLETED" else "PARTIAL",
-            status_message=message,
+            status=outcome.point_status,
+            status_message=outcome.status_message,
             creation_date=job.creation_date,
             initiation_date=job.initiation_date,
             completion_date=now,
@@ -347,7 +347,7 @@ def _record(
         catalog.resources.record_backup(
             conn, resource["arn"], when=now, vault_arn=vault["arn"], recovery_point_arn=rp_arn
         )
-    return state
+    return outcome.state
 
 
 def _end(deps: Deps, job: BackupJob, worker_id: str, state: str, **fields: Any) -> str:
