@@ -9,7 +9,7 @@ botocore so they cannot drift.
     True
     >>> can_transition(Kind.RESTORE, "COMPLETED", "RUNNING")
     False
-    >>> sorted(BACKUP.final)
+    >>> sorted(str(state) for state in BACKUP.final)
     ['ABORTED', 'COMPLETED', 'EXPIRED', 'FAILED', 'PARTIAL']
 
 The catalog turns rows into :class:`BackupJob`, :class:`RestoreJob` and

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from snowvault.control import catalog
+from snowvault.control.catalog.db import Record
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import plans as plan_rules
 from snowvault.control.model import schedule as schedule_rules
@@ -34,7 +35,6 @@ from snowvault.core.errors import NotFound
 
 log = logging.getLogger("snowvault.scheduler")
 
-Record = dict[str, Any]
 COLD = "COLD"
 
 

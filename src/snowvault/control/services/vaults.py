@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from snowvault.control import catalog
+from snowvault.control.catalog.db import Record
 from snowvault.control.services import errors as service_errors
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core import arn as arns
@@ -52,7 +53,6 @@ from snowvault.engine.repository import Repository
 
 log = logging.getLogger("snowvault.vaults")
 
-Record = dict[str, Any]
 
 DEFAULT_VAULT = "Default"
 """The vault AWS keeps in every account and region (the shipped plan templates target it)."""
