@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -337,26 +337,29 @@ def _job_vault(target_vault: str | None) -> Target:
     return Target("*") if target_vault is None else Target(target_vault, target_vault)
 
 
-def _backup_job(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
-    job_id = _text(params, "BackupJobId")
+def _job(params: Mapping[str, Any], key: str, get: Callable[[str], Any]) -> Target:
+    """The vault of the job ``params[key]`` names (``get`` reads it in the caller's
+    account); an unknown or foreign id is ``*``, so existence does not leak."""
+    job_id = _text(params, key)
     if job_id is None:
         return Target("*")
     try:
-        job = catalog.jobs.get(conn, job_id, account_id=caller.account_id)
+        job = get(job_id)
     except NotFound:
         return Target("*")
     return _job_vault(job.backup_vault_arn)
 
 
+def _backup_job(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
+    account = caller.account_id
+    return _job(params, "BackupJobId", lambda i: catalog.jobs.get(conn, i, account_id=account))
+
+
 def _restore_job(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
-    job_id = _text(params, "RestoreJobId")
-    if job_id is None:
-        return Target("*")
-    try:
-        restore = catalog.restore_jobs.get(conn, job_id, account_id=caller.account_id)
-    except NotFound:
-        return Target("*")
-    return _job_vault(restore.backup_vault_arn)
+    account = caller.account_id
+    return _job(
+        params, "RestoreJobId", lambda i: catalog.restore_jobs.get(conn, i, account_id=account)
+    )
 
 
 def _by_arn(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
