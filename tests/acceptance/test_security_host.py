@@ -110,11 +110,18 @@ def poll(fetch: Any, key: str, final: set[str], timeout: float = 60) -> dict[str
         time.sleep(0.2)
 
 
-def backup_of(server: ServerProcess, vault: str, name: str, source: Path) -> dict[str, Any]:
+def ensure_vault(server: ServerProcess, vault: str) -> None:
+    """The vault exists (tests of one module may run on different xdist workers, each
+    with its own server, so none may count on another test having made it)."""
     client = server.client()
     with_vault = {v["BackupVaultName"] for v in client.list_backup_vaults()["BackupVaultList"]}
     if vault not in with_vault:
         client.create_backup_vault(BackupVaultName=vault)
+
+
+def backup_of(server: ServerProcess, vault: str, name: str, source: Path) -> dict[str, Any]:
+    client = server.client()
+    ensure_vault(server, vault)
     arn = server.ext(
         "RegisterResource", {"ResourceType": "Directory", "Name": name, "Source": str(source)}
     )["ResourceArn"]
@@ -287,6 +294,7 @@ def test_rotation_keeps_old_access_keys_and_recovery_points(server: HostServer, 
 
 @pytest.mark.parametrize("weak", ["aaaaaaaaaaaaaaaa", "123456789abc", "Password1234", "short"])
 def test_export_refuses_a_weak_passphrase(server: HostServer, weak: str) -> None:
+    ensure_vault(server, "host")
     resp = server.signed(
         "POST",
         "/_snowvault/v1/ExportRecoveryKey",
@@ -301,6 +309,7 @@ def test_export_refuses_a_weak_passphrase(server: HostServer, weak: str) -> None
 
 
 def test_export_is_audited_with_the_caller(server: HostServer) -> None:
+    ensure_vault(server, "host")
     out = server.ext("ExportRecoveryKey", {"BackupVaultName": "host", "Passphrase": STRONG})
     vault_arn = out["BackupVaultArn"]
     principal = f"arn:aws:iam::{server.creds['account_id']}:root"
