@@ -258,10 +258,10 @@ def test_the_sweep_never_collects_the_packs_of_a_backup_still_running(
     try:
         assert paused.wait(60)
         deadline = time.monotonic() + 30
-        while len(_packs(root) - orphans) < 2 and time.monotonic() < deadline:
+        while not (_packs(root) - orphans) and time.monotonic() < deadline:
             time.sleep(0.05)  # the pool uploads the packs already filled
         fresh = _packs(root) - orphans
-        assert len(fresh) >= 2
+        assert fresh  # one landed pack is enough; how many are full at the pause varies
         clock.advance(vaults.ORPHAN_GRACE.total_seconds() + 1)
         worker = runner.Worker(deps, runner.WorkerOptions(worker_id="w1"))
         worker.sweep_once()
