@@ -25,9 +25,10 @@ Depends on core and the model only (never the engine, catalog, services or inter
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
 
 from snowvault.control.model import host_paths
 from snowvault.core import arn as arns
@@ -42,6 +43,22 @@ class Resource:
     resource_type: str
     name: str
     source: str
+    properties: Mapping[str, str] = field(default_factory=dict)
+    """Non-secret settings the plugin stored at registration (shown by describe)."""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """Secret settings (a password, a secret access key): sealed under the root key in the
+    catalog, unsealed only in the worker; empty everywhere else. Never logged or shown."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What :meth:`ResourcePlugin.check_source` keeps of a RegisterResource call:
+    ``source`` is the secret-free identity shown everywhere (a resolved path, a DSN
+    without its password, ``s3://bucket/prefix``); ``secrets`` are sealed, never shown."""
+
+    source: str
+    properties: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,47 @@ class Sink(Protocol):
         """Back up a byte stream (a dump) as the point's one file ``name``."""
         ...
 
+    def entries(self, entries: Iterable[Entry], progress: ProgressCallback) -> None:
+        """Back up several named streams (or host files) as the point's tree, with
+        their per-entry metadata; paths may nest (``a/b/c``). Entries that cannot be read
+        raise; the plugin decides whether that fails the job."""
+        ...
+
+    def note(self, info: Mapping[str, Any]) -> None:
+        """Plugin facts recorded with the point (in the manifest's ``plugin`` metadata,
+        JSON-able): a server version, a WAL position, the databases in it. Call before
+        the one write; :meth:`Source.info` gives them back to the restore."""
+        ...
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file of a recovery point written by :meth:`Sink.entries`.
+
+    ``path`` is relative, ``/``-separated (``"dump.sql"``, ``"objects/a/b.json"``);
+    ``open`` opens its body when the sink gets to it (so thousands of entries never
+    hold thousands of open streams); ``meta`` is per-entry metadata restored with it
+    (S3 content type, user metadata, tags) — stored in the tree node as ``user.snowvault.*``
+    extended attributes. ``host_path`` instead of ``open``: a host file or block device
+    the sink reads itself, holes skipped (SEEK_DATA/SEEK_HOLE) and stored as holes."""
+
+    path: str
+    open: Callable[[], AbstractContextManager[BinaryIO]] | None = None
+    size: int | None = None
+    mode: int = 0o600
+    mtime_ns: int | None = None
+    meta: Mapping[str, str] = field(default_factory=dict)
+    host_path: str | None = None
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """An entry of a recovery point as :meth:`Source.entries` lists it."""
+
+    path: str
+    size: int
+    meta: Mapping[str, str] = field(default_factory=dict)
+
 
 class Source(Protocol):
     """One recovery point to restore from; the services count what was restored."""
@@ -80,6 +138,18 @@ class Source(Protocol):
 
     def read_file(self, name: str) -> bytes:
         """The content of the root entry ``name`` (what :meth:`Sink.stream` wrote)."""
+        ...
+
+    def open(self, path: str) -> AbstractContextManager[BinaryIO]:
+        """A streaming reader of entry ``path`` (never the whole body in memory)."""
+        ...
+
+    def entries(self) -> list[EntryInfo]:
+        """Every file entry of the point (what :meth:`Sink.entries` wrote), in order."""
+        ...
+
+    def info(self) -> Mapping[str, Any]:
+        """What the backup's plugin passed to :meth:`Sink.note` (empty if nothing)."""
         ...
 
 
@@ -126,9 +196,19 @@ class ResourcePlugin(Protocol):
     restore_keys: tuple[MetadataKey, ...]
     """The Metadata keys :meth:`restore` reads (documented, and the defaults' keys)."""
 
-    def check_source(self, source: str, policy: host_paths.Policy) -> str:
-        """RegisterResource: the source as it will be stored (canonical, e.g. resolved),
-        or raise (InvalidInput, PathRefused) when it cannot be protected."""
+    def check_source(
+        self, source: str, policy: host_paths.Policy, properties: Mapping[str, str]
+    ) -> Registration:
+        """RegisterResource: ``source`` and the type's ``properties`` (CLI options, the
+        API's Properties — secrets included) as they will be stored, secrets split off,
+        or raise (InvalidInput, PathRefused, NetworkRefused) when it cannot be
+        protected. Reach (paths, hosts) is judged before anything is contacted."""
+        ...
+
+    def describe(self, resource: Resource) -> dict[str, Any]:
+        """DescribeResource's ``Discovery``: what the plugin sees of the resource now
+        (databases, sizes, a server version); {} when there is nothing to add. Reaching the
+        resource may fail: return {"Error": one line} then, never raise."""
         ...
 
     def backup(self, request: BackupRequest) -> None:
