@@ -1,0 +1,25 @@
+"""Copy jobs, cold storage locations and cost bookkeeping.
+
+Reserved in the revision chain so that work landing in parallel keeps one head; it
+changes nothing until its owner fills :func:`upgrade` and :func:`downgrade` in.
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0011"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,25 @@
+"""Vault notifications, SNS topics/subscriptions, the delivery outbox and the trail.
+
+Reserved in the revision chain so that work landing in parallel keeps one head; it
+changes nothing until its owner fills :func:`upgrade` and :func:`downgrade` in.
+
+Revision ID: 0012
+Revises: 0011
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "0012"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
