@@ -90,6 +90,7 @@ def test_stop_target() -> None:
     [
         (jobs.BackupJob, tables.backup_jobs),
         (jobs.RestoreJob, tables.restore_jobs),
+        (jobs.CopyJob, tables.copy_jobs),
         (jobs.RecoveryPoint, tables.recovery_points),
     ],
 )

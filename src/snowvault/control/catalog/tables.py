@@ -325,6 +325,46 @@ restore_jobs = Table(
     Index("ix_restore_jobs_lease_expires_at", "lease_expires_at"),
 )
 
+copy_jobs = Table(  # revision 0011: StartCopyJob's and CopyActions' jobs (the copy queue)
+    "copy_jobs",
+    metadata,
+    Column("copy_job_id", String(36), primary_key=True),
+    Column("account_id", ACCOUNT, nullable=False),
+    Column("region", REGION, nullable=False),
+    Column("source_backup_vault_arn", ARN, nullable=False),
+    Column("source_recovery_point_arn", ARN, nullable=False),
+    Column("destination_backup_vault_arn", ARN, nullable=False),
+    Column("destination_vault_type", String(40)),
+    Column("destination_recovery_point_arn", ARN, nullable=False),
+    Column("destination_encryption_key_arn", ARN),
+    Column("destination_recovery_point_lifecycle", _json()),
+    Column("resource_arn", ARN, nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_name", NAME),
+    Column("state", STATE, nullable=False),
+    Column("status_message", Text),
+    Column("message_category", String(64)),
+    _ts("creation_date", nullable=False),
+    _ts("start_date"),
+    _ts("completion_date"),
+    Column("percent_done", Float),
+    Column("bytes_transferred", BigInteger),
+    Column("backup_size_in_bytes", BigInteger),
+    Column("iam_role_arn", ARN),
+    Column("idempotency_token", NAME),
+    Column("created_by", _json()),
+    Column("created_by_backup_job_id", String(36)),
+    Column("composite_member_identifier", NAME),
+    Column("is_parent", Boolean, nullable=False, server_default=text("false")),
+    Column("parent_job_id", String(36), index=True),
+    *_lease_columns(),
+    Index("ix_copy_jobs_account_region_creation", "account_id", "region", "creation_date"),
+    Index("ix_copy_jobs_state_creation", "state", "creation_date"),
+    Index("ix_copy_jobs_source_point", "source_recovery_point_arn"),
+    Index("ix_copy_jobs_destination_vault", "destination_backup_vault_arn"),
+    Index("ix_copy_jobs_lease_expires_at", "lease_expires_at"),
+)
+
 # --- recovery points -----------------------------------------------------------------
 
 recovery_points = Table(

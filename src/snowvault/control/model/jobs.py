@@ -12,10 +12,11 @@ botocore so they cannot drift.
     >>> sorted(str(state) for state in BACKUP.final)
     ['ABORTED', 'COMPLETED', 'EXPIRED', 'FAILED', 'PARTIAL']
 
-The catalog turns rows into :class:`BackupJob`, :class:`RestoreJob` and
+The catalog turns rows into :class:`BackupJob`, :class:`RestoreJob`, :class:`CopyJob` and
 :class:`RecoveryPoint` (``from_row``: the fields are the table's columns);
 :func:`new_backup_job` is the one constructor of a backup job, used by StartBackupJob
-and by the scheduler alike.
+and by the scheduler alike; :func:`new_copy_job` the one of a copy job (StartCopyJob and
+a rule's CopyActions).
 
 Pure rules: no I/O, no wall clock. Depends only on ``snowvault.core`` and the model.
 """
@@ -38,7 +39,7 @@ class Kind(StrEnum):
 
     BACKUP = "backup"
     RESTORE = "restore"
-    COPY = "copy"  # not run yet: its states and transitions come with copy jobs
+    COPY = "copy"
 
 
 class BackupJobState(StrEnum):
@@ -159,7 +160,24 @@ RESTORE = StateMachine(
     },
 )
 
-MACHINES: Mapping[Kind, StateMachine] = {m.kind: m for m in (BACKUP, RESTORE)}
+_C = CopyJobState
+COPY = StateMachine(
+    kind=Kind.COPY,
+    states=tuple(_C),
+    created=(_C.CREATED,),
+    waiting=(_C.CREATED,),
+    running=_C.RUNNING,
+    stopping=None,  # StopCopyJob does not exist
+    retry=_C.CREATED,
+    failed=_C.FAILED,
+    aborted=_C.FAILED,  # CopyJobState has no ABORTED: a worker told to stop fails the job
+    transitions={
+        _C.CREATED: frozenset({_C.RUNNING}),
+        _C.RUNNING: frozenset({_C.CREATED, _C.COMPLETED, _C.PARTIAL, _C.FAILED}),
+    },
+)
+
+MACHINES: Mapping[Kind, StateMachine] = {m.kind: m for m in (BACKUP, RESTORE, COPY)}
 
 
 def can_transition(kind: Kind | str, from_state: str, to_state: str) -> bool:
@@ -172,8 +190,8 @@ def fate(job: Job, now: datetime) -> windows.JobFate | None:
 
     The catalog's SQL uses the same boundaries: at exactly StartBy a waiting job has
     expired, at exactly the completion deadline a running one is aborted."""
-    if isinstance(job, RestoreJob):
-        return None
+    if not isinstance(job, BackupJob):
+        return None  # restore and copy jobs have no windows
     started = job.state in BACKUP.active
     deadline = job.complete_by if started else job.start_by
     if deadline is None:
@@ -413,7 +431,66 @@ class RecoveryPoint(_Row):
         return lifecycle_rules.CalculatedLifecycle(self.move_to_cold_at, self.delete_at)
 
 
-Job = BackupJob | RestoreJob
+@dataclass(frozen=True)
+class CopyJob(_Row):
+    """One copy job (a ``copy_jobs`` row): StartCopyJob's, or a plan rule's CopyAction
+    after a backup of that rule (``created_by_backup_job_id``). ``account_id`` and
+    ``region`` are the source's; the destination may be in another region or account."""
+
+    _enums: ClassVar[Mapping[str, type[StrEnum]]] = {"state": CopyJobState}
+    kind: ClassVar[Kind] = Kind.COPY
+
+    copy_job_id: str
+    account_id: str
+    region: str
+    source_backup_vault_arn: str
+    source_recovery_point_arn: str
+    destination_backup_vault_arn: str
+    destination_vault_type: str | None
+    destination_recovery_point_arn: str
+    destination_encryption_key_arn: str | None
+    destination_recovery_point_lifecycle: Mapping[str, Any] | None
+    resource_arn: str
+    resource_type: str
+    resource_name: str | None
+    state: CopyJobState
+    status_message: str | None
+    message_category: str | None
+    creation_date: datetime
+    start_date: datetime | None
+    completion_date: datetime | None
+    percent_done: float | None
+    bytes_transferred: int | None
+    backup_size_in_bytes: int | None
+    iam_role_arn: str | None
+    idempotency_token: str | None
+    created_by: Mapping[str, Any] | None
+    created_by_backup_job_id: str | None
+    composite_member_identifier: str | None
+    is_parent: bool
+    parent_job_id: str | None
+    worker_label: str | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    heartbeat_at: datetime | None
+    attempts: int
+    max_attempts: int
+
+    @property
+    def id(self) -> str:
+        return self.copy_job_id
+
+    @property
+    def complete_by(self) -> datetime | None:
+        return None  # copy jobs have no completion window
+
+    @property
+    def cross_account(self) -> bool:
+        """The destination vault belongs to another account (its ARN says which)."""
+        return self.destination_backup_vault_arn.split(":")[4] != self.account_id
+
+
+Job = BackupJob | RestoreJob | CopyJob
 
 DEFAULT_MAX_ATTEMPTS = 3
 """Runs a job gets before a lost worker fails it (the column's server default too)."""
@@ -510,3 +587,84 @@ def new_backup_job(
         attempts=0,
         max_attempts=DEFAULT_MAX_ATTEMPTS,
     )
+
+
+@dataclass(frozen=True)
+class CopySource:
+    """What a copy job copies and where to: the source point as the catalog has it and
+    the destination vault's ARN, with its type and key when the caller may know them
+    (None for another account's vault: whether it exists is the worker's to find out)."""
+
+    point: RecoveryPoint
+    destination_vault_arn: str
+    destination_vault_type: str | None
+    destination_key_arn: str | None
+
+
+def new_copy_job(
+    *,
+    job_id: str,
+    source: CopySource,
+    now: datetime,
+    destination_recovery_point_arn: str,
+    iam_role_arn: str | None,
+    lifecycle: Mapping[str, Any] | None,
+    idempotency_token: str | None = None,
+    created_by: Mapping[str, Any] | None = None,
+    created_by_backup_job_id: str | None = None,
+) -> CopyJob:
+    """A copy job as it is queued (CREATED), by StartCopyJob and by a rule's CopyAction.
+
+    Without a ``lifecycle`` the copy keeps its source point's (AWS: copies retain their
+    source's retention unless the copy overrides it)."""
+    rp = source.point
+    return CopyJob(
+        copy_job_id=job_id,
+        account_id=rp.account_id,
+        region=rp.region,
+        source_backup_vault_arn=rp.backup_vault_arn,
+        source_recovery_point_arn=rp.arn,
+        destination_backup_vault_arn=source.destination_vault_arn,
+        destination_vault_type=source.destination_vault_type,
+        destination_recovery_point_arn=destination_recovery_point_arn,
+        destination_encryption_key_arn=source.destination_key_arn,
+        destination_recovery_point_lifecycle=lifecycle if lifecycle else rp.lifecycle,
+        resource_arn=rp.resource_arn,
+        resource_type=rp.resource_type,
+        resource_name=rp.resource_name,
+        state=CopyJobState.CREATED,
+        status_message=None,
+        message_category=None,
+        creation_date=now,
+        start_date=None,
+        completion_date=None,
+        percent_done=0.0,
+        bytes_transferred=0,
+        backup_size_in_bytes=rp.backup_size_in_bytes,
+        iam_role_arn=iam_role_arn,
+        idempotency_token=idempotency_token,
+        created_by=created_by,
+        created_by_backup_job_id=created_by_backup_job_id,
+        composite_member_identifier=rp.composite_member_identifier,
+        is_parent=False,
+        parent_job_id=None,
+        worker_label=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        heartbeat_at=None,
+        attempts=0,
+        max_attempts=DEFAULT_MAX_ATTEMPTS,
+    )
+
+
+def copied_point_type(source_type: str | None) -> str | None:
+    """The RecoveryPointType of a copy: a copy of a CONTINUOUS point is a SNAPSHOT (AWS:
+    "the copied recovery point becomes a snapshot (periodic) backup"); None: the source
+    has no type recorded.
+
+    >>> copied_point_type("CONTINUOUS"), copied_point_type("SNAPSHOT")
+    ('SNAPSHOT', 'SNAPSHOT')
+    """
+    if source_type is None:
+        return None
+    return "SNAPSHOT" if source_type == "CONTINUOUS" else source_type
