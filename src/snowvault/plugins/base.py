@@ -116,6 +116,12 @@ class Entry:
     mtime_ns: int | None = None
     meta: Mapping[str, str] = field(default_factory=dict)
     host_path: str | None = None
+    fingerprint: str | None = None
+    """What identifies the body without reading it (S3: ETag, size, last-modified). A
+    sink MAY give the entry the content of the parent point's entry at the same path
+    when that one was written with the same fingerprint, without calling ``open`` (an
+    unchanged object is never read again); it stores the fingerprint with the entry for
+    the next point. None: the body is always read. A sink that does not reuse opens."""
 
 
 @dataclass(frozen=True)
