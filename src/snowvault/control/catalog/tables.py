@@ -670,4 +670,61 @@ legal_holds = Table(
     Index("ix_legal_holds_account_region_status", "account_id", "region", "status"),
 )
 
+# --- continuous backup (revision 0009) ---------------------------------------------
+#
+# - ``continuous_points``: the CONTINUOUS recovery point of one resource in one vault (at
+#   most one: the unique constraint), its rule, replication slot and restorable window
+#   (``earliest``/``latest``, the source server's clock); a recovery point is continuous
+#   exactly when it has a row here (``recovery_points`` keeps the AWS columns).
+# - ``continuous_pieces``: the engine recovery points that make up its chain: base
+#   backups (``base``), completed WAL files (``wal``) and the current partial segment
+#   (``partial``, replaced on every shipment). LSNs are stored as integers.
+
+continuous_points = Table(
+    "continuous_points",
+    metadata,
+    Column(
+        "recovery_point_arn",
+        ARN,
+        ForeignKey("recovery_points.arn", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("resource_arn", ARN, nullable=False),
+    Column("backup_vault_arn", ARN, nullable=False),
+    Column("rule_id", String(36)),
+    Column("slot_name", String(63), nullable=False),
+    Column("retention_days", Integer, nullable=False),
+    _ts("earliest"),
+    _ts("latest"),
+    _ts("last_base_at"),
+    _ts("next_base_at"),
+    Column("shipped_lsn", BigInteger),
+    Column("gap_message", Text),
+    _ts("updated_at", nullable=False),
+    UniqueConstraint("resource_arn", "backup_vault_arn"),
+)
+
+continuous_pieces = Table(
+    "continuous_pieces",
+    metadata,
+    Column(
+        "recovery_point_arn",
+        ARN,
+        ForeignKey("continuous_points.recovery_point_arn", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("engine_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("timeline", Integer, nullable=False),
+    Column("begin_lsn", BigInteger, nullable=False),
+    Column("end_lsn", BigInteger, nullable=False),
+    _ts("begin_time"),
+    _ts("end_time"),
+    Column("size", BigInteger, nullable=False, server_default="0"),
+    _ts("created_at", nullable=False),
+    PrimaryKeyConstraint("recovery_point_arn", "engine_id"),
+    Index("ix_continuous_pieces_point_kind_end", "recovery_point_arn", "kind", "end_lsn"),
+)
+
 ALL_TABLES = tuple(metadata.sorted_tables)
