@@ -71,6 +71,9 @@ class ServerConfig:
     # patterns refused inside them. The data directory and storage are refused always.
     allowed_paths: tuple[str, ...] = ()
     denied_paths: tuple[str, ...] = ()
+    # Networks (CIDR) plugins may connect to (databases, Redis, S3 endpoints); None:
+    # loopback only (control/model/net_reach.py).
+    allowed_networks: tuple[str, ...] | None = None
     # Peers whose X-Forwarded-For is believed (aws:SourceIp); none by default.
     trusted_proxies: tuple[str, ...] = ()
     # Largest request body the API reads (bytes); larger ones answer 413.
@@ -106,6 +109,11 @@ class ServerConfig:
                 worker=WorkerConfig(**doc.get("worker", {})),
                 allowed_paths=tuple(str(p) for p in doc.get("allowed_paths", [])),
                 denied_paths=tuple(str(p) for p in doc.get("denied_paths", [])),
+                allowed_networks=(
+                    None
+                    if doc.get("allowed_networks") is None
+                    else tuple(str(n) for n in doc["allowed_networks"])
+                ),
                 trusted_proxies=tuple(str(p) for p in doc.get("trusted_proxies", [])),
                 max_body_bytes=int(doc.get("max_body_bytes", 4 * 1024 * 1024)),
                 root_key_file=doc.get("root_key_file"),
@@ -130,6 +138,11 @@ class ServerConfig:
             },
             "allowed_paths": list(self.allowed_paths),
             "denied_paths": list(self.denied_paths),
+            **(
+                {"allowed_networks": list(self.allowed_networks)}
+                if self.allowed_networks is not None
+                else {}
+            ),
             "trusted_proxies": list(self.trusted_proxies),
             "max_body_bytes": self.max_body_bytes,
             **({"root_key_file": self.root_key_file} if self.root_key_file else {}),
@@ -234,7 +247,11 @@ def host_path_rule(config: ServerConfig) -> host_paths.Policy:
         protected.append(config.catalog_url.removeprefix("sqlite:///").partition("?")[0])
     protected = [os.path.abspath(p) for p in protected if p]
     return host_paths.Policy.build(
-        config.allowed_paths, config.denied_paths, protected, os.path.realpath
+        config.allowed_paths,
+        config.denied_paths,
+        protected,
+        os.path.realpath,
+        config.allowed_networks,
     )
 
 

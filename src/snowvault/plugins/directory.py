@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from snowvault.control.model import host_paths
 from snowvault.core.errors import InvalidInput
@@ -35,6 +36,7 @@ from snowvault.plugins.base import (
     BackupRequest,
     MetadataKey,
     Progress,
+    Registration,
     Resource,
     RestoreRequest,
 )
@@ -114,12 +116,24 @@ class Directory:
         MetadataKey("overwrite", False, '"true" to restore over existing files'),
     )
 
-    def check_source(self, source: str, policy: host_paths.Policy) -> str:
-        """The resolved source when the host-path rule allows it and it is a directory."""
+    def check_source(
+        self, source: str, policy: host_paths.Policy, properties: Mapping[str, str]
+    ) -> Registration:
+        """The resolved source when the host-path rule allows it and it is a directory; a
+        Directory takes no Properties (a key given is refused, never silently dropped)."""
         path = host_paths.check(source, policy, os.path.realpath)
+        if properties:
+            raise InvalidInput(
+                detail=f"a Directory takes no Properties (got: {', '.join(sorted(properties))})"
+            )
         if not os.path.isdir(path):
             raise InvalidInput(detail=f"Source {source!r} is not an existing directory")
-        return path
+        return Registration(path)
+
+    def describe(self, resource: Resource) -> dict[str, Any]:
+        """Nothing beyond the stored source: describing reads no host path (the rule is
+        judged when a job reads it)."""
+        return {}
 
     def backup(self, request: BackupRequest) -> None:
         # The tree may have changed since RegisterResource: resolve and check again, now,

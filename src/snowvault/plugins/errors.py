@@ -7,13 +7,24 @@ Conflict -> 400 InvalidRequestException and exit 5).
     └── InvalidRestoreTarget      StartRestoreJob's Metadata cannot be honoured
     Conflict
     └── RestoreNotValid           a plugin's after-restore check found a problem
+    PermissionDenied
+    ├── PathRefused               (model/host_paths.py) a host path outside the rule
+    └── NetworkRefused            (model/net_reach.py) a host outside allowed_networks
 
-Depends on core only.
+``PathRefused`` and ``NetworkRefused`` are the model's rules' own errors (the model sits
+below the plugins); they are named here so a plugin finds every error it raises in one
+module: ``raise errors.NetworkRefused(host=..., reason=...)``.
+
+Depends on core and the model's reach rules only.
 """
 
 from __future__ import annotations
 
+from snowvault.control.model import host_paths, net_reach
 from snowvault.core.errors import Conflict, InvalidInput
+
+PathRefused = host_paths.PathRefused
+NetworkRefused = net_reach.NetworkRefused
 
 
 class UnsupportedResourceType(InvalidInput):

@@ -19,6 +19,7 @@ from snowvault.plugins.base import (
     BackupRequest,
     Progress,
     ProgressCallback,
+    Registration,
     Resource,
     RestoreRequest,
 )
@@ -72,24 +73,27 @@ def test_check_source_stores_the_resolved_directory(
     src = _source(tmp_path)
     alias = tmp_path / "allowed" / "alias"
     alias.symlink_to(src, target_is_directory=True)
-    assert PLUGIN.check_source(str(alias) + "/../src/", policy) == str(src)
-    assert PLUGIN.check_source(str(alias), policy) == str(src)
+    assert PLUGIN.check_source(str(alias) + "/../src/", policy, {}) == Registration(str(src))
+    assert PLUGIN.check_source(str(alias), policy, {}).source == str(src)
+    with pytest.raises(InvalidInput, match="takes no Properties"):
+        PLUGIN.check_source(str(src), policy, {"sslmode": "require"})
+    assert PLUGIN.describe(_resource(src)) == {}
 
 
 def test_check_source_refuses_what_the_rule_refuses_before_looking_at_existence(
     tmp_path: Path, policy: host_paths.Policy
 ) -> None:
     with pytest.raises(host_paths.PathRefused, match="not under an allowed path"):
-        PLUGIN.check_source(str(tmp_path / "nowhere"), policy)  # does not exist: still refused
+        PLUGIN.check_source(str(tmp_path / "nowhere"), policy, {})  # does not exist: still refused
     with pytest.raises(host_paths.PathRefused, match="inside the snowvault data directory"):
-        PLUGIN.check_source(str(tmp_path / "allowed" / "storage"), policy)
+        PLUGIN.check_source(str(tmp_path / "allowed" / "storage"), policy, {})
     with pytest.raises(host_paths.InvalidHostPath, match="absolute"):
-        PLUGIN.check_source("relative/dir", policy)
+        PLUGIN.check_source("relative/dir", policy, {})
     (tmp_path / "allowed" / "file").write_text("f")
     with pytest.raises(InvalidInput, match="not an existing directory"):
-        PLUGIN.check_source(str(tmp_path / "allowed" / "file"), policy)
+        PLUGIN.check_source(str(tmp_path / "allowed" / "file"), policy, {})
     with pytest.raises(InvalidInput, match="not an existing directory"):
-        PLUGIN.check_source(str(tmp_path / "allowed" / "missing"), policy)
+        PLUGIN.check_source(str(tmp_path / "allowed" / "missing"), policy, {})
 
 
 def _resource(source: Path | str) -> Resource:

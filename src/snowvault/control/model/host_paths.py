@@ -30,6 +30,7 @@ lexical-only view). Depends on :mod:`snowvault.core` only.
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -109,13 +110,40 @@ class Entry:
         return cls("/" + "/".join(full), full)
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_NETWORKS: tuple[Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+"""What ``allowed_networks`` is when config.json does not say: loopback only."""
+
+
+def networks_of(texts: Iterable[str]) -> tuple[Network, ...]:
+    """Configured networks (CIDR, or one address) parsed; InvalidInput names a bad one.
+
+    >>> [str(n) for n in networks_of(["10.1.2.0/24", "::1", "192.168.1.7"])]
+    ['10.1.2.0/24', '::1/128', '192.168.1.7/32']
+    """
+    out = []
+    for text in texts:
+        try:
+            out.append(ipaddress.ip_network(str(text).strip(), strict=False))
+        except ValueError as exc:
+            raise InvalidInput(detail=f"allowed_networks: {text!r} is no network: {exc}") from exc
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Policy:
-    """The resolved rule: allowed roots, denied entries, protected locations."""
+    """The resolved rule: allowed roots, denied entries, protected locations; and the
+    networks a plugin may connect to (the network-reach rule,
+    :mod:`snowvault.control.model.net_reach`)."""
 
     allowed: tuple[Entry, ...] = ()
     denied: tuple[Entry, ...] = ()
     protected: tuple[Entry, ...] = ()
+    networks: tuple[Network, ...] = DEFAULT_NETWORKS
 
     @classmethod
     def build(
@@ -124,11 +152,14 @@ class Policy:
         denied: Iterable[str],
         protected: Iterable[str],
         realpath: Realpath,
+        networks: Iterable[str] | None = None,
     ) -> Policy:
+        """``networks`` None: loopback only (:data:`DEFAULT_NETWORKS`)."""
         return cls(
             tuple(Entry.of(p, realpath) for p in allowed),
             tuple(Entry.of(p, realpath) for p in denied),
             tuple(Entry.of(p, realpath) for p in protected),
+            DEFAULT_NETWORKS if networks is None else networks_of(networks),
         )
 
     def describe(self) -> str:

@@ -43,6 +43,7 @@ docstring is the message template: ``KeyNotFound(key="k")`` reads "Key 'k' does 
     │   └── RotationLimitExceeded     LimitExceededException
     ├── PermissionDenied
     │   ├── PathRefused               model/host_paths.py: outside the allowed host paths
+    │   ├── NetworkRefused            model/net_reach.py: outside the allowed networks
     │   ├── AccessDenied              IAM, key policy or ownership refused the caller
     │   └── ReservedAlias             NotAuthorizedException
     ├── Unavailable

@@ -16,7 +16,8 @@ Must not depend on the scheduler, the composition root or any interface.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, BinaryIO, TypeVar
 
 from snowvault.control.catalog.db import Record
@@ -82,6 +83,12 @@ class EngineSink:
         self._tags, self._metadata = dict(tags), dict(metadata)
         self._result: archiver.BackupResult | None = None
 
+    def note(self, info: Mapping[str, Any]) -> None:
+        """Plugin facts for the manifest's ``plugin`` metadata (before the one write)."""
+        if self._result is not None:
+            raise RuntimeError("Sink.note must come before the point's one write")
+        self._metadata["plugin"] = {**self._metadata.get("plugin", {}), **dict(info)}
+
     @property
     def result(self) -> archiver.BackupResult:
         if self._result is None:
@@ -118,6 +125,10 @@ class EngineSink:
             )
 
         self._write(write)
+
+    def entries(self, entries: Iterable[base.Entry], progress: base.ProgressCallback) -> None:
+        """Several named entries as the point's tree (the engine writer lands next)."""
+        raise NotImplementedError("multi-entry recovery points are not written yet")
 
     def _write(self, write: Callable[[Repository, str | None], archiver.BackupResult]) -> None:
         if self._result is not None:
@@ -178,6 +189,18 @@ class EngineSource:
         data = _in_repository(self._deps, self._vault, work)
         self._add(restorer.RestoreResult(1, len(data)))
         return data
+
+    def open(self, path: str) -> AbstractContextManager[BinaryIO]:
+        """A streaming reader of entry ``path`` (lands with the multi-entry writer)."""
+        raise NotImplementedError("streaming entry reads are not implemented yet")
+
+    def entries(self) -> list[base.EntryInfo]:
+        """Every file entry of the point (lands with the multi-entry writer)."""
+        raise NotImplementedError("entry listings are not implemented yet")
+
+    def info(self) -> Mapping[str, Any]:
+        """What the backup's plugin noted (lands with the multi-entry writer)."""
+        raise NotImplementedError("plugin notes are not read back yet")
 
     def _add(self, more: restorer.RestoreResult) -> None:
         r = self.result

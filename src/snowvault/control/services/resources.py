@@ -51,17 +51,19 @@ def register(
     resource_type: str,
     name: str,
     source: str,
+    properties: Mapping[str, str] | None = None,
     tags: Mapping[str, str] | None = None,
     worker_label: str | None = None,
 ) -> Record:
     """RegisterResource: add a resource to the inventory (AlreadyExists for a known name),
-    its source as its plugin checked and stored it."""
+    its source and ``properties`` as its plugin checked and split them (secrets apart)."""
     plugin = deps.plugins.get(resource_type)
     if not _NAME_RE.match(name):
         raise InvalidInput(
             detail=f"Name must be 1-128 letters, digits, '.', '_' or '-', got {name!r}"
         )
-    stored = plugin.check_source(source, deps.path_policy)
+    registration = plugin.check_source(source, deps.path_policy, dict(properties or {}))
+    stored = registration.source
     arn = plugins.base.resource_arn(plugin, caller.region, caller.account_id, name)
     with catalog.db.transaction(deps.engine) as conn:
         row = catalog.resources.register(

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from snowvault.control.catalog import pagination
-from snowvault.control.model import host_paths
+from snowvault.control.model import host_paths, net_reach
 from snowvault.control.services import errors as svc
 from snowvault.core import errors as core
 from snowvault.engine import errors as engine
@@ -62,6 +62,7 @@ ERROR_TABLE: ErrorTable = MappingProxyType(
         # model, catalog, plugins
         host_paths.InvalidHostPath: ("InvalidParameterValueException", _BAD),
         host_paths.PathRefused: ("AccessDeniedException", 403),
+        net_reach.NetworkRefused: ("AccessDeniedException", 403),
         pagination.InvalidToken: ("InvalidParameterValueException", _BAD),
         plugin.UnsupportedResourceType: ("InvalidParameterValueException", _BAD),
         plugin.InvalidRestoreTarget: ("InvalidParameterValueException", _BAD),

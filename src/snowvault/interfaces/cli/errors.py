@@ -55,6 +55,7 @@ EXIT_CODES: dict[str, int] = {
     ),
     **_named("engine.locks", {"RepositoryLocked": CONFLICT}),
     **_named("control.model.host_paths", {"InvalidHostPath": INVALID, "PathRefused": DENIED}),
+    **_named("control.model.net_reach", {"NetworkRefused": DENIED}),
     **_named("control.catalog.pagination", {"InvalidToken": INVALID}),
     **_named(
         "plugins.errors",
