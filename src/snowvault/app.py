@@ -81,6 +81,10 @@ class ServerConfig:
     # Where the root secret lives: a file path (default DATA_DIR/root.key); the
     # SNOWVAULT_ROOT_KEY environment variable (hex), when set, takes precedence.
     root_key_file: str | None = None
+    # /metrics: "" on the API endpoint, "HOST:PORT" on its own listener, "off" not served.
+    metrics_address: str = ""
+    # Server log lines: "text" (default) or "json" (one object a line).
+    log_format: str = "text"
 
     @classmethod
     def load(cls, data_dir: str | os.PathLike[str]) -> ServerConfig:
@@ -117,6 +121,8 @@ class ServerConfig:
                 trusted_proxies=tuple(str(p) for p in doc.get("trusted_proxies", [])),
                 max_body_bytes=int(doc.get("max_body_bytes", 4 * 1024 * 1024)),
                 root_key_file=doc.get("root_key_file"),
+                metrics_address=str(doc.get("metrics_address", "")),
+                log_format=str(doc.get("log_format", "text")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInput(detail=f"{data_dir / CONFIG_FILE} is malformed: {exc}") from exc
@@ -146,6 +152,8 @@ class ServerConfig:
             "trusted_proxies": list(self.trusted_proxies),
             "max_body_bytes": self.max_body_bytes,
             **({"root_key_file": self.root_key_file} if self.root_key_file else {}),
+            **({"metrics_address": self.metrics_address} if self.metrics_address else {}),
+            **({"log_format": self.log_format} if self.log_format != "text" else {}),
         }
 
     @property

@@ -84,6 +84,11 @@ class Scheduler:
             self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
             self._thread.start()
 
+    def alive(self) -> bool:
+        """The loop thread is running (health probe, metrics)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and not self._stop.is_set()
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -153,6 +153,11 @@ class Worker:
         thread.start()
         self._threads.append(thread)
 
+    def alive(self) -> bool:
+        """Started, not stopped, and every runner thread still running (health probe)."""
+        threads = list(self._threads)
+        return bool(threads) and not self._stop.is_set() and all(t.is_alive() for t in threads)
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         for thread in self._threads:

@@ -64,6 +64,9 @@ log = logging.getLogger("snowvault.api")
 
 Handler = Callable[["RequestContext", dict[str, Any]], Mapping[str, Any] | None]
 ExtraEndpoint = Callable[[Request, "RequestContext | None"], Awaitable[Response]]
+Observer = Callable[[str, str, int, float], None]
+"""Called once per request with (service, operation, status, seconds) — the metrics hook;
+the operation is a model operation or an extra route's template, never caller text."""
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 TOO_LARGE_CODE = "RequestEntityTooLargeException"
@@ -184,7 +187,9 @@ class _Api:
         trusted_proxies: Collection[str],
         max_body_bytes: int,
         signing_clock: Clock,
+        observer: Observer | None = None,
     ) -> None:
+        self.observer = observer
         self.services: dict[str, _Service] = {}
         self.targets: dict[str, _Service] = {}
         for endpoint in services:
@@ -438,8 +443,21 @@ class _Api:
         service = ex.service.model.name if ex.service else "-"
         principal = ex.verified.principal if ex.verified else None
         operation = ex.operation
+        if self.observer is not None:
+            known = ex.service is None or operation in ex.service.model.operations
+            self.observer(service, operation if known else "-", status, elapsed_ms / 1000)
         for name, value in ex.extra.items():
             operation = operation.replace("{" + name + "}", quote(value, safe=""))
+        fields = {
+            "request_id": ex.request_id,
+            "service": service,
+            "operation": operation,
+            "status": status,
+            "duration_ms": round(elapsed_ms, 2),
+            "account": principal.account_id if principal else None,
+            "principal": principal.arn if principal else None,
+            "source_ip": ex.source_ip,
+        }
         log.info(
             "request_id=%s service=%s op=%s method=%s status=%d duration_ms=%.2f "
             "account=%s principal=%s source_ip=%s params=%s",
@@ -453,6 +471,7 @@ class _Api:
             principal.arn if principal else "-",
             ex.source_ip,
             ex.params,
+            extra={"snowvault": fields},  # the fields of --log-format json
         )
 
 
@@ -516,12 +535,14 @@ def build_app(
     trusted_proxies: Collection[str] = (),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     signing_clock: Clock | None = None,
+    observer: Observer | None = None,
 ) -> ASGIApp:
     """The ASGI app serving ``services`` (``extra_routes`` are matched first).
 
     ``clock`` gives handlers their request time; ``signing_clock`` (default: ``clock``)
     is what SigV4 freshness is checked against — the wall clock when ``clock`` is a
-    test-mode simulated one, since clients sign with real time."""
+    test-mode simulated one, since clients sign with real time. ``observer`` hears of
+    every request once (metrics)."""
     return _Api(
         services,
         lookup_secret,
@@ -532,4 +553,5 @@ def build_app(
         trusted_proxies,
         max_body_bytes,
         signing_clock or clock,
+        observer,
     )

@@ -21,6 +21,8 @@ from snowvault.interfaces.api import (
     errors,
     extension,
     handlers,
+    health,
+    metrics,
     sigv4,
     simulation_routes,
 )
@@ -39,7 +41,22 @@ def _lookup(app: App) -> sigv4.LookupSecret:
     return lookup
 
 
+def _metrics(app: App) -> metrics.Metrics | None:
+    """The metrics registry, served per ``metrics_address``: on the API endpoint (""),
+    on its own ``HOST:PORT`` listener, or not at all ("off")."""
+    address = app.config.metrics_address.strip()
+    if address == "off":
+        return None
+    found = metrics.Metrics(app)
+    if address:
+        host, _, port = address.rpartition(":")
+        found.serve_separately(host.strip("[]") or "127.0.0.1", int(port))
+    return found
+
+
 def build_asgi(app: App) -> ASGIApp:
+    registry = _metrics(app)
+    metrics_routes = registry.routes() if registry and not app.config.metrics_address else []
     return asgi.build_app(
         [
             asgi.ServiceEndpoint(handlers.MODEL_NAME, handlers.bind(app)),
@@ -49,7 +66,13 @@ def build_asgi(app: App) -> ASGIApp:
         error_table=errors.ERROR_TABLE,
         clock=app.clock,
         signing_clock=app.signing_clock,
-        extra_routes=[*simulation_routes.routes(app), *extension.routes(app)],
+        extra_routes=[
+            *health.routes(app),
+            *metrics_routes,
+            *simulation_routes.routes(app),
+            *extension.routes(app),
+        ],
+        observer=registry.observe if registry else None,
         allowed_regions=app.regions,
         trusted_proxies=app.config.trusted_proxies,
         max_body_bytes=app.config.max_body_bytes,

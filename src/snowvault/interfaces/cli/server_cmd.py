@@ -3,6 +3,7 @@
     snowvault init --data-dir DIR [--catalog-url URL] [--region R] [--port N] [--json]
                    [--allow-path DIR ...] [--deny-path DIR|PATTERN ...]
     snowvault server --data-dir DIR [--host H] [--port N] [--test-mode]
+                     [--metrics-address HOST:PORT|off] [--log-format text|json]
     snowvault run --data-dir DIR [--port N]      # init if new, print the how-to, serve
 
 These act locally (they are the server). The API is loaded by name
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from snowvault.interfaces.cli import client, render
+from snowvault.interfaces.cli import client, log_format, render
 
 if TYPE_CHECKING:
     from snowvault import app as app_mod
@@ -215,7 +216,12 @@ def _serve(app: app_mod.App, host: str, port: int) -> None:
         app.close()
 
 
-def _logging() -> None:
+def _logging(fmt: str = "text") -> None:
+    if fmt == "json":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(log_format.JsonFormatter())
+        logging.basicConfig(level=logging.INFO, handlers=[handler])
+        return
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
@@ -228,12 +234,39 @@ def _logging() -> None:
 @click.option("--host", default=None, help="Address to listen on (default: from config).")
 @click.option("--port", type=int, default=None, help="Port (default: from config).")
 @click.option("--test-mode", is_flag=True, help="Serve POST /_snowvault/reset (tests only).")
-def server(data_dir: str, host: str | None, port: int | None, test_mode: bool) -> None:
+@click.option(
+    "--metrics-address",
+    default=None,
+    metavar="HOST:PORT|off",
+    help="Serve /metrics on its own listener, or 'off' (default: metrics_address in "
+    "config.json; empty there: on the API endpoint).",
+)
+@click.option(
+    "--log-format",
+    "log_fmt",
+    type=click.Choice(log_format.FORMATS),
+    default=None,
+    help="Server log lines as text or one JSON object each (default: log_format in "
+    "config.json, else text).",
+)
+def server(
+    data_dir: str,
+    host: str | None,
+    port: int | None,
+    test_mode: bool,
+    metrics_address: str | None,
+    log_fmt: str | None,
+) -> None:
     """Serve the AWS Backup API with the embedded worker."""
+    import dataclasses
+
     from snowvault import app as app_mod
 
-    _logging()
+    config = app_mod.ServerConfig.load(data_dir)
+    _logging(log_fmt or config.log_format)
     app = app_mod.build(data_dir, test_mode=test_mode)
+    if metrics_address is not None:
+        app.config = dataclasses.replace(app.config, metrics_address=metrics_address)
     if not app.config.allowed_paths:
         click.echo(host_paths_line(app.config), err=True)
     _serve(app, host or app.config.host, port or app.config.port)

@@ -1,0 +1,183 @@
+"""What the health probe and the metrics scrape read: small, bounded aggregate queries.
+
+    with catalog.db.read_transaction(engine) as conn:
+        catalog.observability.ping(conn)                  # raises if unreachable
+        rows = catalog.observability.backup_job_counts(conn)
+
+Every query here is an aggregate (GROUP BY over indexed columns) or capped with a
+``LIMIT``, so a scrape costs the same whether the catalog holds ten jobs or a million.
+
+Must not depend on anything above ``snowvault.core``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from snowvault.control.catalog.tables import (
+    backup_jobs,
+    backup_rules,
+    recovery_points,
+    resources,
+    restore_jobs,
+    vaults,
+)
+
+RECENT_JOBS_LIMIT = 2000
+"""How many recently completed jobs the duration summaries read at most per scrape."""
+
+
+@dataclass(frozen=True)
+class JobCount:
+    kind: str
+    account_id: str
+    region: str
+    vault: str  # the vault's name ("" when the job names none)
+    state: str
+    count: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class FinishedJob:
+    kind: str
+    account_id: str
+    region: str
+    vault: str
+    state: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class VaultSize:
+    account_id: str
+    region: str
+    vault: str
+    recovery_points: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ResourceBackup:
+    account_id: str
+    region: str
+    resource_arn: str
+    resource_type: str
+    registered_at: datetime
+    last_success: datetime | None
+
+
+def ping(conn: Connection) -> None:
+    """One round trip to the catalog (raises the driver's error when it is down)."""
+    conn.execute(sa.select(sa.literal(1))).scalar_one()
+
+
+def _vault_name(arn: str | None) -> str:
+    """The name in ``arn:aws:backup:REGION:ACCOUNT:backup-vault:NAME`` ('' if none)."""
+    return (arn or "").rpartition(":")[2]
+
+
+def job_counts(conn: Connection) -> list[JobCount]:
+    """Backup and restore jobs counted by account, region, vault and state, with the
+    sum of their transferred bytes."""
+    b = backup_jobs.c
+    rows: list[JobCount] = [
+        JobCount("backup", r[0], r[1], r[2], r[3], int(r[4]), int(r[5] or 0))
+        for r in conn.execute(
+            sa.select(
+                b.account_id,
+                b.region,
+                b.backup_vault_name,
+                b.state,
+                sa.func.count(),
+                sa.func.sum(b.bytes_transferred),
+            ).group_by(b.account_id, b.region, b.backup_vault_name, b.state)
+        )
+    ]
+    r_ = restore_jobs.c
+    for r in conn.execute(
+        sa.select(
+            r_.account_id,
+            r_.region,
+            r_.backup_vault_arn,
+            r_.status,
+            sa.func.count(),
+            sa.func.sum(r_.bytes_transferred),
+        ).group_by(r_.account_id, r_.region, r_.backup_vault_arn, r_.status)
+    ):
+        rows.append(
+            JobCount("restore", r[0], r[1], _vault_name(r[2]), r[3], int(r[4]), int(r[5] or 0))
+        )
+    return rows
+
+
+def finished_jobs(conn: Connection, *, since: datetime) -> list[FinishedJob]:
+    """Jobs completed at or after ``since`` with a start date (at most
+    :data:`RECENT_JOBS_LIMIT` of each kind, newest first)."""
+    b, r = backup_jobs.c, restore_jobs.c
+    out: list[FinishedJob] = []
+    for row in conn.execute(
+        sa.select(
+            b.account_id, b.region, b.backup_vault_name, b.state, b.start_date, b.completion_date
+        )
+        .where(b.completion_date >= since, b.start_date.is_not(None))
+        .order_by(b.completion_date.desc())
+        .limit(RECENT_JOBS_LIMIT)
+    ):
+        seconds = max(0.0, (row[5] - row[4]).total_seconds())
+        out.append(FinishedJob("backup", row[0], row[1], row[2], row[3], seconds))
+    for row in conn.execute(
+        sa.select(
+            r.account_id, r.region, r.backup_vault_arn, r.status, r.start_date, r.completion_date
+        )
+        .where(r.completion_date >= since, r.start_date.is_not(None))
+        .order_by(r.completion_date.desc())
+        .limit(RECENT_JOBS_LIMIT)
+    ):
+        seconds = max(0.0, (row[5] - row[4]).total_seconds())
+        out.append(FinishedJob("restore", row[0], row[1], _vault_name(row[2]), row[3], seconds))
+    return out
+
+
+def vault_sizes(conn: Connection) -> list[VaultSize]:
+    """Every vault with its recovery point count and the sum of their sizes."""
+    v, p = vaults.c, recovery_points.c
+    sizes = (
+        sa.select(p.backup_vault_arn, sa.func.sum(p.backup_size_in_bytes).label("size"))
+        .group_by(p.backup_vault_arn)
+        .subquery()
+    )
+    query = sa.select(
+        v.account_id, v.region, v.name, v.number_of_recovery_points, sizes.c.size
+    ).select_from(vaults.outerjoin(sizes, sizes.c.backup_vault_arn == v.arn))
+    return [VaultSize(r[0], r[1], r[2], int(r[3]), int(r[4] or 0)) for r in conn.execute(query)]
+
+
+def resource_backups(conn: Connection) -> list[ResourceBackup]:
+    """Every registered resource with the creation date of its newest COMPLETED
+    recovery point (None: never backed up successfully)."""
+    p, res = recovery_points.c, resources.c
+    latest = (
+        sa.select(p.resource_arn, sa.func.max(p.creation_date).label("latest"))
+        .where(p.status == "COMPLETED")
+        .group_by(p.resource_arn)
+        .subquery()
+    )
+    query = sa.select(
+        res.account_id, res.region, res.arn, res.resource_type, res.created_at, latest.c.latest
+    ).select_from(resources.outerjoin(latest, latest.c.resource_arn == res.arn))
+    # max() keeps the column's type, so the timestamps come back aware UTC
+    return [ResourceBackup(r[0], r[1], r[2], r[3], r[4], r[5]) for r in conn.execute(query)]
+
+
+def earliest_due_rule(conn: Connection) -> datetime | None:
+    """The earliest ``next_run_at`` of an enabled rule: the planner is late by
+    ``now - it`` when that is in the past."""
+    r = backup_rules.c
+    query = sa.select(sa.func.min(r.next_run_at)).where(r.enabled.is_(True))
+    value: datetime | None = conn.execute(query).scalar_one_or_none()
+    return value

@@ -1,0 +1,115 @@
+"""Health probes and /metrics through a real server: unauthenticated, parsed with
+prometheus_client's own text parser, numbers checked against the API (issue 16)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+from prometheus_client.parser import text_string_to_metric_families
+
+from helpers.stories import backed_up, make_tree, register
+from helpers.sv_server import ExtCall, ServerProcess, new_server
+
+
+@pytest.fixture
+def probed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server of its own: its 503 must not trip the shared fixture's no-5xx check."""
+    server = new_server(tmp_path_factory)
+    server.init()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _get(server: ServerProcess, path: str) -> urllib3.BaseHTTPResponse:
+    return urllib3.request("GET", server.endpoint + path, retries=False, timeout=30)
+
+
+def _samples(server: ServerProcess) -> dict[str, list[Any]]:
+    resp = _get(server, "/metrics")
+    assert resp.status == 200
+    assert resp.headers["content-type"].startswith("text/plain")
+    out: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(resp.data.decode()):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append(sample)
+    return out
+
+
+def test_metrics_agree_with_the_api(
+    snowvault_server: ServerProcess, backup: Any, ext: ExtCall, tmp_path: Path
+) -> None:
+    backup.create_backup_vault(BackupVaultName="metrics-v")
+    source = tmp_path / "src"
+    make_tree(source, seed=16, files=3, size=2000)
+    good = register(ext, "metrics-good", source)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    bad = register(ext, "metrics-bad", gone)
+    gone.rmdir()
+    assert backed_up(backup, "metrics-v", good)["State"] == "COMPLETED"
+    assert backed_up(backup, "metrics-v", bad)["State"] == "FAILED"
+
+    jobs = backup.list_backup_jobs(ByBackupVaultName="metrics-v")["BackupJobs"]
+    points = backup.list_recovery_points_by_backup_vault(BackupVaultName="metrics-v")
+    samples = _samples(snowvault_server)
+    by_state: dict[str, int] = {}
+    for job in jobs:
+        by_state[job["State"]] = by_state.get(job["State"], 0) + 1
+    seen = {
+        s.labels["state"]: s.value
+        for s in samples["snowvault_jobs"]
+        if s.labels["vault"] == "metrics-v" and s.labels["kind"] == "backup"
+    }
+    assert seen == by_state == {"COMPLETED": 1, "FAILED": 1}
+
+    size = sum(p["BackupSizeInBytes"] for p in points["RecoveryPoints"])
+    vault_size = [
+        s for s in samples["snowvault_vault_size_bytes"] if s.labels["vault"] == "metrics-v"
+    ]
+    assert [s.value for s in vault_size] == [size]
+
+    ages = {
+        s.labels["resource_arn"]: s for s in samples["snowvault_resource_last_backup_age_seconds"]
+    }
+    backed = {s.labels["resource_arn"]: s.value for s in samples["snowvault_resource_backed_up"]}
+    assert backed[good] == 1 and backed[bad] == 0
+    assert 0 <= ages[good].value < 3600
+    assert samples["snowvault_worker_up"][0].value == 1
+    assert samples["snowvault_catalog_up"][0].value == 1
+    listed = [
+        s
+        for s in samples["snowvault_api_requests_total"]
+        if s.labels["operation"] == "ListBackupJobs" and s.labels["status"] == "200"
+    ]
+    assert listed and listed[0].value >= 1
+
+
+def test_health_ready_turns_503_when_storage_is_unwritable(probed_server: ServerProcess) -> None:
+    snowvault_server = probed_server
+    assert _get(snowvault_server, "/health/live").status == 200
+    ready = _get(snowvault_server, "/health/ready")
+    assert ready.status == 200, ready.data
+    config = json.loads((snowvault_server.data_dir / "config.json").read_text())
+    storage = Path(config["regions"][config["default_region"]])
+    aside = storage.with_name(storage.name + ".aside")
+    storage.rename(aside)
+    storage.write_bytes(b"")  # a file where the directory was: no write succeeds, even as root
+    try:
+        down = _get(snowvault_server, "/health/ready")
+        doc = json.loads(down.data)
+        assert down.status == 503
+        assert doc["checks"][f"storage:{config['default_region']}"]["ok"] is False
+        assert doc["checks"]["catalog"]["ok"] is True
+        assert str(storage) not in down.data.decode()  # no paths in an unauthenticated answer
+    finally:
+        storage.unlink()
+        aside.rename(storage)
+    assert _get(snowvault_server, "/health/ready").status == 200
