@@ -64,12 +64,9 @@ PLAYBOOK_TIMEOUT = 600
 
 IAM_ROLE_MODULE = ("amazon.aws.iam_role:", "snowvault_fixed_iam_role:")
 TARGET_NAMES = ("backup_vault", "backup_plan", "backup_tag", "backup_selection")
-# target -> (the one task that fails, why). backup_plan's "Update Backup plan" sets
-# CopyActions, which the server refuses until copy jobs exist (issue 10: refuse them
-# clearly rather than store and drop them); with them accepted the whole target passes.
-KNOWN_FAILURES = {
-    "backup_plan": ("Update Backup plan", "CopyActions are not supported yet"),
-}
+# target -> (the one task that fails, why). None since copy jobs landed (issue 14):
+# backup_plan's "Update Backup plan" sets CopyActions, which the server now keeps and runs.
+KNOWN_FAILURES: dict[str, tuple[str, str]] = {}
 TASK_HEADER = re.compile(r"^TASK \[(?:[^\]:]+ : )?(?P<name>.+?)\] \**$")
 
 pytestmark = [

@@ -1,6 +1,6 @@
 """Issue 10, AWS Backup semantics as boto3 sees them (a real server, wall-clock signing):
 AlreadyExistsException members, plan-document duplicates, creation order, target vaults,
-CopyActions refused, AWS's Default vault, CreatedResourceArn, sizes, backup-model codes
+CopyActions kept, AWS's Default vault, CreatedResourceArn, sizes, backup-model codes
 for a bad vault key, ListBackupJobSummaries per the model, tags on legal holds."""
 
 from __future__ import annotations
@@ -121,13 +121,13 @@ def test_a_rule_whose_vault_does_not_exist_is_refused(backup: Any) -> None:
     assert err["Error"]["Code"] == "InvalidParameterValueException"
 
 
-def test_copy_actions_are_refused_not_dropped(backup: Any) -> None:
+def test_copy_actions_are_kept_not_dropped(backup: Any) -> None:
     vault = _name("copy")
     made = backup.create_backup_vault(BackupVaultName=vault)
     copy = [{"DestinationBackupVaultArn": made["BackupVaultArn"]}]
-    err = _error(backup.create_backup_plan, BackupPlan=_plan(_name("p"), vault, CopyActions=copy))
-    assert err["Error"]["Code"] == "InvalidParameterValueException"
-    assert "CopyActions are not supported yet" in err["Error"]["Message"]
+    plan = backup.create_backup_plan(BackupPlan=_plan(_name("p"), vault, CopyActions=copy))
+    got = backup.get_backup_plan(BackupPlanId=plan["BackupPlanId"])["BackupPlan"]
+    assert got["Rules"][0]["CopyActions"] == copy
 
 
 # --- 4. AWS's Default vault ------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Issue 10's pure rules of the backup API: plan-document equality, CopyActions refused,
+"""Issue 10's pure rules of the backup API: plan-document equality, CopyActions kept,
 creation order under a frozen clock, job-summary windows, error-body members, and the
 services behind them over a real SQLite catalog."""
 
@@ -41,13 +41,17 @@ def test_documents_equal_up_to_rule_ids_and_defaults() -> None:
     assert plans.comparable(a) != plans.comparable(c)
 
 
-def test_copy_actions_are_refused_with_the_member_path() -> None:
-    copy = [{"DestinationBackupVaultArn": "arn:aws:backup:us-east-1:1:backup-vault:x"}]
+def test_copy_actions_are_kept_and_a_bad_destination_is_refused() -> None:
+    copy = [
+        {
+            "DestinationBackupVaultArn": "arn:aws:backup:eu-west-1:222233334444:backup-vault:dr",
+            "Lifecycle": {"DeleteAfterDays": 30},
+        }
+    ]
+    assert plans.normalize(_doc(CopyActions=copy), {})["Rules"][0]["CopyActions"] == copy
     with pytest.raises(InvalidInput) as raised:
-        plans.refuse_copy_actions(_doc(CopyActions=copy))
-    assert raised.value.fields["field"] == "BackupPlan.Rules[0].CopyActions"
-    assert "not supported yet" in str(raised.value)
-    plans.refuse_copy_actions(_doc(CopyActions=[]))  # an empty list asks for nothing
+        plans.validate(_doc(CopyActions=[{"DestinationBackupVaultArn": "vault-x"}]))
+    assert "DestinationBackupVaultArn" in str(raised.value)
 
 
 def test_creation_date_moves_past_the_newest_plan_when_the_clock_does_not() -> None:

@@ -12,6 +12,7 @@ Must not depend on services, scheduler, plugins, the engine or any interface.
 
 from snowvault.control.catalog import (
     accounts,
+    copy_jobs,
     db,
     idempotency,
     jobs,
@@ -36,6 +37,7 @@ from snowvault.control.catalog import (
 
 __all__ = [
     "accounts",
+    "copy_jobs",
     "db",
     "idempotency",
     "jobs",

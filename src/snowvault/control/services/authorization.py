@@ -18,9 +18,10 @@ looks that up in the catalog:
   identity policy must allow); resource = the point's ARN. A point the catalog does not
   know is evaluated against the vault the request names (or none) in the ARN's account,
   so a foreign ARN is refused the same whether it exists or not.
-- ``backup-job`` / ``restore-job``: the vault of the caller's job ``BackupJobId`` /
-  ``RestoreJobId`` (a restore job: its source recovery point's vault); resource = that
-  vault's ARN. An id the caller's account does not have is ``*`` with no vault policy,
+- ``backup-job`` / ``restore-job`` / ``copy-job``: the vault of the caller's job
+  ``BackupJobId`` / ``RestoreJobId`` / ``CopyJobId`` (a restore or copy job: its source
+  recovery point's vault); resource = that vault's ARN. An id the caller's account
+  does not have is ``*`` with no vault policy,
   like any account-wide call (the service then answers ResourceNotFoundException), so
   another account's job ids are indistinguishable from unknown ones.
 - ``resource-arn``: ``ResourceArn``; a vault ARN or a recovery point ARN is resolved as
@@ -83,6 +84,7 @@ Kind = Literal[
     "recovery-point",
     "backup-job",
     "restore-job",
+    "copy-job",
     "resource-arn",
     "plan",
     "legal-hold",
@@ -109,11 +111,13 @@ OPERATIONS: Mapping[str, Kind] = {
     "UpdateRecoveryPointLifecycle": "recovery-point",
     "GetRecoveryPointRestoreMetadata": "recovery-point",
     "StartRestoreJob": "recovery-point",
+    "StartCopyJob": "recovery-point",
     # jobs (-> their vault)
     "DescribeBackupJob": "backup-job",
     "StopBackupJob": "backup-job",
     "DescribeRestoreJob": "restore-job",
     "GetRestoreJobMetadata": "restore-job",
+    "DescribeCopyJob": "copy-job",
     # by ARN: vault, recovery point, plan or protected resource
     "TagResource": "resource-arn",
     "UntagResource": "resource-arn",
@@ -147,6 +151,8 @@ OPERATIONS: Mapping[str, Kind] = {
     "ListBackupJobs": "account",
     "ListBackupJobSummaries": "account",
     "ListRestoreJobs": "account",
+    "ListCopyJobs": "account",
+    "ListCopyJobSummaries": "account",
     "ListProtectedResources": "account",
     "DescribeGlobalSettings": "account",
     "DescribeRegionSettings": "account",
@@ -362,6 +368,16 @@ def _restore_job(conn: Connection, caller: Caller, params: Mapping[str, Any]) ->
     )
 
 
+def _copy_job(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
+    account = caller.account_id
+    job = _text(params, "CopyJobId")
+    try:
+        found = None if job is None else catalog.copy_jobs.get(conn, job, account_id=account)
+    except NotFound:
+        found = None
+    return _job_vault(None if found is None else found.source_backup_vault_arn)
+
+
 def _by_arn(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
     resource = _text(params, "ResourceArn")
     if resource is None:
@@ -409,6 +425,7 @@ _RESOLVERS = {
     "recovery-point": _rp,
     "backup-job": _backup_job,
     "restore-job": _restore_job,
+    "copy-job": _copy_job,
     "resource-arn": _by_arn,
     "plan": _plan,
     "legal-hold": _legal_hold,

@@ -32,7 +32,7 @@ from snowvault.control import catalog
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import lifecycle, windows
 from snowvault.control.model.jobs import BackupJob
-from snowvault.control.services import jobs, plugin_io, vault_lock, vaults
+from snowvault.control.services import copy_jobs, jobs, plugin_io, vault_lock, vaults
 from snowvault.control.services.base import Caller, Deps, JobControl
 from snowvault.core import arn as arns
 from snowvault.core import ids
@@ -347,6 +347,8 @@ def _record(
         catalog.resources.record_backup(
             conn, resource["arn"], when=now, vault_arn=vault["arn"], recovery_point_arn=rp_arn
         )
+        if outcome.state == job_rules.BackupJobState.COMPLETED:
+            copy_jobs.queue_rule_copies(conn, job, now)  # the rule's CopyActions
     return outcome.state
 
 

@@ -10,9 +10,9 @@ Must not depend on the scheduler, the composition root or any interface.
 
 from __future__ import annotations
 
-from snowvault.control.services import backup_jobs, jobs, restore_jobs
+from snowvault.control.services import backup_jobs, copy_jobs, jobs, restore_jobs
 
 
 def build() -> jobs.JobKinds:
     """Every job kind the worker runs, in claim order (backups first)."""
-    return jobs.JobKinds([backup_jobs.JOB_KIND, restore_jobs.JOB_KIND])
+    return jobs.JobKinds([backup_jobs.JOB_KIND, restore_jobs.JOB_KIND, copy_jobs.JOB_KIND])

@@ -38,7 +38,7 @@ from snowvault.core.errors import SnowvaultError
 
 log = logging.getLogger("snowvault.jobs")
 
-J = TypeVar("J", job_rules.BackupJob, job_rules.RestoreJob)
+J = TypeVar("J", job_rules.BackupJob, job_rules.RestoreJob, job_rules.CopyJob)
 
 
 @dataclass(frozen=True)

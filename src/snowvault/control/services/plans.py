@@ -11,8 +11,10 @@ that plan's Arn and CreatorRequestId, unless the request repeats that plan's
 CreatorRequestId (then the plan is returned, nothing is created). Every rule's
 TargetBackupVaultName must name a vault of the caller's account and region
 (InvalidParameterValueException otherwise: CreateBackupPlan's model has no
-ResourceNotFoundException; ``Default`` is made on first use). CopyActions are refused
-(InvalidParameterValueException) until copy jobs exist, never stored and dropped.
+ResourceNotFoundException; ``Default`` is made on first use). A rule's CopyActions (a
+destination vault ARN in any region or account, with an optional Lifecycle) are stored
+with it and run after each successful backup of that rule
+(``copy_jobs.queue_rule_copies``).
 
     plan = plans.create(deps, caller, {"BackupPlanName": "daily", "Rules": [...]})
     plans.get(deps, caller, plan["backup_plan_id"], max_runs_preview=3)
@@ -140,24 +142,6 @@ def normalize(doc: Mapping[str, Any], rule_ids: Mapping[str, str]) -> Record:
     return out
 
 
-COPY_ACTIONS_REFUSED = (
-    "CopyActions are not supported yet: copy jobs are not implemented by this server "
-    "(a later issue); remove CopyActions from rule {rule}"
-)
-
-
-def refuse_copy_actions(doc: Mapping[str, Any]) -> None:
-    """InvalidInput for a rule with CopyActions: they would be stored and never run."""
-    for i, rule in enumerate(doc.get("Rules") or ()):
-        if isinstance(rule, Mapping) and rule.get("CopyActions"):
-            name = rule.get("RuleName", i)
-            raise InvalidInput(
-                COPY_ACTIONS_REFUSED.format(rule=name),
-                field=f"BackupPlan.Rules[{i}].CopyActions",
-                detail=COPY_ACTIONS_REFUSED.format(rule=name),
-            )
-
-
 def comparable(document: Mapping[str, Any]) -> Record:
     """A stored plan document without its RuleIds: two plans with equal comparables
     have "the same plan document" (AWS refuses the second)."""
@@ -186,7 +170,6 @@ def _check_targets(conn: Any, caller: Caller, document: Mapping[str, Any]) -> No
 def _before_write(deps: Deps, caller: Caller, doc: Mapping[str, Any]) -> None:
     """Refusals that need no transaction, then the ``Default`` vault if a rule targets
     it (made outside the plan's transaction: making a vault writes its storage)."""
-    refuse_copy_actions(doc)
     plan = validate(doc)
     if any(r.target_backup_vault_name == vaults.DEFAULT_VAULT for r in plan.rules):
         vaults.ensure_default(deps, caller)

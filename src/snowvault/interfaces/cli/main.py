@@ -25,6 +25,7 @@ def _register() -> None:
 
     from snowvault.interfaces.cli import (
         backup_cmd,
+        copy_cmd,
         iam_cmd,
         job_cmd,
         plan_cmd,
@@ -43,6 +44,7 @@ def _register() -> None:
         job_cmd.job,
         recovery_point_cmd.recovery_point,
         restore_cmd.restore,
+        copy_cmd.copy,
         iam_cmd.iam,
         plan_cmd.plan,
         selection_cmd.selection,

@@ -17,6 +17,7 @@ from snowvault.control.services import authorization
 from snowvault.interfaces.api.asgi import Handler, RequestContext
 from snowvault.interfaces.api.handlers import (
     backup_jobs,
+    copy_jobs,
     kms,
     legal_holds,
     plans,
@@ -39,6 +40,7 @@ def _merge() -> dict[str, AppHandler]:
         vaults,
         backup_jobs,
         restore_jobs,
+        copy_jobs,
         recovery_points,
         protected_resources,
         tags,

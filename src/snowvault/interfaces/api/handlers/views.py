@@ -225,3 +225,38 @@ def registered_resource(row: Row) -> Out:
         "Tags": dict(row.get("tags") or {}),
         "CreationDate": row["created_at"].timestamp(),
     }
+
+
+def copy_job(job: jobs.CopyJob) -> Out:
+    """A CopyJob (DescribeCopyJob, ListCopyJobs). The shape has no BytesTransferred or
+    PercentDone: what moved is in StatusMessage once the job ends."""
+    return drop_none(
+        {
+            "AccountId": job.account_id,
+            "CopyJobId": job.copy_job_id,
+            "SourceBackupVaultArn": job.source_backup_vault_arn,
+            "SourceRecoveryPointArn": job.source_recovery_point_arn,
+            "DestinationBackupVaultArn": job.destination_backup_vault_arn,
+            "DestinationVaultType": job.destination_vault_type,
+            "DestinationRecoveryPointArn": job.destination_recovery_point_arn,
+            "DestinationEncryptionKeyArn": job.destination_encryption_key_arn,
+            "DestinationRecoveryPointLifecycle": _lifecycle(
+                job.destination_recovery_point_lifecycle
+            ),
+            "ResourceArn": job.resource_arn,
+            "ResourceType": job.resource_type,
+            "ResourceName": job.resource_name,
+            "CreationDate": job.creation_date,
+            "CompletionDate": job.completion_date,
+            "State": str(job.state),
+            "StatusMessage": job.status_message,
+            "MessageCategory": job.message_category,
+            "BackupSizeInBytes": job.backup_size_in_bytes,
+            "IamRoleArn": job.iam_role_arn,
+            "CreatedBy": job.created_by,
+            "CreatedByBackupJobId": job.created_by_backup_job_id,
+            "CompositeMemberIdentifier": job.composite_member_identifier,
+            "ParentJobId": job.parent_job_id,
+            "IsParent": bool(job.is_parent),
+        }
+    )
