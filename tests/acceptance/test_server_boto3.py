@@ -243,8 +243,10 @@ def test_tags_lifecycle_and_settings(backup: Any, ext: ExtCall, tmp_path: Path) 
         BackupVaultName="tagged", RecoveryPointArn=rp_arn, Lifecycle={"DeleteAfterDays": 30}
     )
     assert updated["CalculatedLifecycle"]["DeleteAt"] > job["CreationDate"]
-    assert backup.get_supported_resource_types()["ResourceTypes"] == ["Directory"]
-    assert backup.describe_region_settings()["ResourceTypeOptInPreference"] == {"Directory": True}
+    types = backup.get_supported_resource_types()["ResourceTypes"]
+    assert types[0] == "Directory"  # the other built-in types follow
+    opt_in = backup.describe_region_settings()["ResourceTypeOptInPreference"]
+    assert opt_in == dict.fromkeys(types, True)
     jobs = backup.list_backup_jobs(ByBackupVaultName="tagged", ByState="COMPLETED")["BackupJobs"]
     assert [j["BackupJobId"] for j in jobs] == [job["BackupJobId"]]
     summaries = backup.list_backup_job_summaries()["BackupJobSummaries"]

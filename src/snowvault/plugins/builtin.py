@@ -9,7 +9,7 @@ Depends on the plugin modules only.
 
 from __future__ import annotations
 
-from snowvault.plugins import directory
+from snowvault.plugins import directory, postgresql
 from snowvault.plugins.registry import Registry
 
 
@@ -18,5 +18,6 @@ def registry() -> Registry:
     return Registry(
         [
             directory.Directory(),
+            postgresql.PostgreSQL(),
         ]
     )

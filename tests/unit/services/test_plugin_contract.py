@@ -216,7 +216,8 @@ def test_what_reads_the_registry_sees_a_registered_type(
 
 
 def test_types_that_are_not_registered_are_refused_everywhere(deps: Deps, caller: Caller) -> None:
-    assert settings.supported_resource_types(deps) == ["Directory"]
+    assert settings.supported_resource_types(deps) == list(deps.plugins.types())
+    assert "InMemory" not in deps.plugins
     with pytest.raises(InvalidInput, match="not supported"):
         resources.register(deps, caller, resource_type="InMemory", name="x", source="y")
     with pytest.raises(InvalidInput, match="unsupported resource type 'InMemory'"):

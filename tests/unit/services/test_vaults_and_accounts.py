@@ -73,9 +73,10 @@ def test_other_accounts_cannot_tag_my_vault(deps: Deps, caller: Caller) -> None:
 
 
 def test_region_settings_default_and_merge(deps: Deps, caller: Caller) -> None:
-    assert settings.region_settings(deps, caller)["opt_in"] == {"Directory": True}
+    every = dict.fromkeys(deps.plugins.types(), True)  # Directory and the other built-ins
+    assert settings.region_settings(deps, caller)["opt_in"] == every
     settings.update_region_settings(deps, caller, opt_in={"Directory": False}, management=None)
-    assert settings.region_settings(deps, caller)["opt_in"] == {"Directory": False}
+    assert settings.region_settings(deps, caller)["opt_in"] == every | {"Directory": False}
     with pytest.raises(InvalidInput):
         settings.update_region_settings(deps, caller, opt_in={"EFS": True}, management=None)
 
