@@ -9,7 +9,7 @@ Depends on the plugin modules only.
 
 from __future__ import annotations
 
-from snowvault.plugins import directory, postgresql
+from snowvault.plugins import composite, directory, postgresql
 from snowvault.plugins.registry import Registry
 
 
@@ -19,5 +19,6 @@ def registry() -> Registry:
         [
             directory.Directory(),
             postgresql.PostgreSQL(),
+            composite.Composite(),
         ]
     )

@@ -12,6 +12,7 @@ Must not depend on services, scheduler, plugins, the engine or any interface.
 
 from snowvault.control.catalog import (
     accounts,
+    composite,
     copy_jobs,
     db,
     idempotency,
@@ -37,6 +38,7 @@ from snowvault.control.catalog import (
 
 __all__ = [
     "accounts",
+    "composite",
     "copy_jobs",
     "db",
     "idempotency",

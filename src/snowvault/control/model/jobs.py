@@ -244,6 +244,30 @@ def backup_outcome(*, partial: bool, unreadable: int) -> BackupOutcome:
     )
 
 
+def composite_outcome(children: Mapping[str, str]) -> BackupOutcome:
+    """A parent (composite) backup job's end from its children's final states (member ->
+    state): COMPLETED when every child is; PARTIAL (the parent point too: AWS's "a
+    composite recovery point has one or more nested recovery points that were not in the
+    backup") when some child made a point and another did not, or made a PARTIAL one;
+    FAILED, with no parent point, when no child made a point.
+
+    >>> composite_outcome({"directory/a": "COMPLETED", "directory/b": "FAILED"}).state
+    <BackupJobState.PARTIAL: 'PARTIAL'>
+    >>> composite_outcome({"directory/a": "COMPLETED"}).message_category
+    'SUCCESS'
+    """
+    made = {m for m, s in children.items() if s in (_B.COMPLETED, _B.PARTIAL)}
+    whole = {m for m, s in children.items() if s == _B.COMPLETED}
+    if children and whole == set(children):
+        return BackupOutcome(_B.COMPLETED, None, "SUCCESS", RecoveryPointStatus.COMPLETED)
+    missing = ", ".join(f"{m} {children[m]}" for m in sorted(set(children) - whole))
+    if made:
+        message = f"{len(whole)} of {len(children)} members backed up whole; {missing}"
+        return BackupOutcome(_B.PARTIAL, message, "PARTIAL", RecoveryPointStatus.PARTIAL)
+    message = f"no member was backed up: {missing}"
+    return BackupOutcome(_B.FAILED, message, "FAILED", RecoveryPointStatus.PARTIAL)
+
+
 class _Row:
     """``from_row``/``as_row`` for a job record whose fields are its table's columns."""
 
@@ -508,6 +532,7 @@ class Target:
     vault_arn: str
     vault_type: str | None  # None: the vault does not exist (a scheduled job fails at once)
     encryption_key_arn: str | None
+    is_parent: bool = False  # a group (Composite): the job fans out to one child per member
 
 
 @dataclass(frozen=True)
@@ -578,7 +603,7 @@ def new_backup_job(
         recovery_point_arn=recovery_point_arn,
         encryption_key_arn=target.encryption_key_arn,
         is_encrypted=True,
-        is_parent=False,
+        is_parent=target.is_parent,
         parent_job_id=None,
         worker_label=target.worker_label,
         lease_owner=None,

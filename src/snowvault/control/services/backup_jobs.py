@@ -32,7 +32,7 @@ from snowvault.control import catalog
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import lifecycle, windows
 from snowvault.control.model.jobs import BackupJob
-from snowvault.control.services import copy_jobs, jobs, plugin_io, vault_lock, vaults
+from snowvault.control.services import composite, copy_jobs, jobs, plugin_io, vault_lock, vaults
 from snowvault.control.services.base import Caller, Deps, JobControl
 from snowvault.core import arn as arns
 from snowvault.core import ids
@@ -128,6 +128,7 @@ def target(
         vault_arn=vault_arn if vault is None else vault["arn"],
         vault_type=None if vault is None else vault["vault_type"],
         encryption_key_arn=None if vault is None else vault["encryption_key_arn"],
+        is_parent=resource["resource_type"] == composite.RESOURCE_TYPE,
     )
 
 
@@ -219,12 +220,29 @@ def summaries(
 
 
 def run(deps: Deps, job: BackupJob, worker_id: str, control: JobControl) -> str:
-    """Run a claimed job (see :data:`JOB_KIND`): back up, record the point, complete."""
+    """Run a claimed job (see :data:`JOB_KIND`): back up, record the point, complete; a
+    group's (parent) job runs one child per member (:mod:`.composite`)."""
+    if job.is_parent:
+
+        def member(child: BackupJob, ctl: JobControl, fields: Mapping[str, Any]) -> str:
+            return _run_one(deps, child, worker_id, ctl, fields)
+
+        return composite.run(deps, job, worker_id, control, member=member, end=_end)
+    return _run_one(deps, job, worker_id, control)
+
+
+def _run_one(
+    deps: Deps,
+    job: BackupJob,
+    worker_id: str,
+    control: JobControl,
+    point_fields: Mapping[str, Any] | None = None,
+) -> str:
     vault, resource = _inputs(deps, job)
     vault_lock.check_job_retention(deps, vault, job.lifecycle)
     result, total = _backup(deps, job, vault, resource, control)
     try:
-        state = _record(deps, job, worker_id, vault, resource, result, total)
+        state = _record(deps, job, worker_id, vault, resource, result, total, point_fields)
     except NotFound as exc:  # DeleteBackupVault refuses while a job runs: belt and braces
         message = f"the backup vault was deleted while the job ran ({exc})"
         return _end(deps, job, worker_id, "FAILED", status_message=message)
@@ -289,6 +307,7 @@ def _record(
     resource: Record,
     result: archiver.BackupResult,
     total: int,
+    point_fields: Mapping[str, Any] | None = None,
 ) -> str:
     now = deps.clock.now()
     summary = result.manifest.summary
@@ -342,6 +361,7 @@ def _record(
             encryption_key_type=vault["encryption_key_type"],
             created_by=job.created_by,
             backup_plan_id=job.backup_plan_id,  # ByBackupPlanId filters on it
+            **dict(point_fields or {}),  # a child's parent and member identifier
         )
         catalog.tags.tag(conn, rp_arn, dict(job.recovery_point_tags or {}))
         catalog.resources.record_backup(
@@ -373,6 +393,7 @@ def _lost(conn: Connection, lost: Sequence[BackupJob], now: datetime) -> None:
     """Jobs whose worker died: what the lost run wrote is left for the orphan prune."""
     for arn in sorted({job.backup_vault_arn for job in lost}):
         vaults.mark_orphans(conn, arn, now)
+    composite.lost(conn, lost, now)  # a parent's children end with it
 
 
 JOB_KIND = jobs.JobKind(

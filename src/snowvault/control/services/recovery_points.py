@@ -23,8 +23,8 @@ from sqlalchemy.engine import Connection
 from snowvault.control import catalog
 from snowvault.control.catalog.db import Record
 from snowvault.control.model import jobs, lifecycle
+from snowvault.control.services import composite, plugin_io, vault_lock, vaults
 from snowvault.control.services import errors as service_errors
-from snowvault.control.services import plugin_io, vault_lock, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import Conflict, NotFound
 from snowvault.engine import browse, errors, locks, prune
@@ -105,6 +105,8 @@ def restore_metadata(deps: Deps, caller: Caller, vault_name: str, arn: str) -> d
     _vault, rp = _get(deps, caller, vault_name, arn)
     with catalog.db.transaction(deps.engine) as conn:
         resource = catalog.resources.find(conn, rp.resource_arn)
+    if rp.is_parent:  # a composite point: each member's defaults, prefixed by member
+        return composite.restore_defaults(deps, rp)
     plugin = deps.plugins.get(rp.resource_type)
     return plugin.restore_defaults(None if resource is None else plugin_io.resource_of(resource))
 
@@ -125,14 +127,24 @@ def delete(deps: Deps, caller: Caller, vault_name: str, arn: str) -> None:
     vault, rp = _get(deps, caller, vault_name, arn)
     if rp.status == "DELETING":
         raise Conflict(detail=f"recovery point {arn} is already being deleted")
-    bypass = vault_lock.check_delete(deps, caller, vault, rp)
+    # a composite point goes with its nested ones, each guarded; a nested one not alone
+    doomed = composite.check_delete(
+        deps, rp, lambda point: vault_lock.check_delete(deps, caller, vault, point)
+    )
+    for point, bypass in doomed:
+        _delete_one(deps, vault, point, caller.now, bypass)
+
+
+def _delete_one(
+    deps: Deps, vault: Record, rp: jobs.RecoveryPoint, now: datetime, bypass: bool
+) -> None:
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.recovery_points.set_status(conn, arn, "DELETING")
+        catalog.recovery_points.set_status(conn, rp.arn, "DELETING")
     try:
-        forget_point(deps, vault, rp, caller.now, bypass_governance=bypass)
+        forget_point(deps, vault, rp, now, bypass_governance=bypass)
     except errors.ObjectLocked as exc:
         with catalog.db.transaction(deps.engine) as conn:
-            catalog.recovery_points.set_status(conn, arn, rp.status)
+            catalog.recovery_points.set_status(conn, rp.arn, rp.status)
         raise service_errors.VaultLocked(
             detail=f"the recovery point is still retained by the vault's storage ({exc})"
         ) from exc

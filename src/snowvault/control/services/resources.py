@@ -22,7 +22,7 @@ from typing import Any
 
 from snowvault import plugins
 from snowvault.control import catalog
-from snowvault.control.services import tagging
+from snowvault.control.services import composite, tagging
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import InvalidInput, NotFound
 
@@ -66,6 +66,8 @@ def register(
     stored = registration.source
     arn = plugins.base.resource_arn(plugin, caller.region, caller.account_id, name)
     with catalog.db.transaction(deps.engine) as conn:
+        if resource_type == composite.RESOURCE_TYPE:  # members: registered, ours, no group
+            composite.check_members(conn, caller, registration.properties)
         row = catalog.resources.register(
             conn,
             arn=arn,

@@ -25,7 +25,7 @@ from snowvault import plugins
 from snowvault.control import catalog
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model.jobs import RestoreJob
-from snowvault.control.services import jobs, plugin_io
+from snowvault.control.services import composite, jobs, plugin_io
 from snowvault.control.services.base import Caller, Deps, JobControl
 from snowvault.core import arn as arns
 from snowvault.core import ids
@@ -99,6 +99,8 @@ def _check_metadata(
         rp = catalog.recovery_points.find(conn, recovery_point_arn)
     if rp is not None and rp.account_id == caller.account_id:
         deps.plugins.get(rp.resource_type).check_restore(metadata, deps.path_policy)
+        if rp.is_parent:  # a composite point: each chosen member's own plugin judges
+            composite.restore_plan(deps, rp, metadata)
 
 
 def get(deps: Deps, caller: Caller, job_id: str) -> RestoreJob:
@@ -201,12 +203,30 @@ def _restore(deps: Deps, job: RestoreJob, control: JobControl) -> restorer.Resto
     with catalog.db.transaction(deps.engine) as conn:
         rp = catalog.recovery_points.get(conn, job.recovery_point_arn)
         vault = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)
+    metadata = dict(job.metadata or {})
+    if rp.is_parent:  # a composite point: its chosen children, in turn
+
+        def child(point: job_rules.RecoveryPoint, part: dict[str, str]) -> restorer.RestoreResult:
+            return _restore_point(deps, point, vault, part, control)
+
+        return composite.restore_children(deps, rp, metadata, child)
+    return _restore_point(deps, rp, vault, metadata, control)
+
+
+def _restore_point(
+    deps: Deps,
+    rp: job_rules.RecoveryPoint,
+    vault: catalog.db.Record,
+    metadata: dict[str, str],
+    control: JobControl,
+) -> restorer.RestoreResult:
+    with catalog.db.transaction(deps.engine) as conn:
         resource = catalog.resources.find(conn, rp.resource_arn)
     plugin = deps.plugins.get(rp.resource_type)
     source = plugin_io.EngineSource(deps, vault, rp.engine_recovery_point_id or "")
     request = plugins.base.RestoreRequest(
         plugin_io.point_resource(rp, resource),
-        dict(job.metadata or {}),
+        metadata,
         deps.path_policy,
         source,
         plugin_io.restore_report(control),
