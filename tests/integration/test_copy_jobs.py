@@ -103,7 +103,9 @@ def _copy(deps: Deps, caller: Caller, rp_arn: str, to: str, **kw: Any) -> str:
 
 
 def _restore(deps: Deps, caller: Caller, rp_arn: str, target: Path) -> None:
-    restore_jobs.start(deps, caller, recovery_point_arn=rp_arn, metadata={"targetPath": str(target)})
+    restore_jobs.start(
+        deps, caller, recovery_point_arn=rp_arn, metadata={"targetPath": str(target)}
+    )
     assert _worker(deps).run_once() == "COMPLETED"
 
 
