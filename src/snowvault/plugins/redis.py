@@ -1,0 +1,361 @@
+"""Redis: one server's whole dataset as a point-in-time RDB.
+
+A resource is ``arn:aws:snowvault:REGION:ACCOUNT:redis/NAME``; its source is
+``redis://HOST:PORT`` (``redis://USER@HOST:PORT`` with an ACL user; a password given in
+the URL or as the ``password`` property is split off and sealed). A backup asks the
+server for an RDB over the replication protocol, as ``redis-cli --rdb`` does (the server
+forks a snapshot and sends it; its own ``save``/``dir`` settings do not matter, a
+server without disk works), and streams it into the point as ``dump.rdb`` while it
+arrives. Restore Metadata (strings), exactly one of:
+
+- ``targetPath``: absolute path of a new RDB file (``overwrite`` = ``"true"`` replaces
+  an existing one) that a fresh ``redis-server`` loads;
+- ``targetUrl``: ``redis://[USER@]HOST:PORT`` of a running, EMPTY server (no password in
+  it: Metadata is stored and shown; the restore signs in with the resource's password).
+  The RDB is loaded into a temporary ``redis-server`` (unprivileged user, free loopback
+  port, private directory, no persistence) and every key is copied across with
+  ``DUMP``/``RESTORE`` (TTLs kept); a key that exists on the target fails the restore.
+
+:meth:`Redis.validate_restore`: a ``targetUrl`` holds as many keys per database as the
+point's RDB; a ``targetPath`` loads in a fresh ``redis-server``.
+
+Abuse case: a caller with ``RegisterResource`` makes the server connect, with the
+password it is given, to a host it names; ``StartRestoreJob`` makes it write into one
+or write a host file. Hosts pass the network-reach rule at the call and again in the
+worker and are contacted at the address the rule resolved; files pass the host-path
+rule (:mod:`host_files`). The password goes to ``redis-cli`` in ``REDISCLI_AUTH`` and
+to the server in AUTH, never on a command line or into a message.
+
+Depends on the plugin base, the model's reach rules and core only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from snowvault.control.model import host_paths, net_reach
+from snowvault.core.errors import InvalidInput, NotFound, Unavailable
+from snowvault.plugins import child, host_files, redis_tools
+from snowvault.plugins.base import (
+    BackupRequest,
+    Entry,
+    MetadataKey,
+    Progress,
+    Registration,
+    Resource,
+    RestoreRequest,
+)
+from snowvault.plugins.errors import InvalidRestoreTarget
+
+DEFAULT_PORT = 6379
+ENTRY = "dump.rdb"
+PROPERTIES = frozenset({"password"})
+BATCH = 500
+EOF_MARK = 40
+"""redis-cli writes a diskless transfer's 40-character end mark after the RDB when its
+output is stdout (it can only truncate a file); :class:`_WithoutEndMark` drops it."""
+_HEX = frozenset(b"0123456789abcdef")
+_CHATTER = ("sending REPLCONF", "SYNC sent", "Transfer finished")
+
+
+@dataclass(frozen=True)
+class Url:
+    """A parsed ``redis://[USER[:PASSWORD]@]HOST[:PORT]``."""
+
+    host: str
+    port: int
+    user: str | None = None
+    password: str | None = None
+
+    def shown(self) -> str:
+        """The secret-free form stored and shown.
+
+        >>> Url("127.0.0.1", 6380, None, "pw").shown()
+        'redis://127.0.0.1:6380'
+        """
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        user = f"{urllib.parse.quote(self.user, safe='')}@" if self.user else ""
+        return f"redis://{user}{host}:{self.port}"
+
+
+def parse_url(text: object, what: str = "Source") -> Url:
+    """``redis://[USER[:PASSWORD]@]HOST[:PORT][/]``; InvalidInput otherwise.
+
+    >>> parse_url("redis://:s%20t@localhost")
+    Url(host='localhost', port=6379, user=None, password='s t')
+    """
+    bad = f"{what} must look like redis://HOST:PORT"
+    if not isinstance(text, str) or "\x00" in text:
+        raise InvalidInput(detail=bad)
+    parts = urllib.parse.urlsplit(text.strip())
+    if parts.scheme.lower() != "redis" or parts.query or parts.fragment:
+        raise InvalidInput(detail=f"{bad} (rediss:// TLS is not supported)")
+    if parts.path not in ("", "/"):
+        raise InvalidInput(detail=f"{bad} (no database number: a resource is the whole server)")
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError:
+        raise InvalidInput(detail=f"{what}: the port must be a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise InvalidInput(detail=f"{bad} (a host is required)")
+    user = urllib.parse.unquote(parts.username) if parts.username else None
+    password = urllib.parse.unquote(parts.password) if parts.password else None
+    return Url(parts.hostname, port, user, password)
+
+
+class _WithoutEndMark:
+    """A reader over ``raw`` that holds back the last :data:`EOF_MARK` bytes and drops
+    them at the end when they are redis-cli's end mark (40 lowercase hex digits: an RDB
+    ends with 0xFF and its checksum, so its own last 40 bytes never are)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._held = b""
+        self._eof = False
+
+    def read(self, size: int = -1) -> bytes:
+        want = size if size is not None and size > 0 else 1024 * 1024
+        while not self._eof and len(self._held) < want + EOF_MARK:
+            chunk = self._raw.read(want)
+            if not chunk:
+                self._eof = True
+                tail = self._held[-EOF_MARK:]
+                if len(tail) == EOF_MARK and set(tail) <= _HEX:
+                    self._held = self._held[:-EOF_MARK]
+                break
+            self._held += chunk
+        if self._eof:
+            out, self._held = self._held[:want], self._held[want:]
+            return out
+        cut = min(want, len(self._held) - EOF_MARK)
+        out, self._held = self._held[:cut], self._held[cut:]
+        return out
+
+    def readable(self) -> bool:
+        return True
+
+
+class Redis:
+    """The Redis resource type (see the module docstring)."""
+
+    type_name: str = "Redis"
+    arn_kind: str = "redis"
+    restore_keys: tuple[MetadataKey, ...] = (
+        MetadataKey("targetPath", False, "absolute path of a new RDB file (or targetUrl)"),
+        MetadataKey("targetUrl", False, "redis://HOST:PORT of an empty running server"),
+        MetadataKey("overwrite", False, '"true" to replace an existing targetPath file'),
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: dict[int, dict[int, int]] = {}
+        """Keys per database of the RDB a targetUrl restore loaded, by source (for the
+        after-restore check of the same restore)."""
+
+    def check_source(
+        self, source: str, policy: host_paths.Policy, properties: Mapping[str, str]
+    ) -> Registration:
+        unknown = set(properties) - PROPERTIES
+        if unknown:
+            raise InvalidInput(detail=f"Redis properties: unknown {sorted(unknown)}")
+        url = parse_url(source)
+        net_reach.check(url.host, url.port, policy)
+        password = properties.get("password") or url.password
+        return Registration(url.shown(), {}, {"password": password} if password else {})
+
+    def _password(self, resource: Resource) -> str | None:
+        return resource.secrets.get("password") or None
+
+    def _connect(self, url: Url, policy: host_paths.Policy, password: str | None) -> Any:
+        address = net_reach.check(url.host, url.port, policy)[0]
+        return redis_tools.Connection(address, url.port, password=password, user=url.user)
+
+    def describe(
+        self, resource: Resource, policy: host_paths.Policy | None = None
+    ) -> dict[str, Any]:
+        """The server version, memory in use and keys per database. Without a
+        ``policy`` only loopback servers are contacted (the default network rule)."""
+        try:
+            url = parse_url(resource.source)
+            rule = policy if policy is not None else host_paths.Policy()
+            with self._connect(url, rule, self._password(resource)) as conn:
+                server, memory = conn.info("server"), conn.info("memory")
+                keys = conn.keyspace()
+        except (InvalidInput, net_reach.NetworkRefused, Unavailable, OSError) as exc:
+            return {"Error": str(exc)}
+        except redis_tools.ReplyError as exc:
+            return {"Error": f"redis: {exc}"}
+        return {
+            "ServerVersion": server.get("redis_version", ""),
+            "UsedMemoryBytes": int(memory.get("used_memory", "0") or 0),
+            "Keys": {f"db{n}": count for n, count in sorted(keys.items())},
+        }
+
+    def backup(self, request: BackupRequest) -> None:
+        resource = request.resource
+        if not resource.source:
+            raise NotFound(kind="Redis server", name=resource.arn)
+        url = parse_url(resource.source)
+        password = self._password(resource)
+        address = net_reach.check(url.host, url.port, request.policy)[0]  # again, now
+        try:
+            with redis_tools.Connection(address, url.port, password=password, user=url.user) as c:
+                version = c.info("server").get("redis_version", "")
+                at_start = c.keyspace()
+        except redis_tools.ReplyError as exc:
+            raise Unavailable(detail=f"redis: {exc}") from None
+        request.sink.note(
+            {"redis_version": version, "keys_at_start": {str(k): v for k, v in at_start.items()}}
+        )
+        argv = [shutil.which("redis-cli") or "redis-cli", "-h", address, "-p", str(url.port)]
+        if url.user:
+            argv += ["--user", url.user]
+        argv += ["--no-auth-warning", "--rdb", "-"]
+        env = child.environment(
+            {"REDISCLI_AUTH": password} if password else {}, drop=("REDISCLI_AUTH",)
+        )
+
+        @contextlib.contextmanager
+        def body() -> Iterator[BinaryIO]:
+            secrets = [password or ""]
+            with child.reading(argv, env, "redis-cli", skip=_CHATTER, secrets=secrets) as out:
+                yield _WithoutEndMark(out)  # type: ignore[misc]
+
+        request.progress(Progress(0, None))
+        request.sink.entries([Entry(ENTRY, open=body)], request.progress)
+
+    def _target(self, metadata: Mapping[str, str], policy: host_paths.Policy) -> tuple[str, Any]:
+        """("path", (resolved, overwrite)) or ("url", Url)."""
+        path, url = metadata.get("targetPath"), metadata.get("targetUrl")
+        if bool(path) == bool(url):
+            raise InvalidRestoreTarget(
+                "exactly one of Metadata.targetPath (an RDB file) and Metadata.targetUrl "
+                "(redis://HOST:PORT of an empty server) is required"
+            )
+        if path:
+            return "path", host_files.check_target(metadata, policy)
+        try:
+            target = parse_url(url, "Metadata.targetUrl")
+        except InvalidInput as exc:
+            raise InvalidRestoreTarget(exc.fields.get("detail", str(exc))) from None
+        if target.password is not None:
+            raise InvalidRestoreTarget(
+                "Metadata.targetUrl must not hold a password (Metadata is stored and shown); "
+                "the restore signs in with the resource's password"
+            )
+        net_reach.check(target.host, target.port, policy)
+        return "url", target
+
+    def check_restore(self, metadata: Mapping[str, str], policy: host_paths.Policy) -> None:
+        self._target(metadata, policy)
+
+    def _size(self, request: RestoreRequest) -> int:
+        for entry in request.source.entries():
+            if entry.path == ENTRY:
+                return entry.size
+        raise InvalidRestoreTarget("the recovery point holds no dump.rdb (not made by Redis?)")
+
+    def restore(self, request: RestoreRequest) -> None:
+        kind, target = self._target(request.metadata, request.policy)  # again, now
+        total = self._size(request)
+        request.progress(Progress(0, total))
+
+        def on_bytes(done: int) -> None:
+            request.progress(Progress(done, total))
+
+        if kind == "path":
+            resolved, overwrite = target
+            with request.source.open(ENTRY) as reader:
+                host_files.write(resolved, reader, overwrite=overwrite, on_bytes=on_bytes)
+            return
+        password = self._password(request.resource)
+        try:
+            with self._connect(target, request.policy, password) as dest:
+                if dest.keyspace():
+                    raise InvalidRestoreTarget(
+                        f"{target.shown()} is not empty; restore into an empty server "
+                        "(or use Metadata.targetPath)"
+                    )
+                with (
+                    request.source.open(ENTRY) as reader,
+                    redis_tools.TempServer.loading(reader, on_bytes) as tmp,
+                    tmp.connection() as src,
+                ):
+                    counts = src.keyspace()
+                    for db in sorted(counts):
+                        _copy_db(src, dest, db)
+        except redis_tools.ReplyError as exc:
+            raise Unavailable(detail=f"redis: {exc}") from None
+        with self._lock:
+            self._loaded[id(request.source)] = counts
+
+    def restored_source(self, metadata: Mapping[str, str]) -> str | None:
+        """The target (a file path or the server's URL) that CreatedResourceArn names."""
+        if metadata.get("targetUrl"):
+            try:
+                return parse_url(metadata["targetUrl"], "Metadata.targetUrl").shown()
+            except InvalidInput:
+                return None
+        path = metadata.get("targetPath")
+        return path if path and path.startswith("/") else None
+
+    def restore_defaults(self, resource: Resource | None) -> dict[str, str]:
+        """Into the server it came from (refused unless that server is empty)."""
+        return {"targetUrl": resource.source if resource else ""}
+
+    def validate_restore(self, request: RestoreRequest) -> str | None:
+        kind, target = self._target(request.metadata, request.policy)
+        if kind == "path":
+            try:
+                with (
+                    open(target[0], "rb") as f,
+                    redis_tools.TempServer.loading(f, lambda n: None) as tmp,
+                    tmp.connection() as conn,
+                ):
+                    conn.call("DBSIZE")
+            except Unavailable:
+                return f"{target[0]} does not load in a fresh redis-server"
+            return None
+        with self._lock:
+            want = self._loaded.pop(id(request.source), None)
+        if want is None:
+            with (
+                request.source.open(ENTRY) as reader,
+                redis_tools.TempServer.loading(reader, lambda n: None) as tmp,
+                tmp.connection() as conn,
+            ):
+                want = conn.keyspace()
+        with self._connect(target, request.policy, self._password(request.resource)) as dest:
+            have = dest.keyspace()
+        if have != want:
+            return f"{target.shown()} holds keys per database {have}, the backup {want}"
+        return None
+
+
+def _copy_db(src: redis_tools.Connection, dest: redis_tools.Connection, db: int) -> None:
+    """Every key of database ``db`` from ``src`` to ``dest`` by DUMP/RESTORE."""
+    src.call("SELECT", db)
+    dest.call("SELECT", db)
+    seen: set[bytes] = set()
+    cursor = b"0"
+    while True:
+        cursor, keys = src.call("SCAN", cursor, "COUNT", BATCH)
+        fresh = [k for k in keys if k not in seen]
+        seen.update(fresh)
+        replies = src.pipeline([c for k in fresh for c in (("DUMP", k), ("PTTL", k))])
+        restores = []
+        for key, payload, ttl in zip(fresh, replies[0::2], replies[1::2], strict=True):
+            if payload is None or isinstance(payload, Exception) or ttl == -2:
+                continue  # gone (expired) meanwhile
+            restores.append(("RESTORE", key, max(int(ttl), 0), payload))
+        for reply in dest.pipeline(restores) if restores else []:
+            if isinstance(reply, Exception):
+                raise Unavailable(detail=f"redis: RESTORE into the target failed: {reply}")
+        if cursor in (b"0", 0, "0"):
+            return
