@@ -552,6 +552,22 @@ def _bytes_entry(path: str, data: Callable[[], bytes]) -> Entry:
 # --- restoring ------------------------------------------------------------------------
 
 
+class _Counting(io.RawIOBase):
+    """A reader counting the bytes it passed on (a restore's progress)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw, self.count = raw, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self.count += len(data)
+        return len(data)
+
+
 def _tar_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
     name = member.name.removeprefix("./")
     if name in ("postmaster.pid", "postmaster.opts"):
@@ -635,19 +651,18 @@ def restore_base(
     if BASE not in entries:
         raise InvalidRestoreTarget("the recovery point holds no PostgreSQL base backup")
     total = entries[BASE].size
-    done = 0
 
-    def counted(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
-        nonlocal done
+    def counted(tar: tarfile.TarFile, stream: _Counting) -> Iterator[tarfile.TarInfo]:
         for member in tar:
             yield member
-            done += member.size
             if progress is not None:
-                progress(Progress(done, total))
+                progress(Progress(stream.count, total))
 
     try:
-        with source.open(BASE) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-            tar.extractall(target_dir, members=counted(tar), filter=_tar_filter)
+        with source.open(BASE) as raw:
+            stream = _Counting(raw)
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                tar.extractall(target_dir, members=counted(tar, stream), filter=_tar_filter)
     except tarfile.TarError as exc:
         raise Unavailable(
             detail=f"{BASE} of the recovery point cannot be unpacked: {exc}"
