@@ -157,4 +157,4 @@ def test_resource_for_picks_the_aws_resource(world: World) -> None:
     key = resource_for("DisableKey", {"KeyId": "k1"}, service="kms")
     assert key == (f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k1", None)
     with pytest.raises(authorization.AccessDenied, match="has no authorization rule"):
-        resource_for("DescribeCopyJob", {"CopyJobId": "c"})
+        resource_for("DescribeReportJob", {"ReportJobId": "c"})

@@ -29,7 +29,7 @@ import pytest
 
 from helpers.access_world import ACCOUNT, OTHER_ACCOUNT, REGION, World
 from snowvault.control.model import jobs
-from snowvault.control.services import authorization, iam, resources, restore_jobs
+from snowvault.control.services import authorization, copy_jobs, iam, resources, restore_jobs
 from snowvault.control.services.base import Caller
 from snowvault.interfaces.api import extension, handlers, iam_actions, model
 from snowvault.testing import FakeClock
@@ -52,8 +52,9 @@ _BACKUP: dict[str, str] = {
         DeleteBackupVaultLockConfiguration ListRecoveryPointsByBackupVault
         ListProtectedResourcesByBackupVault StartBackupJob""",
     RP: """DescribeRecoveryPoint DeleteRecoveryPoint UpdateRecoveryPointLifecycle
-        GetRecoveryPointRestoreMetadata StartRestoreJob""",
-    JOB: "DescribeBackupJob StopBackupJob DescribeRestoreJob GetRestoreJobMetadata",
+        GetRecoveryPointRestoreMetadata StartRestoreJob StartCopyJob""",
+    JOB: """DescribeBackupJob StopBackupJob DescribeRestoreJob GetRestoreJobMetadata
+        DescribeCopyJob""",
     ARN: "TagResource UntagResource ListTags",
     PROTECTED: """DescribeProtectedResource ListRecoveryPointsByResource
         ListRestoreJobsByProtectedResource""",
@@ -64,25 +65,25 @@ _BACKUP: dict[str, str] = {
     ACCOUNT_WIDE: """CreateBackupPlan ListBackupPlans GetBackupPlanFromJSON
         GetBackupPlanFromTemplate ListBackupPlanTemplates CreateLegalHold ListLegalHolds
         ListBackupVaults ListBackupJobs ListBackupJobSummaries ListRestoreJobs
-        ListProtectedResources DescribeGlobalSettings DescribeRegionSettings
+        ListCopyJobs ListCopyJobSummaries ListProtectedResources DescribeGlobalSettings DescribeRegionSettings
         UpdateRegionSettings GetSupportedResourceTypes""",
     NOT_IMPLEMENTED: """AssociateBackupVaultMpaApprovalTeam CreateBackupAccessPoint
         CreateFramework CreateLogicallyAirGappedBackupVault CreateReportPlan
         CreateRestoreAccessBackupVault CreateRestoreTestingPlan CreateRestoreTestingSelection
         CreateTieringConfiguration DeleteBackupAccessPoint DeleteBackupVaultNotifications
         DeleteFramework DeleteReportPlan DeleteRestoreTestingPlan DeleteRestoreTestingSelection
-        DeleteTieringConfiguration DescribeBackupAccessPoint DescribeCopyJob DescribeFramework
+        DeleteTieringConfiguration DescribeBackupAccessPoint DescribeFramework
         DescribeReportJob DescribeReportPlan DescribeScanJob
         DisassociateBackupVaultMpaApprovalTeam DisassociateRecoveryPoint
         DisassociateRecoveryPointFromParent GetBackupVaultNotifications
         GetPITRMalwareScanResults GetRecoveryPointIndexDetails
         GetRestoreTestingInferredMetadata GetRestoreTestingPlan GetRestoreTestingSelection
         GetTieringConfiguration ListBackupAccessPoints ListBackupAccessPointsByRecoveryPoint
-        ListBackupAccessPointsByResource ListCopyJobSummaries ListCopyJobs ListFrameworks
+        ListBackupAccessPointsByResource ListFrameworks
         ListIndexedRecoveryPoints ListReportJobs ListReportPlans ListRestoreAccessBackupVaults
         ListRestoreJobSummaries ListRestoreTestingPlans ListRestoreTestingSelections
         ListScanJobSummaries ListScanJobs ListTieringConfigurations PutBackupVaultNotifications
-        PutRestoreValidationResult RevokeRestoreAccessBackupVault StartCopyJob StartReportJob
+        PutRestoreValidationResult RevokeRestoreAccessBackupVault StartReportJob
         StartScanJob UpdateFramework UpdateGlobalSettings UpdateRecoveryPointIndexSettings
         UpdateReportPlan UpdateRestoreTestingPlan UpdateRestoreTestingSelection
         UpdateTieringConfiguration""",
@@ -115,7 +116,7 @@ VAULT_BOUND = (VAULT, RP, JOB, ARN)
 KINDS = {  # the table's words -> authorization.OPERATIONS' kinds
     VAULT: {"vault"},
     RP: {"recovery-point"},
-    JOB: {"backup-job", "restore-job"},
+    JOB: {"backup-job", "restore-job", "copy-job"},
     ARN: {"resource-arn"},
     PROTECTED: {"resource-arn"},
     PLAN: {"plan"},
@@ -144,8 +145,8 @@ def test_every_operation_and_extension_action_has_a_row() -> None:
 def test_an_operation_without_a_rule_is_refused_and_stops_the_api_building() -> None:
     who = Caller(ACCOUNT, REGION, f"arn:aws:iam::{ACCOUNT}:root", datetime(2026, 1, 1, tzinfo=UTC))
     with pytest.raises(authorization.AccessDenied, match="no authorization rule"):
-        authorization.target_for(None, who, "StartCopyJob", {})  # type: ignore[arg-type]
-    assert handlers.unruled(["StartCopyJob", "StartBackupJob"]) == ["StartCopyJob"]
+        authorization.target_for(None, who, "StartReportJob", {})  # type: ignore[arg-type]
+    assert handlers.unruled(["StartReportJob", "StartBackupJob"]) == ["StartReportJob"]
     assert iam_actions.unruled(["Brand-new", "CreateUser", "RegisterResource"]) == ["Brand-new"]
 
 
@@ -161,6 +162,7 @@ class Scene:
     resource_arn: str
     main_arn: str
     other_arn: str
+    copy_job_id: str = ""
 
     def params(self, name: str, category: str) -> dict[str, Any]:
         """Parameters naming this scene's objects, the way the API parses them."""
@@ -179,6 +181,8 @@ class Scene:
         if category == JOB:
             if "Backup" in name:
                 return {"BackupJobId": self.backup_job_id}
+            if "Copy" in name:
+                return {"CopyJobId": self.copy_job_id}
             return {"RestoreJobId": self.restore_job_id}
         if category == ARN:
             return {"ResourceArn": self.main_arn}
@@ -222,6 +226,9 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         recovery_point_arn=rp.arn,
         metadata={"targetPath": str(world.tmp / "restored")},
     )
+    copy = copy_jobs.start(
+        world.deps, world.root, copy_jobs.StartRequest(rp.arn, "main", str(other["arn"]))
+    )
     world.user("limited")
     world.other_account()
     yield Scene(
@@ -232,6 +239,7 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         str(rp.resource_arn),
         str(main["arn"]),
         str(other["arn"]),
+        copy.copy_job_id,
     )
     world.deps.engine.dispose()
 
