@@ -57,8 +57,8 @@ PARTIAL: Mapping[str, Mapping[str, str]] = {
         "stored and echoed, not acted on",
         "StartRestoreJob": "CopySourceTagsToRestoredResource ignored",
         "UpdateRegionSettings": "ResourceTypeOptInIncremental ignored",
-        "CreateBackupPlan": "CopyActions refused (no copy jobs yet)",
-        "UpdateBackupPlan": "CopyActions refused (no copy jobs yet)",
+        "StartCopyJob": "a composite (parent) point is refused: copy its members",
+        "ListCopyJobSummaries": "no Organizations: any AccountId counts the caller's jobs",
     },
     "kms": {
         "CreateKey": "symmetric encryption keys only; MultiRegion, CustomKeyStoreId and "
