@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from snowvault.app import App
 from snowvault.control import catalog
-from snowvault.control.services import backup_jobs, vaults
+from snowvault.control.services import backup_jobs, composite, vaults
 from snowvault.interfaces.api.asgi import RequestContext
 from snowvault.interfaces.api.handlers import views
 from snowvault.interfaces.api.handlers.common import AppHandler, Out, Params, caller, page_out
@@ -31,7 +31,13 @@ def start_backup_job(app: App, ctx: RequestContext, params: Params) -> Out:
 
 
 def describe_backup_job(app: App, ctx: RequestContext, params: Params) -> Out:
-    return views.backup_job(backup_jobs.get(app.deps, caller(ctx), params["BackupJobId"]))
+    who = caller(ctx)
+    job = backup_jobs.get(app.deps, who, params["BackupJobId"])
+    out = views.backup_job(job)
+    if job.is_parent:  # a group's job: its children by state
+        counts = composite.child_states(app.deps, who, job)
+        out.update(NumberOfChildJobs=sum(counts.values()), ChildJobsInState=counts)
+    return out
 
 
 def list_backup_jobs(app: App, ctx: RequestContext, params: Params) -> Out:

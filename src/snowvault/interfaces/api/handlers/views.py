@@ -92,7 +92,7 @@ def started_backup_job(job: jobs.BackupJob) -> Out:
         "BackupJobId": job.job_id,
         "RecoveryPointArn": job.recovery_point_arn,
         "CreationDate": job.creation_date,
-        "IsParent": False,
+        "IsParent": bool(job.is_parent),
     }
 
 

@@ -1,7 +1,22 @@
-"""Composite recovery points: parent/child links (IsParent, ParentRecoveryPointArn, CompositeMemberIdentifier).
+"""Composite recovery points: parent/child links (IsParent, ParentRecoveryPointArn,
+CompositeMemberIdentifier) and parent/child backup jobs (IsParent, ParentJobId).
 
-Reserved in the revision chain so that work landing in parallel keeps one head; it
-changes nothing until its owner fills :func:`upgrade` and :func:`downgrade` in.
+Nothing to change in the schema: revision 0001 already created every column and index
+composite backups use, mirroring the AWS output shapes:
+
+- ``backup_jobs.is_parent`` (NOT NULL, default false) and ``backup_jobs.parent_job_id``
+  (indexed ``ix_backup_jobs_parent_job_id``: ListBackupJobs ByParentJobId,
+  DescribeBackupJob's ChildJobsInState);
+- ``recovery_points.is_parent`` (NOT NULL, default false),
+  ``recovery_points.parent_recovery_point_arn`` (indexed ``ix_recovery_points_parent``:
+  ListRecoveryPointsByBackupVault ByParentRecoveryPointArn, a parent's delete) and
+  ``recovery_points.composite_member_identifier``;
+- ``restore_jobs.is_parent`` and ``restore_jobs.parent_job_id``.
+
+A group's members are its resource's ``members`` property (revision 0008). Rows written
+before composites existed are all standalone (is_parent false, no parent), which is
+what they are, so no data moves either. The revision stays in the chain so the history
+says when composites began to use these columns; upgrade and downgrade are no-ops.
 
 Revision ID: 0010
 Revises: 0009
@@ -18,8 +33,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    """Nothing: the columns and indexes above exist since revision 0001."""
 
 
 def downgrade() -> None:
-    pass
+    """Nothing: upgrade changed nothing."""
