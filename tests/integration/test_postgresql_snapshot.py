@@ -1,0 +1,194 @@
+"""PostgreSQL snapshots through the services, a real worker and a real vault, against
+real servers: a throwaway cluster (tests/helpers/pg_cluster.py) as the source and the
+machine's 127.0.0.1:5432 (trust, user postgres) as a restore target.
+
+A snapshot restores into a directory that starts with identical rows, or database by
+database into a running server under a new name; a second snapshot after a 1% change
+stores little; a wrong password, a role without REPLICATION and a closed port end the
+job FAILED with one line that never holds the password."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from helpers.pg_cluster import PgCluster, digest_of, free_port
+from snowvault.control import catalog
+from snowvault.control.model import host_paths
+from snowvault.control.scheduler import runner
+from snowvault.control.services import accounts, backup_jobs, resources, restore_jobs, vaults
+from snowvault.control.services.base import Caller, Deps, Storage
+from snowvault.engine import crypto
+from snowvault.testing import FakeClock, ServerVaultKeys
+
+ROLE = "arn:aws:iam::111122223333:role/r"
+PASSWORD = "b4ckup-Pa55"
+TARGET = "postgresql://postgres@127.0.0.1:5432"
+ROWS = 20_000
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PgCluster]:
+    with PgCluster() as pg:
+        pg.create_role("backup", PASSWORD, replication=True)
+        pg.create_role("plain", PASSWORD)
+        pg.execute("CREATE DATABASE shop")
+        pg.execute(
+            "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric);"
+            f"INSERT INTO items SELECT g, 'item ' || g, g * 1.5 FROM generate_series(1, {ROWS}) g;"
+            "CREATE TABLE notes (id serial PRIMARY KEY, body text);"
+            "INSERT INTO notes (body) SELECT md5(g::text) FROM generate_series(1, 500) g;",
+            db="shop",
+        )
+        pg.execute("CHECKPOINT")
+        yield pg
+
+
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    """Restore targets live here: a directory the postgres user can walk into (pytest's
+    tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="sv-pgtarget-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def deps(tmp_path: Path, clock: FakeClock, host_dir: Path) -> Iterator[Deps]:
+    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    catalog.db.upgrade(engine)
+    storage = Storage({"us-east-1": str(tmp_path / "storage" / "us-east-1")})
+    paths = host_paths.Policy.build(
+        [str(tmp_path), str(host_dir)], [], [str(tmp_path / "storage")], os.path.realpath
+    )
+    box = crypto.SecretBox(b"k" * 32, "resource-secrets")
+    keys = ServerVaultKeys(b"k" * 32)
+    yield Deps(engine, clock, storage, keys, path_policy=paths, resource_secrets=box)
+    engine.dispose()
+
+
+@pytest.fixture
+def caller(deps: Deps) -> Caller:
+    box = crypto.SecretBox(b"k" * 32, "access-keys")
+    root = accounts.bootstrap(deps.engine, box, now=deps.clock.now(), account_id="111122223333")
+    me = Caller(root.account_id, "us-east-1", root.principal_arn, deps.clock.now())
+    vaults.create(deps, me, "v")
+    return me
+
+
+def _run(deps: Deps) -> None:
+    runner.Worker(deps, runner.WorkerOptions(lease_seconds=60, worker_id="w1")).run_once()
+
+
+def _register(deps: Deps, caller: Caller, dsn: str, name: str = "shop-db") -> str:
+    row = resources.register(
+        deps, caller, resource_type="PostgreSQL", name=name, source=dsn, properties={}
+    )
+    assert PASSWORD not in str(row)
+    return str(row["arn"])
+
+
+def _backup(deps: Deps, caller: Caller, arn: str) -> Any:
+    job = backup_jobs.start(deps, caller, backup_jobs.StartRequest("v", arn, ROLE))
+    _run(deps)
+    return backup_jobs.get(deps, caller, job.job_id)
+
+
+def _restore(deps: Deps, caller: Caller, rp_arn: str, metadata: dict[str, str]) -> Any:
+    job = restore_jobs.start(deps, caller, recovery_point_arn=rp_arn, metadata=metadata)
+    _run(deps)
+    return restore_jobs.get(deps, caller, job.restore_job_id)
+
+
+def _stored(deps: Deps) -> int:
+    root = Path(deps.storage.regions["us-east-1"])
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def test_a_snapshot_restores_to_a_directory_that_starts_with_identical_rows(
+    deps: Deps, caller: Caller, cluster: PgCluster, host_dir: Path
+) -> None:
+    done = _backup(deps, caller, _register(deps, caller, cluster.dsn("backup", PASSWORD)))
+    assert done.state == "COMPLETED", done.status_message
+    assert done.percent_done == 100.0 and done.backup_size_in_bytes > 0
+    target = host_dir / "restored"
+    restore = _restore(deps, caller, done.recovery_point_arn, {"targetDirectory": str(target)})
+    assert restore.status == "COMPLETED", restore.status_message
+    assert restore.created_resource_arn.endswith(f":postgresql/{str(target).lstrip('/')}")
+    assert (target / "PG_VERSION").exists() and not (target / "postmaster.pid").exists()
+    assert os.stat(target).st_mode & 0o777 == 0o700
+    restored = PgCluster.adopt(str(target)).start()
+    try:
+        for table in ("items", "notes"):
+            assert restored.digest("shop", table) == cluster.digest("shop", table)
+    finally:
+        restored.cleanup()
+
+
+def test_a_snapshot_restores_one_database_into_a_server_under_a_new_name(
+    deps: Deps, caller: Caller, cluster: PgCluster
+) -> None:
+    done = _backup(deps, caller, _register(deps, caller, cluster.dsn("backup", PASSWORD)))
+    assert done.state == "COMPLETED", done.status_message
+    name = f"sv_restored_{uuid.uuid4().hex[:8]}"
+    metadata = {"targetDsn": TARGET, "databases": "shop", "renameTo": name}
+    try:
+        restore = _restore(deps, caller, done.recovery_point_arn, metadata)
+        assert restore.status == "COMPLETED", restore.status_message
+        assert restore.created_resource_arn.endswith(f"127.0.0.1:5432/{name}")
+        conninfo = f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
+        for table in ("items", "notes"):
+            assert digest_of(conninfo, table) == cluster.digest("shop", table)
+        again = _restore(deps, caller, done.recovery_point_arn, metadata)
+        assert again.status == "FAILED"
+        assert f"['{name}'] exist on 127.0.0.1:5432" in again.status_message
+        assert digest_of(conninfo, "items") == cluster.digest("shop", "items")  # untouched
+    finally:
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres", autocommit=True) as c:
+            c.execute(
+                psycopg.sql.SQL("DROP DATABASE IF EXISTS {}").format(psycopg.sql.Identifier(name))
+            )
+    assert not list(Path(tempfile.gettempdir()).glob("snowvault-pgrestore-*"))
+
+
+def test_a_second_snapshot_after_a_small_change_stores_little(
+    deps: Deps, caller: Caller, cluster: PgCluster
+) -> None:
+    arn = _register(deps, caller, cluster.dsn("backup", PASSWORD))
+    before = _stored(deps)
+    first = _backup(deps, caller, arn)
+    assert first.state == "COMPLETED", first.status_message
+    after_first = _stored(deps)
+    cluster.execute("UPDATE items SET price = price + 1 WHERE id % 100 = 0", db="shop")  # 1%
+    second = _backup(deps, caller, arn)
+    assert second.state == "COMPLETED", second.status_message
+    added = _stored(deps) - after_first
+    assert added < (after_first - before) / 2, (added, after_first - before)
+
+
+@pytest.mark.parametrize("case", ["wrong password", "no REPLICATION", "closed port"])
+def test_connection_failures_fail_the_job_in_one_line_without_the_password(
+    deps: Deps, caller: Caller, cluster: PgCluster, case: str
+) -> None:
+    dsn, expected = {
+        "wrong password": (
+            cluster.dsn("backup", "not-" + PASSWORD),
+            'password authentication failed for user "backup"',
+        ),
+        "no REPLICATION": (cluster.dsn("plain", PASSWORD), "ALTER ROLE plain REPLICATION"),
+        "closed port": (f"postgresql://backup:{PASSWORD}@127.0.0.1:{free_port()}", "refused"),
+    }[case]
+    done = _backup(deps, caller, _register(deps, caller, dsn))
+    assert done.state == "FAILED"
+    message = done.status_message
+    assert expected in message and "\n" not in message, message
+    assert PASSWORD not in message and "Traceback" not in message
