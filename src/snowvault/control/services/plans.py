@@ -40,7 +40,7 @@ from snowvault.core import ids
 from snowvault.core.errors import AlreadyExists, InvalidInput, NotFound
 
 Record = dict[str, Any]
-CONTINUOUS_CAPABLE_TYPES: tuple[str, ...] = ()  # no plugin can do point-in-time yet
+CONTINUOUS_CAPABLE_TYPES: tuple[str, ...] = ("PostgreSQL",)  # services/continuous.py
 MAX_RUNS_PREVIEW = 10
 
 # A few useful starting points (ListBackupPlanTemplates / GetBackupPlanFromTemplate).

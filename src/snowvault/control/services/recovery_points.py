@@ -21,9 +21,10 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
+from snowvault.control.catalog import continuous as catalog_continuous
 from snowvault.control.catalog.db import Record
 from snowvault.control.model import jobs, lifecycle
-from snowvault.control.services import composite, plugin_io, vault_lock, vaults
+from snowvault.control.services import composite, continuous, plugin_io, vault_lock, vaults
 from snowvault.control.services import errors as service_errors
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import Conflict, NotFound
@@ -108,7 +109,10 @@ def restore_metadata(deps: Deps, caller: Caller, vault_name: str, arn: str) -> d
     if rp.is_parent:  # a composite point: each member's defaults, prefixed by member
         return composite.restore_defaults(deps, rp)
     plugin = deps.plugins.get(rp.resource_type)
-    return plugin.restore_defaults(None if resource is None else plugin_io.resource_of(resource))
+    defaults = plugin.restore_defaults(
+        None if resource is None else plugin_io.resource_of(resource)
+    )
+    return {**defaults, **continuous.restore_defaults(deps, rp.arn)}
 
 
 def contents(
@@ -165,11 +169,15 @@ def forget_point(
     bypass GOVERNANCE retention if the forget did) and ``then`` runs in the same
     transaction. What the engine raises (errors.ObjectLocked: the store still retains
     the point) leaves the catalog as it was; the caller restores the point's status."""
+    with catalog.db.read_transaction(deps.engine) as conn:
+        chain = list(catalog_continuous.engine_ids(conn, rp.arn))  # a continuous point's
     with vaults.open_repository(deps, vault) as repo:
-        rp_id = rp.engine_recovery_point_id
-        if rp_id and rp_id in repo.list_manifests():
-            prune.forget(repo, [rp_id], bypass_governance=bypass_governance)
+        listed = set(repo.list_manifests())
+        ids_ = [i for i in dict.fromkeys([rp.engine_recovery_point_id, *chain]) if i in listed]
+        if ids_:
+            prune.forget(repo, ids_, bypass_governance=bypass_governance)
     with catalog.db.transaction(deps.engine) as conn:
+        catalog_continuous.delete(conn, rp.arn)
         catalog.recovery_points.delete(conn, rp.arn)
         catalog.maintenance.mark_prune_pending(
             conn, vault["arn"], now, bypass_governance=bypass_governance

@@ -25,7 +25,7 @@ from snowvault import plugins
 from snowvault.control import catalog
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model.jobs import RestoreJob
-from snowvault.control.services import composite, jobs, plugin_io
+from snowvault.control.services import composite, continuous, jobs, plugin_io
 from snowvault.control.services.base import Caller, Deps, JobControl
 from snowvault.core import arn as arns
 from snowvault.core import ids
@@ -59,7 +59,8 @@ def start(
         rp = catalog.recovery_points.find(conn, recovery_point_arn)
         if rp is None or rp.account_id != caller.account_id:
             raise NotFound(kind="recovery point", name=recovery_point_arn)
-        if rp.status not in ("COMPLETED", "PARTIAL"):
+        stopped_continuous = rp.status == "STOPPED" and continuous.find(deps, rp.arn)
+        if rp.status not in ("COMPLETED", "PARTIAL") and not stopped_continuous:
             raise Conflict(detail=f"recovery point {recovery_point_arn} is {rp.status}")
         job = catalog.restore_jobs.create(
             conn,
@@ -98,6 +99,9 @@ def _check_metadata(
     with catalog.db.transaction(deps.engine) as conn:
         rp = catalog.recovery_points.find(conn, recovery_point_arn)
     if rp is not None and rp.account_id == caller.account_id:
+        if continuous.find(deps, rp.arn) is not None:  # pointInTime inside the window
+            continuous.check_restore(deps, rp.arn, metadata)
+            return
         deps.plugins.get(rp.resource_type).check_restore(metadata, deps.path_policy)
         if rp.is_parent:  # a composite point: each chosen member's own plugin judges
             composite.restore_plan(deps, rp, metadata)
@@ -204,6 +208,8 @@ def _restore(deps: Deps, job: RestoreJob, control: JobControl) -> restorer.Resto
         rp = catalog.recovery_points.get(conn, job.recovery_point_arn)
         vault = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)
     metadata = dict(job.metadata or {})
+    if continuous.find(deps, rp.arn) is not None:  # base backup + WAL to pointInTime
+        return continuous.restore(deps, rp, vault, metadata, plugin_io.restore_report(control))
     if rp.is_parent:  # a composite point: its chosen children, in turn
 
         def child(point: job_rules.RecoveryPoint, part: dict[str, str]) -> restorer.RestoreResult:
