@@ -497,6 +497,7 @@ class App:
             storage=Storage(dict(config.regions)),
             vault_keys=kms_vault_keys.KmsVaultKeys(self.kms, engine),
             path_policy=host_path_rule(config),
+            resource_secrets=root_key_service.resource_secret_box(root_key),
         )
         self._access_keys = root_key_service.access_key_box(root_key)
         w = config.worker

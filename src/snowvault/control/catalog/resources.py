@@ -1,14 +1,20 @@
 """The protected-resource inventory: what can be backed up, and what it last got.
 
-A resource is registered (or discovered) with a type, a source and an optional worker
-label; backups and restores record their latest outcome on it, which is what
-ListProtectedResources and DescribeProtectedResource answer.
+A resource is registered (or discovered) with a type, a source, its plugin's
+``properties`` and an optional worker label; backups and restores record their latest
+outcome on it, which is what ListProtectedResources and DescribeProtectedResource answer.
+
+Rows never carry ``sealed_secrets``: the sealed value is read only through
+:func:`snowvault.control.catalog.sealed_secrets.resource_secrets_of` (the worker path),
+so no listing or description can leak it. ``properties`` comes back as a dict.
 
 Must not depend on anything above ``snowvault.core``.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +28,15 @@ from snowvault.control.catalog.tables import recovery_points, resources
 from snowvault.core.errors import AlreadyExists, NotFound
 
 _ORDER = pagination.Order([resources.c.arn])
+_PUBLIC = [c for c in resources.c if c.name != "sealed_secrets"]
+
+
+def _row(row: Mapping[str, Any]) -> Record:
+    """A row as the services see it: ``properties`` decoded (``{}`` when none)."""
+    out = dict(row)
+    text = out.get("properties")
+    out["properties"] = json.loads(text) if text else {}
+    return out
 
 
 def register(
@@ -35,9 +50,15 @@ def register(
     name: str | None = None,
     source: str | None = None,
     worker_label: str | None = None,
+    properties: Mapping[str, str] | None = None,
+    sealed_secrets: bytes | None = None,
 ) -> Record:
-    """Add a resource to the inventory; raises AlreadyExists for a known ARN."""
+    """Add a resource to the inventory; raises AlreadyExists for a known ARN.
+    ``sealed_secrets`` is already sealed (the services seal; the catalog never sees
+    plaintext secrets)."""
     values = {
+        "properties": json.dumps(dict(properties), sort_keys=True) if properties else None,
+        "sealed_secrets": sealed_secrets,
         "arn": arn,
         "account_id": account_id,
         "region": region,
@@ -56,8 +77,8 @@ def register(
 
 
 def find(conn: Connection, arn: str) -> Record | None:
-    row = conn.execute(sa.select(resources).where(resources.c.arn == arn)).first()
-    return dict(row._mapping) if row else None
+    row = conn.execute(sa.select(*_PUBLIC).where(resources.c.arn == arn)).first()
+    return _row(dict(row._mapping)) if row else None
 
 
 def get(conn: Connection, arn: str) -> Record:
@@ -86,14 +107,15 @@ def list_resources(
     token: str | None = None,
 ) -> pagination.Page:
     """The inventory; ``protected_only`` is ListProtectedResources (backed up at least once)."""
-    stmt = sa.select(resources).where(
+    stmt = sa.select(*_PUBLIC).where(
         resources.c.account_id == account_id, resources.c.region == region
     )
     if protected_only:
         stmt = stmt.where(resources.c.last_backup_time.is_not(None))
     if resource_type:
         stmt = stmt.where(resources.c.resource_type == resource_type)
-    return pagination.paginate(conn, stmt, kind="resources", order=_ORDER, limit=limit, token=token)
+    page = pagination.paginate(conn, stmt, kind="resources", order=_ORDER, limit=limit, token=token)
+    return pagination.Page([_row(r) for r in page.items], page.next_token)
 
 
 def list_by_vault(
@@ -104,10 +126,11 @@ def list_by_vault(
         recovery_points.c.resource_arn == resources.c.arn,
         recovery_points.c.backup_vault_arn == vault_arn,
     )
-    stmt = sa.select(resources).where(in_vault)
-    return pagination.paginate(
+    stmt = sa.select(*_PUBLIC).where(in_vault)
+    page = pagination.paginate(
         conn, stmt, kind="resources-by-vault", order=_ORDER, limit=limit, token=token
     )
+    return pagination.Page([_row(r) for r in page.items], page.next_token)
 
 
 def record_backup(

@@ -1,8 +1,10 @@
 """Named queries over every catalog value sealed under the root key (root-key rotation).
 
-Two columns hold such values: ``access_keys.sealed_secret`` (context: the access key id)
-and ``kms_key_versions.sealed_material`` (context: key ARN and version). A rotation reads
-them all and writes each back re-sealed, inside one transaction::
+Three columns hold such values: ``access_keys.sealed_secret`` (context: the access key
+id), ``kms_key_versions.sealed_material`` (context: key ARN and version) and
+``resources.sealed_secrets`` (a resource's plugin secrets as one JSON object; context:
+the resource ARN). A rotation reads them all and writes each back re-sealed, inside one
+transaction::
 
     with catalog.db.transaction(engine) as conn:
         for row in catalog.sealed_secrets.access_keys(conn):
@@ -20,6 +22,7 @@ from sqlalchemy.engine import Connection
 from snowvault.control.catalog.db import Record
 from snowvault.control.catalog.tables import access_keys as access_keys_table
 from snowvault.control.catalog.tables import kms_key_versions
+from snowvault.control.catalog.tables import resources as resources_table
 
 
 def access_keys(conn: Connection) -> list[Record]:
@@ -50,3 +53,23 @@ def set_kms_version(conn: Connection, key_arn: str, version: int, sealed: bytes)
         .where(t.c.key_arn == key_arn, t.c.version == version)
         .values(sealed_material=sealed)
     )
+
+
+def resource_secrets(conn: Connection) -> list[Record]:
+    """Every resource with sealed secrets: ``arn``, ``sealed_secrets``."""
+    t = resources_table
+    stmt = sa.select(t.c.arn, t.c.sealed_secrets).where(t.c.sealed_secrets.is_not(None))
+    return [dict(r._mapping) for r in conn.execute(stmt.order_by(t.c.arn))]
+
+
+def resource_secrets_of(conn: Connection, arn: str) -> bytes | None:
+    """The sealed secrets of resource ``arn`` (None: it has none, or is not registered).
+    Only the worker path reads this, right before a plugin runs."""
+    t = resources_table
+    value = conn.execute(sa.select(t.c.sealed_secrets).where(t.c.arn == arn)).scalar()
+    return None if value is None else bytes(value)
+
+
+def set_resource_secrets(conn: Connection, arn: str, sealed: bytes) -> None:
+    t = resources_table
+    conn.execute(t.update().where(t.c.arn == arn).values(sealed_secrets=sealed))

@@ -207,6 +207,10 @@ resources = Table(
     Column("resource_type", String(64), nullable=False),
     Column("name", NAME),
     Column("source", Text),
+    # The plugin's non-secret settings, a JSON object (NULL: none); its secrets, one JSON
+    # object sealed under the root key with the ARN as context (catalog/sealed_secrets.py).
+    Column("properties", Text),
+    Column("sealed_secrets", LargeBinary),
     Column("worker_label", NAME),
     _ts("created_at", nullable=False),
     _ts("last_backup_time"),

@@ -294,7 +294,7 @@ def _backup(
             "backup_job_id": job.job_id,
         },
     )
-    resource_ = plugin_io.resource_of(resource)
+    resource_ = plugin_io.worker_resource(deps, resource)
     plugin.backup(plugins.base.BackupRequest(resource_, deps.path_policy, sink, report))
     return sink.result, report.total
 

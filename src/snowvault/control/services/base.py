@@ -24,6 +24,7 @@ from snowvault.plugins import registry as plugin_registry
 
 if TYPE_CHECKING:
     from snowvault.control.services.vault_keys import VaultKeys
+    from snowvault.engine import crypto
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class Deps:
     vault_keys: VaultKeys
     path_policy: host_paths.Policy = host_paths.NOTHING_ALLOWED
     plugins: plugin_registry.Registry = field(default_factory=builtin_plugins.registry)
+    resource_secrets: crypto.SecretBox | None = None
+    """Seals resources' plugin secrets under the root key (None: a registration with
+    secrets is refused; see services/resources.py)."""
 
 
 class JobControl(Protocol):

@@ -16,18 +16,21 @@ Must not depend on the scheduler, the composition root or any interface.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, BinaryIO, TypeVar
 
 from snowvault.control.catalog.db import Record
 from snowvault.control.model import jobs
-from snowvault.control.services import vaults
+from snowvault.control.services import resources, vaults
 from snowvault.control.services.base import Deps, JobControl
-from snowvault.core.errors import NotFound
-from snowvault.engine import archiver, locks, restorer
+from snowvault.core.errors import InvalidInput, NotFound
+from snowvault.engine import archiver, locks, restorer, snapshots, stream_backup
 from snowvault.engine import progress as engine_progress
+from snowvault.engine.errors import IntegrityError
 from snowvault.engine.repository import Repository
+from snowvault.engine.tree import Chunk, Node
 from snowvault.plugins import base
 
 T = TypeVar("T")
@@ -53,16 +56,51 @@ def _in_repository(deps: Deps, vault: Record, work: Callable[[Repository], T]) -
         return work(repo)
 
 
-def resource_of(row: Mapping[str, Any]) -> base.Resource:
-    """A catalog resource row as a plugin sees it."""
-    return base.Resource(row["arn"], row["resource_type"], row["name"], row["source"])
+def resource_of(row: Mapping[str, Any], secrets: Mapping[str, str] | None = None) -> base.Resource:
+    """A catalog resource row as a plugin sees it: with its properties, and the
+    ``secrets`` the worker unsealed (``services.resources.worker_secrets``; only there)."""
+    return base.Resource(
+        row["arn"],
+        row["resource_type"],
+        row["name"],
+        row["source"],
+        dict(row.get("properties") or {}),
+        dict(secrets or {}),
+    )
 
 
-def point_resource(rp: jobs.RecoveryPoint, resource: Mapping[str, Any] | None) -> base.Resource:
-    """The resource a recovery point was made of; its source is empty once the resource
-    was deregistered (``resource`` None)."""
+def point_resource(
+    rp: jobs.RecoveryPoint,
+    resource: Mapping[str, Any] | None,
+    secrets: Mapping[str, str] | None = None,
+) -> base.Resource:
+    """The resource a recovery point was made of; its source is empty and it has no
+    properties once the resource was deregistered (``resource`` None)."""
     source = resource["source"] if resource is not None else ""
-    return base.Resource(rp.resource_arn, rp.resource_type, rp.resource_name or "", source)
+    properties = dict(resource.get("properties") or {}) if resource is not None else {}
+    return base.Resource(
+        rp.resource_arn,
+        rp.resource_type,
+        rp.resource_name or "",
+        source,
+        properties,
+        dict(secrets or {}) if resource is not None else {},
+    )
+
+
+def worker_resource(deps: Deps, row: Mapping[str, Any]) -> base.Resource:
+    """The resource of a job as its plugin gets it in the worker: with its secrets
+    unsealed (the one path that unseals them; see services/resources.py)."""
+    return resource_of(row, resources.worker_secrets(deps, row["arn"]))
+
+
+def worker_point_resource(
+    deps: Deps, rp: jobs.RecoveryPoint, resource: Mapping[str, Any] | None
+) -> base.Resource:
+    """:func:`point_resource` for a restore in the worker: the source resource's
+    secrets unsealed while it is still registered."""
+    secrets = resources.worker_secrets(deps, resource["arn"]) if resource is not None else {}
+    return point_resource(rp, resource, secrets)
 
 
 class EngineSink:
@@ -84,10 +122,16 @@ class EngineSink:
         self._result: archiver.BackupResult | None = None
 
     def note(self, info: Mapping[str, Any]) -> None:
-        """Plugin facts for the manifest's ``plugin`` metadata (before the one write)."""
+        """Plugin facts for the manifest's ``plugin`` metadata (before the one write;
+        JSON-able, else InvalidInput)."""
         if self._result is not None:
             raise RuntimeError("Sink.note must come before the point's one write")
-        self._metadata["plugin"] = {**self._metadata.get("plugin", {}), **dict(info)}
+        merged = {**self._metadata.get("plugin", {}), **dict(info)}
+        try:
+            json.dumps(merged)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(detail=f"plugin note is not JSON-able: {exc}") from None
+        self._metadata["plugin"] = merged
 
     @property
     def result(self) -> archiver.BackupResult:
@@ -127,8 +171,28 @@ class EngineSink:
         self._write(write)
 
     def entries(self, entries: Iterable[base.Entry], progress: base.ProgressCallback) -> None:
-        """Several named entries as the point's tree (the engine writer lands next)."""
-        raise NotImplementedError("multi-entry recovery points are not written yet")
+        """Several named entries as the point's tree (nested paths, ``meta`` as
+        ``user.snowvault.*`` xattrs, host files sparse-aware, unchanged fingerprints
+        reused from the parent point)."""
+        known = entries if isinstance(entries, Sequence) else None
+        total = None
+        if known is not None and all(e.size is not None for e in known):
+            total = sum(e.size or 0 for e in known)
+
+        def write(repo: Repository, parent: str | None) -> archiver.BackupResult:
+            return stream_backup.backup_entries(
+                repo,
+                (_stream_entry(e) for e in entries),
+                now=self._deps.clock.now(),
+                parent=parent,
+                progress=_engine_progress(progress),
+                bytes_total=total,
+                clock=self._deps.clock,
+                tags=self._tags,
+                metadata=self._metadata,
+            )
+
+        self._write(write)
 
     def _write(self, write: Callable[[Repository, str | None], archiver.BackupResult]) -> None:
         if self._result is not None:
@@ -148,6 +212,8 @@ class EngineSource:
     def __init__(self, deps: Deps, vault: Record, rp_id: str) -> None:
         self._deps, self._vault, self._rp_id = deps, vault, rp_id
         self.result = restorer.RestoreResult(0, 0)
+        self.blob_reads: list[int] = []
+        """Sizes of the blobs streaming readers fetched, in order (for tests and logs)."""
 
     def to_directory(
         self,
@@ -190,17 +256,55 @@ class EngineSource:
         self._add(restorer.RestoreResult(1, len(data)))
         return data
 
+    @contextmanager
+    def _open(self, path: str) -> Iterator[BinaryIO]:
+        with (
+            vaults.open_repository(self._deps, self._vault) as repo,
+            locks.locked_repository(
+                repo, self._deps.clock, exclusive=False, wait_seconds=PRUNE_WAIT_SECONDS
+            ),
+        ):
+            node = _find_file(repo, self._rp_id, path)
+            raw = ContentReader(repo, node.content, self.blob_reads)
+            with io.BufferedReader(raw, buffer_size=READ_BUFFER) as reader:
+                yield reader
+            self._add(restorer.RestoreResult(1, raw.delivered))
+
     def open(self, path: str) -> AbstractContextManager[BinaryIO]:
-        """A streaming reader of entry ``path`` (lands with the multi-entry writer)."""
-        raise NotImplementedError("streaming entry reads are not implemented yet")
+        """A streaming reader of entry ``path``: blob by blob (holes as zeros, never a
+        whole body in memory), the vault's repository held open and locked (shared)
+        while it is read. NotFound for a path that is no file of the point."""
+        return self._open(path)
 
     def entries(self) -> list[base.EntryInfo]:
-        """Every file entry of the point (lands with the multi-entry writer)."""
-        raise NotImplementedError("entry listings are not implemented yet")
+        """Every file entry of the point, depth first in tree order, with its metadata."""
+
+        def work(repo: Repository) -> list[base.EntryInfo]:
+            out: list[base.EntryInfo] = []
+            stack = [(restorer.root_tree(repo, self._rp_id), "")]
+            while stack:
+                tree_id, prefix = stack.pop()
+                found = restorer.load_tree(repo, tree_id, prefix.encode())
+                for node in sorted(found, key=lambda n: n.name, reverse=True):
+                    name = prefix + node.name.decode("utf-8", "surrogateescape")
+                    if node.type == "dir" and node.subtree is not None:
+                        stack.append((node.subtree, name + "/"))
+                    elif node.type == "file":
+                        meta = stream_backup.meta_of(node.xattrs)
+                        out.append(base.EntryInfo(name, node.size, meta))
+            return sorted(out, key=lambda e: e.path.encode("utf-8", "surrogateescape"))
+
+        return _in_repository(self._deps, self._vault, work)
 
     def info(self) -> Mapping[str, Any]:
-        """What the backup's plugin noted (lands with the multi-entry writer)."""
-        raise NotImplementedError("plugin notes are not read back yet")
+        """What the backup's plugin passed to ``Sink.note`` ({} if nothing)."""
+
+        def work(repo: Repository) -> dict[str, Any]:
+            doc = snapshots.Manifest.from_dict(repo.load_manifest(self._rp_id))
+            plugin = doc.metadata.get("plugin")
+            return dict(plugin) if isinstance(plugin, dict) else {}
+
+        return _in_repository(self._deps, self._vault, work)
 
     def _add(self, more: restorer.RestoreResult) -> None:
         r = self.result
@@ -210,6 +314,88 @@ class EngineSource:
             [*r.errors, *more.errors],
             [*r.skipped, *more.skipped],
         )
+
+
+READ_BUFFER = 256 * 1024
+"""How much a streaming entry reader asks of its blobs at a time."""
+
+
+def _stream_entry(entry: base.Entry) -> stream_backup.StreamEntry:
+    return stream_backup.StreamEntry(
+        path=entry.path,
+        open=entry.open,
+        host_path=entry.host_path,
+        mode=entry.mode,
+        mtime_ns=entry.mtime_ns,
+        meta=dict(entry.meta),
+        fingerprint=getattr(entry, "fingerprint", None),
+        size=entry.size,
+    )
+
+
+def _find_file(repo: Repository, rp_id: str, path: str) -> Node:
+    """The file node at ``path`` of point ``rp_id``; NotFound otherwise."""
+    try:
+        parts = stream_backup.entry_parts(path.strip("/"))
+    except InvalidInput:
+        raise NotFound(kind="file in the recovery point", name=path) from None
+    tree_id: str | None = restorer.root_tree(repo, rp_id)
+    node = None
+    for i, name in enumerate(parts):
+        if tree_id is None:
+            break
+        where = b"/".join(parts[:i])
+        node = next((n for n in restorer.load_tree(repo, tree_id, where) if n.name == name), None)
+        tree_id = node.subtree if node is not None and node.type == "dir" else None
+    if node is None or node.type != "file" or node.name != parts[-1]:
+        raise NotFound(kind="file in the recovery point", name=path)
+    return node
+
+
+class ContentReader(io.RawIOBase):
+    """A file node's content as a raw stream: one blob fetched at a time (its size is
+    appended to ``blob_reads``), holes given as zeros without being stored."""
+
+    def __init__(self, repo: Repository, content: Sequence[Chunk], blob_reads: list[int]):
+        self._repo, self._content, self._reads = repo, list(content), blob_reads
+        self._next = 0
+        self._blob: bytes | None = None
+        self._pos = 0
+        self._left = 0  # bytes left of the current piece (blob or hole)
+        self.delivered = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _advance(self) -> bool:
+        if self._next >= len(self._content):
+            return False
+        blob_id, length = self._content[self._next]
+        self._next += 1
+        self._pos, self._left = 0, length
+        self._blob = None
+        if blob_id is not None:
+            self._blob = self._repo.get_blob(bytes.fromhex(blob_id))
+            self._reads.append(len(self._blob))
+            if len(self._blob) != length:
+                raise IntegrityError(name=f"blob {blob_id}", detail="length differs from tree")
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._left == 0:
+            if not self._advance():
+                return 0
+        n = min(len(buffer), self._left)
+        if self._blob is None:
+            buffer[:n] = bytes(n)
+        else:
+            buffer[:n] = self._blob[self._pos : self._pos + n]
+        self._pos += n
+        self._left -= n
+        if self._left == 0:
+            self._blob = None  # the blob is released before the next one is fetched
+        self.delivered += n
+        return n
 
 
 class BackupReport:

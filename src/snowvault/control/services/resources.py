@@ -7,15 +7,24 @@ with an absolute path to an existing directory on the server's host as its sourc
 
 Abuse case: a caller with ``RegisterResource`` names a source the server will read with
 its own (often root) rights and hand back through a restore. The plugin checks it with
-the operator's host-path rule (``Deps.path_policy``) before anything else is looked at
-(existence included, so refused paths are no probe); what it returns (the resolved path)
-is what is stored, and the worker checks it again before it reads.
+the operator's host-path and network-reach rules (``Deps.path_policy``) before anything
+else is looked at (existence included, so refused paths are no probe); what it returns
+(the resolved path, a DSN without its password) is what is stored, and the worker checks
+it again before it reads.
+
+Secrets (a password, a secret access key) the plugin splits off are sealed under the
+root key (``Deps.resource_secrets``, the ARN as context) in the same transaction as the
+row; :func:`get`, :func:`list_resources` and :func:`describe` never return them (the
+catalog's rows do not carry them); only :func:`worker_secrets`, called by the job
+services right before a plugin runs, unseals them.
 
 Must not depend on the scheduler, the composition root or any interface.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -29,6 +38,7 @@ from snowvault.core.errors import InvalidInput, NotFound
 Record = dict[str, Any]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+log = logging.getLogger(__name__)
 
 
 def resource_arn(
@@ -65,6 +75,7 @@ def register(
     registration = plugin.check_source(source, deps.path_policy, dict(properties or {}))
     stored = registration.source
     arn = plugins.base.resource_arn(plugin, caller.region, caller.account_id, name)
+    sealed = _seal(deps, arn, registration.secrets)
     with catalog.db.transaction(deps.engine) as conn:
         if resource_type == composite.RESOURCE_TYPE:  # members: registered, ours, no group
             composite.check_members(conn, caller, registration.properties)
@@ -78,9 +89,56 @@ def register(
             name=name,
             source=stored,
             worker_label=worker_label,
+            properties=dict(registration.properties),
+            sealed_secrets=sealed,
         )
         catalog.tags.tag(conn, arn, dict(tags or {}))
         return _with_tags(conn, row)
+
+
+def _seal(deps: Deps, arn: str, secrets: Mapping[str, str]) -> bytes | None:
+    """``secrets`` as one JSON object sealed for ``arn`` (None when there are none)."""
+    if not secrets:
+        return None
+    if deps.resource_secrets is None:
+        raise InvalidInput(detail="this server holds no root key to seal resource secrets")
+    plain = json.dumps(dict(secrets), sort_keys=True).encode()
+    return deps.resource_secrets.seal(plain, arn.encode())
+
+
+def worker_secrets(deps: Deps, arn: str) -> dict[str, str]:
+    """The unsealed secrets of resource ``arn`` ({} when none): for the worker only,
+    right before its plugin backs up or restores; never logged, stored or returned."""
+    with catalog.db.read_transaction(deps.engine) as conn:
+        sealed = catalog.sealed_secrets.resource_secrets_of(conn, arn)
+    if sealed is None:
+        return {}
+    if deps.resource_secrets is None:
+        raise InvalidInput(detail=f"this server holds no root key to open the secrets of {arn}")
+    value = json.loads(deps.resource_secrets.open(sealed, arn.encode()))
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def describe(deps: Deps, caller: Caller, arn: str) -> Record:
+    """DescribeResource: :func:`get` plus ``discovery``, what the type's plugin sees of
+    the resource now (never its secrets: the plugin gets the resource without them; a
+    plugin failure is ``{"Error": ...}`` naming only the error's kind)."""
+    row = get(deps, caller, arn)
+    try:
+        plugin = deps.plugins.get(row["resource_type"])
+        discovery = plugin.describe(
+            plugins.base.Resource(
+                row["arn"],
+                row["resource_type"],
+                row["name"] or "",
+                row["source"] or "",
+                dict(row.get("properties") or {}),
+            )
+        )
+    except Exception as exc:  # a plugin must not raise here; its message could hold anything
+        log.warning("describe %s: %s from the plugin", arn, type(exc).__name__)
+        discovery = {"Error": f"discovery failed ({type(exc).__name__})"}
+    return dict(row, discovery=discovery)
 
 
 def _with_tags(conn: Any, row: Record) -> Record:

@@ -1,10 +1,12 @@
 """What the root key seals in the catalog, and re-sealing it under a new root key.
 
-The root key seals exactly two kinds of catalog values (see
-``catalog.sealed_secrets``): access-key secrets (``SecretBox(root, "access-keys")``) and
-KMS key material (``MaterialBox(root)``). Vault data is *not* sealed by it: a vault's
-repository secret is wrapped by a KMS key, whose material the root key seals. So a
-rotation re-seals a handful of small catalog values and never touches a vault::
+The root key seals exactly three kinds of catalog values (see
+``catalog.sealed_secrets``): access-key secrets (``SecretBox(root, "access-keys")``), KMS
+key material (``MaterialBox(root)``) and resource secrets (a plugin's password or secret
+access key: ``SecretBox(root, "resource-secrets")``, the resource ARN as context). Vault
+data is *not* sealed by it: a vault's repository secret is wrapped by a KMS key, whose
+material the root key seals. So a rotation re-seals a handful of small catalog values and
+never touches a vault::
 
     counts = reseal(engine, old_key, new_key)     # one transaction; all or nothing
     opens_catalog(engine, new_key)                # -> True
@@ -26,17 +28,24 @@ from snowvault.engine import crypto
 from snowvault.engine.crypto import kms as kms_crypto
 
 ACCESS_KEYS_PURPOSE = "access-keys"
+RESOURCE_SECRETS_PURPOSE = "resource-secrets"
 
 
 @dataclass(frozen=True)
 class Resealed:
     access_keys: int
     kms_versions: int
+    resource_secrets: int = 0
 
 
 def access_key_box(root_key: bytes) -> crypto.SecretBox:
     """The box access-key secrets are sealed in (the same one the server uses)."""
     return crypto.SecretBox(root_key, ACCESS_KEYS_PURPOSE)
+
+
+def resource_secret_box(root_key: bytes) -> crypto.SecretBox:
+    """The box resources' plugin secrets are sealed in (context: the resource ARN)."""
+    return crypto.SecretBox(root_key, RESOURCE_SECRETS_PURPOSE)
 
 
 def reseal(engine: Engine, old_key: bytes, new_key: bytes) -> Resealed:
@@ -66,7 +75,20 @@ def reseal(engine: Engine, old_key: bytes, new_key: bytes) -> Resealed:
                 raise _not_this_catalog(f"KMS key {arn} version {version}") from None
             resealed = new_material.seal(material, arn, version)
             catalog.sealed_secrets.set_kms_version(conn, arn, version, resealed)
-    return Resealed(access_keys=len(keys), kms_versions=len(versions))
+        old_res, new_res = resource_secret_box(old_key), resource_secret_box(new_key)
+        secrets = catalog.sealed_secrets.resource_secrets(conn)
+        for row in secrets:
+            arn = str(row["arn"])
+            try:
+                plain = old_res.open(row["sealed_secrets"], arn.encode())
+            except crypto.AuthenticationFailed:
+                raise _not_this_catalog(f"the secrets of resource {arn}") from None
+            catalog.sealed_secrets.set_resource_secrets(
+                conn, arn, new_res.seal(plain, arn.encode())
+            )
+    return Resealed(
+        access_keys=len(keys), kms_versions=len(versions), resource_secrets=len(secrets)
+    )
 
 
 def opens_catalog(engine: Engine, root_key: bytes) -> bool:
