@@ -231,7 +231,7 @@ def _restore_point(
     plugin = deps.plugins.get(rp.resource_type)
     source = plugin_io.EngineSource(deps, vault, rp.engine_recovery_point_id or "")
     request = plugins.base.RestoreRequest(
-        plugin_io.point_resource(rp, resource),
+        plugin_io.worker_point_resource(deps, rp, resource),
         metadata,
         deps.path_policy,
         source,
