@@ -135,8 +135,11 @@ def test_a_snapshot_restores_to_a_directory_that_starts_with_identical_rows(
 
 
 def test_a_snapshot_restores_one_database_into_a_server_under_a_new_name(
-    deps: Deps, caller: Caller, cluster: PgCluster
+    deps: Deps, caller: Caller, cluster: PgCluster, host_dir: Path, monkeypatch: Any
 ) -> None:
+    work = host_dir / "work"  # where the temporary instance lives (and must be gone after)
+    work.mkdir(mode=0o755)
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
     done = _backup(deps, caller, _register(deps, caller, cluster.dsn("backup", PASSWORD)))
     assert done.state == "COMPLETED", done.status_message
     name = f"sv_restored_{uuid.uuid4().hex[:8]}"
@@ -157,7 +160,7 @@ def test_a_snapshot_restores_one_database_into_a_server_under_a_new_name(
             c.execute(
                 psycopg.sql.SQL("DROP DATABASE IF EXISTS {}").format(psycopg.sql.Identifier(name))
             )
-    assert not list(Path(tempfile.gettempdir()).glob("snowvault-pgrestore-*"))
+    assert list(work.iterdir()) == []
 
 
 def test_a_second_snapshot_after_a_small_change_stores_little(
