@@ -290,20 +290,3 @@ def test_restoring_a_group_point_restores_the_chosen_members(
     assert (out / "data").read_bytes() == b"\x01" * 5000
     assert not (tmp_path / "out-a").exists()
     assert restore_jobs.get(deps, caller, job.restore_job_id).bytes_transferred == 5000
-
-
-_TEMP_MEMBERS: dict[str, list[str]] = {}
-
-
-@pytest.fixture(autouse=True)
-def _temp_members(monkeypatch: pytest.MonkeyPatch) -> None:  # TEMP until properties are stored
-    orig = resources.register
-
-    def register(deps: Deps, caller: Caller, **kw: object) -> dict[str, object]:
-        row = orig(deps, caller, **kw)  # type: ignore[arg-type]
-        if kw.get("resource_type") == "Composite":
-            _TEMP_MEMBERS[str(row["arn"])] = composite.json.loads(kw["properties"]["members"])  # type: ignore[index]
-        return row
-
-    monkeypatch.setattr(resources, "register", register)
-    monkeypatch.setattr(composite, "members_of", lambda row: _TEMP_MEMBERS[row["arn"]])
