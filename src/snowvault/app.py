@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 
 from snowvault.control import catalog
 from snowvault.control.model import host_paths
-from snowvault.control.scheduler import planner, runner, simulation
+from snowvault.control.scheduler import delivery, planner, runner, simulation
 from snowvault.control.services import accounts, kms, kms_vault_keys
 from snowvault.control.services import root_key as root_key_service
 from snowvault.control.services.base import Deps, Storage
@@ -511,6 +511,9 @@ class App:
             ),
         )
         self.scheduler = planner.Scheduler(self.deps, tick_seconds=w.sweep_seconds)
+        self.notifier = delivery.Deliverer(  # the notification outbox's delivery loop
+            self.deps, delivery.signing_key(config.data_dir, clock.now()), config.endpoint
+        )
         if isinstance(clock, simulation.SettableClock):
             simulation.resume(clock, self.deps)  # test mode: continue the simulated time
 
@@ -558,6 +561,7 @@ class App:
         )
 
     def close(self) -> None:
+        self.notifier.stop()
         self.scheduler.stop()
         self.worker.stop()
         self.deps.engine.dispose()

@@ -50,7 +50,8 @@ _BACKUP: dict[str, str] = {
     VAULT: """CreateBackupVault DescribeBackupVault DeleteBackupVault PutBackupVaultAccessPolicy
         GetBackupVaultAccessPolicy DeleteBackupVaultAccessPolicy PutBackupVaultLockConfiguration
         DeleteBackupVaultLockConfiguration ListRecoveryPointsByBackupVault
-        ListProtectedResourcesByBackupVault StartBackupJob""",
+        ListProtectedResourcesByBackupVault StartBackupJob PutBackupVaultNotifications
+        GetBackupVaultNotifications DeleteBackupVaultNotifications""",
     RP: """DescribeRecoveryPoint DeleteRecoveryPoint UpdateRecoveryPointLifecycle
         GetRecoveryPointRestoreMetadata StartRestoreJob StartCopyJob""",
     JOB: """DescribeBackupJob StopBackupJob DescribeRestoreJob GetRestoreJobMetadata
@@ -70,19 +71,19 @@ _BACKUP: dict[str, str] = {
     NOT_IMPLEMENTED: """AssociateBackupVaultMpaApprovalTeam CreateBackupAccessPoint
         CreateFramework CreateLogicallyAirGappedBackupVault CreateReportPlan
         CreateRestoreAccessBackupVault CreateRestoreTestingPlan CreateRestoreTestingSelection
-        CreateTieringConfiguration DeleteBackupAccessPoint DeleteBackupVaultNotifications
+        CreateTieringConfiguration DeleteBackupAccessPoint
         DeleteFramework DeleteReportPlan DeleteRestoreTestingPlan DeleteRestoreTestingSelection
         DeleteTieringConfiguration DescribeBackupAccessPoint DescribeFramework
         DescribeReportJob DescribeReportPlan DescribeScanJob
         DisassociateBackupVaultMpaApprovalTeam DisassociateRecoveryPoint
-        DisassociateRecoveryPointFromParent GetBackupVaultNotifications
+        DisassociateRecoveryPointFromParent
         GetPITRMalwareScanResults GetRecoveryPointIndexDetails
         GetRestoreTestingInferredMetadata GetRestoreTestingPlan GetRestoreTestingSelection
         GetTieringConfiguration ListBackupAccessPoints ListBackupAccessPointsByRecoveryPoint
         ListBackupAccessPointsByResource ListFrameworks
         ListIndexedRecoveryPoints ListReportJobs ListReportPlans ListRestoreAccessBackupVaults
         ListRestoreJobSummaries ListRestoreTestingPlans ListRestoreTestingSelections
-        ListScanJobSummaries ListScanJobs ListTieringConfigurations PutBackupVaultNotifications
+        ListScanJobSummaries ListScanJobs ListTieringConfigurations
         PutRestoreValidationResult RevokeRestoreAccessBackupVault StartReportJob
         StartScanJob UpdateFramework UpdateGlobalSettings UpdateRecoveryPointIndexSettings
         UpdateReportPlan UpdateRestoreTestingPlan UpdateRestoreTestingSelection

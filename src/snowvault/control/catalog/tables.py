@@ -731,4 +731,59 @@ continuous_pieces = Table(
     Index("ix_continuous_pieces_point_kind_end", "recovery_point_arn", "kind", "end_lsn"),
 )
 
+# --- notifications: SNS topics, subscriptions, the delivery outbox (revision 0012) ----
+#
+# - ``sns_topics``: the topics snowvault serves itself (a small SNS subset); a vault's
+#   ``notifications`` column names one by ARN.
+# - ``sns_subscriptions``: http(s) endpoints of a topic; ``confirmed`` once the endpoint
+#   called back with ``token`` (the SubscriptionConfirmation handshake).
+# - ``notification_outbox``: one row per message per subscription, written in the
+#   transaction of what caused it; the delivery loop POSTs ``PENDING`` rows in ``seq``
+#   order per subscription, retrying with backoff until DELIVERED or FAILED. Survives
+#   restarts because it is the catalog.
+
+sns_topics = Table(
+    "sns_topics",
+    metadata,
+    Column("topic_arn", ARN, primary_key=True),
+    Column("account_id", ACCOUNT, nullable=False),
+    Column("region", REGION, nullable=False),
+    Column("name", NAME, nullable=False),
+    _ts("created_at", nullable=False),
+    UniqueConstraint("account_id", "region", "name"),
+)
+
+sns_subscriptions = Table(
+    "sns_subscriptions",
+    metadata,
+    Column("subscription_arn", ARN, primary_key=True),
+    Column("topic_arn", ARN, nullable=False, index=True),
+    Column("account_id", ACCOUNT, nullable=False),
+    Column("protocol", String(16), nullable=False),
+    Column("endpoint", Text, nullable=False),
+    Column("confirmed", Boolean, nullable=False, server_default=text("false")),
+    Column("token", String(128), nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+notification_outbox = Table(
+    "notification_outbox",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False),
+    Column("message_type", String(32), nullable=False),
+    Column("topic_arn", ARN, nullable=False),
+    Column("subscription_arn", ARN, nullable=False, index=True),
+    Column("subject", Text),
+    Column("message", Text, nullable=False),
+    Column("attributes", _json()),
+    _ts("created_at", nullable=False),
+    Column("state", STATE, nullable=False, server_default="PENDING"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    _ts("next_attempt_at", nullable=False),
+    _ts("delivered_at"),
+    Column("last_error", Text),
+    Index("ix_notification_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+)
+
 ALL_TABLES = tuple(metadata.sorted_tables)

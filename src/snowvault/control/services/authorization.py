@@ -30,6 +30,8 @@ looks that up in the catalog:
 - ``plan`` / ``legal-hold``: the plan / legal hold ARN, no resource policy.
 - ``new-resource``: RegisterResource, the ARN the resource will have.
 - ``account``: ``*`` (account-wide: lists, settings, templates, creating plans/holds).
+- ``sns-topic``: the SNS topic ``TopicArn`` names (or a ``SubscriptionArn``'s topic, or
+  CreateTopic's ``Name`` in the caller's account); no resource policy (``sns:<Action>``).
 
 An operation missing from :data:`OPERATIONS` is refused (fail closed), and a test fails.
 KMS operations go through the same function with ``service="kms"``: those that do not
@@ -90,6 +92,7 @@ Kind = Literal[
     "legal-hold",
     "new-resource",
     "account",
+    "sns-topic",
 ]
 
 OPERATIONS: Mapping[str, Kind] = {
@@ -166,6 +169,19 @@ OPERATIONS: Mapping[str, Kind] = {
     "ListRecoveryPointContents": "recovery-point",
     "PreviewSelection": "plan",
     "ExportRecoveryKey": "vault",
+    # vault notifications (issue 16)
+    "PutBackupVaultNotifications": "vault",
+    "GetBackupVaultNotifications": "vault",
+    "DeleteBackupVaultNotifications": "vault",
+    # the SNS subset (sns:<Action>): the topic ARN, or * for ListTopics
+    "CreateTopic": "sns-topic",
+    "DeleteTopic": "sns-topic",
+    "ListTopics": "account",
+    "Subscribe": "sns-topic",
+    "ConfirmSubscription": "sns-topic",
+    "ListSubscriptionsByTopic": "sns-topic",
+    "Unsubscribe": "sns-topic",
+    "Publish": "sns-topic",
 }
 
 
@@ -407,6 +423,19 @@ def _legal_hold(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> 
     return Target(_account_arn(caller, "backup", f"legal-hold:{hold}") if hold else "*")
 
 
+def _sns_topic(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
+    """An SNS topic: ``TopicArn``, a subscription's topic, or (CreateTopic) the ARN
+    ``Name`` will have in the caller's account."""
+    topic = _text(params, "TopicArn")
+    subscription = _text(params, "SubscriptionArn")
+    name = _text(params, "Name")
+    if topic is None and subscription is not None:
+        topic = subscription.rpartition(":")[0] or None
+    if topic is None and name is not None and ":" not in name:
+        topic = _account_arn(caller, "sns", name)
+    return Target(topic or "*")
+
+
 def _new_resource(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
     kind, name = _text(params, "ResourceType"), _text(params, "Name")
     arn = "*"
@@ -431,6 +460,7 @@ _RESOLVERS = {
     "legal-hold": _legal_hold,
     "new-resource": _new_resource,
     "account": _account,
+    "sns-topic": _sns_topic,
 }
 
 

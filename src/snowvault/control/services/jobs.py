@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
 from snowvault.control.model import jobs as job_rules
+from snowvault.control.services import notifications
 from snowvault.control.services.base import Deps, JobControl
 from snowvault.control.services.errors import JobStopped
 from snowvault.core.errors import SnowvaultError
@@ -60,13 +61,21 @@ class JobKind(Generic[J]):
         self, deps: Deps, worker_id: str, labels: Sequence[str], lease_seconds: float
     ) -> J | None:
         with catalog.db.transaction(deps.engine) as conn:
-            return self.queue.claim(
+            job = self.queue.claim(
                 conn,
                 worker_id=worker_id,
                 labels=labels,
                 lease_seconds=lease_seconds,
                 now=deps.clock.now(),
             )
+        if job is not None:
+            self.notify(deps, job.id)
+        return job
+
+    def notify(self, deps: Deps, job_id: str) -> None:
+        """The vault events of the job's current state (the one place every kind's state
+        changes pass: claim, execute, recover); never raises, never waits on the network."""
+        notifications.job_changed(deps, self.name, self.queue.spec, job_id)
 
     def heartbeat(
         self,
@@ -89,6 +98,12 @@ class JobKind(Generic[J]):
 
     def execute(self, deps: Deps, job: J, worker_id: str, control: JobControl) -> str:
         """Run a claimed job to its end; the final state it was given."""
+        try:
+            return self._execute(deps, job, worker_id, control)
+        finally:
+            self.notify(deps, job.id)
+
+    def _execute(self, deps: Deps, job: J, worker_id: str, control: JobControl) -> str:
         machine = self.queue.machine
         try:
             return self.run(deps, job, worker_id, control)
@@ -107,6 +122,8 @@ class JobKind(Generic[J]):
             recovered = self.queue.recover_expired_leases(conn, now)
             if recovered and self.on_lost is not None:
                 self.on_lost(conn, [r.job for r in recovered], now)
+        for r in recovered:
+            self.notify(deps, r.job.id)
         return recovered
 
 

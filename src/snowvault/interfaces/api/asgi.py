@@ -64,6 +64,12 @@ log = logging.getLogger("snowvault.api")
 
 Handler = Callable[["RequestContext", dict[str, Any]], Mapping[str, Any] | None]
 ExtraEndpoint = Callable[[Request, "RequestContext | None"], Awaitable[Response]]
+ContextFor = Callable[[str], "RequestContext"]
+RawEndpoint = Callable[[Request, bytes, ContextFor], Awaitable[Response]]
+"""A service whose protocol the model router does not speak (SNS's query protocol):
+called after SigV4 verified the request for its signing name, with the body and a
+function that makes the RequestContext once the endpoint knows the operation (which it
+must have checked against its own table: the name is logged and counted)."""
 Observer = Callable[[str, str, int, float], None]
 """Called once per request with (service, operation, status, seconds) — the metrics hook;
 the operation is a model operation or an extra route's template, never caller text."""
@@ -173,6 +179,7 @@ class _Exchange:
     verified: sigv4.Verified | None = None
     params: str = "-"
     extra: dict[str, str] = field(default_factory=dict)
+    service_name: str = "-"
 
 
 class _Api:
@@ -188,8 +195,10 @@ class _Api:
         max_body_bytes: int,
         signing_clock: Clock,
         observer: Observer | None = None,
+        raw_services: Mapping[str, RawEndpoint] | None = None,
     ) -> None:
         self.observer = observer
+        self.raw_services = dict(raw_services or {})
         self.services: dict[str, _Service] = {}
         self.targets: dict[str, _Service] = {}
         for endpoint in services:
@@ -252,6 +261,9 @@ class _Api:
     async def _serve(self, request: Request, ex: _Exchange, target: wire.Target) -> Response:
         now = self.clock.now()
         pending = self._begin(request, self.signing_clock.now(), None)
+        raw = self.raw_services.get(pending.service)
+        if raw is not None and "x-amz-target" not in request.headers:
+            return await self._serve_raw(request, ex, target, pending, raw, now)
         svc = self._service_for(request, pending.service)
         ex.service = svc
         self.check_region(pending.region)
@@ -278,6 +290,27 @@ class _Api:
         out = shapes.serialize_output(op, result, svc.model.protocol)
         headers = {**out.headers, "content-type": svc.model.content_type}
         return Response(out.body, out.status, headers)
+
+    async def _serve_raw(
+        self,
+        request: Request,
+        ex: _Exchange,
+        target: wire.Target,
+        pending: sigv4.Pending,
+        raw: RawEndpoint,
+        now: datetime,
+    ) -> Response:
+        ex.service_name = pending.service
+        self.check_region(pending.region)
+        body = await self._read_body(request)
+        verified = self._finish(pending, request, target, body)
+        ex.verified = verified
+
+        def context_for(operation: str) -> RequestContext:
+            ex.operation = operation
+            return _context(ex, verified, now, operation)
+
+        return await raw(request, body, context_for)
 
     def _begin(self, request: Request, now: datetime, service: str | None) -> sigv4.Pending:
         try:
@@ -440,7 +473,7 @@ class _Api:
 
     def _log(self, request: Request, ex: _Exchange, status: int) -> None:
         elapsed_ms = (self.clock.monotonic() - ex.started) * 1000
-        service = ex.service.model.name if ex.service else "-"
+        service = ex.service.model.name if ex.service else ex.service_name
         principal = ex.verified.principal if ex.verified else None
         operation = ex.operation
         if self.observer is not None:
@@ -536,13 +569,15 @@ def build_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     signing_clock: Clock | None = None,
     observer: Observer | None = None,
+    raw_services: Mapping[str, RawEndpoint] | None = None,
 ) -> ASGIApp:
     """The ASGI app serving ``services`` (``extra_routes`` are matched first).
 
     ``clock`` gives handlers their request time; ``signing_clock`` (default: ``clock``)
     is what SigV4 freshness is checked against — the wall clock when ``clock`` is a
     test-mode simulated one, since clients sign with real time. ``observer`` hears of
-    every request once (metrics)."""
+    every request once (metrics); ``raw_services`` serve signing names the model router
+    does not (SNS)."""
     return _Api(
         services,
         lookup_secret,
@@ -554,4 +589,5 @@ def build_app(
         max_body_bytes,
         signing_clock or clock,
         observer,
+        raw_services,
     )

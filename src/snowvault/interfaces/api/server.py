@@ -25,6 +25,7 @@ from snowvault.interfaces.api import (
     metrics,
     sigv4,
     simulation_routes,
+    sns,
 )
 from snowvault.interfaces.api.handlers import kms as kms_handlers
 
@@ -69,10 +70,12 @@ def build_asgi(app: App) -> ASGIApp:
         extra_routes=[
             *health.routes(app),
             *metrics_routes,
+            *sns.routes(app),
             *simulation_routes.routes(app),
             *extension.routes(app),
         ],
         observer=registry.observe if registry else None,
+        raw_services=sns.services(app),
         allowed_regions=app.regions,
         trusted_proxies=app.config.trusted_proxies,
         max_body_bytes=app.config.max_body_bytes,

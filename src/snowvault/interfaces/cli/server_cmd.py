@@ -210,6 +210,7 @@ def _serve(app: app_mod.App, host: str, port: int) -> None:
     threading.Thread(target=announce, name="announce", daemon=True).start()
     app.worker.start()
     app.scheduler.start()
+    app.notifier.start()
     try:
         server.run()
     finally:

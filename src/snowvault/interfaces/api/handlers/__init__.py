@@ -20,6 +20,7 @@ from snowvault.interfaces.api.handlers import (
     copy_jobs,
     kms,
     legal_holds,
+    notifications,
     plans,
     protected_resources,
     recovery_points,
@@ -48,6 +49,7 @@ def _merge() -> dict[str, AppHandler]:
         vault_lock,
         legal_holds,
         plans,
+        notifications,
     ):
         for name, handler in module.HANDLERS.items():
             if name in table:

@@ -1,0 +1,246 @@
+"""The delivery loop: POST the notification outbox to its subscribers, signed as SNS signs.
+
+    key = signing_key(data_dir, clock.now())          # DATA_DIR/sns-signing.{key,crt}
+    loop = Deliverer(deps, key, "http://127.0.0.1:8765")
+    loop.start() ... loop.stop()                       # a thread: deliver_once() every second
+    loop.deliver_once()                                # one pass (tests)
+
+Each pass takes, per subscription, its oldest PENDING message when it is due
+(``catalog.notifications.due``: order is kept per subscriber), builds SNS's JSON
+(``Type``, ``MessageId``, ``TopicArn``, ``Message``, ``Timestamp``, ``SignatureVersion``
+"2", ``Signature``: RSA-SHA256 over :func:`model.notifications.string_to_sign`,
+``SigningCertURL`` on this server's endpoint, ``SubscribeURL``/``UnsubscribeURL``) and
+POSTs it with SNS's ``x-amz-sns-*`` headers. A 2xx answer marks it DELIVERED; anything
+else (refused connection, timeout, other status) is recorded in ``last_error`` and
+tried again after :func:`model.notifications.retry_delay`, up to ``MAX_ATTEMPTS``
+(then FAILED, kept). The outbox is in the catalog, so a restart loses nothing.
+
+Abuse case: the URL was checked at Subscribe; it is checked again here (network-reach
+rule, DNS may have changed) and, for http, the connection goes to the resolved address
+that passed (no second lookup). Redirects are not followed. Answers are read up to 64 KiB
+and never stored. Jobs never wait on this loop: it only reads the outbox.
+
+Must not depend on the composition root or any interface.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from snowvault.control import catalog
+from snowvault.control.model import net_reach
+from snowvault.control.model import notifications as rules
+from snowvault.control.services.base import Deps
+from snowvault.core import private_files
+from snowvault.engine.crypto import message_signing
+
+log = logging.getLogger("snowvault.delivery")
+
+KEY_FILE = "sns-signing.key"
+CERT_FILE = "sns-signing.crt"
+CERT_PATH = "/_snowvault/sns/SimpleNotificationService.pem"
+CONFIRM_PATH = "/_snowvault/sns/confirm"
+UNSUBSCRIBE_PATH = "/_snowvault/sns/unsubscribe"
+BATCH = 50
+TIMEOUT_SECONDS = 10.0
+
+
+def signing_key(data_dir: Path, now: datetime) -> message_signing.SigningKey:
+    """The server's notification signing key, made (0600) on first use and kept."""
+    key_path, cert_path = data_dir / KEY_FILE, data_dir / CERT_FILE
+    if key_path.exists() and cert_path.exists():
+        return message_signing.SigningKey.load(key_path.read_bytes(), cert_path.read_bytes())
+    key = message_signing.SigningKey.generate("snowvault notifications", now)
+    key_path.unlink(missing_ok=True)
+    cert_path.unlink(missing_ok=True)
+    private_files.write_new(key_path, key.private_pem())
+    private_files.write_new(cert_path, key.cert_pem)
+    return key
+
+
+def timestamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def envelope(
+    row: catalog.notifications.Outgoing,
+    sub: catalog.notifications.Subscription,
+    key: message_signing.SigningKey,
+    base_url: str,
+) -> dict[str, Any]:
+    """The JSON body SNS would POST for ``row``, signed (SignatureVersion 2)."""
+    doc: dict[str, Any] = {
+        "Type": row.message_type,
+        "MessageId": row.message_id,
+        "TopicArn": row.topic_arn,
+        "Message": row.message,
+        "Timestamp": timestamp(row.created_at),
+    }
+    if row.message_type == "SubscriptionConfirmation":
+        doc["Token"] = sub.token
+        doc["SubscribeURL"] = (
+            base_url
+            + CONFIRM_PATH
+            + "?"
+            + urlencode({"TopicArn": row.topic_arn, "Token": sub.token})
+        )
+    else:
+        if row.subject:
+            doc["Subject"] = row.subject
+        doc["UnsubscribeURL"] = (
+            base_url
+            + UNSUBSCRIBE_PATH
+            + "?"
+            + urlencode({"SubscriptionArn": sub.subscription_arn, "Token": sub.token})
+        )
+        if row.attributes:
+            doc["MessageAttributes"] = row.attributes
+    signature = key.sign(rules.string_to_sign(doc).encode())
+    doc["SignatureVersion"] = "2"
+    doc["Signature"] = base64.b64encode(signature).decode()
+    doc["SigningCertURL"] = base_url + CERT_PATH
+    return doc
+
+
+Post = Callable[[str, list[str], bytes, dict[str, str]], int]
+"""(url, allowed addresses, body, headers) -> HTTP status; raises OSError on failure."""
+
+
+def http_post(url: str, addresses: list[str], body: bytes, headers: dict[str, str]) -> int:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(host, port, timeout=TIMEOUT_SECONDS)
+    else:
+        conn = http.client.HTTPConnection(addresses[0], port, timeout=TIMEOUT_SECONDS)
+    try:
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("POST", path, body, {**headers, "Host": parts.netloc})
+        response = conn.getresponse()
+        response.read(64 * 1024)
+        return response.status
+    finally:
+        conn.close()
+
+
+@dataclass
+class DeliveryResult:
+    delivered: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+class Deliverer:
+    """The loop over the outbox (module doc)."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        key: message_signing.SigningKey,
+        base_url: str,
+        *,
+        poll_seconds: float = 1.0,
+        post: Post = http_post,
+    ) -> None:
+        self.deps = deps
+        self.key = key
+        self.base_url = base_url.rstrip("/")
+        self.poll_seconds = poll_seconds
+        self.post = post
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def deliver_once(self) -> DeliveryResult:
+        result = DeliveryResult()
+        now = self.deps.clock.now()
+        with catalog.db.read_transaction(self.deps.engine) as conn:
+            rows = catalog.notifications.due(conn, now, limit=BATCH)
+        for row in rows:
+            outcome = self._deliver(row)
+            setattr(result, outcome, getattr(result, outcome) + 1)
+        return result
+
+    def _deliver(self, row: catalog.notifications.Outgoing) -> str:
+        with catalog.db.read_transaction(self.deps.engine) as conn:
+            sub = catalog.notifications.get_subscription(conn, row.subscription_arn)
+        error = self._attempt(row, sub)
+        now = self.deps.clock.now()
+        with catalog.db.transaction(self.deps.engine) as conn:
+            if error is None:
+                catalog.notifications.delivered(conn, row.seq, now)
+                return "delivered"
+            if sub is None or row.attempts + 1 >= rules.MAX_ATTEMPTS:
+                catalog.notifications.give_up(conn, row.seq, error)
+                log.warning(
+                    "notification %s to %s given up: %s", row.seq, row.subscription_arn, error
+                )
+                return "failed"
+            at = now + rules.retry_delay(row.attempts + 1)
+            catalog.notifications.retry(conn, row.seq, error, at)
+            return "retried"
+
+    def _attempt(
+        self,
+        row: catalog.notifications.Outgoing,
+        sub: catalog.notifications.Subscription | None,
+    ) -> str | None:
+        """None when delivered, else one line saying why not."""
+        if sub is None:
+            return "the subscription no longer exists"
+        try:
+            parts = urlsplit(sub.endpoint)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            addresses = net_reach.check(parts.hostname or "", port, self.deps.path_policy)
+            body = json.dumps(envelope(row, sub, self.key, self.base_url)).encode()
+            headers = {
+                "Content-Type": "text/plain; charset=UTF-8",
+                "x-amz-sns-message-type": row.message_type,
+                "x-amz-sns-message-id": row.message_id,
+                "x-amz-sns-topic-arn": row.topic_arn,
+                "User-Agent": "snowvault-sns",
+            }
+            if row.message_type == "Notification":
+                headers["x-amz-sns-subscription-arn"] = sub.subscription_arn
+            status = self.post(sub.endpoint, list(addresses), body, headers)
+        except Exception as exc:  # refused, unreachable, timed out, rule: all retried
+            return f"{type(exc).__name__}: {exc}"[:500]
+        return None if 200 <= status < 300 else f"the endpoint answered HTTP {status}"
+
+    def wake(self) -> None:
+        """Look at the outbox now (a job just queued something)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="delivery", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.deliver_once()
+            except Exception:
+                log.exception("notification delivery pass failed; continuing")
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
