@@ -30,6 +30,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -157,6 +158,25 @@ def ensure_slot(target: Target, slot: str) -> bool:
             return True
         conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
         return False
+
+
+def release_slot(target: Target, slot: str, timeout: float = 10.0) -> None:
+    """End the walsender still holding ``slot`` for a streamer that died (the server
+    notices a killed client late; a new streamer would be refused "slot is active")."""
+    with connect(target) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+            "WHERE slot_name = %s AND active",
+            (slot,),
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+            ).fetchone()
+            if row is None or not row[0]:
+                return
+            time.sleep(0.05)
 
 
 def drop_slot(target: Target, slot: str) -> None:

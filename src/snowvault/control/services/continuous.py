@@ -48,9 +48,10 @@ from snowvault.control.catalog import continuous as store
 from snowvault.control.catalog.db import Record
 from snowvault.control.model import continuous as rules
 from snowvault.control.model import host_paths, net_reach
+from snowvault.control.model import legal_holds as hold_rules
 from snowvault.control.model import schedule as schedule_rules
 from snowvault.control.model.jobs import RecoveryPoint
-from snowvault.control.services import plans, plugin_io, selections, vault_lock, vaults
+from snowvault.control.services import legal_holds, plans, plugin_io, selections, vaults
 from snowvault.control.services.base import Deps
 from snowvault.core import arn as arns
 from snowvault.core import ids
@@ -309,6 +310,8 @@ class Streamers:
         if current is not None and current.alive():
             return False
         existed = pg.ensure_slot(target, point.slot_name)
+        if existed:
+            pg.release_slot(target, point.slot_name)
         gap = not existed and not created and point.shipped_lsn is not None
         spool = self.spool(point.slot_name)
         if gap:  # the slot (and the WAL it kept) is gone: start over from a new base
@@ -556,9 +559,13 @@ def _due(at: datetime | None, now: datetime) -> bool:
 
 
 def _held(deps: Deps, rp: RecoveryPoint, now: datetime) -> bool:
-    """A legal hold covering the point, or the vault lock's minimum retention for it,
-    keeps the point whole: nothing of it is trimmed (as nothing of it may be deleted)."""
-    return not vault_lock.may_expire(deps, rp, now).allowed
+    """An active legal hold covering the point keeps it whole: nothing of it is
+    trimmed (as nothing of it may be deleted). The vault lock's MinRetentionDays is
+    judged against the rule's retention when the rule's points are made."""
+    with catalog.db.read_transaction(deps.engine) as conn:
+        holds = legal_holds.restraining(conn, account_id=rp.account_id, region=rp.region)
+    facts = hold_rules.RecoveryPointFacts(rp.backup_vault_name, rp.resource_arn, rp.creation_date)
+    return hold_rules.is_held(facts, holds)
 
 
 def _one_line(exc: BaseException) -> str:
