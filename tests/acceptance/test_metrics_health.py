@@ -84,6 +84,8 @@ def test_metrics_agree_with_the_api(
     assert 0 <= ages[good].value < 3600
     assert samples["snowvault_worker_up"][0].value == 1
     assert samples["snowvault_catalog_up"][0].value == 1
+    outbox = {s.labels["state"]: s.value for s in samples["snowvault_notifications"]}
+    assert outbox == {"PENDING": 0, "DELIVERED": 0, "FAILED": 0}
     listed = [
         s
         for s in samples["snowvault_api_requests_total"]

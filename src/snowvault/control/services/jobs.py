@@ -72,10 +72,10 @@ class JobKind(Generic[J]):
             self.notify(deps, job.id)
         return job
 
-    def notify(self, deps: Deps, job_id: str) -> None:
+    def notify(self, deps: Deps, job_id: str, *, final_only: bool = False) -> None:
         """The vault events of the job's current state (the one place every kind's state
         changes pass: claim, execute, recover); never raises, never waits on the network."""
-        notifications.job_changed(deps, self.name, self.queue.spec, job_id)
+        notifications.job_changed(deps, self.name, self.queue.spec, job_id, final_only=final_only)
 
     def heartbeat(
         self,
@@ -101,7 +101,7 @@ class JobKind(Generic[J]):
         try:
             return self._execute(deps, job, worker_id, control)
         finally:
-            self.notify(deps, job.id)
+            self.notify(deps, job.id, final_only=True)
 
     def _execute(self, deps: Deps, job: J, worker_id: str, control: JobControl) -> str:
         machine = self.queue.machine
@@ -123,7 +123,7 @@ class JobKind(Generic[J]):
             if recovered and self.on_lost is not None:
                 self.on_lost(conn, [r.job for r in recovered], now)
         for r in recovered:
-            self.notify(deps, r.job.id)
+            self.notify(deps, r.job.id, final_only=True)
         return recovered
 
 

@@ -134,15 +134,19 @@ def _attributes(kind: str, job: dict[str, Any], state: str, event: str) -> dict[
     return {k: {"Type": "String", "Value": v} for k, v in values.items() if v}
 
 
-def job_changed(deps: Deps, kind: str, spec: Any, job_id: str) -> None:
+def job_changed(deps: Deps, kind: str, spec: Any, job_id: str, *, final_only: bool = False) -> None:
     """Queue the vault events of job ``job_id`` in its current state (``spec``: the
-    kind's ``catalog.queue.QueueSpec``). Never raises: a notification never fails a job."""
+    kind's ``catalog.queue.QueueSpec``; ``final_only``: only if that state is final — a
+    worker that lost its lease must not announce a start again). Never raises: a
+    notification never fails a job."""
     try:
         with catalog.db.transaction(deps.engine) as conn:
             job = catalog.notifications.job_row(conn, spec.table, spec.id_column, job_id)
             if job is None:
                 return
             state = str(job[spec.state_column])
+            if final_only and not rules.is_final(state):
+                return
             events = rules.job_events(kind, state)
             vault_arn = job.get("backup_vault_arn") or job.get("source_backup_vault_arn")
             vault = catalog.vaults.find_by_arn(conn, vault_arn) if events and vault_arn else None

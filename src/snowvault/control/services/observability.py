@@ -94,6 +94,7 @@ class Snapshot:
     vault_sizes: list[catalog.observability.VaultSize]
     resources: list[catalog.observability.ResourceBackup]
     scheduler_lag_seconds: float
+    notifications: dict[str, int]  # outbox messages by state
 
 
 def snapshot(deps: Deps, now: datetime) -> Snapshot:
@@ -107,6 +108,7 @@ def snapshot(deps: Deps, now: datetime) -> Snapshot:
             vault_sizes=catalog.observability.vault_sizes(conn),
             resources=catalog.observability.resource_backups(conn),
             scheduler_lag_seconds=max(0.0, (now - due).total_seconds()) if due else 0.0,
+            notifications=catalog.notifications.outbox_counts(conn),
         )
 
 

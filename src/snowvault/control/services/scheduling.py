@@ -28,7 +28,7 @@ from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import plans as plan_rules
 from snowvault.control.model import schedule as schedule_rules
 from snowvault.control.model import windows
-from snowvault.control.services import backup_jobs, plans, selections, vaults
+from snowvault.control.services import backup_jobs, notifications, plans, selections, vaults
 from snowvault.control.services.base import Deps
 from snowvault.core import ids
 from snowvault.core.errors import NotFound
@@ -238,7 +238,10 @@ def _job_row(plan: _RulePlan, run: Record, now: datetime) -> Record:
 def expire_unstarted(deps: Deps, now: datetime) -> list[str]:
     """Waiting backup jobs past StartBy become EXPIRED; returns their ids."""
     with catalog.db.transaction(deps.engine) as conn:
-        return catalog.jobs.expire_unstarted(conn, now)
+        expired = catalog.jobs.expire_unstarted(conn, now)
+    for job_id in expired:  # BACKUP_JOB_EXPIRED (the one state change outside JobKind)
+        notifications.job_changed(deps, "backup", catalog.jobs.QUEUE.spec, job_id)
+    return expired
 
 
 def abort_overdue(deps: Deps, now: datetime) -> list[str]:

@@ -17,6 +17,8 @@ capped queries, so a scrape's cost does not grow with the job history):
   seconds since the newest COMPLETED recovery point (since registration if none) — the
   number to alert on; ``snowvault_resource_backed_up`` is 0 for never-backed-up ones
 - ``snowvault_scheduler_lag_seconds``: how late the earliest due rule is
+- ``snowvault_notifications{state}``: the delivery outbox (PENDING piling up: a
+  subscriber is down; FAILED: given up after 20 attempts)
 - ``snowvault_worker_up``, ``snowvault_scheduler_up``, ``snowvault_catalog_up``
 - ``snowvault_api_requests_total{service,operation,status}`` and
   ``snowvault_api_request_duration_seconds{service,operation}`` (histogram)
@@ -87,6 +89,14 @@ class _CatalogCollector(Collector):
             "Seconds the earliest due backup rule is late (0 when none is).",
             snap.scheduler_lag_seconds,
         )
+        outbox = GaugeMetricFamily(
+            "snowvault_notifications",
+            "Notification messages in the delivery outbox by state (PENDING, DELIVERED, FAILED).",
+            labels=["state"],
+        )
+        for state in ("PENDING", "DELIVERED", "FAILED"):
+            outbox.add_metric([state], snap.notifications.get(state, 0))
+        yield outbox
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
