@@ -225,6 +225,26 @@ def test_deleting_goes_parent_first_and_takes_the_children(
     assert recovery_points.list_by_vault(deps, caller, "v", Filters()).items == []
 
 
+def test_a_disassociated_child_stands_alone(deps: Deps, caller: Caller, tmp_path: Path) -> None:
+    a, _b, group = _world(deps, caller, tmp_path)
+    _backup(deps, caller, group)
+    assert _run(deps) == "COMPLETED"
+    parent = _parent(deps, caller)
+    child = next(
+        p for p in recovery_points.list_by_vault(deps, caller, "v", Filters(resource_arn=a)).items
+    )
+    composite.disassociate(deps, caller, "v", child.arn)
+    alone = recovery_points.get(deps, caller, "v", child.arn)
+    assert (alone.parent_recovery_point_arn, alone.composite_member_identifier) == (None, None)
+    with pytest.raises(Conflict, match="not nested"):
+        composite.disassociate(deps, caller, "v", child.arn)
+    nested = Filters(parent_recovery_point_arn=parent.arn)
+    assert len(recovery_points.list_by_vault(deps, caller, "v", nested).items) == 1
+    recovery_points.delete(deps, caller, "v", child.arn)  # on its own now
+    recovery_points.delete(deps, caller, "v", parent.arn)
+    assert recovery_points.list_by_vault(deps, caller, "v", Filters()).items == []
+
+
 def _parent(deps: Deps, caller: Caller) -> recovery_points.jobs.RecoveryPoint:
     points = recovery_points.list_by_vault(deps, caller, "v", Filters()).items
     return next(p for p in points if p.is_parent)

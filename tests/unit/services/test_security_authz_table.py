@@ -52,7 +52,8 @@ _BACKUP: dict[str, str] = {
         DeleteBackupVaultLockConfiguration ListRecoveryPointsByBackupVault
         ListProtectedResourcesByBackupVault StartBackupJob PutBackupVaultNotifications
         GetBackupVaultNotifications DeleteBackupVaultNotifications""",
-    RP: """DescribeRecoveryPoint DeleteRecoveryPoint UpdateRecoveryPointLifecycle
+    RP: """DescribeRecoveryPoint DeleteRecoveryPoint DisassociateRecoveryPointFromParent
+        UpdateRecoveryPointLifecycle
         GetRecoveryPointRestoreMetadata StartRestoreJob StartCopyJob""",
     JOB: """DescribeBackupJob StopBackupJob DescribeRestoreJob GetRestoreJobMetadata
         DescribeCopyJob""",
@@ -76,7 +77,6 @@ _BACKUP: dict[str, str] = {
         DeleteTieringConfiguration DescribeBackupAccessPoint DescribeFramework
         DescribeReportJob DescribeReportPlan DescribeScanJob
         DisassociateBackupVaultMpaApprovalTeam DisassociateRecoveryPoint
-        DisassociateRecoveryPointFromParent
         GetPITRMalwareScanResults GetRecoveryPointIndexDetails
         GetRestoreTestingInferredMetadata GetRestoreTestingPlan GetRestoreTestingSelection
         GetTieringConfiguration ListBackupAccessPoints ListBackupAccessPointsByRecoveryPoint

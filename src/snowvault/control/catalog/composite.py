@@ -96,3 +96,14 @@ def detach(conn: Connection, parent_arn: str) -> int:
         .values(parent_recovery_point_arn=None)
     )
     return int(conn.execute(stmt).rowcount)
+
+
+def disassociate(conn: Connection, arn: str) -> bool:
+    """DisassociateRecoveryPointFromParent: the point is no longer a member (no parent,
+    no member identifier); False when it had no parent."""
+    stmt = (
+        rp.update()
+        .where(rp.c.arn == arn, rp.c.parent_recovery_point_arn.is_not(None))
+        .values(parent_recovery_point_arn=None, composite_member_identifier=None)
+    )
+    return bool(conn.execute(stmt).rowcount)

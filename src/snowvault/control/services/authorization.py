@@ -111,6 +111,7 @@ OPERATIONS: Mapping[str, Kind] = {
     # recovery points (-> their vault)
     "DescribeRecoveryPoint": "recovery-point",
     "DeleteRecoveryPoint": "recovery-point",
+    "DisassociateRecoveryPointFromParent": "recovery-point",
     "UpdateRecoveryPointLifecycle": "recovery-point",
     "GetRecoveryPointRestoreMetadata": "recovery-point",
     "StartRestoreJob": "recovery-point",

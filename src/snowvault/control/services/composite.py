@@ -20,9 +20,10 @@ CompositeMemberIdentifier). See docs/resources/composite.md.
   alone); a lost parent worker ends its active children FAILED (:func:`lost`); a parent
   that runs again detaches what an earlier attempt left.
 - Deletion (:func:`check_delete`): a nested point is deleted with its composite point,
-  not alone; deleting the composite point checks Vault Lock and legal holds for it and
-  every child first, then deletes all (nothing when one is protected).
-- Restore (:func:`restore`): Metadata ``<member>.<key>`` per member to restore; each
+  not alone (unless :func:`disassociate` made it standalone first); deleting the
+  composite point checks Vault Lock and legal holds for it and every child first, then
+  deletes all (nothing when one is protected).
+- Restore (:func:`restore_children`): Metadata ``<member>.<key>`` per member to restore; each
   chosen child is restored by its own plugin in turn, in the one restore job.
 
 Must not depend on the scheduler, the composition root or any interface (nor on
@@ -48,7 +49,7 @@ from snowvault.control.catalog.db import Record
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import lifecycle
 from snowvault.control.model.jobs import BackupJob
-from snowvault.control.services import plugin_io
+from snowvault.control.services import plugin_io, vaults
 from snowvault.control.services.base import Caller, Deps, JobControl
 from snowvault.control.services.errors import JobStopped
 from snowvault.core import arn as arns
@@ -344,6 +345,17 @@ def check_delete(
             f"{parent.arn}; delete that one (it takes its nested points with it)"
         )
     return [(point, guard(point)) for point in [*kids, rp]]
+
+
+def disassociate(deps: Deps, caller: Caller, vault_name: str, arn: str) -> None:
+    """DisassociateRecoveryPointFromParent: a nested point becomes a standalone point of
+    its member (deleted on its own from then on; its composite point loses it). Refused
+    (InvalidRequestException) for a point that is not nested."""
+    vault = vaults.get(deps, caller, vault_name)
+    with catalog.db.transaction(deps.engine) as conn:
+        point = catalog.recovery_points.get(conn, arn, vault_arn=vault["arn"])
+        if point.status == "DELETING" or not catalog.composite.disassociate(conn, arn):
+            raise Conflict(detail=f"recovery point {arn} is not nested in a composite one")
 
 
 # --- restore -------------------------------------------------------------------------

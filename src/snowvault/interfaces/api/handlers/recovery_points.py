@@ -1,5 +1,6 @@
 """Recovery point operations: list (by vault, by resource), describe, delete,
-UpdateRecoveryPointLifecycle, GetRecoveryPointRestoreMetadata.
+UpdateRecoveryPointLifecycle, GetRecoveryPointRestoreMetadata,
+DisassociateRecoveryPointFromParent.
 
 Must not depend on the CLI or web interfaces.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from snowvault.app import App
 from snowvault.control import catalog
-from snowvault.control.services import recovery_points, vaults
+from snowvault.control.services import composite, recovery_points, vaults
 from snowvault.interfaces.api.asgi import RequestContext
 from snowvault.interfaces.api.handlers import vaults as handlers_vaults
 from snowvault.interfaces.api.handlers import views
@@ -62,6 +63,12 @@ def delete_recovery_point(app: App, ctx: RequestContext, params: Params) -> None
     )
 
 
+def disassociate_recovery_point_from_parent(app: App, ctx: RequestContext, params: Params) -> None:
+    composite.disassociate(
+        app.deps, caller(ctx), params["BackupVaultName"], params["RecoveryPointArn"]
+    )
+
+
 def update_recovery_point_lifecycle(app: App, ctx: RequestContext, params: Params) -> Out:
     row = recovery_points.update_lifecycle(
         app.deps,
@@ -93,6 +100,7 @@ HANDLERS: dict[str, AppHandler] = {
     "ListRecoveryPointsByResource": list_recovery_points_by_resource,
     "DescribeRecoveryPoint": describe_recovery_point,
     "DeleteRecoveryPoint": delete_recovery_point,
+    "DisassociateRecoveryPointFromParent": disassociate_recovery_point_from_parent,
     "UpdateRecoveryPointLifecycle": update_recovery_point_lifecycle,
     "GetRecoveryPointRestoreMetadata": get_recovery_point_restore_metadata,
 }
