@@ -568,9 +568,14 @@ class _Counting(io.RawIOBase):
         return len(data)
 
 
+LEFT_OUT = ("postmaster.pid", "postmaster.opts", "recovery.signal", "standby.signal")
+"""Members of a base backup a restore never writes: a running server's pid files, and
+the signal files that would make the restored cluster a standby or run a recovery the
+backed-up server configured (a point-in-time restore writes its own)."""
+
+
 def _tar_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    name = member.name.removeprefix("./")
-    if name in ("postmaster.pid", "postmaster.opts"):
+    if member.name.removeprefix("./") in LEFT_OUT:
         return None
     return tarfile.data_filter(member, dest)
 
@@ -667,7 +672,7 @@ def restore_base(
         raise Unavailable(
             detail=f"{BASE} of the recovery point cannot be unpacked: {exc}"
         ) from None
-    for stale in ("postmaster.pid", "postmaster.opts"):
+    for stale in LEFT_OUT:
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(target_dir, stale))
     written = _write_missing_config(source, target_dir, info)

@@ -220,7 +220,12 @@ def _point(members: dict[str, bytes], **files: bytes) -> MemorySource:
 
 def test_restore_base_unpacks_and_writes_what_start_needs(tmp_path: Path) -> None:
     source = _point(
-        {"backup_label": LABEL, "PG_VERSION": b"15\n", "postmaster.pid": b"1"},
+        {
+            "backup_label": LABEL,
+            "PG_VERSION": b"15\n",
+            "postmaster.pid": b"1",
+            "standby.signal": b"",
+        },
         **{"config/pg_hba.conf": b"local all all trust\n"},
     )
     target = tmp_path / "restored"
@@ -229,7 +234,7 @@ def test_restore_base_unpacks_and_writes_what_start_needs(tmp_path: Path) -> Non
     facts = postgresql.restore_base(source, str(target), seen.append)
     assert facts["stop_lsn"] == "0/2000100" and facts["start_lsn"] == "0/2000028"
     assert sorted(facts["written"]) == ["pg_hba.conf", "pg_ident.conf", "postgresql.conf"]
-    assert not (target / "postmaster.pid").exists()
+    assert not (target / "postmaster.pid").exists() and not (target / "standby.signal").exists()
     assert (target / "pg_hba.conf").read_text() == "local all all trust\n"
     conf = (target / "postgresql.conf").read_text()
     assert "port = '5433'" in conf and "hba_file" not in conf
