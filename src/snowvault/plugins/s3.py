@@ -568,29 +568,34 @@ class S3:
         return Registration(str(loc), shown, {"secret_access_key": secret})
 
     def describe(self, resource: Resource) -> dict[str, Any]:
-        """The bucket and prefix, and how many objects (a first page) are under it. The
-        endpoint is contacted only when it is on loopback (describe is given no policy,
-        so only the default networks are known to be allowed); else no count."""
+        """The bucket, prefix and endpoint; with the resource's secrets at hand (the
+        worker's view) also how many objects are under the prefix (a first page). The
+        endpoint is contacted only on loopback: describe is given no policy, so only the
+        default networks are known to be allowed."""
         try:
             loc = parse_source(resource.source)
-            try:
-                conn = _connect_resource(resource, host_paths.Policy())
-            except net_reach.NetworkRefused:
-                return {"Bucket": loc.bucket, "Prefix": loc.prefix}
-            try:
-                page = conn.client.list_objects_v2(
-                    Bucket=loc.bucket, Prefix=loc.prefix, MaxKeys=_LIST_PAGE
-                )
-            except (ClientError, BotoCoreError) as exc:
-                conn.fail(exc, "listing", loc.bucket)
+            endpoint = parse_endpoint(resource.properties.get("endpoint"))
         except SnowvaultError as exc:
             return {"Error": str(exc)}
+        out: dict[str, Any] = {"Bucket": loc.bucket, "Prefix": loc.prefix}
+        out["Endpoint"] = endpoint.url
+        if not resource.secrets.get("secret_access_key"):
+            return out
+        try:
+            conn = _connect_resource(resource, host_paths.Policy())
+        except net_reach.NetworkRefused:
+            return out
+        except SnowvaultError as exc:
+            return {"Error": str(exc)}
+        try:
+            page = conn.client.list_objects_v2(
+                Bucket=loc.bucket, Prefix=loc.prefix, MaxKeys=_LIST_PAGE
+            )
+        except (ClientError, BotoCoreError) as exc:
+            return {"Error": str(explain(exc, "listing", endpoint, loc.bucket, conn.key_id))}
         count = int(page.get("KeyCount", 0))
-        return {
-            "Bucket": loc.bucket,
-            "Prefix": loc.prefix,
-            "Objects": f"{count}+" if page.get("IsTruncated") else str(count),
-        }
+        out["Objects"] = f"{count}+" if page.get("IsTruncated") else str(count)
+        return out
 
     def backup(self, request: BackupRequest) -> None:
         loc = parse_source(request.resource.source)

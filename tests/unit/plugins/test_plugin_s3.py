@@ -308,3 +308,14 @@ def test_failures_are_one_line_without_the_secret(
     assert re.search(r"\((403|SignatureDoesNotMatch)\): check the access key id, secret", wrong)
     describe = plugin.describe(_resource(s3_server, f"s3://{names}/", access_key_id=key))
     assert set(describe) == {"Error"} and SECRET not in describe["Error"]
+
+
+def test_describe_counts_objects_only_with_the_secret_at_hand(
+    s3_server: str, admin: Any, names: str
+) -> None:
+    _fill(admin, names)
+    resource = _resource(s3_server, f"s3://{names}/data/")
+    shown = {"Bucket": names, "Prefix": "data/", "Endpoint": s3_server}
+    assert s3.S3().describe(resource) == shown | {"Objects": "3"}
+    assert s3.S3().describe(replace(resource, secrets={})) == shown  # as DescribeResource
+    assert set(s3.S3().describe(replace(resource, source="s3://x"))) == {"Error"}

@@ -1,6 +1,7 @@
 """The contract every resource plugin passes, run over each registered type through the
 real services, a real worker and a real vault repository: Directory (tmp_path on the
-host) and snowvault.testing's InMemoryPlugin. Adding a type = one module, one registry
+host), BlockDevice (an image file in tmp_path), S3 (a moto server on loopback) and
+snowvault.testing's InMemoryPlugin. Adding a type = one module, one registry
 line, one ``Kit`` here.
 
 Also: what reads the registry (GetSupportedResourceTypes, region settings, selections,
@@ -10,12 +11,15 @@ after-restore check fails the job."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from snowvault.control.scheduler import runner
@@ -30,9 +34,12 @@ from snowvault.control.services import (
 )
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import InvalidInput, PermissionDenied
+from snowvault.engine import crypto
 from snowvault.plugins.base import ResourcePlugin
+from snowvault.plugins.block import BlockDevice
 from snowvault.plugins.directory import Directory
 from snowvault.plugins.registry import Registry
+from snowvault.plugins.s3 import S3
 from snowvault.testing.plugins import InMemoryPlugin
 
 ROLE = "arn:aws:iam::111122223333:role/r"
@@ -50,6 +57,7 @@ class Kit:
     read_back: Callable[[dict[str, str]], bytes]
     remove: Callable[[str], None]
     bad_metadata: dict[str, str]
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _directory_kit() -> Kit:
@@ -85,19 +93,74 @@ def _in_memory_kit() -> Kit:
     )
 
 
-KITS = {"Directory": _directory_kit, "InMemory": _in_memory_kit}
+def _s3_kit(request: pytest.FixtureRequest) -> Kit:
+    endpoint = request.getfixturevalue("s3_server")
+    admin = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    stem = "contract-" + re.sub(r"[^a-z0-9]", "-", request.node.name.lower())[-40:].strip("-")
+
+    def make_source(tmp: Path) -> str:
+        admin.create_bucket(Bucket=stem)
+        admin.put_object(Bucket=stem, Key="in/data.bin", Body=CONTENT)
+        return f"s3://{stem}/in"
+
+    def fresh_target(tmp: Path) -> dict[str, str]:
+        admin.create_bucket(Bucket=f"{stem}-to")
+        return {"targetBucket": f"{stem}-to"}
+
+    def read_back(md: dict[str, str]) -> bytes:
+        key = md.get("targetPrefix", "") + "data.bin"
+        return bytes(admin.get_object(Bucket=md["targetBucket"], Key=key)["Body"].read())
+
+    return Kit(
+        S3(),
+        make_source,
+        fresh_target,
+        read_back,
+        lambda source: admin.delete_object(Bucket=stem, Key="in/data.bin") and None,
+        {"targetPrefix": "x/"},  # no targetBucket
+        {"endpoint": endpoint, "access_key_id": "testing", "secret_access_key": "testing"},
+    )
 
 
-@pytest.fixture(params=sorted(KITS))
+def _block_kit() -> Kit:
+    def make_source(tmp: Path) -> str:
+        (tmp / "disk.img").write_bytes(CONTENT)
+        return str(tmp / "disk.img")
+
+    return Kit(
+        BlockDevice(),
+        make_source,
+        lambda tmp: {"targetPath": str(tmp / "restored.img")},
+        lambda md: Path(md["targetPath"]).read_bytes(),
+        lambda source: os.remove(source),
+        {"targetPath": "not/absolute"},
+    )
+
+
+KITS = {"Directory": _directory_kit, "InMemory": _in_memory_kit, "BlockDevice": _block_kit}
+FIXTURE_KITS = {"S3": _s3_kit}
+"""Kits that need pytest fixtures (a server): their factory gets the request."""
+
+
+@pytest.fixture(params=sorted([*KITS, *FIXTURE_KITS]))
 def kit(request: pytest.FixtureRequest) -> Kit:
+    if request.param in FIXTURE_KITS:
+        return FIXTURE_KITS[request.param](request)
     return KITS[request.param]()
 
 
 @pytest.fixture
 def both(deps: Deps, kit: Kit) -> Deps:
-    """deps whose registry holds the kit's plugin (and Directory)."""
+    """deps whose registry holds the kit's plugin (and Directory), able to seal secrets."""
     others = [] if isinstance(kit.plugin, Directory) else [Directory()]
-    return dataclasses.replace(deps, plugins=Registry([*others, kit.plugin]))
+    box = deps.resource_secrets or crypto.SecretBox(b"k" * 32, "resource-secrets")
+    return dataclasses.replace(deps, plugins=Registry([*others, kit.plugin]), resource_secrets=box)
 
 
 def _run(deps: Deps) -> str | None:
@@ -115,6 +178,7 @@ def _register(deps: Deps, caller: Caller, kit: Kit, tmp: Path) -> dict[str, Any]
         resource_type=kit.plugin.type_name,
         name="thing",
         source=kit.make_source(tmp),
+        properties=kit.properties,
         tags={"Backup": "yes"},
     )
 

@@ -225,16 +225,20 @@ class BackupOutcome:
     point_status: RecoveryPointStatus
 
 
-def backup_outcome(*, partial: bool, unreadable: int) -> BackupOutcome:
+def backup_outcome(*, partial: bool, unreadable: int, warning: str | None = None) -> BackupOutcome:
     """PARTIAL when the backup left something out (``partial``), COMPLETED otherwise;
-    ``unreadable`` entries are named in the status message either way.
+    ``unreadable`` entries are named in the status message either way, and so is the
+    plugin's ``warning`` (its note's, e.g. BlockDevice's "read a live device: ...").
 
     >>> backup_outcome(partial=True, unreadable=2).state
     <BackupJobState.PARTIAL: 'PARTIAL'>
     >>> backup_outcome(partial=False, unreadable=0).message_category
     'SUCCESS'
+    >>> backup_outcome(partial=False, unreadable=1, warning="read a live device").status_message
+    '1 entries could not be read; read a live device'
     """
-    message = f"{unreadable} entries could not be read" if unreadable else None
+    parts = [f"{unreadable} entries could not be read" if unreadable else None, warning]
+    message = "; ".join(p for p in parts if p) or None
     if partial:
         return BackupOutcome(
             BackupJobState.PARTIAL, message, "PARTIAL", RecoveryPointStatus.PARTIAL

@@ -311,8 +311,11 @@ def _record(
 ) -> str:
     now = deps.clock.now()
     summary = result.manifest.summary
+    note = result.manifest.metadata.get("plugin") or {}
     outcome = job_rules.backup_outcome(
-        partial=result.manifest.partial, unreadable=len(result.manifest.errors)
+        partial=result.manifest.partial,
+        unreadable=len(result.manifest.errors),
+        warning=note.get("warning") if isinstance(note, dict) else None,
     )
     lc = lifecycle.lifecycle_from_api(job.lifecycle)
     calc = lifecycle.calculated_lifecycle(lc, job.creation_date)
