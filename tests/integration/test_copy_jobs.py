@@ -33,7 +33,7 @@ from snowvault.control.services import (
 )
 from snowvault.control.services.base import Caller, Deps, Storage
 from snowvault.core.clock import SystemClock
-from snowvault.core.errors import NotFound
+from snowvault.core.errors import Conflict, NotFound
 from snowvault.engine import check, crypto
 from snowvault.testing import FakeClock, ServerVaultKeys
 
@@ -99,7 +99,7 @@ def resource(deps: Deps, source: Caller, tmp_path: Path) -> str:
 
 def _copy(deps: Deps, caller: Caller, rp_arn: str, to: str, **kw: Any) -> str:
     req = copy_jobs.StartRequest(rp_arn, "main", to, ROLE, **kw)
-    return copy_jobs.start(deps, caller, req).copy_job_id
+    return copy_jobs.start(deps, replace(caller, now=deps.clock.now()), req).copy_job_id
 
 
 def _restore(deps: Deps, caller: Caller, rp_arn: str, target: Path) -> None:
@@ -131,6 +131,8 @@ def test_a_copy_into_another_region_restores_identical_and_a_second_moves_little
     first_rp = _backup(deps, source, resource)
     job_id = _copy(deps, source, first_rp, dr["arn"], lifecycle={"DeleteAfterDays": 30})
     assert copy_jobs.get(deps, source, job_id).state == "CREATED"
+    with pytest.raises(Conflict, match=f"copy job {job_id} is CREATED"):
+        vaults.delete(deps, west, "dr")  # a queued copy holds its destination
     assert _worker(deps).run_once() == "COMPLETED"
     first = copy_jobs.get(deps, source, job_id)
     assert first.destination_recovery_point_arn.startswith(f"arn:aws:backup:{WEST}:{SOURCE}:")
@@ -146,6 +148,8 @@ def test_a_copy_into_another_region_restores_identical_and_a_second_moves_little
     assert _same(tmp_path / "src", tmp_path / "out")
 
     # change about 1% of the data, back up and copy again: little moves
+    assert isinstance(deps.clock, FakeClock)
+    deps.clock.advance(timedelta(hours=1))
     data = bytearray((tmp_path / "src" / "f2.bin").read_bytes())
     data[1000:3400] = random.Random(1).randbytes(2400)
     (tmp_path / "src" / "f2.bin").write_bytes(bytes(data))

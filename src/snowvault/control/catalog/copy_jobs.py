@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from snowvault.control.catalog import pagination, queue
+from snowvault.control.catalog import jobs, pagination, queue
 from snowvault.control.catalog.db import Record
 from snowvault.control.catalog.tables import copy_jobs as cj
 from snowvault.control.model import jobs as job_rules
@@ -112,13 +112,16 @@ def list_jobs(
     return page.load(CopyJob.from_row)
 
 
-def writing_into(conn: Connection, vault_arn: str) -> list[str]:
-    """Ids of the copy jobs waiting or running into the vault (DeleteBackupVault's and
-    the orphan prune's question, as for backup jobs)."""
-    stmt = sa.select(cj.c.copy_job_id).where(
-        cj.c.destination_backup_vault_arn == vault_arn, cj.c.state.in_(ACTIVE)
+def using_vault(conn: Connection, vault_arn: str, *, limit: int = 1) -> list[jobs.VaultUse]:
+    """Copy jobs waiting or running into the vault, oldest first (DeleteBackupVault waits
+    for them as for backup jobs; a copy only reads a source vault that holds points)."""
+    stmt = (
+        sa.select(cj.c.copy_job_id, cj.c.state)
+        .where(cj.c.destination_backup_vault_arn == vault_arn, cj.c.state.in_(ACTIVE))
+        .order_by(cj.c.creation_date, cj.c.copy_job_id)
+        .limit(limit)
     )
-    return list(conn.execute(stmt.order_by(cj.c.copy_job_id)).scalars())
+    return [jobs.VaultUse("copy", r.copy_job_id, r.state) for r in conn.execute(stmt)]
 
 
 SUMMARY_DIMENSIONS = ("account_id", "state", "resource_type", "message_category")

@@ -224,7 +224,7 @@ def delete(deps: Deps, caller: Caller, name: str) -> None:
         locked = catalog.vaults.lock(conn, arn)  # a job insert now waits, then fails
         if locked["number_of_recovery_points"]:
             raise Conflict(detail=catalog.vaults.NOT_EMPTY)
-        uses = catalog.jobs.using_vault(conn, arn)
+        uses = catalog.jobs.using_vault(conn, arn) + catalog.copy_jobs.using_vault(conn, arn)
         if uses:
             raise Conflict(
                 detail=f"Backup vault {name} cannot be deleted while {uses[0].kind} job "
