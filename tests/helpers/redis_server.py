@@ -54,6 +54,7 @@ class RedisServer:
             shutil.which("redis-server") or "redis-server",
             "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.directory), "--appendonly", "no", "--logfile", "",
+            "--repl-diskless-sync-delay", "0",  # a replica's (redis-cli --rdb) RDB at once
         ]  # fmt: skip
         if not self.save:
             argv += ["--save", ""]

@@ -32,6 +32,7 @@ Depends on the plugin base, the model's reach rules and core only.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import threading
 import urllib.parse
@@ -310,18 +311,21 @@ class Redis:
         return {"targetUrl": resource.source if resource else ""}
 
     def validate_restore(self, request: RestoreRequest) -> str | None:
-        kind, target = self._target(request.metadata, request.policy)
-        if kind == "path":
+        if request.metadata.get("targetPath"):
+            path = host_paths.check(
+                request.metadata["targetPath"], request.policy, os.path.realpath
+            )
             try:
                 with (
-                    open(target[0], "rb") as f,
+                    open(path, "rb") as f,
                     redis_tools.TempServer.loading(f, lambda n: None) as tmp,
                     tmp.connection() as conn,
                 ):
                     conn.call("DBSIZE")
             except Unavailable:
-                return f"{target[0]} does not load in a fresh redis-server"
+                return f"{path} does not load in a fresh redis-server"
             return None
+        _, target = self._target(request.metadata, request.policy)
         with self._lock:
             want = self._loaded.pop(id(request.source), None)
         if want is None:
