@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,15 +15,17 @@ import pytest
 from snowvault.control import catalog
 from snowvault.control.model import host_paths
 from snowvault.control.model import legal_holds as hold_model
-from snowvault.control.scheduler import runner
+from snowvault.control.scheduler import planner, runner
 from snowvault.control.services import (
     accounts,
     backup_jobs,
     composite,
     legal_holds,
+    plans,
     recovery_points,
     resources,
     restore_jobs,
+    selections,
     vault_lock,
     vaults,
 )
@@ -310,3 +312,34 @@ def test_restoring_a_group_point_restores_the_chosen_members(
     assert (out / "data").read_bytes() == b"\x01" * 5000
     assert not (tmp_path / "out-a").exists()
     assert restore_jobs.get(deps, caller, job.restore_job_id).bytes_transferred == 5000
+
+
+def test_a_group_selected_by_tag_backs_up_as_a_group_and_a_tagged_member_alone_too(
+    deps: Deps, caller: Caller, clock: FakeClock, tmp_path: Path
+) -> None:
+    a, _b, group = _world(deps, caller, tmp_path)
+    for arn in (group, a):
+        resources.tag(deps, caller, arn, {"Backup": "true"})
+    vaults.create(deps, caller, "main")  # plans want 2+ characters
+    rule = {
+        "RuleName": "r",
+        "TargetBackupVaultName": "main",
+        "ScheduleExpression": "cron(0 5 ? * * *)",
+    }
+    pid = str(
+        plans.create(deps, caller, {"BackupPlanName": "p", "Rules": [rule]})["backup_plan_id"]
+    )
+    tag = {"ConditionType": "STRINGEQUALS", "ConditionKey": "Backup", "ConditionValue": "true"}
+    selections.create(
+        deps, caller, pid, {"SelectionName": "s", "IamRoleArn": ROLE, "ListOfTags": [tag]}
+    )
+    clock.set(datetime(2026, 1, 1, 6, tzinfo=UTC))
+    planner.tick(deps)
+    queued = backup_jobs.list_jobs(deps, caller, catalog.jobs.BackupJobFilters()).items
+    assert sorted((j.resource_arn, j.is_parent) for j in queued) == sorted(
+        [(group, True), (a, False)]
+    )
+    assert {_run(deps), _run(deps)} == {"COMPLETED"}
+    points = recovery_points.list_by_resource(deps, caller, a, limit=None, token=None).items
+    assert sorted(p.parent_recovery_point_arn is None for p in points) == [False, True]
+    assert {p.backup_plan_id for p in points} == {pid}
