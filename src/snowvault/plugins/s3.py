@@ -482,7 +482,13 @@ def _wanted(items: tuple[str, ...], key: str) -> bool:
 
 def _selected(entries: Iterable[EntryInfo], target: Target) -> list[EntryInfo]:
     """The point's objects to restore, non-current versions before the current one."""
-    chosen = [e for e in entries if "key" in e.meta and _wanted(target.items, e.meta["key"])]
+    chosen = [
+        e
+        for e in entries
+        if "key" in e.meta
+        and (target.prefix or e.meta["key"])  # the prefix's own marker needs a prefix
+        and _wanted(target.items, e.meta["key"])
+    ]
     chosen.sort(key=lambda e: (e.meta["key"], e.meta.get("latest") == "true"))
     return chosen
 

@@ -82,6 +82,7 @@ def _fill(admin: Any, bucket: str) -> None:
     admin.put_object(Bucket=bucket, Key="data/dir/b.bin", Body=bytes(range(256)) * 40)
     admin.put_object(Bucket=bucket, Key="data/weird//../c", Body=b"odd key")
     admin.put_object(Bucket=bucket, Key="other/not-in-prefix", Body=b"x")
+    admin.put_object(Bucket=bucket, Key="data/", Body=b"")  # a console's "folder" marker
 
 
 @dataclass
@@ -175,8 +176,8 @@ def test_objects_round_trip_with_content_type_metadata_and_tags(
     sink = MemorySink()
     seen = _backup(plugin, resource, sink)
     assert sink.kind == "entries"
-    assert sorted(sink.files) == ["a.json", "dir/b.bin", "weird/%/%2E%2E/c"]
-    assert sink.info["objects"] == 3 and sink.info["bucket"] == src
+    assert sorted(sink.files) == ["%", "a.json", "dir/b.bin", "weird/%/%2E%2E/c"]
+    assert sink.info["objects"] == 4 and sink.info["bucket"] == src
     assert seen[0] == Progress(0, 8 + 10240 + 7) and seen[-1].bytes_done == 8 + 10240 + 7
     meta = sink.meta["a.json"]
     assert meta["content_type"] == "application/json"
@@ -193,7 +194,7 @@ def test_objects_round_trip_with_content_type_metadata_and_tags(
     assert {t["Key"]: t["Value"] for t in tags} == {"class": "gold", "team": "red x"}
     assert admin.get_object(Bucket=dst, Key="copy/weird//../c")["Body"].read() == b"odd key"
     keys = {o["Key"] for o in admin.list_objects_v2(Bucket=dst)["Contents"]}
-    assert keys == {"copy/a.json", "copy/dir/b.bin", "copy/weird//../c"}
+    assert keys == {"copy/", "copy/a.json", "copy/dir/b.bin", "copy/weird//../c"}
 
 
 def test_a_second_point_reads_only_the_changed_object(
@@ -205,7 +206,7 @@ def test_a_second_point_reads_only_the_changed_object(
     resource = _resource(s3_server, f"s3://{names}/data/")
     first = IncrementalSink()
     _backup(plugin, resource, first)
-    assert sorted(reads) == ["data/a.json", "data/dir/b.bin", "data/weird//../c"]
+    assert sorted(reads) == ["data/", "data/a.json", "data/dir/b.bin", "data/weird//../c"]
     admin.put_object(Bucket=names, Key="data/dir/b.bin", Body=b"changed")
     reads.clear()
     second = first.child()
@@ -259,6 +260,7 @@ def test_validate_restore_finds_a_missing_or_different_object(
     assert "has ETag" in (plugin.validate_restore(request) or "")
     admin.delete_object(Bucket=f"{names}-t", Key="a.json")
     assert plugin.validate_restore(request) == "1 of 3 object(s) missing (first: 'a.json')"
+    assert admin.list_objects_v2(Bucket=f"{names}-t", Prefix="")["KeyCount"] == 2  # no "" key
 
 
 def test_versions_are_kept_when_asked(s3_server: str, admin: Any, names: str) -> None:
@@ -316,6 +318,6 @@ def test_describe_counts_objects_only_with_the_secret_at_hand(
     _fill(admin, names)
     resource = _resource(s3_server, f"s3://{names}/data/")
     shown = {"Bucket": names, "Prefix": "data/", "Endpoint": s3_server}
-    assert s3.S3().describe(resource) == shown | {"Objects": "3"}
+    assert s3.S3().describe(resource) == shown | {"Objects": "4"}
     assert s3.S3().describe(replace(resource, secrets={})) == shown  # as DescribeResource
     assert set(s3.S3().describe(replace(resource, source="s3://x"))) == {"Error"}
