@@ -273,12 +273,6 @@ def test_pitr_to_a_second_between_two_batches(world: World) -> None:
     assert meta["pointInTime"].endswith("Z")
 
 
-@pytest.mark.xfail(
-    reason="known bug: after a SIGKILL and restart the first shipment can miss the mark's "
-    "commit (the slot's restart_lsn is trusted as the new streamer's flush position), so "
-    "recovery to 'latest' ends before its target; see the report of issue 11",
-    strict=False,
-)
 def test_streamer_killed_loses_no_committed_transaction(world: World) -> None:
     c = world.cluster
     world.streamers.tick(ship=True)

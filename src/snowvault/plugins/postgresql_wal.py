@@ -205,9 +205,12 @@ def mark(target: Target) -> Mark:
         row = conn.execute("SELECT clock_timestamp()").fetchone()
         assert row is not None
         when: datetime = row[0]
-        conn.execute("SELECT txid_current()")  # a commit record after ``when``
+        # a commit record after ``when``; it writes nothing else, so PostgreSQL commits
+        # it asynchronously: the INSERT position (not the flushed one) is where it ends,
+        # and the WAL writer flushes it within a few wal_writer_delay
+        conn.execute("SELECT txid_current()")
         row = conn.execute(
-            "SELECT pg_current_wal_lsn()::text, "
+            "SELECT pg_current_wal_insert_lsn()::text, "
             "(SELECT timeline_id FROM pg_control_checkpoint()), "
             "current_setting('wal_segment_size')"
         ).fetchone()

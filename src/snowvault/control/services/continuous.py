@@ -403,6 +403,14 @@ class Streamers:
             time.sleep(0.05)
         spool = self.spool(point.slot_name)
         files = pg.spool_files(spool, mark.segment_size)
+        log.info(
+            "continuous point %s: mark %s at %s, streamer flushed %s, covered %s",
+            arn,
+            pg.format_lsn(mark.lsn),
+            mark.time.isoformat(),
+            None if flushed is None else pg.format_lsn(flushed),
+            covered,
+        )
         with catalog.db.read_transaction(self.deps.engine) as conn:
             shipped = store.shipped_names(conn, arn)
             old_partials = [p for p in store.pieces(conn, arn) if p.kind == rules.PARTIAL]
