@@ -696,12 +696,36 @@ def restore_base(
 def _directory_target(metadata: Mapping[str, str], policy: host_paths.Policy) -> str:
     path = metadata.get("targetDirectory")
     resolved = host_paths.check(path, policy, os.path.realpath)
+    where = f"Metadata.targetDirectory {path!r}"
     if os.path.lexists(resolved):
         if not os.path.isdir(resolved):
-            raise InvalidRestoreTarget(path=path, detail="exists and is not a directory")
+            raise InvalidRestoreTarget(f"{where} exists and is not a directory")
         if os.listdir(resolved):
-            raise InvalidRestoreTarget(path=path, detail="is not empty (a new or empty directory)")
+            raise InvalidRestoreTarget(f"{where} is not empty (name a new or empty directory)")
+    parent = resolved
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    user = pg_tools.server_user()
+    if not pg_tools.accessible_by(user, os.path.join(parent, "x")):
+        raise InvalidRestoreTarget(
+            f"{where} is under a directory the {user.name} user cannot enter ({parent!r} or "
+            "a parent is not searchable), so PostgreSQL could not start there"
+        )
     return resolved
+
+
+def chosen_databases(wanted: list[str], info: Mapping[str, Any]) -> list[str]:
+    """The databases a ``targetDsn`` restore copies: ``wanted``, all of them in the
+    point; or, when none are named, every database but ``postgres`` (the maintenance
+    database every server has: name it to restore it)."""
+    known = [str(d["name"]) for d in info.get("databases", [])]
+    chosen = wanted or [d for d in known if d != "postgres"]
+    missing = [d for d in chosen if d not in known]
+    if missing or not chosen:
+        raise InvalidRestoreTarget(
+            f"Metadata.databases: {missing or 'none'} not in the backup (it holds {known})"
+        )
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -893,14 +917,7 @@ class PostgreSQL:
 
     def _restore_into_server(self, request: RestoreRequest) -> None:
         target = _dsn_target(request.metadata, request.policy)
-        info = request.source.info()
-        known = [d["name"] for d in info.get("databases", [])]
-        chosen = target.databases or known
-        missing = [d for d in chosen if d not in known]
-        if missing or not chosen:
-            raise InvalidRestoreTarget(
-                f"Metadata.databases: {missing or 'none'} not in the backup (it holds {known})"
-            )
+        chosen = chosen_databases(target.databases, request.source.info())
         names = {d: (target.rename_to or d) for d in chosen}
         server = Server(target.dsn, target.address, self._target_password(request, target))
         if target.passfile:
@@ -1004,8 +1021,7 @@ class PostgreSQL:
 
     def _validate_server(self, request: RestoreRequest, query: str) -> str | None:
         target = _dsn_target(request.metadata, request.policy)
-        info = request.source.info()
-        chosen = target.databases or [d["name"] for d in info.get("databases", [])]
+        chosen = chosen_databases(target.databases, request.source.info())
         server = Server(target.dsn, target.address, self._target_password(request, target))
         if target.passfile:
             server = Server(target.dsn, target.address, None, None, target.passfile)

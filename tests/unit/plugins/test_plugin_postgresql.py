@@ -8,8 +8,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
 import tarfile
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,8 +29,17 @@ SECRET = "s3cr3t-pw"
 
 
 @pytest.fixture
-def policy(tmp_path: Path) -> host_paths.Policy:
-    return host_paths.Policy.build([str(tmp_path)], [], [], os.path.realpath)
+def host_dir() -> Iterator[Path]:
+    """A directory the postgres user may enter (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="sv-pgunit-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def policy(tmp_path: Path, host_dir: Path) -> host_paths.Policy:
+    return host_paths.Policy.build([str(tmp_path), str(host_dir)], [], [], os.path.realpath)
 
 
 def test_a_dsn_is_stored_without_its_password_which_becomes_a_secret(
@@ -103,8 +115,9 @@ def test_registration_refuses_bad_properties(policy: host_paths.Policy, tmp_path
     assert reg.properties == {"passfile": str(passfile)}
 
 
-def test_restore_metadata_refusals(policy: host_paths.Policy, tmp_path: Path) -> None:
+def test_restore_metadata_refusals(policy: host_paths.Policy, host_dir: Path) -> None:
     pg = PostgreSQL()
+    tmp_path = host_dir
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     dsn = "postgresql://postgres@127.0.0.1:5432"
@@ -129,6 +142,27 @@ def test_restore_metadata_refusals(policy: host_paths.Policy, tmp_path: Path) ->
     assert SECRET not in str(caught.value)
     pg.check_restore({"targetDirectory": str(tmp_path / "new")}, policy)
     pg.check_restore({"targetDsn": dsn, "databases": '["shop"]', "renameTo": "shop2"}, policy)
+
+
+def test_a_directory_the_server_user_cannot_enter_is_refused_at_the_call(
+    policy: host_paths.Policy, host_dir: Path
+) -> None:
+    private = host_dir / "private"
+    private.mkdir(mode=0o700)
+    user = postgresql.pg_tools.server_user()
+    if user.uid is not None:  # as root: postgres cannot enter a root-owned 0700 directory
+        with pytest.raises(InvalidRestoreTarget, match=f"the {user.name} user cannot enter"):
+            PostgreSQL().check_restore({"targetDirectory": str(private / "a" / "db")}, policy)
+    os.chmod(private, 0o755)
+    PostgreSQL().check_restore({"targetDirectory": str(private / "a" / "db")}, policy)
+
+
+def test_all_databases_means_all_but_the_maintenance_database() -> None:
+    info = {"databases": [{"name": "postgres"}, {"name": "shop"}, {"name": "crm"}]}
+    assert postgresql.chosen_databases([], info) == ["shop", "crm"]
+    assert postgresql.chosen_databases(["postgres"], info) == ["postgres"]
+    with pytest.raises(InvalidRestoreTarget, match=r"\['nope'\] not in the backup"):
+        postgresql.chosen_databases(["nope"], info)
 
 
 def test_restored_source_names_the_directory_or_the_database() -> None:
