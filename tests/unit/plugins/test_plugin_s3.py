@@ -321,3 +321,23 @@ def test_describe_counts_objects_only_with_the_secret_at_hand(
     assert s3.S3().describe(resource) == shown | {"Objects": "4"}
     assert s3.S3().describe(replace(resource, secrets={})) == shown  # as DescribeResource
     assert set(s3.S3().describe(replace(resource, source="s3://x"))) == {"Error"}
+
+
+def test_a_large_object_is_restored_as_a_streamed_multipart_upload(
+    s3_server: str, admin: Any, names: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3, "SINGLE_PUT_LIMIT", 5 * 1024 * 1024)  # S3's smallest part
+    body = bytes(range(256)) * (6 * 4096)  # 6 MiB: two parts
+    admin.create_bucket(Bucket=names)
+    admin.put_object(Bucket=names, Key="big", Body=body, Metadata={"k": "v"})
+    plugin = s3.S3()
+    resource = _resource(s3_server, f"s3://{names}")
+    sink = MemorySink()
+    _backup(plugin, resource, sink)
+    request = _restore(plugin, resource, sink, {"targetBucket": names, "targetPrefix": "r"})
+    source = request.source
+    assert isinstance(source, MemorySource) and max(source.reads) <= 64 * 1024  # streamed
+    got = admin.get_object(Bucket=names, Key="r/big")
+    assert got["ETag"].endswith('-2"') and got["Metadata"] == {"k": "v"}
+    assert got["Body"].read() == body
+    assert plugin.validate_restore(request) is None  # multipart: sizes compared
