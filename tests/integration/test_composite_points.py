@@ -30,7 +30,7 @@ from snowvault.control.services import (
     vaults,
 )
 from snowvault.control.services.base import Caller, Deps, Storage
-from snowvault.control.services.errors import LegalHoldActive, VaultLocked
+from snowvault.control.services.errors import JobStopped, LegalHoldActive, VaultLocked
 from snowvault.core.errors import Conflict, InvalidInput
 from snowvault.engine import crypto
 from snowvault.testing import FakeClock, ServerVaultKeys
@@ -195,6 +195,26 @@ def test_a_lost_parent_worker_ends_its_children(
     assert backup_jobs.get(deps, caller, job_id).state == "PENDING"  # retried, new children
     assert _run(deps) == "COMPLETED"
     assert len(_children(deps, caller, job_id)) == 4
+
+
+class _Stopped:
+    """A job control whose job was asked to stop (StopBackupJob) before anything ran."""
+
+    def report(self, **progress: object) -> None:
+        raise JobStopped(job_id="parent", detail="stopped by request")
+
+
+def test_a_stopped_parent_aborts_its_children_and_makes_no_composite_point(
+    deps: Deps, caller: Caller, tmp_path: Path
+) -> None:
+    _a, _b, group = _world(deps, caller, tmp_path)
+    job_id = _backup(deps, caller, group)
+    parent = backup_jobs.JOB_KIND.claim(deps, "w1", [], 30.0)
+    assert parent is not None
+    assert backup_jobs.JOB_KIND.execute(deps, parent, "w1", _Stopped()) == "ABORTED"
+    assert {k.state for k in _children(deps, caller, job_id)} == {"ABORTED"}
+    assert backup_jobs.get(deps, caller, job_id).state == "ABORTED"
+    assert recovery_points.list_by_vault(deps, caller, "v", Filters()).items == []
 
 
 def test_registration_checks_the_members(deps: Deps, caller: Caller, tmp_path: Path) -> None:
