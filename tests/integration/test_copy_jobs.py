@@ -33,7 +33,7 @@ from snowvault.control.services import (
 )
 from snowvault.control.services.base import Caller, Deps, Storage
 from snowvault.core.clock import SystemClock
-from snowvault.core.errors import Conflict, NotFound
+from snowvault.core.errors import Conflict, InvalidInput, NotFound
 from snowvault.engine import check, crypto
 from snowvault.testing import FakeClock, ServerVaultKeys
 
@@ -302,3 +302,27 @@ def test_a_copy_killed_midway_is_retried_cleanly(
     assert _check(deps, dr["arn"]).ok
     _restore(deps, west, done.destination_recovery_point_arn, tmp_path / "out")
     assert _same(tmp_path / "src", tmp_path / "out")
+
+
+def test_refused_at_the_call_cold_foreign_or_unknown(
+    deps: Deps, source: Caller, partner: Caller, resource: str
+) -> None:
+    dr = vaults.create(deps, replace(source, region=WEST), "dr")
+    lifecycle = {"MoveToColdStorageAfterDays": 1, "DeleteAfterDays": 100}
+    job = backup_jobs.start(
+        deps, source, backup_jobs.StartRequest("main", resource, ROLE, lifecycle=lifecycle)
+    )
+    assert _worker(deps).run_once() == "COMPLETED"
+    rp_arn = backup_jobs.get(deps, source, job.job_id).recovery_point_arn
+    with pytest.raises(InvalidInput, match="not a backup vault ARN"):
+        _copy(deps, source, rp_arn, "arn:aws:s3:::bucket")
+    with pytest.raises(InvalidInput, match="is the source backup vault"):
+        _copy(deps, source, rp_arn, vaults.vault_arn(EAST, SOURCE, "main"))
+    with pytest.raises(NotFound):  # the caller's own account: it must exist
+        _copy(deps, source, rp_arn, vaults.vault_arn(WEST, SOURCE, "nowhere"))
+    with pytest.raises(NotFound):  # another account's point is not theirs to copy
+        _copy(deps, partner, rp_arn, vaults.vault_arn(EAST, PARTNER, "mine"))
+    assert isinstance(deps.clock, FakeClock)
+    deps.clock.advance(timedelta(days=2))
+    with pytest.raises(Conflict, match="cold storage"):
+        _copy(deps, source, rp_arn, dr["arn"])

@@ -114,6 +114,11 @@ def _point(conn: Connection, caller: Caller, req: StartRequest) -> job_rules.Rec
         raise NotFound(kind="recovery point", name=req.recovery_point_arn)
     if rp.status not in COPYABLE:
         raise Conflict(detail=f"recovery point {rp.arn} is {rp.status}; it cannot be copied")
+    if (
+        lifecycle.storage_class_at(rp.calculated_lifecycle, caller.now)
+        == lifecycle.StorageClass.COLD
+    ):
+        raise Conflict(detail=f"recovery point {rp.arn} is in cold storage: it cannot be copied")
     if rp.is_parent:
         raise InvalidInput(
             detail=f"recovery point {rp.arn} is a composite point: copy its members instead"
