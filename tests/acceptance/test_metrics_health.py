@@ -4,12 +4,14 @@ prometheus_client's own text parser, numbers checked against the API (issue 16).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import urllib3
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers.stories import backed_up, make_tree, register
@@ -86,6 +88,7 @@ def test_metrics_agree_with_the_api(
     assert samples["snowvault_catalog_up"][0].value == 1
     outbox = {s.labels["state"]: s.value for s in samples["snowvault_notifications"]}
     assert outbox == {"PENDING": 0, "DELIVERED": 0, "FAILED": 0}
+    _contrib_names_are_served(samples)
     listed = [
         s
         for s in samples["snowvault_api_requests_total"]
@@ -115,3 +118,19 @@ def test_health_ready_turns_503_when_storage_is_unwritable(probed_server: Server
         storage.unlink()
         aside.rename(storage)
     assert _get(snowvault_server, "/health/ready").status == 200
+
+
+CONTRIB = Path(__file__).resolve().parents[2] / "contrib"
+
+
+def _contrib_names_are_served(samples: dict[str, list[Any]]) -> None:
+    """contrib/ parses (YAML, JSON) and every snowvault_* name in its expressions is a
+    sample name of a real scrape (``_bucket``/``_sum``/``_count`` included)."""
+    alerts = yaml.safe_load((CONTRIB / "prometheus" / "alerts.yml").read_text())
+    exprs = [str(rule["expr"]) for group in alerts["groups"] for rule in group["rules"]]
+    dashboard = json.loads((CONTRIB / "grafana" / "dashboard.json").read_text())
+    exprs += [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    yaml.safe_load((CONTRIB / "prometheus" / "alerts_test.yml").read_text())
+    served = set(samples) | {name + "_bucket" for name in samples}
+    named = {n for e in exprs for n in re.findall(r"snowvault_[a-z_]+", e)}
+    assert named and named <= served, named - served
