@@ -176,7 +176,8 @@ def _start_children(
         for member_arn in members_of(group):
             ident = plugins.composite.member_identifier(member_arn)
             member = catalog.resources.find(conn, member_arn)
-            if member is None or member["account_id"] != parent.account_id:
+            ours = (parent.account_id, parent.region)
+            if member is None or (member["account_id"], member["region"]) != ours:
                 ended[ident] = "FAILED"
                 continue
             child = _child_job(parent, member, worker_id, now)
