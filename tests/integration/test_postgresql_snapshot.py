@@ -132,6 +132,12 @@ def test_a_snapshot_restores_to_a_directory_that_starts_with_identical_rows(
             assert restored.digest("shop", table) == cluster.digest("shop", table)
     finally:
         restored.cleanup()
+    checked = {"targetDirectory": str(host_dir / "again"), "validationQuery": "SELECT * FROM gone"}
+    failed = _restore(deps, caller, done.recovery_point_arn, checked)
+    assert failed.status == "FAILED"
+    assert failed.status_message == (
+        'the restored PostgreSQL did not pass its check: relation "gone" does not exist'
+    )
 
 
 def test_a_snapshot_restores_one_database_into_a_server_under_a_new_name(

@@ -206,7 +206,8 @@ def _check_db_name(name: str, key: str) -> None:
 
 def one_line(exc: BaseException, secret: str | None = None) -> str:
     """An exception's message as one line, a secret (if any) blanked out."""
-    text = " ".join(str(exc).split())
+    primary = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
+    text = " ".join((primary or str(exc)).split())  # the server's message, not its context
     for prefix in ("connection failed: ", "connection is bad: "):
         text = text.removeprefix(prefix)
     if secret:
