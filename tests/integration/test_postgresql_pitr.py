@@ -11,17 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 import pytest
 
+from helpers.pg_cluster import PgCluster
 from snowvault.control import catalog
 from snowvault.control.catalog import continuous as continuous_catalog
 from snowvault.control.model import host_paths
@@ -32,6 +30,7 @@ from snowvault.control.services import (
     legal_holds,
     plans,
     recovery_points,
+    resources,
     restore_jobs,
     selections,
     vaults,
@@ -40,89 +39,34 @@ from snowvault.control.services.base import Caller, Deps, Storage
 from snowvault.control.services.errors import LegalHoldActive
 from snowvault.core.errors import InvalidInput
 from snowvault.engine import crypto
-from snowvault.plugins import pg_tools
 from snowvault.testing import FakeClock, ServerVaultKeys
 
 ROOT = b"k" * 32
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Cluster:
-    """initdb + pg_ctl as the server user, in a private temp dir, on a free port."""
-
-    def __init__(self, data: str, port: int, runtime: str) -> None:
-        self.data, self.port, self.runtime = data, port, runtime
-        self.user = pg_tools.server_user()
-
-    def run(self, *args: str) -> None:
-        subprocess.run(
-            list(args), check=True, capture_output=True, cwd="/", **self.user.popen_args()
-        )
-
-    def start(self) -> None:
-        opts = (
-            f"-c port={self.port} -c listen_addresses=127.0.0.1 "
-            f"-c unix_socket_directories={self.runtime} -c fsync=off "
-            "-c wal_level=replica -c max_wal_senders=5 -c max_replication_slots=5 "
-            "-c full_page_writes=on -c checkpoint_timeout=30min"
-        )
-        log = os.path.join(self.runtime, f"log-{self.port}")
-        try:
-            self.run(
-                pg_tools.binary("pg_ctl"), "-D", self.data, "-l", log, "-w", "-o", opts, "start"
-            )
-        except subprocess.CalledProcessError:
-            with open(log, encoding="utf-8", errors="replace") as f:
-                raise AssertionError(f"cluster did not start: {f.read()[-2000:]}") from None
-
-    def stop(self) -> None:
-        subprocess.run(
-            [pg_tools.binary("pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop"],
-            capture_output=True,
-            cwd="/",
-            check=False,
-            **self.user.popen_args(),
-        )
-
-    def sql(self, query: str) -> list[tuple[Any, ...]]:
-        dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            cur = conn.execute(query)
-            return cur.fetchall() if cur.description else []
+PASSWORD = "pitr-secret"
 
 
 @pytest.fixture(scope="module")
 def workdir() -> Iterator[str]:
     path = tempfile.mkdtemp(prefix="sv-pitr-")
-    os.chmod(path, 0o755)
+    os.chmod(path, 0o755)  # the postgres user enters restored directories under it
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def cluster(workdir: str) -> Iterator[Cluster]:
-    home = os.path.join(workdir, "src")
-    os.mkdir(home)
-    user = pg_tools.server_user()
-    user.give(home)
-    data = os.path.join(home, "data")
-    c = Cluster(data, _free_port(), home)
-    c.run(pg_tools.binary("initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-N")
-    c.start()
-    yield c
-    c.stop()
+def cluster() -> Iterator[PgCluster]:
+    with PgCluster() as pg:
+        pg.create_role("backup", PASSWORD, replication=True)
+        pg.execute("GRANT pg_read_all_data TO backup")
+        yield pg
 
 
 class World:
-    def __init__(self, workdir: str, cluster: Cluster) -> None:
+    def __init__(self, workdir: str, cluster: PgCluster) -> None:
         self.cluster = cluster
         base = tempfile.mkdtemp(prefix="world-", dir=workdir)
+        os.chmod(base, 0o755)  # restored directories under it are the postgres user's
         self.base = base
         engine = catalog.db.create_engine(f"sqlite:///{base}/catalog.db")
         catalog.db.upgrade(engine)
@@ -134,6 +78,7 @@ class World:
             Storage({REGION: f"{base}/storage/{REGION}"}),
             ServerVaultKeys(ROOT),
             path_policy=policy,
+            resource_secrets=crypto.SecretBox(ROOT, "resource-secrets"),
         )
         creds = accounts.bootstrap(
             engine,
@@ -145,18 +90,14 @@ class World:
             creds.account_id, REGION, creds.principal_arn, self.clock.now()
         )
         self.vault = vaults.create(self.deps, self.caller(), "pitr")
-        arn = f"arn:aws:snowvault:{REGION}:111122223333:postgresql/src"
-        with catalog.db.transaction(engine) as conn:
-            catalog.resources.register(
-                conn,
-                arn=arn,
-                account_id="111122223333",
-                region=REGION,
-                resource_type="PostgreSQL",
-                created_at=self.clock.now(),
-                name="src",
-                source=f"postgresql://postgres@127.0.0.1:{cluster.port}",
-            )
+        row = resources.register(  # the password is split off and sealed
+            self.deps,
+            self.caller(),
+            resource_type="PostgreSQL",
+            name="src",
+            source=cluster.dsn("backup", PASSWORD),
+        )
+        arn = row["arn"]
         self.resource_arn = arn
         plan = plans.create(
             self.deps,
@@ -205,36 +146,34 @@ class World:
         with catalog.db.read_transaction(self.deps.engine) as conn:
             rp = catalog.recovery_points.get(conn, arn)
         continuous.restore(self.deps, rp, self.vault, meta, lambda p: None)
-        restored = Cluster(target, _free_port(), self.cluster.runtime)
-        os.chmod(self.base, 0o755)
-        restored.start()
+        restored = PgCluster.adopt(target).start()
         try:
             deadline = time.monotonic() + 30
-            while restored.sql("SELECT pg_is_in_recovery()")[0][0]:
+            while restored.execute("SELECT pg_is_in_recovery()")[0][0]:
                 assert time.monotonic() < deadline, "the restored cluster was never promoted"
                 time.sleep(0.1)
-            return restored.sql(query)
+            return restored.execute(query)
         finally:
-            restored.stop()
+            restored.cleanup()
             shutil.rmtree(target, ignore_errors=True)
 
 
-def cluster_now(cluster: Cluster) -> Any:
-    return cluster.sql("SELECT clock_timestamp()")[0][0]
+def cluster_now(cluster: PgCluster) -> Any:
+    return cluster.execute("SELECT clock_timestamp()")[0][0]
 
 
 @pytest.fixture(scope="module")
-def world(workdir: str, cluster: Cluster) -> Iterator[World]:
+def world(workdir: str, cluster: PgCluster) -> Iterator[World]:
     w = World(workdir, cluster)
     yield w
     w.streamers.stop()
 
 
-def _batch(cluster: Cluster, name: str) -> None:
-    cluster.sql(
+def _batch(cluster: PgCluster, name: str) -> None:
+    cluster.execute(
         "CREATE TABLE IF NOT EXISTS batches (name text, at timestamptz DEFAULT clock_timestamp())"
     )
-    cluster.sql(f"INSERT INTO batches (name) SELECT '{name}' FROM generate_series(1, 100)")
+    cluster.execute(f"INSERT INTO batches (name) SELECT '{name}' FROM generate_series(1, 100)")
 
 
 def test_pitr_to_a_second_between_two_batches(world: World) -> None:
@@ -245,7 +184,7 @@ def test_pitr_to_a_second_between_two_batches(world: World) -> None:
     between = cluster_now(c)
     time.sleep(1.0)
     _batch(c, "second")
-    c.sql("SELECT pg_switch_wal()")
+    c.execute("SELECT pg_switch_wal()")
     world.streamers.tick(ship=True)
     point = world.point()
     assert point.window is not None and point.window.covers(between)

@@ -57,7 +57,7 @@ from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.errors import InvalidInput
 from snowvault.engine import prune, restorer
-from snowvault.plugins import base
+from snowvault.plugins import base, pg_tools
 from snowvault.plugins import postgresql_wal as pg
 
 log = logging.getLogger("snowvault.continuous")
@@ -156,12 +156,12 @@ class Streamers:
         deps: Deps,
         spool_root: str,
         *,
-        resource_of: ResourceOf = plugin_io.resource_of,
+        resource_of: ResourceOf | None = None,
         ship_seconds: float = SHIP_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.deps, self.spool_root = deps, spool_root
-        self.resource_of = resource_of
+        self.resource_of = resource_of or (lambda row: plugin_io.worker_resource(deps, row))
         self.ship_seconds = ship_seconds
         self._monotonic = monotonic
         self._streamers: dict[str, pg.Streamer] = {}
@@ -656,6 +656,12 @@ def _target_directory(deps: Deps, metadata: Mapping[str, str]) -> str:
         )
     if os.path.exists(path) and not os.path.isdir(path):
         raise InvalidInput(detail=f"targetDirectory {path} is not a directory")
+    user = pg_tools.server_user()
+    if not pg_tools.accessible_by(user, path):
+        raise InvalidInput(
+            detail=f"Metadata.targetDirectory {path}: the {user.name} user cannot enter a "
+            "parent directory (the restored cluster could not start there)"
+        )
     return path
 
 
