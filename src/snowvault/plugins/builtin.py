@@ -9,7 +9,7 @@ Depends on the plugin modules only.
 
 from __future__ import annotations
 
-from snowvault.plugins import composite, directory, postgresql
+from snowvault.plugins import block, composite, directory, mysql, postgresql, redis, s3, sqlite
 from snowvault.plugins.registry import Registry
 
 
@@ -19,6 +19,11 @@ def registry() -> Registry:
         [
             directory.Directory(),
             postgresql.PostgreSQL(),
+            mysql.MySQL(),
+            sqlite.SQLite(),
+            redis.Redis(),
+            s3.S3(),
+            block.BlockDevice(),
             composite.Composite(),
         ]
     )
