@@ -3,12 +3,18 @@
 Signed with SigV4 for service ``snowvault`` (the region comes from the credential
 scope); errors answer like the AWS API (``x-amzn-ErrorType`` + ``{"__type", "message"}``).
 
-    RegisterResource {ResourceType: "Directory", Name, Source, Tags?}
+    RegisterResource {ResourceType: "Directory", Name, Source, Properties?, Tags?}
     ListResources {ResourceType?, NextToken?, MaxResults?} -> {Resources, NextToken?}
-    DescribeResource {ResourceArn}        DeregisterResource {ResourceArn}
+    DescribeResource {ResourceArn} -> {..., Properties, Discovery}
+    DeregisterResource {ResourceArn}
     TagResource {ResourceArn, Tags}       UntagResource {ResourceArn, TagKeys}
     ListRecoveryPointContents {RecoveryPointArn, Path?, Recursive?} -> {Entries}
     ExportRecoveryKey {BackupVaultName, Passphrase} -> {RepositoryUrl, KeySlotId}  (audited)
+
+``Properties`` are the type's settings as strings (at most 64, values up to 4096
+characters): secrets among them (a password, a secret access key) are split off by the
+type's plugin, sealed under the root key and never answered; a resource's shape carries
+only the non-secret ``Properties`` (DescribeResource adds the plugin's ``Discovery``).
 
 ``POST /_snowvault/reset`` (``--test-mode`` only; 404 otherwise) empties all state but
 the root account and its keys.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -65,6 +72,45 @@ def _tags(params: Params, key: str) -> dict[str, str]:
     return tag_rules.validate(value, key)
 
 
+MAX_PROPERTIES = 64
+MAX_PROPERTY_KEY = 128
+MAX_PROPERTY_VALUE = 4096
+
+
+def _properties(params: Params, key: str) -> dict[str, str]:
+    """RegisterResource's ``Properties``: an object of strings, bounded. Messages name the
+    key, never the value (a value may be a password)."""
+    value = params.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise errors.ApiError("ValidationException", f"{key} must be an object of strings.")
+    if len(value) > MAX_PROPERTIES:
+        raise errors.ApiError(
+            "ValidationException", f"{key} may hold at most {MAX_PROPERTIES} keys."
+        )
+    for name, item in value.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_PROPERTY_KEY:
+            raise errors.ApiError(
+                "ValidationException", f"{key} keys must be 1-{MAX_PROPERTY_KEY} characters."
+            )
+        if not isinstance(item, str):
+            raise errors.ApiError("ValidationException", f"{key}.{name} must be a string.")
+        if len(item) > MAX_PROPERTY_VALUE:
+            raise errors.ApiError(
+                "ValidationException",
+                f"{key}.{name} is longer than {MAX_PROPERTY_VALUE} characters.",
+            )
+    return dict(value)
+
+
+def _resource(row: dict[str, Any]) -> Out:
+    """The extension API's resource shape with its non-secret Properties."""
+    out = views.registered_resource(row)
+    out["Properties"] = dict(row.get("properties") or {})
+    return out
+
+
 def register_resource(app: App, ctx: RequestContext, params: Params) -> Out:
     row = resources.register(
         app.deps,
@@ -72,10 +118,11 @@ def register_resource(app: App, ctx: RequestContext, params: Params) -> Out:
         resource_type=_need(params, "ResourceType"),
         name=_need(params, "Name"),
         source=_need(params, "Source"),
+        properties=_properties(params, "Properties"),
         tags=_tags(params, "Tags"),
         worker_label=_str(params, "WorkerLabel", required=False),
     )
-    return views.registered_resource(row)
+    return _resource(row)
 
 
 def list_resources(app: App, ctx: RequestContext, params: Params) -> Out:
@@ -89,16 +136,15 @@ def list_resources(app: App, ctx: RequestContext, params: Params) -> Out:
         limit=limit,
         token=_str(params, "NextToken", required=False),
     )
-    out: Out = {"Resources": [views.registered_resource(r) for r in page.items]}
+    out: Out = {"Resources": [_resource(r) for r in page.items]}
     if page.next_token:
         out["NextToken"] = page.next_token
     return out
 
 
 def describe_resource(app: App, ctx: RequestContext, params: Params) -> Out:
-    return views.registered_resource(
-        resources.get(app.deps, caller(ctx), _need(params, "ResourceArn"))
-    )
+    row = resources.describe(app.deps, caller(ctx), _need(params, "ResourceArn"))
+    return dict(_resource(row), Discovery=row["discovery"])
 
 
 def deregister_resource(app: App, ctx: RequestContext, params: Params) -> Out:

@@ -1,12 +1,29 @@
 """``snowvault resource``: the protected-resource inventory, over the extension API.
 
-Resources are named by ARN or by their unique Name (see :func:`resolve`). A pure API
-client: must not import the server side (interfaces.api, app, services, catalog).
+Resources are named by ARN or by their unique Name (see :func:`resolve`). ``resource add
+<type>`` sends RegisterResource ``{ResourceType, Name, Source, Properties, Tags}``:
+
+    snowvault resource add directory /srv/photos --name photos
+    snowvault resource add postgresql --dsn postgresql://backup@127.0.0.1:5432 --name pg \
+        --password-stdin < pw.txt
+    snowvault resource add s3 --bucket b --prefix p/ --endpoint http://127.0.0.1:9000 \
+        --access-key-id AK --secret-access-key - --name media < secret.txt
+    snowvault resource add group --member ARN --member ARN --name app
+
+Secrets (a password, a secret access key) are best given on stdin (``--password-stdin``,
+``--secret-access-key -``) or the environment, never on a command line others can read
+with ``ps``; the server seals them and never answers them. A type this server does not
+ship answers the server's "not supported" error (exit 2).
+
+A pure API client: must not import the server side (interfaces.api, app, services, catalog).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -15,7 +32,17 @@ from snowvault.core.errors import InvalidInput, NotFound
 from snowvault.interfaces.cli import render
 from snowvault.interfaces.cli.client import Api, json_option, with_api
 
-RESOURCE_TYPES = {"directory": "Directory"}
+RESOURCE_TYPES = {
+    "directory": "Directory",
+    "postgresql": "PostgreSQL",
+    "mysql": "MySQL",
+    "sqlite": "SQLite",
+    "redis": "Redis",
+    "s3": "S3",
+    "block": "BlockDevice",
+    "group": "Composite",
+}
+"""CLI name -> the API's ResourceType (the seam's table, docs/architecture.md)."""
 
 COLUMNS: list[render.Column] = [
     ("NAME", lambda r: r.get("Name")),
@@ -62,20 +89,289 @@ def add() -> None:
     """Register a resource."""
 
 
-@add.command()
-@click.argument("path")
-@click.option("--name", required=True, help="A unique, human name for the resource.")
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
-@json_option
-@with_api
-def directory(api: Api, path: str, name: str, tags: tuple[str, ...], as_json: bool) -> None:
-    """Register directory PATH (on the server's host) as resource NAME."""
-    source = os.path.abspath(path)
-    body: dict[str, Any] = {"ResourceType": "Directory", "Name": name, "Source": source}
+def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--name, --tag, --property and --json, shared by every ``resource add``."""
+    fn = click.option(
+        "--property",
+        "extra",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A further type-specific property (repeatable), e.g. databases=a,b for MySQL.",
+    )(fn)
+    fn = click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Repeatable.")(fn)
+    fn = click.option("--name", required=True, help="A unique, human name for the resource.")(fn)
+    return json_option(fn)
+
+
+def _register(
+    api: Api,
+    cli_name: str,
+    *,
+    name: str,
+    source: str,
+    properties: dict[str, str | None],
+    extra: tuple[str, ...],
+    tags: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Send RegisterResource and print the registered resource (never a secret: the
+    server answers only non-secret Properties)."""
+    props = {k: v for k, v in properties.items() if v is not None}
+    props.update(render.parse_tags(extra) if extra else {})
+    body: dict[str, Any] = {
+        "ResourceType": RESOURCE_TYPES[cli_name],
+        "Name": name,
+        "Source": source,
+    }
+    if props:
+        body["Properties"] = props
     if tags:
         body["Tags"] = render.parse_tags(tags)
     doc = api.ext("RegisterResource", body)
     render.result(as_json, doc, f"registered {name} ({doc.get('ResourceArn')})")
+
+
+def _stdin_secret(flag: bool, what: str) -> str | None:
+    """One line from stdin when ``flag`` (``--password-stdin``), else None."""
+    if not flag:
+        return None
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise InvalidInput(detail=f"no {what} on stdin")
+    return value
+
+
+_PASSWORD_STDIN = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin (kept out of ps)."
+)
+
+
+@add.command()
+@click.argument("path")
+@_common
+@with_api
+def directory(
+    api: Api, path: str, name: str, tags: tuple[str, ...], extra: tuple[str, ...], as_json: bool
+) -> None:
+    """Register directory PATH (on the server's host) as resource NAME."""
+    _register(
+        api,
+        "directory",
+        name=name,
+        source=os.path.abspath(path),
+        properties={},
+        extra=extra,
+        tags=tags,
+        as_json=as_json,
+    )
+
+
+@add.command()
+@click.option("--dsn", required=True, help="postgresql://USER[:PASSWORD]@HOST:PORT[/DB]")
+@click.option("--passfile", help="A .pgpass file on the server's host (host-path rule).")
+@click.option("--sslmode", help="libpq sslmode (disable, require, verify-full...).")
+@_PASSWORD_STDIN
+@_common
+@with_api
+def postgresql(
+    api: Api,
+    dsn: str,
+    passfile: str | None,
+    sslmode: str | None,
+    password_stdin: bool,
+    name: str,
+    tags: tuple[str, ...],
+    extra: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Register a PostgreSQL server (the server connects to it; network-reach rule)."""
+    properties = {
+        "passfile": passfile,
+        "sslmode": sslmode,
+        "password": _stdin_secret(password_stdin, "password"),
+    }
+    _register(
+        api,
+        "postgresql",
+        name=name,
+        source=dsn,
+        properties=properties,
+        extra=extra,
+        tags=tags,
+        as_json=as_json,
+    )
+
+
+@add.command()
+@click.option("--dsn", required=True, help="mysql://USER[:PASSWORD]@HOST:PORT")
+@_PASSWORD_STDIN
+@_common
+@with_api
+def mysql(
+    api: Api,
+    dsn: str,
+    password_stdin: bool,
+    name: str,
+    tags: tuple[str, ...],
+    extra: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Register a MySQL/MariaDB server."""
+    properties = {"password": _stdin_secret(password_stdin, "password")}
+    _register(
+        api,
+        "mysql",
+        name=name,
+        source=dsn,
+        properties=properties,
+        extra=extra,
+        tags=tags,
+        as_json=as_json,
+    )
+
+
+@add.command()
+@click.option("--path", "path", required=True, help="The database file on the server's host.")
+@_common
+@with_api
+def sqlite(
+    api: Api, path: str, name: str, tags: tuple[str, ...], extra: tuple[str, ...], as_json: bool
+) -> None:
+    """Register an SQLite database file."""
+    _register(
+        api,
+        "sqlite",
+        name=name,
+        source=os.path.abspath(path),
+        properties={},
+        extra=extra,
+        tags=tags,
+        as_json=as_json,
+    )
+
+
+@add.command()
+@click.option("--url", required=True, help="redis://[:PASSWORD@]HOST:PORT")
+@_PASSWORD_STDIN
+@_common
+@with_api
+def redis(
+    api: Api,
+    url: str,
+    password_stdin: bool,
+    name: str,
+    tags: tuple[str, ...],
+    extra: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Register a Redis server."""
+    properties = {"password": _stdin_secret(password_stdin, "password")}
+    _register(
+        api,
+        "redis",
+        name=name,
+        source=url,
+        properties=properties,
+        extra=extra,
+        tags=tags,
+        as_json=as_json,
+    )
+
+
+@add.command()
+@click.option("--bucket", required=True)
+@click.option("--prefix", default="", help="Only keys under this prefix.")
+@click.option("--endpoint", required=True, help="The S3 endpoint URL (network-reach rule).")
+@click.option("--access-key-id", required=True)
+@click.option(
+    "--secret-access-key",
+    required=True,
+    envvar="SNOWVAULT_S3_SECRET_ACCESS_KEY",
+    help="'-' reads it from stdin; or set SNOWVAULT_S3_SECRET_ACCESS_KEY.",
+)
+@click.option("--bucket-region", help="The bucket's region (--region is the API's).")
+@click.option("--versions", is_flag=True, help="Back up every object version.")
+@_common
+@with_api
+def s3(
+    api: Api,
+    bucket: str,
+    prefix: str,
+    endpoint: str,
+    access_key_id: str,
+    secret_access_key: str,
+    bucket_region: str | None,
+    versions: bool,
+    name: str,
+    tags: tuple[str, ...],
+    extra: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Register an S3 bucket (or a prefix of it)."""
+    secret = _stdin_secret(True, "secret access key") if secret_access_key == "-" else None
+    properties = {
+        "endpoint": endpoint,
+        "access_key_id": access_key_id,
+        "secret_access_key": secret or secret_access_key,
+        "region": bucket_region,
+        "versions": "true" if versions else None,
+    }
+    _register(
+        api,
+        "s3",
+        name=name,
+        source=f"s3://{bucket}/{prefix.lstrip('/')}",
+        properties=properties,
+        extra=extra,
+        tags=tags,
+        as_json=as_json,
+    )
+
+
+@add.command()
+@click.option("--path", "path", required=True, help="A block device or image on the host.")
+@_common
+@with_api
+def block(
+    api: Api, path: str, name: str, tags: tuple[str, ...], extra: tuple[str, ...], as_json: bool
+) -> None:
+    """Register a block device or disk image."""
+    _register(
+        api,
+        "block",
+        name=name,
+        source=os.path.abspath(path),
+        properties={},
+        extra=extra,
+        tags=tags,
+        as_json=as_json,
+    )
+
+
+@add.command()
+@click.option("--member", "members", multiple=True, required=True, metavar="ARN")
+@_common
+@with_api
+def group(
+    api: Api,
+    members: tuple[str, ...],
+    name: str,
+    tags: tuple[str, ...],
+    extra: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Register a group of resources backed up together (members by ARN or Name)."""
+    arns = [resolve(api, m) for m in members]
+    _register(
+        api,
+        "group",
+        name=name,
+        source=f"group:{name}",
+        properties={"members": json.dumps(arns)},
+        extra=extra,
+        tags=tags,
+        as_json=as_json,
+    )
 
 
 @resource.command("list")
@@ -95,8 +391,11 @@ def list_(api: Api, resource_type: str | None, as_json: bool) -> None:
 def describe(api: Api, ref: str, as_json: bool) -> None:
     """Show one resource."""
     doc = api.ext("DescribeResource", {"ResourceArn": resolve(api, ref)})
-    text = "\n".join(f"{title.lower():8} {get(doc) or ''}" for title, get in COLUMNS)
-    render.result(as_json, doc, text)
+    lines = [f"{title.lower():10} {get(doc) or ''}" for title, get in COLUMNS]
+    lines.append(f"{'properties':10} {format_tags(doc.get('Properties') or {})}")
+    discovery = doc.get("Discovery") or {}
+    lines.append(f"{'discovery':10} {json.dumps(discovery, sort_keys=True) if discovery else ''}")
+    render.result(as_json, doc, "\n".join(lines))
 
 
 @resource.command()
