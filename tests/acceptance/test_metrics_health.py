@@ -15,7 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers.stories import backed_up, make_tree, register
-from helpers.sv_server import ExtCall, ServerProcess, new_server
+from helpers.sv_server import ExtCall, ServerProcess, free_port, new_server
 
 
 @pytest.fixture
@@ -23,6 +23,10 @@ def probed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     """A server of its own: its 503 must not trip the shared fixture's no-5xx check."""
     server = new_server(tmp_path_factory)
     server.init()
+    config_path = server.data_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    config["metrics_address"] = f"127.0.0.1:{free_port()}"  # /metrics on its own listener
+    config_path.write_text(json.dumps(config))
     server.start()
     try:
         yield server
@@ -134,3 +138,12 @@ def _contrib_names_are_served(samples: dict[str, list[Any]]) -> None:
     served = set(samples) | {name + "_bucket" for name in samples}
     named = {n for e in exprs for n in re.findall(r"snowvault_[a-z_]+", e)}
     assert named and named <= served, named - served
+
+
+def test_metrics_can_live_on_their_own_address(probed_server: ServerProcess) -> None:
+    config = json.loads((probed_server.data_dir / "config.json").read_text())
+    separate = urllib3.request("GET", f"http://{config['metrics_address']}/metrics", retries=False)
+    assert separate.status == 200
+    assert b"snowvault_worker_up 1.0" in separate.data
+    on_api = _get(probed_server, "/metrics")  # no longer an unsigned route of the API
+    assert on_api.status == 403 and b"snowvault_" not in on_api.data
