@@ -214,7 +214,9 @@ class ResourcePlugin(Protocol):
     def describe(self, resource: Resource) -> dict[str, Any]:
         """DescribeResource's ``Discovery``: what the plugin sees of the resource now
         (databases, sizes, a server version); {} when there is nothing to add. Reaching the
-        resource may fail: return {"Error": one line} then, never raise."""
+        resource may fail: return {"Error": one line} then, never raise. ``resource.secrets``
+        is empty here. Optional: a plugin whose ``describe`` also takes a ``policy``
+        keyword gets the server's reach policy (to judge a host with net_reach)."""
         ...
 
     def backup(self, request: BackupRequest) -> None:

@@ -337,3 +337,36 @@ def test_memory_sink_and_source_follow_the_protocol(tmp_path: Path) -> None:
     assert (tmp_path / "t" / "x" / "y.txt").read_bytes() == b"yy"
     assert not (tmp_path / "t" / "s.img").exists()
     assert os.path.exists(sparse)
+
+
+class _Describing(InMemoryPlugin):
+    """describe takes the reach policy (the optional capability), or raises."""
+
+    def __init__(self, fail: bool) -> None:
+        super().__init__({"src": b"x"})
+        self.fail = fail
+        self.policies: list[host_paths.Policy] = []
+
+    def describe(  # type: ignore[override]
+        self, resource: Resource, policy: host_paths.Policy = host_paths.NOTHING_ALLOWED
+    ) -> dict[str, Any]:
+        if self.fail:
+            raise RuntimeError(f"connect failed with password {SECRET}")
+        self.policies.append(policy)
+        return {"Secrets": dict(resource.secrets)}
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_describe_passes_the_policy_and_never_a_secret_or_a_plugin_message(
+    deps: Deps, caller: Caller, fail: bool
+) -> None:
+    plugin = _Describing(fail)
+    box = root_key.resource_secret_box(ROOT)
+    deps = dataclasses.replace(deps, plugins=Registry([plugin]), resource_secrets=box)
+    arn = _register_secret(deps, caller)["arn"]
+    discovery = resources.describe(deps, caller, arn)["discovery"]
+    if fail:
+        assert discovery == {"Error": "discovery failed (RuntimeError)"}
+    else:
+        assert discovery == {"Secrets": {}}
+        assert plugin.policies == [deps.path_policy]

@@ -23,10 +23,11 @@ Must not depend on the scheduler, the composition root or any interface.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from snowvault import plugins
@@ -126,19 +127,30 @@ def describe(deps: Deps, caller: Caller, arn: str) -> Record:
     row = get(deps, caller, arn)
     try:
         plugin = deps.plugins.get(row["resource_type"])
-        discovery = plugin.describe(
-            plugins.base.Resource(
-                row["arn"],
-                row["resource_type"],
-                row["name"] or "",
-                row["source"] or "",
-                dict(row.get("properties") or {}),
-            )
+        resource = plugins.base.Resource(
+            row["arn"],
+            row["resource_type"],
+            row["name"] or "",
+            row["source"] or "",
+            dict(row.get("properties") or {}),
         )
+        describe: Callable[..., dict[str, Any]] = plugin.describe
+        if _takes_policy(describe):  # the optional capability named in plugins/base.py
+            discovery = describe(resource, policy=deps.path_policy)
+        else:
+            discovery = describe(resource)
     except Exception as exc:  # a plugin must not raise here; its message could hold anything
         log.warning("describe %s: %s from the plugin", arn, type(exc).__name__)
         discovery = {"Error": f"discovery failed ({type(exc).__name__})"}
     return dict(row, discovery=discovery)
+
+
+def _takes_policy(describe: Callable[..., Any]) -> bool:
+    """True when a plugin's ``describe`` accepts the server's reach policy (``policy=``)."""
+    try:
+        return "policy" in inspect.signature(describe).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _with_tags(conn: Any, row: Record) -> Record:
