@@ -2,8 +2,9 @@
 the replication protocol, restored as a data directory or into a running server.
 
 A resource is ``arn:aws:snowvault:REGION:ACCOUNT:postgresql/NAME``; its source is a DSN
-``postgresql://USER[:PASSWORD]@HOST[:PORT]`` (no database, no ``?options``), stored
-without the password (``postgresql://USER@HOST:PORT``). Properties: ``password`` (a
+``postgresql://USER[:PASSWORD]@HOST[:PORT][/DB]`` (no ``?options``; DB, default
+``postgres``, is where ordinary connections go: the cluster is backed up whole), stored
+without the password (``postgresql://USER@HOST:PORT[/DB]``). Properties: ``password`` (a
 secret, as the DSN's password is), ``passfile`` (a host path, rule-checked) and
 ``sslmode``. A recovery point holds
 
@@ -125,12 +126,15 @@ libraries; they are not run on this host)."""
 
 @dataclass(frozen=True)
 class Dsn:
-    """A parsed ``postgresql://USER[:PASSWORD]@HOST[:PORT]``."""
+    """A parsed ``postgresql://USER[:PASSWORD]@HOST[:PORT][/DB]``: ``dbname`` is the
+    database ordinary connections use (the server's facts, Discovery), ``postgres``
+    when not given; a base backup always holds the whole cluster."""
 
     user: str
     host: str
     port: int
     password: str | None = None
+    dbname: str | None = None
 
     @property
     def source(self) -> str:
@@ -138,9 +142,11 @@ class Dsn:
 
         >>> parse_dsn("postgresql://app:s3cret@db.local/").source
         'postgresql://app@db.local:5432'
+        >>> parse_dsn("postgresql://app@db.local:5433/shop").source
+        'postgresql://app@db.local:5433/shop'
         """
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"postgresql://{quote(self.user, safe='')}@{host}:{self.port}"
+        db = f"/{quote(self.dbname, safe='')}" if self.dbname else ""
+        return f"postgresql://{quote(self.user, safe='')}@{self.where}{db}"
 
     @property
     def where(self) -> str:
@@ -148,13 +154,15 @@ class Dsn:
         return f"{host}:{self.port}"
 
 
-def parse_dsn(text: object, what: str = "Source") -> Dsn:
+def parse_dsn(text: object, what: str = "Source", *, database: bool = True) -> Dsn:
     """``text`` as a DSN; InvalidInput (never echoing the text: it may hold a password).
+    ``database``: whether a ``/DB`` may follow.
 
     >>> parse_dsn("postgres://u%40x:p%3Aw@127.0.0.1:5433")
-    Dsn(user='u@x', host='127.0.0.1', port=5433, password='p:w')
+    Dsn(user='u@x', host='127.0.0.1', port=5433, password='p:w', dbname=None)
     """
     usage = f"{what} must be postgresql://USER[:PASSWORD]@HOST[:PORT]"
+    usage += "[/DB]" if database else ""
     if not isinstance(text, str) or not text or "\x00" in text or len(text) > 2048:
         raise InvalidInput(detail=usage)
     try:
@@ -166,13 +174,15 @@ def parse_dsn(text: object, what: str = "Source") -> Dsn:
         raise InvalidInput(detail=usage)
     if parts.query or parts.fragment:
         raise InvalidInput(detail=f"{usage}; options after '?' are not accepted (Properties)")
-    if parts.path not in ("", "/"):
-        raise InvalidInput(detail=f"{usage}; a cluster is backed up whole, name no database")
+    dbname = unquote(parts.path.strip("/")) or None
+    if dbname is not None and (not database or "/" in dbname or len(dbname.encode()) > 63):
+        hint = "name the databases in Metadata.databases" if not database else "one name"
+        raise InvalidInput(detail=f"{usage} ({hint})")
     user = unquote(parts.username or "")
     if not user or not parts.hostname:
         raise InvalidInput(detail=f"{usage} (the user and host are required)")
     password = None if parts.password is None else unquote(parts.password)
-    return Dsn(user, parts.hostname, port or DEFAULT_PORT, password)
+    return Dsn(user, parts.hostname, port or DEFAULT_PORT, password, dbname)
 
 
 def parse_databases(raw: str | None) -> list[str]:
@@ -229,7 +239,8 @@ class Server:
     sslmode: str | None = None
     passfile: str | None = None
 
-    def params(self, dbname: str = "postgres", **more: str) -> dict[str, Any]:
+    def params(self, dbname: str | None = None, **more: str) -> dict[str, Any]:
+        dbname = dbname or self.dsn.dbname or "postgres"
         out: dict[str, Any] = {
             "host": self.dsn.host,
             "hostaddr": self.address,
@@ -245,14 +256,14 @@ class Server:
             out["passfile"] = self.passfile
         return out | more
 
-    def conninfo(self, dbname: str = "postgres", **more: str) -> str:
+    def conninfo(self, dbname: str | None = None, **more: str) -> str:
         """For a client program's ``-d``: never the password (that goes in PGPASSWORD)."""
         return psycopg.conninfo.make_conninfo(**self.params(dbname, **more))
 
     def env(self) -> dict[str, str]:
         return pg_tools.client_env(self.password, self.passfile)
 
-    def connect(self, dbname: str = "postgres", **more: str) -> psycopg.Connection[Any]:
+    def connect(self, dbname: str | None = None, **more: str) -> psycopg.Connection[Any]:
         try:
             return psycopg.connect(
                 **self.params(dbname, **more), password=self.password, autocommit=True
@@ -741,7 +752,7 @@ class DsnTarget:
 
 
 def _dsn_target(metadata: Mapping[str, str], policy: host_paths.Policy) -> DsnTarget:
-    dsn = parse_dsn(metadata.get("targetDsn"), "Metadata.targetDsn")
+    dsn = parse_dsn(metadata.get("targetDsn"), "Metadata.targetDsn", database=False)
     if dsn.password is not None:
         raise InvalidRestoreTarget(
             "Metadata.targetDsn must not hold a password (Metadata is stored and shown with "
@@ -983,7 +994,7 @@ class PostgreSQL:
         if path and os.path.isabs(path):
             return os.path.normpath(path)
         try:
-            dsn = parse_dsn(metadata.get("targetDsn"), "Metadata.targetDsn")
+            dsn = parse_dsn(metadata.get("targetDsn"), "Metadata.targetDsn", database=False)
             databases = parse_databases(metadata.get("databases"))
         except InvalidInput:
             return None

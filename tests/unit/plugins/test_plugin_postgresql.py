@@ -62,6 +62,8 @@ def test_dsn_forms() -> None:
     )
     assert parse_dsn("postgresql://a%40b@[::1]:5999").source == "postgresql://a%40b@[::1]:5999"
     assert parse_dsn("postgresql://u@h/").port == 5432
+    assert parse_dsn("postgresql://u@h:1/my%20db").source == "postgresql://u@h:1/my%20db"
+    assert parse_dsn("postgresql://u@h:1/my%20db").dbname == "my db"
 
 
 @pytest.mark.parametrize(
@@ -73,7 +75,7 @@ def test_dsn_forms() -> None:
         "mysql://u:s3cr3t-pw@127.0.0.1:1",
         "postgresql://:s3cr3t-pw@127.0.0.1:5432",
         "postgresql://u:s3cr3t-pw@127.0.0.1:99999",
-        "postgresql://u:s3cr3t-pw@127.0.0.1:5432/appdb",
+        "postgresql://u:s3cr3t-pw@127.0.0.1:5432/app/db",
         "postgresql://u:s3cr3t-pw@127.0.0.1:5432?host=10.0.0.1",
     ],
 )
@@ -133,6 +135,7 @@ def test_restore_metadata_refusals(policy: host_paths.Policy, host_dir: Path) ->
         ({"targetDsn": dsn, "renameTo": "c"}, InvalidRestoreTarget),
         ({"targetDsn": dsn, "databases": "[1]"}, InvalidRestoreTarget),
         ({"targetDsn": dsn, "targetPassfile": "/etc/passwd"}, PathRefused),
+        ({"targetDsn": dsn + "/shop"}, InvalidInput),
     ]
     for metadata, error in refused:
         with pytest.raises(error):
