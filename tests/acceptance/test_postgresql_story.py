@@ -1,6 +1,6 @@
 """A PostgreSQL cluster protected end to end through the real server: registered over
-the extension API with its password in the DSN (sealed, never shown), backed up and
-restored with boto3, one database back into 127.0.0.1:5432 under a new name with
+the extension API with its password as a Properties secret (sealed, never shown),
+backed up and restored with boto3, one database back into 127.0.0.1:5432 under a new name with
 identical rows; targets outside the operator's rules refused before any job exists."""
 
 from __future__ import annotations
@@ -41,13 +41,16 @@ def test_a_cluster_is_backed_up_and_a_database_restored_under_a_new_name(
         {
             "ResourceType": "PostgreSQL",
             "Name": "shop-db",
-            "Source": cluster.dsn("backup", PASSWORD),
+            "Source": cluster.dsn("backup"),
+            "Properties": {"password": PASSWORD},
         },
     )
     arn = registered["ResourceArn"]
     assert arn.endswith(":postgresql/shop-db")
     listed = ext("ListResources", {"ResourceType": "PostgreSQL"})
-    assert PASSWORD not in str(registered) + str(listed)
+    described = ext("DescribeResource", {"ResourceArn": arn})
+    assert PASSWORD not in str(registered) + str(listed) + str(described)
+    assert "Discovery" in described
     assert f"postgresql://backup@127.0.0.1:{cluster.port}" in str(listed)
 
     backup.create_backup_vault(BackupVaultName="pg")
