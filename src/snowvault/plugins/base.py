@@ -94,7 +94,9 @@ class Sink(Protocol):
     def note(self, info: Mapping[str, Any]) -> None:
         """Plugin facts recorded with the point (in the manifest's ``plugin`` metadata,
         JSON-able): a server version, a WAL position, the databases in it. Call before
-        the one write; :meth:`Source.info` gives them back to the restore."""
+        the one write; :meth:`Source.info` gives them back to the restore. A
+        ``"warning"`` (one sentence: "read a live device: ...") also becomes the backup
+        job's StatusMessage, the job still COMPLETED."""
         ...
 
 
