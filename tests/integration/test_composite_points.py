@@ -6,12 +6,14 @@ and legal holds over parent and children, and restoring chosen members."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from helpers.catalog_db import pg_admin
 from snowvault.control import catalog
 from snowvault.control.model import host_paths
 from snowvault.control.model import legal_holds as hold_model
@@ -42,8 +44,15 @@ Filters = catalog.recovery_points.RecoveryPointFilters
 
 
 @pytest.fixture
-def deps(tmp_path: Path, clock: FakeClock) -> Iterator[Deps]:
-    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+def deps(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[Deps]:
+    """A SQLite catalog; ``postgresql`` (indirect parameter): a fresh PostgreSQL one."""
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    pg = getattr(request, "param", "sqlite") == "postgresql"
+    if pg:
+        name = f"snowvault_composite_{uuid.uuid4().hex[:12]}"
+        pg_admin(f'CREATE DATABASE "{name}"')
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    engine = catalog.db.create_engine(url)
     catalog.db.upgrade(engine)
     storage = Storage({REGION: str(tmp_path / "storage" / REGION)})
     paths = host_paths.Policy.build(
@@ -51,6 +60,8 @@ def deps(tmp_path: Path, clock: FakeClock) -> Iterator[Deps]:
     )
     yield Deps(engine, clock, storage, ServerVaultKeys(ROOT), path_policy=paths)
     engine.dispose()
+    if pg:
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -105,6 +116,7 @@ def _children(deps: Deps, caller: Caller, job_id: str) -> list[backup_jobs.Backu
     return list(backup_jobs.list_jobs(deps, caller, filters).items)
 
 
+@pytest.mark.parametrize("deps", ["sqlite", "postgresql"], indirect=True)
 def test_group_backup_makes_a_parent_point_with_one_child_per_member(
     deps: Deps, caller: Caller, tmp_path: Path
 ) -> None:

@@ -321,7 +321,9 @@ def _record(
     calc = lifecycle.calculated_lifecycle(lc, job.creation_date)
     rp_arn = job.recovery_point_arn
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.vaults.lock(conn, vault["arn"], shared=True)  # NotFound if it was deleted
+        # exclusive, not shared: the new point's count updates the vault row, and two
+        # backups ending at once that both held it shared deadlocked on PostgreSQL
+        catalog.vaults.lock(conn, vault["arn"])  # NotFound if it was deleted
         done = catalog.jobs.QUEUE.complete(
             conn,
             job_id=job.job_id,

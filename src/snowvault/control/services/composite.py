@@ -244,7 +244,7 @@ def _record(deps: Deps, parent: BackupJob, worker_id: str, states: Mapping[str, 
     outcome = job_rules.composite_outcome(states)
     now = deps.clock.now()
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.vaults.lock(conn, parent.backup_vault_arn, shared=True)  # NotFound: deleted
+        catalog.vaults.lock(conn, parent.backup_vault_arn)  # exclusive, as backup_jobs._record
         vault = catalog.vaults.get_by_arn(conn, parent.backup_vault_arn)
         kids = catalog.composite.children(conn, parent.job_id)
         points = catalog.composite.child_points(conn, parent.recovery_point_arn)
