@@ -341,3 +341,11 @@ def test_a_large_object_is_restored_as_a_streamed_multipart_upload(
     assert got["ETag"].endswith('-2"') and got["Metadata"] == {"k": "v"}
     assert got["Body"].read() == body
     assert plugin.validate_restore(request) is None  # multipart: sizes compared
+
+
+def test_http_endpoints_are_reached_at_the_address_the_rule_resolved() -> None:
+    """No second lookup (DNS rebinding); https keeps the name its certificate must match."""
+    by_name = s3._reach(s3.parse_endpoint("http://localhost:9000"), POLICY)
+    assert by_name in ("http://127.0.0.1:9000", "http://[::1]:9000")
+    secure = s3._reach(s3.parse_endpoint("https://localhost"), POLICY)
+    assert secure == "https://localhost:443"
