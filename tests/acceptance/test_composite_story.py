@@ -2,7 +2,7 @@
 API, one backup job of it makes a parent job and point with a child per member (AWS's
 IsParent, ParentJobId, ChildJobsInState, ParentRecoveryPointArn,
 CompositeMemberIdentifier, the ByParent filters), restored member by member, and deleted
-whole (a nested point alone is refused)."""
+whole (a nested point alone is refused until DisassociateRecoveryPointFromParent)."""
 
 from __future__ import annotations
 
@@ -89,6 +89,12 @@ def test_group_story(
         "InvalidRequestException",
         400,
     )
+    backup.disassociate_recovery_point_from_parent(
+        BackupVaultName="groups", RecoveryPointArn=child_arn
+    )
+    alone = backup.describe_recovery_point(BackupVaultName="groups", RecoveryPointArn=child_arn)
+    assert "ParentRecoveryPointArn" not in alone and alone["IsParent"] is False
+    delete(BackupVaultName="groups", RecoveryPointArn=child_arn)  # on its own now
     delete(BackupVaultName="groups", RecoveryPointArn=parent_arn)
     left = backup.list_recovery_points_by_backup_vault(BackupVaultName="groups")
     assert left["RecoveryPoints"] == []
