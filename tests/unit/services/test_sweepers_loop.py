@@ -26,6 +26,7 @@ ORDER = [
     "orphan-prune",
     "store-retention",
     "kms-keys",
+    "integrity",
 ]
 
 

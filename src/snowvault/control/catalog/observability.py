@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from snowvault.control.catalog.tables import (
     backup_jobs,
     backup_rules,
+    integrity_checks,
     recovery_points,
     resources,
     restore_jobs,
@@ -181,3 +182,69 @@ def earliest_due_rule(conn: Connection) -> datetime | None:
     query = sa.select(sa.func.min(r.next_run_at)).where(r.enabled.is_(True))
     value: datetime | None = conn.execute(query).scalar_one_or_none()
     return value
+
+
+# -- the integrity watch ---------------------------------------------------------------------
+
+CHECKED_STATUSES = ("COMPLETED", "PARTIAL", "AVAILABLE")
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    arn: str
+    engine_id: str
+    status_message: str | None
+
+
+def integrity_due(conn: Connection, *, before: datetime, limit: int) -> list[str]:
+    """ARNs of AVAILABLE vaults never reconciled or last reconciled before ``before``,
+    least recently reconciled first."""
+    v, c = vaults.c, integrity_checks.c
+    query = (
+        sa.select(v.arn)
+        .select_from(vaults.outerjoin(integrity_checks, c.vault_arn == v.arn))
+        .where(v.vault_state == "AVAILABLE", sa.or_(c.checked_at.is_(None), c.checked_at < before))
+        .order_by(c.checked_at.is_not(None), c.checked_at, v.arn)
+        .limit(limit)
+    )
+    return [str(r[0]) for r in conn.execute(query)]
+
+
+def stored_points(conn: Connection, vault_arn: str) -> list[StoredPoint]:
+    """The vault's finished recovery points that must have a manifest in its store."""
+    p = recovery_points.c
+    query = sa.select(p.arn, p.engine_recovery_point_id, p.status_message).where(
+        p.backup_vault_arn == vault_arn,
+        p.status.in_(CHECKED_STATUSES),
+        p.engine_recovery_point_id.is_not(None),
+    )
+    return [StoredPoint(r[0], r[1], r[2]) for r in conn.execute(query)]
+
+
+def set_point_message(conn: Connection, arn: str, message: str | None) -> bool:
+    """Set a point's StatusMessage; False when the point is gone meanwhile."""
+    p = recovery_points.c
+    done = conn.execute(recovery_points.update().where(p.arn == arn).values(status_message=message))
+    return bool(done.rowcount)
+
+
+def integrity_done(conn: Connection, vault_arn: str, now: datetime, missing: int) -> None:
+    c = integrity_checks.c
+    updated = conn.execute(
+        integrity_checks.update()
+        .where(c.vault_arn == vault_arn)
+        .values(checked_at=now, missing=missing)
+    )
+    if not updated.rowcount:
+        conn.execute(
+            integrity_checks.insert().values(vault_arn=vault_arn, checked_at=now, missing=missing)
+        )
+
+
+def missing_manifests(conn: Connection) -> list[tuple[str, str, str, int]]:
+    """(account, region, vault name, missing manifests) of every reconciled vault."""
+    v, c = vaults.c, integrity_checks.c
+    query = sa.select(v.account_id, v.region, v.name, c.missing).select_from(
+        integrity_checks.join(vaults, vaults.c.arn == c.vault_arn)
+    )
+    return [(r[0], r[1], r[2], int(r[3])) for r in conn.execute(query)]

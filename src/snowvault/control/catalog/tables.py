@@ -741,6 +741,9 @@ continuous_pieces = Table(
 #   transaction of what caused it; the delivery loop POSTs ``PENDING`` rows in ``seq``
 #   order per subscription, retrying with backoff until DELIVERED or FAILED. Survives
 #   restarts because it is the catalog.
+# - ``integrity_checks``: the integrity watch's bookkeeping per vault: when the catalog's
+#   recovery points were last reconciled with the manifests in the vault's store, and how
+#   many were missing then.
 
 sns_topics = Table(
     "sns_topics",
@@ -784,6 +787,14 @@ notification_outbox = Table(
     _ts("delivered_at"),
     Column("last_error", Text),
     Index("ix_notification_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+)
+
+integrity_checks = Table(
+    "integrity_checks",
+    metadata,
+    Column("vault_arn", ARN, primary_key=True),
+    _ts("checked_at", nullable=False),
+    Column("missing", Integer, nullable=False, server_default="0"),
 )
 
 ALL_TABLES = tuple(metadata.sorted_tables)

@@ -31,6 +31,9 @@ The order, and why:
    retention re-applied (after expiry and prune, so it sees the points that stay).
 9. ``kms-keys`` — automatic key rotation, deletion after the waiting period (and the
    crypto-shredding of the vaults that used a deleted key).
+10. ``integrity`` — the integrity watch: one vault not reconciled for a day has its
+    recovery points compared with the manifests in its store; a missing one is reported
+    (last: after the expiries and prunes of this pass, so it sees what should remain).
 
 A sweep that raises is logged and the next one runs: one broken vault does not stop
 the others' upkeep. Must not depend on the composition root or any interface.
@@ -45,6 +48,7 @@ from datetime import datetime
 
 from snowvault.control.services import (
     expiry,
+    integrity,
     job_kinds,
     recovery_points,
     scheduling,
@@ -128,6 +132,7 @@ SWEEPS: tuple[Sweep, ...] = registry(
         "store-retention", vault_lock.sweep_store_retention, "vault(s) store retention re-applied"
     ),
     Sweep("kms-keys", _kms_keys, "KMS key(s) rotated or deleted"),
+    Sweep("integrity", integrity.reconcile, "recovery point(s) found without their manifest"),
 )
 """The one ordered list (see the module docstring for the order and why)."""
 

@@ -95,6 +95,7 @@ class Snapshot:
     resources: list[catalog.observability.ResourceBackup]
     scheduler_lag_seconds: float
     notifications: dict[str, int]  # outbox messages by state
+    missing_manifests: list[tuple[str, str, str, int]]  # (account, region, vault, count)
 
 
 def snapshot(deps: Deps, now: datetime) -> Snapshot:
@@ -109,6 +110,7 @@ def snapshot(deps: Deps, now: datetime) -> Snapshot:
             resources=catalog.observability.resource_backups(conn),
             scheduler_lag_seconds=max(0.0, (now - due).total_seconds()) if due else 0.0,
             notifications=catalog.notifications.outbox_counts(conn),
+            missing_manifests=catalog.observability.missing_manifests(conn),
         )
 
 

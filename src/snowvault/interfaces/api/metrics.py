@@ -13,6 +13,7 @@ capped queries, so a scrape's cost does not grow with the job history):
 - ``snowvault_job_bytes_transferred{...}``: sum of BytesTransferred of those jobs
 - ``snowvault_job_duration_seconds{...}``: summary of the jobs finished in the last 24 h
 - ``snowvault_vault_recovery_points`` / ``snowvault_vault_size_bytes{account,region,vault}``
+- ``snowvault_vault_missing_manifests{account,region,vault}``: the integrity watch's count
 - ``snowvault_resource_last_backup_age_seconds{account,region,resource_arn,resource_type}``:
   seconds since the newest COMPLETED recovery point (since registration if none) — the
   number to alert on; ``snowvault_resource_backed_up`` is 0 for never-backed-up ones
@@ -143,7 +144,15 @@ def _vaults(snap: observability.Snapshot) -> Iterator[Metric]:
         labels = [v.account_id, v.region, v.vault]
         points.add_metric(labels, v.recovery_points)
         size.add_metric(labels, v.bytes)
-    yield from (points, size)
+    missing = GaugeMetricFamily(
+        "snowvault_vault_missing_manifests",
+        "Recovery points whose manifest the integrity watch found missing from the store "
+        "at the vault's last reconciliation.",
+        labels=VAULT_LABELS,
+    )
+    for account, region, vault, count in snap.missing_manifests:
+        missing.add_metric([account, region, vault], count)
+    yield from (points, size, missing)
 
 
 def _resources(snap: observability.Snapshot) -> Iterator[Metric]:

@@ -1,5 +1,5 @@
-"""Vault notifications: SNS topics and subscriptions served by snowvault, and the
-delivery outbox (issue 16).
+"""Vault notifications: SNS topics and subscriptions served by snowvault, the delivery
+outbox, and the integrity watch's per-vault bookkeeping (issue 16).
 
 The vaults' ``notifications`` column (revision 0001) holds each vault's SNSTopicArn and
 events; this revision adds the topics it names, their subscriptions and the outbox the
@@ -83,9 +83,17 @@ def upgrade() -> None:
         ["state", "next_attempt_at"],
         unique=False,
     )
+    op.create_table(
+        "integrity_checks",
+        sa.Column("vault_arn", sa.String(length=1024), nullable=False),
+        sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("missing", sa.Integer(), server_default="0", nullable=False),
+        sa.PrimaryKeyConstraint("vault_arn", name=op.f("pk_integrity_checks")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("integrity_checks")
     op.drop_index("ix_notification_outbox_state_next_attempt_at", table_name="notification_outbox")
     op.drop_index(op.f("ix_notification_outbox_subscription_arn"), table_name="notification_outbox")
     op.drop_table("notification_outbox")
