@@ -79,10 +79,21 @@ def digest_of(conninfo: str, table: str) -> tuple[int, str]:
 class PgCluster:
     """One cluster; ``settings`` add to (or override) :data:`SETTINGS`."""
 
-    def __init__(self, settings: dict[str, str] | None = None, *, data_dir: str | None = None):
+    def __init__(
+        self,
+        settings: dict[str, str] | None = None,
+        *,
+        data_dir: str | None = None,
+        config_outside: bool = False,
+    ):
+        """``config_outside``: postgresql.conf, pg_hba.conf and pg_ident.conf live in
+        ``base/etc`` and the data directory holds none (Debian's layout; pg_ctl -D
+        names the configuration directory, which names the data directory)."""
         self.base = tempfile.mkdtemp(prefix="sv-pgcluster-")
         os.chmod(self.base, 0o755)  # the postgres user walks into it
         self.data_dir = data_dir or os.path.join(self.base, "data")
+        self.config_outside = config_outside
+        self.config_dir = os.path.join(self.base, "etc") if config_outside else self.data_dir
         self.port = free_port()
         self.settings = SETTINGS | (settings or {})
         self.log = os.path.join(self.base, "server.log")
@@ -102,6 +113,18 @@ class PgCluster:
         with open(os.path.join(self.data_dir, "postgresql.conf"), "a") as f:
             f.writelines(f"{k} = {v}\n" for k, v in self.settings.items())
         Path(self.data_dir, "pg_hba.conf").write_text(HBA)
+        if self.config_outside:
+            os.mkdir(self.config_dir, 0o755)
+            for name in ("postgresql.conf", "pg_hba.conf", "pg_ident.conf"):
+                shutil.move(os.path.join(self.data_dir, name), self.config_dir)
+            with open(os.path.join(self.config_dir, "postgresql.conf"), "a") as f:
+                f.write(f"data_directory = '{self.data_dir}'\n")
+                f.write(f"hba_file = '{self.config_dir}/pg_hba.conf'\n")
+                f.write(f"ident_file = '{self.config_dir}/pg_ident.conf'\n")
+            if self._user:
+                for name in os.listdir(self.config_dir):
+                    path = os.path.join(self.config_dir, name)
+                    os.chown(path, self._user["user"], self._user["group"])
         return self
 
     @classmethod
@@ -113,7 +136,7 @@ class PgCluster:
     def start(self) -> PgCluster:
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base}"
         self._run(
-            pg_tools.binary("pg_ctl"), "-D", self.data_dir, "-l", self.log, "-w",
+            pg_tools.binary("pg_ctl"), "-D", self.config_dir, "-l", self.log, "-w",
             "-t", "60", "-o", opts, "start",
         )  # fmt: skip
         self.running = True
@@ -124,7 +147,7 @@ class PgCluster:
             return
         for mode in ("fast", "immediate"):
             done = subprocess.run(
-                [pg_tools.binary("pg_ctl"), "-D", self.data_dir, "-m", mode, "-w", "stop"],
+                [pg_tools.binary("pg_ctl"), "-D", self.config_dir, "-m", mode, "-w", "stop"],
                 capture_output=True,
                 cwd="/",
                 check=False,

@@ -205,3 +205,31 @@ def test_connection_failures_fail_the_job_in_one_line_without_the_password(
     message = done.status_message
     assert expected in message and "\n" not in message, message
     assert PASSWORD not in message and "Traceback" not in message
+
+
+def test_a_cluster_configured_outside_its_data_directory_restores_to_one_that_starts(
+    deps: Deps, caller: Caller, host_dir: Path
+) -> None:
+    """Debian's layout: the configuration files live outside the data directory. A
+    superuser role reads them into the point; the restored directory gets them, without
+    the lines naming the source's own paths, and starts."""
+    with PgCluster(config_outside=True) as debian:
+        debian.execute(f"CREATE ROLE admin LOGIN SUPERUSER REPLICATION PASSWORD '{PASSWORD}'")
+        debian.execute("CREATE TABLE kept (id int); INSERT INTO kept SELECT generate_series(1, 50)")
+        assert not (Path(debian.data_dir) / "postgresql.conf").exists()
+        done = _backup(deps, caller, _register(deps, caller, debian.dsn("admin", PASSWORD), "deb"))
+        assert done.state == "COMPLETED", done.status_message
+        target = host_dir / "restored"
+        restore = _restore(deps, caller, done.recovery_point_arn, {"targetDirectory": str(target)})
+        assert restore.status == "COMPLETED", restore.status_message
+        conf = (target / "postgresql.conf").read_text()
+        assert f"#snowvault: data_directory = '{debian.data_dir}'" in conf
+        assert "#snowvault: hba_file" in conf and "wal_level = replica" in conf
+        assert (target / "pg_hba.conf").read_text() == Path(
+            debian.config_dir, "pg_hba.conf"
+        ).read_text()
+        restored = PgCluster.adopt(str(target)).start()
+        try:
+            assert restored.digest("postgres", "kept") == debian.digest("postgres", "kept")
+        finally:
+            restored.cleanup()
