@@ -8,12 +8,13 @@ JSON list or comma-separated) limits the backups to those databases (all user
 databases when absent; one that is missing at backup time fails the job).
 
 A backup is one ``mariadb-dump`` (``mysqldump``) per database with
-``--single-transaction --routines --triggers --events``: each database is one
-consistent snapshot (InnoDB; MyISAM tables are read as they are), streamed into the
-point as ``databases/<quoted name>.sql`` while it is written, never staged on disk; the
-system schemas (``mysql``, ``sys``, ``information_schema``, ``performance_schema``) are
-left out. The point's note holds the server version and, per database, its character
-set, collation and tables. Restore Metadata (strings):
+``--single-transaction --routines --triggers --events`` and one ``INSERT`` per row
+(so a changed row changes one line of the next dump, and the rest deduplicates): each
+database is one consistent snapshot (InnoDB; MyISAM tables are read as they are),
+streamed into the point as ``databases/<quoted name>.sql`` while it is written, never
+staged on disk; the system schemas (``mysql``, ``sys``, ``information_schema``,
+``performance_schema``) are left out. The point's note holds the server version and,
+per database, its character set, collation and tables. Restore Metadata (strings):
 
 - ``targetDsn`` (required): ``mysql://USER@HOST:PORT`` of a running server; no
   password in it (Metadata is stored and shown): the restore signs in with the
@@ -80,6 +81,9 @@ DUMP_OPTIONS = (
     "--hex-blob",
     "--quick",
     "--skip-dump-date",  # identical data dumps to identical bytes: the next point dedups
+    "--skip-extended-insert",  # a row per line: a changed row changes its line only (multi-row
+    # INSERTs break every ~1 MiB, so one shorter row would move every break and every chunk)
+    "--no-autocommit",  # ... and one transaction per table keeps the restore fast
 )
 _DUMP_CHATTER = ("Warning:", "mariadb-dump: Deprecated", "mysqldump: [Warning]")
 
