@@ -375,3 +375,24 @@ def test_a_group_selected_by_tag_backs_up_as_a_group_and_a_tagged_member_alone_t
     points = recovery_points.list_by_resource(deps, caller, a, limit=None, token=None).items
     assert sorted(p.parent_recovery_point_arn is None for p in points) == [False, True]
     assert {p.backup_plan_id for p in points} == {pid}
+
+
+def test_expiry_takes_the_group_and_a_held_child_outlives_it_standalone(
+    deps: Deps, caller: Caller, clock: FakeClock, tmp_path: Path
+) -> None:
+    a, _b, group = _world(deps, caller, tmp_path)
+    _backup(deps, caller, group, days=1)
+    assert _run(deps) == "COMPLETED"
+    legal_holds.create(
+        deps,
+        caller,
+        title="t",
+        description="d",
+        selection=hold_model.Selection(resource_identifiers=(a,)),
+    )
+    clock.advance(timedelta(days=2))
+    runner.Worker(deps, runner.WorkerOptions(worker_id="w1")).sweep_once()
+    left = recovery_points.list_by_vault(deps, caller, "v", Filters()).items
+    assert [(p.resource_arn, p.parent_recovery_point_arn, p.is_parent) for p in left] == [
+        (a, None, False)
+    ]

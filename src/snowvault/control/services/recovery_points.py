@@ -179,6 +179,8 @@ def forget_point(
     with catalog.db.transaction(deps.engine) as conn:
         catalog_continuous.delete(conn, rp.arn)
         catalog.recovery_points.delete(conn, rp.arn)
+        if rp.is_parent:  # nested points a hold kept stand alone from now on
+            catalog.composite.detach(conn, rp.arn)
         catalog.maintenance.mark_prune_pending(
             conn, vault["arn"], now, bypass_governance=bypass_governance
         )
