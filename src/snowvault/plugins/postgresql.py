@@ -321,12 +321,10 @@ def _facts(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         facts["system_identifier"] = str(
             conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]  # type: ignore[index]
         )
-    facts["settings"] = dict(
-        conn.execute(
-            "SELECT name, setting FROM pg_settings WHERE source = 'configuration file'"
-            " ORDER BY name"
-        ).fetchall()
-    )
+    settings = conn.execute(
+        "SELECT name, setting FROM pg_settings WHERE source = 'configuration file' ORDER BY name"
+    ).fetchall()
+    facts["settings"] = {k: v for k, v in settings if not _may_hold_a_secret(k)}
     try:
         paths = conn.execute(
             "SELECT current_setting('data_directory'), current_setting('config_file'),"
@@ -344,6 +342,16 @@ def _facts(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         }
     facts["superuser"] = superuser
     return facts
+
+
+def _may_hold_a_secret(setting: str) -> bool:
+    """Settings left out of the point's (shown) facts: connection strings and shell
+    commands can carry passwords or keys.
+
+    >>> [_may_hold_a_secret(n) for n in ("primary_conninfo", "archive_command", "port")]
+    [True, True, False]
+    """
+    return setting.endswith(("_command", "conninfo")) or setting == "archive_library"
 
 
 def _config_contents(conn: psycopg.Connection[Any], facts: Mapping[str, Any]) -> dict[str, bytes]:

@@ -236,6 +236,11 @@ def test_the_tar_tap_sees_members_and_keeps_the_label_without_changing_the_strea
     assert tap.kept["backup_manifest"] == b"{}" and tap.ended
 
 
+def test_settings_that_may_hold_secrets_stay_out_of_the_facts() -> None:
+    names = ("primary_conninfo", "restore_command", "shared_buffers", "port")
+    assert [n for n in names if not postgresql._may_hold_a_secret(n)] == ["shared_buffers", "port"]
+
+
 def test_a_configuration_kept_outside_is_written_without_the_sources_paths() -> None:
     text = (
         "data_directory = '/var/lib/postgresql/15/main'\nhba_file='/etc/x'\n"
