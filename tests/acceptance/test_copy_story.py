@@ -2,7 +2,7 @@
 point copied into another region restores identical; a copy into another account
 fails with AWS's access-denied message until that account's vault policy allows
 ``backup:CopyIntoBackupVault``; then the partner sees its copy and not the source; the
-CLI lists and describes copy jobs."""
+CLI lists and describes copy jobs, and ``snowvault cost report`` prices what is stored."""
 
 from __future__ import annotations
 
@@ -123,3 +123,8 @@ def test_copies_across_regions_and_accounts(server: ServerProcess, tmp_path: Pat
     assert {j["CopyJobId"] for j in listed} == {copy["CopyJobId"], accepted["CopyJobId"]}
     described = sv_json(server, "copy", "describe", refused["CopyJobId"])
     assert described["StatusMessage"] == DENIED
+
+    # what it all costs, by region, read beside the running server
+    report = sv_json(server, "cost", "report", "--data-dir", str(server.data_dir), "--by", "region")
+    assert {line["key"] for line in report["Lines"]} == {server.creds["region"], WEST}
+    assert report["MonthlyCost"] > 0 and all(line["unique_bytes"] >= 0 for line in report["Lines"])

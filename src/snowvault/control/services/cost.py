@@ -1,0 +1,84 @@
+"""The storage cost report: every recovery point of every vault (or of one account),
+with the stored bytes only it holds, its share of shared bytes, and that share priced
+by its storage class and region (:mod:`snowvault.control.model.cost`).
+
+    points = cost.report(deps, clock.now(), model.PriceTable())
+    model.group(points, "vault")
+
+The bytes come from the repositories themselves (:func:`snowvault.engine.usage.
+repository_usage`, under a shared repository lock, so a running prune is waited for),
+the storage class from the point's lifecycle at ``now``. A point whose manifest the
+repository no longer holds (being deleted) is left out.
+
+Who may ask: the operator, on the server's host (``snowvault cost report --data-dir``);
+it reads every account's vaults and writes nothing.
+
+Must not depend on the scheduler, the composition root or any interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from snowvault.control import catalog
+from snowvault.control.model import cost as model
+from snowvault.control.model import lifecycle
+from snowvault.control.model.jobs import RecoveryPoint
+from snowvault.control.services import vaults
+from snowvault.control.services.base import Deps
+from snowvault.engine import locks, usage
+
+LOCK_WAIT_SECONDS = 60.0
+
+
+def _points(deps: Deps, vault_arn: str) -> Iterator[RecoveryPoint]:
+    token = None
+    while True:
+        with catalog.db.read_transaction(deps.engine) as conn:
+            page = catalog.recovery_points.list_by_vault(conn, vault_arn=vault_arn, token=token)
+        yield from page.items
+        token = page.next_token
+        if token is None:
+            return
+
+
+def report(
+    deps: Deps, now: datetime, prices: model.PriceTable, *, account_id: str | None = None
+) -> list[model.PointCost]:
+    """Every live recovery point (of ``account_id``'s vaults, or all), priced at ``now``."""
+    out = []
+    for vault in vaults.all_vaults(deps):
+        if account_id is not None and vault["account_id"] != account_id:
+            continue
+        points = list(_points(deps, vault["arn"]))
+        if not points:
+            continue
+        with (
+            vaults.open_repository(deps, vault) as repo,
+            locks.locked_repository(
+                repo, deps.clock, exclusive=False, wait_seconds=LOCK_WAIT_SECONDS
+            ),
+        ):
+            used = usage.repository_usage(repo)
+        for rp in points:
+            found = used.points.get(rp.engine_recovery_point_id or "")
+            storage = lifecycle.storage_class_at(rp.calculated_lifecycle, now)
+            if found is None or storage == lifecycle.StorageClass.DELETED:
+                continue
+            price = prices.price(rp.region, storage.value)
+            out.append(
+                model.PointCost(
+                    recovery_point_arn=rp.arn,
+                    account_id=rp.account_id,
+                    region=rp.region,
+                    vault_name=rp.backup_vault_name,
+                    resource_arn=rp.resource_arn,
+                    storage_class=storage.value,
+                    unique_bytes=found.unique_bytes,
+                    attributed_bytes=found.attributed_bytes,
+                    referenced_bytes=found.referenced_bytes,
+                    monthly_cost=model.monthly_cost(found.attributed_bytes, price),
+                )
+            )
+    return out

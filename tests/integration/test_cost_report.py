@@ -1,0 +1,78 @@
+"""The cost report over real vaults (SQLite catalog, local storage, FakeClock): each
+point is charged its share of the stored bytes at its storage class's price; unique
+bytes are what only it holds; the report groups by vault, storage class and more."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from snowvault.control import catalog
+from snowvault.control.model import cost as model
+from snowvault.control.model import host_paths
+from snowvault.control.scheduler import runner
+from snowvault.control.services import accounts, backup_jobs, cost, resources, vaults
+from snowvault.control.services.base import Caller, Deps, Storage
+from snowvault.engine import crypto, usage
+from snowvault.testing import FakeClock, ServerVaultKeys
+
+ROOT = b"d" * 32
+REGION, ACCOUNT = "us-east-1", "111122223333"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/backup"
+
+
+@pytest.fixture
+def deps(tmp_path: Path, clock: FakeClock) -> Iterator[Deps]:
+    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
+    catalog.db.upgrade(engine)
+    paths = host_paths.Policy.build([str(tmp_path)], [], [], os.path.realpath)
+    storage = Storage({REGION: str(tmp_path / "storage")})
+    yield Deps(engine, clock, storage, ServerVaultKeys(ROOT), path_policy=paths)
+    engine.dispose()
+
+
+def test_points_are_charged_their_share_at_their_storage_class(
+    deps: Deps, clock: FakeClock, tmp_path: Path
+) -> None:
+    root = accounts.bootstrap(
+        deps.engine, crypto.SecretBox(ROOT, "access-keys"), now=clock.now(), account_id=ACCOUNT
+    )
+    caller = Caller(ACCOUNT, REGION, root.principal_arn, clock.now())
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(2)
+    for i in range(4):
+        (src / f"f{i}").write_bytes(rng.randbytes(50_000))
+    vault = vaults.create(deps, caller, "main")
+    arn = resources.register(deps, caller, resource_type="Directory", name="s", source=str(src))
+    worker = runner.Worker(deps, runner.WorkerOptions(threads=0))
+    cold_soon = {"MoveToColdStorageAfterDays": 1, "DeleteAfterDays": 120}
+    for lifecycle in (cold_soon, None):
+        request = backup_jobs.StartRequest("main", str(arn["arn"]), ROLE, lifecycle=lifecycle)
+        backup_jobs.start(deps, caller, request)
+        assert worker.run_once() == "COMPLETED"
+        (src / "f0").write_bytes(rng.randbytes(50_000))  # one file of four changes
+
+    prices = model.PriceTable.parse({"WARM": 1.0, "COLD": 0.25})
+    now = clock.now()
+    points = cost.report(deps, now, prices)
+    assert len(points) == 2 and {p.storage_class for p in points} == {"WARM"}
+    with vaults.open_repository(deps, vault) as repo:
+        total = usage.repository_usage(repo).referenced_bytes
+    assert sum(p.attributed_bytes for p in points) == pytest.approx(total)
+    assert all(0 < p.unique_bytes < p.referenced_bytes for p in points)
+    assert sum(p.monthly_cost for p in points) == pytest.approx(total / model.GB * 1.0)
+
+    later = cost.report(deps, now + timedelta(days=2), prices)
+    by_class = {line.key: line for line in model.group(later, "storage-class")}
+    assert set(by_class) == {"WARM", "COLD"}
+    cold = by_class["COLD"]
+    assert cold.monthly_cost == pytest.approx(cold.attributed_bytes / model.GB * 0.25)
+    [line] = model.group(later, "vault")
+    assert (line.key, line.points) == (f"{ACCOUNT}/{REGION}/main", 2)
+    assert cost.report(deps, now, prices, account_id="999999999999") == []
