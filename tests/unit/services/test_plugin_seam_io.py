@@ -370,3 +370,23 @@ def test_describe_passes_the_policy_and_never_a_secret_or_a_plugin_message(
     else:
         assert discovery == {"Secrets": {}}
         assert plugin.policies == [deps.path_policy]
+
+
+def test_unfingerprinted_entries_are_read_again_but_dedup_by_chunk(
+    deps: Deps, caller: Caller
+) -> None:
+    vaults.create(deps, caller, "v")
+    vault = vaults.get(deps, caller, "v")
+    added = []
+    parent = None
+    for _ in range(2):
+        sink = plugin_io.EngineSink(deps, vault, parent=parent, tags={}, metadata={})
+        done: list[Progress] = []
+        sink.entries([Entry("x/big.bin", lambda: _bytes(BIG), size=len(BIG))], done.append)
+        summary = sink.result.manifest.summary
+        added.append(summary.bytes_added)
+        assert summary.bytes_read == len(BIG) and done[-1].bytes_done == len(BIG)
+        assert done[-1].bytes_total == len(BIG)
+        parent = sink.result.rp_id
+    assert added[0] > len(BIG) // 2
+    assert added[1] < 64 * 1024  # the trees and nothing else: every chunk was stored
