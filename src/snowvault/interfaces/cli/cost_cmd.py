@@ -7,7 +7,7 @@ beside a running server and reads every account's vaults. Each point is charged 
 share of the stored bytes (compressed, encrypted; a blob shared by N points counts 1/N
 to each) at the price of its storage class and region; ``unique`` is what only it holds.
 ``--prices`` is a JSON price table per GB-month (``{"WARM": 0.05, "COLD": 0.01,
-"regions": {"eu-west-1": {"WARM": 0.06}}}``); see docs/design/copies.md ("Cost").
+"regions": {"eu-west-1": {"WARM": 0.06}}}``); see docs/operations/cost.md.
 ``snowvault.app`` is imported inside the command, as in server_cmd. Must not depend on
 the API or web interfaces.
 """
