@@ -56,6 +56,10 @@ class WorkerConfig:
     lease_seconds: float = 60.0
     sweep_seconds: float = 5.0
     poll_seconds: float = 1.0
+    continuous_seconds: float = 5.0
+    """How often the continuous-backup supervisor runs (streamers, base backups)."""
+    continuous_ship_seconds: float = 30.0
+    """The longest a committed transaction waits before its WAL is shipped."""
 
 
 @dataclass(frozen=True)
@@ -508,6 +512,9 @@ class App:
                 poll_seconds=w.poll_seconds,
                 sweep_seconds=w.sweep_seconds,
                 threads=w.threads,
+                continuous_spool=str(config.data_dir / "continuous"),
+                continuous_seconds=w.continuous_seconds,
+                continuous_ship_seconds=w.continuous_ship_seconds,
             ),
         )
         self.scheduler = planner.Scheduler(self.deps, tick_seconds=w.sweep_seconds)

@@ -34,7 +34,7 @@ from typing import Any
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import windows
 from snowvault.control.scheduler import sweepers
-from snowvault.control.services import job_kinds, jobs
+from snowvault.control.services import continuous, job_kinds, jobs
 from snowvault.control.services.base import Deps
 from snowvault.control.services.errors import JobStopped
 from snowvault.core import ids
@@ -51,6 +51,11 @@ class WorkerOptions:
     labels: Sequence[str] = field(default_factory=tuple)
     worker_id: str = ""
     progress_seconds: float = 1.0
+    continuous_spool: str | None = None
+    """Where the continuous-backup streamers spool WAL (a directory under the data
+    directory, 0700); None: this worker runs no streamers."""
+    continuous_seconds: float = 5.0
+    continuous_ship_seconds: float = 30.0
 
 
 class JobLease:
@@ -147,6 +152,14 @@ class Worker:
     def start(self) -> None:
         for n in range(self.options.threads):
             self._spawn(self._run_forever, f"worker-{n}")
+        if self.options.continuous_spool is not None:  # WAL streamers and shippers
+            streamers = continuous.Streamers(
+                self.deps,
+                self.options.continuous_spool,
+                ship_seconds=self.options.continuous_ship_seconds,
+            )
+            every = self.options.continuous_seconds
+            self._spawn(lambda: streamers.run_forever(self._stop, every), "continuous")
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

@@ -56,6 +56,7 @@ from snowvault.control.services.base import Deps
 from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.errors import InvalidInput
+from snowvault.engine import errors as engine_errors
 from snowvault.engine import prune, restorer
 from snowvault.plugins import base, pg_tools
 from snowvault.plugins import postgresql_wal as pg
@@ -696,15 +697,44 @@ def restore(
         pg.extract_base(os.path.join(scratch, "base.tar"), target)
         done += chosen.size
         report(base.Progress(done, total))
-        bodies: dict[str, str] = {}
-        for piece in wal:
-            piece_source = plugin_io.EngineSource(deps, vault, piece.engine_id)
-            piece_source.to_directory(scratch, include=[], overwrite=True, progress=lambda p: None)
-            bodies[piece.name] = os.path.join(scratch, piece.name)
-            done += piece.size
-            report(base.Progress(done, total))
+        bodies = _fetch_wal(deps, vault, rp.arn, chosen, scratch, wal)
+        done += sum(p.size for p in wal)
+        report(base.Progress(done, total))
         pg.write_recovery(target, bodies, when)
     return restorer.RestoreResult(1 + len(wal), done)
+
+
+WAL_FETCH_ATTEMPTS = 5
+
+
+def _fetch_wal(
+    deps: Deps,
+    vault: Record,
+    rp_arn: str,
+    chosen: rules.Piece,
+    scratch: str,
+    wal: list[rules.Piece],
+) -> dict[str, str]:
+    """Restore the WAL pieces into ``scratch``: name -> host file. The shipper replaces
+    the partial segment while a restore runs (the old one is forgotten once the new one
+    is in), so a piece that vanished is looked up again: its successor holds more."""
+    bodies: dict[str, str] = {}
+    for attempt in range(WAL_FETCH_ATTEMPTS):
+        try:
+            for piece in wal:
+                if piece.name in bodies and piece.kind == rules.WAL:
+                    continue
+                source = plugin_io.EngineSource(deps, vault, piece.engine_id)
+                source.to_directory(scratch, include=[], overwrite=True, progress=lambda p: None)
+                bodies[piece.name] = os.path.join(scratch, piece.name)
+            return bodies
+        except engine_errors.RecoveryPointNotFound:
+            if attempt == WAL_FETCH_ATTEMPTS - 1:
+                raise
+            with catalog.db.read_transaction(deps.engine) as conn:
+                wal = rules.wal_for(store.pieces(conn, rp_arn), chosen)
+            bodies = {k: v for k, v in bodies.items() if not k.endswith(pg.PARTIAL_SUFFIX)}
+    return bodies
 
 
 def forget_chain(conn: Any, rp_arn: str) -> list[str]:

@@ -342,6 +342,7 @@ def serialize_output(op: Operation, result: Mapping[str, Any] | None, protocol: 
                 status = int(value)
             elif member.location is None:
                 body[member.location_name] = _to_json(member.shape, value)
+        body.update(_extension_members(result))
     if status == 204:
         return Output(status, headers, b"")
     if not body and protocol == "rest-json" and shape is None:
@@ -353,8 +354,18 @@ def dumps(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+EXTENSION_PREFIX = "Snowvault"
+"""Output members named ``Snowvault...`` are snowvault's extension fields (e.g.
+DescribeRecoveryPoint's ``SnowvaultRestorableWindow``): sent as given (JSON-able
+values), after the modelled ones; AWS SDKs ignore members their model lacks."""
+
+
+def _extension_members(result: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k.startswith(EXTENSION_PREFIX) and v is not None}
+
+
 def _warn_unmodelled(shape: Shape, result: Mapping[str, Any], op_name: str) -> None:
-    extra = result.keys() - shape.members.keys()
+    extra = {k for k in result.keys() - shape.members.keys() if not k.startswith(EXTENSION_PREFIX)}
     if extra:
         log.warning("%s returned unmodelled members, not sent: %s", op_name, sorted(extra))
 

@@ -8,6 +8,7 @@ A pure API client: must not import the server side (interfaces.api, app, service
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -140,9 +141,31 @@ def list_(api: Api, vault: str | None, resource_ref: str | None, as_json: bool) 
 def describe(api: Api, ref: str, vault: str | None, as_json: bool) -> None:
     """Show one recovery point."""
     arn, vault = locate(api, ref, vault)
+    _keep_extension_members(api, "DescribeRecoveryPoint")
     doc = api.call("describe_recovery_point", BackupVaultName=vault, RecoveryPointArn=arn)
     text = "\n".join(f"{title.lower():9} {get(doc) or ''}" for title, get in COLUMNS)
+    window = doc.get("SnowvaultRestorableWindow")
+    if isinstance(window, dict):  # a continuous point: the instants it restores to
+        text += f"\n{'window':9} {window.get('Earliest') or '-'} to {window.get('Latest') or '-'}"
     render.result(as_json, doc, text)
+
+
+def _keep_extension_members(api: Api, operation: str) -> None:
+    """botocore drops response members its model lacks; put snowvault's ``Snowvault...``
+    extension fields (DescribeRecoveryPoint's SnowvaultRestorableWindow) back."""
+    events = getattr(getattr(api.backup, "meta", None), "events", None)
+    if events is None:
+        return
+
+    def keep(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        try:
+            body = json.loads(http_response.content or b"{}")
+        except ValueError:
+            return
+        if isinstance(body, dict):
+            parsed.update({k: v for k, v in body.items() if k.startswith("Snowvault")})
+
+    events.register(f"after-call.backup.{operation}", keep, unique_id=f"snowvault-ext-{operation}")
 
 
 @recovery_point.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from snowvault.app import App
 from snowvault.control import catalog
-from snowvault.control.services import composite, recovery_points, vaults
+from snowvault.control.services import composite, continuous, recovery_points, vaults
 from snowvault.interfaces.api.asgi import RequestContext
 from snowvault.interfaces.api.handlers import vaults as handlers_vaults
 from snowvault.interfaces.api.handlers import views
@@ -54,7 +54,8 @@ def describe_recovery_point(app: App, ctx: RequestContext, params: Params) -> Ou
     row = recovery_points.get(
         app.deps, caller(ctx), params["BackupVaultName"], params["RecoveryPointArn"]
     )
-    return views.recovery_point(row, ctx.now)
+    window = continuous.window_field(app.deps, row.arn)  # a CONTINUOUS point's extension
+    return dict(views.recovery_point(row, ctx.now), SnowvaultRestorableWindow=window)
 
 
 def delete_recovery_point(app: App, ctx: RequestContext, params: Params) -> None:
