@@ -51,14 +51,16 @@ def rotate(data_dir: str, new_key_file: str | None, as_json: bool) -> None:
         "old_key_file": str(done.old_key_file) if done.old_key_file else None,
         "resealed_access_keys": done.resealed.access_keys if done.resealed else None,
         "resealed_kms_versions": done.resealed.kms_versions if done.resealed else None,
+        "resealed_resource_secrets": done.resealed.resource_secrets if done.resealed else None,
         "finished_interrupted_rotation": done.resealed is None,
     }
     if done.resealed is None:
         lines = [f"finished an interrupted rotation: the new root key is in {done.key_file}"]
     else:
         lines = [
-            f"root key rotated: re-sealed {done.resealed.access_keys} access key secret(s) and "
-            f"{done.resealed.kms_versions} KMS key version(s); vault data unchanged",
+            f"root key rotated: re-sealed {done.resealed.access_keys} access key secret(s), "
+            f"{done.resealed.kms_versions} KMS key version(s) and the secrets of "
+            f"{done.resealed.resource_secrets} resource(s); vault data unchanged",
             f"new key: {done.key_file}",
         ]
     if done.from_env:
