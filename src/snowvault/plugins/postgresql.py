@@ -271,6 +271,14 @@ class Server:
         except psycopg.Error as exc:
             raise self.failure(exc) from None
 
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """psycopg's errors inside the block become :meth:`failure` (one line)."""
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise self.failure(exc) from None
+
     def failure(self, exc: BaseException | str) -> SnowvaultError:
         """A one-line error about this server (never the password)."""
         text = exc if isinstance(exc, str) else one_line(exc, self.password)
@@ -287,12 +295,19 @@ class Server:
 
 
 def _server(
-    source: str, properties: Mapping[str, str], secrets: Mapping[str, str], policy: Any
+    source: str,
+    properties: Mapping[str, str],
+    secrets: Mapping[str, str],
+    policy: host_paths.Policy,
 ) -> Server:
+    """The resource's server, its host and passfile judged by the rules again, now."""
     dsn = parse_dsn(source)
     address = net_reach.check(dsn.host, dsn.port, policy)[0]
     password = secrets.get("password") or dsn.password
-    return Server(dsn, address, password, properties.get("sslmode"), properties.get("passfile"))
+    passfile = properties.get("passfile")
+    if passfile:
+        passfile = host_paths.check(passfile, policy, os.path.realpath)
+    return Server(dsn, address, password, properties.get("sslmode"), passfile)
 
 
 def _facts(conn: psycopg.Connection[Any]) -> dict[str, Any]:
@@ -888,7 +903,7 @@ class PostgreSQL:
     def backup(self, request: BackupRequest) -> None:
         resource = request.resource
         server = _server(resource.source, resource.properties, resource.secrets, request.policy)
-        with server.connect() as conn:
+        with server.answering(), server.connect() as conn:
             facts = _facts(conn)
             config = _config_contents(conn, facts)
         ident = _identify(server)
@@ -942,7 +957,7 @@ class PostgreSQL:
         server = Server(target.dsn, target.address, self._target_password(request, target))
         if target.passfile:
             server = Server(target.dsn, target.address, None, None, target.passfile)
-        with server.connect() as conn:
+        with server.answering(), server.connect() as conn:
             taken = [
                 n
                 for n in names.values()
