@@ -326,3 +326,13 @@ def test_refused_at_the_call_cold_foreign_or_unknown(
     deps.clock.advance(timedelta(days=2))
     with pytest.raises(Conflict, match="cold storage"):
         _copy(deps, source, rp_arn, dr["arn"])
+
+
+def test_a_repeated_idempotency_token_returns_the_first_job(
+    deps: Deps, source: Caller, resource: str
+) -> None:
+    dr = vaults.create(deps, replace(source, region=WEST), "dr")
+    rp_arn = _backup(deps, source, resource)
+    first = _copy(deps, source, rp_arn, dr["arn"], idempotency_token="t-1")
+    assert _copy(deps, source, rp_arn, dr["arn"], idempotency_token="t-1") == first
+    assert _copy(deps, source, rp_arn, dr["arn"], idempotency_token="t-2") != first

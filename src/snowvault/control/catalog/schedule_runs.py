@@ -29,6 +29,7 @@ from snowvault.control.catalog.db import Record, is_sqlite
 from snowvault.control.catalog.tables import backup_jobs as bj
 from snowvault.control.catalog.tables import backup_plans as bp
 from snowvault.control.catalog.tables import backup_rules as br
+from snowvault.control.catalog.tables import copy_jobs as cj
 from snowvault.control.catalog.tables import lifecycle_runs as lr
 from snowvault.control.catalog.tables import recovery_points as rp
 from snowvault.control.catalog.tables import scheduled_runs as sr
@@ -187,7 +188,7 @@ def abort_overdue(conn: Connection, now: datetime) -> list[str]:
 
 
 def count_runnable_jobs(conn: Connection, now: datetime) -> int:
-    """Backup jobs a label-less worker could run now, or that are running."""
+    """Backup and copy jobs a label-less worker could run now, or that are running."""
     waiting = sa.and_(
         bj.c.state.in_(("CREATED", "PENDING")),
         bj.c.worker_label.is_(None),
@@ -196,7 +197,12 @@ def count_runnable_jobs(conn: Connection, now: datetime) -> int:
     stmt = sa.select(sa.func.count()).where(
         sa.or_(waiting, bj.c.state.in_(("RUNNING", "ABORTING")))
     )
-    return int(conn.execute(stmt).scalar_one())
+    copies = sa.select(sa.func.count()).where(  # a rule's CopyActions run after its backups
+        sa.or_(
+            sa.and_(cj.c.state == "CREATED", cj.c.worker_label.is_(None)), cj.c.state == "RUNNING"
+        )
+    )
+    return int(conn.execute(stmt).scalar_one()) + int(conn.execute(copies).scalar_one())
 
 
 # --- lifecycle records ------------------------------------------------------------------
