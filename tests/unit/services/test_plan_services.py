@@ -69,9 +69,13 @@ def test_validation_error_names_the_field(deps: Deps, caller: Caller) -> None:
     assert info.value.fields["field"] == "StartWindowMinutes"
 
 
-def test_continuous_backup_is_refused_with_a_clear_error(deps: Deps, caller: Caller) -> None:
-    with pytest.raises(InvalidInput, match="EnableContinuousBackup"):
-        plans.create(deps, caller, daily(EnableContinuousBackup=True))
+def test_continuous_backup_keeps_1_to_35_days_as_on_aws(deps: Deps, caller: Caller) -> None:
+    plan = plans.create(deps, caller, daily(EnableContinuousBackup=True))  # 35 days
+    rule = plans.get(deps, caller, plan["backup_plan_id"])["document"]["Rules"][0]
+    assert rule["EnableContinuousBackup"] is True
+    longer = daily("longer", EnableContinuousBackup=True, Lifecycle={"DeleteAfterDays": 36})
+    with pytest.raises(InvalidInput, match="1 to 35 days"):
+        plans.create(deps, caller, longer)
 
 
 def test_update_makes_a_new_version_and_keeps_rule_ids(
