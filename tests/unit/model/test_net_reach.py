@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from snowvault import app
 from snowvault.control.model import host_paths, net_reach
 from snowvault.core.errors import InvalidInput, PermissionDenied
 from snowvault.plugins import errors as plugin_errors
@@ -106,3 +107,16 @@ def test_the_real_resolver_on_a_literal() -> None:
 def test_module_doctests() -> None:
     assert doctest.testmod(net_reach).failed == 0
     assert doctest.testmod(host_paths).failed == 0
+
+
+def test_config_json_allowed_networks_reach_the_policy(tmp_path: Any) -> None:
+    doc = {"catalog_url": "sqlite://", "regions": {"r": str(tmp_path)}, "default_region": "r"}
+    unset = app.ServerConfig.from_dict(tmp_path, doc)
+    assert app.host_path_rule(unset).networks == host_paths.DEFAULT_NETWORKS
+    assert "allowed_networks" not in unset.to_dict()
+    config = app.ServerConfig.from_dict(tmp_path, dict(doc, allowed_networks=["10.0.0.0/8"]))
+    assert [str(n) for n in app.host_path_rule(config).networks] == ["10.0.0.0/8"]
+    again = app.ServerConfig.from_dict(tmp_path, config.to_dict())
+    assert again.allowed_networks == ("10.0.0.0/8",)
+    with pytest.raises(InvalidInput, match="allowed_networks"):
+        app.host_path_rule(app.ServerConfig.from_dict(tmp_path, dict(doc, allowed_networks=["x"])))
