@@ -188,6 +188,28 @@ def test_a_second_snapshot_after_a_small_change_stores_little(
     assert added < (after_first - before) / 2, (added, after_first - before)
 
 
+def test_a_passfile_serves_discovery_and_backups_without_a_sealed_password(
+    deps: Deps, caller: Caller, cluster: PgCluster, tmp_path: Path
+) -> None:
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"127.0.0.1:{cluster.port}:*:backup:{PASSWORD}\n")
+    passfile.chmod(0o600)
+    row = resources.register(
+        deps,
+        caller,
+        resource_type="PostgreSQL",
+        name="by-passfile",
+        source=cluster.dsn("backup"),
+        properties={"passfile": str(passfile)},
+    )
+    discovery = resources.describe(deps, caller, row["arn"])["discovery"]
+    assert [d["Name"] for d in discovery["Databases"]] == ["postgres", "shop"]
+    assert all(d["SizeInBytes"] > 0 for d in discovery["Databases"])
+    assert discovery["ServerVersion"].split(".")[0].isdigit()
+    done = _backup(deps, caller, row["arn"])
+    assert done.state == "COMPLETED", done.status_message
+
+
 @pytest.mark.parametrize("case", ["wrong password", "no REPLICATION", "closed port"])
 def test_connection_failures_fail_the_job_in_one_line_without_the_password(
     deps: Deps, caller: Caller, cluster: PgCluster, case: str
