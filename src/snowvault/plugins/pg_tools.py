@@ -200,7 +200,9 @@ class TempInstance:
         with open(hba, "w", encoding="utf-8") as f:
             f.write(self._extra_hba + f"local all {_quote_hba(self.superuser)} trust\n")
         self.user.give(self.socket_dir)
-        options = {
+        options = {  # the restored configuration may name the source's own files
+            "data_directory": self.data_dir,
+            "external_pid_file": "",
             "listen_addresses": "",
             "port": str(self.port),
             "unix_socket_directories": self.socket_dir,
