@@ -132,7 +132,7 @@ def wal_for(pieces: Sequence[Piece], base: Piece) -> list[Piece]:
     shipped completed since is left out."""
     wal = [p for p in pieces if p.kind in (WAL, PARTIAL) and p.end_lsn > base.begin_lsn]
     completed = {p.name for p in wal if p.kind == WAL}
-    wal = [p for p in wal if p.kind == WAL or p.name not in completed]
+    wal = [p for p in wal if p.kind == WAL or p.name.removesuffix(".partial") not in completed]
     return sorted(wal, key=lambda p: (p.timeline, p.begin_lsn, p.kind))
 
 
