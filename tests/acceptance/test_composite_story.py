@@ -77,7 +77,11 @@ def test_group_story(
         "Status",
         FINAL_RESTORE,
     )
-    assert done["Status"] == "COMPLETED", done
+    assert (done["Status"], done["IsParent"]) == ("COMPLETED", True), done
+    child_restores = backup.list_restore_jobs(ByParentJobId=restore["RestoreJobId"])
+    assert [(j["Status"], j["ParentJobId"]) for j in child_restores["RestoreJobs"]] == [
+        ("COMPLETED", restore["RestoreJobId"])
+    ]
     assert not filecmp.dircmp(tmp_path / "web", tmp_path / "back").diff_files
     assert sorted(p.name for p in (tmp_path / "back").iterdir()) == sorted(
         p.name for p in (tmp_path / "web").iterdir()

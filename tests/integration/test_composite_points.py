@@ -342,8 +342,32 @@ def test_restoring_a_group_point_restores_the_chosen_members(
     clock.advance(timedelta(seconds=1))
     assert _run(deps) == "COMPLETED"
     assert (out / "data").read_bytes() == b"\x01" * 5000
+    assert not (tmp_path / "out-a").exists()  # not named, not restored
+    parent = restore_jobs.get(deps, caller, job.restore_job_id)
+    assert (parent.is_parent, parent.bytes_transferred, parent.percent_done) == (True, 5000, 100)
+    kids = restore_jobs.list_jobs(
+        deps, caller, catalog.restore_jobs.RestoreJobFilters(parent_job_id=parent.id)
+    ).items
+    assert [(k.status, k.resource_type, k.metadata) for k in kids] == [
+        ("COMPLETED", "Directory", {"targetPath": str(out)})
+    ]
+    assert kids[0].created_resource_arn is not None
+
+    clash = restore_jobs.start(  # fine at the call; b's target fills up before the run
+        deps,
+        caller,
+        recovery_point_arn=parent.recovery_point_arn,
+        metadata={
+            "directory/a.targetPath": str(tmp_path / "out-a"),
+            "directory/b.targetPath": str(tmp_path / "later"),
+        },
+    )
+    (tmp_path / "later").mkdir()
+    (tmp_path / "later" / "y").write_bytes(b"y")
+    assert _run(deps) == "FAILED"  # every member's part is checked again before any restore
+    failed = restore_jobs.get(deps, caller, clash.restore_job_id)
+    assert "is not empty" in str(failed.status_message)
     assert not (tmp_path / "out-a").exists()
-    assert restore_jobs.get(deps, caller, job.restore_job_id).bytes_transferred == 5000
 
 
 def test_a_group_selected_by_tag_backs_up_as_a_group_and_a_tagged_member_alone_too(

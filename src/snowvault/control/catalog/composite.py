@@ -2,11 +2,11 @@
 (``parent_job_id``, ``is_parent``) and between recovery points
 (``parent_recovery_point_arn``, ``is_parent``, ``composite_member_identifier``).
 
-A parent job's worker inserts its children itself, already RUNNING and held by the
-same worker (they are never queued, so they start together); a child has no lease of its
-own (``lease_expires_at`` NULL, so the lease sweep never picks it): its parent's lease
-covers it, and when the parent's worker is lost its active children are ended with it
-(:func:`end_active_children`).
+A parent job's worker (backup or restore) inserts its children itself, already RUNNING
+and held by the same worker (never queued, so they start together); a child has no
+lease of its own (``lease_expires_at`` NULL, so the lease sweep never picks it): its
+parent's lease covers it, and when the parent's worker is lost its active children are
+ended with it (:func:`end_active_children`, :func:`end_active_restore_children`).
 
     >>> # child = composite.insert_child(conn, record)   # None: the member is busy
     >>> # points = composite.child_points(conn, parent_arn)
@@ -25,10 +25,12 @@ from sqlalchemy.exc import IntegrityError
 
 from snowvault.control.catalog.tables import backup_jobs as bj
 from snowvault.control.catalog.tables import recovery_points as rp
+from snowvault.control.catalog.tables import restore_jobs as rj
 from snowvault.control.model import jobs as job_rules
-from snowvault.control.model.jobs import BackupJob, RecoveryPoint
+from snowvault.control.model.jobs import BackupJob, RecoveryPoint, RestoreJob
 
 _ACTIVE = job_rules.BACKUP.active
+_RESTORE_ACTIVE = job_rules.RESTORE.active
 
 
 def insert_child(conn: Connection, job: BackupJob) -> bool:
@@ -107,3 +109,36 @@ def disassociate(conn: Connection, arn: str) -> bool:
         .values(parent_recovery_point_arn=None, composite_member_identifier=None)
     )
     return bool(conn.execute(stmt).rowcount)
+
+
+def restore_children(conn: Connection, parent_job_id: str) -> list[RestoreJob]:
+    """A parent restore job's children, in the order they were made."""
+    stmt = (
+        sa.select(rj)
+        .where(rj.c.parent_job_id == parent_job_id)
+        .order_by(rj.c.creation_date, rj.c.restore_job_id)
+    )
+    return [RestoreJob.from_row(r._mapping) for r in conn.execute(stmt)]
+
+
+def end_active_restore_children(
+    conn: Connection, parent_job_ids: Sequence[str], *, now: datetime, message: str
+) -> list[str]:
+    """FAIL the still-running children of the given parent restore jobs; the ids."""
+    if not parent_job_ids:
+        return []
+    where = sa.and_(rj.c.parent_job_id.in_(list(parent_job_ids)), rj.c.status.in_(_RESTORE_ACTIVE))
+    ids = list(conn.execute(sa.select(rj.c.restore_job_id).where(where)).scalars())
+    if ids:
+        conn.execute(
+            rj.update()
+            .where(where, rj.c.restore_job_id.in_(ids))
+            .values(
+                status=job_rules.RestoreJobStatus.FAILED,
+                status_message=message,
+                completion_date=now,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+    return ids

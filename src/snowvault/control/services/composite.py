@@ -23,8 +23,10 @@ CompositeMemberIdentifier). See docs/resources/composite.md.
   not alone (unless :func:`disassociate` made it standalone first); deleting the
   composite point checks Vault Lock and legal holds for it and every child first, then
   deletes all (nothing when one is protected).
-- Restore (:func:`restore_children`): Metadata ``<member>.<key>`` per member to restore; each
-  chosen child is restored by its own plugin in turn, in the one restore job.
+- Restore (:func:`run_restore`, called by ``restore_jobs.run`` for a parent restore
+  job): Metadata ``<member>.<key>`` per member to restore; one child restore job per
+  chosen member (ParentJobId), each an ordinary restore of its nested point by its own
+  plugin, in turn.
 
 Must not depend on the scheduler, the composition root or any interface (nor on
 ``backup_jobs``, which calls in with the per-member functions).
@@ -48,14 +50,13 @@ from snowvault.control import catalog
 from snowvault.control.catalog.db import Record
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import lifecycle
-from snowvault.control.model.jobs import BackupJob
+from snowvault.control.model.jobs import BackupJob, RestoreJob
 from snowvault.control.services import plugin_io, vaults
 from snowvault.control.services.base import Caller, Deps, JobControl
 from snowvault.control.services.errors import JobStopped
 from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.errors import Conflict, InvalidInput, SnowvaultError
-from snowvault.engine import restorer
 
 log = logging.getLogger("snowvault.jobs")
 
@@ -102,10 +103,11 @@ class _Progress:
     """The children's progress summed into the parent's report (thread-safe); the parent
     control's answer (JobStopped) reaches every child."""
 
-    def __init__(self, control: JobControl) -> None:
+    def __init__(self, control: JobControl, sizes: Mapping[str, int] | None = None) -> None:
         self._control = control
         self._lock = threading.Lock()
         self._by_child: dict[str, dict[str, Any]] = {}
+        self._sizes = dict(sizes or {})  # a child's size when it reports none (restores)
 
     def child(self, job_id: str) -> JobControl:
         parent = self
@@ -119,9 +121,16 @@ class _Progress:
     def update(self, job_id: str, progress: Mapping[str, Any]) -> None:
         with self._lock:
             self._by_child.setdefault(job_id, {}).update(progress)
-            rows = list(self._by_child.values())
-        done = sum(int(r.get("bytes_transferred") or 0) for r in rows)
-        total = sum(int(r.get("backup_size_in_bytes") or 0) for r in rows)
+            rows = dict(self._by_child)
+        done = sum(int(r.get("bytes_transferred") or 0) for r in rows.values())
+        total = sum(int(r.get("backup_size_in_bytes") or 0) for r in rows.values())
+        if self._sizes:  # a restore: the points' sizes are the whole
+            total = sum(self._sizes.values())
+            self._control.report(
+                percent_done=min(99.9, 100.0 * done / total) if total else 0.0,
+                bytes_transferred=done,
+            )
+            return
         pct = min(99.9, 100.0 * done / total) if total else 0.0
         self._control.report(percent_done=pct, bytes_transferred=done, backup_size_in_bytes=total)
 
@@ -387,21 +396,102 @@ def restore_plan(
     return plan
 
 
-def restore_children(
+def run_restore(
     deps: Deps,
-    rp: job_rules.RecoveryPoint,
-    metadata: Mapping[str, str],
-    restore_one: Callable[[job_rules.RecoveryPoint, dict[str, str]], restorer.RestoreResult],
-) -> restorer.RestoreResult:
-    """Restore the children :func:`restore_plan` chooses, in turn; what they restored,
-    summed (a child that raises stops the job with its error)."""
-    results = [restore_one(child, part) for child, part in restore_plan(deps, rp, metadata)]
-    return restorer.RestoreResult(
-        files=sum(r.files for r in results),
-        bytes=sum(r.bytes for r in results),
-        errors=[e for r in results for e in r.errors],
-        skipped=[s for r in results for s in r.skipped],
-    )
+    parent: RestoreJob,
+    worker_id: str,
+    control: JobControl,
+    *,
+    member: Callable[[RestoreJob, JobControl], str],
+    end: MemberEnd,
+) -> str:
+    """Run a claimed parent restore job (of a composite point): one child restore job per
+    member its Metadata names, RUNNING on this worker, run in turn (each an ordinary
+    restore of its nested point with its own part of the Metadata). COMPLETED when every
+    child is; FAILED, naming the members that were not, otherwise."""
+    with catalog.db.read_transaction(deps.engine) as conn:
+        rp = catalog.recovery_points.get(conn, parent.recovery_point_arn)
+    plan = restore_plan(deps, rp, dict(parent.metadata or {}))
+    now = deps.clock.now()
+    children: dict[str, RestoreJob] = {}
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.composite.end_active_restore_children(
+            conn, [parent.restore_job_id], now=now, message=RETRIED_MESSAGE
+        )
+        for point, part in plan:
+            children[point.composite_member_identifier or point.arn] = catalog.restore_jobs.create(
+                conn,
+                restore_job_id=ids.new_uuid(),
+                account_id=parent.account_id,
+                region=parent.region,
+                recovery_point_arn=point.arn,
+                creation_date=parent.creation_date,
+                status=job_rules.RestoreJobStatus.RUNNING,
+                backup_vault_arn=point.backup_vault_arn,
+                source_resource_arn=point.resource_arn,
+                resource_type=point.resource_type,
+                metadata=part,
+                iam_role_arn=parent.iam_role_arn,
+                created_by=parent.created_by,
+                recovery_point_creation_date=point.creation_date,
+                backup_size_in_bytes=point.backup_size_in_bytes,
+                percent_done=0.0,
+                start_date=now,
+                lease_owner=worker_id,  # the parent's lease covers it
+                heartbeat_at=now,
+                attempts=1,
+                parent_job_id=parent.restore_job_id,
+            )
+    sizes = {c.restore_job_id: c.backup_size_in_bytes or 0 for c in children.values()}
+    progress = _Progress(control, sizes)
+    states: dict[str, str] = {}
+    for ident, child in children.items():
+        try:
+            states[ident] = member(child, progress.child(child.restore_job_id))
+        except (SnowvaultError, OSError) as exc:
+            states[ident] = end(deps, child, worker_id, "FAILED", status_message=str(exc))
+        except Exception as exc:
+            log.exception("child restore %s of %s failed", child.restore_job_id, parent.id)
+            message = f"internal error: {exc}"
+            states[ident] = end(deps, child, worker_id, "FAILED", status_message=message)
+    return _end_restore(deps, parent, worker_id, states)
+
+
+def _end_restore(deps: Deps, parent: RestoreJob, worker_id: str, states: Mapping[str, str]) -> str:
+    now = deps.clock.now()
+    with catalog.db.transaction(deps.engine) as conn:
+        kids = catalog.composite.restore_children(conn, parent.restore_job_id)
+        done = sum(k.bytes_transferred or 0 for k in kids)
+        missing = sorted(i for i, s in states.items() if s != "COMPLETED")
+        if missing:
+            status = job_rules.RestoreJobStatus.FAILED
+            message = f"{len(states) - len(missing)} of {len(states)} members restored; " + (
+                ", ".join(f"{i} {states[i]}" for i in missing)
+            )
+        else:
+            status = job_rules.RestoreJobStatus.COMPLETED
+            message = f"restored {len(states)} members, {done} bytes"
+        ok = catalog.restore_jobs.QUEUE.complete(
+            conn,
+            job_id=parent.restore_job_id,
+            worker_id=worker_id,
+            now=now,
+            state=status,
+            percent_done=100.0 if not missing else None,
+            bytes_transferred=done,
+            status_message=message,
+        )
+        if not ok:
+            return "LOST"
+        if not missing:
+            catalog.recovery_points.record_restore(conn, parent.recovery_point_arn, now)
+    return status
+
+
+def lost_restores(conn: Connection, parents: Sequence[RestoreJob], now: datetime) -> None:
+    """Parent restore jobs whose worker died: their running children FAIL with them."""
+    ids_ = [job.restore_job_id for job in parents if job.is_parent]
+    catalog.composite.end_active_restore_children(conn, ids_, now=now, message=LOST_MESSAGE)
 
 
 def restore_defaults(deps: Deps, rp: job_rules.RecoveryPoint) -> dict[str, str]:

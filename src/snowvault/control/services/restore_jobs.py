@@ -78,6 +78,7 @@ def start(
             recovery_point_creation_date=rp.creation_date,
             backup_size_in_bytes=rp.backup_size_in_bytes,
             percent_done=0.0,
+            is_parent=rp.is_parent,  # a composite point: child jobs per member
         )
         if idempotency_token:
             catalog.idempotency.remember(
@@ -158,7 +159,14 @@ def list_by_resource(
 
 
 def run(deps: Deps, job: RestoreJob, worker_id: str, control: JobControl) -> str:
-    """Run a claimed restore job (see :data:`JOB_KIND`); returns the final status."""
+    """Run a claimed restore job (see :data:`JOB_KIND`); returns the final status. A
+    composite point's (parent) job runs one child restore job per member it names."""
+    if job.is_parent:
+
+        def member(child: RestoreJob, ctl: JobControl) -> str:
+            return run(deps, child, worker_id, ctl)
+
+        return composite.run_restore(deps, job, worker_id, control, member=member, end=_end)
     result = _restore(deps, job, control)
     if result.errors:
         first = result.errors[0]
@@ -210,12 +218,6 @@ def _restore(deps: Deps, job: RestoreJob, control: JobControl) -> restorer.Resto
     metadata = dict(job.metadata or {})
     if continuous.find(deps, rp.arn) is not None:  # base backup + WAL to pointInTime
         return continuous.restore(deps, rp, vault, metadata, plugin_io.restore_report(control))
-    if rp.is_parent:  # a composite point: its chosen children, in turn
-
-        def child(point: job_rules.RecoveryPoint, part: dict[str, str]) -> restorer.RestoreResult:
-            return _restore_point(deps, point, vault, part, control)
-
-        return composite.restore_children(deps, rp, metadata, child)
     return _restore_point(deps, rp, vault, metadata, control)
 
 
@@ -288,5 +290,9 @@ def _end(deps: Deps, job: RestoreJob, worker_id: str, status: str, **fields: Any
 
 
 JOB_KIND = jobs.JobKind(
-    name=job_rules.Kind.RESTORE, queue=catalog.restore_jobs.QUEUE, run=run, end=_end
+    name=job_rules.Kind.RESTORE,
+    queue=catalog.restore_jobs.QUEUE,
+    run=run,
+    end=_end,
+    on_lost=composite.lost_restores,  # a parent's children end with it
 )
