@@ -1,6 +1,6 @@
 """Client programs (``mariadb-dump``, ``redis-cli``) for the database plugins: a child
-whose stdout is a backup stream, a child fed a restore stream, and the one-line errors
-a job shows when either fails.
+whose stdout is a backup stream, a child fed a restore stream, the one-line errors a job
+shows when either fails, and which resolved address of a server answers.
 
     with child.reading(["redis-cli", "--rdb", "-"], env, "redis-cli") as out:
         sink_reads(out)                      # Unavailable("redis-cli: AUTH failed ...")
@@ -19,9 +19,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, BinaryIO
 
 from snowvault.core.errors import Unavailable
@@ -56,6 +57,22 @@ def one_line(stderr: str, *, skip: Iterable[str] = (), secrets: Iterable[str] = 
     lines = [ln for ln in lines if ln and not any(ln.startswith(s) for s in skip)]
     line = scrub(lines[-1] if lines else "exited without a message", secrets)
     return line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "..."
+
+
+def answering(addresses: Sequence[str], port: int, timeout: float = 3.0) -> str:
+    """The first of ``addresses`` (all allowed by the network-reach rule) that accepts a
+    TCP connection on ``port`` (a name resolving to ::1 and 127.0.0.1 reaches a server
+    listening on only one of them), else the first (the client then says why not). One
+    address is not probed (a probe is a connection the server sees aborted)."""
+    if len(addresses) == 1:
+        return addresses[0]
+    for address in addresses:
+        try:
+            with socket.create_connection((address, port), timeout=timeout):
+                return address
+        except OSError:
+            continue
+    return addresses[0]
 
 
 def environment(extra: Mapping[str, str], drop: Iterable[str] = ()) -> dict[str, str]:

@@ -58,6 +58,7 @@ from snowvault.plugins import child
 from snowvault.plugins.base import (
     BackupRequest,
     Entry,
+    EntryInfo,
     MetadataKey,
     Progress,
     Registration,
@@ -262,7 +263,7 @@ class Client:
 
 def _connect(dsn: Dsn, policy: host_paths.Policy, password: str | None) -> Client:
     """A client for ``dsn`` at the address the network-reach rule resolved, now."""
-    address = net_reach.check(dsn.host, dsn.port, policy)[0]
+    address = child.answering(net_reach.check(dsn.host, dsn.port, policy), dsn.port)
     return Client(dsn, address, password)
 
 
@@ -424,12 +425,14 @@ class MySQL:
     def check_restore(self, metadata: Mapping[str, str], policy: host_paths.Policy) -> None:
         self._target(metadata, policy)
 
-    def _chosen(self, request: RestoreRequest) -> list[tuple[str, str, str]]:
+    def _chosen(
+        self, request: RestoreRequest, entries: list[EntryInfo]
+    ) -> list[tuple[str, str, str]]:
         """(database, entry path, target name) for every database to restore."""
         _, names, rename = self._target(request.metadata, request.policy)
         held = {
             e.meta.get("database") or "": e.path
-            for e in request.source.entries()
+            for e in entries
             if e.path.startswith(ENTRY_DIR + "/")
         }
         held.pop("", None)
@@ -444,8 +447,9 @@ class MySQL:
 
     def restore(self, request: RestoreRequest) -> None:
         dsn, _, _ = self._target(request.metadata, request.policy)  # again, now
-        chosen = self._chosen(request)
-        sizes = {e.path: e.size for e in request.source.entries()}
+        entries = request.source.entries()
+        chosen = self._chosen(request, entries)
+        sizes = {e.path: e.size for e in entries}
         total = sum(sizes.get(path, 0) for _, path, _ in chosen)
         info = request.source.info().get("databases", {})
         request.progress(Progress(0, total))
@@ -502,7 +506,7 @@ class MySQL:
         dsn, _, _ = self._target(request.metadata, request.policy)
         info = request.source.info().get("databases", {})
         with _connect(dsn, request.policy, self._password(request.resource)) as client:
-            for name, _, target in self._chosen(request):
+            for name, _, target in self._chosen(request, request.source.entries()):
                 rows = client.query(
                     "SELECT table_name FROM information_schema.tables"
                     f" WHERE table_schema = {literal(target)}"

@@ -58,6 +58,7 @@ DEFAULT_PORT = 6379
 ENTRY = "dump.rdb"
 PROPERTIES = frozenset({"password"})
 BATCH = 500
+KEEP_LOADED = 8
 EOF_MARK = 40
 """redis-cli writes a diskless transfer's 40-character end mark after the RDB when its
 output is stdout (it can only truncate a file); :class:`_WithoutEndMark` drops it."""
@@ -121,7 +122,12 @@ class _WithoutEndMark:
         self._eof = False
 
     def read(self, size: int = -1) -> bytes:
-        want = size if size is not None and size > 0 else 1024 * 1024
+        if size is None or size < 0:
+            parts = []
+            while chunk := self.read(1024 * 1024):
+                parts.append(chunk)
+            return b"".join(parts)
+        want = max(size, 1)
         while not self._eof and len(self._held) < want + EOF_MARK:
             chunk = self._raw.read(want)
             if not chunk:
@@ -155,9 +161,10 @@ class Redis:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loaded: dict[int, dict[int, int]] = {}
-        """Keys per database of the RDB a targetUrl restore loaded, by source (for the
-        after-restore check of the same restore)."""
+        self._loaded: list[tuple[object, dict[int, int]]] = []
+        """(source, keys per database of the RDB a targetUrl restore loaded from it), so
+        the check after the same restore need not load it again; the source is held,
+        so its identity cannot pass to another, and only the last few are kept."""
 
     def check_source(
         self, source: str, policy: host_paths.Policy, properties: Mapping[str, str]
@@ -174,7 +181,7 @@ class Redis:
         return resource.secrets.get("password") or None
 
     def _connect(self, url: Url, policy: host_paths.Policy, password: str | None) -> Any:
-        address = net_reach.check(url.host, url.port, policy)[0]
+        address = child.answering(net_reach.check(url.host, url.port, policy), url.port)
         return redis_tools.Connection(address, url.port, password=password, user=url.user)
 
     def describe(
@@ -204,7 +211,8 @@ class Redis:
             raise NotFound(kind="Redis server", name=resource.arn)
         url = parse_url(resource.source)
         password = self._password(resource)
-        address = net_reach.check(url.host, url.port, request.policy)[0]  # again, now
+        addresses = net_reach.check(url.host, url.port, request.policy)  # again, now
+        address = child.answering(addresses, url.port)
         try:
             with redis_tools.Connection(address, url.port, password=password, user=url.user) as c:
                 version = c.info("server").get("redis_version", "")
@@ -294,7 +302,7 @@ class Redis:
         except redis_tools.ReplyError as exc:
             raise Unavailable(detail=f"redis: {exc}") from None
         with self._lock:
-            self._loaded[id(request.source)] = counts
+            self._loaded = [*self._loaded[-(KEEP_LOADED - 1) :], (request.source, counts)]
 
     def restored_source(self, metadata: Mapping[str, str]) -> str | None:
         """The target (a file path or the server's URL) that CreatedResourceArn names."""
@@ -304,7 +312,7 @@ class Redis:
             except InvalidInput:
                 return None
         path = metadata.get("targetPath")
-        return path if path and path.startswith("/") else None
+        return os.path.normpath(path) if path and os.path.isabs(path) else None
 
     def restore_defaults(self, resource: Resource | None) -> dict[str, str]:
         """Into the server it came from (refused unless that server is empty)."""
@@ -327,7 +335,9 @@ class Redis:
             return None
         _, target = self._target(request.metadata, request.policy)
         with self._lock:
-            want = self._loaded.pop(id(request.source), None)
+            found = [c for src, c in self._loaded if src is request.source]
+            self._loaded = [(src, c) for src, c in self._loaded if src is not request.source]
+        want = found[0] if found else None
         if want is None:
             with (
                 request.source.open(ENTRY) as reader,

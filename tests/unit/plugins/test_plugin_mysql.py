@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from snowvault.control.model import host_paths
 from snowvault.core.errors import InvalidInput, NotFound, PermissionDenied, Unavailable
-from snowvault.plugins import mysql
+from snowvault.plugins import child, mysql
 from snowvault.plugins.base import BackupRequest, Resource, RestoreRequest
 from snowvault.plugins.errors import InvalidRestoreTarget
 from snowvault.testing.plugins import MemorySink, MemorySource
@@ -281,3 +282,12 @@ def test_describe_lists_databases_with_sizes() -> None:
     assert found["ServerVersion"]
     assert all({"Name", "SizeInBytes", "Tables"} <= set(d) for d in found["Databases"])
     assert not {d["Name"] for d in found["Databases"]} & mysql.SYSTEM_SCHEMAS
+
+
+def test_of_several_allowed_addresses_the_one_that_answers_is_used() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.3", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert child.answering(["127.0.0.2", "127.0.0.3"], port) == "127.0.0.3"
+    assert child.answering(["127.0.0.2", "127.0.0.3"], port) == "127.0.0.2"  # none: the first
