@@ -134,12 +134,18 @@ class PgCluster:
         return cls(data_dir=data_dir)
 
     def start(self) -> PgCluster:
+        """Start it; a failed start stops what may run and removes the temp dirs (the
+        assertion carries the server log's tail)."""
         opts = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.base}"
-        self._run(
-            pg_tools.binary("pg_ctl"), "-D", self.config_dir, "-l", self.log, "-w",
-            "-t", "60", "-o", opts, "start",
-        )  # fmt: skip
-        self.running = True
+        self.running = True  # a failed start may still leave a postmaster to stop
+        try:
+            self._run(
+                pg_tools.binary("pg_ctl"), "-D", self.config_dir, "-l", self.log, "-w",
+                "-t", "60", "-o", opts, "start",
+            )  # fmt: skip
+        except BaseException:
+            self.cleanup()
+            raise
         return self
 
     def stop(self) -> None:
@@ -164,7 +170,11 @@ class PgCluster:
 
     def __enter__(self) -> PgCluster:
         if not os.path.exists(os.path.join(self.data_dir, "PG_VERSION")):
-            self.init()
+            try:
+                self.init()
+            except BaseException:
+                self.cleanup()
+                raise
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
