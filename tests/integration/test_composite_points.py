@@ -242,6 +242,14 @@ def test_registration_checks_the_members(deps: Deps, caller: Caller, tmp_path: P
     ]:
         with pytest.raises(InvalidInput, match=words):
             _group(deps, caller, "bad", members)
+    src = tmp_path / "src" / "pinned"
+    src.mkdir()
+    pinned = resources.register(
+        deps, caller, resource_type="Directory", name="p", source=str(src), worker_label="h1"
+    )["arn"]
+    with pytest.raises(InvalidInput, match="WorkerLabel 'h1'"):
+        _group(deps, caller, "bad", [a, pinned])
+    assert _group(deps, caller, "ok", [a, pinned], worker_label="h1").endswith("group/ok")
 
 
 def test_deleting_goes_parent_first_and_takes_the_children(

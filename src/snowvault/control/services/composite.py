@@ -84,16 +84,29 @@ def members_of(resource: Mapping[str, Any]) -> list[str]:
     return plugins.composite.parse_members(props.get("members"))
 
 
-def check_members(conn: Connection, caller: Caller, properties: Mapping[str, str]) -> None:
+def check_members(
+    conn: Connection,
+    caller: Caller,
+    properties: Mapping[str, str],
+    worker_label: str | None = None,
+) -> None:
     """RegisterResource of a group: every member is a registered resource of the caller's
     account and region, and not a group (the same answer whether a member is missing or
-    another account's, so a group is no probe of other accounts)."""
+    another account's, so a group is no probe of other accounts). The worker that claims
+    the group backs every member up, so a member bound to workers of a label (WorkerLabel)
+    needs the group to carry the same label."""
     for member in plugins.composite.parse_members(properties.get("members")):
         row = catalog.resources.find(conn, member)
         if row is None or (row["account_id"], row["region"]) != (caller.account_id, caller.region):
             raise InvalidInput(detail=f"member {member} is not a registered resource")
         if row["resource_type"] == RESOURCE_TYPE:
             raise InvalidInput(detail=f"member {member} is a group; groups do not nest")
+        label = row["worker_label"]
+        if label is not None and label != worker_label:
+            raise InvalidInput(
+                detail=f"member {member} runs on workers labelled {label!r}: "
+                f"register the group with WorkerLabel {label!r}"
+            )
 
 
 # --- backup --------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def register(
     sealed = _seal(deps, arn, registration.secrets)
     with catalog.db.transaction(deps.engine) as conn:
         if resource_type == composite.RESOURCE_TYPE:  # members: registered, ours, no group
-            composite.check_members(conn, caller, registration.properties)
+            composite.check_members(conn, caller, registration.properties, worker_label)
         row = catalog.resources.register(
             conn,
             arn=arn,
