@@ -14,7 +14,7 @@ import urllib3
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers.stories import backed_up, make_tree, register
+from helpers.stories import backed_up, make_tree, register, sv
 from helpers.sv_server import ExtCall, ServerProcess, free_port, new_server
 
 
@@ -153,3 +153,22 @@ def test_metrics_can_live_on_their_own_address(probed_server: ServerProcess) -> 
     assert b"snowvault_worker_up 1.0" in separate.data
     on_api = _get(probed_server, "/metrics")  # no longer an unsigned route of the API
     assert on_api.status == 403 and b"snowvault_" not in on_api.data
+
+
+def test_signed_calls_reach_the_trail(snowvault_server: ServerProcess, backup: Any) -> None:
+    backup.create_backup_vault(BackupVaultName="audited")
+    data_dir = str(snowvault_server.data_dir)
+    sv(snowvault_server, "trail", "flush", "--data-dir", data_dir)
+    found = json.loads(
+        sv(
+            snowvault_server,
+            *("trail", "lookup", "--data-dir", data_dir, "--event-name", "CreateBackupVault"),
+            "--json",
+        ).stdout
+    )
+    assert found and found[0]["eventSource"] == "backup.amazonaws.com"
+    assert found[0]["userIdentity"]["accountId"] == snowvault_server.creds["account_id"]
+    checked = json.loads(
+        sv(snowvault_server, "trail", "validate", "--data-dir", data_dir, "--json").stdout
+    )
+    assert checked["problems"] == [] and checked["digests"] >= 1

@@ -5,6 +5,7 @@
     key = SigningKey.load(private_pem, cert_pem)
     signature = key.sign(b"Message\\n...")                    # PKCS#1 v1.5, SHA-256
     verify(cert_pem, signature, data)                       # raises InvalidSignature
+    sha256_hex(data)                                        # CloudTrail's file hashes
 
 SNS's SignatureVersion 2 is exactly this: the receiver fetches the certificate from
 SigningCertURL and checks the base64 signature over the canonical string. The
@@ -23,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-__all__ = ["InvalidSignature", "SigningKey", "verify"]
+__all__ = ["InvalidSignature", "SigningKey", "sha256_hex", "verify"]
 
 KEY_BITS = 2048
 VALID_DAYS = 3650
@@ -80,3 +81,10 @@ def verify(cert_pem: bytes, signature: bytes, data: bytes) -> None:
     if not isinstance(public, rsa.RSAPublicKey):
         raise InvalidSignature("the certificate does not hold an RSA key")
     public.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+
+
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 of ``data`` as hex (the hash CloudTrail digest files name)."""
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(data)
+    return digest.finalize().hex()

@@ -70,6 +70,9 @@ RawEndpoint = Callable[[Request, bytes, ContextFor], Awaitable[Response]]
 called after SigV4 verified the request for its signing name, with the body and a
 function that makes the RequestContext once the endpoint knows the operation (which it
 must have checked against its own table: the name is logged and counted)."""
+Auditor = Callable[[Mapping[str, Any]], None]
+"""Called once per SIGNED request with its audit fields (the log line's, plus region,
+access_key_id, user_agent, error_code, error_message and time): the trail's hook."""
 Observer = Callable[[str, str, int, float], None]
 """Called once per request with (service, operation, status, seconds) — the metrics hook;
 the operation is a model operation or an extra route's template, never caller text."""
@@ -180,6 +183,8 @@ class _Exchange:
     params: str = "-"
     extra: dict[str, str] = field(default_factory=dict)
     service_name: str = "-"
+    error_code: str | None = None
+    error_message: str | None = None
 
 
 class _Api:
@@ -196,8 +201,10 @@ class _Api:
         signing_clock: Clock,
         observer: Observer | None = None,
         raw_services: Mapping[str, RawEndpoint] | None = None,
+        auditor: Auditor | None = None,
     ) -> None:
         self.observer = observer
+        self.auditor = auditor
         self.raw_services = dict(raw_services or {})
         self.services: dict[str, _Service] = {}
         self.targets: dict[str, _Service] = {}
@@ -461,6 +468,7 @@ class _Api:
 
     def _error_response(self, exc: Exception, ex: _Exchange) -> Response:
         error = errors.to_api_error(exc, self.error_table)
+        ex.error_code, ex.error_message = error.code, error.message
         if error.status >= 500:
             log.error("request_id=%s op=%s failed", ex.request_id, ex.operation, exc_info=exc)
         content_type = ex.service.model.content_type if ex.service else "application/json"
@@ -506,6 +514,20 @@ class _Api:
             ex.params,
             extra={"snowvault": fields},  # the fields of --log-format json
         )
+        if self.auditor is not None and principal is not None and ex.verified is not None:
+            audit = {
+                **fields,
+                "region": ex.verified.region,
+                "access_key_id": principal.access_key_id,
+                "user_agent": request.headers.get("user-agent", ""),
+                "error_code": ex.error_code,
+                "error_message": ex.error_message,
+                "time": self.signing_clock.now(),
+            }
+            try:
+                self.auditor(audit)
+            except Exception:  # the trail must not turn an answered request into a 500
+                log.exception("request_id=%s could not be recorded in the trail", ex.request_id)
 
 
 def _header_pairs(request: Request) -> list[tuple[str, str]]:
@@ -570,6 +592,7 @@ def build_app(
     signing_clock: Clock | None = None,
     observer: Observer | None = None,
     raw_services: Mapping[str, RawEndpoint] | None = None,
+    auditor: Auditor | None = None,
 ) -> ASGIApp:
     """The ASGI app serving ``services`` (``extra_routes`` are matched first).
 
@@ -577,7 +600,7 @@ def build_app(
     is what SigV4 freshness is checked against — the wall clock when ``clock`` is a
     test-mode simulated one, since clients sign with real time. ``observer`` hears of
     every request once (metrics); ``raw_services`` serve signing names the model router
-    does not (SNS)."""
+    does not (SNS); ``auditor`` records every signed request (the trail)."""
     return _Api(
         services,
         lookup_secret,
@@ -590,4 +613,5 @@ def build_app(
         signing_clock or clock,
         observer,
         raw_services,
+        auditor,
     )

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from snowvault.app import App
 from snowvault.interfaces.api import (
     asgi,
+    audit,
     errors,
     extension,
     handlers,
@@ -76,6 +77,7 @@ def build_asgi(app: App) -> ASGIApp:
         ],
         observer=registry.observe if registry else None,
         raw_services=sns.services(app),
+        auditor=audit.auditor(app),
         allowed_regions=app.regions,
         trusted_proxies=app.config.trusted_proxies,
         max_body_bytes=app.config.max_body_bytes,

@@ -61,6 +61,10 @@ def _register() -> None:
 
     cli.add_command(root_key_cmd.root_key)
 
+    from snowvault.interfaces.cli import trail_cmd
+
+    cli.add_command(trail_cmd.trail)
+
     from snowvault.interfaces.cli import cost_cmd
 
     cli.add_command(cost_cmd.cost)

@@ -1,0 +1,361 @@
+"""The audit trail: CloudTrail-format records of API calls, in CloudTrail's file layout,
+with signed hourly digest files.
+
+    trail = Trail(DATA_DIR / "trail", key)
+    trail.record(api_call_record(...))        # appended to trail/pending.jsonl at once
+    trail.flush(now)                           # pending -> gzipped log files (+ a digest
+                                               #  when the last one is an hour old)
+    problems = validate(DATA_DIR / "trail", key.cert_pem)
+    events = lookup(DATA_DIR / "trail", account_id="...", event_name="DeleteRecoveryPoint")
+
+Layout under ``trail/`` (CloudTrail's S3 keys, "bucket" ``snowvault-trail``)::
+
+    AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/
+        <account>_CloudTrail_<region>_<YYYYMMDDTHHMMZ>_<random>.json.gz   {"Records": [...]}
+    AWSLogs/<account>/CloudTrail-Digest/<region>/YYYY/MM/DD/
+        <account>_CloudTrail-Digest_<region>_snowvault_<region>_<YYYYMMDDTHHMMSSZ>.json.gz
+        (+ ``.sig``: the digest's signature, which CloudTrail keeps in S3 metadata)
+
+A digest lists every log file written since the previous digest with its SHA-256, and
+names the previous digest's signature; its signature is RSA-SHA256 (the notification
+signing key) over CloudTrail's string: ``digestEndTime\\nbucket/key\\nhex(sha256(digest
+file))\\npreviousDigestSignature``. :func:`validate` walks each chain: signatures, the
+chain links, every listed file's hash, and files no digest lists yet.
+
+What is recorded: every SIGNED API call (backup, KMS, SNS, extension), failed ones with
+their ``errorCode``; never parameters or responses (``requestParameters`` and
+``responseElements`` are null: the request log's rule, nothing of a body is written).
+Unsigned requests (probes, metrics) have no account to file them under and are not
+recorded. System actions (sweeps, job transitions) are not recorded yet.
+
+Who may read: the operator (files under DATA_DIR, 0600). Bounded: one JSON line per call;
+a flush reads the pending file once.
+
+Must not depend on the scheduler or any interface.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import json
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from snowvault.core import private_files
+from snowvault.engine.crypto import message_signing
+
+BUCKET = "snowvault-trail"
+TRAIL_NAME = "snowvault"
+PENDING = "pending.jsonl"
+STATE = "digest-state.json"
+DIGEST_EVERY = timedelta(hours=1)
+READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Lookup", "Export", "Preview")
+SOURCES = {"backup": "backup.amazonaws.com", "kms": "kms.amazonaws.com", "sns": "sns.amazonaws.com"}
+
+
+def _stamp(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def api_call_record(
+    *,
+    when: datetime,
+    service: str,
+    operation: str,
+    account_id: str,
+    region: str,
+    principal_arn: str,
+    access_key_id: str,
+    source_ip: str,
+    user_agent: str,
+    request_id: str,
+    error_code: str | None,
+    error_message: str | None,
+) -> dict[str, Any]:
+    """One CloudTrail record (eventVersion 1.08) of an API call."""
+    root = principal_arn.endswith(":root")
+    record: dict[str, Any] = {
+        "eventVersion": "1.08",
+        "userIdentity": {
+            "type": "Root" if root else "IAMUser",
+            "principalId": account_id if root else principal_arn.rpartition("/")[2],
+            "arn": principal_arn,
+            "accountId": account_id,
+            "accessKeyId": access_key_id,
+        },
+        "eventTime": _stamp(when),
+        "eventSource": SOURCES.get(service, f"{service}.snowvault"),
+        "eventName": operation,
+        "awsRegion": region,
+        "sourceIPAddress": source_ip,
+        "userAgent": user_agent[:256],
+        "requestParameters": None,
+        "responseElements": None,
+        "requestID": request_id,
+        "eventID": str(uuid.uuid4()),
+        "readOnly": operation.startswith(READ_ONLY_PREFIXES),
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": account_id,
+        "eventCategory": "Management",
+    }
+    if error_code:
+        record["errorCode"] = error_code
+        record["errorMessage"] = (error_message or "")[:512]
+    return record
+
+
+class Trail:
+    """The writer: records go to ``pending.jsonl`` at once; :meth:`flush` files them."""
+
+    def __init__(self, root: Path, key: message_signing.SigningKey) -> None:
+        self.root = root
+        self.key = key
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time across processes (the server and ``snowvault trail``)."""
+        private_files.make_dirs(self.root)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def record(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        with self._locked():
+            fd = os.open(self.root / PENDING, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+
+    def flush(self, now: datetime, *, force_digest: bool = False) -> list[Path]:
+        """File the pending records (one gzipped file per account and region); then a
+        digest per account and region when the last is :data:`DIGEST_EVERY` old (or
+        ``force_digest``). The paths written."""
+        with self._locked():
+            written = self._roll(now)
+            state = self._state()
+            last = state.get("last_digest_at")
+            due = last is None or now - datetime.fromisoformat(last) >= DIGEST_EVERY
+            if (force_digest or due) and state.get("undigested"):
+                written += self._digest(now, state)
+            return written
+
+    def _roll(self, now: datetime) -> list[Path]:
+        pending = self.root / PENDING
+        if not pending.exists():
+            return []
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for line in pending.read_bytes().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                groups.setdefault((rec["recipientAccountId"], rec["awsRegion"]), []).append(rec)
+        state = self._state()
+        written = []
+        for (account, region), records in sorted(groups.items()):
+            day = now.astimezone(UTC)
+            rel = (
+                f"AWSLogs/{account}/CloudTrail/{region}/{day:%Y/%m/%d}/"
+                f"{account}_CloudTrail_{region}_{day:%Y%m%dT%H%MZ}_{secrets.token_hex(8)}.json.gz"
+            )
+            path = self.root / rel
+            private_files.make_dirs(path.parent)
+            data = gzip.compress(json.dumps({"Records": records}).encode(), mtime=0)
+            private_files.write_new(path, data)
+            times = sorted(r["eventTime"] for r in records)
+            state.setdefault("undigested", []).append(
+                {
+                    "key": rel,
+                    "account": account,
+                    "region": region,
+                    "oldest": times[0],
+                    "newest": times[-1],
+                }
+            )
+            written.append(path)
+        self._save(state)
+        pending.unlink()
+        return written
+
+    def _state(self) -> dict[str, Any]:
+        path = self.root / STATE
+        return dict(json.loads(path.read_text())) if path.exists() else {}
+
+    def _save(self, state: dict[str, Any]) -> None:
+        path = self.root / STATE
+        if path.exists():
+            private_files.replace(path, json.dumps(state).encode())
+        else:
+            private_files.write_new(path, json.dumps(state).encode())
+
+    def _digest(self, now: datetime, state: dict[str, Any]) -> list[Path]:
+        written = []
+        chains: dict[str, Any] = state.setdefault("chains", {})
+        by_chain: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for entry in state.get("undigested", []):
+            by_chain.setdefault((entry["account"], entry["region"]), []).append(entry)
+        for (account, region), files in sorted(by_chain.items()):
+            chain = chains.get(f"{account}/{region}", {})
+            end = now.astimezone(UTC)
+            start = chain.get("end") or min(f["oldest"] for f in files)
+            rel = (
+                f"AWSLogs/{account}/CloudTrail-Digest/{region}/{end:%Y/%m/%d}/{account}_"
+                f"CloudTrail-Digest_{region}_{TRAIL_NAME}_{region}_{end:%Y%m%dT%H%M%SZ}.json.gz"
+            )
+            doc = {
+                "awsAccountId": account,
+                "digestStartTime": start,
+                "digestEndTime": _stamp(end),
+                "digestS3Bucket": BUCKET,
+                "digestS3Object": rel,
+                "digestPublicKeyFingerprint": message_signing.sha256_hex(self.key.cert_pem)[:32],
+                "digestSignatureAlgorithm": "SHA256withRSA",
+                "newestEventTime": max(f["newest"] for f in files),
+                "oldestEventTime": min(f["oldest"] for f in files),
+                "previousDigestS3Bucket": BUCKET if chain.get("key") else None,
+                "previousDigestS3Object": chain.get("key"),
+                "previousDigestHashValue": chain.get("hash"),
+                "previousDigestHashAlgorithm": "SHA-256" if chain.get("hash") else None,
+                "previousDigestSignature": chain.get("signature"),
+                "logFiles": [
+                    {
+                        "s3Bucket": BUCKET,
+                        "s3Object": f["key"],
+                        "hashValue": message_signing.sha256_hex(
+                            (self.root / f["key"]).read_bytes()
+                        ),
+                        "hashAlgorithm": "SHA-256",
+                        "newestEventTime": f["newest"],
+                        "oldestEventTime": f["oldest"],
+                    }
+                    for f in files
+                ],
+            }
+            data = gzip.compress(json.dumps(doc).encode(), mtime=0)
+            digest_hash = message_signing.sha256_hex(data)
+            signature = self.key.sign(
+                _string_to_sign(doc["digestEndTime"], rel, digest_hash, chain.get("signature"))
+            ).hex()
+            path = self.root / rel
+            private_files.make_dirs(path.parent)
+            private_files.write_new(path, data)
+            sig = {"signature": signature, "signatureAlgorithm": "SHA256withRSA"}
+            private_files.write_new(path.with_name(path.name + ".sig"), json.dumps(sig).encode())
+            chains[f"{account}/{region}"] = {
+                "key": rel,
+                "hash": digest_hash,
+                "signature": signature,
+                "end": doc["digestEndTime"],
+            }
+            written.append(path)
+        state["undigested"] = []
+        state["last_digest_at"] = now.isoformat()
+        self._save(state)
+        return written
+
+
+def _string_to_sign(end: str, key: str, digest_hash: str, previous: str | None) -> bytes:
+    return f"{end}\n{BUCKET}/{key}\n{digest_hash}\n{previous or 'null'}".encode()
+
+
+@dataclass(frozen=True)
+class Validation:
+    digests: int
+    log_files: int
+    problems: list[str]
+    undigested: list[str]  # log files written since the last digest (not an error)
+
+
+def validate(root: Path, cert_pem: bytes) -> Validation:
+    """Check every digest chain under ``root`` (module doc)."""
+    problems: list[str] = []
+    digests = files = 0
+    listed: set[str] = set()
+    chains: dict[str, list[tuple[str, Path]]] = {}
+    for path in sorted(root.glob("AWSLogs/*/CloudTrail-Digest/*/*/*/*/*.json.gz")):
+        doc = json.loads(gzip.decompress(path.read_bytes()))
+        chains.setdefault(f"{doc['awsAccountId']}/{path.parts[-5]}", []).append(
+            (doc["digestEndTime"], path)
+        )
+    for chain in chains.values():
+        previous: str | None = None
+        for _, path in sorted(chain):
+            digests += 1
+            rel = str(path.relative_to(root))
+            data = path.read_bytes()
+            doc = json.loads(gzip.decompress(data))
+            try:
+                sig = json.loads(path.with_name(path.name + ".sig").read_text())["signature"]
+                message_signing.verify(
+                    cert_pem,
+                    bytes.fromhex(sig),
+                    _string_to_sign(
+                        doc["digestEndTime"],
+                        rel,
+                        message_signing.sha256_hex(data),
+                        doc["previousDigestSignature"],
+                    ),
+                )
+            except (OSError, ValueError, KeyError, message_signing.InvalidSignature):
+                problems.append(f"{rel}: the digest's signature does not verify")
+                sig = None
+            if doc["previousDigestSignature"] != previous:
+                problems.append(f"{rel}: does not follow the previous digest of its chain")
+            previous = sig
+            for entry in doc["logFiles"]:
+                files += 1
+                listed.add(entry["s3Object"])
+                log_path = root / entry["s3Object"]
+                if not log_path.exists():
+                    problems.append(f"{entry['s3Object']}: listed in {rel} but missing")
+                elif message_signing.sha256_hex(log_path.read_bytes()) != entry["hashValue"]:
+                    problems.append(f"{entry['s3Object']}: changed after {rel} was signed")
+    undigested = sorted(
+        str(p.relative_to(root))
+        for p in root.glob("AWSLogs/*/CloudTrail/*/*/*/*/*.json.gz")
+        if str(p.relative_to(root)) not in listed
+    )
+    return Validation(digests, files, problems, undigested)
+
+
+def lookup(
+    root: Path,
+    *,
+    account_id: str | None = None,
+    event_name: str | None = None,
+    username: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Filed records matching every filter given, newest first (LookupEvents' subset)."""
+    found = []
+    pattern = f"AWSLogs/{account_id or '*'}/CloudTrail/*/*/*/*/*.json.gz"
+    for path in root.glob(pattern):
+        for rec in json.loads(gzip.decompress(path.read_bytes()))["Records"]:
+            when = datetime.fromisoformat(rec["eventTime"].replace("Z", "+00:00"))
+            if event_name and rec["eventName"] != event_name:
+                continue
+            if username and username not in (
+                rec["userIdentity"]["arn"],
+                rec["userIdentity"]["arn"].rpartition("/")[2],
+            ):
+                continue
+            if (start and when < start) or (end and when > end):
+                continue
+            found.append(rec)
+    found.sort(key=lambda r: (r["eventTime"], r["eventID"]), reverse=True)
+    return found[:limit]
