@@ -33,10 +33,11 @@ from snowvault.control.services import (
     resources,
     restore_jobs,
     selections,
+    vault_lock,
     vaults,
 )
 from snowvault.control.services.base import Caller, Deps, Storage
-from snowvault.control.services.errors import LegalHoldActive
+from snowvault.control.services.errors import LegalHoldActive, VaultLocked
 from snowvault.core.errors import InvalidInput
 from snowvault.engine import crypto
 from snowvault.testing import FakeClock, ServerVaultKeys
@@ -44,6 +45,8 @@ from snowvault.testing import FakeClock, ServerVaultKeys
 ROOT = b"k" * 32
 REGION = "us-east-1"
 PASSWORD = "pitr-secret"
+ACCOUNT = "111122223333"
+ROLE = "arn:aws:iam::111122223333:role/x"
 
 
 @pytest.fixture(scope="module")
@@ -286,3 +289,67 @@ def test_legal_hold_refuses_deleting_the_continuous_point(world: World) -> None:
         assert continuous.find(world.deps, arn) is not None
     finally:  # the module's other tests trim pieces; a hold would stop that
         legal_holds.cancel(world.deps, world.caller(), hold["legal_hold_id"], "done", None)
+
+
+def test_vault_lock_refuses_deleting_a_continuous_point_made_under_it(world: World) -> None:
+    caller = world.caller()
+    vaults.create(world.deps, caller, "locked")
+    vault_lock.put(world.deps, caller, "locked", min_days=1, max_days=30)
+    plan = plans.create(
+        world.deps,
+        caller,
+        {
+            "BackupPlanName": "locked",
+            "Rules": [
+                {
+                    "RuleName": "continuous-locked",
+                    "TargetBackupVaultName": "locked",
+                    "EnableContinuousBackup": True,
+                    "Lifecycle": {"DeleteAfterDays": 2},
+                }
+            ],
+        },
+    )
+    sel = selections.create(
+        world.deps,
+        caller,
+        plan["backup_plan_id"],
+        {"SelectionName": "src", "IamRoleArn": ROLE, "Resources": [world.resource_arn]},
+    )
+    try:
+        served = world.streamers.tick()
+        assert len(served) == 2  # one continuous point per vault for the one cluster
+        with catalog.db.read_transaction(world.deps.engine) as conn:
+            vault = catalog.vaults.get(conn, account_id=ACCOUNT, region=REGION, name="locked")
+            point = continuous_catalog.find_for(conn, world.resource_arn, vault["arn"])
+        assert point is not None
+        with pytest.raises(VaultLocked):
+            recovery_points.delete(world.deps, caller, "locked", point.recovery_point_arn)
+        assert continuous.find(world.deps, point.recovery_point_arn) is not None
+    finally:
+        selections.delete(world.deps, caller, plan["backup_plan_id"], sel["selection_id"])
+        plans.delete(world.deps, caller, plan["backup_plan_id"])
+    world.streamers.tick()  # no rule selects the pair: STOPPED, its slot dropped
+    with catalog.db.read_transaction(world.deps.engine) as conn:
+        stopped = catalog.recovery_points.get(conn, point.recovery_point_arn)
+    assert stopped.status == "STOPPED"
+    slots = world.cluster.execute("SELECT slot_name FROM pg_replication_slots")
+    assert (point.slot_name,) not in slots
+
+
+def test_deleting_the_continuous_point_stops_it_and_drops_its_slot(world: World) -> None:
+    world.streamers.tick()
+    point = world.point()
+    try:
+        recovery_points.delete(world.deps, world.caller(), "pitr", point.recovery_point_arn)
+        world.streamers.tick()
+        assert continuous.find(world.deps, point.recovery_point_arn) is None
+        with catalog.db.read_transaction(world.deps.engine) as conn:
+            again = continuous_catalog.find_for(conn, world.resource_arn, world.vault["arn"])
+        assert again is None  # AWS: deleting a continuous point stops future ones
+        slots = world.cluster.execute("SELECT slot_name FROM pg_replication_slots")
+        assert (point.slot_name,) not in slots
+    finally:  # the module's other tests want a running continuous point again
+        with catalog.db.transaction(world.deps.engine) as conn:
+            catalog.settings.put(conn, continuous.STOPPED_KEY, {})
+        world.streamers.tick()

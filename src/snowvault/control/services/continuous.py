@@ -51,7 +51,7 @@ from snowvault.control.model import host_paths, net_reach
 from snowvault.control.model import legal_holds as hold_rules
 from snowvault.control.model import schedule as schedule_rules
 from snowvault.control.model.jobs import RecoveryPoint
-from snowvault.control.services import legal_holds, plans, plugin_io, selections, vaults
+from snowvault.control.services import legal_holds, plans, plugin_io, selections, vault_lock, vaults
 from snowvault.control.services.base import Deps
 from snowvault.core import arn as arns
 from snowvault.core import ids
@@ -90,11 +90,37 @@ def assignments(deps: Deps) -> list[Assignment]:
     """Every (resource, vault) a live plan's continuous rule selects; the first rule
     (by plan creation, then rule order) wins a pair two rules name."""
     out: dict[tuple[str, str], Assignment] = {}
-    with catalog.db.read_transaction(deps.engine) as conn:
+    with catalog.db.transaction(deps.engine) as conn:
         for account in catalog.accounts.list_accounts(conn):
             for region in deps.storage.regions:
                 _scope(deps, conn, account["account_id"], region, out)
-    return list(out.values())
+        stopped = catalog.settings.get(conn, STOPPED_KEY) or {}
+        live = {_pair_key(*pair) for pair in out}
+        kept = {k: v for k, v in stopped.items() if k in live}
+        if kept != stopped:  # a pair no rule selects any more may start again later
+            catalog.settings.put(conn, STOPPED_KEY, kept)
+    return [a for pair, a in out.items() if _pair_key(*pair) not in kept]
+
+
+STOPPED_KEY = "continuous-stopped"
+"""Settings key: the (resource, vault) pairs whose continuous point DeleteRecoveryPoint
+deleted; AWS stops future continuous backup for them, until no rule selects the pair."""
+
+
+def _pair_key(resource_arn: str, vault_arn: str) -> str:
+    return f"{resource_arn} {vault_arn}"
+
+
+def stop_future(deps: Deps, rp_arn: str) -> None:
+    """DeleteRecoveryPoint of a continuous point: no new one is started for its resource
+    and vault while a rule still selects them (the streamer stops, its slot is dropped)."""
+    with catalog.db.transaction(deps.engine) as conn:
+        point = store.find(conn, rp_arn)
+        if point is None:
+            return
+        stopped = dict(catalog.settings.get(conn, STOPPED_KEY) or {})
+        stopped[_pair_key(point.resource_arn, point.backup_vault_arn)] = point.rule_id
+        catalog.settings.put(conn, STOPPED_KEY, stopped)
 
 
 def _scope(
@@ -210,6 +236,7 @@ class Streamers:
 
     def _serve(self, a: Assignment, *, ship: bool, base_backup: bool) -> str:
         now = self.deps.clock.now()
+        vault_lock.check_job_retention(self.deps, a.vault, a.rule.get("Lifecycle"))
         point, created = self._point(a, now)
         resource = self.resource_of(a.resource)
         target = _target(self.deps, resource)
@@ -548,8 +575,14 @@ class Streamers:
                         "STOPPED",
                         "continuous backup stopped: no rule selects the resource",
                     )
-        for arn in set(self._streamers) - served:
-            self._streamers.pop(arn).stop()
+        for arn in set(self._streamers) - served:  # its point was deleted
+            streamer = self._streamers.pop(arn)
+            streamer.stop()
+            try:  # a slot nobody reads would keep WAL on the source forever
+                pg.drop_slot(streamer.target, streamer.slot)
+            except Exception as exc:
+                log.warning("continuous point %s: slot not dropped: %s", arn, _one_line(exc))
+            shutil.rmtree(streamer.spool, ignore_errors=True)
 
 
 def _clean_spool(files: list[pg.SpoolFile], shipped: set[str]) -> None:

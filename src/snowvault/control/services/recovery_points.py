@@ -142,6 +142,7 @@ def delete(deps: Deps, caller: Caller, vault_name: str, arn: str) -> None:
 def _delete_one(
     deps: Deps, vault: Record, rp: jobs.RecoveryPoint, now: datetime, bypass: bool
 ) -> None:
+    continuous.stop_future(deps, rp.arn)  # AWS: deleting a continuous point stops it
     with catalog.db.transaction(deps.engine) as conn:
         catalog.recovery_points.set_status(conn, rp.arn, "DELETING")
     try:
