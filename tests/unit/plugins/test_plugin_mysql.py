@@ -291,3 +291,31 @@ def test_of_several_allowed_addresses_the_one_that_answers_is_used() -> None:
         port = listener.getsockname()[1]
         assert child.answering(["127.0.0.2", "127.0.0.3"], port) == "127.0.0.3"
     assert child.answering(["127.0.0.2", "127.0.0.3"], port) == "127.0.0.2"  # none: the first
+
+
+def test_a_database_named_like_an_option_is_dumped_as_a_name(names: list[str]) -> None:
+    odd = f"--defaults-file=x{names[0]}"  # an attacker with CREATE picks the name
+    sql(
+        f"CREATE DATABASE `{odd}`; CREATE TABLE `{odd}`.t (a INT); INSERT INTO `{odd}`.t VALUES (5)"
+    )
+    try:
+        resource = _resource([odd])
+        sink = _backup(resource)
+        assert list(sink.files) == [mysql.entry_path(odd)]
+        assert mysql.entry_path(odd).startswith("databases/--defaults-file%3D")
+        metadata = {"targetDsn": SERVER, "databases": odd, "renameTo": f"{names[0]}_r"}
+        assert _restore(resource, sink, metadata) is None
+        assert sql(f"SELECT a FROM `{names[0]}_r`.t").split() == ["5"]
+    finally:
+        sql(f"DROP DATABASE IF EXISTS `{odd}`")
+
+
+def test_users_and_grants_are_an_entry_of_their_own_when_asked(names: list[str]) -> None:
+    sql(f"CREATE DATABASE `{names[0]}`")
+    reg = PLUGIN.check_source(SERVER, POLICY, {"databases": names[0], "users": "true"})
+    sink = _backup(Resource("arn:x", "MySQL", "m", reg.source, reg.properties, {}))
+    assert sorted(sink.files) == sorted([mysql.entry_path(names[0]), mysql.USERS_ENTRY])
+    assert b"CREATE USER `root`@" in sink.files[mysql.USERS_ENTRY]
+    assert sink.info["users"] is True
+    with pytest.raises(InvalidInput, match="users"):
+        PLUGIN.check_source(SERVER, POLICY, {"users": "yes"})

@@ -231,3 +231,16 @@ def test_the_password_goes_to_redis_cli_in_its_environment_only(
     _backup(_resource(source), policy)
     [(argv, env)] = [s for s in seen if "--rdb" in s[0]]
     assert PASSWORD not in " ".join(argv) and env["REDISCLI_AUTH"] == PASSWORD
+
+
+def test_an_acl_user_with_only_replication_rights_can_back_up(
+    source: RedisServer, policy: host_paths.Policy
+) -> None:
+    source.cli("ACL", "SETUSER", "bk", "on", ">bk-pass", "+psync", "+sync", "+replconf", "+info")
+    reg = PLUGIN.check_source(f"redis://bk:bk-pass@127.0.0.1:{source.port}", policy, {})
+    assert reg.source == f"redis://bk@127.0.0.1:{source.port}"
+    resource = Resource("arn:x", "Redis", "r", reg.source, {}, reg.secrets)
+    sink = _backup(resource, policy)
+    assert sink.files[redis.ENTRY].startswith(b"REDIS")
+    with pytest.raises(Unavailable, match="WRONGPASS"):
+        _backup(Resource("arn:x", "Redis", "r", reg.source, {}, {"password": "x"}), policy)

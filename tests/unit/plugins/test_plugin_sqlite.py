@@ -5,6 +5,7 @@ over an existing file (nor its stale WAL) unless asked."""
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 import threading
@@ -14,7 +15,7 @@ import pytest
 
 from snowvault.control.model import host_paths
 from snowvault.core.errors import InvalidInput, PermissionDenied
-from snowvault.plugins import sqlite
+from snowvault.plugins import host_files, sqlite
 from snowvault.plugins.base import BackupRequest, Progress, Resource, RestoreRequest
 from snowvault.plugins.errors import InvalidRestoreTarget
 from snowvault.testing.plugins import MemorySink, MemorySource
@@ -198,3 +199,27 @@ def test_describe_names_the_tables_and_defaults_put_the_file_back(
         "targetPath": str(allowed / "app.db"),
         "overwrite": "false",
     }
+
+
+def test_a_symlink_planted_after_the_check_is_not_followed(
+    allowed: Path, policy: host_paths.Policy, tmp_path: Path
+) -> None:
+    _database(allowed / "app.db", rows=3)
+    sink, _ = _backup(allowed / "app.db", policy)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    target = allowed / "new.db"
+    metadata = {"targetPath": str(target)}
+    PLUGIN.check_restore(metadata, policy)
+    target.symlink_to(victim)  # between StartRestoreJob and the worker's write
+    resource = Resource("arn:x", "SQLite", "app", "")
+    request = RestoreRequest(resource, metadata, policy, MemorySource.of(sink), lambda p: None)
+    with pytest.raises(PermissionDenied):  # the worker's own check: it resolves elsewhere
+        PLUGIN.restore(request)
+    assert victim.read_bytes() == b"precious" and target.is_symlink()
+    target.unlink()
+    target.symlink_to(allowed / "app.db")  # planted after the worker's check too
+    with pytest.raises(InvalidRestoreTarget, match="appeared"):
+        host_files.write(str(target), io.BytesIO(b"x"), overwrite=False, on_bytes=print)
+    assert len(_rows(allowed / "app.db")) == 3 and target.is_symlink()
+    assert [p.name for p in allowed.iterdir() if p.name.startswith(".")] == []  # no leftovers
