@@ -200,6 +200,8 @@ def test_a_lost_parent_worker_ends_its_children(
     assert parent is not None and parent.job_id == job_id
     running, ended = composite._start_children(deps, parent, "dead")  # then the worker dies
     assert len(running) == 2 and not ended
+    with pytest.raises(Conflict, match="stop that"):  # a child stops with its parent only
+        backup_jobs.stop(deps, caller, next(iter(running.values())).job_id)
     clock.advance(11)
     runner.Worker(deps, runner.WorkerOptions(worker_id="w1")).sweep_once()
     kids = _children(deps, caller, job_id)

@@ -169,7 +169,9 @@ def list_jobs(
 def stop(deps: Deps, caller: Caller, job_id: str) -> None:
     """StopBackupJob: waiting -> ABORTED now; running -> ABORTING, the worker stops."""
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.jobs.get(conn, job_id, account_id=caller.account_id)
+        job = catalog.jobs.get(conn, job_id, account_id=caller.account_id)
+        if job.parent_job_id is not None:  # a group's child stops with its parent
+            raise Conflict(detail=f"backup job {job_id} is part of {job.parent_job_id}; stop that")
         catalog.jobs.stop(conn, job_id, now=caller.now)
 
 
