@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import urllib3
 import yaml
@@ -172,3 +173,14 @@ def test_signed_calls_reach_the_trail(snowvault_server: ServerProcess, backup: A
         sv(snowvault_server, "trail", "validate", "--data-dir", data_dir, "--json").stdout
     )
     assert checked["problems"] == [] and checked["digests"] >= 1
+    trail_client = boto3.client(
+        "cloudtrail",
+        endpoint_url=snowvault_server.endpoint,
+        region_name=snowvault_server.creds["region"],
+        aws_access_key_id=snowvault_server.creds["access_key_id"],
+        aws_secret_access_key=snowvault_server.creds["secret_access_key"],
+    )
+    events = trail_client.lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateBackupVault"}]
+    )["Events"]
+    assert events and json.loads(events[0]["CloudTrailEvent"])["eventName"] == "CreateBackupVault"

@@ -183,6 +183,8 @@ OPERATIONS: Mapping[str, Kind] = {
     "ListSubscriptionsByTopic": "sns-topic",
     "Unsubscribe": "sns-topic",
     "Publish": "sns-topic",
+    # the audit trail (cloudtrail:LookupEvents, account-wide)
+    "LookupEvents": "account",
 }
 
 

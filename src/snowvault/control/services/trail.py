@@ -42,7 +42,7 @@ import json
 import os
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -331,31 +331,55 @@ def validate(root: Path, cert_pem: bytes) -> Validation:
     return Validation(digests, files, problems, undigested)
 
 
+LOOKUP_ATTRIBUTES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "EventId": lambda r: [r["eventID"]],
+    "EventName": lambda r: [r["eventName"]],
+    "ReadOnly": lambda r: [str(r["readOnly"]).lower()],
+    "Username": lambda r: [r["userIdentity"]["arn"], r["userIdentity"]["arn"].rpartition("/")[2]],
+    "EventSource": lambda r: [r["eventSource"]],
+    "AccessKeyId": lambda r: [r["userIdentity"].get("accessKeyId", "")],
+}
+"""LookupEvents' attributes this trail can answer (its records name no resources)."""
+
+
+def _days(start: datetime, end: datetime) -> list[str]:
+    day, last, out = start.astimezone(UTC).date(), end.astimezone(UTC).date(), []
+    while day <= last:
+        out.append(f"{day:%Y/%m/%d}")
+        day += timedelta(days=1)
+    return out
+
+
 def lookup(
     root: Path,
     *,
     account_id: str | None = None,
+    region: str | None = None,
     event_name: str | None = None,
     username: str | None = None,
+    attribute: tuple[str, str] | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    """Filed records matching every filter given, newest first (LookupEvents' subset)."""
+    """Filed records matching every filter given, newest first. Reads only the day
+    directories of [start, end] when both are given; ``attribute`` is one of
+    :data:`LOOKUP_ATTRIBUTES` with its value (LookupEvents)."""
+    days = _days(start, end) if start and end else ["*/*/*"]
     found = []
-    pattern = f"AWSLogs/{account_id or '*'}/CloudTrail/*/*/*/*/*.json.gz"
-    for path in root.glob(pattern):
-        for rec in json.loads(gzip.decompress(path.read_bytes()))["Records"]:
-            when = datetime.fromisoformat(rec["eventTime"].replace("Z", "+00:00"))
-            if event_name and rec["eventName"] != event_name:
-                continue
-            if username and username not in (
-                rec["userIdentity"]["arn"],
-                rec["userIdentity"]["arn"].rpartition("/")[2],
-            ):
-                continue
-            if (start and when < start) or (end and when > end):
-                continue
-            found.append(rec)
+    for day in days:
+        pattern = f"AWSLogs/{account_id or '*'}/CloudTrail/{region or '*'}/{day}/*.json.gz"
+        for path in root.glob(pattern):
+            for rec in json.loads(gzip.decompress(path.read_bytes()))["Records"]:
+                when = datetime.fromisoformat(rec["eventTime"].replace("Z", "+00:00"))
+                if event_name and rec["eventName"] != event_name:
+                    continue
+                if username and username not in LOOKUP_ATTRIBUTES["Username"](rec):
+                    continue
+                if attribute and attribute[1] not in LOOKUP_ATTRIBUTES[attribute[0]](rec):
+                    continue
+                if (start and when < start) or (end and when > end):
+                    continue
+                found.append(rec)
     found.sort(key=lambda r: (r["eventTime"], r["eventID"]), reverse=True)
     return found[:limit]

@@ -28,6 +28,7 @@ from snowvault.interfaces.api import (
     simulation_routes,
     sns,
 )
+from snowvault.interfaces.api.handlers import cloudtrail as cloudtrail_handlers
 from snowvault.interfaces.api.handlers import kms as kms_handlers
 
 
@@ -63,6 +64,7 @@ def build_asgi(app: App) -> ASGIApp:
         [
             asgi.ServiceEndpoint(handlers.MODEL_NAME, handlers.bind(app)),
             asgi.ServiceEndpoint(kms_handlers.MODEL_NAME, kms_handlers.bind(app)),
+            asgi.ServiceEndpoint(cloudtrail_handlers.MODEL_NAME, cloudtrail_handlers.bind(app)),
         ],
         lookup_secret=_lookup(app),
         error_table=errors.ERROR_TABLE,
