@@ -80,6 +80,21 @@ def test_copies_across_regions_and_accounts(server: ServerProcess, tmp_path: Pat
             tmp_path / "out" / path.relative_to(tmp_path / "src")
         ).read_bytes() == path.read_bytes()
 
+    # refusals at the call, in the backup model's codes
+    start = backup.start_copy_job
+    bad = {"RecoveryPointArn": rp_arn, "SourceBackupVaultName": "main", "IamRoleArn": ROLE}
+    assert code_of(start, **bad, DestinationBackupVaultArn="arn:aws:s3:::b")[0] == (
+        "InvalidParameterValueException"
+    )
+    missing = dr.replace(":backup-vault:dr", ":backup-vault:nowhere")
+    assert code_of(start, **bad, DestinationBackupVaultArn=missing)[0] == (
+        "ResourceNotFoundException"
+    )
+    assert code_of(backup.describe_copy_job, CopyJobId="no-such-job") == (
+        "ResourceNotFoundException",
+        400,  # as AWS Backup sends it
+    )
+
     # another account: refused until its vault policy allows the source account
     created = server.ext("CreateAccount", {"AccountName": "copy-partner"})
     key = created["AccessKey"]
