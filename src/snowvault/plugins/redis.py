@@ -12,8 +12,8 @@ arrives. Restore Metadata (strings), exactly one of:
   an existing one) that a fresh ``redis-server`` loads;
 - ``targetUrl``: ``redis://[USER@]HOST:PORT`` of a running, EMPTY server (no password in
   it: Metadata is stored and shown; the restore signs in with the resource's password).
-  The RDB is loaded into a temporary ``redis-server`` (unprivileged user, free loopback
-  port, private directory, no persistence) and every key is copied across with
+  The RDB is loaded into a temporary ``redis-server`` (unprivileged user, private
+  directory, a Unix socket only, no persistence) and every key is copied across with
   ``DUMP``/``RESTORE`` (TTLs kept); a key that exists on the target fails the restore.
 
 :meth:`Redis.validate_restore`: a ``targetUrl`` holds as many keys per database as the

@@ -7,8 +7,10 @@ and a temporary ``redis-server`` that loads an RDB so its keys can be read.
         tmp.connection().call("DBSIZE")
 
 A temporary server runs as an unprivileged user (``nobody`` when the server runs as
-root), on a free loopback port, in a private temporary directory, with persistence off
-(``save ""``, no AOF), and is stopped on every exit path. Passwords are sent in AUTH
+root), in a private 0700 temporary directory, listening only on a Unix socket there
+(mode 0700: no TCP port exists that another local user could reach while it holds the
+restored keys), with persistence off (``save ""``, no AOF), and is stopped on every exit
+path. Passwords are sent in AUTH
 over the socket, never on a command line.
 
 Depends on core only.
@@ -40,7 +42,8 @@ class ReplyError(Exception):
 
 
 class Connection:
-    """One RESP2 connection; :meth:`call` sends a command and returns its reply
+    """One RESP2 connection (TCP; port 0: ``address`` is a Unix socket's path);
+    :meth:`call` sends a command and returns its reply
     (bytes for bulk strings, str for simple strings, int, list, None), raising
     ReplyError for an error reply. :meth:`pipeline` sends many, then reads all."""
 
@@ -55,7 +58,16 @@ class Connection:
     ) -> None:
         self.address, self.port = address, port
         try:
-            self._sock = socket.create_connection((address, port), timeout=timeout)
+            if port == 0:  # a Unix socket at path ``address``
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self._sock.settimeout(timeout)
+                try:
+                    self._sock.connect(address)
+                except OSError:
+                    self._sock.close()
+                    raise
+            else:
+                self._sock = socket.create_connection((address, port), timeout=timeout)
         except OSError as exc:
             raise Unavailable(
                 detail=f"redis: cannot connect to {address}:{port}: {exc.strerror or exc}"
@@ -147,13 +159,6 @@ class Connection:
         return out
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _run_as() -> tuple[str | None, int, int]:
     """Who a temporary server runs as: ``nobody`` when we are root, else ourselves."""
     if os.geteuid() != 0:
@@ -167,7 +172,7 @@ class TempServer:
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        self.port = 0
+        self.socket = os.path.join(directory, "redis.sock")
         self._proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -199,35 +204,33 @@ class TempServer:
 
     def _start(self, user: str | None) -> None:
         program = shutil.which("redis-server") or "redis-server"
-        for _attempt in range(3):
-            self.port = free_port()
-            argv = [
-                program,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", self.directory,
-                "--dbfilename", RDB_NAME,
-                "--save", "",
-                "--appendonly", "no",
-                "--daemonize", "no",
-                "--logfile", "",
-                "--databases", "256",
-            ]  # fmt: skip
-            try:
-                self._proc = subprocess.Popen(
-                    argv,
-                    user=user,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    cwd=self.directory,
-                )
-            except FileNotFoundError:
-                raise Unavailable(detail="redis: redis-server is not installed") from None
-            if self._wait_ready():
-                return
+        argv = [
+            program,
+            "--port", "0",  # no TCP port another local user could reach
+            "--unixsocket", self.socket,
+            "--unixsocketperm", "700",
+            "--dir", self.directory,
+            "--dbfilename", RDB_NAME,
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--logfile", "",
+            "--databases", "256",
+        ]  # fmt: skip
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                user=user,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=self.directory,
+            )
+        except FileNotFoundError:
+            raise Unavailable(detail="redis: redis-server is not installed") from None
+        if not self._wait_ready():
             self.stop()
-        raise Unavailable(detail="redis: a temporary redis-server did not load the RDB")
+            raise Unavailable(detail="redis: a temporary redis-server did not load the RDB")
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + START_SECONDS
@@ -236,7 +239,7 @@ class TempServer:
             if self._proc.poll() is not None:
                 return False
             try:
-                with Connection("127.0.0.1", self.port, timeout=2.0) as conn:
+                with Connection(self.socket, 0, timeout=2.0) as conn:
                     conn.call("PING")
                     return True
             except (Unavailable, ReplyError, OSError):
@@ -244,7 +247,7 @@ class TempServer:
         return False
 
     def connection(self) -> Connection:
-        return Connection("127.0.0.1", self.port)
+        return Connection(self.socket, 0)
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import pwd
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,3 +245,19 @@ def test_an_acl_user_with_only_replication_rights_can_back_up(
     assert sink.files[redis.ENTRY].startswith(b"REDIS")
     with pytest.raises(Unavailable, match="WRONGPASS"):
         _backup(Resource("arn:x", "Redis", "r", reg.source, {}, {"password": "x"}), policy)
+
+
+def test_the_temporary_server_runs_unprivileged_on_a_private_socket_only(
+    source: RedisServer, policy: host_paths.Policy
+) -> None:
+    rdb = _backup(_resource(source), policy).files[redis.ENTRY]
+    with redis_tools.TempServer.loading(io.BytesIO(rdb), lambda n: None) as tmp:
+        with tmp.connection() as conn:
+            assert conn.call("CONFIG", "GET", "port") == [b"port", b"0"]
+            assert conn.call("DBSIZE") == 53
+        info = os.stat(tmp.socket)
+        assert info.st_mode & 0o777 == 0o700 and os.stat(tmp.directory).st_mode & 0o777 == 0o700
+        if os.geteuid() == 0:
+            assert info.st_uid == pwd.getpwnam("nobody").pw_uid
+        directory = tmp.directory
+    assert not os.path.exists(directory)  # removed, the server stopped
