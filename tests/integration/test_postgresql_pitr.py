@@ -353,3 +353,40 @@ def test_deleting_the_continuous_point_stops_it_and_drops_its_slot(world: World)
         with catalog.db.transaction(world.deps.engine) as conn:
             catalog.settings.put(conn, continuous.STOPPED_KEY, {})
         world.streamers.tick()
+
+
+def test_a_lost_slot_is_a_gap_said_in_the_status_and_a_new_base_starts_again(world: World) -> None:
+    world.streamers.tick(ship=True)
+    point = world.point()
+    streamer = world.streamers.streamer(point.recovery_point_arn)
+    assert streamer is not None and streamer.pid is not None
+    os.kill(streamer.pid, signal.SIGKILL)
+    for _ in range(100):
+        if not streamer.alive():
+            break
+        time.sleep(0.05)
+    slot = point.slot_name
+    world.cluster.execute(  # the slot (and the WAL it kept) is gone: a gap
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+        f"WHERE slot_name = '{slot}' AND active"
+    )
+    for _ in range(100):
+        rows = world.cluster.execute(
+            f"SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}'"
+        )
+        if rows == [(False,)]:
+            break
+        time.sleep(0.05)
+    world.cluster.execute(f"SELECT pg_drop_replication_slot('{slot}')")
+    world.streamers.tick()
+    after = world.point()
+    assert after.gap_message is not None and "WAL gap" in after.gap_message
+    with catalog.db.read_transaction(world.deps.engine) as conn:
+        rp = catalog.recovery_points.get(conn, after.recovery_point_arn)
+    assert "WAL gap" in (rp.status_message or "")
+    assert after.window is not None and point.window is not None
+    assert after.window.earliest > point.window.latest  # only after the new base backup
+    _batch(world.cluster, "after-gap")
+    world.streamers.tick(ship=True)
+    rows = world.restore_and_query(None, "SELECT count(*) FROM batches WHERE name = 'after-gap'")
+    assert rows == [(100,)]
