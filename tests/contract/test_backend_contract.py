@@ -1,6 +1,7 @@
 """The one contract suite every store passes: the guarantees written in backends/base.py.
 
-Kinds: memory, local, s3 (moto server), s3-versioned (an Object Lock bucket, so deletes
+Kinds: memory, local, tiered (warm and cold local stores, every object moved to cold
+as soon as it is written), s3 (moto server), s3-versioned (an Object Lock bucket, so deletes
 go version by version), locking-memory, and retry over a faulty store that fails many
 calls transiently (some after the call took effect). Retention tests run over the kinds
 that enforce it. A few backend specifics (local files, S3 multipart) close the file.
@@ -28,9 +29,10 @@ from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.backends.memory import MemoryBackend
 from snowvault.engine.backends.retry import RetryBackend
 from snowvault.engine.backends.s3 import S3Backend, bucket_has_object_lock
+from snowvault.engine.backends.tiered import TieredBackend
 from snowvault.testing import FakeClock, FaultyBackend, LockingMemoryBackend
 
-KINDS = ["memory", "local", "s3", "s3-versioned", "locking-memory", "retry-faulty"]
+KINDS = ["memory", "local", "s3", "s3-versioned", "locking-memory", "retry-faulty", "tiered"]
 RETENTION_KINDS = ["s3-locked", "locking-memory"]
 S3_KINDS = {"s3", "s3-versioned", "s3-locked"}
 FAR = datetime(2099, 1, 1, tzinfo=UTC)  # moto judges retention on the real clock
@@ -70,9 +72,20 @@ def make_retry_faulty() -> RetryBackend:
     return RetryBackend(faulty, attempts=3, sleep=lambda _: None, rng=random.Random(7))
 
 
+class ColdAtOnce(TieredBackend):
+    """Warm and cold tiers where every object moves to cold as soon as it is written, so
+    each read takes the cold path (the vault cold storage wrapper)."""
+
+    def put(self, name: str, data: bytes | bytearray) -> None:
+        super().put(name, data)
+        self.move_to_cold(name)
+
+
 def build(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
 ) -> base.Backend:
+    if kind == "tiered":
+        return ColdAtOnce(LocalBackend(tmp_path / "warm"), LocalBackend(tmp_path / "cold"))
     if kind == "memory":
         return MemoryBackend()
     if kind == "local":
