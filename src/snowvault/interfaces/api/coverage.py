@@ -59,6 +59,9 @@ PARTIAL: Mapping[str, Mapping[str, str]] = {
         "UpdateRegionSettings": "ResourceTypeOptInIncremental ignored",
         "StartCopyJob": "a composite (parent) point is refused: copy its members",
         "ListCopyJobSummaries": "no Organizations: any AccountId counts the caller's jobs",
+        "PutBackupVaultNotifications": "SNSTopicArn must name a topic of the caller's "
+        "account served by this endpoint (its SNS subset); every event name is accepted, "
+        "job events and RECOVERY_POINT_MODIFIED (integrity watch) are sent",
     },
     "kms": {
         "CreateKey": "symmetric encryption keys only; MultiRegion, CustomKeyStoreId and "
