@@ -11,11 +11,13 @@ from snowvault.control import catalog
 from snowvault.control.scheduler import runner
 from snowvault.control.services import (
     backup_jobs,
+    copy_jobs,
     integrity,
     notifications,
     observability,
     recovery_points,
     resources,
+    restore_jobs,
     sns,
     vaults,
 )
@@ -89,3 +91,39 @@ def test_a_deleted_manifest_is_reported_once_and_cleared_when_back(
     assert recovery_points.get(deps, caller, "v", point.arn).status_message is None
     snap = observability.snapshot(deps, clock.now())
     assert [(v, n) for _, _, v, n in snap.missing_manifests] == [("v", 0)]
+
+
+def test_restore_and_copy_jobs_raise_their_events_through_the_same_hook(
+    deps: Deps, caller: Caller, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"data" * 100)
+    vaults.create(deps, caller, "v")
+    copy_to = vaults.create(deps, caller, "copy-to")
+    arn = resources.register(deps, caller, resource_type="Directory", name="s", source=str(src))
+    topic = sns.create_topic(deps, caller, "events")
+    sns.subscribe(deps, caller, topic, "http", "http://127.0.0.1:9/hook")
+    with catalog.db.read_transaction(deps.engine) as conn:
+        (sub,) = catalog.notifications.subscriptions_of(conn, topic)
+    sns.confirm(deps, topic, sub.token)
+    worker = runner.Worker(deps, runner.WorkerOptions(worker_id="w1"))
+    backup_jobs.start(deps, caller, backup_jobs.StartRequest("v", str(arn["arn"]), ROLE))
+    assert worker.run_once() == "COMPLETED"  # before the configuration: no event
+    events = ["RESTORE_JOB_STARTED", "RESTORE_JOB_COMPLETED", "COPY_JOB_SUCCESSFUL"]
+    notifications.put(deps, caller, "v", topic, events)
+    assert notifications.get(deps, caller, "v")["BackupVaultEvents"] == events
+
+    no_filter = catalog.recovery_points.RecoveryPointFilters()
+    (point,) = recovery_points.list_by_vault(deps, caller, "v", no_filter).items
+    restore_jobs.start(
+        deps, caller, recovery_point_arn=point.arn, metadata={"targetPath": str(tmp_path / "out")}
+    )
+    assert worker.run_once() == "COMPLETED"
+    copy_jobs.start(deps, caller, copy_jobs.StartRequest(point.arn, "v", str(copy_to["arn"]), ROLE))
+    assert worker.run_once() == "COMPLETED"
+    assert _messages(deps)[1:] == [
+        ("Notification", "RESTORE_JOB_STARTED"),
+        ("Notification", "RESTORE_JOB_COMPLETED"),
+        ("Notification", "COPY_JOB_SUCCESSFUL"),
+    ]
