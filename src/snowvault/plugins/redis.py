@@ -16,8 +16,9 @@ arrives. Restore Metadata (strings), exactly one of:
   directory, a Unix socket only, no persistence) and every key is copied across with
   ``DUMP``/``RESTORE`` (TTLs kept); a key that exists on the target fails the restore.
 
-:meth:`Redis.validate_restore`: a ``targetUrl`` holds as many keys per database as the
-point's RDB; a ``targetPath`` loads in a fresh ``redis-server``.
+:meth:`Redis.validate_restore`: each database of a ``targetUrl`` holds the keys copied
+into it (less at most those with a TTL, which may expire meanwhile); a ``targetPath``
+loads in a fresh ``redis-server``.
 
 Abuse case: a caller with ``RegisterResource`` makes the server connect, with the
 password it is given, to a host it names; ``StartRestoreJob`` makes it write into one
@@ -161,8 +162,8 @@ class Redis:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loaded: list[tuple[object, dict[int, int]]] = []
-        """(source, keys per database of the RDB a targetUrl restore loaded from it), so
+        self._loaded: list[tuple[object, dict[int, tuple[int, int]]]] = []
+        """(source, (keys, of them with a TTL) per database a targetUrl restore copied), so
         the check after the same restore need not load it again; the source is held,
         so its identity cannot pass to another, and only the last few are kept."""
 
@@ -296,9 +297,7 @@ class Redis:
                     redis_tools.TempServer.loading(reader, on_bytes) as tmp,
                     tmp.connection() as src,
                 ):
-                    counts = src.keyspace()
-                    for db in sorted(counts):
-                        _copy_db(src, dest, db)
+                    counts = {db: _copy_db(src, dest, db) for db in sorted(src.keyspace())}
         except redis_tools.ReplyError as exc:
             raise Unavailable(detail=f"redis: {exc}") from None
         with self._lock:
@@ -338,25 +337,45 @@ class Redis:
             found = [c for src, c in self._loaded if src is request.source]
             self._loaded = [(src, c) for src, c in self._loaded if src is not request.source]
         want = found[0] if found else None
-        if want is None:
+        if want is None:  # not this restore's: count the point's RDB again
             with (
                 request.source.open(ENTRY) as reader,
                 redis_tools.TempServer.loading(reader, lambda n: None) as tmp,
                 tmp.connection() as conn,
             ):
-                want = conn.keyspace()
+                want = conn.keyspace_expiring()
         with self._connect(target, request.policy, self._password(request.resource)) as dest:
             have = dest.keyspace()
-        if have != want:
-            return f"{target.shown()} holds keys per database {have}, the backup {want}"
+        return _compare(target.shown(), have, want)
+
+
+def _compare(target: str, have: dict[int, int], want: dict[int, tuple[int, int]]) -> str | None:
+    """None when each database of the target holds the keys restored into it, less at
+    most those with a TTL (they may expire meanwhile); else the difference.
+
+    >>> _compare("t", {0: 9}, {0: (10, 1)}) is None, _compare("t", {0: 8}, {0: (10, 1)})
+    (True, 't holds keys per database {0: 8}, the backup {0: 10} (1 of them with a TTL)')
+    """
+    fits = set(have) <= set(want) and all(
+        keys - expiring <= have.get(db, 0) <= keys for db, (keys, expiring) in want.items()
+    )
+    if fits:
         return None
+    total = {db: keys for db, (keys, _) in want.items()}
+    expiring = sum(e for _, e in want.values())
+    return (
+        f"{target} holds keys per database {have}, the backup {total} "
+        f"({expiring} of them with a TTL)"
+    )
 
 
-def _copy_db(src: redis_tools.Connection, dest: redis_tools.Connection, db: int) -> None:
-    """Every key of database ``db`` from ``src`` to ``dest`` by DUMP/RESTORE."""
+def _copy_db(src: redis_tools.Connection, dest: redis_tools.Connection, db: int) -> tuple[int, int]:
+    """Every key of database ``db`` from ``src`` to ``dest`` by DUMP/RESTORE; (keys
+    restored, of them with a TTL)."""
     src.call("SELECT", db)
     dest.call("SELECT", db)
     seen: set[bytes] = set()
+    restored = expiring = 0
     cursor = b"0"
     while True:
         cursor, keys = src.call("SCAN", cursor, "COUNT", BATCH)
@@ -368,8 +387,10 @@ def _copy_db(src: redis_tools.Connection, dest: redis_tools.Connection, db: int)
             if payload is None or isinstance(payload, Exception) or ttl == -2:
                 continue  # gone (expired) meanwhile
             restores.append(("RESTORE", key, max(int(ttl), 0), payload))
+            expiring += int(ttl) > 0
         for reply in dest.pipeline(restores) if restores else []:
             if isinstance(reply, Exception):
                 raise Unavailable(detail=f"redis: RESTORE into the target failed: {reply}")
+        restored += len(restores)
         if cursor in (b"0", 0, "0"):
-            return
+            return restored, expiring

@@ -149,13 +149,17 @@ class Connection:
 
     def keyspace(self) -> dict[int, int]:
         """Keys per database number (``INFO keyspace``; empty databases left out)."""
-        out: dict[int, int] = {}
+        return {db: keys for db, (keys, _) in self.keyspace_expiring().items()}
+
+    def keyspace_expiring(self) -> dict[int, tuple[int, int]]:
+        """(keys, keys with a TTL) per database number (empty databases left out)."""
+        out: dict[int, tuple[int, int]] = {}
         for name, value in self.info("keyspace").items():
             if name.startswith("db") and name[2:].isdigit():
                 fields = dict(f.split("=", 1) for f in value.split(",") if "=" in f)
-                keys = int(fields.get("keys", "0"))
+                keys, expiring = int(fields.get("keys", "0")), int(fields.get("expires", "0"))
                 if keys:
-                    out[int(name[2:])] = keys
+                    out[int(name[2:])] = (keys, expiring)
         return out
 
 
