@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -235,6 +235,27 @@ def flushed_lsn(target: Target, slot: str) -> int | None:
     return parse_lsn(row[0]) if row and row[0] else None
 
 
+def wait_flushed(
+    target: Target, slot: str, lsn: int, timeout: float, alive: Callable[[], bool]
+) -> int | None:
+    """Poll (one connection) until the streamer confirmed ``lsn`` as flushed, ``timeout``
+    seconds passed or ``alive()`` says the streamer died; the last position seen."""
+    seen: int | None = None
+    deadline = time.monotonic() + timeout
+    with connect(target) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
+                (slot,),
+            ).fetchone()
+            seen = parse_lsn(row[0]) if row and row[0] else None
+            if seen is not None and seen >= lsn:
+                return seen
+            if time.monotonic() >= deadline or not alive():
+                return seen
+            time.sleep(0.05)
+
+
 def clock(target: Target) -> tuple[datetime, int]:
     """The source's clock and current WAL position."""
     with connect(target) as conn:
@@ -276,7 +297,7 @@ class Streamer:
             "--dbname",
             self.target.conninfo(application_name=self.slot),
         ]
-        with open(self._log, "ab") as log:
+        with open(self._log, "wb") as log:  # the last run's error was read before
             self._proc = subprocess.Popen(
                 args, stdout=subprocess.DEVNULL, stderr=log, env=self.target.env()
             )

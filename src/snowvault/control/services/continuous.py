@@ -419,16 +419,10 @@ class Streamers:
         window's end moves to the mark's time once the streamer confirmed its WAL."""
         arn = point.recovery_point_arn
         mark = pg.mark(target)
-        deadline = self._monotonic() + FLUSH_WAIT_SECONDS
-        covered = False
-        while True:
-            flushed = pg.flushed_lsn(target, point.slot_name)
-            if flushed is not None and flushed >= mark.lsn:
-                covered = True
-                break
-            if self._monotonic() >= deadline or not self._alive(arn):
-                break
-            time.sleep(0.05)
+        flushed = pg.wait_flushed(
+            target, point.slot_name, mark.lsn, FLUSH_WAIT_SECONDS, lambda: self._alive(arn)
+        )
+        covered = flushed is not None and flushed >= mark.lsn
         spool = self.spool(point.slot_name)
         files = pg.spool_files(spool, mark.segment_size)
         log.info(
