@@ -11,7 +11,7 @@ DATA_DIR ?= $(HOME)/.local/share/snowvault
 PORT ?= 8765
 PYTEST_ARGS ?=
 
-.PHONY: install run demo test check lint typecheck imports bench bench-tools clean
+.PHONY: install run demo test check lint typecheck imports bench bench-resources bench-tools clean
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ check: lint typecheck imports test
 
 bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/engine_bench.py $(BENCH_ARGS)
+
+# resource types beside their native tools (issues 11 and 12; benchmarks/resources_bench.py)
+bench-resources: $(STAMP) bench-tools
+	$(BIN)/python benchmarks/resources_bench.py $(BENCH_ARGS)
 
 bench-tools:
 	command -v restic >/dev/null && command -v borg >/dev/null && test -x /usr/bin/time || (apt-get update -qq && apt-get install -y -qq restic borgbackup time)
