@@ -274,7 +274,7 @@ class Streamers:
                     found = store.find(conn, found.recovery_point_arn)
                 assert found is not None
                 return found, False
-            catalog.vaults.lock(conn, a.vault["arn"], shared=True)
+            catalog.vaults.lock(conn, a.vault["arn"])  # exclusive: the point count updates it
             arn = arns.build(
                 "backup",
                 a.vault["region"],
