@@ -23,7 +23,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, cast
 
 from snowvault.core.errors import Unavailable
 
@@ -157,7 +157,7 @@ def reading(
         assert proc.stdout is not None
         finished = False
         try:
-            yield proc.stdout  # type: ignore[misc]
+            yield cast(BinaryIO, proc.stdout)
             finished = True
         finally:
             if not finished:

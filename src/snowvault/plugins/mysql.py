@@ -43,6 +43,7 @@ Depends on the plugin base, the model's reach rules and core only.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -379,7 +380,7 @@ class MySQL:
             entries = [
                 Entry(
                     entry_path(name),
-                    open=lambda name=name: client.dump(name),  # type: ignore[misc]
+                    open=functools.partial(client.dump, name),
                     meta={"database": name},
                 )
                 for name in databases

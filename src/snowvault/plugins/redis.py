@@ -39,7 +39,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from snowvault.control.model import host_paths, net_reach
 from snowvault.core.errors import InvalidInput, NotFound, Unavailable
@@ -235,7 +235,7 @@ class Redis:
         def body() -> Iterator[BinaryIO]:
             secrets = [password or ""]
             with child.reading(argv, env, "redis-cli", skip=_CHATTER, secrets=secrets) as out:
-                yield _WithoutEndMark(out)  # type: ignore[misc]
+                yield cast(BinaryIO, _WithoutEndMark(out))
 
         request.progress(Progress(0, None))
         request.sink.entries([Entry(ENTRY, open=body)], request.progress)
