@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -319,3 +320,33 @@ def test_users_and_grants_are_an_entry_of_their_own_when_asked(names: list[str])
     assert sink.info["users"] is True
     with pytest.raises(InvalidInput, match="users"):
         PLUGIN.check_source(SERVER, POLICY, {"users": "yes"})
+
+
+def _script(tmp_path: Path, body: str) -> list[str]:
+    path = tmp_path / "client.sh"
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o700)
+    return [str(path)]
+
+
+def test_a_client_that_fails_mid_stream_fails_in_one_scrubbed_line(tmp_path: Path) -> None:
+    argv = _script(
+        tmp_path,
+        "printf 'CREATE'\necho 'Warning: x' >&2\necho 'ERROR 2013: lost pw1' >&2\nexit 2\n",
+    )
+    reading = child.reading(argv, {}, "dump", skip=["Warning:"], secrets=["pw1"])
+    with pytest.raises(Unavailable) as err, reading as out:
+        assert out.read() == b"CREATE"
+    assert str(err.value) == "unavailable: dump: ERROR 2013: lost ***"
+
+
+def test_a_client_whose_reader_gives_up_is_killed(tmp_path: Path) -> None:
+    argv = _script(tmp_path, f"echo $$ > {tmp_path}/pid\nexec yes\n")
+    with pytest.raises(RuntimeError), child.reading(argv, {}, "dump") as out:
+        out.read(10)
+        raise RuntimeError("the sink failed")
+    pid = int((tmp_path / "pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone, and reaped
+    with pytest.raises(Unavailable, match="not installed"):
+        child.run([str(tmp_path / "missing")], {}, "mysql")
