@@ -45,6 +45,7 @@ HOLD = "legal-hold"
 ACCOUNT_WIDE = "account-wide *"
 NEW_RESOURCE = "new-resource"  # RegisterResource: the ARN it will have
 IAM_USER = "iam user (or *)"
+AGENT = "snowvault:<Action> on * (agents; tests/unit/services/test_agents.py)"
 
 _BACKUP: dict[str, str] = {
     VAULT: """CreateBackupVault DescribeBackupVault DeleteBackupVault PutBackupVaultAccessPolicy
@@ -99,6 +100,7 @@ _EXTENSION: dict[str, str] = {
     NEW_RESOURCE: "RegisterResource",
     IAM_USER: """CreateAccount CreateUser ListUsers DeleteUser CreateAccessKey PutUserPolicy
         GetUserPolicy DeleteUserPolicy""",
+    AGENT: "EnrollAgent RevokeAgent ListAgents AgentHello",
 }
 
 
@@ -124,6 +126,7 @@ KINDS = {  # the table's words -> authorization.OPERATIONS' kinds
     HOLD: {"legal-hold"},
     ACCOUNT_WIDE: {"account"},
     NEW_RESOURCE: {"new-resource"},
+    AGENT: {"account", "agent"},
 }
 
 
@@ -253,7 +256,11 @@ def _authorize(scene: Scene, who: Caller, name: str, category: str) -> None:
 
 IMPLEMENTED = sorted(
     [(n, c) for n, c in BACKUP_ROWS.items() if c != NOT_IMPLEMENTED]
-    + [(n, c) for n, c in EXTENSION_ROWS.items() if c != IAM_USER and n not in BACKUP_ROWS]
+    + [
+        (n, c)
+        for n, c in EXTENSION_ROWS.items()
+        if c not in (IAM_USER, AGENT) and n not in BACKUP_ROWS
+    ]
 )
 VAULT_ROWS = [(n, c) for n, c in IMPLEMENTED if c in VAULT_BOUND]
 

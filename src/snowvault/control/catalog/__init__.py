@@ -12,6 +12,7 @@ Must not depend on services, scheduler, plugins, the engine or any interface.
 
 from snowvault.control.catalog import (
     accounts,
+    agents,
     composite,
     copy_jobs,
     db,
@@ -39,6 +40,7 @@ from snowvault.control.catalog import (
 
 __all__ = [
     "accounts",
+    "agents",
     "composite",
     "copy_jobs",
     "db",

@@ -797,4 +797,19 @@ integrity_checks = Table(
     Column("missing", Integer, nullable=False, server_default="0"),
 )
 
+# --- agents (issue 13) ----------------------------------------------------------------
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("account_id", ACCOUNT, ForeignKey("accounts.account_id"), nullable=False),
+    Column("host", NAME, nullable=False),
+    Column("principal_arn", ARN, ForeignKey("principals.arn", ondelete="CASCADE"), nullable=False),
+    _ts("enrolled_at", nullable=False),
+    Column("version", String(64)),
+    _ts("last_seen_at"),
+    PrimaryKeyConstraint("account_id", "host"),
+    UniqueConstraint("principal_arn"),
+)
+
 ALL_TABLES = tuple(metadata.sorted_tables)

@@ -93,6 +93,7 @@ Kind = Literal[
     "new-resource",
     "account",
     "sns-topic",
+    "agent",
 ]
 
 OPERATIONS: Mapping[str, Kind] = {
@@ -185,7 +186,23 @@ OPERATIONS: Mapping[str, Kind] = {
     "Publish": "sns-topic",
     # the audit trail (cloudtrail:LookupEvents, account-wide)
     "LookupEvents": "account",
+    # agents (issue 13; snowvault:<Action>, docs/design/agents.md): enrolment is
+    # account-wide; the agent operations are the agent principal's built-in permissions
+    "EnrollAgent": "account",
+    "RevokeAgent": "account",
+    "ListAgents": "account",
+    "AgentHello": "agent",
 }
+
+AGENT_PATH = "/snowvault-agent/"
+"""The IAM path of agent principals (``arn:aws:iam::ACCOUNT:user/snowvault-agent/HOST``);
+no other principal can have it (a user name holds no ``/``)."""
+
+AGENT_OPERATIONS = frozenset(
+    f"snowvault:{name}" for name, kind in OPERATIONS.items() if kind == "agent"
+)
+"""An agent principal's built-in permissions, and all of them: an agent may call these
+and nothing else (whatever a vault access policy says), and only agents may call them."""
 
 
 @dataclass(frozen=True)
@@ -199,12 +216,43 @@ class Target:
     context: Mapping[str, iam.ContextValue] = field(default_factory=dict)
 
 
-def _principal(conn: Connection, caller: Caller) -> tuple[iam.Principal, list[iam.Policy]]:
+_AGENT_POLICY = iam.parse_policy(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": sorted(AGENT_OPERATIONS), "Resource": "*"}],
+    },
+    "identity",
+)
+
+
+def _agent_gate(row: Mapping[str, Any], action: str) -> bool:
+    """Whether the principal ``row`` is an agent; :class:`AccessDenied` when an agent
+    asks for anything but the agent operations, or anyone else asks for one of them.
+    Decided before any policy is read, so no policy can widen an agent's rights."""
+    is_agent = bool(row["path"] == AGENT_PATH)
+    if is_agent and action not in AGENT_OPERATIONS:
+        raise AccessDenied(
+            detail=f"User: {row['arn']} is not authorized to perform: {action} "
+            "(an agent may only call the agent operations)"
+        )
+    if not is_agent and action in AGENT_OPERATIONS:
+        raise AccessDenied(
+            detail=f"User: {row['arn']} is not authorized to perform: {action} "
+            "(only an enrolled agent may)"
+        )
+    return is_agent
+
+
+def _principal(
+    conn: Connection, caller: Caller, action: str
+) -> tuple[iam.Principal, list[iam.Policy]]:
     try:
         row = catalog.accounts.get_principal(conn, caller.principal_arn)
     except NotFound:
         raise AccessDenied(detail=f"unknown principal {caller.principal_arn}") from None
     principal = iam.Principal(row["arn"], row["account_id"], bool(row["is_root"]))
+    if _agent_gate(row, action):
+        return principal, [_AGENT_POLICY]
     if principal.is_root:
         return principal, []
     documents = catalog.accounts.get_user_policies(conn, row["arn"])
@@ -236,7 +284,7 @@ def _request(caller: Caller, principal: iam.Principal, action: str, target: Targ
 def _decide(
     conn: Connection, caller: Caller, action: str, target: Target
 ) -> tuple[iam.Request, iam.Decision]:
-    principal, identity = _principal(conn, caller)
+    principal, identity = _principal(conn, caller, action)
     resource = vault_policy(conn, target.vault_arn)
     request = _request(caller, principal, action, target)
     return request, iam.evaluate(request, identity, resource)
@@ -464,6 +512,7 @@ _RESOLVERS = {
     "new-resource": _new_resource,
     "account": _account,
     "sns-topic": _sns_topic,
+    "agent": _account,
 }
 
 
@@ -517,7 +566,7 @@ def authorize_key(
     the caller's identity policies and the key's grants (``kms_rules.key_access``).
     ``encryption_context``: the request's, for an operation that takes one (``{}`` when
     none was sent), else None. The server's own use of vault keys does not come here."""
-    principal, identity = _principal(conn, caller)
+    principal, identity = _principal(conn, caller, f"kms:{action}")
     document = key["policy"] or kms_rules.default_policy(str(key["account_id"]))
     policy = iam.parse_policy(document, "resource")
     request = _request(caller, principal, f"kms:{action}", Target(str(key["arn"])))

@@ -25,7 +25,7 @@ from typing import Any
 
 from snowvault.control import catalog
 from snowvault.control.model import iam as model
-from snowvault.control.services import accounts, vaults
+from snowvault.control.services import accounts, authorization, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
@@ -124,7 +124,7 @@ def create_user(deps: Deps, caller: Caller, name: str, path: str = "/") -> Recor
 def list_users(deps: Deps, caller: Caller) -> list[Record]:
     with catalog.db.transaction(deps.engine) as conn:
         rows = catalog.accounts.list_principals(conn, caller.account_id)
-    return [r for r in rows if not r["is_root"]]
+    return [r for r in rows if not r["is_root"] and r["path"] != authorization.AGENT_PATH]
 
 
 def delete_user(deps: Deps, caller: Caller, name: str) -> None:

@@ -10,6 +10,7 @@ scope); errors answer like the AWS API (``x-amzn-ErrorType`` + ``{"__type", "mes
     TagResource {ResourceArn, Tags}       UntagResource {ResourceArn, TagKeys}
     ListRecoveryPointContents {RecoveryPointArn, Path?, Recursive?} -> {Entries}
     ExportRecoveryKey {BackupVaultName, Passphrase} -> {RepositoryUrl, KeySlotId}  (audited)
+    EnrollAgent, RevokeAgent, ListAgents, AgentHello   (agent_actions.py, snowvault:<Action>)
 
 ``Properties`` are the type's settings as strings (at most 64, values up to 4096
 characters): secrets among them (a password, a secret access key) are split off by the
@@ -35,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from snowvault.app import App
 from snowvault.control.model import tags as tag_rules
 from snowvault.control.services import kms_vault_keys, recovery_points, resources
-from snowvault.interfaces.api import errors, iam_actions
+from snowvault.interfaces.api import agent_actions, errors, iam_actions
 from snowvault.interfaces.api.asgi import ExtraRoute, RequestContext
 from snowvault.interfaces.api.handlers import plans as plan_handlers
 from snowvault.interfaces.api.handlers import views
@@ -205,6 +206,7 @@ ACTIONS: dict[str, Action] = {
     "PreviewSelection": plan_handlers.preview_selection,
     "ExportRecoveryKey": export_recovery_key,
     **iam_actions.ACTIONS,
+    **agent_actions.ACTIONS,
 }
 
 
@@ -237,7 +239,10 @@ def routes(app: App) -> list[ExtraRoute]:
         if handler is None:
             raise errors.ApiError("UnknownOperationException", f"Unknown action {name!r}.")
         params = await _body(request)
-        await run_in_threadpool(iam_actions.authorize, app, ctx, name, params)
+        authorize = (
+            agent_actions.authorize if name in agent_actions.ACTIONS else iam_actions.authorize
+        )
+        await run_in_threadpool(authorize, app, ctx, name, params)
         result = await run_in_threadpool(handler, app, ctx, params)
         return JSONResponse(result)
 
