@@ -69,6 +69,10 @@ def _register() -> None:
 
     cli.add_command(cost_cmd.cost)
 
+    from snowvault.interfaces.cli import agent_cmd
+
+    cli.add_command(agent_cmd.agent)
+
 
 _register()
 
