@@ -89,6 +89,8 @@ class ServerConfig:
     metrics_address: str = ""
     # Server log lines: "text" (default) or "json" (one object a line).
     log_format: str = "text"
+    # Region -> cold location: where the data of COLD recovery points moves (none: stays).
+    cold_regions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, data_dir: str | os.PathLike[str]) -> ServerConfig:
@@ -127,6 +129,7 @@ class ServerConfig:
                 root_key_file=doc.get("root_key_file"),
                 metrics_address=str(doc.get("metrics_address", "")),
                 log_format=str(doc.get("log_format", "text")),
+                cold_regions={str(k): str(v) for k, v in doc.get("cold_regions", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInput(detail=f"{data_dir / CONFIG_FILE} is malformed: {exc}") from exc
@@ -158,6 +161,7 @@ class ServerConfig:
             **({"root_key_file": self.root_key_file} if self.root_key_file else {}),
             **({"metrics_address": self.metrics_address} if self.metrics_address else {}),
             **({"log_format": self.log_format} if self.log_format != "text" else {}),
+            **({"cold_regions": dict(self.cold_regions)} if self.cold_regions else {}),
         }
 
     @property
@@ -251,7 +255,8 @@ def host_path_rule(config: ServerConfig) -> host_paths.Policy:
     """The host-path rule of a server: ``allowed_paths`` minus ``denied_paths`` (resolved
     now), and never the data directory, a local storage location, the root key file or a
     SQLite catalog outside the data directory."""
-    local = [loc.removeprefix("file://") for loc in config.regions.values()]
+    locations = [*config.regions.values(), *config.cold_regions.values()]
+    local = [loc.removeprefix("file://") for loc in locations]
     protected = [str(config.data_dir), *(loc for loc in local if "://" not in loc)]
     if config.root_key_file:
         protected.append(config.root_key_file)
@@ -318,7 +323,7 @@ def _tighten_host_files(config: ServerConfig) -> None:
     """Take group/other bits off the data directory, local storage and a SQLite catalog
     outside the data directory; one warning line says how many paths changed."""
     roots = [config.data_dir]
-    for location in config.regions.values():
+    for location in [*config.regions.values(), *config.cold_regions.values()]:
         local = location.removeprefix("file://")
         if "://" not in local and not Path(local).absolute().is_relative_to(config.data_dir):
             roots.append(Path(local).absolute())
@@ -498,7 +503,7 @@ class App:
         self.deps = Deps(
             engine=engine,
             clock=clock,
-            storage=Storage(dict(config.regions)),
+            storage=Storage(dict(config.regions), dict(config.cold_regions)),
             vault_keys=kms_vault_keys.KmsVaultKeys(self.kms, engine),
             path_policy=host_path_rule(config),
             resource_secrets=root_key_service.resource_secret_box(root_key),

@@ -52,7 +52,10 @@ class RepositoryUsage:
     """Stored bytes of the blobs at least one point references (each blob once)."""
 
 
-class _Walker:
+class TreeWalker:
+    """Every blob under a tree, memoised per tree (a subtree shared by many points is
+    read once)."""
+
     def __init__(self, repo: Repository) -> None:
         self._repo = repo
         self._closure: dict[str, frozenset[bytes]] = {}
@@ -85,7 +88,7 @@ def _stored(repo: Repository, blob_ids: Iterable[bytes]) -> dict[bytes, int]:
 def repository_usage(repo: Repository) -> RepositoryUsage:
     """Usage of every recovery point of ``repo`` (a damaged point raises IntegrityError:
     run ``check`` first)."""
-    walker = _Walker(repo)
+    walker = TreeWalker(repo)
     per_point: dict[str, frozenset[bytes]] = {}
     for rp_id, manifest in repo.manifests():
         root = manifest.get("tree")

@@ -22,6 +22,7 @@ ORDER = [
     "recover-leases",
     "expire-points",
     "cold",
+    "cold-data",
     "prune",
     "orphan-prune",
     "store-retention",

@@ -13,6 +13,7 @@ Must not depend on services, scheduler, plugins, the engine or any interface.
 from snowvault.control.catalog import (
     accounts,
     agents,
+    cold_storage,
     composite,
     copy_jobs,
     db,
@@ -41,6 +42,7 @@ from snowvault.control.catalog import (
 __all__ = [
     "accounts",
     "agents",
+    "cold_storage",
     "composite",
     "copy_jobs",
     "db",

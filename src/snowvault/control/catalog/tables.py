@@ -369,6 +369,13 @@ copy_jobs = Table(  # revision 0011: StartCopyJob's and CopyActions' jobs (the c
     Index("ix_copy_jobs_lease_expires_at", "lease_expires_at"),
 )
 
+cold_moves = Table(  # revision 0011: when the cold-data sweep last moved a vault's packs
+    "cold_moves",
+    metadata,
+    Column("vault_arn", ARN, primary_key=True),
+    _ts("moved_at", nullable=False),
+)
+
 # --- recovery points -----------------------------------------------------------------
 
 recovery_points = Table(

@@ -23,15 +23,18 @@ The order, and why:
 4. ``expire-points`` — recovery points past DeleteAt that no legal hold or vault lock
    keeps are forgotten (services/expiry.py, the one expiry path).
 5. ``cold`` — cold-storage transitions of the points that remain.
-6. ``prune`` — vaults marked after DeleteRecoveryPoint or an expiry (step 4 included)
+6. ``cold-data`` — in regions with a cold location, the packs only COLD points need
+   move to the vault's cold store (services/cold_storage.py; after ``cold``, which
+   labels them, and before the prunes, which read across both tiers).
+7. ``prune`` — vaults marked after DeleteRecoveryPoint or an expiry (step 4 included)
    are pruned; a vault whose repository is locked waits for the next pass.
-7. ``orphan-prune`` — vaults marked after a failed, stopped or lost backup (step 3
+8. ``orphan-prune`` — vaults marked after a failed, stopped or lost backup (step 3
    included) are pruned once the grace period has passed.
-8. ``store-retention`` — locked vaults whose points or lock changed get their store
+9. ``store-retention`` — locked vaults whose points or lock changed get their store
    retention re-applied (after expiry and prune, so it sees the points that stay).
-9. ``kms-keys`` — automatic key rotation, deletion after the waiting period (and the
-   crypto-shredding of the vaults that used a deleted key).
-10. ``integrity`` — the integrity watch: one vault not reconciled for a day has its
+10. ``kms-keys`` — automatic key rotation, deletion after the waiting period (and the
+    crypto-shredding of the vaults that used a deleted key).
+11. ``integrity`` — the integrity watch: one vault not reconciled for a day has its
     recovery points compared with the manifests in its store; a missing one is reported
     (last: after the expiries and prunes of this pass, so it sees what should remain).
 
@@ -47,6 +50,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from snowvault.control.services import (
+    cold_storage,
     expiry,
     integrity,
     job_kinds,
@@ -126,6 +130,7 @@ SWEEPS: tuple[Sweep, ...] = registry(
     Sweep("recover-leases", _recover_leases, "job(s) of lost workers recovered"),
     Sweep("expire-points", _expire_points, "recovery point(s) expired at DeleteAt"),
     Sweep("cold", scheduling.move_to_cold, "recovery point(s) moved to cold storage"),
+    Sweep("cold-data", cold_storage.move_due, "vault(s) with packs moved to their cold store"),
     Sweep("prune", _prune, "vault(s) pruned after deleted or expired points"),
     Sweep("orphan-prune", vaults.prune_orphans, "vault(s) pruned of a failed backup's data"),
     Sweep(

@@ -40,9 +40,24 @@ class Caller:
 
 @dataclass(frozen=True)
 class Storage:
-    """Region -> storage location (a directory or an engine URL such as ``s3://b/p``)."""
+    """Region -> storage location (a directory or an engine URL such as ``s3://b/p``),
+    and region -> cold location (``cold``: where packs only cold recovery points need
+    are moved; a region without one keeps cold points' data where it is)."""
 
     regions: dict[str, str] = field(default_factory=dict)
+    cold: dict[str, str] = field(default_factory=dict)
+
+    def cold_url(self, region: str, storage_url: str) -> str | None:
+        """A vault's cold store: its storage URL with the region's location swapped for
+        the region's cold location; None without one (or for a vault made elsewhere).
+
+        >>> Storage({"r": "/s/r"}, {"r": "/c/r"}).cold_url("r", "/s/r/1234/v-ab12")
+        '/c/r/1234/v-ab12'
+        """
+        warm, cold = self.regions.get(region, "").rstrip("/"), self.cold.get(region)
+        if not cold or not warm or not storage_url.startswith(warm + "/"):
+            return None
+        return cold.rstrip("/") + storage_url[len(warm) :]
 
     def location(self, region: str) -> str:
         try:

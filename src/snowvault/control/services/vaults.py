@@ -47,7 +47,7 @@ from snowvault.core import ids
 from snowvault.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound, SnowvaultError
 from snowvault.engine import locks, prune
 from snowvault.engine.backends import base as backends
-from snowvault.engine.backends import local
+from snowvault.engine.backends import local, tiered
 from snowvault.engine.backends.url import open_backend
 from snowvault.engine.repository import Repository
 
@@ -241,8 +241,10 @@ def _destroy(backend: backends.Backend) -> None:
     for info in list(backend.list()):
         with contextlib.suppress(SnowvaultError):
             backend.delete(info.name)
-    if isinstance(backend, local.LocalBackend) and not local.remove_empty_tree(backend.root):
-        log.warning("vault storage %s: objects were left after the delete", backend.root)
+    tiers = [backend.warm, backend.cold] if isinstance(backend, tiered.TieredBackend) else [backend]
+    for part in tiers:
+        if isinstance(part, local.LocalBackend) and not local.remove_empty_tree(part.root):
+            log.warning("vault storage %s: objects were left after the delete", part.root)
 
 
 def mark_orphans(conn: Any, vault_arn: str, now: datetime) -> None:
@@ -298,8 +300,9 @@ def _collect_orphans(deps: Deps, vault: Record, stale_before: datetime) -> None:
 
 @contextmanager
 def open_repository(deps: Deps, vault: Record) -> Iterator[Repository]:
-    """The vault's engine repository, opened with the vault's key; closed afterwards."""
-    backend = open_backend(vault["storage_url"])
+    """The vault's engine repository, opened with the vault's key; closed afterwards.
+    With a cold location for its region, its store is warm + cold (``tiered``)."""
+    backend = store(deps, vault)
     try:
         wrapper = deps.vault_keys.wrapper(vault["encryption_key_arn"])
         repo = Repository.open(backend, wrapper=wrapper)
@@ -311,9 +314,16 @@ def open_repository(deps: Deps, vault: Record) -> Iterator[Repository]:
         backend.close()
 
 
+def store(deps: Deps, vault: Record) -> backends.Backend:
+    """The vault's object store: its storage URL, tiered over its cold store if any."""
+    warm = open_backend(vault["storage_url"])
+    cold = deps.storage.cold_url(vault["region"], vault["storage_url"])
+    return warm if cold is None else tiered.TieredBackend(warm, open_backend(cold))
+
+
 def destroy_storage(deps: Deps, vault: Record) -> None:
-    """Remove a vault's repository objects (test-mode reset)."""
-    backend = open_backend(vault["storage_url"])
+    """Remove a vault's repository objects, cold ones included (delete, test-mode reset)."""
+    backend = store(deps, vault)
     try:
         _destroy(backend)
     finally:

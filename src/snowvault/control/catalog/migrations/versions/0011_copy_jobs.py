@@ -1,9 +1,10 @@
-"""Copy jobs: the ``copy_jobs`` table, which is also their queue (issue 14).
+"""Copy jobs: the ``copy_jobs`` table, which is also their queue (issue 14); cold moves.
 
 One row per copy job (StartCopyJob, or a plan rule's CopyAction after a backup of that
 rule), with the columns of botocore's ``CopyJob`` shape, the progress columns and the
-lease columns every job table has. Cold storage locations and cost bookkeeping, once
-reserved for this revision too, did not land with it.
+lease columns every job table has; and ``cold_moves``, when the cold-data sweep last
+moved the packs only cold recovery points need into a vault's cold store (one row per
+vault). The cost report needs no table: it reads the repositories.
 
 Written out in full (not derived from the models) so it stays the frozen history of
 revision 0011.
@@ -97,9 +98,16 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_copy_jobs_parent_job_id"), "copy_jobs", ["parent_job_id"], unique=False
     )
+    op.create_table(
+        "cold_moves",
+        sa.Column("vault_arn", _ARN, nullable=False),
+        _ts("moved_at", nullable=False),
+        sa.PrimaryKeyConstraint("vault_arn", name=op.f("pk_cold_moves")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("cold_moves")
     for name in (
         "ix_copy_jobs_parent_job_id",
         "ix_copy_jobs_lease_expires_at",
