@@ -622,6 +622,8 @@ def authorize_operation(
     """The API's hook: ``<service>:<operation>`` on what the parameters name, resolved
     and evaluated in one catalog read."""
     if service == "kms" and operation in KMS_KEY_OPERATIONS:
+        with catalog.db.read_transaction(deps.engine) as conn:  # an agent: refused now,
+            _principal(conn, caller, f"kms:{operation}")  # before the key is looked up
         return  # the key service decides with the key in hand (authorize_key)
     with catalog.db.read_transaction(deps.engine) as conn:
         target = target_for(conn, caller, operation, params, service)
