@@ -118,3 +118,20 @@ def test_a_pack_a_warm_point_shares_stays_warm(deps: Deps, caller: Caller, tmp_p
     assert _packs(tmp_path / "cold") == set()
     moved = cold_storage.move_vault(deps, vault["arn"], deps.clock.now())
     assert moved is not None and moved.packs == [] and moved.shared >= 1
+
+
+def test_a_vault_is_looked_at_again_a_day_after_its_last_move(
+    deps: Deps, caller: Caller, tmp_path: Path
+) -> None:
+    vault = vaults.create(deps, caller, "v")
+    _backup(deps, caller, _resource(deps, caller, tmp_path / "old", 4), COLD_SOON)
+    assert isinstance(deps.clock, FakeClock)
+    deps.clock.advance(timedelta(days=2))
+    assert sweepers.run(deps, deps.clock.now()).get("cold-data") == [vault["arn"]]
+    deps.clock.advance(timedelta(hours=1))
+    with catalog.db.read_transaction(deps.engine) as conn:
+        later = deps.clock.now() - cold_storage.RECHECK
+        assert catalog.cold_storage.vaults_to_move(conn, recheck_before=later) == []
+        deps.clock.advance(cold_storage.RECHECK)
+        again = deps.clock.now() - cold_storage.RECHECK
+        assert catalog.cold_storage.vaults_to_move(conn, recheck_before=again) == [vault["arn"]]

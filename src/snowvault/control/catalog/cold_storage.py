@@ -19,8 +19,12 @@ from snowvault.control.catalog.tables import lifecycle_runs as lr
 from snowvault.control.catalog.tables import recovery_points as rp
 
 
-def vaults_to_move(conn: Connection, *, limit: int = 100) -> list[str]:
-    """Vaults where a point moved to COLD after the vault's last cold move (or ever)."""
+def vaults_to_move(
+    conn: Connection, *, recheck_before: datetime | None = None, limit: int = 100
+) -> list[str]:
+    """Vaults where a point moved to COLD after the vault's last cold move (or ever), or
+    whose last move was before ``recheck_before`` (a prune may have repacked cold data
+    into warm since)."""
     stmt = (
         sa.select(lr.c.backup_vault_arn)
         .select_from(lr.outerjoin(cm, cm.c.vault_arn == lr.c.backup_vault_arn))
@@ -28,7 +32,11 @@ def vaults_to_move(conn: Connection, *, limit: int = 100) -> list[str]:
             lr.c.action == "COLD",
             lr.c.status == "COMPLETED",
             lr.c.backup_vault_arn.is_not(None),
-            sa.or_(cm.c.moved_at.is_(None), lr.c.completed_at > cm.c.moved_at),
+            sa.or_(
+                cm.c.moved_at.is_(None),
+                lr.c.completed_at > cm.c.moved_at,
+                sa.false() if recheck_before is None else cm.c.moved_at < recheck_before,
+            ),
         )
         .distinct()
         .order_by(lr.c.backup_vault_arn)

@@ -10,7 +10,8 @@ cold just reads the cold store.
 MoveToColdStorageAfterDays is applied in two steps: the ``cold`` sweep records the
 transition (StorageClass COLD, a ``lifecycle_runs`` record), then the ``cold-data``
 sweep (:func:`move_due`) moves, for each vault with a transition since its last move,
-the packs that only COLD points need (:func:`snowvault.engine.cold.move_cold_packs`),
+the packs that only COLD points need (:func:`snowvault.engine.cold.move_cold_packs`;
+and each such vault again a day after its last move, for what a prune repacked warm),
 under the vault's shared repository lock (a prune, which holds it exclusively, is
 waited for another time). Packs a warm point shares stay warm; packs under store
 retention (Vault Lock on S3) stay where they are. A region without a cold location
@@ -22,7 +23,7 @@ Must not depend on the scheduler, the composition root or any interface.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from snowvault.control import catalog
 from snowvault.control.services import vaults
@@ -31,6 +32,10 @@ from snowvault.core.errors import SnowvaultError
 from snowvault.engine import cold, locks
 
 log = logging.getLogger("snowvault.cold")
+
+RECHECK = timedelta(days=1)
+"""A vault with cold points is looked at again this long after its last move even with
+no new transition: a prune that repacked half-used cold packs wrote their blobs warm."""
 
 
 def move_vault(deps: Deps, vault_arn: str, now: datetime) -> cold.ColdMove | None:
@@ -53,7 +58,7 @@ def move_due(deps: Deps, now: datetime) -> list[str]:
     vaults whose packs moved. A vault that fails (locked by a prune, unreachable) keeps
     its turn for the next pass."""
     with catalog.db.read_transaction(deps.engine) as conn:
-        due = catalog.cold_storage.vaults_to_move(conn)
+        due = catalog.cold_storage.vaults_to_move(conn, recheck_before=now - RECHECK)
     touched = []
     for arn in due:
         try:
