@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import io
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from snowvault.engine import check, copier, errors, stream_backup, tree, usage
+from snowvault.engine import check, cold, copier, errors, packs, stream_backup, tree, usage
+from snowvault.engine.backends.base import Retention
 from snowvault.engine.backends.memory import MemoryBackend
+from snowvault.engine.backends.tiered import TieredBackend
 from snowvault.engine.chunker import ChunkerParams
 from snowvault.engine.crypto import KdfParams
 from snowvault.engine.repository import Repository
+from snowvault.testing import FakeClock, LockingMemoryBackend
 
 KDF = KdfParams.for_tests()
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -111,3 +114,27 @@ def test_usage_splits_shared_bytes_and_counts_unique_ones() -> None:
     assert used.referenced_bytes <= used.stored_bytes
     shared = ua.referenced_bytes - ua.unique_bytes
     assert ua.attributed_bytes == pytest.approx(ua.unique_bytes + shared / 2)
+
+
+def test_cold_moves_never_take_a_pack_under_retention_or_one_a_warm_point_needs() -> None:
+    clock = FakeClock(NOW)
+    warm, cold_store = LockingMemoryBackend(clock), MemoryBackend()
+    small = ChunkerParams(min_size=4096, avg_size=8192, max_size=65536)
+    repo = Repository.init(
+        TieredBackend(warm, cold_store), password="pw", kdf=KDF, pack_size=32 * 1024, chunker=small
+    )
+    old = _stream(repo, DATA, "old")
+    shared = _stream(repo, DATA[:100_000] + bytes(300_000), "shared")  # shares DATA's start
+    locked = next(iter(cold_storage_names(repo, {old}) - cold_storage_names(repo, {shared})))
+    warm.set_retention(locked, Retention("COMPLIANCE", NOW + timedelta(days=30)))
+
+    moved = cold.move_cold_packs(repo, {old})
+    assert locked not in moved.packs and warm.exists(locked)  # retention: it stays warm
+    assert moved.packs and all(cold_store.exists(n) and not warm.exists(n) for n in moved.packs)
+    assert moved.shared >= 1  # DATA's first packs are the warm point's too
+    assert _read(repo, old) == DATA and check.check(repo, read_data=True).ok
+
+
+def cold_storage_names(repo: Repository, points: set[str]) -> set[str]:
+    ids, _shared = cold.cold_pack_ids(repo, points)
+    return {packs.pack_name(i) for i in ids}
