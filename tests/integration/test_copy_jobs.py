@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from snowvault.control import catalog
+from snowvault.control.catalog import continuous as continuous_points
 from snowvault.control.model import host_paths
 from snowvault.control.scheduler import runner, simulation, sweepers
 from snowvault.control.services import (
@@ -322,6 +323,21 @@ def test_refused_at_the_call_cold_foreign_or_unknown(
         _copy(deps, source, rp_arn, vaults.vault_arn(WEST, SOURCE, "nowhere"))
     with pytest.raises(NotFound):  # another account's point is not theirs to copy
         _copy(deps, partner, rp_arn, vaults.vault_arn(EAST, PARTNER, "mine"))
+    with catalog.db.transaction(deps.engine) as conn:  # as if it were a PITR chain
+        continuous_points.create(
+            conn,
+            recovery_point_arn=rp_arn,
+            resource_arn=resource,
+            backup_vault_arn=vaults.vault_arn(EAST, SOURCE, "main"),
+            rule_id=None,
+            slot_name="slot",
+            retention_days=7,
+            now=deps.clock.now(),
+        )
+    with pytest.raises(InvalidInput, match="does not support continuous backups"):
+        _copy(deps, source, rp_arn, dr["arn"])
+    with catalog.db.transaction(deps.engine) as conn:
+        continuous_points.delete(conn, rp_arn)
     assert isinstance(deps.clock, FakeClock)
     deps.clock.advance(timedelta(days=2))
     with pytest.raises(Conflict, match="cold storage"):

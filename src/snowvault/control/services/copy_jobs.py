@@ -20,7 +20,12 @@ job per action in the same transaction that records a successful backup of that 
 4. in ONE transaction completes the job (BytesTransferred: plaintext bytes written;
    BackupSizeInBytes: the point's size) and records the destination recovery point in
    the destination's account and region (creation date and, unless the job gives one,
-   lifecycle kept from the source, as AWS does; a CONTINUOUS source becomes SNAPSHOT).
+   lifecycle kept from the source, as AWS does).
+
+A CONTINUOUS point (PostgreSQL point-in-time: a chain of base backups and WAL) is
+refused at the call, as AWS's StartCopyJob refuses continuous backups; its chain is not
+a snapshot the destination could restore on its own. ``model.jobs.copied_point_type``
+keeps AWS's rule (a copy is a SNAPSHOT) for the recorded RecoveryPointType.
 
 A failed or lost run leaves what it wrote for the orphan prune of the destination vault;
 a retry finds the blobs that did land and skips them.
@@ -46,6 +51,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
+from snowvault.control.catalog import continuous as continuous_points
 from snowvault.control.model import iam, lifecycle
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model.jobs import CopyJob
@@ -119,6 +125,11 @@ def _point(conn: Connection, caller: Caller, req: StartRequest) -> job_rules.Rec
         == lifecycle.StorageClass.COLD
     ):
         raise Conflict(detail=f"recovery point {rp.arn} is in cold storage: it cannot be copied")
+    if continuous_points.find(conn, rp.arn) is not None:
+        raise InvalidInput(
+            detail=f"recovery point {rp.arn} is a continuous backup: StartCopyJob does not "
+            "support continuous backups (copy one of the resource's snapshot points)"
+        )
     if rp.is_parent:
         raise InvalidInput(
             detail=f"recovery point {rp.arn} is a composite point: copy its members instead"
