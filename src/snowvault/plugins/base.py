@@ -47,7 +47,8 @@ class Resource:
     """Non-secret settings the plugin stored at registration (shown by describe)."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     """Secret settings (a password, a secret access key): sealed under the root key in the
-    catalog, unsealed only in the worker; empty everywhere else. Never logged or shown."""
+    catalog, unsealed only for the plugin (in the worker for a job, and for
+    :meth:`ResourcePlugin.describe`); empty everywhere else. Never logged or shown."""
 
 
 @dataclass(frozen=True)
@@ -213,12 +214,13 @@ class ResourcePlugin(Protocol):
         protected. Reach (paths, hosts) is judged before anything is contacted."""
         ...
 
-    def describe(self, resource: Resource) -> dict[str, Any]:
+    def describe(self, resource: Resource, policy: host_paths.Policy) -> dict[str, Any]:
         """DescribeResource's ``Discovery``: what the plugin sees of the resource now
         (databases, sizes, a server version); {} when there is nothing to add. Reaching the
         resource may fail: return {"Error": one line} then, never raise. ``resource.secrets``
-        is empty here. Optional: a plugin whose ``describe`` also takes a ``policy``
-        keyword gets the server's reach policy (to judge a host with net_reach)."""
+        are unsealed for this call (a password-protected server can only be described with
+        its password), so the result must never carry one; ``policy`` is the operator's
+        reach rule, judged again here before any path is opened or host contacted."""
         ...
 
     def backup(self, request: BackupRequest) -> None:

@@ -268,7 +268,11 @@ class BlockDevice:
         path, _ = _source(source, policy, self.host)
         return Registration(path)
 
-    def describe(self, resource: Resource) -> dict[str, Any]:
+    def describe(self, resource: Resource, policy: host_paths.Policy) -> dict[str, Any]:
+        try:
+            host_paths.check(resource.source, policy, os.path.realpath)
+        except host_paths.PathRefused as exc:
+            return {"Error": str(exc)}
         try:
             st = os.stat(resource.source)
             kind = "device" if stat.S_ISBLK(st.st_mode) else "file"

@@ -154,7 +154,7 @@ class Composite:
         members = check_members(parse_members(props.get("members")))
         return Registration(SOURCE_PREFIX + name, {"members": json.dumps(members)})
 
-    def describe(self, resource: Resource) -> dict[str, Any]:
+    def describe(self, resource: Resource, policy: host_paths.Policy) -> dict[str, Any]:
         try:
             return {"Members": parse_members(resource.properties.get("members"))}
         except InvalidInput as exc:

@@ -130,7 +130,7 @@ class Directory:
             raise InvalidInput(detail=f"Source {source!r} is not an existing directory")
         return Registration(path)
 
-    def describe(self, resource: Resource) -> dict[str, Any]:
+    def describe(self, resource: Resource, policy: host_paths.Policy) -> dict[str, Any]:
         """Nothing beyond the stored source: describing reads no host path (the rule is
         judged when a job reads it)."""
         return {}

@@ -329,15 +329,11 @@ class MySQL:
         secrets = {"password": password} if password else {}
         return Registration(dsn.shown(), shown, secrets)
 
-    def describe(
-        self, resource: Resource, policy: host_paths.Policy | None = None
-    ) -> dict[str, Any]:
-        """The server version and every user database with its size in bytes. Without a
-        ``policy`` only loopback servers are contacted (the default network rule)."""
+    def describe(self, resource: Resource, policy: host_paths.Policy) -> dict[str, Any]:
+        """The server version and every user database with its size in bytes."""
         try:
             dsn = parse_dsn(resource.source)
-            rule = policy if policy is not None else host_paths.Policy()
-            with _connect(dsn, rule, self._password(resource)) as client:
+            with _connect(dsn, policy, self._password(resource)) as client:
                 version, databases = _inventory(client)
         except (InvalidInput, net_reach.NetworkRefused, Unavailable, OSError) as exc:
             return {"Error": str(exc)}

@@ -878,11 +878,8 @@ class PostgreSQL:
         secrets = {"password": password} if password else {}
         return Registration(dsn.source, props, secrets)
 
-    def describe(
-        self, resource: Resource, policy: host_paths.Policy = host_paths.NOTHING_ALLOWED
-    ) -> dict[str, Any]:
-        """Databases with sizes and the server version; ``policy`` is the network rule
-        (without one: loopback only)."""
+    def describe(self, resource: Resource, policy: host_paths.Policy) -> dict[str, Any]:
+        """Databases with sizes and the server version (hosts judged by ``policy``)."""
         try:
             server = _server(resource.source, resource.properties, resource.secrets, policy)
             with server.connect() as conn:

@@ -185,15 +185,11 @@ class Redis:
         address = child.answering(net_reach.check(url.host, url.port, policy), url.port)
         return redis_tools.Connection(address, url.port, password=password, user=url.user)
 
-    def describe(
-        self, resource: Resource, policy: host_paths.Policy | None = None
-    ) -> dict[str, Any]:
-        """The server version, memory in use and keys per database. Without a
-        ``policy`` only loopback servers are contacted (the default network rule)."""
+    def describe(self, resource: Resource, policy: host_paths.Policy) -> dict[str, Any]:
+        """The server version, memory in use and keys per database."""
         try:
             url = parse_url(resource.source)
-            rule = policy if policy is not None else host_paths.Policy()
-            with self._connect(url, rule, self._password(resource)) as conn:
+            with self._connect(url, policy, self._password(resource)) as conn:
                 server, memory = conn.info("server"), conn.info("memory")
                 keys = conn.keyspace()
         except (InvalidInput, net_reach.NetworkRefused, Unavailable, OSError) as exc:

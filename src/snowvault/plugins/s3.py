@@ -573,11 +573,9 @@ class S3:
         }
         return Registration(str(loc), shown, {"secret_access_key": secret})
 
-    def describe(self, resource: Resource) -> dict[str, Any]:
-        """The bucket, prefix and endpoint; with the resource's secrets at hand (the
-        worker's view) also how many objects are under the prefix (a first page). The
-        endpoint is contacted only on loopback: describe is given no policy, so only the
-        default networks are known to be allowed."""
+    def describe(self, resource: Resource, policy: host_paths.Policy) -> dict[str, Any]:
+        """The bucket, prefix and endpoint; with the secret at hand also how many objects
+        are under the prefix (a first page), the endpoint judged by ``policy``."""
         try:
             loc = parse_source(resource.source)
             endpoint = parse_endpoint(resource.properties.get("endpoint"))
@@ -588,7 +586,7 @@ class S3:
         if not resource.secrets.get("secret_access_key"):
             return out
         try:
-            conn = _connect_resource(resource, host_paths.Policy())
+            conn = _connect_resource(resource, policy)
         except net_reach.NetworkRefused:
             return out
         except SnowvaultError as exc:

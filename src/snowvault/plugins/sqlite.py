@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from snowvault.control.model import host_paths
-from snowvault.core.errors import InvalidInput, NotFound, Unavailable
+from snowvault.core.errors import InvalidInput, NotFound, SnowvaultError, Unavailable
 from snowvault.plugins import host_files
 from snowvault.plugins.base import (
     BackupRequest,
@@ -134,9 +134,12 @@ class SQLite:
             raise InvalidInput(detail=f"SQLite takes no properties (got {sorted(properties)})")
         return Registration(_check_file(source, policy))
 
-    def describe(self, resource: Resource) -> dict[str, Any]:
+    def describe(self, resource: Resource, policy: host_paths.Policy) -> dict[str, Any]:
         """The file's size, page size, journal mode and tables."""
-        path = resource.source
+        try:
+            path = _check_file(resource.source, policy)  # the rule may have changed since
+        except SnowvaultError as exc:
+            return {"Error": str(exc)}
         try:
             conn = _read_only(path)
             try:

@@ -90,7 +90,7 @@ class InMemoryPlugin:
         secrets = {k: v for k, v in properties.items() if k in SECRET_PROPERTIES}
         return Registration(source, shown, secrets)
 
-    def describe(self, resource: Resource) -> dict[str, Any]:
+    def describe(self, resource: Resource, policy: host_paths.Policy) -> dict[str, Any]:
         data = self.objects.get(resource.source)
         if data is None:
             return {"Error": f"object {resource.source!r} is gone"}

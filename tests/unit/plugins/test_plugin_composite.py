@@ -28,7 +28,7 @@ def test_a_group_keeps_its_source_and_canonical_members() -> None:
     assert reg.source == "group:app" and not reg.secrets
     assert json.loads(reg.properties["members"]) == [A, B]
     resource = Resource("arn", "Composite", "app", reg.source, reg.properties)
-    assert composite.Composite().describe(resource) == {"Members": [A, B]}
+    assert composite.Composite().describe(resource, POLICY) == {"Members": [A, B]}
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,7 @@ def test_check_source_stores_the_resolved_directory(
     assert PLUGIN.check_source(str(alias), policy, {}).source == str(src)
     with pytest.raises(InvalidInput, match="takes no Properties"):
         PLUGIN.check_source(str(src), policy, {"sslmode": "require"})
-    assert PLUGIN.describe(_resource(src)) == {}
+    assert PLUGIN.describe(_resource(src), policy) == {}
 
 
 def test_check_source_refuses_what_the_rule_refuses_before_looking_at_existence(

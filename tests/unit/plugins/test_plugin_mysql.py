@@ -268,7 +268,7 @@ def test_wrong_password_and_unreachable_server_fail_in_one_line_without_the_secr
         _backup(resource)
     assert "Access denied" in str(err.value)
     assert wrong not in str(err.value) and "\n" not in str(err.value)
-    assert "Error" in PLUGIN.describe(resource)
+    assert "Error" in PLUGIN.describe(resource, POLICY)
     gone = Resource("arn:x", "MySQL", "m", "mysql://root@127.0.0.1:1")
     with pytest.raises(Unavailable, match="Can't connect") as err:
         _backup(gone)
@@ -279,7 +279,7 @@ def test_wrong_password_and_unreachable_server_fail_in_one_line_without_the_secr
 
 
 def test_describe_lists_databases_with_sizes() -> None:
-    found = PLUGIN.describe(Resource("arn:x", "MySQL", "m", SERVER))
+    found = PLUGIN.describe(Resource("arn:x", "MySQL", "m", SERVER), POLICY)
     assert found["ServerVersion"]
     assert all({"Name", "SizeInBytes", "Tables"} <= set(d) for d in found["Databases"])
     assert not {d["Name"] for d in found["Databases"]} & mysql.SYSTEM_SCHEMAS

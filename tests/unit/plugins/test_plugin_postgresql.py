@@ -199,7 +199,7 @@ def test_an_unreachable_server_fails_the_backup_in_one_line(policy: host_paths.P
     assert "\n" not in message and SECRET not in message
     assert "Connection refused" in message and source in message
     assert sink.kind is None  # nothing was written
-    assert "Error" in PostgreSQL().describe(resource)
+    assert "Error" in PostgreSQL().describe(resource, policy)
 
 
 def test_the_worker_checks_the_network_rule_again(tmp_path: Path) -> None:

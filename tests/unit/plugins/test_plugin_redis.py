@@ -220,8 +220,8 @@ def test_wrong_password_and_unreachable_server_fail_in_one_line_without_the_secr
     with pytest.raises(Unavailable, match="cannot connect") as err:
         _backup(Resource("arn:x", "Redis", "r", "redis://127.0.0.1:1"), policy)
     assert "\n" not in str(err.value)
-    assert "Error" in PLUGIN.describe(_resource(source, wrong))
-    assert PLUGIN.describe(_resource(source))["Keys"] == {"db0": 53, "db3": 1}
+    assert "Error" in PLUGIN.describe(_resource(source, wrong), policy)
+    assert PLUGIN.describe(_resource(source), policy)["Keys"] == {"db0": 53, "db3": 1}
 
 
 def test_the_password_goes_to_redis_cli_in_its_environment_only(

@@ -308,7 +308,7 @@ def test_failures_are_one_line_without_the_secret(
     wrong = fails(_resource(s3_server, f"s3://{names}/", access_key_id=key))
     assert wrong.startswith(f"S3 endpoint {s3_server} refused access key {key!r}")
     assert re.search(r"\((403|SignatureDoesNotMatch)\): check the access key id, secret", wrong)
-    describe = plugin.describe(_resource(s3_server, f"s3://{names}/", access_key_id=key))
+    describe = plugin.describe(_resource(s3_server, f"s3://{names}/", access_key_id=key), POLICY)
     assert set(describe) == {"Error"} and SECRET not in describe["Error"]
 
 
@@ -318,9 +318,11 @@ def test_describe_counts_objects_only_with_the_secret_at_hand(
     _fill(admin, names)
     resource = _resource(s3_server, f"s3://{names}/data/")
     shown = {"Bucket": names, "Prefix": "data/", "Endpoint": s3_server}
-    assert s3.S3().describe(resource) == shown | {"Objects": "4"}
-    assert s3.S3().describe(replace(resource, secrets={})) == shown  # as DescribeResource
-    assert set(s3.S3().describe(replace(resource, source="s3://x"))) == {"Error"}
+    assert s3.S3().describe(resource, POLICY) == shown | {"Objects": "4"}
+    assert (
+        s3.S3().describe(replace(resource, secrets={}), POLICY) == shown
+    )  # no secret: nothing listed
+    assert set(s3.S3().describe(replace(resource, source="s3://x"), POLICY)) == {"Error"}
 
 
 def test_a_large_object_is_restored_as_a_streamed_multipart_upload(

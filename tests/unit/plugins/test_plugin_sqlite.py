@@ -192,9 +192,12 @@ def test_describe_names_the_tables_and_defaults_put_the_file_back(
 ) -> None:
     _database(allowed / "app.db")
     resource = Resource("arn:x", "SQLite", "app", str(allowed / "app.db"))
-    found = PLUGIN.describe(resource)
+    found = PLUGIN.describe(resource, policy)
     assert found["Tables"] == ["t"] and found["JournalMode"] == "wal"
-    assert "Error" in PLUGIN.describe(Resource("arn:x", "SQLite", "app", str(allowed / "x.db")))
+    missing = Resource("arn:x", "SQLite", "app", str(allowed / "x.db"))
+    assert "Error" in PLUGIN.describe(missing, policy)
+    # the rule is judged again: a file it no longer allows is not opened
+    assert "Error" in PLUGIN.describe(resource, host_paths.NOTHING_ALLOWED)
     assert PLUGIN.restore_defaults(resource) == {
         "targetPath": str(allowed / "app.db"),
         "overwrite": "false",

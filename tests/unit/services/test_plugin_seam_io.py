@@ -340,24 +340,23 @@ def test_memory_sink_and_source_follow_the_protocol(tmp_path: Path) -> None:
 
 
 class _Describing(InMemoryPlugin):
-    """describe takes the reach policy (the optional capability), or raises."""
+    """describe sees the reach policy and the unsealed secrets (as a password-protected
+    database needs), or raises with a secret in its message."""
 
     def __init__(self, fail: bool) -> None:
         super().__init__({"src": b"x"})
         self.fail = fail
         self.policies: list[host_paths.Policy] = []
 
-    def describe(  # type: ignore[override]
-        self, resource: Resource, policy: host_paths.Policy = host_paths.NOTHING_ALLOWED
-    ) -> dict[str, Any]:
+    def describe(self, resource: Resource, policy: host_paths.Policy) -> dict[str, Any]:
         if self.fail:
             raise RuntimeError(f"connect failed with password {SECRET}")
         self.policies.append(policy)
-        return {"Secrets": dict(resource.secrets)}
+        return {"GotPassword": resource.secrets.get("password") == SECRET}
 
 
 @pytest.mark.parametrize("fail", [False, True])
-def test_describe_passes_the_policy_and_never_a_secret_or_a_plugin_message(
+def test_describe_passes_the_policy_and_the_secrets_and_never_a_plugin_message(
     deps: Deps, caller: Caller, fail: bool
 ) -> None:
     plugin = _Describing(fail)
@@ -368,7 +367,7 @@ def test_describe_passes_the_policy_and_never_a_secret_or_a_plugin_message(
     if fail:
         assert discovery == {"Error": "discovery failed (RuntimeError)"}
     else:
-        assert discovery == {"Secrets": {}}
+        assert discovery == {"GotPassword": True}
         assert plugin.policies == [deps.path_policy]
 
 

@@ -15,19 +15,19 @@ it again before it reads.
 Secrets (a password, a secret access key) the plugin splits off are sealed under the
 root key (``Deps.resource_secrets``, the ARN as context) in the same transaction as the
 row; :func:`get`, :func:`list_resources` and :func:`describe` never return them (the
-catalog's rows do not carry them); only :func:`worker_secrets`, called by the job
-services right before a plugin runs, unseals them.
+catalog's rows do not carry them); only :func:`worker_secrets` unseals them, called by
+the job services right before a plugin runs and by :func:`describe` for the plugin's
+discovery (whose answer carries none).
 
 Must not depend on the scheduler, the composition root or any interface.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from snowvault import plugins
@@ -108,8 +108,8 @@ def _seal(deps: Deps, arn: str, secrets: Mapping[str, str]) -> bytes | None:
 
 
 def worker_secrets(deps: Deps, arn: str) -> dict[str, str]:
-    """The unsealed secrets of resource ``arn`` ({} when none): for the worker only,
-    right before its plugin backs up or restores; never logged, stored or returned."""
+    """The unsealed secrets of resource ``arn`` ({} when none): for a plugin only,
+    right before it backs up, restores or describes; never logged, stored or returned."""
     with catalog.db.read_transaction(deps.engine) as conn:
         sealed = catalog.sealed_secrets.resource_secrets_of(conn, arn)
     if sealed is None:
@@ -122,8 +122,10 @@ def worker_secrets(deps: Deps, arn: str) -> dict[str, str]:
 
 def describe(deps: Deps, caller: Caller, arn: str) -> Record:
     """DescribeResource: :func:`get` plus ``discovery``, what the type's plugin sees of
-    the resource now (never its secrets: the plugin gets the resource without them; a
-    plugin failure is ``{"Error": ...}`` naming only the error's kind)."""
+    the resource now. The plugin gets the unsealed secrets (a password-protected server
+    answers only with its password) and the reach rule, and returns no secret; a plugin
+    failure is ``{"Error": ...}`` naming only the error's kind (its message could hold
+    anything)."""
     row = get(deps, caller, arn)
     try:
         plugin = deps.plugins.get(row["resource_type"])
@@ -133,24 +135,13 @@ def describe(deps: Deps, caller: Caller, arn: str) -> Record:
             row["name"] or "",
             row["source"] or "",
             dict(row.get("properties") or {}),
+            worker_secrets(deps, arn),
         )
-        describe: Callable[..., dict[str, Any]] = plugin.describe
-        if _takes_policy(describe):  # the optional capability named in plugins/base.py
-            discovery = describe(resource, policy=deps.path_policy)
-        else:
-            discovery = describe(resource)
-    except Exception as exc:  # a plugin must not raise here; its message could hold anything
+        discovery = plugin.describe(resource, deps.path_policy)
+    except Exception as exc:  # a plugin must not raise here
         log.warning("describe %s: %s from the plugin", arn, type(exc).__name__)
         discovery = {"Error": f"discovery failed ({type(exc).__name__})"}
     return dict(row, discovery=discovery)
-
-
-def _takes_policy(describe: Callable[..., Any]) -> bool:
-    """True when a plugin's ``describe`` accepts the server's reach policy (``policy=``)."""
-    try:
-        return "policy" in inspect.signature(describe).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _with_tags(conn: Any, row: Record) -> Record:
