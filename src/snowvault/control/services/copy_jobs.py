@@ -390,7 +390,9 @@ def _record(
     if kind is not None:
         extra["recovery_point_type"] = kind
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.vaults.lock(conn, dest["arn"], shared=True)  # NotFound if it was deleted
+        # exclusive, not shared: the new point's count updates this row, and two points
+        # landing at once under FOR SHARE deadlock on PostgreSQL (as backups did, 4bb94f2)
+        catalog.vaults.lock(conn, dest["arn"], shared=False)  # NotFound if it was deleted
         done = catalog.copy_jobs.QUEUE.complete(
             conn,
             job_id=job.copy_job_id,
