@@ -16,6 +16,10 @@ blob it references:
     usage = repository_usage(repo)
     usage.points[rp_id].unique_bytes, usage.stored_bytes
 
+:func:`unique_bytes` answers the same "what would deleting it free" for units of
+several manifests deleted together (a continuous point's chain, a composite point with
+its nested ones): ``unique_bytes(repo, {rp_id: unit, ...})[unit]``.
+
 Blobs nothing references (a failed backup's packs before the orphan prune) count in
 ``stored_bytes`` only. Knows nothing of the control plane; never prints.
 """
@@ -23,7 +27,7 @@ Blobs nothing references (a failed backup's packs before the orphan prune) count
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from snowvault.engine import errors, tree
@@ -83,6 +87,31 @@ def _stored(repo: Repository, blob_ids: Iterable[bytes]) -> dict[bytes, int]:
             raise errors.IntegrityError(name=f"blob {blob_id.hex()}", detail="not in the index")
         sizes[blob_id] = loc.length
     return sizes
+
+
+def unique_bytes(repo: Repository, unit_of: Mapping[str, str]) -> dict[str, int]:
+    """Stored bytes of the blobs only each unit's manifests reference: what forgetting
+    all of a unit's manifests, then pruning, frees (packs the prune keeps because less
+    than its repack threshold of them is unused keep those bytes).
+
+    ``unit_of`` maps a manifest id to its unit; a manifest it leaves out is a unit of
+    its own (a point the caller does not know still holds its blobs). Every unit named
+    in ``unit_of`` is in the answer, 0 when it holds nothing alone. One pass over the
+    trees (memoised per tree); a damaged point raises IntegrityError."""
+    walker = TreeWalker(repo)
+    shared = ""  # no unit is named "": the owner of a blob two units reference
+    owner: dict[bytes, str] = {}
+    for rp_id, manifest in repo.manifests():
+        unit = unit_of.get(rp_id) or f"manifest {rp_id}"
+        root = manifest.get("tree")
+        for blob_id in walker.blobs(root) if isinstance(root, str) else ():
+            if owner.setdefault(blob_id, unit) != unit:
+                owner[blob_id] = shared
+    out = dict.fromkeys(unit_of.values(), 0)
+    sizes = _stored(repo, (b for b, unit in owner.items() if unit in out))
+    for blob_id, size in sizes.items():
+        out[owner[blob_id]] += size
+    return out
 
 
 def repository_usage(repo: Repository) -> RepositoryUsage:

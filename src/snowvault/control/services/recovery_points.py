@@ -8,12 +8,18 @@ allowed to remove locks bypasses the GOVERNANCE retention it left in the store
 (vault_lock.check_delete), in the forget and in the prune it asks for; a store that
 still retains the point refuses plainly.
 
+:func:`unique_bytes` is DescribeRecoveryPoint's ``SnowvaultUniqueBytes``: the stored
+bytes that delete + prune would free, from one pass over the vault's trees, cached per
+vault until its manifests or index change.
+
 Must not depend on the scheduler, the composition root or any interface.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -27,8 +33,9 @@ from snowvault.control.model import jobs, lifecycle
 from snowvault.control.services import composite, continuous, plugin_io, vault_lock, vaults
 from snowvault.control.services import errors as service_errors
 from snowvault.control.services.base import Caller, Deps
-from snowvault.core.errors import Conflict, NotFound
-from snowvault.engine import browse, errors, locks, prune
+from snowvault.core.errors import Conflict, NotFound, SnowvaultError
+from snowvault.engine import browse, errors, locks, prune, usage
+from snowvault.engine.repository import MANIFEST_PREFIX
 
 log = logging.getLogger("snowvault.sweepers")
 
@@ -54,6 +61,85 @@ def get_any(deps: Deps, caller: Caller, arn: str) -> jobs.RecoveryPoint:
     if rp is None or rp.account_id != caller.account_id:
         raise NotFound(kind="recovery point", name=arn)
     return rp
+
+
+UNIQUE_MAX_MANIFESTS = 5000
+"""A vault with more recovery points than this gets no ``SnowvaultUniqueBytes`` (the
+pass reads every tree of the vault; ``snowvault cost report`` still has the number)."""
+UNIQUE_CACHE_VAULTS = 32
+"""How many vaults' answers are kept (least recently asked go first)."""
+
+_unique_cache: OrderedDict[str, tuple[tuple[Any, ...], dict[str, int]]] = OrderedDict()
+_unique_lock = threading.Lock()
+
+
+def unique_bytes(deps: Deps, rp: jobs.RecoveryPoint) -> int | None:
+    """The stored bytes (compressed, encrypted) only ``rp`` holds in its vault: what
+    DeleteRecoveryPoint and the prune after it free. A continuous point counts its whole
+    chain, a composite point its nested points. None for a nested point (it is deleted
+    with its composite point, whose number counts it), one being deleted, a vault over
+    :data:`UNIQUE_MAX_MANIFESTS`, or a repository changing under the pass (a prune).
+
+    One pass over every tree of the vault (``engine.usage.unique_bytes``) answers for all
+    its points at once; it is cached per vault, keyed by the names of its manifests and
+    index segments (both change with every backup, delete and prune), so describing
+    every point of an unchanged vault walks it once. Lock-free: a read-only call writes
+    nothing into the vault's store."""
+    if rp.parent_recovery_point_arn or rp.status == "DELETING":
+        return None
+    with catalog.db.read_transaction(deps.engine) as conn:
+        vault = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)
+        units = _deletion_units(conn, vault["arn"])
+    if rp.arn not in units.values():
+        return None  # no data of its own in the vault (an empty composite point)
+    backend = vaults.store(deps, vault)
+    try:
+        manifests = sorted(o.name for o in backend.list(MANIFEST_PREFIX))
+        segments = sorted(o.name for o in backend.list("index/"))
+    finally:
+        backend.close()
+    if len(manifests) > UNIQUE_MAX_MANIFESTS:
+        return None
+    key = (vault["storage_url"], tuple(manifests), tuple(segments), tuple(sorted(units.items())))
+    with _unique_lock:
+        hit = _unique_cache.get(vault["arn"])
+        if hit is not None and hit[0] == key:
+            _unique_cache.move_to_end(vault["arn"])
+            return hit[1].get(rp.arn)
+    try:
+        with vaults.open_repository(deps, vault) as repo:
+            found = usage.unique_bytes(repo, units)
+    except SnowvaultError as exc:  # e.g. a pack a running prune just removed
+        log.info("unique bytes of vault %s not computed: %s", vault["arn"], exc)
+        return None
+    with _unique_lock:
+        _unique_cache[vault["arn"]] = (key, found)
+        _unique_cache.move_to_end(vault["arn"])
+        while len(_unique_cache) > UNIQUE_CACHE_VAULTS:
+            _unique_cache.popitem(last=False)
+    return found.get(rp.arn)
+
+
+def _deletion_units(conn: Connection, vault_arn: str) -> dict[str, str]:
+    """Engine recovery point id -> the ARN of the point whose deletion removes it: its
+    own point, its composite point for a nested one, a continuous point for each piece
+    of its chain."""
+    units: dict[str, str] = {}
+    token = None
+    while True:
+        page = catalog.recovery_points.list_by_vault(conn, vault_arn=vault_arn, token=token)
+        for point in page.items:
+            if point.engine_recovery_point_id:
+                owner = point.parent_recovery_point_arn or point.arn
+                units[point.engine_recovery_point_id] = owner
+        token = page.next_token
+        if token is None:
+            break
+    for chain in catalog_continuous.list_points(conn):
+        if chain.backup_vault_arn == vault_arn:
+            for engine_id in catalog_continuous.engine_ids(conn, chain.recovery_point_arn):
+                units[engine_id] = chain.recovery_point_arn
+    return units
 
 
 def list_by_vault(

@@ -147,12 +147,16 @@ def describe(api: Api, ref: str, vault: str | None, as_json: bool) -> None:
     window = doc.get("SnowvaultRestorableWindow")
     if isinstance(window, dict):  # a continuous point: the instants it restores to
         text += f"\n{'window':9} {window.get('Earliest') or '-'} to {window.get('Latest') or '-'}"
+    unique = doc.get("SnowvaultUniqueBytes")
+    if isinstance(unique, int):  # the stored bytes delete + prune would free
+        text += f"\n{'unique':9} {render.size(unique)} (freed by deleting it, once pruned)"
     render.result(as_json, doc, text)
 
 
 def _keep_extension_members(api: Api, operation: str) -> None:
     """botocore drops response members its model lacks; put snowvault's ``Snowvault...``
-    extension fields (DescribeRecoveryPoint's SnowvaultRestorableWindow) back."""
+    extension fields (DescribeRecoveryPoint's SnowvaultRestorableWindow and
+    SnowvaultUniqueBytes) back."""
     events = getattr(getattr(api.backup, "meta", None), "events", None)
     if events is None:
         return

@@ -55,7 +55,12 @@ def describe_recovery_point(app: App, ctx: RequestContext, params: Params) -> Ou
         app.deps, caller(ctx), params["BackupVaultName"], params["RecoveryPointArn"]
     )
     window = continuous.window_field(app.deps, row.arn)  # a CONTINUOUS point's extension
-    return dict(views.recovery_point(row, ctx.now), SnowvaultRestorableWindow=window)
+    unique = recovery_points.unique_bytes(app.deps, row)  # what delete + prune would free
+    return dict(
+        views.recovery_point(row, ctx.now),
+        SnowvaultRestorableWindow=window,
+        SnowvaultUniqueBytes=unique,
+    )
 
 
 def delete_recovery_point(app: App, ctx: RequestContext, params: Params) -> None:
