@@ -1317,6 +1317,17 @@ def bench_block(res: Results, sv: Server, work: Path, size_mib: int) -> None:
             "a whole new copy",
         )
     )
+    # the same bytes with the holes written out as zeros: one data run instead of
+    # thousands, which shows what the runs between holes cost
+    dense = work / "data" / "dense.img"
+    run(["cp", "--sparse=never", str(image), str(dense)])
+    arn = sv.register("BlockDevice", "bench-dense", str(dense))
+    sv.vault("block-dense")
+    seconds, _ = sv.backup_job("block-dense", arn)
+    note = "the same image, holes written as zeros (one data run)"
+    res.add(Row("BlockDevice", "snowvault", "backup, no holes", seconds, logical, note=note))
+    secs, _ = Restic(work / "dense-restic").backup(dense)
+    res.add(Row("BlockDevice", "restic", "backup, no holes", secs, logical, note=note))
 
 
 # --------------------------------------------------------------------------- report
