@@ -114,6 +114,21 @@ def server_user() -> ServerUser:
     raise Unavailable(detail="no unprivileged user (postgres or nobody) to run PostgreSQL as")
 
 
+def sandbox_user() -> ServerUser:
+    """Whom a temporary instance on a private copy of backed-up data runs as:
+    ``SNOWVAULT_PG_SANDBOX_USER``, else ``nobody`` when running as root (never the
+    ``postgres`` user, who owns this host's own clusters: the data started is whatever
+    the backed-up cluster held); else the current user."""
+    if os.geteuid() != 0:
+        return ServerUser(None, None, pwd.getpwuid(os.geteuid()).pw_name)
+    name = os.environ.get("SNOWVAULT_PG_SANDBOX_USER") or "nobody"
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise Unavailable(detail=f"no user {name!r} to run a temporary PostgreSQL as") from None
+    return ServerUser(entry.pw_uid, entry.pw_gid, name)
+
+
 def client_env(password: str | None = None, passfile: str | None = None) -> dict[str, str]:
     """The environment of a client program: the caller's without any PG* variable the
     operator's shell may have set, plus the password (never on a command line)."""
@@ -168,10 +183,11 @@ class TempInstance:
         superuser: str,
         extra_hba: str = "",
         settings: Mapping[str, str] | None = None,
+        user: ServerUser | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.superuser = superuser
-        self.user = server_user()
+        self.user = user or server_user()
         self._extra_hba = extra_hba
         self._settings = dict(settings or {})
         self.socket_dir = ""

@@ -116,6 +116,9 @@ UNSAFE_ON_RESTORE = {
     "local_preload_libraries": "",
     "ssl": "off",
     "ssl_passphrase_command": "",
+    "jit": "off",
+    "jit_provider": "llvmjit",
+    "dynamic_library_path": "$libdir",
 }
 """What a temporary instance on restored data overrides (the data may name commands and
 libraries; they are not run on this host)."""
@@ -970,9 +973,13 @@ class PostgreSQL:
                 data = os.path.join(work, "data")
                 os.mkdir(data, 0o700)
                 facts = restore_base(request.source, data, request.progress)
-                pg_tools.server_user().give(work)
+                sandbox = pg_tools.sandbox_user()  # a private copy: nobody's, not postgres's
+                sandbox.give(work)
                 with pg_tools.TempInstance(
-                    data, superuser=facts["bootstrap_superuser"], settings=UNSAFE_ON_RESTORE
+                    data,
+                    superuser=facts["bootstrap_superuser"],
+                    settings=UNSAFE_ON_RESTORE,
+                    user=sandbox,
                 ) as pg:
                     for old, new in names.items():
                         self._copy_database(conn, pg, server, old, new)
@@ -1046,9 +1053,16 @@ class PostgreSQL:
     def _validate_directory(request: RestoreRequest, query: str) -> str | None:
         target = _directory_target_resolved(request.metadata, request.policy)
         superuser = request.source.info().get("bootstrap_superuser") or "postgres"
-        instance = pg_tools.TempInstance(target, superuser=superuser, settings=UNSAFE_ON_RESTORE)
-        with instance as pg, pg.connect() as conn:
-            _run_query(conn, query)
+        sandbox = pg_tools.sandbox_user()  # not the owner-to-be, who owns this host's clusters
+        sandbox.give(target)
+        try:
+            instance = pg_tools.TempInstance(
+                target, superuser=superuser, settings=UNSAFE_ON_RESTORE, user=sandbox
+            )
+            with instance as pg, pg.connect() as conn:
+                _run_query(conn, query)
+        finally:
+            pg_tools.server_user().give(target)  # handed back to whoever starts it
         return None
 
     def _validate_server(self, request: RestoreRequest, query: str) -> str | None:

@@ -291,3 +291,19 @@ def test_restore_base_refuses_members_that_leave_the_directory(tmp_path: Path) -
     with pytest.raises(SnowvaultError, match="cannot be unpacked"):
         postgresql.restore_base(_point({"../escaped": b"x"}), str(target))
     assert not (tmp_path / "escaped").exists()
+
+
+def test_instances_on_backed_up_data_run_as_nobody_not_as_the_postgres_owner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Backed-up data may carry code a started server runs: the account that runs it must
+    not own this host's own clusters (postgres), whatever SNOWVAULT_PG_USER says."""
+    from snowvault.plugins import pg_tools
+    from snowvault.plugins.postgresql import UNSAFE_ON_RESTORE
+
+    monkeypatch.delenv("SNOWVAULT_PG_SANDBOX_USER", raising=False)
+    monkeypatch.setenv("SNOWVAULT_PG_USER", "postgres")
+    assert pg_tools.sandbox_user().name == "nobody"
+    assert pg_tools.server_user().name == "postgres"  # the owner of a restored directory
+    for setting in ("shared_preload_libraries", "jit_provider", "dynamic_library_path"):
+        assert setting in UNSAFE_ON_RESTORE
