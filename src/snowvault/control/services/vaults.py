@@ -353,22 +353,31 @@ def _stray_manifests(deps: Deps, repo: Repository) -> list[str]:
     job was stopped, or lost its lease, after the manifest landed and before the
     recovery point row (a stop request read at the last progress report does that). Only
     manifests of jobs that have ENDED without this manifest as their point qualify; a
-    manifest with no job in the catalog (an imported vault) is never touched."""
+    manifest with no job in the catalog (an imported vault) is never touched. A copied
+    manifest is judged by its copy job (``copy_job_id``), never by the source's
+    ``backup_job_id`` it carries over: that job's point is the source's."""
     stray = []
     pairs = repo.manifests()
     with catalog.db.read_transaction(deps.engine) as conn:
         for rp_id, manifest in pairs:
             meta = manifest.get("metadata")
-            job_id = meta.get("backup_job_id") if isinstance(meta, dict) else None
-            if not isinstance(job_id, str):
-                continue
+            meta = meta if isinstance(meta, dict) else {}
+            copy_id, job_id = meta.get("copy_job_id"), meta.get("backup_job_id")
             try:
-                job = catalog.jobs.get(conn, job_id)
+                if isinstance(copy_id, str):
+                    copy = catalog.copy_jobs.get(conn, copy_id)
+                    final = copy.state in catalog.copy_jobs.MACHINE.final
+                    point_arn = copy.destination_recovery_point_arn
+                elif isinstance(job_id, str):
+                    job = catalog.jobs.get(conn, job_id)
+                    final, point_arn = job.state in catalog.jobs.FINAL, job.recovery_point_arn
+                else:
+                    continue
             except SnowvaultError:
                 continue
-            if job.state not in catalog.jobs.FINAL:
+            if not final:
                 continue
-            rp = catalog.recovery_points.find(conn, job.recovery_point_arn)
+            rp = catalog.recovery_points.find(conn, point_arn)
             if rp is None or rp.engine_recovery_point_id != rp_id:
                 stray.append(rp_id)
     return stray
