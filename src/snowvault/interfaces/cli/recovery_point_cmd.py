@@ -197,3 +197,20 @@ def ls(api: Api, ref: str, path: str, recursive: bool, vault: str | None, as_jso
     body = {"RecoveryPointArn": arn, "Path": path, "Recursive": recursive}
     entries = api.ext("ListRecoveryPointContents", body).get("Entries", [])
     render.table(as_json, entries, ENTRY_COLUMNS)
+
+
+@recovery_point.command("restore-metadata")
+@click.argument("ref", metavar="ARN|ID")
+@click.option("--vault", metavar="NAME", help="Its vault (default: found by listing).")
+@json_option
+@with_api
+def restore_metadata(api: Api, ref: str, vault: str | None, as_json: bool) -> None:
+    """The Metadata keys a restore of this point takes, with their defaults
+    (GetRecoveryPointRestoreMetadata; pass them to `restore start --metadata K=V`)."""
+    arn, vault = locate(api, ref, vault)
+    doc = api.call(
+        "get_recovery_point_restore_metadata", BackupVaultName=vault, RecoveryPointArn=arn
+    )
+    keys = doc.get("RestoreMetadata") or {}
+    text = "\n".join(f"{k}={v}" for k, v in sorted(keys.items())) or "(no keys)"
+    render.result(as_json, doc, f"# {doc.get('ResourceType') or 'resource'} restore keys\n{text}")
