@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 from snowvault.control import catalog
 from snowvault.control.model import host_paths
 from snowvault.control.scheduler import delivery, planner, runner, simulation
-from snowvault.control.services import accounts, kms, kms_vault_keys
+from snowvault.control.services import accounts, kms, kms_vault_keys, trail
 from snowvault.control.services import root_key as root_key_service
 from snowvault.control.services.base import Deps, Storage
 from snowvault.core import private_files
@@ -46,8 +46,21 @@ log = logging.getLogger("snowvault.app")
 CONFIG_FILE = "config.json"
 ROOT_KEY_FILE = "root.key"
 CONFIG_VERSION = 1
+
 ROOT_KEY_BYTES = 32
 ROOT_KEY_ENV = "SNOWVAULT_ROOT_KEY"
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, not {value!r}")
+    return value
+
+
+def _positive(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"expected a whole number of days (1 or more), not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,10 @@ class ServerConfig:
     log_format: str = "text"
     # Region -> cold location: where the data of COLD recovery points moves (none: stays).
     cold_regions: dict[str, str] = field(default_factory=dict)
+    # The audit trail (DATA_DIR/trail): API calls and system actions; false: none kept.
+    trail: bool = True
+    # The integrity watch reads every pack of each vault within this many days.
+    integrity_days: int = 30
 
     @classmethod
     def load(cls, data_dir: str | os.PathLike[str]) -> ServerConfig:
@@ -130,6 +147,8 @@ class ServerConfig:
                 metrics_address=str(doc.get("metrics_address", "")),
                 log_format=str(doc.get("log_format", "text")),
                 cold_regions={str(k): str(v) for k, v in doc.get("cold_regions", {}).items()},
+                trail=_flag(doc.get("trail", True)),
+                integrity_days=_positive(doc.get("integrity_days", 30)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInput(detail=f"{data_dir / CONFIG_FILE} is malformed: {exc}") from exc
@@ -162,6 +181,8 @@ class ServerConfig:
             **({"metrics_address": self.metrics_address} if self.metrics_address else {}),
             **({"log_format": self.log_format} if self.log_format != "text" else {}),
             **({"cold_regions": dict(self.cold_regions)} if self.cold_regions else {}),
+            **({} if self.trail else {"trail": False}),
+            **({"integrity_days": self.integrity_days} if self.integrity_days != 30 else {}),
         }
 
     @property
@@ -507,6 +528,8 @@ class App:
             vault_keys=kms_vault_keys.KmsVaultKeys(self.kms, engine),
             path_policy=host_path_rule(config),
             resource_secrets=root_key_service.resource_secret_box(root_key),
+            trail=trail.appender(config.data_dir / trail.DIRECTORY) if config.trail else None,
+            integrity_days=config.integrity_days,
         )
         self._access_keys = root_key_service.access_key_box(root_key)
         w = config.worker

@@ -56,6 +56,7 @@ from snowvault.control.services import (
     job_kinds,
     recovery_points,
     scheduling,
+    trail,
     vault_lock,
     vaults,
 )
@@ -153,6 +154,7 @@ def run(deps: Deps, now: datetime, sweeps: Sequence[Sweep] = SWEEPS) -> SweepRep
             report.failed.append(sweep.name)
             continue
         report.done[sweep.name] = touched
+        trail.sweep_done(deps, sweep.name, touched, now)  # one AwsServiceEvent per ARN
         if touched:
             log.info("sweep %s: %d %s", sweep.name, len(touched), sweep.what)
     return report

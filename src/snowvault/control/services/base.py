@@ -10,6 +10,7 @@ Must not depend on the scheduler, the composition root or any interface.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -82,6 +83,11 @@ class Deps:
     resource_secrets: crypto.SecretBox | None = None
     """Seals resources' plugin secrets under the root key (None: a registration with
     secrets is refused; see services/resources.py)."""
+    trail: Callable[[dict[str, Any]], None] | None = None
+    """Records one CloudTrail record of a system action (services/trail.py; None: the
+    trail is off). Never called with a secret: trail.emit redacts."""
+    integrity_days: int = 30
+    """The integrity watch reads every pack of a vault within this many days."""
 
 
 class JobControl(Protocol):

@@ -26,7 +26,7 @@ from typing import Any
 
 from snowvault.control import catalog
 from snowvault.control.model import notifications as rules
-from snowvault.control.services import vaults
+from snowvault.control.services import trail, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import InvalidInput, NotFound
 
@@ -147,6 +147,7 @@ def job_changed(deps: Deps, kind: str, spec: Any, job_id: str, *, final_only: bo
             state = str(job[spec.state_column])
             if final_only and not rules.is_final(state):
                 return
+            trail.job_changed(deps, kind, job_id, job, state, deps.clock.now())
             events = rules.job_events(kind, state)
             vault_arn = job.get("backup_vault_arn") or job.get("source_backup_vault_arn")
             vault = catalog.vaults.find_by_arn(conn, vault_arn) if events and vault_arn else None

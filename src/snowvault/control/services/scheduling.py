@@ -28,7 +28,14 @@ from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import plans as plan_rules
 from snowvault.control.model import schedule as schedule_rules
 from snowvault.control.model import windows
-from snowvault.control.services import backup_jobs, notifications, plans, selections, vaults
+from snowvault.control.services import (
+    backup_jobs,
+    notifications,
+    plans,
+    selections,
+    trail,
+    vaults,
+)
 from snowvault.control.services.base import Deps
 from snowvault.core import ids
 from snowvault.core.errors import NotFound
@@ -123,6 +130,8 @@ def plan_scope(
             catalog.schedule_runs.advance_rule(
                 conn, p.row["rule_id"], planned_until=now, next_run_at=p.next_run
             )
+    for row in rows:  # the trail's BackupJobCreated (system action, after the commit)
+        trail.job_changed(deps, "backup", row["job_id"], row, "CREATED", now)
     return [run["job_id"] for run in claimed]
 
 

@@ -22,14 +22,28 @@ signing key) over CloudTrail's string: ``digestEndTime\\nbucket/key\\nhex(sha256
 file))\\npreviousDigestSignature``. :func:`validate` walks each chain: signatures, the
 chain links, every listed file's hash, and files no digest lists yet.
 
-What is recorded: every SIGNED API call (backup, KMS, SNS, extension), failed ones with
-their ``errorCode``; never parameters or responses (``requestParameters`` and
-``responseElements`` are null: the request log's rule, nothing of a body is written).
-Unsigned requests (probes, metrics) have no account to file them under and are not
-recorded. System actions (sweeps, job transitions) are not recorded yet.
+What is recorded:
 
-Who may read: the operator (files under DATA_DIR, 0600). Bounded: one JSON line per call;
-a flush reads the pending file once.
+- every SIGNED API call (backup, KMS, SNS, extension), failed ones with their
+  ``errorCode``/``errorMessage``, with ``requestParameters`` and (for calls that change
+  something) ``responseElements`` passed through :func:`redact` first: a value under a
+  secret-sounding key (password, passphrase, secret, private key, plaintext, token, job
+  and id keys, credentials) becomes :data:`HIDDEN`, the password of a URL
+  (``scheme://user:PASSWORD@host``) or of a ``password=...`` pair is cut out, bytes are
+  reduced to their length, and a document larger than :data:`MAX_DOCUMENT` is replaced
+  by a note. Policy bodies, names, ARNs and tags are kept;
+- every system action (``eventType`` ``AwsServiceEvent``, ``userIdentity`` of type
+  ``AWSService`` invoked by ``backup.amazonaws.com``): scheduled job creation, job state
+  changes (:func:`job_changed`), and what the sweeps touched (:func:`sweep_done`, one
+  event per ARN: expiry, cold moves, prunes, store retention, integrity findings).
+
+Unsigned requests (probes, metrics) have no account to file them under and are not
+recorded. Abuse case: a caller sends its secrets (a DSN password, a passphrase) and
+receives some (CreateAccessKey): none of them may reach the files, which the operator and
+anyone holding a backup of DATA_DIR reads; ``test_trail_redaction`` greps for them.
+
+Who may read: the operator (files under DATA_DIR, 0600). Bounded: one JSON line per call
+(parameters capped at :data:`MAX_DOCUMENT`); a flush reads the pending file once.
 
 Must not depend on the scheduler or any interface.
 """
@@ -39,19 +53,26 @@ from __future__ import annotations
 import fcntl
 import gzip
 import json
+import logging
 import os
+import re
 import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from snowvault.control.services.base import Deps
 from snowvault.core import private_files
 from snowvault.engine.crypto import message_signing
 
+log = logging.getLogger("snowvault.trail")
+
+DIRECTORY = "trail"
+"""The trail's directory under DATA_DIR."""
 BUCKET = "snowvault-trail"
 TRAIL_NAME = "snowvault"
 PENDING = "pending.jsonl"
@@ -61,8 +82,73 @@ READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Lookup", "Export", "Preview")
 SOURCES = {"backup": "backup.amazonaws.com", "kms": "kms.amazonaws.com", "sns": "sns.amazonaws.com"}
 
 
+SERVICE_PRINCIPAL = "backup.amazonaws.com"
+HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"
+"""What CloudTrail writes in place of a sensitive value."""
+MAX_DOCUMENT = 64 * 1024
+"""Largest requestParameters/responseElements kept (JSON characters)."""
+_SECRET_WORDS = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "privatekey",
+    "plaintext",
+    "sessiontoken",
+    "credential",
+    "jobkey",
+    "idkey",
+)
+_SECRET_NAMES = frozenset({"token", "pwd", "pass", "key"})
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:)[^@/?#\s]*@")
+_PAIR_PASSWORD = re.compile(r"((?:password|passwd|pwd)\s*=\s*)('[^']*'|[^\s&;]+)", re.I)
+
+
 def _stamp(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a parameter named ``name`` holds a secret (any case, ``_``/``-`` ignored)."""
+    flat = name.lower().replace("_", "").replace("-", "")
+    return flat in _SECRET_NAMES or any(word in flat for word in _SECRET_WORDS)
+
+
+def redact(value: Any) -> Any:
+    """``value`` as JSON with every secret taken out (the module doc says which).
+
+    >>> redact({"Source": "postgresql://u:pw@db/x", "Properties": {"password": "pw"}})
+    {'Source': 'postgresql://u:HIDDEN_DUE_TO_SECURITY_REASONS@db/x', 'Properties': \
+{'password': 'HIDDEN_DUE_TO_SECURITY_REASONS'}}
+    """
+    if isinstance(value, Mapping):
+        return {
+            str(k): HIDDEN if is_secret_name(str(k)) and v is not None else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        value = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{HIDDEN}@", value)
+        return _PAIR_PASSWORD.sub(lambda m: f"{m.group(1)}{HIDDEN}", value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, datetime):
+        return _stamp(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact(str(value))
+
+
+def _document(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``value`` redacted, or a note when it is larger than :data:`MAX_DOCUMENT`."""
+    if value is None:
+        return None
+    clean = redact(value)
+    size = len(json.dumps(clean, separators=(",", ":")))
+    if size > MAX_DOCUMENT:
+        return {"omitted": f"{size} characters, more than this trail keeps ({MAX_DOCUMENT})"}
+    return dict(clean)
 
 
 def api_call_record(
@@ -79,9 +165,14 @@ def api_call_record(
     request_id: str,
     error_code: str | None,
     error_message: str | None,
+    request_parameters: Mapping[str, Any] | None = None,
+    response_elements: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One CloudTrail record (eventVersion 1.08) of an API call."""
+    """One CloudTrail record (eventVersion 1.08) of an API call; the parameters and the
+    response are redacted here (the response is kept for calls that change something and
+    succeeded, as CloudTrail does)."""
     root = principal_arn.endswith(":root")
+    read_only = operation.startswith(READ_ONLY_PREFIXES)
     record: dict[str, Any] = {
         "eventVersion": "1.08",
         "userIdentity": {
@@ -97,11 +188,11 @@ def api_call_record(
         "awsRegion": region,
         "sourceIPAddress": source_ip,
         "userAgent": user_agent[:256],
-        "requestParameters": None,
-        "responseElements": None,
+        "requestParameters": _document(request_parameters),
+        "responseElements": (None if read_only or error_code else _document(response_elements)),
         "requestID": request_id,
         "eventID": str(uuid.uuid4()),
-        "readOnly": operation.startswith(READ_ONLY_PREFIXES),
+        "readOnly": read_only,
         "eventType": "AwsApiCall",
         "managementEvent": True,
         "recipientAccountId": account_id,
@@ -113,6 +204,178 @@ def api_call_record(
     return record
 
 
+def service_event(
+    *,
+    when: datetime,
+    event_name: str,
+    account_id: str,
+    region: str,
+    details: Mapping[str, Any],
+) -> dict[str, Any]:
+    """One CloudTrail record of a system action (``AwsServiceEvent``)."""
+    return {
+        "eventVersion": "1.08",
+        "userIdentity": {
+            "type": "AWSService",
+            "invokedBy": SERVICE_PRINCIPAL,
+            "accountId": account_id,
+        },
+        "eventTime": _stamp(when),
+        "eventSource": SERVICE_PRINCIPAL,
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": SERVICE_PRINCIPAL,
+        "userAgent": SERVICE_PRINCIPAL,
+        "requestParameters": None,
+        "responseElements": None,
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+        "eventType": "AwsServiceEvent",
+        "managementEvent": True,
+        "recipientAccountId": account_id,
+        "serviceEventDetails": redact(details),
+        "eventCategory": "Management",
+    }
+
+
+def username(record: Mapping[str, Any]) -> str:
+    """LookupEvents' Username of a record: the user name, or the service's."""
+    identity = record["userIdentity"]
+    arn = str(identity.get("arn") or identity.get("invokedBy") or "")
+    return arn.rpartition("/")[2] or arn
+
+
+# -- system actions -----------------------------------------------------------------------
+
+Recorder = Callable[[dict[str, Any]], None]
+"""What ``Deps.trail`` holds: appends one record (:func:`appender`)."""
+
+
+def appender(root: Path) -> Recorder:
+    """A recorder appending to ``root``'s pending file (no key needed: the flush signs)."""
+
+    def record(rec: dict[str, Any]) -> None:
+        _append(root, rec)
+
+    return record
+
+
+def _scope(arn: str) -> tuple[str, str] | None:
+    """(account, region) of an ARN, None when ``arn`` is not one."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or not parts[3] or not parts[4]:
+        return None
+    return parts[4], parts[3]
+
+
+def emit(deps: Deps, event_name: str, arn: str, details: Mapping[str, Any], when: datetime) -> None:
+    """Record a system action on ``arn`` (its account and region file it); never raises:
+    the trail never fails the action it records."""
+    if deps.trail is None:
+        return
+    scope = _scope(arn)
+    if scope is None:
+        return
+    try:
+        deps.trail(
+            service_event(
+                when=when,
+                event_name=event_name,
+                account_id=scope[0],
+                region=scope[1],
+                details=details,
+            )
+        )
+    except Exception:
+        log.exception("the trail could not record %s of %s", event_name, arn)
+
+
+_JOB_NOUN = {"backup": "Backup", "restore": "Restore", "copy": "Copy"}
+_JOB_FIELDS = (
+    "backup_vault_arn",
+    "source_backup_vault_arn",
+    "destination_backup_vault_arn",
+    "resource_arn",
+    "recovery_point_arn",
+    "destination_recovery_point_arn",
+    "backup_plan_id",
+    "backup_rule_id",
+    "status_message",
+    "bytes_transferred",
+)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def job_changed(
+    deps: Deps, kind: str, job_id: str, job: Mapping[str, Any], state: str, now: datetime
+) -> None:
+    """A job started (RUNNING: ``<Kind>JobStarted``), was created (CREATED by the
+    planner: ``<Kind>JobCreated``) or ended in ``state`` (``<Kind>JobCompleted``, the
+    state in ``serviceEventDetails``, as AWS Backup's events carry it)."""
+    noun = _JOB_NOUN.get(kind, kind.title())
+    verb = {"RUNNING": "Started", "CREATED": "Created"}.get(state, "Completed")
+    details: dict[str, Any] = {f"{kind}JobId": job_id, "state": state}
+    details.update({_camel(f): job[f] for f in _JOB_FIELDS if job.get(f) is not None})
+    arn = str(
+        job.get("backup_vault_arn")
+        or job.get("source_backup_vault_arn")
+        or job.get("resource_arn")
+        or ""
+    )
+    emit(deps, f"{noun}Job{verb}", arn, details, now)
+
+
+SWEEP_EVENTS = {
+    "expire-points": ("RecoveryPointExpired", "recoveryPointArn"),
+    "cold": ("RecoveryPointTransitionedToCold", "recoveryPointArn"),
+    "cold-data": ("BackupVaultColdDataMoved", "backupVaultArn"),
+    "prune": ("BackupVaultPruned", "backupVaultArn"),
+    "orphan-prune": ("BackupVaultOrphansPruned", "backupVaultArn"),
+    "store-retention": ("BackupVaultStoreRetentionApplied", "backupVaultArn"),
+    "integrity": ("RecoveryPointIntegrityFailed", "recoveryPointArn"),
+}
+"""Sweep name -> (eventName, the details key of the ARN it touched). The job sweeps
+(expire-unstarted, recover-leases) are recorded as job changes; abort-overdue only asks a
+job to stop (its end is recorded); kms-keys rotations are KMS's own."""
+
+
+def sweep_done(deps: Deps, sweep: str, touched: Iterable[str], now: datetime) -> None:
+    """One event per ARN a sweep touched (:data:`SWEEP_EVENTS`)."""
+    event = SWEEP_EVENTS.get(sweep)
+    if event is None or deps.trail is None:
+        return
+    name, key = event
+    for arn in touched:
+        emit(deps, name, arn, {key: arn, "sweep": sweep}, now)
+
+
+def _append(root: Path, rec: dict[str, Any]) -> None:
+    line = json.dumps(rec, separators=(",", ":")).encode() + b"\n"
+    with _locked(root):
+        fd = os.open(root / PENDING, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """One writer at a time across processes (the server and ``snowvault trail``)."""
+    private_files.make_dirs(root)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 class Trail:
     """The writer: records go to ``pending.jsonl`` at once; :meth:`flush` files them."""
 
@@ -120,32 +383,14 @@ class Trail:
         self.root = root
         self.key = key
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """One writer at a time across processes (the server and ``snowvault trail``)."""
-        private_files.make_dirs(self.root)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
     def record(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
-        with self._locked():
-            fd = os.open(self.root / PENDING, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
+        _append(self.root, record)
 
     def flush(self, now: datetime, *, force_digest: bool = False) -> list[Path]:
         """File the pending records (one gzipped file per account and region); then a
         digest per account and region when the last is :data:`DIGEST_EVERY` old (or
         ``force_digest``). The paths written."""
-        with self._locked():
+        with _locked(self.root):
             written = self._roll(now)
             state = self._state()
             last = state.get("last_digest_at")
@@ -335,7 +580,7 @@ LOOKUP_ATTRIBUTES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "EventId": lambda r: [r["eventID"]],
     "EventName": lambda r: [r["eventName"]],
     "ReadOnly": lambda r: [str(r["readOnly"]).lower()],
-    "Username": lambda r: [r["userIdentity"]["arn"], r["userIdentity"]["arn"].rpartition("/")[2]],
+    "Username": lambda r: [str(r["userIdentity"].get("arn", "")), username(r)],
     "EventSource": lambda r: [r["eventSource"]],
     "AccessKeyId": lambda r: [r["userIdentity"].get("accessKeyId", "")],
 }

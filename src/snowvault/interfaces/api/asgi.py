@@ -42,6 +42,7 @@ depend on the CLI or web interfaces, nor on services directly (handlers are inje
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import uuid
@@ -53,7 +54,7 @@ from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from snowvault.core.clock import Clock
@@ -72,7 +73,9 @@ function that makes the RequestContext once the endpoint knows the operation (wh
 must have checked against its own table: the name is logged and counted)."""
 Auditor = Callable[[Mapping[str, Any]], None]
 """Called once per SIGNED request with its audit fields (the log line's, plus region,
-access_key_id, user_agent, error_code, error_message and time): the trail's hook."""
+access_key_id, user_agent, error_code, error_message, time, and the parsed
+request_parameters and response_elements, unredacted: the trail redacts them): the
+trail's hook."""
 Observer = Callable[[str, str, int, float], None]
 """Called once per request with (service, operation, status, seconds) — the metrics hook;
 the operation is a model operation or an extra route's template, never caller text."""
@@ -185,6 +188,8 @@ class _Exchange:
     service_name: str = "-"
     error_code: str | None = None
     error_message: str | None = None
+    request_parameters: Mapping[str, Any] | None = None  # for the trail (it redacts)
+    response_elements: Mapping[str, Any] | None = None
 
 
 class _Api:
@@ -292,8 +297,10 @@ class _Api:
                 raise errors.ApiError(svc.invalid_code, exc.message) from None
         params = self._parse(svc, op, located, body)
         ex.params = self._digest({"operation": op.name, "params": params})
+        ex.request_parameters = params
         ctx = _context(ex, verified, now, op.name)
         result = await run_in_threadpool(handler, ctx, params)
+        ex.response_elements = result
         out = shapes.serialize_output(op, result, svc.model.protocol)
         headers = {**out.headers, "content-type": svc.model.content_type}
         return Response(out.body, out.status, headers)
@@ -461,8 +468,13 @@ class _Api:
             ctx = _context(ex, ex.verified, now, route.path)
         document = _json_body(body)
         ex.params = self._digest({"route": route.path, "path": path_params, "body": document})
+        ex.request_parameters = document
         replayed = Request({**request.scope, "path_params": path_params}, _replay(body, request))
-        return await route.endpoint(replayed, ctx)
+        response = await route.endpoint(replayed, ctx)
+        if isinstance(response, JSONResponse):  # the extension API's answers
+            with contextlib.suppress(wire.MalformedJson):
+                ex.response_elements = wire.json_document(bytes(response.body))
+        return response
 
     # -- errors and logging -----------------------------------------------------------------
 
@@ -522,6 +534,8 @@ class _Api:
                 "user_agent": request.headers.get("user-agent", ""),
                 "error_code": ex.error_code,
                 "error_message": ex.error_message,
+                "request_parameters": ex.request_parameters,
+                "response_elements": ex.response_elements,
                 "time": self.signing_clock.now(),
             }
             try:

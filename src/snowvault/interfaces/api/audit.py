@@ -46,6 +46,8 @@ def auditor(app: App) -> Auditor:
                 request_id=str(fields["request_id"]),
                 error_code=fields.get("error_code"),
                 error_message=fields.get("error_message"),
+                request_parameters=fields.get("request_parameters"),
+                response_elements=fields.get("response_elements"),
             )
         )
 

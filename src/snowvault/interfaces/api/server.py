@@ -79,7 +79,7 @@ def build_asgi(app: App) -> ASGIApp:
         ],
         observer=registry.observe if registry else None,
         raw_services=sns.services(app),
-        auditor=audit.auditor(app),
+        auditor=audit.auditor(app) if app.config.trail else None,
         allowed_regions=app.regions,
         trusted_proxies=app.config.trusted_proxies,
         max_body_bytes=app.config.max_body_bytes,

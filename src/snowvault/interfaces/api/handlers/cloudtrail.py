@@ -45,7 +45,9 @@ def lookup_events(app: App, ctx: RequestContext, params: Params) -> Mapping[str,
         if key not in trail.LOOKUP_ATTRIBUTES:
             raise InvalidInput(detail=f"LookupAttributes: {key} is not supported")
         attribute = (str(key), str(value))
-    end: datetime = params.get("EndTime") or ctx.now
+    # the trail keeps wall-clock time (audit.py), also in --test-mode, where ctx.now is
+    # the simulated clock: the default window ends at the wall clock's now
+    end: datetime = params.get("EndTime") or app.signing_clock.now()
     start: datetime = params.get("StartTime") or end - DEFAULT_WINDOW
     if start > end:
         raise InvalidInput(detail="StartTime must not be after EndTime")
@@ -76,7 +78,7 @@ def _event(rec: Mapping[str, Any]) -> dict[str, Any]:
         "AccessKeyId": rec["userIdentity"].get("accessKeyId", ""),
         "EventTime": datetime.fromisoformat(rec["eventTime"].replace("Z", "+00:00")),
         "EventSource": rec["eventSource"],
-        "Username": rec["userIdentity"]["arn"].rpartition("/")[2] or rec["userIdentity"]["arn"],
+        "Username": trail.username(rec),
         "Resources": [],
         "CloudTrailEvent": json.dumps(rec),
     }
