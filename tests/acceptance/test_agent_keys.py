@@ -25,7 +25,16 @@ from helpers import stories
 from helpers.sv_server import ServerProcess
 from snowvault.interfaces.api import extension, handlers
 
-AGENT_OWN = {("snowvault", "AgentHello")}
+AGENT_OPERATIONS = [
+    "AgentHello",
+    "AgentClaimJob",
+    "AgentHeartbeat",
+    "AgentHasBlobs",
+    "AgentPutBlobs",
+    "AgentPutManifest",
+    "AgentFailJob",
+]
+AGENT_OWN = {("snowvault", name) for name in AGENT_OPERATIONS}
 _CANDIDATES = (
     "x",
     "abc",
@@ -133,6 +142,9 @@ def test_an_agent_key_may_call_only_the_agent_operations(snowvault_server: Serve
     allowed = {k for k, code in outcomes.items() if code != "AccessDeniedException"}
     assert allowed == AGENT_OWN, {k: outcomes[k] for k in allowed ^ AGENT_OWN}
     assert outcomes[("snowvault", "AgentHello")] == ""
+    assert outcomes[("snowvault", "AgentClaimJob")] == ""  # no job for this host: {}
+    # a job id that is not its running job is unknown to it, not refused
+    assert outcomes[("snowvault", "AgentHeartbeat")] == "ResourceNotFoundException"
     assert len(outcomes) > 100  # the whole API was tried
 
     # a vault access policy naming everyone does not widen an agent's rights

@@ -239,6 +239,11 @@ class Repository:
     def chunker(self) -> Chunker:
         return Chunker(self.config.chunker)
 
+    def delegated_id_key(self) -> bytes:
+        """The blob-id key (not the secret, not the encryption key), for an agent that
+        chunks on its host and must name blobs as this repository does."""
+        return self._keys.id_key
+
     def blob_id(self, data: bytes | memoryview) -> bytes:
         return self._keys.blob_id(data)
 

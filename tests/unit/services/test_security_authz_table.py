@@ -100,7 +100,8 @@ _EXTENSION: dict[str, str] = {
     NEW_RESOURCE: "RegisterResource",
     IAM_USER: """CreateAccount CreateUser ListUsers DeleteUser CreateAccessKey PutUserPolicy
         GetUserPolicy DeleteUserPolicy""",
-    AGENT: "EnrollAgent RevokeAgent ListAgents AgentHello",
+    AGENT: """EnrollAgent RevokeAgent ListAgents AgentHello AgentClaimJob AgentHeartbeat
+        AgentHasBlobs AgentPutBlobs AgentPutManifest AgentFailJob""",
 }
 
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from snowvault.control.catalog.tables import agents
+from snowvault.control.catalog.tables import agent_jobs, agents
 from snowvault.core.errors import AlreadyExists, NotFound
 
 
@@ -97,3 +97,32 @@ def seen(conn: Connection, principal_arn: str, *, version: str, now: datetime) -
         .where(agents.c.principal_arn == principal_arn)
         .values(version=version, last_seen_at=now)
     )
+
+
+# --- the data key of each job attempt an agent runs ---------------------------------
+
+
+def put_job_key(
+    conn: Connection, *, job_id: str, attempt: int, host: str, sealed_key: bytes, now: datetime
+) -> None:
+    """Store (or replace, for a new attempt) the sealed data key of ``job_id``."""
+    conn.execute(agent_jobs.delete().where(agent_jobs.c.job_id == job_id))
+    conn.execute(
+        agent_jobs.insert().values(
+            job_id=job_id, attempt=attempt, host=host, sealed_key=sealed_key, created_at=now
+        )
+    )
+
+
+def job_key(conn: Connection, job_id: str) -> tuple[int, str, bytes] | None:
+    """(attempt, host, sealed key) of ``job_id``, None when it has none."""
+    row = conn.execute(
+        sa.select(agent_jobs.c.attempt, agent_jobs.c.host, agent_jobs.c.sealed_key).where(
+            agent_jobs.c.job_id == job_id
+        )
+    ).first()
+    return None if row is None else (int(row[0]), str(row[1]), bytes(row[2]))
+
+
+def drop_job_key(conn: Connection, job_id: str) -> None:
+    conn.execute(agent_jobs.delete().where(agent_jobs.c.job_id == job_id))

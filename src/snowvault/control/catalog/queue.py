@@ -88,11 +88,15 @@ class Queue(Generic[J]):
         self.machine = spec.machine
         self._load = load
 
-    def _candidate(self, labels: Sequence[str], now: datetime) -> sa.Select[Any]:
+    def _candidate(
+        self, labels: Sequence[str], now: datetime, labelled_only: bool = False
+    ) -> sa.Select[Any]:
         spec, t = self.spec, self.spec.table
         label: sa.ColumnElement[bool] = t.c.worker_label.is_(None)
         if labels:
             label = sa.or_(label, t.c.worker_label.in_(list(labels)))
+        if labelled_only:  # an agent: its own host's jobs and nothing else
+            label = t.c.worker_label.in_(list(labels))
         stmt = sa.select(spec.id).where(spec.state.in_(self.machine.waiting), label)
         if spec.start_by_column:
             stmt = stmt.where(startable(t.c[spec.start_by_column], now))
@@ -113,11 +117,13 @@ class Queue(Generic[J]):
         labels: Sequence[str],
         lease_seconds: float,
         now: datetime,
+        labelled_only: bool = False,
     ) -> J | None:
         """Claim the oldest waiting job this worker may run (RUNNING, leased to
-        ``worker_id``), or None if there is none."""
+        ``worker_id``), or None if there is none. ``labelled_only``: only jobs carrying
+        one of ``labels`` (not the unlabelled ones every worker may run)."""
         spec, t = self.spec, self.spec.table
-        candidate = self._candidate(labels, now)
+        candidate = self._candidate(labels, now, labelled_only)
         if is_sqlite(conn):
             target: Any = candidate.correlate(None).scalar_subquery()
         else:

@@ -819,4 +819,14 @@ agents = Table(
     UniqueConstraint("principal_arn"),
 )
 
+agent_jobs = Table(  # the data key of one attempt of a job an agent runs
+    "agent_jobs",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("attempt", Integer, nullable=False),
+    Column("host", NAME, nullable=False),
+    Column("sealed_key", LargeBinary, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
 ALL_TABLES = tuple(metadata.sorted_tables)

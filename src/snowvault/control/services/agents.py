@@ -23,40 +23,33 @@ Must not depend on the scheduler, the composition root or any interface.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import threading
+from dataclasses import dataclass, field
 
 from snowvault.control import catalog
-from snowvault.control.services import accounts, authorization
+from snowvault.control.model import agent_hosts
+from snowvault.control.model import jobs as job_rules
+from snowvault.control.model.jobs import BackupJob
+from snowvault.control.services import accounts, authorization, backup_jobs, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
-from snowvault.core.errors import InvalidInput
-from snowvault.engine import crypto
+from snowvault.core.errors import InvalidInput, NotFound, SnowvaultError
+from snowvault.engine import compression, crypto, locks, prune, snapshots
+from snowvault.engine.crypto import agent_blobs
+from snowvault.engine.repository import Repository
 
-_HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
+check_host = agent_hosts.check_host
+label = agent_hosts.label
+LABEL_PREFIX = agent_hosts.LABEL_PREFIX
 _VERSION_RE = re.compile(r"^[\w.+-]{1,64}$")
-LABEL_PREFIX = "agent:"
-"""Jobs of resources registered with ``--host NAME`` carry ``worker_label = agent:NAME``."""
-
-
-def check_host(host: object) -> str:
-    """``host`` if it is a valid agent host name, else :class:`InvalidInput`."""
-    if not isinstance(host, str) or not _HOST_RE.match(host):
-        raise InvalidInput(
-            detail=f"Host {host!r} is not valid: 1-63 letters, digits, '.' or '-', "
-            "starting with a letter or digit"
-        )
-    return host
 
 
 def principal_arn(account_id: str, host: str) -> str:
     """The agent principal of ``host`` (IAM path :data:`authorization.AGENT_PATH`)."""
     return arns.build("iam", "", account_id, f"user{authorization.AGENT_PATH}{host}")
-
-
-def label(host: str) -> str:
-    """The queue label of ``host``'s jobs."""
-    return LABEL_PREFIX + check_host(host)
 
 
 def enroll(deps: Deps, caller: Caller, box: crypto.SecretBox, host: str) -> accounts.Credentials:
@@ -113,3 +106,394 @@ def hello(deps: Deps, caller: Caller, *, version: str) -> catalog.agents.Agent:
             raise AccessDenied(detail=f"{caller.principal_arn} is not an enrolled agent")
         catalog.agents.seen(conn, caller.principal_arn, version=version, now=caller.now)
         return catalog.agents.get(conn, account_id=agent.account_id, host=agent.host)
+
+
+# ------------------------------------------------------------------ the job protocol
+
+MIN_LEASE_SECONDS = 5
+MAX_LEASE_SECONDS = 600
+MAX_WAIT_SECONDS = 20
+POLL_SECONDS = 0.5
+MAX_BLOB_IDS = 1000
+SUPPORTED_TYPES = frozenset({"Directory"})
+_PARENT_SETS: dict[tuple[str, int], frozenset[bytes]] = {}
+_PARENT_SETS_KEPT = 32
+_UPLOADED: dict[str, set[bytes]] = {}
+"""Blob ids each running job stored, over its attempts (this server's memory): a retried
+attempt does not upload again what the lost one stored."""
+_UPLOADED_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class JobKeys:
+    """What an agent needs to write blobs a vault accepts: the job's data key, the
+    vault's blob-id key and chunker parameters (never the repository secret)."""
+
+    job_key: bytes = field(repr=False)
+    id_key: bytes = field(repr=False)
+    chunker: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    job: BackupJob
+    resource: catalog.db.Record
+    keys: JobKeys
+    lease_seconds: int
+
+
+@dataclass(frozen=True)
+class _Leased:
+    job: BackupJob
+    host: str
+    job_key: bytes = field(repr=False)
+
+
+def _me(deps: Deps, caller: Caller) -> catalog.agents.Agent:
+    with catalog.db.read_transaction(deps.engine) as conn:
+        agent = catalog.agents.find_by_principal(conn, caller.principal_arn)
+    if agent is None:
+        raise AccessDenied(detail=f"{caller.principal_arn} is not an enrolled agent")
+    return agent
+
+
+def _lease(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(detail="LeaseSeconds must be an integer")
+    if not MIN_LEASE_SECONDS <= value <= MAX_LEASE_SECONDS:
+        raise InvalidInput(
+            detail=f"LeaseSeconds must be {MIN_LEASE_SECONDS}-{MAX_LEASE_SECONDS}, not {value}"
+        )
+    return value
+
+
+def _key_context(job_id: str, attempt: int) -> bytes:
+    return f"agent-job|{job_id}|{attempt}".encode()
+
+
+def _box(deps: Deps) -> crypto.SecretBox:
+    if deps.resource_secrets is None:
+        raise InvalidInput(detail="this server has no root key box; agents cannot run jobs")
+    return deps.resource_secrets
+
+
+def claim(
+    deps: Deps, caller: Caller, *, wait_seconds: float, lease_seconds: object
+) -> ClaimedJob | None:
+    """AgentClaimJob: the oldest waiting backup job of a resource on the caller's host,
+    leased to it, with a fresh data key; long-polls up to ``wait_seconds`` (at most
+    :data:`MAX_WAIT_SECONDS`). A job this slice cannot run on an agent (not a Directory,
+    a group) is ended FAILED with the reason, and the next one is tried."""
+    lease = _lease(lease_seconds)
+    agent = _me(deps, caller)
+    worker = label(agent.host)
+    polls = max(1, int(min(max(wait_seconds, 0.0), MAX_WAIT_SECONDS) / POLL_SECONDS))
+    for n in range(polls):
+        with catalog.db.transaction(deps.engine) as conn:
+            catalog.agents.seen(
+                conn, caller.principal_arn, version=agent.version or "-", now=deps.clock.now()
+            )
+            job = catalog.jobs.QUEUE.claim(
+                conn,
+                worker_id=worker,
+                labels=[worker],
+                lease_seconds=lease,
+                now=deps.clock.now(),
+                labelled_only=True,
+            )
+        if job is None:
+            if n + 1 < polls:
+                threading.Event().wait(POLL_SECONDS)
+            continue
+        backup_jobs.JOB_KIND.notify(deps, job.job_id)
+        claimed = _prepare(deps, agent.host, job, lease)
+        if claimed is not None:
+            return claimed
+    return None
+
+
+def _prepare(deps: Deps, host: str, job: BackupJob, lease: int) -> ClaimedJob | None:
+    with catalog.db.read_transaction(deps.engine) as conn:
+        resource = catalog.resources.get(conn, job.resource_arn)
+        vault = catalog.vaults.get_by_arn(conn, job.backup_vault_arn)
+    if job.is_parent or resource["resource_type"] not in SUPPORTED_TYPES:
+        message = (
+            f"agents back up {', '.join(sorted(SUPPORTED_TYPES))} resources only for now, "
+            f"not {resource['resource_type']}"
+        )
+        _fail(deps, job, label(host), message)
+        return None
+    with vaults.open_repository(deps, vault) as repo:
+        keys = JobKeys(
+            agent_blobs.new_job_key(), repo.delegated_id_key(), repo.chunker_params.to_dict()
+        )
+    sealed = _box(deps).seal(keys.job_key, _key_context(job.job_id, job.attempts))
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.agents.put_job_key(
+            conn,
+            job_id=job.job_id,
+            attempt=job.attempts,
+            host=host,
+            sealed_key=sealed,
+            now=deps.clock.now(),
+        )
+    return ClaimedJob(job, resource, keys, lease)
+
+
+def _leased(deps: Deps, caller: Caller, job_id: object) -> _Leased:
+    """The caller's running job ``job_id`` with its data key; NotFound for any job that
+    is not running under the caller's lease (another host's, ended, lost, unknown)."""
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidInput(detail="JobId is required")
+    agent = _me(deps, caller)
+    with catalog.db.read_transaction(deps.engine) as conn:
+        try:
+            job = catalog.jobs.get(conn, job_id, account_id=caller.account_id)
+        except NotFound:
+            job = None
+        stored = catalog.agents.job_key(conn, job_id)
+    if (
+        job is None
+        or job.lease_owner != label(agent.host)
+        or job.state != job_rules.BackupJobState.RUNNING
+        or stored is None
+        or stored[0] != job.attempts
+        or stored[1] != agent.host
+    ):
+        raise NotFound(kind="running job of this agent", name=job_id)
+    key = _box(deps).open(stored[2], _key_context(job_id, job.attempts))
+    return _Leased(job, agent.host, key)
+
+
+def heartbeat(
+    deps: Deps,
+    caller: Caller,
+    job_id: object,
+    *,
+    lease_seconds: object,
+    progress: dict[str, float],
+) -> str:
+    """AgentHeartbeat: renew the lease, store progress; the job's state (ABORTING: stop)."""
+    leased = _leased(deps, caller, job_id)
+    state = backup_jobs.JOB_KIND.heartbeat(
+        deps, leased.job.job_id, label(leased.host), _lease(lease_seconds), progress
+    )
+    if state is None:
+        raise NotFound(kind="running job of this agent", name=leased.job.job_id)
+    return state
+
+
+def _parent_set(deps: Deps, job: BackupJob, repo: Repository) -> frozenset[bytes]:
+    """The blob ids of the resource's latest point in the job's vault (what
+    AgentHasBlobs may answer about), computed once per job attempt."""
+    key = (job.job_id, job.attempts)
+    if key in _PARENT_SETS:
+        return _PARENT_SETS[key]
+    with catalog.db.read_transaction(deps.engine) as conn:
+        page = catalog.recovery_points.list_by_vault(
+            conn,
+            vault_arn=job.backup_vault_arn,
+            filters=catalog.recovery_points.RecoveryPointFilters(resource_arn=job.resource_arn),
+            limit=1,
+        )
+    parent = page.items[0].engine_recovery_point_id if page.items else None
+    found: frozenset[bytes] = frozenset()
+    if parent and parent in repo.list_manifests():
+        found = frozenset(prune.used_blobs(repo, [repo.load_manifest(parent)]))
+    while len(_PARENT_SETS) >= _PARENT_SETS_KEPT:
+        _PARENT_SETS.pop(next(iter(_PARENT_SETS)))
+    _PARENT_SETS[key] = found
+    return found
+
+
+def _vault_of(deps: Deps, job: BackupJob) -> catalog.db.Record:
+    with catalog.db.read_transaction(deps.engine) as conn:
+        return catalog.vaults.get_by_arn(conn, job.backup_vault_arn)
+
+
+def _hex_ids(values: object) -> list[bytes]:
+    if not isinstance(values, list) or len(values) > MAX_BLOB_IDS:
+        raise InvalidInput(detail=f"BlobIds must be a list of at most {MAX_BLOB_IDS} ids")
+    out = []
+    for value in values:
+        if not isinstance(value, str) or len(value) != 64:
+            raise InvalidInput(detail="a blob id is 64 hex digits")
+        try:
+            out.append(bytes.fromhex(value))
+        except ValueError:
+            raise InvalidInput(detail="a blob id is 64 hex digits") from None
+    return out
+
+
+def has_blobs(deps: Deps, caller: Caller, job_id: object, blob_ids: object) -> list[str]:
+    """AgentHasBlobs: which of ``blob_ids`` the parent point of the job's resource holds,
+    or an earlier attempt of the same job stored (only those: an agent cannot probe the
+    rest of the vault)."""
+    ids = _hex_ids(blob_ids)
+    leased = _leased(deps, caller, job_id)
+    with vaults.open_repository(deps, _vault_of(deps, leased.job)) as repo:
+        known = _parent_set(deps, leased.job, repo)
+    with _UPLOADED_LOCK:
+        stored = set(_UPLOADED.get(leased.job.job_id, ()))
+    return [i.hex() for i in ids if i in known or i in stored]
+
+
+@dataclass(frozen=True)
+class BlobPart:
+    """One uploaded blob, or part ``part`` of ``parts`` of one (a sealed blob larger than
+    a request may carry arrives in order over several requests)."""
+
+    blob_id: bytes
+    kind: str
+    data: bytes = field(repr=False)
+    part: int = 0
+    parts: int = 1
+
+
+MAX_PARTS = 16
+MAX_SPOOLED_BYTES = 128 * 1024 * 1024
+_SPOOL: dict[tuple[str, int, bytes], list[bytes]] = {}
+_SPOOL_LOCK = threading.Lock()
+
+
+def _whole(job: BackupJob, item: BlobPart) -> bytes | None:
+    """The sealed blob once its last part is in (None before); parts out of order, too
+    many or too much spooled in all are refused. Parts live in this server's memory: a
+    restart loses them and the agent's next part is refused (the job then fails)."""
+    if item.parts == 1 and item.part == 0:
+        return item.data
+    if not 0 <= item.part < item.parts <= MAX_PARTS:
+        raise InvalidInput(detail=f"Part must be 0-{MAX_PARTS - 1} and below Parts")
+    key = (job.job_id, job.attempts, item.blob_id)
+    with _SPOOL_LOCK:
+        got = _SPOOL.get(key, [])
+        if item.part != len(got):
+            _SPOOL.pop(key, None)
+            raise InvalidInput(detail=f"blob {item.blob_id.hex()}: part {item.part} out of order")
+        if sum(len(d) for parts in _SPOOL.values() for d in parts) > MAX_SPOOLED_BYTES:
+            raise InvalidInput(detail="too many partial blobs in flight; try again")
+        got.append(item.data)
+        if item.part + 1 < item.parts:
+            _SPOOL[key] = got
+            return None
+        _SPOOL.pop(key, None)
+        return b"".join(got)
+
+
+def put_blobs(deps: Deps, caller: Caller, job_id: object, blobs: list[BlobPart]) -> int:
+    """AgentPutBlobs: open every (whole) blob with the job's key, check its id against
+    its content under the vault's id key, then store them all (one pack, indexed) into
+    the vault; any blob that fails refuses the whole request. The number stored."""
+    leased = _leased(deps, caller, job_id)
+    checked: list[tuple[BlobPart, bytes]] = []
+    for item in blobs:
+        sealed = _whole(leased.job, item)
+        if sealed is None:
+            continue
+        try:
+            plaintext = agent_blobs.open_blob(
+                leased.job_key, leased.job.job_id, item.kind, item.blob_id, sealed
+            )
+        except crypto.AuthenticationFailed:
+            raise InvalidInput(
+                detail=f"blob {item.blob_id.hex()} was not sealed for this job"
+            ) from None
+        try:
+            data = compression.unpack(plaintext)
+        except Exception:  # zstd's own errors too: a sealed but malformed body
+            raise InvalidInput(detail=f"blob {item.blob_id.hex()} does not decompress") from None
+        checked.append((item, data))
+    if not checked:
+        return 0
+    vault = _vault_of(deps, leased.job)
+    with (
+        vaults.open_repository(deps, vault) as repo,
+        locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
+    ):
+        for item, data in checked:
+            if repo.blob_id(data) != item.blob_id:
+                raise InvalidInput(detail=f"blob {item.blob_id.hex()} does not match its content")
+        for item, data in checked:
+            repo.add_blob("tree" if item.kind == "tree" else "data", data)
+        repo.flush()
+    with _UPLOADED_LOCK:
+        while len(_UPLOADED) >= _PARENT_SETS_KEPT and leased.job.job_id not in _UPLOADED:
+            _UPLOADED.pop(next(iter(_UPLOADED)))  # jobs that ended without us hearing
+        _UPLOADED.setdefault(leased.job.job_id, set()).update(i.blob_id for i, _ in checked)
+    return len(checked)
+
+
+def put_manifest(
+    deps: Deps, caller: Caller, job_id: object, manifest: object, total: int
+) -> tuple[str, str]:
+    """AgentPutManifest: commit the point: every blob its trees reach must be in the
+    vault; the server sets what names the point (metadata, hostname, parent). Records
+    the recovery point and completes the job: (state, recovery point ARN)."""
+    leased = _leased(deps, caller, job_id)
+    job = leased.job
+    if not isinstance(manifest, dict):
+        raise InvalidInput(detail="Manifest must be an object")
+    try:
+        parsed = snapshots.Manifest.from_dict(manifest)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(detail=f"Manifest is not a recovery point manifest: {exc}") from None
+    with catalog.db.read_transaction(deps.engine) as conn:
+        resource = catalog.resources.get(conn, job.resource_arn)
+    vault = _vault_of(deps, job)
+    parsed = dataclasses.replace(
+        parsed,
+        hostname=leased.host,
+        parent=None,
+        metadata={
+            "resource_arn": resource["arn"],
+            "resource_type": resource["resource_type"],
+            "recovery_point_arn": job.recovery_point_arn,
+            "backup_job_id": job.job_id,
+            "agent_host": leased.host,
+        },
+    )
+    with (
+        vaults.open_repository(deps, vault) as repo,
+        locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
+    ):
+        try:
+            used = prune.used_blobs(repo, [parsed.to_dict()])
+        except (KeyError, ValueError, SnowvaultError) as exc:
+            raise InvalidInput(detail=f"the manifest names a tree the vault lacks: {exc}") from None
+        missing = [b for b in used if not repo.has_blob(b)]
+        if missing:
+            raise InvalidInput(
+                detail=f"the manifest names {len(missing)} blob(s) the vault lacks, "
+                f"e.g. {missing[0].hex()}"
+            )
+        rp_id = repo.save_manifest(parsed.to_dict())
+    result = snapshots.BackupResult(rp_id, parsed)
+    row = dict(resource)
+    state = backup_jobs.record_agent_point(deps, job, label(leased.host), vault, row, result, total)
+    _forget(deps, job.job_id)
+    return state, job.recovery_point_arn
+
+
+def fail(deps: Deps, caller: Caller, job_id: object, message: object) -> None:
+    """AgentFailJob: the agent could not finish; the job ends FAILED with its message."""
+    leased = _leased(deps, caller, job_id)
+    text = message if isinstance(message, str) and message else "the agent failed"
+    _fail(deps, leased.job, label(leased.host), f"agent {leased.host}: {text[:900]}")
+
+
+def _fail(deps: Deps, job: BackupJob, worker: str, message: str) -> None:
+    backup_jobs.JOB_KIND.end(deps, job, worker, "FAILED", status_message=message)
+    backup_jobs.JOB_KIND.notify(deps, job.job_id, final_only=True)
+    _forget(deps, job.job_id)
+
+
+def _forget(deps: Deps, job_id: str) -> None:
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.agents.drop_job_key(conn, job_id)
+    with _SPOOL_LOCK:
+        for spooled in [k for k in _SPOOL if k[0] == job_id]:
+            _SPOOL.pop(spooled, None)
+    with _UPLOADED_LOCK:
+        _UPLOADED.pop(job_id, None)
+    for key in [k for k in _PARENT_SETS if k[0] == job_id]:
+        _PARENT_SETS.pop(key, None)

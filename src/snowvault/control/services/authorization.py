@@ -192,6 +192,12 @@ OPERATIONS: Mapping[str, Kind] = {
     "RevokeAgent": "account",
     "ListAgents": "account",
     "AgentHello": "agent",
+    "AgentClaimJob": "agent",
+    "AgentHeartbeat": "agent",
+    "AgentHasBlobs": "agent",
+    "AgentPutBlobs": "agent",
+    "AgentPutManifest": "agent",
+    "AgentFailJob": "agent",
 }
 
 AGENT_PATH = "/snowvault-agent/"

@@ -379,6 +379,21 @@ def _record(
     return outcome.state
 
 
+def record_agent_point(
+    deps: Deps,
+    job: BackupJob,
+    worker_id: str,
+    vault: Record,
+    resource: Record,
+    result: archiver.BackupResult,
+    total: int,
+) -> str:
+    """Record a point an agent wrote (services/agents.py) as a worker's is recorded."""
+    state = _record(deps, job, worker_id, vault, resource, result, total)
+    _protect(deps, job, vault)
+    return state
+
+
 def _end(deps: Deps, job: BackupJob, worker_id: str, state: str, **fields: Any) -> str:
     """End a job that made no recovery point; what it wrote is left for the orphan prune."""
     now = deps.clock.now()

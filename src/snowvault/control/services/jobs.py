@@ -31,6 +31,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
+from snowvault.control.model import agent_hosts
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.services import notifications
 from snowvault.control.services.base import Deps, JobControl
@@ -60,6 +61,8 @@ class JobKind(Generic[J]):
     def claim(
         self, deps: Deps, worker_id: str, labels: Sequence[str], lease_seconds: float
     ) -> J | None:
+        # an agent's jobs (label agent:HOST) run on that host only, never in the server
+        labels = [label for label in labels if not label.startswith(agent_hosts.LABEL_PREFIX)]
         with catalog.db.transaction(deps.engine) as conn:
             job = self.queue.claim(
                 conn,

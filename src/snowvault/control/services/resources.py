@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import json
 import logging
+import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from snowvault import plugins
 from snowvault.control import catalog
+from snowvault.control.model import agent_hosts, host_paths
 from snowvault.control.services import composite, tagging
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import InvalidInput, NotFound
@@ -73,7 +75,10 @@ def register(
         raise InvalidInput(
             detail=f"Name must be 1-128 letters, digits, '.', '_' or '-', got {name!r}"
         )
-    registration = plugin.check_source(source, deps.path_policy, dict(properties or {}))
+    if agent_hosts.host_of(worker_label) is not None:
+        registration = _on_agent_host(resource_type, source, properties)
+    else:
+        registration = plugin.check_source(source, deps.path_policy, dict(properties or {}))
     stored = registration.source
     arn = plugins.base.resource_arn(plugin, caller.region, caller.account_id, name)
     sealed = _seal(deps, arn, registration.secrets)
@@ -95,6 +100,26 @@ def register(
         )
         catalog.tags.tag(conn, arn, dict(tags or {}))
         return _with_tags(conn, row)
+
+
+AGENT_TYPES = frozenset({"Directory"})
+
+
+def _on_agent_host(
+    resource_type: str, source: str, properties: Mapping[str, str] | None
+) -> plugins.base.Registration:
+    """A resource on an agent's host (``WorkerLabel agent:HOST``, docs/design/agents.md):
+    the server cannot see that host, so only the form is checked here (an absolute path,
+    folded lexically); the agent judges the path by its own ``--allow-path`` list, on
+    its host, right before it reads."""
+    if resource_type not in AGENT_TYPES:
+        raise InvalidInput(
+            detail=f"only {', '.join(sorted(AGENT_TYPES))} resources can live on an agent's "
+            f"host for now, not {resource_type}"
+        )
+    if properties:
+        raise InvalidInput(detail=f"a {resource_type} takes no Properties")
+    return plugins.base.Registration(host_paths.resolve(source, posixpath.normpath))
 
 
 def _seal(deps: Deps, arn: str, secrets: Mapping[str, str]) -> bytes | None:

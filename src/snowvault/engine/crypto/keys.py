@@ -30,6 +30,12 @@ class RepositoryKeys:
         """Per-repository gear-table seed, so chunk boundaries do not fingerprint content."""
         return int(self._chunker_seed)  # type: ignore[attr-defined]
 
+    @property
+    def id_key(self) -> bytes:
+        """The blob-id key alone, for an agent that must compute this repository's blob
+        ids (docs/design/agents.md): it opens nothing, unlike the encryption key."""
+        return bytes(self._id_key)  # type: ignore[attr-defined]
+
     def blob_id(self, data: bytes | memoryview) -> bytes:
         return primitives.keyed_hash(self._id_key, data)  # type: ignore[attr-defined]
 

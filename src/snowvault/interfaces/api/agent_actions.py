@@ -3,7 +3,13 @@
     EnrollAgent {Host}      -> {Agent, AccessKey}   (the secret is shown once)
     RevokeAgent {Host}
     ListAgents {}           -> {Agents}
-    AgentHello {Version}    -> {Agent, ServerTime}  (agents only)
+    AgentHello {Version}    -> {Agent, ServerTime}  (agents only, like those below)
+    AgentClaimJob {WaitSeconds?, LeaseSeconds?}      -> {Job?}  (long poll, <= 20 s)
+    AgentHeartbeat {JobId, LeaseSeconds?, PercentDone?, BytesTransferred?} -> {State}
+    AgentHasBlobs {JobId, BlobIds}                   -> {Present}
+    AgentPutBlobs {JobId, Blobs: [{BlobId, Kind, Data (base64), Part?, Parts?}]} -> {Stored}
+    AgentPutManifest {JobId, Manifest, BackupSizeInBytes?} -> {State, RecoveryPointArn}
+    AgentFailJob {JobId, StatusMessage}
 
 Each is authorized as ``snowvault:<Action>`` (not ``backup:``: ``backup:*`` grants none
 of them) on ``*`` in the caller's account; ``AgentHello`` is an agent principal's
@@ -14,6 +20,8 @@ Must not depend on the CLI or web interfaces.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable
 
 from snowvault.app import App
@@ -75,11 +83,123 @@ def agent_hello(app: App, ctx: RequestContext, params: Params) -> Out:
     return {"Agent": _agent(agent), "ServerTime": who.now.isoformat()}
 
 
+DEFAULT_LEASE_SECONDS = 60
+MAX_BLOBS_PER_CALL = 256
+
+
+def _number(params: Params, key: str, default: float) -> float:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise errors.ApiError("ValidationException", f"{key} must be a number.")
+    return float(value)
+
+
+def agent_claim_job(app: App, ctx: RequestContext, params: Params) -> Out:
+    claimed = agents.claim(
+        app.deps,
+        caller(ctx),
+        wait_seconds=_number(params, "WaitSeconds", 0),
+        lease_seconds=params.get("LeaseSeconds", DEFAULT_LEASE_SECONDS),
+    )
+    if claimed is None:
+        return {}
+    job, keys = claimed.job, claimed.keys
+    return {
+        "Job": {
+            "JobId": job.job_id,
+            "Kind": "BACKUP",
+            "Attempt": job.attempts,
+            "RecoveryPointArn": job.recovery_point_arn,
+            "ResourceArn": claimed.resource["arn"],
+            "ResourceType": claimed.resource["resource_type"],
+            "Source": claimed.resource["source"],
+            "LeaseSeconds": claimed.lease_seconds,
+            "Keys": {
+                "JobKey": base64.b64encode(keys.job_key).decode(),
+                "IdKey": base64.b64encode(keys.id_key).decode(),
+                "Chunker": dict(keys.chunker),
+            },
+        }
+    }
+
+
+def agent_heartbeat(app: App, ctx: RequestContext, params: Params) -> Out:
+    progress: dict[str, float] = {}
+    if "PercentDone" in params:
+        progress["percent_done"] = min(max(_number(params, "PercentDone", 0), 0.0), 100.0)
+    if "BytesTransferred" in params:
+        progress["bytes_transferred"] = max(int(_number(params, "BytesTransferred", 0)), 0)
+    state = agents.heartbeat(
+        app.deps,
+        caller(ctx),
+        params.get("JobId"),
+        lease_seconds=params.get("LeaseSeconds", DEFAULT_LEASE_SECONDS),
+        progress=progress,
+    )
+    return {"State": state}
+
+
+def agent_has_blobs(app: App, ctx: RequestContext, params: Params) -> Out:
+    present = agents.has_blobs(app.deps, caller(ctx), params.get("JobId"), params.get("BlobIds"))
+    return {"Present": present}
+
+
+def _blobs(value: object) -> list[agents.BlobPart]:
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_BLOBS_PER_CALL:
+        raise errors.ApiError(
+            "ValidationException", f"Blobs must be a list of 1-{MAX_BLOBS_PER_CALL} blobs."
+        )
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or item.get("Kind") not in ("data", "tree"):
+            raise errors.ApiError("ValidationException", "each blob needs Kind data or tree.")
+        part, parts = item.get("Part", 0), item.get("Parts", 1)
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (part, parts)):
+            raise errors.ApiError("ValidationException", "Part and Parts must be integers.")
+        try:
+            blob_id = bytes.fromhex(str(item.get("BlobId")))
+            data = base64.b64decode(str(item.get("Data")), validate=True)
+        except (ValueError, binascii.Error):
+            raise errors.ApiError(
+                "ValidationException", "each blob needs a hex BlobId and base64 Data."
+            ) from None
+        if len(blob_id) != 32:
+            raise errors.ApiError("ValidationException", "a BlobId is 64 hex digits.")
+        out.append(agents.BlobPart(blob_id, str(item["Kind"]), data, part, parts))
+    return out
+
+
+def agent_put_blobs(app: App, ctx: RequestContext, params: Params) -> Out:
+    stored = agents.put_blobs(
+        app.deps, caller(ctx), params.get("JobId"), _blobs(params.get("Blobs"))
+    )
+    return {"Stored": stored}
+
+
+def agent_put_manifest(app: App, ctx: RequestContext, params: Params) -> Out:
+    total = int(_number(params, "BackupSizeInBytes", 0))
+    state, rp_arn = agents.put_manifest(
+        app.deps, caller(ctx), params.get("JobId"), params.get("Manifest"), max(total, 0)
+    )
+    return {"State": state, "RecoveryPointArn": rp_arn}
+
+
+def agent_fail_job(app: App, ctx: RequestContext, params: Params) -> Out:
+    agents.fail(app.deps, caller(ctx), params.get("JobId"), params.get("StatusMessage"))
+    return {}
+
+
 ACTIONS: dict[str, Action] = {
     "EnrollAgent": enroll_agent,
     "RevokeAgent": revoke_agent,
     "ListAgents": list_agents,
     "AgentHello": agent_hello,
+    "AgentClaimJob": agent_claim_job,
+    "AgentHeartbeat": agent_heartbeat,
+    "AgentHasBlobs": agent_has_blobs,
+    "AgentPutBlobs": agent_put_blobs,
+    "AgentPutManifest": agent_put_manifest,
+    "AgentFailJob": agent_fail_job,
 }
 
 

@@ -5,17 +5,29 @@ ListAgents).
     snowvault agent enroll --host web-1 --json   # the key pair, shown once
     snowvault agent list
     snowvault agent revoke --host web-1
+    AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... \
+        snowvault agent run --endpoint http://backup:8080 --host web-1 --allow-path /srv
 
 Enrolling needs the account root or ``snowvault:EnrollAgent``. The agent's key pair may
 only call the agent operations; give it to the agent host and nothing else.
 
-A pure API client: must not import the server side (interfaces.api, app, services).
+A pure API client: must not import the server side (interfaces.api, app, services);
+``agent run`` runs :mod:`snowvault.agent` (imported inside the command).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
 import click
 
+from snowvault.core.errors import InvalidInput
 from snowvault.interfaces.cli import render
 from snowvault.interfaces.cli.client import Api, json_option, with_api
 
@@ -72,3 +84,80 @@ def agent_revoke(api: Api, host: str, as_json: bool) -> None:
 def agent_list(api: Api, as_json: bool) -> None:
     """List the agents of your account with their version and when each was last seen."""
     render.table(as_json, api.ext("ListAgents", {})["Agents"], AGENT_COLUMNS)
+
+
+def _keys(credentials_file: str | None) -> tuple[str, str]:
+    """The agent's key pair: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, or a JSON
+    file as ``agent enroll --json`` printed it (its ``AccessKey``), which must not be
+    readable by others."""
+    if credentials_file is not None:
+        path = Path(credentials_file)
+        if path.stat().st_mode & 0o077:
+            raise InvalidInput(detail=f"{path} is readable by others; chmod 600 it")
+        doc = json.loads(path.read_text())
+        key = doc.get("AccessKey", doc)
+        return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
+    key_id = os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not key_id or not secret:
+        raise InvalidInput(
+            detail="the agent's key pair: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "or pass --credentials-file"
+        )
+    return key_id, secret
+
+
+@agent.command("run")
+@click.option("--endpoint", required=True, metavar="URL", help="The snowvault server.")
+@_host_option
+@click.option(
+    "--allow-path",
+    "allow_paths",
+    multiple=True,
+    metavar="DIR",
+    help="A directory this agent may read (repeatable); nothing else is read.",
+)
+@click.option("--region", default="us-east-1", show_default=True)
+@click.option("--credentials-file", type=click.Path(dir_okay=False, exists=True), default=None)
+@click.option("--lease-seconds", type=click.IntRange(5, 600), default=60, show_default=True)
+@click.option("--wait-seconds", type=click.FloatRange(0, 20), default=20, show_default=True)
+@click.option("--once", is_flag=True, help="Run one job, then stop.")
+def agent_run(
+    endpoint: str,
+    host: str,
+    allow_paths: tuple[str, ...],
+    region: str,
+    credentials_file: str | None,
+    lease_seconds: int,
+    wait_seconds: float,
+    once: bool,
+) -> None:
+    """Run host NAME's backup jobs: long-poll the server, back up here, upload only what
+    the vault lacks. Stops on SIGTERM/SIGINT after the job at hand."""
+    from snowvault.agent import runner
+
+    key_id, secret = _keys(credentials_file)
+    options = runner.Options(
+        endpoint=endpoint,
+        host=host,
+        region=region,
+        access_key_id=key_id,
+        secret_access_key=secret,
+        allow_paths=tuple(os.path.abspath(p) for p in allow_paths),
+        wait_seconds=wait_seconds,
+        lease_seconds=lease_seconds,
+        once=once,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def say(line: str) -> None:
+        click.echo(line, err=True)
+        sys.stderr.flush()
+
+    runner.run(options, stop=stop, say=say)

@@ -113,6 +113,7 @@ def _register(
     extra: tuple[str, ...],
     tags: tuple[str, ...],
     as_json: bool,
+    worker_label: str | None = None,
 ) -> None:
     """Send RegisterResource and print the registered resource (never a secret: the
     server answers only non-secret Properties)."""
@@ -127,6 +128,8 @@ def _register(
         body["Properties"] = props
     if tags:
         body["Tags"] = render.parse_tags(tags)
+    if worker_label:
+        body["WorkerLabel"] = worker_label
     doc = api.ext("RegisterResource", body)
     render.result(as_json, doc, f"registered {name} ({doc.get('ResourceArn')})")
 
@@ -148,21 +151,36 @@ _PASSWORD_STDIN = click.option(
 
 @add.command()
 @click.argument("path")
+@click.option(
+    "--host",
+    metavar="NAME",
+    help="PATH is on agent host NAME (snowvault agent enroll/run), not on the server's.",
+)
 @_common
 @with_api
 def directory(
-    api: Api, path: str, name: str, tags: tuple[str, ...], extra: tuple[str, ...], as_json: bool
+    api: Api,
+    path: str,
+    host: str | None,
+    name: str,
+    tags: tuple[str, ...],
+    extra: tuple[str, ...],
+    as_json: bool,
 ) -> None:
-    """Register directory PATH (on the server's host) as resource NAME."""
+    """Register directory PATH (on the server's host, or on agent host --host) as
+    resource NAME."""
+    if host is not None and not os.path.isabs(path):
+        raise InvalidInput(detail="with --host, PATH must be absolute (it is on that host)")
     _register(
         api,
         "directory",
         name=name,
-        source=os.path.abspath(path),
+        source=path if host is not None else os.path.abspath(path),
         properties={},
         extra=extra,
         tags=tags,
         as_json=as_json,
+        worker_label=None if host is None else f"agent:{host}",
     )
 
 

@@ -1,6 +1,7 @@
 """Agents (issue 13): one row per enrolled host of an account, naming the agent's
 principal (whose access key is in ``access_keys``), with the version it last reported
-and when it was last seen.
+and when it was last seen; and the data key of each job attempt an agent runs, sealed
+under the root key, dropped when the job ends.
 
 Written out in full (not derived from the models) so it stays the frozen history of
 revision 0013.
@@ -43,7 +44,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account_id", "host", name=op.f("pk_agents")),
         sa.UniqueConstraint("principal_arn", name=op.f("uq_agents_principal_arn")),
     )
+    op.create_table(
+        "agent_jobs",
+        sa.Column("job_id", sa.String(length=36), nullable=False),
+        sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("host", sa.String(length=255), nullable=False),
+        sa.Column("sealed_key", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("job_id", name=op.f("pk_agent_jobs")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("agent_jobs")
     op.drop_table("agents")

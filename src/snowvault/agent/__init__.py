@@ -1,0 +1,19 @@
+"""The agent: runs a host's backup jobs for a snowvault server (issue 13,
+docs/design/agents.md).
+
+- :mod:`.client`: the agent operations of the extension API, SigV4-signed;
+- :mod:`.store`: a :class:`~snowvault.engine.archiver.BlobStore` that chunks, compresses
+  and seals on this host under the job's key and uploads only blobs the vault lacks;
+- :mod:`.runner`: the claim loop (long poll), one job at a time, with heartbeats.
+
+The agent holds its own access key, the job's data key and the vault's blob-id key
+while a job runs; never the vault's repository secret. It judges every path by its own
+``--allow-path`` list, whatever the server asks.
+
+Must not depend on the control plane's catalog, services, scheduler, the composition
+root or the interfaces (an agent host has no catalog).
+"""
+
+from snowvault.agent import client, runner, store
+
+__all__ = ["client", "runner", "store"]
