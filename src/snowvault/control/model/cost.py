@@ -7,13 +7,17 @@ pure rules that price recovery points and group them for a report.
     >>> round(monthly_cost(GB * 10, 0.05), 4)
     0.5
 
-A GB is 10^9 bytes, as cloud price lists count. Pure: no I/O, no clock.
+A GB is 10^9 bytes, as cloud price lists count. For one calendar month
+(``--month YYYY-MM``) a point is charged for the part of the month it is stored, warm
+until its cold transition and cold after, until its DeleteAt (:func:`month_cost`).
+Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from snowvault.core.errors import InvalidInput
@@ -23,7 +27,9 @@ CLASSES = ("WARM", "COLD")
 DEFAULT_PRICES: Mapping[str, float] = {"WARM": 0.05, "COLD": 0.01}
 """USD per GB-month: AWS Backup's list prices for warm and cold storage of file system
 backups, as an order of magnitude; an operator gives their own with ``--prices``."""
-GROUPS = ("point", "resource", "vault", "account", "region", "storage-class")
+GROUPS = ("point", "resource", "vault", "plan", "account", "region", "storage-class")
+NO_PLAN = "-"
+"""The ``plan`` key of points no backup plan made (on-demand backups)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,53 @@ def monthly_cost(stored_bytes: float, price_per_gb_month: float) -> float:
     return stored_bytes / GB * price_per_gb_month
 
 
+def parse_month(text: str) -> tuple[datetime, datetime]:
+    """``YYYY-MM`` as the month's first instant and the next month's (UTC).
+
+    >>> [d.isoformat() for d in parse_month("2026-12")]
+    ['2026-12-01T00:00:00+00:00', '2027-01-01T00:00:00+00:00']
+    """
+    try:
+        start = datetime.strptime(text, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidInput(detail=f"--month must be YYYY-MM, not {text!r}") from None
+    following = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return start, following
+
+
+def month_cost(
+    stored_bytes: float,
+    month: tuple[datetime, datetime],
+    created: datetime,
+    cold_at: datetime | None,
+    delete_at: datetime | None,
+    price: Mapping[str, float],
+) -> tuple[float, str] | None:
+    """What ``stored_bytes`` cost in ``month`` for a point stored from ``created`` (warm
+    until ``cold_at``, cold after) until ``delete_at``, each class for its share of the
+    month; and the classes it was in (``WARM``, ``COLD`` or ``WARM+COLD``). None if it
+    was not stored in the month at all.
+
+    >>> jan = parse_month("2027-01")
+    >>> mid = datetime(2027, 1, 16, 12, tzinfo=UTC)
+    >>> cost, where = month_cost(GB, jan, datetime(2026, 1, 1, tzinfo=UTC), mid, None,
+    ...                          {"WARM": 1.0, "COLD": 0.5})
+    >>> round(cost, 4), where
+    (0.75, 'WARM+COLD')
+    """
+    start, end = month
+    begin = max(start, created)
+    stop = end if delete_at is None else min(end, delete_at)
+    if stop <= begin:
+        return None
+    turn = min(max(cold_at or stop, begin), stop)  # warm in [begin, turn), cold after
+    span = (end - start).total_seconds()
+    warm, cold = (turn - begin).total_seconds(), (stop - turn).total_seconds()
+    cost = stored_bytes / GB * (warm * price["WARM"] + cold * price["COLD"]) / span
+    where = "+".join(name for name, secs in (("WARM", warm), ("COLD", cold)) if secs > 0)
+    return cost, where
+
+
 @dataclass(frozen=True)
 class PointCost:
     """One recovery point in the report (bytes are stored bytes: compressed, encrypted)."""
@@ -85,6 +138,7 @@ class PointCost:
     attributed_bytes: float
     referenced_bytes: int
     monthly_cost: float
+    backup_plan_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +157,7 @@ def _key(point: PointCost, by: str) -> str:
         "point": point.recovery_point_arn,
         "resource": point.resource_arn,
         "vault": f"{point.account_id}/{point.region}/{point.vault_name}",
+        "plan": point.backup_plan_id or NO_PLAN,
         "account": point.account_id,
         "region": point.region,
         "storage-class": point.storage_class,

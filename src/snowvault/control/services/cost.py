@@ -44,9 +44,17 @@ def _points(deps: Deps, vault_arn: str) -> Iterator[RecoveryPoint]:
 
 
 def report(
-    deps: Deps, now: datetime, prices: model.PriceTable, *, account_id: str | None = None
+    deps: Deps,
+    now: datetime,
+    prices: model.PriceTable,
+    *,
+    account_id: str | None = None,
+    month: tuple[datetime, datetime] | None = None,
 ) -> list[model.PointCost]:
-    """Every live recovery point (of ``account_id``'s vaults, or all), priced at ``now``."""
+    """Every live recovery point (of ``account_id``'s vaults, or all), priced at ``now``;
+    with ``month`` (:func:`model.parse_month`), what each costs in that month by its
+    lifecycle (:func:`model.month_cost`; points not stored in it are left out). Points
+    deleted before ``now`` are gone from the catalog: a past month lacks them."""
     out = []
     for vault in vaults.all_vaults(deps):
         if account_id is not None and vault["account_id"] != account_id:
@@ -63,10 +71,11 @@ def report(
             used = usage.repository_usage(repo)
         for rp in points:
             found = used.points.get(rp.engine_recovery_point_id or "")
-            storage = lifecycle.storage_class_at(rp.calculated_lifecycle, now)
-            if found is None or storage == lifecycle.StorageClass.DELETED:
+            if found is None:
                 continue
-            price = prices.price(rp.region, storage.value)
+            priced = _priced(rp, found.attributed_bytes, now, prices, month)
+            if priced is None:
+                continue
             out.append(
                 model.PointCost(
                     recovery_point_arn=rp.arn,
@@ -74,11 +83,32 @@ def report(
                     region=rp.region,
                     vault_name=rp.backup_vault_name,
                     resource_arn=rp.resource_arn,
-                    storage_class=storage.value,
+                    storage_class=priced[1],
                     unique_bytes=found.unique_bytes,
                     attributed_bytes=found.attributed_bytes,
                     referenced_bytes=found.referenced_bytes,
-                    monthly_cost=model.monthly_cost(found.attributed_bytes, price),
+                    monthly_cost=priced[0],
+                    backup_plan_id=rp.backup_plan_id,
                 )
             )
     return out
+
+
+def _priced(
+    rp: RecoveryPoint,
+    stored: float,
+    now: datetime,
+    prices: model.PriceTable,
+    month: tuple[datetime, datetime] | None,
+) -> tuple[float, str] | None:
+    """(cost, storage class) of a point: a month's at its storage class now, or what it
+    costs in ``month``; None if it is not stored then."""
+    if month is not None:
+        table = {name: prices.price(rp.region, name) for name in model.CLASSES}
+        return model.month_cost(
+            stored, month, rp.creation_date, rp.move_to_cold_at, rp.delete_at, table
+        )
+    storage = lifecycle.storage_class_at(rp.calculated_lifecycle, now)
+    if storage == lifecycle.StorageClass.DELETED:
+        return None
+    return model.monthly_cost(stored, prices.price(rp.region, storage.value)), storage.value

@@ -1,11 +1,14 @@
 """``snowvault cost report``: what the stored recovery points cost, from the data itself.
 
-    snowvault cost report --data-dir DIR [--by vault] [--prices prices.json] [--json]
+    snowvault cost report --data-dir DIR [--by vault|resource|plan|account|...]
+                          [--month YYYY-MM] [--prices prices.json] [--json]
 
 An operator command on the server's host (like ``root-key``): it opens DIR read-only
 beside a running server and reads every account's vaults. Each point is charged its
 share of the stored bytes (compressed, encrypted; a blob shared by N points counts 1/N
 to each) at the price of its storage class and region; ``unique`` is what only it holds.
+``--month`` prices one calendar month by each point's lifecycle (the part of the
+month it is stored, warm then cold) instead of a month at today's storage class.
 ``--prices`` is a JSON price table per GB-month (``{"WARM": 0.05, "COLD": 0.01,
 "regions": {"eu-west-1": {"WARM": 0.06}}}``); see docs/operations/cost.md.
 ``snowvault.app`` is imported inside the command, as in server_cmd. Must not depend on
@@ -71,23 +74,33 @@ def cost() -> None:
 @click.option("--by", type=click.Choice(model.GROUPS), default="vault", show_default=True)
 @click.option("--prices", type=click.Path(dir_okay=False), help="A JSON price table.")
 @click.option("--account", "account_id", help="Only this account's vaults.")
+@click.option("--month", metavar="YYYY-MM", help="What that month costs, by each lifecycle.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def report(
-    data_dir: str, by: str, prices: str | None, account_id: str | None, as_json: bool
+    data_dir: str,
+    by: str,
+    prices: str | None,
+    account_id: str | None,
+    month: str | None,
+    as_json: bool,
 ) -> None:
-    """Storage cost per point, resource, vault, account, region or storage class."""
+    """Storage cost per point, resource, vault, plan, account, region or storage class."""
     from snowvault import app as app_mod
     from snowvault.control.services import cost as cost_service
 
     table = _prices(prices)
+    window = None if month is None else model.parse_month(month)
     app = app_mod.build(data_dir)
     try:
-        points = cost_service.report(app.deps, app.deps.clock.now(), table, account_id=account_id)
+        points = cost_service.report(
+            app.deps, app.deps.clock.now(), table, account_id=account_id, month=window
+        )
     finally:
         app.close()
     rows = lines(points, by)
     if as_json:
-        total = sum(p.monthly_cost for p in points)
-        render.result(True, {"By": by, "Lines": rows, "MonthlyCost": round(total, 6)}, "")
+        total = round(sum(p.monthly_cost for p in points), 6)
+        doc = {"By": by, "Lines": rows, "MonthlyCost": total} | ({"Month": month} if month else {})
+        render.result(True, doc, "")
         return
     render.table(False, rows, COLUMNS)
