@@ -54,7 +54,7 @@ def test_records_are_filed_digested_chained_and_found(
     records = json.loads(gzip.decompress(logs[0].read_bytes()))["Records"]
     assert [r["eventName"] for r in records] == ["CreateBackupVault", "DeleteRecoveryPoint"]
     assert records[1]["errorCode"] == "AccessDeniedException" and records[1]["readOnly"] is False
-    assert records[0]["requestParameters"] is None  # parameters are never written
+    assert records[0]["requestParameters"] is None  # none were given
 
     clock.advance(timedelta(minutes=10))
     writer.record(_call(clock, "ListBackupVaults"))
@@ -90,3 +90,69 @@ def test_validate_names_a_changed_log_file_and_a_removed_digest(
     problems = trail.validate(tmp_path, key.cert_pem).problems
     assert any("changed after" in p for p in problems)
     assert any("does not follow the previous digest" in p for p in problems)
+
+
+def test_redaction_keeps_the_shape_and_drops_every_secret() -> None:
+    sent = {
+        "Source": "postgresql://alice:pw-in-url@db:5432/app?sslmode=require",
+        "Dsn": "host=db user=alice password='pw in pair' dbname=app",
+        "Properties": {"password": "p1", "SecretAccessKey": "s1", "region": "eu-west-1"},
+        "Metadata": {"targetSecretAccessKey": "s2", "targetUrl": "s3://bucket/x"},
+        "Passphrase": "p2",
+        "Plaintext": b"key material",
+        "CiphertextBlob": b"\x00" * 40,
+        "Policy": '{"Statement": [{"Effect": "Deny"}]}',
+        "NextToken": "page-2",
+        "Tags": [{"Key": "team", "Value": "ops"}],
+    }
+    clean = trail.redact(sent)
+    text = json.dumps(clean)
+    for secret in ("pw-in-url", "pw in pair", "p1", "s1", "s2", "p2", "key material"):
+        assert secret not in text
+    assert clean["Source"] == f"postgresql://alice:{trail.HIDDEN}@db:5432/app?sslmode=require"
+    assert clean["Properties"]["region"] == "eu-west-1"
+    assert clean["CiphertextBlob"] == "<40 bytes>"
+    assert clean["Policy"] == sent["Policy"] and clean["NextToken"] == "page-2"
+    assert clean["Tags"] == sent["Tags"] and clean["Metadata"]["targetUrl"] == "s3://bucket/x"
+
+
+def test_responses_are_kept_for_changes_only_and_large_documents_are_cut() -> None:
+    clock = FakeClock()
+    common: dict[str, object] = {
+        "when": clock.now(),
+        "service": "snowvault",
+        "account_id": ACCOUNT,
+        "region": "us-east-1",
+        "principal_arn": f"arn:aws:iam::{ACCOUNT}:root",
+        "access_key_id": "AKIA",
+        "source_ip": "127.0.0.1",
+        "user_agent": "ua",
+        "request_id": "r",
+        "error_message": None,
+    }
+    key = {"AccessKey": {"AccessKeyId": "AKIAX", "SecretAccessKey": "never"}}
+    made = trail.api_call_record(
+        operation="CreateAccessKey",
+        error_code=None,
+        request_parameters={"UserName": "bob"},
+        response_elements=key,
+        **common,  # type: ignore[arg-type]
+    )
+    assert made["responseElements"] == {
+        "AccessKey": {"AccessKeyId": "AKIAX", "SecretAccessKey": trail.HIDDEN}
+    }
+    listed = trail.api_call_record(
+        operation="ListUsers",
+        error_code=None,
+        response_elements={"Users": []},
+        **common,  # type: ignore[arg-type]
+    )
+    assert listed["readOnly"] is True and listed["responseElements"] is None
+    big = trail.api_call_record(
+        operation="TagResource",
+        error_code="ValidationException",
+        request_parameters={"Tags": {"k": "v" * (trail.MAX_DOCUMENT + 1)}},
+        response_elements={"x": 1},
+        **common,  # type: ignore[arg-type]
+    )
+    assert set(big["requestParameters"]) == {"omitted"} and big["responseElements"] is None

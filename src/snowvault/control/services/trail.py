@@ -20,7 +20,10 @@ A digest lists every log file written since the previous digest with its SHA-256
 names the previous digest's signature; its signature is RSA-SHA256 (the notification
 signing key) over CloudTrail's string: ``digestEndTime\\nbucket/key\\nhex(sha256(digest
 file))\\npreviousDigestSignature``. :func:`validate` walks each chain: signatures, the
-chain links, every listed file's hash, and files no digest lists yet.
+chain links, every listed file's hash, and files no digest lists yet; each problem NAMES
+the file: a log file changed (``changed after <digest> was signed``) or removed
+(``listed in <digest> but missing``), a digest removed (``digest missing``: named by the
+next digest's previousDigestS3Object, or, for the newest, by ``digest-state.json``).
 
 What is recorded:
 
@@ -99,7 +102,7 @@ _SECRET_WORDS = (
     "jobkey",
     "idkey",
 )
-_SECRET_NAMES = frozenset({"token", "pwd", "pass", "key"})
+_SECRET_NAMES = frozenset({"token", "pwd", "pass"})
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:)[^@/?#\s]*@")
 _PAIR_PASSWORD = re.compile(r"((?:password|passwd|pwd)\s*=\s*)('[^']*'|[^\s&;]+)", re.I)
 
@@ -559,6 +562,9 @@ def validate(root: Path, cert_pem: bytes) -> Validation:
                 sig = None
             if doc["previousDigestSignature"] != previous:
                 problems.append(f"{rel}: does not follow the previous digest of its chain")
+                named = doc.get("previousDigestS3Object")
+                if named and not (root / named).exists():
+                    problems.append(f"{named}: digest missing (named as the previous by {rel})")
             previous = sig
             for entry in doc["logFiles"]:
                 files += 1
@@ -568,6 +574,11 @@ def validate(root: Path, cert_pem: bytes) -> Validation:
                     problems.append(f"{entry['s3Object']}: listed in {rel} but missing")
                 elif message_signing.sha256_hex(log_path.read_bytes()) != entry["hashValue"]:
                     problems.append(f"{entry['s3Object']}: changed after {rel} was signed")
+    state = root / STATE
+    newest = json.loads(state.read_text()).get("chains", {}) if state.exists() else {}
+    for chain_name, last in sorted(newest.items()):
+        if not (root / last["key"]).exists():  # the newest digest: no later one names it
+            problems.append(f"{last['key']}: digest missing (the newest of {chain_name})")
     undigested = sorted(
         str(p.relative_to(root))
         for p in root.glob("AWSLogs/*/CloudTrail/*/*/*/*/*.json.gz")
