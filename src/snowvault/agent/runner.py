@@ -104,12 +104,19 @@ def _policy(allow_paths: Sequence[str]) -> host_paths.Policy:
 
 
 def run_job(
-    api: client.AgentApi, options: Options, job: Mapping[str, Any], say: Say, clock: Clock
+    api: client.AgentApi,
+    options: Options,
+    job: Mapping[str, Any],
+    say: Say,
+    clock: Clock,
+    *,
+    blobs: store.RemoteBlobStore | None = None,
 ) -> str:
-    """Run one claimed job to its end; the final state as the agent knows it."""
+    """Run one claimed job to its end; the final state as the agent knows it
+    (``blobs``: the store to write into, to look at its counters afterwards)."""
     job_id = str(job["JobId"])
-    keys = store.JobKeys.from_api(job["Keys"])
-    blobs = store.RemoteBlobStore(api, job_id, keys)
+    if blobs is None:
+        blobs = store.RemoteBlobStore(api, job_id, store.JobKeys.from_api(job["Keys"]))
     heart = _Heartbeat(api, job_id, int(job.get("LeaseSeconds") or options.lease_seconds))
     heart.start()
 

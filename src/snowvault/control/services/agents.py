@@ -206,7 +206,11 @@ def claim(
                 threading.Event().wait(POLL_SECONDS)
             continue
         backup_jobs.JOB_KIND.notify(deps, job.job_id)
-        claimed = _prepare(deps, agent.host, job, lease)
+        try:
+            claimed = _prepare(deps, agent.host, job, lease)
+        except SnowvaultError as exc:  # the vault's key is disabled, ...: end it now
+            _fail(deps, job, worker, str(exc))
+            continue
         if claimed is not None:
             return claimed
     return None
