@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -175,6 +176,7 @@ def run(options: Options, *, stop: threading.Event, say: Say, clock: Clock | Non
     ran = 0
     while not stop.is_set():
         body = {"WaitSeconds": options.wait_seconds, "LeaseSeconds": options.lease_seconds}
+        asked = time.monotonic()
         try:
             doc = api.call("AgentClaimJob", body, timeout=options.wait_seconds + 30)
         except SnowvaultError as exc:
@@ -185,6 +187,8 @@ def run(options: Options, *, stop: threading.Event, say: Say, clock: Clock | Non
             continue
         job = doc.get("Job")
         if job is None:
+            if time.monotonic() - asked < options.wait_seconds / 2:
+                stop.wait(min(2.0, options.wait_seconds))  # the server did not wait: back off
             continue
         run_job(api, options, job, say, clock)
         ran += 1

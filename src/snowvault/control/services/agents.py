@@ -115,6 +115,10 @@ MAX_LEASE_SECONDS = 600
 MAX_WAIT_SECONDS = 20
 POLL_SECONDS = 0.5
 MAX_BLOB_IDS = 1000
+MAX_WAITING_POLLS = 8
+"""Long polls held at once (each holds an API thread); beyond that a claim answers at
+once and the agent backs off, so a fleet cannot starve the API's thread pool."""
+_POLL_SLOTS = threading.BoundedSemaphore(MAX_WAITING_POLLS)
 SUPPORTED_TYPES = frozenset({"Directory"})
 _PARENT_SETS: dict[tuple[str, int], frozenset[bytes]] = {}
 _PARENT_SETS_KEPT = 32
@@ -186,13 +190,26 @@ def claim(
     a group) is ended FAILED with the reason, and the next one is tried."""
     lease = _lease(lease_seconds)
     agent = _me(deps, caller)
-    worker = label(agent.host)
     polls = max(1, int(min(max(wait_seconds, 0.0), MAX_WAIT_SECONDS) / POLL_SECONDS))
+    if polls == 1:
+        return _claim_polls(deps, caller, agent, lease, 1)
+    if not _POLL_SLOTS.acquire(blocking=False):
+        return _claim_polls(deps, caller, agent, lease, 1)  # busy: look once, no waiting
+    try:
+        return _claim_polls(deps, caller, agent, lease, polls)
+    finally:
+        _POLL_SLOTS.release()
+
+
+def _claim_polls(
+    deps: Deps, caller: Caller, agent: catalog.agents.Agent, lease: int, polls: int
+) -> ClaimedJob | None:
+    worker = label(agent.host)
+    with catalog.db.transaction(deps.engine) as conn:
+        now = deps.clock.now()
+        catalog.agents.seen(conn, caller.principal_arn, version=agent.version or "-", now=now)
     for n in range(polls):
         with catalog.db.transaction(deps.engine) as conn:
-            catalog.agents.seen(
-                conn, caller.principal_arn, version=agent.version or "-", now=deps.clock.now()
-            )
             job = catalog.jobs.QUEUE.claim(
                 conn,
                 worker_id=worker,
