@@ -113,9 +113,11 @@ class _Checker:
                 for e in self.repo.read_pack_header(pack_id):
                     self.unindexed[e.blob_id] = name
 
-    def read_data(self, subset: float, seed: int) -> None:
+    def read_data(self, subset: float, seed: int, select: Callable[[str], bool] | None) -> None:
         pack_ids = sorted(self.pack_entries)
-        if subset < 100.0:
+        if select is not None:
+            pack_ids = [p for p in pack_ids if select(p)]
+        elif subset < 100.0:
             count = max(1, round(len(pack_ids) * subset / 100.0)) if pack_ids else 0
             pack_ids = sorted(random.Random(seed).sample(pack_ids, count))
         for n, pack_id in enumerate(pack_ids):
@@ -219,11 +221,14 @@ def check(
     subset: float = 100.0,
     seed: int = 0,
     progress: ProgressFn | None = None,
+    select: Callable[[str], bool] | None = None,
 ) -> CheckReport:
+    """``select`` (with ``read_data``): read the packs whose id it accepts, instead of a
+    ``subset`` (the integrity watch's daily share)."""
     checker = _Checker(repo, progress)
     checker.index()
     checker.pack_headers()
     if read_data:
-        checker.read_data(subset, seed)
+        checker.read_data(subset, seed, select)
     checker.recovery_points()
     return checker.report

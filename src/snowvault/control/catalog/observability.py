@@ -241,6 +241,26 @@ def integrity_done(conn: Connection, vault_arn: str, now: datetime, missing: int
         )
 
 
+def checked_at(conn: Connection, vault_arn: str) -> datetime | None:
+    """When the vault was last reconciled (None: never)."""
+    c = integrity_checks.c
+    found = conn.execute(sa.select(c.checked_at).where(c.vault_arn == vault_arn)).scalar()
+    return found if isinstance(found, datetime) else None
+
+
+def points_by_message(conn: Connection, prefix: str) -> list[tuple[str, str, str, int]]:
+    """(account, region, vault name, count) of the recovery points whose StatusMessage
+    starts with ``prefix`` (the integrity watch's DAMAGED), vaults with any only."""
+    v, p = vaults.c, recovery_points.c
+    query = (
+        sa.select(v.account_id, v.region, v.name, sa.func.count())
+        .select_from(recovery_points.join(vaults, v.arn == p.backup_vault_arn))
+        .where(p.status_message.like(prefix + "%"))
+        .group_by(v.account_id, v.region, v.name)
+    )
+    return [(r[0], r[1], r[2], int(r[3])) for r in conn.execute(query)]
+
+
 def missing_manifests(conn: Connection) -> list[tuple[str, str, str, int]]:
     """(account, region, vault name, missing manifests) of every reconciled vault."""
     v, c = vaults.c, integrity_checks.c

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from snowvault.control import catalog
+from snowvault.control.services import integrity
 from snowvault.control.services.base import Deps
 
 RECENT = timedelta(hours=24)
@@ -96,6 +97,7 @@ class Snapshot:
     scheduler_lag_seconds: float
     notifications: dict[str, int]  # outbox messages by state
     missing_manifests: list[tuple[str, str, str, int]]  # (account, region, vault, count)
+    damaged_points: list[tuple[str, str, str, int]] = field(default_factory=list)  # same
 
 
 def snapshot(deps: Deps, now: datetime) -> Snapshot:
@@ -111,6 +113,7 @@ def snapshot(deps: Deps, now: datetime) -> Snapshot:
             scheduler_lag_seconds=max(0.0, (now - due).total_seconds()) if due else 0.0,
             notifications=catalog.notifications.outbox_counts(conn),
             missing_manifests=catalog.observability.missing_manifests(conn),
+            damaged_points=catalog.observability.points_by_message(conn, integrity.DAMAGED),
         )
 
 

@@ -339,11 +339,11 @@ SWEEP_EVENTS = {
     "prune": ("BackupVaultPruned", "backupVaultArn"),
     "orphan-prune": ("BackupVaultOrphansPruned", "backupVaultArn"),
     "store-retention": ("BackupVaultStoreRetentionApplied", "backupVaultArn"),
-    "integrity": ("RecoveryPointIntegrityFailed", "recoveryPointArn"),
 }
 """Sweep name -> (eventName, the details key of the ARN it touched). The job sweeps
 (expire-unstarted, recover-leases) are recorded as job changes; abort-overdue only asks a
-job to stop (its end is recorded); kms-keys rotations are KMS's own."""
+job to stop (its end is recorded); kms-keys rotations are KMS's own; the integrity watch
+records its findings itself (``RecoveryPointIntegrityFailed``, with the reason)."""
 
 
 def sweep_done(deps: Deps, sweep: str, touched: Iterable[str], now: datetime) -> None:

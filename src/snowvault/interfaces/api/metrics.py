@@ -14,6 +14,7 @@ capped queries, so a scrape's cost does not grow with the job history):
 - ``snowvault_job_duration_seconds{...}``: summary of the jobs finished in the last 24 h
 - ``snowvault_vault_recovery_points`` / ``snowvault_vault_size_bytes{account,region,vault}``
 - ``snowvault_vault_missing_manifests{account,region,vault}``: the integrity watch's count
+- ``snowvault_vault_damaged_recovery_points{account,region,vault}``: points it found damaged
 - ``snowvault_resource_last_backup_age_seconds{account,region,resource_arn,resource_type}``:
   seconds since the newest COMPLETED recovery point (since registration if none) — the
   number to alert on; ``snowvault_resource_backed_up`` is 0 for never-backed-up ones
@@ -152,7 +153,15 @@ def _vaults(snap: observability.Snapshot) -> Iterator[Metric]:
     )
     for account, region, vault, count in snap.missing_manifests:
         missing.add_metric([account, region, vault], count)
-    yield from (points, size, missing)
+    damaged = GaugeMetricFamily(
+        "snowvault_vault_damaged_recovery_points",
+        "Recovery points the integrity watch found damaged (a pack they need does not read "
+        "back whole).",
+        labels=VAULT_LABELS,
+    )
+    for account, region, vault, count in snap.damaged_points:
+        damaged.add_metric([account, region, vault], count)
+    yield from (points, size, missing, damaged)
 
 
 def _resources(snap: observability.Snapshot) -> Iterator[Metric]:
