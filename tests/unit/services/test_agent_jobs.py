@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from helpers.access_world import ROLE, World
+from helpers.access_world import ACCOUNT, OTHER_ACCOUNT, ROLE, World
 from snowvault.agent import runner, store
 from snowvault.control import catalog
 from snowvault.control.model import host_paths
@@ -81,7 +81,7 @@ def _agent(world: World, host: str) -> Caller:
 
 
 def _resource(world: World, name: str, source: Path, host: str | None) -> str:
-    label = None if host is None else agents.label(host)
+    label = None if host is None else f"agent:{host}"
     row = resources.register(
         world.deps,
         world.root,
@@ -132,7 +132,8 @@ def test_only_the_hosts_agent_claims_its_jobs(world: World, tmp_path: Path) -> N
     (tmp_path / "local").mkdir()
     remote = _start(world, _resource(world, "remote", tmp_path / "on-h1", "h1"))
     # the server's worker, even one configured with the agent's label, never takes it
-    assert backup_jobs.JOB_KIND.claim(world.deps, "w", ["agent:h1"], 60) is None
+    worker_labels = ["agent:h1", f"agent:{ACCOUNT}:h1"]
+    assert backup_jobs.JOB_KIND.claim(world.deps, "w", worker_labels, 60) is None
     assert _claim(world, h2) is None  # another host's agent
     local = _start(world, _resource(world, "local", tmp_path / "local", None))
     claimed = _claim(world, h1)
@@ -237,3 +238,32 @@ def test_agent_resources_are_directories_with_absolute_paths(world: World) -> No
     row = resources.register(world.deps, world.root, resource_type="Directory", name="far",
                              source="/srv//data/../www/", worker_label="agent:h1")  # fmt: skip
     assert row["source"] == "/srv/www"  # folded, never looked up on the server's host
+
+
+def test_another_tenants_agent_of_the_same_host_name_gets_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    (tmp_path / "on-h1").mkdir()
+    mine = _start(world, _resource(world, "remote", tmp_path / "on-h1", "h1"))
+    other_root = world.other_account()
+    theirs = agents.enroll(world.deps, other_root, world.box, "h1")
+    assert agents.claim(world.deps, world.caller(theirs.principal_arn), wait_seconds=0,
+                        lease_seconds=60) is None  # fmt: skip
+    with pytest.raises(InvalidInput, match="your own account"):  # aiming at their agent
+        resources.register(world.deps, world.root, resource_type="Directory", name="aimed",
+                           source="/srv", worker_label=f"agent:{OTHER_ACCOUNT}:h1")  # fmt: skip
+    h1 = _agent(world, "h1")
+    claimed = _claim(world, h1)
+    assert claimed is not None and claimed.job.job_id == mine
+
+
+def test_revoking_an_agent_fails_its_running_job_at_once(world: World, tmp_path: Path) -> None:
+    h1 = _agent(world, "h1")
+    (tmp_path / "on-h1").mkdir()
+    job_id = _start(world, _resource(world, "remote", tmp_path / "on-h1", "h1"))
+    assert _claim(world, h1) is not None
+    agents.revoke(world.deps, world.root, "h1")
+    with catalog.db.read_transaction(world.deps.engine) as conn:
+        job = catalog.jobs.get(conn, job_id)
+    assert job.state == "FAILED" and "was revoked" in (job.status_message or "")
+    assert job.lease_owner is None

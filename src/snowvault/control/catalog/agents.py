@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from snowvault.control.catalog.tables import agent_jobs, agents
+from snowvault.control.catalog.tables import agent_jobs, agents, backup_jobs
 from snowvault.core.errors import AlreadyExists, NotFound
 
 
@@ -126,3 +126,12 @@ def job_key(conn: Connection, job_id: str) -> tuple[int, str, bytes] | None:
 
 def drop_job_key(conn: Connection, job_id: str) -> None:
     conn.execute(agent_jobs.delete().where(agent_jobs.c.job_id == job_id))
+
+
+def leased_job_ids(conn: Connection, worker_label: str) -> list[str]:
+    """Backup jobs running (or stopping) under a lease held by ``worker_label``."""
+    stmt = sa.select(backup_jobs.c.job_id).where(
+        backup_jobs.c.lease_owner == worker_label,
+        backup_jobs.c.state.in_(("RUNNING", "ABORTING")),
+    )
+    return [str(r[0]) for r in conn.execute(stmt.order_by(backup_jobs.c.job_id))]

@@ -1,13 +1,18 @@
 """Agent host names and the worker label of their jobs (docs/design/agents.md).
 
-    >>> label("web-1")
-    'agent:web-1'
-    >>> host_of("agent:web-1"), host_of("gpu")
-    ('web-1', None)
+    >>> label("111122223333", "web-1")
+    'agent:111122223333:web-1'
+    >>> parse("agent:111122223333:web-1"), parse("gpu")
+    (('111122223333', 'web-1'), None)
+    >>> scoped("agent:web-1", "111122223333")
+    'agent:111122223333:web-1'
 
 A host name is 1-63 letters, digits, ``.`` or ``-``, starting with a letter or digit: it
 becomes part of a principal ARN and a queue label, so it carries no ``/``, ``:`` or
-spaces.
+spaces. The label carries the account: two tenants may both name a host ``web-1``, and
+one tenant's agent must never run (read a host path for) the other's jobs. Callers name
+a host as ``agent:HOST`` (``resource add --host HOST``); :func:`scoped` puts it in the
+caller's account and refuses a caller naming an account itself.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ import re
 from snowvault.core.errors import InvalidInput
 
 LABEL_PREFIX = "agent:"
-"""Jobs of resources registered with ``--host NAME`` carry ``worker_label = agent:NAME``;
-the server's own workers never take such a label."""
+"""Jobs of resources on an agent's host carry ``worker_label = agent:ACCOUNT:HOST``; the
+server's own workers never take such a label."""
 
 _HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
+_ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
 
 
 def check_host(host: object) -> str:
@@ -33,13 +39,34 @@ def check_host(host: object) -> str:
     return host
 
 
-def label(host: str) -> str:
-    """The worker label of ``host``'s jobs."""
-    return LABEL_PREFIX + check_host(host)
+def label(account_id: str, host: str) -> str:
+    """The worker label of ``host``'s jobs in ``account_id``."""
+    return f"{LABEL_PREFIX}{account_id}:{check_host(host)}"
 
 
-def host_of(worker_label: str | None) -> str | None:
-    """The agent host a worker label names (None: not an agent's label)."""
-    if worker_label is None or not worker_label.startswith(LABEL_PREFIX):
+def is_agent_label(worker_label: str | None) -> bool:
+    return worker_label is not None and worker_label.startswith(LABEL_PREFIX)
+
+
+def parse(worker_label: str | None) -> tuple[str, str] | None:
+    """(account, host) of an agent's label; None for any other label."""
+    if not is_agent_label(worker_label):
         return None
-    return check_host(worker_label[len(LABEL_PREFIX) :])
+    assert worker_label is not None
+    account, _, host = worker_label[len(LABEL_PREFIX) :].partition(":")
+    if not _ACCOUNT_RE.match(account):
+        raise InvalidInput(detail=f"not an agent label: {worker_label!r}")
+    return account, check_host(host)
+
+
+def scoped(worker_label: str | None, account_id: str) -> str | None:
+    """A caller's ``WorkerLabel``: ``agent:HOST`` becomes ``agent:ACCOUNT:HOST`` in the
+    caller's account; any other ``agent:`` form is refused (a caller cannot aim its jobs
+    at another account's agent); other labels pass unchanged."""
+    if not is_agent_label(worker_label):
+        return worker_label
+    assert worker_label is not None
+    host = worker_label[len(LABEL_PREFIX) :]
+    if ":" in host:
+        raise InvalidInput(detail="WorkerLabel agent:HOST names a host of your own account")
+    return label(account_id, host)

@@ -42,7 +42,6 @@ from snowvault.engine.crypto import agent_blobs
 from snowvault.engine.repository import Repository
 
 check_host = agent_hosts.check_host
-label = agent_hosts.label
 LABEL_PREFIX = agent_hosts.LABEL_PREFIX
 _VERSION_RE = re.compile(r"^[\w.+-]{1,64}$")
 
@@ -82,12 +81,18 @@ def enroll(deps: Deps, caller: Caller, box: crypto.SecretBox, host: str) -> acco
 
 def revoke(deps: Deps, caller: Caller, host: str) -> None:
     """Delete the agent of ``host`` with its principal and keys: its next call fails
-    signature lookup, and a job it was running loses its lease."""
+    signature lookup, and the jobs it was running end FAILED at once."""
     check_host(host)
     with catalog.db.transaction(deps.engine) as conn:
         agent = catalog.agents.get(conn, account_id=caller.account_id, host=host)
         catalog.agents.delete(conn, account_id=caller.account_id, host=host)
         catalog.accounts.delete_principal(conn, agent.principal_arn)
+        running = catalog.agents.leased_job_ids(conn, _worker(agent))
+    for job_id in running:  # ended now, not when their leases run out
+        with catalog.db.read_transaction(deps.engine) as conn:
+            job = catalog.jobs.get(conn, job_id)
+        if job.account_id == caller.account_id:
+            _fail(deps, job, _worker(agent), f"the agent of host {host} was revoked")
 
 
 def list_agents(deps: Deps, caller: Caller) -> list[catalog.agents.Agent]:
@@ -150,7 +155,13 @@ class ClaimedJob:
 class _Leased:
     job: BackupJob
     host: str
+    worker: str
     job_key: bytes = field(repr=False)
+
+
+def _worker(agent: catalog.agents.Agent) -> str:
+    """The lease owner and queue label of ``agent`` (account-scoped: agent_hosts)."""
+    return agent_hosts.label(agent.account_id, agent.host)
 
 
 def _me(deps: Deps, caller: Caller) -> catalog.agents.Agent:
@@ -204,7 +215,7 @@ def claim(
 def _claim_polls(
     deps: Deps, caller: Caller, agent: catalog.agents.Agent, lease: int, polls: int
 ) -> ClaimedJob | None:
-    worker = label(agent.host)
+    worker = _worker(agent)
     with catalog.db.transaction(deps.engine) as conn:
         now = deps.clock.now()
         catalog.agents.seen(conn, caller.principal_arn, version=agent.version or "-", now=now)
@@ -224,7 +235,7 @@ def _claim_polls(
             continue
         backup_jobs.JOB_KIND.notify(deps, job.job_id)
         try:
-            claimed = _prepare(deps, agent.host, job, lease)
+            claimed = _prepare(deps, agent, job, lease)
         except SnowvaultError as exc:  # the vault's key is disabled, ...: end it now
             _fail(deps, job, worker, str(exc))
             continue
@@ -233,7 +244,9 @@ def _claim_polls(
     return None
 
 
-def _prepare(deps: Deps, host: str, job: BackupJob, lease: int) -> ClaimedJob | None:
+def _prepare(
+    deps: Deps, agent: catalog.agents.Agent, job: BackupJob, lease: int
+) -> ClaimedJob | None:
     with catalog.db.read_transaction(deps.engine) as conn:
         resource = catalog.resources.get(conn, job.resource_arn)
         vault = catalog.vaults.get_by_arn(conn, job.backup_vault_arn)
@@ -242,7 +255,7 @@ def _prepare(deps: Deps, host: str, job: BackupJob, lease: int) -> ClaimedJob | 
             f"agents back up {', '.join(sorted(SUPPORTED_TYPES))} resources only for now, "
             f"not {resource['resource_type']}"
         )
-        _fail(deps, job, label(host), message)
+        _fail(deps, job, _worker(agent), message)
         return None
     with vaults.open_repository(deps, vault) as repo:
         keys = JobKeys(
@@ -254,7 +267,7 @@ def _prepare(deps: Deps, host: str, job: BackupJob, lease: int) -> ClaimedJob | 
             conn,
             job_id=job.job_id,
             attempt=job.attempts,
-            host=host,
+            host=agent.host,
             sealed_key=sealed,
             now=deps.clock.now(),
         )
@@ -275,7 +288,7 @@ def _leased(deps: Deps, caller: Caller, job_id: object) -> _Leased:
         stored = catalog.agents.job_key(conn, job_id)
     if (
         job is None
-        or job.lease_owner != label(agent.host)
+        or job.lease_owner != _worker(agent)
         or job.state != job_rules.BackupJobState.RUNNING
         or stored is None
         or stored[0] != job.attempts
@@ -283,7 +296,7 @@ def _leased(deps: Deps, caller: Caller, job_id: object) -> _Leased:
     ):
         raise NotFound(kind="running job of this agent", name=job_id)
     key = _box(deps).open(stored[2], _key_context(job_id, job.attempts))
-    return _Leased(job, agent.host, key)
+    return _Leased(job, agent.host, _worker(agent), key)
 
 
 def heartbeat(
@@ -297,7 +310,7 @@ def heartbeat(
     """AgentHeartbeat: renew the lease, store progress; the job's state (ABORTING: stop)."""
     leased = _leased(deps, caller, job_id)
     state = backup_jobs.JOB_KIND.heartbeat(
-        deps, leased.job.job_id, label(leased.host), _lease(lease_seconds), progress
+        deps, leased.job.job_id, leased.worker, _lease(lease_seconds), progress
     )
     if state is None:
         raise NotFound(kind="running job of this agent", name=leased.job.job_id)
@@ -490,7 +503,7 @@ def put_manifest(
         rp_id = repo.save_manifest(parsed.to_dict())
     result = snapshots.BackupResult(rp_id, parsed)
     row = dict(resource)
-    state = backup_jobs.record_agent_point(deps, job, label(leased.host), vault, row, result, total)
+    state = backup_jobs.record_agent_point(deps, job, leased.worker, vault, row, result, total)
     _forget(deps, job.job_id)
     return state, job.recovery_point_arn
 
@@ -499,7 +512,7 @@ def fail(deps: Deps, caller: Caller, job_id: object, message: object) -> None:
     """AgentFailJob: the agent could not finish; the job ends FAILED with its message."""
     leased = _leased(deps, caller, job_id)
     text = message if isinstance(message, str) and message else "the agent failed"
-    _fail(deps, leased.job, label(leased.host), f"agent {leased.host}: {text[:900]}")
+    _fail(deps, leased.job, leased.worker, f"agent {leased.host}: {text[:900]}")
 
 
 def _fail(deps: Deps, job: BackupJob, worker: str, message: str) -> None:

@@ -62,7 +62,7 @@ class JobKind(Generic[J]):
         self, deps: Deps, worker_id: str, labels: Sequence[str], lease_seconds: float
     ) -> J | None:
         # an agent's jobs (label agent:HOST) run on that host only, never in the server
-        labels = [label for label in labels if not label.startswith(agent_hosts.LABEL_PREFIX)]
+        labels = [label for label in labels if not agent_hosts.is_agent_label(label)]
         with catalog.db.transaction(deps.engine) as conn:
             job = self.queue.claim(
                 conn,

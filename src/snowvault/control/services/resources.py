@@ -75,7 +75,8 @@ def register(
         raise InvalidInput(
             detail=f"Name must be 1-128 letters, digits, '.', '_' or '-', got {name!r}"
         )
-    if agent_hosts.host_of(worker_label) is not None:
+    worker_label = agent_hosts.scoped(worker_label, caller.account_id)
+    if agent_hosts.is_agent_label(worker_label):
         registration = _on_agent_host(resource_type, source, properties)
     else:
         registration = plugin.check_source(source, deps.path_policy, dict(properties or {}))
@@ -108,7 +109,8 @@ AGENT_TYPES = frozenset({"Directory"})
 def _on_agent_host(
     resource_type: str, source: str, properties: Mapping[str, str] | None
 ) -> plugins.base.Registration:
-    """A resource on an agent's host (``WorkerLabel agent:HOST``, docs/design/agents.md):
+    """A resource on an agent's host (``WorkerLabel agent:HOST``, stored in the caller's
+    account as ``agent:ACCOUNT:HOST``; docs/design/agents.md):
     the server cannot see that host, so only the form is checked here (an absolute path,
     folded lexically); the agent judges the path by its own ``--allow-path`` list, on
     its host, right before it reads."""
