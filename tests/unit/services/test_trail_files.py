@@ -151,8 +151,11 @@ def test_responses_are_kept_for_changes_only_and_large_documents_are_cut() -> No
     big = trail.api_call_record(
         operation="TagResource",
         error_code="ValidationException",
-        request_parameters={"Tags": {"k": "v" * (trail.MAX_DOCUMENT + 1)}},
+        request_parameters={"Tags": {f"k{i}": "v" * 1000 for i in range(100)}},
         response_elements={"x": 1},
         **common,  # type: ignore[arg-type]
     )
     assert set(big["requestParameters"]) == {"omitted"} and big["responseElements"] is None
+    assert trail.redact({"Blob": "A" * (trail.MAX_STRING + 1)}) == {
+        "Blob": f"<{trail.MAX_STRING + 1} characters>"
+    }

@@ -32,9 +32,10 @@ What is recorded:
   something) ``responseElements`` passed through :func:`redact` first: a value under a
   secret-sounding key (password, passphrase, secret, private key, plaintext, token, job
   and id keys, credentials) becomes :data:`HIDDEN`, the password of a URL
-  (``scheme://user:PASSWORD@host``) or of a ``password=...`` pair is cut out, bytes are
-  reduced to their length, and a document larger than :data:`MAX_DOCUMENT` is replaced
-  by a note. Policy bodies, names, ARNs and tags are kept;
+  (``scheme://user:PASSWORD@host``) or of a ``password=...`` pair is cut out, bytes and
+  strings longer than :data:`MAX_STRING` are reduced to their length, and a document
+  larger than :data:`MAX_DOCUMENT` is replaced by a note. Policy bodies, names, ARNs and
+  tags are kept;
 - every system action (``eventType`` ``AwsServiceEvent``, ``userIdentity`` of type
   ``AWSService`` invoked by ``backup.amazonaws.com``): scheduled job creation, job state
   changes (:func:`job_changed`), and what the sweeps touched (:func:`sweep_done`, one
@@ -90,6 +91,8 @@ HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"
 """What CloudTrail writes in place of a sensitive value."""
 MAX_DOCUMENT = 64 * 1024
 """Largest requestParameters/responseElements kept (JSON characters)."""
+MAX_STRING = 32 * 1024
+"""Longer strings are reduced to their length (bulk data; a policy body stays below)."""
 _SECRET_WORDS = (
     "password",
     "passwd",
@@ -132,6 +135,8 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [redact(v) for v in value]
     if isinstance(value, str):
+        if len(value) > MAX_STRING:  # an uploaded blob, not a name: never scanned or kept
+            return f"<{len(value)} characters>"
         value = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{HIDDEN}@", value)
         return _PAIR_PASSWORD.sub(lambda m: f"{m.group(1)}{HIDDEN}", value)
     if isinstance(value, bytes | bytearray | memoryview):
