@@ -28,6 +28,7 @@ from snowvault.control.services import agents, backup_jobs, resources, vaults
 from snowvault.control.services.base import Caller
 from snowvault.core.errors import InvalidInput, NotFound
 from snowvault.engine import compression, crypto, prune, restorer
+from snowvault.engine.chunker import ChunkerParams
 from snowvault.engine.crypto import agent_blobs
 from snowvault.testing import FakeClock
 
@@ -267,3 +268,32 @@ def test_revoking_an_agent_fails_its_running_job_at_once(world: World, tmp_path:
         job = catalog.jobs.get(conn, job_id)
     assert job.state == "FAILED" and "was revoked" in (job.status_message or "")
     assert job.lease_owner is None
+
+
+def test_a_tree_that_would_escalate_on_restore_is_refused(world: World, tmp_path: Path) -> None:
+    h1 = _agent(world, "h1")
+    source = tmp_path / "on-h1"
+    (source / "shared").mkdir(parents=True)
+    (source / "shared").chmod(0o2775)  # a set-gid directory is ordinary
+    tool = source / "shared" / "tool"
+    tool.write_bytes(b"#!/bin/sh\n")
+    tool.chmod(0o4755)
+    job_id = _start(world, _resource(world, "remote", source, "h1"))
+    claimed = _claim(world, h1)
+    assert claimed is not None
+    api = InProcessApi(world, h1)
+    options = runner.Options("in-process", "h1", "us-east-1", "k", "s", (str(source),))
+    job = {"JobId": job_id, "ResourceArn": claimed.resource["arn"], "ResourceType": "Directory",
+           "Source": claimed.resource["source"], "LeaseSeconds": 60}  # fmt: skip
+    blobs = store.RemoteBlobStore(
+        api,
+        job_id,
+        store.JobKeys(
+            claimed.keys.job_key, claimed.keys.id_key, ChunkerParams.from_dict(claimed.keys.chunker)
+        ),
+    )  # type: ignore[arg-type]
+    state = runner.run_job(api, options, job, lambda _line: None, world.clock, blobs=blobs)  # type: ignore[arg-type]
+    assert state == "FAILED"
+    with catalog.db.read_transaction(world.deps.engine) as conn:
+        ended = catalog.jobs.get(conn, job_id)
+    assert ended.state == "FAILED" and "/shared/tool is a set-uid" in (ended.status_message or "")

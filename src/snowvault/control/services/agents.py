@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import stat
 import threading
 from dataclasses import dataclass, field
 
@@ -37,7 +38,7 @@ from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
 from snowvault.core.errors import InvalidInput, NotFound, SnowvaultError
-from snowvault.engine import compression, crypto, locks, prune, snapshots
+from snowvault.engine import compression, crypto, locks, prune, snapshots, tree
 from snowvault.engine.crypto import agent_blobs
 from snowvault.engine.repository import Repository
 
@@ -478,6 +479,7 @@ def put_manifest(
         parsed,
         hostname=leased.host,
         parent=None,
+        root=None,  # the target keeps its own mode, owner and xattrs on restore
         metadata={
             "resource_arn": resource["arn"],
             "resource_type": resource["resource_type"],
@@ -494,6 +496,7 @@ def put_manifest(
             used = prune.used_blobs(repo, [parsed.to_dict()])
         except (KeyError, ValueError, SnowvaultError) as exc:
             raise InvalidInput(detail=f"the manifest names a tree the vault lacks: {exc}") from None
+        _check_trees(repo, parsed.tree)
         missing = [b for b in used if not repo.has_blob(b)]
         if missing:
             raise InvalidInput(
@@ -506,6 +509,40 @@ def put_manifest(
     state = backup_jobs.record_agent_point(deps, job, leased.worker, vault, row, result, total)
     _forget(deps, job.job_id)
     return state, job.recovery_point_arn
+
+
+SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
+DEVICE_TYPES = frozenset({"chardev", "blockdev"})
+
+
+def _check_trees(repo: Repository, root_tree: str) -> None:
+    """Refuse what would let an agent escalate on the host a point is restored to (a
+    restore running as root recreates owners, modes, devices and xattrs): device nodes,
+    set-uid/set-gid files, and xattrs outside ``user.*`` (``security.capability`` grants
+    capabilities). A host's own tools and devices are not an agent's to back up yet."""
+    stack = [(root_tree, "")]
+    seen: set[str] = set()
+    while stack:
+        tree_hex, where = stack.pop()
+        if tree_hex in seen:
+            continue
+        seen.add(tree_hex)
+        for node in tree.decode_tree(repo.get_blob(bytes.fromhex(tree_hex)), name=where or "/"):
+            path = f"{where}/{node.name.decode('utf-8', 'replace')}"
+            why = None
+            if node.type in DEVICE_TYPES:
+                why = f"a {node.type} node"
+            elif node.type != "dir" and node.mode & SET_ID_BITS:  # a set-gid dir is fine
+                why = "a set-uid or set-gid mode"
+            elif any(not name.startswith(b"user.") for name, _ in node.xattrs):
+                why = "an xattr outside user.*"
+            if why is not None:
+                raise InvalidInput(
+                    detail=f"{path} is {why}: agents may not store device nodes, set-id "
+                    "modes or non-user xattrs (docs/design/agents.md)"
+                )
+            if node.subtree is not None:
+                stack.append((node.subtree, path))
 
 
 def fail(deps: Deps, caller: Caller, job_id: object, message: object) -> None:
