@@ -472,6 +472,8 @@ def put_manifest(
         parsed = snapshots.Manifest.from_dict(manifest)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(detail=f"Manifest is not a recovery point manifest: {exc}") from None
+    if parsed.kind != "directory":  # what a Directory resource's restore expects
+        raise InvalidInput(detail=f"Manifest kind must be directory, not {parsed.kind!r}")
     with catalog.db.read_transaction(deps.engine) as conn:
         resource = catalog.resources.get(conn, job.resource_arn)
     vault = _vault_of(deps, job)
