@@ -390,3 +390,54 @@ def test_a_lost_slot_is_a_gap_said_in_the_status_and_a_new_base_starts_again(wor
     world.streamers.tick(ship=True)
     rows = world.restore_and_query(None, "SELECT count(*) FROM batches WHERE name = 'after-gap'")
     assert rows == [(100,)]
+
+
+def test_a_partial_completed_while_shipping_and_a_failed_pass_keep_the_window(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load pg_receivewal renames ``X.partial`` to ``X`` between the supervisor's
+    listing and its open: the completed segment is shipped instead and the window goes on
+    (it once restarted: the failed pass retired the point's slot and spool as if no rule
+    selected the cluster). A pass that fails outright keeps the streamer and slot too."""
+    c = world.cluster
+    world.streamers.tick()
+    _batch(c, "before-the-race")
+    world.streamers.tick(ship=True)
+    arn = world.point().recovery_point_arn
+    earliest, gap_before = world.point().window, world.point().gap_message
+    assert earliest is not None
+    real = continuous.Streamers._ship_file
+    raced: list[str] = []
+
+    def racing(self: continuous.Streamers, a: Any, rp: str, f: Any) -> None:
+        if f.kind == "partial" and not raced:
+            raced.append(f.name)
+            c.execute("SELECT pg_switch_wal()")  # the segment completes under us
+            deadline = time.monotonic() + 10
+            while os.path.exists(f.path) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            raise FileNotFoundError(f.path)
+        real(self, a, rp, f)
+
+    _batch(c, "raced")
+    monkeypatch.setattr(continuous.Streamers, "_ship_file", racing)
+    world.streamers.tick(ship=True)
+    assert raced
+    monkeypatch.setattr(continuous.Streamers, "_ship_file", real)
+
+    def broken(self: continuous.Streamers, *args: Any, **kw: Any) -> None:
+        raise RuntimeError("the vault's store is unreachable")
+
+    monkeypatch.setattr(continuous.Streamers, "_ship", broken)
+    world.streamers.tick(ship=True)  # fails: the point stays served
+    monkeypatch.undo()
+    with catalog.db.read_transaction(world.deps.engine) as conn:
+        rp = catalog.recovery_points.get(conn, arn)
+    assert rp.status != "STOPPED" and "failing" in (rp.status_message or "")
+    assert world.streamers.streamer(arn) is not None  # not retired
+    world.streamers.tick(ship=True)
+    point = world.point()
+    assert point.recovery_point_arn == arn and point.gap_message == gap_before  # no new gap
+    assert point.window is not None and point.window.earliest == earliest.earliest
+    rows = world.restore_and_query(None, "SELECT count(*) FROM batches WHERE name = 'raced'")
+    assert rows == [(100,)]

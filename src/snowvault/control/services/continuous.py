@@ -213,7 +213,9 @@ class Streamers:
                     served.append(self._serve(a, ship=ship, base_backup=base_backup))
                 except Exception as exc:  # one broken source does not stop the others
                     log.exception("continuous backup of %s failed", a.resource["arn"])
-                    self._note_failure(a, exc)
+                    failing = self._note_failure(a, exc)
+                    if failing is not None:  # still selected: a failed pass retires nothing
+                        served.append(failing)
             self._retire(set(served))
             return served
 
@@ -438,8 +440,26 @@ class Streamers:
             old_partials = [p for p in store.pieces(conn, arn) if p.kind == rules.PARTIAL]
         new = [f for f in files if f.kind == rules.WAL and f.name not in shipped]
         partials = [f for f in files if f.kind == rules.PARTIAL]
-        for f in [*new, *partials]:
+        for f in new:
             self._ship_file(a, arn, f)
+        for f in partials:
+            try:
+                self._ship_file(a, arn, f)
+            except FileNotFoundError:
+                # pg_receivewal completed the segment (renamed its .partial) between the
+                # listing and the open: ship the completed segment and the new partial
+                files = pg.spool_files(spool, mark.segment_size)
+                done = shipped | {g.name for g in new}
+                for g in files:
+                    if g.kind == rules.WAL and g.name not in done:
+                        self._ship_file(a, arn, g)
+                        new.append(g)
+                for g in files:
+                    if g.kind == rules.PARTIAL and g.name != f.name:
+                        try:
+                            self._ship_file(a, arn, g)
+                        except FileNotFoundError:  # completed again: the next pass ships it
+                            covered = False
         self._forget(a.vault, arn, [p.engine_id for p in old_partials], prune_later=False)
         _clean_spool(files, shipped | {f.name for f in new})
         now = self.deps.clock.now()
@@ -532,17 +552,21 @@ class Streamers:
                 completion_date=current.latest,
             )
 
-    def _note_failure(self, a: Assignment, exc: BaseException) -> None:
+    def _note_failure(self, a: Assignment, exc: BaseException) -> str | None:
+        """Say the failure in the point's status message; the point's ARN (None when the
+        assignment has no point yet), which stays served: its streamer and slot are kept
+        for the next pass, not retired as if no rule selected the resource."""
         with catalog.db.transaction(self.deps.engine) as conn:
             point = store.find_for(conn, a.resource["arn"], a.vault["arn"])
             if point is None:
-                return
+                return None
             message = f"continuous backup failing: {_one_line(exc)}"
             try:
                 rp = catalog.recovery_points.get(conn, point.recovery_point_arn)
             except Exception:
-                return
+                return point.recovery_point_arn
             catalog.recovery_points.update(conn, rp.arn, status_message=message)
+            return point.recovery_point_arn
 
     def _retire(self, served: set[str]) -> None:
         """Stop the streamers of points no rule serves any more; their points STOP."""
