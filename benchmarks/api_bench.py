@@ -21,8 +21,17 @@ server``, temporary data dir, SQLite catalog); its vault is made through the API
 with the client); its 10,000 vaults are made in that process through moto's backend.
 Every call is sequential, one boto3 client per server, SigV4 signed, no retries.
 
+Observability overhead (issue 16): ``--observability off`` starts snowvault with
+``"trail": false`` and ``"metrics_address": "off"`` in its config.json (no audit trail
+record, no metrics observer per request); ``--observability both`` runs snowvault twice,
+with and without, alternating ``--rounds`` times (the rows say which), to show what the
+trail and the metrics cost per request; ``--observability paired`` runs both servers at
+once and alternates each operation's calls between them in ``--rounds`` batches (the
+fairest on a busy machine), adding TagResource as a mutating call.
+
 Usage: .venv/bin/python benchmarks/api_bench.py [--calls 1000] [--points 10000]
-Prints a Markdown table (with the command, date and machine) on stdout.
+           [--servers snowvault,moto] [--observability on|off|both|paired] [--rounds 1]
+Prints a Markdown table (with the command, date, machine and load average) on stdout.
 """
 
 from __future__ import annotations
@@ -161,8 +170,8 @@ class Snowvault:
 
 
 @contextmanager
-def snowvault_server(workdir: Path) -> Iterator[Snowvault]:
-    data_dir = workdir / "snowvault-data"
+def snowvault_server(workdir: Path, observability: bool = True) -> Iterator[Snowvault]:
+    data_dir = workdir / f"snowvault-data-{uuid.uuid4().hex[:8]}"
     port = free_port()
     env = dict(os.environ, HOME=str(workdir), XDG_CONFIG_HOME=str(workdir / "config"))
     init = subprocess.run(
@@ -173,6 +182,11 @@ def snowvault_server(workdir: Path) -> Iterator[Snowvault]:
         check=True,
     )
     creds = json.loads(init.stdout.strip().splitlines()[-1])
+    if not observability:  # issue 16's overhead: no trail, no metrics observer
+        config_path = data_dir / "config.json"
+        config = json.loads(config_path.read_text())
+        config.update(trail=False, metrics_address="off")
+        config_path.write_text(json.dumps(config))
     log_file = (workdir / "snowvault-server.log").open("w")
     server = subprocess.Popen(
         [SNOWVAULT, "server", "--data-dir", str(data_dir), "--port", str(port)],
@@ -242,8 +256,10 @@ def insert_recovery_points(sv: Snowvault, count: int) -> None:
         engine.dispose()
 
 
-def bench_snowvault(workdir: Path, calls: int, points: int) -> list[Timing | Listing]:
-    with snowvault_server(workdir) as sv:
+def bench_snowvault(
+    workdir: Path, calls: int, points: int, observability: bool = True, label: str = "snowvault"
+) -> list[Timing | Listing]:
+    with snowvault_server(workdir, observability) as sv:
         client = backup_client(sv.endpoint, sv.key, sv.secret)
         client.create_backup_vault(BackupVaultName=VAULT)
         t0 = time.perf_counter()
@@ -257,15 +273,15 @@ def bench_snowvault(workdir: Path, calls: int, points: int) -> list[Timing | Lis
         ]
         rng = Random(SEED)
         return [
-            measure("snowvault", "ListBackupVaults", calls, client.list_backup_vaults),
+            measure(label, "ListBackupVaults", calls, client.list_backup_vaults),
             measure(
-                "snowvault",
+                label,
                 "DescribeBackupVault",
                 calls,
                 lambda: client.describe_backup_vault(BackupVaultName=VAULT),
             ),
             measure(
-                "snowvault",
+                label,
                 "DescribeRecoveryPoint",
                 calls,
                 lambda: client.describe_recovery_point(
@@ -273,7 +289,7 @@ def bench_snowvault(workdir: Path, calls: int, points: int) -> list[Timing | Lis
                 ),
             ),
             list_all(
-                "snowvault",
+                label,
                 client,
                 "list_recovery_points_by_backup_vault",
                 "RecoveryPoints",
@@ -281,6 +297,64 @@ def bench_snowvault(workdir: Path, calls: int, points: int) -> list[Timing | Lis
                 PaginationConfig={"PageSize": 1000},
             ),
         ]
+
+
+def _prepared(sv: Snowvault, points: int) -> tuple[Any, list[str]]:
+    client = backup_client(sv.endpoint, sv.key, sv.secret)
+    client.create_backup_vault(BackupVaultName=VAULT)
+    insert_recovery_points(sv, points)
+    pages = client.list_recovery_points_by_backup_vault(BackupVaultName=VAULT, MaxResults=100)
+    return client, [p["RecoveryPointArn"] for p in pages["RecoveryPoints"]]
+
+
+def bench_paired(workdir: Path, calls: int, points: int, batches: int) -> list[Timing]:
+    """The observability overhead, paired: two servers at once, one with the trail and
+    metrics, one with neither; each operation's calls alternate between them in
+    ``batches`` batches (who goes first alternates too), so a busy machine's drift hits
+    both alike. Also times a mutating call (TagResource: a trail record with
+    requestParameters and responseElements)."""
+    on_label, off_label = "snowvault (trail + metrics)", "snowvault (neither)"
+    with (
+        snowvault_server(workdir, True) as on,
+        snowvault_server(workdir, False) as off,
+    ):
+        sides = {on_label: _prepared(on, points), off_label: _prepared(off, points)}
+        rng = Random(SEED)
+
+        def ops(client: Any, arns: list[str]) -> dict[str, Callable[[], Any]]:
+            vault_arn = client.describe_backup_vault(BackupVaultName=VAULT)["BackupVaultArn"]
+            return {
+                "ListBackupVaults": client.list_backup_vaults,
+                "DescribeBackupVault": lambda: client.describe_backup_vault(BackupVaultName=VAULT),
+                "DescribeRecoveryPoint": lambda: client.describe_recovery_point(
+                    BackupVaultName=VAULT, RecoveryPointArn=rng.choice(arns)
+                ),
+                "TagResource": lambda: client.tag_resource(
+                    ResourceArn=vault_arn, Tags={"bench": str(rng.random())}
+                ),
+            }
+
+        table = {label: ops(*side) for label, side in sides.items()}
+        results: list[Timing] = []
+        per_batch = max(1, calls // batches)
+        for operation in table[on_label]:
+            lat: dict[str, list[float]] = {on_label: [], off_label: []}
+            for label in lat:  # warm-up
+                for _ in range(20):
+                    table[label][operation]()
+            for b in range(batches):
+                order = [on_label, off_label] if b % 2 == 0 else [off_label, on_label]
+                for label in order:
+                    fn = table[label][operation]
+                    for _ in range(per_batch):
+                        t0 = time.perf_counter()
+                        fn()
+                        lat[label].append(time.perf_counter() - t0)
+            for label, values in lat.items():
+                timing = Timing(label, operation, len(values), sum(values), values)
+                log(f"{label} {operation}: {timing.rate:.0f} req/s, p50 {timing.quantile(0.5):.2f}")
+                results.append(timing)
+        return results
 
 
 # ----------------------------------------------------------------------------- moto
@@ -360,6 +434,11 @@ def machine() -> str:
     )
 
 
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
 def versions() -> str:
     from importlib.metadata import version
 
@@ -373,6 +452,7 @@ def report(results: list[Timing | Listing], argv: list[str]) -> str:
         f"- command: `{shlex.join(['.venv/bin/python', 'benchmarks/api_bench.py', *argv])}`",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {machine()}",
+        f"- load average (1, 5, 15 min) at the end: {load_average()}",
         f"- versions: {versions()}",
         "",
         "| server | operation | calls | req/s | p50 ms | p99 ms |",
@@ -403,12 +483,27 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--calls", type=int, default=1000, help="sequential calls per operation")
     parser.add_argument("--points", type=int, default=10_000, help="recovery points / items")
     parser.add_argument("--servers", default="snowvault,moto")
+    parser.add_argument(
+        "--observability",
+        choices=("on", "off", "both", "paired"),
+        default="on",
+        help="snowvault with the trail and metrics (on), without (off), or each in turn",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the snowvault runs")
     args = parser.parse_args(argv)
     servers = args.servers.split(",")
     results: list[Timing | Listing] = []
+    modes = {"on": [True], "off": [False], "both": [True, False], "paired": []}[args.observability]
     with tempfile.TemporaryDirectory(prefix="snowvault-api-bench-") as tmp:
-        if "snowvault" in servers:
-            results += bench_snowvault(Path(tmp), args.calls, args.points)
+        if args.observability == "paired":
+            results += bench_paired(Path(tmp), args.calls, args.points, max(2, args.rounds))
+        elif "snowvault" in servers:
+            for round_ in range(args.rounds):
+                for on in modes:
+                    label = "snowvault" if on else "snowvault (no trail, no metrics)"
+                    if args.rounds > 1:
+                        label += f" #{round_ + 1}"
+                    results += bench_snowvault(Path(tmp), args.calls, args.points, on, label)
         if "moto" in servers:
             results += bench_moto(args.calls, args.points)
     print(report(results, argv))
