@@ -334,8 +334,13 @@ def test_refused_at_the_call_cold_foreign_or_unknown(
             retention_days=7,
             now=deps.clock.now(),
         )
-    with pytest.raises(InvalidInput, match="does not support continuous backups"):
-        _copy(deps, source, rp_arn, dr["arn"])
+    # a continuous point is copied as its newest base backup: with none yet, the job fails
+    failed = _copy(deps, source, rp_arn, dr["arn"])
+    assert _worker(deps).run_once() == "FAILED"
+    assert copy_jobs.get(deps, source, failed).status_message == (
+        f"recovery point {rp_arn} is a continuous backup with no base backup yet: "
+        "nothing to copy (try again after its first base backup)"
+    )
     with catalog.db.transaction(deps.engine) as conn:
         continuous_points.delete(conn, rp_arn)
     assert isinstance(deps.clock, FakeClock)

@@ -9,7 +9,8 @@ continuous backup (the services drive them; see docs/design/continuous.md).
   committed transaction after it (recovery to an instant needs a commit record after
   that instant in the WAL), then the WAL position the spool must reach.
 - :func:`spool_files`: completed WAL files and the current ``.partial`` segment.
-- :func:`base_backup`: ``pg_basebackup -Ft -X fetch -D -`` as a stream (``base.tar``).
+- base backups are the PostgreSQL plugin's own (``PostgreSQL.backup``: the snapshot
+  point's entries and note), so a chain's base backup is a snapshot point too.
 - :func:`extract_base` and :func:`write_recovery`: a data directory that
   ``pg_ctl -D DIR start`` brings up at exactly ``recovery_target_time``, promoted.
 
@@ -31,11 +32,10 @@ import shutil
 import subprocess
 import tarfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, cast
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -358,37 +358,7 @@ def spool_files(spool: str, segment_size: int = DEFAULT_SEGMENT_SIZE) -> list[Sp
     return out
 
 
-# --- base backups ----------------------------------------------------------------------
-
-
-@contextmanager
-def base_backup(target: Target, label: str) -> Iterator[BinaryIO]:
-    """``pg_basebackup -Ft -X fetch -D -``'s tar stream (read it to the end inside the
-    block); raises StreamerFailed when it exits non-zero."""
-    args = [
-        pg_tools.binary("pg_basebackup"),
-        "--format=tar",
-        "--wal-method=fetch",
-        "--pgdata=-",
-        "--checkpoint=fast",
-        "--no-password",
-        f"--label={label}",
-        "--dbname",
-        target.conninfo(),
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=target.env())
-    assert proc.stdout is not None and proc.stderr is not None
-    try:
-        yield cast(BinaryIO, proc.stdout)
-        proc.stdout.read()  # whatever the reader left
-    finally:
-        err = proc.stderr.read().decode("utf-8", "replace").strip()
-        code = proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-    if code != 0:
-        last = err.splitlines()[-1] if err else f"exit status {code}"
-        raise StreamerFailed(f"pg_basebackup failed: {last}")
+# --- restoring a base ------------------------------------------------------------------
 
 
 def extract_base(tar_path: str, target_dir: str) -> None:

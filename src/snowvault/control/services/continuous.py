@@ -11,7 +11,8 @@ selections choose ONE continuous recovery point in the rule's vault. The worker 
    so no gap; a slot that vanished is a gap, said in the point's StatusMessage, and a
    fresh base backup starts a new window);
 4. base backups on the rule's ScheduleExpression (the first at once), into the vault as
-   engine recovery points of the chain;
+   engine recovery points of the chain, written by the PostgreSQL plugin as snapshot
+   points; the rule's CopyActions queue a copy of each (a SNAPSHOT, ``copy_jobs``);
 5. shipping, at least every ``ship_seconds`` (30): a mark on the source (its clock, a
    commit after it), wait for the streamer to confirm that WAL, then every completed WAL
    file and the current partial segment go into the vault; the window's latest end
@@ -51,7 +52,15 @@ from snowvault.control.model import host_paths, net_reach
 from snowvault.control.model import legal_holds as hold_rules
 from snowvault.control.model import schedule as schedule_rules
 from snowvault.control.model.jobs import RecoveryPoint
-from snowvault.control.services import legal_holds, plans, plugin_io, selections, vault_lock, vaults
+from snowvault.control.services import (
+    copy_jobs,
+    legal_holds,
+    plans,
+    plugin_io,
+    selections,
+    vault_lock,
+    vaults,
+)
 from snowvault.control.services.base import Deps
 from snowvault.core import arn as arns
 from snowvault.core import ids
@@ -245,7 +254,7 @@ class Streamers:
         gap = self._ensure_streaming(point, target, created)
         pieces = self._pieces(point.recovery_point_arn)
         if gap or base_backup or not rules.bases(pieces) or _due(point.next_base_at, now):
-            self._base_backup(a, point, target)
+            self._base_backup(a, point, target, resource)
             point = self._reload(point)
             if gap:  # the WAL before the gap cannot carry a restore past it
                 self._forget(
@@ -381,12 +390,20 @@ class Streamers:
             },
         )
 
-    def _base_backup(self, a: Assignment, point: store.ContinuousPoint, target: pg.Target) -> None:
+    def _base_backup(
+        self,
+        a: Assignment,
+        point: store.ContinuousPoint,
+        target: pg.Target,
+        resource: base.Resource,
+    ) -> None:
+        """A base backup into the chain, written by the PostgreSQL plugin exactly as a
+        snapshot point (``base.tar``, ``backup_manifest``, ``backup_info.json``, the
+        server's facts as the note): a copy of it is an ordinary snapshot point."""
         before_time, before_lsn = pg.clock(target)
         sink = self._sink(a, point.recovery_point_arn, rules.BASE)
-        label = f"snowvault {point.slot_name}"
-        with pg.base_backup(target, label) as stream:
-            sink.stream("base.tar", stream, lambda p: None)
+        plugin = self.deps.plugins.get(a.resource["resource_type"])
+        plugin.backup(base.BackupRequest(resource, self.deps.path_policy, sink, lambda p: None))
         after_time, after_lsn = pg.clock(target)
         mark = pg.mark(target)
         piece = rules.Piece(
@@ -415,6 +432,7 @@ class Streamers:
             catalog.recovery_points.update(
                 conn, point.recovery_point_arn, engine_recovery_point_id=sink.result.rp_id
             )
+            copy_jobs.queue_continuous_copies(conn, point.recovery_point_arn, a.rule, now)
 
     def _ship(self, a: Assignment, point: store.ContinuousPoint, target: pg.Target) -> None:
         """Move completed WAL files and the current partial segment into the vault; the

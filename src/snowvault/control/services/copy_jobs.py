@@ -22,10 +22,15 @@ job per action in the same transaction that records a successful backup of that 
    the destination's account and region (creation date and, unless the job gives one,
    lifecycle kept from the source, as AWS does).
 
-A CONTINUOUS point (PostgreSQL point-in-time: a chain of base backups and WAL) is
-refused at the call, as AWS's StartCopyJob refuses continuous backups; its chain is not
-a snapshot the destination could restore on its own. ``model.jobs.copied_point_type``
-keeps AWS's rule (a copy is a SNAPSHOT) for the recorded RecoveryPointType.
+A CONTINUOUS point (PostgreSQL point-in-time: a chain of base backups and WAL) is copied
+as AWS copies one: the copy is a SNAPSHOT (``model.jobs.copied_point_type``). The worker
+copies the chain's newest base backup (an engine point in the snapshot format of the
+PostgreSQL plugin), so the destination point is an ordinary snapshot point: no
+``continuous_points`` row, no window, restored by the plugin (``targetDirectory``, or
+``targetDsn`` + ``databases``) to the cluster as it was when that base backup ended,
+which is its CreationDate. A chain with no base backup yet FAILS the job. A continuous
+rule's CopyActions queue one copy per action after each new base backup
+(:func:`queue_continuous_copies`, called by the supervisor).
 
 A failed or lost run leaves what it wrote for the orphan prune of the destination vault;
 a retry finds the blobs that did land and skips them.
@@ -52,6 +57,7 @@ from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
 from snowvault.control.catalog import continuous as continuous_points
+from snowvault.control.model import continuous as continuous_rules
 from snowvault.control.model import iam, lifecycle
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model.jobs import CopyJob
@@ -71,6 +77,9 @@ ACTION = "backup:CopyIntoBackupVault"
 ACCESS_DENIED = "Access Denied trying to call AWS Backup service"
 """AWS's StatusMessage of a copy job the destination vault's access policy refuses."""
 COPYABLE = ("COMPLETED", "PARTIAL", "AVAILABLE")
+CONTINUOUS_COPYABLE = ("CREATING", "COMPLETED", "STOPPED")
+"""A continuous point is copyable once it exists (its newest base backup is what is
+copied; none yet fails the job) and while it is restorable after its rule stopped."""
 
 
 @dataclass(frozen=True)
@@ -118,18 +127,14 @@ def _point(conn: Connection, caller: Caller, req: StartRequest) -> job_rules.Rec
         or rp.backup_vault_name != req.source_vault_name
     ):
         raise NotFound(kind="recovery point", name=req.recovery_point_arn)
-    if rp.status not in COPYABLE:
+    continuous = continuous_points.find(conn, rp.arn) is not None
+    if rp.status not in (CONTINUOUS_COPYABLE if continuous else COPYABLE):
         raise Conflict(detail=f"recovery point {rp.arn} is {rp.status}; it cannot be copied")
     if (
         lifecycle.storage_class_at(rp.calculated_lifecycle, caller.now)
         == lifecycle.StorageClass.COLD
     ):
         raise Conflict(detail=f"recovery point {rp.arn} is in cold storage: it cannot be copied")
-    if continuous_points.find(conn, rp.arn) is not None:
-        raise InvalidInput(
-            detail=f"recovery point {rp.arn} is a continuous backup: StartCopyJob does not "
-            "support continuous backups (copy one of the resource's snapshot points)"
-        )
     if rp.is_parent:
         raise InvalidInput(
             detail=f"recovery point {rp.arn} is a composite point: copy its members instead"
@@ -196,23 +201,67 @@ def queue_rule_copies(conn: Connection, backup: job_rules.BackupJob, now: dateti
     rp = catalog.recovery_points.find(conn, backup.recovery_point_arn)
     if rule is None or rp is None:
         return []
+    return _queue_actions(
+        conn,
+        rp,
+        rule,
+        now,
+        iam_role_arn=backup.iam_role_arn,
+        created_by=backup.created_by,
+        created_by_backup_job_id=backup.job_id,
+        who=f"backup job {backup.job_id}",
+    )
+
+
+def queue_continuous_copies(
+    conn: Connection, rp_arn: str, rule: Mapping[str, Any], now: datetime
+) -> list[str]:
+    """One copy job per CopyAction of the continuous ``rule``, of continuous point
+    ``rp_arn``, queued (in the caller's transaction) when a new base backup joined its
+    chain: each copy is a snapshot of that base backup. The new job ids."""
+    rp = catalog.recovery_points.find(conn, rp_arn)
+    if rp is None or not rule.get("CopyActions"):
+        return []
+    return _queue_actions(
+        conn,
+        rp,
+        rule,
+        now,
+        iam_role_arn=rp.iam_role_arn,
+        created_by=rp.created_by,
+        created_by_backup_job_id=None,
+        who=f"continuous point {rp_arn}",
+    )
+
+
+def _queue_actions(
+    conn: Connection,
+    rp: job_rules.RecoveryPoint,
+    rule: Mapping[str, Any],
+    now: datetime,
+    *,
+    iam_role_arn: str | None,
+    created_by: Mapping[str, Any] | None,
+    created_by_backup_job_id: str | None,
+    who: str,
+) -> list[str]:
     made = []
     for action in rule.get("CopyActions") or ():
         target = str(action["DestinationBackupVaultArn"])
         try:
             source = _copy_source(conn, rp, target)
         except (NotFound, InvalidInput) as exc:
-            log.warning("backup job %s: copy action to %s skipped: %s", backup.job_id, target, exc)
+            log.warning("%s: copy action to %s skipped: %s", who, target, exc)
             continue
         new = job_rules.new_copy_job(
             job_id=ids.new_uuid(),
             source=source,
             now=now,
             destination_recovery_point_arn=destination_point_arn(target),
-            iam_role_arn=backup.iam_role_arn,
+            iam_role_arn=iam_role_arn,
             lifecycle=action.get("Lifecycle") or None,
-            created_by=backup.created_by,
-            created_by_backup_job_id=backup.job_id,
+            created_by=created_by,
+            created_by_backup_job_id=created_by_backup_job_id,
         )
         made.append(catalog.copy_jobs.create(conn, new).copy_job_id)
     return made
@@ -299,11 +348,54 @@ def copy_refusal(conn: Connection, job: CopyJob, now: datetime) -> str | None:
     return None if iam.evaluate(request, [], policy).allowed else ACCESS_DENIED
 
 
+@dataclass(frozen=True)
+class _Origin:
+    """What a copy copies: the source point's engine point, creation date, size, status
+    and message; for a continuous point, those of its chain's newest base backup (the
+    copy is a snapshot of the cluster as that base backup ended)."""
+
+    engine_id: str
+    creation_date: datetime
+    size: int | None
+    status: str
+    status_message: str | None
+
+
+def _origin(conn: Connection, rp: job_rules.RecoveryPoint) -> _Origin | str:
+    """The copy's origin, or why there is none (one line)."""
+    if continuous_points.find(conn, rp.arn) is None:
+        return _Origin(
+            rp.engine_recovery_point_id or "",
+            rp.creation_date,
+            rp.backup_size_in_bytes,
+            str(rp.status),
+            rp.status_message,
+        )
+    newest = continuous_rules.bases(continuous_points.pieces(conn, rp.arn))
+    if not newest:
+        return (
+            f"recovery point {rp.arn} is a continuous backup with no base backup yet: "
+            "nothing to copy (try again after its first base backup)"
+        )
+    base = newest[-1]
+    assert base.end_time is not None  # bases() keeps finished ones only
+    when = base.end_time.isoformat().replace("+00:00", "Z")
+    kind = job_rules.copied_point_type("CONTINUOUS")
+    return _Origin(
+        base.engine_id,
+        base.end_time,
+        base.size,
+        "COMPLETED",
+        f"{kind} copy of a continuous backup: the cluster as its base backup ended at {when}",
+    )
+
+
 def run(deps: Deps, job: CopyJob, worker_id: str, control: JobControl) -> str:
     """Run a claimed copy job (see the module doc); returns its final state."""
     with catalog.db.read_transaction(deps.engine) as conn:
         refusal = copy_refusal(conn, job, deps.clock.now())
         rp = catalog.recovery_points.get(conn, job.source_recovery_point_arn)
+        origin = _origin(conn, rp)
         source = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)
         dest = (
             None if refusal else catalog.vaults.get_by_arn(conn, job.destination_backup_vault_arn)
@@ -311,10 +403,12 @@ def run(deps: Deps, job: CopyJob, worker_id: str, control: JobControl) -> str:
     if refusal is not None or dest is None:
         category = "ACCESS_DENIED" if refusal == ACCESS_DENIED else "MISSING_VAULT"
         return _end(deps, job, worker_id, "FAILED", status_message=refusal, category=category)
+    if isinstance(origin, str):
+        return _end(deps, job, worker_id, "FAILED", status_message=origin)
     vault_lock.check_job_retention(deps, dest, job.destination_recovery_point_lifecycle)
-    result = _copy(deps, job, rp, source, dest, control)
+    result = _copy(deps, job, rp, origin, source, dest, control)
     try:
-        state = _record(deps, job, worker_id, rp, dest, result)
+        state = _record(deps, job, worker_id, rp, origin, dest, result)
     except NotFound as exc:
         message = f"the destination vault was deleted while the job ran ({exc})"
         return _end(deps, job, worker_id, "FAILED", status_message=message)
@@ -349,6 +443,7 @@ def _copy(
     deps: Deps,
     job: CopyJob,
     rp: job_rules.RecoveryPoint,
+    origin: _Origin,
     source: Record,
     dest: Record,
     control: JobControl,
@@ -362,7 +457,7 @@ def _copy(
         return copier.copy_recovery_point(
             src,
             dst,
-            rp.engine_recovery_point_id or "",
+            origin.engine_id,
             metadata=metadata,
             progress=_reporter(control),
         )
@@ -373,22 +468,20 @@ def _record(
     job: CopyJob,
     worker_id: str,
     rp: job_rules.RecoveryPoint,
+    origin: _Origin,
     dest: Record,
     result: copier.CopyResult,
 ) -> str:
     now = deps.clock.now()
     counts = result.counts
     lc = job.destination_recovery_point_lifecycle
-    calc = lifecycle.calculated_lifecycle(lifecycle.lifecycle_from_api(lc), rp.creation_date)
-    state = job_rules.CopyJobState.PARTIAL if rp.status == "PARTIAL" else "COMPLETED"
+    calc = lifecycle.calculated_lifecycle(lifecycle.lifecycle_from_api(lc), origin.creation_date)
+    partial = origin.status == "PARTIAL"
+    state = job_rules.CopyJobState.PARTIAL if partial else "COMPLETED"
     message = (
         f"copied {counts.blobs_written} of {counts.blobs_total} blobs, "
         f"{counts.bytes_written} of {counts.bytes_total} bytes (the rest was there)"
     )
-    extra: dict[str, Any] = {}
-    kind = job_rules.copied_point_type(getattr(rp, "recovery_point_type", None))
-    if kind is not None:
-        extra["recovery_point_type"] = kind
     with catalog.db.transaction(deps.engine) as conn:
         # exclusive, not shared: the new point's count updates this row, and two points
         # landing at once under FOR SHARE deadlock on PostgreSQL (as backups did, 4bb94f2)
@@ -401,7 +494,7 @@ def _record(
             state=state,
             percent_done=100.0,
             bytes_transferred=counts.bytes_written,
-            backup_size_in_bytes=rp.backup_size_in_bytes or counts.bytes_total,
+            backup_size_in_bytes=origin.size or counts.bytes_total,
             status_message=message,
             message_category="SUCCESS" if state == "COMPLETED" else "PARTIAL",
             destination_vault_type=dest["vault_type"],
@@ -425,19 +518,18 @@ def _record(
             resource_type=rp.resource_type,
             resource_name=rp.resource_name,
             source_job_id=job.copy_job_id,
-            status=rp.status if rp.status == "PARTIAL" else "COMPLETED",
-            status_message=rp.status_message,
-            creation_date=rp.creation_date,  # AWS: a copy keeps its source's creation date
+            status="PARTIAL" if partial else "COMPLETED",
+            status_message=origin.status_message,
+            creation_date=origin.creation_date,  # AWS: a copy keeps its source's creation date
             initiation_date=job.creation_date,
             completion_date=now,
-            backup_size_in_bytes=rp.backup_size_in_bytes,
+            backup_size_in_bytes=origin.size,
             lifecycle=lc,
             move_to_cold_at=calc.move_to_cold_storage_at,
             delete_at=calc.delete_at,
             encryption_key_arn=dest["encryption_key_arn"],
             encryption_key_type=dest["encryption_key_type"],
             composite_member_identifier=rp.composite_member_identifier,
-            **extra,
         )
         catalog.tags.tag(conn, arn, catalog.tags.list_for(conn, rp.arn))
     return state
