@@ -10,49 +10,28 @@ a SQLite catalog and local storage in tmp_path, secrets sealable, FakeClock.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from snowvault.control import catalog
-from snowvault.control.model import host_paths
+from helpers import service_world
 from snowvault.control.scheduler import runner
-from snowvault.control.services import accounts, backup_jobs, restore_jobs, vaults
-from snowvault.control.services.base import Caller, Deps, Storage
-from snowvault.engine import crypto
+from snowvault.control.services import backup_jobs, restore_jobs, vaults
+from snowvault.control.services.base import Caller, Deps
 from snowvault.plugins.base import ResourcePlugin
-from snowvault.plugins.registry import Registry
-from snowvault.testing import FakeClock, ServerVaultKeys
+from snowvault.testing import FakeClock
 
-ROOT = b"k" * 32
-REGION = "us-east-1"
 ROLE = "arn:aws:iam::111122223333:role/r"
 
 
 def make_deps(tmp_path: Path, clock: FakeClock, plugins: Sequence[ResourcePlugin]) -> Deps:
     """Deps over tmp_path (allowed host paths: tmp_path, minus the storage)."""
-    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    catalog.db.upgrade(engine)
-    policy = host_paths.Policy.build(
-        [str(tmp_path)], [], [str(tmp_path / "storage")], os.path.realpath
-    )
-    return Deps(
-        engine,
-        clock,
-        Storage({REGION: str(tmp_path / "storage" / REGION)}),
-        ServerVaultKeys(ROOT),
-        path_policy=policy,
-        plugins=Registry(list(plugins)),
-        resource_secrets=crypto.SecretBox(ROOT, "resource-secrets"),
-    )
+    return service_world.make_deps(tmp_path, clock, plugins=plugins)
 
 
 def make_caller(deps: Deps, vault: str = "v") -> Caller:
     """The account's root, with vault ``vault`` created."""
-    box = crypto.SecretBox(ROOT, "access-keys")
-    root = accounts.bootstrap(deps.engine, box, now=deps.clock.now(), account_id="111122223333")
-    caller = Caller(root.account_id, REGION, root.principal_arn, deps.clock.now())
+    caller = service_world.root_caller(deps)
     vaults.create(deps, caller, vault)
     return caller
 

@@ -12,25 +12,18 @@ import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from snowvault.control import catalog
-from snowvault.control.model import host_paths
-from snowvault.control.scheduler import runner
-from snowvault.control.services import accounts, backup_jobs, resources, restore_jobs, vaults
-from snowvault.control.services.base import Caller, Deps, Storage
+from helpers import plugin_stories as story
+from snowvault.control.services import backup_jobs, resources, restore_jobs
+from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import InvalidInput
-from snowvault.engine import crypto
 from snowvault.plugins import block
 from snowvault.plugins.block import BlockDevice
 from snowvault.plugins.registry import Registry
-from snowvault.testing import FakeClock, ServerVaultKeys
+from snowvault.testing import FakeClock
 
-ROOT = b"k" * 32
-REGION = "us-east-1"
-ROLE = "arn:aws:iam::111122223333:role/r"
 MiB = 1024 * 1024
 SIZE = 64 * MiB
 DATA = [(0, 8 * MiB), (20 * MiB, 16 * MiB), (50 * MiB, 8 * MiB)]  # 32 MiB of data, 32 of holes
@@ -38,28 +31,14 @@ DATA = [(0, 8 * MiB), (20 * MiB, 16 * MiB), (50 * MiB, 8 * MiB)]  # 32 MiB of da
 
 @pytest.fixture
 def deps(tmp_path: Path, clock: FakeClock) -> Iterator[Deps]:
-    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    catalog.db.upgrade(engine)
-    storage = Storage({REGION: str(tmp_path / "storage" / REGION)})
-    paths = host_paths.Policy.build(
-        [str(tmp_path)], [], [str(tmp_path / "storage")], os.path.realpath
-    )
-    yield Deps(
-        engine,
-        clock,
-        storage,
-        ServerVaultKeys(ROOT),
-        path_policy=paths,
-        plugins=Registry([BlockDevice()]),
-    )
-    engine.dispose()
+    deps = story.make_deps(tmp_path, clock, [BlockDevice()])
+    yield deps
+    deps.engine.dispose()
 
 
 @pytest.fixture
 def caller(deps: Deps) -> Caller:
-    box = crypto.SecretBox(ROOT, "access-keys")
-    root = accounts.bootstrap(deps.engine, box, now=deps.clock.now(), account_id="111122223333")
-    return Caller(root.account_id, REGION, root.principal_arn, deps.clock.now())
+    return story.make_caller(deps)  # with vault "v"
 
 
 def _image(path: Path) -> Path:
@@ -72,27 +51,10 @@ def _image(path: Path) -> Path:
     return path
 
 
-def _stored(tmp_path: Path) -> int:
-    root = tmp_path / "storage"
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-
-
-def _run(deps: Deps) -> str | None:
-    return runner.Worker(deps, runner.WorkerOptions(lease_seconds=30, worker_id="w1")).run_once()
-
-
 def _backup(deps: Deps, caller: Caller, arn: str) -> backup_jobs.BackupJob:
-    job = backup_jobs.start(deps, caller, backup_jobs.StartRequest("v", arn, ROLE))
-    _run(deps)
-    done = backup_jobs.get(deps, caller, job.job_id)
+    done = story.backup(deps, caller, arn)
     assert done.state == "COMPLETED", done.status_message
     return done
-
-
-def _restore(deps: Deps, caller: Caller, rp_arn: str, metadata: dict[str, str]) -> Any:
-    job = restore_jobs.start(deps, caller, recovery_point_arn=rp_arn, metadata=metadata)
-    _run(deps)
-    return restore_jobs.get(deps, caller, job.restore_job_id)
 
 
 def test_a_sparse_image_round_trips_and_a_small_change_costs_little(
@@ -100,18 +62,17 @@ def test_a_sparse_image_round_trips_and_a_small_change_costs_little(
 ) -> None:
     image = _image(tmp_path / "disk.img")
     data = sum(n for _, n in DATA)
-    vaults.create(deps, caller, "v")
     arn = resources.register(
         deps, caller, resource_type="BlockDevice", name="disk", source=str(image)
     )["arn"]
-    before = _stored(tmp_path)
+    before = story.stored(tmp_path)
     first = _backup(deps, caller, arn)
-    full = _stored(tmp_path) - before
+    full = story.stored(tmp_path) - before
     assert first.backup_size_in_bytes == SIZE
     assert data <= full < data + 2 * MiB  # the 32 MiB of holes cost nothing
 
     target = tmp_path / "restored.img"
-    done = _restore(deps, caller, first.recovery_point_arn, {"targetPath": str(target)})
+    done = story.restore(deps, caller, first.recovery_point_arn, {"targetPath": str(target)})
     assert done.status == "COMPLETED", done.status_message
     assert target.read_bytes() == image.read_bytes()
     assert abs(os.stat(target).st_blocks - os.stat(image).st_blocks) * 512 < MiB  # holes kept
@@ -119,9 +80,9 @@ def test_a_sparse_image_round_trips_and_a_small_change_costs_little(
     with open(image, "r+b") as f:  # 1% of the image, in one place
         f.seek(22 * MiB)
         f.write(random.Random(13).randbytes(SIZE // 100))
-    before = _stored(tmp_path)
+    before = story.stored(tmp_path)
     second = _backup(deps, caller, arn)
-    added = _stored(tmp_path) - before
+    added = story.stored(tmp_path) - before
     assert SIZE // 100 <= added < SIZE // 100 + 4 * MiB, added  # 1% + a few ~1 MiB chunks
     assert added < full / 4
 
@@ -133,7 +94,7 @@ def test_a_sparse_image_round_trips_and_a_small_change_costs_little(
             metadata={"targetPath": str(target)},
         )
     over = {"targetPath": str(target), "overwrite": "true"}
-    done = _restore(deps, caller, second.recovery_point_arn, over)
+    done = story.restore(deps, caller, second.recovery_point_arn, over)
     assert done.status == "COMPLETED", done.status_message
     assert target.read_bytes() == image.read_bytes()
 
@@ -154,7 +115,6 @@ def test_a_live_device_completes_and_the_job_says_so(
         str(tmp_path / "none"), str(tmp_path / "none"), str(tmp_path / "sys"), device_of
     )
     deps = dataclasses.replace(deps, plugins=Registry([BlockDevice(host)]))
-    vaults.create(deps, caller, "v")
     arn = resources.register(
         deps, caller, resource_type="BlockDevice", name="dev", source=str(image)
     )["arn"]

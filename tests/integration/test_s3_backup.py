@@ -7,7 +7,6 @@ credentials, a missing bucket or an unreachable endpoint FAIL the job with one l
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,19 +16,13 @@ import boto3
 import moto.settings
 import pytest
 
-from snowvault.control import catalog
-from snowvault.control.model import host_paths
-from snowvault.control.scheduler import runner
-from snowvault.control.services import accounts, backup_jobs, resources, restore_jobs, vaults
-from snowvault.control.services.base import Caller, Deps, Storage
-from snowvault.engine import crypto
-from snowvault.plugins.registry import Registry
+from helpers import plugin_stories as story
+from snowvault.control.services import resources
+from snowvault.control.services.base import Caller, Deps
 from snowvault.plugins.s3 import S3
-from snowvault.testing import FakeClock, ServerVaultKeys
+from snowvault.testing import FakeClock
 
-ROOT = b"k" * 32
 REGION = "us-east-1"
-ROLE = "arn:aws:iam::111122223333:role/r"
 SECRET = "s3cr3t-never-shown"
 BIG = bytes(range(251)) * 2000  # ~0.5 MB: several reads, one chunk or two
 
@@ -41,29 +34,14 @@ def reads() -> list[str]:
 
 @pytest.fixture
 def deps(tmp_path: Path, clock: FakeClock, reads: list[str]) -> Iterator[Deps]:
-    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    catalog.db.upgrade(engine)
-    storage = Storage({REGION: str(tmp_path / "storage" / REGION)})
-    paths = host_paths.Policy.build(
-        [str(tmp_path)], [], [str(tmp_path / "storage")], os.path.realpath
-    )
-    yield Deps(
-        engine,
-        clock,
-        storage,
-        ServerVaultKeys(ROOT),
-        path_policy=paths,
-        plugins=Registry([S3(on_read=reads.append)]),
-        resource_secrets=crypto.SecretBox(ROOT, "resource-secrets"),
-    )
-    engine.dispose()
+    deps = story.make_deps(tmp_path, clock, [S3(on_read=reads.append)])
+    yield deps
+    deps.engine.dispose()
 
 
 @pytest.fixture
 def caller(deps: Deps) -> Caller:
-    box = crypto.SecretBox(ROOT, "access-keys")
-    root = accounts.bootstrap(deps.engine, box, now=deps.clock.now(), account_id="111122223333")
-    return Caller(root.account_id, REGION, root.principal_arn, deps.clock.now())
+    return story.make_caller(deps)  # with vault "v"
 
 
 @pytest.fixture
@@ -94,10 +72,6 @@ def bucket(request: pytest.FixtureRequest, admin: Any) -> str:
     return name
 
 
-def _run(deps: Deps) -> str | None:
-    return runner.Worker(deps, runner.WorkerOptions(lease_seconds=30, worker_id="w1")).run_once()
-
-
 def _register(deps: Deps, caller: Caller, name: str, source: str, **props: str) -> str:
     properties = {
         "endpoint": props.pop("endpoint"),
@@ -115,18 +89,6 @@ def _register(deps: Deps, caller: Caller, name: str, source: str, **props: str) 
     return str(row["arn"])
 
 
-def _backup(deps: Deps, caller: Caller, arn: str) -> backup_jobs.BackupJob:
-    job = backup_jobs.start(deps, caller, backup_jobs.StartRequest("v", arn, ROLE))
-    _run(deps)
-    return backup_jobs.get(deps, caller, job.job_id)
-
-
-def _restore(deps: Deps, caller: Caller, rp_arn: str, metadata: dict[str, str]) -> Any:
-    job = restore_jobs.start(deps, caller, recovery_point_arn=rp_arn, metadata=metadata)
-    _run(deps)
-    return restore_jobs.get(deps, caller, job.restore_job_id)
-
-
 def _keys(admin: Any, bucket: str) -> set[str]:
     return {o["Key"] for o in admin.list_objects_v2(Bucket=bucket).get("Contents", [])}
 
@@ -134,21 +96,20 @@ def _keys(admin: Any, bucket: str) -> set[str]:
 def test_incremental_points_and_restores_through_the_engine(
     deps: Deps, caller: Caller, s3_server: str, admin: Any, bucket: str, reads: list[str]
 ) -> None:
-    vaults.create(deps, caller, "v")
     arn = _register(deps, caller, "data", f"s3://{bucket}/data", endpoint=s3_server)
-    first = _backup(deps, caller, arn)
+    first = story.backup(deps, caller, arn)
     assert first.state == "COMPLETED", first.status_message
     assert sorted(reads) == ["data/a.json", "data/c.txt", "data/dir/b.bin"]
     assert first.backup_size_in_bytes == len(BIG) + 8 + 3
 
     admin.put_object(Bucket=bucket, Key="data/c.txt", Body=b"seen again", ContentType="x/y")
     reads.clear()
-    second = _backup(deps, caller, arn)
+    second = story.backup(deps, caller, arn)
     assert second.state == "COMPLETED", second.status_message
     assert reads == ["data/c.txt"]  # a.json and dir/b.bin: the parent's content, unread
 
     admin.create_bucket(Bucket=f"{bucket}-to")
-    done = _restore(
+    done = story.restore(
         deps,
         caller,
         second.recovery_point_arn,
@@ -170,14 +131,14 @@ def test_incremental_points_and_restores_through_the_engine(
 
     # one key of the first point, back in place over the changed one only when asked
     one = {"targetBucket": bucket, "targetPrefix": "data/", "items": "c.txt"}
-    refused = _restore(deps, caller, first.recovery_point_arn, one)
+    refused = story.restore(deps, caller, first.recovery_point_arn, one)
     assert refused.status == "FAILED"
     assert refused.status_message == (
         f"1 key(s) exist in s3://{bucket}/data/ (first: 'data/c.txt'); "
         'set Metadata.overwrite to "true" to write over them'
     )
     assert admin.get_object(Bucket=bucket, Key="data/c.txt")["Body"].read() == b"seen again"
-    done = _restore(deps, caller, first.recovery_point_arn, one | {"overwrite": "true"})
+    done = story.restore(deps, caller, first.recovery_point_arn, one | {"overwrite": "true"})
     assert done.status == "COMPLETED", done.status_message
     assert admin.get_object(Bucket=bucket, Key="data/c.txt")["Body"].read() == b"see"
 
@@ -189,10 +150,9 @@ def test_failures_are_failed_jobs_with_one_line_and_no_secret(
     bucket: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    vaults.create(deps, caller, "v")
 
     def failed(arn: str) -> str:
-        job = _backup(deps, caller, arn)
+        job = story.backup(deps, caller, arn)
         assert job.state == "FAILED"
         message = str(job.status_message)
         assert "\n" not in message and SECRET not in message
