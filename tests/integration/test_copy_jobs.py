@@ -6,7 +6,6 @@ after its backups, and a copy killed midway is retried cleanly."""
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,12 +15,11 @@ from typing import Any
 
 import pytest
 
+from helpers import service_world as world
 from snowvault.control import catalog
 from snowvault.control.catalog import continuous as continuous_points
-from snowvault.control.model import host_paths
 from snowvault.control.scheduler import runner, simulation, sweepers
 from snowvault.control.services import (
-    accounts,
     backup_jobs,
     copy_jobs,
     iam,
@@ -32,13 +30,12 @@ from snowvault.control.services import (
     selections,
     vaults,
 )
-from snowvault.control.services.base import Caller, Deps, Storage
+from snowvault.control.services.base import Caller, Deps
 from snowvault.core.clock import SystemClock
 from snowvault.core.errors import Conflict, InvalidInput, NotFound
-from snowvault.engine import check, crypto
-from snowvault.testing import FakeClock, ServerVaultKeys
+from snowvault.engine import check
+from snowvault.testing import FakeClock
 
-ROOT = b"c" * 32
 EAST, WEST = "us-east-1", "eu-west-1"
 SOURCE, PARTNER = "111122223333", "444455556666"
 ROLE = f"arn:aws:iam::{SOURCE}:role/backup"
@@ -46,28 +43,19 @@ ROLE = f"arn:aws:iam::{SOURCE}:role/backup"
 
 @pytest.fixture
 def deps(tmp_path: Path, clock: FakeClock) -> Iterator[Deps]:
-    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    catalog.db.upgrade(engine)
-    storage = Storage({r: str(tmp_path / "storage" / r) for r in (EAST, WEST)})
-    paths = host_paths.Policy.build(
-        [str(tmp_path)], [], [str(tmp_path / "storage")], os.path.realpath
-    )
-    yield Deps(engine, clock, storage, ServerVaultKeys(ROOT), path_policy=paths)
-    engine.dispose()
+    deps = world.make_deps(tmp_path, clock, regions=(EAST, WEST))
+    yield deps
+    deps.engine.dispose()
 
 
 @pytest.fixture
 def source(deps: Deps) -> Caller:
-    root = accounts.bootstrap(
-        deps.engine, crypto.SecretBox(ROOT, "access-keys"), now=deps.clock.now(), account_id=SOURCE
-    )
-    return Caller(SOURCE, EAST, root.principal_arn, deps.clock.now())
+    return world.root_caller(deps, account_id=SOURCE, region=EAST)
 
 
 @pytest.fixture
 def partner(deps: Deps, source: Caller) -> Caller:
-    box = crypto.SecretBox(ROOT, "access-keys")
-    made = iam.create_account(deps, source, box, "partner", account_id=PARTNER)
+    made = iam.create_account(deps, source, world.access_keys(), "partner", account_id=PARTNER)
     return Caller(PARTNER, EAST, made.principal_arn, deps.clock.now())
 
 

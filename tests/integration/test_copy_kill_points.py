@@ -8,7 +8,6 @@ recovery point (catalog and repository agree once the orphan prune ran), passes
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,11 +18,10 @@ from typing import Any
 
 import pytest
 
+from helpers import service_world as world
 from snowvault.control import catalog
-from snowvault.control.model import host_paths
 from snowvault.control.scheduler import runner, sweepers
 from snowvault.control.services import (
-    accounts,
     backup_jobs,
     copy_jobs,
     recovery_points,
@@ -31,12 +29,11 @@ from snowvault.control.services import (
     restore_jobs,
     vaults,
 )
-from snowvault.control.services.base import Caller, Deps, Storage
-from snowvault.engine import check, crypto
+from snowvault.control.services.base import Caller, Deps
+from snowvault.engine import check
 from snowvault.engine.repository import Repository
-from snowvault.testing import FakeClock, ServerVaultKeys
+from snowvault.testing import FakeClock
 
-ROOT = b"k" * 32
 EAST, WEST = "us-east-1", "eu-west-1"
 ACCOUNT = "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/backup"
@@ -51,21 +48,14 @@ class _Killed(BaseException):
 
 @pytest.fixture
 def deps(tmp_path: Path, clock: FakeClock) -> Iterator[Deps]:
-    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    catalog.db.upgrade(engine)
-    storage = Storage({r: str(tmp_path / "storage" / r) for r in (EAST, WEST)})
-    paths = host_paths.Policy.build(
-        [str(tmp_path)], [], [str(tmp_path / "storage")], os.path.realpath
-    )
-    yield Deps(engine, clock, storage, ServerVaultKeys(ROOT), path_policy=paths)
-    engine.dispose()
+    deps = world.make_deps(tmp_path, clock, regions=(EAST, WEST))
+    yield deps
+    deps.engine.dispose()
 
 
 @pytest.fixture
 def caller(deps: Deps) -> Caller:
-    box = crypto.SecretBox(ROOT, "access-keys")
-    root = accounts.bootstrap(deps.engine, box, now=deps.clock.now(), account_id=ACCOUNT)
-    return Caller(ACCOUNT, EAST, root.principal_arn, deps.clock.now())
+    return world.root_caller(deps, account_id=ACCOUNT, region=EAST)
 
 
 def _worker(deps: Deps) -> runner.Worker:
