@@ -5,24 +5,21 @@ stored, warm until its cold transition and cold after, until its DeleteAt."""
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers import service_world as world
 from snowvault.control import catalog
 from snowvault.control.model import cost as model
-from snowvault.control.model import host_paths
 from snowvault.control.scheduler import runner
-from snowvault.control.services import accounts, backup_jobs, cost, resources, vaults
-from snowvault.control.services.base import Caller, Deps, Storage
+from snowvault.control.services import backup_jobs, cost, resources, vaults
+from snowvault.control.services.base import Deps
 from snowvault.core.errors import InvalidInput
-from snowvault.engine import crypto
-from snowvault.testing import FakeClock, ServerVaultKeys
+from snowvault.testing import FakeClock
 
-ROOT = b"m" * 32
 REGION, ACCOUNT = "us-east-1", "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/backup"
 PRICES = model.PriceTable.parse({"WARM": 1.0, "COLD": 0.25})
@@ -30,21 +27,15 @@ PRICES = model.PriceTable.parse({"WARM": 1.0, "COLD": 0.25})
 
 @pytest.fixture
 def deps(tmp_path: Path, clock: FakeClock) -> Iterator[Deps]:
-    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    catalog.db.upgrade(engine)
-    paths = host_paths.Policy.build([str(tmp_path)], [], [], os.path.realpath)
-    storage = Storage({REGION: str(tmp_path / "storage")})
-    yield Deps(engine, clock, storage, ServerVaultKeys(ROOT), path_policy=paths)
-    engine.dispose()
+    deps = world.make_deps(tmp_path, clock)
+    yield deps
+    deps.engine.dispose()
 
 
 def test_by_plan_and_one_months_cost_by_lifecycle(
     deps: Deps, clock: FakeClock, tmp_path: Path
 ) -> None:
-    root = accounts.bootstrap(
-        deps.engine, crypto.SecretBox(ROOT, "access-keys"), now=clock.now(), account_id=ACCOUNT
-    )
-    caller = Caller(ACCOUNT, REGION, root.principal_arn, clock.now())  # 2026-01-01
+    caller = world.root_caller(deps)  # 2026-01-01
     rng = random.Random(5)
     made = []
     vaults.create(deps, caller, "main")

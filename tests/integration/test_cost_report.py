@@ -4,7 +4,6 @@ bytes are what only it holds; the report groups by vault, storage class and more
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,37 +11,29 @@ from pathlib import Path
 
 import pytest
 
-from snowvault.control import catalog
+from helpers import service_world as world
 from snowvault.control.model import cost as model
-from snowvault.control.model import host_paths
 from snowvault.control.scheduler import runner
-from snowvault.control.services import accounts, backup_jobs, cost, resources, vaults
-from snowvault.control.services.base import Caller, Deps, Storage
-from snowvault.engine import crypto, usage
-from snowvault.testing import FakeClock, ServerVaultKeys
+from snowvault.control.services import backup_jobs, cost, resources, vaults
+from snowvault.control.services.base import Deps
+from snowvault.engine import usage
+from snowvault.testing import FakeClock
 
-ROOT = b"d" * 32
 REGION, ACCOUNT = "us-east-1", "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/backup"
 
 
 @pytest.fixture
 def deps(tmp_path: Path, clock: FakeClock) -> Iterator[Deps]:
-    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    catalog.db.upgrade(engine)
-    paths = host_paths.Policy.build([str(tmp_path)], [], [], os.path.realpath)
-    storage = Storage({REGION: str(tmp_path / "storage")})
-    yield Deps(engine, clock, storage, ServerVaultKeys(ROOT), path_policy=paths)
-    engine.dispose()
+    deps = world.make_deps(tmp_path, clock)
+    yield deps
+    deps.engine.dispose()
 
 
 def test_points_are_charged_their_share_at_their_storage_class(
     deps: Deps, clock: FakeClock, tmp_path: Path
 ) -> None:
-    root = accounts.bootstrap(
-        deps.engine, crypto.SecretBox(ROOT, "access-keys"), now=clock.now(), account_id=ACCOUNT
-    )
-    caller = Caller(ACCOUNT, REGION, root.principal_arn, clock.now())
+    caller = world.root_caller(deps)
     src = tmp_path / "src"
     src.mkdir()
     rng = random.Random(2)

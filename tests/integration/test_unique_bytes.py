@@ -13,40 +13,32 @@ from pathlib import Path
 
 import pytest
 
-from snowvault.control import catalog
-from snowvault.control.model import host_paths
+from helpers import service_world as world
 from snowvault.control.scheduler import runner
 from snowvault.control.services import (
-    accounts,
     backup_jobs,
     recovery_points,
     resources,
     vaults,
 )
-from snowvault.control.services.base import Caller, Deps, Storage
-from snowvault.engine import check, crypto, usage
-from snowvault.testing import FakeClock, ServerVaultKeys
+from snowvault.control.services.base import Caller, Deps
+from snowvault.engine import check, usage
+from snowvault.testing import FakeClock
 
-ROOT = b"u" * 32
 REGION, ACCOUNT = "us-east-1", "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/backup"
 
 
 @pytest.fixture
 def deps(tmp_path: Path, clock: FakeClock) -> Iterator[Deps]:
-    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    catalog.db.upgrade(engine)
-    paths = host_paths.Policy.build([str(tmp_path)], [], [], os.path.realpath)
-    storage = Storage({REGION: str(tmp_path / "storage")})
-    yield Deps(engine, clock, storage, ServerVaultKeys(ROOT), path_policy=paths)
-    engine.dispose()
+    deps = world.make_deps(tmp_path, clock)
+    yield deps
+    deps.engine.dispose()
 
 
 @pytest.fixture
 def caller(deps: Deps) -> Caller:
-    box = crypto.SecretBox(ROOT, "access-keys")
-    root = accounts.bootstrap(deps.engine, box, now=deps.clock.now(), account_id=ACCOUNT)
-    return Caller(ACCOUNT, REGION, root.principal_arn, deps.clock.now())
+    return world.root_caller(deps)
 
 
 def _write(path: Path, rng: random.Random, size: int, mtime: int = 1_700_000_000) -> None:
