@@ -5,7 +5,6 @@ and legal holds over parent and children, and restoring chosen members."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers import service_world as world
 from helpers.catalog_db import pg_admin
 from snowvault.control import catalog
-from snowvault.control.model import host_paths
 from snowvault.control.model import legal_holds as hold_model
 from snowvault.control.scheduler import planner, runner
 from snowvault.control.services import (
-    accounts,
     backup_jobs,
     composite,
     legal_holds,
@@ -31,14 +29,11 @@ from snowvault.control.services import (
     vault_lock,
     vaults,
 )
-from snowvault.control.services.base import Caller, Deps, Storage
+from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import JobStopped, LegalHoldActive, VaultLocked
 from snowvault.core.errors import Conflict, InvalidInput
-from snowvault.engine import crypto
-from snowvault.testing import FakeClock, ServerVaultKeys
+from snowvault.testing import FakeClock
 
-ROOT = b"k" * 32
-REGION = "us-east-1"
 ROLE = "arn:aws:iam::111122223333:role/r"
 Filters = catalog.recovery_points.RecoveryPointFilters
 
@@ -54,11 +49,7 @@ def deps(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> It
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     engine = catalog.db.create_engine(url)
     catalog.db.upgrade(engine)
-    storage = Storage({REGION: str(tmp_path / "storage" / REGION)})
-    paths = host_paths.Policy.build(
-        [str(tmp_path)], [], [str(tmp_path / "storage")], os.path.realpath
-    )
-    yield Deps(engine, clock, storage, ServerVaultKeys(ROOT), path_policy=paths)
+    yield world.make_deps(tmp_path, clock, engine=engine)
     engine.dispose()
     if pg:
         pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -66,9 +57,7 @@ def deps(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> It
 
 @pytest.fixture
 def caller(deps: Deps) -> Caller:
-    box = crypto.SecretBox(ROOT, "access-keys")
-    root = accounts.bootstrap(deps.engine, box, now=deps.clock.now(), account_id="111122223333")
-    return Caller(root.account_id, REGION, root.principal_arn, deps.clock.now())
+    return world.root_caller(deps)
 
 
 def _member(deps: Deps, caller: Caller, tmp_path: Path, name: str, size: int) -> str:
