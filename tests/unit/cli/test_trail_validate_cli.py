@@ -11,34 +11,16 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
+from helpers import trail_records
 from snowvault.control.scheduler import delivery
 from snowvault.control.services import trail
 from snowvault.interfaces.cli import main
 from snowvault.testing import FakeClock
 
-ACCOUNT = "111122223333"
-
 
 def _validate(data_dir: Path) -> Result:
     return CliRunner().invoke(
         main.cli, ["trail", "validate", "--data-dir", str(data_dir), "--json"]
-    )
-
-
-def _record(clock: FakeClock, operation: str) -> dict[str, object]:
-    return trail.api_call_record(
-        when=clock.now(),
-        service="backup",
-        operation=operation,
-        account_id=ACCOUNT,
-        region="us-east-1",
-        principal_arn=f"arn:aws:iam::{ACCOUNT}:user/alice",
-        access_key_id="AKIAEXAMPLE",
-        source_ip="127.0.0.1",
-        user_agent="boto3",
-        request_id="r",
-        error_code=None,
-        error_message=None,
     )
 
 
@@ -48,7 +30,7 @@ def test_an_edited_log_a_removed_log_and_a_removed_digest_are_each_named(
     clock = FakeClock()
     writer = trail.Trail(tmp_path / "trail", delivery.signing_key(tmp_path, clock.now()))
     for hour in range(4):  # four hourly digests, each listing one log file
-        writer.record(_record(clock, f"Op{hour}"))
+        writer.record(trail_records.api_call(clock, f"Op{hour}"))
         writer.flush(clock.now(), force_digest=True)
         clock.advance(timedelta(hours=1))
     clean = _validate(tmp_path)
@@ -85,7 +67,7 @@ def test_the_newest_digest_removed_is_named_too(tmp_path: Path) -> None:
     clock = FakeClock()
     writer = trail.Trail(tmp_path / "trail", delivery.signing_key(tmp_path, clock.now()))
     for hour in range(2):
-        writer.record(_record(clock, f"Op{hour}"))
+        writer.record(trail_records.api_call(clock, f"Op{hour}"))
         writer.flush(clock.now(), force_digest=True)
         clock.advance(timedelta(hours=1))
     newest = sorted((tmp_path / "trail").glob("AWSLogs/*/CloudTrail-Digest/*/*/*/*/*.json.gz"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import trail_records
 from snowvault.control.services import trail
 from snowvault.engine.crypto import message_signing
 from snowvault.testing import FakeClock
@@ -22,30 +23,13 @@ def key() -> message_signing.SigningKey:
     return message_signing.SigningKey.generate("test", FakeClock().now())
 
 
-def _call(clock: FakeClock, operation: str, error: str | None = None) -> dict[str, object]:
-    return trail.api_call_record(
-        when=clock.now(),
-        service="backup",
-        operation=operation,
-        account_id=ACCOUNT,
-        region="us-east-1",
-        principal_arn=f"arn:aws:iam::{ACCOUNT}:user/alice",
-        access_key_id="AKIAEXAMPLE",
-        source_ip="127.0.0.1",
-        user_agent="boto3",
-        request_id="r",
-        error_code=error,
-        error_message="no" if error else None,
-    )
-
-
 def test_records_are_filed_digested_chained_and_found(
     tmp_path: Path, key: message_signing.SigningKey
 ) -> None:
     clock = FakeClock()
     writer = trail.Trail(tmp_path, key)
-    writer.record(_call(clock, "CreateBackupVault"))
-    writer.record(_call(clock, "DeleteRecoveryPoint", "AccessDeniedException"))
+    writer.record(trail_records.api_call(clock, "CreateBackupVault"))
+    writer.record(trail_records.api_call(clock, "DeleteRecoveryPoint", "AccessDeniedException"))
     first = writer.flush(clock.now())  # the first flush also signs a digest
     logs = [p for p in first if "/CloudTrail/" in str(p)]
     assert len(first) == 2 and len(logs) == 1
@@ -57,7 +41,7 @@ def test_records_are_filed_digested_chained_and_found(
     assert records[0]["requestParameters"] is None  # none were given
 
     clock.advance(timedelta(minutes=10))
-    writer.record(_call(clock, "ListBackupVaults"))
+    writer.record(trail_records.api_call(clock, "ListBackupVaults"))
     assert len(writer.flush(clock.now())) == 1  # a log file; the digest waits an hour
     clock.advance(timedelta(hours=1))
     writer.flush(clock.now())
@@ -76,7 +60,7 @@ def test_validate_names_a_changed_log_file_and_a_removed_digest(
     clock = FakeClock()
     writer = trail.Trail(tmp_path, key)
     for hour in range(3):
-        writer.record(_call(clock, f"Op{hour}"))
+        writer.record(trail_records.api_call(clock, f"Op{hour}"))
         writer.flush(clock.now(), force_digest=True)
         clock.advance(timedelta(hours=1))
     assert trail.validate(tmp_path, key.cert_pem).problems == []
