@@ -46,7 +46,6 @@ log = logging.getLogger("snowvault.app")
 CONFIG_FILE = "config.json"
 ROOT_KEY_FILE = "root.key"
 CONFIG_VERSION = 1
-
 ROOT_KEY_BYTES = 32
 ROOT_KEY_ENV = "SNOWVAULT_ROOT_KEY"
 
