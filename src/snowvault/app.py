@@ -50,15 +50,15 @@ ROOT_KEY_BYTES = 32
 ROOT_KEY_ENV = "SNOWVAULT_ROOT_KEY"
 
 
-def _flag(value: object) -> bool:
+def _flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, not {value!r}")
+        raise ValueError(f"{name}: expected true or false, not {value!r}")
     return value
 
 
-def _positive(value: object) -> int:
+def _days(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"expected a whole number of days (1 or more), not {value!r}")
+        raise ValueError(f"{name}: expected a whole number of days (1 or more), not {value!r}")
     return value
 
 
@@ -146,8 +146,8 @@ class ServerConfig:
                 metrics_address=str(doc.get("metrics_address", "")),
                 log_format=str(doc.get("log_format", "text")),
                 cold_regions={str(k): str(v) for k, v in doc.get("cold_regions", {}).items()},
-                trail=_flag(doc.get("trail", True)),
-                integrity_days=_positive(doc.get("integrity_days", 30)),
+                trail=_flag("trail", doc.get("trail", True)),
+                integrity_days=_days("integrity_days", doc.get("integrity_days", 30)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInput(detail=f"{data_dir / CONFIG_FILE} is malformed: {exc}") from exc
