@@ -8,6 +8,7 @@ unprivileged server user) per module; the supervisor's passes are driven by the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -19,13 +20,12 @@ from typing import Any
 
 import pytest
 
+from helpers import service_world
 from helpers.pg_cluster import PgCluster
 from snowvault.control import catalog
 from snowvault.control.catalog import continuous as continuous_catalog
-from snowvault.control.model import host_paths
 from snowvault.control.model import legal_holds as hold_rules
 from snowvault.control.services import (
-    accounts,
     continuous,
     legal_holds,
     plans,
@@ -36,13 +36,11 @@ from snowvault.control.services import (
     vault_lock,
     vaults,
 )
-from snowvault.control.services.base import Caller, Deps, Storage
+from snowvault.control.services.base import Caller
 from snowvault.control.services.errors import LegalHoldActive, VaultLocked
 from snowvault.core.errors import InvalidInput
-from snowvault.engine import crypto
-from snowvault.testing import FakeClock, ServerVaultKeys
+from snowvault.testing import FakeClock
 
-ROOT = b"k" * 32
 REGION = "us-east-1"
 PASSWORD = "pitr-secret"
 ACCOUNT = "111122223333"
@@ -71,27 +69,10 @@ class World:
         base = tempfile.mkdtemp(prefix="world-", dir=workdir)
         os.chmod(base, 0o755)  # restored directories under it are the postgres user's
         self.base = base
-        engine = catalog.db.create_engine(f"sqlite:///{base}/catalog.db")
-        catalog.db.upgrade(engine)
         self.clock = FakeClock(cluster_now(cluster))
-        policy = host_paths.Policy.build([base], [], [f"{base}/storage"], os.path.realpath)
-        self.deps = Deps(
-            engine,
-            self.clock,
-            Storage({REGION: f"{base}/storage/{REGION}"}),
-            ServerVaultKeys(ROOT),
-            path_policy=policy,
-            resource_secrets=crypto.SecretBox(ROOT, "resource-secrets"),
-        )
-        creds = accounts.bootstrap(
-            engine,
-            crypto.SecretBox(ROOT, "access-keys"),
-            now=self.clock.now(),
-            account_id="111122223333",
-        )
-        self.caller_of = lambda: Caller(
-            creds.account_id, REGION, creds.principal_arn, self.clock.now()
-        )
+        self.deps = service_world.make_deps(base, self.clock)
+        root = service_world.root_caller(self.deps, region=REGION)
+        self.caller_of = lambda: dataclasses.replace(root, now=self.clock.now())
         self.vault = vaults.create(self.deps, self.caller(), "pitr")
         row = resources.register(  # the password is split off and sealed
             self.deps,
