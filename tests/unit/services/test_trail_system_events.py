@@ -1,5 +1,6 @@
 """The trail records system actions as CloudTrail AwsServiceEvents: a scheduled job's
-creation, start and end, and the expiry and prune sweeps (issue 16), on a FakeClock."""
+creation, start and end, the expiry and prune sweeps, restore and copy jobs (issue 16),
+on a FakeClock."""
 
 from __future__ import annotations
 
@@ -9,8 +10,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from snowvault.control import catalog
 from snowvault.control.scheduler import runner, simulation
-from snowvault.control.services import plans, resources, selections, trail, vaults
+from snowvault.control.services import (
+    backup_jobs,
+    copy_jobs,
+    plans,
+    recovery_points,
+    resources,
+    restore_jobs,
+    selections,
+    trail,
+    vaults,
+)
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.clock import SystemClock
 from snowvault.testing import FakeClock
@@ -89,3 +101,40 @@ def test_no_trail_configured_records_nothing_and_a_broken_one_fails_nothing(
     seen: list[dict[str, Any]] = []
     trail.sweep_done(replace(deps, trail=seen.append), "prune", ["not-an-arn"], caller.now)
     assert seen == []  # nothing to file it under
+
+
+def test_restore_and_copy_jobs_are_recorded_with_their_ids_and_states(
+    deps: Deps, caller: Caller, tmp_path: Path
+) -> None:
+    records: list[dict[str, Any]] = []
+    deps = replace(deps, trail=records.append)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"data" * 100)
+    vaults.create(deps, caller, "v")
+    copy_to = vaults.create(deps, caller, "copy-to")
+    arn = resources.register(deps, caller, resource_type="Directory", name="s", source=str(src))
+    worker = runner.Worker(deps, runner.WorkerOptions(worker_id="w1"))
+    backup_jobs.start(deps, caller, backup_jobs.StartRequest("v", str(arn["arn"]), ROLE))
+    assert worker.run_once() == "COMPLETED"
+    no_filter = catalog.recovery_points.RecoveryPointFilters()
+    (point,) = recovery_points.list_by_vault(deps, caller, "v", no_filter).items
+    restore = restore_jobs.start(
+        deps, caller, recovery_point_arn=point.arn, metadata={"targetPath": str(tmp_path / "o")}
+    )
+    assert worker.run_once() == "COMPLETED"
+    copy_jobs.start(deps, caller, copy_jobs.StartRequest(point.arn, "v", str(copy_to["arn"]), ROLE))
+    assert worker.run_once() == "COMPLETED"
+    names = [r["eventName"] for r in records]
+    assert names == [
+        "BackupJobStarted",
+        "BackupJobCompleted",
+        "RestoreJobStarted",
+        "RestoreJobCompleted",
+        "CopyJobStarted",
+        "CopyJobCompleted",
+    ]
+    restored = records[3]["serviceEventDetails"]
+    assert restored["state"] == "COMPLETED" and restored["restoreJobId"] == restore.restore_job_id
+    copied = records[5]["serviceEventDetails"]
+    assert copied["state"] == "COMPLETED" and copied["destinationBackupVaultArn"] == copy_to["arn"]
