@@ -24,6 +24,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -89,49 +90,78 @@ def add() -> None:
     """Register a resource."""
 
 
-def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--name, --tag, --property and --json, shared by every ``resource add``."""
-    fn = click.option(
+@dataclass(frozen=True)
+class _Adding:
+    """What every ``resource add <type>`` takes: --name, --tag, --property, --json."""
+
+    name: str
+    tags: tuple[str, ...]
+    extra: tuple[str, ...]
+    as_json: bool
+
+
+def _adds(fn: Callable[..., None]) -> Callable[..., Any]:
+    """Make ``fn(api, adding, **its own options)`` a ``resource add <type>`` body: the
+    API options (with_api) and --name, --tag, --property and --json, handed over as one
+    :class:`_Adding`. The type's own options go above this decorator."""
+
+    def bundled(
+        api: Api,
+        /,
+        *,
+        name: str,
+        tags: tuple[str, ...],
+        extra: tuple[str, ...],
+        as_json: bool,
+        **params: Any,
+    ) -> None:
+        fn(api, _Adding(name, tags, extra, as_json), **params)
+
+    bundled.__name__ = fn.__name__
+    bundled.__doc__ = fn.__doc__
+    decorated = with_api(bundled)
+    decorated = click.option(
         "--property",
         "extra",
         multiple=True,
         metavar="KEY=VALUE",
         help="A further type-specific property (repeatable), e.g. databases=a,b for MySQL.",
-    )(fn)
-    fn = click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Repeatable.")(fn)
-    fn = click.option("--name", required=True, help="A unique, human name for the resource.")(fn)
-    return json_option(fn)
+    )(decorated)
+    decorated = click.option(
+        "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Repeatable."
+    )(decorated)
+    decorated = click.option(
+        "--name", required=True, help="A unique, human name for the resource."
+    )(decorated)
+    return json_option(decorated)
 
 
 def _register(
     api: Api,
+    adding: _Adding,
     cli_name: str,
     *,
-    name: str,
     source: str,
     properties: dict[str, str | None],
-    extra: tuple[str, ...],
-    tags: tuple[str, ...],
-    as_json: bool,
     worker_label: str | None = None,
 ) -> None:
     """Send RegisterResource and print the registered resource (never a secret: the
     server answers only non-secret Properties)."""
     props = {k: v for k, v in properties.items() if v is not None}
-    props.update(render.parse_tags(extra) if extra else {})
+    props.update(render.parse_tags(adding.extra) if adding.extra else {})
     body: dict[str, Any] = {
         "ResourceType": RESOURCE_TYPES[cli_name],
-        "Name": name,
+        "Name": adding.name,
         "Source": source,
     }
     if props:
         body["Properties"] = props
-    if tags:
-        body["Tags"] = render.parse_tags(tags)
+    if adding.tags:
+        body["Tags"] = render.parse_tags(adding.tags)
     if worker_label:
         body["WorkerLabel"] = worker_label
     doc = api.ext("RegisterResource", body)
-    render.result(as_json, doc, f"registered {name} ({doc.get('ResourceArn')})")
+    render.result(adding.as_json, doc, f"registered {adding.name} ({doc.get('ResourceArn')})")
 
 
 def _stdin_secret(flag: bool, what: str) -> str | None:
@@ -156,30 +186,18 @@ _PASSWORD_STDIN = click.option(
     metavar="NAME",
     help="PATH is on agent host NAME (snowvault agent enroll/run), not on the server's.",
 )
-@_common
-@with_api
-def directory(
-    api: Api,
-    path: str,
-    host: str | None,
-    name: str,
-    tags: tuple[str, ...],
-    extra: tuple[str, ...],
-    as_json: bool,
-) -> None:
+@_adds
+def directory(api: Api, adding: _Adding, path: str, host: str | None) -> None:
     """Register directory PATH (on the server's host, or on agent host --host) as
     resource NAME."""
     if host is not None and not os.path.isabs(path):
         raise InvalidInput(detail="with --host, PATH must be absolute (it is on that host)")
     _register(
         api,
+        adding,
         "directory",
-        name=name,
         source=path if host is not None else os.path.abspath(path),
         properties={},
-        extra=extra,
-        tags=tags,
-        as_json=as_json,
         worker_label=None if host is None else f"agent:{host}",
     )
 
@@ -189,18 +207,14 @@ def directory(
 @click.option("--passfile", help="A .pgpass file on the server's host (host-path rule).")
 @click.option("--sslmode", help="libpq sslmode (disable, require, verify-full...).")
 @_PASSWORD_STDIN
-@_common
-@with_api
+@_adds
 def postgresql(
     api: Api,
+    adding: _Adding,
     dsn: str,
     passfile: str | None,
     sslmode: str | None,
     password_stdin: bool,
-    name: str,
-    tags: tuple[str, ...],
-    extra: tuple[str, ...],
-    as_json: bool,
 ) -> None:
     """Register a PostgreSQL server (the server connects to it; network-reach rule)."""
     properties = {
@@ -208,92 +222,35 @@ def postgresql(
         "sslmode": sslmode,
         "password": _stdin_secret(password_stdin, "password"),
     }
-    _register(
-        api,
-        "postgresql",
-        name=name,
-        source=dsn,
-        properties=properties,
-        extra=extra,
-        tags=tags,
-        as_json=as_json,
-    )
+    _register(api, adding, "postgresql", source=dsn, properties=properties)
 
 
 @add.command()
 @click.option("--dsn", required=True, help="mysql://USER[:PASSWORD]@HOST:PORT")
 @_PASSWORD_STDIN
-@_common
-@with_api
-def mysql(
-    api: Api,
-    dsn: str,
-    password_stdin: bool,
-    name: str,
-    tags: tuple[str, ...],
-    extra: tuple[str, ...],
-    as_json: bool,
-) -> None:
+@_adds
+def mysql(api: Api, adding: _Adding, dsn: str, password_stdin: bool) -> None:
     """Register a MySQL/MariaDB server."""
     properties = {"password": _stdin_secret(password_stdin, "password")}
-    _register(
-        api,
-        "mysql",
-        name=name,
-        source=dsn,
-        properties=properties,
-        extra=extra,
-        tags=tags,
-        as_json=as_json,
-    )
+    _register(api, adding, "mysql", source=dsn, properties=properties)
 
 
 @add.command()
 @click.option("--path", "path", required=True, help="The database file on the server's host.")
-@_common
-@with_api
-def sqlite(
-    api: Api, path: str, name: str, tags: tuple[str, ...], extra: tuple[str, ...], as_json: bool
-) -> None:
+@_adds
+def sqlite(api: Api, adding: _Adding, path: str) -> None:
     """Register an SQLite database file."""
-    _register(
-        api,
-        "sqlite",
-        name=name,
-        source=os.path.abspath(path),
-        properties={},
-        extra=extra,
-        tags=tags,
-        as_json=as_json,
-    )
+    _register(api, adding, "sqlite", source=os.path.abspath(path), properties={})
 
 
 @add.command()
 @click.option("--url", required=True, help="redis://[:PASSWORD@]HOST:PORT")
 @_PASSWORD_STDIN
-@_common
-@with_api
-def redis(
-    api: Api,
-    url: str,
-    password_stdin: bool,
-    name: str,
-    tags: tuple[str, ...],
-    extra: tuple[str, ...],
-    as_json: bool,
-) -> None:
+@_adds
+def redis(api: Api, adding: _Adding, url: str, password_stdin: bool) -> None:
     """Register a Redis server."""
     properties = {"password": _stdin_secret(password_stdin, "password")}
-    _register(
-        api,
-        "redis",
-        name=name,
-        source=url,
-        properties=properties,
-        extra=extra,
-        tags=tags,
-        as_json=as_json,
-    )
+    _register(api, adding, "redis", source=url, properties=properties)
 
 
 @add.command()
@@ -309,10 +266,10 @@ def redis(
 )
 @click.option("--bucket-region", help="The bucket's region (--region is the API's).")
 @click.option("--versions", is_flag=True, help="Back up every object version.")
-@_common
-@with_api
+@_adds
 def s3(
     api: Api,
+    adding: _Adding,
     bucket: str,
     prefix: str,
     endpoint: str,
@@ -320,10 +277,6 @@ def s3(
     secret_access_key: str,
     bucket_region: str | None,
     versions: bool,
-    name: str,
-    tags: tuple[str, ...],
-    extra: tuple[str, ...],
-    as_json: bool,
 ) -> None:
     """Register an S3 bucket (or a prefix of it)."""
     secret = _stdin_secret(True, "secret access key") if secret_access_key == "-" else None
@@ -334,62 +287,26 @@ def s3(
         "region": bucket_region,
         "versions": "true" if versions else None,
     }
-    _register(
-        api,
-        "s3",
-        name=name,
-        source=f"s3://{bucket}/{prefix.lstrip('/')}",
-        properties=properties,
-        extra=extra,
-        tags=tags,
-        as_json=as_json,
-    )
+    source = f"s3://{bucket}/{prefix.lstrip('/')}"
+    _register(api, adding, "s3", source=source, properties=properties)
 
 
 @add.command()
 @click.option("--path", "path", required=True, help="A block device or image on the host.")
-@_common
-@with_api
-def block(
-    api: Api, path: str, name: str, tags: tuple[str, ...], extra: tuple[str, ...], as_json: bool
-) -> None:
+@_adds
+def block(api: Api, adding: _Adding, path: str) -> None:
     """Register a block device or disk image."""
-    _register(
-        api,
-        "block",
-        name=name,
-        source=os.path.abspath(path),
-        properties={},
-        extra=extra,
-        tags=tags,
-        as_json=as_json,
-    )
+    _register(api, adding, "block", source=os.path.abspath(path), properties={})
 
 
 @add.command()
 @click.option("--member", "members", multiple=True, required=True, metavar="ARN")
-@_common
-@with_api
-def group(
-    api: Api,
-    members: tuple[str, ...],
-    name: str,
-    tags: tuple[str, ...],
-    extra: tuple[str, ...],
-    as_json: bool,
-) -> None:
+@_adds
+def group(api: Api, adding: _Adding, members: tuple[str, ...]) -> None:
     """Register a group of resources backed up together (members by ARN or Name)."""
     arns = [resolve(api, m) for m in members]
-    _register(
-        api,
-        "group",
-        name=name,
-        source=f"group:{name}",
-        properties={"members": json.dumps(arns)},
-        extra=extra,
-        tags=tags,
-        as_json=as_json,
-    )
+    properties: dict[str, str | None] = {"members": json.dumps(arns)}
+    _register(api, adding, "group", source=f"group:{adding.name}", properties=properties)
 
 
 @resource.command("list")
