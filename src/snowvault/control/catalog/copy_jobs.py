@@ -10,7 +10,6 @@ Must not depend on anything above ``snowvault.control.model``.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,8 +123,8 @@ def using_vault(conn: Connection, vault_arn: str, *, limit: int = 1) -> list[job
     return [jobs.VaultUse("copy", r.copy_job_id, r.state) for r in conn.execute(stmt)]
 
 
-SUMMARY_DIMENSIONS = ("account_id", "state", "resource_type", "message_category")
-AGGREGATE_ALL = "AGGREGATE_ALL"
+SUMMARY_DIMENSIONS = jobs.SUMMARY_DIMENSIONS
+AGGREGATE_ALL = jobs.AGGREGATE_ALL
 
 
 def summaries(
@@ -143,32 +142,12 @@ def summaries(
     state, resource type and message category, for jobs created in a window; the rules
     of ``catalog.jobs.summaries`` (None: one count per value; a dimension in
     ``aggregate`` is summed and reported as ``AGGREGATE_ALL``)."""
-    if not windows:
-        return []
-    stmt = sa.select(cj.c.creation_date, *(cj.c[d] for d in SUMMARY_DIMENSIONS)).where(
-        cj.c.region == region,
-        cj.c.account_id.in_(list(account_ids)),
-        cj.c.creation_date >= min(w[0] for w in windows),
-        cj.c.creation_date < max(w[1] for w in windows),
+    return jobs.table_summaries(
+        conn,
+        cj,
+        region=region,
+        account_ids=account_ids,
+        windows=windows,
+        only={"state": state, "resource_type": resource_type, "message_category": message_category},
+        aggregate=aggregate,
     )
-    equal = [(cj.c.state, state), (cj.c.resource_type, resource_type)]
-    stmt = pagination.filtered(stmt, [*equal, (cj.c.message_category, message_category)])
-    counts: Counter[tuple[int, tuple[str, ...]]] = Counter()
-    for row in conn.execute(stmt):
-        key = tuple(
-            AGGREGATE_ALL if d in aggregate else str(getattr(row, d) or "")
-            for d in SUMMARY_DIMENSIONS
-        )
-        for i, (start, end) in enumerate(windows):
-            if start <= row.creation_date < end:
-                counts[(i, key)] += 1
-    return [
-        dict(
-            zip(SUMMARY_DIMENSIONS, key, strict=True),
-            region=region,
-            count=count,
-            start_time=windows[i][0],
-            end_time=windows[i][1],
-        )
-        for (i, key), count in sorted(counts.items())
-    ]

@@ -15,7 +15,7 @@ Must not depend on anything above ``snowvault.control.model``.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -199,43 +199,58 @@ def summaries(
     A None filter means ANY (one count per value); a dimension named in ``aggregate``
     (of :data:`SUMMARY_DIMENSIONS`) is summed over and reported as ``AGGREGATE_ALL``.
     Windows with no job give no rows."""
+    return table_summaries(
+        conn,
+        bj,
+        region=region,
+        account_ids=account_ids,
+        windows=windows,
+        only={"state": state, "resource_type": resource_type, "message_category": message_category},
+        aggregate=aggregate,
+    )
+
+
+def table_summaries(
+    conn: Connection,
+    table: sa.Table,
+    *,
+    region: str,
+    account_ids: Sequence[str],
+    windows: Sequence[tuple[datetime, datetime]],
+    only: Mapping[str, str | None],
+    aggregate: Collection[str],
+) -> list[Record]:
+    """The rules of :func:`summaries` over any job table with ``creation_date``,
+    ``region`` and the :data:`SUMMARY_DIMENSIONS` columns (copy jobs use it too);
+    ``only``: dimension -> the value it must have (None: any)."""
     if not windows:
         return []
-    stmt = sa.select(bj.c.creation_date, *(bj.c[d] for d in SUMMARY_DIMENSIONS)).where(
-        bj.c.region == region,
-        bj.c.account_id.in_(list(account_ids)),
-        bj.c.creation_date >= min(w[0] for w in windows),
-        bj.c.creation_date < max(w[1] for w in windows),
+    stmt = sa.select(table.c.creation_date, *(table.c[d] for d in SUMMARY_DIMENSIONS)).where(
+        table.c.region == region,
+        table.c.account_id.in_(list(account_ids)),
+        table.c.creation_date >= min(w[0] for w in windows),
+        table.c.creation_date < max(w[1] for w in windows),
     )
-    for column, value in (
-        (bj.c.state, state),
-        (bj.c.resource_type, resource_type),
-        (bj.c.message_category, message_category),
-    ):
-        if value is not None:
-            stmt = stmt.where(column == value)
+    stmt = pagination.filtered(stmt, [(table.c[d], value) for d, value in only.items()])
     counts: Counter[tuple[int, tuple[str, ...]]] = Counter()
     for row in conn.execute(stmt):
-        when = row.creation_date
         key = tuple(
             AGGREGATE_ALL if d in aggregate else str(getattr(row, d) or "")
             for d in SUMMARY_DIMENSIONS
         )
         for i, (start, end) in enumerate(windows):
-            if start <= when < end:
+            if start <= row.creation_date < end:
                 counts[(i, key)] += 1
-    out = []
-    for (i, key), count in sorted(counts.items()):
-        out.append(
-            dict(
-                zip(SUMMARY_DIMENSIONS, key, strict=True),
-                region=region,
-                count=count,
-                start_time=windows[i][0],
-                end_time=windows[i][1],
-            )
+    return [
+        dict(
+            zip(SUMMARY_DIMENSIONS, key, strict=True),
+            region=region,
+            count=count,
+            start_time=windows[i][0],
+            end_time=windows[i][1],
         )
-    return out
+        for (i, key), count in sorted(counts.items())
+    ]
 
 
 def stop(
