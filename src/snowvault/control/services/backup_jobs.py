@@ -190,6 +190,18 @@ def summary_windows(period: str, now: datetime) -> list[tuple[datetime, datetime
     return [(s, s + timedelta(days=1) if s != today else end) for s in starts]
 
 
+def summary_filters(**given: str | None) -> tuple[set[str], dict[str, str | None]]:
+    """A summaries call's filters (dimension -> given value) as (the dimensions summed
+    over: AGGREGATE_ALL; the value each dimension must have: None for ANY or absent).
+
+    >>> summary_filters(state="ANY", resource_type="AGGREGATE_ALL", message_category="X")
+    ({'resource_type'}, {'state': None, 'resource_type': None, 'message_category': 'X'})
+    """
+    all_ = catalog.jobs.AGGREGATE_ALL
+    aggregate = {d for d, v in given.items() if v == all_}
+    return aggregate, {d: (None if v in (None, "ANY", all_) else v) for d, v in given.items()}
+
+
 def summaries(
     deps: Deps,
     caller: Caller,
@@ -202,11 +214,9 @@ def summaries(
     """ListBackupJobSummaries (default period ONE_DAY); a filter of ANY counts per value,
     AGGREGATE_ALL sums over that dimension (reported as AGGREGATE_ALL)."""
     windows_ = summary_windows(period or "ONE_DAY", caller.now)
-    given = {"state": state, "resource_type": resource_type, "message_category": message_category}
-    aggregate = {d for d, v in given.items() if v == catalog.jobs.AGGREGATE_ALL}
-    only = {
-        d: (None if v in (None, "ANY", catalog.jobs.AGGREGATE_ALL) else v) for d, v in given.items()
-    }
+    aggregate, only = summary_filters(
+        state=state, resource_type=resource_type, message_category=message_category
+    )
     with catalog.db.transaction(deps.engine) as conn:
         return catalog.jobs.summaries(
             conn,

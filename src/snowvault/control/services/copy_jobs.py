@@ -308,10 +308,9 @@ def summaries(
     from snowvault.control.services import backup_jobs
 
     windows = backup_jobs.summary_windows(period or "ONE_DAY", caller.now)
-    given = {"state": state, "resource_type": resource_type, "message_category": message_category}
-    all_ = catalog.copy_jobs.AGGREGATE_ALL
-    aggregate = {d for d, v in given.items() if v == all_}
-    only = {d: (None if v in (None, "ANY", all_) else v) for d, v in given.items()}
+    aggregate, only = backup_jobs.summary_filters(
+        state=state, resource_type=resource_type, message_category=message_category
+    )
     with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.copy_jobs.summaries(
             conn,
