@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from snowvault.app import App
 from snowvault.control import catalog
+from snowvault.control.catalog.db import Record
 from snowvault.control.services import backup_jobs, composite, vaults
 from snowvault.interfaces.api.asgi import RequestContext
 from snowvault.interfaces.api.handlers import views
@@ -84,18 +85,24 @@ def list_backup_job_summaries(app: App, ctx: RequestContext, params: Params) -> 
         resource_type=params.get("ResourceType"),
         message_category=params.get("MessageCategory"),
     )
+    return summaries_out("BackupJobSummaries", _SUMMARIES_PAGE, rows, period, params)
+
+
+def summaries_out(key: str, kind: str, rows: list[Record], period: str, params: Params) -> Out:
+    """One page of job summaries (backup or copy) under ``key``: MaxResults (default
+    1000) from the offset in NextToken, a token of list ``kind`` while more follow."""
     token = params.get("NextToken")
     start = 0
     if token is not None:
-        values = catalog.pagination.decode_token(_SUMMARIES_PAGE, token)
+        values = catalog.pagination.decode_token(kind, token)
         if len(values) != 1 or not isinstance(values[0], int) or values[0] < 0:
             raise catalog.pagination.InvalidToken(detail="not a token of this list")
         start = values[0]
     end = start + (params.get("MaxResults") or catalog.pagination.DEFAULT_LIMIT)
     summaries = [views.backup_job_summary(r) for r in rows[start:end]]
-    out: Out = {"BackupJobSummaries": summaries, "AggregationPeriod": period}
+    out: Out = {key: summaries, "AggregationPeriod": period}
     if end < len(rows):
-        out["NextToken"] = catalog.pagination.encode_token(_SUMMARIES_PAGE, [end])
+        out["NextToken"] = catalog.pagination.encode_token(kind, [end])
     return out
 
 

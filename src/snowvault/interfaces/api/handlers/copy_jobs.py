@@ -9,7 +9,7 @@ from snowvault.app import App
 from snowvault.control import catalog
 from snowvault.control.services import copy_jobs
 from snowvault.interfaces.api.asgi import RequestContext
-from snowvault.interfaces.api.handlers import views
+from snowvault.interfaces.api.handlers import backup_jobs, views
 from snowvault.interfaces.api.handlers.common import AppHandler, Out, Params, caller, page_out
 
 
@@ -69,21 +69,7 @@ def list_copy_job_summaries(app: App, ctx: RequestContext, params: Params) -> Ou
         resource_type=params.get("ResourceType"),
         message_category=params.get("MessageCategory"),
     )
-    start = 0
-    token = params.get("NextToken")
-    if token is not None:
-        values = catalog.pagination.decode_token(_SUMMARIES_PAGE, token)
-        if len(values) != 1 or not isinstance(values[0], int) or values[0] < 0:
-            raise catalog.pagination.InvalidToken(detail="not a token of this list")
-        start = values[0]
-    end = start + (params.get("MaxResults") or catalog.pagination.DEFAULT_LIMIT)
-    out: Out = {
-        "CopyJobSummaries": [views.backup_job_summary(r) for r in rows[start:end]],
-        "AggregationPeriod": period,
-    }
-    if end < len(rows):
-        out["NextToken"] = catalog.pagination.encode_token(_SUMMARIES_PAGE, [end])
-    return out
+    return backup_jobs.summaries_out("CopyJobSummaries", _SUMMARIES_PAGE, rows, period, params)
 
 
 HANDLERS: dict[str, AppHandler] = {
