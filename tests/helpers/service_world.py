@@ -40,15 +40,18 @@ def make_deps(
     regions: Sequence[str] = (REGION,),
     plugins: Sequence[ResourcePlugin] | None = None,
     engine: Engine | None = None,
+    allow: Sequence[Path | str] = (),
 ) -> Deps:
     """Deps over ``base``; ``plugins`` None: the built-in ones; ``engine`` None: a new,
-    upgraded SQLite catalog at ``base/catalog.db`` (a given engine must be upgraded)."""
+    upgraded SQLite catalog at ``base/catalog.db`` (a given engine must be upgraded);
+    ``allow``: host paths allowed besides ``base``."""
     base = Path(base)
     if engine is None:
         engine = catalog.db.create_engine(f"sqlite:///{base / 'catalog.db'}")
         catalog.db.upgrade(engine)
     storage = base / "storage"
-    policy = host_paths.Policy.build([str(base)], [], [str(storage)], os.path.realpath)
+    allowed = [str(base), *map(str, allow)]
+    policy = host_paths.Policy.build(allowed, [], [str(storage)], os.path.realpath)
     deps = Deps(
         engine,
         clock,

@@ -20,16 +20,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from helpers import plugin_stories as story
+from helpers import service_world as world
 from helpers.pg_cluster import PgCluster, digest_of, free_port
-from snowvault.control import catalog
-from snowvault.control.model import host_paths
-from snowvault.control.scheduler import runner
-from snowvault.control.services import accounts, backup_jobs, resources, restore_jobs, vaults
-from snowvault.control.services.base import Caller, Deps, Storage
-from snowvault.engine import crypto
-from snowvault.testing import FakeClock, ServerVaultKeys
+from snowvault.control.services import resources
+from snowvault.control.services.base import Caller, Deps
+from snowvault.testing import FakeClock
 
-ROLE = "arn:aws:iam::111122223333:role/r"
 PASSWORD = "b4ckup-Pa55"
 TARGET = "postgresql://postgres@127.0.0.1:5432"
 ROWS = 20_000
@@ -64,29 +61,14 @@ def host_dir() -> Iterator[Path]:
 
 @pytest.fixture
 def deps(tmp_path: Path, clock: FakeClock, host_dir: Path) -> Iterator[Deps]:
-    engine = catalog.db.create_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
-    catalog.db.upgrade(engine)
-    storage = Storage({"us-east-1": str(tmp_path / "storage" / "us-east-1")})
-    paths = host_paths.Policy.build(
-        [str(tmp_path), str(host_dir)], [], [str(tmp_path / "storage")], os.path.realpath
-    )
-    box = crypto.SecretBox(b"k" * 32, "resource-secrets")
-    keys = ServerVaultKeys(b"k" * 32)
-    yield Deps(engine, clock, storage, keys, path_policy=paths, resource_secrets=box)
-    engine.dispose()
+    deps = world.make_deps(tmp_path, clock, allow=[host_dir])
+    yield deps
+    deps.engine.dispose()
 
 
 @pytest.fixture
 def caller(deps: Deps) -> Caller:
-    box = crypto.SecretBox(b"k" * 32, "access-keys")
-    root = accounts.bootstrap(deps.engine, box, now=deps.clock.now(), account_id="111122223333")
-    me = Caller(root.account_id, "us-east-1", root.principal_arn, deps.clock.now())
-    vaults.create(deps, me, "v")
-    return me
-
-
-def _run(deps: Deps) -> None:
-    runner.Worker(deps, runner.WorkerOptions(lease_seconds=60, worker_id="w1")).run_once()
+    return story.make_caller(deps)  # with vault "v"
 
 
 def _register(deps: Deps, caller: Caller, dsn: str, name: str = "shop-db") -> str:
@@ -97,18 +79,6 @@ def _register(deps: Deps, caller: Caller, dsn: str, name: str = "shop-db") -> st
     return str(row["arn"])
 
 
-def _backup(deps: Deps, caller: Caller, arn: str) -> Any:
-    job = backup_jobs.start(deps, caller, backup_jobs.StartRequest("v", arn, ROLE))
-    _run(deps)
-    return backup_jobs.get(deps, caller, job.job_id)
-
-
-def _restore(deps: Deps, caller: Caller, rp_arn: str, metadata: dict[str, str]) -> Any:
-    job = restore_jobs.start(deps, caller, recovery_point_arn=rp_arn, metadata=metadata)
-    _run(deps)
-    return restore_jobs.get(deps, caller, job.restore_job_id)
-
-
 def _stored(deps: Deps) -> int:
     root = Path(deps.storage.regions["us-east-1"])
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
@@ -117,11 +87,11 @@ def _stored(deps: Deps) -> int:
 def test_a_snapshot_restores_to_a_directory_that_starts_with_identical_rows(
     deps: Deps, caller: Caller, cluster: PgCluster, host_dir: Path
 ) -> None:
-    done = _backup(deps, caller, _register(deps, caller, cluster.dsn("backup", PASSWORD)))
+    done = story.backup(deps, caller, _register(deps, caller, cluster.dsn("backup", PASSWORD)))
     assert done.state == "COMPLETED", done.status_message
     assert done.percent_done == 100.0 and done.backup_size_in_bytes > 0
     target = host_dir / "restored"
-    restore = _restore(deps, caller, done.recovery_point_arn, {"targetDirectory": str(target)})
+    restore = story.restore(deps, caller, done.recovery_point_arn, {"targetDirectory": str(target)})
     assert restore.status == "COMPLETED", restore.status_message
     assert restore.created_resource_arn.endswith(f":postgresql/{str(target).lstrip('/')}")
     assert (target / "PG_VERSION").exists() and not (target / "postmaster.pid").exists()
@@ -133,7 +103,7 @@ def test_a_snapshot_restores_to_a_directory_that_starts_with_identical_rows(
     finally:
         restored.cleanup()
     checked = {"targetDirectory": str(host_dir / "again"), "validationQuery": "SELECT * FROM gone"}
-    failed = _restore(deps, caller, done.recovery_point_arn, checked)
+    failed = story.restore(deps, caller, done.recovery_point_arn, checked)
     assert failed.status == "FAILED"
     assert failed.status_message == (
         'the restored PostgreSQL did not pass its check: relation "gone" does not exist'
@@ -146,18 +116,18 @@ def test_a_snapshot_restores_one_database_into_a_server_under_a_new_name(
     work = host_dir / "work"  # where the temporary instance lives (and must be gone after)
     work.mkdir(mode=0o755)
     monkeypatch.setattr(tempfile, "tempdir", str(work))
-    done = _backup(deps, caller, _register(deps, caller, cluster.dsn("backup", PASSWORD)))
+    done = story.backup(deps, caller, _register(deps, caller, cluster.dsn("backup", PASSWORD)))
     assert done.state == "COMPLETED", done.status_message
     name = f"sv_restored_{uuid.uuid4().hex[:8]}"
     metadata = {"targetDsn": TARGET, "databases": "shop", "renameTo": name}
     try:
-        restore = _restore(deps, caller, done.recovery_point_arn, metadata)
+        restore = story.restore(deps, caller, done.recovery_point_arn, metadata)
         assert restore.status == "COMPLETED", restore.status_message
         assert restore.created_resource_arn.endswith(f"127.0.0.1:5432/{name}")
         conninfo = f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
         for table in ("items", "notes"):
             assert digest_of(conninfo, table) == cluster.digest("shop", table)
-        again = _restore(deps, caller, done.recovery_point_arn, metadata)
+        again = story.restore(deps, caller, done.recovery_point_arn, metadata)
         assert again.status == "FAILED"
         assert f"['{name}'] exist on 127.0.0.1:5432" in again.status_message
         assert digest_of(conninfo, "items") == cluster.digest("shop", "items")  # untouched
@@ -174,7 +144,7 @@ def test_a_second_snapshot_after_a_small_change_stores_little(
 ) -> None:
     arn = _register(deps, caller, cluster.dsn("backup", PASSWORD))
     before = _stored(deps)
-    first = _backup(deps, caller, arn)
+    first = story.backup(deps, caller, arn)
     assert first.state == "COMPLETED", first.status_message
     after_first = _stored(deps)
     # 1% of the rows, the most recent ones (an update spread over every page of a table
@@ -182,7 +152,7 @@ def test_a_second_snapshot_after_a_small_change_stores_little(
     cluster.execute(
         f"UPDATE items SET price = price + 1 WHERE id > {ROWS - ROWS // 100}", db="shop"
     )
-    second = _backup(deps, caller, arn)
+    second = story.backup(deps, caller, arn)
     assert second.state == "COMPLETED", second.status_message
     added = _stored(deps) - after_first
     assert added < (after_first - before) / 2, (added, after_first - before)
@@ -206,7 +176,7 @@ def test_a_passfile_serves_discovery_and_backups_without_a_sealed_password(
     assert [d["Name"] for d in discovery["Databases"]] == ["postgres", "shop"]
     assert all(d["SizeInBytes"] > 0 for d in discovery["Databases"])
     assert discovery["ServerVersion"].split(".")[0].isdigit()
-    done = _backup(deps, caller, row["arn"])
+    done = story.backup(deps, caller, row["arn"])
     assert done.state == "COMPLETED", done.status_message
 
 
@@ -222,7 +192,7 @@ def test_connection_failures_fail_the_job_in_one_line_without_the_password(
         "no REPLICATION": (cluster.dsn("plain", PASSWORD), "ALTER ROLE plain REPLICATION"),
         "closed port": (f"postgresql://backup:{PASSWORD}@127.0.0.1:{free_port()}", "refused"),
     }[case]
-    done = _backup(deps, caller, _register(deps, caller, dsn))
+    done = story.backup(deps, caller, _register(deps, caller, dsn))
     assert done.state == "FAILED"
     message = done.status_message
     assert expected in message and "\n" not in message, message
@@ -239,10 +209,14 @@ def test_a_cluster_configured_outside_its_data_directory_restores_to_one_that_st
         debian.execute(f"CREATE ROLE admin LOGIN SUPERUSER REPLICATION PASSWORD '{PASSWORD}'")
         debian.execute("CREATE TABLE kept (id int); INSERT INTO kept SELECT generate_series(1, 50)")
         assert not (Path(debian.data_dir) / "postgresql.conf").exists()
-        done = _backup(deps, caller, _register(deps, caller, debian.dsn("admin", PASSWORD), "deb"))
+        done = story.backup(
+            deps, caller, _register(deps, caller, debian.dsn("admin", PASSWORD), "deb")
+        )
         assert done.state == "COMPLETED", done.status_message
         target = host_dir / "restored"
-        restore = _restore(deps, caller, done.recovery_point_arn, {"targetDirectory": str(target)})
+        restore = story.restore(
+            deps, caller, done.recovery_point_arn, {"targetDirectory": str(target)}
+        )
         assert restore.status == "COMPLETED", restore.status_message
         conf = (target / "postgresql.conf").read_text()
         assert f"#snowvault: data_directory = '{debian.data_dir}'" in conf
