@@ -14,19 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from helpers.redis_server import RedisServer
-from helpers.stories import FINAL_RESTORE, ROLE, backed_up, poll, sv_json
+from helpers.stories import backed_up, restored_with, sv_json
 from helpers.sv_server import SNOWVAULT, ServerProcess
 
 PASSWORD = "st0ry-redis-pass"
-
-
-def _restored(backup: Any, rp_arn: str, metadata: dict[str, str]) -> dict[str, Any]:
-    job = backup.start_restore_job(RecoveryPointArn=rp_arn, Metadata=metadata, IamRoleArn=ROLE)
-    return poll(
-        lambda: backup.describe_restore_job(RestoreJobId=job["RestoreJobId"]),
-        "Status",
-        FINAL_RESTORE,
-    )
 
 
 def _mysql(statement: str) -> str:
@@ -65,7 +56,7 @@ def test_sqlite_and_mysql_round_trip_through_the_cli_and_boto3(
         ):  # fmt: skip
             job = backed_up(backup, "dbstory", resource["ResourceArn"])
             assert job["State"] == "COMPLETED", job.get("StatusMessage")
-            done = _restored(backup, job["RecoveryPointArn"], metadata)
+            done = restored_with(backup, job["RecoveryPointArn"], metadata)
             assert done["Status"] == "COMPLETED", done.get("StatusMessage")
         check = sqlite3.connect(tmp_path / "restored.db")
         assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
@@ -101,7 +92,7 @@ def test_redis_with_a_password_from_stdin_round_trips_into_an_empty_server(
             BackupVaultName="redisstory", RecoveryPointArn=job["RecoveryPointArn"]
         )["RestoreMetadata"]
         assert defaults == {"targetUrl": f"redis://127.0.0.1:{source.port}"}
-        done = _restored(backup, job["RecoveryPointArn"], {"targetUrl": target.url})
+        done = restored_with(backup, job["RecoveryPointArn"], {"targetUrl": target.url})
         assert done["Status"] == "COMPLETED", done.get("StatusMessage")
         assert target.cli("DBSIZE").strip() == "20" and target.cli("GET", "k7").strip() == "v7"
     assert PASSWORD not in snowvault_server.log.read_text(errors="replace")

@@ -12,20 +12,11 @@ from typing import Any
 
 import boto3
 
-from helpers.stories import FINAL_RESTORE, ROLE, backed_up, code_of, poll
+from helpers.stories import ROLE, backed_up, code_of, restored_with
 from helpers.sv_server import ExtCall, ServerProcess
 
 SECRET = "st0ry-s3cr3t-key"
 MiB = 1024 * 1024
-
-
-def _restored(backup: Any, rp_arn: str, metadata: dict[str, str]) -> dict[str, Any]:
-    job = backup.start_restore_job(RecoveryPointArn=rp_arn, Metadata=metadata, IamRoleArn=ROLE)
-    return poll(
-        lambda: backup.describe_restore_job(RestoreJobId=job["RestoreJobId"]),
-        "Status",
-        FINAL_RESTORE,
-    )
 
 
 def test_an_s3_prefix_round_trips_into_another_bucket(
@@ -87,7 +78,7 @@ def test_an_s3_prefix_round_trips_into_another_bucket(
         )
         assert refused[0] == code
 
-    done = _restored(backup, rp_arn, {"targetBucket": "story-media-back"})
+    done = restored_with(backup, rp_arn, {"targetBucket": "story-media-back"})
     assert done["Status"] == "COMPLETED", done.get("StatusMessage")
     got = s3.get_object(Bucket="story-media-back", Key="cat.jpg")
     assert (got["Body"].read(), got["ContentType"], got["Metadata"]) == (
@@ -124,7 +115,7 @@ def test_a_sparse_image_round_trips_with_its_holes(
     )
     assert refused[0] == "AccessDeniedException"
     target = tmp_path / "back.img"
-    done = _restored(backup, rp_arn, {"targetPath": str(target)})
+    done = restored_with(backup, rp_arn, {"targetPath": str(target)})
     assert done["Status"] == "COMPLETED", done.get("StatusMessage")
     assert target.read_bytes() == image.read_bytes()
     assert os.stat(target).st_blocks * 512 < 2 * MiB  # the 15 MiB of holes stayed holes

@@ -104,9 +104,12 @@ def backed_up(backup: Any, vault: str, resource_arn: str) -> dict[str, Any]:
 
 def restored(backup: Any, rp_arn: str, target: Path) -> dict[str, Any]:
     """Restore ``rp_arn`` into ``target`` and wait; returns DescribeRestoreJob."""
-    job = backup.start_restore_job(
-        RecoveryPointArn=rp_arn, Metadata={"targetPath": str(target)}, IamRoleArn=ROLE
-    )
+    return restored_with(backup, rp_arn, {"targetPath": str(target)})
+
+
+def restored_with(backup: Any, rp_arn: str, metadata: dict[str, str]) -> dict[str, Any]:
+    """Restore ``rp_arn`` with ``metadata`` and wait; returns DescribeRestoreJob."""
+    job = backup.start_restore_job(RecoveryPointArn=rp_arn, Metadata=metadata, IamRoleArn=ROLE)
     return poll(
         lambda: backup.describe_restore_job(RestoreJobId=job["RestoreJobId"]),
         "Status",
