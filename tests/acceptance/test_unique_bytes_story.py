@@ -6,25 +6,11 @@ shares all of it, so the first's unique bytes fall to what its trees hold alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from helpers.stories import backed_up, make_tree, register, sv, sv_json
-from helpers.sv_server import ServerProcess, new_server
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = new_server(tmp_path_factory)
-    server.init(lease_seconds=10, sweep_seconds=1, poll_seconds=0.2)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+from helpers.sv_server import ServerProcess
 
 
 def _raw_unique(backup: Any, rp_arn: str) -> Any:
@@ -39,7 +25,10 @@ def _raw_unique(backup: Any, rp_arn: str) -> Any:
     return seen.get("SnowvaultUniqueBytes")
 
 
-def test_describe_shows_what_deleting_a_point_frees(server: ServerProcess, tmp_path: Path) -> None:
+def test_describe_shows_what_deleting_a_point_frees(
+    snowvault_server: ServerProcess, tmp_path: Path
+) -> None:
+    server = snowvault_server  # conftest: one server for this module
     backup = server.client()
     size = make_tree(tmp_path / "src", seed=3, files=4, size=60_000)
     backup.create_backup_vault(BackupVaultName="main")
