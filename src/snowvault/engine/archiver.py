@@ -15,7 +15,10 @@ With a parent recovery point a file whose size, mtime, ctime and inode are uncha
 keeps its blob list without being read, and a directory that encodes to the same bytes
 as in the parent keeps its tree id without an upload.
 
-Small files are read whole and uploaded in batches (:mod:`.small_files`).
+Small files are read whole and uploaded in batches (:mod:`.small_files`). With
+``processes`` (or ``SNOWVAULT_ENGINE_PROCESSES``) file contents are instead read, chunked,
+hashed, compressed and sealed in worker processes (:mod:`.file_workers`), whose results
+fill the same nodes; the single-process path stays the reference they are tested against.
 Everything that touches the file system goes through :class:`FileSystem`, the seam tests
 use to inject read failures, count reads or fake mount points. Knows nothing of the
 control plane; never prints (progress goes to a callback).
@@ -38,7 +41,7 @@ from typing import Any, Protocol
 
 from snowvault.core import errors as core_errors
 from snowvault.core.clock import Clock, SystemClock
-from snowvault.engine import errors, small_files, snapshots, stream_backup
+from snowvault.engine import errors, file_workers, small_files, snapshots, stream_backup
 from snowvault.engine.chunker import Chunker, ChunkerParams
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
@@ -134,6 +137,8 @@ class _PendingNode:
     node: Node
     parts: list[Part] | None = None
     child: _PendingDir | None = None
+    slot: file_workers.Slot | None = None  # contents being read by a worker process
+    dropped: bool = False  # the worker could not read it: left out, as an error
 
 
 def _hex(ref: Future[bytes] | small_files.BatchRef | str) -> str:
@@ -180,6 +185,7 @@ class _Archiver:
         excludes: Excludes,
         one_file_system: bool,
         meter: ProgressMeter,
+        workers: file_workers.ContentWorkers | None = None,
     ) -> None:
         self.repo = repo
         self.fs = fs
@@ -196,6 +202,9 @@ class _Archiver:
         self._users: dict[int, str | None] = {}
         self._groups: dict[int, str | None] = {}
         self.batcher = small_files.SmallFiles(repo)
+        self.workers = workers
+        if workers is not None:
+            workers.on_done = self._harvested
 
     # ------------------------------------------------------------ pending queue
     def enqueue(self, pd: _PendingDir) -> None:
@@ -207,7 +216,9 @@ class _Archiver:
     def _finish(self, pd: _PendingDir) -> None:
         self._pending -= len(pd.nodes) + 1
         self.batcher.flush()
-        data = encode_tree([_resolve(pn) for pn in pd.nodes])
+        if self.workers is not None:
+            self.workers.wait([pn.slot for pn in pd.nodes if pn.slot is not None])
+        data = encode_tree([_resolve(pn) for pn in pd.nodes if not pn.dropped])
         if pd.parent_raw is not None and pd.parent_id is not None and data == pd.parent_raw:
             pd.tree_id = pd.parent_id
         else:
@@ -340,6 +351,12 @@ class _Archiver:
         key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
         parts = self._links.get(key) if key is not None else None
         counted = 0  # bytes the meter already saw chunk by chunk
+        if parts is None and key is None and self.workers is not None and st.st_size > 0:
+            pn = _PendingNode(node)  # contents come from a worker process
+            sparse = st.st_blocks * 512 < st.st_size
+            large = st.st_size >= self.small
+            pn.slot = self.workers.add(path, st.st_size, sparse, large, (pn, rel, prev is None))
+            return pn
         if parts is None:
             parts, counted = self.read_file(path, st)
             if key is not None:
@@ -353,6 +370,29 @@ class _Archiver:
         self.meter.advance(files=1, nbytes=size - counted, current=rel)
         node.size = size
         return _PendingNode(node, parts)
+
+    def _harvested(self, slot: file_workers.Slot, nbytes: int) -> None:
+        """A worker's result for (part of) a file: what :meth:`file` does after reading."""
+        pn, rel, new = slot.owner
+        if nbytes:
+            self.meter.advance(nbytes=nbytes)
+        if not slot.done:
+            return
+        slot.owner = None
+        if slot.error is not None:
+            pn.dropped = True
+            self.error(slot.path, slot.error)
+            return
+        pn.parts = [(None if bid is None else bid.hex(), n) for bid, n in slot.parts]
+        size = sum(n for _, n in slot.parts)
+        c = self.counters
+        c.bytes_read += size
+        if new:
+            c.files_new += 1
+        else:
+            c.files_changed += 1
+        pn.node.size = size
+        self.meter.advance(files=1, current=rel)
 
     def read_file(self, path: bytes, st: os.stat_result) -> tuple[list[Part], int]:
         """The file's parts, and how many of its bytes were already reported as progress.
@@ -412,22 +452,35 @@ def backup_paths(
     metadata: dict[str, Any] | None = None,
     clock: Clock | None = None,
     fs: FileSystem | None = None,
+    processes: int | None = None,
 ) -> snapshots.BackupResult:
     """Back up ``paths``: one directory becomes the root tree itself (its contents);
-    several paths (or one non-directory) become named entries of the root."""
+    several paths (or one non-directory) become named entries of the root.
+
+    ``processes``: worker processes that read, chunk, hash, compress and seal file
+    contents (:mod:`.file_workers`); 0 = none, the single-process reference path; None =
+    ``SNOWVAULT_ENGINE_PROCESSES`` (default 0). A custom ``fs`` always uses the
+    single-process path."""
     if not paths:
         raise core_errors.InvalidInput(detail="nothing to back up: no paths given")
     fs = fs or FileSystem()
     raw = [os.path.abspath(os.fsencode(p)) for p in paths]
     meter = ProgressMeter("backup", progress, clock or SystemClock())
-    arch = _Archiver(repo, fs, Excludes(excludes), one_file_system, meter)
     parent_tree = _parent_tree(repo, parent)
+    workers = None
+    if type(fs) is FileSystem and processes != 0:
+        workers = file_workers.ContentWorkers.start(repo, processes)
+    arch = _Archiver(repo, fs, Excludes(excludes), one_file_system, meter, workers)
     stored_before = stream_backup.stored_bytes(repo)
     try:
         root = _walk_roots(arch, fs, raw, parent_tree)
         arch.drain()
+        if workers is not None:
+            workers.close()
     finally:
         arch.batcher.close()
+        if workers is not None:
+            workers.abort()
     assert root.tree_id is not None
     tree_id = _hex(root.tree_id)
     c = arch.counters

@@ -1,0 +1,71 @@
+"""SIGKILL a backup that reads files in worker processes (SNOWVAULT_ENGINE_PROCESSES=2).
+
+The workers only seal blobs; the killed parent alone wrote packs and index segments, so
+the repository is as whole as after killing the single-process path (test_kill.py):
+no recovery point, ``check`` passes, the next backup with workers completes, reuses
+what landed, and restores byte for byte.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from pathlib import Path
+
+from helpers.engine_cli import PASSWORD, Cli, cli_env, read_tree, write_tree
+from snowvault.engine import check, restorer
+from snowvault.engine.backends.local import LocalBackend
+from snowvault.engine.chunker import ChunkerParams
+from snowvault.engine.crypto import KdfParams
+from snowvault.engine.repository import Repository
+
+MiB = 1024 * 1024
+
+
+def test_backup_with_workers_killed_after_first_index_leaves_a_whole_repository(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "src"
+    rng = random.Random(20261207)
+    files = {f"d{i % 3}/f{i:02d}.bin": rng.randbytes(3 * MiB) for i in range(10)}
+    files.update({f"small/s{i:03d}.txt": rng.randbytes(2000) for i in range(300)})
+    write_tree(src, files)
+    repo_dir = tmp_path / "repo"
+    Repository.init(
+        LocalBackend(str(repo_dir)),
+        password=PASSWORD,
+        kdf=KdfParams.for_tests(),
+        chunker=ChunkerParams(min_size=128 * 1024, avg_size=512 * 1024, max_size=2 * MiB),
+        pack_size=2 * MiB,
+    ).close()
+    cli = Cli(tmp_path, cli_env() | {"SNOWVAULT_ENGINE_PROCESSES": "2"})
+
+    proc = cli.popen("repo", "backup", "--repo", str(repo_dir), str(src), "--json")
+    try:
+        deadline = time.monotonic() + 60
+        while not [p for p in (repo_dir / "index").glob("*") if ".sv-tmp-" not in p.name]:
+            assert proc.poll() is None, f"backup ended before an index: {proc.communicate()}"
+            assert time.monotonic() < deadline, "never wrote an index segment"
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+
+    assert not list((repo_dir / "recovery-points").glob("*"))
+    with Repository.open(LocalBackend(str(repo_dir)), password=PASSWORD) as repo:
+        after_kill = check.check(repo)
+        landed = len(repo.master_index)
+    assert after_kill.ok, after_kill.problems
+    assert landed > 0
+
+    summary = cli.backup(str(repo_dir), str(src))
+    assert summary["files_new"] == len(files) and summary["partial"] is False
+    with Repository.open(LocalBackend(str(repo_dir)), password=PASSWORD) as repo:
+        final = check.check(repo, read_data=True)
+        assert final.ok, final.problems
+        result = restorer.restore(repo, summary["id"], tmp_path / "restored")
+        assert result.errors == []
+    assert read_tree(tmp_path / "restored") == read_tree(src)
