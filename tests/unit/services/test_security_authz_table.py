@@ -68,8 +68,8 @@ _BACKUP: dict[str, str] = {
     ACCOUNT_WIDE: """CreateBackupPlan ListBackupPlans GetBackupPlanFromJSON
         GetBackupPlanFromTemplate ListBackupPlanTemplates CreateLegalHold ListLegalHolds
         ListBackupVaults ListBackupJobs ListBackupJobSummaries ListRestoreJobs
-        ListCopyJobs ListCopyJobSummaries ListProtectedResources DescribeGlobalSettings DescribeRegionSettings
-        UpdateRegionSettings GetSupportedResourceTypes""",
+        ListCopyJobs ListCopyJobSummaries ListProtectedResources DescribeGlobalSettings
+        DescribeRegionSettings UpdateRegionSettings GetSupportedResourceTypes""",
     NOT_IMPLEMENTED: """AssociateBackupVaultMpaApprovalTeam CreateBackupAccessPoint
         CreateFramework CreateLogicallyAirGappedBackupVault CreateReportPlan
         CreateRestoreAccessBackupVault CreateRestoreTestingPlan CreateRestoreTestingSelection
