@@ -62,6 +62,20 @@ def _days(name: str, value: object) -> int:
     return value
 
 
+def _trail_location(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith("s3://"):
+        raise ValueError("trail_location: expected an s3://bucket/prefix?... URL")
+    return value
+
+
+def _retention_mode(value: object) -> str:
+    if value not in ("GOVERNANCE", "COMPLIANCE"):
+        raise ValueError(f"trail_retention_mode: GOVERNANCE or COMPLIANCE, not {value!r}")
+    return str(value)
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     threads: int = 2
@@ -105,6 +119,11 @@ class ServerConfig:
     cold_regions: dict[str, str] = field(default_factory=dict)
     # The audit trail (DATA_DIR/trail): API calls and system actions; false: none kept.
     trail: bool = True
+    # Also deliver the trail to this S3 URL (s3://bucket/prefix?endpoint_url=...); none: local only.
+    trail_location: str | None = None
+    # Object Lock retention of each delivered trail object (when the bucket has Object Lock).
+    trail_retention_days: int = 365
+    trail_retention_mode: str = "GOVERNANCE"
     # The integrity watch reads every pack of each vault within this many days.
     integrity_days: int = 30
 
@@ -147,6 +166,11 @@ class ServerConfig:
                 log_format=str(doc.get("log_format", "text")),
                 cold_regions={str(k): str(v) for k, v in doc.get("cold_regions", {}).items()},
                 trail=_flag("trail", doc.get("trail", True)),
+                trail_location=_trail_location(doc.get("trail_location")),
+                trail_retention_days=_days(
+                    "trail_retention_days", doc.get("trail_retention_days", 365)
+                ),
+                trail_retention_mode=_retention_mode(doc.get("trail_retention_mode", "GOVERNANCE")),
                 integrity_days=_days("integrity_days", doc.get("integrity_days", 30)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -181,6 +205,17 @@ class ServerConfig:
             **({"log_format": self.log_format} if self.log_format != "text" else {}),
             **({"cold_regions": dict(self.cold_regions)} if self.cold_regions else {}),
             **({} if self.trail else {"trail": False}),
+            **({"trail_location": self.trail_location} if self.trail_location else {}),
+            **(
+                {"trail_retention_days": self.trail_retention_days}
+                if self.trail_retention_days != 365
+                else {}
+            ),
+            **(
+                {"trail_retention_mode": self.trail_retention_mode}
+                if self.trail_retention_mode != "GOVERNANCE"
+                else {}
+            ),
             **({"integrity_days": self.integrity_days} if self.integrity_days != 30 else {}),
         }
 

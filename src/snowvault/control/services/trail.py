@@ -46,6 +46,16 @@ recorded. Abuse case: a caller sends its secrets (a DSN password, a passphrase) 
 receives some (CreateAccessKey): none of them may reach the files, which the operator and
 anyone holding a backup of DATA_DIR reads; ``test_trail_redaction`` greps for them.
 
+Off-host copy (config ``trail_location``, an engine S3 URL ``s3://bucket/prefix?...``):
+each log file, digest and ``.sig`` filed locally is also PUT (never replacing a key) under
+``<prefix>/AWSLogs/...``, the same keys; in a bucket with Object Lock each object gets a
+retention (``trail_retention_days``, mode GOVERNANCE or COMPLIANCE). The local file stays
+the source: an upload that fails is logged and retried by the next flush
+(``uploaded.json`` records the keys already delivered). :func:`validate` reads either the
+local directory or the bucket (:class:`LocalReader` / :class:`BucketReader`). Why: the
+digest signing key lives on this host, so its administrator could re-sign a rewritten
+history; the locked bucket copy is what they cannot replace.
+
 Who may read: the operator (files under DATA_DIR, 0600). Bounded: one JSON line per call
 (parameters capped at :data:`MAX_DOCUMENT`); a flush reads the pending file once.
 
@@ -67,10 +77,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from snowvault.control.services.base import Deps
 from snowvault.core import private_files
+from snowvault.engine import errors as engine_errors
+from snowvault.engine.backends import base as backend_base
+from snowvault.engine.backends import url as backend_url
 from snowvault.engine.crypto import message_signing
 
 log = logging.getLogger("snowvault.trail")
@@ -81,6 +94,8 @@ BUCKET = "snowvault-trail"
 TRAIL_NAME = "snowvault"
 PENDING = "pending.jsonl"
 STATE = "digest-state.json"
+UPLOADED = "uploaded.json"
+"""The keys already delivered to the trail location (and which location)."""
 DIGEST_EVERY = timedelta(hours=1)
 READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Lookup", "Export", "Preview")
 SOURCES = {"backup": "backup.amazonaws.com", "kms": "kms.amazonaws.com", "sns": "sns.amazonaws.com"}
@@ -384,12 +399,59 @@ def _locked(root: Path) -> Iterator[None]:
         os.close(fd)
 
 
+RetentionMode = Literal["GOVERNANCE", "COMPLIANCE"]
+
+
+@dataclass(frozen=True)
+class TrailLocation:
+    """Where the trail is also delivered: an engine S3 URL (its credentials and
+    endpoint in the query, as a vault's storage URL; never AWS_ENDPOINT_URL)."""
+
+    url: str
+    retention_days: int = 365
+    retention_mode: RetentionMode = "GOVERNANCE"
+
+
+def location_from(
+    url: str | None, days: int = 365, mode: str = "GOVERNANCE"
+) -> TrailLocation | None:
+    """The location config.json's ``trail_location`` / ``trail_retention_*`` name (None:
+    local only)."""
+    if not url:
+        return None
+    return TrailLocation(url, days, "COMPLIANCE" if mode == "COMPLIANCE" else "GOVERNANCE")
+
+
+def _one_line(exc: Exception) -> str:
+    """An exception as one line, without a URL's secret query values."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return re.sub(r"((?:secret_access_key|session_token)=)[^&\s]*", r"\1***", text)
+
+
+def _put_once(store: backend_base.Backend, rel: str, data: bytes) -> None:
+    """PUT ``rel``; an object already there with the same bytes counts as delivered (an
+    earlier flush died before recording it); different bytes are never replaced."""
+    try:
+        store.put(rel, data)
+    except engine_errors.ObjectExists:
+        if store.get(rel) != data:
+            raise
+    if store.get(rel) != data:  # what landed is what was filed (a proxy could alter it)
+        raise engine_errors.PermanentBackendError(detail=f"{rel}: stored bytes differ")
+
+
 class Trail:
     """The writer: records go to ``pending.jsonl`` at once; :meth:`flush` files them."""
 
-    def __init__(self, root: Path, key: message_signing.SigningKey) -> None:
+    def __init__(
+        self,
+        root: Path,
+        key: message_signing.SigningKey,
+        location: TrailLocation | None = None,
+    ) -> None:
         self.root = root
         self.key = key
+        self.location = location
 
     def record(self, record: dict[str, Any]) -> None:
         _append(self.root, record)
@@ -405,7 +467,59 @@ class Trail:
             due = last is None or now - datetime.fromisoformat(last) >= DIGEST_EVERY
             if (force_digest or due) and state.get("undigested"):
                 written += self._digest(now, state)
+            if self.location is not None:
+                self._deliver(now, self.location)
             return written
+
+    def _deliver(self, now: datetime, location: TrailLocation) -> None:
+        """Copy every filed object the location does not have yet; never raises (the
+        local files stay the source; the next flush retries)."""
+        try:
+            store = backend_url.open_backend(location.url)
+        except Exception as exc:  # a bad URL or no boto3: logged, never a lost record
+            log.warning("trail location unusable, files stay local: %s", _one_line(exc))
+            return
+        try:
+            uploaded = self._uploaded(store.location)
+            done = set(uploaded["keys"])
+            todo = [rel for rel in LocalReader(self.root).names() if rel not in done]
+            if not todo:
+                return
+            locked = store.capabilities.retention
+            retention = backend_base.Retention(
+                location.retention_mode, now.astimezone(UTC) + timedelta(location.retention_days)
+            )
+            try:
+                for rel in todo:
+                    _put_once(store, rel, (self.root / rel).read_bytes())
+                    if locked:
+                        store.set_retention(rel, retention)
+                    uploaded["keys"].append(rel)
+            finally:
+                self._save_uploaded(uploaded)
+        except Exception as exc:
+            log.warning(
+                "trail upload to %s failed, retried at the next flush: %s",
+                store.location,
+                _one_line(exc),
+            )
+        finally:
+            store.close()
+
+    def _uploaded(self, where: str) -> dict[str, Any]:
+        path = self.root / UPLOADED
+        doc = json.loads(path.read_text()) if path.exists() else {}
+        if doc.get("location") != where:  # a new location gets everything again
+            doc = {"location": where, "keys": []}
+        return dict(doc)
+
+    def _save_uploaded(self, doc: dict[str, Any]) -> None:
+        path = self.root / UPLOADED
+        data = json.dumps(doc).encode()
+        if path.exists():
+            private_files.replace(path, data)
+        else:
+            private_files.write_new(path, data)
 
     def _roll(self, now: datetime) -> list[Path]:
         pending = self.root / PENDING
@@ -532,26 +646,107 @@ class Validation:
     undigested: list[str]  # log files written since the last digest (not an error)
 
 
-def validate(root: Path, cert_pem: bytes) -> Validation:
-    """Check every digest chain under ``root`` (module doc)."""
+class TrailReader(Protocol):
+    """What :func:`validate` reads: the trail's objects by key (``AWSLogs/...``)."""
+
+    @property
+    def where(self) -> str: ...
+
+    def names(self) -> list[str]:
+        """Every object key under ``AWSLogs/``, sorted."""
+        ...
+
+    def read(self, key: str) -> bytes | None:
+        """The object's bytes (for a bucket: its current version); None when absent."""
+        ...
+
+
+class LocalReader:
+    """The trail directory under DATA_DIR."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.where = str(root)
+
+    def names(self) -> list[str]:
+        base = self.root / "AWSLogs"
+        if not base.is_dir():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return (self.root / key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+
+class BucketReader:
+    """The trail location's bucket (``Trail.location``'s URL); close() when done."""
+
+    def __init__(self, url: str) -> None:
+        self._store = backend_url.open_backend(url)
+        self.where = self._store.location
+
+    def names(self) -> list[str]:
+        return sorted(info.name for info in self._store.list("AWSLogs/"))
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return self._store.get(key)
+        except engine_errors.ObjectNotFound:
+            return None
+
+    def close(self) -> None:
+        self._store.close()
+
+
+_DIGEST_KEY = re.compile(
+    r"^AWSLogs/[^/]+/CloudTrail-Digest/([^/]+)/\d{4}/\d\d/\d\d/[^/]+\.json\.gz$"
+)
+_LOG_KEY = re.compile(r"^AWSLogs/[^/]+/CloudTrail/[^/]+/\d{4}/\d\d/\d\d/[^/]+\.json\.gz$")
+
+
+def validate(
+    root: Path | TrailReader, cert_pem: bytes, newest: Mapping[str, Any] | None = None
+) -> Validation:
+    """Check every digest chain in ``root`` (a directory or a reader; module doc).
+    ``newest``: the chains of ``digest-state.json`` (read from ``root`` when it is a
+    directory), to notice a removed newest digest, which no later digest names."""
+    reader: TrailReader = LocalReader(root) if isinstance(root, Path) else root
+    if newest is None and isinstance(root, Path):
+        state = root / STATE
+        newest = json.loads(state.read_text()).get("chains", {}) if state.exists() else {}
+    names = reader.names()
+    present = set(names)
     problems: list[str] = []
     digests = files = 0
     listed: set[str] = set()
-    chains: dict[str, list[tuple[str, Path]]] = {}
-    for path in sorted(root.glob("AWSLogs/*/CloudTrail-Digest/*/*/*/*/*.json.gz")):
-        doc = json.loads(gzip.decompress(path.read_bytes()))
-        chains.setdefault(f"{doc['awsAccountId']}/{path.parts[-5]}", []).append(
-            (doc["digestEndTime"], path)
+    chains: dict[str, list[tuple[str, str, bytes, dict[str, Any]]]] = {}
+    for key in names:
+        match = _DIGEST_KEY.match(key)
+        if not match:
+            continue
+        data = reader.read(key)
+        if data is None:
+            continue
+        try:
+            doc = json.loads(gzip.decompress(data))
+        except (OSError, ValueError, EOFError):
+            problems.append(f"{key}: the digest is not readable (changed)")
+            continue
+        chains.setdefault(f"{doc['awsAccountId']}/{match.group(1)}", []).append(
+            (doc["digestEndTime"], key, data, doc)
         )
     for chain in chains.values():
         previous: str | None = None
-        for _, path in sorted(chain):
+        for _, rel, data, doc in sorted(chain, key=lambda item: (item[0], item[1])):
             digests += 1
-            rel = str(path.relative_to(root))
-            data = path.read_bytes()
-            doc = json.loads(gzip.decompress(data))
             try:
-                sig = json.loads(path.with_name(path.name + ".sig").read_text())["signature"]
+                sig_data = reader.read(rel + ".sig")
+                if sig_data is None:
+                    raise ValueError("no signature")
+                sig = str(json.loads(sig_data)["signature"])
                 message_signing.verify(
                     cert_pem,
                     bytes.fromhex(sig),
@@ -562,33 +757,27 @@ def validate(root: Path, cert_pem: bytes) -> Validation:
                         doc["previousDigestSignature"],
                     ),
                 )
-            except (OSError, ValueError, KeyError, message_signing.InvalidSignature):
+            except (ValueError, KeyError, TypeError, message_signing.InvalidSignature):
                 problems.append(f"{rel}: the digest's signature does not verify")
                 sig = None
             if doc["previousDigestSignature"] != previous:
                 problems.append(f"{rel}: does not follow the previous digest of its chain")
                 named = doc.get("previousDigestS3Object")
-                if named and not (root / named).exists():
+                if named and named not in present:
                     problems.append(f"{named}: digest missing (named as the previous by {rel})")
             previous = sig
             for entry in doc["logFiles"]:
                 files += 1
                 listed.add(entry["s3Object"])
-                log_path = root / entry["s3Object"]
-                if not log_path.exists():
+                log_data = reader.read(entry["s3Object"])
+                if log_data is None:
                     problems.append(f"{entry['s3Object']}: listed in {rel} but missing")
-                elif message_signing.sha256_hex(log_path.read_bytes()) != entry["hashValue"]:
+                elif message_signing.sha256_hex(log_data) != entry["hashValue"]:
                     problems.append(f"{entry['s3Object']}: changed after {rel} was signed")
-    state = root / STATE
-    newest = json.loads(state.read_text()).get("chains", {}) if state.exists() else {}
-    for chain_name, last in sorted(newest.items()):
-        if not (root / last["key"]).exists():  # the newest digest: no later one names it
+    for chain_name, last in sorted((newest or {}).items()):
+        if last["key"] not in present:  # the newest digest: no later one names it
             problems.append(f"{last['key']}: digest missing (the newest of {chain_name})")
-    undigested = sorted(
-        str(p.relative_to(root))
-        for p in root.glob("AWSLogs/*/CloudTrail/*/*/*/*/*.json.gz")
-        if str(p.relative_to(root)) not in listed
-    )
+    undigested = sorted(key for key in names if _LOG_KEY.match(key) and key not in listed)
     return Validation(digests, files, problems, undigested)
 
 

@@ -28,7 +28,11 @@ TRAIL_DIR = "trail"
 
 
 def auditor(app: App) -> Auditor:
-    writer = trail.Trail(app.config.data_dir / TRAIL_DIR, app.notifier.key)
+    config = app.config
+    where = trail.location_from(
+        config.trail_location, config.trail_retention_days, config.trail_retention_mode
+    )
+    writer = trail.Trail(config.data_dir / TRAIL_DIR, app.notifier.key, where)
     _start_flusher(writer)
 
     def record(fields: Mapping[str, Any]) -> None:

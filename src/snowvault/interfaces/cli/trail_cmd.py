@@ -2,6 +2,8 @@
 
     snowvault trail flush --data-dir DIR [--json]       # file pending records, sign a digest
     snowvault trail validate --data-dir DIR [--json]    # exit 1 when anything does not verify
+    snowvault trail validate --data-dir DIR --location s3://BUCKET/PREFIX?...  # the bucket copy
+    snowvault trail validate --data-dir DIR --location config                  # trail_location
     snowvault trail lookup --data-dir DIR [--event-name N] [--username U]
                            [--start ISO] [--end ISO] [--max-results N] [--json]
 
@@ -59,21 +61,56 @@ def flush(data_dir: str, as_json: bool) -> None:
 
     root = Path(data_dir).absolute()
     now = SystemClock().now()
-    writer = trail_service.Trail(root / TRAIL_DIR, delivery.signing_key(root, now))
+    writer = trail_service.Trail(
+        root / TRAIL_DIR, delivery.signing_key(root, now), _configured_location(root)
+    )
     written = writer.flush(now, force_digest=True)
     doc = {"written": [str(p.relative_to(root / TRAIL_DIR)) for p in written]}
     render.result(as_json, doc, "\n".join(doc["written"]) or "nothing pending")
 
 
+def _configured_location(root: Path) -> Any:
+    """config.json's trail location (a services.trail.TrailLocation) or None."""
+    from snowvault.app import ServerConfig
+    from snowvault.control.services import trail as trail_service
+
+    config = ServerConfig.load(root)
+    return trail_service.location_from(
+        config.trail_location, config.trail_retention_days, config.trail_retention_mode
+    )
+
+
 @trail.command("validate")
 @_data_dir
+@click.option(
+    "--location",
+    help="Validate the copy in this S3 URL (s3://bucket/prefix?endpoint_url=...) instead "
+    "of DATA_DIR/trail; 'config': config.json's trail_location.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def validate(data_dir: str, as_json: bool) -> None:
+def validate(data_dir: str, location: str | None, as_json: bool) -> None:
     """Check every digest's signature and chain and every log file's hash."""
+    import json
+
     from snowvault.control.services import trail as trail_service
 
     root = Path(data_dir).absolute()
-    done = trail_service.validate(root / TRAIL_DIR, (root / CERT_FILE).read_bytes())
+    cert = (root / CERT_FILE).read_bytes()
+    if location is None:
+        done = trail_service.validate(root / TRAIL_DIR, cert)
+    else:
+        if location == "config":
+            where = _configured_location(root)
+            if where is None:
+                raise click.UsageError(f"{root}/config.json names no trail_location")
+            location = str(where.url)
+        state = root / TRAIL_DIR / trail_service.STATE
+        newest = json.loads(state.read_text()).get("chains", {}) if state.exists() else {}
+        reader = trail_service.BucketReader(location)
+        try:
+            done = trail_service.validate(reader, cert, newest)
+        finally:
+            reader.close()
     doc = {
         "digests": done.digests,
         "log_files": done.log_files,
