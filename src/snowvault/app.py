@@ -67,6 +67,9 @@ def _trail_location(value: object) -> str | None:
         return None
     if not isinstance(value, str) or not value.startswith("s3://"):
         raise ValueError("trail_location: expected an s3://bucket/prefix?... URL")
+    from snowvault.engine.backends import url
+
+    url.parse_s3_url(value)  # a bad URL fails the load, not each flush (InvalidInput)
     return value
 
 

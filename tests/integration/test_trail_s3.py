@@ -101,3 +101,30 @@ def test_flushed_files_land_locked_under_the_cloudtrail_layout_and_validate_name
     assert any(
         p.startswith(log_key.removeprefix(f"{PREFIX}/") + ": changed after") for p in problems
     )
+
+
+def test_config_keys_round_trip_and_bad_values_are_refused(tmp_path: Path) -> None:
+    from snowvault.app import ServerConfig
+    from snowvault.core.errors import InvalidInput
+
+    doc: dict[str, Any] = {"catalog_url": "sqlite://", "regions": {}, "default_region": "r"}
+    assert ServerConfig.from_dict(tmp_path, doc).trail_location is None  # local only
+    doc.update(
+        trail_location="s3://bucket-a/p?endpoint_url=http://127.0.0.1:9",
+        trail_retention_days=7,
+        trail_retention_mode="COMPLIANCE",
+    )
+    config = ServerConfig.from_dict(tmp_path, doc)
+    assert ServerConfig.from_dict(tmp_path, config.to_dict()) == config
+    where = trail.location_from(
+        config.trail_location, config.trail_retention_days, config.trail_retention_mode
+    )
+    assert where == trail.TrailLocation(str(doc["trail_location"]), 7, "COMPLIANCE")
+    for key, bad in (
+        ("trail_retention_mode", "LEGAL"),
+        ("trail_retention_days", 0),
+        ("trail_location", "/srv/trail"),
+        ("trail_location", "s3://bucket-a/p?endpoint_url=ftp://x"),
+    ):
+        with pytest.raises(InvalidInput):
+            ServerConfig.from_dict(tmp_path, {**doc, key: bad})

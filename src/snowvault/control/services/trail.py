@@ -387,10 +387,11 @@ def _append(root: Path, rec: dict[str, Any]) -> None:
 
 
 @contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    """One writer at a time across processes (the server and ``snowvault trail``)."""
+def _locked(root: Path, name: str = ".lock") -> Iterator[None]:
+    """One writer at a time across processes (the server and ``snowvault trail``);
+    ``.deliver-lock``: one uploader at a time, without holding up :meth:`Trail.record`."""
     private_files.make_dirs(root)
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(root / name, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -459,7 +460,9 @@ class Trail:
     def flush(self, now: datetime, *, force_digest: bool = False) -> list[Path]:
         """File the pending records (one gzipped file per account and region); then a
         digest per account and region when the last is :data:`DIGEST_EVERY` old (or
-        ``force_digest``). The paths written."""
+        ``force_digest``). The paths written. Then, with a :class:`TrailLocation`, the
+        files it lacks are uploaded outside the writers' lock (a slow or unreachable
+        bucket never holds up the requests appending records)."""
         with _locked(self.root):
             written = self._roll(now)
             state = self._state()
@@ -467,11 +470,13 @@ class Trail:
             due = last is None or now - datetime.fromisoformat(last) >= DIGEST_EVERY
             if (force_digest or due) and state.get("undigested"):
                 written += self._digest(now, state)
-            if self.location is not None:
-                self._deliver(now, self.location)
-            return written
+            filed = LocalReader(self.root).names()  # complete files only (written locked)
+        if self.location is not None:
+            with _locked(self.root, ".deliver-lock"):
+                self._deliver(now, self.location, filed)
+        return written
 
-    def _deliver(self, now: datetime, location: TrailLocation) -> None:
+    def _deliver(self, now: datetime, location: TrailLocation, filed: list[str]) -> None:
         """Copy every filed object the location does not have yet; never raises (the
         local files stay the source; the next flush retries)."""
         try:
@@ -482,7 +487,7 @@ class Trail:
         try:
             uploaded = self._uploaded(store.location)
             done = set(uploaded["keys"])
-            todo = [rel for rel in LocalReader(self.root).names() if rel not in done]
+            todo = [rel for rel in filed if rel not in done]
             if not todo:
                 return
             locked = store.capabilities.retention
