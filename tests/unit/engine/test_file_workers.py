@@ -20,6 +20,7 @@ import pytest
 from snowvault.engine import archiver, check, file_workers, restorer
 from snowvault.engine.backends.memory import MemoryBackend
 from snowvault.engine.crypto import KdfParams
+from snowvault.engine.excludes import Excludes
 from snowvault.engine.repository import Repository
 from snowvault.engine.tree import decode_tree
 from snowvault.testing.repository import SMALL_CHUNKS
@@ -137,7 +138,7 @@ def test_a_worker_reports_unreadable_files_and_skips_known_blobs(tmp_path: Path)
     file_workers._init_worker(None, keys._id_key, keys._enc_key, 3, SMALL_CHUNKS, known)
     (tmp_path / "k").write_bytes(b"known")
     (tmp_path / "n").write_bytes(b"new" * 100)
-    files = [
+    files: list[file_workers.Item] = [
         (os.fsencode(tmp_path / "gone"), -1, 5, False, None),
         (os.fsencode(tmp_path / "k"), -1, 5, False, None),
         (os.fsencode(tmp_path / "n"), -1, 300, False, None),
@@ -162,9 +163,7 @@ def test_a_file_that_vanishes_is_an_error_not_a_node(tmp_path: Path) -> None:
     repo = _repo()
     workers = file_workers.ContentWorkers.start(repo, 1)
     assert workers is not None
-    arch = archiver._Archiver(
-        repo, archiver.FileSystem(), archiver.Excludes(()), False, _meter(), workers
-    )
+    arch = archiver._Archiver(repo, archiver.FileSystem(), Excludes(()), False, _meter(), workers)
     pd = arch.walk_dir(os.fsencode(src), b"", 0, None)
     os.unlink(src / "lost")  # between stat and the worker's read
     arch.drain()
