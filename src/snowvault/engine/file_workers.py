@@ -36,6 +36,8 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from concurrent import futures
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -74,13 +76,20 @@ Made = list[tuple[bytes, int, int, int]]
 
 def _die_with(parent: int) -> None:
     """SIGKILL this worker when the backup process dies (a killed backup must leave no
-    orphan behind, holding its pipes open): Linux's parent-death signal, and a check
-    for a parent that died before it was set."""
+    orphan behind, holding its pipes open): Linux's parent-death signal, a check for a
+    parent that died before it was set, and a thread that checks again twice a second."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:
         os._exit(1)
+
+    def watch() -> None:  # and a watchdog, for a worker stuck writing to a dead pipe
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="sv-parent-watch", daemon=True).start()
 
 
 def _init_worker(

@@ -2,12 +2,13 @@
 
 The workers only seal blobs; the killed parent alone wrote packs and index segments, so
 the repository is as whole as after killing the single-process path (test_kill.py):
-no recovery point, ``check`` passes, the next backup with workers completes, reuses
-what landed, and restores byte for byte.
+no worker outlives the killed backup, no recovery point, ``check`` passes, the next
+backup with workers completes, reuses what landed, and restores byte for byte.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -39,7 +40,8 @@ def test_backup_with_workers_killed_after_first_index_leaves_a_whole_repository(
         chunker=ChunkerParams(min_size=128 * 1024, avg_size=512 * 1024, max_size=2 * MiB),
         pack_size=2 * MiB,
     ).close()
-    cli = Cli(tmp_path, cli_env() | {"SNOWVAULT_ENGINE_PROCESSES": "2"})
+    tag = f"sv-kill-{tmp_path.name}-{os.getpid()}"
+    cli = Cli(tmp_path, cli_env() | {"SNOWVAULT_ENGINE_PROCESSES": "2", "SV_TEST_TAG": tag})
 
     proc = cli.popen("repo", "backup", "--repo", str(repo_dir), str(src), "--json")
     try:
@@ -48,11 +50,16 @@ def test_backup_with_workers_killed_after_first_index_leaves_a_whole_repository(
             assert proc.poll() is None, f"backup ended before an index: {proc.communicate()}"
             assert time.monotonic() < deadline, "never wrote an index segment"
             time.sleep(0.002)
+        assert len(_tagged(tag)) >= 2  # the backup and at least one worker: the scan sees them
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
         proc.communicate()
     assert proc.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10  # the workers die with their parent: no orphans
+    while _tagged(tag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _tagged(tag) == []
 
     assert not list((repo_dir / "recovery-points").glob("*"))
     with Repository.open(LocalBackend(str(repo_dir)), password=PASSWORD) as repo:
@@ -69,3 +76,19 @@ def test_backup_with_workers_killed_after_first_index_leaves_a_whole_repository(
         result = restorer.restore(repo, summary["id"], tmp_path / "restored")
         assert result.errors == []
     assert read_tree(tmp_path / "restored") == read_tree(src)
+
+
+def _tagged(tag: str) -> list[int]:
+    """Processes still running with ``SV_TEST_TAG=tag`` in their environment."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if f"SV_TEST_TAG={tag}".encode() in env.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
