@@ -64,6 +64,8 @@ def test_metrics_agree_with_the_api(
     assert backed_up(backup, "metrics-v", good)["State"] == "COMPLETED"
     assert backed_up(backup, "metrics-v", bad)["State"] == "FAILED"
 
+    ext("EnrollAgent", {"Host": "metrics-host"})  # enrolled, never seen yet
+
     jobs = backup.list_backup_jobs(ByBackupVaultName="metrics-v")["BackupJobs"]
     points = backup.list_recovery_points_by_backup_vault(BackupVaultName="metrics-v")
     samples = _samples(snowvault_server)
@@ -82,6 +84,14 @@ def test_metrics_agree_with_the_api(
         s for s in samples["snowvault_vault_size_bytes"] if s.labels["vault"] == "metrics-v"
     ]
     assert [s.value for s in vault_size] == [size]
+    classes = {
+        s.labels["storage_class"]: s.value
+        for s in samples["snowvault_vault_class_bytes"]
+        if s.labels["vault"] == "metrics-v"
+    }
+    assert classes == {"WARM": size}  # nothing cold yet
+    agents = {s.labels["host"]: s.value for s in samples["snowvault_agent_seen_age_seconds"]}
+    assert 0 <= agents["metrics-host"] < 3600
 
     ages = {
         s.labels["resource_arn"]: s for s in samples["snowvault_resource_last_backup_age_seconds"]

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from snowvault.control.catalog.tables import (
+    agents,
     backup_jobs,
     backup_rules,
     integrity_checks,
@@ -156,6 +157,27 @@ def vault_sizes(conn: Connection) -> list[VaultSize]:
         v.account_id, v.region, v.name, v.number_of_recovery_points, sizes.c.size
     ).select_from(vaults.outerjoin(sizes, sizes.c.backup_vault_arn == v.arn))
     return [VaultSize(r[0], r[1], r[2], int(r[3]), int(r[4] or 0)) for r in conn.execute(query)]
+
+
+def class_sizes(conn: Connection) -> list[tuple[str, str, str, str, int]]:
+    """``(account, region, vault, storage_class, bytes)``: the sizes of each vault's
+    recovery points by storage class (WARM, COLD), one aggregate query."""
+    v, p = vaults.c, recovery_points.c
+    query = (
+        sa.select(
+            v.account_id, v.region, v.name, p.storage_class, sa.func.sum(p.backup_size_in_bytes)
+        )
+        .select_from(recovery_points.join(vaults, vaults.c.arn == p.backup_vault_arn))
+        .group_by(v.account_id, v.region, v.name, p.storage_class)
+    )
+    return [(r[0], r[1], r[2], str(r[3]), int(r[4] or 0)) for r in conn.execute(query)]
+
+
+def agents_seen(conn: Connection) -> list[tuple[str, str, datetime | None, datetime]]:
+    """``(account, host, last_seen_at, enrolled_at)`` of every enrolled agent."""
+    a = agents.c
+    query = sa.select(a.account_id, a.host, a.last_seen_at, a.enrolled_at)
+    return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query.order_by(a.account_id, a.host))]
 
 
 def resource_backups(conn: Connection) -> list[ResourceBackup]:

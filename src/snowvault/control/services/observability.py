@@ -98,6 +98,10 @@ class Snapshot:
     notifications: dict[str, int]  # outbox messages by state
     missing_manifests: list[tuple[str, str, str, int]]  # (account, region, vault, count)
     damaged_points: list[tuple[str, str, str, int]] = field(default_factory=list)  # same
+    class_sizes: list[tuple[str, str, str, str, int]] = field(default_factory=list)
+    """(account, region, vault, storage class, bytes)"""
+    agents: list[tuple[str, str, datetime | None, datetime]] = field(default_factory=list)
+    """(account, host, last seen, enrolled)"""
 
 
 def snapshot(deps: Deps, now: datetime) -> Snapshot:
@@ -114,6 +118,8 @@ def snapshot(deps: Deps, now: datetime) -> Snapshot:
             notifications=catalog.notifications.outbox_counts(conn),
             missing_manifests=catalog.observability.missing_manifests(conn),
             damaged_points=catalog.observability.points_by_message(conn, integrity.DAMAGED),
+            class_sizes=catalog.observability.class_sizes(conn),
+            agents=catalog.observability.agents_seen(conn),
         )
 
 

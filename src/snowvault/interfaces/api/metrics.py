@@ -13,6 +13,10 @@ capped queries, so a scrape's cost does not grow with the job history):
 - ``snowvault_job_bytes_transferred{...}``: sum of BytesTransferred of those jobs
 - ``snowvault_job_duration_seconds{...}``: summary of the jobs finished in the last 24 h
 - ``snowvault_vault_recovery_points`` / ``snowvault_vault_size_bytes{account,region,vault}``
+- ``snowvault_vault_class_bytes{account,region,vault,storage_class}``: the same sizes
+  split WARM / COLD (the points' lifecycle class)
+- ``snowvault_agent_seen_age_seconds{account,host}``: seconds since an enrolled agent last
+  called (since enrolment if never): agent liveness
 - ``snowvault_vault_missing_manifests{account,region,vault}``: the integrity watch's count
 - ``snowvault_vault_damaged_recovery_points{account,region,vault}``: points it found damaged
 - ``snowvault_resource_last_backup_age_seconds{account,region,resource_arn,resource_type}``:
@@ -86,6 +90,7 @@ class _CatalogCollector(Collector):
         yield from _jobs(snap)
         yield from _vaults(snap)
         yield from _resources(snap)
+        yield from _classes_and_agents(snap)
         yield _gauge(
             "snowvault_scheduler_lag_seconds",
             "Seconds the earliest due backup rule is late (0 when none is).",
@@ -99,6 +104,26 @@ class _CatalogCollector(Collector):
         for state in ("PENDING", "DELIVERED", "FAILED"):
             outbox.add_metric([state], snap.notifications.get(state, 0))
         yield outbox
+
+
+def _classes_and_agents(snap: observability.Snapshot) -> Iterator[Metric]:
+    classes = GaugeMetricFamily(
+        "snowvault_vault_class_bytes",
+        "Sum of BackupSizeInBytes of the vault's recovery points by storage class.",
+        labels=[*VAULT_LABELS, "storage_class"],
+    )
+    for account, region, vault, storage_class, size in snap.class_sizes:
+        classes.add_metric([account, region, vault, storage_class], size)
+    yield classes
+    seen = GaugeMetricFamily(
+        "snowvault_agent_seen_age_seconds",
+        "Seconds since the agent last called the server (since enrolment if never).",
+        labels=["account", "host"],
+    )
+    for account, host, last_seen, enrolled in snap.agents:
+        since = last_seen or enrolled
+        seen.add_metric([account, host], max(0.0, (snap.now - since).total_seconds()))
+    yield seen
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
