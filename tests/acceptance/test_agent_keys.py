@@ -33,6 +33,8 @@ AGENT_OPERATIONS = [
     "AgentPutBlobs",
     "AgentPutManifest",
     "AgentFailJob",
+    "AgentReadBlobs",
+    "AgentFinishRestore",
 ]
 AGENT_OWN = {("snowvault", name) for name in AGENT_OPERATIONS}
 _CANDIDATES = (

@@ -1,9 +1,11 @@
 """An agent backs up a directory the server may not read (issue 13,
 docs/design/agents.md): a real server, `snowvault agent run` as a separate process with
 its own --allow-path, the resource registered with `--host`; the point restores through
-the normal path, byte for byte; a second backup uploads nothing new; an agent killed
-mid-job loses its lease, the job is retried (never RUNNING forever) and a restarted
-agent finishes it without uploading again what the first attempt stored.
+StartRestoreJob onto the agent's host (into a directory the server may not write),
+byte for byte, and a target outside the agent's --allow-path fails with one line; a
+second backup uploads nothing new; an agent killed mid-job loses its lease, the job is
+retried (never RUNNING forever) and a restarted agent finishes it without uploading
+again what the first attempt stored.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from helpers import stories
 from helpers.sv_server import SNOWVAULT, ServerProcess, move_clock, new_server
 
 VAULT = "fleet"
 HOST = "web-1"
+_INVALID = {"InvalidParameterValueException", "ValidationException"}
 FINAL = {"COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL"}
 
 
@@ -116,9 +120,21 @@ def test_an_agent_backs_up_what_the_server_may_not_read(world: dict[str, Any]) -
     assert done["State"] == "COMPLETED", (done, log.read_text())
     rp = done["RecoveryPointArn"]
 
-    target = world["server_area"] / "restored"
+    # the restore runs on the agent's host, into a directory the server may not write
+    target = world["agent_area"] / "restored"
+    refused = stories.restored(backup, rp, world["server_area"] / "restored")
+    assert refused["Status"] == "FAILED", refused  # outside the agent's --allow-path
+    message = refused["StatusMessage"]
+    assert "\n" not in message and "not under an allowed path" in message, message
+    assert not (world["server_area"] / "restored").exists()
+    with pytest.raises(ClientError) as relative:
+        backup.start_restore_job(
+            RecoveryPointArn=rp, Metadata={"targetPath": "rel/x"}, IamRoleArn=stories.ROLE
+        )
+    assert relative.value.response["Error"]["Code"] in _INVALID, relative.value.response
     restore = stories.restored(backup, rp, target)
-    assert restore["Status"] == "COMPLETED", restore
+    assert restore["Status"] == "COMPLETED", (restore, log.read_text())
+    assert float(restore["PercentDone"]) == 100.0 and restore["BackupSizeInBytes"] > 0, restore
     diff = filecmp.dircmp(source, target)
     assert not (diff.left_only or diff.right_only or diff.diff_files), diff.report()
     for sub in ("d0", "d1", "d2", "d3"):
@@ -172,7 +188,7 @@ def test_an_agent_backs_up_what_the_server_may_not_read(world: dict[str, Any]) -
     _agent2, log2 = _start_agent(world, key, 2)
     finished = _wait(backup, job["BackupJobId"], FINAL, timeout=120)
     assert finished["State"] == "COMPLETED", (finished, log2.read_text())
-    target2 = world["server_area"] / "big-restored"
+    target2 = world["agent_area"] / "big-restored"
     assert stories.restored(backup, finished["RecoveryPointArn"], target2)["Status"] == "COMPLETED"
     for i in range(3):
         assert (target2 / f"blob{i}.bin").read_bytes() == (big / f"blob{i}.bin").read_bytes()

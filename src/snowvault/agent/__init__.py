@@ -1,9 +1,10 @@
-"""The agent: runs a host's backup jobs for a snowvault server (issue 13,
+"""The agent: runs a host's backup and restore jobs for a snowvault server (issue 13,
 docs/design/agents.md).
 
 - :mod:`.client`: the agent operations of the extension API, SigV4-signed;
 - :mod:`.store`: a :class:`~snowvault.engine.archiver.BlobStore` that chunks, compresses
   and seals on this host under the job's key and uploads only blobs the vault lacks;
+- :mod:`.restore`: the blob source a restore on this host reads (AgentReadBlobs);
 - :mod:`.runner`: the claim loop (long poll), one job at a time, with heartbeats.
 
 The agent holds its own access key, the job's data key and the vault's blob-id key
@@ -14,6 +15,6 @@ Must not depend on the control plane's catalog, services, scheduler, the composi
 root or the interfaces (an agent host has no catalog).
 """
 
-from snowvault.agent import client, runner, store
+from snowvault.agent import client, restore, runner, store
 
-__all__ = ["client", "runner", "store"]
+__all__ = ["client", "restore", "runner", "store"]

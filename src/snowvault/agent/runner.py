@@ -12,6 +12,7 @@ a stolen admin key cannot make the agent read outside them. A job whose lease is
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import Any, BinaryIO
 
 from snowvault import __version__, plugins
 from snowvault.agent import client, store
+from snowvault.agent import restore as agent_restore
 from snowvault.control.model import host_paths
 from snowvault.core.clock import Clock, SystemClock
 from snowvault.core.errors import InvalidInput, SnowvaultError
@@ -116,6 +118,8 @@ def run_job(
     """Run one claimed job to its end; the final state as the agent knows it
     (``blobs``: the store to write into, to look at its counters afterwards)."""
     job_id = str(job["JobId"])
+    if job.get("Kind") == "RESTORE":
+        return run_restore(api, options, job, say)
     if blobs is None:
         blobs = store.RemoteBlobStore(api, job_id, store.JobKeys.from_api(job["Keys"]))
     heart = _Heartbeat(api, job_id, int(job.get("LeaseSeconds") or options.lease_seconds))
@@ -152,6 +156,57 @@ def run_job(
         f"{blobs.skipped_blobs} already in the vault"
     )
     return blobs.state or "COMPLETED"
+
+
+def run_restore(api: client.AgentApi, options: Options, job: Mapping[str, Any], say: Say) -> str:
+    """Run one claimed restore job: the Directory plugin judges ``targetPath`` by this
+    agent's ``allow_paths`` right before it writes; the files come from the server."""
+    job_id = str(job["JobId"])
+    heart = _Heartbeat(api, job_id, int(job.get("LeaseSeconds") or options.lease_seconds))
+    heart.start()
+
+    def progress(p: plugins.base.Progress) -> None:
+        heart.bytes_done, heart.bytes_total = p.bytes_done, p.bytes_total
+
+    metadata = {str(k): str(v) for k, v in dict(job.get("Metadata") or {}).items()}
+    say(f"job {job_id}: restoring to {metadata.get('targetPath')}")
+    try:
+        key = base64.b64decode(str(job["Keys"]["JobKey"]))
+        blobs = agent_restore.RemoteBlobs(api, job_id, key, job["Manifest"])
+        source = agent_restore.RemoteSource(blobs)
+        rtype = str(job.get("ResourceType") or "Directory")
+        plugin = plugins.builtin.registry().get(rtype)
+        resource = plugins.base.Resource(
+            arn=str(job.get("RecoveryPointArn", "")),
+            resource_type=rtype,
+            name=rtype,
+            source="",
+        )
+        request = plugins.base.RestoreRequest(
+            resource, metadata, _policy(options.allow_paths), source, progress
+        )
+        plugin.restore(request)
+        result = source.result
+        if result.errors:
+            first = result.errors[0]
+            message = f"{len(result.errors)} entries failed, first {first.path}: {first.error}"
+            return _fail(api, job_id, message, say)
+        heart.beat()
+        doc = api.call(
+            "AgentFinishRestore",
+            {"JobId": job_id, "FilesRestored": result.files, "BytesRestored": result.bytes},
+        )
+    except (SnowvaultError, OSError) as exc:
+        if client.code_of(exc) == client.NOT_FOUND or heart.lost.is_set():
+            say(f"job {job_id}: the lease is gone, dropped ({exc})")
+            return "LOST"
+        return _fail(api, job_id, str(exc), say)
+    except Exception as exc:  # a bug: the job still ends, with the reason
+        return _fail(api, job_id, f"internal error: {exc!r}", say)
+    finally:
+        heart.done.set()
+    say(f"job {job_id}: {doc.get('State')}, {result.files} file(s), {result.bytes} bytes")
+    return str(doc.get("State") or "COMPLETED")
 
 
 def _fail(api: client.AgentApi, job_id: str, message: str, say: Say) -> str:

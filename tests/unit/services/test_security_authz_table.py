@@ -101,7 +101,8 @@ _EXTENSION: dict[str, str] = {
     IAM_USER: """CreateAccount CreateUser ListUsers DeleteUser CreateAccessKey PutUserPolicy
         GetUserPolicy DeleteUserPolicy""",
     AGENT: """EnrollAgent RevokeAgent ListAgents AgentHello AgentClaimJob AgentHeartbeat
-        AgentHasBlobs AgentPutBlobs AgentPutManifest AgentFailJob""",
+        AgentHasBlobs AgentPutBlobs AgentPutManifest AgentFailJob
+        AgentReadBlobs AgentFinishRestore""",
 }
 
 

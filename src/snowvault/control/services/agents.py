@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 from snowvault.control import catalog
 from snowvault.control.model import agent_hosts
 from snowvault.control.model import jobs as job_rules
-from snowvault.control.model.jobs import BackupJob
-from snowvault.control.services import accounts, authorization, backup_jobs, vaults
+from snowvault.control.model.jobs import BackupJob, RestoreJob
+from snowvault.control.services import accounts, authorization, backup_jobs, restore_jobs, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
 from snowvault.core.errors import InvalidInput, NotFound, SnowvaultError
-from snowvault.engine import compression, crypto, locks, prune, snapshots, tree
+from snowvault.engine import compression, crypto, locks, prune, restorer, snapshots, tree
 from snowvault.engine.crypto import agent_blobs
 from snowvault.engine.repository import Repository
 
@@ -153,6 +153,17 @@ class ClaimedJob:
 
 
 @dataclass(frozen=True)
+class ClaimedRestore:
+    """A restore job for the agent: the point's manifest (its root tree names what
+    AgentReadBlobs may serve) and the job's data key the blobs come sealed under."""
+
+    job: RestoreJob
+    manifest: dict[str, object]
+    job_key: bytes = field(repr=False)
+    lease_seconds: int = 60
+
+
+@dataclass(frozen=True)
 class _Leased:
     job: BackupJob
     host: str
@@ -195,8 +206,9 @@ def _box(deps: Deps) -> crypto.SecretBox:
 
 def claim(
     deps: Deps, caller: Caller, *, wait_seconds: float, lease_seconds: object
-) -> ClaimedJob | None:
-    """AgentClaimJob: the oldest waiting backup job of a resource on the caller's host,
+) -> ClaimedJob | ClaimedRestore | None:
+    """AgentClaimJob: the oldest waiting backup job of a resource on the caller's host
+    (else the oldest restore job of a point of one),
     leased to it, with a fresh data key; long-polls up to ``wait_seconds`` (at most
     :data:`MAX_WAIT_SECONDS`). A job this slice cannot run on an agent (not a Directory,
     a group) is ended FAILED with the reason, and the next one is tried."""
@@ -215,7 +227,7 @@ def claim(
 
 def _claim_polls(
     deps: Deps, caller: Caller, agent: catalog.agents.Agent, lease: int, polls: int
-) -> ClaimedJob | None:
+) -> ClaimedJob | ClaimedRestore | None:
     worker = _worker(agent)
     with catalog.db.transaction(deps.engine) as conn:
         now = deps.clock.now()
@@ -231,6 +243,9 @@ def _claim_polls(
                 labelled_only=True,
             )
         if job is None:
+            restore = _claim_restore(deps, agent, worker, lease)
+            if restore is not None:
+                return restore
             if n + 1 < polls:
                 threading.Event().wait(POLL_SECONDS)
             continue
@@ -309,6 +324,10 @@ def heartbeat(
     progress: dict[str, float],
 ) -> str:
     """AgentHeartbeat: renew the lease, store progress; the job's state (ABORTING: stop)."""
+    if _is_restore(deps, caller, job_id):
+        return restore_heartbeat(
+            deps, caller, job_id, lease_seconds=lease_seconds, progress=progress
+        )
     leased = _leased(deps, caller, job_id)
     state = backup_jobs.JOB_KIND.heartbeat(
         deps, leased.job.job_id, leased.worker, _lease(lease_seconds), progress
@@ -549,6 +568,9 @@ def _check_trees(repo: Repository, root_tree: str) -> None:
 
 def fail(deps: Deps, caller: Caller, job_id: object, message: object) -> None:
     """AgentFailJob: the agent could not finish; the job ends FAILED with its message."""
+    if _is_restore(deps, caller, job_id):
+        fail_restore(deps, caller, job_id, message)
+        return
     leased = _leased(deps, caller, job_id)
     text = message if isinstance(message, str) and message else "the agent failed"
     _fail(deps, leased.job, leased.worker, f"agent {leased.host}: {text[:900]}")
@@ -570,3 +592,195 @@ def _forget(deps: Deps, job_id: str) -> None:
         _UPLOADED.pop(job_id, None)
     for key in [k for k in _PARENT_SETS if k[0] == job_id]:
         _PARENT_SETS.pop(key, None)
+
+
+# ------------------------------------------------------------------ restores to an agent
+
+MAX_READ_IDS = 64
+_READABLE: dict[tuple[str, int], frozenset[bytes]] = {}
+"""Per restore job attempt: the blob ids its point's trees reach (all AgentReadBlobs
+may serve it), computed once at claim time."""
+_READABLE_LOCK = threading.Lock()
+
+
+def _claim_restore(
+    deps: Deps, agent: catalog.agents.Agent, worker: str, lease: int
+) -> ClaimedRestore | None:
+    with catalog.db.transaction(deps.engine) as conn:
+        job = catalog.restore_jobs.QUEUE.claim(
+            conn,
+            worker_id=worker,
+            labels=[worker],
+            lease_seconds=lease,
+            now=deps.clock.now(),
+            labelled_only=True,
+        )
+    if job is None:
+        return None
+    restore_jobs.JOB_KIND.notify(deps, job.restore_job_id)
+    try:
+        return _prepare_restore(deps, agent, job, lease)
+    except SnowvaultError as exc:  # the vault's key is disabled, the point is gone, ...
+        _end_restore(deps, job, worker, str(exc))
+        return None
+
+
+def _prepare_restore(
+    deps: Deps, agent: catalog.agents.Agent, job: RestoreJob, lease: int
+) -> ClaimedRestore | None:
+    with catalog.db.read_transaction(deps.engine) as conn:
+        rp = catalog.recovery_points.get(conn, job.recovery_point_arn)
+        vault = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)
+    if job.is_parent or rp.resource_type not in SUPPORTED_TYPES:
+        message = (
+            f"agents restore {', '.join(sorted(SUPPORTED_TYPES))} points only for now, "
+            f"not {rp.resource_type}"
+        )
+        _end_restore(deps, job, _worker(agent), message)
+        return None
+    with vaults.open_repository(deps, vault) as repo:
+        manifest = repo.load_manifest(rp.engine_recovery_point_id or "")
+        readable = frozenset(prune.used_blobs(repo, [manifest]))
+    key = agent_blobs.new_job_key()
+    sealed = _box(deps).seal(key, _key_context(job.restore_job_id, job.attempts))
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.agents.put_job_key(
+            conn,
+            job_id=job.restore_job_id,
+            attempt=job.attempts,
+            host=agent.host,
+            sealed_key=sealed,
+            now=deps.clock.now(),
+        )
+    with _READABLE_LOCK:
+        while len(_READABLE) >= _PARENT_SETS_KEPT:
+            _READABLE.pop(next(iter(_READABLE)))
+        _READABLE[(job.restore_job_id, job.attempts)] = readable
+    return ClaimedRestore(job, manifest, key, lease)
+
+
+@dataclass(frozen=True)
+class _LeasedRestore:
+    job: RestoreJob
+    host: str
+    worker: str
+    job_key: bytes = field(repr=False)
+
+
+def _leased_restore(deps: Deps, caller: Caller, job_id: object) -> _LeasedRestore:
+    """The caller's running restore job ``job_id`` with its data key; NotFound for any
+    job that is not running under the caller's lease (another host's or tenant's,
+    ended, lost, unknown, a backup job)."""
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidInput(detail="JobId is required")
+    agent = _me(deps, caller)
+    with catalog.db.read_transaction(deps.engine) as conn:
+        try:
+            job = catalog.restore_jobs.get(conn, job_id, account_id=caller.account_id)
+        except NotFound:
+            job = None
+        stored = catalog.agents.job_key(conn, job_id)
+    if (
+        job is None
+        or job.lease_owner != _worker(agent)
+        or job.status != job_rules.RestoreJobStatus.RUNNING
+        or stored is None
+        or stored[0] != job.attempts
+        or stored[1] != agent.host
+    ):
+        raise NotFound(kind="running job of this agent", name=job_id)
+    key = _box(deps).open(stored[2], _key_context(job_id, job.attempts))
+    return _LeasedRestore(job, agent.host, _worker(agent), key)
+
+
+def _is_restore(deps: Deps, caller: Caller, job_id: object) -> bool:
+    if not isinstance(job_id, str) or not job_id:
+        return False
+    with catalog.db.read_transaction(deps.engine) as conn:
+        try:
+            catalog.restore_jobs.get(conn, job_id, account_id=caller.account_id)
+        except NotFound:
+            return False
+    return True
+
+
+def restore_heartbeat(
+    deps: Deps, caller: Caller, job_id: object, *, lease_seconds: object, progress: dict[str, float]
+) -> str:
+    leased = _leased_restore(deps, caller, job_id)
+    state = restore_jobs.JOB_KIND.heartbeat(
+        deps, leased.job.restore_job_id, leased.worker, _lease(lease_seconds), progress
+    )
+    if state is None:
+        raise NotFound(kind="running job of this agent", name=leased.job.restore_job_id)
+    return state
+
+
+def read_blobs(
+    deps: Deps, caller: Caller, job_id: object, blob_ids: object
+) -> list[tuple[bytes, bytes]]:
+    """AgentReadBlobs: the blobs (ids from the job's point only) of the caller's running
+    restore job, each compressed and sealed under the job's key: (id, sealed)."""
+    if not isinstance(blob_ids, list) or not 0 < len(blob_ids) <= MAX_READ_IDS:
+        raise InvalidInput(detail=f"BlobIds must be a list of 1-{MAX_READ_IDS} ids")
+    ids = _hex_ids(blob_ids)
+    leased = _leased_restore(deps, caller, job_id)
+    job = leased.job
+    with _READABLE_LOCK:
+        readable = _READABLE.get((job.restore_job_id, job.attempts))
+    if readable is None:  # this server restarted since the claim: compute it again
+        with catalog.db.read_transaction(deps.engine) as conn:
+            rp = catalog.recovery_points.get(conn, job.recovery_point_arn)
+        with vaults.open_repository(deps, _vault_of_arn(deps, rp.backup_vault_arn)) as repo:
+            manifest = repo.load_manifest(rp.engine_recovery_point_id or "")
+            readable = frozenset(prune.used_blobs(repo, [manifest]))
+        with _READABLE_LOCK:
+            _READABLE[(job.restore_job_id, job.attempts)] = readable
+    outside = [i for i in ids if i not in readable]
+    if outside:
+        raise NotFound(kind="blob of this restore job's recovery point", name=outside[0].hex())
+    out = []
+    with vaults.open_repository(deps, _vault_of_arn(deps, job.backup_vault_arn or "")) as repo:
+        for blob_id in ids:
+            data = repo.get_blob(blob_id)
+            sealed = agent_blobs.seal_blob(
+                leased.job_key, job.restore_job_id, "data", blob_id, compression.pack(data)
+            )
+            out.append((blob_id, sealed))
+    return out
+
+
+def _vault_of_arn(deps: Deps, vault_arn: str) -> catalog.db.Record:
+    with catalog.db.read_transaction(deps.engine) as conn:
+        return catalog.vaults.get_by_arn(conn, vault_arn)
+
+
+def finish_restore(deps: Deps, caller: Caller, job_id: object, *, files: int, size: int) -> str:
+    """AgentFinishRestore: the agent wrote every file; the job ends COMPLETED."""
+    leased = _leased_restore(deps, caller, job_id)
+    result = restorer.RestoreResult(files=files, bytes=size)
+    state = restore_jobs.finish(deps, leased.job, leased.worker, result)
+    restore_jobs.JOB_KIND.notify(deps, leased.job.restore_job_id, final_only=True)
+    _forget_restore(deps, leased.job.restore_job_id)
+    return state
+
+
+def fail_restore(deps: Deps, caller: Caller, job_id: object, message: object) -> None:
+    leased = _leased_restore(deps, caller, job_id)
+    text = message if isinstance(message, str) and message else "the agent failed"
+    _end_restore(deps, leased.job, leased.worker, f"agent {leased.host}: {text[:900]}")
+
+
+def _end_restore(deps: Deps, job: RestoreJob, worker: str, message: str) -> None:
+    line = " ".join(message.split())
+    restore_jobs.JOB_KIND.end(deps, job, worker, "FAILED", status_message=line)
+    restore_jobs.JOB_KIND.notify(deps, job.restore_job_id, final_only=True)
+    _forget_restore(deps, job.restore_job_id)
+
+
+def _forget_restore(deps: Deps, job_id: str) -> None:
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.agents.drop_job_key(conn, job_id)
+    with _READABLE_LOCK:
+        for key in [k for k in _READABLE if k[0] == job_id]:
+            _READABLE.pop(key, None)

@@ -198,6 +198,8 @@ OPERATIONS: Mapping[str, Kind] = {
     "AgentPutBlobs": "agent",
     "AgentPutManifest": "agent",
     "AgentFailJob": "agent",
+    "AgentReadBlobs": "agent",
+    "AgentFinishRestore": "agent",
 }
 
 AGENT_PATH = "/snowvault-agent/"

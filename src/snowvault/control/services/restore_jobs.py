@@ -23,6 +23,7 @@ from typing import Any
 
 from snowvault import plugins
 from snowvault.control import catalog
+from snowvault.control.model import agent_hosts
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model.jobs import RestoreJob
 from snowvault.control.services import composite, continuous, jobs, plugin_io
@@ -31,6 +32,7 @@ from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.errors import Conflict, NotFound
 from snowvault.engine import restorer
+from snowvault.plugins.errors import InvalidRestoreTarget
 
 log = logging.getLogger("snowvault.jobs")
 
@@ -47,8 +49,9 @@ def start(
     idempotency_token: str | None = None,
     resource_type: str | None = None,
 ) -> RestoreJob:
-    """StartRestoreJob: validate the target now (fail fast, no job), then queue the job."""
-    _check_metadata(deps, caller, recovery_point_arn, metadata)
+    """StartRestoreJob: validate the target now (fail fast, no job), then queue the job.
+    A point of a resource on an agent host becomes a job only that host's agent claims."""
+    label = _check_metadata(deps, caller, recovery_point_arn, metadata)
     with catalog.db.transaction(deps.engine) as conn:
         if idempotency_token:
             seen = catalog.idempotency.lookup(
@@ -79,6 +82,7 @@ def start(
             backup_size_in_bytes=rp.backup_size_in_bytes,
             percent_done=0.0,
             is_parent=rp.is_parent,  # a composite point: child jobs per member
+            worker_label=label,
         )
         if idempotency_token:
             catalog.idempotency.remember(
@@ -94,18 +98,39 @@ def start(
 
 def _check_metadata(
     deps: Deps, caller: Caller, recovery_point_arn: str, metadata: Mapping[str, str]
-) -> None:
+) -> str | None:
     """The point's plugin refuses Metadata it cannot honour, before any job exists (a
-    point the caller does not have is left to the lookup that answers NotFound)."""
+    point the caller does not have is left to the lookup that answers NotFound). The
+    job's worker label: the agent's of the point's resource's host, else None."""
     with catalog.db.transaction(deps.engine) as conn:
         rp = catalog.recovery_points.find(conn, recovery_point_arn)
+        resource = catalog.resources.find(conn, rp.resource_arn) if rp is not None else None
+    label = resource["worker_label"] if resource is not None else None
     if rp is not None and rp.account_id == caller.account_id:
+        if label and label.startswith(agent_hosts.LABEL_PREFIX):
+            # the server cannot see that host: only the form here; the agent judges the
+            # path by its own --allow-path list right before it writes
+            check_agent_target(metadata)
+            return str(label)
         if continuous.find(deps, rp.arn) is not None:  # pointInTime inside the window
             continuous.check_restore(deps, rp.arn, metadata)
-            return
+            return None
         deps.plugins.get(rp.resource_type).check_restore(metadata, deps.path_policy)
         if rp.is_parent:  # a composite point: each chosen member's own plugin judges
             composite.restore_plan(deps, rp, metadata)
+    return None
+
+
+def check_agent_target(metadata: Mapping[str, str]) -> None:
+    """The form of a restore target on an agent host: an absolute ``targetPath``
+    without NUL (what the server can judge of a path on a host it cannot see)."""
+    path = metadata.get("targetPath") or metadata.get("TargetPath")
+    if not path:
+        raise InvalidRestoreTarget("Metadata.targetPath is required (an absolute directory)")
+    if not path.startswith("/"):
+        raise InvalidRestoreTarget(path=path, detail="must be an absolute path")
+    if "\x00" in path:
+        raise InvalidRestoreTarget(path=path, detail="contains a NUL byte")
 
 
 def get(deps: Deps, caller: Caller, job_id: str) -> RestoreJob:
@@ -174,7 +199,7 @@ def run(deps: Deps, job: RestoreJob, worker_id: str, control: JobControl) -> str
         return _end(
             deps, job, worker_id, "FAILED", status_message=message, bytes_transferred=result.bytes
         )
-    return _finish(deps, job, worker_id, result)
+    return finish(deps, job, worker_id, result)
 
 
 def created_resource_arn(deps: Deps, job: RestoreJob) -> str | None:
@@ -246,7 +271,8 @@ def _restore_point(
     return source.result
 
 
-def _finish(deps: Deps, job: RestoreJob, worker_id: str, result: restorer.RestoreResult) -> str:
+def finish(deps: Deps, job: RestoreJob, worker_id: str, result: restorer.RestoreResult) -> str:
+    """End a restore job COMPLETED (the worker's or an agent's) and record the restore."""
     now = deps.clock.now()
     minutes = int((now - (job.start_date or now)).total_seconds() // 60)
     created_arn = created_resource_arn(deps, job)

@@ -10,6 +10,8 @@
     AgentPutBlobs {JobId, Blobs: [{BlobId, Kind, Data (base64), Part?, Parts?}]} -> {Stored}
     AgentPutManifest {JobId, Manifest, BackupSizeInBytes?} -> {State, RecoveryPointArn}
     AgentFailJob {JobId, StatusMessage}
+    AgentReadBlobs {JobId, BlobIds}  -> {Blobs: [{BlobId, Data (base64, sealed)}]}  (restores)
+    AgentFinishRestore {JobId, FilesRestored?, BytesRestored?} -> {State}
 
 Each is authorized as ``snowvault:<Action>`` (not ``backup:``: ``backup:*`` grants none
 of them) on ``*`` in the caller's account; ``AgentHello`` is an agent principal's
@@ -103,6 +105,21 @@ def agent_claim_job(app: App, ctx: RequestContext, params: Params) -> Out:
     )
     if claimed is None:
         return {}
+    if isinstance(claimed, agents.ClaimedRestore):
+        restore = claimed.job
+        return {
+            "Job": {
+                "JobId": restore.restore_job_id,
+                "Kind": "RESTORE",
+                "Attempt": restore.attempts,
+                "RecoveryPointArn": restore.recovery_point_arn,
+                "ResourceType": restore.resource_type or "Directory",
+                "Metadata": dict(restore.metadata or {}),
+                "Manifest": claimed.manifest,
+                "LeaseSeconds": claimed.lease_seconds,
+                "Keys": {"JobKey": base64.b64encode(claimed.job_key).decode()},
+            }
+        }
     job, keys = claimed.job, claimed.keys
     return {
         "Job": {
@@ -189,6 +206,27 @@ def agent_fail_job(app: App, ctx: RequestContext, params: Params) -> Out:
     return {}
 
 
+def agent_read_blobs(app: App, ctx: RequestContext, params: Params) -> Out:
+    blobs = agents.read_blobs(app.deps, caller(ctx), params.get("JobId"), params.get("BlobIds"))
+    return {
+        "Blobs": [
+            {"BlobId": blob_id.hex(), "Data": base64.b64encode(sealed).decode()}
+            for blob_id, sealed in blobs
+        ]
+    }
+
+
+def agent_finish_restore(app: App, ctx: RequestContext, params: Params) -> Out:
+    state = agents.finish_restore(
+        app.deps,
+        caller(ctx),
+        params.get("JobId"),
+        files=max(int(_number(params, "FilesRestored", 0)), 0),
+        size=max(int(_number(params, "BytesRestored", 0)), 0),
+    )
+    return {"State": state}
+
+
 ACTIONS: dict[str, Action] = {
     "EnrollAgent": enroll_agent,
     "RevokeAgent": revoke_agent,
@@ -200,6 +238,8 @@ ACTIONS: dict[str, Action] = {
     "AgentPutBlobs": agent_put_blobs,
     "AgentPutManifest": agent_put_manifest,
     "AgentFailJob": agent_fail_job,
+    "AgentReadBlobs": agent_read_blobs,
+    "AgentFinishRestore": agent_finish_restore,
 }
 
 

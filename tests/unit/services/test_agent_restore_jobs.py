@@ -1,0 +1,200 @@
+"""Restores onto an agent's host at the service layer (issue 13, docs/design/agents.md),
+FakeClock, the agent's restore wired to the services in-process:
+
+- a restore of an agent resource's point is a job only that host's agent claims (the
+  server's worker never does); the server checks only the target's form at the call;
+- the agent writes the files from blobs it reads for its running job, byte for byte;
+- abuse: another host's agent, a backup job's id, ids outside the job's point, and any
+  read after the job ended are refused (NotFound); a killed agent's job is recovered by
+  the lease as a backup's is.
+
+The same through real processes: tests/integration/test_agent_backup.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers.access_world import ROLE, World
+from snowvault.agent import runner, store
+from snowvault.control import catalog
+from snowvault.control.services import agents, backup_jobs, resources, restore_jobs
+from snowvault.control.services.base import Caller
+from snowvault.core.errors import InvalidInput, NotFound
+from snowvault.engine import crypto
+from snowvault.testing import FakeClock
+
+
+class InProcessApi:
+    """The agent operations as the extension API serves them, called in-process."""
+
+    def __init__(self, world: World, who: Caller) -> None:
+        self.world, self.who = world, who
+
+    def call(self, action: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+        deps, who = self.world.deps, self.world.caller(self.who.principal_arn)
+        job_id = body.get("JobId")
+        if action == "AgentHeartbeat":
+            return {"State": agents.heartbeat(deps, who, job_id, lease_seconds=60, progress={})}
+        if action == "AgentHasBlobs":
+            return {"Present": agents.has_blobs(deps, who, job_id, body["BlobIds"])}
+        if action == "AgentPutBlobs":
+            parts = [
+                agents.BlobPart(bytes.fromhex(b["BlobId"]), b["Kind"], base64.b64decode(b["Data"]))
+                for b in body["Blobs"]
+            ]
+            return {"Stored": agents.put_blobs(deps, who, job_id, parts)}
+        if action == "AgentPutManifest":
+            state, arn = agents.put_manifest(deps, who, job_id, body["Manifest"], 0)
+            return {"State": state, "RecoveryPointArn": arn}
+        if action == "AgentReadBlobs":
+            got = agents.read_blobs(deps, who, job_id, body["BlobIds"])
+            return {"Blobs": [{"BlobId": i.hex(), "Data": base64.b64encode(d).decode()}
+                              for i, d in got]}  # fmt: skip
+        if action == "AgentFinishRestore":
+            files, size = body["FilesRestored"], body["BytesRestored"]
+            return {"State": agents.finish_restore(deps, who, job_id, files=files, size=size)}
+        if action == "AgentFailJob":
+            agents.fail(deps, who, job_id, body.get("StatusMessage"))
+            return {}
+        raise AssertionError(action)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    w = World(tmp_path, FakeClock(datetime(2026, 12, 7, tzinfo=UTC)))
+    w.deps = dataclasses.replace(w.deps, resource_secrets=crypto.SecretBox(b"k" * 32, "rs"))
+    w.vault("main")
+    return w
+
+
+def _agent(world: World, host: str) -> Caller:
+    return world.caller(agents.enroll(world.deps, world.root, world.box, host).principal_arn)
+
+
+def _claim(world: World, who: Caller) -> Any:
+    return agents.claim(world.deps, world.caller(who.principal_arn), wait_seconds=0,
+                        lease_seconds=60)  # fmt: skip
+
+
+def _options(allowed: Path) -> runner.Options:
+    return runner.Options("in-process", "h1", "us-east-1", "k", "s", (str(allowed),))
+
+
+def _backed_up(world: World, who: Caller, source: Path) -> str:
+    """A point of ``source`` on h1 written by h1's agent; its ARN."""
+    row = resources.register(world.deps, world.root, resource_type="Directory", name="r",
+                             source=str(source), worker_label="agent:h1")  # fmt: skip
+    backup_jobs.start(world.deps, world.root, backup_jobs.StartRequest("main", row["arn"], ROLE))
+    claimed = _claim(world, who)
+    assert isinstance(claimed, agents.ClaimedJob)
+    keys = claimed.keys
+    job = {
+        "JobId": claimed.job.job_id, "ResourceArn": row["arn"], "ResourceType": "Directory",
+        "Source": str(source), "LeaseSeconds": 60,
+        "Keys": {"JobKey": base64.b64encode(keys.job_key).decode(),
+                 "IdKey": base64.b64encode(keys.id_key).decode(), "Chunker": keys.chunker},
+    }  # fmt: skip
+    api: Any = InProcessApi(world, who)
+    blobs = store.RemoteBlobStore(api, claimed.job.job_id, store.JobKeys.from_api(job["Keys"]))
+    assert runner.run_job(api, _options(source), job, print, world.clock, blobs=blobs) == (
+        "COMPLETED"
+    )
+    return str(claimed.job.recovery_point_arn)
+
+
+def _restore(world: World, rp_arn: str, target: Path) -> str:
+    job = restore_jobs.start(world.deps, world.root, recovery_point_arn=rp_arn,
+                             metadata={"targetPath": str(target)}, iam_role_arn=ROLE)  # fmt: skip
+    return str(job.restore_job_id)
+
+
+def _as_job(claimed: agents.ClaimedRestore) -> dict[str, Any]:
+    return {
+        "JobId": claimed.job.restore_job_id, "Kind": "RESTORE", "ResourceType": "Directory",
+        "Metadata": dict(claimed.job.metadata or {}), "Manifest": claimed.manifest,
+        "LeaseSeconds": 60, "Keys": {"JobKey": base64.b64encode(claimed.job_key).decode()},
+    }  # fmt: skip
+
+
+def _status(world: World, job_id: str) -> Any:
+    with catalog.db.read_transaction(world.deps.engine) as conn:
+        return catalog.restore_jobs.get(conn, job_id)
+
+
+def test_the_hosts_agent_restores_onto_its_host_and_only_it_reads_the_data(
+    world: World, tmp_path: Path
+) -> None:
+    h1, h2 = _agent(world, "h1"), _agent(world, "h2")
+    source = tmp_path / "on-h1" / "src"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.txt").write_bytes(b"alpha " * 5000)
+    (source / "sub" / "b.bin").write_bytes(bytes(range(256)) * 300)
+    rp_arn = _backed_up(world, h1, source)
+    # the server judges only the form of a path it cannot see
+    with pytest.raises(InvalidInput):
+        _restore(world, rp_arn, Path("relative"))
+    target = tmp_path / "on-h1" / "out"
+    job_id = _restore(world, rp_arn, target)
+    labels = ["agent:h1", _status(world, job_id).worker_label]
+    assert restore_jobs.JOB_KIND.claim(world.deps, "w", labels, 60) is None  # never the server
+    assert _claim(world, h2) is None  # another host's agent
+    claimed = _claim(world, h1)
+    assert isinstance(claimed, agents.ClaimedRestore)
+    tree_id = bytes.fromhex(str(claimed.manifest["tree"]))
+
+    who2 = world.caller(h2.principal_arn)
+    with pytest.raises(NotFound):  # another agent asks for this job's data
+        agents.read_blobs(world.deps, who2, job_id, [tree_id.hex()])
+    who1 = world.caller(h1.principal_arn)
+    with pytest.raises(NotFound):  # an id outside the job's point
+        agents.read_blobs(world.deps, who1, job_id, ["ab" * 32])
+    api: Any = InProcessApi(world, h1)
+    state = runner.run_restore(api, _options(tmp_path / "on-h1"), _as_job(claimed), print)
+    assert state == "COMPLETED"
+    assert (target / "a.txt").read_bytes() == (source / "a.txt").read_bytes()
+    assert (target / "sub" / "b.bin").read_bytes() == (source / "sub" / "b.bin").read_bytes()
+    done = _status(world, job_id)
+    assert done.status == "COMPLETED" and done.percent_done == 100.0
+    with pytest.raises(NotFound):  # after the job ended
+        agents.read_blobs(world.deps, who1, job_id, [tree_id.hex()])
+
+
+def test_a_target_outside_the_agents_paths_fails_and_a_dead_agent_loses_the_job(
+    world: World, tmp_path: Path
+) -> None:
+    h1 = _agent(world, "h1")
+    source = tmp_path / "on-h1" / "src"
+    source.mkdir(parents=True)
+    (source / "a.txt").write_bytes(b"x" * 1000)
+    rp_arn = _backed_up(world, h1, source)
+    outside = tmp_path / "elsewhere" / "out"
+    job_id = _restore(world, rp_arn, outside)
+    claimed = _claim(world, h1)
+    assert isinstance(claimed, agents.ClaimedRestore)
+    api: Any = InProcessApi(world, h1)
+    assert runner.run_restore(api, _options(tmp_path / "on-h1"), _as_job(claimed), print) == (
+        "FAILED"
+    )
+    failed = _status(world, job_id)
+    assert failed.status == "FAILED" and "\n" not in failed.status_message
+    assert "not under an allowed path" in failed.status_message and not outside.exists()
+
+    job_id = _restore(world, rp_arn, tmp_path / "on-h1" / "out")
+    claimed = _claim(world, h1)
+    assert isinstance(claimed, agents.ClaimedRestore)
+    world.clock.advance(timedelta(seconds=120))  # the agent died: its lease runs out
+    recovered = restore_jobs.JOB_KIND.recover(world.deps, world.clock.now())
+    assert [r.job.restore_job_id for r in recovered] == [job_id]
+    assert _status(world, job_id).status != "RUNNING"
+    with pytest.raises(NotFound):  # the lost attempt's key reads nothing any more
+        agents.read_blobs(world.deps, world.caller(h1.principal_arn), job_id,
+                          [str(claimed.manifest["tree"])])  # fmt: skip
+    again = _claim(world, h1)  # the retry goes to the (re-started) agent
+    assert isinstance(again, agents.ClaimedRestore) and again.job.attempts == 2
