@@ -115,7 +115,7 @@ def _keys(credentials_file: str | None) -> tuple[str, str]:
     "allow_paths",
     multiple=True,
     metavar="DIR",
-    help="A directory this agent may read (repeatable); nothing else is read.",
+    help="A directory this agent may read and restore into (repeatable); nothing else.",
 )
 @click.option("--region", default="us-east-1", show_default=True)
 @click.option("--credentials-file", type=click.Path(dir_okay=False, exists=True), default=None)
@@ -132,8 +132,8 @@ def agent_run(
     wait_seconds: float,
     once: bool,
 ) -> None:
-    """Run host NAME's backup jobs: long-poll the server, back up here, upload only what
-    the vault lacks. Stops on SIGTERM/SIGINT after the job at hand."""
+    """Run host NAME's jobs: long-poll the server, back up here (uploading only what the
+    vault lacks) and restore here. Stops on SIGTERM/SIGINT after the job at hand."""
     from snowvault.agent import runner
 
     key_id, secret = _keys(credentials_file)
