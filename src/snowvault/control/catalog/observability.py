@@ -22,6 +22,7 @@ from snowvault.control.catalog.tables import (
     agents,
     backup_jobs,
     backup_rules,
+    copy_jobs,
     integrity_checks,
     recovery_points,
     resources,
@@ -171,6 +172,32 @@ def class_sizes(conn: Connection) -> list[tuple[str, str, str, str, int]]:
         .group_by(v.account_id, v.region, v.name, p.storage_class)
     )
     return [(r[0], r[1], r[2], str(r[3]), int(r[4] or 0)) for r in conn.execute(query)]
+
+
+def transfers(
+    conn: Connection, since: datetime | None, until: datetime | None
+) -> list[tuple[str, str, str, str, str | None, str, int]]:
+    """``(kind, account, region, vault_arn, resource_arn, recovery_point_arn, bytes)`` of
+    every restore ("restore") and copy ("copy") job that completed in ``[since, until)``
+    (either bound None: open), its BytesTransferred (the cost report's restore and copy
+    GB; a copy is counted in its source vault, where AWS bills the transfer)."""
+    out: list[tuple[str, str, str, str, str | None, str, int]] = []
+    r, c = restore_jobs.c, copy_jobs.c
+    for kind, t, done, vault, resource, point, state in (
+        ("restore", r, r.completion_date, r.backup_vault_arn, r.source_resource_arn,
+         r.recovery_point_arn, r.status),
+        ("copy", c, c.completion_date, c.source_backup_vault_arn, c.resource_arn,
+         c.source_recovery_point_arn, c.state),
+    ):  # fmt: skip
+        query = sa.select(
+            t.account_id, t.region, vault, resource, point, sa.func.coalesce(t.bytes_transferred, 0)
+        ).where(state == "COMPLETED")
+        if since is not None:
+            query = query.where(done >= since)
+        if until is not None:
+            query = query.where(done < until)
+        out += [(kind, a, g, v or "", res, p, int(n)) for a, g, v, res, p, n in conn.execute(query)]
+    return out
 
 
 def agents_seen(conn: Connection) -> list[tuple[str, str, datetime | None, datetime]]:

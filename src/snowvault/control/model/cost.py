@@ -111,6 +111,29 @@ def month_cost(
     >>> round(cost, 4), where
     (0.75, 'WARM+COLD')
     """
+    shares = month_shares(month, created, cold_at, delete_at)
+    if shares is None:
+        return None
+    warm, cold = shares
+    cost = stored_bytes / GB * (warm * price["WARM"] + cold * price["COLD"])
+    where = "+".join(name for name, share in (("WARM", warm), ("COLD", cold)) if share > 0)
+    return cost, where
+
+
+def month_shares(
+    month: tuple[datetime, datetime],
+    created: datetime,
+    cold_at: datetime | None,
+    delete_at: datetime | None,
+) -> tuple[float, float] | None:
+    """The shares of ``month`` a point spends warm and cold (GB-months per GB stored);
+    None if it was not stored in the month at all.
+
+    >>> jan = parse_month("2027-01")
+    >>> month_shares(jan, datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 16, 12,
+    ...              tzinfo=UTC), None)
+    (0.5, 0.5)
+    """
     start, end = month
     begin = max(start, created)
     stop = end if delete_at is None else min(end, delete_at)
@@ -118,10 +141,7 @@ def month_cost(
         return None
     turn = min(max(cold_at or stop, begin), stop)  # warm in [begin, turn), cold after
     span = (end - start).total_seconds()
-    warm, cold = (turn - begin).total_seconds(), (stop - turn).total_seconds()
-    cost = stored_bytes / GB * (warm * price["WARM"] + cold * price["COLD"]) / span
-    where = "+".join(name for name, secs in (("WARM", warm), ("COLD", cold)) if secs > 0)
-    return cost, where
+    return (turn - begin).total_seconds() / span, (stop - turn).total_seconds() / span
 
 
 @dataclass(frozen=True)
@@ -139,6 +159,24 @@ class PointCost:
     referenced_bytes: int
     monthly_cost: float
     backup_plan_id: str | None = None
+    warm_gb_months: float = 0.0
+    """GB-months warm: the attributed bytes times the share of the month warm."""
+    cold_gb_months: float = 0.0
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A completed restore or copy job, counted in the report beside storage: ``kind``
+    ``restore`` or ``copy``, keyed like its recovery point (a copy in its source vault)."""
+
+    kind: str
+    account_id: str
+    region: str
+    vault_name: str
+    resource_arn: str
+    recovery_point_arn: str
+    backup_plan_id: str | None
+    bytes: int
 
 
 @dataclass(frozen=True)
@@ -150,9 +188,18 @@ class Line:
     unique_bytes: int
     attributed_bytes: float
     monthly_cost: float
+    warm_gb_months: float = 0.0
+    cold_gb_months: float = 0.0
+    restore_bytes: int = 0
+    copy_bytes: int = 0
 
 
-def _key(point: PointCost, by: str) -> str:
+def _key(point: PointCost | Transfer, by: str) -> str:
+    if isinstance(point, Transfer):
+        point = PointCost(
+            point.recovery_point_arn, point.account_id, point.region, point.vault_name,
+            point.resource_arn, "-", 0, 0.0, 0, 0.0, point.backup_plan_id,
+        )  # fmt: skip
     return {
         "point": point.recovery_point_arn,
         "resource": point.resource_arn,
@@ -164,7 +211,7 @@ def _key(point: PointCost, by: str) -> str:
     }[by]
 
 
-def group(points: Iterable[PointCost], by: str) -> list[Line]:
+def group(points: Iterable[PointCost], by: str, transfers: Iterable[Transfer] = ()) -> list[Line]:
     """The report's lines grouped ``by`` one of :data:`GROUPS`, costliest first.
 
     >>> p = PointCost("rp1", "1", "r", "v", "res", "WARM", 10, 15.0, 20, 1.0)
@@ -176,6 +223,11 @@ def group(points: Iterable[PointCost], by: str) -> list[Line]:
     lines: dict[str, list[PointCost]] = {}
     for point in points:
         lines.setdefault(_key(point, by), []).append(point)
+    moved: dict[tuple[str, str], int] = {}
+    for t in transfers:
+        key = _key(t, by)
+        lines.setdefault(key, [])
+        moved[(key, t.kind)] = moved.get((key, t.kind), 0) + t.bytes
     out = [
         Line(
             key=key,
@@ -183,6 +235,10 @@ def group(points: Iterable[PointCost], by: str) -> list[Line]:
             unique_bytes=sum(p.unique_bytes for p in members),
             attributed_bytes=sum(p.attributed_bytes for p in members),
             monthly_cost=sum(p.monthly_cost for p in members),
+            warm_gb_months=sum(p.warm_gb_months for p in members),
+            cold_gb_months=sum(p.cold_gb_months for p in members),
+            restore_bytes=moved.get((key, "restore"), 0),
+            copy_bytes=moved.get((key, "copy"), 0),
         )
         for key, members in lines.items()
     ]

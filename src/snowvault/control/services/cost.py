@@ -76,6 +76,7 @@ def report(
             priced = _priced(rp, found.attributed_bytes, now, prices, month)
             if priced is None:
                 continue
+            warm, cold = _gb_months(rp, found.attributed_bytes, now, month)
             out.append(
                 model.PointCost(
                     recovery_point_arn=rp.arn,
@@ -89,9 +90,55 @@ def report(
                     referenced_bytes=found.referenced_bytes,
                     monthly_cost=priced[0],
                     backup_plan_id=rp.backup_plan_id,
+                    warm_gb_months=warm,
+                    cold_gb_months=cold,
                 )
             )
     return out
+
+
+def transfers(
+    deps: Deps,
+    *,
+    account_id: str | None = None,
+    month: tuple[datetime, datetime] | None = None,
+) -> list[model.Transfer]:
+    """The restore and copy jobs completed in ``month`` (all time without one), with
+    the bytes each moved, keyed like their recovery point (its vault, resource, plan)."""
+    since, until = month if month is not None else (None, None)
+    out = []
+    with catalog.db.read_transaction(deps.engine) as conn:
+        moved = catalog.observability.transfers(conn, since, until)
+        for kind, account, region, vault_arn, resource, point_arn, size in moved:
+            if account_id is not None and account != account_id:
+                continue
+            rp = catalog.recovery_points.find(conn, point_arn)
+            out.append(
+                model.Transfer(
+                    kind=kind,
+                    account_id=account,
+                    region=region,
+                    vault_name=vault_arn.rsplit(":", 1)[-1],
+                    resource_arn=resource or (rp.resource_arn if rp is not None else "-"),
+                    recovery_point_arn=point_arn,
+                    backup_plan_id=rp.backup_plan_id if rp is not None else None,
+                    bytes=size,
+                )
+            )
+    return out
+
+
+def _gb_months(
+    rp: RecoveryPoint, stored: float, now: datetime, month: tuple[datetime, datetime] | None
+) -> tuple[float, float]:
+    """(warm, cold) GB-months of a point: in ``month`` by its lifecycle, or a month at its
+    storage class now."""
+    gb = stored / model.GB
+    if month is not None:
+        shares = model.month_shares(month, rp.creation_date, rp.move_to_cold_at, rp.delete_at)
+        return (0.0, 0.0) if shares is None else (gb * shares[0], gb * shares[1])
+    storage = lifecycle.storage_class_at(rp.calculated_lifecycle, now)
+    return (gb, 0.0) if storage == lifecycle.StorageClass.WARM else (0.0, gb)
 
 
 def _priced(

@@ -18,6 +18,7 @@ the API or web interfaces.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,10 @@ COLUMNS: list[render.Column] = [
     ("POINTS", lambda line: line["points"]),
     ("UNIQUE", lambda line: render.size(int(line["unique_bytes"]))),
     ("CHARGED", lambda line: render.size(int(line["attributed_bytes"]))),
+    ("WARM GB-MO", lambda line: f"{line['warm_gb_months']:.4f}"),
+    ("COLD GB-MO", lambda line: f"{line['cold_gb_months']:.4f}"),
+    ("RESTORED", lambda line: render.size(int(line["restore_bytes"]))),
+    ("COPIED", lambda line: render.size(int(line["copy_bytes"]))),
     ("USD/MONTH", lambda line: f"{line['monthly_cost']:.4f}"),
 ]
 
@@ -45,17 +50,24 @@ def _prices(path: str | None) -> model.PriceTable:
     return model.PriceTable.parse(doc)
 
 
-def lines(points: list[model.PointCost], by: str) -> list[dict[str, Any]]:
-    """The report's lines as dicts (what ``--json`` prints, what the table shows)."""
+def lines(
+    points: list[model.PointCost], by: str, transfers: Sequence[model.Transfer] = ()
+) -> list[dict[str, Any]]:
+    """The report's lines as dicts (what ``--json`` prints, what the table shows):
+    storage (GB-months warm and cold, priced) and the GB restored and copied."""
     return [
         {
             "key": line.key,
             "points": line.points,
             "unique_bytes": line.unique_bytes,
             "attributed_bytes": round(line.attributed_bytes),
+            "warm_gb_months": round(line.warm_gb_months, 6),
+            "cold_gb_months": round(line.cold_gb_months, 6),
+            "restore_bytes": line.restore_bytes,
+            "copy_bytes": line.copy_bytes,
             "monthly_cost": round(line.monthly_cost, 6),
         }
-        for line in model.group(points, by)
+        for line in model.group(points, by, transfers)
     ]
 
 
@@ -84,7 +96,9 @@ def report(
     month: str | None,
     as_json: bool,
 ) -> None:
-    """Storage cost per point, resource, vault, plan, account, region or storage class."""
+    """Storage cost per point, resource, vault, plan, account, region or storage class:
+    GB-months warm and cold priced by the price table, and the GB restored and copied
+    (restore and copy jobs completed in --month, or ever)."""
     from snowvault import app as app_mod
     from snowvault.control.services import cost as cost_service
 
@@ -95,9 +109,10 @@ def report(
         points = cost_service.report(
             app.deps, app.deps.clock.now(), table, account_id=account_id, month=window
         )
+        moved = cost_service.transfers(app.deps, account_id=account_id, month=window)
     finally:
         app.close()
-    rows = lines(points, by)
+    rows = lines(points, by, moved)
     if as_json:
         total = round(sum(p.monthly_cost for p in points), 6)
         doc = {"By": by, "Lines": rows, "MonthlyCost": total} | ({"Month": month} if month else {})
