@@ -27,7 +27,9 @@ import dataclasses
 import re
 import stat
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from snowvault.control import catalog
 from snowvault.control.model import agent_hosts
@@ -290,28 +292,50 @@ def _prepare(
     return ClaimedJob(job, resource, keys, lease)
 
 
-def _leased(deps: Deps, caller: Caller, job_id: object) -> _Leased:
-    """The caller's running job ``job_id`` with its data key; NotFound for any job that
-    is not running under the caller's lease (another host's, ended, lost, unknown)."""
+J = TypeVar("J", BackupJob, RestoreJob)
+
+
+def _lease_check(
+    deps: Deps,
+    caller: Caller,
+    job_id: object,
+    get: Callable[[Any, str, str], J],
+    running: Callable[[J], bool],
+) -> tuple[J, catalog.agents.Agent, bytes]:
+    """The caller's running job ``job_id`` (read by ``get``), its agent and its data key;
+    NotFound for any job that is not running under the caller's lease and attempt
+    (another host's or tenant's, ended, lost, unknown, of the other kind). The one check
+    every agent data call goes through, for backups and restores alike."""
     if not isinstance(job_id, str) or not job_id:
         raise InvalidInput(detail="JobId is required")
     agent = _me(deps, caller)
     with catalog.db.read_transaction(deps.engine) as conn:
         try:
-            job = catalog.jobs.get(conn, job_id, account_id=caller.account_id)
+            job: J | None = get(conn, job_id, caller.account_id)
         except NotFound:
             job = None
         stored = catalog.agents.job_key(conn, job_id)
     if (
         job is None
         or job.lease_owner != _worker(agent)
-        or job.state != job_rules.BackupJobState.RUNNING
+        or not running(job)
         or stored is None
         or stored[0] != job.attempts
         or stored[1] != agent.host
     ):
         raise NotFound(kind="running job of this agent", name=job_id)
-    key = _box(deps).open(stored[2], _key_context(job_id, job.attempts))
+    return job, agent, _box(deps).open(stored[2], _key_context(job_id, job.attempts))
+
+
+def _leased(deps: Deps, caller: Caller, job_id: object) -> _Leased:
+    """The caller's running backup job ``job_id`` with its data key (:func:`_lease_check`)."""
+    job, agent, key = _lease_check(
+        deps,
+        caller,
+        job_id,
+        lambda conn, jid, account: catalog.jobs.get(conn, jid, account_id=account),
+        lambda j: j.state == job_rules.BackupJobState.RUNNING,
+    )
     return _Leased(job, agent.host, _worker(agent), key)
 
 
@@ -668,28 +692,14 @@ class _LeasedRestore:
 
 
 def _leased_restore(deps: Deps, caller: Caller, job_id: object) -> _LeasedRestore:
-    """The caller's running restore job ``job_id`` with its data key; NotFound for any
-    job that is not running under the caller's lease (another host's or tenant's,
-    ended, lost, unknown, a backup job)."""
-    if not isinstance(job_id, str) or not job_id:
-        raise InvalidInput(detail="JobId is required")
-    agent = _me(deps, caller)
-    with catalog.db.read_transaction(deps.engine) as conn:
-        try:
-            job = catalog.restore_jobs.get(conn, job_id, account_id=caller.account_id)
-        except NotFound:
-            job = None
-        stored = catalog.agents.job_key(conn, job_id)
-    if (
-        job is None
-        or job.lease_owner != _worker(agent)
-        or job.status != job_rules.RestoreJobStatus.RUNNING
-        or stored is None
-        or stored[0] != job.attempts
-        or stored[1] != agent.host
-    ):
-        raise NotFound(kind="running job of this agent", name=job_id)
-    key = _box(deps).open(stored[2], _key_context(job_id, job.attempts))
+    """The caller's running restore job ``job_id`` with its data key (:func:`_lease_check`)."""
+    job, agent, key = _lease_check(
+        deps,
+        caller,
+        job_id,
+        lambda conn, jid, account: catalog.restore_jobs.get(conn, jid, account_id=account),
+        lambda j: j.status == job_rules.RestoreJobStatus.RUNNING,
+    )
     return _LeasedRestore(job, agent.host, _worker(agent), key)
 
 
