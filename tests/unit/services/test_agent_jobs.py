@@ -13,13 +13,11 @@ The same through real processes: tests/integration/test_agent_backup.py.
 from __future__ import annotations
 
 import base64
-import dataclasses
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from helpers import agent_world
 from helpers.access_world import ACCOUNT, OTHER_ACCOUNT, ROLE, World
 from snowvault.agent import runner, store
 from snowvault.control import catalog
@@ -27,58 +25,17 @@ from snowvault.control.model import host_paths
 from snowvault.control.services import agents, backup_jobs, resources, vaults
 from snowvault.control.services.base import Caller
 from snowvault.core.errors import InvalidInput, NotFound
-from snowvault.engine import compression, crypto, prune, restorer
+from snowvault.engine import compression, prune, restorer
 from snowvault.engine.chunker import ChunkerParams
 from snowvault.engine.crypto import agent_blobs
-from snowvault.testing import FakeClock
 
-
-class InProcessApi:
-    """The agent operations as the extension API serves them, called in-process."""
-
-    def __init__(self, world: World, who: Caller) -> None:
-        self.world, self.who = world, who
-
-    def call(self, action: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
-        deps, who = self.world.deps, self.world.caller(self.who.principal_arn)
-        job_id = body.get("JobId")
-        if action == "AgentHeartbeat":
-            state = agents.heartbeat(deps, who, job_id, lease_seconds=60, progress={})
-            return {"State": state}
-        if action == "AgentHasBlobs":
-            return {"Present": agents.has_blobs(deps, who, job_id, body["BlobIds"])}
-        if action == "AgentPutBlobs":
-            parts = [
-                agents.BlobPart(
-                    bytes.fromhex(b["BlobId"]),
-                    b["Kind"],
-                    base64.b64decode(b["Data"]),
-                    b.get("Part", 0),
-                    b.get("Parts", 1),
-                )
-                for b in body["Blobs"]
-            ]
-            return {"Stored": agents.put_blobs(deps, who, job_id, parts)}
-        if action == "AgentPutManifest":
-            state, arn = agents.put_manifest(deps, who, job_id, body["Manifest"], 0)
-            return {"State": state, "RecoveryPointArn": arn}
-        if action == "AgentFailJob":
-            agents.fail(deps, who, job_id, body.get("StatusMessage"))
-            return {}
-        raise AssertionError(action)
+InProcessApi = agent_world.InProcessApi
+_agent = agent_world.agent
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
-    w = World(tmp_path, FakeClock(datetime(2026, 12, 7, tzinfo=UTC)))
-    w.deps = dataclasses.replace(w.deps, resource_secrets=crypto.SecretBox(b"k" * 32, "rs"))
-    w.vault("main")
-    return w
-
-
-def _agent(world: World, host: str) -> Caller:
-    creds = agents.enroll(world.deps, world.root, world.box, host)
-    return world.caller(creds.principal_arn)
+    return agent_world.make_world(tmp_path)
 
 
 def _resource(world: World, name: str, source: Path, host: str | None) -> str:
