@@ -596,8 +596,13 @@ def fail(deps: Deps, caller: Caller, job_id: object, message: object) -> None:
         fail_restore(deps, caller, job_id, message)
         return
     leased = _leased(deps, caller, job_id)
+    _fail(deps, leased.job, leased.worker, _agent_says(leased.host, message))
+
+
+def _agent_says(host: str, message: object) -> str:
+    """The StatusMessage of a job an agent failed: its host and its (bounded) reason."""
     text = message if isinstance(message, str) and message else "the agent failed"
-    _fail(deps, leased.job, leased.worker, f"agent {leased.host}: {text[:900]}")
+    return f"agent {host}: {text[:900]}"
 
 
 def _fail(deps: Deps, job: BackupJob, worker: str, message: str) -> None:
@@ -777,8 +782,7 @@ def finish_restore(deps: Deps, caller: Caller, job_id: object, *, files: int, si
 
 def fail_restore(deps: Deps, caller: Caller, job_id: object, message: object) -> None:
     leased = _leased_restore(deps, caller, job_id)
-    text = message if isinstance(message, str) and message else "the agent failed"
-    _end_restore(deps, leased.job, leased.worker, f"agent {leased.host}: {text[:900]}")
+    _end_restore(deps, leased.job, leased.worker, _agent_says(leased.host, message))
 
 
 def _end_restore(deps: Deps, job: RestoreJob, worker: str, message: str) -> None:
