@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from snowvault.core.clock import Clock
 from snowvault.core.errors import Conflict
 from snowvault.engine import errors
+from snowvault.engine.backends import local, tiered
 from snowvault.engine.backends.base import Backend
 from snowvault.engine.crypto import random_bytes
 
@@ -141,9 +142,12 @@ def holder_is_gone(doc: dict[str, object]) -> bool:
 
 
 @contextlib.contextmanager
-def locked(backend: Backend, clock: Clock, *, exclusive: bool) -> Iterator[Lock]:
-    lock = Lock(backend, clock, exclusive)
-    lock.acquire()
+def locked(
+    backend: Backend, clock: Clock, *, exclusive: bool, wait_seconds: float = 0.0
+) -> Iterator[Lock]:
+    """Lock a store (no repository opened: deleting a vault's storage); with
+    ``wait_seconds`` as :func:`locked_repository`."""
+    lock = _acquire(backend, clock, exclusive, wait_seconds)
     try:
         yield lock
     finally:
@@ -159,13 +163,26 @@ def locked_repository(
     taken: a backup deduplicating against it would reference deleted packs, a prune
     would follow trees through them. With ``wait_seconds`` a lock held by another is
     tried again every :data:`RETRY_EVERY_SECONDS` until then (a backup that meets a
-    prune waits for it instead of failing)."""
+    prune waits for it instead of failing). A repository deleted meanwhile (its
+    ``config`` is gone: deleting a store removes it first, under the exclusive lock) is
+    refused, so a holder that opened it before the delete writes nothing after it."""
     lock = _acquire(repo.backend, clock, exclusive, wait_seconds)
+    if not repo.backend.exists("config"):
+        lock.release()
+        _remove_empty_dirs(repo.backend)  # the lock just written made them again
+        raise RepositoryLocked(detail="the repository was deleted")
     try:
         repo.reload_index()
         yield lock
     finally:
         lock.release()
+
+
+def _remove_empty_dirs(backend: Backend) -> None:
+    parts = [backend.warm, backend.cold] if isinstance(backend, tiered.TieredBackend) else [backend]
+    for part in parts:
+        if isinstance(part, local.LocalBackend):
+            local.remove_empty_tree(part.root)
 
 
 def _acquire(backend: Backend, clock: Clock, exclusive: bool, wait_seconds: float) -> Lock:

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -44,6 +46,7 @@ from snowvault.control.services import errors as service_errors
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core import arn as arns
 from snowvault.core import ids
+from snowvault.core.clock import Clock
 from snowvault.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound, SnowvaultError
 from snowvault.engine import locks, prune
 from snowvault.engine.backends import base as backends
@@ -106,7 +109,7 @@ def create(
         repo.close()
         return _insert(deps, caller, name, url, (key_arn, key_type), repo, tags, creator_request_id)
     except BaseException:
-        _destroy(backend)
+        _destroy(backend, deps.clock)
         raise
     finally:
         backend.close()
@@ -235,16 +238,54 @@ def delete(deps: Deps, caller: Caller, name: str) -> None:
     destroy_storage(deps, vault)
 
 
-def _destroy(backend: backends.Backend) -> None:
+DESTROY_WAIT_SECONDS = 120.0
+"""How long deleting a vault's storage waits for a running prune, integrity check or
+copy to let go of the repository before it deletes under them anyway."""
+
+
+def _destroy(backend: backends.Backend, clock: Clock) -> None:
     """Delete every object of a repository (an empty vault, or one never registered),
-    then, on local storage, its directories and any temporary file a killed write left."""
-    for info in list(backend.list()):
+    then, on local storage, its directories and any temporary file a killed write left.
+
+    The delete holds the repository's exclusive lock, so it waits for a sweep that is
+    writing into the store (a prune of the point deleted just before, an integrity
+    check), and removes ``config`` first: a sweep that opened the repository before the
+    delete and locks it after finds it gone and writes nothing (``locked_repository``).
+    No key is needed, so a vault whose KMS key is gone is deleted all the same."""
+    with contextlib.ExitStack() as stack:
+        lock: locks.Lock | None = None
+        try:
+            lock = stack.enter_context(
+                locks.locked(backend, clock, exclusive=True, wait_seconds=DESTROY_WAIT_SECONDS)
+            )
+        except SnowvaultError as exc:  # still held after the wait: delete under the holder
+            log.warning("vault storage %s: deleted while locked (%s)", backend.location, exc)
         with contextlib.suppress(SnowvaultError):
-            backend.delete(info.name)
+            backend.delete("config")
+        for info in list(backend.list()):
+            if lock is None or info.name != lock.name:
+                with contextlib.suppress(SnowvaultError):
+                    backend.delete(info.name)
     tiers = [backend.warm, backend.cold] if isinstance(backend, tiered.TieredBackend) else [backend]
     for part in tiers:
-        if isinstance(part, local.LocalBackend) and not local.remove_empty_tree(part.root):
-            log.warning("vault storage %s: objects were left after the delete", part.root)
+        if not isinstance(part, local.LocalBackend):
+            continue
+        for _ in range(3):  # a sweep's lock written meanwhile leaves a directory behind
+            if local.remove_empty_tree(part.root):
+                break
+            time.sleep(0.2)
+        else:
+            left = sorted(
+                os.path.relpath(os.path.join(d, f), part.root)
+                for d, _dirs, files in os.walk(part.root)
+                for f in files
+            )
+            log.warning(
+                "vault storage %s: %d object(s) were left after the delete: %s",
+                part.root,
+                len(left),
+                ", ".join(left[:10]),
+            )
 
 
 def mark_orphans(conn: Any, vault_arn: str, now: datetime) -> None:
@@ -325,7 +366,7 @@ def destroy_storage(deps: Deps, vault: Record) -> None:
     """Remove a vault's repository objects, cold ones included (delete, test-mode reset)."""
     backend = store(deps, vault)
     try:
-        _destroy(backend)
+        _destroy(backend, deps.clock)
     finally:
         backend.close()
 
