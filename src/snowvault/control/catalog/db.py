@@ -38,6 +38,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from snowvault.control.catalog import tables
+from snowvault.core.errors import InvalidInput
 
 Record = dict[str, Any]
 """One catalog row as a plain dict of column name -> value."""
@@ -135,9 +136,21 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
-    """The programmatic Alembic config; the migrations ship inside the package."""
+    """The programmatic Alembic config; the migrations ship inside the package.
+
+    Alembic asks ``access(2)`` whether they exist, and the kernel answers that with the
+    real uid and no capabilities: a server running as a service user with only
+    CAP_DAC_READ_SEARCH (deploy/snowvault.service) is told "no" for an install that user
+    cannot read by mode. That is said here in one line instead of Alembic's advice to
+    run ``alembic init``."""
     config = Config()
     script_location = resources.files("snowvault.control.catalog") / "migrations"
+    if not os.access(str(script_location), os.R_OK | os.X_OK):
+        raise InvalidInput(
+            detail=f"the catalog migrations at {script_location} cannot be read by uid "
+            f"{os.getuid()}: install snowvault where the service user can read it "
+            "(e.g. under /opt or /usr with mode 755), not under a private directory"
+        )
     config.set_main_option("script_location", str(script_location))
     config.attributes["connection"] = connection
     return config
