@@ -1,51 +1,75 @@
 """The agent operations served in-process, for the agent service tests: an agent's
 ``Api`` (snowvault.agent.runner) whose calls go straight to ``services.agents`` as the
-extension API would route them, and a world with one vault and sealable secrets.
+extension API would route them (bodies through JSON, as on the wire), and a world with
+one vault and sealable secrets.
 
     world = agent_world.make_world(tmp_path)
     api = agent_world.InProcessApi(world, agent_caller)
+    api = agent_world.InProcessApi(world, agent_caller, servers=[deps_a, deps_b])
+        # each call answered by the next server in turn, its memory dropped first
+
+``on_agent_hosts(monkeypatch)`` wires every agent type into registration and restore
+the way services/agent_resources.py is meant to be called from services/resources.py
+and services/restore_jobs.py (asked of their owner; docs/design/agents.md).
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from helpers.access_world import World
-from snowvault.control.services import agents
-from snowvault.control.services.base import Caller
+from snowvault import plugins
+from snowvault.control.services import agent_resources, agents, resources, restore_jobs
+from snowvault.control.services.base import Caller, Deps
 from snowvault.engine import crypto
+from snowvault.interfaces.api import agent_actions
 from snowvault.testing import FakeClock
 
 
 class InProcessApi:
     """The agent operations as the extension API serves them, called in-process."""
 
-    def __init__(self, world: World, who: Caller) -> None:
+    def __init__(self, world: World, who: Caller, servers: list[Deps] | None = None) -> None:
         self.world, self.who = world, who
+        self.servers = servers
+        self.answered_by: list[int] = []
+
+    def _deps(self) -> Deps:
+        if not self.servers:
+            return self.world.deps
+        n = len(self.answered_by) % len(self.servers)
+        self.answered_by.append(n)
+        agents.drop_caches()  # another server: none of this one's memory
+        return self.servers[n]
 
     def call(self, action: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
-        deps, who = self.world.deps, self.world.caller(self.who.principal_arn)
+        out = self._call(action, json.loads(json.dumps(body)))
+        return dict(json.loads(json.dumps(out)))
+
+    def _call(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        deps, who = self._deps(), self.world.caller(self.who.principal_arn)
         job_id = body.get("JobId")
+        if action == "AgentClaimJob":
+            claimed = agents.claim(deps, who, wait_seconds=0, lease_seconds=60)
+            return {} if claimed is None else {"Job": agent_actions.claim_answer(claimed)}
         if action == "AgentHeartbeat":
             return {"State": agents.heartbeat(deps, who, job_id, lease_seconds=60, progress={})}
         if action == "AgentHasBlobs":
             return {"Present": agents.has_blobs(deps, who, job_id, body["BlobIds"])}
         if action == "AgentPutBlobs":
-            parts = [
-                agents.BlobPart(
-                    bytes.fromhex(b["BlobId"]),
-                    b["Kind"],
-                    base64.b64decode(b["Data"]),
-                    b.get("Part", 0),
-                    b.get("Parts", 1),
-                )
+            assert all("Part" not in b and "Parts" not in b for b in body["Blobs"])
+            whole = [
+                agents.BlobPart(bytes.fromhex(b["BlobId"]), b["Kind"], base64.b64decode(b["Data"]))
                 for b in body["Blobs"]
             ]
-            return {"Stored": agents.put_blobs(deps, who, job_id, parts)}
+            return {"Stored": agents.put_blobs(deps, who, job_id, whole)}
         if action == "AgentPutManifest":
             state, arn = agents.put_manifest(deps, who, job_id, body["Manifest"], 0)
             return {"State": state, "RecoveryPointArn": arn}
@@ -73,3 +97,16 @@ def make_world(tmp_path: Path) -> World:
 def agent(world: World, host: str) -> Caller:
     """A newly enrolled agent of ``host``, as a caller."""
     return world.caller(agents.enroll(world.deps, world.root, world.box, host).principal_arn)
+
+
+def on_agent_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every agent type registers with ``--host`` and restores there, as
+    services/agent_resources.py says (the wiring into services/resources.py and
+    services/restore_jobs.py is asked of their owner)."""
+    registry = plugins.builtin.registry()
+
+    def on_host(resource_type: str, source: str, properties: Any) -> plugins.base.Registration:
+        return agent_resources.check_registration(registry, resource_type, source, properties)
+
+    monkeypatch.setattr(resources, "_on_agent_host", on_host)
+    monkeypatch.setattr(restore_jobs, "check_agent_target", lambda metadata: None)

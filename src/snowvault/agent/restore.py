@@ -5,26 +5,36 @@ restore job's data key.
     source = RemoteSource(api, job_id, job_key, manifest)
     plugin.restore(RestoreRequest(resource, metadata, policy, source, progress))
 
-Abuse cases: the server names the target (``Metadata.targetPath``); the Directory
-plugin judges it by the agent's own ``--allow-path`` list (symlinks resolved) right
-before it writes, whatever the server checked. A blob that does not open under the job
-key and the blob's id is refused (the server or the wire changed it).
+:class:`RemoteSource` is the whole plugin Source: a directory point written by the
+restorer, a dump read whole (``read_file``) or streamed (``open``, blob by blob, holes
+as zeros), the entries of a multi-entry point and the plugin's notes (``info``, from the
+manifest the claim carried).
+
+Abuse cases: the server names the target (``Metadata``); the plugin judges it by the
+agent's own ``--allow-path`` and ``--allow-network`` rules right before it writes,
+whatever the server checked. A blob that does not open under the job key and the blob's
+id is refused (the server or the wire changed it), and a blob whose length differs from
+its tree's is an integrity error.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+import io
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, BinaryIO
 
 from snowvault import plugins
 from snowvault.agent.client import AgentApi
-from snowvault.core.errors import InvalidInput
-from snowvault.engine import compression, restorer
+from snowvault.core.errors import InvalidInput, NotFound
+from snowvault.engine import compression, restorer, snapshots, stream_backup
 from snowvault.engine import errors as engine_errors
 from snowvault.engine import progress as engine_progress
 from snowvault.engine.crypto import agent_blobs, primitives
+from snowvault.engine.tree import Chunk, Node
+
+READ_BUFFER = 256 * 1024
 
 
 class RemoteBlobs:
@@ -61,8 +71,8 @@ class RemoteBlobs:
 
 
 class RemoteSource:
-    """The plugin's :class:`~snowvault.plugins.base.Source` of a restore on the agent:
-    a directory point written by the engine's restorer from :class:`RemoteBlobs`."""
+    """The plugin's :class:`~snowvault.plugins.base.Source` of a restore on the agent,
+    over :class:`RemoteBlobs`; :attr:`result` sums what was restored."""
 
     def __init__(self, blobs: RemoteBlobs) -> None:
         self.blobs = blobs
@@ -79,18 +89,125 @@ class RemoteSource:
         def forward(p: engine_progress.Progress) -> None:
             progress(plugins.base.Progress(p.bytes_done, p.bytes_total))
 
-        self.result = restorer.restore(
-            self.blobs, "agent", target, include=include, overwrite=overwrite, progress=forward
+        self._add(
+            restorer.restore(
+                self.blobs, "agent", target, include=include, overwrite=overwrite, progress=forward
+            )
         )
 
+    def _root(self) -> str:
+        return restorer.root_tree(self.blobs, "agent")
+
     def read_file(self, name: str) -> bytes:
-        raise InvalidInput(detail="agents restore Directory points only for now")
+        raw = name.encode("utf-8", "surrogateescape")
+        for node in restorer.load_tree(self.blobs, self._root(), b""):
+            if node.name == raw and node.type == "file":
+                with self._reader(node) as reader:
+                    return reader.read()
+        raise NotFound(kind="file in the recovery point", name=name)
+
+    @contextmanager
+    def _reader(self, node: Node) -> Iterator[BinaryIO]:
+        raw = _ContentReader(self.blobs, node.content)
+        with io.BufferedReader(raw, buffer_size=READ_BUFFER) as reader:
+            yield reader
+        self._add(restorer.RestoreResult(1, raw.delivered))
 
     def open(self, path: str) -> AbstractContextManager[BinaryIO]:
-        raise InvalidInput(detail="agents restore Directory points only for now")
+        """A streaming reader of entry ``path`` (one blob fetched at a time)."""
+        return self._reader(self._find(path))
+
+    def _find(self, path: str) -> Node:
+        try:
+            parts = stream_backup.entry_parts(path.strip("/"))
+        except InvalidInput:
+            raise NotFound(kind="file in the recovery point", name=path) from None
+        tree_id: str | None = self._root()
+        node = None
+        for i, name in enumerate(parts):
+            if tree_id is None:
+                node = None
+                break
+            where = b"/".join(parts[:i])
+            found = restorer.load_tree(self.blobs, tree_id, where)
+            node = next((n for n in found if n.name == name), None)
+            tree_id = node.subtree if node is not None and node.type == "dir" else None
+        if node is None or node.type != "file":
+            raise NotFound(kind="file in the recovery point", name=path)
+        return node
 
     def entries(self) -> list[plugins.base.EntryInfo]:
-        raise InvalidInput(detail="agents restore Directory points only for now")
+        """Every file entry of the point with its metadata, in path order."""
+        out: list[plugins.base.EntryInfo] = []
+        stack = [(self._root(), "")]
+        while stack:
+            tree_id, prefix = stack.pop()
+            for node in restorer.load_tree(self.blobs, tree_id, prefix.encode()):
+                name = prefix + node.name.decode("utf-8", "surrogateescape")
+                if node.type == "dir" and node.subtree is not None:
+                    stack.append((node.subtree, name + "/"))
+                elif node.type == "file":
+                    meta = stream_backup.meta_of(node.xattrs)
+                    out.append(plugins.base.EntryInfo(name, node.size, meta))
+        return sorted(out, key=lambda e: e.path.encode("utf-8", "surrogateescape"))
 
     def info(self) -> Mapping[str, Any]:
-        return {}
+        """What the backup's plugin noted ({} if nothing), from the claimed manifest."""
+        doc = snapshots.Manifest.from_dict(self.blobs.load_manifest("agent"))
+        plugin = doc.metadata.get("plugin")
+        return dict(plugin) if isinstance(plugin, dict) else {}
+
+    def _add(self, more: restorer.RestoreResult) -> None:
+        r = self.result
+        self.result = restorer.RestoreResult(
+            r.files + more.files,
+            r.bytes + more.bytes,
+            [*r.errors, *more.errors],
+            [*r.skipped, *more.skipped],
+        )
+
+
+class _ContentReader(io.RawIOBase):
+    """A file node's content as a raw stream: one blob fetched at a time, holes given
+    as zeros; a blob whose length differs from its tree's is an integrity error."""
+
+    def __init__(self, blobs: RemoteBlobs, content: Sequence[Chunk]) -> None:
+        self._blobs, self._content = blobs, list(content)
+        self._next = 0
+        self._blob: bytes | None = None
+        self._pos = 0
+        self._left = 0
+        self.delivered = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _advance(self) -> bool:
+        if self._next >= len(self._content):
+            return False
+        blob_id, length = self._content[self._next]
+        self._next += 1
+        self._pos, self._left, self._blob = 0, length, None
+        if blob_id is not None:
+            self._blob = self._blobs.get_blob(bytes.fromhex(blob_id))
+            if len(self._blob) != length:
+                raise engine_errors.IntegrityError(
+                    name=f"blob {blob_id}", detail="length differs from tree"
+                )
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._left == 0:
+            if not self._advance():
+                return 0
+        n = min(len(buffer), self._left)
+        if self._blob is None:
+            buffer[:n] = bytes(n)
+        else:
+            buffer[:n] = self._blob[self._pos : self._pos + n]
+        self._pos += n
+        self._left -= n
+        if self._left == 0:
+            self._blob = None
+        self.delivered += n
+        return n

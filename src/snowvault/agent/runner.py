@@ -4,10 +4,20 @@ here, upload what the vault lacks, commit; heartbeats keep the lease meanwhile.
     options = Options(endpoint, host, region, key_id, secret, allow_paths=["/srv"])
     run(options, stop=threading.Event(), say=print)
 
-Abuse cases: the server names the source; the agent judges it by its own
-``allow_paths`` (the host-path rule, symlinks resolved) before reading, so a server or
-a stolen admin key cannot make the agent read outside them. A job whose lease is lost
-(revoked, the server thought the agent dead) is dropped: the server refuses its uploads.
+Every resource type an agent may hold (Directory, PostgreSQL, MySQL, SQLite, Redis,
+S3, BlockDevice) runs through its own plugin here, exactly as the server's worker runs
+it: into :class:`_Sink` (the engine's archiver and stream writers over
+:class:`store.RemoteBlobStore`) for a backup, from
+:class:`~snowvault.agent.restore.RemoteSource` for a restore.
+
+Abuse cases: the server names the source, the target and the database host; the agent
+judges them by its own rules before the plugin reads, writes or connects: paths by
+``allow_paths`` (the host-path rule, symlinks resolved), hosts by ``allow_networks``
+(the network-reach rule, every resolved address inside; loopback only by default), so
+a server or a stolen admin key cannot make the agent reach outside them. A refusal ends
+the job FAILED with one line. A job whose lease is lost (revoked, the server thought the
+agent dead) is dropped: the server refuses its uploads. The resource's secrets (a
+database password) arrive with the job and live only in the job's memory.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ import base64
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -26,7 +36,7 @@ from snowvault.agent import restore as agent_restore
 from snowvault.control.model import host_paths
 from snowvault.core.clock import Clock, SystemClock
 from snowvault.core.errors import InvalidInput, SnowvaultError
-from snowvault.engine import archiver
+from snowvault.engine import archiver, stream_backup
 from snowvault.engine import progress as engine_progress
 
 Say = Callable[[str], None]
@@ -41,34 +51,102 @@ class Options:
     secret_access_key: str = field(repr=False)
     allow_paths: Sequence[str] = ()
     wait_seconds: float = 20.0
+    allow_networks: Sequence[str] = ()
+    """CIDRs the plugins may connect to (database servers, S3 endpoints); empty:
+    loopback only."""
     lease_seconds: int = 60
     once: bool = False
 
 
 class _Sink:
-    """The plugin's sink on the agent: a directory becomes a recovery point through the
-    engine's archiver writing into :class:`store.RemoteBlobStore`."""
+    """The plugin's sink on the agent: one recovery point written by the engine's
+    archiver (a directory), stream writer (a dump) or entries writer (several named
+    streams or host files) into :class:`store.RemoteBlobStore`, with the plugin's notes
+    in the manifest's ``plugin`` metadata (the server keeps them for the restore)."""
 
     def __init__(self, blobs: store.RemoteBlobStore, host: str, clock: Clock) -> None:
         self._blobs, self._host, self._clock = blobs, host, clock
+        self._note: dict[str, Any] = {}
         self.result: archiver.BackupResult | None = None
 
     def note(self, info: Mapping[str, Any]) -> None:
-        return None  # a Directory notes nothing; other types are refused by the server
+        if self.result is not None:
+            raise RuntimeError("Sink.note must come before the point's one write")
+        self._note.update(dict(info))
+
+    def _metadata(self) -> dict[str, Any]:
+        return {"plugin": dict(self._note)} if self._note else {}
+
+    def _wrote(self, result: archiver.BackupResult) -> None:
+        if self.result is not None:
+            raise RuntimeError("a plugin wrote twice into one recovery point")
+        self.result = result
 
     def directory(self, path: str, progress: plugins.base.ProgressCallback) -> None:
-        def forward(p: engine_progress.Progress) -> None:
-            progress(plugins.base.Progress(p.bytes_done, p.bytes_total))
-
-        self.result = archiver.backup_paths(
-            self._blobs, [path], now=self._clock.now(), hostname=self._host, progress=forward
+        self._wrote(
+            archiver.backup_paths(
+                self._blobs,
+                [path],
+                now=self._clock.now(),
+                hostname=self._host,
+                progress=_forward(progress),
+                metadata=self._metadata(),
+            )
         )
 
-    def stream(self, name: str, stream: BinaryIO, progress: Any) -> None:
-        raise InvalidInput(detail="agents back up Directory resources only for now")
+    def stream(self, name: str, stream: BinaryIO, progress: plugins.base.ProgressCallback) -> None:
+        self._wrote(
+            stream_backup.backup_stream(
+                self._blobs,
+                name,
+                stream,
+                now=self._clock.now(),
+                hostname=self._host,
+                progress=_forward(progress),
+                metadata=self._metadata(),
+            )
+        )
 
-    def entries(self, entries: Any, progress: Any) -> None:
-        raise InvalidInput(detail="agents back up Directory resources only for now")
+    def entries(
+        self, entries: Iterable[plugins.base.Entry], progress: plugins.base.ProgressCallback
+    ) -> None:
+        known = entries if isinstance(entries, Sequence) else None
+        total = None
+        if known is not None and all(e.size is not None for e in known):
+            total = sum(e.size or 0 for e in known)
+        self._wrote(
+            stream_backup.backup_entries(
+                self._blobs,
+                (_stream_entry(e) for e in entries),
+                now=self._clock.now(),
+                hostname=self._host,
+                progress=_forward(progress),
+                bytes_total=total,
+                metadata=self._metadata(),
+            )
+        )
+
+
+def _forward(progress: plugins.base.ProgressCallback) -> engine_progress.ProgressCallback:
+    def forward(p: engine_progress.Progress) -> None:
+        progress(plugins.base.Progress(p.bytes_done, p.bytes_total))
+
+    return forward
+
+
+def _stream_entry(entry: plugins.base.Entry) -> stream_backup.StreamEntry:
+    """A plugin's entry as the engine's entries writer takes it (no parent point on an
+    agent, so fingerprints are stored for later but nothing is reused)."""
+    return stream_backup.StreamEntry(
+        path=entry.path,
+        open=entry.open,
+        host_path=entry.host_path,
+        mode=entry.mode,
+        mtime_ns=entry.mtime_ns,
+        meta=dict(entry.meta),
+        fingerprint=entry.fingerprint,
+        size=entry.size,
+    )
 
 
 class _Heartbeat(threading.Thread):
@@ -102,8 +180,41 @@ class _Heartbeat(threading.Thread):
             self.beat()
 
 
-def _policy(allow_paths: Sequence[str]) -> host_paths.Policy:
-    return host_paths.Policy.build(list(allow_paths), [], [], os.path.realpath)
+def _policy(options: Options) -> host_paths.Policy:
+    """This agent's reach: its ``--allow-path`` roots and ``--allow-network`` CIDRs
+    (loopback only when none is given)."""
+    networks = list(options.allow_networks) or None
+    return host_paths.Policy.build(list(options.allow_paths), [], [], os.path.realpath, networks)
+
+
+def _resource(job: Mapping[str, Any]) -> plugins.base.Resource:
+    """The job's resource as its plugin gets it: type, name, source, properties and its
+    own secrets (as the server's worker would give them)."""
+    arn = str(job.get("ResourceArn") or job.get("RecoveryPointArn") or "")
+    rtype = str(job.get("ResourceType") or "Directory")
+    return plugins.base.Resource(
+        arn=arn,
+        resource_type=rtype,
+        name=str(job.get("ResourceName") or arn.rpartition("/")[2]),
+        source=str(job.get("Source") or ""),
+        properties={str(k): str(v) for k, v in dict(job.get("Properties") or {}).items()},
+        secrets={str(k): str(v) for k, v in dict(job.get("Secrets") or {}).items()},
+    )
+
+
+_SHOWN_TARGETS = ("targetPath", "targetDirectory", "targetBucket")
+_HOW_TO = {
+    "the server's allowed_paths in config.json": "this agent's --allow-path",
+    "the server's allowed_networks in config.json": "this agent's --allow-network",
+}
+
+
+def _agent_words(message: str) -> str:
+    """A refusal names the agent's own flags, not the server's config (the rule's
+    messages are written for the server)."""
+    for server, agent in _HOW_TO.items():
+        message = message.replace(server, agent)
+    return message
 
 
 def run_job(
@@ -130,18 +241,15 @@ def run_job(
         if p.bytes_total:
             blobs.total = p.bytes_total
 
-    say(f"job {job_id}: backing up {job['Source']}")
+    say(f"job {job_id}: backing up {job['ResourceType']} {job['Source']}")
     try:
-        plugin = plugins.builtin.registry().get(str(job["ResourceType"]))
-        resource = plugins.base.Resource(
-            arn=str(job["ResourceArn"]),
-            resource_type=str(job["ResourceType"]),
-            name=str(job["ResourceArn"]).rpartition("/")[2],
-            source=str(job["Source"]),
-        )
+        resource = _resource(job)
+        plugin = plugins.builtin.registry().get(resource.resource_type)
         sink = _Sink(blobs, options.host, clock)
-        request = plugins.base.BackupRequest(resource, _policy(options.allow_paths), sink, progress)
+        request = plugins.base.BackupRequest(resource, _policy(options), sink, progress)
         plugin.backup(request)
+        if sink.result is None:
+            raise InvalidInput(detail=f"the {resource.resource_type} plugin wrote nothing")
     except (SnowvaultError, OSError) as exc:
         if client.code_of(exc) == client.NOT_FOUND or heart.lost.is_set():
             say(f"job {job_id}: the lease is gone, dropped ({exc})")
@@ -159,8 +267,9 @@ def run_job(
 
 
 def run_restore(api: client.AgentApi, options: Options, job: Mapping[str, Any], say: Say) -> str:
-    """Run one claimed restore job: the Directory plugin judges ``targetPath`` by this
-    agent's ``allow_paths`` right before it writes; the files come from the server."""
+    """Run one claimed restore job with the point's plugin: it judges the target (a
+    path by ``allow_paths``, a server by ``allow_networks``) right before it writes;
+    the data comes from the server. The plugin's after-restore check runs here too."""
     job_id = str(job["JobId"])
     heart = _Heartbeat(api, job_id, int(job.get("LeaseSeconds") or options.lease_seconds))
     heart.start()
@@ -169,21 +278,16 @@ def run_restore(api: client.AgentApi, options: Options, job: Mapping[str, Any], 
         heart.bytes_done, heart.bytes_total = p.bytes_done, p.bytes_total
 
     metadata = {str(k): str(v) for k, v in dict(job.get("Metadata") or {}).items()}
-    say(f"job {job_id}: restoring to {metadata.get('targetPath')}")
+    shown = {k: v for k, v in metadata.items() if k in _SHOWN_TARGETS}  # never a DSN
+    say(f"job {job_id}: restoring {job.get('ResourceType')} to {shown or 'its server'}")
     try:
         key = base64.b64decode(str(job["Keys"]["JobKey"]))
         blobs = agent_restore.RemoteBlobs(api, job_id, key, job["Manifest"])
         source = agent_restore.RemoteSource(blobs)
-        rtype = str(job.get("ResourceType") or "Directory")
-        plugin = plugins.builtin.registry().get(rtype)
-        resource = plugins.base.Resource(
-            arn=str(job.get("RecoveryPointArn", "")),
-            resource_type=rtype,
-            name=rtype,
-            source="",
-        )
+        resource = _resource(job)
+        plugin = plugins.builtin.registry().get(resource.resource_type)
         request = plugins.base.RestoreRequest(
-            resource, metadata, _policy(options.allow_paths), source, progress
+            resource, metadata, _policy(options), source, progress
         )
         plugin.restore(request)
         result = source.result
@@ -191,6 +295,9 @@ def run_restore(api: client.AgentApi, options: Options, job: Mapping[str, Any], 
             first = result.errors[0]
             message = f"{len(result.errors)} entries failed, first {first.path}: {first.error}"
             return _fail(api, job_id, message, say)
+        problem = plugin.validate_restore(request)
+        if problem is not None:
+            return _fail(api, job_id, f"the restored {resource.resource_type}: {problem}", say)
         heart.beat()
         doc = api.call(
             "AgentFinishRestore",
@@ -210,7 +317,7 @@ def run_restore(api: client.AgentApi, options: Options, job: Mapping[str, Any], 
 
 
 def _fail(api: client.AgentApi, job_id: str, message: str, say: Say) -> str:
-    line = " ".join(message.split())[:900]
+    line = " ".join(_agent_words(message).split())[:900]
     say(f"job {job_id}: FAILED: {line}")
     try:
         api.call("AgentFailJob", {"JobId": job_id, "StatusMessage": line})

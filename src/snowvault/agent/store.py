@@ -6,8 +6,12 @@ uploaded in batches after asking which of them the vault already has.
     result = archiver.backup_paths(store, [path], now=clock.now())   # ends with PutManifest
 
 Bounds: one upload request carries at most :data:`BATCH_BYTES` of sealed blobs (the
-server's default request limit is 4 MiB, base64 adds a third); a larger sealed blob
-(chunks reach 8 MiB) goes alone, in parts of :data:`BATCH_BYTES`, in order.
+server's default request limit is 4 MiB, base64 adds a third); a larger sealed blob (an
+incompressible chunk of the 2 MiB the server's agent chunker allows, a large tree) goes
+alone in its own request, whole, up to :data:`MAX_CALL_BYTES`: no blob is ever split
+over calls, so whichever server answers a call can store what it carries. A blob
+larger than that (a tree of a directory with some hundred thousand entries) fails the
+job with one line.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from snowvault.engine.chunker import ChunkerParams
 from snowvault.engine.crypto import agent_blobs
 
 BATCH_BYTES = 2 * 1024 * 1024
+MAX_CALL_BYTES = 3 * 1024 * 1024 - 64 * 1024
+"""The largest sealed blob one request carries (base64 of it and the JSON around it
+stay under the server's default 4 MiB request limit)."""
 MAX_IDS_PER_ASK = 1000
 
 
@@ -118,12 +125,14 @@ class RemoteBlobStore:
             body = [_item(blob_id, kind, sealed) for blob_id, kind, sealed in small]
             self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Blobs": body})
         for blob_id, kind, sealed in missing:
-            if len(sealed) > BATCH_BYTES:
-                parts = -(-len(sealed) // BATCH_BYTES)
-                for n in range(parts):
-                    piece = sealed[n * BATCH_BYTES : (n + 1) * BATCH_BYTES]
-                    item = _item(blob_id, kind, piece) | {"Part": n, "Parts": parts}
-                    self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Blobs": [item]})
+            if len(sealed) > MAX_CALL_BYTES:
+                raise InvalidInput(
+                    detail=f"a {kind} blob of {len(sealed)} bytes is larger than one upload "
+                    f"request carries ({MAX_CALL_BYTES}); agents cannot store it"
+                )
+            if len(sealed) > BATCH_BYTES:  # alone, whole
+                item = _item(blob_id, kind, sealed)
+                self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Blobs": [item]})
         self.uploaded_blobs += len(missing)
         self.stats_stored_bytes += sum(len(sealed) for _, _, sealed in missing)
 

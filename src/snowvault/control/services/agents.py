@@ -24,6 +24,7 @@ Must not depend on the scheduler, the composition root or any interface.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import stat
 import threading
@@ -35,12 +36,21 @@ from snowvault.control import catalog
 from snowvault.control.model import agent_hosts
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model.jobs import BackupJob, RestoreJob
-from snowvault.control.services import accounts, authorization, backup_jobs, restore_jobs, vaults
+from snowvault.control.services import (
+    accounts,
+    agent_resources,
+    authorization,
+    backup_jobs,
+    resources,
+    restore_jobs,
+    vaults,
+)
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
 from snowvault.core.errors import InvalidInput, NotFound, SnowvaultError
 from snowvault.engine import compression, crypto, locks, prune, restorer, snapshots, tree
+from snowvault.engine.chunker import ChunkerParams
 from snowvault.engine.crypto import agent_blobs
 from snowvault.engine.repository import Repository
 
@@ -127,12 +137,18 @@ MAX_WAITING_POLLS = 8
 """Long polls held at once (each holds an API thread); beyond that a claim answers at
 once and the agent backs off, so a fleet cannot starve the API's thread pool."""
 _POLL_SLOTS = threading.BoundedSemaphore(MAX_WAITING_POLLS)
-SUPPORTED_TYPES = frozenset({"Directory"})
+SUPPORTED_TYPES = agent_resources.AGENT_TYPES
+AGENT_MAX_CHUNK = 2 * 1024 * 1024
+"""The largest chunk an agent cuts: a sealed chunk then fits one upload request (base64
+adds a third; the default request limit is 4 MiB), so no blob is ever sent in parts
+and any server may take any call (docs/design/agents.md, "Any server answers")."""
 _PARENT_SETS: dict[tuple[str, int], frozenset[bytes]] = {}
 _PARENT_SETS_KEPT = 32
 _UPLOADED: dict[str, set[bytes]] = {}
-"""Blob ids each running job stored, over its attempts (this server's memory): a retried
-attempt does not upload again what the lost one stored."""
+"""Blob ids each running job stored through this server, over its attempts: a retried
+attempt does not upload again what the lost one stored. An optimisation only: a job
+whose calls land on another server (or after a restart) uploads them again, and the
+vault keeps one copy (``Repository.add_blob`` skips a blob its index has)."""
 _UPLOADED_LOCK = threading.Lock()
 
 
@@ -148,21 +164,29 @@ class JobKeys:
 
 @dataclass(frozen=True)
 class ClaimedJob:
+    """A backup job for the agent: its resource (type, source, properties), the
+    resource's own secrets unsealed for this job only, and the job's keys."""
+
     job: BackupJob
     resource: catalog.db.Record
     keys: JobKeys
     lease_seconds: int
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
 class ClaimedRestore:
     """A restore job for the agent: the point's manifest (its root tree names what
-    AgentReadBlobs may serve) and the job's data key the blobs come sealed under."""
+    AgentReadBlobs may serve), the job's data key the blobs come sealed under, and the
+    point's resource as its plugin needs it (with its secrets only while the resource
+    is registered on this agent's host; else empty)."""
 
     job: RestoreJob
     manifest: dict[str, object]
     job_key: bytes = field(repr=False)
     lease_seconds: int = 60
+    resource: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -210,10 +234,10 @@ def claim(
     deps: Deps, caller: Caller, *, wait_seconds: float, lease_seconds: object
 ) -> ClaimedJob | ClaimedRestore | None:
     """AgentClaimJob: the oldest waiting backup job of a resource on the caller's host
-    (else the oldest restore job of a point of one),
-    leased to it, with a fresh data key; long-polls up to ``wait_seconds`` (at most
-    :data:`MAX_WAIT_SECONDS`). A job this slice cannot run on an agent (not a Directory,
-    a group) is ended FAILED with the reason, and the next one is tried."""
+    (else the oldest restore job of a point of one), leased to it, with a fresh data
+    key and the resource's own secrets; long-polls up to ``wait_seconds`` (at most
+    :data:`MAX_WAIT_SECONDS`). A job an agent cannot run (a group) is ended FAILED with
+    the reason, and the next one is tried."""
     lease = _lease(lease_seconds)
     agent = _me(deps, caller)
     polls = max(1, int(min(max(wait_seconds, 0.0), MAX_WAIT_SECONDS) / POLL_SECONDS))
@@ -268,16 +292,23 @@ def _prepare(
     with catalog.db.read_transaction(deps.engine) as conn:
         resource = catalog.resources.get(conn, job.resource_arn)
         vault = catalog.vaults.get_by_arn(conn, job.backup_vault_arn)
+    worker = _worker(agent)
     if job.is_parent or resource["resource_type"] not in SUPPORTED_TYPES:
         message = (
-            f"agents back up {', '.join(sorted(SUPPORTED_TYPES))} resources only for now, "
+            f"agents back up {', '.join(sorted(SUPPORTED_TYPES))} resources, "
             f"not {resource['resource_type']}"
         )
-        _fail(deps, job, _worker(agent), message)
+        _fail(deps, job, worker, message)
         return None
+    if resource["worker_label"] != worker:  # never another host's source or secrets
+        _fail(deps, job, worker, f"the resource is not on host {agent.host}")
+        return None
+    secrets = resources.worker_secrets(deps, resource["arn"])
     with vaults.open_repository(deps, vault) as repo:
         keys = JobKeys(
-            agent_blobs.new_job_key(), repo.delegated_id_key(), repo.chunker_params.to_dict()
+            agent_blobs.new_job_key(),
+            repo.delegated_id_key(),
+            agent_chunker(repo.chunker_params).to_dict(),
         )
     sealed = _box(deps).seal(keys.job_key, _key_context(job.job_id, job.attempts))
     with catalog.db.transaction(deps.engine) as conn:
@@ -289,7 +320,17 @@ def _prepare(
             sealed_key=sealed,
             now=deps.clock.now(),
         )
-    return ClaimedJob(job, resource, keys, lease)
+    return ClaimedJob(job, resource, keys, lease, secrets)
+
+
+def agent_chunker(params: ChunkerParams) -> ChunkerParams:
+    """The vault's chunker with chunks of at most :data:`AGENT_MAX_CHUNK` (the same for
+    every agent job of the vault, so points of one resource still deduplicate)."""
+    top = min(params.max_size, AGENT_MAX_CHUNK)
+    low = min(params.min_size, top // 4)
+    return dataclasses.replace(
+        params, min_size=low, avg_size=max(low, min(params.avg_size, top // 2)), max_size=top
+    )
 
 
 J = TypeVar("J", BackupJob, RestoreJob)
@@ -418,44 +459,13 @@ def has_blobs(deps: Deps, caller: Caller, job_id: object, blob_ids: object) -> l
 
 @dataclass(frozen=True)
 class BlobPart:
-    """One uploaded blob, or part ``part`` of ``parts`` of one (a sealed blob larger than
-    a request may carry arrives in order over several requests)."""
+    """One uploaded blob, whole: a sealed blob always fits one request (agent chunks are
+    at most :data:`AGENT_MAX_CHUNK`; a larger one, a huge tree, is sent alone), so no
+    server keeps a part of one between calls."""
 
     blob_id: bytes
     kind: str
     data: bytes = field(repr=False)
-    part: int = 0
-    parts: int = 1
-
-
-MAX_PARTS = 16
-MAX_SPOOLED_BYTES = 128 * 1024 * 1024
-_SPOOL: dict[tuple[str, int, bytes], list[bytes]] = {}
-_SPOOL_LOCK = threading.Lock()
-
-
-def _whole(job: BackupJob, item: BlobPart) -> bytes | None:
-    """The sealed blob once its last part is in (None before); parts out of order, too
-    many or too much spooled in all are refused. Parts live in this server's memory: a
-    restart loses them and the agent's next part is refused (the job then fails)."""
-    if item.parts == 1 and item.part == 0:
-        return item.data
-    if not 0 <= item.part < item.parts <= MAX_PARTS:
-        raise InvalidInput(detail=f"Part must be 0-{MAX_PARTS - 1} and below Parts")
-    key = (job.job_id, job.attempts, item.blob_id)
-    with _SPOOL_LOCK:
-        got = _SPOOL.get(key, [])
-        if item.part != len(got):
-            _SPOOL.pop(key, None)
-            raise InvalidInput(detail=f"blob {item.blob_id.hex()}: part {item.part} out of order")
-        if sum(len(d) for parts in _SPOOL.values() for d in parts) > MAX_SPOOLED_BYTES:
-            raise InvalidInput(detail="too many partial blobs in flight; try again")
-        got.append(item.data)
-        if item.part + 1 < item.parts:
-            _SPOOL[key] = got
-            return None
-        _SPOOL.pop(key, None)
-        return b"".join(got)
 
 
 def put_blobs(deps: Deps, caller: Caller, job_id: object, blobs: list[BlobPart]) -> int:
@@ -465,12 +475,9 @@ def put_blobs(deps: Deps, caller: Caller, job_id: object, blobs: list[BlobPart])
     leased = _leased(deps, caller, job_id)
     checked: list[tuple[BlobPart, bytes]] = []
     for item in blobs:
-        sealed = _whole(leased.job, item)
-        if sealed is None:
-            continue
         try:
             plaintext = agent_blobs.open_blob(
-                leased.job_key, leased.job.job_id, item.kind, item.blob_id, sealed
+                leased.job_key, leased.job.job_id, item.kind, item.blob_id, item.data
             )
         except crypto.AuthenticationFailed:
             raise InvalidInput(
@@ -515,23 +522,31 @@ def put_manifest(
         parsed = snapshots.Manifest.from_dict(manifest)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(detail=f"Manifest is not a recovery point manifest: {exc}") from None
-    if parsed.kind != "directory":  # what a Directory resource's restore expects
-        raise InvalidInput(detail=f"Manifest kind must be directory, not {parsed.kind!r}")
     with catalog.db.read_transaction(deps.engine) as conn:
         resource = catalog.resources.get(conn, job.resource_arn)
+    kinds = MANIFEST_KINDS.get(resource["resource_type"], OTHER_KINDS)
+    if parsed.kind not in kinds:  # what the type's restore reads
+        raise InvalidInput(
+            detail=f"Manifest kind must be {' or '.join(sorted(kinds))} for a "
+            f"{resource['resource_type']}, not {parsed.kind!r}"
+        )
+    metadata: dict[str, Any] = {
+        "resource_arn": resource["arn"],
+        "resource_type": resource["resource_type"],
+        "recovery_point_arn": job.recovery_point_arn,
+        "backup_job_id": job.job_id,
+        "agent_host": leased.host,
+    }
+    note = _plugin_note(parsed.metadata.get("plugin"))
+    if note:
+        metadata["plugin"] = note
     vault = _vault_of(deps, job)
     parsed = dataclasses.replace(
         parsed,
         hostname=leased.host,
         parent=None,
         root=None,  # the target keeps its own mode, owner and xattrs on restore
-        metadata={
-            "resource_arn": resource["arn"],
-            "resource_type": resource["resource_type"],
-            "recovery_point_arn": job.recovery_point_arn,
-            "backup_job_id": job.job_id,
-            "agent_host": leased.host,
-        },
+        metadata=metadata,
     )
     with (
         vaults.open_repository(deps, vault) as repo,
@@ -554,6 +569,28 @@ def put_manifest(
     state = backup_jobs.record_agent_point(deps, job, leased.worker, vault, row, result, total)
     _forget(deps, job.job_id)
     return state, job.recovery_point_arn
+
+
+MANIFEST_KINDS = {"Directory": frozenset({"directory"})}
+OTHER_KINDS = frozenset({"stream", "entries"})
+MAX_NOTE_CHARS = 64 * 1024
+
+
+def _plugin_note(value: object) -> dict[str, Any]:
+    """The plugin facts an agent recorded (``Sink.note``: a server version, the
+    databases, a ``warning`` that becomes the job's StatusMessage): a JSON object of
+    bounded size, kept with the point for the restore's ``Source.info``. They are the
+    host's word about its own data, as the data itself is."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(detail="Manifest metadata.plugin must be an object")
+    if len(json.dumps(value)) > MAX_NOTE_CHARS:
+        raise InvalidInput(detail=f"Manifest metadata.plugin is over {MAX_NOTE_CHARS} characters")
+    warning = value.get("warning")
+    if warning is not None and not isinstance(warning, str):
+        raise InvalidInput(detail="Manifest metadata.plugin.warning must be a string")
+    return dict(value)
 
 
 SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
@@ -614,9 +651,6 @@ def _fail(deps: Deps, job: BackupJob, worker: str, message: str) -> None:
 def _forget(deps: Deps, job_id: str) -> None:
     with catalog.db.transaction(deps.engine) as conn:
         catalog.agents.drop_job_key(conn, job_id)
-    with _SPOOL_LOCK:
-        for spooled in [k for k in _SPOOL if k[0] == job_id]:
-            _SPOOL.pop(spooled, None)
     with _UPLOADED_LOCK:
         _UPLOADED.pop(job_id, None)
     for key in [k for k in _PARENT_SETS if k[0] == job_id]:
@@ -657,16 +691,28 @@ def _claim_restore(
 def _prepare_restore(
     deps: Deps, agent: catalog.agents.Agent, job: RestoreJob, lease: int
 ) -> ClaimedRestore | None:
+    worker = _worker(agent)
     with catalog.db.read_transaction(deps.engine) as conn:
         rp = catalog.recovery_points.get(conn, job.recovery_point_arn)
         vault = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)
+        row = catalog.resources.find(conn, rp.resource_arn)
     if job.is_parent or rp.resource_type not in SUPPORTED_TYPES:
         message = (
-            f"agents restore {', '.join(sorted(SUPPORTED_TYPES))} points only for now, "
-            f"not {rp.resource_type}"
+            f"agents restore {', '.join(sorted(SUPPORTED_TYPES))} points, not {rp.resource_type}"
         )
-        _end_restore(deps, job, _worker(agent), message)
+        _end_restore(deps, job, worker, message)
         return None
+    resource: dict[str, Any] = {
+        "ResourceArn": rp.resource_arn,
+        "ResourceName": rp.resource_name or "",
+        "Source": "",
+        "Properties": {},
+    }
+    secrets: dict[str, str] = {}
+    if row is not None and row["worker_label"] == worker:  # never another host's secrets
+        resource["Source"] = row["source"] or ""
+        resource["Properties"] = dict(row.get("properties") or {})
+        secrets = resources.worker_secrets(deps, row["arn"])
     with vaults.open_repository(deps, vault) as repo:
         manifest = repo.load_manifest(rp.engine_recovery_point_id or "")
         readable = frozenset(prune.used_blobs(repo, [manifest]))
@@ -685,7 +731,7 @@ def _prepare_restore(
         while len(_READABLE) >= _PARENT_SETS_KEPT:
             _READABLE.pop(next(iter(_READABLE)))
         _READABLE[(job.restore_job_id, job.attempts)] = readable
-    return ClaimedRestore(job, manifest, key, lease)
+    return ClaimedRestore(job, manifest, key, lease, resource, secrets)
 
 
 @dataclass(frozen=True)
@@ -790,6 +836,16 @@ def _end_restore(deps: Deps, job: RestoreJob, worker: str, message: str) -> None
     restore_jobs.JOB_KIND.end(deps, job, worker, "FAILED", status_message=line)
     restore_jobs.JOB_KIND.notify(deps, job.restore_job_id, final_only=True)
     _forget_restore(deps, job.restore_job_id)
+
+
+def drop_caches() -> None:
+    """Forget this server's memory of running jobs (stored ids, parent and readable
+    sets), as when another server answers the next call: only slower, never wrong."""
+    with _UPLOADED_LOCK:
+        _UPLOADED.clear()
+    with _READABLE_LOCK:
+        _READABLE.clear()
+    _PARENT_SETS.clear()
 
 
 def _forget_restore(deps: Deps, job_id: str) -> None:

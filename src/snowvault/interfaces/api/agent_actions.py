@@ -7,11 +7,16 @@
     AgentClaimJob {WaitSeconds?, LeaseSeconds?}      -> {Job?}  (long poll, <= 20 s)
     AgentHeartbeat {JobId, LeaseSeconds?, PercentDone?, BytesTransferred?} -> {State}
     AgentHasBlobs {JobId, BlobIds}                   -> {Present}
-    AgentPutBlobs {JobId, Blobs: [{BlobId, Kind, Data (base64), Part?, Parts?}]} -> {Stored}
+    AgentPutBlobs {JobId, Blobs: [{BlobId, Kind, Data (base64)}]} -> {Stored}  (whole blobs)
     AgentPutManifest {JobId, Manifest, BackupSizeInBytes?} -> {State, RecoveryPointArn}
     AgentFailJob {JobId, StatusMessage}
     AgentReadBlobs {JobId, BlobIds}  -> {Blobs: [{BlobId, Data (base64, sealed)}]}  (restores)
     AgentFinishRestore {JobId, FilesRestored?, BytesRestored?} -> {State}
+
+AgentClaimJob answers the job's resource (type, name, source, Properties) and its own
+``Secrets`` (a database password, an S3 secret key), unsealed for that job only; a
+key named ``Secrets``, ``JobKey`` or ``IdKey`` is never written to the trail (its
+redaction hides secret-named keys) nor to the request log (which keeps no bodies).
 
 Each is authorized as ``snowvault:<Action>`` (not ``backup:``: ``backup:*`` grants none
 of them) on ``*`` in the caller's account; ``AgentHello`` is an agent principal's
@@ -103,40 +108,44 @@ def agent_claim_job(app: App, ctx: RequestContext, params: Params) -> Out:
         wait_seconds=_number(params, "WaitSeconds", 0),
         lease_seconds=params.get("LeaseSeconds", DEFAULT_LEASE_SECONDS),
     )
-    if claimed is None:
-        return {}
+    return {} if claimed is None else {"Job": claim_answer(claimed)}
+
+
+def claim_answer(claimed: agents.ClaimedJob | agents.ClaimedRestore) -> Out:
+    """The ``Job`` of an AgentClaimJob answer: what the agent's runner reads."""
     if isinstance(claimed, agents.ClaimedRestore):
         restore = claimed.job
         return {
-            "Job": {
-                "JobId": restore.restore_job_id,
-                "Kind": "RESTORE",
-                "Attempt": restore.attempts,
-                "RecoveryPointArn": restore.recovery_point_arn,
-                "ResourceType": restore.resource_type or "Directory",
-                "Metadata": dict(restore.metadata or {}),
-                "Manifest": claimed.manifest,
-                "LeaseSeconds": claimed.lease_seconds,
-                "Keys": {"JobKey": base64.b64encode(claimed.job_key).decode()},
-            }
+            "JobId": restore.restore_job_id,
+            "Kind": "RESTORE",
+            "Attempt": restore.attempts,
+            "RecoveryPointArn": restore.recovery_point_arn,
+            "ResourceType": restore.resource_type or "Directory",
+            **claimed.resource,
+            "Secrets": dict(claimed.secrets),
+            "Metadata": dict(restore.metadata or {}),
+            "Manifest": claimed.manifest,
+            "LeaseSeconds": claimed.lease_seconds,
+            "Keys": {"JobKey": base64.b64encode(claimed.job_key).decode()},
         }
     job, keys = claimed.job, claimed.keys
     return {
-        "Job": {
-            "JobId": job.job_id,
-            "Kind": "BACKUP",
-            "Attempt": job.attempts,
-            "RecoveryPointArn": job.recovery_point_arn,
-            "ResourceArn": claimed.resource["arn"],
-            "ResourceType": claimed.resource["resource_type"],
-            "Source": claimed.resource["source"],
-            "LeaseSeconds": claimed.lease_seconds,
-            "Keys": {
-                "JobKey": base64.b64encode(keys.job_key).decode(),
-                "IdKey": base64.b64encode(keys.id_key).decode(),
-                "Chunker": dict(keys.chunker),
-            },
-        }
+        "JobId": job.job_id,
+        "Kind": "BACKUP",
+        "Attempt": job.attempts,
+        "RecoveryPointArn": job.recovery_point_arn,
+        "ResourceArn": claimed.resource["arn"],
+        "ResourceType": claimed.resource["resource_type"],
+        "ResourceName": claimed.resource["name"] or "",
+        "Source": claimed.resource["source"],
+        "Properties": dict(claimed.resource.get("properties") or {}),
+        "Secrets": dict(claimed.secrets),
+        "LeaseSeconds": claimed.lease_seconds,
+        "Keys": {
+            "JobKey": base64.b64encode(keys.job_key).decode(),
+            "IdKey": base64.b64encode(keys.id_key).decode(),
+            "Chunker": dict(keys.chunker),
+        },
     }
 
 
@@ -170,9 +179,10 @@ def _blobs(value: object) -> list[agents.BlobPart]:
     for item in value:
         if not isinstance(item, dict) or item.get("Kind") not in ("data", "tree"):
             raise errors.ApiError("ValidationException", "each blob needs Kind data or tree.")
-        part, parts = item.get("Part", 0), item.get("Parts", 1)
-        if not all(isinstance(n, int) and not isinstance(n, bool) for n in (part, parts)):
-            raise errors.ApiError("ValidationException", "Part and Parts must be integers.")
+        if item.get("Parts", 1) != 1 or item.get("Part", 0) != 0:
+            raise errors.ApiError(
+                "ValidationException", "blobs are sent whole (a large one alone in its call)."
+            )
         try:
             blob_id = bytes.fromhex(str(item.get("BlobId")))
             data = base64.b64decode(str(item.get("Data")), validate=True)
@@ -182,7 +192,7 @@ def _blobs(value: object) -> list[agents.BlobPart]:
             ) from None
         if len(blob_id) != 32:
             raise errors.ApiError("ValidationException", "a BlobId is 64 hex digits.")
-        out.append(agents.BlobPart(blob_id, str(item["Kind"]), data, part, parts))
+        out.append(agents.BlobPart(blob_id, str(item["Kind"]), data))
     return out
 
 

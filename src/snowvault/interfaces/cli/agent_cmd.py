@@ -117,6 +117,14 @@ def _keys(credentials_file: str | None) -> tuple[str, str]:
     metavar="DIR",
     help="A directory this agent may read and restore into (repeatable); nothing else.",
 )
+@click.option(
+    "--allow-network",
+    "allow_networks",
+    multiple=True,
+    metavar="CIDR",
+    help="A network whose database or S3 servers this agent may connect to (repeatable); "
+    "loopback only when none is given.",
+)
 @click.option("--region", default="us-east-1", show_default=True)
 @click.option("--credentials-file", type=click.Path(dir_okay=False, exists=True), default=None)
 @click.option("--lease-seconds", type=click.IntRange(5, 600), default=60, show_default=True)
@@ -126,6 +134,7 @@ def agent_run(
     endpoint: str,
     host: str,
     allow_paths: tuple[str, ...],
+    allow_networks: tuple[str, ...],
     region: str,
     credentials_file: str | None,
     lease_seconds: int,
@@ -135,8 +144,10 @@ def agent_run(
     """Run host NAME's jobs: long-poll the server, back up here (uploading only what the
     vault lacks) and restore here. Stops on SIGTERM/SIGINT after the job at hand."""
     from snowvault.agent import runner
+    from snowvault.control.model import host_paths
 
     key_id, secret = _keys(credentials_file)
+    host_paths.networks_of(allow_networks)  # a bad CIDR is refused now, with its name
     options = runner.Options(
         endpoint=endpoint,
         host=host,
@@ -144,6 +155,7 @@ def agent_run(
         access_key_id=key_id,
         secret_access_key=secret,
         allow_paths=tuple(os.path.abspath(p) for p in allow_paths),
+        allow_networks=allow_networks,
         wait_seconds=wait_seconds,
         lease_seconds=lease_seconds,
         once=once,
