@@ -40,6 +40,8 @@ class InProcessApi:
         self.world, self.who = world, who
         self.servers = servers
         self.answered_by: list[int] = []
+        self.calls: list[tuple[str, int]] = []
+        """(action, request body bytes as JSON) of every call, in order."""
 
     def _deps(self) -> Deps:
         if not self.servers:
@@ -50,7 +52,9 @@ class InProcessApi:
         return self.servers[n]
 
     def call(self, action: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
-        out = self._call(action, json.loads(json.dumps(body)))
+        wire = json.dumps(body)
+        self.calls.append((action, len(wire)))
+        out = self._call(action, json.loads(wire))
         return dict(json.loads(json.dumps(out)))
 
     def _call(self, action: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """Every resource type on an agent (issue 13, docs/design/agents.md), against real
 servers on 127.0.0.1: a throwaway PostgreSQL cluster (restored into the machine's
-127.0.0.1:5432), the MariaDB at 127.0.0.1:3306, throwaway redis-servers and SQLite
-files. The agent's own code (runner, store, restore source) runs its plugins here over
-the agent operations served in-process (tests/helpers/agent_world.py, bodies through
-JSON as on the wire); each resource is registered with ``--host`` (WorkerLabel
-``agent:h1``), backed up by the agent, and restored through the agent, rows compared.
+127.0.0.1:5432), the MariaDB at 127.0.0.1:3306, throwaway redis-servers, a moto S3
+server, SQLite files and a sparse block image. The agent's own code (runner, store,
+restore source) runs its plugins here over the agent operations served in-process
+(tests/helpers/agent_world.py, bodies through JSON as on the wire); each resource is
+registered with ``--host`` (WorkerLabel ``agent:h1``), backed up by the agent, and
+restored through the agent, rows (objects, bytes) compared.
 
 Abuse cases: the resource's password reaches the agent in the claim and nowhere else
 (not in a log line, a job as DescribeBackupJob/ListBackupJobs see it, or the catalog in
@@ -18,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -27,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import psycopg
 import pytest
 
@@ -269,3 +272,52 @@ def test_the_claim_carries_the_resources_own_secrets_and_never_anothers(
     with catalog.db.read_transaction(world.deps.engine) as conn:
         row = catalog.resources.get(conn, arn)
     assert PASSWORD not in repr(row)
+
+
+# ------------------------------------------------------------ S3, BlockDevice
+
+
+def test_s3_and_a_block_image_on_an_agent_host(
+    world: World, host_dir: Path, s3_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    agent = Agent(world, host_dir)
+    admin = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    name = f"agent-{uuid.uuid4().hex[:8]}"
+    admin.create_bucket(Bucket=name)
+    admin.create_bucket(Bucket=f"{name}-r")
+    body = random.Random(5).randbytes(300_000)
+    admin.put_object(Bucket=name, Key="data/a.json", Body=b'{"a": 1}', Metadata={"o": "ana"})
+    admin.put_object(Bucket=name, Key="data/dir/b.bin", Body=body)
+    properties = {"endpoint": s3_server, "access_key_id": "testing", "secret_access_key": PASSWORD}
+    # moto takes any secret; the sealed one must still be the one the agent signs with
+    arn = _register(world, "S3", "bucket", f"s3://{name}/data", properties)
+    done = _backup(world, agent, arn)
+    assert done.state == "COMPLETED", (done.status_message, agent.lines)
+    restore = _restore(
+        world, agent, done.recovery_point_arn, {"targetBucket": f"{name}-r", "targetPrefix": "r"}
+    )
+    assert restore.status == "COMPLETED", (restore.status_message, agent.lines)
+    got = admin.get_object(Bucket=f"{name}-r", Key="r/dir/b.bin")
+    assert got["Body"].read() == body
+    assert admin.head_object(Bucket=f"{name}-r", Key="r/a.json")["Metadata"] == {"o": "ana"}
+    _no_secret_anywhere(world, world.root, caplog)
+
+    image = host_dir / "disk.img"
+    with image.open("wb") as fh:  # sparse: two data runs around a hole
+        fh.write(random.Random(6).randbytes(700_000))
+        fh.seek(4 * 1024 * 1024)
+        fh.write(b"tail" * 1000)
+    arn = _register(world, "BlockDevice", "disk", str(image))
+    done = _backup(world, agent, arn)
+    assert done.state == "COMPLETED", (done.status_message, agent.lines)
+    target = host_dir / "disk-restored.img"
+    restore = _restore(world, agent, done.recovery_point_arn, {"targetPath": str(target)})
+    assert restore.status == "COMPLETED", (restore.status_message, agent.lines)
+    assert target.read_bytes() == image.read_bytes()

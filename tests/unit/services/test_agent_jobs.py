@@ -5,7 +5,7 @@ FakeClock and the agent's own blob store wired to the services in-process:
 - a point an agent writes restores like any other, and a second one uploads nothing;
 - abuse: a blob whose id does not match its content, a blob sealed for another job, a
   call for another host's job, a HasBlobs probe of another resource's data, a manifest
-  naming blobs the vault lacks, a registration of a non-Directory on an agent host.
+  naming blobs the vault lacks, a group or a relative path registered on an agent host.
 
 The same through real processes: tests/integration/test_agent_backup.py.
 """
@@ -186,10 +186,16 @@ def test_uploads_are_checked_against_the_job_and_the_content(world: World, tmp_p
         agents.put_blobs(world.deps, who, job_id, [sealed(keys.job_key, job_id, good_id)])
 
 
-def test_agent_resources_are_directories_with_absolute_paths(world: World) -> None:
-    with pytest.raises(InvalidInput, match="only Directory"):
-        resources.register(world.deps, world.root, resource_type="SQLite", name="db",
-                           source="/var/db.sqlite", worker_label="agent:h1")  # fmt: skip
+def test_agent_resources_have_absolute_paths_and_no_groups(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent_world.on_agent_hosts(monkeypatch)  # services/agent_resources.py, as wired
+    with pytest.raises(InvalidInput, match="not Composite"):
+        resources.register(world.deps, world.root, resource_type="Composite", name="g",
+                           source="group:g", worker_label="agent:h1")  # fmt: skip
+    db = resources.register(world.deps, world.root, resource_type="SQLite", name="db",
+                            source="/var//db.sqlite", worker_label="agent:h1")  # fmt: skip
+    assert db["source"] == "/var/db.sqlite"  # nothing looked up on the server's host
     with pytest.raises(host_paths.InvalidHostPath):
         resources.register(world.deps, world.root, resource_type="Directory", name="rel",
                            source="relative/path", worker_label="agent:h1")  # fmt: skip
