@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from snowvault.core import errors as core_errors
 from snowvault.core.clock import Clock, SystemClock
-from snowvault.engine import errors, file_workers, small_files, snapshots, stream_backup
+from snowvault.engine import errors, file_workers, gc_tuning, small_files, snapshots, stream_backup
 from snowvault.engine.chunker import Chunker, ChunkerParams
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
@@ -438,6 +438,7 @@ def _unchanged(prev: Node, st: os.stat_result) -> bool:
 # ---------------------------------------------------------------- public API
 
 
+@gc_tuning.fewer_collections()
 def backup_paths(
     repo: BlobStore,
     paths: Sequence[str | bytes | os.PathLike[str]],

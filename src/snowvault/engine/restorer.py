@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from snowvault.core import errors as core_errors
 from snowvault.core.clock import Clock, SystemClock
-from snowvault.engine import errors, snapshots
+from snowvault.engine import errors, gc_tuning, snapshots
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
 from snowvault.engine.tree import Node, decode_tree, node_from_dict
 
@@ -389,6 +389,7 @@ def _runs(order: list[tuple[bytes, Node]]) -> Iterator[list[tuple[bytes, Node]]]
         yield run
 
 
+@gc_tuning.fewer_collections()
 def restore(
     repo: BlobSource,
     rp_id: str,
