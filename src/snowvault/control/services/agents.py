@@ -703,6 +703,7 @@ def _prepare_restore(
         _end_restore(deps, job, worker, message)
         return None
     resource: dict[str, Any] = {
+        "ResourceType": rp.resource_type,  # the point's own plugin, whatever the caller named
         "ResourceArn": rp.resource_arn,
         "ResourceName": rp.resource_name or "",
         "Source": "",

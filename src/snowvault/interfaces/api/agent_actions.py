@@ -120,8 +120,7 @@ def claim_answer(claimed: agents.ClaimedJob | agents.ClaimedRestore) -> Out:
             "Kind": "RESTORE",
             "Attempt": restore.attempts,
             "RecoveryPointArn": restore.recovery_point_arn,
-            "ResourceType": restore.resource_type or "Directory",
-            **claimed.resource,
+            **claimed.resource,  # ResourceType: the point's, ResourceArn, Name, Source, ...
             "Secrets": dict(claimed.secrets),
             "Metadata": dict(restore.metadata or {}),
             "Manifest": claimed.manifest,
