@@ -12,8 +12,8 @@ memory stays flat however large the source is.
     result.rp_id, result.manifest.summary.files_new
 
 With a parent recovery point a file whose size, mtime, ctime and inode are unchanged
-keeps its blob list without being read, and a directory that encodes to the same bytes
-as in the parent keeps its tree id without an upload.
+keeps its blob list without being read (and its xattrs without being listed), and a
+directory whose entries all equal the parent's keeps its tree id without being encoded.
 
 Small files are read whole and uploaded in batches (:mod:`.small_files`). With
 ``processes`` (or ``SNOWVAULT_ENGINE_PROCESSES``) file contents are instead read, chunked,
@@ -127,7 +127,7 @@ Part = tuple["Future[bytes] | small_files.BatchRef | str | None", int]
 @dataclass(eq=False)
 class _PendingDir:
     nodes: list[_PendingNode]
-    parent_raw: bytes | None = None
+    parent_nodes: dict[bytes, Node] | None = None  # the same directory in the parent
     parent_id: str | None = None
     tree_id: Future[bytes] | str | None = None
 
@@ -218,12 +218,13 @@ class _Archiver:
         self.batcher.flush()
         if self.workers is not None:
             self.workers.wait([pn.slot for pn in pd.nodes if pn.slot is not None])
-        data = encode_tree([_resolve(pn) for pn in pd.nodes if not pn.dropped])
-        if pd.parent_raw is not None and pd.parent_id is not None and data == pd.parent_raw:
-            pd.tree_id = pd.parent_id
+        nodes = [_resolve(pn) for pn in pd.nodes if not pn.dropped]
+        if pd.parent_id is not None and _same_nodes(nodes, pd.parent_nodes):
+            pd.tree_id = pd.parent_id  # no encoding, no hashing: the usual case of a rerun
         else:
-            pd.tree_id = self.repo.add_blob_async("tree", data)
+            pd.tree_id = self.repo.add_blob_async("tree", encode_tree(nodes))
         pd.nodes = []
+        pd.parent_nodes = None
 
     def drain(self) -> None:
         while self._queue:
@@ -237,24 +238,25 @@ class _Archiver:
         self.meter.error(path)
 
     # ------------------------------------------------------------ parent trees
-    def load_parent(self, tree_id: str | None) -> tuple[dict[bytes, Node], bytes | None]:
+    def load_parent(self, tree_id: str | None) -> dict[bytes, Node] | None:
         if tree_id is None:
-            return {}, None
+            return None
         try:
             raw = self.repo.get_blob(bytes.fromhex(tree_id))
-            return {n.name: n for n in decode_tree(raw, f"tree {tree_id}")}, raw
+            return {n.name: n for n in decode_tree(raw, f"tree {tree_id}")}
         except errors.EngineError:
-            return {}, None  # a damaged parent only costs a full read
+            return None  # a damaged parent only costs a full read
 
     # ------------------------------------------------------------ walking
     def walk_dir(self, path: bytes, rel: bytes, dev: int, parent_tree: str | None) -> _PendingDir:
-        prev_nodes, prev_raw = self.load_parent(parent_tree)
+        prev_nodes = self.load_parent(parent_tree)
         try:
             entries = self.fs.scandir(path)
         except OSError as exc:
             self.error(path, exc)
             entries = []
-            prev_raw = None
+            prev_nodes = None
+        prev = prev_nodes or {}
         pnodes: list[_PendingNode] = []
         for entry in entries:
             child_rel = rel + b"/" + entry.name if rel else entry.name
@@ -263,10 +265,10 @@ class _Archiver:
             except OSError as exc:
                 self.error(entry.path, exc)
                 continue
-            pn = self.entry(entry.path, entry.name, child_rel, st, dev, prev_nodes.get(entry.name))
+            pn = self.entry(entry.path, entry.name, child_rel, st, dev, prev.get(entry.name))
             if pn is not None:
                 pnodes.append(pn)
-        pd = _PendingDir(pnodes, prev_raw, parent_tree)
+        pd = _PendingDir(pnodes, prev_nodes, parent_tree)
         self.enqueue(pd)
         return pd
 
@@ -283,7 +285,7 @@ class _Archiver:
         if self.excludes and self.excludes.excluded(rel, is_dir=kind == "dir"):
             return None
         try:
-            node = self.make_node(path, name, kind, st)
+            node = self.make_node(path, name, kind, st, prev)
             if kind == "file":
                 return self.file(path, rel, node, st, prev)
         except OSError as exc:
@@ -301,7 +303,23 @@ class _Archiver:
         self.meter.advance(files=1, current=rel)
         return _PendingNode(node)
 
-    def make_node(self, path: bytes, name: bytes, kind: str, st: os.stat_result) -> Node:
+    def make_node(
+        self, path: bytes, name: bytes, kind: str, st: os.stat_result, prev: Node | None = None
+    ) -> Node:
+        """The entry's node. Its xattrs and symlink target are taken from ``prev`` (the
+        same name in the parent) when inode and ctime are unchanged: setting an xattr
+        changes ctime and a new target is a new inode, so that saves two system calls
+        per unchanged entry without missing a change."""
+        if (
+            prev is not None
+            and prev.ctime_ns == st.st_ctime_ns
+            and prev.inode == st.st_ino
+            and prev.type == kind
+        ):
+            xattrs, target = prev.xattrs, prev.target
+        else:
+            xattrs = self.fs.xattrs(path)
+            target = self.fs.readlink(path) if kind == "symlink" else None
         return Node(
             name=name,
             type=kind,
@@ -316,9 +334,9 @@ class _Archiver:
             device=st.st_dev,
             size=st.st_size if kind == "file" else 0,
             nlink=st.st_nlink if kind != "dir" else 1,
-            target=self.fs.readlink(path) if kind == "symlink" else None,
+            target=target,
             rdev=st.st_rdev if kind in ("chardev", "blockdev") else 0,
-            xattrs=self.fs.xattrs(path),
+            xattrs=xattrs,
         )
 
     def user(self, uid: int) -> str | None:
@@ -423,6 +441,18 @@ class _Archiver:
         if sparse and bytes(data) == bytes(n):
             return (None, n)
         return (self.repo.add_blob_async("data", data), n)
+
+
+def _same_nodes(nodes: list[Node], prev: dict[bytes, Node] | None) -> bool:
+    """Whether a directory's nodes are exactly its parent's (then so is its tree; an
+    ``extra`` field, which equality ignores, is never taken as unchanged)."""
+    if prev is None or len(prev) != len(nodes):
+        return False
+    for node in nodes:
+        old = prev.get(node.name)
+        if old is None or old != node or old.extra or node.extra:
+            return False
+    return True
 
 
 def _unchanged(prev: Node, st: os.stat_result) -> bool:
@@ -536,14 +566,15 @@ def _walk_roots(
     names = [os.path.basename(p.rstrip(b"/")) or b"root" for p in raw]
     if len(set(names)) != len(names):
         raise core_errors.InvalidInput(detail="two paths to back up have the same name")
-    prev_nodes, prev_raw = arch.load_parent(parent_tree)
+    prev_nodes = arch.load_parent(parent_tree)
+    prev = prev_nodes or {}
     pnodes = []
     for path, name in zip(raw, names):
         st = _lstat_root(fs, path)
-        pn = arch.entry(path, name, name, st, fs.device(path, st), prev_nodes.get(name))
+        pn = arch.entry(path, name, name, st, fs.device(path, st), prev.get(name))
         if pn is not None:
             pnodes.append(pn)
-    root = _PendingDir(pnodes, prev_raw, parent_tree)
+    root = _PendingDir(pnodes, prev_nodes, parent_tree)
     arch.enqueue(root)
     return root
 
