@@ -19,10 +19,11 @@ The interfaces build on this; this module must not import any interface.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from snowvault.control import catalog
+from snowvault.control.catalog import leadership
 from snowvault.control.model import host_paths
 from snowvault.control.scheduler import delivery, planner, runner, simulation
 from snowvault.control.services import accounts, kms, kms_vault_keys, trail
@@ -48,6 +50,8 @@ ROOT_KEY_FILE = "root.key"
 CONFIG_VERSION = 1
 ROOT_KEY_BYTES = 32
 ROOT_KEY_ENV = "SNOWVAULT_ROOT_KEY"
+SIGNING_FILES = (delivery.KEY_FILE, delivery.CERT_FILE)
+"""The notification signing key and certificate, one pair for a fleet."""
 
 
 def _flag(name: str, value: object) -> bool:
@@ -71,6 +75,14 @@ def _trail_location(value: object) -> str | None:
 
     url.parse_s3_url(value)  # a bad URL fails the load, not each flush (InvalidInput)
     return value
+
+
+def _public_endpoint(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ValueError(f"public_endpoint: expected an http(s):// URL, not {value!r}")
+    return value.rstrip("/")
 
 
 def _retention_mode(value: object) -> str:
@@ -129,6 +141,9 @@ class ServerConfig:
     trail_retention_mode: str = "GOVERNANCE"
     # The integrity watch reads every pack of each vault within this many days.
     integrity_days: int = 30
+    # The URL clients reach the service at when it is not this server's own address (a
+    # fleet behind one endpoint): notification certificate and confirmation links use it.
+    public_endpoint: str | None = None
 
     @classmethod
     def load(cls, data_dir: str | os.PathLike[str]) -> ServerConfig:
@@ -175,6 +190,7 @@ class ServerConfig:
                 ),
                 trail_retention_mode=_retention_mode(doc.get("trail_retention_mode", "GOVERNANCE")),
                 integrity_days=_days("integrity_days", doc.get("integrity_days", 30)),
+                public_endpoint=_public_endpoint(doc.get("public_endpoint")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInput(detail=f"{data_dir / CONFIG_FILE} is malformed: {exc}") from exc
@@ -220,11 +236,14 @@ class ServerConfig:
                 else {}
             ),
             **({"integrity_days": self.integrity_days} if self.integrity_days != 30 else {}),
+            **({"public_endpoint": self.public_endpoint} if self.public_endpoint else {}),
         }
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where clients reach the service: ``public_endpoint`` (a fleet's one endpoint)
+        or this server's own address."""
+        return self.public_endpoint or f"http://{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -257,45 +276,177 @@ def initialize(
     clock: Clock | None = None,
     allowed_paths: Sequence[str] | None = None,
     denied_paths: Sequence[str] = (),
+    storage: Mapping[str, str] | None = None,
+    public_endpoint: str | None = None,
 ) -> InitResult:
     """Create a data directory: root secret, catalog, root account and its key pair.
 
     ``allowed_paths`` (None: the initialising user's home, with its hidden top-level
     entries added to ``denied_paths``) are the host trees the API may name; see
-    :func:`host_path_rule`.
+    :func:`host_path_rule`. ``storage`` maps regions to vault locations (``s3://bucket/
+    prefix``, or a directory); the home region defaults to ``DIR/storage/<region>``.
     """
     allowed, denied = default_host_paths(allowed_paths, denied_paths)
     root = Path(data_dir).absolute()
     if is_initialized(root):
         raise AlreadyExists(kind="snowvault data directory", name=str(root))
+    regions = {str(k): _location(str(v)) for k, v in (storage or {}).items()}
     private_files.make_dirs(root)
     os.chmod(root, private_files.DIR_MODE)  # also when it existed (e.g. made by mkdir)
-    storage = root / "storage" / region
-    private_files.make_dirs(storage)
+    if region not in regions:
+        local = root / "storage" / region
+        private_files.make_dirs(local)
+        regions[region] = str(local)
     config = ServerConfig(
         data_dir=root,
         catalog_url=catalog_url or f"sqlite:///{root / 'catalog.db'}",
-        regions={region: str(storage)},
+        regions=regions,
         default_region=region,
         host=host,
         port=port,
         allowed_paths=allowed,
         denied_paths=denied,
+        public_endpoint=_checked_endpoint(public_endpoint),
     )
     key_path = root / ROOT_KEY_FILE
     if not os.environ.get(ROOT_KEY_ENV) and not key_path.exists():
         private_files.write_new(key_path, crypto.random_bytes(ROOT_KEY_BYTES))
     engine = catalog.db.create_engine(config.catalog_url)
+    now = (clock or SystemClock()).now()
     try:
-        catalog.db.upgrade(engine)
+        with leadership.migration_lock(engine):
+            catalog.db.upgrade(engine)
         box = root_key_service.access_key_box(_read_root_key(config))
-        creds = accounts.bootstrap(engine, box, now=(clock or SystemClock()).now())
+        creds = accounts.bootstrap(engine, box, now=now)
     finally:
         engine.dispose()
+    delivery.signing_key(root, now)  # made here so that `init --join` copies it
     private_files.write_new(root / CONFIG_FILE, _config_bytes(config))
     return InitResult(
         creds.account_id, region, creds.access_key_id, creds.secret_access_key, config.endpoint
     )
+
+
+def _location(value: str) -> str:
+    """A region's vault location as config.json keeps it: ``s3://bucket/prefix`` (no
+    ``?options``: each vault's URL is the location plus a path, so the store's endpoint
+    and credentials come from the server's environment) or an absolute directory."""
+    if value.startswith("s3://"):
+        if "?" in value:
+            raise InvalidInput(
+                detail=f"storage {value}: no ?options in a region's location (vault URLs "
+                "extend it); set AWS_ENDPOINT_URL_S3 / AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY in the server's environment instead"
+            )
+        return value.rstrip("/")
+    if "://" in value.removeprefix("file://"):
+        raise InvalidInput(detail=f"storage {value}: expected s3://bucket/prefix or a directory")
+    return os.path.abspath(value.removeprefix("file://"))
+
+
+def _checked_endpoint(value: str | None) -> str | None:
+    try:
+        return _public_endpoint(value)
+    except ValueError as exc:
+        raise InvalidInput(detail=str(exc)) from None
+
+
+def _shared(location: str) -> bool:
+    """Every server of a fleet reaches it (an object store, not one host's directory)."""
+    return location.startswith("s3://")
+
+
+@dataclass(frozen=True)
+class JoinResult:
+    """What ``snowvault init --join`` made: a data directory for one more server of a
+    fleet (the same catalog, vault stores and root key as the one it joined)."""
+
+    data_dir: Path
+    catalog_url: str
+    endpoint: str
+    copied: tuple[str, ...]
+    """The files copied from the source directory (root key, notification signing key)."""
+
+    def __repr__(self) -> str:
+        return f"JoinResult({str(self.data_dir)!r}, copied={self.copied!r})"
+
+
+def join(
+    data_dir: str | os.PathLike[str],
+    source: str | os.PathLike[str],
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    trail_location: str | None = None,
+    public_endpoint: str | None = None,
+) -> JoinResult:
+    """Make DATA_DIR one more server of the fleet whose first server's data directory
+    (or a copy of its ``config.json``, ``root.key`` and ``sns-signing.*``) is SOURCE.
+
+    Who may ask: whoever can read SOURCE's root key already holds every secret of the
+    fleet; nothing here is reachable from the API. Refused, with one line: a SQLite
+    catalog (one host's file) or a region whose vaults live in one host's directory
+    (other servers could not read them); a root key file group/other may read (the same
+    rule as at start) or that does not open the catalog; a trail location equal to the
+    source's (two servers' digest chains in one prefix collide: give each its own).
+    Nothing is created in the catalog: the accounts, keys and vaults are the fleet's.
+    """
+    src = ServerConfig.load(source)
+    if catalog.db.sqlite_path(src.catalog_url) is not None:
+        raise InvalidInput(
+            detail=f"{src.data_dir} uses a SQLite catalog (a file on one host): servers of "
+            "a fleet share a PostgreSQL catalog (`snowvault init --catalog-url "
+            "postgresql://...` for the first one)"
+        )
+    local = sorted(
+        f"{r}={loc}"
+        for r, loc in [*src.regions.items(), *src.cold_regions.items()]
+        if not _shared(loc)
+    )
+    if local:
+        raise InvalidInput(
+            detail=f"{', '.join(local)}: a vault location in one host's directory cannot be "
+            "read by another server; a fleet keeps its vaults in S3 (`--storage "
+            "REGION=s3://bucket/prefix` at the first server's init)"
+        )
+    if src.trail_location and trail_location in (None, src.trail_location):
+        raise InvalidInput(
+            detail=f"{src.data_dir} delivers its trail to {src.trail_location}: give this "
+            "server --trail-location with a prefix of its own (each server keeps its own "
+            "digest chain)"
+        )
+    root = Path(data_dir).absolute()
+    if is_initialized(root):
+        raise AlreadyExists(kind="snowvault data directory", name=str(root))
+    root_key = _read_root_key(src)  # the same mode rule as at start; env var first
+    engine = catalog.db.create_engine(src.catalog_url)
+    try:
+        _check_root_key(engine, root_key, src)
+    finally:
+        engine.dispose()
+    config = dataclasses.replace(
+        src,
+        data_dir=root,
+        host=host or src.host,
+        port=port or src.port,
+        trail_location=trail_location or src.trail_location,
+        public_endpoint=_checked_endpoint(public_endpoint) or src.public_endpoint,
+    )
+    if trail_location is not None:
+        _trail_location(trail_location)
+    private_files.make_dirs(root)
+    os.chmod(root, private_files.DIR_MODE)
+    copied = []
+    if not os.environ.get(ROOT_KEY_ENV) and not src.root_key_file:
+        private_files.write_new(root / ROOT_KEY_FILE, root_key)
+        copied.append(ROOT_KEY_FILE)
+    for name in SIGNING_FILES:
+        path = src.data_dir / name
+        if path.exists():  # one signing key for the fleet: any server serves its cert
+            private_files.write_new(root / name, path.read_bytes())
+            copied.append(name)
+    private_files.write_new(root / CONFIG_FILE, _config_bytes(config))
+    return JoinResult(root, config.catalog_url, config.endpoint, tuple(copied))
 
 
 def default_host_paths(
@@ -551,12 +702,15 @@ class App:
         self._server_lock = private_files.ServerLock(config.data_dir).shared()
         engine = catalog.db.create_engine(config.catalog_url)
         try:
-            catalog.db.upgrade(engine)
+            with leadership.migration_lock(engine):  # servers of a fleet starting together
+                catalog.db.upgrade(engine)
             _check_root_key(engine, root_key, config)
         except BaseException:
             engine.dispose()
             self._server_lock.release()
             raise
+        # the roles one server of a fleet holds at a time (WAL receivers, delivery)
+        self.roles = leadership.Leadership(engine, _roles_dir(config))
         self.kms = kms.Kms(engine, root_key, clock)
         self.deps = Deps(
             engine=engine,
@@ -581,10 +735,14 @@ class App:
                 continuous_seconds=w.continuous_seconds,
                 continuous_ship_seconds=w.continuous_ship_seconds,
             ),
+            roles=self.roles,
         )
         self.scheduler = planner.Scheduler(self.deps, tick_seconds=w.sweep_seconds)
         self.notifier = delivery.Deliverer(  # the notification outbox's delivery loop
-            self.deps, delivery.signing_key(config.data_dir, clock.now()), config.endpoint
+            self.deps,
+            delivery.signing_key(config.data_dir, clock.now()),
+            config.endpoint,
+            roles=self.roles,
         )
         if isinstance(clock, simulation.SettableClock):
             simulation.resume(clock, self.deps)  # test mode: continue the simulated time
@@ -636,8 +794,18 @@ class App:
         self.notifier.stop()
         self.scheduler.stop()
         self.worker.stop()
+        self.roles.close()
         self.deps.engine.dispose()
         self._server_lock.release()
+
+
+def _roles_dir(config: ServerConfig) -> Path:
+    """Where a SQLite catalog's role locks live: beside the catalog file (servers
+    sharing it are on its host); unused with PostgreSQL (advisory locks)."""
+    db_file = catalog.db.sqlite_path(config.catalog_url)
+    if db_file is None:
+        return config.data_dir / "roles"
+    return Path(f"{Path(db_file).absolute()}.roles")
 
 
 def build(

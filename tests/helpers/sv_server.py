@@ -49,11 +49,16 @@ class ServerProcess:
     creds: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    test_mode: bool = True
+    """False: the server runs on the wall clock (a fleet: every server the same clock)."""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """Added to the server's environment (an S3 vault store's endpoint and keys)."""
 
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        return env | {"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / ".config")}
+        home = {"HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / ".config")}
+        return env | home | self.extra_env
 
     @property
     def endpoint(self) -> str:
@@ -86,7 +91,8 @@ class ServerProcess:
         self.starts += 1
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [SNOWVAULT, "server", "--data-dir", str(self.data_dir), "--test-mode"],
+                [SNOWVAULT, "server", "--data-dir", str(self.data_dir)]
+                + (["--test-mode"] if self.test_mode else []),
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -20,6 +20,14 @@ rule, DNS may have changed) and, for http, the connection goes to the resolved a
 that passed (no second lookup). Redirects are not followed. Answers are read up to 64 KiB
 and never stored. Jobs never wait on this loop: it only reads the outbox.
 
+A fleet (docs/operations/scale-out.md): one server delivers at a time, the one holding
+the ``notification-delivery`` role (``catalog.leadership``); when it dies another takes
+the role at its next pass. A message posted just before its server died and not yet
+marked is posted again by the next one (SNS itself delivers at least once). Every
+server of a fleet has the same signing key (``init --join`` copies it), so the
+``SigningCertURL`` on the fleet's endpoint serves the key that signed, whichever
+server answers.
+
 Must not depend on the composition root or any interface.
 """
 
@@ -38,6 +46,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from snowvault.control import catalog
+from snowvault.control.catalog import leadership
 from snowvault.control.model import net_reach
 from snowvault.control.model import notifications as rules
 from snowvault.control.services.base import Deps
@@ -52,6 +61,8 @@ CERT_PATH = "/_snowvault/sns/SimpleNotificationService.pem"
 CONFIRM_PATH = "/_snowvault/sns/confirm"
 UNSUBSCRIBE_PATH = "/_snowvault/sns/unsubscribe"
 BATCH = 50
+ROLE = "notification-delivery"
+"""The role (catalog.leadership) of the one server of a fleet that delivers."""
 TIMEOUT_SECONDS = 10.0
 
 
@@ -153,18 +164,24 @@ class Deliverer:
         *,
         poll_seconds: float = 1.0,
         post: Post = http_post,
+        roles: leadership.Leadership | None = None,
     ) -> None:
         self.deps = deps
         self.key = key
         self.base_url = base_url.rstrip("/")
         self.poll_seconds = poll_seconds
         self.post = post
+        self.roles = roles
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def deliver_once(self) -> DeliveryResult:
+        """One pass over the due messages; in a fleet only on the server holding the
+        delivery role (two loops would post every message twice)."""
         result = DeliveryResult()
+        if self.roles is not None and not (self.roles.check() and self.roles.hold(ROLE)):
+            return result
         now = self.deps.clock.now()
         with catalog.db.read_transaction(self.deps.engine) as conn:
             rows = catalog.notifications.due(conn, now, limit=BATCH)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from snowvault.control.catalog import leadership
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model import windows
 from snowvault.control.scheduler import sweepers
@@ -141,8 +142,11 @@ class Worker:
         deps: Deps,
         options: WorkerOptions | None = None,
         kinds: jobs.JobKinds | None = None,
+        *,
+        roles: leadership.Leadership | None = None,
     ) -> None:
         self.deps = deps
+        self.roles = roles  # a fleet: one WAL receiver per continuous point across servers
         self.options = options or WorkerOptions()
         self.kinds = kinds or job_kinds.build()
         self.worker_id = self.options.worker_id or default_worker_id()
@@ -157,6 +161,7 @@ class Worker:
                 self.deps,
                 self.options.continuous_spool,
                 ship_seconds=self.options.continuous_ship_seconds,
+                roles=self.roles,
             )
             every = self.options.continuous_seconds
             self._spawn(lambda: streamers.run_forever(self._stop, every), "continuous")

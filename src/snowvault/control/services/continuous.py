@@ -46,6 +46,7 @@ from typing import Any
 
 from snowvault.control import catalog
 from snowvault.control.catalog import continuous as store
+from snowvault.control.catalog import leadership
 from snowvault.control.catalog.db import Record
 from snowvault.control.model import continuous as rules
 from snowvault.control.model import host_paths, net_reach
@@ -195,8 +196,11 @@ class Streamers:
         resource_of: ResourceOf | None = None,
         ship_seconds: float = SHIP_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        roles: leadership.Leadership | None = None,
     ) -> None:
         self.deps, self.spool_root = deps, spool_root
+        self.roles = roles
+        """A fleet: serve only the points whose role this server holds (None: all)."""
         self.resource_of = resource_of or (lambda row: plugin_io.worker_resource(deps, row))
         self.ship_seconds = ship_seconds
         self._monotonic = monotonic
@@ -216,8 +220,14 @@ class Streamers:
         ``ship``/``base_backup`` force a shipment / a base backup now."""
         with self._lock:
             os.makedirs(self.spool_root, mode=0o700, exist_ok=True)
-            served = []
+            if self.roles is not None and not self.roles.check():
+                self._let_go(list(self._streamers))  # the roles went with the connection
+            served: list[str] = []
+            selected: set[tuple[str, str]] = set()
             for a in assignments(self.deps):
+                selected.add((a.resource["arn"], a.vault["arn"]))
+                if self.roles is not None and not self.roles.hold(role(a)):
+                    continue  # another server of the fleet receives this point's WAL
                 try:
                     served.append(self._serve(a, ship=ship, base_backup=base_backup))
                 except Exception as exc:  # one broken source does not stop the others
@@ -225,7 +235,7 @@ class Streamers:
                     failing = self._note_failure(a, exc)
                     if failing is not None:  # still selected: a failed pass retires nothing
                         served.append(failing)
-            self._retire(set(served))
+            self._retire(set(served), selected)
             return served
 
     def run_forever(self, stop: threading.Event, every: float = 5.0) -> None:
@@ -242,6 +252,15 @@ class Streamers:
             for streamer in self._streamers.values():
                 streamer.stop()
             self._streamers.clear()
+
+    def _let_go(self, arns: list[str]) -> None:
+        """Stop receiving these points here (another server now holds their role): the
+        streamer ends, the slot and the spool stay (the slot is the new holder's)."""
+        for arn in arns:
+            streamer = self._streamers.pop(arn, None)
+            if streamer is not None:
+                streamer.stop()
+                log.warning("continuous point %s: no longer this server's; streamer stopped", arn)
 
     # one assignment ------------------------------------------------------------------
 
@@ -353,13 +372,17 @@ class Streamers:
             pg.release_slot(target, point.slot_name)
         gap = not existed and not created and point.shipped_lsn is not None
         spool = self.spool(point.slot_name)
-        if gap:  # the slot (and the WAL it kept) is gone: start over from a new base
+        message = (
+            f"WAL gap: the replication slot {point.slot_name} was lost after "
+            f"{pg.format_lsn(point.shipped_lsn or 0)}; "
+            "a new base backup starts the window again"
+        )
+        if existed and current is None:
+            lost = self._taken_over_gap(point, target, spool)
+            if lost is not None:
+                gap, message = True, lost
+        if gap:  # the WAL since the last shipment is gone: start over from a new base
             shutil.rmtree(spool, ignore_errors=True)
-            message = (
-                f"WAL gap: the replication slot {point.slot_name} was lost after "
-                f"{pg.format_lsn(point.shipped_lsn or 0)}; "
-                "a new base backup starts the window again"
-            )
             with catalog.db.transaction(self.deps.engine) as conn:
                 store.update(conn, arn, now=self.deps.clock.now(), gap_message=message)
             log.warning("continuous point %s: %s", arn, message)
@@ -375,6 +398,35 @@ class Streamers:
         streamer.start()
         self._streamers[arn] = streamer
         return gap
+
+    def _taken_over_gap(
+        self, point: store.ContinuousPoint, target: pg.Target, spool: str
+    ) -> str | None:
+        """A point whose WAL another server received (this spool holds no segment: the
+        role moved here, or this server's spool was lost): the new streamer starts at
+        the segment holding the slot's restart position, and WAL before that segment
+        which the vault lacks existed only in the other server's spool. Returns the gap's
+        description, or None when the vault has every segment before it."""
+        if point.shipped_lsn is None or pg.spool_files(spool):
+            return None
+        restart = pg.flushed_lsn(target, point.slot_name)
+        pieces = self._pieces(point.recovery_point_arn)
+        segments = [p for p in pieces if p.kind != rules.BASE and p.end_lsn > p.begin_lsn]
+        bases = rules.bases(pieces)
+        if restart is None or not segments or not bases:
+            return None
+        size = segments[0].end_lsn - segments[0].begin_lsn
+        resume = restart - restart % size
+        first_base = min(b.begin_lsn for b in bases)
+        have = max(
+            [p.end_lsn for p in segments if p.kind == rules.WAL] + [first_base - first_base % size]
+        )
+        if resume <= have:
+            return None
+        return (
+            f"WAL gap: {pg.format_lsn(have)} to {pg.format_lsn(resume)} was received by a "
+            "server that stopped before shipping it; a new base backup starts the window again"
+        )
 
     def _sink(self, a: Assignment, rp_arn: str, piece: str) -> plugin_io.EngineSink:
         return plugin_io.EngineSink(
@@ -586,14 +638,21 @@ class Streamers:
             catalog.recovery_points.update(conn, rp.arn, status_message=message)
             return point.recovery_point_arn
 
-    def _retire(self, served: set[str]) -> None:
-        """Stop the streamers of points no rule serves any more; their points STOP."""
+    def _retire(self, served: set[str], selected: set[tuple[str, str]]) -> None:
+        """Stop the streamers of points no rule serves any more; their points STOP.
+        A point still selected but not served here is another server's: only this
+        server's streamer of it (if any) stops."""
         with catalog.db.read_transaction(self.deps.engine) as conn:
             points = store.list_points(conn)
         for point in points:
             arn = point.recovery_point_arn
             if arn in served:
                 continue
+            if (point.resource_arn, point.backup_vault_arn) in selected:
+                self._let_go([arn])
+                continue
+            if self.roles is not None:
+                self.roles.release(_role_name(point.resource_arn, point.backup_vault_arn))
             streamer = self._streamers.pop(arn, None)
             if streamer is not None:
                 streamer.stop()
@@ -619,6 +678,16 @@ class Streamers:
             except Exception as exc:
                 log.warning("continuous point %s: slot not dropped: %s", arn, _one_line(exc))
             shutil.rmtree(streamer.spool, ignore_errors=True)
+
+
+def _role_name(resource_arn: str, vault_arn: str) -> str:
+    return f"continuous:{resource_arn} {vault_arn}"
+
+
+def role(a: Assignment) -> str:
+    """The fleet role (catalog.leadership) of receiving this assignment's WAL: one
+    server holds it at a time, another takes it when that server dies."""
+    return _role_name(a.resource["arn"], a.vault["arn"])
 
 
 def _clean_spool(files: list[pg.SpoolFile], shipped: set[str]) -> None:

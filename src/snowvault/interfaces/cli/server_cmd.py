@@ -2,6 +2,9 @@
 
     snowvault init --data-dir DIR [--catalog-url URL] [--region R] [--port N] [--json]
                    [--allow-path DIR ...] [--deny-path DIR|PATTERN ...]
+                   [--storage REGION=s3://BUCKET/PREFIX ...] [--public-endpoint URL]
+    snowvault init --data-dir DIR --join FIRST_DIR [--port N] [--host H]
+                   [--public-endpoint URL] [--trail-location URL] [--json]   # one more server
     snowvault server --data-dir DIR [--host H] [--port N] [--test-mode]
                      [--metrics-address HOST:PORT|off] [--log-format text|json]
     snowvault run --data-dir DIR [--port N]      # init if new, print the how-to, serve
@@ -137,6 +140,38 @@ def _example(endpoint: str, executable: str | None = None, cwd: str | None = Non
     help="Refused inside the allowed trees (repeatable; a root or a pattern such as "
     "'/home/*/.ssh'). Stored as denied_paths in config.json.",
 )
+@click.option(
+    "--storage",
+    "storage",
+    multiple=True,
+    metavar="REGION=LOCATION",
+    help="Where a region's vaults live: s3://bucket/prefix (endpoint and credentials from "
+    "the server's environment) or a directory (repeatable; default for the home region: "
+    "DIR/storage/REGION). A fleet of servers needs S3.",
+)
+@click.option(
+    "--public-endpoint",
+    metavar="URL",
+    help="The URL clients reach the service at, when it is not this server's own address "
+    "(several servers behind one endpoint).",
+)
+@click.option(
+    "--join",
+    "join_dir",
+    type=click.Path(file_okay=False, exists=True),
+    metavar="FIRST_DIR",
+    help="Make DIR one more server of the fleet of FIRST_DIR (the first server's data "
+    "directory, or a copy of its config.json, root.key and sns-signing.*): same "
+    "PostgreSQL catalog, S3 vaults and root key; nothing new in the catalog. "
+    "See docs/operations/scale-out.md.",
+)
+@click.option("--host", default=None, help="With --join: the address this server listens on.")
+@click.option(
+    "--trail-location",
+    metavar="URL",
+    help="With --join: this server's own s3:// trail prefix (needed when FIRST_DIR delivers "
+    "its trail to S3).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def init(
     data_dir: str,
@@ -146,15 +181,35 @@ def init(
     no_profile: bool,
     allow_paths: tuple[str, ...],
     deny_paths: tuple[str, ...],
+    storage: tuple[str, ...],
+    public_endpoint: str | None,
+    join_dir: str | None,
+    host: str | None,
+    trail_location: str | None,
     as_json: bool,
 ) -> None:
     """Create a data directory: catalog, root account, root access key pair.
 
     The data directory and its storage can never be registered or restored into, whatever
-    --allow-path says.
+    --allow-path says. With --join, a data directory for one more server of a fleet.
     """
     from snowvault import app as app_mod
 
+    if join_dir is not None:
+        given = click.get_current_context().get_parameter_source
+        clash = [
+            f"--{name.replace('_', '-')}"
+            for name in ("catalog_url", "region", "allow_paths", "deny_paths", "storage")
+            if given(name) is click.core.ParameterSource.COMMANDLINE
+        ]
+        if clash:
+            raise click.UsageError(
+                f"--join takes these from FIRST_DIR's config.json: drop {', '.join(clash)}"
+            )
+        _join(data_dir, join_dir, host, port, public_endpoint, trail_location, as_json)
+        return
+    if host is not None or trail_location is not None:
+        raise click.UsageError("--host and --trail-location go with --join")
     result = app_mod.initialize(
         data_dir,
         catalog_url=catalog_url,
@@ -162,6 +217,8 @@ def init(
         port=port,
         allowed_paths=allow_paths or None,
         denied_paths=deny_paths,
+        storage=_storage_map(storage),
+        public_endpoint=public_endpoint,
     )
     profile = None if no_profile else _write_profile(result)
     config = app_mod.ServerConfig.load(data_dir)
@@ -179,6 +236,59 @@ def init(
         text += f"\n# (also saved for the snowvault CLI in {profile})"
     text += f"\n# {host_paths_line(config)}\n{_example(result.endpoint)}"
     render.result(as_json, doc, f"# snowvault account {result.account_id}\n{text}")
+
+
+def _storage_map(items: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        region, sep, location = item.partition("=")
+        if not sep or not region or not location:
+            raise click.BadParameter(f"{item!r}: expected REGION=LOCATION", param_hint="--storage")
+        if region in out:
+            raise click.BadParameter(f"{region} given twice", param_hint="--storage")
+        out[region] = location
+    return out
+
+
+def _join(
+    data_dir: str,
+    join_dir: str,
+    host: str | None,
+    port: int,
+    public_endpoint: str | None,
+    trail_location: str | None,
+    as_json: bool,
+) -> None:
+    from snowvault import app as app_mod
+
+    port_given = click.get_current_context().get_parameter_source("port")
+    result = app_mod.join(
+        data_dir,
+        join_dir,
+        host=host,
+        port=port if port_given is click.core.ParameterSource.COMMANDLINE else None,
+        trail_location=trail_location,
+        public_endpoint=public_endpoint,
+    )
+    config = app_mod.ServerConfig.load(result.data_dir)
+    doc = {
+        "data_dir": str(result.data_dir),
+        "listen": f"http://{config.host}:{config.port}",
+        "endpoint": result.endpoint,
+        "copied": list(result.copied),
+    }
+    text = (
+        f"# {result.data_dir} joined the fleet of {Path(join_dir).absolute()} "
+        f"(copied {', '.join(result.copied) or 'nothing'}); start it with\n"
+        f"snowvault server --data-dir {result.data_dir}   # listens on {doc['listen']}"
+    )
+    key, cert = app_mod.SIGNING_FILES
+    if key not in result.copied:
+        text += (
+            f"\n# warning: {join_dir} has no {key}: copy it and {cert} here, or "
+            "notifications are signed with another key on each server"
+        )
+    render.result(as_json, doc, text)
 
 
 def _serve(app: app_mod.App, host: str, port: int) -> None:
