@@ -17,6 +17,7 @@ A pure API client: must not import the server side (interfaces.api, app, service
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -144,10 +145,13 @@ def agent_run(
     """Run host NAME's jobs: long-poll the server, back up here (uploading only what the
     vault lacks) and restore here. Stops on SIGTERM/SIGINT after the job at hand."""
     from snowvault.agent import runner
-    from snowvault.control.model import host_paths
 
     key_id, secret = _keys(credentials_file)
-    host_paths.networks_of(allow_networks)  # a bad CIDR is refused now, with its name
+    for text in allow_networks:  # a bad CIDR is refused now, by its flag's name
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError as exc:
+            raise InvalidInput(detail=f"--allow-network {text!r} is no network ({exc})") from None
     options = runner.Options(
         endpoint=endpoint,
         host=host,
