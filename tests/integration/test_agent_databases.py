@@ -228,6 +228,9 @@ def test_redis_with_a_password_and_sqlite_on_an_agent_host(
         arn = _register(world, "Redis", "cache", source.url, {"password": PASSWORD})
         done = _backup(world, agent, arn)
         assert done.state == "COMPLETED", (done.status_message, agent.lines)
+        far = {"targetUrl": "redis://10.255.255.1:6379"}  # a server outside the agent's reach
+        refused = _restore(world, agent, done.recovery_point_arn, far)
+        assert refused.status == "FAILED" and "--allow-network" in refused.status_message
         restore = _restore(world, agent, done.recovery_point_arn, {"targetUrl": target.url})
         assert restore.status == "COMPLETED", (restore.status_message, agent.lines)
         assert target.cli("GET", "key:199").strip() == "value 199"
