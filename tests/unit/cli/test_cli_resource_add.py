@@ -131,3 +131,30 @@ def test_describe_shows_properties_and_discovery() -> None:
     result = run(FakeApi({"DescribeResource": doc}), "resource", "describe", ARN)
     assert result.exit_code == 0, result.output
     assert "sslmode=disable" in result.output and '"ServerVersion": "16.4"' in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "source"),
+    [
+        (["directory", "/srv/www"], "/srv/www"),
+        (["sqlite", "--path", "/srv/app.db"], "/srv/app.db"),
+        (["block", "--path", "/dev/vdb"], "/dev/vdb"),
+        (["postgresql", "--dsn", "postgresql://u@127.0.0.1:5432"], "postgresql://u@127.0.0.1:5432"),
+        (["mysql", "--dsn", "mysql://root@127.0.0.1:3306"], "mysql://root@127.0.0.1:3306"),
+        (["redis", "--url", "redis://127.0.0.1:6379"], "redis://127.0.0.1:6379"),
+    ],
+)
+def test_every_type_registers_on_an_agent_host_with_host(args: list[str], source: str) -> None:
+    body = _sent(*args, "--host", "web-1")
+    assert body["WorkerLabel"] == "agent:web-1"
+    assert body["Source"] == source  # as given: never made absolute against this machine
+
+
+@pytest.mark.parametrize("args", [["directory", "srv"], ["sqlite", "--path", "app.db"]])
+def test_a_relative_path_on_an_agent_host_is_refused(args: list[str]) -> None:
+    api = FakeApi({"RegisterResource": {"ResourceArn": ARN}})
+    result = run(api, "resource", "add", *args, "--host", "web-1", "--name", "n")
+    assert result.exit_code != 0
+    assert "with --host, the path must be absolute" in str(result.exception)
+    assert errors.EXIT_CODES[errors.class_name(type(result.exception))] == 2
+    assert not api.calls

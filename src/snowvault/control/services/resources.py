@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import json
 import logging
-import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from snowvault import plugins
 from snowvault.control import catalog
-from snowvault.control.model import agent_hosts, host_paths
-from snowvault.control.services import composite, tagging
+from snowvault.control.model import agent_hosts
+from snowvault.control.services import agent_resources, composite, tagging
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import InvalidInput, NotFound
 
@@ -77,7 +76,11 @@ def register(
         )
     worker_label = agent_hosts.scoped(worker_label, caller.account_id)
     if agent_hosts.is_agent_label(worker_label):
-        registration = _on_agent_host(resource_type, source, properties)
+        # the server cannot see that host: the form only (services/agent_resources.py);
+        # the agent judges paths and hosts by its own --allow-path/--allow-network
+        registration = agent_resources.check_registration(
+            deps.plugins, resource_type, source, properties
+        )
     else:
         registration = plugin.check_source(source, deps.path_policy, dict(properties or {}))
     stored = registration.source
@@ -101,27 +104,6 @@ def register(
         )
         catalog.tags.tag(conn, arn, dict(tags or {}))
         return _with_tags(conn, row)
-
-
-AGENT_TYPES = frozenset({"Directory"})
-
-
-def _on_agent_host(
-    resource_type: str, source: str, properties: Mapping[str, str] | None
-) -> plugins.base.Registration:
-    """A resource on an agent's host (``WorkerLabel agent:HOST``, stored in the caller's
-    account as ``agent:ACCOUNT:HOST``; docs/design/agents.md):
-    the server cannot see that host, so only the form is checked here (an absolute path,
-    folded lexically); the agent judges the path by its own ``--allow-path`` list, on
-    its host, right before it reads."""
-    if resource_type not in AGENT_TYPES:
-        raise InvalidInput(
-            detail=f"only {', '.join(sorted(AGENT_TYPES))} resources can live on an agent's "
-            f"host for now, not {resource_type}"
-        )
-    if properties:
-        raise InvalidInput(detail=f"a {resource_type} takes no Properties")
-    return plugins.base.Registration(host_paths.resolve(source, posixpath.normpath))
 
 
 def _seal(deps: Deps, arn: str, secrets: Mapping[str, str]) -> bytes | None:

@@ -26,13 +26,12 @@ from snowvault.control import catalog
 from snowvault.control.model import agent_hosts
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model.jobs import RestoreJob
-from snowvault.control.services import composite, continuous, jobs, plugin_io
+from snowvault.control.services import agent_resources, composite, continuous, jobs, plugin_io
 from snowvault.control.services.base import Caller, Deps, JobControl
 from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.errors import Conflict, NotFound
 from snowvault.engine import restorer
-from snowvault.plugins.errors import InvalidRestoreTarget
 
 log = logging.getLogger("snowvault.jobs")
 
@@ -108,9 +107,9 @@ def _check_metadata(
     label = resource["worker_label"] if resource is not None else None
     if rp is not None and rp.account_id == caller.account_id:
         if label and label.startswith(agent_hosts.LABEL_PREFIX):
-            # the server cannot see that host: only the form here; the agent judges the
-            # path by its own --allow-path list right before it writes
-            check_agent_target(metadata)
+            # the server cannot see that host: only the form here; the agent judges
+            # paths and hosts by its own --allow-path/--allow-network right before it writes
+            agent_resources.check_restore_form(deps.plugins, rp.resource_type, metadata)
             return str(label)
         if continuous.find(deps, rp.arn) is not None:  # pointInTime inside the window
             continuous.check_restore(deps, rp.arn, metadata)
@@ -119,18 +118,6 @@ def _check_metadata(
         if rp.is_parent:  # a composite point: each chosen member's own plugin judges
             composite.restore_plan(deps, rp, metadata)
     return None
-
-
-def check_agent_target(metadata: Mapping[str, str]) -> None:
-    """The form of a restore target on an agent host: an absolute ``targetPath``
-    without NUL (what the server can judge of a path on a host it cannot see)."""
-    path = metadata.get("targetPath") or metadata.get("TargetPath")
-    if not path:
-        raise InvalidRestoreTarget("Metadata.targetPath is required (an absolute directory)")
-    if not path.startswith("/"):
-        raise InvalidRestoreTarget(path=path, detail="must be an absolute path")
-    if "\x00" in path:
-        raise InvalidRestoreTarget(path=path, detail="contains a NUL byte")
 
 
 def get(deps: Deps, caller: Caller, job_id: str) -> RestoreJob:

@@ -92,12 +92,23 @@ def add() -> None:
 
 @dataclass(frozen=True)
 class _Adding:
-    """What every ``resource add <type>`` takes: --name, --tag, --property, --json."""
+    """What every ``resource add <type>`` takes: --name, --tag, --property, --host,
+    --json."""
 
     name: str
     tags: tuple[str, ...]
     extra: tuple[str, ...]
     as_json: bool
+    host: str | None = None
+
+    def path(self, path: str) -> str:
+        """A path on the server's host made absolute; on an agent's host (--host) it
+        must be absolute already: this machine's working directory means nothing there."""
+        if self.host is None:
+            return os.path.abspath(path)
+        if not os.path.isabs(path):
+            raise InvalidInput(detail="with --host, the path must be absolute (it is on that host)")
+        return path
 
 
 def _adds(fn: Callable[..., None]) -> Callable[..., Any]:
@@ -113,9 +124,10 @@ def _adds(fn: Callable[..., None]) -> Callable[..., Any]:
         tags: tuple[str, ...],
         extra: tuple[str, ...],
         as_json: bool,
+        host: str | None,
         **params: Any,
     ) -> None:
-        fn(api, _Adding(name, tags, extra, as_json), **params)
+        fn(api, _Adding(name, tags, extra, as_json, host), **params)
 
     bundled.__name__ = fn.__name__
     bundled.__doc__ = fn.__doc__
@@ -131,6 +143,12 @@ def _adds(fn: Callable[..., None]) -> Callable[..., Any]:
         "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Repeatable."
     )(decorated)
     decorated = click.option(
+        "--host",
+        metavar="NAME",
+        help="The resource is on agent host NAME (snowvault agent enroll/run), which "
+        "backs it up and restores it; not on the server's host.",
+    )(decorated)
+    decorated = click.option(
         "--name", required=True, help="A unique, human name for the resource."
     )(decorated)
     return json_option(decorated)
@@ -143,7 +161,6 @@ def _register(
     *,
     source: str,
     properties: dict[str, str | None],
-    worker_label: str | None = None,
 ) -> None:
     """Send RegisterResource and print the registered resource (never a secret: the
     server answers only non-secret Properties)."""
@@ -158,8 +175,8 @@ def _register(
         body["Properties"] = props
     if adding.tags:
         body["Tags"] = render.parse_tags(adding.tags)
-    if worker_label:
-        body["WorkerLabel"] = worker_label
+    if adding.host is not None:
+        body["WorkerLabel"] = f"agent:{adding.host}"
     doc = api.ext("RegisterResource", body)
     render.result(adding.as_json, doc, f"registered {adding.name} ({doc.get('ResourceArn')})")
 
@@ -181,25 +198,11 @@ _PASSWORD_STDIN = click.option(
 
 @add.command()
 @click.argument("path")
-@click.option(
-    "--host",
-    metavar="NAME",
-    help="PATH is on agent host NAME (snowvault agent enroll/run), not on the server's.",
-)
 @_adds
-def directory(api: Api, adding: _Adding, path: str, host: str | None) -> None:
+def directory(api: Api, adding: _Adding, path: str) -> None:
     """Register directory PATH (on the server's host, or on agent host --host) as
     resource NAME."""
-    if host is not None and not os.path.isabs(path):
-        raise InvalidInput(detail="with --host, PATH must be absolute (it is on that host)")
-    _register(
-        api,
-        adding,
-        "directory",
-        source=path if host is not None else os.path.abspath(path),
-        properties={},
-        worker_label=None if host is None else f"agent:{host}",
-    )
+    _register(api, adding, "directory", source=adding.path(path), properties={})
 
 
 @add.command()
@@ -216,7 +219,8 @@ def postgresql(
     sslmode: str | None,
     password_stdin: bool,
 ) -> None:
-    """Register a PostgreSQL server (the server connects to it; network-reach rule)."""
+    """Register a PostgreSQL server (the server, or the agent of --host, connects to it;
+    network-reach rule, or that agent's --allow-network)."""
     properties = {
         "passfile": passfile,
         "sslmode": sslmode,
@@ -236,11 +240,11 @@ def mysql(api: Api, adding: _Adding, dsn: str, password_stdin: bool) -> None:
 
 
 @add.command()
-@click.option("--path", "path", required=True, help="The database file on the server's host.")
+@click.option("--path", "path", required=True, help="The database file (on --host if given).")
 @_adds
 def sqlite(api: Api, adding: _Adding, path: str) -> None:
     """Register an SQLite database file."""
-    _register(api, adding, "sqlite", source=os.path.abspath(path), properties={})
+    _register(api, adding, "sqlite", source=adding.path(path), properties={})
 
 
 @add.command()
@@ -296,7 +300,7 @@ def s3(
 @_adds
 def block(api: Api, adding: _Adding, path: str) -> None:
     """Register a block device or disk image."""
-    _register(api, adding, "block", source=os.path.abspath(path), properties={})
+    _register(api, adding, "block", source=adding.path(path), properties={})
 
 
 @add.command()
