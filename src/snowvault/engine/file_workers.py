@@ -288,7 +288,7 @@ class ContentWorkers:
         if self._pool is None:
             repo = self._repo
             keys = repo._keys
-            known = b"".join(blob_id for blob_id, _ in repo._index.items())
+            known = b"".join(repo._index.blob_ids())
             # spawn: never a fork of a threaded (server) process, and the workers are
             # this process's own children, so their CPU and memory count as its own
             ctx = multiprocessing.get_context("spawn")

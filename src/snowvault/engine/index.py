@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -59,6 +60,24 @@ class Segment:
 
     @classmethod
     def decode(cls, sealer: primitives.Sealer, data: bytes) -> Segment:
+        body = SegmentBody.open(sealer, data)
+        packs = {pack_id: [PackEntry(*fields) for fields in rows] for pack_id, rows in body.packs()}
+        return cls(packs, body.supersedes)
+
+
+@dataclass(frozen=True)
+class SegmentBody:
+    """A checked, decrypted segment kept as its bytes: loading the master index from these
+    makes no object per entry (a repository of 100,000s of blobs loads without the
+    transient PackEntry of each)."""
+
+    supersedes: list[str]
+    body: bytes
+    start: int  # where the first pack begins
+    n_packs: int
+
+    @classmethod
+    def open(cls, sealer: primitives.Sealer, data: bytes) -> SegmentBody:
         try:
             body = sealer.open(data, INDEX_AAD)
             magic, version, n_sup = _HEAD.unpack_from(body)
@@ -69,49 +88,108 @@ class Segment:
             pos += 32 * n_sup
             (n_packs,) = _COUNT.unpack_from(body, pos)
             pos += _COUNT.size
-            packs: dict[str, list[PackEntry]] = {}
-            for _ in range(n_packs):
-                raw_id, n = _PACK.unpack_from(body, pos)
-                pos += _PACK.size
-                entries = []
-                for _ in range(n):
-                    kind, bid, off, length, raw = _ENTRY.unpack_from(body, pos)
-                    pos += _ENTRY.size
-                    entries.append(PackEntry(kind, bid, off, length, raw))
-                packs[raw_id.hex()] = entries
+            start = pos
+            for _ in range(n_packs):  # check the structure once, so packs() cannot fail
+                _raw_id, n = _PACK.unpack_from(body, pos)
+                pos += _PACK.size + n * _ENTRY.size
+                if pos > len(body):
+                    raise IndexFormatError("index segment truncated")
         except primitives.AuthenticationFailed as exc:
             raise IndexFormatError("index segment fails authentication") from exc
         except struct.error as exc:
             raise IndexFormatError("index segment truncated") from exc
         if pos != len(body):
             raise IndexFormatError("trailing bytes in index segment")
-        return cls(packs, supersedes)
+        return cls(supersedes, body, start, n_packs)
+
+    def packs(self) -> Iterator[tuple[str, Iterator[tuple[int, bytes, int, int, int]]]]:
+        """(pack id, its entries as (kind, blob id, offset, length, raw length))."""
+        body, pos = self.body, self.start
+        for _ in range(self.n_packs):
+            raw_id, n = _PACK.unpack_from(body, pos)
+            pos += _PACK.size
+            end = pos + n * _ENTRY.size
+            yield raw_id.hex(), _ENTRY.iter_unpack(body[pos:end])
+            pos = end
 
 
 class MasterIndex:
-    """The in-memory union of all index segments. Thread-safe."""
+    """The in-memory union of all index segments. Thread-safe; the first location added
+    for a blob id is the one kept.
+
+    Compact: one dict from blob id to a row number, the rows in flat arrays (pack number
+    and offset, lengths, kind) and each pack id once, so an entry costs about 150 bytes
+    instead of a Location object's 270 (measured: the benchmark repository's 135,000
+    blobs took 50 MiB of RSS as Locations). :meth:`get` builds the Location it returns.
+    """
 
     def __init__(self) -> None:
-        self._by_id: dict[bytes, Location] = {}
+        self._rows: dict[bytes, int] = {}
+        self._where = array("Q")  # pack number << 32 | offset
+        self._sizes = array("Q")  # length << 32 | raw length
+        self._kinds = bytearray()
+        self._packs: list[str] = []
+        self._pack_numbers: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def add_pack(self, pack_id: str, entries: Iterable[PackEntry]) -> None:
+        self.add_rows(
+            pack_id, ((e.kind, e.blob_id, e.offset, e.length, e.raw_length) for e in entries)
+        )
+
+    def add_body(self, body: SegmentBody) -> None:
+        """Every entry of a segment (see :class:`SegmentBody`)."""
+        for pack_id, rows in body.packs():
+            self.add_rows(pack_id, rows)
+
+    def add_rows(self, pack_id: str, rows: Iterable[tuple[int, bytes, int, int, int]]) -> None:
         with self._lock:
-            for e in entries:
-                self._by_id.setdefault(
-                    e.blob_id, Location(pack_id, e.kind, e.offset, e.length, e.raw_length)
-                )
+            number = self._pack_numbers.get(pack_id)
+            if number is None:
+                number = self._pack_numbers[pack_id] = len(self._packs)
+                self._packs.append(pack_id)
+            high = number << 32
+            ids, where, sizes, kinds = self._rows, self._where, self._sizes, self._kinds
+            for kind, blob_id, offset, length, raw in rows:
+                if blob_id not in ids:
+                    ids[blob_id] = len(kinds)
+                    where.append(high | offset)
+                    sizes.append(length << 32 | raw)
+                    kinds.append(kind)
 
     def get(self, blob_id: bytes) -> Location | None:
-        return self._by_id.get(blob_id)
+        row = self._rows.get(blob_id)
+        return None if row is None else self._location(row)
+
+    def _location(self, row: int) -> Location:
+        where, sizes = self._where[row], self._sizes[row]
+        return Location(
+            self._packs[where >> 32],
+            self._kinds[row],
+            where & 0xFFFFFFFF,
+            sizes >> 32,
+            sizes & 0xFFFFFFFF,
+        )
+
+    def pack_of(self, blob_id: bytes) -> tuple[str, int] | None:
+        """(pack id, offset) of a blob, without building a Location (restore ordering)."""
+        row = self._rows.get(blob_id)
+        if row is None:
+            return None
+        where = self._where[row]
+        return self._packs[where >> 32], where & 0xFFFFFFFF
 
     def __contains__(self, blob_id: object) -> bool:
-        return blob_id in self._by_id
+        return blob_id in self._rows
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._rows)
+
+    def blob_ids(self) -> list[bytes]:
+        with self._lock:
+            return list(self._rows)
 
     def items(self) -> Iterator[tuple[bytes, Location]]:
         with self._lock:
-            snapshot = list(self._by_id.items())
-        return iter(snapshot)
+            snapshot = list(self._rows.items())
+        return ((blob_id, self._location(row)) for blob_id, row in snapshot)

@@ -408,6 +408,12 @@ class Repository:
         except index.IndexFormatError as exc:
             raise errors.IntegrityError(name=name, detail=str(exc)) from exc
 
+    def _read_body(self, name: str) -> index.SegmentBody:
+        try:
+            return index.SegmentBody.open(self._sealer(), self.backend.get(name))
+        except index.IndexFormatError as exc:
+            raise errors.IntegrityError(name=name, detail=str(exc)) from exc
+
     def _load_index(self) -> None:
         """Read every index segment. One listed but gone when read was deleted by a
         concurrent prune, which writes the segment superseding it first: list again."""
@@ -417,21 +423,17 @@ class Repository:
                 return
             try:
                 with ThreadPoolExecutor(8) as pool:
-                    segments = dict(zip(names, pool.map(self.read_segment, names), strict=True))
+                    bodies = dict(zip(names, pool.map(self._read_body, names), strict=True))
             except errors.ObjectNotFound:
                 if attempt + 1 == INDEX_LOAD_ATTEMPTS:
                     raise
                 continue
-            self._add_segments(segments)
+            superseded = {f"index/{s}" for body in bodies.values() for s in body.supersedes}
+            for name in names:
+                body = bodies.pop(name)  # each segment's bytes go as soon as they are added
+                if name not in superseded:
+                    self._index.add_body(body)
             return
-
-    def _add_segments(self, segments: dict[str, index.Segment]) -> None:
-        superseded = {f"index/{s}" for seg in segments.values() for s in seg.supersedes}
-        for name, seg in segments.items():
-            if name in superseded:
-                continue
-            for pack_id, entries in seg.packs.items():
-                self._index.add_pack(pack_id, entries)
 
     def reload_index(self) -> None:
         self._index = index.MasterIndex()
