@@ -7,10 +7,6 @@ one vault and sealable secrets.
     api = agent_world.InProcessApi(world, agent_caller)
     api = agent_world.InProcessApi(world, agent_caller, servers=[deps_a, deps_b])
         # each call answered by the next server in turn, its memory dropped first
-
-``on_agent_hosts(monkeypatch)`` wires every agent type into registration and restore
-the way services/agent_resources.py is meant to be called from services/resources.py
-and services/restore_jobs.py (asked of their owner; docs/design/agents.md).
 """
 
 from __future__ import annotations
@@ -22,11 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from helpers.access_world import World
-from snowvault import plugins
-from snowvault.control.services import agent_resources, agents, resources, restore_jobs
+from snowvault.control.services import agents
 from snowvault.control.services.base import Caller, Deps
 from snowvault.engine import crypto
 from snowvault.interfaces.api import agent_actions
@@ -101,17 +94,3 @@ def make_world(tmp_path: Path) -> World:
 def agent(world: World, host: str) -> Caller:
     """A newly enrolled agent of ``host``, as a caller."""
     return world.caller(agents.enroll(world.deps, world.root, world.box, host).principal_arn)
-
-
-def on_agent_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every agent type registers with ``--host`` and restores there, as
-    services/agent_resources.py says (the wiring into services/resources.py and
-    services/restore_jobs.py is asked of their owner)."""
-    registry = plugins.builtin.registry()
-
-    def on_host(resource_type: str, source: str, properties: Any) -> plugins.base.Registration:
-        return agent_resources.check_registration(registry, resource_type, source, properties)
-
-    # raising=False: once the wiring lands these names are gone and this does nothing
-    monkeypatch.setattr(resources, "_on_agent_host", on_host, raising=False)
-    monkeypatch.setattr(restore_jobs, "check_agent_target", lambda metadata: None, raising=False)

@@ -57,8 +57,7 @@ def host_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    agent_world.on_agent_hosts(monkeypatch)
+def world(tmp_path: Path) -> World:
     return agent_world.make_world(tmp_path)
 
 

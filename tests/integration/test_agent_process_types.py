@@ -2,39 +2,37 @@
 docs/design/agents.md): a `snowvault server`, `snowvault agent run` as its own process,
 a throwaway PostgreSQL cluster whose backup role needs its password, and an SQLite file.
 
+- Registration with ``resource add <type> --host``: the server judges the form only.
 - The agent's network rule: started with ``--allow-network 10.0.0.0/8`` (no loopback),
   it refuses the cluster on 127.0.0.1 and the job ends FAILED with one line naming the
   flag; restarted with the default rule, it backs the cluster up with the password the
-  claim carried over HTTP.
+  claim carried over HTTP, and StartRestoreJob {targetDsn, renameTo} restores the
+  database into the machine's 127.0.0.1:5432 through the agent, rows compared.
 - The password is nowhere else: not in the server's log, not in DescribeBackupJob or
   ListBackupJobs, not in any file of the server's data directory in the clear (the
   trail, the catalog, the store), nor in the agent's own log.
 - An SQLite database on the agent host is backed up and restored there through
   StartRestoreJob, rows compared.
-
-Registration on the agent host goes through RegisterResource with ``WorkerLabel``; while
-services/resources.py still takes only Directory resources there (its wiring to
-services/agent_resources.py is asked of its owner), the test registers the resource on
-the server and moves it to the agent host in the catalog, which is all the wiring does.
 """
 
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from helpers import stories
-from helpers.pg_cluster import PgCluster
+from helpers.pg_cluster import PgCluster, digest_of
 from helpers.sv_server import SNOWVAULT, ServerProcess, new_server
 
 VAULT = "fleet"
@@ -48,12 +46,13 @@ FINAL = {"COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL"}
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     host_dir = Path(tempfile.mkdtemp(prefix="sv-agent-proc-"))
     os.chmod(host_dir, 0o755)
+    (host_dir / "tmp").mkdir(mode=0o755)
     server = new_server(tmp_path_factory)
     server.init(allow_paths=(str(host_dir),), lease_seconds=10, sweep_seconds=1, poll_seconds=0.2)
     server.start()
     agents: list[subprocess.Popen[bytes]] = []
     try:
-        yield {"server": server, "host_dir": host_dir, "agents": agents}
+        yield {"server": server, "host_dir": host_dir, "agents": agents, "tmp": host_dir / "tmp"}
     finally:
         for proc in agents:
             if proc.poll() is None:
@@ -69,6 +68,7 @@ def _agent(world: dict[str, Any], key: dict[str, str], *flags: str) -> tuple[Any
     env = server.env | {
         "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
         "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        "TMPDIR": str(world["tmp"]),  # a PostgreSQL restore's temporary instance: postgres-walkable
     }
     args = [
         SNOWVAULT, "agent", "run", "--endpoint", server.endpoint, "--host", HOST,
@@ -79,26 +79,6 @@ def _agent(world: dict[str, Any], key: dict[str, str], *flags: str) -> tuple[Any
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
     world["agents"].append(proc)
     return proc, log
-
-
-def _on_agent_host(server: ServerProcess, rtype: str, name: str, source: str) -> str:
-    """RegisterResource with WorkerLabel agent:HOST (see the module docstring)."""
-    body = {"ResourceType": rtype, "Name": name, "Source": source}
-    resp = server.signed(
-        "POST",
-        "/_snowvault/v1/RegisterResource",
-        json.dumps(body | {"WorkerLabel": f"agent:{HOST}"}).encode(),
-        **{"Content-Type": "application/json"},
-    )
-    if resp.status == 200:
-        return str(json.loads(resp.data)["ResourceArn"])
-    assert b"can live on an agent's host" in resp.data, resp.data  # not wired yet
-    arn = str(server.ext("RegisterResource", body)["ResourceArn"])
-    label = f"agent:{server.creds['account_id']}:{HOST}"
-    with sqlite3.connect(server.data_dir / "catalog.db") as conn:
-        conn.execute("UPDATE resources SET worker_label = ? WHERE arn = ?", (label, arn))
-    conn.close()
-    return arn
 
 
 def _job(backup: Any, job_id: str) -> dict[str, Any]:
@@ -127,8 +107,16 @@ def test_database_resources_on_an_agent_host(world: dict[str, Any]) -> None:
     key = stories.sv_json(server, "agent", "enroll", "--host", HOST)["AccessKey"]
     with PgCluster() as cluster:
         cluster.create_role("backup", PASSWORD, replication=True)
-        cluster.execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
-        pg = _on_agent_host(server, "PostgreSQL", "pg", cluster.dsn("backup", PASSWORD))
+        cluster.execute("CREATE DATABASE shop")
+        cluster.execute(
+            "CREATE TABLE t (id int PRIMARY KEY, body text);"
+            "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 500) g",
+            db="shop",
+        )
+        pg = stories.sv_json(
+            server, "resource", "add", "postgresql", "--dsn", cluster.dsn("backup", PASSWORD),
+            "--host", HOST, "--name", "pg",
+        )["ResourceArn"]  # fmt: skip
 
         narrow, narrow_log = _agent(world, key, "--allow-network", "10.0.0.0/8")
         job = backup.start_backup_job(
@@ -150,13 +138,29 @@ def test_database_resources_on_an_agent_host(world: dict[str, Any]) -> None:
         assert done["State"] == "COMPLETED", (done, log.read_text())
         listed = backup.list_backup_jobs(ByResourceArn=pg)["BackupJobs"]
         assert len(listed) == 2 and PASSWORD not in repr(listed) + repr(done)
+        name = f"sv_proc_{uuid.uuid4().hex[:8]}"
+        metadata = {
+            "targetDsn": "postgresql://postgres@127.0.0.1:5432",
+            "databases": "shop",
+            "renameTo": name,
+        }
+        try:
+            restore = stories.restored_with(backup, done["RecoveryPointArn"], metadata)
+            assert restore["Status"] == "COMPLETED", (restore, log.read_text())
+            conninfo = f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
+            assert digest_of(conninfo, "t") == cluster.digest("shop", "t")
+        finally:
+            with psycopg.connect("host=127.0.0.1 port=5432 user=postgres", autocommit=True) as c:
+                c.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
     db = host_dir / "app.sqlite"
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
         conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"row {i}") for i in range(300)])
     conn.close()
-    lite = _on_agent_host(server, "SQLite", "app", str(db))
+    lite = stories.sv_json(
+        server, "resource", "add", "sqlite", "--path", str(db), "--host", HOST, "--name", "app"
+    )["ResourceArn"]
     done = stories.backed_up(backup, VAULT, lite)
     assert done["State"] == "COMPLETED", (done, log.read_text())
     target = host_dir / "restored.sqlite"

@@ -186,10 +186,7 @@ def test_uploads_are_checked_against_the_job_and_the_content(world: World, tmp_p
         agents.put_blobs(world.deps, who, job_id, [sealed(keys.job_key, job_id, good_id)])
 
 
-def test_agent_resources_have_absolute_paths_and_no_groups(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    agent_world.on_agent_hosts(monkeypatch)  # services/agent_resources.py, as wired
+def test_agent_resources_have_absolute_paths_and_no_groups(world: World) -> None:
     with pytest.raises(InvalidInput, match="not Composite"):
         resources.register(world.deps, world.root, resource_type="Composite", name="g",
                            source="group:g", worker_label="agent:h1")  # fmt: skip
