@@ -14,6 +14,8 @@ The same through real processes: tests/integration/test_agent_backup.py.
 from __future__ import annotations
 
 import base64
+import hashlib
+import random
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,14 @@ import pytest
 
 from helpers import agent_world
 from helpers.access_world import ROLE, World
+from snowvault.agent import restore as agent_restore
 from snowvault.agent import runner, store
 from snowvault.control import catalog
 from snowvault.control.services import agents, backup_jobs, resources, restore_jobs
 from snowvault.control.services.base import Caller
 from snowvault.core.errors import InvalidInput, NotFound
+from snowvault.engine import compression, tree
+from snowvault.engine.crypto import agent_blobs
 
 InProcessApi = agent_world.InProcessApi
 _agent = agent_world.agent
@@ -157,3 +162,55 @@ def test_a_target_outside_the_agents_paths_fails_and_a_dead_agent_loses_the_job(
                           [str(claimed.manifest["tree"])])  # fmt: skip
     again = _claim(world, h1)  # the retry goes to the (re-started) agent
     assert isinstance(again, agents.ClaimedRestore) and again.job.attempts == 2
+
+
+class _PointServer:
+    """AgentReadBlobs over a dict of blobs, sealed for one job as the server seals them;
+    counts the calls."""
+
+    def __init__(self, key: bytes, blobs: dict[bytes, bytes]) -> None:
+        self.key, self.blobs = key, blobs
+        self.asked: list[int] = []
+
+    def call(self, action: str, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+        assert action == "AgentReadBlobs" and len(body["BlobIds"]) <= agents.MAX_READ_IDS
+        self.asked.append(len(body["BlobIds"]))
+        out = []
+        for hexid in body["BlobIds"]:
+            blob_id = bytes.fromhex(hexid)
+            plain = compression.pack(self.blobs[blob_id])
+            sealed = agent_blobs.seal_blob(self.key, "job-r", "data", blob_id, plain)
+            out.append({"BlobId": hexid, "Data": base64.b64encode(sealed).decode()})
+        return {"Blobs": out}
+
+
+def test_a_streamed_entry_reads_its_blobs_in_batches_holes_as_zeros() -> None:
+    key, rng = bytes(range(32)), random.Random(4)
+    chunks = [rng.randbytes(100_000) for _ in range(40)]
+    blobs = {hashlib.sha256(c).digest(): c for c in chunks}
+    content: list[tuple[str | None, int]] = [(h.hex(), len(c)) for h, c in blobs.items()]
+    content.insert(5, (None, 4096))  # a hole
+    node = tree.Node(name=b"dump.sql", type="file", mode=0o600, size=sum(n for _, n in content),
+                     content=tuple(content))  # fmt: skip
+    root = tree.encode_tree([node])
+    root_id = hashlib.sha256(root).digest()
+    blobs[root_id] = root
+    manifest = {
+        "version": 1, "time": "2026-12-07T00:00:00Z", "hostname": "h1", "paths": ["dump.sql"],
+        "kind": "stream", "tree": root_id.hex(), "parent": None, "tags": {}, "partial": False,
+        "errors": [], "summary": {}, "metadata": {"plugin": {"server_version": "16"}},
+    }  # fmt: skip
+    api = _PointServer(key, blobs)
+    source = agent_restore.RemoteSource(
+        agent_restore.RemoteBlobs(api, "job-r", key, manifest)  # type: ignore[arg-type]
+    )
+    with source.open("dump.sql") as reader:
+        body = reader.read()
+    assert body == b"".join(chunks[:5]) + bytes(4096) + b"".join(chunks[5:])
+    assert source.read_file("dump.sql") == body
+    assert [e.path for e in source.entries()] == ["dump.sql"]
+    assert source.info() == {"server_version": "16"}
+    assert source.result.files == 2 and source.result.bytes == 2 * len(body)
+    # 40 chunks of 100 kB: batches of PREFETCH_IDS, not one call per chunk
+    per_read = [n for n in api.asked if n > 1]
+    assert len(per_read) == 2 * -(-40 // agent_restore.PREFETCH_IDS)
