@@ -41,7 +41,15 @@ from typing import Any, Protocol
 
 from snowvault.core import errors as core_errors
 from snowvault.core.clock import Clock, SystemClock
-from snowvault.engine import errors, file_workers, gc_tuning, small_files, snapshots, stream_backup
+from snowvault.engine import (
+    errors,
+    file_workers,
+    gc_tuning,
+    malloc_tuning,
+    small_files,
+    snapshots,
+    stream_backup,
+)
 from snowvault.engine.chunker import Chunker, ChunkerParams
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
@@ -494,6 +502,7 @@ def backup_paths(
     single-process path."""
     if not paths:
         raise core_errors.InvalidInput(detail="nothing to back up: no paths given")
+    malloc_tuning.fix_mmap_threshold()
     fs = fs or FileSystem()
     raw = [os.path.abspath(os.fsencode(p)) for p in paths]
     meter = ProgressMeter("backup", progress, clock or SystemClock())

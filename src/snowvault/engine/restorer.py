@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from snowvault.core import errors as core_errors
 from snowvault.core.clock import Clock, SystemClock
-from snowvault.engine import errors, gc_tuning, snapshots
+from snowvault.engine import errors, gc_tuning, malloc_tuning, snapshots
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
 from snowvault.engine.tree import Node, decode_tree, node_from_dict
 
@@ -402,6 +402,7 @@ def restore(
     workers: int = 4,
 ) -> RestoreResult:
     """Restore recovery point ``rp_id`` (or the ``include`` paths in it) into ``target``."""
+    malloc_tuning.fix_mmap_threshold()
     includes = [_split(i) for i in include]
     if any(not inc for inc in includes):
         includes = []  # "/" means everything
