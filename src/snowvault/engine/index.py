@@ -171,6 +171,12 @@ class MasterIndex:
             sizes & 0xFFFFFFFF,
         )
 
+    def position(self, blob_id: bytes) -> int | None:
+        """One int that sorts blobs by pack, then by offset in it (packs in the order the
+        index first saw them): the restore's reading order, without a tuple per file."""
+        row = self._rows.get(blob_id)
+        return None if row is None else self._where[row]
+
     def pack_of(self, blob_id: bytes) -> tuple[str, int] | None:
         """(pack id, offset) of a blob, without building a Location (restore ordering)."""
         row = self._rows.get(blob_id)

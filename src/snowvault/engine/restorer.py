@@ -233,7 +233,11 @@ class _Restorer:
         """Files in pack order, handed to the pool in runs (up to ``RUN_FILES`` files or
         ``RUN_BYTES`` bytes), not one by one: a hand-off per small file cost more in
         futex wake-ups and GIL hand-overs than writing the file."""
-        order = sorted(plan.files, key=lambda item: self._first_location(item[1]))
+        index = getattr(self.repo, "master_index", None)
+        if index is not None:
+            order = sorted(plan.files, key=lambda item: self._position(index, item[1]))
+        else:
+            order = sorted(plan.files, key=lambda item: self._first_location(item[1]))
         window = 4 * max(1, workers)  # runs in flight: bounded memory
         with ThreadPoolExecutor(max(1, workers), thread_name_prefix="sv-restore") as pool:
             pending: collections.deque[Future[None]] = collections.deque()
@@ -247,6 +251,15 @@ class _Restorer:
     def _restore_run(self, run: list[tuple[bytes, Node]]) -> None:
         for item in run:
             self._restore_file(item)
+
+    @staticmethod
+    def _position(index: Any, node: Node) -> int:
+        """Where the file's first blob is, as one int (see MasterIndex.position)."""
+        for blob, _ in node.content:
+            if blob is not None:
+                position: int | None = index.position(bytes.fromhex(blob))
+                return -1 if position is None else position
+        return -1
 
     def _first_location(self, node: Node) -> tuple[str, int]:
         for blob, _ in node.content:

@@ -20,6 +20,7 @@ import base64
 import binascii
 import itertools
 import json
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,6 +33,9 @@ NodeType = Literal["file", "dir", "symlink", "fifo", "chardev", "blockdev", "soc
 NODE_TYPES: frozenset[str] = frozenset(
     ("file", "dir", "symlink", "fifo", "chardev", "blockdev", "socket")
 )
+_TYPE_OF = {t: t for t in NODE_TYPES}
+"""Each type's one string: a decoded tree's nodes share it instead of holding their own
+(JSON makes a new string for every value; a restore plan holds every node)."""
 
 Chunk = tuple[str | None, int]
 """One piece of a file: (data blob id hex, plaintext length); id None is a hole."""
@@ -164,9 +168,10 @@ def node_from_dict(doc: dict[str, Any]) -> Node:
     # spelled out rather than looped: this runs once per entry of every parent tree
     get = doc.get
     name = _get_bytes(doc, "name")
-    node_type = get("type")
-    if name is None or node_type not in NODE_TYPES:
+    node_type = _TYPE_OF.get(get("type", ""))
+    if name is None or node_type is None:
         raise ValueError(f"bad node {doc!r:.200}")
+    user, group = get("user"), get("group")
     content = get("content")
     xattrs = get("xattrs")
     extra = get("extra")
@@ -176,8 +181,8 @@ def node_from_dict(doc: dict[str, Any]) -> Node:
         mode=int(get("mode", 0)),
         uid=int(get("uid", 0)),
         gid=int(get("gid", 0)),
-        user=get("user"),
-        group=get("group"),
+        user=sys.intern(user) if type(user) is str else user,  # a few names, many nodes
+        group=sys.intern(group) if type(group) is str else group,
         mtime_ns=int(get("mtime_ns", 0)),
         ctime_ns=int(get("ctime_ns", 0)),
         inode=int(get("inode", 0)),
