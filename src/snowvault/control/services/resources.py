@@ -129,13 +129,22 @@ def worker_secrets(deps: Deps, arn: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+ON_AGENT_HOST = "on an agent's host: the server does not look at it (its agent backs it up)"
+
+
 def describe(deps: Deps, caller: Caller, arn: str) -> Record:
     """DescribeResource: :func:`get` plus ``discovery``, what the type's plugin sees of
     the resource now. The plugin gets the unsealed secrets (a password-protected server
     answers only with its password) and the reach rule, and returns no secret; a plugin
     failure is ``{"Error": ...}`` naming only the error's kind (its message could hold
-    anything)."""
+    anything). A resource on an agent's host is not looked at: its source names a path
+    or an address on that host, and the plugin run here would read the server's own path
+    or connect to whatever listens at that address on the server's side, with the
+    resource's password."""
     row = get(deps, caller, arn)
+    on_host = agent_hosts.parse(row.get("worker_label"))
+    if on_host is not None:
+        return dict(row, discovery={"AgentHost": on_host[1], "Note": ON_AGENT_HOST})
     try:
         plugin = deps.plugins.get(row["resource_type"])
         resource = plugins.base.Resource(
