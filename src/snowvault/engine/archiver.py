@@ -146,6 +146,7 @@ class _PendingNode:
     parts: list[Part] | None = None
     child: _PendingDir | None = None
     slot: file_workers.Slot | None = None  # contents being read by a worker process
+    small: tuple[small_files.FileRef, bytes, bytes, bool] | None = None  # (ref, path, rel, new)
     dropped: bool = False  # the worker could not read it: left out, as an error
 
 
@@ -226,6 +227,9 @@ class _Archiver:
         self.batcher.flush()
         if self.workers is not None:
             self.workers.wait([pn.slot for pn in pd.nodes if pn.slot is not None])
+        for pn in pd.nodes:
+            if pn.small is not None:
+                self._small_read(pn, *pn.small)
         nodes = [_resolve(pn) for pn in pd.nodes if not pn.dropped]
         if pd.parent_id is not None and _same_nodes(nodes, pd.parent_nodes):
             pd.tree_id = pd.parent_id  # no encoding, no hashing: the usual case of a rerun
@@ -383,6 +387,12 @@ class _Archiver:
             large = st.st_size >= self.small
             pn.slot = self.workers.add(path, st.st_size, sparse, large, (pn, rel, prev is None))
             return pn
+        if parts is None and key is None and 0 < st.st_size < self.small:
+            pn = _PendingNode(node)  # read and stored on a batch thread (small_files)
+            sparse = st.st_blocks * 512 < st.st_size
+            ref = self.batcher.add_file(self.fs, path, st.st_size, sparse)
+            pn.small = (ref, path, rel, prev is None)
+            return pn
         if parts is None:
             parts, counted = self.read_file(path, st)
             if key is not None:
@@ -396,6 +406,27 @@ class _Archiver:
         self.meter.advance(files=1, nbytes=size - counted, current=rel)
         node.size = size
         return _PendingNode(node, parts)
+
+    def _small_read(
+        self, pn: _PendingNode, ref: small_files.FileRef, path: bytes, rel: bytes, new: bool
+    ) -> None:
+        """A small file's outcome from its batch: what :meth:`file` does after reading."""
+        pn.small = None
+        outcome = ref.outcome()
+        if isinstance(outcome, OSError):
+            pn.dropped = True
+            self.error(path, outcome)
+            return
+        blob_id, size = outcome
+        pn.parts = [(None if blob_id is None else blob_id.hex(), size)]
+        pn.node.size = size
+        c = self.counters
+        c.bytes_read += size
+        if new:
+            c.files_new += 1
+        else:
+            c.files_changed += 1
+        self.meter.advance(files=1, nbytes=size, current=rel)
 
     def _harvested(self, slot: file_workers.Slot, nbytes: int) -> None:
         """A worker's result for (part of) a file: what :meth:`file` does after reading."""
