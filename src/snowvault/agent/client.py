@@ -25,9 +25,14 @@ agent's lease: the runner then drops the job, which has ended. A claim whose ans
 lost leaves a job leased to this agent that it never hears of; its lease runs out and
 the job is retried: a network cut costs a retry, never a job.
 
-Dead connections are found by TCP keepalive and ``TCP_USER_TIMEOUT`` (:data:`SOCKET_OPTIONS`)
-in about half a minute, so read timeouts can stay long enough for a busy server without
-a silently cut link holding a call for that long.
+Dead connections are found by TCP keepalive and ``TCP_USER_TIMEOUT``
+(:data:`SOCKET_OPTIONS`) in about half a minute, so read timeouts can stay long enough
+for a busy server without a silently cut link holding a call for that long.
+
+Abuse case: the endpoint (or anything between) decides the answers, so it decides
+nothing about time: a Retry-After is honoured up to four backoff caps, and no try
+starts once a call's budget is spent (so a call ends within its budget plus one try's
+timeouts), whatever the server says.
 """
 
 from __future__ import annotations
@@ -91,10 +96,10 @@ SOCKET_OPTIONS = _socket_options()
 
 @dataclass(frozen=True)
 class Policy:
-    """How long one call may take in all (``budget``, seconds from its first try), how
-    long one try may wait to connect and for the answer, and the backoff between tries:
-    ``first`` doubling up to ``cap``, each drawn in [half, whole] (jitter, so agents cut
-    off together do not come back in step)."""
+    """How long one call keeps trying (``budget``, seconds from its first try; no try
+    starts after it), how long one try may wait to connect and for the answer, and the
+    backoff between tries: ``first`` doubling up to ``cap``, each drawn in [half, whole]
+    (jitter, so agents cut off together do not come back in step)."""
 
     budget: float = 180.0
     connect_timeout: float = 5.0
