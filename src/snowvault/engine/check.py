@@ -143,7 +143,7 @@ class _Checker:
             except errors.IntegrityError as exc:
                 self._bad([e.blob_id], Problem(name, str(exc.fields.get("detail", exc))))
                 continue
-            if not self.repo.verify_blob_id(e.blob_id, plain):
+            if not self.repo.verify_blob_id(e.blob_id, plain, pack_id):
                 self._bad([e.blob_id], Problem(name, f"blob {e.blob_id.hex()} hash mismatch"))
 
     def recovery_points(self) -> None:

@@ -178,8 +178,22 @@ def _prune(
         size = sum(e.length for e in by_pack[pack_id])
         if _delete(repo, packs.pack_name(pack_id), report, bypass):
             report.bytes_freed += size
+    _drop_pack_keys(repo, report, bypass)
     repo.reload_index()
     return report
+
+
+def _drop_pack_keys(repo: Repository, report: PruneReport, bypass: bool) -> None:
+    """Delete the pack-key records none of whose packs the store holds any more (their
+    packs were pruned, or an agent never uploaded them); after the packs, so a pack
+    the store holds always has its key."""
+    records = repo.pack_key_records()
+    if not records:
+        return
+    stored = {pack_id for pack_id, _size in repo.list_packs()}
+    for name, pack_ids in records.items():
+        if not stored.intersection(pack_ids):
+            _delete(repo, name, report, bypass)
 
 
 def _repack(
@@ -192,7 +206,7 @@ def _repack(
         sealed = data[e.offset : e.offset + e.length]
         repo.decode_blob(e.blob_id, e.kind, sealed, name)  # never copy damage forward
         blobs.append((e.kind, e.blob_id, sealed, e.raw_length))
-    new_id = repo.write_pack(blobs)
+    new_id = repo.write_pack(blobs, repo.pack_key(pack_id))  # a keyed pack stays keyed
     return new_id, repo.read_pack_header(new_id)
 
 

@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from snowvault.engine import compression, errors, index, packs
+from snowvault.engine import compression, errors, index, keyed_packs, packs
 from snowvault.engine import config as config_mod
 from snowvault.engine.backends.base import Backend
 from snowvault.engine.chunker import Chunker, ChunkerParams
@@ -97,6 +97,8 @@ class Repository:
         self._keys = keys
         self._local = threading.local()
         self._index = index.MasterIndex()
+        self._pack_keys: dict[str, keyed_packs.PackKey] = {}
+        self._shadowed: dict[bytes, index.Location] = {}
         self._pending: set[bytes] = set()
         self._lock = threading.Lock()
         self._open: dict[int, _OpenPack] = {}
@@ -248,6 +250,17 @@ class Repository:
         return self._keys.blob_id(data)
 
     def has_blob(self, blob_id: bytes) -> bool:
+        """Whether this repository's own writer holds ``blob_id`` (a keyed pack's blob
+        does not count: its id is only its writer's word, see :meth:`has_any_blob`)."""
+        if blob_id in self._pending:
+            return True
+        loc = self._index.get(blob_id) if self._pack_keys else None
+        if loc is not None:
+            return loc.pack_id not in self._pack_keys or blob_id in self._shadowed
+        return blob_id in self._index
+
+    def has_any_blob(self, blob_id: bytes) -> bool:
+        """Whether any pack, keyed ones included, holds ``blob_id``."""
         return blob_id in self._index or blob_id in self._pending
 
     def add_blob(self, kind: BlobKind, data: bytes | memoryview) -> bytes:
@@ -279,7 +292,7 @@ class Repository:
         try:
             blob_id = self._keys.blob_id(data)
             with self._lock:
-                if blob_id in self._index or blob_id in self._pending:
+                if self.has_blob(blob_id):  # never deduplicated against a keyed pack's
                     return blob_id
                 self._pending.add(blob_id)
             nonce, sealed = self._sealer().seal_parts(
@@ -330,6 +343,8 @@ class Repository:
             seg_name = f"index/{primitives.content_hash(segment).hex()}"
             _put_idempotent(self.backend, seg_name, segment)
             self._index.add_pack(pack_id, pack.entries)
+            if self._pack_keys:
+                self._shadow(pack_id, pack.entries)
             with self._lock:
                 self._pending.difference_update(e.blob_id for e in pack.entries)
         except BaseException as exc:
@@ -363,6 +378,8 @@ class Repository:
         if loc is None and blob_id in self._pending:
             self.flush()
             loc = self._index.get(blob_id)
+        if self._shadowed and blob_id in self._shadowed:
+            loc = self._shadowed[blob_id]
         if loc is None:
             raise errors.IntegrityError(name=f"blob {blob_id.hex()}", detail="not in the index")
         return loc
@@ -383,16 +400,73 @@ class Repository:
         return PackReader(self, max_packs)
 
     def decode_blob(self, blob_id: bytes, kind: int, sealed: bytes, name: str) -> bytes:
-        """Authenticate and decompress one sealed blob read from pack ``name``."""
+        """Authenticate and decompress one sealed blob read from pack ``name`` (with the
+        pack's own key when it is a keyed pack)."""
+        sealer = self._sealer_of(name.rsplit("/", 1)[-1])
         try:
-            return compression.unpack(self._sealer().open(sealed, packs.blob_aad(kind, blob_id)))
+            return compression.unpack(sealer.open(sealed, packs.blob_aad(kind, blob_id)))
         except (primitives.AuthenticationFailed, ValueError) as exc:
             raise errors.IntegrityError(
                 name=name, detail=f"blob {blob_id.hex()} is damaged ({exc})"
             ) from exc
 
-    def verify_blob_id(self, blob_id: bytes, plaintext: bytes) -> bool:
-        return self._keys.blob_id(plaintext) == blob_id
+    def verify_blob_id(self, blob_id: bytes, plaintext: bytes, pack_id: str = "") -> bool:
+        """Whether ``blob_id`` is the id of ``plaintext``: in the id scope of pack
+        ``pack_id`` when that is a keyed pack."""
+        key = self._pack_keys.get(pack_id)
+        if key is None:
+            return self._keys.blob_id(plaintext) == blob_id
+        scoped = keyed_packs.scoped_id_key(self._keys.id_key, key.scope)
+        return primitives.keyed_hash(scoped, plaintext) == blob_id
+
+    # ----------------------------------------------------------------- keyed packs
+    def pack_key(self, pack_id: str) -> keyed_packs.PackKey | None:
+        """The key of a keyed pack (repository-format.md, "Keyed packs"); None: enc_key."""
+        return self._pack_keys.get(pack_id)
+
+    def pack_keys(self) -> dict[str, keyed_packs.PackKey]:
+        """Every keyed pack with its key."""
+        return dict(self._pack_keys)
+
+    def scoped_id_key(self, scope: str) -> bytes:
+        """The blob-id key of an id scope (an agent's), never the repository's own."""
+        return keyed_packs.scoped_id_key(self._keys.id_key, scope)
+
+    def put_pack_keys(self, pack_ids: list[str], key: keyed_packs.PackKey) -> str:
+        """Write a record saying ``pack_ids`` are sealed under ``key``; before the packs
+        exist (a pack the store holds is always one a reader can open). Its name."""
+        data = keyed_packs.encode_record(self._sealer(), pack_ids, key)
+        name = keyed_packs.record_name(data)
+        _put_idempotent(self.backend, name, data)
+        for pack_id in pack_ids:
+            self._pack_keys.setdefault(pack_id, key)
+        return name
+
+    def pack_key_records(self) -> dict[str, list[str]]:
+        """Every pack-key record's name with the packs it names (for prune)."""
+        return keyed_packs.record_packs(self.backend, self._sealer())
+
+    def add_keyed_pack(self, pack_id: str, entries: list[packs.PackEntry]) -> str:
+        """Index a keyed pack the store holds (its record written first); the segment."""
+        if pack_id not in self._pack_keys:
+            raise errors.IntegrityError(name=packs.pack_name(pack_id), detail="has no pack key")
+        name = self.write_segment(index.Segment({pack_id: entries}))
+        self._index.add_pack(pack_id, entries)
+        return name
+
+    def _sealer_of(self, pack_id: str) -> primitives.Sealer:
+        key = self._pack_keys.get(pack_id) if self._pack_keys else None
+        return self._sealer() if key is None else primitives.Sealer(key.key)
+
+    def _shadow(self, pack_id: str, entries: list[packs.PackEntry]) -> None:
+        """This writer stored blobs whose ids a keyed pack already claimed (its first
+        location stays in the index): its own copy is the one read."""
+        for e in entries:
+            loc = self._index.get(e.blob_id)
+            if loc is not None and loc.pack_id != pack_id and loc.pack_id in self._pack_keys:
+                self._shadowed[e.blob_id] = index.Location(
+                    pack_id, e.kind, e.offset, e.length, e.raw_length
+                )
 
     # ----------------------------------------------------------------- index
     @property
@@ -415,8 +489,11 @@ class Repository:
             raise errors.IntegrityError(name=name, detail=str(exc)) from exc
 
     def _load_index(self) -> None:
-        """Read every index segment. One listed but gone when read was deleted by a
-        concurrent prune, which writes the segment superseding it first: list again."""
+        """Read the pack keys, then every index segment. One listed but gone when read
+        was deleted by a concurrent prune, which writes the segment superseding it
+        first: list again."""
+        self._pack_keys = keyed_packs.load(self.backend, self._sealer())
+        self._shadowed = {}
         for attempt in range(INDEX_LOAD_ATTEMPTS):
             names = self.index_segments()
             if not names:
@@ -429,10 +506,21 @@ class Repository:
                     raise
                 continue
             superseded = {f"index/{s}" for body in bodies.values() for s in body.supersedes}
+            keyed: list[tuple[str, list[tuple[int, bytes, int, int, int]]]] = []
             for name in names:
                 body = bodies.pop(name)  # each segment's bytes go as soon as they are added
-                if name not in superseded:
+                if name in superseded:
+                    continue
+                if not self._pack_keys:
                     self._index.add_body(body)
+                    continue
+                for pack_id, rows in body.packs():  # keyed packs last: an id the
+                    if pack_id in self._pack_keys:  # repository's writer holds is read
+                        keyed.append((pack_id, list(rows)))  # from its own pack
+                    else:
+                        self._index.add_rows(pack_id, rows)
+            for pack_id, listed in keyed:
+                self._index.add_rows(pack_id, listed)
             return
 
     def reload_index(self) -> None:
@@ -455,18 +543,24 @@ class Repository:
             raise errors.IntegrityError(name=name, detail="header length beyond the pack")
         sealed = self.backend.get(name, size - packs.TAIL_SIZE - hlen, hlen)
         try:
-            return packs.decode_header(self._sealer(), sealed)
+            return packs.decode_header(self._sealer_of(pack_id), sealed)
         except packs.PackFormatError as exc:
             raise errors.IntegrityError(name=name, detail=str(exc)) from exc
 
-    def write_pack(self, blobs: list[tuple[int, bytes, bytes, int]]) -> str:
-        """Write one pack of already sealed blobs (kind, id, sealed, raw_length); for prune."""
+    def write_pack(
+        self, blobs: list[tuple[int, bytes, bytes, int]], key: keyed_packs.PackKey | None = None
+    ) -> str:
+        """Write one pack of already sealed blobs (kind, id, sealed, raw_length); for prune.
+        With ``key``, blobs sealed under that pack key: a keyed pack, its record first."""
         pack = _OpenPack()
         for kind, blob_id, sealed, raw in blobs:
             pack.entries.append(packs.PackEntry(kind, blob_id, pack.size, len(sealed), raw))
             pack.buf += sealed
-        pack.buf += packs.encode_header(self._sealer(), pack.entries)
+        sealer = self._sealer() if key is None else primitives.Sealer(key.key)
+        pack.buf += packs.encode_header(sealer, pack.entries)
         pack_id = primitives.content_hash(pack.buf).hex()
+        if key is not None:
+            self.put_pack_keys([pack_id], key)
         _put_idempotent(self.backend, packs.pack_name(pack_id), pack.buf)
         return pack_id
 
