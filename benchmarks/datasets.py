@@ -443,3 +443,121 @@ def compare(expected: Manifest, actual: Manifest, limit: int = 5) -> list[str]:
         if len(problems) >= limit:
             break
     return problems
+
+
+# --------------------------------------------------------------------------- second set: media
+
+
+@dataclass(frozen=True)
+class MediaSpec:
+    """A different mix from the source set (issue 15 asks for two): few large files, most
+    of them incompressible (photos, video), a few large compressible logs that grow, a
+    sparse disk image, and medium-sized documents; no crowd of tiny files."""
+
+    name: str
+    media_files: int  # random bytes, 1-8 MiB each
+    log_files: int  # record-like text, 2-12 MiB each, appended to by the change
+    documents: int  # text-like, 8-128 KiB each
+    sparse_bytes: int  # apparent size of the sparse image; one eighth of it is data
+    seed: int
+
+
+MEDIA = MediaSpec(
+    name="media",
+    media_files=100,
+    log_files=24,
+    documents=2_000,
+    sparse_bytes=512 * 1024 * 1024,
+    seed=20261207,
+)
+
+
+@dataclass(frozen=True)
+class MediaChange:
+    media_added: int
+    media_removed: int
+    logs_appended: int
+    documents_rewritten: int
+    sparse_blocks_changed: int
+
+
+def build_media(spec: MediaSpec, workdir: Path, log: Log) -> Path:
+    """Build (or reuse) the media set's pristine tree; returns its root."""
+    root = workdir / f"dataset-{spec.name}"
+    stamp = root / STAMP
+    wanted = json.dumps(asdict(spec), sort_keys=True)
+    if stamp.exists() and stamp.read_text() == wanted:
+        log(f"dataset {spec.name}: reusing {root}")
+        return root
+    if root.exists():
+        shutil.rmtree(root)
+    tree = root / "tree"
+    rng = random.Random(spec.seed)
+    log(f"dataset {spec.name}: writing {spec.media_files} media files")
+    for i in range(spec.media_files):
+        path = tree / "media" / f"album{i // 20:02d}" / f"img{i:04d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(rng.randint(1, 8) * 1024 * 1024 - rng.randint(0, 4095)))
+    log(f"dataset {spec.name}: writing {spec.log_files} logs and {spec.documents} documents")
+    for i in range(spec.log_files):
+        path = tree / "logs" / f"service{i:02d}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(record_bytes(rng, rng.randint(2, 12) * 1024 * 1024))
+    for i in range(spec.documents):
+        path = tree / "docs" / f"d{i // 200:02d}" / f"doc{i:05d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text_bytes(rng, rng.randint(8, 128) * 1024))
+    log(f"dataset {spec.name}: writing a {spec.sparse_bytes >> 20} MiB sparse image")
+    image = tree / "vm" / "disk.raw"
+    image.parent.mkdir(parents=True, exist_ok=True)
+    with image.open("wb") as out:
+        out.truncate(spec.sparse_bytes)
+        for block in _sparse_blocks(spec):
+            out.seek(block * BLOCK)
+            out.write(mixed_run(rng, BLOCK))
+    stamp.write_text(wanted)
+    return root
+
+
+def _sparse_blocks(spec: MediaSpec) -> list[int]:
+    blocks = spec.sparse_bytes // BLOCK
+    return sorted(random.Random(spec.seed + 1).sample(range(blocks), blocks // 8))
+
+
+def prepare_media_live(root: Path, live: Path) -> None:
+    if live.exists():
+        shutil.rmtree(live)
+    live.mkdir(parents=True)
+    (live / MARKER).write_bytes(MARKER_TEXT)
+    for part in sorted((root / "tree").iterdir()):
+        _copy_tree(part, live / part.name)  # cp -a keeps holes sparse (--sparse=auto)
+
+
+def apply_media_change(spec: MediaSpec, live: Path) -> MediaChange:
+    """New photos, two deleted, every log appended to (5%), 2% of the documents
+    rewritten, 1% of the image's data blocks rewritten in place."""
+    rng = random.Random(spec.seed + 2)
+    added = max(1, spec.media_files // 10)
+    for i in range(added):
+        path = live / "media" / "new" / f"img{i:04d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(rng.randbytes(rng.randint(1, 8) * 1024 * 1024))
+    media = sorted((live / "media").rglob("img*.jpg"))
+    removed = rng.sample(media, 2)
+    for path in removed:
+        path.unlink()
+    logs = sorted((live / "logs").iterdir())
+    for path in logs:
+        with path.open("ab") as out:
+            out.write(record_bytes(rng, path.stat().st_size // 20))
+    docs = sorted((live / "docs").rglob("*.txt"))
+    rewritten = rng.sample(docs, max(1, len(docs) // 50))
+    for path in rewritten:
+        path.write_bytes(text_bytes(rng, rng.randint(8, 128) * 1024))
+    data_blocks = _sparse_blocks(spec)
+    changed = rng.sample(data_blocks, max(1, len(data_blocks) // 100))
+    with (live / "vm" / "disk.raw").open("r+b") as out:
+        for block in changed:
+            out.seek(block * BLOCK)
+            out.write(mixed_run(rng, BLOCK))
+    return MediaChange(added, len(removed), len(logs), len(rewritten), len(changed))

@@ -16,8 +16,9 @@ runs under ``taskset -c`` (to show one core beside two). The targets (issue 15) 
 ratios to restic in the same run, plus snowvault's CPU seconds per wall second in the
 initial backup (both cores busy); each is printed "met" or "not met".
 
-Usage: python benchmarks/engine_bench.py [--quick] [--tools restic,borg,snowvault]
-       [--repeat N] [--cpus LIST] [--workdir DIR] [--results-dir DIR] [--timeout SECONDS]
+Usage: python benchmarks/engine_bench.py [--quick | --set full|quick|media]
+       [--tools restic,borg,snowvault] [--repeat N] [--cpus LIST] [--workdir DIR]
+       [--results-dir DIR] [--timeout SECONDS]
 
 Depends only on the standard library and the tools' command lines; it must not import
 snowvault (the engine is measured through its CLI contract, like the others).
@@ -705,6 +706,20 @@ def render(report: dict[str, Any], bench: Bench) -> str:
 def describe_dataset(ds: dict[str, Any]) -> list[str]:
     spec = ds["spec"]
     change = ds["change"]
+    if "media_files" in spec:
+        return [
+            f"media: {spec['media_files']} random (incompressible) files of 1-8 MiB",
+            f"logs: {spec['log_files']} record-like compressible files of 2-12 MiB",
+            f"documents: {spec['documents']} text-like files of 8-128 KiB",
+            f"sparse image: {spec['sparse_bytes'] / MIB:.0f} MiB apparent, one eighth data "
+            "(64 KiB blocks of mixed content)",
+            f"initial backup: {ds['initial_bytes'] / MIB:.1f} MiB apparent",
+            f"incremental backup: + {change['media_added']} media files, "
+            f"{change['media_removed']} removed, {change['logs_appended']} logs grown by 5%, "
+            f"{change['documents_rewritten']} documents rewritten, "
+            f"{change['sparse_blocks_changed']} image blocks rewritten = "
+            f"{ds['final_bytes'] / MIB:.1f} MiB (no-change and restore use this too)",
+        ]
     return [
         f"source trees: {spec['package']} sdists {', '.join(spec['versions'])} "
         f"({ds['source_mib']:.1f} MiB in all; code only: {spec['code_only']})",
@@ -755,6 +770,13 @@ def dataset_report(
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="~200 MiB dataset (smoke run)")
+    parser.add_argument(
+        "--set",
+        choices=("full", "quick", "media"),
+        default=None,
+        help="dataset: full (default; sources, image, 100,000 small files), quick, or "
+        "media (large incompressible files, growing logs, a sparse image, documents)",
+    )
     parser.add_argument("--tools", default=",".join(TOOL_ORDER), help="comma-separated tools")
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "benchmarks" / "work")
     parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results")
@@ -767,6 +789,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not names:
         parser.error(f"--tools takes a subset of {','.join(TOOL_ORDER)}; got {args.tools!r}")
     args.tool_names = [n for n in TOOL_ORDER if n in names]
+    if args.set is None:
+        args.set = "quick" if args.quick else "full"
+    args.quick = args.set == "quick"
     return args
 
 
@@ -790,15 +815,29 @@ def run_bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], B
 
 
 def run_once(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Bench]:
-    spec = datasets.QUICK if args.quick else datasets.FULL
     workdir: Path = args.workdir.resolve()
-    dataset = datasets.build_dataset(spec, workdir, log)
     run_dir = workdir / "run"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     live = run_dir / "live"
-    log("laying out the live tree")
-    datasets.prepare_live_tree(dataset, live)
+    if args.set == "media":
+        media_root = datasets.build_media(datasets.MEDIA, workdir, log)
+        log("laying out the live tree")
+        datasets.prepare_media_live(media_root, live)
+
+        def change_live() -> tuple[dict[str, Any], Any]:
+            change = datasets.apply_media_change(datasets.MEDIA, live)
+            return asdict(change), None
+    else:
+        spec = datasets.QUICK if args.set == "quick" else datasets.FULL
+        dataset = datasets.build_dataset(spec, workdir, log)
+        log("laying out the live tree")
+        datasets.prepare_live_tree(dataset, live)
+
+        def change_live() -> tuple[dict[str, Any], Any]:
+            change = datasets.apply_incremental_change(dataset, live)
+            return asdict(change), change
+
     log("warm-up read of the live tree")
     initial_bytes = datasets.total_bytes(datasets.manifest(live))
     load_before = os.getloadavg()
@@ -807,7 +846,7 @@ def run_once(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Be
     init_repos(bench)
     backup_phase(bench, "initial", live, initial_bytes)
     log("applying the incremental change")
-    change = datasets.apply_incremental_change(dataset, live)
+    change_doc, change = change_live()
     log("warm-up read of the changed tree")
     expected = datasets.manifest(live)
     final_bytes = datasets.total_bytes(expected)
@@ -821,7 +860,16 @@ def run_once(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Be
         | {"loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "versions": versions,
         "tool_order": args.tool_names,
-        "dataset": dataset_report(dataset, initial_bytes, final_bytes, change),
+        "dataset": (
+            {
+                "spec": asdict(datasets.MEDIA),
+                "initial_bytes": initial_bytes,
+                "final_bytes": final_bytes,
+                "change": change_doc,
+            }
+            if args.set == "media"
+            else dataset_report(dataset, initial_bytes, final_bytes, change)
+        ),
         "results": [asdict(r) | {"mib_per_s": r.mib_per_s} for r in bench.results],
         "snowvault_stats": next((t.stats() for t in bench.tools if t.name == "snowvault"), None),
     }
@@ -835,7 +883,9 @@ def main(argv: list[str] | None = None) -> int:
     report, bench = run_bench(args, command)
     markdown = render(report, bench)
     day = report["date_utc"][:10].replace("-", "")
-    suffix = ("-quick" if args.quick else "") + (f"-cpus{args.cpus}" if args.cpus else "")
+    suffix = ("" if args.set == "full" else f"-{args.set}") + (
+        f"-cpus{args.cpus}" if args.cpus else ""
+    )
     args.results_dir.mkdir(parents=True, exist_ok=True)
     path = args.results_dir / f"engine-{day}{suffix}.md"
     path.write_text(markdown)
