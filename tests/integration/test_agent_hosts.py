@@ -17,6 +17,7 @@ root side of a veth pair, through its own network namespace. Then:
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -100,7 +101,8 @@ class Site:
 
     def attempts(self, job_id: str) -> int:
         """The catalog's attempt count of a backup job (not in the AWS API)."""
-        engine = catalog.db.create_engine(f"sqlite:///{self.server.data_dir}/catalog.db")
+        config = json.loads((self.server.data_dir / "config.json").read_text())
+        engine = catalog.db.create_engine(config["catalog_url"])
         try:
             with catalog.db.read_transaction(engine) as conn:
                 return catalog.jobs.get(conn, job_id).attempts
