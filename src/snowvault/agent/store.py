@@ -12,27 +12,38 @@ alone in its own request, whole, up to :data:`MAX_CALL_BYTES`: no blob is ever s
 over calls, so whichever server answers a call can store what it carries. A blob
 larger than that (a tree of a directory with some hundred thousand entries) fails the
 job with one line.
+
+Where the vault's store is S3 (the claim's ``Keys.Direct``), the blobs the vault lacks
+go into packs built here instead (a keyed pack: blobs and header sealed under the job
+key, ids under the host's scoped id key; repository-format.md), each PUT straight to
+the store through a presigned URL the server gives for that pack id, then committed:
+the server carries no data (docs/design/agents.md, "Direct uploads to S3").
 """
 
 from __future__ import annotations
 
 import base64
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+import urllib3
+
 from snowvault.agent.client import AgentApi
 from snowvault.core.errors import InvalidInput
-from snowvault.engine import compression
+from snowvault.engine import compression, packs
 from snowvault.engine.chunker import ChunkerParams
-from snowvault.engine.crypto import agent_blobs
+from snowvault.engine.crypto import agent_blobs, primitives
 
 BATCH_BYTES = 2 * 1024 * 1024
 MAX_CALL_BYTES = 3 * 1024 * 1024 - 64 * 1024
 """The largest sealed blob one request carries (base64 of it and the JSON around it
 stay under the server's default 4 MiB request limit)."""
 MAX_IDS_PER_ASK = 1000
+PUT_TRIES = 4
+DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,8 @@ class JobKeys:
     job_key: bytes = field(repr=False)
     id_key: bytes = field(repr=False)
     chunker: ChunkerParams
+    direct: bool = False
+    pack_size: int = DEFAULT_PACK_SIZE
 
     @classmethod
     def from_api(cls, doc: dict[str, Any]) -> JobKeys:
@@ -47,7 +60,17 @@ class JobKeys:
             base64.b64decode(doc["JobKey"]),
             base64.b64decode(doc["IdKey"]),
             ChunkerParams.from_dict(doc["Chunker"]),
+            bool(doc.get("Direct")),
+            int(doc.get("PackSize") or DEFAULT_PACK_SIZE),
         )
+
+
+@dataclass
+class _Pack:
+    """A keyed pack being filled (blobs of one kind)."""
+
+    buf: bytearray = field(default_factory=bytearray)
+    entries: list[packs.PackEntry] = field(default_factory=list)
 
 
 def _item(blob_id: bytes, kind: str, data: bytes) -> dict[str, Any]:
@@ -63,7 +86,7 @@ class RemoteBlobStore:
         self._keys = keys
         self._lock = threading.Lock()
         self._known: set[bytes] = set()
-        self._pending: list[tuple[bytes, str, bytes]] = []
+        self._pending: list[tuple[bytes, str, bytes, int]] = []
         self._pending_bytes = 0
         self.total = total
         self.stats_stored_bytes = 0
@@ -71,6 +94,10 @@ class RemoteBlobStore:
         self.skipped_blobs = 0
         self.recovery_point_arn: str | None = None
         self.state: str | None = None
+        self.packs_uploaded = 0
+        self._sealer = primitives.Sealer(keys.job_key)
+        self._open: dict[int, _Pack] = {}
+        self._http: urllib3.PoolManager | None = None
 
     @property
     def chunker_params(self) -> ChunkerParams:
@@ -82,12 +109,16 @@ class RemoteBlobStore:
             if blob_id in self._known:
                 return blob_id
             self._known.add(blob_id)
-            sealed = agent_blobs.seal_blob(
-                self._keys.job_key, self._job_id, str(kind), blob_id, compression.pack(data)
-            )
+            if self._keys.direct:  # sealed as a keyed pack holds it
+                aad = packs.blob_aad(packs.KINDS[str(kind)], blob_id)
+                sealed = self._sealer.seal(compression.pack(data), aad)
+            else:
+                sealed = agent_blobs.seal_blob(
+                    self._keys.job_key, self._job_id, str(kind), blob_id, compression.pack(data)
+                )
             if self._pending_bytes + len(sealed) > BATCH_BYTES:
                 self._flush_locked()
-            self._pending.append((blob_id, str(kind), sealed))
+            self._pending.append((blob_id, str(kind), sealed, len(data)))
             self._pending_bytes += len(sealed)
         return blob_id
 
@@ -105,13 +136,15 @@ class RemoteBlobStore:
     def flush(self) -> None:
         with self._lock:
             self._flush_locked()
+            for kind in sorted(self._open):
+                self._upload_pack(self._open.pop(kind))
 
     def _flush_locked(self) -> None:
         if not self._pending:
             return
         pending, self._pending, self._pending_bytes = self._pending, [], 0
         present: set[str] = set()
-        ids = [blob_id.hex() for blob_id, _, _ in pending]
+        ids = [blob_id.hex() for blob_id, _, _, _ in pending]
         for start in range(0, len(ids), MAX_IDS_PER_ASK):
             doc = self._api.call(
                 "AgentHasBlobs",
@@ -120,11 +153,14 @@ class RemoteBlobStore:
             present.update(doc.get("Present", []))
         missing = [b for b in pending if b[0].hex() not in present]
         self.skipped_blobs += len(pending) - len(missing)
+        if self._keys.direct:
+            self._add_to_packs(missing)
+            return
         small = [b for b in missing if len(b[2]) <= BATCH_BYTES]
         if small:
-            body = [_item(blob_id, kind, sealed) for blob_id, kind, sealed in small]
+            body = [_item(blob_id, kind, sealed) for blob_id, kind, sealed, _ in small]
             self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Blobs": body})
-        for blob_id, kind, sealed in missing:
+        for blob_id, kind, sealed, _ in missing:
             if len(sealed) > MAX_CALL_BYTES:
                 raise InvalidInput(
                     detail=f"a {kind} blob of {len(sealed)} bytes is larger than one upload "
@@ -134,7 +170,60 @@ class RemoteBlobStore:
                 item = _item(blob_id, kind, sealed)
                 self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Blobs": [item]})
         self.uploaded_blobs += len(missing)
-        self.stats_stored_bytes += sum(len(sealed) for _, _, sealed in missing)
+        self.stats_stored_bytes += sum(len(sealed) for _, _, sealed, _ in missing)
+
+    # -- direct uploads: keyed packs, PUT to the store through presigned URLs -------
+
+    def _add_to_packs(self, blobs: list[tuple[bytes, str, bytes, int]]) -> None:
+        for blob_id, kind, sealed, raw in blobs:
+            code = packs.KINDS[kind]
+            pack = self._open.setdefault(code, _Pack())
+            pack.entries.append(packs.PackEntry(code, blob_id, len(pack.buf), len(sealed), raw))
+            pack.buf += sealed
+            self.uploaded_blobs += 1
+            self.stats_stored_bytes += len(sealed)
+            if len(pack.buf) >= self._keys.pack_size:
+                self._upload_pack(self._open.pop(code))
+
+    def _upload_pack(self, pack: _Pack) -> None:
+        """Seal the header, name the pack by its SHA-256, ask for a presigned URL, PUT
+        it (tried again on network trouble, with a fresh URL), then commit it."""
+        if not pack.entries:
+            return
+        body = bytes(pack.buf + packs.encode_header(self._sealer, pack.entries))
+        pack_id = primitives.content_hash(body).hex()
+        md5 = agent_blobs.content_md5(body)
+        declared = {"PackId": pack_id, "Size": len(body), "ContentMD5": md5}
+        for attempt in range(PUT_TRIES):
+            doc = self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Presign": [declared]})
+            upload = doc["Uploads"][0]
+            if upload.get("Exists"):
+                break
+            if self._put(str(upload["Url"]), dict(upload.get("Headers") or {}), body):
+                break
+            if attempt + 1 == PUT_TRIES:
+                raise InvalidInput(detail=f"the store refused pack {pack_id} {PUT_TRIES} times")
+            time.sleep(min(2.0**attempt, 10.0))
+        self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Commit": [declared]})
+        self.packs_uploaded += 1
+
+    def _put(self, url: str, headers: dict[str, str], body: bytes) -> bool:
+        """One PUT of ``body`` to a presigned URL: True when the store holds it (200, or
+        412: an earlier try landed; the commit checks its size and MD5)."""
+        if self._http is None:
+            self._http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(30, 300))
+        try:
+            response = self._http.request("PUT", url, body=body, headers=headers)
+        except urllib3.exceptions.HTTPError:
+            return False
+        if response.status in (200, 412):
+            return True
+        if response.status in (403, 408, 429) or response.status >= 500:
+            return False  # an expired URL, throttling, the store's trouble: try again
+        raise InvalidInput(
+            detail=f"the store refused pack upload with HTTP {response.status}: "
+            f"{response.data[:200]!r}"
+        )
 
     def save_manifest(self, manifest: dict[str, Any]) -> str:
         """Upload what is pending, then commit the point on the server (it completes the

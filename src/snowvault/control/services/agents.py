@@ -23,6 +23,7 @@ Must not depend on the scheduler, the composition root or any interface.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import re
@@ -49,7 +50,19 @@ from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
 from snowvault.core.errors import InvalidInput, NotFound, SnowvaultError
-from snowvault.engine import compression, crypto, locks, prune, restorer, snapshots, tree
+from snowvault.engine import (
+    compression,
+    crypto,
+    errors,
+    keyed_packs,
+    locks,
+    packs,
+    prune,
+    restorer,
+    snapshots,
+    tree,
+)
+from snowvault.engine.backends import s3
 from snowvault.engine.chunker import ChunkerParams
 from snowvault.engine.crypto import agent_blobs
 from snowvault.engine.repository import Repository
@@ -101,11 +114,32 @@ def revoke(deps: Deps, caller: Caller, host: str) -> None:
         catalog.agents.delete(conn, account_id=caller.account_id, host=host)
         catalog.accounts.delete_principal(conn, agent.principal_arn)
         running = catalog.agents.leased_job_ids(conn, _worker(agent))
+    why = f"the agent of host {host} was revoked"
     for job_id in running:  # ended now, not when their leases run out
         with catalog.db.read_transaction(deps.engine) as conn:
             job = catalog.jobs.get(conn, job_id)
         if job.account_id == caller.account_id:
-            _fail(deps, job, _worker(agent), f"the agent of host {host} was revoked")
+            _fail(deps, job, _worker(agent), why)
+    for restore in _leased_restores(deps, caller.account_id, _worker(agent)):
+        _end_restore(deps, restore, _worker(agent), why)
+
+
+def _leased_restores(deps: Deps, account_id: str, worker: str) -> list[RestoreJob]:
+    """The account's RUNNING restore jobs leased to ``worker``, in every region."""
+    found: list[RestoreJob] = []
+    filters = catalog.restore_jobs.RestoreJobFilters(status="RUNNING")
+    with catalog.db.read_transaction(deps.engine) as conn:
+        for region in deps.storage.regions:
+            token = None
+            while True:
+                page = catalog.restore_jobs.list_jobs(
+                    conn, region=region, account_ids=[account_id], filters=filters, token=token
+                )
+                found += [j for j in page.items if j.lease_owner == worker]
+                token = page.next_token
+                if not token:
+                    break
+    return found
 
 
 def list_agents(deps: Deps, caller: Caller) -> list[catalog.agents.Agent]:
@@ -154,12 +188,16 @@ _UPLOADED_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class JobKeys:
-    """What an agent needs to write blobs a vault accepts: the job's data key, the
-    vault's blob-id key and chunker parameters (never the repository secret)."""
+    """What an agent needs to write blobs a vault accepts: the job's data key, a blob-id
+    key and the chunker parameters (never the repository secret). Where the vault's
+    store is S3 (``direct``) the agent writes keyed packs straight to it: the id key is
+    then its host's scoped one (never the vault's) and ``pack_size`` its pack target."""
 
     job_key: bytes = field(repr=False)
     id_key: bytes = field(repr=False)
     chunker: dict[str, int]
+    direct: bool = False
+    pack_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -305,10 +343,14 @@ def _prepare(
         return None
     secrets = resources.worker_secrets(deps, resource["arn"])
     with vaults.open_repository(deps, vault) as repo:
+        direct = s3.direct_store(repo.backend) is not None
+        scope = keyed_packs.agent_scope(agent.account_id, agent.host)
         keys = JobKeys(
             agent_blobs.new_job_key(),
-            repo.delegated_id_key(),
+            repo.scoped_id_key(scope) if direct else repo.delegated_id_key(),
             agent_chunker(repo.chunker_params).to_dict(),
+            direct=direct,
+            pack_size=min(repo.config.pack_size, MAX_PACK_BYTES) if direct else 0,
         )
     sealed = _box(deps).seal(keys.job_key, _key_context(job.job_id, job.attempts))
     with catalog.db.transaction(deps.engine) as conn:
@@ -557,7 +599,7 @@ def put_manifest(
         except (KeyError, ValueError, SnowvaultError) as exc:
             raise InvalidInput(detail=f"the manifest names a tree the vault lacks: {exc}") from None
         _check_trees(repo, parsed.tree)
-        missing = [b for b in used if not repo.has_blob(b)]
+        missing = [b for b in used if not repo.has_any_blob(b)]
         if missing:
             raise InvalidInput(
                 detail=f"the manifest names {len(missing)} blob(s) the vault lacks, "
@@ -569,6 +611,155 @@ def put_manifest(
     state = backup_jobs.record_agent_point(deps, job, leased.worker, vault, row, result, total)
     _forget(deps, job.job_id)
     return state, job.recovery_point_arn
+
+
+# ------------------------------------------------------------------ direct uploads to S3
+
+PRESIGN_SECONDS = 15 * 60
+MAX_PACKS_PER_CALL = 32
+MAX_PACK_BYTES = 64 * 1024 * 1024
+_MD5_B64 = re.compile(r"^[A-Za-z0-9+/]{22}==$")
+
+
+@dataclass(frozen=True)
+class PackUpload:
+    """One pack an agent asks to upload (presign) or has uploaded (commit)."""
+
+    pack_id: str
+    size: int
+    content_md5: str
+
+
+@dataclass(frozen=True)
+class Presigned:
+    pack_id: str
+    url: str = field(repr=False)
+    headers: dict[str, str]
+    exists: bool = False
+
+
+def parse_packs(value: object) -> list[PackUpload]:
+    """``Packs: [{PackId, Size, ContentMD5}]`` of a presign or commit request."""
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_PACKS_PER_CALL:
+        raise InvalidInput(detail=f"Packs must be a list of 1-{MAX_PACKS_PER_CALL} packs")
+    out = []
+    for item in value:
+        if not isinstance(item, dict):
+            raise InvalidInput(detail="each pack is an object {PackId, Size, ContentMD5}")
+        try:
+            pack_id = keyed_packs.check_pack_id(item.get("PackId"))
+        except ValueError as exc:
+            raise InvalidInput(detail=f"PackId: {exc}") from None
+        size, md5 = item.get("Size"), item.get("ContentMD5")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= MAX_PACK_BYTES:
+            raise InvalidInput(detail=f"Size must be an integer of 1-{MAX_PACK_BYTES} bytes")
+        if not isinstance(md5, str) or not _MD5_B64.match(md5):
+            raise InvalidInput(detail="ContentMD5 must be the base64 MD5 of the pack (24 chars)")
+        out.append(PackUpload(pack_id, size, md5))
+    if len({p.pack_id for p in out}) != len(out):
+        raise InvalidInput(detail="a pack is named twice")
+    return out
+
+
+def _job_pack_key(leased: _Leased, account_id: str) -> keyed_packs.PackKey:
+    return keyed_packs.PackKey(leased.job_key, keyed_packs.agent_scope(account_id, leased.host))
+
+
+def _direct(repo: Repository) -> s3.S3Backend:
+    store = s3.direct_store(repo.backend)
+    if store is None:
+        raise InvalidInput(
+            detail="this vault's store is not S3: upload blobs with AgentPutBlobs Blobs"
+        )
+    return store
+
+
+def presign_packs(
+    deps: Deps, caller: Caller, job_id: object, uploads: list[PackUpload]
+) -> list[Presigned]:
+    """AgentPutBlobs ``Presign``: short-lived PUT URLs, one per pack, for the keys the
+    server derives from each pack id (``data/<hh>/<id>``; the agent never names a key),
+    each bound to its Content-MD5 and refusing to replace an object. The packs' key
+    record (this attempt's job key, the host's id scope) is written first, so a pack
+    that lands is always readable and prunable. A pack id the store already holds is
+    answered ``exists`` when it is this job's own (a retried upload), else refused."""
+    leased = _leased(deps, caller, job_id)
+    key = _job_pack_key(leased, caller.account_id)
+    out: list[Presigned] = []
+    with (
+        vaults.open_repository(deps, _vault_of(deps, leased.job)) as repo,
+        locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
+    ):
+        store = _direct(repo)
+        fresh = []
+        for upload in uploads:
+            known = repo.pack_key(upload.pack_id)
+            if known is not None and known != key:
+                raise InvalidInput(detail=f"pack {upload.pack_id} is not this job's to upload")
+            name = packs.pack_name(upload.pack_id)
+            if repo.backend.exists(name):
+                if known is None:  # the vault's own pack, or one nobody may name
+                    raise InvalidInput(detail=f"pack {upload.pack_id} is not this job's to upload")
+                out.append(Presigned(upload.pack_id, "", {}, exists=True))
+                continue
+            fresh.append(upload)
+        if fresh:
+            repo.put_pack_keys([u.pack_id for u in fresh], key)
+        for upload in fresh:
+            signed = store.presign_put(
+                packs.pack_name(upload.pack_id), upload.content_md5, PRESIGN_SECONDS
+            )
+            out.append(Presigned(upload.pack_id, signed.url, signed.headers))
+    return out
+
+
+def commit_packs(deps: Deps, caller: Caller, job_id: object, uploads: list[PackUpload]) -> int:
+    """AgentPutBlobs ``Commit``: index packs the agent put to the store. For each the
+    server asks the store for its size and ETag (no data is read: they must be the size
+    and MD5 the agent declared), then reads only its sealed header (two ranged reads)
+    and opens it with this attempt's job key: a header that opens was sealed by this
+    job. Its entries become the pack's index segment. The number of packs indexed."""
+    leased = _leased(deps, caller, job_id)
+    key = _job_pack_key(leased, caller.account_id)
+    stored: list[bytes] = []
+    with (
+        vaults.open_repository(deps, _vault_of(deps, leased.job)) as repo,
+        locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
+    ):
+        store = _direct(repo)
+        for upload in uploads:
+            name = packs.pack_name(upload.pack_id)
+            known = repo.pack_key(upload.pack_id)
+            if known is not None and known != key:
+                raise InvalidInput(detail=f"pack {upload.pack_id} is not this job's")
+            try:
+                size, etag = store.object_etag(name)
+            except errors.ObjectNotFound:
+                raise InvalidInput(detail=f"pack {upload.pack_id} is not in the store") from None
+            md5_hex = base64.b64decode(upload.content_md5).hex()
+            if size != upload.size or etag != md5_hex:
+                raise InvalidInput(
+                    detail=f"pack {upload.pack_id} in the store is not the one declared "
+                    f"(size {size}, ETag {etag})"
+                )
+            if known is None:  # a prune dropped the record of a pack not yet landed
+                repo.put_pack_keys([upload.pack_id], key)
+            try:
+                entries = repo.read_pack_header(upload.pack_id)
+            except (errors.IntegrityError, errors.BackendError) as exc:
+                raise InvalidInput(
+                    detail=f"pack {upload.pack_id}: {exc.fields.get('detail', exc)}"
+                ) from None
+            end = max((e.offset + e.length for e in entries), default=0)
+            if not entries or end > size or any(e.kind not in packs.KIND_NAMES for e in entries):
+                raise InvalidInput(detail=f"pack {upload.pack_id}: its header is not a pack's")
+            repo.add_keyed_pack(upload.pack_id, entries)
+            stored += [e.blob_id for e in entries]
+    with _UPLOADED_LOCK:
+        while len(_UPLOADED) >= _PARENT_SETS_KEPT and leased.job.job_id not in _UPLOADED:
+            _UPLOADED.pop(next(iter(_UPLOADED)))
+        _UPLOADED.setdefault(leased.job.job_id, set()).update(stored)
+    return len(uploads)
 
 
 MANIFEST_KINDS = {"Directory": frozenset({"directory"})}

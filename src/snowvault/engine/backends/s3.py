@@ -26,6 +26,7 @@ import builtins
 import contextlib
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -118,6 +119,7 @@ def make_client(
         "connect_timeout": connect_timeout,
         "read_timeout": read_timeout,
         "max_pool_connections": max_pool_connections,
+        "signature_version": "s3v4",  # presigned URLs too (boto3 presigns SigV2 otherwise)
     }
     if endpoint_url:  # S3-compatible servers rarely do virtual-hosted buckets
         options["s3"] = {"addressing_style": "path"}
@@ -171,6 +173,28 @@ def bucket_has_object_lock(
         return object_lock_enabled(client, bucket)
     finally:
         client.close()
+
+
+@dataclass(frozen=True)
+class PresignedPut:
+    """A presigned PUT: the URL and the headers its holder must send with it."""
+
+    url: str
+    headers: dict[str, str]
+
+
+def direct_store(backend: base.Backend) -> S3Backend | None:
+    """The S3 store a backend writes into (through the retry wrapper and the warm side
+    of a tiered store), or None when it is not S3: where presigned uploads can go."""
+    seen = 0
+    while seen < 4:
+        if isinstance(backend, S3Backend):
+            return backend
+        inner = getattr(backend, "inner", None) or getattr(backend, "warm", None)
+        if inner is None:
+            return None
+        backend, seen = inner, seen + 1
+    return None
 
 
 class S3Backend:
@@ -302,6 +326,27 @@ class S3Backend:
 
     def close(self) -> None:
         self._client.close()
+
+    def presign_put(self, name: str, content_md5: str, expires_seconds: int) -> PresignedPut:
+        """A URL that lets its holder PUT object ``name`` once, with exactly the bytes whose
+        MD5 (base64) is ``content_md5``, until ``expires_seconds`` from now: SigV4 signs
+        the key, the Content-MD5 header and ``If-None-Match: *`` (an existing object is
+        never replaced). Nothing is sent to the store."""
+        headers = {"Content-MD5": content_md5, "If-None-Match": "*"}
+        params = {"Bucket": self._bucket, "Key": self._key(name), "ContentMD5": content_md5}
+        params["IfNoneMatch"] = "*"
+        try:
+            url = self._client.generate_presigned_url(
+                "put_object", Params=params, ExpiresIn=expires_seconds
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, name) from exc
+        return PresignedPut(str(url), headers)
+
+    def object_etag(self, name: str) -> tuple[int, str]:
+        """(size, ETag without quotes) of ``name``; reads no data."""
+        head = self._head(name)
+        return int(head["ContentLength"]), str(head.get("ETag", "")).strip('"')
 
     # -- helpers -------------------------------------------------------------------
 

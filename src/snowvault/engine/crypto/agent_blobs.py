@@ -12,6 +12,9 @@ that key, never the repository secret or encryption key).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 from snowvault.engine.crypto import primitives
 
 _KINDS = {"data": b"\x00", "tree": b"\x01"}
@@ -38,3 +41,9 @@ def open_blob(job_key: bytes, job_id: str, kind: str, blob_id: bytes, sealed: by
 
 def blob_id(id_key: bytes, data: bytes | memoryview) -> bytes:
     return primitives.keyed_hash(id_key, data)
+
+
+def content_md5(data: bytes | bytearray) -> str:
+    """The base64 MD5 of ``data``: the Content-MD5 a presigned upload is bound to, and
+    what the store answers as the object's ETag (an integrity check, not a secret)."""
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()

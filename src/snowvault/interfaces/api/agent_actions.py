@@ -8,6 +8,9 @@
     AgentHeartbeat {JobId, LeaseSeconds?, PercentDone?, BytesTransferred?} -> {State}
     AgentHasBlobs {JobId, BlobIds}                   -> {Present}
     AgentPutBlobs {JobId, Blobs: [{BlobId, Kind, Data (base64)}]} -> {Stored}  (whole blobs)
+    AgentPutBlobs {JobId, Presign: [{PackId, Size, ContentMD5}]}
+                  -> {Uploads: [{PackId, Url, Headers, ExpiresIn} | {PackId, Exists}]}
+    AgentPutBlobs {JobId, Commit: [{PackId, Size, ContentMD5}]} -> {Stored}  (packs)
     AgentPutManifest {JobId, Manifest, BackupSizeInBytes?} -> {State, RecoveryPointArn}
     AgentFailJob {JobId, StatusMessage}
     AgentReadBlobs {JobId, BlobIds}  -> {Blobs: [{BlobId, Data (base64, sealed)}]}  (restores)
@@ -144,6 +147,7 @@ def claim_answer(claimed: agents.ClaimedJob | agents.ClaimedRestore) -> Out:
             "JobKey": base64.b64encode(keys.job_key).decode(),
             "IdKey": base64.b64encode(keys.id_key).decode(),
             "Chunker": dict(keys.chunker),
+            **({"Direct": True, "PackSize": keys.pack_size} if keys.direct else {}),
         },
     }
 
@@ -196,6 +200,36 @@ def _blobs(value: object) -> list[agents.BlobPart]:
 
 
 def agent_put_blobs(app: App, ctx: RequestContext, params: Params) -> Out:
+    """Three forms: ``Blobs`` (sealed blobs through the server: a local store),
+    ``Presign`` and ``Commit`` (keyed packs straight to an S3 store): one per call.
+    They are one operation since they are one permission, uploading a job's data."""
+    forms = [k for k in ("Blobs", "Presign", "Commit") if k in params]
+    if len(forms) != 1:
+        raise errors.ApiError(
+            "ValidationException", "give exactly one of Blobs, Presign or Commit."
+        )
+    if forms[0] == "Presign":
+        uploads = agents.presign_packs(
+            app.deps, caller(ctx), params.get("JobId"), agents.parse_packs(params["Presign"])
+        )
+        return {
+            "Uploads": [
+                {"PackId": u.pack_id, "Exists": True}
+                if u.exists
+                else {
+                    "PackId": u.pack_id,
+                    "Url": u.url,
+                    "Headers": dict(u.headers),
+                    "ExpiresIn": agents.PRESIGN_SECONDS,
+                }
+                for u in uploads
+            ]
+        }
+    if forms[0] == "Commit":
+        count = agents.commit_packs(
+            app.deps, caller(ctx), params.get("JobId"), agents.parse_packs(params["Commit"])
+        )
+        return {"Stored": count}
     stored = agents.put_blobs(
         app.deps, caller(ctx), params.get("JobId"), _blobs(params.get("Blobs"))
     )
