@@ -136,7 +136,8 @@ def _prune(
     to_delete: list[str] = []
     to_repack: list[tuple[str, list[packs.PackEntry]]] = []
     placed: set[bytes] = set()
-    for pack_id in sorted(by_pack):
+    # the repository's own packs first: of an id also in a keyed pack, its copy is kept
+    for pack_id in sorted(by_pack, key=lambda p: (repo.pack_key(p) is not None, p)):
         entries = by_pack[pack_id]
         live = [e for e in entries if e.blob_id in used and e.blob_id not in placed]
         total = sum(e.length for e in entries) or 1

@@ -86,6 +86,13 @@ def test_a_keyed_claim_on_an_id_of_the_repository_never_wins() -> None:
     repo.flush()
     assert repo.get_blob(real_id) == content
     assert Repository.open(repo.backend, raw_key=b"k" * 32).get_blob(real_id) == content
+    # and a prune keeps the writer's copy, whichever pack id sorts first
+    nodes = [tree.Node(name=b"f", type="file", size=len(content), content=((real_id.hex(), 1000),))]
+    repo.save_manifest({"tree": repo.add_blob("tree", tree.encode_tree(nodes)).hex()})
+    prune.prune(Repository.open(repo.backend, raw_key=b"k" * 32), FakeClock())
+    pruned = Repository.open(repo.backend, raw_key=b"k" * 32)
+    assert pruned.get_blob(real_id) == content
+    assert check.check(pruned, read_data=True).ok
 
 
 def test_prune_repacks_a_keyed_pack_keyed_and_drops_dead_records() -> None:
