@@ -11,6 +11,7 @@ keyed packs and their records.
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import select
@@ -23,14 +24,18 @@ from typing import Any
 
 import boto3
 import pytest
+import urllib3
 
 from helpers import stories
 from helpers.fleet import REGION, S3_KEYS, Fleet
 from helpers.sv_server import SNOWVAULT
+from snowvault.agent import client
 from snowvault.control import catalog
 from snowvault.control.services import vaults
 from snowvault.core.clock import SystemClock
-from snowvault.engine import check, keyed_packs, prune
+from snowvault.core.errors import SnowvaultError
+from snowvault.engine import check, compression, keyed_packs, packs, prune
+from snowvault.engine.crypto import agent_blobs, primitives
 
 VAULT = "direct"
 COPIES = "direct-copies"
@@ -239,4 +244,87 @@ def test_an_agent_puts_packs_straight_to_s3(fleet: Fleet) -> None:
         agent.terminate()
         agent.wait(30)
         counter.close()
+    assert fleet.server_errors() == []
+
+
+def test_a_malicious_agents_packs_reach_no_other_resource(fleet: Fleet) -> None:
+    """An agent (its key pair in this test's hands) that somehow knows the id the vault
+    gives some content commits a keyed pack holding garbage under that id; the server
+    then backs up a directory of its own holding that content: the point restores the
+    real bytes, and after a prune the vault checks clean. The same key cannot have a
+    pack the vault holds, or a name of its choosing, presigned."""
+    content = random.Random(3).randbytes(300_000)
+    with (
+        fleet.inspect() as app,
+        vaults.open_repository(app.deps, _vault(app, fleet, VAULT)) as repo,
+    ):
+        known_id = repo.blob_id(content)  # the server's scope: never an agent's to compute
+    keys = fleet.enroll("evil-1")
+    body = {"ResourceType": "Directory", "Name": "evil", "Source": "/srv/evil"}
+    body["WorkerLabel"] = "agent:evil-1"
+    evil_arn = str(fleet.front.ext("RegisterResource", body)["ResourceArn"])
+    backup = fleet.front.client()
+    backup.start_backup_job(BackupVaultName=VAULT, ResourceArn=evil_arn, IamRoleArn=stories.ROLE)
+    api = client.AgentApi(fleet.proxy.endpoint, REGION, keys["key"], keys["secret"])
+    job = api.call("AgentClaimJob", {"WaitSeconds": 5})["Job"]
+    assert job["Keys"]["Direct"] is True
+    job_key = base64.b64decode(job["Keys"]["JobKey"])
+    sealer = primitives.Sealer(job_key)
+    blob = sealer.seal(compression.pack(b"garbage"), packs.blob_aad(packs.KIND_DATA, known_id))
+    entries = [packs.PackEntry(packs.KIND_DATA, known_id, 0, len(blob), 7)]
+    pack = blob + packs.encode_header(sealer, entries)
+    declared = {
+        "PackId": primitives.content_hash(pack).hex(),
+        "Size": len(pack),
+        "ContentMD5": agent_blobs.content_md5(pack),
+    }
+    upload = api.call("AgentPutBlobs", {"JobId": job["JobId"], "Presign": [declared]})
+    put = urllib3.request(
+        "PUT", upload["Uploads"][0]["Url"], body=pack, headers=upload["Uploads"][0]["Headers"]
+    )
+    assert put.status == 200
+    assert api.call("AgentPutBlobs", {"JobId": job["JobId"], "Commit": [declared]}) == {"Stored": 1}
+
+    source = fleet.servers[0].home / "server-side"
+    source.mkdir()
+    (source / "same.bin").write_bytes(content)
+    body = {"ResourceType": "Directory", "Name": "server-side", "Source": str(source)}
+    server_arn = str(fleet.front.ext("RegisterResource", body)["ResourceArn"])
+    done = _backup(backup, server_arn)
+    assert done["State"] == "COMPLETED", done
+    target = fleet.servers[0].home / "restored"
+    restore = backup.start_restore_job(
+        RecoveryPointArn=done["RecoveryPointArn"],
+        Metadata={"targetPath": str(target)},
+        IamRoleArn=stories.ROLE,
+    )
+    restored = stories.poll(
+        lambda: backup.describe_restore_job(RestoreJobId=restore["RestoreJobId"]),
+        "Status",
+        FINAL,
+        timeout=120,
+    )
+    assert restored["Status"] == "COMPLETED", restored
+    assert (target / "same.bin").read_bytes() == content
+
+    # the same key: a pack the vault holds, a name of its choosing
+    server_pack = next(k for k, _ in _s3_objects(fleet) if "/data/" in k).rsplit("/", 1)[-1]
+    for pack_id in (server_pack, "../../config"):
+        ask = {"PackId": pack_id, "Size": 10, "ContentMD5": declared["ContentMD5"]}
+        with pytest.raises(SnowvaultError):
+            api.call("AgentPutBlobs", {"JobId": job["JobId"], "Presign": [ask]})
+    api.call("AgentFailJob", {"JobId": job["JobId"], "StatusMessage": "done lying"})
+    with (
+        fleet.inspect() as app,
+        vaults.open_repository(app.deps, _vault(app, fleet, VAULT)) as repo,
+    ):
+        report = check.check(repo, read_data=True)  # the garbage fails in its own scope
+        assert [p.object for p in report.problems] == [packs.pack_name(declared["PackId"])]
+        prune.prune(repo, SystemClock())  # nothing names the agent's pack: it goes
+    with (
+        fleet.inspect() as app,
+        vaults.open_repository(app.deps, _vault(app, fleet, VAULT)) as repo,
+    ):
+        assert check.check(repo, read_data=True).problems == []
+        assert repo.pack_keys() == {}
     assert fleet.server_errors() == []
