@@ -133,16 +133,15 @@ def load(backend: Backend, sealer: primitives.Sealer) -> dict[str, PackKey]:
     return out
 
 
-def record_packs(backend: Backend, sealer: primitives.Sealer) -> dict[str, list[str]]:
-    """Every record's name with the packs it names (for prune, which deletes a record
-    once none of its packs exists)."""
-    out: dict[str, list[str]] = {}
+def records(backend: Backend, sealer: primitives.Sealer) -> dict[str, tuple[list[str], PackKey]]:
+    """Every record's name with the packs it names and their key (for prune, which
+    deletes a record once none of its packs exists and merges a key's records)."""
+    out: dict[str, tuple[list[str], PackKey]] = {}
     for info in backend.list(PREFIX):
         try:
-            ids, _key = decode_record(sealer, backend.get(info.name))
+            out[info.name] = decode_record(sealer, backend.get(info.name))
         except errors.ObjectNotFound:
             continue
         except ValueError as exc:
             raise errors.IntegrityError(name=info.name, detail=str(exc)) from exc
-        out[info.name] = ids
     return out

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from snowvault.core.clock import Clock
-from snowvault.engine import errors, index, locks, packs, tree
+from snowvault.engine import errors, index, keyed_packs, locks, packs, tree
 from snowvault.engine.repository import Repository
 
 
@@ -186,15 +186,28 @@ def _prune(
 
 def _drop_pack_keys(repo: Repository, report: PruneReport, bypass: bool) -> None:
     """Delete the pack-key records none of whose packs the store holds any more (their
-    packs were pruned, or an agent never uploaded them); after the packs, so a pack
-    the store holds always has its key."""
+    packs were pruned, or an agent never uploaded them), and merge the records of one
+    key into one (an agent job writes one per pack; every open reads them all): the
+    merged record first, then the old ones, so a pack the store holds always has its
+    key."""
     records = repo.pack_key_records()
     if not records:
         return
     stored = {pack_id for pack_id, _size in repo.list_packs()}
-    for name, pack_ids in records.items():
-        if not stored.intersection(pack_ids):
+    by_key: dict[keyed_packs.PackKey, list[tuple[str, list[str], keyed_packs.PackKey]]] = {}
+    for name, (pack_ids, key) in records.items():
+        live = sorted(stored.intersection(pack_ids))
+        if not live:
             _delete(repo, name, report, bypass)
+            continue
+        by_key.setdefault(key, []).append((name, live, key))
+    for group in by_key.values():
+        if len(group) < 2:
+            continue
+        merged = repo.put_pack_keys(sorted({p for _, live, _ in group for p in live}), group[0][2])
+        for name, _live, _key in group:
+            if name != merged:
+                _delete(repo, name, report, bypass)
 
 
 def _repack(

@@ -442,9 +442,9 @@ class Repository:
             self._pack_keys.setdefault(pack_id, key)
         return name
 
-    def pack_key_records(self) -> dict[str, list[str]]:
-        """Every pack-key record's name with the packs it names (for prune)."""
-        return keyed_packs.record_packs(self.backend, self._sealer())
+    def pack_key_records(self) -> dict[str, tuple[list[str], keyed_packs.PackKey]]:
+        """Every pack-key record's name with the packs it names and their key (prune)."""
+        return keyed_packs.records(self.backend, self._sealer())
 
     def add_keyed_pack(self, pack_id: str, entries: list[packs.PackEntry]) -> str:
         """Index a keyed pack the store holds (its record written first); the segment."""

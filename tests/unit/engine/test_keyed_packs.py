@@ -139,3 +139,23 @@ def test_a_damaged_record_is_an_integrity_error() -> None:
     repo.backend.put(keyed_packs.PREFIX + "00" * 32, b"not sealed at all, long enough")
     with pytest.raises(Exception, match="pack-key record"):
         Repository.open(repo.backend, raw_key=b"k" * 32)
+
+
+def test_prune_merges_the_records_of_one_key() -> None:
+    repo = _repo()
+    key = keyed_packs.PackKey(primitives.random_bytes(32), SCOPE)
+    scoped = repo.scoped_id_key(SCOPE)
+    _p1, first = _keyed_pack(repo, key, [("data", b"one")], scoped)
+    _p2, second = _keyed_pack(repo, key, [("data", b"two")], scoped)
+    repo.add_blob("data", b"unused")  # something for prune to do
+    nodes = [
+        tree.Node(name=b"a", type="file", size=3, content=((first[0].hex(), 3),)),
+        tree.Node(name=b"b", type="file", size=3, content=((second[0].hex(), 3),)),
+    ]
+    repo.save_manifest({"tree": repo.add_blob("tree", tree.encode_tree(nodes)).hex()})
+    assert len(list(repo.backend.list(keyed_packs.PREFIX))) == 2
+    prune.prune(Repository.open(repo.backend, raw_key=b"k" * 32), FakeClock())
+    assert len(list(repo.backend.list(keyed_packs.PREFIX))) == 1
+    after = Repository.open(repo.backend, raw_key=b"k" * 32)
+    assert (after.get_blob(first[0]), after.get_blob(second[0])) == (b"one", b"two")
+    assert check.check(after, read_data=True).ok
