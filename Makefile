@@ -11,7 +11,7 @@ DATA_DIR ?= $(HOME)/.local/share/snowvault
 PORT ?= 8765
 PYTEST_ARGS ?=
 
-.PHONY: install run demo test check lint typecheck imports bench bench-resources bench-copy bench-tools clean
+.PHONY: install run demo test check lint typecheck imports bench bench-resources bench-copy bench-agents bench-tools clean
 
 $(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench-resources: $(STAMP) bench-tools
 # copy jobs beside rsync and restic copy (issue 14; benchmarks/copy_bench.py)
 bench-copy: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/copy_bench.py $(BENCH_ARGS)
+
+# agents beside the embedded worker, jobs per minute of 1, 2, 4 agents (issue 13; benchmarks/agent_bench.py)
+bench-agents: $(STAMP)
+	$(BIN)/python benchmarks/agent_bench.py $(BENCH_ARGS)
 
 bench-tools:
 	command -v restic >/dev/null && command -v borg >/dev/null && command -v rsync >/dev/null && test -x /usr/bin/time || (apt-get update -qq && apt-get install -y -qq restic borgbackup rsync time)

@@ -14,7 +14,9 @@ agent's), boto3 StartBackupJob, and ``snowvault agent run`` processes.
    For each job: wall time (StartBackupJob to the first DescribeBackupJob that sees it
    final, polled every 0.2 s), MiB/s, the CPU seconds (user + system, from
    /proc/PID/stat) of the server, the agent and moto over the job, what the store grew
-   by, and what the server received from the agent (below). The tree is read once
+   by, and what the server received from the agent (below); the server's CPU also
+   "net of idle": less what it spends idle in as long (its polling loops, measured for
+   10 s before the jobs). The tree is read once
    before the first job so every job sees warm caches. Agent and server share the
    machine's two cores here; on a fleet they would not.
 2. **Fleet**: for 1, 2 and 4 agents (hosts agent-1..N, one process each), a fresh
@@ -32,9 +34,12 @@ reads the tree from disk).
 
 Usage: .venv/bin/python benchmarks/agent_bench.py [--quick] [--only throughput,fleet]
        [--stores local,s3] [--agents 1,2,4] [--fleet-jobs 200]
-       [--fleet-catalog sqlite|postgres] [--workdir DIR] [--results-dir DIR]
-(``make bench-agents``). Output: a Markdown report on stdout and in
-benchmarks/results/agents-YYYYMMDD.md (``-quick`` added), then one line of JSON.
+       [--fleet-catalog sqlite|postgres] [--agent-batch-fix] [--src COMMIT|worktree]
+       [--workdir DIR] [--dataset-dir DIR] [--results-dir DIR]
+(``make bench-agents BENCH_ARGS=...``). Servers and agents run the ``src/`` of one
+commit (HEAD by default), extracted into the work dir, not the shared work tree.
+Output: a Markdown report on stdout and in benchmarks/results/agents-YYYYMMDD.md
+(``-quick`` added), then one line of JSON.
 A section that fails records its error and the run goes on.
 
 Depends on the standard library, boto3, psycopg and the sibling benchmark modules;
