@@ -107,8 +107,20 @@ def test_damaged_tree_names_the_directory(
     root = decode_tree(repo.get_blob(bytes.fromhex(repo.load_manifest(rp)["tree"])))
     etc = next(n for n in root if n.name == b"etc")
     repo.damaged.add(bytes.fromhex(etc.subtree or ""))
+    # planned (an include, or a target that is not empty): refused before writing
     with pytest.raises(errors.IntegrityError, match="directory /etc"):
-        restorer.restore(repo, rp, tmp_path / "out")
+        restorer.restore(repo, rp, tmp_path / "some", include=["etc", "var"])
+    assert not (tmp_path / "some").exists()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "unrelated").write_bytes(b"")
+    with pytest.raises(errors.IntegrityError, match="directory /etc"):
+        restorer.restore(repo, rp, tmp_path / "full")
+    assert sorted(os.listdir(tmp_path / "full")) == ["unrelated"]
+    # streamed (everything into a new directory): an error naming it, the rest restored
+    result = restorer.restore(repo, rp, tmp_path / "out")
+    [err] = result.errors
+    assert err.path == "etc" and "directory /etc" in err.error
+    assert (tmp_path / "out" / "var" / "log.txt").exists()
 
 
 def test_without_root_devices_are_skipped_and_owners_kept(
