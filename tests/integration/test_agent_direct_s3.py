@@ -120,14 +120,18 @@ def _backup(backup: Any, arn: str) -> dict[str, Any]:
     )
 
 
-def _s3_objects(fleet: Fleet) -> list[tuple[str, int]]:
-    s3 = boto3.client(
+def _s3(fleet: Fleet) -> Any:
+    return boto3.client(
         "s3",
         endpoint_url=fleet.s3_endpoint,
         region_name=REGION,
         aws_access_key_id=S3_KEYS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=S3_KEYS["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+def _s3_objects(fleet: Fleet) -> list[tuple[str, int]]:
+    s3 = _s3(fleet)
     out = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=fleet.bucket):
         out += [(o["Key"], int(o["Size"])) for o in page.get("Contents", ())]
@@ -308,11 +312,25 @@ def test_a_malicious_agents_packs_reach_no_other_resource(fleet: Fleet) -> None:
     assert (target / "same.bin").read_bytes() == content
 
     # the same key: a pack the vault holds, a name of its choosing
-    server_pack = next(k for k, _ in _s3_objects(fleet) if "/data/" in k).rsplit("/", 1)[-1]
+    server_pack = next(
+        k.rsplit("/", 1)[-1]
+        for k, _ in _s3_objects(fleet)
+        if "/data/" in k and not k.endswith(declared["PackId"])
+    )
     for pack_id in (server_pack, "../../config"):
         ask = {"PackId": pack_id, "Size": 10, "ContentMD5": declared["ContentMD5"]}
         with pytest.raises(SnowvaultError):
             api.call("AgentPutBlobs", {"JobId": job["JobId"], "Presign": [ask]})
+    # nor commit the vault's own pack (its real size and MD5): its header does not
+    # open with the job's key, and no record gives that pack the job's key
+    head = _s3(fleet).head_object(
+        Bucket=fleet.bucket,
+        Key=next(k for k, _ in _s3_objects(fleet) if k.endswith(server_pack)),
+    )
+    md5 = base64.b64encode(bytes.fromhex(head["ETag"].strip('"'))).decode()
+    theirs = {"PackId": server_pack, "Size": head["ContentLength"], "ContentMD5": md5}
+    with pytest.raises(SnowvaultError, match="pack header fails authentication"):
+        api.call("AgentPutBlobs", {"JobId": job["JobId"], "Commit": [theirs]})
     api.call("AgentFailJob", {"JobId": job["JobId"], "StatusMessage": "done lying"})
     with (
         fleet.inspect() as app,

@@ -64,7 +64,7 @@ from snowvault.engine import (
 )
 from snowvault.engine.backends import s3
 from snowvault.engine.chunker import ChunkerParams
-from snowvault.engine.crypto import agent_blobs
+from snowvault.engine.crypto import agent_blobs, primitives
 from snowvault.engine.repository import Repository
 
 check_host = agent_hosts.check_host
@@ -742,17 +742,9 @@ def commit_packs(deps: Deps, caller: Caller, job_id: object, uploads: list[PackU
                     detail=f"pack {upload.pack_id} in the store is not the one declared "
                     f"(size {size}, ETag {etag})"
                 )
+            entries = _keyed_header(repo, upload.pack_id, size, key)
             if known is None:  # a prune dropped the record of a pack not yet landed
-                repo.put_pack_keys([upload.pack_id], key)
-            try:
-                entries = repo.read_pack_header(upload.pack_id)
-            except (errors.IntegrityError, errors.BackendError) as exc:
-                raise InvalidInput(
-                    detail=f"pack {upload.pack_id}: {exc.fields.get('detail', exc)}"
-                ) from None
-            end = max((e.offset + e.length for e in entries), default=0)
-            if not entries or end > size or any(e.kind not in packs.KIND_NAMES for e in entries):
-                raise InvalidInput(detail=f"pack {upload.pack_id}: its header is not a pack's")
+                repo.put_pack_keys([upload.pack_id], key)  # (only once its header opened)
             repo.add_keyed_pack(upload.pack_id, entries)
             stored += [e.blob_id for e in entries]
     with _UPLOADED_LOCK:
@@ -760,6 +752,33 @@ def commit_packs(deps: Deps, caller: Caller, job_id: object, uploads: list[PackU
             _UPLOADED.pop(next(iter(_UPLOADED)))
         _UPLOADED.setdefault(leased.job.job_id, set()).update(stored)
     return len(uploads)
+
+
+def _keyed_header(
+    repo: Repository, pack_id: str, size: int, key: keyed_packs.PackKey
+) -> list[packs.PackEntry]:
+    """The entries of pack ``pack_id`` (``size`` bytes) from its sealed header alone (two
+    ranged reads), opened with ``key``: InvalidInput unless it opens and describes blobs
+    that fit the object. Read before any record names the pack, so a pack the job's key
+    does not open (the vault's own, another job's) never gets a record giving it that key."""
+    name = packs.pack_name(pack_id)
+    try:
+        if size < packs.TAIL_SIZE:
+            raise packs.PackFormatError("too short to be a pack")
+        tail = repo.backend.get(name, size - packs.TAIL_SIZE, packs.TAIL_SIZE)
+        hlen = packs.header_length(tail)
+        if hlen + packs.TAIL_SIZE > size:
+            raise packs.PackFormatError("header length beyond the pack")
+        sealed = repo.backend.get(name, size - packs.TAIL_SIZE - hlen, hlen)
+        entries = packs.decode_header(primitives.Sealer(key.key), sealed)
+    except (packs.PackFormatError, errors.BackendError) as exc:
+        raise InvalidInput(detail=f"pack {pack_id}: {exc}") from None
+    end = max((e.offset + e.length for e in entries), default=0)
+    if not entries or end + hlen + packs.TAIL_SIZE != size:
+        raise InvalidInput(detail=f"pack {pack_id}: its header does not describe the object")
+    if any(e.kind not in packs.KIND_NAMES for e in entries):
+        raise InvalidInput(detail=f"pack {pack_id}: a blob of an unknown kind")
+    return entries
 
 
 MANIFEST_KINDS = {"Directory": frozenset({"directory"})}
