@@ -102,9 +102,10 @@ def record_name(data: bytes) -> str:
 
 
 def load(backend: Backend, sealer: primitives.Sealer) -> dict[str, PackKey]:
-    """Every keyed pack of the repository with its key. A record that is damaged, or
-    that names a pack another record gives a different key, raises IntegrityError: a
-    reader must never guess which key opens a pack."""
+    """Every keyed pack of the repository with its key. A damaged record raises
+    IntegrityError. A pack that two records give different keys (two agent jobs that
+    named the same pack id at once) is left out: a reader never guesses a key, so that
+    pack's blobs read as damaged, and the rest of the repository as ever."""
     names = [o.name for o in backend.list(PREFIX)]
     if not names:
         return {}
@@ -118,6 +119,7 @@ def load(backend: Backend, sealer: primitives.Sealer) -> dict[str, PackKey]:
     with ThreadPoolExecutor(8) as pool:
         blobs = list(pool.map(read, names))
     out: dict[str, PackKey] = {}
+    ambiguous: set[str] = set()
     for name, data in zip(names, blobs, strict=True):
         if data is None:
             continue
@@ -127,9 +129,9 @@ def load(backend: Backend, sealer: primitives.Sealer) -> dict[str, PackKey]:
             raise errors.IntegrityError(name=name, detail=str(exc)) from exc
         for pack_id in ids:
             if out.setdefault(pack_id, key) != key:
-                raise errors.IntegrityError(
-                    name=name, detail=f"gives pack {pack_id} a key another record does not"
-                )
+                ambiguous.add(pack_id)
+    for pack_id in ambiguous:
+        del out[pack_id]
     return out
 
 

@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from snowvault.engine import check, compression, keyed_packs, packs, prune, tree
+from snowvault.engine import check, compression, errors, keyed_packs, packs, prune, tree
 from snowvault.engine.backends.memory import MemoryBackend
 from snowvault.engine.crypto import primitives
 from snowvault.engine.repository import Repository
@@ -159,3 +159,19 @@ def test_prune_merges_the_records_of_one_key() -> None:
     after = Repository.open(repo.backend, raw_key=b"k" * 32)
     assert (after.get_blob(first[0]), after.get_blob(second[0])) == (b"one", b"two")
     assert check.check(after, read_data=True).ok
+
+
+def test_a_pack_two_records_key_differently_is_opened_with_neither() -> None:
+    """Two jobs of one agent that name the same pack id at once leave two records with
+    different keys: that pack reads as damaged, every other pack as ever."""
+    repo = _repo()
+    key = keyed_packs.PackKey(primitives.random_bytes(32), SCOPE)
+    other = keyed_packs.PackKey(primitives.random_bytes(32), SCOPE)
+    pack_id, ids = _keyed_pack(repo, key, [("data", b"mine")], repo.scoped_id_key(SCOPE))
+    _fine, fine_ids = _keyed_pack(repo, other, [("data", b"fine")], repo.scoped_id_key(SCOPE))
+    repo.put_pack_keys([pack_id], other)
+    again = Repository.open(repo.backend, raw_key=b"k" * 32)
+    assert again.pack_key(pack_id) is None
+    assert again.get_blob(fine_ids[0]) == b"fine"
+    with pytest.raises(errors.IntegrityError):
+        again.get_blob(ids[0])
