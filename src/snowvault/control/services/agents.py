@@ -492,8 +492,10 @@ def has_blobs(deps: Deps, caller: Caller, job_id: object, blob_ids: object) -> l
     rest of the vault)."""
     ids = _hex_ids(blob_ids)
     leased = _leased(deps, caller, job_id)
-    with vaults.open_repository(deps, _vault_of(deps, leased.job)) as repo:
-        known = _parent_set(deps, leased.job, repo)
+    known = _PARENT_SETS.get((leased.job.job_id, leased.job.attempts))
+    if known is None:  # the repository is opened (its index read) once per attempt
+        with vaults.open_repository(deps, _vault_of(deps, leased.job)) as repo:
+            known = _parent_set(deps, leased.job, repo)
     with _UPLOADED_LOCK:
         stored = set(_UPLOADED.get(leased.job.job_id, ()))
     return [i.hex() for i in ids if i in known or i in stored]
