@@ -273,8 +273,8 @@ class Fleet:
         return agent
 
     def stop(self) -> None:
-        for agent in self.agents:
-            agent.stop()
+        for agent in self.agents:  # no job of theirs is asserted on after this
+            agent.stop(signal.SIGKILL)
         for server in self.servers:
             server.stop()
         self.proxy.close()

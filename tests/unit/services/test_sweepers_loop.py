@@ -25,6 +25,7 @@ ORDER = [
     "cold-data",
     "prune",
     "orphan-prune",
+    "compact-index",
     "store-retention",
     "kms-keys",
     "integrity",

@@ -30,11 +30,19 @@ The order, and why:
    are pruned; a vault whose repository is locked waits for the next pass.
 8. ``orphan-prune`` — vaults marked after a failed, stopped or lost backup (step 3
    included) are pruned once the grace period has passed.
-9. ``store-retention`` — locked vaults whose points or lock changed get their store
+9. ``compact-index`` — vaults with many index segments get them merged into one
+   (``engine/index_compaction``, under a shared lock: backups and agent uploads go on;
+   after the prunes, which merge what they read themselves). Every backup adds a
+   segment and every open of a vault reads them all, so without this a run of N
+   backups into one vault costs N² store reads. The replaced segments are deleted at a
+   pass :data:`COMPACT_GRACE_SECONDS` later (readers elsewhere may have listed them).
+   At most :data:`COMPACT_VAULTS_PER_PASS` vaults are looked at per pass (one listing
+   each), in turn.
+10. ``store-retention`` — locked vaults whose points or lock changed get their store
    retention re-applied (after expiry and prune, so it sees the points that stay).
-10. ``kms-keys`` — automatic key rotation, deletion after the waiting period (and the
+11. ``kms-keys`` — automatic key rotation, deletion after the waiting period (and the
     crypto-shredding of the vaults that used a deleted key).
-11. ``integrity`` — the integrity watch: one vault not reconciled for a day has its
+12. ``integrity`` — the integrity watch: one vault not reconciled for a day has its
     recovery points compared with the manifests in its store; a missing one is reported
     (last: after the expiries and prunes of this pass, so it sees what should remain).
 
@@ -49,6 +57,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from snowvault.control import catalog
+from snowvault.control.catalog.db import Record
 from snowvault.control.services import (
     cold_storage,
     expiry,
@@ -61,6 +71,7 @@ from snowvault.control.services import (
     vaults,
 )
 from snowvault.control.services.base import Deps
+from snowvault.engine import index_compaction
 
 log = logging.getLogger("snowvault.sweepers")
 
@@ -103,6 +114,58 @@ def _prune(deps: Deps, now: datetime) -> list[str]:
     return recovery_points.prune_pending(deps)
 
 
+COMPACT_VAULTS_PER_PASS = 50
+COMPACT_GRACE_SECONDS = 10.0
+"""How long replaced index segments stay before they are deleted (readers on other
+servers that listed them before the merge read them meanwhile)."""
+_compact_cursor: list[str] = [""]  # the last vault ARN looked at, across passes
+_replaced: dict[str, tuple[float, list[str]]] = {}  # vault ARN -> (when, segment names)
+
+
+def _compact_index(deps: Deps, now: datetime) -> list[str]:
+    """Merge the index segments of the next vaults in turn (ARN order, wrapping); the
+    segments a merge replaced are deleted at a pass after the grace period."""
+    with catalog.db.read_transaction(deps.engine) as conn:
+        arns = sorted(
+            vault["arn"]
+            for account in catalog.accounts.list_accounts(conn)
+            for region in deps.storage.regions
+            for vault in catalog.vaults.list_vaults(
+                conn, account_id=account["account_id"], region=region
+            ).items
+        )
+    after = [a for a in arns if a > _compact_cursor[0]]
+    turn = (after + [a for a in arns if a <= _compact_cursor[0]])[:COMPACT_VAULTS_PER_PASS]
+    done = []
+    for arn in turn:
+        _compact_cursor[0] = arn
+        with catalog.db.read_transaction(deps.engine) as conn:
+            vault = catalog.vaults.find_by_arn(conn, arn)
+        if vault is None:
+            _replaced.pop(arn, None)
+            continue
+        try:
+            if _compact_vault(deps, vault):
+                done.append(arn)
+        except Exception as exc:  # one unreachable store does not stop the others
+            log.warning("index compaction of %s failed; retried later: %s", arn, exc)
+    return done
+
+
+def _compact_vault(deps: Deps, vault: Record) -> bool:
+    since, replaced = _replaced.get(vault["arn"], (0.0, []))
+    if replaced and deps.clock.monotonic() - since < COMPACT_GRACE_SECONDS:
+        return False  # the last merge's segments are still being read elsewhere
+    with vaults.open_repository(deps, vault) as repo:
+        if replaced:
+            index_compaction.delete_replaced(repo, replaced)
+            del _replaced[vault["arn"]]
+        merged = index_compaction.merge(repo, deps.clock)
+    if merged:
+        _replaced[vault["arn"]] = (deps.clock.monotonic(), merged)
+    return bool(merged)
+
+
 def _kms_keys(deps: Deps, now: datetime) -> list[str]:
     deps.vault_keys.sweep(now)  # logs the keys it rotates and deletes
     return []
@@ -134,6 +197,7 @@ SWEEPS: tuple[Sweep, ...] = registry(
     Sweep("cold-data", cold_storage.move_due, "vault(s) with packs moved to their cold store"),
     Sweep("prune", _prune, "vault(s) pruned after deleted or expired points"),
     Sweep("orphan-prune", vaults.prune_orphans, "vault(s) pruned of a failed backup's data"),
+    Sweep("compact-index", _compact_index, "vault(s) with their index segments merged"),
     Sweep(
         "store-retention", vault_lock.sweep_store_retention, "vault(s) store retention re-applied"
     ),
