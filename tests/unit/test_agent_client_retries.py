@@ -157,7 +157,11 @@ def test_the_budget_bounds_a_call_to_a_server_that_never_comes_back(clock: FakeC
     ],
 )
 def test_server_trouble_and_throttling_are_tried_again(
-    clock: FakeClock, servers: list[ThreadingHTTPServer], status: int, code: str
+    clock: FakeClock,
+    servers: list[ThreadingHTTPServer],
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    code: str,
 ) -> None:
     trouble = Answer(status, {"__type": code, "message": "busy"} if code else {})
     script = Script(trouble, trouble, Answer(body={"Present": ["ab"]}))
@@ -166,6 +170,8 @@ def test_server_trouble_and_throttling_are_tried_again(
     api = _api(servers[0].server_address[1], clock, sleeps)
     assert api.call("AgentHasBlobs", {"JobId": "j", "BlobIds": ["ab"]}) == {"Present": ["ab"]}
     assert len(script.asked) == 3 and len(sleeps) == 2
+    said = [r.getMessage() for r in caplog.records if r.name == client.__name__]
+    assert len(said) == 2 and all("AgentHasBlobs: " in m and "trying again" in m for m in said)
     # each try is signed anew and carries the same body
     assert all("Authorization" in h for _, h, _ in script.asked)
     assert {b for _, _, b in script.asked} == {b'{"JobId": "j", "BlobIds": ["ab"]}'}

@@ -15,7 +15,8 @@ or broke (refused, unreachable, reset, timed out), the server answered 5xx, 429 
 throttling code. Never on any other 4xx: a refused signature, a denied action, a bad
 body or a lost lease answer the same however often they are asked. Each try is signed
 anew (SigV4's 15-minute window), after an exponential, jittered backoff, until the
-call's time budget is spent; then the last error is raised.
+call's time budget is spent; then the last error is raised. Every retry is logged
+(a warning: an agent that only waits says why).
 
 Every agent operation may be asked twice: the data calls are idempotent (a blob stored
 twice is stored once, a heartbeat renews the same lease), and the calls that end a job
@@ -38,6 +39,7 @@ timeouts), whatever the server says.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import socket
 import threading
@@ -54,6 +56,8 @@ from urllib3.connection import HTTPConnection
 
 from snowvault.core import errors
 from snowvault.core.clock import Clock, SystemClock
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/_snowvault/v1/"
 SERVICE = "snowvault"
@@ -213,6 +217,7 @@ class AgentApi:
                 raise tried.error
             if spent + delay > policy.budget:
                 raise _given_up(tried.error, attempt, spent)
+            log.warning("%s: %s; trying again in %.1f s", action, tried.error, delay)
             self.sleep(delay)
 
     def _try(self, url: str, data: bytes, policy: Policy, read_timeout: float) -> _Tried:
