@@ -98,6 +98,9 @@ class RemoteBlobStore:
         self._sealer = primitives.Sealer(keys.job_key)
         self._open: dict[int, _Pack] = {}
         self._http: urllib3.PoolManager | None = None
+        # direct: blobs are asked about a pack's worth at a time (nothing but ids goes to
+        # the server, so the request limit does not bound the batch; fewer HasBlobs calls)
+        self._batch_bytes = max(BATCH_BYTES, keys.pack_size) if keys.direct else BATCH_BYTES
 
     @property
     def chunker_params(self) -> ChunkerParams:
@@ -116,7 +119,7 @@ class RemoteBlobStore:
                 sealed = agent_blobs.seal_blob(
                     self._keys.job_key, self._job_id, str(kind), blob_id, compression.pack(data)
                 )
-            if self._pending_bytes + len(sealed) > BATCH_BYTES:
+            if self._pending_bytes + len(sealed) > self._batch_bytes:
                 self._flush_locked()
             self._pending.append((blob_id, str(kind), sealed, len(data)))
             self._pending_bytes += len(sealed)
