@@ -259,6 +259,16 @@ class Repository:
             return loc.pack_id not in self._pack_keys or blob_id in self._shadowed
         return blob_id in self._index
 
+    def own_blob_ids(self) -> list[bytes]:
+        """Every id :meth:`has_blob` answers for: what a writer (its worker processes
+        too) may deduplicate against, never an id only a keyed pack claims."""
+        if not self._pack_keys:
+            return self._index.blob_ids()
+        keyed = self._pack_keys
+        return [
+            b for b, loc in self._index.items() if loc.pack_id not in keyed or b in self._shadowed
+        ]
+
     def has_any_blob(self, blob_id: bytes) -> bool:
         """Whether any pack, keyed ones included, holds ``blob_id``."""
         return blob_id in self._index or blob_id in self._pending

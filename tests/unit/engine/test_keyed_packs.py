@@ -82,9 +82,11 @@ def test_a_keyed_claim_on_an_id_of_the_repository_never_wins() -> None:
     pack_id = repo.write_pack([(0, real_id, garbage, 7)], key)
     repo.add_keyed_pack(pack_id, repo.read_pack_header(pack_id))
     assert repo.get_blob(real_id) == b"garbage"  # before the writer stores it: the claim
+    assert real_id not in repo.own_blob_ids()  # never deduplicated against
     assert repo.add_blob("data", content) == real_id
     repo.flush()
     assert repo.get_blob(real_id) == content
+    assert real_id in repo.own_blob_ids()
     assert Repository.open(repo.backend, raw_key=b"k" * 32).get_blob(real_id) == content
     # and a prune keeps the writer's copy, whichever pack id sorts first
     nodes = [tree.Node(name=b"f", type="file", size=len(content), content=((real_id.hex(), 1000),))]
