@@ -35,7 +35,7 @@ VAULT = "chaos"
 HOST = "app-3"
 LEASE = 5  # the agent's lease (simulated seconds); the test moves the clock past it
 WAIT_SECONDS = 1  # the agent's long poll
-ROUNDS = 9  # kills per test
+ROUNDS = 7  # kills per test
 FINAL_BACKUP = {"COMPLETED", "FAILED"}
 FINAL_RESTORE = {"COMPLETED", "FAILED"}
 
