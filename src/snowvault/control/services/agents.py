@@ -597,10 +597,11 @@ def put_manifest(
         locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
     ):
         try:
-            used = prune.used_blobs(repo, [parsed.to_dict()])
+            used = _check_trees(repo, parsed.tree)
         except (KeyError, ValueError, SnowvaultError) as exc:
+            if isinstance(exc, InvalidInput):
+                raise
             raise InvalidInput(detail=f"the manifest names a tree the vault lacks: {exc}") from None
-        _check_trees(repo, parsed.tree)
         missing = [b for b in used if not repo.has_any_blob(b)]
         if missing:
             raise InvalidInput(
@@ -809,19 +810,24 @@ SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
 DEVICE_TYPES = frozenset({"chardev", "blockdev"})
 
 
-def _check_trees(repo: Repository, root_tree: str) -> None:
+def _check_trees(repo: Repository, root_tree: str) -> set[bytes]:
     """Refuse what would let an agent escalate on the host a point is restored to (a
     restore running as root recreates owners, modes, devices and xattrs): device nodes,
     set-uid/set-gid files, and xattrs outside ``user.*`` (``security.capability`` grants
-    capabilities). A host's own tools and devices are not an agent's to back up yet."""
+    capabilities). A host's own tools and devices are not an agent's to back up yet.
+    Every blob id the trees reach (trees and chunks), from the one walk."""
     stack = [(root_tree, "")]
     seen: set[str] = set()
+    used: set[bytes] = set()
     while stack:
         tree_hex, where = stack.pop()
         if tree_hex in seen:
             continue
         seen.add(tree_hex)
-        for node in tree.decode_tree(repo.get_blob(bytes.fromhex(tree_hex)), name=where or "/"):
+        tree_id = bytes.fromhex(tree_hex)
+        used.add(tree_id)
+        for node in tree.decode_tree(repo.get_blob(tree_id), name=where or "/"):
+            used.update(bytes.fromhex(c) for c, _ in node.content if c is not None)
             path = f"{where}/{node.name.decode('utf-8', 'replace')}"
             why = None
             if node.type in DEVICE_TYPES:
@@ -837,6 +843,7 @@ def _check_trees(repo: Repository, root_tree: str) -> None:
                 )
             if node.subtree is not None:
                 stack.append((node.subtree, path))
+    return used
 
 
 def fail(deps: Deps, caller: Caller, job_id: object, message: object) -> None:
