@@ -59,6 +59,7 @@ import platform
 import random
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -449,6 +450,7 @@ class FleetRow:
     server_idle: float
     agents_cpu: float
     note: str = ""
+    run: int = 1
 
 
 @dataclass
@@ -678,9 +680,12 @@ def bench_fleet(
             f"agents {row.agents_cpu:.1f} {row.note}"
         )
     finally:
+        for p in procs:  # all at once: each finishes its long poll (up to 20 s) first
+            if p.proc.poll() is None:
+                p.proc.terminate()
+        sv.stop()  # which ends those polls
         for p in procs:
             p.stop()
-        sv.stop()
         if catalog == "postgres":
             drop_postgres_catalog(db)
 
@@ -707,9 +712,20 @@ def _fleet_row(r: FleetRow) -> str:
     net = max(0.0, r.server_cpu - r.server_idle)
     per_job = net / r.completed if r.completed else 0.0
     return (
-        f"| {r.agents} | {r.jobs} | {r.completed} | {r.seconds:.1f} | {per_min:.0f} | "
+        f"| {r.run} | {r.agents} | {r.jobs} | {r.completed} | {r.seconds:.1f} | {per_min:.0f} | "
         f"{r.server_cpu:.1f} | {1000 * per_job:.0f} | {r.agents_cpu:.1f} | {r.note} |"
     )
+
+
+def _fleet_medians(rows: list[FleetRow]) -> list[str]:
+    """Median jobs/min per number of agents, when there are several runs."""
+    if max((r.run for r in rows), default=1) < 2:
+        return []
+    out = ["", "Median jobs/min over the runs:"]
+    for n in sorted({r.agents for r in rows}):
+        rates = [60 * r.completed / r.seconds for r in rows if r.agents == n and r.seconds]
+        out.append(f"- {n} agent(s): {statistics.median(rates):.0f} ({len(rates)} runs)")
+    return out
 
 
 def report(res: Results, meta: dict[str, Any]) -> str:
@@ -757,10 +773,12 @@ def report(res: Results, meta: dict[str, Any]) -> str:
         lines += [
             "## Fleet: jobs per minute with 1, 2, 4 agents",
             "",
-            "| agents | jobs | completed | s | jobs/min | server CPU s | net server CPU ms / job "
+            "| run | agents | jobs | completed | s | jobs/min | server CPU s "
+            "| net server CPU ms / job "
             "| agents' CPU s (start-up included in backlog mode) | notes |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
             *map(_fleet_row, res.fleet),
+            *_fleet_medians(res.fleet),
             "",
         ]
     if res.errors:
@@ -790,6 +808,7 @@ def main() -> int:
         help="agents send at most 256 blobs per upload call (see cap_batches)",
     )
     parser.add_argument("--fleet-catalog", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--fleet-repeat", type=int, default=1, help="runs of the fleet curve")
     parser.add_argument(
         "--fleet-start",
         choices=("backlog", "live"),
@@ -838,12 +857,15 @@ def main() -> int:
             f"{fleet_jobs} Directory resources of {FLEET_FILES} files (1-8 KiB), "
             f"{args.fleet_catalog} catalog, local store, start: {args.fleet_start}"
         )
-        for n in map(int, args.agents.split(",")):
-            log(f"== fleet, {n} agent(s)")
-            try:
-                bench_fleet(res, work, n, dirs, args.fleet_catalog, args.fleet_start == "backlog")
-            except Exception as exc:
-                res.errors[f"fleet {n}"] = _error(exc)
+        for run_no in range(1, args.fleet_repeat + 1):  # interleaved: 1, 2, 4, 1, 2, 4...
+            for n in map(int, args.agents.split(",")):
+                log(f"== fleet, {n} agent(s), run {run_no}")
+                try:
+                    backlog = args.fleet_start == "backlog"
+                    bench_fleet(res, work, n, dirs, args.fleet_catalog, backlog)
+                    res.fleet[-1].run = run_no
+                except Exception as exc:
+                    res.errors[f"fleet {n} run {run_no}"] = _error(exc)
     meta = {
         "command": shlex.join([".venv/bin/python", "benchmarks/agent_bench.py", *sys.argv[1:]]),
         "date": now.strftime("%Y-%m-%d %H:%M UTC"),
