@@ -259,8 +259,9 @@ def run_job(
         return _fail(api, job_id, f"internal error: {exc!r}", say)
     finally:
         heart.done.set()
+    direct = f" in {blobs.packs_uploaded} pack(s) put to the store" if blobs.packs_uploaded else ""
     say(
-        f"job {job_id}: {blobs.state}, {blobs.uploaded_blobs} blob(s) uploaded, "
+        f"job {job_id}: {blobs.state}, {blobs.uploaded_blobs} blob(s) uploaded{direct}, "
         f"{blobs.skipped_blobs} already in the vault"
     )
     return blobs.state or "COMPLETED"
