@@ -131,8 +131,9 @@ class Leadership:
                 if fd is not None:
                     os.close(fd)
             self._held.clear()
-            if self._conn is not None:
-                self._conn.close()  # PostgreSQL frees the advisory locks
+            if self._conn is not None:  # a pooled connection would keep its session's
+                self._conn.invalidate()  # locks: close it for real, PostgreSQL frees them
+                self._conn.close()
                 self._conn = None
 
     def _take(self, name: str) -> tuple[bool, int | None]:
