@@ -1,6 +1,7 @@
 """Composition root: reads DIR/config.json and builds catalog, clock, services, worker.
 
     result = initialize("/srv/snowvault", region="us-east-1", port=8765)  # `snowvault init`
+    joined = join("/srv/sv2", "/srv/snowvault")    # `snowvault init --join`: one more server
     app = build("/srv/snowvault")                                        # `snowvault server`
     app.worker.start(); ...; app.close()
 
@@ -13,6 +14,10 @@ secrets and wraps vault keys), ``catalog.db`` (the embedded SQLite catalog) and
      "regions": {"us-east-1": "DIR/storage/us-east-1"},
      "default_region": "us-east-1", "host": "127.0.0.1", "port": 8765,
      "worker": {"threads": 2, "lease_seconds": 60, "sweep_seconds": 5}}
+
+A fleet (docs/operations/scale-out.md) is N servers, each with a data directory made by
+:func:`join` from the first one's, on one PostgreSQL catalog with S3 vault locations;
+what one server must do alone is a role of ``catalog.leadership`` (``App.roles``).
 
 The interfaces build on this; this module must not import any interface.
 """
