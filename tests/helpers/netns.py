@@ -180,21 +180,24 @@ class Host:
     def mend(self) -> None:
         _ip("link", "set", self.outer, "up")
 
-    def shape(self, rate: str) -> None:
-        """Slow the host's uplink to ``rate`` (tc's token bucket, e.g. "16mbit"), so a
-        backup lasts long enough to be cut in its middle."""
+    def shape(self, rate: str, *, down: bool = False) -> None:
+        """Slow the host's uplink (``down``: its downlink) to ``rate`` (tc's token
+        bucket, e.g. "16mbit"), so a backup (a restore) lasts long enough to be cut in
+        its middle."""
+        where = ["tc"] if down else ["ip", "netns", "exec", self.name, "tc"]
+        device = self.outer if down else self.inner
         subprocess.run(
-            ["ip", "netns", "exec", self.name, "tc", "qdisc", "replace", "dev", self.inner,
-             "root", "tbf", "rate", rate, "burst", "64kb", "latency", "2s"],
+            [*where, "qdisc", "replace", "dev", device, "root", "tbf", "rate", rate,
+             "burst", "64kb", "latency", "2s"],
             check=True, timeout=30,
         )  # fmt: skip
 
     def unshape(self) -> None:
-        subprocess.run(
-            ["ip", "netns", "exec", self.name, "tc", "qdisc", "del", "dev", self.inner, "root"],
-            capture_output=True,
-            timeout=30,
-        )
+        for where, device in ((["ip", "netns", "exec", self.name, "tc"], self.inner),
+                              (["tc"], self.outer)):  # fmt: skip
+            subprocess.run(
+                [*where, "qdisc", "del", "dev", device, "root"], capture_output=True, timeout=30
+            )
 
     def close(self) -> None:
         if self.holder is not None and self.holder.poll() is None:

@@ -5,9 +5,9 @@ server's processes do not have at all, and it reaches the server, which listens 
 root side of a veth pair, through its own network namespace. Then:
 
 - a backup there and a restore back there, with the server's host paths untouched;
-- the link cut (silently: packets lost, no reset) in the middle of a backup, for longer
-  than several heartbeats: inside the lease the job just waits and goes on (one
-  attempt, nothing sent twice); for longer than the lease (the test-mode clock moved
+- the link cut (silently: packets lost, no reset) in the middle of a backup or a
+  restore, for longer than several heartbeats: inside the lease the job just waits and
+  goes on (one attempt, nothing sent twice); for longer than the lease (the test-mode clock moved
   past it during the cut) the server gives the job to a new attempt, the agent drops
   the old one on the server's answer and runs the new one, skipping what was stored:
   a retry, never the job; one recovery point either way;
@@ -99,12 +99,14 @@ class Site:
     def wait(self, job_id: str, states: set[str], timeout: float = 90) -> dict[str, Any]:
         return stories.poll(lambda: self.job(job_id), "State", states, timeout)
 
-    def attempts(self, job_id: str) -> int:
-        """The catalog's attempt count of a backup job (not in the AWS API)."""
+    def attempts(self, job_id: str, *, restore: bool = False) -> int:
+        """The catalog's attempt count of a backup (restore) job (not in the AWS API)."""
         config = json.loads((self.server.data_dir / "config.json").read_text())
         engine = catalog.db.create_engine(config["catalog_url"])
         try:
             with catalog.db.read_transaction(engine) as conn:
+                if restore:
+                    return catalog.restore_jobs.get(conn, job_id).attempts
                 return catalog.jobs.get(conn, job_id).attempts
         finally:
             engine.dispose()
@@ -262,6 +264,51 @@ def test_a_cut_longer_than_the_lease_costs_a_retry_not_the_job(fresh: Site) -> N
     assert skipped > 0, summary
     [point] = site.points_of(arn)
     assert point["RecoveryPointArn"] == done["RecoveryPointArn"]
+
+
+def test_a_cut_inside_the_lease_during_a_restore_costs_a_wait(fresh: Site) -> None:
+    site, host = fresh, fresh.host
+    source = host.root / "cut-restore"
+    host.write_files(source, seed=51, sizes=[6 * 1024 * 1024] * 3)
+    arn = site.register(source, "cut-restore")
+    log = site.start_agent("cut-restore")
+    made = stories.backed_up(site.backup, VAULT, arn)
+    assert made["State"] == "COMPLETED", (made, log.read_text())
+
+    host.shape(RATE, down=True)  # the blobs come down to the host slowly
+    target = host.root / "cut-restored"
+    job_id = site.backup.start_restore_job(
+        RecoveryPointArn=made["RecoveryPointArn"],
+        Metadata={"targetPath": str(target)},
+        IamRoleArn=stories.ROLE,
+    )["RestoreJobId"]
+
+    def written() -> int:
+        found = host.run(["find", str(host.root), "-path", f"{target}/*", "-type", "f"])
+        return len(found.stdout.split())
+
+    deadline = time.monotonic() + 60
+    while written() < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert written() >= 1, log.read_text()
+    state = site.backup.describe_restore_job(RestoreJobId=job_id)["Status"]
+    assert state == "RUNNING", (state, log.read_text())  # cut in its middle
+    host.cut()
+    time.sleep(CUT_SECONDS)
+    assert site.backup.describe_restore_job(RestoreJobId=job_id)["Status"] == "RUNNING"
+    host.mend()
+
+    done = stories.poll(
+        lambda: site.backup.describe_restore_job(RestoreJobId=job_id),
+        "Status",
+        stories.FINAL_RESTORE,
+        timeout=90,
+    )
+    assert done["Status"] == "COMPLETED", (done, log.read_text())
+    assert site.attempts(job_id, restore=True) == 1
+    assert host.digest(target) == host.digest(source)
+    lines = _lines(log, job_id)
+    assert not [line for line in lines if "lease is gone" in line or "FAILED" in line], lines
 
 
 def test_a_job_for_a_host_whose_agent_is_away_expires(fresh: Site) -> None:
