@@ -7,10 +7,10 @@ root side of a veth pair, through its own network namespace. Then:
 - a backup there and a restore back there, with the server's host paths untouched;
 - the link cut (silently: packets lost, no reset) in the middle of a backup or a
   restore, for longer than several heartbeats: inside the lease the job just waits and
-  goes on (one attempt, nothing sent twice); for longer than the lease (the test-mode clock moved
-  past it during the cut) the server gives the job to a new attempt, the agent drops
-  the old one on the server's answer and runs the new one, skipping what was stored:
-  a retry, never the job; one recovery point either way;
+  goes on (one attempt, nothing sent twice); for longer than the lease (the test-mode
+  clock moved past it during the cut) the server gives the backup to a new attempt,
+  the agent drops the old one on the server's answer and runs the new one, skipping
+  what was stored: a retry, never the job; one recovery point either way;
 - a job for a host whose agent is away waits in CREATED until its start window ends,
   then is EXPIRED, and an agent coming later does not run it.
 """
@@ -40,7 +40,7 @@ CUT_SECONDS = float(os.environ.get("SNOWVAULT_TEST_CUT_SECONDS", "20"))
 """How long the link stays cut (real seconds): a dozen heartbeats, four leases. The
 client's own tests (tests/unit/test_agent_client_retries.py) take a minute's cut on a
 fake clock; SNOWVAULT_TEST_CUT_SECONDS=60 runs this one with a real minute."""
-RATE = "24mbit"  # the host's uplink: 24 MiB take about 11 s, long enough to cut
+RATE = "24mbit"  # the host's link: 24 MiB take about 11 s, long enough to cut
 FINAL = stories.FINAL_BACKUP
 
 
