@@ -45,7 +45,7 @@ from snowvault.control.services import root_key as root_key_service
 from snowvault.control.services.base import Deps, Storage
 from snowvault.core import private_files
 from snowvault.core.clock import Clock, SystemClock
-from snowvault.core.errors import AlreadyExists, InvalidInput, NotFound
+from snowvault.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from snowvault.engine import crypto
 
 log = logging.getLogger("snowvault.app")
@@ -611,7 +611,9 @@ def rotate_root_key(
         target = Path(new_key_file).absolute() if new_key_file else root_key_path(config)
         pending = _pending(target)
         engine = catalog.db.create_engine(config.catalog_url)
+        roles = leadership.Leadership(engine, _roles_dir(config))
         try:
+            _no_fleet_server_running(roles)
             if pending.exists() and _finish_rotation(engine, old_key, pending, target):
                 return RootKeyRotation(target, None, None, from_env)
             pending.unlink(missing_ok=True)  # left by a rotation that never committed
@@ -631,10 +633,22 @@ def rotate_root_key(
             os.replace(pending, target)
             private_files.fsync_dir(target.parent)
         finally:
+            roles.close()
             engine.dispose()
         if new_key_file and not from_env:
             _set_root_key_file(config, target)
         return RootKeyRotation(target, old_copy, resealed, from_env)
+
+
+def _no_fleet_server_running(roles: leadership.Leadership) -> None:
+    """A fleet's servers on other data directories do not hold this one's server.lock,
+    but a running server always holds the notification-delivery role: taking it here
+    proves none runs (and keeps one from delivering with the old key meanwhile)."""
+    if not roles.hold(delivery.ROLE):
+        raise Conflict(
+            "a snowvault server on this catalog is running (it holds the notification "
+            "delivery role): stop every server of the fleet first"
+        )
 
 
 def _keep_old(key_file: Path) -> Path:

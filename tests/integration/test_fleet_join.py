@@ -155,3 +155,24 @@ def test_storage_locations_are_checked_at_init(tmp_path: Path) -> None:
             allowed_paths=[str(tmp_path)],
         )
     assert not (tmp_path / "x").exists()
+
+
+def test_root_key_rotation_waits_for_every_server_of_the_fleet(first: Path, tmp_path: Path) -> None:
+    """Another server (its own data directory, so not seen by this one's server.lock)
+    holds the delivery role while it runs: rotation is refused until it stops."""
+    from snowvault.control.catalog import leadership
+    from snowvault.control.scheduler import delivery
+    from snowvault.core.errors import Conflict
+
+    engine = catalog.db.create_engine(app.ServerConfig.load(first).catalog_url)
+    running = leadership.Leadership(engine, tmp_path / "roles")
+    try:
+        assert running.hold(delivery.ROLE)
+        with pytest.raises(Conflict, match="stop every server of the fleet first"):
+            app.rotate_root_key(first)
+        running.close()
+        rotated = app.rotate_root_key(first)
+        assert rotated.resealed is not None
+    finally:
+        running.close()
+        engine.dispose()

@@ -152,8 +152,9 @@ class ServerLock:
     """``DIR/server.lock``: running servers hold it shared, offline tools exclusive.
 
     flock(2) locks end with the process, so a killed server leaves no stale lock. It
-    sees only processes on this host (a PostgreSQL catalog shared by servers on other
-    hosts is not covered).
+    sees only processes on this data directory: the other servers of a fleet (their own
+    data directories, one PostgreSQL catalog) are seen through the catalog's roles
+    instead (``control/catalog/leadership.py``; ``root-key rotate`` checks both).
     """
 
     def __init__(self, data_dir: Path) -> None:
