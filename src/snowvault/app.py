@@ -299,9 +299,10 @@ def initialize(
     private_files.make_dirs(root)
     os.chmod(root, private_files.DIR_MODE)  # also when it existed (e.g. made by mkdir)
     if region not in regions:
-        local = root / "storage" / region
-        private_files.make_dirs(local)
-        regions[region] = str(local)
+        regions[region] = str(root / "storage" / region)
+    for location in regions.values():
+        if not _shared(location):
+            private_files.make_dirs(Path(location))
     config = ServerConfig(
         data_dir=root,
         catalog_url=catalog_url or f"sqlite:///{root / 'catalog.db'}",
