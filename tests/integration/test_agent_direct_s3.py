@@ -12,6 +12,7 @@ keyed packs and their records.
 from __future__ import annotations
 
 import base64
+import gzip
 import os
 import random
 import select
@@ -249,6 +250,14 @@ def test_an_agent_puts_packs_straight_to_s3(fleet: Fleet) -> None:
         agent.wait(30)
         counter.close()
     assert fleet.server_errors() == []
+    # the trail records the presign calls, never the presigned URLs they answered
+    recorded = [
+        gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes()
+        for p in fleet.servers[0].data_dir.rglob("*")
+        if p.is_file()
+    ]
+    assert any(b"AgentPutBlobs" in data for data in recorded)
+    assert not any(b"X-Amz-Signature" in data for data in recorded)
 
 
 def test_a_malicious_agents_packs_reach_no_other_resource(fleet: Fleet) -> None:
@@ -284,7 +293,10 @@ def test_a_malicious_agents_packs_reach_no_other_resource(fleet: Fleet) -> None:
     }
     upload = api.call("AgentPutBlobs", {"JobId": job["JobId"], "Presign": [declared]})
     put = urllib3.request(
-        "PUT", upload["Uploads"][0]["Url"], body=pack, headers=upload["Uploads"][0]["Headers"]
+        "PUT",
+        upload["Uploads"][0]["Credential"]["Url"],
+        body=pack,
+        headers=upload["Uploads"][0]["Credential"]["Headers"],
     )
     assert put.status == 200
     assert api.call("AgentPutBlobs", {"JobId": job["JobId"], "Commit": [declared]}) == {"Stored": 1}

@@ -202,7 +202,8 @@ class RemoteBlobStore:
             upload = doc["Uploads"][0]
             if upload.get("Exists"):
                 break
-            if self._put(str(upload["Url"]), dict(upload.get("Headers") or {}), body):
+            signed = upload["Credential"]
+            if self._put(str(signed["Url"]), dict(signed.get("Headers") or {}), body):
                 break
             if attempt + 1 == PUT_TRIES:
                 raise InvalidInput(detail=f"the store refused pack {pack_id} {PUT_TRIES} times")

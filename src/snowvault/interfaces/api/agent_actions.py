@@ -9,7 +9,8 @@
     AgentHasBlobs {JobId, BlobIds}                   -> {Present}
     AgentPutBlobs {JobId, Blobs: [{BlobId, Kind, Data (base64)}]} -> {Stored}  (whole blobs)
     AgentPutBlobs {JobId, Presign: [{PackId, Size, ContentMD5}]}
-                  -> {Uploads: [{PackId, Url, Headers, ExpiresIn} | {PackId, Exists}]}
+                  -> {Uploads: [{PackId, Credential: {Url, Headers, ExpiresIn}}
+                                | {PackId, Exists}]}
     AgentPutBlobs {JobId, Commit: [{PackId, Size, ContentMD5}]} -> {Stored}  (packs)
     AgentPutManifest {JobId, Manifest, BackupSizeInBytes?} -> {State, RecoveryPointArn}
     AgentFailJob {JobId, StatusMessage}
@@ -18,8 +19,9 @@
 
 AgentClaimJob answers the job's resource (type, name, source, Properties) and its own
 ``Secrets`` (a database password, an S3 secret key), unsealed for that job only; a
-key named ``Secrets``, ``JobKey`` or ``IdKey`` is never written to the trail (its
-redaction hides secret-named keys) nor to the request log (which keeps no bodies).
+key named ``Secrets``, ``JobKey``, ``IdKey`` or ``Credential`` (a presigned PUT) is never
+written to the trail (its redaction hides secret-named keys) nor to the request log
+(which keeps no bodies).
 
 Each is authorized as ``snowvault:<Action>`` (not ``backup:``: ``backup:*`` grants none
 of them) on ``*`` in the caller's account; ``AgentHello`` is an agent principal's
@@ -218,9 +220,11 @@ def agent_put_blobs(app: App, ctx: RequestContext, params: Params) -> Out:
                 if u.exists
                 else {
                     "PackId": u.pack_id,
-                    "Url": u.url,
-                    "Headers": dict(u.headers),
-                    "ExpiresIn": agents.PRESIGN_SECONDS,
+                    "Credential": {  # so named, the trail keeps it hidden
+                        "Url": u.url,
+                        "Headers": dict(u.headers),
+                        "ExpiresIn": agents.PRESIGN_SECONDS,
+                    },
                 }
                 for u in uploads
             ]
