@@ -125,15 +125,20 @@ _replaced: dict[str, tuple[float, list[str]]] = {}  # vault ARN -> (when, segmen
 def _compact_index(deps: Deps, now: datetime) -> list[str]:
     """Merge the index segments of the next vaults in turn (ARN order, wrapping); the
     segments a merge replaced are deleted at a pass after the grace period."""
+    arns: list[str] = []
     with catalog.db.read_transaction(deps.engine) as conn:
-        arns = sorted(
-            vault["arn"]
-            for account in catalog.accounts.list_accounts(conn)
-            for region in deps.storage.regions
-            for vault in catalog.vaults.list_vaults(
-                conn, account_id=account["account_id"], region=region
-            ).items
-        )
+        for account in catalog.accounts.list_accounts(conn):
+            for region in deps.storage.regions:
+                token = None
+                while True:  # every page: a region may hold more vaults than one page
+                    page = catalog.vaults.list_vaults(
+                        conn, account_id=account["account_id"], region=region, token=token
+                    )
+                    arns += [vault["arn"] for vault in page.items]
+                    token = page.next_token
+                    if not token:
+                        break
+    arns.sort()
     after = [a for a in arns if a > _compact_cursor[0]]
     turn = (after + [a for a in arns if a <= _compact_cursor[0]])[:COMPACT_VAULTS_PER_PASS]
     done = []
