@@ -114,6 +114,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 GIB = 1024 * MIB
 FLEET_FILES = 10
 BATCH_FIX_ENV = "SNOWVAULT_BENCH_AGENT_BATCH_FIX"
+STORE_PUTS = "(to the store directly)"  # the counters' key of requests not to the server
 MAX_BLOBS_PER_CALL = 256  # the server's AgentPutBlobs limit (interfaces/api/agent_actions.py)
 
 
@@ -129,6 +130,7 @@ def agent_process(counters: Path, argv: list[str]) -> int:
 
     from snowvault.interfaces.cli import main as cli
 
+    endpoint = argv[argv.index("--endpoint") + 1] if "--endpoint" in argv else ""
     real = urllib3.PoolManager.request
     lock = threading.Lock()
     totals: dict[str, dict[str, int]] = {}
@@ -144,7 +146,7 @@ def agent_process(counters: Path, argv: list[str]) -> int:
             received = len(resp.data or b"")
             return resp
         finally:
-            action = url.rsplit("/", 1)[-1]
+            action = url.rsplit("/", 1)[-1] if url.startswith(endpoint) else STORE_PUTS
             with lock:
                 row = totals.setdefault(action, {"calls": 0, "sent": 0, "received": 0})
                 row["calls"] += 1
@@ -173,7 +175,7 @@ def cap_batches() -> None:
 
     def flush_in_parts(self: Any) -> None:
         pending = self._pending
-        if len(pending) <= MAX_BLOBS_PER_CALL:
+        if len(pending) <= MAX_BLOBS_PER_CALL or getattr(self._keys, "direct", False):
             original(self)
             return
         for start in range(0, len(pending), MAX_BLOBS_PER_CALL):
@@ -435,6 +437,7 @@ class JobRow:
     moto_cpu: float | None
     store_grew: int
     received: int  # bytes the server received from the agent (requests)
+    direct: int  # bytes the agent sent to the store itself (presigned PUTs)
     put_blobs_bytes: int  # of which AgentPutBlobs requests
     calls: dict[str, int] = field(default_factory=dict)
     note: str = ""
@@ -570,7 +573,8 @@ def _one_job(
         server_idle=0.0,
         moto_cpu=cpu_after[2] - cpu_before[2] if moto else None,
         store_grew=store_bytes() - grew_before,
-        received=sum(r["sent"] for r in delta.values()),
+        received=sum(r["sent"] for a, r in delta.items() if a != STORE_PUTS),
+        direct=delta.get(STORE_PUTS, {}).get("sent", 0),
         put_blobs_bytes=delta.get("AgentPutBlobs", {}).get("sent", 0),
         calls={a: r["calls"] for a, r in delta.items()},
         note=note,
@@ -700,10 +704,11 @@ def _job_row(r: JobRow) -> str:
     received = "0 (reads the tree from disk)" if r.runner != "agent" else f"{r.received / MIB:.2f}"
     per_gib = "-" if r.runner != "agent" else f"{_per_gib(r.received, r.source_bytes) / MIB:.1f}"
     net = max(0.0, r.server_cpu - r.server_idle)
+    direct = "-" if r.runner != "agent" else f"{r.direct / MIB:.2f}"
     return (
         f"| {r.store} | {r.runner} | {r.phase} | {r.seconds:.2f} | {rate:.1f} | "
         f"{r.server_cpu:.2f} | {net:.2f} | {_per_gib(net, r.source_bytes):.1f} | {agent} | "
-        f"{moto} | {r.store_grew / MIB:.1f} | {received} | {per_gib} |"
+        f"{moto} | {r.store_grew / MIB:.1f} | {received} | {per_gib} | {direct} |"
     )
 
 
@@ -753,9 +758,9 @@ def report(res: Results, meta: dict[str, Any]) -> str:
             "",
             "| store | runner | phase | s | MiB/s | server CPU s | net of idle | net CPU s / GiB "
             "| agent CPU s | moto CPU s | store grew MiB | server received MiB | "
-            "received MiB / GiB |",
+            "received MiB / GiB | agent sent the store MiB |",
             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-            "| ---: |",
+            "| ---: | ---: |",
             *map(_job_row, res.jobs),
             "",
             "Agent calls per job and the agent's own summary line:",
@@ -766,7 +771,8 @@ def report(res: Results, meta: dict[str, Any]) -> str:
                 calls = ", ".join(f"{a} {n}" for a, n in sorted(r.calls.items()))
                 lines.append(
                     f"- {r.store} {r.phase}: {calls}; AgentPutBlobs requests "
-                    f'{r.put_blobs_bytes / MIB:.2f} MiB; "{r.note}"'
+                    f"{r.put_blobs_bytes / MIB:.2f} MiB; sent to the store directly "
+                    f'{r.direct / MIB:.2f} MiB; "{r.note}"'
                 )
         lines.append("")
     if res.fleet:
