@@ -9,15 +9,18 @@ writer makes, nor another scope's. Which pack opens with which key, and in which
 scope its blobs are verified, is said by ``pack-keys/<id>`` objects, sealed under
 ``enc_key``::
 
-    {"version": 1, "packs": [pack id, ...], "key": b64(32 bytes), "scope": "..."}
+    {"version": 1, "groups": [{"packs": [pack id, ...], "key": b64(32 bytes),
+                               "scope": "..."}, ...]}
 
-    rec = encode_record(sealer, ["ab12..."], PackKey(key, scope))   # the object's bytes
-    name = record_name(rec)                                          # pack-keys/<sha256>
-    load(backend, sealer)                                            # {pack id: PackKey}
+    rec = encode_record(sealer, [(["ab12..."], PackKey(key, scope))])  # the object's bytes
+    name = record_name(rec)                                             # pack-keys/<sha256>
+    keys_of(records(backend, sealer))                                   # {pack id: PackKey}
 
 Record names are the SHA-256 of their bytes, like index segments: written once, never
 rewritten; several records may name one pack (with the same key: a writer re-writes a
-record rather than read one back). A repository with no record reads as before.
+record rather than read one back). An agent job writes one per pack; a writer merges
+them into one (:data:`COMPACT_RECORDS`, and prune), the merged record before the old
+ones go. A repository with no record reads as before.
 """
 
 from __future__ import annotations
@@ -65,85 +68,106 @@ def check_pack_id(value: object) -> str:
     return value
 
 
-def encode_record(sealer: primitives.Sealer, pack_ids: Iterable[str], key: PackKey) -> bytes:
-    ids = sorted({check_pack_id(p) for p in pack_ids})
-    if len(key.key) != primitives.KEY_SIZE or not _SCOPE.match(key.scope):
-        raise ValueError("a pack key is 32 bytes and its scope a short label")
-    body = {
-        "version": 1,
-        "packs": ids,
-        "key": base64.b64encode(key.key).decode(),
-        "scope": key.scope,
-    }
+Group = tuple[list[str], PackKey]
+"""Some keyed packs and the one key they share."""
+COMPACT_RECORDS = 16
+"""Records at which a writer merges them into one (every open reads them all)."""
+LOAD_ATTEMPTS = 5
+
+
+def encode_record(
+    sealer: primitives.Sealer, groups: Iterable[tuple[Iterable[str], PackKey]]
+) -> bytes:
+    body_groups = []
+    for pack_ids, key in groups:
+        ids = sorted({check_pack_id(p) for p in pack_ids})
+        if len(key.key) != primitives.KEY_SIZE or not _SCOPE.match(key.scope):
+            raise ValueError("a pack key is 32 bytes and its scope a short label")
+        body_groups.append(
+            {"packs": ids, "key": base64.b64encode(key.key).decode(), "scope": key.scope}
+        )
+    body = {"version": 1, "groups": body_groups}
     return sealer.seal(json.dumps(body, sort_keys=True).encode(), RECORD_AAD)
 
 
-def decode_record(sealer: primitives.Sealer, data: bytes) -> tuple[list[str], PackKey]:
-    """(pack ids, their key); ValueError when it is damaged or of an unknown version."""
+def decode_record(sealer: primitives.Sealer, data: bytes) -> list[Group]:
+    """Its groups; ValueError when it is damaged or of an unknown version."""
     try:
         doc = json.loads(sealer.open(data, RECORD_AAD))
     except primitives.AuthenticationFailed as exc:
         raise ValueError("pack-key record fails authentication") from exc
     if not isinstance(doc, dict) or doc.get("version") != 1:
         raise ValueError("unknown pack-key record version")
+    out: list[Group] = []
     try:
-        key = base64.b64decode(str(doc["key"]), validate=True)
-        scope = doc["scope"]
-        ids = [check_pack_id(p) for p in doc["packs"]]
-    except (KeyError, TypeError, binascii.Error) as exc:
+        for group in doc["groups"]:
+            key = base64.b64decode(str(group["key"]), validate=True)
+            scope = group["scope"]
+            ids = [check_pack_id(p) for p in group["packs"]]
+            if len(key) != primitives.KEY_SIZE or not isinstance(scope, str):
+                raise ValueError("key or scope")
+            if not _SCOPE.match(scope):
+                raise ValueError("scope")
+            out.append((ids, PackKey(key, scope)))
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise ValueError(f"damaged pack-key record ({exc!r})") from exc
-    if len(key) != primitives.KEY_SIZE or not isinstance(scope, str) or not _SCOPE.match(scope):
-        raise ValueError("damaged pack-key record (key or scope)")
-    return ids, PackKey(key, scope)
+    return out
 
 
 def record_name(data: bytes) -> str:
     return PREFIX + primitives.content_hash(data).hex()
 
 
-def load(backend: Backend, sealer: primitives.Sealer) -> dict[str, PackKey]:
-    """Every keyed pack of the repository with its key. A damaged record raises
-    IntegrityError. A pack that two records give different keys (two agent jobs that
-    named the same pack id at once) is left out: a reader never guesses a key, so that
-    pack's blobs read as damaged, and the rest of the repository as ever."""
-    names = [o.name for o in backend.list(PREFIX)]
-    if not names:
-        return {}
+def records(backend: Backend, sealer: primitives.Sealer) -> dict[str, list[Group]]:
+    """Every record's name with its groups. A record deleted after the listing (merged
+    by another writer, who wrote the merged one first) makes it list again, so what the
+    deleted one said is always in what is returned."""
+    for attempt in range(LOAD_ATTEMPTS):
+        names = [o.name for o in backend.list(PREFIX)]
+        if not names:
+            return {}
 
-    def read(name: str) -> bytes | None:
-        try:
-            return backend.get(name)
-        except errors.ObjectNotFound:  # deleted by a prune after we listed
-            return None
+        def read(name: str) -> bytes | None:
+            try:
+                return backend.get(name)
+            except errors.ObjectNotFound:
+                return None
 
-    with ThreadPoolExecutor(8) as pool:
-        blobs = list(pool.map(read, names))
+        with ThreadPoolExecutor(8) as pool:
+            blobs = list(pool.map(read, names))
+        if any(b is None for b in blobs) and attempt + 1 < LOAD_ATTEMPTS:
+            continue
+        out: dict[str, list[Group]] = {}
+        for name, data in zip(names, blobs, strict=True):
+            if data is None:
+                continue
+            try:
+                out[name] = decode_record(sealer, data)
+            except ValueError as exc:
+                raise errors.IntegrityError(name=name, detail=str(exc)) from exc
+        return out
+    return {}  # pragma: no cover - the loop always returns
+
+
+def keys_of(found: dict[str, list[Group]]) -> dict[str, PackKey]:
+    """Every keyed pack with its key. A pack that records give different keys (two agent
+    jobs that named the same pack id at once) is left out: a reader never guesses a
+    key, so that pack's blobs read as damaged, and the rest of the repository as ever."""
     out: dict[str, PackKey] = {}
     ambiguous: set[str] = set()
-    for name, data in zip(names, blobs, strict=True):
-        if data is None:
-            continue
-        try:
-            ids, key = decode_record(sealer, data)
-        except ValueError as exc:
-            raise errors.IntegrityError(name=name, detail=str(exc)) from exc
-        for pack_id in ids:
-            if out.setdefault(pack_id, key) != key:
-                ambiguous.add(pack_id)
+    for groups in found.values():
+        for pack_ids, key in groups:
+            for pack_id in pack_ids:
+                if out.setdefault(pack_id, key) != key:
+                    ambiguous.add(pack_id)
     for pack_id in ambiguous:
         del out[pack_id]
     return out
 
 
-def records(backend: Backend, sealer: primitives.Sealer) -> dict[str, tuple[list[str], PackKey]]:
-    """Every record's name with the packs it names and their key (for prune, which
-    deletes a record once none of its packs exists and merges a key's records)."""
-    out: dict[str, tuple[list[str], PackKey]] = {}
-    for info in backend.list(PREFIX):
-        try:
-            out[info.name] = decode_record(sealer, backend.get(info.name))
-        except errors.ObjectNotFound:
-            continue
-        except ValueError as exc:
-            raise errors.IntegrityError(name=info.name, detail=str(exc)) from exc
-    return out
+def merged(groups: Iterable[Group]) -> list[Group]:
+    """``groups`` with one group per key (pack ids united, sorted)."""
+    by_key: dict[PackKey, set[str]] = {}
+    for pack_ids, key in groups:
+        by_key.setdefault(key, set()).update(pack_ids)
+    return [(sorted(ids), key) for key, ids in by_key.items() if ids]

@@ -185,29 +185,25 @@ def _prune(
 
 
 def _drop_pack_keys(repo: Repository, report: PruneReport, bypass: bool) -> None:
-    """Delete the pack-key records none of whose packs the store holds any more (their
-    packs were pruned, or an agent never uploaded them), and merge the records of one
-    key into one (an agent job writes one per pack; every open reads them all): the
-    merged record first, then the old ones, so a pack the store holds always has its
-    key."""
+    """Rewrite the pack-key records as one naming only the packs the store still holds
+    (the others were pruned, or an agent never uploaded them): the new record first,
+    then the old ones go, so a pack the store holds always has its key."""
     records = repo.pack_key_records()
     if not records:
         return
     stored = {pack_id for pack_id, _size in repo.list_packs()}
-    by_key: dict[keyed_packs.PackKey, list[tuple[str, list[str], keyed_packs.PackKey]]] = {}
-    for name, (pack_ids, key) in records.items():
-        live = sorted(stored.intersection(pack_ids))
-        if not live:
+    live = keyed_packs.merged(
+        (sorted(stored.intersection(ids)), key)
+        for groups in records.values()
+        for ids, key in groups
+    )
+    named = {p for groups in records.values() for ids, _ in groups for p in ids}
+    if len(records) == 1 and named <= stored:
+        return  # one record, every pack of it still there
+    new = repo.put_pack_key_groups(live) if live else None
+    for name in records:
+        if name != new:
             _delete(repo, name, report, bypass)
-            continue
-        by_key.setdefault(key, []).append((name, live, key))
-    for group in by_key.values():
-        if len(group) < 2:
-            continue
-        merged = repo.put_pack_keys(sorted({p for _, live, _ in group for p in live}), group[0][2])
-        for name, _live, _key in group:
-            if name != merged:
-                _delete(repo, name, report, bypass)
 
 
 def _repack(

@@ -98,6 +98,7 @@ class Repository:
         self._local = threading.local()
         self._index = index.MasterIndex()
         self._pack_keys: dict[str, keyed_packs.PackKey] = {}
+        self._pack_key_records = 0
         self._shadowed: dict[bytes, index.Location] = {}
         self._pending: set[bytes] = set()
         self._lock = threading.Lock()
@@ -445,16 +446,42 @@ class Repository:
     def put_pack_keys(self, pack_ids: list[str], key: keyed_packs.PackKey) -> str:
         """Write a record saying ``pack_ids`` are sealed under ``key``; before the packs
         exist (a pack the store holds is always one a reader can open). Its name."""
-        data = keyed_packs.encode_record(self._sealer(), pack_ids, key)
+        return self.put_pack_key_groups([(pack_ids, key)])
+
+    def put_pack_key_groups(self, groups: list[keyed_packs.Group]) -> str:
+        """Write one record of several (packs, key) groups; its name."""
+        data = keyed_packs.encode_record(self._sealer(), groups)
         name = keyed_packs.record_name(data)
         _put_idempotent(self.backend, name, data)
-        for pack_id in pack_ids:
-            self._pack_keys.setdefault(pack_id, key)
+        self._pack_key_records += 1
+        for pack_ids, key in groups:
+            for pack_id in pack_ids:
+                self._pack_keys.setdefault(pack_id, key)
         return name
 
-    def pack_key_records(self) -> dict[str, tuple[list[str], keyed_packs.PackKey]]:
-        """Every pack-key record's name with the packs it names and their key (prune)."""
+    def pack_key_records(self) -> dict[str, list[keyed_packs.Group]]:
+        """Every pack-key record's name with its (packs, key) groups (prune)."""
         return keyed_packs.records(self.backend, self._sealer())
+
+    def compact_pack_keys(self, at: int = keyed_packs.COMPACT_RECORDS) -> bool:
+        """With ``at`` or more pack-key records, merge them into one (every open reads
+        them all): the merged record first, then the old ones go (one under retention
+        stays). Readers that meet a deleted one list again. Whether it merged."""
+        if self._pack_key_records < at:
+            return False
+        found = self.pack_key_records()
+        if len(found) < at:
+            self._pack_key_records = len(found)
+            return False
+        new = self.put_pack_key_groups(
+            keyed_packs.merged(g for groups in found.values() for g in groups)
+        )
+        for name in found:
+            if name != new:
+                with contextlib.suppress(errors.ObjectNotFound, errors.ObjectLocked):
+                    self.backend.delete(name)
+        self._pack_key_records = 1
+        return True
 
     def add_keyed_pack(self, pack_id: str, entries: list[packs.PackEntry]) -> str:
         """Index a keyed pack the store holds (its record written first); the segment."""
@@ -502,7 +529,9 @@ class Repository:
         """Read the pack keys, then every index segment. One listed but gone when read
         was deleted by a concurrent prune, which writes the segment superseding it
         first: list again."""
-        self._pack_keys = keyed_packs.load(self.backend, self._sealer())
+        found = keyed_packs.records(self.backend, self._sealer())
+        self._pack_keys = keyed_packs.keys_of(found)
+        self._pack_key_records = len(found)
         self._shadowed = {}
         for attempt in range(INDEX_LOAD_ATTEMPTS):
             names = self.index_segments()

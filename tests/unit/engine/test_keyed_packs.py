@@ -177,3 +177,21 @@ def test_a_pack_two_records_key_differently_is_opened_with_neither() -> None:
     assert again.get_blob(fine_ids[0]) == b"fine"
     with pytest.raises(errors.IntegrityError):
         again.get_blob(ids[0])
+
+
+def test_a_writer_merges_many_records_into_one() -> None:
+    """An agent job writes one record per pack and every open reads them all: at
+    COMPACT_RECORDS a writer merges them (several keys into one record)."""
+    repo = _repo()
+    scoped = repo.scoped_id_key(SCOPE)
+    made = []
+    for n in range(keyed_packs.COMPACT_RECORDS):
+        key = keyed_packs.PackKey(primitives.random_bytes(32), SCOPE)
+        made.append(_keyed_pack(repo, key, [("data", b"blob %d" % n)], scoped)[1][0])
+    opened = Repository.open(repo.backend, raw_key=b"k" * 32)
+    assert opened.compact_pack_keys()
+    assert len(list(repo.backend.list(keyed_packs.PREFIX))) == 1
+    assert not opened.compact_pack_keys()  # one record: nothing to do
+    after = Repository.open(repo.backend, raw_key=b"k" * 32)
+    assert [after.get_blob(b) for b in made] == [b"blob %d" % n for n in range(len(made))]
+    assert check.check(after, read_data=True).ok

@@ -750,6 +750,7 @@ def commit_packs(deps: Deps, caller: Caller, job_id: object, uploads: list[PackU
                 repo.put_pack_keys([upload.pack_id], key)  # (only once its header opened)
             repo.add_keyed_pack(upload.pack_id, entries)
             stored += [e.blob_id for e in entries]
+        repo.compact_pack_keys()  # one record per pack otherwise, all read by every open
     with _UPLOADED_LOCK:
         while len(_UPLOADED) >= _PARENT_SETS_KEPT and leased.job.job_id not in _UPLOADED:
             _UPLOADED.pop(next(iter(_UPLOADED)))
