@@ -757,7 +757,9 @@ class App:
             ),
             roles=self.roles,
         )
-        self.scheduler = planner.Scheduler(self.deps, tick_seconds=w.sweep_seconds)
+        self.scheduler = planner.Scheduler(
+            self.deps, tick_seconds=w.sweep_seconds, roles=self.roles
+        )
         self.notifier = delivery.Deliverer(  # the notification outbox's delivery loop
             self.deps,
             delivery.signing_key(config.data_dir, clock.now()),

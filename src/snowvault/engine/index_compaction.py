@@ -86,9 +86,14 @@ def _merge(repo: Repository, min_segments: int) -> list[str]:
 def delete_replaced(repo: Repository, names: Iterable[str]) -> int:
     """Delete segments a merge replaced (gone already, or kept by retention: skipped);
     how many were deleted."""
-    deleted = 0
-    for name in names:
+
+    def delete(name: str) -> int:
         with contextlib.suppress(errors.ObjectNotFound, errors.ObjectLocked):
             repo.backend.delete(name)
-            deleted += 1
-    return deleted
+            return 1
+        return 0
+
+    # all at once: a reader that lists while the deletes run relists right away, and a
+    # slow trickle of deletes made some readers fail every relisting in a row
+    with ThreadPoolExecutor(16) as pool:
+        return sum(pool.map(delete, list(names)))

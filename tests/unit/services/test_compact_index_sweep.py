@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from helpers import service_world
+from snowvault.control.catalog import leadership
 from snowvault.control.scheduler import sweepers
 from snowvault.control.services import vaults
 from snowvault.engine import index
@@ -46,3 +47,25 @@ def test_merged_now_deleted_after_the_grace(tmp_path: Path, clock: FakeClock) ->
     (merged,) = _segments(deps, busy)
     assert merged not in before
     assert _segments(deps, quiet) == quiet_before  # too few segments: left alone
+
+
+def test_in_a_fleet_only_the_role_holder_compacts(tmp_path: Path, clock: FakeClock) -> None:
+    deps = service_world.make_deps(str(tmp_path), clock)
+    busy = vaults.create(deps, service_world.root_caller(deps), "busy")
+    with vaults.open_repository(deps, busy) as repo:
+        for _ in range(20):
+            repo.write_segment(index.Segment(packs={os.urandom(32).hex(): []}))
+    before = _segments(deps, busy)
+    holder = leadership.Leadership(deps.engine, tmp_path / "roles")  # another server
+    mine = leadership.Leadership(deps.engine, tmp_path / "roles")
+    try:
+        assert holder.hold("index-compaction")
+        report = sweepers.run(deps, clock.now(), COMPACT, roles=mine)
+        assert "compact-index" not in report.done
+        assert _segments(deps, busy) == before
+        holder.close()  # that server stopped: this one takes the role
+        report = sweepers.run(deps, clock.now(), COMPACT, roles=mine)
+        assert report.get("compact-index") == [busy["arn"]]
+    finally:
+        holder.close()
+        mine.close()

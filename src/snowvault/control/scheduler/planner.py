@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from snowvault.control.catalog import leadership
 from snowvault.control.scheduler import sweepers
 from snowvault.control.services import scheduling
 from snowvault.control.services.base import Deps
@@ -46,11 +47,14 @@ class TickResult:
             getattr(self, name).extend(getattr(other, name))
 
 
-def tick(deps: Deps, now: datetime | None = None) -> TickResult:
-    """One scheduler pass at ``now`` (default: the clock's now)."""
+def tick(
+    deps: Deps, now: datetime | None = None, roles: leadership.Leadership | None = None
+) -> TickResult:
+    """One scheduler pass at ``now`` (default: the clock's now); ``roles``: this
+    server's, in a fleet (sweeps with a role run where it is held)."""
     at = now or deps.clock.now()
     planned = scheduling.plan_due(deps, at)
-    swept = sweepers.run(deps, at)
+    swept = sweepers.run(deps, at, roles=roles)
     result = TickResult(
         planned.jobs,
         swept.get("expire-unstarted"),
@@ -67,8 +71,14 @@ class Scheduler:
     """The one loop: a thread that ticks (plans, then sweeps) every ``tick_seconds``
     until stopped."""
 
-    def __init__(self, deps: Deps, tick_seconds: float = DEFAULT_TICK_SECONDS) -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        tick_seconds: float = DEFAULT_TICK_SECONDS,
+        roles: leadership.Leadership | None = None,
+    ) -> None:
         self.deps = deps
+        self.roles = roles
         self.tick_seconds = tick_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,7 +86,7 @@ class Scheduler:
 
     def tick(self) -> TickResult:
         with self.lock:
-            return tick(self.deps)
+            return tick(self.deps, roles=self.roles)
 
     def start(self) -> None:
         if self._thread is None:

@@ -9,7 +9,9 @@ listed in :data:`SWEEPS` — adding one is a line there plus its function in ser
 after planning the due rules, every pass; test mode's clock steps run it through
 :func:`planner.tick`; ``Worker.sweep_once`` runs it too (an embedding without a
 scheduler). Every sweep is safe to run concurrently on several servers (the catalog's
-records decide who does what), so the list needs no leader.
+records decide who does what), so the list needs no leader; a sweep that is disruptive
+when all servers run it at once names a ``role`` and runs on the server holding it
+(``catalog.leadership``: ``compact-index``).
 
 The order, and why:
 
@@ -35,8 +37,8 @@ The order, and why:
    after the prunes, which merge what they read themselves). Every backup adds a
    segment and every open of a vault reads them all, so without this a run of N
    backups into one vault costs N² store reads. The replaced segments are deleted at a
-   pass :data:`COMPACT_GRACE_SECONDS` later (readers elsewhere may have listed them).
-   At most :data:`COMPACT_VAULTS_PER_PASS` vaults are looked at per pass (one listing
+   pass :data:`COMPACT_GRACE_SECONDS` later (readers elsewhere may have listed them),
+   all at once, by one server of a fleet (role ``index-compaction``). At most :data:`COMPACT_VAULTS_PER_PASS` vaults are looked at per pass (one listing
    each), in turn.
 10. ``store-retention`` — locked vaults whose points or lock changed get their store
    retention re-applied (after expiry and prune, so it sees the points that stay).
@@ -58,6 +60,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from snowvault.control import catalog
+from snowvault.control.catalog import leadership
 from snowvault.control.catalog.db import Record
 from snowvault.control.services import (
     cold_storage,
@@ -81,11 +84,14 @@ SweepFn = Callable[[Deps, datetime], Sequence[str]]
 @dataclass(frozen=True)
 class Sweep:
     """One registered sweep: ``run(deps, now)`` returns what it touched; ``what`` says
-    it in the log line (``"<count> <what>"``)."""
+    it in the log line (``"<count> <what>"``). ``role``: a sweep that is safe on
+    several servers but wasteful or disruptive when they all run it at once runs only on
+    the server holding that role (``catalog.leadership``; none given: every server)."""
 
     name: str
     run: SweepFn
     what: str
+    role: str | None = None
 
 
 @dataclass
@@ -202,7 +208,12 @@ SWEEPS: tuple[Sweep, ...] = registry(
     Sweep("cold-data", cold_storage.move_due, "vault(s) with packs moved to their cold store"),
     Sweep("prune", _prune, "vault(s) pruned after deleted or expired points"),
     Sweep("orphan-prune", vaults.prune_orphans, "vault(s) pruned of a failed backup's data"),
-    Sweep("compact-index", _compact_index, "vault(s) with their index segments merged"),
+    Sweep(
+        "compact-index",
+        _compact_index,
+        "vault(s) with their index segments merged",
+        role="index-compaction",  # several servers deleting segments break readers' relists
+    ),
     Sweep(
         "store-retention", vault_lock.sweep_store_retention, "vault(s) store retention re-applied"
     ),
@@ -212,10 +223,18 @@ SWEEPS: tuple[Sweep, ...] = registry(
 """The one ordered list (see the module docstring for the order and why)."""
 
 
-def run(deps: Deps, now: datetime, sweeps: Sequence[Sweep] = SWEEPS) -> SweepReport:
-    """Run each sweep once at ``now``, in order."""
+def run(
+    deps: Deps,
+    now: datetime,
+    sweeps: Sequence[Sweep] = SWEEPS,
+    roles: leadership.Leadership | None = None,
+) -> SweepReport:
+    """Run each sweep once at ``now``, in order; with ``roles`` (a fleet), a sweep with
+    a role only where it is held or can be taken."""
     report = SweepReport()
     for sweep in sweeps:
+        if sweep.role and roles is not None and not (roles.check() and roles.hold(sweep.role)):
+            continue
         try:
             touched = list(sweep.run(deps, now))
         except Exception:
