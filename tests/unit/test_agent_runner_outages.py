@@ -1,9 +1,8 @@
 """What the agent's runner does when the server stays out of reach longer than a call's
 retry budget (snowvault/agent/client.py gives up with Unavailable): issue 13 asks that a
-network cut cost a retry, never the job. Both are strict xfails for now: the runner
-(agent/runner.py) ends the job with AgentFailJob as soon as an upload gives up, and
-stops `agent run` on a server error answered to a claim. When it is fixed these fail
-as XPASS: take the marker off.
+network cut cost a retry, never the job: the runner (agent/runner.py) leaves a job
+whose upload gave up to its lease (no AgentFailJob), and `agent run` keeps asking after
+a server error answered to a claim.
 """
 
 from __future__ import annotations
@@ -75,9 +74,6 @@ def _options(root: Path, **kw: Any) -> runner.Options:
     )
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="runner.run_job fails the job on Unavailable"
-)
 def test_an_upload_that_gives_up_leaves_the_job_to_its_lease(tmp_path: Path) -> None:
     source = tmp_path / "www"
     source.mkdir()
@@ -95,9 +91,6 @@ def test_an_upload_that_gives_up_leaves_the_job_to_its_lease(tmp_path: Path) -> 
     assert state != "FAILED", said
 
 
-@pytest.mark.xfail(
-    strict=True, raises=errors.Unavailable, reason="runner.run re-raises a claim's 5xx"
-)
 def test_a_server_error_to_a_claim_does_not_stop_the_agent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

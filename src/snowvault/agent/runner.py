@@ -35,7 +35,7 @@ from snowvault.agent import client, store
 from snowvault.agent import restore as agent_restore
 from snowvault.control.model import host_paths
 from snowvault.core.clock import Clock, SystemClock
-from snowvault.core.errors import InvalidInput, SnowvaultError
+from snowvault.core.errors import InvalidInput, SnowvaultError, Unavailable
 from snowvault.engine import archiver, stream_backup
 from snowvault.engine import progress as engine_progress
 
@@ -254,6 +254,8 @@ def run_job(
         if client.code_of(exc) == client.NOT_FOUND or heart.lost.is_set():
             say(f"job {job_id}: the lease is gone, dropped ({exc})")
             return "LOST"
+        if _server_away(exc):
+            return _left_to_lease(job_id, exc, say)
         return _fail(api, job_id, str(exc), say)
     except Exception as exc:  # a bug: the job still ends, with the reason
         return _fail(api, job_id, f"internal error: {exc!r}", say)
@@ -308,6 +310,8 @@ def run_restore(api: client.AgentApi, options: Options, job: Mapping[str, Any], 
         if client.code_of(exc) == client.NOT_FOUND or heart.lost.is_set():
             say(f"job {job_id}: the lease is gone, dropped ({exc})")
             return "LOST"
+        if _server_away(exc):
+            return _left_to_lease(job_id, exc, say)
         return _fail(api, job_id, str(exc), say)
     except Exception as exc:  # a bug: the job still ends, with the reason
         return _fail(api, job_id, f"internal error: {exc!r}", say)
@@ -315,6 +319,22 @@ def run_restore(api: client.AgentApi, options: Options, job: Mapping[str, Any], 
         heart.done.set()
     say(f"job {job_id}: {doc.get('State')}, {result.files} file(s), {result.bytes} bytes")
     return str(doc.get("State") or "COMPLETED")
+
+
+def _server_away(exc: BaseException) -> bool:
+    """The server stayed out of reach (or kept answering 5xx/throttling) for longer than a
+    call's retry budget: the client's Unavailable carries a code; a plugin's (its
+    database is down) does not, and that one fails the job."""
+    return isinstance(exc, Unavailable) and client.code_of(exc) is not None
+
+
+def _left_to_lease(job_id: str, exc: BaseException, say: Say) -> str:
+    """Drop a job the server could not be told about, without AgentFailJob: a network cut
+    costs a retry, never the job (issue 13). Its lease runs out on the server and the
+    sweeper hands it to a new attempt, which this agent claims when the link is back
+    (what the dropped attempt stored is not sent again)."""
+    say(f"job {job_id}: the server is out of reach ({exc}); left to its lease, retried later")
+    return "LOST"
 
 
 def _fail(api: client.AgentApi, job_id: str, message: str, say: Say) -> str:
@@ -334,7 +354,15 @@ def run(options: Options, *, stop: threading.Event, say: Say, clock: Clock | Non
     api = client.AgentApi(
         options.endpoint, options.region, options.access_key_id, options.secret_access_key
     )
-    hello = api.call("AgentHello", {"Version": __version__})
+    hello = None
+    while hello is None:  # a server down at the agent's start is waited for, as later
+        try:
+            hello = api.call("AgentHello", {"Version": __version__})
+        except SnowvaultError as exc:
+            if not _server_away(exc) or stop.is_set():
+                raise
+            say(f"{exc}; trying again")
+            stop.wait(2.0)
     say(f"agent for host {hello['Agent']['Host']} connected to {options.endpoint}")
     ran = 0
     while not stop.is_set():
@@ -343,7 +371,7 @@ def run(options: Options, *, stop: threading.Event, say: Say, clock: Clock | Non
         try:
             doc = api.call("AgentClaimJob", body, timeout=options.wait_seconds + 30)
         except SnowvaultError as exc:
-            if client.code_of(exc) != client.UNREACHABLE:
+            if not _server_away(exc):  # refused (a revoked key, a bad signature): stop
                 raise
             say(f"{exc}; trying again")
             stop.wait(2.0)
