@@ -288,7 +288,7 @@ class ContentWorkers:
         if self._pool is None:
             repo = self._repo
             keys = repo._keys
-            known = b"".join(repo._index.blob_ids())
+            known = b"".join(repo.own_blob_ids())  # never an id only a keyed pack claims
             # spawn: never a fork of a threaded (server) process, and the workers are
             # this process's own children, so their CPU and memory count as its own
             ctx = multiprocessing.get_context("spawn")
@@ -379,7 +379,7 @@ class ContentWorkers:
         view = memoryview(buf)
         for blob_id, start, stored, raw in made:
             with repo._lock:
-                if blob_id in repo._index or blob_id in repo._pending:
+                if repo.has_blob(blob_id):  # a keyed pack's id is not the writer's
                     continue
                 repo._pending.add(blob_id)
             repo._append(packs.KIND_DATA, blob_id, b"", view[start : start + stored], raw)
