@@ -293,8 +293,17 @@ class _Restorer:
         rel, node = item
         final = self.path(rel)
         path = final + _TMP_SUFFIX if self.overwrite else final
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                fd = os.open(path, flags, 0o600)
+            except FileExistsError:
+                if path == final:
+                    raise
+                # a killed attempt's temp file (a retried restore): unlink (it does not
+                # follow a symlink) and create it afresh, once
+                os.unlink(path)
+                fd = os.open(path, flags, 0o600)
         except OSError as exc:
             self.error(rel, f"cannot create: {exc.strerror}")
             return
