@@ -297,14 +297,6 @@ def test_agents_killed_in_restores_leave_every_job_final_and_complete_ones_whole
     assert read > 0 and manifests == [point]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # a precondition that does not hold fails the test for real
-    reason="a retried restore trips over what its killed attempt wrote: with overwrite, "
-    "the restorer's O_EXCL temp file (NAME.snowvault-restore) is left behind and the "
-    "retry fails 'cannot create: File exists' (engine/restorer.py _restore_file); "
-    "without, the Directory plugin refuses the now non-empty target",
-)
 @pytest.mark.parametrize("overwrite", ["true", "false"])
 def test_a_restore_whose_agent_was_killed_after_writing_is_finished_by_the_retry(
     fleet: Fleet, overwrite: str

@@ -3,7 +3,11 @@ reading trees and chunks from the server (``AgentReadBlobs``), each sealed under
 restore job's data key.
 
     source = RemoteSource(api, job_id, job_key, manifest)
-    plugin.restore(RestoreRequest(resource, metadata, policy, source, progress))
+    plugin.restore(RestoreRequest(resource, metadata, policy, source, progress, job_id=job_id))
+
+The request carries the restore job's id (the claim's ``JobId``, the same on every
+attempt): the Directory plugin marks its target with it, so an attempt after a killed
+one finishes that attempt's partial restore (see :mod:`snowvault.plugins.directory`).
 
 :class:`RemoteSource` is the whole plugin Source: a directory point written by the
 restorer, a dump read whole (``read_file``) or streamed (``open``, blob by blob, holes

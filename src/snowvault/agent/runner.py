@@ -290,7 +290,7 @@ def run_restore(api: client.AgentApi, options: Options, job: Mapping[str, Any], 
         resource = _resource(job)
         plugin = plugins.builtin.registry().get(resource.resource_type)
         request = plugins.base.RestoreRequest(
-            resource, metadata, _policy(options), source, progress
+            resource, metadata, _policy(options), source, progress, job_id=job_id
         )
         plugin.restore(request)
         result = source.result

@@ -182,6 +182,11 @@ class RestoreRequest:
     policy: host_paths.Policy
     source: Source
     progress: ProgressCallback
+    job_id: str | None = None
+    """The restore job's id, the same on every attempt (the embedded worker's and an
+    agent's); None outside a job. A plugin may mark its target with it, so a later
+    attempt of the same job knows a partial restore for its own (see
+    :mod:`snowvault.plugins.directory`)."""
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,33 @@ path is no probe) and again in the worker right before it reads or writes; the w
 reads/writes the path it resolved then, and a restore refuses when the target resolves
 differently once created (a symlink swapped in between).
 
+A restore job retried after its attempt was killed (the embedded worker or an agent died
+in the middle) finishes what the killed attempt began: an attempt marks the target
+directory, right before it writes, with the user extended attribute
+``user.snowvault.restore-job`` naming the restore job's id
+(:attr:`~snowvault.plugins.base.RestoreRequest.job_id`), and removes the mark when the
+restore has been written. A later attempt of the same job that finds the target not
+empty but marked with its own id restores over it (overwrite semantics, whatever
+``overwrite`` says: what is there is its own partial restore); a mark naming another
+job, or none, is the usual refusal of a non-empty target. Abuse case: a caller cannot
+use the mark to overwrite a directory: it is honoured only when it names the id of the
+job being run, a random id the server makes when StartRestoreJob is called, after the
+call's own check of the target; StartRestoreJob's check never honours a mark; and a
+user xattr can only be set by who may write the directory (on a sticky directory, its
+owner), who could empty it anyway. An attempt that fails with an error leaves its mark
+(a retry may still finish the job); it names a job that is over, which nothing honours
+again. Where the file system keeps no user xattrs there is no mark, and a retry over a
+partial restore is refused as before.
+
 Depends on the plugin base, the model's host-path rule and core only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,9 +85,56 @@ def parse_items(raw: str | None) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def check_target(metadata: Mapping[str, str], policy: host_paths.Policy) -> tuple[str, bool]:
-    """The resolved target path and the overwrite flag; raises InvalidRestoreTarget, or
-    PathRefused when ``policy`` (the host-path rule) refuses the resolved target."""
+MARK = "user.snowvault.restore-job"
+"""The user xattr naming the restore job that is writing into a target directory."""
+
+
+def restore_mark(path: str) -> str | None:
+    """The restore job id marked on directory ``path``; None when there is no mark (or
+    the file system keeps no user xattrs). Never follows a symlink."""
+    try:
+        value = os.getxattr(path, MARK, follow_symlinks=False)
+    except OSError:
+        return None
+    return value.decode("utf-8", "replace")
+
+
+def _mark(path: str, job_id: str) -> bool:
+    """Mark ``path`` as job ``job_id``'s target; False where it cannot be marked (no user
+    xattrs there): the restore goes on, only a retry over it will be refused."""
+    try:
+        os.setxattr(path, MARK, job_id.encode(), follow_symlinks=False)
+    except OSError:
+        return False
+    return True
+
+
+def _unmark(path: str, job_id: str) -> None:
+    """Remove job ``job_id``'s mark from ``path`` (a mark naming anything else, e.g. one
+    restored with the point's own metadata, is left). The restore may have given the
+    directory a mode without the owner's write bit, which a user xattr's removal needs:
+    it is added for the removal only."""
+    if restore_mark(path) != job_id:
+        return
+    with contextlib.suppress(OSError):
+        try:
+            os.removexattr(path, MARK, follow_symlinks=False)
+        except PermissionError:
+            mode = stat.S_IMODE(os.lstat(path).st_mode)
+            os.chmod(path, mode | stat.S_IWUSR, follow_symlinks=False)
+            try:
+                os.removexattr(path, MARK, follow_symlinks=False)
+            finally:
+                os.chmod(path, mode, follow_symlinks=False)
+
+
+def check_target(
+    metadata: Mapping[str, str], policy: host_paths.Policy, job_id: str | None = None
+) -> tuple[str, bool]:
+    """The resolved target path and whether to restore over what is there (the overwrite
+    flag, or a non-empty target marked with ``job_id``: that job's own partial restore);
+    raises InvalidRestoreTarget, or PathRefused when ``policy`` (the host-path rule)
+    refuses the resolved target."""
     path = metadata.get("targetPath") or metadata.get("TargetPath")
     if not path:
         raise InvalidRestoreTarget("Metadata.targetPath is required (an absolute directory)")
@@ -81,6 +148,8 @@ def check_target(metadata: Mapping[str, str], policy: host_paths.Policy) -> tupl
         if not os.path.isdir(resolved):
             raise InvalidRestoreTarget(path=path, detail="exists and is not a directory")
         if not overwrite and os.listdir(resolved):
+            if job_id is not None and restore_mark(resolved) == job_id:
+                return resolved, True  # a killed attempt of this job began it
             raise InvalidRestoreTarget(
                 path=path,
                 detail='is not empty; set Metadata.overwrite to "true" to restore over it',
@@ -155,7 +224,8 @@ class Directory:
         parse_items(metadata.get("items"))
 
     def restore(self, request: RestoreRequest) -> None:
-        target, overwrite = check_target(request.metadata, request.policy)  # again, now
+        job_id = request.job_id
+        target, overwrite = check_target(request.metadata, request.policy, job_id)  # again
         items = parse_items(request.metadata.get("items"))
         os.makedirs(target, exist_ok=True)
         if os.path.realpath(target) != target:  # a symlink swapped in since the check
@@ -163,9 +233,12 @@ class Directory:
                 path=request.metadata.get("targetPath"),
                 reason=f"it no longer resolves to {target!r} (a symlink changed); not followed",
             )
+        marked = job_id is not None and _mark(target, job_id)
         request.source.to_directory(
             target, include=items, overwrite=overwrite, progress=request.progress
         )
+        if marked and job_id is not None:  # an error above leaves it, for a retry
+            _unmark(target, job_id)
 
     def restored_source(self, metadata: Mapping[str, str]) -> str | None:
         """The source a restore with ``metadata`` created: its target directory, as a

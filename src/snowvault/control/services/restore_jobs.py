@@ -230,7 +230,7 @@ def _restore(deps: Deps, job: RestoreJob, control: JobControl) -> restorer.Resto
     metadata = dict(job.metadata or {})
     if continuous.find(deps, rp.arn) is not None:  # base backup + WAL to pointInTime
         return continuous.restore(deps, rp, vault, metadata, plugin_io.restore_report(control))
-    return _restore_point(deps, rp, vault, metadata, control)
+    return _restore_point(deps, rp, vault, metadata, control, job.restore_job_id)
 
 
 def _restore_point(
@@ -239,6 +239,7 @@ def _restore_point(
     vault: catalog.db.Record,
     metadata: dict[str, str],
     control: JobControl,
+    job_id: str,
 ) -> restorer.RestoreResult:
     with catalog.db.transaction(deps.engine) as conn:
         resource = catalog.resources.find(conn, rp.resource_arn)
@@ -250,6 +251,7 @@ def _restore_point(
         deps.path_policy,
         source,
         plugin_io.restore_report(control),
+        job_id=job_id,  # a killed attempt's partial restore is this job's to finish
     )
     plugin.restore(request)
     problem = None if source.result.errors else plugin.validate_restore(request)
