@@ -38,8 +38,9 @@ The order, and why:
    segment and every open of a vault reads them all, so without this a run of N
    backups into one vault costs N² store reads. The replaced segments are deleted at a
    pass :data:`COMPACT_GRACE_SECONDS` later (readers elsewhere may have listed them),
-   all at once, by one server of a fleet (role ``index-compaction``). At most :data:`COMPACT_VAULTS_PER_PASS` vaults are looked at per pass (one listing
-   each), in turn.
+   all at once, by one server of a fleet (role ``index-compaction``). At most
+   :data:`COMPACT_VAULTS_PER_PASS` vaults are looked at per pass (one listing each),
+   in turn.
 10. ``store-retention`` — locked vaults whose points or lock changed get their store
    retention re-applied (after expiry and prune, so it sees the points that stay).
 11. ``kms-keys`` — automatic key rotation, deletion after the waiting period (and the
