@@ -29,11 +29,13 @@ import json
 import re
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from snowvault.control import catalog
+from snowvault.control.catalog import fleet_locks
 from snowvault.control.model import agent_hosts
 from snowvault.control.model import jobs as job_rules
 from snowvault.control.model.jobs import BackupJob, RestoreJob
@@ -49,7 +51,7 @@ from snowvault.control.services import (
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
-from snowvault.core.errors import InvalidInput, NotFound, SnowvaultError
+from snowvault.core.errors import InvalidInput, NotFound, SnowvaultError, Unavailable
 from snowvault.engine import (
     compression,
     crypto,
@@ -258,6 +260,42 @@ def _lease(value: object) -> int:
     return value
 
 
+JOB_GONE = "running job of this agent"
+NOT_IN_POINT = "blob of this restore job's recovery point"
+_JOB_CHECK_KINDS = frozenset({JOB_GONE, NOT_IN_POINT})
+
+
+def _job_gone(job_id: str) -> NotFound:
+    """The one answer that tells an agent to drop a job: it no longer runs under this
+    agent's lease and attempt (ResourceNotFoundException on the wire)."""
+    return NotFound(kind=JOB_GONE, name=job_id)
+
+
+def refused_by_job_check(exc: BaseException) -> bool:
+    """Whether ``exc`` is the job check's own refusal (the lease is gone, or an id
+    outside the restore's point): the only not-found an agent call may answer. Any
+    other (a vanished index segment, a deleted point) is the server's trouble and is
+    answered as retryable (interfaces/api/agent_actions.py)."""
+    return isinstance(exc, NotFound) and exc.fields.get("kind") in _JOB_CHECK_KINDS
+
+
+STORE_TROUBLE = (errors.BackendError, errors.RecoveryPointNotFound, errors.RepositoryNotFound)
+"""Storage errors an agent call may meet on a healthy vault: an index segment or a pack
+key record deleted under the reader (the compact-index sweep, a prune), a point
+forgotten between listing and reading, the store away for a moment."""
+
+
+@contextmanager
+def _store_trouble() -> Iterator[None]:
+    """Storage errors inside an agent call answer Unavailable (retryable, the repository
+    is opened afresh by the next try), never a not-found the agent would read as "your
+    lease is gone" and drop a healthy job for."""
+    try:
+        yield
+    except STORE_TROUBLE as exc:
+        raise Unavailable(detail=f"the vault's store: {exc}; ask again") from exc
+
+
 def _key_context(job_id: str, attempt: int) -> bytes:
     return f"agent-job|{job_id}|{attempt}".encode()
 
@@ -316,12 +354,26 @@ def _claim_polls(
         backup_jobs.JOB_KIND.notify(deps, job.job_id)
         try:
             claimed = _prepare(deps, agent, job, lease)
+        except STORE_TROUBLE as exc:  # a healthy job: back to the queue, the agent asks again
+            _hand_back(deps, job, worker, exc)
+            raise Unavailable(detail=f"the vault's store: {exc}; ask again") from exc
         except SnowvaultError as exc:  # the vault's key is disabled, ...: end it now
             _fail(deps, job, worker, str(exc))
             continue
         if claimed is not None:
             return claimed
     return None
+
+
+def _hand_back(deps: Deps, job: BackupJob, worker: str, exc: BaseException) -> None:
+    """A job claimed while its vault's store failed under the reader (an index segment
+    compacted away): PENDING again, for this or another agent's next claim, rather than
+    FAILED for a moment's trouble."""
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.jobs.QUEUE.release(
+            conn, job_id=job.job_id, worker_id=worker, status_message=f"{exc}"[:900]
+        )
+    backup_jobs.JOB_KIND.notify(deps, job.job_id)
 
 
 def _prepare(
@@ -406,7 +458,7 @@ def _lease_check(
         or stored[0] != job.attempts
         or stored[1] != agent.host
     ):
-        raise NotFound(kind="running job of this agent", name=job_id)
+        raise _job_gone(job_id)
     return job, agent, _box(deps).open(stored[2], _key_context(job_id, job.attempts))
 
 
@@ -440,7 +492,7 @@ def heartbeat(
         deps, leased.job.job_id, leased.worker, _lease(lease_seconds), progress
     )
     if state is None:
-        raise NotFound(kind="running job of this agent", name=leased.job.job_id)
+        raise _job_gone(leased.job.job_id)
     return state
 
 
@@ -494,7 +546,7 @@ def has_blobs(deps: Deps, caller: Caller, job_id: object, blob_ids: object) -> l
     leased = _leased(deps, caller, job_id)
     known = _PARENT_SETS.get((leased.job.job_id, leased.job.attempts))
     if known is None:  # the repository is opened (its index read) once per attempt
-        with vaults.open_repository(deps, _vault_of(deps, leased.job)) as repo:
+        with _store_trouble(), vaults.open_repository(deps, _vault_of(deps, leased.job)) as repo:
             known = _parent_set(deps, leased.job, repo)
     with _UPLOADED_LOCK:
         stored = set(_UPLOADED.get(leased.job.job_id, ()))
@@ -536,6 +588,7 @@ def put_blobs(deps: Deps, caller: Caller, job_id: object, blobs: list[BlobPart])
         return 0
     vault = _vault_of(deps, leased.job)
     with (
+        _store_trouble(),
         vaults.open_repository(deps, vault) as repo,
         locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
     ):
@@ -552,13 +605,84 @@ def put_blobs(deps: Deps, caller: Caller, job_id: object, blobs: list[BlobPart])
     return len(checked)
 
 
+MANIFEST_WAIT_SECONDS = 120
+"""How long a repeated AgentPutManifest waits for the one of its job still running
+(the agent waits 300 s for an answer); then it answers Unavailable and is asked again."""
+_REPEATS = "AgentPutManifest"
+"""The idempotency operation under which each completing call's answer is kept."""
+
+
 def put_manifest(
     deps: Deps, caller: Caller, job_id: object, manifest: object, total: int
 ) -> tuple[str, str]:
     """AgentPutManifest: commit the point: every blob its trees reach must be in the
     vault; the server sets what names the point (metadata, hostname, parent). Records
-    the recovery point and completes the job: (state, recovery point ARN)."""
-    leased = _leased(deps, caller, job_id)
+    the recovery point and completes the job: (state, recovery point ARN).
+
+    Safe to ask again (the agent does, when an answer is lost): one call of a job runs
+    at a time across the fleet (``fleet_locks``; a second waits for the first), and
+    the call that completed the job is answered again, the same state and
+    RecoveryPointArn, when this agent repeats it (same job attempt, same manifest).
+    A point whose recording failed, or found the lease gone, is left to the orphan
+    prune (the vault is marked)."""
+    try:
+        _leased(deps, caller, job_id)  # only the lease holder takes the job's lock
+    except NotFound:
+        return _repeat(deps, caller, job_id, manifest)
+    name = f"agent-manifest|{job_id}"
+    with fleet_locks.hold(deps.engine, name, wait_seconds=MANIFEST_WAIT_SECONDS) as held:
+        if not held:
+            raise Unavailable(
+                detail=f"another AgentPutManifest of job {job_id} is still running; ask again"
+            )
+        try:  # again: the call this one waited for may have completed the job
+            leased = _leased(deps, caller, job_id)
+        except NotFound:
+            return _repeat(deps, caller, job_id, manifest)
+        return _commit_point(deps, caller, leased, manifest, total)
+
+
+def _digest(manifest: object) -> str:
+    """The manifest as the agent sent it, hashed (a repeat sends the same body)."""
+    body = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return primitives.content_hash(body.encode()).hex()
+
+
+def _token(job_id: str, attempt: int) -> str:
+    return f"{job_id}|{attempt}"
+
+
+def _repeat(deps: Deps, caller: Caller, job_id: object, manifest: object) -> tuple[str, str]:
+    """What the call that completed ``job_id`` answered, when this call is that one
+    again (this agent's host, the job's last attempt, the same manifest); else the
+    job is gone (ResourceNotFound: the agent drops it)."""
+    if not isinstance(job_id, str) or not job_id:
+        raise InvalidInput(detail="JobId is required")
+    agent = _me(deps, caller)
+    with catalog.db.read_transaction(deps.engine) as conn:
+        try:
+            job = catalog.jobs.get(conn, job_id, account_id=caller.account_id)
+        except NotFound:
+            raise _job_gone(job_id) from None
+        answer = catalog.idempotency.lookup(
+            conn,
+            account_id=caller.account_id,
+            operation=_REPEATS,
+            token=_token(job.job_id, job.attempts),
+        )
+    if (
+        isinstance(answer, dict)
+        and answer.get("Host") == agent.host
+        and answer.get("Manifest") == _digest(manifest)
+    ):
+        return str(answer["State"]), str(answer["RecoveryPointArn"])
+    raise _job_gone(job_id)
+
+
+def _commit_point(
+    deps: Deps, caller: Caller, leased: _Leased, manifest: object, total: int
+) -> tuple[str, str]:
+    """The body of :func:`put_manifest`, under the job's lock and lease."""
     job = leased.job
     if not isinstance(manifest, dict):
         raise InvalidInput(detail="Manifest must be an object")
@@ -593,15 +717,11 @@ def put_manifest(
         metadata=metadata,
     )
     with (
+        _store_trouble(),
         vaults.open_repository(deps, vault) as repo,
         locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
     ):
-        try:
-            used = _check_trees(repo, parsed.tree)
-        except (KeyError, ValueError, SnowvaultError) as exc:
-            if isinstance(exc, InvalidInput):
-                raise
-            raise InvalidInput(detail=f"the manifest names a tree the vault lacks: {exc}") from None
+        used = _reached(repo, parsed.tree)
         missing = [b for b in used if not repo.has_any_blob(b)]
         if missing:
             raise InvalidInput(
@@ -610,10 +730,81 @@ def put_manifest(
             )
         rp_id = repo.save_manifest(parsed.to_dict())
     result = snapshots.BackupResult(rp_id, parsed)
-    row = dict(resource)
-    state = backup_jobs.record_agent_point(deps, job, leased.worker, vault, row, result, total)
+    try:
+        state = backup_jobs.record_agent_point(
+            deps, job, leased.worker, vault, dict(resource), result, total
+        )
+    except BaseException:
+        if not _remember_if_recorded(deps, caller, leased, rp_id, manifest):
+            _orphaned(deps, job)
+        raise
+    if state == "LOST":  # the lease ran out (or a revocation ended the job) meanwhile
+        _orphaned(deps, job)
+        raise _job_gone(job.job_id)
+    _remember(deps, caller, leased, state, manifest)
     _forget(deps, job.job_id)
     return state, job.recovery_point_arn
+
+
+def _reached(repo: Repository, root_tree: str) -> set[bytes]:
+    """:func:`_check_trees`, a tree the vault lacks refused (InvalidInput: the agent's
+    mistake, the job fails) and a store that failed under the walk retryable."""
+    try:
+        return _check_trees(repo, root_tree)
+    except InvalidInput:
+        raise
+    except errors.IntegrityError as exc:
+        if isinstance(exc.__cause__, STORE_TROUBLE):  # a pack deleted under the reader
+            raise Unavailable(detail=f"the vault's store: {exc}; ask again") from exc
+        raise InvalidInput(detail=f"the manifest names a tree the vault lacks: {exc}") from None
+    except STORE_TROUBLE:
+        raise
+    except (KeyError, ValueError, SnowvaultError) as exc:
+        raise InvalidInput(detail=f"the manifest names a tree the vault lacks: {exc}") from None
+
+
+def _remember(deps: Deps, caller: Caller, leased: _Leased, state: str, manifest: object) -> None:
+    """Keep this call's answer for its repeats (:func:`_repeat`)."""
+    answer = {
+        "State": state,
+        "RecoveryPointArn": leased.job.recovery_point_arn,
+        "Host": leased.host,
+        "Manifest": _digest(manifest),
+    }
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.idempotency.remember(
+            conn,
+            account_id=caller.account_id,
+            operation=_REPEATS,
+            token=_token(leased.job.job_id, leased.job.attempts),
+            result=answer,
+            now=deps.clock.now(),
+        )
+
+
+def _remember_if_recorded(
+    deps: Deps, caller: Caller, leased: _Leased, rp_id: str, manifest: object
+) -> bool:
+    """After recording raised: whether the point was recorded all the same (a failure
+    after the job completed, protecting the point under a vault lock); then its answer
+    is kept for the repeat the agent will send."""
+    try:
+        with catalog.db.read_transaction(deps.engine) as conn:
+            job = catalog.jobs.get(conn, leased.job.job_id)
+            rp = catalog.recovery_points.find(conn, job.recovery_point_arn or "")
+    except SnowvaultError:
+        return False
+    if rp is None or rp.engine_recovery_point_id != rp_id:
+        return False
+    _remember(deps, caller, leased, str(job.state), manifest)
+    return True
+
+
+def _orphaned(deps: Deps, job: BackupJob) -> None:
+    """The manifest this call saved names no recorded point: the orphan prune forgets it
+    (and what only it reaches) once no backup writes into the vault."""
+    with catalog.db.transaction(deps.engine) as conn:
+        vaults.mark_orphans(conn, job.backup_vault_arn, deps.clock.now())
 
 
 # ------------------------------------------------------------------ direct uploads to S3
@@ -690,6 +881,7 @@ def presign_packs(
     key = _job_pack_key(leased, caller.account_id)
     out: list[Presigned] = []
     with (
+        _store_trouble(),
         vaults.open_repository(deps, _vault_of(deps, leased.job)) as repo,
         locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
     ):
@@ -726,6 +918,7 @@ def commit_packs(deps: Deps, caller: Caller, job_id: object, uploads: list[PackU
     key = _job_pack_key(leased, caller.account_id)
     stored: list[bytes] = []
     with (
+        _store_trouble(),
         vaults.open_repository(deps, _vault_of(deps, leased.job)) as repo,
         locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
     ):
@@ -994,7 +1187,7 @@ def restore_heartbeat(
         deps, leased.job.restore_job_id, leased.worker, _lease(lease_seconds), progress
     )
     if state is None:
-        raise NotFound(kind="running job of this agent", name=leased.job.restore_job_id)
+        raise _job_gone(leased.job.restore_job_id)
     return state
 
 
@@ -1013,16 +1206,18 @@ def read_blobs(
     if readable is None:  # this server restarted since the claim: compute it again
         with catalog.db.read_transaction(deps.engine) as conn:
             rp = catalog.recovery_points.get(conn, job.recovery_point_arn)
-        with vaults.open_repository(deps, _vault_of_arn(deps, rp.backup_vault_arn)) as repo:
+        vault = _vault_of_arn(deps, rp.backup_vault_arn)
+        with _store_trouble(), vaults.open_repository(deps, vault) as repo:
             manifest = repo.load_manifest(rp.engine_recovery_point_id or "")
             readable = frozenset(prune.used_blobs(repo, [manifest]))
         with _READABLE_LOCK:
             _READABLE[(job.restore_job_id, job.attempts)] = readable
     outside = [i for i in ids if i not in readable]
     if outside:
-        raise NotFound(kind="blob of this restore job's recovery point", name=outside[0].hex())
+        raise NotFound(kind=NOT_IN_POINT, name=outside[0].hex())
     out = []
-    with vaults.open_repository(deps, _vault_of_arn(deps, job.backup_vault_arn or "")) as repo:
+    vault = _vault_of_arn(deps, job.backup_vault_arn or "")
+    with _store_trouble(), vaults.open_repository(deps, vault) as repo:
         for blob_id in ids:
             data = repo.get_blob(blob_id)
             sealed = agent_blobs.seal_blob(

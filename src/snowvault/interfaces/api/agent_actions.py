@@ -23,6 +23,11 @@ key named ``Secrets``, ``JobKey``, ``IdKey`` or ``Credential`` (a presigned PUT)
 written to the trail (its redaction hides secret-named keys) nor to the request log
 (which keeps no bodies).
 
+Only the job check answers ResourceNotFoundException to a job call (the agent then
+drops the job); a storage error or any other not-found inside one answers
+ServiceUnavailableException, which the agent asks again (:func:`job_call`), and a
+repeated AgentPutManifest answers what the first answered (services/agents.py).
+
 Each is authorized as ``snowvault:<Action>`` (not ``backup:``: ``backup:*`` grants none
 of them) on ``*`` in the caller's account; ``AgentHello`` is an agent principal's
 built-in permission and refused to every other principal (docs/design/agents.md).
@@ -39,6 +44,7 @@ from collections.abc import Callable
 from snowvault.app import App
 from snowvault.control import catalog
 from snowvault.control.services import agents, authorization
+from snowvault.core import errors as core_errors
 from snowvault.interfaces.api import errors
 from snowvault.interfaces.api.asgi import RequestContext
 from snowvault.interfaces.api.handlers.common import Out, Params, caller
@@ -274,19 +280,45 @@ def agent_finish_restore(app: App, ctx: RequestContext, params: Params) -> Out:
     return {"State": state}
 
 
+def job_call(handler: Action) -> Action:
+    """``handler`` answering ResourceNotFoundException only for the job check's own
+    refusal (the lease is gone: the agent drops the job). Any other not-found inside a
+    job call (a vanished index segment or point, a catalog row deleted meanwhile) is the
+    server's trouble: ServiceUnavailableException, which the agent asks again."""
+
+    def call(app: App, ctx: RequestContext, params: Params) -> Out:
+        try:
+            return handler(app, ctx, params)
+        except Exception as exc:
+            if agents.refused_by_job_check(exc):
+                raise
+            if errors.to_api_error(exc).code != "ResourceNotFoundException":
+                raise
+            raise core_errors.Unavailable(detail=f"{exc}; ask again") from exc
+
+    call.__name__ = call.__qualname__ = handler.__name__
+    call.__doc__ = handler.__doc__
+    return call
+
+
 ACTIONS: dict[str, Action] = {
     "EnrollAgent": enroll_agent,
     "RevokeAgent": revoke_agent,
     "ListAgents": list_agents,
     "AgentHello": agent_hello,
-    "AgentClaimJob": agent_claim_job,
-    "AgentHeartbeat": agent_heartbeat,
-    "AgentHasBlobs": agent_has_blobs,
-    "AgentPutBlobs": agent_put_blobs,
-    "AgentPutManifest": agent_put_manifest,
-    "AgentFailJob": agent_fail_job,
-    "AgentReadBlobs": agent_read_blobs,
-    "AgentFinishRestore": agent_finish_restore,
+    **{
+        name: job_call(handler)
+        for name, handler in {
+            "AgentClaimJob": agent_claim_job,
+            "AgentHeartbeat": agent_heartbeat,
+            "AgentHasBlobs": agent_has_blobs,
+            "AgentPutBlobs": agent_put_blobs,
+            "AgentPutManifest": agent_put_manifest,
+            "AgentFailJob": agent_fail_job,
+            "AgentReadBlobs": agent_read_blobs,
+            "AgentFinishRestore": agent_finish_restore,
+        }.items()
+    },
 }
 
 
