@@ -42,6 +42,8 @@ MAX_CALL_BYTES = 3 * 1024 * 1024 - 64 * 1024
 """The largest sealed blob one request carries (base64 of it and the JSON around it
 stay under the server's default 4 MiB request limit)."""
 MAX_IDS_PER_ASK = 1000
+MAX_BLOBS_PER_PUT = 256
+"""The server's limit of blobs in one AgentPutBlobs (interfaces/api/agent_actions.py)."""
 PUT_TRIES = 4
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 
@@ -160,8 +162,11 @@ class RemoteBlobStore:
             self._add_to_packs(missing)
             return
         small = [b for b in missing if len(b[2]) <= BATCH_BYTES]
-        if small:
-            body = [_item(blob_id, kind, sealed) for blob_id, kind, sealed, _ in small]
+        for start in range(0, len(small), MAX_BLOBS_PER_PUT):  # many small files: many calls
+            body = [
+                _item(b, kind, sealed)
+                for b, kind, sealed, _ in small[start : start + MAX_BLOBS_PER_PUT]
+            ]
             self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Blobs": body})
         for blob_id, kind, sealed, _ in missing:
             if len(sealed) > MAX_CALL_BYTES:
