@@ -35,7 +35,7 @@ from helpers.access_world import ROLE, World
 from snowvault.agent import client, runner, store
 from snowvault.control import catalog
 from snowvault.control.catalog import fleet_locks
-from snowvault.control.services import agents, backup_jobs, resources, vaults
+from snowvault.control.services import agents, backup_jobs, resources, restore_jobs, vaults
 from snowvault.control.services.base import Caller
 from snowvault.core.errors import SnowvaultError, Unavailable
 from snowvault.engine import errors as engine_errors
@@ -360,3 +360,26 @@ def test_a_manifest_whose_lease_ran_out_meanwhile_is_left_to_the_orphan_prune(
     vault = vaults.get(world.deps, world.root, "main")
     assert [m.vault_arn for m in marks] == [vault["arn"]]  # the saved manifest: a stray
     assert points is None and len(_manifests(world)) == 1
+
+
+def test_a_restore_claim_that_meets_a_vanished_segment_hands_it_back(
+    world: World, shared: Shared, tmp_path: Path
+) -> None:
+    h1 = agent_world.agent(world, "h1")
+    source = tmp_path / "on-h1"
+    job_id = _start(world, _agent_resource(world, source))
+    state, _job_doc = _run(EdgeApi(world, h1, shared, vanish_on=set()), world, source)
+    assert state == "COMPLETED"
+    restore = restore_jobs.start(
+        world.deps, world.root, recovery_point_arn=_job(world, job_id).recovery_point_arn,
+        metadata={"targetPath": str(tmp_path / "back")}, iam_role_arn=ROLE,
+    )  # fmt: skip
+    shared.vanished = True
+    with pytest.raises(SnowvaultError) as caught:
+        answer(world, h1, "AgentClaimJob", {})
+    assert client.code_of(caught.value) == "ServiceUnavailableException"
+    waiting = restore_jobs.get(world.deps, world.root, restore.restore_job_id)
+    assert waiting.status == "PENDING"  # not FAILED
+    shared.vanished = False
+    again = answer(world, h1, "AgentClaimJob", {})["Job"]
+    assert (again["Kind"], again["JobId"]) == ("RESTORE", restore.restore_job_id)

@@ -7,11 +7,12 @@ AgentPutManifest of a job at a time, whichever servers its calls land on
             ...  # another call (this server or another) still holds it: ask again later
 
 In this process a lock per name (threads of one server); on PostgreSQL also a
-transaction-scoped advisory lock (``pg_advisory_xact_lock``) on a connection taken for
-the block, waited for at most ``wait_seconds`` (``lock_timeout``). PostgreSQL frees it
-when that transaction ends, and when the connection dies with a killed server, so no
-holder outlives its process. SQLite: the process lock alone (a SQLite catalog has one
-server; ``init --join`` refuses one).
+transaction-scoped advisory lock (``pg_advisory_xact_lock``) on a connection opened for
+the block (outside the engine's pool, so sections never starve it), waited for at
+most ``wait_seconds`` (``lock_timeout``). PostgreSQL frees it when that transaction
+ends, and when the connection dies with a killed server, so no holder outlives its
+process. SQLite: the process lock alone (a SQLite catalog has one server; ``init
+--join`` refuses one).
 
 Two names sharing a 32-bit key only make their holders wait for each other, never both
 hold one name. The key class differs from leadership's roles (a role held for a
@@ -30,8 +31,9 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
-from snowvault.control.catalog.db import is_sqlite
+from snowvault.control.catalog.db import create_engine, is_sqlite
 
 LOCK_NOT_AVAILABLE = "55P03"
 NAMESPACE = 0x5F0E_0002
@@ -40,6 +42,10 @@ NAMESPACE = 0x5F0E_0002
 _LOCAL: dict[str, tuple[threading.Lock, int]] = {}
 """name -> (its lock, how many threads hold or wait for it); dropped at zero."""
 _LOCAL_GUARD = threading.Lock()
+_UNPOOLED: dict[str, Engine] = {}
+"""Per catalog URL, an engine without a pool: a section holds its connection for as
+long as it runs, and many at once (a fleet of agents ending their jobs together) must
+not take the connections every short transaction of the server needs."""
 
 
 def _key(name: str) -> int:
@@ -65,6 +71,15 @@ def _local(name: str, wait_seconds: float) -> Iterator[bool]:
                 _LOCAL[name] = (lock, users - 1)
 
 
+def _unpooled(engine: Engine) -> Engine:
+    url = engine.url.render_as_string(hide_password=False)
+    with _LOCAL_GUARD:
+        found = _UNPOOLED.get(url)
+        if found is None:
+            found = _UNPOOLED[url] = create_engine(url, poolclass=NullPool)
+        return found
+
+
 @contextmanager
 def hold(engine: Engine, name: str, *, wait_seconds: float) -> Iterator[bool]:
     """Hold ``name`` for the block, across the fleet; yields False (and holds nothing)
@@ -77,7 +92,7 @@ def hold(engine: Engine, name: str, *, wait_seconds: float) -> Iterator[bool]:
         if is_sqlite(engine):
             yield True
             return
-        with engine.connect() as conn:
+        with _unpooled(engine).connect() as conn:  # closed for real at the end
             transaction = conn.begin()
             millis = max(int(wait_seconds * 1000), 1)
             try:

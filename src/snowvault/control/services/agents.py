@@ -292,7 +292,7 @@ def _store_trouble() -> Iterator[None]:
     lease is gone" and drop a healthy job for."""
     try:
         yield
-    except STORE_TROUBLE as exc:
+    except (*STORE_TROUBLE, locks.RepositoryLocked) as exc:  # a prune holds it: later
         raise Unavailable(detail=f"the vault's store: {exc}; ask again") from exc
 
 
@@ -354,8 +354,11 @@ def _claim_polls(
         backup_jobs.JOB_KIND.notify(deps, job.job_id)
         try:
             claimed = _prepare(deps, agent, job, lease)
-        except STORE_TROUBLE as exc:  # a healthy job: back to the queue, the agent asks again
-            _hand_back(deps, job, worker, exc)
+        except CLAIM_TROUBLE as exc:
+            if job.attempts >= job.max_attempts:  # not for ever: a store that stays so
+                _fail(deps, job, worker, str(exc))
+                continue
+            _hand_back(deps, job, worker, exc)  # a healthy job: back to the queue
             raise Unavailable(detail=f"the vault's store: {exc}; ask again") from exc
         except SnowvaultError as exc:  # the vault's key is disabled, ...: end it now
             _fail(deps, job, worker, str(exc))
@@ -365,10 +368,15 @@ def _claim_polls(
     return None
 
 
+CLAIM_TROUBLE = (errors.ObjectNotFound, errors.ShortRead, errors.TransientBackendError)
+"""What a claim's opening of the vault may meet for a moment (an index segment compacted
+away under the reader, the store away): the job is handed back, not failed, while it
+has attempts left."""
+
+
 def _hand_back(deps: Deps, job: BackupJob, worker: str, exc: BaseException) -> None:
-    """A job claimed while its vault's store failed under the reader (an index segment
-    compacted away): PENDING again, for this or another agent's next claim, rather than
-    FAILED for a moment's trouble."""
+    """A job claimed while its vault's store failed under the reader: PENDING again, for
+    this or another agent's next claim, rather than FAILED for a moment's trouble."""
     with catalog.db.transaction(deps.engine) as conn:
         catalog.jobs.QUEUE.release(
             conn, job_id=job.job_id, worker_id=worker, status_message=f"{exc}"[:900]
@@ -1096,6 +1104,17 @@ def _claim_restore(
     restore_jobs.JOB_KIND.notify(deps, job.restore_job_id)
     try:
         return _prepare_restore(deps, agent, job, lease)
+    except CLAIM_TROUBLE as exc:
+        if job.attempts < job.max_attempts:  # as a backup's claim (_claim_polls)
+            with catalog.db.transaction(deps.engine) as conn:
+                catalog.restore_jobs.QUEUE.release(
+                    conn, job_id=job.restore_job_id, worker_id=worker,
+                    status_message=f"{exc}"[:900],
+                )  # fmt: skip
+            restore_jobs.JOB_KIND.notify(deps, job.restore_job_id)
+            raise Unavailable(detail=f"the vault's store: {exc}; ask again") from exc
+        _end_restore(deps, job, worker, str(exc))
+        return None
     except SnowvaultError as exc:  # the vault's key is disabled, the point is gone, ...
         _end_restore(deps, job, worker, str(exc))
         return None
