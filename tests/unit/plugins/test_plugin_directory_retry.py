@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import filecmp
 import os
+import shutil
+import stat
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -230,3 +233,50 @@ def test_a_symlinked_target_is_neither_read_for_a_mark_nor_marked(
     with pytest.raises(host_paths.PathRefused):
         PLUGIN.restore(_request(link, _RepoSource(repo, rp), policy, JOB))
     assert (outside / "secret").read_bytes() == b"not yours"
+
+
+def test_the_mark_is_removed_from_a_target_the_restore_made_read_only(tmp_path: Path) -> None:
+    """A point whose root directory was 0555 leaves the target without the owner's write
+    bit, which removing a user xattr needs (for anyone but root): the bit is added for
+    the removal only. Run as the directory's owner, not root (as root: in a forked child
+    that became the unprivileged user 65534, the directory's owner, in a directory of
+    /tmp it can reach, as pytest's tmp_path is 0700 root's)."""
+    if os.geteuid() != 0:
+        _unmark_read_only(tmp_path / "ro", None)
+        return
+    base = Path(tempfile.mkdtemp(prefix="sv-unmark-"))
+    try:
+        os.chmod(base, 0o755)
+        _unmark_read_only(base / "ro", 65534)
+    finally:
+        os.chmod(base / "ro", 0o755)
+        shutil.rmtree(base)
+
+
+def _unmark_read_only(target: Path, user: int | None) -> None:
+    target.mkdir()
+    os.setxattr(target, directory.MARK, JOB.encode())
+    os.chmod(target, 0o555)
+    if user is None:
+        directory._unmark(str(target), JOB)
+    else:
+        os.chown(target, user, user)
+        pid = os.fork()
+        if pid == 0:  # the child: only system calls, then out without cleanup
+            code = 1
+            try:
+                os.setresgid(user, user, user)
+                os.setresuid(user, user, user)
+                assert os.getxattr(target, directory.MARK) == JOB.encode()  # it can reach it
+                try:
+                    os.removexattr(target, directory.MARK)
+                    code = 2  # no need for the chmod: the test would prove nothing
+                except PermissionError:
+                    directory._unmark(str(target), JOB)
+                    code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    assert directory.MARK not in os.listxattr(target)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o555
