@@ -19,12 +19,13 @@ call's time budget is spent; then the last error is raised. Every retry is logge
 (a warning: an agent that only waits says why).
 
 Every agent operation may be asked twice: the data calls are idempotent (a blob stored
-twice is stored once, a heartbeat renews the same lease), and the calls that end a job
-(AgentPutManifest, AgentFinishRestore, AgentFailJob) answer a repeat after the first
-landed with ResourceNotFoundException, since the job is no longer running under this
-agent's lease: the runner then drops the job, which has ended. A claim whose answer is
-lost leaves a job leased to this agent that it never hears of; its lease runs out and
-the job is retried: a network cut costs a retry, never a job.
+twice is stored once, a heartbeat renews the same lease); AgentPutManifest answers a
+repeat of the call that completed the job (same agent, attempt and manifest) with the
+same State and RecoveryPointArn; AgentFinishRestore and AgentFailJob answer a repeat
+after the first landed with ResourceNotFoundException, since the job is no longer
+running under this agent's lease: the runner then drops the job, which has ended. A
+claim whose answer is lost leaves a job leased to this agent that it never hears of;
+its lease runs out and the job is retried: a network cut costs a retry, never a job.
 
 Dead connections are found by TCP keepalive and ``TCP_USER_TIMEOUT``
 (:data:`SOCKET_OPTIONS`) in about half a minute, so read timeouts can stay long enough
