@@ -61,8 +61,9 @@ class Proxy:
     (round robin; a server refusing connections is skipped, as a load balancer's health
     check would). With ``replay`` a request whose server closed the connection before
     answering a byte is sent again to the next server, as nginx does with
-    ``proxy_next_upstream error non_idempotent`` (the agent and API calls the tests make
-    through it are safe to repeat; see docs/operations/scale-out.md)."""
+    ``proxy_next_upstream error non_idempotent``. Only the agent operations are safe to
+    repeat (docs/operations/scale-out.md); the tests never kill a server while a call
+    unsafe to repeat (a StartBackupJob without IdempotencyToken) is in flight."""
 
     def __init__(self, backends: list[int], *, replay: bool = True) -> None:
         self.backends = list(backends)
