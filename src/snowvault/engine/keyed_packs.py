@@ -100,7 +100,9 @@ def decode_record(sealer: primitives.Sealer, data: bytes) -> list[Group]:
         raise ValueError("unknown pack-key record version")
     out: list[Group] = []
     try:
-        for group in doc["groups"]:
+        # the first layout of this record (one group at the top level, version 1 too)
+        # was written by this session's earlier commits: read it as one group
+        for group in doc.get("groups", [doc]):
             key = base64.b64decode(str(group["key"]), validate=True)
             scope = group["scope"]
             ids = [check_pack_id(p) for p in group["packs"]]

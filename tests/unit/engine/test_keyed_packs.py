@@ -4,7 +4,9 @@ and a keyed pack's claim to an id the repository's own writer makes never wins."
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 
 import pytest
 
@@ -195,3 +197,18 @@ def test_a_writer_merges_many_records_into_one() -> None:
     after = Repository.open(repo.backend, raw_key=b"k" * 32)
     assert [after.get_blob(b) for b in made] == [b"blob %d" % n for n in range(len(made))]
     assert check.check(after, read_data=True).ok
+
+
+def test_a_record_of_the_first_layout_reads_as_one_group() -> None:
+    """Records written before groups existed ({version, packs, key, scope}) still open."""
+    repo = _repo()
+    key = keyed_packs.PackKey(primitives.random_bytes(32), SCOPE)
+    body = {
+        "version": 1,
+        "packs": ["ab" * 32],
+        "key": base64.b64encode(key.key).decode(),
+        "scope": SCOPE,
+    }
+    sealer = repo._sealer()
+    data = sealer.seal(json.dumps(body).encode(), keyed_packs.RECORD_AAD)
+    assert keyed_packs.decode_record(sealer, data) == [(["ab" * 32], key)]
