@@ -48,8 +48,8 @@ from snowvault.control import catalog
 from snowvault.control.catalog import continuous as store
 from snowvault.control.catalog import leadership
 from snowvault.control.catalog.db import Record
+from snowvault.control.model import agent_hosts, host_paths, net_reach
 from snowvault.control.model import continuous as rules
-from snowvault.control.model import host_paths, net_reach
 from snowvault.control.model import legal_holds as hold_rules
 from snowvault.control.model import schedule as schedule_rules
 from snowvault.control.model.jobs import RecoveryPoint
@@ -155,9 +155,28 @@ def _scope(
             resource = catalog.resources.find(conn, arn)
             if resource is None or resource["resource_type"] not in CAPABLE_TYPES:
                 continue
+            if agent_hosts.is_agent_label(resource.get("worker_label")):
+                _say_not_on_agents(arn)  # its rule's snapshots still run, by its agent
+                continue
             out.setdefault(
                 (arn, vault["arn"]), Assignment(resource, vault, rule, plan["backup_plan_id"])
             )
+
+
+_TOLD_AGENT_HOSTS: set[str] = set()
+
+
+def _say_not_on_agents(arn: str) -> None:
+    """Continuous backup streams WAL from the server's own pg_receivewal: a cluster on an
+    agent's host is reached only by its agent, so it gets none (said once per resource
+    and process); the server must not connect to that address from its own side."""
+    if arn not in _TOLD_AGENT_HOSTS:
+        _TOLD_AGENT_HOSTS.add(arn)
+        log.warning(
+            "continuous backup of %s skipped: it is on an agent's host (agents take "
+            "snapshot backups only)",
+            arn,
+        )
 
 
 def _vault(conn: Any, account_id: str, region: str, name: str) -> Record | None:
