@@ -143,3 +143,16 @@ def test_responses_are_kept_for_changes_only_and_large_documents_are_cut() -> No
     assert trail.redact({"Blob": "A" * (trail.MAX_STRING + 1)}) == {
         "Blob": f"<{trail.MAX_STRING + 1} characters>"
     }
+
+
+def test_agent_data_fields_are_counted_not_scanned() -> None:
+    """An agent's upload (sealed blobs as base64) or blob-id list is bulk data: the trail
+    keeps how many, never the bytes, and does not run the password patterns over them."""
+    sent = {
+        "JobId": "job-1",
+        "Blobs": [{"BlobId": "ab" * 32, "Kind": "data", "Data": "password=x" * 10}] * 3,
+        "BlobIds": ["cd" * 32] * 5,
+    }
+    clean = trail.redact(sent)
+    assert clean == {"JobId": "job-1", "Blobs": "<3 items>", "BlobIds": "<5 items>"}
+    assert trail.redact({"Present": ["ef" * 32]}) == {"Present": "<1 items>"}
