@@ -39,6 +39,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from snowvault.control import catalog
 from snowvault.control.catalog.db import Record
@@ -73,8 +74,14 @@ def vault_arn(region: str, account_id: str, name: str) -> str:
 
 
 def _storage_url(deps: Deps, caller: Caller, name: str) -> str:
-    location = deps.storage.location(caller.region).rstrip("/")
-    return f"{location}/{caller.account_id}/{name}-{ids.new_hex(4)}"
+    """The new vault's place under its region's location; the path goes before an S3
+    location's ``?options`` (appended after them, every vault shared one prefix)."""
+    location = deps.storage.location(caller.region)
+    tail = f"{caller.account_id}/{name}-{ids.new_hex(4)}"
+    if "://" not in location:
+        return f"{location.rstrip('/')}/{tail}"
+    parts = urlsplit(location)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{tail}"))
 
 
 def create(
