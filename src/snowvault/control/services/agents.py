@@ -286,6 +286,19 @@ forgotten between listing and reading, the store away for a moment."""
 
 
 @contextmanager
+def _writing_into(deps: Deps, vault: catalog.db.Record) -> Iterator[Repository]:
+    """The vault's repository for an agent's job call that adds to it: storage trouble
+    answered retryable (:func:`_store_trouble`), under the shared lock (a prune running
+    waits up to a minute, then the call is retried)."""
+    with (
+        _store_trouble(),
+        vaults.open_repository(deps, vault) as repo,
+        locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
+    ):
+        yield repo
+
+
+@contextmanager
 def _store_trouble() -> Iterator[None]:
     """Storage errors inside an agent call answer Unavailable (retryable, the repository
     is opened afresh by the next try), never a not-found the agent would read as "your
@@ -595,11 +608,7 @@ def put_blobs(deps: Deps, caller: Caller, job_id: object, blobs: list[BlobPart])
     if not checked:
         return 0
     vault = _vault_of(deps, leased.job)
-    with (
-        _store_trouble(),
-        vaults.open_repository(deps, vault) as repo,
-        locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
-    ):
+    with _writing_into(deps, vault) as repo:
         for item, data in checked:
             if repo.blob_id(data) != item.blob_id:
                 raise InvalidInput(detail=f"blob {item.blob_id.hex()} does not match its content")
@@ -724,11 +733,7 @@ def _commit_point(
         root=None,  # the target keeps its own mode, owner and xattrs on restore
         metadata=metadata,
     )
-    with (
-        _store_trouble(),
-        vaults.open_repository(deps, vault) as repo,
-        locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
-    ):
+    with _writing_into(deps, vault) as repo:
         used = _reached(repo, parsed.tree)
         missing = [b for b in used if not repo.has_any_blob(b)]
         if missing:
@@ -888,11 +893,7 @@ def presign_packs(
     leased = _leased(deps, caller, job_id)
     key = _job_pack_key(leased, caller.account_id)
     out: list[Presigned] = []
-    with (
-        _store_trouble(),
-        vaults.open_repository(deps, _vault_of(deps, leased.job)) as repo,
-        locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
-    ):
+    with _writing_into(deps, _vault_of(deps, leased.job)) as repo:
         store = _direct(repo)
         fresh = []
         for upload in uploads:
@@ -925,11 +926,7 @@ def commit_packs(deps: Deps, caller: Caller, job_id: object, uploads: list[PackU
     leased = _leased(deps, caller, job_id)
     key = _job_pack_key(leased, caller.account_id)
     stored: list[bytes] = []
-    with (
-        _store_trouble(),
-        vaults.open_repository(deps, _vault_of(deps, leased.job)) as repo,
-        locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
-    ):
+    with _writing_into(deps, _vault_of(deps, leased.job)) as repo:
         store = _direct(repo)
         for upload in uploads:
             name = packs.pack_name(upload.pack_id)
