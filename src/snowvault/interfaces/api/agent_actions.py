@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Callable
 
 from snowvault.app import App
@@ -286,6 +287,7 @@ def job_call(handler: Action) -> Action:
     job call (a vanished index segment or point, a catalog row deleted meanwhile) is the
     server's trouble: ServiceUnavailableException, which the agent asks again."""
 
+    @functools.wraps(handler)  # its name, doc and source (what reads which member)
     def call(app: App, ctx: RequestContext, params: Params) -> Out:
         try:
             return handler(app, ctx, params)
@@ -296,8 +298,6 @@ def job_call(handler: Action) -> Action:
                 raise
             raise core_errors.Unavailable(detail=f"{exc}; ask again") from exc
 
-    call.__name__ = call.__qualname__ = handler.__name__
-    call.__doc__ = handler.__doc__
     return call
 
 
