@@ -7,7 +7,7 @@ import sys
 import click
 
 from snowvault import __version__
-from snowvault.engine import allocator
+from snowvault.engine import malloc_tuning
 from snowvault.interfaces.cli import errors
 
 
@@ -79,7 +79,7 @@ _register()
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr and an exit code from errors.EXIT_CODES."""
-    allocator.tune()
+    malloc_tuning.fix_mmap_threshold()
     try:
         cli.main(args=argv, prog_name="snowvault", standalone_mode=False)
     except click.exceptions.Abort:
