@@ -54,6 +54,10 @@ class TieredBackend:
         if self.cold.exists(name):
             raise errors.ObjectExists(name=name)
         self.warm.put(name, data)
+        if self.cold.exists(name):  # a racing writer's copy reached cold meanwhile: it won
+            with contextlib.suppress(errors.ObjectNotFound):
+                self.warm.delete(name)
+            raise errors.ObjectExists(name=name)
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         try:
