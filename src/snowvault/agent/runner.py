@@ -250,15 +250,8 @@ def run_job(
         plugin.backup(request)
         if sink.result is None:
             raise InvalidInput(detail=f"the {resource.resource_type} plugin wrote nothing")
-    except (SnowvaultError, OSError) as exc:
-        if client.code_of(exc) == client.NOT_FOUND or heart.lost.is_set():
-            say(f"job {job_id}: the lease is gone, dropped ({exc})")
-            return "LOST"
-        if _server_away(exc):
-            return _left_to_lease(job_id, exc, say)
-        return _fail(api, job_id, str(exc), say)
-    except Exception as exc:  # a bug: the job still ends, with the reason
-        return _fail(api, job_id, f"internal error: {exc!r}", say)
+    except Exception as exc:
+        return _ended_by(api, job_id, exc, heart, say)
     finally:
         heart.done.set()
     direct = f" in {blobs.packs_uploaded} pack(s) put to the store" if blobs.packs_uploaded else ""
@@ -306,19 +299,28 @@ def run_restore(api: client.AgentApi, options: Options, job: Mapping[str, Any], 
             "AgentFinishRestore",
             {"JobId": job_id, "FilesRestored": result.files, "BytesRestored": result.bytes},
         )
-    except (SnowvaultError, OSError) as exc:
+    except Exception as exc:
+        return _ended_by(api, job_id, exc, heart, say)
+    finally:
+        heart.done.set()
+    say(f"job {job_id}: {doc.get('State')}, {result.files} file(s), {result.bytes} bytes")
+    return str(doc.get("State") or "COMPLETED")
+
+
+def _ended_by(
+    api: client.AgentApi, job_id: str, exc: Exception, heart: _Heartbeat, say: Say
+) -> str:
+    """How a job that raised ends, for backups and restores alike: dropped when its lease
+    is gone, left to its lease when the server stayed away, else FAILED with the reason
+    (a bug's too: the job still ends)."""
+    if isinstance(exc, SnowvaultError | OSError):
         if client.code_of(exc) == client.NOT_FOUND or heart.lost.is_set():
             say(f"job {job_id}: the lease is gone, dropped ({exc})")
             return "LOST"
         if _server_away(exc):
             return _left_to_lease(job_id, exc, say)
         return _fail(api, job_id, str(exc), say)
-    except Exception as exc:  # a bug: the job still ends, with the reason
-        return _fail(api, job_id, f"internal error: {exc!r}", say)
-    finally:
-        heart.done.set()
-    say(f"job {job_id}: {doc.get('State')}, {result.files} file(s), {result.bytes} bytes")
-    return str(doc.get("State") or "COMPLETED")
+    return _fail(api, job_id, f"internal error: {exc!r}", say)
 
 
 def _server_away(exc: BaseException) -> bool:

@@ -348,15 +348,7 @@ def _claim_polls(
         now = deps.clock.now()
         catalog.agents.seen(conn, caller.principal_arn, version=agent.version or "-", now=now)
     for n in range(polls):
-        with catalog.db.transaction(deps.engine) as conn:
-            job = catalog.jobs.QUEUE.claim(
-                conn,
-                worker_id=worker,
-                labels=[worker],
-                lease_seconds=lease,
-                now=deps.clock.now(),
-                labelled_only=True,
-            )
+        job = _claim_labelled(deps, catalog.jobs.QUEUE, worker, lease)
         if job is None:
             restore = _claim_restore(deps, agent, worker, lease)
             if restore is not None:
@@ -1084,11 +1076,16 @@ may serve it), computed once at claim time."""
 _READABLE_LOCK = threading.Lock()
 
 
-def _claim_restore(
-    deps: Deps, agent: catalog.agents.Agent, worker: str, lease: int
-) -> ClaimedRestore | None:
+_J = TypeVar("_J")
+
+
+def _claim_labelled(
+    deps: Deps, queue: catalog.queue.Queue[_J], worker: str, lease: int
+) -> _J | None:
+    """The next job of ``queue`` labelled for this agent (never an unlabelled one: the
+    server's own worker runs those), leased to it; None when there is none."""
     with catalog.db.transaction(deps.engine) as conn:
-        job = catalog.restore_jobs.QUEUE.claim(
+        return queue.claim(
             conn,
             worker_id=worker,
             labels=[worker],
@@ -1096,6 +1093,12 @@ def _claim_restore(
             now=deps.clock.now(),
             labelled_only=True,
         )
+
+
+def _claim_restore(
+    deps: Deps, agent: catalog.agents.Agent, worker: str, lease: int
+) -> ClaimedRestore | None:
+    job = _claim_labelled(deps, catalog.restore_jobs.QUEUE, worker, lease)
     if job is None:
         return None
     restore_jobs.JOB_KIND.notify(deps, job.restore_job_id)
