@@ -25,7 +25,8 @@ same State and RecoveryPointArn; AgentFinishRestore and AgentFailJob answer a re
 after the first landed with ResourceNotFoundException, since the job is no longer
 running under this agent's lease: the runner then drops the job, which has ended. A
 claim whose answer is lost leaves a job leased to this agent that it never hears of;
-its lease runs out and the job is retried: a network cut costs a retry, never a job.
+the agent's next claim ends that attempt and the job is retried: a network cut costs a
+retry, never a job.
 
 Dead connections are found by TCP keepalive and ``TCP_USER_TIMEOUT``
 (:data:`SOCKET_OPTIONS`) in about half a minute, so read timeouts can stay long enough

@@ -332,9 +332,9 @@ def _server_away(exc: BaseException) -> bool:
 
 def _left_to_lease(job_id: str, exc: BaseException, say: Say) -> str:
     """Drop a job the server could not be told about, without AgentFailJob: a network cut
-    costs a retry, never the job (issue 13). Its lease runs out on the server and the
-    sweeper hands it to a new attempt, which this agent claims when the link is back
-    (what the dropped attempt stored is not sent again)."""
+    costs a retry, never the job (issue 13). This agent's next claim, once the link is
+    back, ends that attempt on the server and claims the job again (or the sweeper does
+    when the lease runs out first); what the dropped attempt stored is not sent again."""
     say(f"job {job_id}: the server is out of reach ({exc}); left to its lease, retried later")
     return "LOST"
 

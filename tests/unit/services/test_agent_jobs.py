@@ -2,6 +2,8 @@
 FakeClock and the agent's own blob store wired to the services in-process:
 
 - the server's workers never claim an agent's job, an agent claims only its own host's;
+- an agent that claims again while a job is leased to it never heard of that job (a
+  lost answer, a restart): the job is retried at once, not when its lease runs out;
 - a point an agent writes restores like any other, and a second one uploads nothing;
 - abuse: a blob whose id does not match its content, a blob sealed for another job, a
   call for another host's job, a HasBlobs probe of another resource's data, a manifest
@@ -96,7 +98,7 @@ def test_only_the_hosts_agent_claims_its_jobs(world: World, tmp_path: Path) -> N
     local = _start(world, _resource(world, "local", tmp_path / "local", None))
     claimed = _claim(world, h1)
     assert claimed is not None and claimed.job.job_id == remote  # not the local job
-    assert _claim(world, h1) is None
+    assert _claim(world, h2) is None  # h2 claiming does not touch h1's lease
     shown = repr(claimed)  # keys never in a log line or a traceback's locals
     assert repr(claimed.keys.job_key) not in shown and repr(claimed.keys.id_key) not in shown
     with pytest.raises(NotFound):  # h2 cannot touch h1's job
@@ -257,3 +259,35 @@ def test_a_tree_that_would_escalate_on_restore_is_refused(world: World, tmp_path
     with catalog.db.read_transaction(world.deps.engine) as conn:
         ended = catalog.jobs.get(conn, job_id)
     assert ended.state == "FAILED" and "/shared/tool is a set-uid" in (ended.status_message or "")
+
+
+def test_a_job_whose_claim_answer_was_lost_is_retried_by_the_next_claim(
+    world: World, tmp_path: Path
+) -> None:
+    h1 = _agent(world, "h1")
+    (tmp_path / "on-h1").mkdir()
+    arn = _resource(world, "lost", tmp_path / "on-h1", "h1")
+    job_id = _start(world, arn)
+    first = _claim(world, h1)  # the answer that never reached the agent
+    assert first is not None and first.job.job_id == job_id
+    assert first.job.attempts == 1
+
+    again = _claim(world, h1)  # the lease has not run out (the clock did not move)
+    assert again is not None and again.job.job_id == job_id
+    assert again.job.attempts == 2
+    assert again.keys.job_key != first.keys.job_key  # a new attempt, a new data key
+    with catalog.db.read_transaction(world.deps.engine) as conn:
+        assert catalog.jobs.get(conn, job_id).state == "RUNNING"
+
+    # attempts spent: the held job ends FAILED with the reason, and nothing else is leased
+    with catalog.db.transaction(world.deps.engine) as conn:
+        conn.execute(
+            catalog.jobs.QUEUE.spec.table.update()
+            .where(catalog.jobs.QUEUE.spec.id == job_id)
+            .values(max_attempts=2)
+        )
+    assert _claim(world, h1) is None
+    with catalog.db.read_transaction(world.deps.engine) as conn:
+        ended = catalog.jobs.get(conn, job_id)
+    assert ended.state == "FAILED"
+    assert ended.status_message == agents.HELD_MESSAGE

@@ -251,9 +251,38 @@ class Queue(Generic[J]):
 
         Each update re-checks owner and expiry, so a heartbeat that lands first wins.
         """
+        expired = self.spec.table.c.lease_expires_at < now
+        return self._recover(conn, self._expired(now), expired, LOST_WORKER_MESSAGE, now)
+
+    def recover_held(
+        self, conn: Connection, *, worker_id: str, message: str, now: datetime
+    ) -> list[Recovered[J]]:
+        """Retry, fail or abort every active job leased to ``worker_id``, expired or not:
+        for a worker that runs one job at a time and asks for the next, what it still
+        holds is work it no longer knows of (a claim whose answer it never read, a run
+        it did not finish before restarting)."""
+        t = self.spec.table
+        held = (
+            sa.select(t)
+            .where(self.spec.state.in_(self.machine.active), t.c.lease_owner == worker_id)
+            .order_by(self.spec.id)
+        )
+        return self._recover(conn, held, sa.true(), message, now)
+
+    def _recover(
+        self,
+        conn: Connection,
+        rows: sa.Select[Any],
+        still: sa.ColumnElement[bool],
+        message: str,
+        now: datetime,
+    ) -> list[Recovered[J]]:
+        """Each job of ``rows`` retried (attempts left), FAILED (none) or ABORTED (it was
+        being stopped); an update applies only while the row still has the owner it was
+        read with and ``still`` holds."""
         t, spec = self.spec.table, self.spec
         recovered = []
-        for row in conn.execute(self._expired(now)).mappings().all():
+        for row in conn.execute(rows).mappings().all():
             new_state = self._recovered_state(
                 row[spec.state_column], row["attempts"], row["max_attempts"]
             )
@@ -261,7 +290,7 @@ class Queue(Generic[J]):
                 spec.state_column: new_state,
                 "lease_owner": None,
                 "lease_expires_at": None,
-                "status_message": LOST_WORKER_MESSAGE,
+                "status_message": message,
             }
             if new_state != self.machine.retry:
                 values["completion_date"] = now
@@ -270,7 +299,7 @@ class Queue(Generic[J]):
                 .where(
                     spec.id == row[spec.id_column],
                     t.c.lease_owner == row["lease_owner"],
-                    t.c.lease_expires_at < now,
+                    still,
                     spec.state.in_(self.machine.active),
                 )
                 .values(**values)

@@ -347,6 +347,8 @@ def _claim_polls(
     with catalog.db.transaction(deps.engine) as conn:
         now = deps.clock.now()
         catalog.agents.seen(conn, caller.principal_arn, version=agent.version or "-", now=now)
+    for kind in (backup_jobs.JOB_KIND, restore_jobs.JOB_KIND):
+        kind.recover_held(deps, worker, HELD_MESSAGE)
     for n in range(polls):
         job = _claim_labelled(deps, catalog.jobs.QUEUE, worker, lease)
         if job is None:
@@ -371,6 +373,18 @@ def _claim_polls(
         if claimed is not None:
             return claimed
     return None
+
+
+HELD_MESSAGE = (
+    "its agent asked for new work without ending this attempt (an answer lost on the "
+    "way, or the agent restarted)"
+)
+"""The status of a job still leased to an agent that claims again. An agent runs one job
+at a time and claims only between jobs, so such a job is one it does not know it holds:
+the answer of a claim that leased it never reached the agent (a connection reset, a
+request the server finished after its sender died), or the agent restarted mid-job. It
+is retried (or FAILED, attempts spent) now instead of when its lease runs out, which on
+a long lease is a long wait and on the test-mode clock is never."""
 
 
 CLAIM_TROUBLE = (errors.ObjectNotFound, errors.ShortRead, errors.TransientBackendError)

@@ -121,8 +121,31 @@ class JobKind(Generic[J]):
 
     def recover(self, deps: Deps, now: datetime) -> list[catalog.queue.Recovered[J]]:
         """Jobs whose worker stopped heartbeating: retried, FAILED or ABORTED."""
+        return self._recovered(deps, now, lambda conn: self.queue.recover_expired_leases(conn, now))
+
+    def recover_held(
+        self, deps: Deps, worker_id: str, message: str
+    ) -> list[catalog.queue.Recovered[J]]:
+        """Jobs still leased to ``worker_id``, which asks for new work and so runs none of
+        them (an agent): retried, FAILED or ABORTED at once rather than when their lease
+        runs out, with ``message`` as their status."""
+        now = deps.clock.now()
+        return self._recovered(
+            deps,
+            now,
+            lambda conn: self.queue.recover_held(
+                conn, worker_id=worker_id, message=message, now=now
+            ),
+        )
+
+    def _recovered(
+        self,
+        deps: Deps,
+        now: datetime,
+        recover: Callable[[Connection], list[catalog.queue.Recovered[J]]],
+    ) -> list[catalog.queue.Recovered[J]]:
         with catalog.db.transaction(deps.engine) as conn:
-            recovered = self.queue.recover_expired_leases(conn, now)
+            recovered = recover(conn)
             if recovered and self.on_lost is not None:
                 self.on_lost(conn, [r.job for r in recovered], now)
         for r in recovered:
