@@ -319,29 +319,45 @@ def _box(deps: Deps) -> crypto.SecretBox:
     return deps.resource_secrets
 
 
+def _never_gone() -> bool:
+    return False
+
+
 def claim(
-    deps: Deps, caller: Caller, *, wait_seconds: float, lease_seconds: object
+    deps: Deps,
+    caller: Caller,
+    *,
+    wait_seconds: float,
+    lease_seconds: object,
+    gone: Callable[[], bool] = _never_gone,
 ) -> ClaimedJob | ClaimedRestore | None:
     """AgentClaimJob: the oldest waiting backup job of a resource on the caller's host
     (else the oldest restore job of a point of one), leased to it, with a fresh data
     key and the resource's own secrets; long-polls up to ``wait_seconds`` (at most
     :data:`MAX_WAIT_SECONDS`). A job an agent cannot run (a group) is ended FAILED with
-    the reason, and the next one is tried."""
+    the reason, and the next one is tried. ``gone``: whether the asking connection has
+    closed; the poll stops at once and claims nothing (an agent killed or restarted
+    mid-poll must not be leased a job no process of it will hear of)."""
     lease = _lease(lease_seconds)
     agent = _me(deps, caller)
     polls = max(1, int(min(max(wait_seconds, 0.0), MAX_WAIT_SECONDS) / POLL_SECONDS))
     if polls == 1:
-        return _claim_polls(deps, caller, agent, lease, 1)
+        return _claim_polls(deps, caller, agent, lease, 1, gone)
     if not _POLL_SLOTS.acquire(blocking=False):
-        return _claim_polls(deps, caller, agent, lease, 1)  # busy: look once, no waiting
+        return _claim_polls(deps, caller, agent, lease, 1, gone)  # busy: look once
     try:
-        return _claim_polls(deps, caller, agent, lease, polls)
+        return _claim_polls(deps, caller, agent, lease, polls, gone)
     finally:
         _POLL_SLOTS.release()
 
 
 def _claim_polls(
-    deps: Deps, caller: Caller, agent: catalog.agents.Agent, lease: int, polls: int
+    deps: Deps,
+    caller: Caller,
+    agent: catalog.agents.Agent,
+    lease: int,
+    polls: int,
+    gone: Callable[[], bool],
 ) -> ClaimedJob | ClaimedRestore | None:
     worker = _worker(agent)
     with catalog.db.transaction(deps.engine) as conn:
@@ -350,6 +366,8 @@ def _claim_polls(
     for kind in (backup_jobs.JOB_KIND, restore_jobs.JOB_KIND):
         kind.recover_held(deps, worker, HELD_MESSAGE)
     for n in range(polls):
+        if gone():
+            return None
         job = _claim_labelled(deps, catalog.jobs.QUEUE, worker, lease)
         if job is None:
             restore = _claim_restore(deps, agent, worker, lease)

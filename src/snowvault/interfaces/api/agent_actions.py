@@ -119,6 +119,7 @@ def agent_claim_job(app: App, ctx: RequestContext, params: Params) -> Out:
         caller(ctx),
         wait_seconds=_number(params, "WaitSeconds", 0),
         lease_seconds=params.get("LeaseSeconds", DEFAULT_LEASE_SECONDS),
+        gone=ctx.gone,
     )
     return {} if claimed is None else {"Job": claim_answer(claimed)}
 

@@ -106,6 +106,9 @@ class RequestContext:
     source_ip: str
     now: datetime
     operation: str
+    gone: Callable[[], bool] = field(default=lambda: False, compare=False, repr=False)
+    """Whether the client has closed the connection (long polls stop early); callable
+    from the handler's worker thread."""
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,12 @@ Must not depend on the CLI or web interfaces.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
 
+import anyio.from_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -225,6 +227,19 @@ async def _body(request: Request) -> Params:
     return doc
 
 
+def _gone(request: Request) -> Callable[[], bool]:
+    """Whether ``request``'s client has hung up, asked from a handler's worker thread
+    (through the event loop: the ASGI receive channel is the loop's)."""
+
+    def gone() -> bool:
+        try:
+            return bool(anyio.from_thread.run(request.is_disconnected))
+        except RuntimeError:  # not called from a worker thread of this loop
+            return False
+
+    return gone
+
+
 def routes(app: App) -> list[ExtraRoute]:
     """The extension routes for ``app`` (the reset route answers 404 unless test mode);
     refuses to build when an action has no authorization rule."""
@@ -243,6 +258,8 @@ def routes(app: App) -> list[ExtraRoute]:
             agent_actions.authorize if name in agent_actions.ACTIONS else iam_actions.authorize
         )
         await run_in_threadpool(authorize, app, ctx, name, params)
+        if name in agent_actions.ACTIONS:
+            ctx = dataclasses.replace(ctx, gone=_gone(request))
         result = await run_in_threadpool(handler, app, ctx, params)
         return JSONResponse(result)
 
