@@ -133,6 +133,7 @@ def target(
 
 
 def _resource(conn: Any, caller: Caller, arn: str) -> Record:
+    arns.Arn.parse(arn)  # "not an ARN" is InvalidParameterValue, as AWS answers
     row = catalog.resources.find(conn, arn)
     if row is None or (row["account_id"], row["region"]) != (caller.account_id, caller.region):
         raise NotFound(kind="resource", name=f"{arn} (register it first)")
