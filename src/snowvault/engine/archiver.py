@@ -49,6 +49,7 @@ from snowvault.engine import (
     small_files,
     snapshots,
     stream_backup,
+    walk_workers,
 )
 from snowvault.engine.chunker import Chunker, ChunkerParams
 from snowvault.engine.excludes import Excludes
@@ -140,7 +141,7 @@ class _PendingDir:
     nodes: list[_PendingNode]
     parent_nodes: dict[bytes, Node] | None = None  # the same directory in the parent
     parent_id: str | None = None
-    tree_id: Future[bytes] | str | None = None
+    tree_id: Future[bytes] | walk_workers.SubtreeRef | str | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -153,7 +154,7 @@ class _PendingNode:
     dropped: bool = False  # the worker could not read it: left out, as an error
 
 
-def _hex(ref: Future[bytes] | small_files.BatchRef | str) -> str:
+def _hex(ref: Future[bytes] | small_files.BatchRef | walk_workers.SubtreeRef | str) -> str:
     return ref if isinstance(ref, str) else ref.result().hex()
 
 
@@ -198,6 +199,7 @@ class _Archiver:
         one_file_system: bool,
         meter: ProgressMeter,
         workers: file_workers.ContentWorkers | None = None,
+        subtrees: walk_workers.SubtreeWorkers | None = None,
     ) -> None:
         self.repo = repo
         self.fs = fs
@@ -217,6 +219,9 @@ class _Archiver:
         self.workers = workers
         if workers is not None:
             workers.on_done = self._harvested
+        self.subtrees = subtrees
+        self.stored_elsewhere = 0  # bytes the walk workers stored
+        self.delegated: set[bytes] = set()  # directories walked by a worker process
 
     # ------------------------------------------------------------ pending queue
     def enqueue(self, pd: _PendingDir) -> None:
@@ -313,6 +318,9 @@ class _Archiver:
                 self.enqueue(empty)
                 return _PendingNode(node, child=empty)
             prev_tree = prev.subtree if prev is not None and prev.type == "dir" else None
+            if self.subtrees is not None and path in self.delegated:
+                ref = self.subtrees.submit(path, rel, dev, prev_tree)
+                return _PendingNode(node, child=_PendingDir([], tree_id=ref))
             return _PendingNode(node, child=self.walk_dir(path, rel, dev, prev_tree))
         self.counters.other += 1
         self.meter.advance(files=1, current=rel)
@@ -526,14 +534,17 @@ def backup_paths(
     clock: Clock | None = None,
     fs: FileSystem | None = None,
     processes: int | None = None,
+    walkers: int | None = None,
 ) -> snapshots.BackupResult:
     """Back up ``paths``: one directory becomes the root tree itself (its contents);
     several paths (or one non-directory) become named entries of the root.
 
-    ``processes``: worker processes that read, chunk, hash, compress and seal file
-    contents (:mod:`.file_workers`); 0 = none, the single-process reference path; None =
-    ``SNOWVAULT_ENGINE_PROCESSES`` (default 0). A custom ``fs`` always uses the
-    single-process path."""
+    ``walkers``: worker processes that each walk whole subtrees (:mod:`.walk_workers`);
+    0 = none; None = ``SNOWVAULT_ENGINE_WALKERS`` when set, else one per core when there
+    are two or more. ``processes``: worker processes that only read, chunk, hash,
+    compress and seal file contents (:mod:`.file_workers`), used when no walkers run;
+    None = ``SNOWVAULT_ENGINE_PROCESSES`` (default 0). ``walkers=0, processes=0`` is the
+    single-process reference path; a custom ``fs`` always uses it."""
     if not paths:
         raise core_errors.InvalidInput(detail="nothing to back up: no paths given")
     malloc_tuning.fix_mmap_threshold()
@@ -541,20 +552,31 @@ def backup_paths(
     raw = [os.path.abspath(os.fsencode(p)) for p in paths]
     meter = ProgressMeter("backup", progress, clock or SystemClock())
     parent_tree = _parent_tree(repo, parent)
-    workers = None
-    if type(fs) is FileSystem and processes != 0:
-        workers = file_workers.ContentWorkers.start(repo, processes)
-    arch = _Archiver(repo, fs, Excludes(excludes), one_file_system, meter, workers)
+    workers = subtrees = None
+    rules = Excludes(excludes)
+    if type(fs) is FileSystem:
+        subtrees = walk_workers.SubtreeWorkers.start(repo, walkers, excludes, one_file_system)
+        if subtrees is None and processes != 0:
+            workers = file_workers.ContentWorkers.start(repo, processes)
+    arch = _Archiver(repo, fs, rules, one_file_system, meter, workers, subtrees)
+    if subtrees is not None:
+        subtrees.attach(meter)
+        want = subtrees.count * walk_workers.TASKS_PER_WORKER
+        arch.delegated = walk_workers.split_points(raw, rules, want)
     stored_before = stream_backup.stored_bytes(repo)
     try:
         root = _walk_roots(arch, fs, raw, parent_tree)
         arch.drain()
         if workers is not None:
             workers.close()
+        if subtrees is not None:
+            _add_totals(arch, subtrees.close())
     finally:
         arch.batcher.close()
         if workers is not None:
             workers.abort()
+        if subtrees is not None:
+            subtrees.abort()
     assert root.tree_id is not None
     tree_id = _hex(root.tree_id)
     c = arch.counters
@@ -565,7 +587,7 @@ def backup_paths(
         dirs=c.dirs,
         other=c.other,
         bytes_read=c.bytes_read,
-        bytes_added=stream_backup.stored_bytes(repo) - stored_before,
+        bytes_added=stream_backup.stored_bytes(repo) - stored_before + arch.stored_elsewhere,
         total_size=c.total_size,
         duration_seconds=meter.elapsed(),
     )
@@ -584,6 +606,23 @@ def backup_paths(
         root=_root_entry(arch, fs, raw),
     )
     return stream_backup.commit(repo, manifest, meter)
+
+
+def _add_totals(arch: _Archiver, totals: walk_workers.Totals) -> None:
+    """The delegated subtrees' counters and errors, in the walk's order."""
+    c = arch.counters
+    for w in totals.counters:
+        c.files_new += w.files_new
+        c.files_changed += w.files_changed
+        c.files_unchanged += w.files_unchanged
+        c.dirs += w.dirs
+        c.other += w.other
+        c.bytes_read += w.bytes_read
+        c.total_size += w.total_size
+    for err in totals.errors:
+        arch.errors.append(err)
+        arch.meter.error(err.path)
+    arch.stored_elsewhere += totals.stored_bytes
 
 
 def _root_entry(arch: _Archiver, fs: FileSystem, raw: list[bytes]) -> dict[str, Any] | None:

@@ -1,0 +1,480 @@
+"""Subtrees of a backup walked in worker processes, so the walk itself runs on every core.
+
+The single-process archiver spends most of a large backup in Python per entry (scandir,
+lstat, xattrs, nodes, tree JSON) on one thread that shares its GIL with the threads
+storing blobs, so it uses about one core. Here the parent walks only the top of the
+source; each directory of a *frontier* (found by :func:`split_points`) is handed whole to
+one of a few worker processes, which walks it with the same :class:`_Archiver` code,
+stores its files and trees into packs of its own, and answers only the subtree's tree
+id, its counters and its errors.
+
+    pool = SubtreeWorkers.start(repo, walkers=2, excludes=[], one_file_system=False)
+    ref = pool.submit(path, rel, dev, parent_tree)    # ref.result(): the tree id
+    totals = pool.close()                             # every worker's packs flushed
+
+Format and ordering: a worker is an ordinary writer of the repository (its own
+:class:`Repository` on the same store, under the backup's shared lock): each pack is
+uploaded whole, then its index segment, as the single-process path writes them.
+:meth:`SubtreeWorkers.close` returns only once every worker has flushed, and the parent
+writes the manifest after that, so a recovery point never names a blob whose pack or
+segment is not durable. A blob two writers of one backup both store is stored twice
+(allowed by the format; ``prune`` keeps one). A SIGKILL of the backup kills its workers
+(Linux's parent-death signal and a watchdog) and leaves packs without a manifest, as
+an interrupted single-process backup does.
+
+Hard links across subtrees: each worker reads the file again; the same bytes give the
+same blob ids, so the nodes are those of the single-process path.
+
+Who may ask / what it reaches: the workers are this process's own spawned children
+(never forked from a possibly threaded server), talk to it over private pipes, get the
+repository secret through that pipe and open only the local directory the repository
+already lives in. Only a repository on a :class:`LocalBackend` is walked this way (a
+store the workers could reopen by path); any other store, a custom file system or
+one core uses the single-process path, which stays the reference the tests compare
+against. Progress from the workers reaches the caller's callback on the calling
+thread only (:meth:`SubtreeRef.result` and :meth:`SubtreeWorkers.submit` relay it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing import connection
+from typing import Any
+
+from snowvault.core.clock import SystemClock
+from snowvault.engine import errors, file_workers, index, snapshots
+from snowvault.engine.backends.local import LocalBackend
+from snowvault.engine.excludes import Excludes
+from snowvault.engine.progress import ProgressMeter
+
+TASKS_PER_WORKER = 8
+"""The frontier is deepened until it has this many directories per worker (or no
+directory has subdirectories left), so the workers can even out unequal subtrees."""
+MAX_SPLIT_DEPTH = 4
+SPLIT_MAX_FILES = 16
+WORKER_INFLIGHT = 8 * 1024 * 1024
+"""Bytes of blobs a worker hands its blob threads before they are packed (memory)."""
+RELAY_SECONDS = 0.2
+DEFAULT_ON = False
+"""Whether a backup walks in workers when neither the caller nor the environment says."""
+
+
+def cores() -> int:
+    """Cores this process may run on (taskset and cgroups' cpusets count; cpu_count not)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def walkers_wanted(walkers: int | None) -> int:
+    """``walkers`` itself, or for None ``SNOWVAULT_ENGINE_WALKERS`` when set, else one
+    worker per core when there are two or more (one core: none, the walk would only
+    pay for the processes)."""
+    if walkers is not None:
+        return max(0, walkers)
+    env = os.environ.get("SNOWVAULT_ENGINE_WALKERS", "")
+    if env.isdigit():
+        return int(env)
+    n = cores()
+    return n if DEFAULT_ON and n >= 2 else 0
+
+
+# --------------------------------------------------------------------------- the frontier
+
+
+def split_points(roots: Sequence[bytes], excludes: Excludes, want: int) -> set[bytes]:
+    """Directories to hand to workers: the subdirectories of ``roots``, deepened level by
+    level until there are ``want`` of them or ``MAX_SPLIT_DEPTH`` levels. A directory is
+    split into its subdirectories only when it holds at most ``SPLIT_MAX_FILES`` other
+    entries (those the parent then walks itself); one without subdirectories or with
+    more files stays whole. Only scandir; an unreadable directory is not split (the
+    walk reports it)."""
+    single = len(roots) == 1
+    level: list[tuple[bytes, bytes]] = []
+    for root in roots:
+        rel = b"" if single else os.path.basename(root.rstrip(b"/")) or b"root"
+        if single:
+            level.extend(_subdirs(root, rel, excludes, force=True) or [])
+        elif os.path.isdir(root) and not os.path.islink(root):
+            level.append((root, rel))
+    for _ in range(MAX_SPLIT_DEPTH - 1):
+        if len(level) >= want:
+            break
+        deeper: list[tuple[bytes, bytes]] = []
+        split = False
+        for path, rel in level:
+            subs = _subdirs(path, rel, excludes)
+            split = split or subs is not None
+            deeper.extend(subs or [(path, rel)])
+        if not split:
+            break
+        level = deeper
+    return {path for path, _ in level}
+
+
+def _subdirs(
+    path: bytes, rel: bytes, excludes: Excludes, *, force: bool = False
+) -> list[tuple[bytes, bytes]] | None:
+    """A directory's subdirectories (not excluded), or None when it is not to be split
+    (``force``: whatever else it holds)."""
+    try:
+        with os.scandir(path) as it:
+            entries = list(it)
+    except OSError:
+        return None
+    dirs = [e for e in entries if e.is_dir(follow_symlinks=False)]
+    if len(entries) - len(dirs) > SPLIT_MAX_FILES and not force:
+        return None
+    out = []
+    for entry in dirs:
+        child_rel = rel + b"/" + entry.name if rel else entry.name
+        if not (excludes and excludes.excluded(child_rel, is_dir=True)):
+            out.append((entry.path, child_rel))
+    return out or None
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+class _RecordingBackend(LocalBackend):
+    """The worker's store: remembers the index segments it writes (the parent adds
+    their entries to its own master index)."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.segments: list[bytes] = []
+
+    def put(self, name: str, data: bytes | bytearray) -> None:
+        if name.startswith("index/"):
+            self.segments.append(bytes(data))
+        super().put(name, data)
+
+
+class _Relay(ProgressMeter):
+    """A worker's meter: sends what it counted to the parent at most every 0.2 s."""
+
+    def __init__(self, send: Any) -> None:
+        super().__init__("backup", None, SystemClock())
+        self._send = send
+        self._files = self._bytes = 0
+        self._sent_at = 0.0
+
+    def advance(
+        self, *, files: int = 0, nbytes: int = 0, current: str | bytes | None = None
+    ) -> None:
+        self._files += files
+        self._bytes += nbytes
+        if current is not None:
+            self.current = current
+        if self.elapsed() - self._sent_at >= RELAY_SECONDS:
+            self.flush()
+
+    def error(self, current: str | bytes) -> None:
+        self.current = current  # the errors themselves come back with the subtree
+
+    def flush(self) -> None:
+        if self._files or self._bytes:
+            self._send(("progress", self._files, self._bytes, self.current))
+            self._files = self._bytes = 0
+        self._sent_at = self.elapsed()
+
+
+def _worker_main(
+    conn: connection.Connection,
+    parent: int,
+    root: str,
+    secret: bytes,
+    cfg: Any,
+    excludes: list[str],
+    one_file_system: bool,
+) -> None:
+    """A worker: walk the subtrees it is sent until told to stop, then flush and answer
+    with the entries of the segments it wrote."""
+    file_workers._die_with(parent)
+    from snowvault.engine import archiver, repository  # not at import: a cycle
+    from snowvault.engine.crypto import RepositoryKeys
+
+    lock = threading.Lock()
+
+    def send(msg: Any) -> None:
+        with lock:
+            conn.send(msg)
+
+    task = -1
+    try:
+        backend = _RecordingBackend(root)
+        keys = RepositoryKeys(secret)
+        repo = repository.Repository(
+            backend, cfg, keys, workers=2, max_inflight_bytes=WORKER_INFLIGHT
+        )
+        rules = Excludes(excludes)
+        fs = archiver.FileSystem()
+        while True:
+            msg = conn.recv()
+            if msg[0] == "stop":
+                repo.flush()
+                rows = []
+                sealer = keys.sealer()
+                for data in backend.segments:
+                    for pack_id, entries in index.SegmentBody.open(sealer, data).packs():
+                        rows.append((pack_id, list(entries)))
+                send(("flushed", rows, repo.stats_stored_bytes))
+                repo.close()
+                return
+            _, task, path, rel, dev, parent_tree = msg
+            meter = _Relay(send)
+            arch = archiver._Archiver(repo, fs, rules, one_file_system, meter)
+            try:
+                pd = arch.walk_dir(path, rel, dev, parent_tree)
+                arch.drain()
+            finally:
+                arch.batcher.close()
+            assert pd.tree_id is not None
+            tree_id = archiver._hex(pd.tree_id)
+            meter.flush()
+            send(("done", task, tree_id, arch.counters, arch.errors))
+    except BaseException as exc:  # the parent fails the backup with this text
+        with contextlib.suppress(OSError, ValueError):
+            send(("failed", task, f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+class SubtreeRef:
+    """Where a delegated subtree's tree id will be. ``result()`` waits for it on the
+    calling thread, relaying the workers' progress to the meter meanwhile."""
+
+    __slots__ = ("_future", "_pool")
+
+    def __init__(self, future: Future[str], pool: SubtreeWorkers) -> None:
+        self._future = future
+        self._pool = pool
+
+    def result(self) -> bytes:
+        while True:
+            try:
+                tree_id = self._future.result(timeout=RELAY_SECONDS)
+                break
+            except TimeoutError:
+                self._pool.relay()
+        self._pool.relay()
+        return bytes.fromhex(tree_id)
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: connection.Connection
+    busy: int | None = None  # the task it is walking
+    flushed: Future[tuple[list[Any], int]] = field(default_factory=Future)
+
+
+@dataclass
+class Totals:
+    """What the workers did, for the backup's summary."""
+
+    counters: list[Any] = field(default_factory=list)
+    errors: list[snapshots.ManifestError] = field(default_factory=list)
+    stored_bytes: int = 0
+
+
+class SubtreeWorkers:
+    """The parent's end: hands subtrees to idle workers, collects their answers."""
+
+    def __init__(self, repo: Any, walkers: int, excludes: list[str], one_file_system: bool):
+        self._repo = repo
+        self._meter: ProgressMeter | None = None
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[int, tuple[Any, ...]]] = deque()
+        self._futures: list[Future[str]] = []
+        self._results: dict[int, tuple[Any, list[snapshots.ManifestError]]] = {}
+        self._progress = [0, 0]
+        self._current: str | bytes | None = None
+        self._broken: str | None = None
+        ctx = multiprocessing.get_context("spawn")  # never a fork of a threaded server
+        self._workers: list[_Worker] = []
+        try:
+            for _ in range(walkers):
+                mine, theirs = ctx.Pipe()
+                proc = ctx.Process(
+                    target=_worker_main,
+                    args=(
+                        theirs,
+                        os.getpid(),
+                        repo.backend.root,
+                        repo._keys.secret,
+                        repo.config,
+                        list(excludes),
+                        one_file_system,
+                    ),
+                    name="sv-walker",
+                    daemon=True,
+                )
+                proc.start()
+                theirs.close()
+                self._workers.append(_Worker(proc, mine))
+        except BaseException:
+            self.abort()
+            raise
+        self._pump = threading.Thread(target=self._receive, name="sv-walk-pump", daemon=True)
+        self._pump.start()
+
+    @classmethod
+    def start(
+        cls,
+        repo: Any,
+        walkers: int | None,
+        excludes: Sequence[str],
+        one_file_system: bool,
+    ) -> SubtreeWorkers | None:
+        """Workers for ``repo``, or None for the single-process path (see the module)."""
+        from snowvault.engine.repository import Repository  # workers import it lazily
+
+        n = walkers_wanted(walkers)
+        if n < 1 or not isinstance(repo, Repository):
+            return None
+        if type(repo.backend) is not LocalBackend or repo._pack_keys:
+            return None  # reopened by path; keyed packs: the parent's index would shadow
+        return cls(repo, n, list(excludes), one_file_system)
+
+    @property
+    def count(self) -> int:
+        return len(self._workers)
+
+    def attach(self, meter: ProgressMeter) -> None:
+        self._meter = meter
+
+    # ------------------------------------------------------------ tasks
+    def submit(self, path: bytes, rel: bytes, dev: int, parent_tree: str | None) -> SubtreeRef:
+        future: Future[str] = Future()
+        with self._lock:
+            if self._broken is not None:
+                raise errors.EngineError(detail=self._broken)
+            task = len(self._futures)
+            self._futures.append(future)
+            self._queue.append((task, ("walk", task, path, rel, dev, parent_tree)))
+            self._dispatch()
+        self.relay()
+        return SubtreeRef(future, self)
+
+    def _dispatch(self) -> None:
+        """Give each idle worker the next subtree (lock held)."""
+        for worker in self._workers:
+            if not self._queue:
+                return
+            if worker.busy is None:
+                task, msg = self._queue.popleft()
+                worker.busy = task
+                worker.conn.send(msg)
+
+    def relay(self) -> None:
+        """Pass the workers' progress on to the meter (on the calling thread)."""
+        with self._lock:
+            files, nbytes = self._progress
+            self._progress = [0, 0]
+            current, self._current = self._current, None
+        if self._meter is not None and (files or nbytes):
+            self._meter.advance(files=files, nbytes=nbytes, current=current)
+
+    # ------------------------------------------------------------ answers
+    def _receive(self) -> None:
+        live: dict[Any, _Worker] = {w.conn: w for w in self._workers}
+        while live:
+            for ready in connection.wait(list(live)):
+                worker = live[ready]
+                try:
+                    msg = worker.conn.recv()
+                except (EOFError, OSError):
+                    del live[ready]
+                    self._lost(worker, "a backup worker process ended unexpectedly")
+                    continue
+                if self._take(worker, msg):
+                    del live[ready]
+
+    def _take(self, worker: _Worker, msg: tuple[Any, ...]) -> bool:
+        """Handle one message; whether it was the worker's last."""
+        kind = msg[0]
+        if kind == "progress":
+            with self._lock:
+                self._progress[0] += msg[1]
+                self._progress[1] += msg[2]
+                self._current = msg[3]
+            return False
+        if kind == "done":
+            _, task, tree_id, counters, errs = msg
+            with self._lock:
+                self._results[task] = (counters, errs)
+                worker.busy = None
+                self._dispatch()
+            self._futures[task].set_result(tree_id)
+            return False
+        if kind == "flushed":
+            worker.flushed.set_result((msg[1], msg[2]))
+            return True
+        self._lost(worker, f"a backup worker failed: {msg[2]}")
+        return True
+
+    def _lost(self, worker: _Worker, why: str) -> None:
+        with self._lock:
+            self._broken = self._broken or why
+            pending = [self._futures[t] for t, _ in self._queue]
+            if worker.busy is not None:
+                pending.append(self._futures[worker.busy])
+            self._queue.clear()
+        for future in pending:
+            if not future.done():
+                future.set_exception(errors.EngineError(detail=why))
+        if not worker.flushed.done():
+            worker.flushed.set_exception(errors.EngineError(detail=why))
+
+    # ------------------------------------------------------------ the end
+    def close(self) -> Totals:
+        """Wait for every subtree, have every worker flush its packs and index segments
+        (durable before this returns), add their entries to the parent's index."""
+        for future in self._futures:
+            SubtreeRef(future, self).result()
+        with self._lock:
+            for worker in self._workers:
+                worker.conn.send(("stop",))
+        totals = Totals()
+        for worker in self._workers:
+            while True:
+                try:
+                    rows, stored = worker.flushed.result(timeout=RELAY_SECONDS)
+                    break
+                except TimeoutError:
+                    self.relay()
+            for pack_id, entries in rows:
+                self._repo.master_index.add_rows(pack_id, entries)
+            totals.stored_bytes += stored
+        for task in range(len(self._futures)):  # in the walk's order: deterministic
+            counters, errs = self._results[task]
+            totals.counters.append(counters)
+            totals.errors.extend(errs)
+        self.relay()
+        self._join()
+        return totals
+
+    def _join(self) -> None:
+        for worker in self._workers:
+            worker.process.join(timeout=30)
+        self._pump.join(timeout=5)
+
+    def abort(self) -> None:
+        """Stop the workers at once (a failed backup); what they wrote stays unnamed."""
+        for worker in self._workers:
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.process.join(timeout=10)
+            with contextlib.suppress(OSError):
+                worker.conn.close()
