@@ -113,6 +113,20 @@ def _number(params: Params, key: str, default: float) -> float:
     return float(value)
 
 
+LONG_MAX = 2**63 - 1
+
+
+def _count(params: Params, key: str) -> int:
+    """A byte or file count an agent reports, kept as sent (not through a float, which
+    turns 2**63-1 into 2**63) and bounded to [0, LONG_MAX], what the catalog stores."""
+    value = params.get(key, 0)
+    if isinstance(value, float):
+        value = int(min(value, LONG_MAX)) if value == value else 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.ApiError("ValidationException", f"{key} must be a number.")
+    return min(max(value, 0), LONG_MAX)
+
+
 def agent_claim_job(app: App, ctx: RequestContext, params: Params) -> Out:
     claimed = agents.claim(
         app.deps,
@@ -167,7 +181,7 @@ def agent_heartbeat(app: App, ctx: RequestContext, params: Params) -> Out:
     if "PercentDone" in params:
         progress["percent_done"] = min(max(_number(params, "PercentDone", 0), 0.0), 100.0)
     if "BytesTransferred" in params:
-        progress["bytes_transferred"] = max(int(_number(params, "BytesTransferred", 0)), 0)
+        progress["bytes_transferred"] = _count(params, "BytesTransferred")
     state = agents.heartbeat(
         app.deps,
         caller(ctx),
@@ -249,9 +263,9 @@ def agent_put_blobs(app: App, ctx: RequestContext, params: Params) -> Out:
 
 
 def agent_put_manifest(app: App, ctx: RequestContext, params: Params) -> Out:
-    total = int(_number(params, "BackupSizeInBytes", 0))
+    total = _count(params, "BackupSizeInBytes")
     state, rp_arn = agents.put_manifest(
-        app.deps, caller(ctx), params.get("JobId"), params.get("Manifest"), max(total, 0)
+        app.deps, caller(ctx), params.get("JobId"), params.get("Manifest"), total
     )
     return {"State": state, "RecoveryPointArn": rp_arn}
 
@@ -276,8 +290,8 @@ def agent_finish_restore(app: App, ctx: RequestContext, params: Params) -> Out:
         app.deps,
         caller(ctx),
         params.get("JobId"),
-        files=max(int(_number(params, "FilesRestored", 0)), 0),
-        size=max(int(_number(params, "BytesRestored", 0)), 0),
+        files=_count(params, "FilesRestored"),
+        size=_count(params, "BytesRestored"),
     )
     return {"State": state}
 
