@@ -1,9 +1,12 @@
-"""SIGKILL a backup that reads files in worker processes (SNOWVAULT_ENGINE_PROCESSES=2).
+"""SIGKILL a backup that runs worker processes: content workers
+(SNOWVAULT_ENGINE_PROCESSES=2) or walk workers (SNOWVAULT_ENGINE_WALKERS=2).
 
-The workers only seal blobs; the killed parent alone wrote packs and index segments, so
-the repository is as whole as after killing the single-process path (test_kill.py):
-no worker outlives the killed backup, no recovery point, ``check`` passes, the next
-backup with workers completes, reuses what landed, and restores byte for byte.
+Content workers only seal blobs (the killed parent alone wrote packs and index
+segments); walk workers write packs and segments of their own, each pack whole before
+its segment. Either way the repository is as whole as after killing the single-process
+path (test_kill.py): no worker outlives the killed backup, no recovery point, ``check``
+passes, the next backup with workers completes, reuses what landed, and restores byte
+for byte.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import random
 import signal
 import time
 from pathlib import Path
+
+import pytest
 
 from helpers.engine_cli import PASSWORD, Cli, cli_env, read_tree, write_tree
 from snowvault.engine import check, restorer
@@ -24,8 +29,9 @@ from snowvault.engine.repository import Repository
 MiB = 1024 * 1024
 
 
+@pytest.mark.parametrize("variable", ["SNOWVAULT_ENGINE_PROCESSES", "SNOWVAULT_ENGINE_WALKERS"])
 def test_backup_with_workers_killed_after_first_index_leaves_a_whole_repository(
-    tmp_path: Path,
+    tmp_path: Path, variable: str
 ) -> None:
     src = tmp_path / "src"
     rng = random.Random(20261207)
@@ -41,7 +47,7 @@ def test_backup_with_workers_killed_after_first_index_leaves_a_whole_repository(
         pack_size=2 * MiB,
     ).close()
     tag = f"sv-kill-{tmp_path.name}-{os.getpid()}"
-    cli = Cli(tmp_path, cli_env() | {"SNOWVAULT_ENGINE_PROCESSES": "2", "SV_TEST_TAG": tag})
+    cli = Cli(tmp_path, cli_env() | {variable: "2", "SV_TEST_TAG": tag})
 
     proc = cli.popen("repo", "backup", "--repo", str(repo_dir), str(src), "--json")
     try:
