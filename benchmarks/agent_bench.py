@@ -162,6 +162,70 @@ def agent_process(counters: Path, argv: list[str]) -> int:
     return cli.main(argv)
 
 
+PROFILE_ENV = "SNOWVAULT_BENCH_PROFILE_DIR"
+"""``--profile-server DIR``: every server this run starts runs under
+:func:`server_process`, which writes DIR/server-<port>.pstats (CPU time per thread)."""
+
+
+def server_process(out: Path, argv: list[str]) -> int:
+    """Run ``snowvault <argv>`` (``server ...``) in this process with every thread under
+    cProfile timed by its own CPU time (``time.thread_time``: a thread waiting in a long
+    poll or a lock costs nothing), the merged statistics rewritten to ``out`` every 5 s.
+    Python 3.11 has no profiler for all threads, so every thread's start is wrapped."""
+    import cProfile
+    import pstats
+
+    from snowvault.interfaces.cli import main as cli
+
+    profiles: list[cProfile.Profile] = []
+    lock = threading.Lock()
+
+    def profiled() -> cProfile.Profile:
+        prof = cProfile.Profile(time.thread_time)
+        with lock:
+            profiles.append(prof)
+        return prof
+
+    real_bootstrap = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+
+    def bootstrap_profiled(self: threading.Thread) -> None:  # run() may be overridden
+        prof = profiled()
+        prof.enable()
+        try:
+            real_bootstrap(self)
+        finally:
+            prof.disable()
+
+    class _Snapshot:  # what pstats reads, without disabling another thread's profiler
+        def __init__(self, prof: cProfile.Profile) -> None:
+            self.prof = prof
+            self.stats: dict[Any, Any] = {}
+
+        def create_stats(self) -> None:
+            self.prof.snapshot_stats()
+            self.stats = self.prof.stats  # type: ignore[attr-defined]
+
+    def dump() -> None:
+        while True:
+            time.sleep(5)
+            with lock:
+                snaps = [_Snapshot(p) for p in profiles]
+            try:
+                stats = pstats.Stats(snaps[0])
+                for snap in snaps[1:]:
+                    stats.add(snap)
+                stats.dump_stats(str(out) + ".tmp")
+                os.replace(str(out) + ".tmp", out)
+            except Exception as exc:  # a snapshot racing a thread's exit: next time
+                log(f"profile dump: {exc!r}")
+
+    threading.Thread._bootstrap_inner = bootstrap_profiled  # type: ignore[attr-defined]
+    threading.Thread(target=dump, name="profile-dump", daemon=True).start()
+    main_prof = profiled()
+    main_prof.enable()
+    return cli.main(argv)
+
+
 def cap_batches() -> None:
     """``--agent-batch-fix``: split an agent's upload batch into AgentPutBlobs calls of at
     most 256 blobs (the server's limit). The agent's store (snowvault/agent/store.py)
@@ -260,6 +324,31 @@ class BenchServer(Server):
         self.agent_env = dict(self.env)  # without the store's credentials
         self.env |= store_env or {}
         self.storage = Path(config["regions"][self.creds["region"]])
+
+    def start(self) -> None:
+        """As resources_bench's, but under :func:`server_process` with ``--profile-server``."""
+        profile_dir = os.environ.get(PROFILE_ENV)
+        if not profile_dir:
+            super().start()
+            return
+        out = Path(profile_dir) / f"server-{self.port}.pstats"
+        args = [sys.executable, str(Path(__file__).resolve()), "--server-process", str(out), "--"]
+        with self.log_path.open("wb") as log_file:
+            self.proc = subprocess.Popen(
+                [*args, "server", "--data-dir", str(self.data_dir)],
+                env=self.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if "snowvault listening on" in self.log_path.read_text(errors="replace"):
+                self.backup = self.make_client()
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError("server did not start: " + self.log_path.read_text()[-2000:])
 
     @property
     def endpoint(self) -> str:
@@ -795,6 +884,8 @@ def report(res: Results, meta: dict[str, Any]) -> str:
 def main() -> int:
     if len(sys.argv) > 3 and sys.argv[1] == "--agent-process" and sys.argv[3] == "--":
         return agent_process(Path(sys.argv[2]), sys.argv[4:])
+    if len(sys.argv) > 3 and sys.argv[1] == "--server-process" and sys.argv[3] == "--":
+        return server_process(Path(sys.argv[2]), sys.argv[4:])
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small tree and 40 fleet jobs")
     parser.add_argument("--only", default="throughput,fleet")
@@ -808,6 +899,13 @@ def main() -> int:
         "'worktree': the work tree as it is)",
     )
     parser.add_argument("--fleet-jobs", type=int, default=None)
+    parser.add_argument(
+        "--profile-server",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run every server under cProfile (CPU time per thread): DIR/server-<port>.pstats",
+    )
     parser.add_argument(
         "--agent-batch-fix",
         action="store_true",
@@ -833,6 +931,9 @@ def main() -> int:
     only = set(args.only.split(","))
     fleet_jobs = args.fleet_jobs or (40 if args.quick else 200)
     os.environ[BATCH_FIX_ENV] = "1" if args.agent_batch_fix else "0"
+    if args.profile_server is not None:
+        args.profile_server.mkdir(parents=True, exist_ok=True)
+        os.environ[PROFILE_ENV] = str(args.profile_server.resolve())
     started = time.perf_counter()
     load_before = os.getloadavg()
     now = dt.datetime.now(dt.UTC)

@@ -132,6 +132,22 @@ class MasterIndex:
         self._pack_numbers: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    def copy(self) -> MasterIndex:
+        """An independent copy (C-level copies of the dict and arrays: about a
+        millisecond per 100,000 blobs), for a repository opened from a cached index."""
+        out = MasterIndex()
+        with self._lock:
+            out._rows = self._rows.copy()
+            out._where = array("Q", self._where)
+            out._sizes = array("Q", self._sizes)
+            out._kinds = bytearray(self._kinds)
+            out._packs = list(self._packs)
+            out._pack_numbers = dict(self._pack_numbers)
+        return out
+
+    def has_pack(self, pack_id: str) -> bool:
+        return pack_id in self._pack_numbers
+
     def add_pack(self, pack_id: str, entries: Iterable[PackEntry]) -> None:
         self.add_rows(
             pack_id, ((e.kind, e.blob_id, e.offset, e.length, e.raw_length) for e in entries)

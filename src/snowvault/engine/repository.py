@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from snowvault.engine import compression, errors, index, keyed_packs, packs
+from snowvault.engine import compression, errors, index, index_cache, keyed_packs, packs
 from snowvault.engine import config as config_mod
 from snowvault.engine.backends.base import Backend
 from snowvault.engine.chunker import Chunker, ChunkerParams
@@ -91,8 +91,11 @@ class Repository:
         *,
         workers: int | None = None,
         max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT,
+        cache: index_cache.Entry | None = None,
+        load_index: bool = True,
     ) -> None:
         self.backend = backend
+        self._cache = cache
         self.config = cfg
         self._keys = keys
         self._local = threading.local()
@@ -114,7 +117,8 @@ class Repository:
         self.stats_added_blobs = 0
         self.stats_added_bytes = 0
         self.stats_stored_bytes = 0
-        self._load_index()
+        if load_index:  # else the caller's lock loads it (locks.locked_repository)
+            self._load_index()
 
     # ----------------------------------------------------------------- life cycle
     @classmethod
@@ -165,10 +169,21 @@ class Repository:
         password: str | None = None,
         raw_key: bytes | None = None,
         wrapper: KeyWrapper | None = None,
+        cache: index_cache.StoreCache | None = None,
         **kwargs: Any,
     ) -> Repository:
+        """Open with one of the keys. With ``cache`` (a server's, for its many opens of
+        one vault) the objects never rewritten under their names are read only once
+        (engine/index_cache.py); the key still unwraps the secret every time."""
+        entry = None if cache is None else cache.entry(backend.location)
         try:
-            header = config_mod.read_header(backend.get("config"))
+            if entry is None:
+                config_bytes = backend.get("config")
+                slots = None
+            else:
+                names = [info.name for info in backend.list("keys/")]
+                config_bytes, slots = index_cache.fixed_objects(entry, names, backend.get)
+            header = config_mod.read_header(config_bytes)
         except errors.ObjectNotFound as exc:
             raise errors.RepositoryNotFound(url=backend.location) from exc
         except ValueError as exc:
@@ -176,7 +191,9 @@ class Repository:
         repo_id = header.get("id")
         if not isinstance(repo_id, str) or not repo_id:
             raise errors.IntegrityError(name="config", detail="has no repository id")
-        secret = _open_any_slot(backend, repo_id, password, raw_key, wrapper)
+        if slots is None:
+            slots = [(info.name, backend.get(info.name)) for info in backend.list("keys/")]
+        secret = _open_any_slot(slots, repo_id, password, raw_key, wrapper)
         keys = RepositoryKeys(secret)
         try:
             cfg = config_mod.decode(header, keys.sealer())
@@ -184,7 +201,7 @@ class Repository:
             raise errors.IntegrityError(name="config", detail="fails authentication") from exc
         except (ValueError, KeyError, TypeError) as exc:  # bad base64 or parameters
             raise errors.IntegrityError(name="config", detail=f"damaged ({exc!r})") from exc
-        return cls(backend, cfg, keys, **kwargs)
+        return cls(backend, cfg, keys, cache=entry, **kwargs)
 
     def close(self) -> None:
         try:
@@ -529,6 +546,9 @@ class Repository:
         """Read the pack keys, then every index segment. One listed but gone when read
         was deleted by a concurrent prune, which writes the segment superseding it
         first: list again."""
+        if self._cache is not None:
+            self._load_cached(self._cache)
+            return
         found = keyed_packs.records(self.backend, self._sealer())
         self._pack_keys = keyed_packs.keys_of(found)
         self._pack_key_records = len(found)
@@ -561,6 +581,46 @@ class Repository:
             for pack_id, listed in keyed:
                 self._index.add_rows(pack_id, listed)
             return
+
+    def _load_cached(self, entry: index_cache.Entry) -> None:
+        """:meth:`_load_index` through the process's cache: the same listings, and only
+        the objects not read before are read (engine/index_cache.py)."""
+        self._shadowed = {}
+        for attempt in range(INDEX_LOAD_ATTEMPTS):
+            record_names = [o.name for o in self.backend.list(keyed_packs.PREFIX)]
+            names = self.index_segments()  # after the records: a record precedes its pack
+            try:
+                found = index_cache.objects(
+                    entry, entry.records, record_names, "records", self._read_records
+                )
+                bodies = index_cache.objects(
+                    entry, entry.bodies, names, "bodies", self._read_bodies
+                )
+            except errors.ObjectNotFound:
+                if attempt + 1 == INDEX_LOAD_ATTEMPTS:
+                    raise
+                continue
+            self._pack_keys = keyed_packs.keys_of(found)
+            self._pack_key_records = len(found)
+            superseded = {f"index/{s}" for body in bodies.values() for s in body.supersedes}
+            live = [n for n in names if n not in superseded]
+            self._index = index_cache.master_index(entry, live, self._pack_keys, bodies)
+            return
+
+    def _read_records(self, names: list[str]) -> list[list[keyed_packs.Group]]:
+        def read(name: str) -> list[keyed_packs.Group]:
+            data = self.backend.get(name)
+            try:
+                return keyed_packs.decode_record(self._sealer(), data)
+            except ValueError as exc:
+                raise errors.IntegrityError(name=name, detail=str(exc)) from exc
+
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(read, names))
+
+    def _read_bodies(self, names: list[str]) -> list[index.SegmentBody]:
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(self._read_body, names))
 
     def reload_index(self) -> None:
         self._index = index.MasterIndex()
@@ -738,7 +798,7 @@ def _new_slot_id() -> str:
 
 
 def _open_any_slot(
-    backend: Backend,
+    slots: list[tuple[str, bytes]],
     repo_id: str,
     password: str | None,
     raw_key: bytes | None,
@@ -747,13 +807,12 @@ def _open_any_slot(
     """The secret from the first slot that opens. A slot that cannot even be tried (bad
     JSON, base64 or KDF parameters) is damaged: when no other slot opens, that is what
     the error names, not a wrong passphrase."""
-    names = [info.name for info in backend.list("keys/")]
-    if not names:
+    if not slots:
         raise errors.IntegrityError(name="keys/", detail="the repository has no key slot")
     damaged = []
-    for name in names:
+    for name, data in slots:
         try:
-            slot = keyslots.KeySlot.from_bytes(backend.get(name))
+            slot = keyslots.KeySlot.from_bytes(data)
             secret = keyslots.open_slot(
                 slot, repo_id, passphrase=password, raw_key=raw_key, wrapper=wrapper
             )

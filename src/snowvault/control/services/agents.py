@@ -24,10 +24,10 @@ Must not depend on the scheduler, the composition root or any interface.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
 import re
-import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,6 +42,7 @@ from snowvault.control.model.jobs import BackupJob, RestoreJob
 from snowvault.control.services import (
     accounts,
     agent_resources,
+    agent_trees,
     authorization,
     backup_jobs,
     resources,
@@ -62,7 +63,6 @@ from snowvault.engine import (
     prune,
     restorer,
     snapshots,
-    tree,
 )
 from snowvault.engine.backends import s3
 from snowvault.engine.chunker import ChunkerParams
@@ -292,7 +292,7 @@ def _writing_into(deps: Deps, vault: catalog.db.Record) -> Iterator[Repository]:
     waits up to a minute, then the call is retried)."""
     with (
         _store_trouble(),
-        vaults.open_repository(deps, vault) as repo,
+        vaults.open_repository(deps, vault, cached=True, load_index=False) as repo,
         locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
     ):
         yield repo
@@ -439,7 +439,7 @@ def _prepare(
         _fail(deps, job, worker, f"the resource is not on host {agent.host}")
         return None
     secrets = resources.worker_secrets(deps, resource["arn"])
-    with vaults.open_repository(deps, vault) as repo:
+    with vaults.open_repository(deps, vault, cached=True) as repo:
         direct = s3.direct_store(repo.backend) is not None
         scope = keyed_packs.agent_scope(agent.account_id, agent.host)
         keys = JobKeys(
@@ -556,12 +556,28 @@ def _parent_set(deps: Deps, job: BackupJob, repo: Repository) -> frozenset[bytes
         )
     parent = page.items[0].engine_recovery_point_id if page.items else None
     found: frozenset[bytes] = frozenset()
-    if parent and parent in repo.list_manifests():
-        found = frozenset(prune.used_blobs(repo, [repo.load_manifest(parent)]))
+    manifest = None
+    if parent:
+        with contextlib.suppress(errors.RecoveryPointNotFound):  # not a listing: it grows
+            manifest = repo.load_manifest(parent)
+    if manifest is not None:
+        found = frozenset(_blobs_of(repo, manifest))
     while len(_PARENT_SETS) >= _PARENT_SETS_KEPT:
         _PARENT_SETS.pop(next(iter(_PARENT_SETS)))
     _PARENT_SETS[key] = found
     return found
+
+
+def _blobs_of(repo: Repository, manifest: dict[str, Any]) -> set[bytes]:
+    """Every blob id a point's trees reach: through the tree check's batched reads and
+    memory when its trees pass that check (an agent's point), else as prune reads them."""
+    root = manifest.get("tree")
+    if not isinstance(root, str):
+        return set()
+    try:
+        return agent_trees.check(repo, root)
+    except InvalidInput:  # a point the server's worker made may hold what agents may not
+        return prune.used_blobs(repo, [manifest])
 
 
 def _vault_of(deps: Deps, job: BackupJob) -> catalog.db.Record:
@@ -591,7 +607,10 @@ def has_blobs(deps: Deps, caller: Caller, job_id: object, blob_ids: object) -> l
     leased = _leased(deps, caller, job_id)
     known = _PARENT_SETS.get((leased.job.job_id, leased.job.attempts))
     if known is None:  # the repository is opened (its index read) once per attempt
-        with _store_trouble(), vaults.open_repository(deps, _vault_of(deps, leased.job)) as repo:
+        with (
+            _store_trouble(),
+            vaults.open_repository(deps, _vault_of(deps, leased.job), cached=True) as repo,
+        ):
             known = _parent_set(deps, leased.job, repo)
     with _UPLOADED_LOCK:
         stored = set(_UPLOADED.get(leased.job.job_id, ()))
@@ -784,10 +803,10 @@ def _commit_point(
 
 
 def _reached(repo: Repository, root_tree: str) -> set[bytes]:
-    """:func:`_check_trees`, a tree the vault lacks refused (InvalidInput: the agent's
+    """:func:`agent_trees.check`, a tree the vault lacks refused (InvalidInput: the agent's
     mistake, the job fails) and a store that failed under the walk retryable."""
     try:
-        return _check_trees(repo, root_tree)
+        return agent_trees.check(repo, root_tree)
     except InvalidInput:
         raise
     except errors.IntegrityError as exc:
@@ -1029,46 +1048,6 @@ def _plugin_note(value: object) -> dict[str, Any]:
     return dict(value)
 
 
-SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
-DEVICE_TYPES = frozenset({"chardev", "blockdev"})
-
-
-def _check_trees(repo: Repository, root_tree: str) -> set[bytes]:
-    """Refuse what would let an agent escalate on the host a point is restored to (a
-    restore running as root recreates owners, modes, devices and xattrs): device nodes,
-    set-uid/set-gid files, and xattrs outside ``user.*`` (``security.capability`` grants
-    capabilities). A host's own tools and devices are not an agent's to back up yet.
-    Every blob id the trees reach (trees and chunks), from the one walk."""
-    stack = [(root_tree, "")]
-    seen: set[str] = set()
-    used: set[bytes] = set()
-    while stack:
-        tree_hex, where = stack.pop()
-        if tree_hex in seen:
-            continue
-        seen.add(tree_hex)
-        tree_id = bytes.fromhex(tree_hex)
-        used.add(tree_id)
-        for node in tree.decode_tree(repo.get_blob(tree_id), name=where or "/"):
-            used.update(bytes.fromhex(c) for c, _ in node.content if c is not None)
-            path = f"{where}/{node.name.decode('utf-8', 'replace')}"
-            why = None
-            if node.type in DEVICE_TYPES:
-                why = f"a {node.type} node"
-            elif node.type != "dir" and node.mode & SET_ID_BITS:  # a set-gid dir is fine
-                why = "a set-uid or set-gid mode"
-            elif any(not name.startswith(b"user.") for name, _ in node.xattrs):
-                why = "an xattr outside user.*"
-            if why is not None:
-                raise InvalidInput(
-                    detail=f"{path} is {why}: agents may not store device nodes, set-id "
-                    "modes or non-user xattrs (docs/design/agents.md)"
-                )
-            if node.subtree is not None:
-                stack.append((node.subtree, path))
-    return used
-
-
 def fail(deps: Deps, caller: Caller, job_id: object, message: object) -> None:
     """AgentFailJob: the agent could not finish; the job ends FAILED with its message."""
     if _is_restore(deps, caller, job_id):
@@ -1178,7 +1157,7 @@ def _prepare_restore(
         resource["Source"] = row["source"] or ""
         resource["Properties"] = dict(row.get("properties") or {})
         secrets = resources.worker_secrets(deps, row["arn"])
-    with vaults.open_repository(deps, vault) as repo:
+    with vaults.open_repository(deps, vault, cached=True) as repo:
         manifest = repo.load_manifest(rp.engine_recovery_point_id or "")
         readable = frozenset(prune.used_blobs(repo, [manifest]))
     key = agent_blobs.new_job_key()
@@ -1258,7 +1237,7 @@ def read_blobs(
         with catalog.db.read_transaction(deps.engine) as conn:
             rp = catalog.recovery_points.get(conn, job.recovery_point_arn)
         vault = _vault_of_arn(deps, rp.backup_vault_arn)
-        with _store_trouble(), vaults.open_repository(deps, vault) as repo:
+        with _store_trouble(), vaults.open_repository(deps, vault, cached=True) as repo:
             manifest = repo.load_manifest(rp.engine_recovery_point_id or "")
             readable = frozenset(prune.used_blobs(repo, [manifest]))
         with _READABLE_LOCK:
@@ -1268,7 +1247,7 @@ def read_blobs(
         raise NotFound(kind=NOT_IN_POINT, name=outside[0].hex())
     out = []
     vault = _vault_of_arn(deps, job.backup_vault_arn or "")
-    with _store_trouble(), vaults.open_repository(deps, vault) as repo:
+    with _store_trouble(), vaults.open_repository(deps, vault, cached=True) as repo:
         for blob_id in ids:
             data = repo.get_blob(blob_id)
             sealed = agent_blobs.seal_blob(

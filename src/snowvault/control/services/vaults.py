@@ -34,7 +34,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -49,7 +51,7 @@ from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.clock import Clock
 from snowvault.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound, SnowvaultError
-from snowvault.engine import locks, prune
+from snowvault.engine import index_cache, locks, prune
 from snowvault.engine.backends import base as backends
 from snowvault.engine.backends import local, tiered
 from snowvault.engine.backends.url import open_backend
@@ -346,20 +348,71 @@ def _collect_orphans(deps: Deps, vault: Record, stale_before: datetime) -> None:
     )
 
 
+STORE_CACHE = index_cache.StoreCache()
+"""This process's memory of its vaults' never-rewritten objects (config, key slots,
+index segments, pack-key records): ``open_repository(..., cached=True)``."""
+_SHARED_STORES: OrderedDict[tuple[str, str | None], backends.Backend] = OrderedDict()
+_SHARED_STORES_KEPT = 32
+_SHARED_LOCK = threading.Lock()
+
+
 @contextmanager
-def open_repository(deps: Deps, vault: Record) -> Iterator[Repository]:
+def open_repository(
+    deps: Deps, vault: Record, *, cached: bool = False, load_index: bool = True
+) -> Iterator[Repository]:
     """The vault's engine repository, opened with the vault's key; closed afterwards.
-    With a cold location for its region, its store is warm + cold (``tiered``)."""
-    backend = store(deps, vault)
+    With a cold location for its region, its store is warm + cold (``tiered``).
+
+    ``cached`` (the agents' job calls, which open a vault per call): the store client
+    is this process's shared one for the vault, and what the open reads is served from
+    :data:`STORE_CACHE` where its name was read before (engine/index_cache.py: every
+    open still lists the store). ``load_index=False``: the caller's lock loads the index
+    (``locks.locked_repository`` reloads it anyway)."""
+    backend = _shared_store(deps, vault) if cached else store(deps, vault)
     try:
         wrapper = deps.vault_keys.wrapper(vault["encryption_key_arn"])
-        repo = Repository.open(backend, wrapper=wrapper)
+        repo = Repository.open(
+            backend,
+            wrapper=wrapper,
+            cache=STORE_CACHE if cached else None,
+            load_index=load_index,
+        )
         try:
             yield repo
         finally:
             repo.close()
     finally:
-        backend.close()
+        if not cached:
+            backend.close()
+
+
+def _shared_store(deps: Deps, vault: Record) -> backends.Backend:
+    """One store object per vault location for this process's cached opens (an S3
+    client costs ~10 ms of CPU to make; clients are thread-safe), the least recently
+    used dropped past :data:`_SHARED_STORES_KEPT` (left to the collector: another
+    thread may still use it)."""
+    key = (str(vault["storage_url"]), deps.storage.cold_url(vault["region"], vault["storage_url"]))
+    with _SHARED_LOCK:
+        found = _SHARED_STORES.get(key)
+        if found is not None:
+            _SHARED_STORES.move_to_end(key)
+            return found
+    made = store(deps, vault)
+    with _SHARED_LOCK:
+        found = _SHARED_STORES.setdefault(key, made)
+        _SHARED_STORES.move_to_end(key)
+        while len(_SHARED_STORES) > _SHARED_STORES_KEPT:
+            _SHARED_STORES.popitem(last=False)
+    if found is not made:
+        made.close()
+    return found
+
+
+def forget_shared(vault: Record) -> None:
+    """Drop what this process keeps of a vault whose storage is destroyed."""
+    with _SHARED_LOCK:
+        for key in [k for k in _SHARED_STORES if k[0] == vault["storage_url"]]:
+            STORE_CACHE.forget(_SHARED_STORES.pop(key).location)
 
 
 def store(deps: Deps, vault: Record) -> backends.Backend:
@@ -371,6 +424,7 @@ def store(deps: Deps, vault: Record) -> backends.Backend:
 
 def destroy_storage(deps: Deps, vault: Record) -> None:
     """Remove a vault's repository objects, cold ones included (delete, test-mode reset)."""
+    forget_shared(vault)
     backend = store(deps, vault)
     try:
         _destroy(backend, deps.clock)
