@@ -100,13 +100,19 @@ def _check_metadata(
 ) -> str | None:
     """The point's plugin refuses Metadata it cannot honour, before any job exists (a
     point the caller does not have is left to the lookup that answers NotFound). The
-    job's worker label: the agent's of the point's resource's host, else None."""
+    job's worker label: the agent's of the point's resource's host, else None.
+
+    Abuse case: a copy of an agent's point in another account still names the first
+    account's resource; its restores are the copy's owner's, never that agent's (which
+    would receive the job and write where the other account says on its host), so only
+    an agent of the caller's own account gets a label; any other runs on the server."""
     with catalog.db.transaction(deps.engine) as conn:
         rp = catalog.recovery_points.find(conn, recovery_point_arn)
         resource = catalog.resources.find(conn, rp.resource_arn) if rp is not None else None
     label = resource["worker_label"] if resource is not None else None
     if rp is not None and rp.account_id == caller.account_id:
-        if label and label.startswith(agent_hosts.LABEL_PREFIX):
+        owner = agent_hosts.parse(label)
+        if owner is not None and owner[0] == caller.account_id:
             # the server cannot see that host: only the form here; the agent judges
             # paths and hosts by its own --allow-path/--allow-network right before it writes
             agent_resources.check_restore_form(deps.plugins, rp.resource_type, metadata)
