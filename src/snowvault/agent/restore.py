@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 from snowvault import plugins
 from snowvault.agent.client import AgentApi
 from snowvault.core.errors import InvalidInput, NotFound
-from snowvault.engine import compression, restorer, snapshots, stream_backup
+from snowvault.engine import compression, point_reading, restorer, snapshots, stream_backup
 from snowvault.engine import errors as engine_errors
 from snowvault.engine import progress as engine_progress
 from snowvault.engine.crypto import agent_blobs, primitives
@@ -138,23 +138,7 @@ class RemoteSource:
         return self._reader(self._find(path))
 
     def _find(self, path: str) -> Node:
-        try:
-            parts = stream_backup.entry_parts(path.strip("/"))
-        except InvalidInput:
-            raise NotFound(kind="file in the recovery point", name=path) from None
-        tree_id: str | None = self._root()
-        node = None
-        for i, name in enumerate(parts):
-            if tree_id is None:
-                node = None
-                break
-            where = b"/".join(parts[:i])
-            found = restorer.load_tree(self.blobs, tree_id, where)
-            node = next((n for n in found if n.name == name), None)
-            tree_id = node.subtree if node is not None and node.type == "dir" else None
-        if node is None or node.type != "file":
-            raise NotFound(kind="file in the recovery point", name=path)
-        return node
+        return point_reading.find_file(self.blobs, self._root(), path)
 
     def entries(self) -> list[plugins.base.EntryInfo]:
         """Every file entry of the point with its metadata, in path order."""
@@ -187,42 +171,20 @@ class RemoteSource:
         )
 
 
-class _ContentReader(io.RawIOBase):
-    """A file node's content as a raw stream: its next blobs fetched together
-    (:data:`PREFETCH_IDS`, :data:`PREFETCH_BYTES`), holes given as zeros; a blob whose
-    length differs from its tree's is an integrity error."""
+class _ContentReader(point_reading.ChunkStream):
+    """A file node's content fetched through AgentReadBlobs: its next blobs fetched
+    together (:data:`PREFETCH_IDS`, :data:`PREFETCH_BYTES`)."""
 
     def __init__(self, blobs: RemoteBlobs, content: Sequence[Chunk]) -> None:
-        self._blobs, self._content = blobs, list(content)
+        super().__init__(content)
+        self._blobs = blobs
         self._ahead: dict[bytes, bytes] = {}
-        self._next = 0
-        self._blob: bytes | None = None
-        self._pos = 0
-        self._left = 0
-        self.delivered = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def _advance(self) -> bool:
-        if self._next >= len(self._content):
-            return False
-        blob_id, length = self._content[self._next]
-        self._next += 1
-        self._pos, self._left, self._blob = 0, length, None
-        if blob_id is not None:
-            self._blob = self._fetch(bytes.fromhex(blob_id))
-            if len(self._blob) != length:
-                raise engine_errors.IntegrityError(
-                    name=f"blob {blob_id}", detail="length differs from tree"
-                )
-        return True
-
-    def _fetch(self, blob_id: bytes) -> bytes:
+    def fetch(self, blob_id: bytes) -> bytes:
         """The blob, from what was fetched ahead, else with the next ones in one call."""
         if blob_id not in self._ahead:
             batch, size = [blob_id], 0
-            for later, length in self._content[self._next :]:
+            for later, length in self.content[self.next :]:
                 if len(batch) >= PREFETCH_IDS or size + length > PREFETCH_BYTES:
                     break
                 if later is not None and bytes.fromhex(later) not in batch:
@@ -230,19 +192,3 @@ class _ContentReader(io.RawIOBase):
                     size += length
             self._ahead = self._blobs.get_blobs(batch)
         return self._ahead.pop(blob_id)
-
-    def readinto(self, buffer: Any) -> int:
-        while self._left == 0:
-            if not self._advance():
-                return 0
-        n = min(len(buffer), self._left)
-        if self._blob is None:
-            buffer[:n] = bytes(n)
-        else:
-            buffer[:n] = self._blob[self._pos : self._pos + n]
-        self._pos += n
-        self._left -= n
-        if self._left == 0:
-            self._blob = None
-        self.delivered += n
-        return n

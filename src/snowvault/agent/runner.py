@@ -36,7 +36,7 @@ from snowvault.agent import restore as agent_restore
 from snowvault.control.model import host_paths
 from snowvault.core.clock import Clock, SystemClock
 from snowvault.core.errors import InvalidInput, SnowvaultError, Unavailable
-from snowvault.engine import archiver, stream_backup
+from snowvault.engine import archiver, point_reading, stream_backup
 from snowvault.engine import progress as engine_progress
 
 Say = Callable[[str], None]
@@ -117,7 +117,7 @@ class _Sink:
         self._wrote(
             stream_backup.backup_entries(
                 self._blobs,
-                (_stream_entry(e) for e in entries),
+                (point_reading.stream_entry(e) for e in entries),
                 now=self._clock.now(),
                 hostname=self._host,
                 progress=_forward(progress),
@@ -132,21 +132,6 @@ def _forward(progress: plugins.base.ProgressCallback) -> engine_progress.Progres
         progress(plugins.base.Progress(p.bytes_done, p.bytes_total))
 
     return forward
-
-
-def _stream_entry(entry: plugins.base.Entry) -> stream_backup.StreamEntry:
-    """A plugin's entry as the engine's entries writer takes it (no parent point on an
-    agent, so fingerprints are stored for later but nothing is reused)."""
-    return stream_backup.StreamEntry(
-        path=entry.path,
-        open=entry.open,
-        host_path=entry.host_path,
-        mode=entry.mode,
-        mtime_ns=entry.mtime_ns,
-        meta=dict(entry.meta),
-        fingerprint=entry.fingerprint,
-        size=entry.size,
-    )
 
 
 class _Heartbeat(threading.Thread):

@@ -26,11 +26,10 @@ from snowvault.control.model import jobs
 from snowvault.control.services import resources, vaults
 from snowvault.control.services.base import Deps, JobControl
 from snowvault.core.errors import InvalidInput, NotFound
-from snowvault.engine import archiver, locks, restorer, snapshots, stream_backup
+from snowvault.engine import archiver, locks, point_reading, restorer, snapshots, stream_backup
 from snowvault.engine import progress as engine_progress
-from snowvault.engine.errors import IntegrityError
 from snowvault.engine.repository import Repository
-from snowvault.engine.tree import Chunk, Node
+from snowvault.engine.tree import Chunk
 from snowvault.plugins import base
 
 T = TypeVar("T")
@@ -182,7 +181,7 @@ class EngineSink:
         def write(repo: Repository, parent: str | None) -> archiver.BackupResult:
             return stream_backup.backup_entries(
                 repo,
-                (_stream_entry(e) for e in entries),
+                (point_reading.stream_entry(e) for e in entries),
                 now=self._deps.clock.now(),
                 parent=parent,
                 progress=_engine_progress(progress),
@@ -264,7 +263,7 @@ class EngineSource:
                 repo, self._deps.clock, exclusive=False, wait_seconds=PRUNE_WAIT_SECONDS
             ),
         ):
-            node = _find_file(repo, self._rp_id, path)
+            node = point_reading.find_file(repo, restorer.root_tree(repo, self._rp_id), path)
             raw = ContentReader(repo, node.content, self.blob_reads)
             with io.BufferedReader(raw, buffer_size=READ_BUFFER) as reader:
                 yield reader
@@ -320,82 +319,18 @@ READ_BUFFER = 256 * 1024
 """How much a streaming entry reader asks of its blobs at a time."""
 
 
-def _stream_entry(entry: base.Entry) -> stream_backup.StreamEntry:
-    return stream_backup.StreamEntry(
-        path=entry.path,
-        open=entry.open,
-        host_path=entry.host_path,
-        mode=entry.mode,
-        mtime_ns=entry.mtime_ns,
-        meta=dict(entry.meta),
-        fingerprint=getattr(entry, "fingerprint", None),
-        size=entry.size,
-    )
-
-
-def _find_file(repo: Repository, rp_id: str, path: str) -> Node:
-    """The file node at ``path`` of point ``rp_id``; NotFound otherwise."""
-    try:
-        parts = stream_backup.entry_parts(path.strip("/"))
-    except InvalidInput:
-        raise NotFound(kind="file in the recovery point", name=path) from None
-    tree_id: str | None = restorer.root_tree(repo, rp_id)
-    node = None
-    for i, name in enumerate(parts):
-        if tree_id is None:
-            break
-        where = b"/".join(parts[:i])
-        node = next((n for n in restorer.load_tree(repo, tree_id, where) if n.name == name), None)
-        tree_id = node.subtree if node is not None and node.type == "dir" else None
-    if node is None or node.type != "file" or node.name != parts[-1]:
-        raise NotFound(kind="file in the recovery point", name=path)
-    return node
-
-
-class ContentReader(io.RawIOBase):
-    """A file node's content as a raw stream: one blob fetched at a time (its size is
-    appended to ``blob_reads``), holes given as zeros without being stored."""
+class ContentReader(point_reading.ChunkStream):
+    """A file node's content read from the repository, one blob at a time (its size is
+    appended to ``blob_reads``)."""
 
     def __init__(self, repo: Repository, content: Sequence[Chunk], blob_reads: list[int]):
-        self._repo, self._content, self._reads = repo, list(content), blob_reads
-        self._next = 0
-        self._blob: bytes | None = None
-        self._pos = 0
-        self._left = 0  # bytes left of the current piece (blob or hole)
-        self.delivered = 0
+        super().__init__(content)
+        self._repo, self._reads = repo, blob_reads
 
-    def readable(self) -> bool:
-        return True
-
-    def _advance(self) -> bool:
-        if self._next >= len(self._content):
-            return False
-        blob_id, length = self._content[self._next]
-        self._next += 1
-        self._pos, self._left = 0, length
-        self._blob = None
-        if blob_id is not None:
-            self._blob = self._repo.get_blob(bytes.fromhex(blob_id))
-            self._reads.append(len(self._blob))
-            if len(self._blob) != length:
-                raise IntegrityError(name=f"blob {blob_id}", detail="length differs from tree")
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while self._left == 0:
-            if not self._advance():
-                return 0
-        n = min(len(buffer), self._left)
-        if self._blob is None:
-            buffer[:n] = bytes(n)
-        else:
-            buffer[:n] = self._blob[self._pos : self._pos + n]
-        self._pos += n
-        self._left -= n
-        if self._left == 0:
-            self._blob = None  # the blob is released before the next one is fetched
-        self.delivered += n
-        return n
+    def fetch(self, blob_id: bytes) -> bytes:
+        blob = self._repo.get_blob(blob_id)
+        self._reads.append(len(blob))
+        return blob
 
 
 class BackupReport:
