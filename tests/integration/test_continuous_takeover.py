@@ -13,31 +13,21 @@ closed, its spool left where it was.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from helpers import service_world
 from helpers.pg_cluster import PgCluster
+from helpers.pitr_world import PASSWORD, PitrWorld, batch
 from snowvault.control import catalog
-from snowvault.control.catalog import continuous as continuous_catalog
 from snowvault.control.catalog import leadership
-from snowvault.control.services import continuous, plans, resources, selections, vaults
-from snowvault.control.services.base import Caller
+from snowvault.control.services import continuous
 from snowvault.plugins import postgresql_wal as pg
-from snowvault.testing import FakeClock
-
-REGION = "us-east-1"
-PASSWORD = "pitr-secret"
-ACCOUNT = "111122223333"
-ROLE = "arn:aws:iam::111122223333:role/x"
 
 
 @dataclass
@@ -66,56 +56,10 @@ def cluster() -> Iterator[PgCluster]:
         yield pg
 
 
-class World:
+class World(PitrWorld):
     def __init__(self, workdir: str, cluster: PgCluster) -> None:
-        self.cluster = cluster
+        super().__init__(workdir, cluster)
         self.servers: list[Server] = []
-        base = tempfile.mkdtemp(prefix="world-", dir=workdir)
-        os.chmod(base, 0o755)  # restored directories under it are the postgres user's
-        self.base = base
-        self.clock = FakeClock(cluster_now(cluster))
-        self.deps = service_world.make_deps(base, self.clock)
-        root = service_world.root_caller(self.deps, region=REGION)
-        self.caller_of = lambda: dataclasses.replace(root, now=self.clock.now())
-        self.vault = vaults.create(self.deps, self.caller(), "pitr")
-        row = resources.register(  # the password is split off and sealed
-            self.deps,
-            self.caller(),
-            resource_type="PostgreSQL",
-            name="src",
-            source=cluster.dsn("backup", PASSWORD),
-        )
-        arn = row["arn"]
-        self.resource_arn = arn
-        plan = plans.create(
-            self.deps,
-            self.caller(),
-            {
-                "BackupPlanName": "pitr",
-                "Rules": [
-                    {
-                        "RuleName": "continuous",
-                        "TargetBackupVaultName": "pitr",
-                        "ScheduleExpression": "cron(0 5 ? * * *)",
-                        "EnableContinuousBackup": True,
-                        "Lifecycle": {"DeleteAfterDays": 1},
-                    }
-                ],
-            },
-        )
-        selections.create(
-            self.deps,
-            self.caller(),
-            plan["backup_plan_id"],
-            {
-                "SelectionName": "src",
-                "IamRoleArn": "arn:aws:iam::111122223333:role/x",
-                "Resources": [arn],
-            },
-        )
-
-    def caller(self) -> Caller:
-        return self.caller_of()
 
     def server(self, name: str) -> Server:
         """One more server of the fleet: its own spool and its own roles (as its own
@@ -125,37 +69,6 @@ class World:
         server = Server(continuous.Streamers(self.deps, spool, roles=roles), roles)
         self.servers.append(server)
         return server
-
-    def point(self) -> continuous_catalog.ContinuousPoint:
-        with catalog.db.read_transaction(self.deps.engine) as conn:
-            found = continuous_catalog.find_for(conn, self.resource_arn, self.vault["arn"])
-        assert found is not None
-        return found
-
-    def restore_and_query(self, when: str | None, query: str) -> list[tuple[Any, ...]]:
-        target = tempfile.mkdtemp(prefix="restored-", dir=self.base)
-        meta = {"targetDirectory": target}
-        if when is not None:
-            meta["pointInTime"] = when
-        arn = self.point().recovery_point_arn
-        continuous.check_restore(self.deps, arn, meta)
-        with catalog.db.read_transaction(self.deps.engine) as conn:
-            rp = catalog.recovery_points.get(conn, arn)
-        continuous.restore(self.deps, rp, self.vault, meta, lambda p: None)
-        restored = PgCluster.adopt(target).start()
-        try:
-            deadline = time.monotonic() + 30
-            while restored.execute("SELECT pg_is_in_recovery()")[0][0]:
-                assert time.monotonic() < deadline, "the restored cluster was never promoted"
-                time.sleep(0.1)
-            return restored.execute(query)
-        finally:
-            restored.cleanup()
-            shutil.rmtree(target, ignore_errors=True)
-
-
-def cluster_now(cluster: PgCluster) -> Any:
-    return cluster.execute("SELECT clock_timestamp()")[0][0]
 
 
 @pytest.fixture
@@ -170,20 +83,6 @@ def world(workdir: str, cluster: PgCluster) -> Iterator[World]:
             cluster.execute(f"SELECT pg_drop_replication_slot('{slot[0]}')")
 
 
-def _batch(cluster: PgCluster, name: str) -> None:
-    cluster.execute(
-        "CREATE TABLE IF NOT EXISTS batches (name text, at timestamptz DEFAULT clock_timestamp())"
-    )
-    cluster.execute(f"INSERT INTO batches (name) SELECT '{name}' FROM generate_series(1, 100)")
-
-
-def _batch(cluster: PgCluster, name: str) -> None:
-    cluster.execute(
-        "CREATE TABLE IF NOT EXISTS batches (name text, at timestamptz DEFAULT clock_timestamp())"
-    )
-    cluster.execute(f"INSERT INTO batches (name) SELECT '{name}' FROM generate_series(1, 100)")
-
-
 def test_one_receiver_per_point_and_a_takeover_that_loses_nothing(world: World) -> None:
     a, b = world.server("a"), world.server("b")
     served_a = a.streamers.tick()
@@ -193,11 +92,11 @@ def test_one_receiver_per_point_and_a_takeover_that_loses_nothing(world: World) 
     assert b.streamers.streamer(arn) is None
     with catalog.db.read_transaction(world.deps.engine) as conn:
         assert catalog.recovery_points.get(conn, arn).status != "STOPPED"
-    _batch(world.cluster, "before")
+    batch(world.cluster, "before")
     a.streamers.tick(ship=True)
 
     a.die()  # a's spool stays where it was; nobody ships it
-    _batch(world.cluster, "after")  # committed while no server streams: the slot keeps it
+    batch(world.cluster, "after")  # committed while no server streams: the slot keeps it
     assert b.streamers.tick(ship=True) == [arn]  # b takes the role and resumes
     streamer = b.streamers.streamer(arn)
     assert streamer is not None and streamer.alive()
@@ -210,9 +109,9 @@ def test_a_segment_only_the_dead_server_had_is_said_as_a_gap(world: World) -> No
     a, b = world.server("a"), world.server("b")
     (arn,) = a.streamers.tick(ship=True)
     point = world.point()
-    _batch(world.cluster, "lost")
+    batch(world.cluster, "lost")
     world.cluster.execute("SELECT pg_switch_wal()")  # a receives and confirms the segment
-    _batch(world.cluster, "next")
+    batch(world.cluster, "next")
     world.cluster.execute("SELECT pg_switch_wal()")
     target_lsn = pg.parse_lsn(world.cluster.execute("SELECT pg_current_wal_lsn()::text")[0][0])
     deadline = time.monotonic() + 20
@@ -235,7 +134,7 @@ def test_a_segment_only_the_dead_server_had_is_said_as_a_gap(world: World) -> No
     assert "WAL gap" in (rp.status_message or "")
     assert after.window is not None and point.window is not None
     assert after.window.earliest > point.window.latest  # a new base starts the window
-    _batch(world.cluster, "after-gap")
+    batch(world.cluster, "after-gap")
     b.streamers.tick(ship=True)
     rows = world.restore_and_query(None, "SELECT count(*) FROM batches WHERE name = 'after-gap'")
     assert rows == [(100,)]

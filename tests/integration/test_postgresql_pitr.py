@@ -8,7 +8,6 @@ unprivileged server user) per module; the supervisor's passes are driven by the 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import signal
@@ -20,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from helpers import service_world
 from helpers.pg_cluster import PgCluster
+from helpers.pitr_world import ACCOUNT, PASSWORD, REGION, ROLE, PitrWorld, batch, cluster_now
 from snowvault.control import catalog
 from snowvault.control.catalog import continuous as continuous_catalog
 from snowvault.control.model import legal_holds as hold_rules
@@ -30,21 +29,13 @@ from snowvault.control.services import (
     legal_holds,
     plans,
     recovery_points,
-    resources,
     restore_jobs,
     selections,
     vault_lock,
     vaults,
 )
-from snowvault.control.services.base import Caller
 from snowvault.control.services.errors import LegalHoldActive, VaultLocked
 from snowvault.core.errors import InvalidInput
-from snowvault.testing import FakeClock
-
-REGION = "us-east-1"
-PASSWORD = "pitr-secret"
-ACCOUNT = "111122223333"
-ROLE = "arn:aws:iam::111122223333:role/x"
 
 
 @pytest.fixture(scope="module")
@@ -63,87 +54,10 @@ def cluster() -> Iterator[PgCluster]:
         yield pg
 
 
-class World:
+class World(PitrWorld):
     def __init__(self, workdir: str, cluster: PgCluster) -> None:
-        self.cluster = cluster
-        base = tempfile.mkdtemp(prefix="world-", dir=workdir)
-        os.chmod(base, 0o755)  # restored directories under it are the postgres user's
-        self.base = base
-        self.clock = FakeClock(cluster_now(cluster))
-        self.deps = service_world.make_deps(base, self.clock)
-        root = service_world.root_caller(self.deps, region=REGION)
-        self.caller_of = lambda: dataclasses.replace(root, now=self.clock.now())
-        self.vault = vaults.create(self.deps, self.caller(), "pitr")
-        row = resources.register(  # the password is split off and sealed
-            self.deps,
-            self.caller(),
-            resource_type="PostgreSQL",
-            name="src",
-            source=cluster.dsn("backup", PASSWORD),
-        )
-        arn = row["arn"]
-        self.resource_arn = arn
-        plan = plans.create(
-            self.deps,
-            self.caller(),
-            {
-                "BackupPlanName": "pitr",
-                "Rules": [
-                    {
-                        "RuleName": "continuous",
-                        "TargetBackupVaultName": "pitr",
-                        "ScheduleExpression": "cron(0 5 ? * * *)",
-                        "EnableContinuousBackup": True,
-                        "Lifecycle": {"DeleteAfterDays": 1},
-                    }
-                ],
-            },
-        )
-        selections.create(
-            self.deps,
-            self.caller(),
-            plan["backup_plan_id"],
-            {
-                "SelectionName": "src",
-                "IamRoleArn": "arn:aws:iam::111122223333:role/x",
-                "Resources": [arn],
-            },
-        )
-        self.streamers = continuous.Streamers(self.deps, f"{base}/spool")
-
-    def caller(self) -> Caller:
-        return self.caller_of()
-
-    def point(self) -> continuous_catalog.ContinuousPoint:
-        with catalog.db.read_transaction(self.deps.engine) as conn:
-            found = continuous_catalog.find_for(conn, self.resource_arn, self.vault["arn"])
-        assert found is not None
-        return found
-
-    def restore_and_query(self, when: str | None, query: str) -> list[tuple[Any, ...]]:
-        target = tempfile.mkdtemp(prefix="restored-", dir=self.base)
-        meta = {"targetDirectory": target}
-        if when is not None:
-            meta["pointInTime"] = when
-        arn = self.point().recovery_point_arn
-        continuous.check_restore(self.deps, arn, meta)
-        with catalog.db.read_transaction(self.deps.engine) as conn:
-            rp = catalog.recovery_points.get(conn, arn)
-        continuous.restore(self.deps, rp, self.vault, meta, lambda p: None)
-        restored = PgCluster.adopt(target).start()
-        try:
-            deadline = time.monotonic() + 30
-            while restored.execute("SELECT pg_is_in_recovery()")[0][0]:
-                assert time.monotonic() < deadline, "the restored cluster was never promoted"
-                time.sleep(0.1)
-            return restored.execute(query)
-        finally:
-            restored.cleanup()
-            shutil.rmtree(target, ignore_errors=True)
-
-
-def cluster_now(cluster: PgCluster) -> Any:
-    return cluster.execute("SELECT clock_timestamp()")[0][0]
+        super().__init__(workdir, cluster)
+        self.streamers = continuous.Streamers(self.deps, f"{self.base}/spool")
 
 
 @pytest.fixture(scope="module")
@@ -153,21 +67,14 @@ def world(workdir: str, cluster: PgCluster) -> Iterator[World]:
     w.streamers.stop()
 
 
-def _batch(cluster: PgCluster, name: str) -> None:
-    cluster.execute(
-        "CREATE TABLE IF NOT EXISTS batches (name text, at timestamptz DEFAULT clock_timestamp())"
-    )
-    cluster.execute(f"INSERT INTO batches (name) SELECT '{name}' FROM generate_series(1, 100)")
-
-
 def test_pitr_to_a_second_between_two_batches(world: World) -> None:
     c = world.cluster
     world.streamers.tick()  # point, slot, streamer, first base backup, first shipment
-    _batch(c, "first")
+    batch(c, "first")
     time.sleep(1.0)
     between = cluster_now(c)
     time.sleep(1.0)
-    _batch(c, "second")
+    batch(c, "second")
     c.execute("SELECT pg_switch_wal()")
     world.streamers.tick(ship=True)
     point = world.point()
@@ -202,7 +109,7 @@ def test_streamer_killed_loses_no_committed_transaction(world: World) -> None:
     first = world.streamers.streamer(world.point().recovery_point_arn)
     assert first is not None and first.pid is not None
     os.kill(first.pid, signal.SIGKILL)
-    _batch(c, "while-down")  # committed while nothing streams: the slot keeps it
+    batch(c, "while-down")  # committed while nothing streams: the slot keeps it
     for _ in range(50):
         if not first.alive():
             break
@@ -239,7 +146,7 @@ def test_window_moves_with_retention(world: World) -> None:
         ]
     world.streamers.tick(base_backup=True)
     time.sleep(0.3)
-    _batch(world.cluster, "after-new-base")
+    batch(world.cluster, "after-new-base")
     world.streamers.tick(ship=True)
     latest = world.point().latest
     assert latest is not None
@@ -367,7 +274,7 @@ def test_a_lost_slot_is_a_gap_said_in_the_status_and_a_new_base_starts_again(wor
     assert "WAL gap" in (rp.status_message or "")
     assert after.window is not None and point.window is not None
     assert after.window.earliest > point.window.latest  # only after the new base backup
-    _batch(world.cluster, "after-gap")
+    batch(world.cluster, "after-gap")
     world.streamers.tick(ship=True)
     rows = world.restore_and_query(None, "SELECT count(*) FROM batches WHERE name = 'after-gap'")
     assert rows == [(100,)]
@@ -382,7 +289,7 @@ def test_a_partial_completed_while_shipping_and_a_failed_pass_keep_the_window(
     selected the cluster). A pass that fails outright keeps the streamer and slot too."""
     c = world.cluster
     world.streamers.tick()
-    _batch(c, "before-the-race")
+    batch(c, "before-the-race")
     world.streamers.tick(ship=True)
     arn = world.point().recovery_point_arn
     earliest, gap_before = world.point().window, world.point().gap_message
@@ -400,7 +307,7 @@ def test_a_partial_completed_while_shipping_and_a_failed_pass_keep_the_window(
             raise FileNotFoundError(f.path)
         real(self, a, rp, f)
 
-    _batch(c, "raced")
+    batch(c, "raced")
     monkeypatch.setattr(continuous.Streamers, "_ship_file", racing)
     world.streamers.tick(ship=True)
     assert raced
