@@ -29,6 +29,7 @@ ORDER = [
     "store-retention",
     "kms-keys",
     "integrity",
+    "idempotency-tokens",
 ]
 
 
@@ -112,3 +113,25 @@ def test_the_completion_window_ends_at_its_second_as_the_model_says(
         job = catalog.jobs.get(conn, job_id)
     assert job.state == "ABORTING"
     assert job.status_message == catalog.schedule_runs.OVERDUE_MESSAGE
+
+
+def test_idempotency_tokens_are_forgotten_after_a_week(deps: Deps, caller: Caller) -> None:
+    now = deps.clock.now()
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.idempotency.remember(
+            conn, account_id="1", operation="StartBackupJob", token="t", result={"J": 1}, now=now
+        )
+
+    def stored() -> object:
+        with catalog.db.read_transaction(deps.engine) as conn:
+            return catalog.idempotency.lookup(
+                conn, account_id="1", operation="StartBackupJob", token="t"
+            )
+
+    [sweep] = [s for s in sweepers.SWEEPS if s.name == "idempotency-tokens"]
+    assert list(sweep.run(deps, now + timedelta(days=6, hours=23))) == []
+    assert stored() == {"J": 1}  # a retry within the week is still answered
+    assert list(sweep.run(deps, now + timedelta(days=7, seconds=1))) == [
+        "1 token(s) older than 7 days"
+    ]
+    assert stored() is None

@@ -47,7 +47,10 @@ The order, and why:
     crypto-shredding of the vaults that used a deleted key).
 12. ``integrity`` — the integrity watch: one vault not reconciled for a day has its
     recovery points compared with the manifests in its store; a missing one is reported
-    (last: after the expiries and prunes of this pass, so it sees what should remain).
+    (after the expiries and prunes of this pass, so it sees what should remain).
+13. ``idempotency-tokens`` — client tokens (StartBackupJob's IdempotencyToken, ...) and
+    repeated agent manifests are answered from a table; entries older than
+    :data:`TOKEN_DAYS` are forgotten, so it does not grow with every job ever started.
 
 A sweep that raises is logged and the next one runs: one broken vault does not stop
 the others' upkeep. Must not depend on the composition root or any interface.
@@ -58,7 +61,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from snowvault.control import catalog
 from snowvault.control.catalog import leadership
@@ -183,6 +186,17 @@ def _kms_keys(deps: Deps, now: datetime) -> list[str]:
     return []
 
 
+TOKEN_DAYS = 7
+"""How long an idempotency token is honoured: far beyond any client's or agent's retries
+(AWS documents no window for StartBackupJob's token; a retry comes within minutes)."""
+
+
+def _forget_tokens(deps: Deps, now: datetime) -> list[str]:
+    with catalog.db.transaction(deps.engine) as conn:
+        gone = catalog.idempotency.purge_before(conn, now - timedelta(days=TOKEN_DAYS))
+    return [f"{gone} token(s) older than {TOKEN_DAYS} days"] if gone else []
+
+
 def registry(*sweeps: Sweep) -> tuple[Sweep, ...]:
     """The sweeps in the order given; raises on a duplicate name."""
     names = [s.name for s in sweeps]
@@ -220,6 +234,7 @@ SWEEPS: tuple[Sweep, ...] = registry(
     ),
     Sweep("kms-keys", _kms_keys, "KMS key(s) rotated or deleted"),
     Sweep("integrity", integrity.reconcile, "recovery point(s) found without their manifest"),
+    Sweep("idempotency-tokens", _forget_tokens, "idempotency token batch(es) forgotten"),
 )
 """The one ordered list (see the module docstring for the order and why)."""
 
