@@ -29,7 +29,7 @@ run: $(RUN_STAMP)
 	$(BIN)/snowvault run --data-dir $(DATA_DIR) --port $(PORT)
 
 demo: $(RUN_STAMP)
-	$(BIN)/snowvault demo
+	$(BIN)/snowvault quickstart
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
