@@ -70,9 +70,7 @@ class Lock:
 
     def acquire(self) -> None:
         self.name = self._write()
-        for other, doc in live_locks(self.backend, self.clock.now()):
-            if other == self.name:
-                continue
+        for _name, doc in live_locks(self.backend, self.clock.now(), skip=self.name):
             if self.exclusive or doc.get("exclusive"):
                 self.release()
                 kind = "an exclusive" if doc.get("exclusive") else "a"
@@ -112,9 +110,14 @@ class Lock:
             self.name = ""
 
 
-def live_locks(backend: Backend, now: datetime) -> list[tuple[str, dict[str, object]]]:
+def live_locks(
+    backend: Backend, now: datetime, *, skip: str = ""
+) -> list[tuple[str, dict[str, object]]]:
+    """The live locks but ``skip`` (the caller's own: not read back)."""
     found = []
     for info in backend.list("locks/"):
+        if info.name == skip:
+            continue
         try:
             doc = json.loads(backend.get(info.name))
             age = now - datetime.fromisoformat(str(doc["time"]))

@@ -607,6 +607,28 @@ class Repository:
             self._index = index_cache.master_index(entry, live, self._pack_keys, bodies)
             return
 
+    def reload_pack_keys(self) -> None:
+        """Read the pack-key records again, not the index: for a caller under its lock
+        that only names keyed packs (an agent's presign and commit calls)."""
+        if self._cache is None:
+            found = keyed_packs.records(self.backend, self._sealer())
+        else:
+            found = self._cached_records(self._cache)
+        self._pack_keys = keyed_packs.keys_of(found)
+        self._pack_key_records = len(found)
+
+    def _cached_records(self, entry: index_cache.Entry) -> dict[str, list[keyed_packs.Group]]:
+        for attempt in range(INDEX_LOAD_ATTEMPTS):
+            names = [o.name for o in self.backend.list(keyed_packs.PREFIX)]
+            try:
+                return index_cache.objects(
+                    entry, entry.records, names, "records", self._read_records
+                )
+            except errors.ObjectNotFound:  # merged away after the listing: list again
+                if attempt + 1 == INDEX_LOAD_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _read_records(self, names: list[str]) -> list[list[keyed_packs.Group]]:
         def read(name: str) -> list[keyed_packs.Group]:
             data = self.backend.get(name)

@@ -286,16 +286,27 @@ forgotten between listing and reading, the store away for a moment."""
 
 
 @contextmanager
-def _writing_into(deps: Deps, vault: catalog.db.Record) -> Iterator[Repository]:
+def _writing_into(
+    deps: Deps, vault: catalog.db.Record, *, index: bool = True
+) -> Iterator[Repository]:
     """The vault's repository for an agent's job call that adds to it: storage trouble
     answered retryable (:func:`_store_trouble`), under the shared lock (a prune running
-    waits up to a minute, then the call is retried)."""
+    waits up to a minute, then the call is retried), its index read under the lock.
+    ``index=False`` (presign and commit, which name keyed packs only): the pack-key
+    records are read under the lock, the index not at all."""
     with (
         _store_trouble(),
         vaults.open_repository(deps, vault, cached=True, load_index=False) as repo,
-        locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60),
     ):
-        yield repo
+        if index:
+            with locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60):
+                yield repo
+            return
+        with locks.locked(repo.backend, deps.clock, exclusive=False, wait_seconds=60):
+            if not repo.backend.exists("config"):  # as locked_repository: deleted
+                raise locks.RepositoryLocked(detail="the repository was deleted")
+            repo.reload_pack_keys()
+            yield repo
 
 
 @contextmanager
@@ -936,7 +947,7 @@ def presign_packs(
     leased = _leased(deps, caller, job_id)
     key = _job_pack_key(leased, caller.account_id)
     out: list[Presigned] = []
-    with _writing_into(deps, _vault_of(deps, leased.job)) as repo:
+    with _writing_into(deps, _vault_of(deps, leased.job), index=False) as repo:
         store = _direct(repo)
         fresh = []
         for upload in uploads:
@@ -963,13 +974,13 @@ def presign_packs(
 def commit_packs(deps: Deps, caller: Caller, job_id: object, uploads: list[PackUpload]) -> int:
     """AgentPutBlobs ``Commit``: index packs the agent put to the store. For each the
     server asks the store for its size and ETag (no data is read: they must be the size
-    and MD5 the agent declared), then reads only its sealed header (two ranged reads)
-    and opens it with this attempt's job key: a header that opens was sealed by this
-    job. Its entries become the pack's index segment. The number of packs indexed."""
+    and MD5 the agent declared), then reads only its sealed header (a ranged read of
+    its end) and opens it with this attempt's job key: a header that opens was sealed by
+    this job. Its entries become the pack's index segment. The number of packs indexed."""
     leased = _leased(deps, caller, job_id)
     key = _job_pack_key(leased, caller.account_id)
     stored: list[bytes] = []
-    with _writing_into(deps, _vault_of(deps, leased.job)) as repo:
+    with _writing_into(deps, _vault_of(deps, leased.job), index=False) as repo:
         store = _direct(repo)
         for upload in uploads:
             name = packs.pack_name(upload.pack_id)
@@ -999,22 +1010,32 @@ def commit_packs(deps: Deps, caller: Caller, job_id: object, uploads: list[PackU
     return len(uploads)
 
 
+HEADER_READ = 128 * 1024
+"""What a commit reads from a pack's end: its sealed header and tail in one read when
+the header fits (about 2,500 blobs), else a second read for the rest."""
+
+
 def _keyed_header(
     repo: Repository, pack_id: str, size: int, key: keyed_packs.PackKey
 ) -> list[packs.PackEntry]:
-    """The entries of pack ``pack_id`` (``size`` bytes) from its sealed header alone (two
-    ranged reads), opened with ``key``: InvalidInput unless it opens and describes blobs
-    that fit the object. Read before any record names the pack, so a pack the job's key
-    does not open (the vault's own, another job's) never gets a record giving it that key."""
+    """The entries of pack ``pack_id`` (``size`` bytes) from its sealed header alone (one
+    or two ranged reads of its end), opened with ``key``: InvalidInput unless it opens
+    and describes blobs that fit the object. Read before any record names the pack, so
+    a pack the job's key does not open (the vault's own, another job's) never gets a
+    record giving it that key."""
     name = packs.pack_name(pack_id)
     try:
         if size < packs.TAIL_SIZE:
             raise packs.PackFormatError("too short to be a pack")
-        tail = repo.backend.get(name, size - packs.TAIL_SIZE, packs.TAIL_SIZE)
-        hlen = packs.header_length(tail)
+        end = min(size, HEADER_READ)  # the header and its tail, mostly in one read
+        last = repo.backend.get(name, size - end, end)
+        hlen = packs.header_length(last[-packs.TAIL_SIZE :])
         if hlen + packs.TAIL_SIZE > size:
             raise packs.PackFormatError("header length beyond the pack")
-        sealed = repo.backend.get(name, size - packs.TAIL_SIZE - hlen, hlen)
+        if hlen + packs.TAIL_SIZE <= end:
+            sealed = last[end - packs.TAIL_SIZE - hlen : end - packs.TAIL_SIZE]
+        else:
+            sealed = repo.backend.get(name, size - packs.TAIL_SIZE - hlen, hlen)
         entries = packs.decode_header(primitives.Sealer(key.key), sealed)
     except (packs.PackFormatError, errors.BackendError) as exc:
         raise InvalidInput(detail=f"pack {pack_id}: {exc}") from None
