@@ -250,7 +250,13 @@ def describe_any(api: Api, job_id: str) -> tuple[JobKind, dict[str, Any]]:
     try:
         return BACKUP, api.call(BACKUP.describe, BackupJobId=job_id)
     except ApiNotFound:
+        pass
+    try:
         return RESTORE, api.call(RESTORE.describe, RestoreJobId=job_id)
+    except ApiNotFound as exc:
+        detail = f"no backup or restore job {job_id}"
+        code = exc.fields.get("code", "ResourceNotFoundException")
+        raise ApiNotFound(code=code, detail=detail) from None
 
 
 @job.command()
