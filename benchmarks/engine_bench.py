@@ -405,14 +405,15 @@ class SnowvaultSingle(Snowvault):
 
 
 class SnowvaultWalkers(Snowvault):
-    """snowvault with two walk workers (SNOWVAULT_ENGINE_WALKERS=2): subtrees walked,
-    read, chunked and packed by two worker processes (engine/walk_workers.py)."""
+    """snowvault with one walk worker (SNOWVAULT_ENGINE_WALKERS=1): subtrees walked,
+    read, chunked and packed by a worker process and by the backup's own process
+    (engine/walk_workers.py); two processes for two cores."""
 
     name = "snowvault-walk"
 
     def env(self) -> dict[str, str]:
         env = super().env()
-        env["SNOWVAULT_ENGINE_WALKERS"] = "2"
+        env["SNOWVAULT_ENGINE_WALKERS"] = "1"
         return env
 
 

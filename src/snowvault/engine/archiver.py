@@ -250,6 +250,15 @@ class _Archiver:
         while self._queue:
             self._finish(self._queue.popleft())
 
+    def walk_subtree(
+        self, path: bytes, rel: bytes, dev: int, parent_tree: str | None
+    ) -> tuple[str, _Counters, list[snapshots.ManifestError]]:
+        """A delegated subtree walked in this process after all (:mod:`.walk_workers`)."""
+        return walk_subtree(
+            self.repo, self.fs, self.excludes, self.one_file_system, self.meter,
+            path, rel, dev, parent_tree,
+        )  # fmt: skip
+
     # ------------------------------------------------------------ errors
     def error(self, path: bytes, exc: BaseException) -> None:
         text = path.decode("utf-8", "backslashreplace")
@@ -493,6 +502,29 @@ class _Archiver:
         return (self.repo.add_blob_async("data", data), n)
 
 
+def walk_subtree(
+    repo: BlobStore,
+    fs: FileSystem,
+    excludes: Excludes,
+    one_file_system: bool,
+    meter: ProgressMeter,
+    path: bytes,
+    rel: bytes,
+    dev: int,
+    parent_tree: str | None,
+) -> tuple[str, _Counters, list[snapshots.ManifestError]]:
+    """One directory walked whole by an archiver of its own (a walk worker's task, or
+    one this process took back): its tree id, counters and errors."""
+    arch = _Archiver(repo, fs, excludes, one_file_system, meter)
+    try:
+        pd = arch.walk_dir(path, rel, dev, parent_tree)
+        arch.drain()
+    finally:
+        arch.batcher.close()
+    assert pd.tree_id is not None
+    return _hex(pd.tree_id), arch.counters, arch.errors
+
+
 def _same_nodes(nodes: list[Node], prev: dict[bytes, Node] | None) -> bool:
     """Whether a directory's nodes are exactly its parent's (then so is its tree; an
     ``extra`` field, which equality ignores, is never taken as unchanged)."""
@@ -560,7 +592,7 @@ def backup_paths(
             workers = file_workers.ContentWorkers.start(repo, processes)
     arch = _Archiver(repo, fs, rules, one_file_system, meter, workers, subtrees)
     if subtrees is not None:
-        subtrees.attach(meter)
+        subtrees.attach(meter, arch.walk_subtree)
         want = subtrees.count * walk_workers.TASKS_PER_WORKER
         arch.delegated = walk_workers.split_points(raw, rules, want)
     stored_before = stream_backup.stored_bytes(repo)
@@ -619,9 +651,7 @@ def _add_totals(arch: _Archiver, totals: walk_workers.Totals) -> None:
         c.other += w.other
         c.bytes_read += w.bytes_read
         c.total_size += w.total_size
-    for err in totals.errors:
-        arch.errors.append(err)
-        arch.meter.error(err.path)
+    arch.errors.extend(totals.errors)  # the meter counted them as they came
     arch.stored_elsewhere += totals.stored_bytes
 
 

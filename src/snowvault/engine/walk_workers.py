@@ -38,12 +38,14 @@ thread only (:meth:`SubtreeRef.result` and :meth:`SubtreeWorkers.submit` relay i
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
+import socket
+import subprocess
+import sys
 import threading
 from collections import deque
-from collections.abc import Sequence
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from multiprocessing import connection
 from typing import Any
@@ -62,6 +64,9 @@ SPLIT_MAX_FILES = 16
 WORKER_INFLIGHT = 8 * 1024 * 1024
 """Bytes of blobs a worker hands its blob threads before they are packed (memory)."""
 RELAY_SECONDS = 0.2
+TAKE_BACK = True
+"""Whether this process walks queued subtrees itself while it waits (tests turn it off
+to have the workers walk every one)."""
 DEFAULT_ON = False
 """Whether a backup walks in workers when neither the caller nor the environment says."""
 
@@ -76,15 +81,15 @@ def cores() -> int:
 
 def walkers_wanted(walkers: int | None) -> int:
     """``walkers`` itself, or for None ``SNOWVAULT_ENGINE_WALKERS`` when set, else one
-    worker per core when there are two or more (one core: none, the walk would only
-    pay for the processes)."""
+    worker per core but one (this process walks too) when there are two or more (one
+    core: none, the walk would only pay for the processes)."""
     if walkers is not None:
         return max(0, walkers)
     env = os.environ.get("SNOWVAULT_ENGINE_WALKERS", "")
     if env.isdigit():
         return int(env)
     n = cores()
-    return n if DEFAULT_ON and n >= 2 else 0
+    return n - 1 if DEFAULT_ON and n >= 2 else 0
 
 
 # --------------------------------------------------------------------------- the frontier
@@ -178,13 +183,23 @@ class _Relay(ProgressMeter):
             self.flush()
 
     def error(self, current: str | bytes) -> None:
-        self.current = current  # the errors themselves come back with the subtree
+        self.flush()
+        self._send(("error", current))
 
     def flush(self) -> None:
         if self._files or self._bytes:
             self._send(("progress", self._files, self._bytes, self.current))
             self._files = self._bytes = 0
         self._sent_at = self.elapsed()
+
+
+def serve() -> None:
+    """A worker's entry point (``python -c`` with the pipe's descriptor as argument):
+    a fresh interpreter that imports only the engine, never the caller's main module."""
+    conn = connection.Connection(int(sys.argv[1]))
+    msg = conn.recv()
+    assert msg[0] == "init"
+    sys.exit(_worker_main(conn, *msg[1:]))
 
 
 def _worker_main(
@@ -195,9 +210,9 @@ def _worker_main(
     cfg: Any,
     excludes: list[str],
     one_file_system: bool,
-) -> None:
+) -> int:
     """A worker: walk the subtrees it is sent until told to stop, then flush and answer
-    with the entries of the segments it wrote."""
+    with the entries of the segments it wrote. Its exit status."""
     file_workers._die_with(parent)
     from snowvault.engine import archiver, repository  # not at import: a cycle
     from snowvault.engine.crypto import RepositoryKeys
@@ -228,23 +243,18 @@ def _worker_main(
                         rows.append((pack_id, list(entries)))
                 send(("flushed", rows, repo.stats_stored_bytes))
                 repo.close()
-                return
+                return 0
             _, task, path, rel, dev, parent_tree = msg
             meter = _Relay(send)
-            arch = archiver._Archiver(repo, fs, rules, one_file_system, meter)
-            try:
-                pd = arch.walk_dir(path, rel, dev, parent_tree)
-                arch.drain()
-            finally:
-                arch.batcher.close()
-            assert pd.tree_id is not None
-            tree_id = archiver._hex(pd.tree_id)
+            done = archiver.walk_subtree(
+                repo, fs, rules, one_file_system, meter, path, rel, dev, parent_tree
+            )
             meter.flush()
-            send(("done", task, tree_id, arch.counters, arch.errors))
+            send(("done", task, *done))
     except BaseException as exc:  # the parent fails the backup with this text
         with contextlib.suppress(OSError, ValueError):
             send(("failed", task, f"{type(exc).__name__}: {exc}"))
-        raise
+        return 1
 
 
 # --------------------------------------------------------------------------- parent side
@@ -254,29 +264,55 @@ class SubtreeRef:
     """Where a delegated subtree's tree id will be. ``result()`` waits for it on the
     calling thread, relaying the workers' progress to the meter meanwhile."""
 
-    __slots__ = ("_future", "_pool")
+    __slots__ = ("_pool", "_task")
 
-    def __init__(self, future: Future[str], pool: SubtreeWorkers) -> None:
-        self._future = future
+    def __init__(self, task: int, pool: SubtreeWorkers) -> None:
+        self._task = task
         self._pool = pool
 
     def result(self) -> bytes:
-        while True:
-            try:
-                tree_id = self._future.result(timeout=RELAY_SECONDS)
-                break
-            except TimeoutError:
-                self._pool.relay()
-        self._pool.relay()
-        return bytes.fromhex(tree_id)
+        return bytes.fromhex(self._pool.wait(self._task))
+
+
+def _launch(init: tuple[Any, ...]) -> _Worker:
+    """Start one worker: a new interpreter on this one's executable, talking over a
+    socket pair (not multiprocessing's spawn, which would import the caller's main
+    module again in every worker, and fail in a script without a main guard)."""
+    import snowvault
+
+    mine, theirs = socket.socketpair()
+    env = dict(os.environ)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(snowvault.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    code = "from snowvault.engine import walk_workers; walk_workers.serve()"
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+    except BaseException:
+        mine.close()
+        raise
+    finally:
+        theirs.close()
+    conn = connection.Connection(mine.detach())
+    conn.send(init)
+    return _Worker(proc, conn)
 
 
 @dataclass
 class _Worker:
-    process: Any
+    process: subprocess.Popen[bytes]
     conn: connection.Connection
     busy: int | None = None  # the task it is walking
+    dead: bool = False
     flushed: Future[tuple[list[Any], int]] = field(default_factory=Future)
+
+
+LocalWalk = Callable[[bytes, bytes, int, "str | None"], tuple[str, Any, list[Any]]]
+"""Walks one subtree in this process: (tree id, counters, errors)."""
 
 
 @dataclass
@@ -295,34 +331,20 @@ class SubtreeWorkers:
         self._repo = repo
         self._meter: ProgressMeter | None = None
         self._lock = threading.Lock()
-        self._queue: deque[tuple[int, tuple[Any, ...]]] = deque()
+        self._queue: deque[int] = deque()  # tasks no worker has taken yet
+        self._tasks: list[tuple[Any, ...]] = []  # (path, rel, dev, parent tree)
+        self._local: LocalWalk | None = None
         self._futures: list[Future[str]] = []
         self._results: dict[int, tuple[Any, list[snapshots.ManifestError]]] = {}
         self._progress = [0, 0]
         self._current: str | bytes | None = None
+        self._errors: list[str | bytes] = []  # paths, for the meter's count
         self._broken: str | None = None
-        ctx = multiprocessing.get_context("spawn")  # never a fork of a threaded server
         self._workers: list[_Worker] = []
+        init = ("init", os.getpid(), repo.backend.root, repo._keys.secret, repo.config)
         try:
             for _ in range(walkers):
-                mine, theirs = ctx.Pipe()
-                proc = ctx.Process(
-                    target=_worker_main,
-                    args=(
-                        theirs,
-                        os.getpid(),
-                        repo.backend.root,
-                        repo._keys.secret,
-                        repo.config,
-                        list(excludes),
-                        one_file_system,
-                    ),
-                    name="sv-walker",
-                    daemon=True,
-                )
-                proc.start()
-                theirs.close()
-                self._workers.append(_Worker(proc, mine))
+                self._workers.append(_launch((*init, list(excludes), one_file_system)))
         except BaseException:
             self.abort()
             raise
@@ -351,8 +373,11 @@ class SubtreeWorkers:
     def count(self) -> int:
         return len(self._workers)
 
-    def attach(self, meter: ProgressMeter) -> None:
+    def attach(self, meter: ProgressMeter, local: LocalWalk) -> None:
+        """The backup's meter, and how this process walks a subtree itself (while it
+        waits for a worker, it takes queued subtrees instead of idling)."""
         self._meter = meter
+        self._local = local
 
     # ------------------------------------------------------------ tasks
     def submit(self, path: bytes, rel: bytes, dev: int, parent_tree: str | None) -> SubtreeRef:
@@ -362,20 +387,59 @@ class SubtreeWorkers:
                 raise errors.EngineError(detail=self._broken)
             task = len(self._futures)
             self._futures.append(future)
-            self._queue.append((task, ("walk", task, path, rel, dev, parent_tree)))
+            self._tasks.append((path, rel, dev, parent_tree))
+            self._queue.append(task)
             self._dispatch()
         self.relay()
-        return SubtreeRef(future, self)
+        return SubtreeRef(task, self)
 
     def _dispatch(self) -> None:
-        """Give each idle worker the next subtree (lock held)."""
+        """Give each idle worker the oldest queued subtree (lock held)."""
         for worker in self._workers:
             if not self._queue:
                 return
-            if worker.busy is None:
-                task, msg = self._queue.popleft()
+            if worker.busy is None and not worker.dead:
+                task = self._queue.popleft()
                 worker.busy = task
-                worker.conn.send(msg)
+                try:
+                    worker.conn.send(("walk", task, *self._tasks[task]))
+                except OSError:  # it died; the pump fails the rest
+                    worker.dead = True
+                    why = "a backup worker process ended unexpectedly"
+                    self._broken = self._broken or why
+                    with contextlib.suppress(InvalidStateError):
+                        self._futures[task].set_exception(errors.EngineError(detail=why))
+
+    def wait(self, task: int) -> str:
+        """A subtree's tree id. Until a worker answers, this process walks queued
+        subtrees itself: ``task`` if no worker took it yet, else the newest (workers
+        take the oldest)."""
+        future = self._futures[task]
+        while not future.done():
+            with self._lock:
+                if self._local is None or not self._queue or not TAKE_BACK:
+                    mine = None
+                elif task in self._queue:
+                    self._queue.remove(task)
+                    mine = task
+                else:
+                    mine = self._queue.pop()
+            if mine is None:
+                with contextlib.suppress(TimeoutError):
+                    future.result(timeout=RELAY_SECONDS)
+                self.relay()
+                continue
+            assert self._local is not None
+            try:
+                tree_id, counters, errs = self._local(*self._tasks[mine])
+            except BaseException as exc:
+                self._futures[mine].set_exception(exc)
+                raise
+            with self._lock:
+                self._results[mine] = (counters, errs)
+            self._futures[mine].set_result(tree_id)
+        self.relay()
+        return future.result()
 
     def relay(self) -> None:
         """Pass the workers' progress on to the meter (on the calling thread)."""
@@ -383,8 +447,13 @@ class SubtreeWorkers:
             files, nbytes = self._progress
             self._progress = [0, 0]
             current, self._current = self._current, None
-        if self._meter is not None and (files or nbytes):
+            errs, self._errors = self._errors, []
+        if self._meter is None:
+            return
+        if files or nbytes:
             self._meter.advance(files=files, nbytes=nbytes, current=current)
+        for path in errs:
+            self._meter.error(path)
 
     # ------------------------------------------------------------ answers
     def _receive(self) -> None:
@@ -410,6 +479,10 @@ class SubtreeWorkers:
                 self._progress[1] += msg[2]
                 self._current = msg[3]
             return False
+        if kind == "error":
+            with self._lock:
+                self._errors.append(msg[1])
+            return False
         if kind == "done":
             _, task, tree_id, counters, errs = msg
             with self._lock:
@@ -426,23 +499,23 @@ class SubtreeWorkers:
 
     def _lost(self, worker: _Worker, why: str) -> None:
         with self._lock:
+            worker.dead = True
             self._broken = self._broken or why
-            pending = [self._futures[t] for t, _ in self._queue]
+            pending = [self._futures[t] for t in self._queue]
             if worker.busy is not None:
                 pending.append(self._futures[worker.busy])
             self._queue.clear()
-        for future in pending:
-            if not future.done():
+        failed: list[Future[Any]] = [*pending, worker.flushed]
+        for future in failed:
+            with contextlib.suppress(InvalidStateError):  # answered or failed meanwhile
                 future.set_exception(errors.EngineError(detail=why))
-        if not worker.flushed.done():
-            worker.flushed.set_exception(errors.EngineError(detail=why))
 
     # ------------------------------------------------------------ the end
     def close(self) -> Totals:
         """Wait for every subtree, have every worker flush its packs and index segments
         (durable before this returns), add their entries to the parent's index."""
-        for future in self._futures:
-            SubtreeRef(future, self).result()
+        for task in range(len(self._futures)):
+            self.wait(task)
         with self._lock:
             for worker in self._workers:
                 worker.conn.send(("stop",))
@@ -467,14 +540,14 @@ class SubtreeWorkers:
 
     def _join(self) -> None:
         for worker in self._workers:
-            worker.process.join(timeout=30)
+            worker.process.wait(timeout=30)
         self._pump.join(timeout=5)
 
     def abort(self) -> None:
         """Stop the workers at once (a failed backup); what they wrote stays unnamed."""
         for worker in self._workers:
-            if worker.process.is_alive():
+            if worker.process.poll() is None:
                 worker.process.kill()
-            worker.process.join(timeout=10)
+            worker.process.wait(timeout=10)
             with contextlib.suppress(OSError):
                 worker.conn.close()
