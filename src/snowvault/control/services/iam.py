@@ -38,11 +38,18 @@ _POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
 
 
 def user_arn(account_id: str, name: str) -> str:
+    """The ARN of IAM user ``name``; a name IAM does not allow is refused (InvalidInput).
+
+    Abuse case: every IAM call that names a user comes here, so none can name an agent
+    (``snowvault-agent/HOST``, ``agent:HOST``: a ``/`` or ``:`` never passes). Unchecked,
+    CreateAccessKey answered a key pair of an agent's principal to anyone allowed
+    ``iam:CreateAccessKey``, who could then act as that host in the job protocol."""
+    _check(_USER_NAME_RE, "UserName", name)
     return arns.build("iam", "", account_id, f"user/{name}")
 
 
 def _check(pattern: re.Pattern[str], what: str, value: str) -> str:
-    if not pattern.match(value or ""):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidInput(detail=f"{what} {value!r} is not valid")
     return value
 
