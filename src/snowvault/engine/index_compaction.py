@@ -63,19 +63,19 @@ def merge(repo: Repository, clock: Clock, *, min_segments: int = MIN_SEGMENTS) -
 
 def _merge(repo: Repository, min_segments: int) -> list[str]:
     names = repo.index_segments()
-    try:
-        with ThreadPoolExecutor(8) as pool:
-            segments = dict(zip(names, pool.map(repo.read_segment, names), strict=True))
+    try:  # through the server's cache: only the segments new since the last pass
+        bodies = repo.segment_bodies(names)
     except errors.ObjectNotFound:
         return []
-    superseded = {f"index/{s}" for seg in segments.values() for s in seg.supersedes}
+    superseded = {f"index/{s}" for body in bodies.values() for s in body.supersedes}
     live = [n for n in names if n not in superseded]
     if len(live) < min_segments:
         return []
     merged: dict[str, list[packs.PackEntry]] = {}
     for name in live:
-        for pack_id, entries in segments[name].packs.items():
-            merged.setdefault(pack_id, entries)
+        for pack_id, rows in bodies[name].packs():
+            if pack_id not in merged:
+                merged[pack_id] = [packs.PackEntry(*row) for row in rows]
     repo.write_segment(
         index.Segment(packs=merged, supersedes=[n.removeprefix("index/") for n in names])
     )

@@ -607,6 +607,15 @@ class Repository:
             self._index = index_cache.master_index(entry, live, self._pack_keys, bodies)
             return
 
+    def segment_bodies(self, names: list[str]) -> dict[str, index.SegmentBody]:
+        """The checked, decrypted bodies of index segments ``names`` (through the cache
+        when the repository has one); ObjectNotFound when one is gone."""
+        if self._cache is None:
+            return dict(zip(names, self._read_bodies(names), strict=True))
+        return index_cache.objects(
+            self._cache, self._cache.bodies, names, "bodies", self._read_bodies, forget=False
+        )
+
     def reload_pack_keys(self) -> None:
         """Read the pack-key records again, not the index: for a caller under its lock
         that only names keyed packs (an agent's presign and commit calls)."""

@@ -171,8 +171,8 @@ def _compact_vault(deps: Deps, vault: Record) -> bool:
     since, replaced = _replaced.get(vault["arn"], (0.0, []))
     if replaced and deps.clock.monotonic() - since < COMPACT_GRACE_SECONDS:
         return False  # the last merge's segments are still being read elsewhere
-    with vaults.open_repository(deps, vault) as repo:
-        if replaced:
+    with vaults.open_repository(deps, vault, cached=True, load_index=False) as repo:
+        if replaced:  # (merge reads only the listing and, cached, the new segments)
             index_compaction.delete_replaced(repo, replaced)
             del _replaced[vault["arn"]]
         merged = index_compaction.merge(repo, deps.clock)
