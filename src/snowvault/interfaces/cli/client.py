@@ -248,6 +248,17 @@ def _retry_config() -> botocore.config.Config:
     )
 
 
+def _no_empty_labels(backup: Any, operation: str, params: Mapping[str, Any]) -> None:
+    """Refuse an empty value of a member the model puts in the URL path: botocore sends
+    it, and the path becomes the operation one level up (``describe_backup_vault`` of
+    "" is GET /backup-vaults/, i.e. ListBackupVaults), answered as a blank success."""
+    name = backup.meta.method_to_api_mapping.get(operation)
+    shape = backup.meta.service_model.operation_model(name).input_shape if name else None
+    for member, member_shape in shape.members.items() if shape is not None else ():
+        if member_shape.serialization.get("location") == "uri" and params.get(member) == "":
+            raise errors.InvalidInput(detail=f"{member} must not be empty")
+
+
 class Api:
     """Both halves of one server's API: AWS Backup (boto3) and the snowvault extension."""
 
@@ -275,6 +286,7 @@ class Api:
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """``backup.<operation>(**params)`` with errors translated; no ResponseMetadata."""
+        _no_empty_labels(self.backup, operation, params)
         with translated(self.profile.endpoint):
             doc = dict(getattr(self.backup, operation)(**params))
         doc.pop("ResponseMetadata", None)

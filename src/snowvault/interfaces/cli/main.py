@@ -92,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.exit_code or 0)
     except Exception as exc:  # translated once, here
         code = errors.exit_code(exc)
+        if code is None and isinstance(exc, OSError) and exc.strerror:
+            # the local file system refused (a name too long, no space, no permission)
+            where = f": {exc.filename}" if exc.filename is not None else ""
+            click.echo(f"snowvault: error: {exc.strerror}{where}", err=True)
+            return errors.OTHER
         if code is None:
             raise
         click.echo(f"snowvault: error: {errors.in_flag_terms(str(exc))}", err=True)
