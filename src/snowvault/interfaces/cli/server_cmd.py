@@ -118,11 +118,27 @@ def _example(endpoint: str, executable: str | None = None, cwd: str | None = Non
     return "\n".join(lines)
 
 
+PORT = click.IntRange(1, 65535)
+
+
+def metrics_address_option(
+    ctx: click.Context | None, param: click.Parameter | None, value: str | None
+) -> str | None:
+    """``--metrics-address``: ``off``, empty (the API endpoint), or ``HOST:PORT`` with a port of 1-65535 (``:PORT``
+    and ``[::1]:PORT`` too); refused here, before the catalog is opened or a port bound."""
+    if value is None or value.strip() in ("", "off"):
+        return value
+    _, sep, port = value.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (a port of 1-65535) or 'off'")
+    return value
+
+
 @click.command("init")
 @_data_dir_option
 @click.option("--catalog-url", help="SQLAlchemy URL of the catalog (default: DIR/catalog.db).")
 @click.option("--region", default="us-east-1", show_default=True, help="The home region.")
-@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True)
+@click.option("--port", type=PORT, default=DEFAULT_PORT, show_default=True)
 @click.option("--no-profile", is_flag=True, help="Do not write the client profile.")
 @click.option(
     "--allow-path",
@@ -343,12 +359,13 @@ def _logging(fmt: str = "text") -> None:
 @click.command("server")
 @_data_dir_option
 @click.option("--host", default=None, help="Address to listen on (default: from config).")
-@click.option("--port", type=int, default=None, help="Port (default: from config).")
+@click.option("--port", type=PORT, default=None, help="Port (default: from config).")
 @click.option("--test-mode", is_flag=True, help="Serve POST /_snowvault/reset (tests only).")
 @click.option(
     "--metrics-address",
     default=None,
     metavar="HOST:PORT|off",
+    callback=metrics_address_option,
     help="Serve /metrics on its own listener, or 'off' (default: metrics_address in "
     "config.json; empty there: on the API endpoint).",
 )
@@ -385,7 +402,7 @@ def server(
 
 @click.command("run")
 @_data_dir_option
-@click.option("--port", type=int, default=None, help="Port (default: from config, or 8765).")
+@click.option("--port", type=PORT, default=None, help="Port (default: from config, or 8765).")
 def run(data_dir: str, port: int | None) -> None:
     """Initialise DIR if it is new, print how to use the server, and serve."""
     from snowvault import app as app_mod
