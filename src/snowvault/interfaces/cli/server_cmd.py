@@ -124,8 +124,9 @@ PORT = click.IntRange(1, 65535)
 def metrics_address_option(
     ctx: click.Context | None, param: click.Parameter | None, value: str | None
 ) -> str | None:
-    """``--metrics-address``: ``off``, empty (the API endpoint), or ``HOST:PORT`` with a port of 1-65535 (``:PORT``
-    and ``[::1]:PORT`` too); refused here, before the catalog is opened or a port bound."""
+    """``--metrics-address``: ``off``, empty (the API endpoint), or ``HOST:PORT`` with a
+    port of 1-65535 (``:PORT`` and ``[::1]:PORT`` too); anything else is refused here,
+    before the catalog is opened or a port bound."""
     if value is None or value.strip() in ("", "off"):
         return value
     _, sep, port = value.strip().rpartition(":")
