@@ -137,13 +137,11 @@ def objects(
     names: list[str],
     kind: str,
     read_all: Callable[[list[str]], list[T]],
-    *,
-    forget: bool = True,
 ) -> dict[str, T]:
-    """The decoded objects of ``names`` (``store``: the entry's ``records`` or
-    ``bodies``, counted as ``kind``), reading only those not in memory (``read_all``,
-    which raises ObjectNotFound for one gone); with ``forget`` (``names`` is a whole
-    listing) the names not in it are forgotten."""
+    """The decoded objects of ``names``, a whole listing (``store``: the entry's
+    ``records`` or ``bodies``, counted as ``kind``), reading only those not in memory
+    (``read_all``, which raises ObjectNotFound for one gone); names not in the listing
+    are forgotten."""
     with entry.lock:
         have = {n: store[n] for n in names if n in store}
         entry.count(f"{kind}_hits", len(have))
@@ -153,7 +151,7 @@ def objects(
         entry.count(f"{kind}_reads", len(missing))
         store.update(fresh)
         listed = set(names)
-        for gone in [n for n in store if forget and n not in listed]:
+        for gone in [n for n in store if n not in listed]:
             del store[gone]
     return have | fresh
 

@@ -607,14 +607,14 @@ class Repository:
             self._index = index_cache.master_index(entry, live, self._pack_keys, bodies)
             return
 
-    def segment_bodies(self, names: list[str]) -> dict[str, index.SegmentBody]:
-        """The checked, decrypted bodies of index segments ``names`` (through the cache
-        when the repository has one); ObjectNotFound when one is gone."""
+    def segment_bodies(self, listing: list[str]) -> dict[str, index.SegmentBody]:
+        """The checked, decrypted bodies of the index segments ``listing`` (a whole
+        listing of ``index/``: through the cache, when the repository has one, names not
+        in it are forgotten); ObjectNotFound when one is gone."""
         if self._cache is None:
-            return dict(zip(names, self._read_bodies(names), strict=True))
-        return index_cache.objects(
-            self._cache, self._cache.bodies, names, "bodies", self._read_bodies, forget=False
-        )
+            return dict(zip(listing, self._read_bodies(listing), strict=True))
+        entry = self._cache
+        return index_cache.objects(entry, entry.bodies, listing, "bodies", self._read_bodies)
 
     def reload_pack_keys(self) -> None:
         """Read the pack-key records again, not the index: for a caller under its lock

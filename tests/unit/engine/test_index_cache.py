@@ -227,3 +227,21 @@ def test_another_repository_at_the_same_place_is_not_mistaken_for_the_first() ->
     assert _rows(again) == _rows(Repository.open(backend, raw_key=b"j" * 32))
     with pytest.raises(errors.WrongKey):
         Repository.open(backend, raw_key=KEY, cache=cache)
+
+
+def test_a_merge_through_the_cache_reads_no_segment_it_has_read() -> None:
+    """The compact-index sweep's merge reads only segments new to the server's cache."""
+    backend, clock, cache = Counting(), FakeClock(), index_cache.StoreCache()
+    writer = Repository.init(backend, raw_key=KEY)
+    for n in range(10):
+        _add_point(writer, clock, n)
+    before = _rows(Repository.open(backend, raw_key=KEY, cache=cache))
+    backend.reads.clear()
+    sweeper = Repository.open(backend, raw_key=KEY, cache=cache, load_index=False)
+    replaced = index_compaction.merge(sweeper, clock)
+    assert len(replaced) == 20 and backend.reads == Counter()
+    index_compaction.delete_replaced(sweeper, replaced)
+    after = Repository.open(backend, raw_key=KEY, cache=cache)
+    assert backend.reads == Counter({"index": 1})  # the merged segment, once
+    assert _rows(after) == before == _rows(_fresh(backend))
+    assert len(cache.entry(backend.location).bodies) == 1
