@@ -26,8 +26,10 @@ control plane; never prints (progress goes to a callback).
 
 from __future__ import annotations
 
+import base64
 import errno
 import grp
+import json
 import os
 import pwd
 import socket
@@ -54,7 +56,7 @@ from snowvault.engine import (
 from snowvault.engine.chunker import Chunker, ChunkerParams
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
-from snowvault.engine.tree import Node, decode_tree, encode_tree, node_to_dict
+from snowvault.engine.tree import TREE_VERSION, Node, encode_tree, node_from_dict, node_to_dict
 
 MAX_PENDING_NODES = 5_000
 """Entries whose tree is not yet built; bounds memory independently of the source size.
@@ -136,22 +138,28 @@ class FileSystem:
 Part = tuple["Future[bytes] | small_files.BatchRef | str | None", int]
 
 
+Raw = dict[str, Any]
+"""A parent tree's node as its JSON object: decoded into a :class:`Node` only when its
+directory changed (most entries of a rerun are compared as they are, see ``_as_before``)."""
+
+
 @dataclass(eq=False)
 class _PendingDir:
     nodes: list[_PendingNode]
-    parent_nodes: dict[bytes, Node] | None = None  # the same directory in the parent
+    parent_count: int = -1  # entries of the same directory in the parent
     parent_id: str | None = None
     tree_id: Future[bytes] | walk_workers.SubtreeRef | str | None = None
 
 
 @dataclass(eq=False, slots=True)
 class _PendingNode:
-    node: Node
+    node: Node | None  # None: exactly ``raw`` (the parent's), its subtree still to come
     parts: list[Part] | None = None
     child: _PendingDir | None = None
     slot: file_workers.Slot | None = None  # contents being read by a worker process
     small: tuple[small_files.FileRef, bytes, bytes, bool] | None = None  # (ref, path, rel, new)
     dropped: bool = False  # the worker could not read it: left out, as an error
+    raw: Raw | None = None
 
 
 def _hex(ref: Future[bytes] | small_files.BatchRef | walk_workers.SubtreeRef | str) -> str:
@@ -160,6 +168,12 @@ def _hex(ref: Future[bytes] | small_files.BatchRef | walk_workers.SubtreeRef | s
 
 def _resolve(pn: _PendingNode) -> Node:
     node = pn.node
+    if node is None:
+        assert pn.raw is not None
+        try:
+            node = node_from_dict(pn.raw)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise errors.IntegrityError(name="parent tree", detail=f"bad node: {exc}") from exc
     if pn.child is not None:
         assert pn.child.tree_id is not None
         node.subtree = _hex(pn.child.tree_id)
@@ -238,13 +252,12 @@ class _Archiver:
         for pn in pd.nodes:
             if pn.small is not None:
                 self._small_read(pn, *pn.small)
-        nodes = [_resolve(pn) for pn in pd.nodes if not pn.dropped]
-        if pd.parent_id is not None and _same_nodes(nodes, pd.parent_nodes):
+        if pd.parent_id is not None and _as_before(pd):
             pd.tree_id = pd.parent_id  # no encoding, no hashing: the usual case of a rerun
         else:
+            nodes = [_resolve(pn) for pn in pd.nodes if not pn.dropped]
             pd.tree_id = self.repo.add_blob_async("tree", encode_tree(nodes))
         pd.nodes = []
-        pd.parent_nodes = None
 
     def drain(self) -> None:
         while self._queue:
@@ -267,14 +280,15 @@ class _Archiver:
         self.meter.error(path)
 
     # ------------------------------------------------------------ parent trees
-    def load_parent(self, tree_id: str | None) -> dict[bytes, Node] | None:
+    def load_parent(self, tree_id: str | None) -> dict[bytes, Raw] | None:
+        """The parent's nodes of a directory by raw name, as JSON objects (decoded into
+        nodes only where the directory changed)."""
         if tree_id is None:
             return None
         try:
-            raw = self.repo.get_blob(bytes.fromhex(tree_id))
-            return {n.name: n for n in decode_tree(raw, f"tree {tree_id}")}
-        except errors.EngineError:
-            return None  # a damaged parent only costs a full read
+            return raw_tree(self.repo.get_blob(bytes.fromhex(tree_id)))
+        except (errors.EngineError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # a damaged parent only costs a full read (binascii: ValueError)
 
     # ------------------------------------------------------------ walking
     def walk_dir(self, path: bytes, rel: bytes, dev: int, parent_tree: str | None) -> _PendingDir:
@@ -297,7 +311,7 @@ class _Archiver:
             pn = self.entry(entry.path, entry.name, child_rel, st, dev, prev.get(entry.name))
             if pn is not None:
                 pnodes.append(pn)
-        pd = _PendingDir(pnodes, prev_nodes, parent_tree)
+        pd = _PendingDir(pnodes, len(prev), parent_tree if prev_nodes is not None else None)
         self.enqueue(pd)
         return pd
 
@@ -308,11 +322,21 @@ class _Archiver:
         rel: bytes,
         st: os.stat_result,
         dev: int,
-        prev: Node | None,
+        raw: Raw | None,
     ) -> _PendingNode | None:
         kind = _TYPES.get(stat.S_IFMT(st.st_mode), "file")
         if self.excludes and self.excludes.excluded(rel, is_dir=kind == "dir"):
             return None
+        prev = None
+        if raw is not None:
+            if self._unchanged_raw(raw, kind, st) and (
+                kind != "dir" or not self.one_file_system or self.fs.device(path, st) == dev
+            ):
+                return self._as_before(path, rel, st, dev, kind, raw)
+            try:
+                prev = node_from_dict(raw)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                prev = None  # a damaged parent node only costs a full read
         try:
             node = self.make_node(path, name, kind, st, prev)
             if kind == "file":
@@ -334,6 +358,53 @@ class _Archiver:
         self.counters.other += 1
         self.meter.advance(files=1, current=rel)
         return _PendingNode(node)
+
+    def _unchanged_raw(self, raw: Raw, kind: str, st: os.stat_result) -> bool:
+        """Whether :meth:`make_node` would give exactly the parent's node (and, for a file,
+        :meth:`file` its content): every field it takes from ``st`` is as before (xattrs
+        and a symlink's target are then taken from the parent anyway), and the parent's
+        node has no ``extra``."""
+        get = raw.get
+        return (
+            get("type") == kind
+            and get("ctime_ns", 0) == st.st_ctime_ns
+            and get("mtime_ns", 0) == st.st_mtime_ns
+            and get("inode", 0) == st.st_ino
+            and get("size", 0) == (st.st_size if kind == "file" else 0)
+            and get("mode", 0) == stat.S_IMODE(st.st_mode)
+            and get("uid", 0) == st.st_uid
+            and get("gid", 0) == st.st_gid
+            and get("device", 0) == st.st_dev
+            and get("nlink", 1) == (st.st_nlink if kind != "dir" else 1)
+            and get("rdev", 0) == (st.st_rdev if kind in ("chardev", "blockdev") else 0)
+            and get("user") == self.user(st.st_uid)
+            and get("group") == self.group(st.st_gid)
+            and "extra" not in raw
+        )
+
+    def _as_before(
+        self, path: bytes, rel: bytes, st: os.stat_result, dev: int, kind: str, raw: Raw
+    ) -> _PendingNode:
+        """An entry equal to the parent's (see :meth:`_unchanged_raw`): what :meth:`entry`
+        and :meth:`file` count and walk, without building its node."""
+        pn = _PendingNode(None, raw=raw)
+        if kind == "file":
+            c = self.counters
+            c.total_size += st.st_size
+            c.files_unchanged += 1
+            self.meter.advance(files=1, nbytes=st.st_size, current=rel)
+        elif kind == "dir":
+            self.counters.dirs += 1
+            subtree = raw.get("subtree")
+            if self.subtrees is not None and path in self.delegated:
+                ref = self.subtrees.submit(path, rel, dev, subtree)
+                pn.child = _PendingDir([], tree_id=ref)
+            else:
+                pn.child = self.walk_dir(path, rel, dev, subtree)
+        else:
+            self.counters.other += 1
+            self.meter.advance(files=1, current=rel)
+        return pn
 
     def make_node(
         self, path: bytes, name: bytes, kind: str, st: os.stat_result, prev: Node | None = None
@@ -439,6 +510,7 @@ class _Archiver:
             return
         blob_id, size = outcome
         pn.parts = [(None if blob_id is None else blob_id.hex(), size)]
+        assert pn.node is not None
         pn.node.size = size
         c = self.counters
         c.bytes_read += size
@@ -468,6 +540,7 @@ class _Archiver:
             c.files_new += 1
         else:
             c.files_changed += 1
+        assert pn.node is not None
         pn.node.size = size
         self.meter.advance(files=1, current=rel)
 
@@ -525,16 +598,37 @@ def walk_subtree(
     return _hex(pd.tree_id), arch.counters, arch.errors
 
 
-def _same_nodes(nodes: list[Node], prev: dict[bytes, Node] | None) -> bool:
-    """Whether a directory's nodes are exactly its parent's (then so is its tree; an
-    ``extra`` field, which equality ignores, is never taken as unchanged)."""
-    if prev is None or len(prev) != len(nodes):
+def _as_before(pd: _PendingDir) -> bool:
+    """Whether a directory's entries are exactly its parent's (then so is its tree):
+    as many, each one taken as it was (names are unique on both sides), each
+    subdirectory's tree the one it had."""
+    if len(pd.nodes) != pd.parent_count:
         return False
-    for node in nodes:
-        old = prev.get(node.name)
-        if old is None or old != node or old.extra or node.extra:
+    for pn in pd.nodes:
+        if pn.raw is None or pn.node is not None:
             return False
+        if pn.child is not None:
+            assert pn.child.tree_id is not None
+            if _hex(pn.child.tree_id) != pn.raw.get("subtree"):
+                return False
     return True
+
+
+def raw_tree(data: bytes) -> dict[bytes, Raw]:
+    """A tree blob's nodes as JSON objects by raw name (checked: the version, and that
+    each node is an object with a name)."""
+    doc = json.loads(data)
+    if doc.get("version") != TREE_VERSION:
+        raise ValueError(f"unsupported tree version {doc.get('version')!r}")
+    out: dict[bytes, Raw] = {}
+    for raw in doc["nodes"]:
+        name = raw.get("name")
+        if type(name) is str:
+            out[name.encode("utf-8")] = raw
+        else:
+            key = base64.b64decode(raw["name_b64"], validate=True)
+            out[key] = raw
+    return out
 
 
 def _unchanged(prev: Node, st: os.stat_result) -> bool:
@@ -686,7 +780,7 @@ def _walk_roots(
         pn = arch.entry(path, name, name, st, fs.device(path, st), prev.get(name))
         if pn is not None:
             pnodes.append(pn)
-    root = _PendingDir(pnodes, prev_nodes, parent_tree)
+    root = _PendingDir(pnodes, len(prev), parent_tree if prev_nodes is not None else None)
     arch.enqueue(root)
     return root
 
