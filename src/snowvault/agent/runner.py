@@ -350,6 +350,11 @@ def run(options: Options, *, stop: threading.Event, say: Say, clock: Clock | Non
                 raise
             say(f"{exc}; trying again")
             stop.wait(2.0)
+    if hello["Agent"]["Host"] != options.host:  # the wrong key on this host: serve nothing
+        raise InvalidInput(
+            detail=f"--host {options.host} but the key is the agent of host "
+            f"{hello['Agent']['Host']}; give that host's key or --host"
+        )
     say(f"agent for host {hello['Agent']['Host']} connected to {options.endpoint}")
     ran = 0
     while not stop.is_set():

@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 from types import FrameType
 
@@ -108,6 +109,14 @@ def _keys(credentials_file: str | None) -> tuple[str, str]:
     return key_id, secret
 
 
+def _check_endpoint(endpoint: str) -> None:
+    """An http(s) URL with a host, refused now by its flag's name: anything else would
+    fail every call (or be retried as an unreachable server for minutes)."""
+    parsed = urllib.parse.urlsplit(endpoint)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InvalidInput(detail=f"--endpoint {endpoint!r} is not an http(s)://HOST[:PORT] URL")
+
+
 @agent.command("run")
 @click.option("--endpoint", required=True, metavar="URL", help="The snowvault server.")
 @_host_option
@@ -146,6 +155,7 @@ def agent_run(
     vault lacks) and restore here. Stops on SIGTERM/SIGINT after the job at hand."""
     from snowvault.agent import runner
 
+    _check_endpoint(endpoint)
     key_id, secret = _keys(credentials_file)
     for text in allow_networks:  # a bad CIDR is refused now, by its flag's name
         try:
