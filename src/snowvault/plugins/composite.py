@@ -69,7 +69,7 @@ def parse_members(raw: str | Sequence[str] | None) -> list[str]:
     if isinstance(raw, str):
         try:
             value = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the recursion limit
             raise InvalidInput(detail="Properties.members is not a JSON list of ARNs") from None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidInput(detail="Properties.members must be a JSON list of ARN strings")

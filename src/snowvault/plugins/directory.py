@@ -75,7 +75,7 @@ def parse_items(raw: str | None) -> list[str]:
     if text.startswith("["):
         try:
             value = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested past the recursion limit
             raise InvalidRestoreTarget(
                 "Metadata.items: not a valid JSON list", path=raw, detail=str(exc)
             ) from exc

@@ -153,7 +153,7 @@ def parse_names(raw: str | None) -> list[str]:
     if text.startswith("["):
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the recursion limit
             raise InvalidRestoreTarget("Metadata.databases: not a valid JSON list") from None
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise InvalidRestoreTarget("Metadata.databases: must be a list of names")
