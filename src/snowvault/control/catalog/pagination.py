@@ -79,7 +79,7 @@ def decode_token(kind: str, token: str) -> list[Any]:
     try:
         padded = token + "=" * (-len(token) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, binascii.Error) as exc:
+    except (ValueError, binascii.Error, RecursionError) as exc:  # a caller's bytes
         raise InvalidToken(detail="not a token this server issued") from exc
     if not isinstance(data, dict) or data.get("k") != kind or not isinstance(data.get("v"), list):
         raise InvalidToken(detail="the token belongs to another list")

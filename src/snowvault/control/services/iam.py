@@ -58,7 +58,7 @@ def _load(document: str | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(document, str):
         try:
             loaded = json.loads(document)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             raise InvalidInput(detail=f"MalformedPolicyDocument: not JSON ({exc})") from None
         if not isinstance(loaded, dict):
             raise InvalidInput(detail="MalformedPolicyDocument: not a JSON object")

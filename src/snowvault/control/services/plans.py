@@ -403,7 +403,7 @@ def plan_from_json(text: str) -> Record:
     """GetBackupPlanFromJSON: parse and validate a plan document (no RuleIds assigned)."""
     try:
         doc = json.loads(text)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: too deep
         raise InvalidInput(
             f"BackupPlanTemplateJson: not valid JSON: {exc}",
             field="BackupPlanTemplateJson",

@@ -102,6 +102,8 @@ def _load_json(document: str | Mapping[str, Any]) -> dict[str, Any]:
             loaded = json.loads(document)
         except json.JSONDecodeError as err:
             raise malformed(f"not valid JSON ({err.msg} at line {err.lineno})") from err
+        except RecursionError:  # nested past the interpreter's limit: no policy is
+            raise malformed("nested too deeply") from None
     else:
         loaded = dict(document)
     if not isinstance(loaded, dict):
