@@ -2,6 +2,8 @@
 
 - an --endpoint that is no http(s) URL (``garbage`` was an AttributeError traceback;
   ``ftp://...`` was retried as "cannot reach the server" for three minutes);
+- a credentials file that holds no key pair (garbage was a JSONDecodeError traceback,
+  `{}` a KeyError traceback);
 - a --host that is not the host of the key it runs with: the agent ran as the key's host
   (its jobs, its restores written here) whatever --host said, so the wrong credentials
   file on a host served another host's jobs silently.
@@ -67,3 +69,21 @@ def test_a_host_other_than_the_keys_is_refused(
     assert done.returncode == 2, (done.stdout, done.stderr)
     last = done.stderr.strip().splitlines()[-1]
     assert "probe-flags" in last and "probe-other" in last, done.stderr
+
+
+@pytest.mark.parametrize(
+    "content", ["garbage", "{}", "[]", '{"AccessKey": {"AccessKeyId": 1}}', '{"AccessKey": []}']
+)
+def test_a_credentials_file_that_is_no_key_pair_is_one_line(
+    snowvault_server: ServerProcess, tmp_path: Path, content: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    bad.chmod(0o600)
+    done = _agent_run(
+        snowvault_server, tmp_path, "--endpoint", snowvault_server.endpoint,
+        "--host", "probe-flags", "--credentials-file", str(bad),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "--credentials-file" in line and "AccessKeyId" in line, line

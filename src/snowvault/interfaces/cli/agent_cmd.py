@@ -96,9 +96,18 @@ def _keys(credentials_file: str | None) -> tuple[str, str]:
         path = Path(credentials_file)
         if path.stat().st_mode & 0o077:
             raise InvalidInput(detail=f"{path} is readable by others; chmod 600 it")
-        doc = json.loads(path.read_text())
-        key = doc.get("AccessKey", doc)
-        return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
+        try:
+            doc = json.loads(path.read_text())
+        except (ValueError, RecursionError):
+            doc = None
+        key = doc.get("AccessKey", doc) if isinstance(doc, dict) else None
+        pair = (key.get("AccessKeyId"), key.get("SecretAccessKey")) if isinstance(key, dict) else ()
+        if len(pair) != 2 or not all(isinstance(v, str) and v for v in pair):
+            raise InvalidInput(
+                detail=f"--credentials-file {path}: not the JSON `agent enroll --json` printed "
+                '(an "AccessKey" with "AccessKeyId" and "SecretAccessKey")'
+            )
+        return str(pair[0]), str(pair[1])
     key_id = os.environ.get("AWS_ACCESS_KEY_ID")
     secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
     if not key_id or not secret:
