@@ -136,9 +136,11 @@ def _read_profile_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ClientConfigError(detail=f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ClientConfigError(detail=f"{path} is not UTF-8 text: {exc.reason}") from None
     try:
         doc = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ClientConfigError(detail=f"{path} is not JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise ClientConfigError(detail=f"{path} must hold a JSON object")

@@ -45,7 +45,7 @@ def _prices(path: str | None) -> model.PriceTable:
         return model.PriceTable()
     try:
         doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--prices") from exc
     return model.PriceTable.parse(doc)
 

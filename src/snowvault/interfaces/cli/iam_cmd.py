@@ -100,10 +100,10 @@ def policy() -> None:
 @with_api
 def policy_put(api: Api, user_name: str, policy_name: str, document: TextIO, as_json: bool) -> None:
     """Create or replace USER's policy NAME from a JSON FILE (- for stdin)."""
-    text = document.read()
     try:
+        text = document.read()  # decoded here: a file that is not UTF-8 fails here
         json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidInput(detail=f"the policy document is not JSON: {exc}") from None
     body = {"UserName": user_name, "PolicyName": policy_name, "PolicyDocument": text}
     api.ext("PutUserPolicy", body)

@@ -48,7 +48,7 @@ def read_plan_file(path: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InvalidInput(detail=f"cannot read {path}: {exc.strerror}") from exc
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep
         raise InvalidInput(detail=f"{path} is not JSON: {exc}") from exc
     if isinstance(doc, dict) and isinstance(doc.get("BackupPlan"), dict):
         doc = doc["BackupPlan"]

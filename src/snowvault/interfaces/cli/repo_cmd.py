@@ -34,6 +34,8 @@ def _password(password_file: str | None) -> str:
                 return fh.readline().rstrip("\r\n")
         except OSError as exc:
             raise InvalidInput(detail=f"cannot read password file: {exc.strerror}") from exc
+        except UnicodeDecodeError:
+            raise InvalidInput(detail="the password file is not UTF-8 text") from None
     value = os.environ.get("SNOWVAULT_PASSWORD")
     if value is None:
         raise InvalidInput(detail="no passphrase: set SNOWVAULT_PASSWORD or use --password-file")

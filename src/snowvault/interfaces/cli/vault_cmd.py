@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from snowvault.core.errors import NotFound
+from snowvault.core.errors import InvalidInput, NotFound
 from snowvault.interfaces.cli import client, render
 from snowvault.interfaces.cli.client import Api, json_option, with_api
 
@@ -111,7 +111,10 @@ def export_recovery_key(api: Api, vault_name: str, password_file: Any, as_json: 
     Prints the repository URL; keep it with the passphrase for disaster recovery. If the
     vault's KMS key is later deleted, the server removes this slot too (crypto-shredding).
     """
-    passphrase = password_file.readline().rstrip("\r\n")
+    try:
+        passphrase = password_file.readline().rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise InvalidInput(detail="--password-file is not UTF-8 text") from None
     body = {"BackupVaultName": vault_name, "Passphrase": passphrase}
     doc = api.ext("ExportRecoveryKey", body)
     render.result(as_json, doc, f"{doc.get('RepositoryUrl')}")
