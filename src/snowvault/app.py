@@ -25,6 +25,7 @@ The interfaces build on this; this module must not import any interface.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
@@ -57,6 +58,63 @@ ROOT_KEY_BYTES = 32
 ROOT_KEY_ENV = "SNOWVAULT_ROOT_KEY"
 SIGNING_FILES = (delivery.KEY_FILE, delivery.CERT_FILE)
 """The notification signing key and certificate, one pair for a fleet."""
+
+
+def _port(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ValueError(f"{name}: expected a port of 1-65535, not {value!r}")
+    return value
+
+
+def _worker(value: object) -> WorkerConfig:
+    """The worker settings: known keys, a whole number of threads (0: this server runs
+    no jobs) and positive numbers of seconds."""
+    if not isinstance(value, dict):
+        raise ValueError(f"worker: expected an object, not {value!r}")
+    config = WorkerConfig(**value)
+    for key, number in dataclasses.asdict(config).items():
+        whole = key == "threads"
+        kinds = (int,) if whole else (int, float)
+        numeric = isinstance(number, kinds) and not isinstance(number, bool)
+        if not numeric or not (number >= 0 if whole else number > 0):
+            expected = "a whole number (0 or more)" if whole else "a positive number of seconds"
+            raise ValueError(f"worker.{key}: expected {expected}, not {number!r}")
+    return config
+
+
+def _proxies(value: object) -> tuple[str, ...]:
+    entries = tuple(str(p) for p in value) if isinstance(value, list) else None
+    if entries is None:
+        raise ValueError(f"trusted_proxies: expected a list of addresses or CIDRs, not {value!r}")
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"trusted_proxies: {entry!r} is no address or CIDR") from None
+    return entries
+
+
+def _body_limit(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_body_bytes: expected a positive number of bytes, not {value!r}")
+    return value
+
+
+def _metrics_address(value: object) -> str:
+    """``""`` (on the API endpoint), ``off``, or ``HOST:PORT`` (its own listener)."""
+    text = str(value).strip()
+    if text in ("", "off"):
+        return text
+    _, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"metrics_address: expected HOST:PORT, '' or 'off', not {value!r}")
+    return text
+
+
+def _log_format(value: object) -> str:
+    if value not in ("text", "json"):
+        raise ValueError(f"log_format: expected 'text' or 'json', not {value!r}")
+    return str(value)
 
 
 def _flag(name: str, value: object) -> bool:
@@ -160,7 +218,7 @@ class ServerConfig:
             raise NotFound(
                 kind="snowvault data directory", name=f"{root} (run `snowvault init` first)"
             ) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: too deep
             raise InvalidInput(detail=f"cannot read {path}: {exc}") from exc
         return cls.from_dict(root, doc)
 
@@ -173,8 +231,8 @@ class ServerConfig:
                 regions={str(k): str(v) for k, v in doc["regions"].items()},
                 default_region=str(doc["default_region"]),
                 host=str(doc.get("host", "127.0.0.1")),
-                port=int(doc.get("port", 8765)),
-                worker=WorkerConfig(**doc.get("worker", {})),
+                port=_port("port", doc.get("port", 8765)),
+                worker=_worker(doc.get("worker", {})),
                 allowed_paths=tuple(str(p) for p in doc.get("allowed_paths", [])),
                 denied_paths=tuple(str(p) for p in doc.get("denied_paths", [])),
                 allowed_networks=(
@@ -182,11 +240,11 @@ class ServerConfig:
                     if doc.get("allowed_networks") is None
                     else tuple(str(n) for n in doc["allowed_networks"])
                 ),
-                trusted_proxies=tuple(str(p) for p in doc.get("trusted_proxies", [])),
-                max_body_bytes=int(doc.get("max_body_bytes", 4 * 1024 * 1024)),
+                trusted_proxies=_proxies(doc.get("trusted_proxies", [])),
+                max_body_bytes=_body_limit(doc.get("max_body_bytes", 4 * 1024 * 1024)),
                 root_key_file=doc.get("root_key_file"),
-                metrics_address=str(doc.get("metrics_address", "")),
-                log_format=str(doc.get("log_format", "text")),
+                metrics_address=_metrics_address(doc.get("metrics_address", "")),
+                log_format=_log_format(doc.get("log_format", "text")),
                 cold_regions={str(k): str(v) for k, v in doc.get("cold_regions", {}).items()},
                 trail=_flag("trail", doc.get("trail", True)),
                 trail_location=_trail_location(doc.get("trail_location")),

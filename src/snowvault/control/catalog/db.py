@@ -56,12 +56,16 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
 
     A bare ``postgresql://`` URL is given the psycopg 3 driver.
     """
-    parsed = sa.make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, **kwargs)
-    return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+    try:
+        parsed = sa.make_url(url)
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed, **kwargs)
+        return sa.create_engine(parsed, pool_pre_ping=True, **kwargs)
+    except sa.exc.ArgumentError as exc:  # not a URL, or no such dialect or driver here
+        # the URL itself is not repeated: it may hold a password
+        raise InvalidInput(detail=f"the catalog URL cannot be used: {exc}") from None
 
 
 def sqlite_path(url: str | sa.URL) -> str | None:
