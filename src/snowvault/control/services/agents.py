@@ -1307,12 +1307,15 @@ def _end_restore(deps: Deps, job: RestoreJob, worker: str, message: str) -> None
 
 def drop_caches() -> None:
     """Forget this server's memory of running jobs (stored ids, parent and readable
-    sets), as when another server answers the next call: only slower, never wrong."""
+    sets) and of its vaults (the objects read, the trees checked), as when another
+    server answers the next call: only slower, never wrong."""
     with _UPLOADED_LOCK:
         _UPLOADED.clear()
     with _READABLE_LOCK:
         _READABLE.clear()
     _PARENT_SETS.clear()
+    vaults.STORE_CACHE.clear()
+    agent_trees.forget()
 
 
 def _forget_restore(deps: Deps, job_id: str) -> None:
