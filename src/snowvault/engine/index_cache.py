@@ -31,9 +31,11 @@ compaction or prune superseded segments, a record changed a pack's key, a new se
 of the repository's own writer names a blob a keyed pack claimed: the own copy must win)
 builds the index again from the cached segments.
 
-Bounds: :data:`MAX_REPOSITORIES` locations (least recently opened dropped), a snapshot
-only for indexes up to :data:`MAX_SNAPSHOT_BLOBS` blobs. Must not depend on anything
-above the engine.
+Bounds: :data:`MAX_REPOSITORIES` locations and :data:`MAX_CACHED_BYTES` (decrypted
+segments, ~49 bytes a blob, and kept indexes, ~150 bytes a blob) over all of them, the
+least recently opened dropped first (the one being opened never); a snapshot only for
+indexes up to :data:`MAX_SNAPSHOT_BLOBS` blobs. Must not depend on anything above the
+engine.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ from typing import TypeVar
 from snowvault.engine import index, keyed_packs
 
 MAX_REPOSITORIES = 16
-MAX_SNAPSHOT_BLOBS = 2_000_000
+MAX_CACHED_BYTES = 256 * 1024 * 1024
+MAX_SNAPSHOT_BLOBS = 1_000_000
+INDEX_BYTES_PER_BLOB = 150
 
 Rows = list[tuple[int, bytes, int, int, int]]
 
@@ -75,25 +79,49 @@ class Entry:
     def count(self, what: str, n: int = 1) -> None:
         self.stats[what] = self.stats.get(what, 0) + n
 
+    def size(self) -> int:
+        """Roughly the bytes it holds (segments' bodies and the kept index)."""
+        with self.lock:
+            held = sum(len(body.body) for body in self.bodies.values())
+            if self.snapshot is not None:
+                held += len(self.snapshot.index) * INDEX_BYTES_PER_BLOB
+            return held
+
 
 class StoreCache:
     """Per-process memory of repository objects, by location (thread-safe)."""
 
-    def __init__(self, max_repositories: int = MAX_REPOSITORIES) -> None:
+    def __init__(
+        self, max_repositories: int = MAX_REPOSITORIES, max_bytes: int = MAX_CACHED_BYTES
+    ) -> None:
         self._max = max_repositories
+        self._max_bytes = max_bytes
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.Lock()
 
     def entry(self, location: str) -> Entry:
+        """The entry of ``location`` (made when new), the least recently used others
+        dropped while the cache is over its bounds."""
         with self._lock:
             found = self._entries.get(location)
             if found is None:
                 found = self._entries[location] = Entry()
-                while len(self._entries) > self._max:
-                    self._entries.popitem(last=False)
             else:
                 self._entries.move_to_end(location)
+            sizes = {loc: e.size() for loc, e in self._entries.items()}
+            total = sum(sizes.values())
+            for loc in list(self._entries):  # least recently used first
+                if len(self._entries) <= self._max and total <= self._max_bytes:
+                    break
+                if loc != location:
+                    del self._entries[loc]
+                    total -= sizes[loc]
             return found
+
+    def locations(self) -> list[str]:
+        """The locations held, least recently opened first."""
+        with self._lock:
+            return list(self._entries)
 
     def forget(self, location: str) -> None:
         with self._lock:

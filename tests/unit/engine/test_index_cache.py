@@ -245,3 +245,23 @@ def test_a_merge_through_the_cache_reads_no_segment_it_has_read() -> None:
     assert backend.reads == Counter({"index": 1})  # the merged segment, once
     assert _rows(after) == before == _rows(_fresh(backend))
     assert len(cache.entry(backend.location).bodies) == 1
+
+
+def test_the_cache_drops_the_least_recently_opened_repositories_past_its_bounds() -> None:
+    clock = FakeClock()
+    backends = [MemoryBackend(f"r{n}") for n in range(3)]
+    for backend in backends:
+        writer = Repository.init(backend, raw_key=KEY)
+        for n in range(3):
+            _add_point(writer, clock, n)
+    one = index_cache.StoreCache()
+    Repository.open(backends[0], raw_key=KEY, cache=one)
+    held = one.entry(backends[0].location).size()
+    assert held > 0
+    by_bytes = index_cache.StoreCache(max_bytes=2 * held)  # room for two of them
+    by_count = index_cache.StoreCache(max_repositories=2)
+    for cache in (by_bytes, by_count):
+        for backend in backends:
+            Repository.open(backend, raw_key=KEY, cache=cache)
+        Repository.open(backends[2], raw_key=KEY, cache=cache)  # the newest stays
+        assert cache.locations() == [backends[1].location, backends[2].location]
