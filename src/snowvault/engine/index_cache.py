@@ -132,28 +132,33 @@ class StoreCache:
             self._entries.clear()
 
 
-def fixed_objects(
-    entry: Entry,
-    slot_names: list[str],
-    read: Callable[[str], bytes],
-) -> tuple[bytes, list[tuple[str, bytes]]]:
-    """``config`` and the key slots listed as ``slot_names``: from memory when the same
-    names were listed before, else read (and the entry reset: another repository, or a
-    slot added or removed)."""
+Fixed = tuple[bytes, list[tuple[str, bytes]]]
+"""A repository's ``config`` and its key slots (name, bytes)."""
+
+
+def fixed_objects(entry: Entry, slot_names: list[str]) -> Fixed | None:
+    """``config`` and the key slots listed as ``slot_names`` when the same names were
+    listed before (:func:`remember_fixed`); None: read them."""
     names = tuple(sorted(slot_names))
     with entry.lock:
         if names and entry.slot_names == names:
             entry.count("fixed_hits")
             return entry.config, [(n, entry.slots[n]) for n in names]
-    config = read("config")  # first, as an open without the cache: RepositoryNotFound
-    slots = [(n, read(n)) for n in names]
+    return None
+
+
+def remember_fixed(entry: Entry, config: bytes, slots: list[tuple[str, bytes]]) -> None:
+    """Keep what a successful open read; other slot names than the entry's (another
+    repository at the place, or a slot added or removed) reset the entry."""
+    names = tuple(sorted(n for n, _ in slots))
     with entry.lock:
+        if entry.slot_names == names:
+            return
         entry.slot_names, entry.config, entry.slots = names, config, dict(slots)
         entry.records.clear()
         entry.bodies.clear()
         entry.snapshot = None
         entry.count("fixed_reads")
-    return config, slots
 
 
 T = TypeVar("T")

@@ -176,13 +176,10 @@ class Repository:
         one vault) the objects never rewritten under their names are read only once
         (engine/index_cache.py); the key still unwraps the secret every time."""
         entry = None if cache is None else cache.entry(backend.location)
+        names = None if entry is None else [info.name for info in backend.list("keys/")]
+        fixed = None if entry is None or names is None else index_cache.fixed_objects(entry, names)
         try:
-            if entry is None:
-                config_bytes = backend.get("config")
-                slots = None
-            else:
-                names = [info.name for info in backend.list("keys/")]
-                config_bytes, slots = index_cache.fixed_objects(entry, names, backend.get)
+            config_bytes = backend.get("config") if fixed is None else fixed[0]
             header = config_mod.read_header(config_bytes)
         except errors.ObjectNotFound as exc:
             raise errors.RepositoryNotFound(url=backend.location) from exc
@@ -191,8 +188,12 @@ class Repository:
         repo_id = header.get("id")
         if not isinstance(repo_id, str) or not repo_id:
             raise errors.IntegrityError(name="config", detail="has no repository id")
-        if slots is None:
-            slots = [(info.name, backend.get(info.name)) for info in backend.list("keys/")]
+        if fixed is not None:
+            slots = fixed[1]
+        else:
+            if names is None:
+                names = [info.name for info in backend.list("keys/")]
+            slots = [(name, backend.get(name)) for name in names]
         secret = _open_any_slot(slots, repo_id, password, raw_key, wrapper)
         keys = RepositoryKeys(secret)
         try:
@@ -201,6 +202,8 @@ class Repository:
             raise errors.IntegrityError(name="config", detail="fails authentication") from exc
         except (ValueError, KeyError, TypeError) as exc:  # bad base64 or parameters
             raise errors.IntegrityError(name="config", detail=f"damaged ({exc!r})") from exc
+        if entry is not None and fixed is None:
+            index_cache.remember_fixed(entry, config_bytes, slots)
         return cls(backend, cfg, keys, cache=entry, **kwargs)
 
     def close(self) -> None:
