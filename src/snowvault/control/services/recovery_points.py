@@ -192,6 +192,8 @@ def restore_metadata(deps: Deps, caller: Caller, vault_name: str, arn: str) -> d
     _vault, rp = _get(deps, caller, vault_name, arn)
     with catalog.db.transaction(deps.engine) as conn:
         resource = catalog.resources.find(conn, rp.resource_arn)
+    if resource is not None and resource["account_id"] != rp.account_id:
+        resource = None  # a copy in another account: the source resource is not its to show
     if rp.is_parent:  # a composite point: each member's defaults, prefixed by member
         return composite.restore_defaults(deps, rp)
     plugin = deps.plugins.get(rp.resource_type)

@@ -249,6 +249,11 @@ def _restore_point(
 ) -> restorer.RestoreResult:
     with catalog.db.transaction(deps.engine) as conn:
         resource = catalog.resources.find(conn, rp.resource_arn)
+    if resource is not None and resource["account_id"] != rp.account_id:
+        # a copy in another account: the source resource, its settings and its secrets (a
+        # database password, an S3 key) are the other account's; restore as if it were
+        # no longer registered, with what the restoring account gives in Metadata
+        resource = None
     plugin = deps.plugins.get(rp.resource_type)
     source = plugin_io.EngineSource(deps, vault, rp.engine_recovery_point_id or "")
     request = plugins.base.RestoreRequest(
