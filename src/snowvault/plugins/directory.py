@@ -81,8 +81,17 @@ def parse_items(raw: str | None) -> list[str]:
             ) from exc
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InvalidRestoreTarget("Metadata.items: must be a list of strings")
-        return [v for v in value if v]
-    return [part.strip() for part in text.split(",") if part.strip()]
+        return _no_dot_dot([v for v in value if v])
+    return _no_dot_dot([part.strip() for part in text.split(",") if part.strip()])
+
+
+def _no_dot_dot(items: list[str]) -> list[str]:
+    """Items name paths inside the point: a ``..`` part is refused when the restore is
+    asked (the restorer refuses it again when it runs)."""
+    for item in items:
+        if ".." in item.split("/"):
+            raise InvalidRestoreTarget(f"Metadata.items: {item!r} may not contain '..'")
+    return items
 
 
 MARK = "user.snowvault.restore-job"

@@ -1,7 +1,8 @@
 """A JSON list in restore Metadata or Properties nested past Python's recursion limit is
 bad input, not a crash (helper Q's probe: StartRestoreJob of a Directory point with
 ``items`` = ``"[" * 3000`` answered 500 InternalFailure, json.loads raising
-RecursionError, which none of the parsers caught)."""
+RecursionError, which none of the parsers caught). And a Directory item with a ``..``
+part, refused only once the job ran, is refused when the restore is asked."""
 
 from __future__ import annotations
 
@@ -33,3 +34,11 @@ def test_a_list_nested_too_deep_is_invalid_input(
 ) -> None:
     with pytest.raises(error):
         parse(text)
+
+
+@pytest.mark.parametrize("items", ['["../../etc"]', "/a/../../b", '["a/..", "/ok"]'])
+def test_an_item_with_dot_dot_is_refused_when_the_restore_is_asked(items: str) -> None:
+    """It failed only when the job ran ("include path may not contain '..'"); it is the
+    caller's input, refused at StartRestoreJob as the other Metadata errors are."""
+    with pytest.raises(InvalidRestoreTarget, match=r"\.\."):
+        directory.parse_items(items)
