@@ -173,6 +173,7 @@ def run_measured(
     wrapped = [TIME_BIN, "-f", "%M %U %S", "-o", str(rss_path), *argv] if use_time else argv
     if CPUS is not None:
         wrapped = ["taskset", "-c", CPUS, *wrapped]
+    os.sync()  # the previous tool's writes reach the disk first, not during this one's fsyncs
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         start = time.perf_counter()
         try:
@@ -831,6 +832,8 @@ METHOD = (
     f"the tool's processes, sampled every {GROUP_SAMPLE_SECONDS} s (shared pages counted "
     "once per process: an upper bound).",
     "CPU seconds (user+sys of the tool) are less skewed by other load than wall seconds.",
+    "Before every timed command the harness calls sync(2), so no tool's run pays for the "
+    "writeback of the previous tool's repository (each tool fsyncs what it writes).",
     "Caches are warm for every tool: the whole tree is read (hashed) before the first timed "
     "phase and again after the incremental change; page cache cannot be dropped here.",
     "restic 0.14: repository format 2, compression auto, --cache-dir in the work dir, "
