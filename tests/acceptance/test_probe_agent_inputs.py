@@ -5,8 +5,8 @@ error, never 500 (a 5xx also makes the real agent ask again for three minutes).
 Defects found: AgentHeartbeat with BytesTransferred 2**63-1 (a valid Long) answered 500
 (it went through a float and overflowed SQLite's INTEGER); AgentPutManifest of a
 Manifest object that is not a recovery point manifest (``{}``, no ``time``, a version
-other than 1) answers 500 DependencyFailureException (xfail below: the fix belongs in
-services/agents.py).
+other than 1) answered 500 DependencyFailureException (from_dict raises the engine's
+IntegrityError, which the manifest check did not take as the agent's mistake).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ LONG_MAX = 2**63 - 1
 
 @pytest.fixture(scope="module")
 def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """Its own server: the xfail below makes it answer 500, which the shared fixture's
-    teardown would count against every test of the module."""
+    """Its own server: a 500 here would be counted by the shared fixture's teardown
+    against every test of the module."""
     server = new_server(tmp_path_factory)
     server.init()
     server.start()
@@ -104,12 +104,6 @@ def test_heartbeat_takes_any_long_as_bytes_transferred(
         assert 400 <= status < 500, (bad, status, doc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/agents.py _commit_point catches KeyError/TypeError/ValueError from "
-    "snapshots.Manifest.from_dict, but it raises engine IntegrityError (500 "
-    "DependencyFailureException) for a manifest without time or version 1",
-)
 @pytest.mark.parametrize(
     "manifest",
     [{}, {"kind": "directory"}, {"version": 1, "kind": "directory"}, {"version": 2}],

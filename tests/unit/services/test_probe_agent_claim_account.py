@@ -5,8 +5,8 @@ The claim matches a job by its worker label alone. A restore job in another acco
 carries this account's agent label (as StartRestoreJob made for a copy of an agent's
 point in another account, before 49a0543) was handed to this account's agent: the claim
 answered the other account's Metadata, the point's manifest and a job key, and the agent
-created the other account's targetPath on its host. The claim should also require the
-job's account to be the agent's (services/agents.py, helper A's file: xfail until then).
+created the other account's targetPath on its host. The claim now ends such a job
+FAILED (services/agents.py NOT_THIS_ACCOUNT) instead of handing it over.
 """
 
 from __future__ import annotations
@@ -30,11 +30,6 @@ def world(tmp_path: Path) -> World:
     return agent_world.make_world(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/agents.py claims a labelled restore job without checking that the "
-    "job's account is the agent's (helper A's file)",
-)
 def test_an_agent_never_claims_another_accounts_job(world: World, tmp_path: Path) -> None:
     h1 = agent_world.agent(world, "h1")
     source = tmp_path / "on-h1" / "src"
@@ -47,3 +42,6 @@ def test_an_agent_never_claims_another_accounts_job(world: World, tmp_path: Path
     assert job.account_id == OTHER_ACCOUNT and job.worker_label == f"agent:{ACCOUNT}:h1"
     claimed = _claim(world, h1)
     assert not isinstance(claimed, agents.ClaimedRestore), "claimed another account's job"
+    with catalog.db.read_transaction(world.deps.engine) as conn:
+        ended = catalog.restore_jobs.get(conn, job_id)
+    assert ended.status == "FAILED" and ended.status_message == agents.NOT_THIS_ACCOUNT

@@ -432,9 +432,18 @@ def _hand_back(deps: Deps, job: BackupJob, worker: str, exc: BaseException) -> N
     backup_jobs.JOB_KIND.notify(deps, job.job_id)
 
 
+NOT_THIS_ACCOUNT = "the job is not of its agent's account; no agent runs it"
+"""How a job whose worker label names an agent of another account ends when that agent
+claims it (labels carry the account; a job so labelled would be a bug elsewhere, and
+the claim never hands one account's secrets, metadata or keys to another's host)."""
+
+
 def _prepare(
     deps: Deps, agent: catalog.agents.Agent, job: BackupJob, lease: int
 ) -> ClaimedJob | None:
+    if job.account_id != agent.account_id:  # a label is no proof of the account
+        _fail(deps, job, _worker(agent), NOT_THIS_ACCOUNT)
+        return None
     with catalog.db.read_transaction(deps.engine) as conn:
         resource = catalog.resources.get(conn, job.resource_arn)
         vault = catalog.vaults.get_by_arn(conn, job.backup_vault_arn)
@@ -759,7 +768,7 @@ def _commit_point(
         raise InvalidInput(detail="Manifest must be an object")
     try:
         parsed = snapshots.Manifest.from_dict(manifest)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, errors.IntegrityError) as exc:
         raise InvalidInput(detail=f"Manifest is not a recovery point manifest: {exc}") from None
     with catalog.db.read_transaction(deps.engine) as conn:
         resource = catalog.resources.get(conn, job.resource_arn)
@@ -899,10 +908,10 @@ class Presigned:
     exists: bool = False
 
 
-def parse_packs(value: object) -> list[PackUpload]:
-    """``Packs: [{PackId, Size, ContentMD5}]`` of a presign or commit request."""
+def parse_packs(value: object, member: str = "Packs") -> list[PackUpload]:
+    """``[{PackId, Size, ContentMD5}]``, the ``member`` (Presign, Commit) of a request."""
     if not isinstance(value, list) or not 0 < len(value) <= MAX_PACKS_PER_CALL:
-        raise InvalidInput(detail=f"Packs must be a list of 1-{MAX_PACKS_PER_CALL} packs")
+        raise InvalidInput(detail=f"{member} must be a list of 1-{MAX_PACKS_PER_CALL} packs")
     out = []
     for item in value:
         if not isinstance(item, dict):
@@ -1156,6 +1165,9 @@ def _prepare_restore(
     deps: Deps, agent: catalog.agents.Agent, job: RestoreJob, lease: int
 ) -> ClaimedRestore | None:
     worker = _worker(agent)
+    if job.account_id != agent.account_id:  # a label is no proof of the account
+        _end_restore(deps, job, worker, NOT_THIS_ACCOUNT)
+        return None
     with catalog.db.read_transaction(deps.engine) as conn:
         rp = catalog.recovery_points.get(conn, job.recovery_point_arn)
         vault = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)

@@ -234,7 +234,10 @@ def agent_put_blobs(app: App, ctx: RequestContext, params: Params) -> Out:
         )
     if forms[0] == "Presign":
         uploads = agents.presign_packs(
-            app.deps, caller(ctx), params.get("JobId"), agents.parse_packs(params["Presign"])
+            app.deps,
+            caller(ctx),
+            params.get("JobId"),
+            agents.parse_packs(params["Presign"], "Presign"),
         )
         return {
             "Uploads": [
@@ -253,7 +256,10 @@ def agent_put_blobs(app: App, ctx: RequestContext, params: Params) -> Out:
         }
     if forms[0] == "Commit":
         count = agents.commit_packs(
-            app.deps, caller(ctx), params.get("JobId"), agents.parse_packs(params["Commit"])
+            app.deps,
+            caller(ctx),
+            params.get("JobId"),
+            agents.parse_packs(params["Commit"], "Commit"),
         )
         return {"Stored": count}
     stored = agents.put_blobs(
