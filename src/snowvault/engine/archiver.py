@@ -14,11 +14,16 @@ memory stays flat however large the source is.
 With a parent recovery point a file whose size, mtime, ctime and inode are unchanged
 keeps its blob list without being read (and its xattrs without being listed), and a
 directory whose entries all equal the parent's keeps its tree id without being encoded.
+The parent's nodes stay JSON objects: an entry whose stat matches its parent node field
+by field is taken as it is, and decoded into a :class:`Node` only if its directory
+changed (a rerun of an unchanged tree decodes none).
 
 Small files are read whole and uploaded in batches (:mod:`.small_files`). With
-``processes`` (or ``SNOWVAULT_ENGINE_PROCESSES``) file contents are instead read, chunked,
-hashed, compressed and sealed in worker processes (:mod:`.file_workers`), whose results
-fill the same nodes; the single-process path stays the reference they are tested against.
+``walkers`` (or ``SNOWVAULT_ENGINE_WALKERS``) whole subtrees are walked by worker
+processes that write packs of their own (:mod:`.walk_workers`); with ``processes`` (or
+``SNOWVAULT_ENGINE_PROCESSES``) only file contents are read, chunked, hashed, compressed
+and sealed in worker processes (:mod:`.file_workers`), whose results fill the same nodes.
+Both are opt-in; the single-process path stays the reference they are tested against.
 Everything that touches the file system goes through :class:`FileSystem`, the seam tests
 use to inject read failures, count reads or fake mount points. Knows nothing of the
 control plane; never prints (progress goes to a callback).
