@@ -244,3 +244,30 @@ def test_a_worker_that_dies_fails_the_backup_cleanly(tmp_path: Path) -> None:
             pool.submit(os.fsencode(src / "top0"), b"top0", 0, None).result()
     finally:
         pool.abort()
+
+
+def test_what_two_workers_both_stored_prunes_to_what_restores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from snowvault.engine import prune
+    from snowvault.testing import FakeClock
+
+    monkeypatch.setattr(walk_workers, "TAKE_BACK", False)
+    src = tmp_path / "src"
+    for d in range(8):  # eight subtrees of the same files: both workers store them
+        sub = src / f"d{d}" / "x"
+        sub.mkdir(parents=True)
+        for i in range(20):
+            (sub / f"f{i}").write_bytes(bytes([i]) * (1000 + 97 * i))
+    repo = _repo(tmp_path / "repo")
+    done = archiver.backup_paths(repo, [src], now=NOW, walkers=2)
+    assert done.manifest.summary.files_new == 160
+    opened = Repository.open(repo.backend, password="pw")
+    blobs = len(opened.master_index)
+    report = prune.prune(opened, FakeClock())
+    assert report.used_blobs == blobs  # every stored blob is used, however many copies
+    after = Repository.open(repo.backend, password="pw")
+    assert check.check(after, read_data=True).ok
+    out = tmp_path / "out"
+    restorer.restore(after, done.rp_id, out)
+    assert _snapshot(out) == _snapshot(src)
