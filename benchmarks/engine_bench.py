@@ -59,6 +59,7 @@ TOOL_ORDER = (
     "snowvault",
     "snowvault-single",
     "snowvault-walk",
+    "snowvault-auto",
     "snowvault-procs",
 )
 PASSWORD = "engine-bench-password"  # a throwaway repository password, not a secret
@@ -418,6 +419,18 @@ class SnowvaultWalkers(Snowvault):
         return env
 
 
+class SnowvaultAuto(Snowvault):
+    """snowvault with the walk workers started lazily (SNOWVAULT_ENGINE_WALKERS=auto):
+    one worker per core but one, launched once the backup has read 256 MiB of files."""
+
+    name = "snowvault-auto"
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["SNOWVAULT_ENGINE_WALKERS"] = "auto"
+        return env
+
+
 class SnowvaultProcesses(Snowvault):
     """snowvault with its worker-process path on (SNOWVAULT_ENGINE_PROCESSES=2): file
     contents read, chunked, hashed, compressed and sealed in two worker processes."""
@@ -449,6 +462,7 @@ TOOL_CLASSES: dict[str, type[Tool]] = {
     "snowvault": Snowvault,
     "snowvault-single": SnowvaultSingle,
     "snowvault-walk": SnowvaultWalkers,
+    "snowvault-auto": SnowvaultAuto,
     "snowvault-procs": SnowvaultProcesses,
 }
 

@@ -268,6 +268,14 @@ class _Archiver:
         while self._queue:
             self._finish(self._queue.popleft())
 
+    def _delegate(self, path: bytes) -> bool:
+        """Whether a worker process walks this directory (:mod:`.walk_workers`)."""
+        return (
+            self.subtrees is not None
+            and path in self.delegated
+            and self.subtrees.ready(self.counters.bytes_read)
+        )
+
     def walk_subtree(
         self, path: bytes, rel: bytes, dev: int, parent_tree: str | None
     ) -> tuple[str, _Counters, list[snapshots.ManifestError]]:
@@ -356,7 +364,7 @@ class _Archiver:
                 self.enqueue(empty)
                 return _PendingNode(node, child=empty)
             prev_tree = prev.subtree if prev is not None and prev.type == "dir" else None
-            if self.subtrees is not None and path in self.delegated:
+            if self.subtrees is not None and self._delegate(path):
                 ref = self.subtrees.submit(path, rel, dev, prev_tree)
                 return _PendingNode(node, child=_PendingDir([], tree_id=ref))
             return _PendingNode(node, child=self.walk_dir(path, rel, dev, prev_tree))
@@ -401,7 +409,7 @@ class _Archiver:
         elif kind == "dir":
             self.counters.dirs += 1
             subtree = raw.get("subtree")
-            if self.subtrees is not None and path in self.delegated:
+            if self.subtrees is not None and self._delegate(path):
                 ref = self.subtrees.submit(path, rel, dev, subtree)
                 pn.child = _PendingDir([], tree_id=ref)
             else:

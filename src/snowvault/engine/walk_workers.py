@@ -68,7 +68,10 @@ TAKE_BACK = True
 """Whether this process walks queued subtrees itself while it waits (tests turn it off
 to have the workers walk every one)."""
 DEFAULT_ON = False
-"""Whether a backup walks in workers when neither the caller nor the environment says."""
+"""Whether a backup walks in workers when neither the caller nor the environment says
+(then lazily: see :meth:`SubtreeWorkers.ready`)."""
+LAUNCH_BYTES = 256 * 1024 * 1024
+"""Bytes of files this process reads before a lazily started pool launches its workers."""
 
 
 def cores() -> int:
@@ -80,16 +83,17 @@ def cores() -> int:
 
 
 def walkers_wanted(walkers: int | None) -> int:
-    """``walkers`` itself, or for None ``SNOWVAULT_ENGINE_WALKERS`` when set, else one
-    worker per core but one (this process walks too) when there are two or more (one
-    core: none, the walk would only pay for the processes)."""
+    """``walkers`` itself, or for None ``SNOWVAULT_ENGINE_WALKERS`` when it is a number;
+    when it is ``auto`` (or unset and ``DEFAULT_ON``), one worker per core but one (this
+    process walks too) when there are two or more (one core: none, the walk would only
+    pay for the processes), started lazily."""
     if walkers is not None:
         return max(0, walkers)
     env = os.environ.get("SNOWVAULT_ENGINE_WALKERS", "")
     if env.isdigit():
         return int(env)
     n = cores()
-    return n - 1 if DEFAULT_ON and n >= 2 else 0
+    return n - 1 if (DEFAULT_ON or env == "auto") and n >= 2 else 0
 
 
 # --------------------------------------------------------------------------- the frontier
@@ -327,8 +331,17 @@ class Totals:
 class SubtreeWorkers:
     """The parent's end: hands subtrees to idle workers, collects their answers."""
 
-    def __init__(self, repo: Any, walkers: int, excludes: list[str], one_file_system: bool):
+    def __init__(
+        self,
+        repo: Any,
+        walkers: int,
+        excludes: list[str],
+        one_file_system: bool,
+        *,
+        lazy: bool = False,
+    ) -> None:
         self._repo = repo
+        self._count = walkers
         self._meter: ProgressMeter | None = None
         self._lock = threading.Lock()
         self._queue: deque[int] = deque()  # tasks no worker has taken yet
@@ -341,15 +354,31 @@ class SubtreeWorkers:
         self._errors: list[str | bytes] = []  # paths, for the meter's count
         self._broken: str | None = None
         self._workers: list[_Worker] = []
-        init = ("init", os.getpid(), repo.backend.root, repo._keys.secret, repo.config)
+        keys, root, rules = repo._keys, repo.backend.root, list(excludes)
+        self._init: tuple[Any, ...] = ("init", os.getpid(), root, keys.secret, repo.config)
+        self._init += (rules, one_file_system)
+        self._pump: threading.Thread | None = None
+        if not lazy:
+            self._launch()
+
+    def _launch(self) -> None:
         try:
-            for _ in range(walkers):
-                self._workers.append(_launch((*init, list(excludes), one_file_system)))
+            for _ in range(self._count):
+                self._workers.append(_launch(self._init))
         except BaseException:
             self.abort()
             raise
         self._pump = threading.Thread(target=self._receive, name="sv-walk-pump", daemon=True)
         self._pump.start()
+
+    def ready(self, bytes_read: int) -> bool:
+        """Whether to hand subtrees to workers now: at once when asked for explicitly,
+        else (started lazily) once this process has read ``LAUNCH_BYTES`` of files -- a
+        backup that reads little (a rerun, a small tree) never pays for a worker and
+        walks exactly as the one-process path does."""
+        if self._pump is None and bytes_read >= LAUNCH_BYTES:
+            self._launch()
+        return self._pump is not None
 
     @classmethod
     def start(
@@ -367,11 +396,12 @@ class SubtreeWorkers:
             return None
         if type(repo.backend) is not LocalBackend or repo._pack_keys:
             return None  # reopened by path; keyed packs: the parent's index would shadow
-        return cls(repo, n, list(excludes), one_file_system)
+        asked = walkers is not None or os.environ.get("SNOWVAULT_ENGINE_WALKERS", "").isdigit()
+        return cls(repo, n, list(excludes), one_file_system, lazy=not asked)
 
     @property
     def count(self) -> int:
-        return len(self._workers)
+        return self._count
 
     def attach(self, meter: ProgressMeter, local: LocalWalk) -> None:
         """The backup's meter, and how this process walks a subtree itself (while it
@@ -541,7 +571,8 @@ class SubtreeWorkers:
     def _join(self) -> None:
         for worker in self._workers:
             worker.process.wait(timeout=30)
-        self._pump.join(timeout=5)
+        if self._pump is not None:
+            self._pump.join(timeout=5)
 
     def abort(self) -> None:
         """Stop the workers at once (a failed backup); what they wrote stays unnamed."""

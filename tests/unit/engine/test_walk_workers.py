@@ -230,6 +230,11 @@ def test_walkers_are_off_for_stores_they_cannot_reopen(
     monkeypatch.setenv("SNOWVAULT_ENGINE_WALKERS", "3")
     assert walk_workers.walkers_wanted(None) == 3
     assert walk_workers.walkers_wanted(1) == 1
+    monkeypatch.setenv("SNOWVAULT_ENGINE_WALKERS", "auto")
+    monkeypatch.setattr(walk_workers, "cores", lambda: 2)
+    assert walk_workers.walkers_wanted(None) == 1
+    monkeypatch.setattr(walk_workers, "cores", lambda: 1)
+    assert walk_workers.walkers_wanted(None) == 0
 
 
 def test_a_worker_that_dies_fails_the_backup_cleanly(tmp_path: Path) -> None:
@@ -271,3 +276,33 @@ def test_what_two_workers_both_stored_prunes_to_what_restores(
     out = tmp_path / "out"
     restorer.restore(after, done.rp_id, out)
     assert _snapshot(out) == _snapshot(src)
+
+
+def test_by_default_workers_start_only_once_the_backup_has_read_enough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SNOWVAULT_ENGINE_WALKERS", raising=False)
+    monkeypatch.setattr(walk_workers, "DEFAULT_ON", True)
+    monkeypatch.setattr(walk_workers, "cores", lambda: 2)
+    launched: list[int] = []
+    real_launch = walk_workers._launch
+
+    def counting(init: tuple[Any, ...]) -> Any:
+        launched.append(1)
+        return real_launch(init)
+
+    monkeypatch.setattr(walk_workers, "_launch", counting)
+    src = tmp_path / "src"
+    _source(src)
+    repo = _repo(tmp_path / "repo")
+    ref = archiver.backup_paths(repo, [src], now=NOW, walkers=0, processes=0)
+    small = archiver.backup_paths(repo, [src], now=NOW)  # reads 0.8 MB: no worker
+    assert launched == []
+    assert small.manifest.tree == ref.manifest.tree
+    _same_summary(small, ref)  # the one-process path exactly (hard links read once)
+    monkeypatch.setattr(walk_workers, "LAUNCH_BYTES", 0)  # at the first subtree to hand out
+    monkeypatch.setattr(walk_workers, "TAKE_BACK", False)
+    big = archiver.backup_paths(repo, [src], now=NOW)
+    assert launched == [1]
+    assert big.manifest.tree == ref.manifest.tree
+    assert big.manifest.summary.files_new == ref.manifest.summary.files_new
