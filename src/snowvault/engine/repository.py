@@ -480,8 +480,11 @@ class Repository:
         return name
 
     def pack_key_records(self) -> dict[str, list[keyed_packs.Group]]:
-        """Every pack-key record's name with its (packs, key) groups (prune)."""
-        return keyed_packs.records(self.backend, self._sealer())
+        """Every pack-key record's name with its (packs, key) groups (prune, the
+        records' merge): listed afresh, read through the cache when there is one."""
+        if self._cache is None:
+            return keyed_packs.records(self.backend, self._sealer())
+        return self._cached_records(self._cache)
 
     def compact_pack_keys(self, at: int = keyed_packs.COMPACT_RECORDS) -> bool:
         """With ``at`` or more pack-key records, merge them into one (every open reads
@@ -622,10 +625,7 @@ class Repository:
     def reload_pack_keys(self) -> None:
         """Read the pack-key records again, not the index: for a caller under its lock
         that only names keyed packs (an agent's presign and commit calls)."""
-        if self._cache is None:
-            found = keyed_packs.records(self.backend, self._sealer())
-        else:
-            found = self._cached_records(self._cache)
+        found = self.pack_key_records()
         self._pack_keys = keyed_packs.keys_of(found)
         self._pack_key_records = len(found)
 

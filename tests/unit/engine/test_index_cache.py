@@ -203,8 +203,8 @@ def test_merged_pack_key_records_keep_every_key() -> None:
         key = keyed_packs.PackKey(primitives.random_bytes(32), scope)
         blob_id = primitives.keyed_hash(repo.scoped_id_key(scope), bytes([n]) * 50)
         written[_keyed(repo, key, blob_id, bytes([n]) * 50)] = blob_id
-    Repository.open(backend, raw_key=KEY, cache=cache)
-    assert repo.compact_pack_keys(at=2)
+    merger = Repository.open(backend, raw_key=KEY, cache=cache)  # reads through the cache
+    assert merger.compact_pack_keys(at=2)
     again = Repository.open(backend, raw_key=KEY, cache=cache)
     assert len(cache.entry(backend.location).records) == 1
     for pack_id, blob_id in written.items():
