@@ -219,8 +219,9 @@ def server_process(out: Path, argv: list[str]) -> int:
             except Exception as exc:  # a snapshot racing a thread's exit: next time
                 log(f"profile dump: {exc!r}")
 
-    threading.Thread._bootstrap_inner = bootstrap_profiled  # type: ignore[attr-defined]
+    # the dump thread first: its own merging (pstats) is not the server's work
     threading.Thread(target=dump, name="profile-dump", daemon=True).start()
+    threading.Thread._bootstrap_inner = bootstrap_profiled  # type: ignore[attr-defined]
     main_prof = profiled()
     main_prof.enable()
     return cli.main(argv)
