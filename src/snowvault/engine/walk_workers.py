@@ -6,11 +6,18 @@ storing blobs, so it uses about one core. Here the parent walks only the top of 
 source; each directory of a *frontier* (found by :func:`split_points`) is handed whole to
 one of a few worker processes, which walks it with the same :class:`_Archiver` code,
 stores its files and trees into packs of its own, and answers only the subtree's tree
-id, its counters and its errors.
+id, its counters and its errors. While the parent waits for an answer it walks queued
+subtrees itself, so one worker and the parent keep two cores busy.
 
-    pool = SubtreeWorkers.start(repo, walkers=2, excludes=[], one_file_system=False)
+    pool = SubtreeWorkers.start(repo, walkers=1, excludes=[], one_file_system=False)
     ref = pool.submit(path, rel, dev, parent_tree)    # ref.result(): the tree id
     totals = pool.close()                             # every worker's packs flushed
+
+Off by default (``DEFAULT_ON``; measured in docs/benchmarks.md, "Issue 15, third run"):
+``walkers=N`` or ``SNOWVAULT_ENGINE_WALKERS=N`` starts N workers at once;
+``SNOWVAULT_ENGINE_WALKERS=auto`` one per core but one, launched only once the backup
+has read ``LAUNCH_BYTES`` of files (until then, and in a backup that never gets there,
+the walk is exactly the one-process path's).
 
 Format and ordering: a worker is an ordinary writer of the repository (its own
 :class:`Repository` on the same store, under the backup's shared lock): each pack is
@@ -25,10 +32,10 @@ an interrupted single-process backup does.
 Hard links across subtrees: each worker reads the file again; the same bytes give the
 same blob ids, so the nodes are those of the single-process path.
 
-Who may ask / what it reaches: the workers are this process's own spawned children
-(never forked from a possibly threaded server), talk to it over private pipes, get the
-repository secret through that pipe and open only the local directory the repository
-already lives in. Only a repository on a :class:`LocalBackend` is walked this way (a
+Who may ask / what it reaches: the workers are this process's own children (a fresh
+interpreter, never forked from a possibly threaded server), talk to it over a private
+socket pair, get the repository secret through it and open only the local directory
+the repository already lives in. Only a repository on a :class:`LocalBackend` is walked this way (a
 store the workers could reopen by path); any other store, a custom file system or
 one core uses the single-process path, which stays the reference the tests compare
 against. Progress from the workers reaches the caller's callback on the calling
