@@ -240,6 +240,7 @@ class _Archiver:
             workers.on_done = self._harvested
         self.subtrees = subtrees
         self.stored_elsewhere = 0  # bytes the walk workers stored
+        self.to_read = 0  # sizes of the files queued to be read (as stat saw them)
         self.delegated: set[bytes] = set()  # directories walked by a worker process
 
     # ------------------------------------------------------------ pending queue
@@ -273,7 +274,7 @@ class _Archiver:
         return (
             self.subtrees is not None
             and path in self.delegated
-            and self.subtrees.ready(self.counters.bytes_read)
+            and self.subtrees.ready(self.to_read)
         )
 
     def walk_subtree(
@@ -482,6 +483,9 @@ class _Archiver:
             self.meter.advance(files=1, nbytes=st.st_size, current=rel)
             node.size = prev.size
             return _PendingNode(node, list(prev.content))
+        self.to_read += st.st_size
+        if self.subtrees is not None:
+            self.subtrees.ready(self.to_read)  # a lazy pool starts now, before the read
         key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
         parts = self._links.get(key) if key is not None else None
         counted = 0  # bytes the meter already saw chunk by chunk

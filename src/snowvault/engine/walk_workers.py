@@ -16,8 +16,8 @@ subtrees itself, so one worker and the parent keep two cores busy.
 Off by default (``DEFAULT_ON``; measured in docs/benchmarks.md, "Issue 15, third run"):
 ``walkers=N`` or ``SNOWVAULT_ENGINE_WALKERS=N`` starts N workers at once;
 ``SNOWVAULT_ENGINE_WALKERS=auto`` one per core but one, launched only once the backup
-has read ``LAUNCH_BYTES`` of files (until then, and in a backup that never gets there,
-the walk is exactly the one-process path's).
+has queued ``LAUNCH_BYTES`` of files to read (until then, and in a backup that never
+gets there, the walk is exactly the one-process path's).
 
 Format and ordering: a worker is an ordinary writer of the repository (its own
 :class:`Repository` on the same store, under the backup's shared lock): each pack is
@@ -78,7 +78,8 @@ DEFAULT_ON = False
 """Whether a backup walks in workers when neither the caller nor the environment says
 (then lazily: see :meth:`SubtreeWorkers.ready`)."""
 LAUNCH_BYTES = 256 * 1024 * 1024
-"""Bytes of files this process reads before a lazily started pool launches its workers."""
+"""Bytes of files this process queues to read (counted when queued, so a large file
+launches the workers before it is read) before a lazily started pool launches them."""
 
 
 def cores() -> int:
@@ -378,12 +379,12 @@ class SubtreeWorkers:
         self._pump = threading.Thread(target=self._receive, name="sv-walk-pump", daemon=True)
         self._pump.start()
 
-    def ready(self, bytes_read: int) -> bool:
+    def ready(self, to_read: int) -> bool:
         """Whether to hand subtrees to workers now: at once when asked for explicitly,
-        else (started lazily) once this process has read ``LAUNCH_BYTES`` of files -- a
-        backup that reads little (a rerun, a small tree) never pays for a worker and
-        walks exactly as the one-process path does."""
-        if self._pump is None and bytes_read >= LAUNCH_BYTES:
+        else (started lazily) once this process has queued ``LAUNCH_BYTES`` of files to
+        read -- a backup that reads little (a rerun, a small tree) never pays for a
+        worker and walks exactly as the one-process path does."""
+        if self._pump is None and to_read >= LAUNCH_BYTES:
             self._launch()
         return self._pump is not None
 
