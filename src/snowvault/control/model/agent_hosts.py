@@ -62,8 +62,14 @@ def parse(worker_label: str | None) -> tuple[str, str] | None:
 def scoped(worker_label: str | None, account_id: str) -> str | None:
     """A caller's ``WorkerLabel``: ``agent:HOST`` becomes ``agent:ACCOUNT:HOST`` in the
     caller's account; any other ``agent:`` form is refused (a caller cannot aim its jobs
-    at another account's agent); other labels pass unchanged."""
+    at another account's agent); other labels pass unchanged. An empty label, or one
+    that spells the agent prefix in other letters (``AGENT:web-1``), is refused: no
+    worker would ever claim its jobs, which would wait until their start window ends."""
+    if worker_label is not None and not worker_label.strip():
+        raise InvalidInput(detail="WorkerLabel must not be empty (leave it out for none)")
     if not is_agent_label(worker_label):
+        if worker_label is not None and worker_label.lower().startswith(LABEL_PREFIX):
+            raise InvalidInput(detail=f"WorkerLabel {worker_label!r}: write agent:HOST")
         return worker_label
     assert worker_label is not None
     host = worker_label[len(LABEL_PREFIX) :]
