@@ -17,30 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import urllib3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.credentials import Credentials
 
 from helpers import stories
 from helpers.sv_server import SNOWVAULT, ServerProcess
 
 HOST = "probe-copy-host"
-
-
-def _agent_call(server: ServerProcess, key: dict[str, str], action: str) -> dict[str, Any]:
-    data = json.dumps({"WaitSeconds": 2}).encode()
-    url = f"{server.endpoint}/_snowvault/v1/{action}"
-    req = AWSRequest("POST", url, data=data, headers={"Content-Type": "application/json"})
-    creds = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
-    SigV4Auth(creds, "snowvault", server.creds["region"]).add_auth(req)
-    resp = urllib3.request(
-        "POST", url, body=data, headers=dict(req.headers.items()), retries=False, timeout=60
-    )
-    doc: dict[str, Any] = json.loads(resp.data or b"{}")
-    assert resp.status == 200, doc
-    return doc
 
 
 def _backup_of(server: ServerProcess, key: dict[str, str]) -> Any:
@@ -91,6 +73,12 @@ def _agent_point(server: ServerProcess, tmp_path: Path) -> tuple[dict[str, str],
     return key, str(done["RecoveryPointArn"])
 
 
+def _claimed(server: ServerProcess, key: dict[str, str]) -> dict[str, Any]:
+    status, doc = server.agent_call(key, "AgentClaimJob", {"WaitSeconds": 2})
+    assert status == 200, doc
+    return doc
+
+
 def test_a_restore_of_a_copy_in_another_account_is_not_the_agents(
     snowvault_server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -134,7 +122,7 @@ def test_a_restore_of_a_copy_in_another_account_is_not_the_agents(
     )
     # A's agent is offered nothing of B's (the server's worker may take the job first,
     # so a claim that finds nothing would prove little alone: the job's end says who ran it)
-    claimed = _agent_call(server, agent_key, "AgentClaimJob")
+    claimed = _claimed(server, agent_key)
     assert "Job" not in claimed, claimed
     ended = stories.poll(
         lambda: b_backup.describe_restore_job(RestoreJobId=job["RestoreJobId"]),

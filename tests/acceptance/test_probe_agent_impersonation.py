@@ -15,29 +15,10 @@ import json
 from typing import Any
 
 import pytest
-import urllib3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from helpers.sv_server import ServerProcess
 
 HOST = "probe-imp-host"
-
-
-def _call(
-    server: ServerProcess, key: dict[str, str], action: str, body: dict[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    data = json.dumps(body).encode()
-    url = f"{server.endpoint}/_snowvault/v1/{action}"
-    req = AWSRequest("POST", url, data=data, headers={"Content-Type": "application/json"})
-    creds = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
-    SigV4Auth(creds, "snowvault", server.creds["region"]).add_auth(req)
-    resp = urllib3.request(
-        "POST", url, body=data, headers=dict(req.headers.items()), retries=False, timeout=60
-    )
-    doc: dict[str, Any] = json.loads(resp.data or b"{}")
-    return resp.status, doc
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +63,7 @@ def test_no_iam_call_names_an_agent(
     action: str,
     extra: dict[str, Any],
 ) -> None:
-    status, doc = _call(snowvault_server, admin, action, {"UserName": name, **extra})
+    status, doc = snowvault_server.agent_call(admin, action, {"UserName": name, **extra})
     assert (status, doc.get("__type")) == (400, "InvalidParameterValueException"), doc
     assert "AccessKey" not in doc
     agents = snowvault_server.ext("ListAgents", {})["Agents"]

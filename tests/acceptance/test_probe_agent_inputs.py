@@ -16,10 +16,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import urllib3
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from helpers.stories import ROLE
 from helpers.sv_server import ServerProcess, new_server
@@ -40,21 +36,6 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
         server.stop()
 
 
-def _agent_call(
-    server: ServerProcess, key: dict[str, str], action: str, body: dict[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    data = json.dumps(body).encode()
-    url = f"{server.endpoint}/_snowvault/v1/{action}"
-    req = AWSRequest("POST", url, data=data, headers={"Content-Type": "application/json"})
-    creds = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
-    SigV4Auth(creds, "snowvault", server.creds["region"]).add_auth(req)
-    resp = urllib3.request(
-        "POST", url, body=data, headers=dict(req.headers.items()), retries=False, timeout=60
-    )
-    doc: dict[str, Any] = json.loads(resp.data or b"{}")
-    return resp.status, doc
-
-
 def _running_job(server: ServerProcess, host: str, tmp: Any) -> tuple[dict[str, str], str]:
     """An enrolled agent of ``host`` and the id of a backup job it has claimed."""
     key = server.ext("EnrollAgent", {"Host": host})["AccessKey"]
@@ -73,7 +54,7 @@ def _running_job(server: ServerProcess, host: str, tmp: Any) -> tuple[dict[str, 
     backup = server.client()
     backup.create_backup_vault(BackupVaultName=host)
     backup.start_backup_job(BackupVaultName=host, ResourceArn=arn, IamRoleArn=ROLE)
-    status, doc = _agent_call(server, key, "AgentClaimJob", {"WaitSeconds": 5})
+    status, doc = server.agent_call(key, "AgentClaimJob", {"WaitSeconds": 5})
     assert status == 200 and "Job" in doc, (status, doc)
     return key, str(doc["Job"]["JobId"])
 
@@ -83,23 +64,23 @@ def test_heartbeat_takes_any_long_as_bytes_transferred(
 ) -> None:
     key, job_id = _running_job(agent_server, "probe-beat", tmp_path)
     for value in (LONG_MAX, LONG_MAX - 1, 2**53 + 1):
-        status, doc = _agent_call(
-            agent_server, key, "AgentHeartbeat", {"JobId": job_id, "BytesTransferred": value}
+        status, doc = agent_server.agent_call(
+            key, "AgentHeartbeat", {"JobId": job_id, "BytesTransferred": value}
         )
         assert status == 200, (value, status, doc)
         assert doc["State"] == "RUNNING"
         described = agent_server.client().describe_backup_job(BackupJobId=job_id)
         assert described["BytesTransferred"] == value  # kept exactly, not through a float
     for sent, kept in ((1e300, LONG_MAX), (-5, 0), (12.7, 12)):  # bounded, as before
-        status, doc = _agent_call(
-            agent_server, key, "AgentHeartbeat", {"JobId": job_id, "BytesTransferred": sent}
+        status, doc = agent_server.agent_call(
+            key, "AgentHeartbeat", {"JobId": job_id, "BytesTransferred": sent}
         )
         assert status == 200, (sent, status, doc)
         described = agent_server.client().describe_backup_job(BackupJobId=job_id)
         assert described["BytesTransferred"] == kept
     for bad in (2**64, "12", True):  # beyond a Long (the strict JSON parser), not a number
-        status, doc = _agent_call(
-            agent_server, key, "AgentHeartbeat", {"JobId": job_id, "BytesTransferred": bad}
+        status, doc = agent_server.agent_call(
+            key, "AgentHeartbeat", {"JobId": job_id, "BytesTransferred": bad}
         )
         assert 400 <= status < 500, (bad, status, doc)
 
@@ -114,7 +95,7 @@ def test_a_manifest_that_is_no_manifest_is_the_agents_mistake(
 ) -> None:
     host = f"probe-man-{len(json.dumps(manifest))}"
     key, job_id = _running_job(agent_server, host, tmp_path)
-    status, doc = _agent_call(
-        agent_server, key, "AgentPutManifest", {"JobId": job_id, "Manifest": manifest}
+    status, doc = agent_server.agent_call(
+        key, "AgentPutManifest", {"JobId": job_id, "Manifest": manifest}
     )
     assert (status, doc.get("__type")) == (400, "InvalidParameterValueException"), doc
