@@ -16,6 +16,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers.tree_state import xattrs_ok
 from snowvault.engine import archiver
 from snowvault.engine.backends.memory import MemoryBackend
 from snowvault.engine.crypto import KdfParams
@@ -25,15 +26,6 @@ from snowvault.testing.repository import SMALL_CHUNKS
 NOW = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
 FILES = ("a", "b", "d1/c", "d1/d2/e", "d3/f")
 CHANGES = ("write", "append", "chmod", "touch", "remove", "mkdir", "xattr", "link", "same")
-
-
-def _xattrs_ok(path: Path) -> bool:
-    try:
-        os.setxattr(path, "user.probe", b"1")
-        os.removexattr(path, "user.probe")
-        return True
-    except OSError:
-        return False
 
 
 def _apply(root: Path, change: str, target: str, n: int) -> None:
@@ -52,7 +44,7 @@ def _apply(root: Path, change: str, target: str, n: int) -> None:
         path.unlink()
     elif change == "mkdir":
         (path.parent / f"new{n}").mkdir(exist_ok=True)
-    elif change == "xattr" and path.exists() and _xattrs_ok(path):
+    elif change == "xattr" and path.exists() and xattrs_ok(path):
         os.setxattr(path, "user.n", bytes([n]))
     elif change == "link" and path.is_file():
         link = path.parent / f"link{n}"

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import random
-import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers.tree_state import snapshot, xattrs_ok
 from snowvault.engine import archiver, check, file_workers, restorer
 from snowvault.engine.backends.memory import MemoryBackend
 from snowvault.engine.crypto import KdfParams
@@ -32,15 +32,6 @@ def _repo() -> Repository:
     return Repository.init(
         MemoryBackend(), password="pw", kdf=KdfParams.for_tests(), chunker=SMALL_CHUNKS
     )
-
-
-def _xattrs_ok(path: Path) -> bool:
-    try:
-        os.setxattr(path, "user.probe", b"1")
-        os.removexattr(path, "user.probe")
-        return True
-    except OSError:
-        return False
 
 
 def _source(root: Path) -> None:
@@ -65,24 +56,8 @@ def _source(root: Path) -> None:
     os.link(root / "hard_a", root / "dir1" / "hard_b")
     (root / os.fsdecode(b"caf\xe9")).write_bytes(b"latin-1 name")
     os.symlink("dir0/f1", root / "link")
-    if _xattrs_ok(root / "hard_a"):
+    if xattrs_ok(root / "hard_a"):
         os.setxattr(root / "dir0" / "f2", "user.note", b"\x00\xff")
-
-
-def _snapshot(root: Path) -> dict[bytes, tuple[Any, ...]]:
-    out: dict[bytes, tuple[Any, ...]] = {}
-    base = os.fsencode(root)
-    for folder, dirs, files in os.walk(base):
-        for name in dirs + files:
-            full = os.path.join(folder, name)
-            st = os.lstat(full)
-            xattrs = sorted(os.listxattr(full, follow_symlinks=False))
-            body = b""
-            if stat.S_ISREG(st.st_mode):
-                with open(full, "rb") as fh:
-                    body = fh.read()
-            out[os.path.relpath(full, base)] = (st.st_mode, st.st_mtime_ns, xattrs, body)
-    return out
 
 
 def test_worker_processes_match_the_single_process_path(
@@ -106,7 +81,7 @@ def test_worker_processes_match_the_single_process_path(
     assert report.problems == [] and report.blobs > 0
     out = tmp_path / "out"
     restorer.restore(repo, fast.rp_id, out)
-    assert _snapshot(out) == _snapshot(src)
+    assert snapshot(out) == snapshot(src)
     assert os.stat(out / "hard_a").st_ino == os.stat(out / "dir1" / "hard_b").st_ino
     assert os.stat(out / "hole").st_blocks == 0
 
@@ -128,7 +103,7 @@ def test_incremental_with_workers_reads_only_changed_files(tmp_path: Path) -> No
     )
     out = tmp_path / "out"
     restorer.restore(repo, second.rp_id, out)
-    assert _snapshot(out) == _snapshot(src)
+    assert snapshot(out) == snapshot(src)
 
 
 def test_a_worker_reports_unreadable_files_and_skips_known_blobs(tmp_path: Path) -> None:

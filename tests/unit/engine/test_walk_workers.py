@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import random
-import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers.tree_state import snapshot, xattrs_ok
 from snowvault.engine import archiver, check, errors, restorer, walk_workers
 from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.crypto import KdfParams
@@ -33,15 +33,6 @@ def _repo(path: Path) -> Repository:
     return Repository.init(
         LocalBackend(str(path)), password="pw", kdf=KdfParams.for_tests(), chunker=SMALL_CHUNKS
     )
-
-
-def _xattrs_ok(path: Path) -> bool:
-    try:
-        os.setxattr(path, "user.probe", b"1")
-        os.removexattr(path, "user.probe")
-        return True
-    except OSError:
-        return False
 
 
 def _source(root: Path) -> None:
@@ -75,25 +66,9 @@ def _source(root: Path) -> None:
     os.mkdir(root / "top2" / os.fsdecode(b"d\xffir"))
     (root / "top2" / os.fsdecode(b"d\xffir") / "inside").write_bytes(b"in a non-UTF-8 dir")
     os.symlink("../dir0/f1", root / "top0" / "dir1" / "link")
-    if _xattrs_ok(root / "rootfile"):
+    if xattrs_ok(root / "rootfile"):
         os.setxattr(root / "top1" / "dir0" / "f2", "user.note", b"\x00\xff")
         os.setxattr(root / "top1" / "dir0", "user.dir", b"on a directory")
-
-
-def _snapshot(root: Path) -> dict[bytes, tuple[Any, ...]]:
-    out: dict[bytes, tuple[Any, ...]] = {}
-    base = os.fsencode(root)
-    for folder, dirs, files in os.walk(base):
-        for name in dirs + files:
-            full = os.path.join(folder, name)
-            st = os.lstat(full)
-            xattrs = sorted(os.listxattr(full, follow_symlinks=False))
-            body = b""
-            if stat.S_ISREG(st.st_mode):
-                with open(full, "rb") as fh:
-                    body = fh.read()
-            out[os.path.relpath(full, base)] = (st.st_mode, st.st_mtime_ns, xattrs, body)
-    return out
 
 
 FIELDS = ("files_new", "files_changed", "files_unchanged", "dirs", "other", "bytes_read")
@@ -130,7 +105,7 @@ def test_walk_workers_match_the_single_process_path(
     assert report.problems == [] and report.blobs > 0
     out = tmp_path / "out"
     restorer.restore(repo, fast.rp_id, out)
-    assert _snapshot(out) == _snapshot(src)
+    assert snapshot(out) == snapshot(src)
     ino = os.stat(out / "top0" / "dir0" / "hard_a").st_ino
     assert os.stat(out / "top1" / "dir3" / "hard_b").st_ino == ino
     assert os.stat(out / "top2" / "dir2" / "hard_c").st_ino == ino
@@ -158,7 +133,7 @@ def test_reruns_with_walk_workers_reuse_the_parent(tmp_path: Path) -> None:
     assert second.manifest.summary.bytes_read == len(b"new content") + len(b"a new file")
     out = tmp_path / "out"
     restorer.restore(Repository.open(repo.backend, password="pw"), second.rp_id, out)
-    assert _snapshot(out) == _snapshot(src)
+    assert snapshot(out) == snapshot(src)
 
 
 def _too_deep(top: Path) -> bytes:
@@ -275,7 +250,7 @@ def test_what_two_workers_both_stored_prunes_to_what_restores(
     assert check.check(after, read_data=True).ok
     out = tmp_path / "out"
     restorer.restore(after, done.rp_id, out)
-    assert _snapshot(out) == _snapshot(src)
+    assert snapshot(out) == snapshot(src)
 
 
 def test_by_default_workers_start_only_once_the_backup_has_read_enough(
