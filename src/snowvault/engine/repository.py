@@ -459,6 +459,11 @@ class Repository:
         """Every keyed pack with its key."""
         return dict(self._pack_keys)
 
+    def writer_secret(self) -> bytes:
+        """The repository secret, for a writer process of this same backup (walk workers
+        open the repository with it over a private socket pair); never logged or stored."""
+        return self._keys.secret
+
     def scoped_id_key(self, scope: str) -> bytes:
         """The blob-id key of an id scope (an agent's), never the repository's own."""
         return keyed_packs.scoped_id_key(self._keys.id_key, scope)

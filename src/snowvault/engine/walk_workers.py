@@ -362,8 +362,9 @@ class SubtreeWorkers:
         self._errors: list[str | bytes] = []  # paths, for the meter's count
         self._broken: str | None = None
         self._workers: list[_Worker] = []
-        keys, root, rules = repo._keys, repo.backend.root, list(excludes)
-        self._init: tuple[Any, ...] = ("init", os.getpid(), root, keys.secret, repo.config)
+        root, rules = repo.backend.root, list(excludes)
+        secret = repo.writer_secret()
+        self._init: tuple[Any, ...] = ("init", os.getpid(), root, secret, repo.config)
         self._init += (rules, one_file_system)
         self._pump: threading.Thread | None = None
         if not lazy:
@@ -402,7 +403,7 @@ class SubtreeWorkers:
         n = walkers_wanted(walkers)
         if n < 1 or not isinstance(repo, Repository):
             return None
-        if type(repo.backend) is not LocalBackend or repo._pack_keys:
+        if type(repo.backend) is not LocalBackend or repo.pack_keys():
             return None  # reopened by path; keyed packs: the parent's index would shadow
         asked = walkers is not None or os.environ.get("SNOWVAULT_ENGINE_WALKERS", "").isdigit()
         return cls(repo, n, list(excludes), one_file_system, lazy=not asked)
