@@ -772,20 +772,34 @@ def _set_root_key_file(config: ServerConfig, path: Path) -> None:
 class App:
     """Everything a running server holds: config, deps, the access-key box, the worker."""
 
-    def __init__(self, config: ServerConfig, clock: Clock, *, test_mode: bool = False) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        clock: Clock,
+        *,
+        test_mode: bool = False,
+        serving: bool = False,
+    ) -> None:
         self.config = config
         self.test_mode = test_mode
         root_key = _read_root_key(config)
         _tighten_host_files(config)
         self._server_lock = private_files.ServerLock(config.data_dir).shared()
-        engine = catalog.db.create_engine(config.catalog_url)
+        self._sole_lock: private_files.SoleServerLock | None = None
+        try:
+            if serving:  # before the catalog is touched: a refused server changes nothing
+                self._sole_lock = _sole_server_lock(config)
+            engine = catalog.db.create_engine(config.catalog_url)
+        except BaseException:
+            self._server_lock.release()
+            raise
         try:
             with leadership.migration_lock(engine):  # servers of a fleet starting together
                 catalog.db.upgrade(engine)
             _check_root_key(engine, root_key, config)
         except BaseException:
             engine.dispose()
-            self._server_lock.release()
+            self._release_locks()
             raise
         # the roles one server of a fleet holds at a time (WAL receivers, delivery)
         self.roles = leadership.Leadership(engine, _roles_dir(config))
@@ -876,7 +890,21 @@ class App:
         self.worker.stop()
         self.roles.close()
         self.deps.engine.dispose()
+        self._release_locks()
+
+    def _release_locks(self) -> None:
+        if self._sole_lock is not None:
+            self._sole_lock.release()
         self._server_lock.release()
+
+
+def _sole_server_lock(config: ServerConfig) -> private_files.SoleServerLock | None:
+    """The lock the one server of a SQLite catalog holds (Conflict when another server
+    holds it); None with PostgreSQL, whose servers share it (a fleet)."""
+    db_file = catalog.db.sqlite_path(config.catalog_url)
+    if db_file is None:
+        return None
+    return private_files.SoleServerLock(Path(db_file).absolute()).take()
 
 
 def _roles_dir(config: ServerConfig) -> Path:
@@ -889,9 +917,19 @@ def _roles_dir(config: ServerConfig) -> Path:
 
 
 def build(
-    data_dir: str | os.PathLike[str], *, clock: Clock | None = None, test_mode: bool = False
+    data_dir: str | os.PathLike[str],
+    *,
+    clock: Clock | None = None,
+    test_mode: bool = False,
+    serving: bool = False,
 ) -> App:
-    """The App for an initialised data directory (the worker is not started)."""
+    """The App for an initialised data directory (the worker is not started).
+
+    ``serving``: the App of ``snowvault server`` (or ``run``), which will start the
+    worker, scheduler and delivery loop. On a SQLite catalog only one such App may exist
+    (Conflict, before the catalog is touched); readers beside it (``cost report``) pass
+    False and share ``server.lock`` with it."""
     if clock is None and test_mode:  # the clock POST /_snowvault/clock moves
         clock = simulation.start_clock()
-    return App(ServerConfig.load(data_dir), clock or SystemClock(), test_mode=test_mode)
+    config = ServerConfig.load(data_dir)
+    return App(config, clock or SystemClock(), test_mode=test_mode, serving=serving)

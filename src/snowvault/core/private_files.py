@@ -9,6 +9,7 @@ umask is left alone: restores into users' directories must keep their own modes)
     make_dirs(path)                   # missing levels 0700
     tighten([data_dir, storage])      # -> paths whose group/other bits were removed
     with ServerLock(data_dir).shared(): ...   # a running server; exclusive: offline tools
+    SoleServerLock(catalog_file).take()       # the one server of a SQLite catalog
 
 Who may call: the composition root and offline tools, never with a path from an API
 caller. The walk in :func:`tighten` follows no symlink and stays on each root's tree.
@@ -30,6 +31,8 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 GROUP_OTHER = 0o077
 LOCK_FILE = "server.lock"
+SOLE_SERVER_SUFFIX = ".server.lock"
+"""Beside a SQLite catalog file: ``catalog.db.server.lock``, held by its one server."""
 
 
 def write_new(path: Path, data: bytes) -> None:
@@ -191,3 +194,41 @@ class ServerLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class SoleServerLock:
+    """``<catalog file>.server.lock``, held exclusive by the one server of a SQLite catalog.
+
+    A SQLite catalog has one server (docs/operations/scale-out.md: a fleet needs
+    PostgreSQL): two would run two schedulers, two sweepers and two workers on one file,
+    and :class:`ServerLock` (shared, so that readers such as ``cost report`` may open the
+    catalog beside a running server) cannot tell a second server from a reader. The lock
+    sits beside the catalog, not in the data directory, so two data directories whose
+    config.json names one SQLite file are refused too. flock(2): a killed server's lock
+    ends with it.
+    """
+
+    def __init__(self, catalog_file: Path) -> None:
+        self.catalog_file = catalog_file
+        self.path = Path(f"{catalog_file}{SOLE_SERVER_SUFFIX}")
+        self._fd: int | None = None
+
+    def take(self) -> SoleServerLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise Conflict(
+                f"another snowvault server serves the SQLite catalog {self.catalog_file} "
+                f"(it holds {self.path}); a SQLite catalog has one server: stop that one "
+                "first, or put several servers on a PostgreSQL catalog "
+                "(docs/operations/scale-out.md)"
+            ) from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

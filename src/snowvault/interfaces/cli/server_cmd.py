@@ -393,7 +393,7 @@ def server(
 
     config = app_mod.ServerConfig.load(data_dir)
     _logging(log_fmt or config.log_format)
-    app = app_mod.build(data_dir, test_mode=test_mode)
+    app = app_mod.build(data_dir, test_mode=test_mode, serving=True)
     if metrics_address is not None:
         app.config = dataclasses.replace(app.config, metrics_address=metrics_address)
     if not app.config.allowed_paths:
@@ -413,7 +413,7 @@ def run(data_dir: str, port: int | None) -> None:
         _write_profile(result)
         click.echo(f"initialised {Path(data_dir).absolute()} (account {result.account_id})")
     _logging()
-    app = app_mod.build(data_dir)
+    app = app_mod.build(data_dir, serving=True)
     host, port = app.config.host, port or app.config.port
     endpoint = f"http://{host}:{port}"
     creds = app.root_credentials()
