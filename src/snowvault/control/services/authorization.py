@@ -47,11 +47,16 @@ caller may bypass a governance lock.
 
 Condition keys given to every policy: aws:PrincipalArn, aws:PrincipalAccount,
 aws:SourceIp (when known), aws:CurrentTime and aws:EpochTime (``caller.now``); and
-``snowvault:Path`` (:data:`PATH_KEY`), the host path a call will read or write, resolved
-with ``os.path.realpath`` (symlinks and ``..``) as the host-path rule sees it: the
+``snowvault:Path`` (:data:`PATH_KEY`), the host path a call will read or write: the
 ``Source`` of RegisterResource (Directory), ``Metadata.targetPath`` of StartRestoreJob,
-and the registered source of the Directory resource of StartBackupJob. A call that names
-no valid absolute path has no ``snowvault:Path``, so a condition on it does not hold.
+and the registered source of the Directory resource of StartBackupJob. On the server's
+host it is resolved with ``os.path.realpath`` (symlinks and ``..``) as the host-path rule
+sees it. On an agent's host (a resource registered with ``WorkerLabel agent:HOST``, a
+restore that host's agent will run) it is only folded lexically (``.``, ``..``, ``//``):
+the server's file system says nothing about that host, and resolving there would let a
+symlink on the server change what the condition sees; the host's symlinks are confined
+by the agent's own ``--allow-path`` (resolved on the host). A call that names no valid
+absolute path has no ``snowvault:Path``, so a condition on it does not hold.
 
 Must not depend on the scheduler, the composition root or any interface.
 """
@@ -60,6 +65,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -67,7 +73,7 @@ from typing import Any, Literal
 from sqlalchemy.engine import Connection
 
 from snowvault.control import catalog
-from snowvault.control.model import host_paths, iam
+from snowvault.control.model import agent_hosts, host_paths, iam
 from snowvault.control.model import kms as kms_rules
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import AccessDenied
@@ -359,20 +365,47 @@ def _vault_arn(caller: Caller, name: str, account: str | None = None) -> str:
     return arns.build("backup", caller.region, account or caller.account_id, f"backup-vault:{name}")
 
 
-def host_path(path: object) -> str | None:
+def host_path(path: object, *, agent_host: bool = False) -> str | None:
     """``path`` resolved as the host-path rule resolves it (``os.path.realpath``: symlinks
     and ``..``), or None when it is not an absolute path string without NUL bytes (the
     service then refuses it itself, naming the problem). A string the file system cannot
-    take (a lone surrogate) is None too, not an error."""
+    take (a lone surrogate) is None too, not an error.
+
+    ``agent_host``: a path on an agent's host, folded lexically only (``posixpath.normpath``:
+    absolute, no ``..`` left to climb out of a prefix, never a look at the server's file
+    system), since a server-side symlink must not decide what a condition on that host's
+    path sees."""
     try:
-        return host_paths.resolve(path, os.path.realpath)
+        return host_paths.resolve(path, posixpath.normpath if agent_host else os.path.realpath)
     except (host_paths.InvalidHostPath, ValueError):  # UnicodeEncodeError is a ValueError
         return None
 
 
-def _path_context(path: object) -> dict[str, iam.ContextValue]:
-    resolved = host_path(path)
+def _path_context(path: object, *, agent_host: bool = False) -> dict[str, iam.ContextValue]:
+    resolved = host_path(path, agent_host=agent_host)
     return {} if resolved is None else {PATH_KEY: resolved}
+
+
+def _on_agent_host(worker_label: object) -> bool:
+    return isinstance(worker_label, str) and agent_hosts.is_agent_label(worker_label)
+
+
+def _restores_on_agent(conn: Connection, caller: Caller, rp_arn: str) -> bool:
+    """Whether StartRestoreJob of ``rp_arn`` will run on an agent's host: the caller's own
+    point of a resource registered on a host of the caller's own account (the rule of
+    ``restore_jobs._check_metadata``; any other restore runs on the server)."""
+    rp = catalog.recovery_points.find(conn, rp_arn)
+    if rp is None or rp.account_id != caller.account_id:
+        return False
+    resource = catalog.resources.find(conn, rp.resource_arn)
+    label = resource["worker_label"] if resource is not None else None
+    if not _on_agent_host(label):
+        return False
+    try:
+        owner = agent_hosts.parse(label)
+    except InvalidInput:
+        return False
+    return owner is not None and owner[0] == caller.account_id
 
 
 def _recovery_point(
@@ -398,7 +431,8 @@ def _vault(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Targe
     if resource_arn:  # StartBackupJob: the host path a Directory resource reads
         resource = catalog.resources.find(conn, resource_arn)
         if resource is not None and resource["resource_type"] in PATH_RESOURCE_TYPES:
-            context = _path_context(resource["source"])
+            agent_host = _on_agent_host(resource["worker_label"])
+            context = _path_context(resource["source"], agent_host=agent_host)
     return Target(vault, vault, context)
 
 
@@ -410,7 +444,9 @@ def _rp(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
     metadata = params.get("Metadata")
     if isinstance(metadata, Mapping):  # StartRestoreJob: the host path it writes
         path = metadata.get("targetPath") or metadata.get("TargetPath")
-        return Target(target.resource_arn, target.vault_arn, _path_context(path))
+        agent_host = _restores_on_agent(conn, caller, rp_arn)
+        context = _path_context(path, agent_host=agent_host)
+        return Target(target.resource_arn, target.vault_arn, context)
     return target
 
 
@@ -500,7 +536,10 @@ def _new_resource(conn: Connection, caller: Caller, params: Mapping[str, Any]) -
     arn = "*"
     if kind and name and ":" not in name:
         arn = _account_arn(caller, "snowvault", f"{kind.lower()}/{name}")
-    context = _path_context(params.get("Source")) if kind in PATH_RESOURCE_TYPES else {}
+    context: dict[str, iam.ContextValue] = {}
+    if kind in PATH_RESOURCE_TYPES:
+        agent_host = _on_agent_host(params.get("WorkerLabel"))
+        context = _path_context(params.get("Source"), agent_host=agent_host)
     return Target(arn, None, context)
 
 
