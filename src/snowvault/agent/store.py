@@ -16,8 +16,9 @@ job with one line.
 Where the vault's store is S3 (the claim's ``Keys.Direct``), the blobs the vault lacks
 go into packs built here instead (a keyed pack: blobs and header sealed under the job
 key, ids under the host's scoped id key; repository-format.md), each PUT straight to
-the store through a presigned URL the server gives for that pack id, then committed:
-the server carries no data (docs/design/agents.md, "Direct uploads to S3").
+the store through a presigned URL the server gives for that pack id, then committed
+together with the next pack's presign (one call per pack): the server carries no data
+(docs/design/agents.md, "Direct uploads to S3").
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ class RemoteBlobStore:
         self._sealer = primitives.Sealer(keys.job_key)
         self._open: dict[int, _Pack] = {}
         self._http: urllib3.PoolManager | None = None
+        self._to_commit: dict[str, Any] | None = None
+        """The pack put last, committed with the next call (at most one pack: an agent
+        killed before its commit sends it again, with the pack being filled)."""
         # direct: blobs are asked about a pack's worth at a time (nothing but ids goes to
         # the server, so the request limit does not bound the batch; fewer HasBlobs calls)
         self._batch_bytes = max(BATCH_BYTES, keys.pack_size) if keys.direct else BATCH_BYTES
@@ -143,6 +147,7 @@ class RemoteBlobStore:
             self._flush_locked()
             for kind in sorted(self._open):
                 self._upload_pack(self._open.pop(kind))
+            self._commit_pending()
 
     def _flush_locked(self) -> None:
         if not self._pending:
@@ -195,7 +200,8 @@ class RemoteBlobStore:
 
     def _upload_pack(self, pack: _Pack) -> None:
         """Seal the header, name the pack by its SHA-256, ask for a presigned URL, PUT
-        it (tried again on network trouble, with a fresh URL), then commit it."""
+        it (tried again on network trouble, with a fresh URL). Its commit goes with the
+        next pack's presign (one call per pack), or with :meth:`flush`."""
         if not pack.entries:
             return
         body = bytes(pack.buf + packs.encode_header(self._sealer, pack.entries))
@@ -203,7 +209,11 @@ class RemoteBlobStore:
         md5 = agent_blobs.content_md5(body)
         declared = {"PackId": pack_id, "Size": len(body), "ContentMD5": md5}
         for attempt in range(PUT_TRIES):
-            doc = self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Presign": [declared]})
+            params: dict[str, Any] = {"JobId": self._job_id, "Presign": [declared]}
+            if self._to_commit is not None:
+                params["Commit"] = [self._to_commit]
+            doc = self._api.call("AgentPutBlobs", params)
+            self._to_commit = None
             upload = doc["Uploads"][0]
             if upload.get("Exists"):
                 break
@@ -213,8 +223,13 @@ class RemoteBlobStore:
             if attempt + 1 == PUT_TRIES:
                 raise InvalidInput(detail=f"the store refused pack {pack_id} {PUT_TRIES} times")
             time.sleep(min(2.0**attempt, 10.0))
-        self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Commit": [declared]})
+        self._to_commit = declared
         self.packs_uploaded += 1
+
+    def _commit_pending(self) -> None:
+        if self._to_commit is not None:
+            self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Commit": [self._to_commit]})
+            self._to_commit = None
 
     def _put(self, url: str, headers: dict[str, str], body: bytes) -> bool:
         """One PUT of ``body`` to a presigned URL: True when the store holds it (200, or

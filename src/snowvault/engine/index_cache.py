@@ -161,6 +161,15 @@ def remember_fixed(entry: Entry, config: bytes, slots: list[tuple[str, bytes]]) 
         entry.count("fixed_reads")
 
 
+def remember_record(entry: Entry, name: str, groups: list[keyed_packs.Group]) -> None:
+    """A pack-key record this process just wrote under ``name``: the next open that
+    lists it takes it from here instead of reading it back (its name is the hash of its
+    bytes, which hold exactly ``groups``)."""
+    with entry.lock:
+        entry.records[name] = groups
+        entry.count("records_written")
+
+
 T = TypeVar("T")
 
 

@@ -13,6 +13,21 @@ a live exclusive lock; an exclusive holder backs off when it sees any other live
 Two contenders that start together may both back off — never both proceed. Lock
 through :func:`locked_repository`: it reads the index again once the lock is held, so
 what a holder knows of the packs is never older than the lock.
+
+**Job locks** (:func:`hold_job_lock`, :func:`release_job_lock`): a shared lock held for a
+whole job whose calls any server of a fleet may answer (an agent's backup: its packs are
+indexed call by call, but referenced only by its manifest at the end, and a prune in
+between would delete them). Its name derives from the job id, so whichever server
+answers the job's next call finds it by listing ``locks/``, with no server's memory::
+
+    locks/job-<tag>-<YYYYmmddTHHMMSSZ>-<random>     # tag = SHA-256(job id), 32 hex
+
+Its document has no ``pid`` (a job outlives the server process that took its lock: it is
+judged by its age alone, as a lock of another host) and names the ``job``. Any server
+refreshes it (write a new one, delete the older ones of the job) once it is older than
+``REFRESH_EVERY``; the staleness rule is the same ``STALE_AFTER``. Two servers refreshing
+at once leave two live locks of the job until the next refresh or the release: the safe
+side.
 """
 
 from __future__ import annotations
@@ -25,7 +40,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from snowvault.core.clock import Clock
@@ -33,7 +48,7 @@ from snowvault.core.errors import Conflict
 from snowvault.engine import errors
 from snowvault.engine.backends import local, tiered
 from snowvault.engine.backends.base import Backend
-from snowvault.engine.crypto import random_bytes
+from snowvault.engine.crypto import content_hash, random_bytes
 
 if TYPE_CHECKING:
     from snowvault.engine.repository import Repository
@@ -179,6 +194,106 @@ def locked_repository(
         yield lock
     finally:
         lock.release()
+
+
+JOB_LOCK_PREFIX = "locks/job-"
+_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def job_lock_tag(job_id: str) -> str:
+    """The part of a job lock's name that names its job (a hash: a job id in a store's
+    listing would tell a store reader which jobs run)."""
+    return content_hash(f"snowvault/job-lock/v1|{job_id}".encode()).hex()[:32]
+
+
+def _job_lock_names(backend: Backend, job_id: str) -> list[tuple[str, datetime | None]]:
+    """The job's locks in the store with the times their names carry (None: unreadable)."""
+    prefix = f"{JOB_LOCK_PREFIX}{job_lock_tag(job_id)}-"
+    found: list[tuple[str, datetime | None]] = []
+    for info in backend.list("locks/"):
+        if not info.name.startswith(prefix):
+            continue
+        stamp = info.name[len(prefix) :].split("-", 1)[0]
+        try:
+            when: datetime | None = datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+        except ValueError:
+            when = None
+        found.append((info.name, when))
+    return found
+
+
+def _write_job_lock(backend: Backend, clock: Clock, job_id: str) -> str:
+    now = clock.now()
+    name = (
+        f"{JOB_LOCK_PREFIX}{job_lock_tag(job_id)}-{now.astimezone(UTC).strftime(_STAMP)}"
+        f"-{random_bytes(8).hex()}"
+    )
+    doc = {"exclusive": False, "time": now.isoformat(), "host": socket.gethostname(), "job": job_id}
+    backend.put(name, json.dumps(doc).encode())
+    return name
+
+
+def hold_job_lock(
+    backend: Backend, clock: Clock, job_id: str, *, wait_seconds: float = 0.0
+) -> list[tuple[str, dict[str, object]]]:
+    """Make sure job ``job_id`` holds a fresh shared lock on ``backend``: none yet, one
+    written and the others listed (RepositoryLocked when a live exclusive lock is there
+    after ``wait_seconds``, the new lock deleted again); one older than
+    ``REFRESH_EVERY``, a new one written and the older ones of the job deleted; a fresh
+    one, nothing written (one listing). The other jobs' live locks seen when a lock was
+    written, ``[(name, document)]`` (the caller may end those of jobs that ended: a
+    job whose lease ran out never released its lock), else []."""
+    now = clock.now()
+    mine = _job_lock_names(backend, job_id)
+    newest = max((when for _n, when in mine if when is not None), default=None)
+    if newest is not None and now - newest < REFRESH_EVERY:
+        return []
+    if newest is not None and now - newest < STALE_AFTER:  # held, but old: refresh
+        _write_job_lock(backend, clock, job_id)  # (no live exclusive lock can be there)
+        _delete_all(backend, [name for name, _when in mine])
+        return []
+    others = _acquire_job_lock(backend, clock, job_id, wait_seconds)
+    _delete_all(backend, [name for name, _when in mine])  # stale ones: aged out
+    return others
+
+
+def _delete_all(backend: Backend, names: list[str]) -> None:
+    for name in names:
+        with contextlib.suppress(errors.BackendError):
+            backend.delete(name)
+
+
+def _acquire_job_lock(
+    backend: Backend, clock: Clock, job_id: str, wait_seconds: float
+) -> list[tuple[str, dict[str, object]]]:
+    tries = 1 + max(0, math.ceil(wait_seconds / RETRY_EVERY_SECONDS))
+    pause = threading.Event()
+    for attempt in range(tries):
+        new = _write_job_lock(backend, clock, job_id)
+        others = live_locks(backend, clock.now(), skip=new)
+        held = [doc for _name, doc in others if doc.get("exclusive")]
+        if not held:
+            return [(n, d) for n, d in others if "job" in d]
+        with contextlib.suppress(errors.ObjectNotFound):
+            backend.delete(new)
+        if attempt + 1 == tries:
+            doc = held[0]
+            raise RepositoryLocked(
+                detail=f"an exclusive lock is held by {doc.get('host')} pid {doc.get('pid')} "
+                f"since {doc.get('time')}"
+            )
+        pause.wait(RETRY_EVERY_SECONDS)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def release_job_lock(backend: Backend, job_id: str) -> int:
+    """Delete every lock of job ``job_id`` (gone already: fine); how many were deleted."""
+    deleted = 0
+    for name, _when in _job_lock_names(backend, job_id):
+        with contextlib.suppress(errors.ObjectNotFound):
+            backend.delete(name)
+            deleted += 1
+    return deleted
 
 
 def _remove_empty_dirs(backend: Backend) -> None:

@@ -10,7 +10,8 @@ after the compact-index sweep or a prune deleted it under the reader), read for 
 
 - a vanished segment in any job call answers ServiceUnavailableException (retryable),
   never ResourceNotFoundException ("your lease is gone"): the job completes on the retry;
-- a claim that meets one hands the job back to the queue instead of failing it;
+- a claim that meets a prune holding the vault hands the job back to the queue instead
+  of failing it;
 - the lease check's own refusal is still ResourceNotFoundException;
 - AgentPutManifest twice at once: one point, one manifest, the same answer to both;
   a repeat after success answers the same RecoveryPointArn; another manifest or another
@@ -39,6 +40,7 @@ from snowvault.control.services import agents, backup_jobs, resources, restore_j
 from snowvault.control.services.base import Caller
 from snowvault.core.errors import SnowvaultError, Unavailable
 from snowvault.engine import errors as engine_errors
+from snowvault.engine import locks
 from snowvault.engine.backends import base
 from snowvault.engine.backends.url import open_backend
 from snowvault.engine.repository import MANIFEST_PREFIX
@@ -206,19 +208,28 @@ def test_the_engine_error_under_it_is_an_object_not_found(world: World, shared: 
     assert errors.to_api_error(caught.value).code == client.NOT_FOUND
 
 
-def test_a_claim_that_meets_a_vanished_segment_hands_the_job_back(
-    world: World, shared: Shared, tmp_path: Path
+def test_a_claim_that_meets_a_prune_holding_the_vault_hands_the_job_back(
+    world: World, shared: Shared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The claim reads no index segment (the job's first data call does), but it takes
+    the job's vault lock: a prune holding the vault past the claim's wait hands the job
+    back to the queue, as a store trouble does, instead of failing it."""
+    monkeypatch.setattr(agents, "JOB_LOCK_WAIT_SECONDS", 0.0)
     h1 = agent_world.agent(world, "h1")
     job_id = _start(world, _agent_resource(world, tmp_path / "on-h1"))
-    shared.vanished = True
-    with pytest.raises(SnowvaultError) as caught:
-        answer(world, h1, "AgentClaimJob", {})
+    vault = vaults.get(world.deps, world.root, "main")
+    with vaults.open_repository(world.deps, vault) as repo:
+        held = locks.Lock(repo.backend, world.clock, exclusive=True)
+        held.acquire()
+        try:
+            with pytest.raises(SnowvaultError) as caught:
+                answer(world, h1, "AgentClaimJob", {})
+        finally:
+            held.release()
     assert client.code_of(caught.value) == "ServiceUnavailableException"
     assert caught.value.fields["retryable"]
     waiting = _job(world, job_id)
     assert waiting.state == "PENDING" and waiting.lease_owner is None  # not FAILED
-    shared.vanished = False
     again = answer(world, h1, "AgentClaimJob", {})["Job"]
     assert again["JobId"] == job_id
 

@@ -1,8 +1,10 @@
 """A server's cache of its vaults (engine/index_cache.py, used by every agent call) never
-makes it accept a manifest whose blobs are gone: another server's prune between a job's
+makes it accept a manifest whose blobs are gone: when a job's vault lock was lost (it
+aged out: engine/locks.py, "Job locks"), another server's prune between the job's
 uploads and its AgentPutManifest deletes the packs the job uploaded (nothing referenced
 them yet), and the manifest is refused though this server's cache had read the segments
-that named those packs (docs/design/agents.md, "Costs of a job call")."""
+that named those packs (docs/design/agents.md, "Costs of a job call"). While the lock is
+held, that prune is refused (tests/unit/services/test_agent_job_lock.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from snowvault.agent import runner, store
 from snowvault.control import catalog
 from snowvault.control.services import backup_jobs, resources, vaults
 from snowvault.core.errors import InvalidInput
-from snowvault.engine import check, prune
+from snowvault.engine import check, locks, prune
 
 
 @pytest.fixture
@@ -36,6 +38,9 @@ class PruneBeforeManifest(agent_world.InProcessApi):
         if action == "AgentPutManifest" and self.refused is None:
             vault = _vault(self.world)
             with vaults.open_repository(self.world.deps, vault) as repo:
+                with pytest.raises(locks.RepositoryLocked):  # the job holds its lock
+                    prune.prune(repo, self.world.clock)
+                assert locks.release_job_lock(repo.backend, body["JobId"]) == 1  # lost
                 assert prune.prune(repo, self.world.clock).packs_deleted
             try:
                 return super().call(action, body, **kw)

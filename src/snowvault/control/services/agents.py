@@ -27,9 +27,10 @@ import base64
 import contextlib
 import dataclasses
 import json
+import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -57,6 +58,7 @@ from snowvault.engine import (
     compression,
     crypto,
     errors,
+    index_cache,
     keyed_packs,
     locks,
     packs,
@@ -69,6 +71,7 @@ from snowvault.engine.chunker import ChunkerParams
 from snowvault.engine.crypto import agent_blobs, primitives
 from snowvault.engine.repository import Repository
 
+log = logging.getLogger("snowvault.services.agents")
 check_host = agent_hosts.check_host
 LABEL_PREFIX = agent_hosts.LABEL_PREFIX
 _VERSION_RE = re.compile(r"^[\w.+-]{1,64}$")
@@ -289,24 +292,59 @@ forgotten between listing and reading, the store away for a moment."""
 def _writing_into(
     deps: Deps, vault: catalog.db.Record, *, index: bool = True
 ) -> Iterator[Repository]:
-    """The vault's repository for an agent's job call that adds to it: storage trouble
-    answered retryable (:func:`_store_trouble`), under the shared lock (a prune running
-    waits up to a minute, then the call is retried), its index read under the lock.
-    ``index=False`` (presign and commit, which name keyed packs only): the pack-key
-    records are read under the lock, the index not at all."""
+    """The vault's repository for an agent's job call that adds to it, storage trouble
+    answered retryable (:func:`_store_trouble`). No lock is taken here: the job holds
+    its vault's shared lock from its claim to its end (:func:`_hold_job_lock`), so no
+    prune runs while it writes, and the vault cannot be deleted under a running job
+    (the catalog refuses). The index is read as it is listed now (``index=False``,
+    presign and commit, which name keyed packs only: the pack-key records only)."""
     with (
         _store_trouble(),
-        vaults.open_repository(deps, vault, cached=True, load_index=False) as repo,
+        vaults.open_repository(deps, vault, cached=True, load_index=index) as repo,
     ):
-        if index:
-            with locks.locked_repository(repo, deps.clock, exclusive=False, wait_seconds=60):
-                yield repo
-            return
-        with locks.locked(repo.backend, deps.clock, exclusive=False, wait_seconds=60):
-            if not repo.backend.exists("config"):  # as locked_repository: deleted
-                raise locks.RepositoryLocked(detail="the repository was deleted")
+        if not index:
             repo.reload_pack_keys()
-            yield repo
+        yield repo
+
+
+JOB_LOCK_WAIT_SECONDS = 20.0
+"""How long a claim, or a manifest whose job lock was lost, waits for a prune holding
+the vault's exclusive lock (the claim then hands the job back; the manifest answers
+Unavailable and is asked again)."""
+
+
+def _hold_job_lock(deps: Deps, repo: Repository, job_id: str, *, wait_seconds: float) -> None:
+    """The job's shared lock on its vault (engine/locks.py, "Job locks"), taken at the
+    claim and kept fresh by any server that answers the job's heartbeat: a prune (the
+    exclusive lock) cannot run between an agent's commits and its manifest, which is
+    when its packs are indexed but named by no point. Other jobs' locks seen when one
+    is written whose jobs have ended (a lease that ran out never released its lock)
+    are deleted."""
+    others = locks.hold_job_lock(repo.backend, deps.clock, job_id, wait_seconds=wait_seconds)
+    ended = []
+    with catalog.db.read_transaction(deps.engine) as conn:
+        for name, doc in others:
+            try:
+                other = catalog.jobs.get(conn, str(doc.get("job")))
+            except NotFound:
+                ended.append(name)
+                continue
+            if other.state in job_rules.BACKUP.final:
+                ended.append(name)
+    for name in ended:
+        with contextlib.suppress(errors.BackendError):
+            repo.backend.delete(name)
+
+
+def _release_job_lock(deps: Deps, job: BackupJob) -> None:
+    """The job ended: its lock on the vault goes (a store that fails now leaves it to
+    age out, ``locks.STALE_AFTER``, or to the next claim into the vault)."""
+    try:
+        vault = _vault_of(deps, job)
+        with vaults.open_repository(deps, vault, cached=True, load_index=False) as repo:
+            locks.release_job_lock(repo.backend, job.job_id)
+    except (SnowvaultError, *STORE_TROUBLE):
+        log.warning("job %s: its vault lock was not released; it ages out", job.job_id)
 
 
 @contextmanager
@@ -416,10 +454,15 @@ is retried (or FAILED, attempts spent) now instead of when its lease runs out, w
 a long lease is a long wait and on the test-mode clock is never."""
 
 
-CLAIM_TROUBLE = (errors.ObjectNotFound, errors.ShortRead, errors.TransientBackendError)
+CLAIM_TROUBLE = (
+    errors.ObjectNotFound,
+    errors.ShortRead,
+    errors.TransientBackendError,
+    locks.RepositoryLocked,
+)
 """What a claim's opening of the vault may meet for a moment (an index segment compacted
-away under the reader, the store away): the job is handed back, not failed, while it
-has attempts left."""
+away under the reader, the store away, a prune holding the vault past the claim's wait
+for its job lock): the job is handed back, not failed, while it has attempts left."""
 
 
 def _hand_back(deps: Deps, job: BackupJob, worker: str, exc: BaseException) -> None:
@@ -459,7 +502,8 @@ def _prepare(
         _fail(deps, job, worker, f"the resource is not on host {agent.host}")
         return None
     secrets = resources.worker_secrets(deps, resource["arn"])
-    with vaults.open_repository(deps, vault, cached=True) as repo:
+    with vaults.open_repository(deps, vault, cached=True, load_index=False) as repo:
+        _hold_job_lock(deps, repo, job.job_id, wait_seconds=JOB_LOCK_WAIT_SECONDS)
         direct = s3.direct_store(repo.backend) is not None
         scope = keyed_packs.agent_scope(agent.account_id, agent.host)
         keys = JobKeys(
@@ -558,7 +602,21 @@ def heartbeat(
     )
     if state is None:
         raise _job_gone(leased.job.job_id)
+    _refresh_job_lock(deps, leased.job)
     return state
+
+
+def _refresh_job_lock(deps: Deps, job: BackupJob) -> None:
+    """Keep the job's vault lock fresh (one listing while it is; taken again if it was
+    lost). Never fails the beat: the lease is what keeps the job, and a manifest checks
+    its lock again before it relies on it (:func:`_commit_point`)."""
+    try:
+        with vaults.open_repository(
+            deps, _vault_of(deps, job), cached=True, load_index=False
+        ) as repo:
+            _hold_job_lock(deps, repo, job.job_id, wait_seconds=0)
+    except (SnowvaultError, *STORE_TROUBLE) as exc:
+        log.warning("job %s: its vault lock was not refreshed (%s); tried again", job.job_id, exc)
 
 
 def _parent_set(deps: Deps, job: BackupJob, repo: Repository) -> frozenset[bytes]:
@@ -796,7 +854,11 @@ def _commit_point(
         root=None,  # the target keeps its own mode, owner and xattrs on restore
         metadata=metadata,
     )
-    with _writing_into(deps, vault) as repo:
+    with _writing_into(deps, vault, index=False) as repo:
+        # the job's lock, taken again if it was lost (then a prune may have run since the
+        # commits: the index read below shows it, and a point missing blobs is refused)
+        _hold_job_lock(deps, repo, job.job_id, wait_seconds=JOB_LOCK_WAIT_SECONDS)
+        repo.reload_index()
         used = _reached(repo, parsed.tree)
         missing = [b for b in used if not repo.has_any_blob(b)]
         if missing:
@@ -819,6 +881,7 @@ def _commit_point(
         raise _job_gone(job.job_id)
     _remember(deps, caller, leased, state, manifest)
     _forget(deps, job.job_id)
+    _release_job_lock(deps, job)
     return state, job.recovery_point_arn
 
 
@@ -947,76 +1010,99 @@ def _direct(repo: Repository) -> s3.S3Backend:
 def presign_packs(
     deps: Deps, caller: Caller, job_id: object, uploads: list[PackUpload]
 ) -> list[Presigned]:
-    """AgentPutBlobs ``Presign``: short-lived PUT URLs, one per pack, for the keys the
-    server derives from each pack id (``data/<hh>/<id>``; the agent never names a key),
-    each bound to its Content-MD5 and refusing to replace an object. The packs' key
-    record (this attempt's job key, the host's id scope) is written first, so a pack
-    that lands is always readable and prunable. A pack id the store already holds is
-    answered ``exists`` when it is this job's own (a retried upload), else refused."""
-    leased = _leased(deps, caller, job_id)
-    key = _job_pack_key(leased, caller.account_id)
-    out: list[Presigned] = []
-    with _writing_into(deps, _vault_of(deps, leased.job), index=False) as repo:
-        store = _direct(repo)
-        fresh = []
-        for upload in uploads:
-            known = repo.pack_key(upload.pack_id)
-            if known is not None and known != key:
-                raise InvalidInput(detail=f"pack {upload.pack_id} is not this job's to upload")
-            name = packs.pack_name(upload.pack_id)
-            if repo.backend.exists(name):
-                if known is None:  # the vault's own pack, or one nobody may name
-                    raise InvalidInput(detail=f"pack {upload.pack_id} is not this job's to upload")
-                out.append(Presigned(upload.pack_id, "", {}, exists=True))
-                continue
-            fresh.append(upload)
-        if fresh:
-            repo.put_pack_keys([u.pack_id for u in fresh], key)
-        for upload in fresh:
-            signed = store.presign_put(
-                packs.pack_name(upload.pack_id), upload.content_md5, PRESIGN_SECONDS
-            )
-            out.append(Presigned(upload.pack_id, signed.url, signed.headers))
-    return out
+    """AgentPutBlobs ``Presign`` alone (:func:`put_packs`)."""
+    return put_packs(deps, caller, job_id, presign=uploads)[1]
 
 
 def commit_packs(deps: Deps, caller: Caller, job_id: object, uploads: list[PackUpload]) -> int:
-    """AgentPutBlobs ``Commit``: index packs the agent put to the store. For each the
-    server asks the store for its size and ETag (no data is read: they must be the size
-    and MD5 the agent declared), then reads only its sealed header (a ranged read of
-    its end) and opens it with this attempt's job key: a header that opens was sealed by
-    this job. Its entries become the pack's index segment. The number of packs indexed."""
+    """AgentPutBlobs ``Commit`` alone (:func:`put_packs`)."""
+    return put_packs(deps, caller, job_id, commit=uploads)[0]
+
+
+def put_packs(
+    deps: Deps,
+    caller: Caller,
+    job_id: object,
+    *,
+    commit: Sequence[PackUpload] = (),
+    presign: Sequence[PackUpload] = (),
+) -> tuple[int, list[Presigned]]:
+    """AgentPutBlobs ``Commit`` and/or ``Presign`` in one call (an agent commits the
+    pack it put last and asks for the next one's URL together: one call per pack), the
+    commits first. (packs indexed, URLs)."""
     leased = _leased(deps, caller, job_id)
     key = _job_pack_key(leased, caller.account_id)
     stored: list[bytes] = []
     with _writing_into(deps, _vault_of(deps, leased.job), index=False) as repo:
         store = _direct(repo)
-        for upload in uploads:
-            name = packs.pack_name(upload.pack_id)
-            known = repo.pack_key(upload.pack_id)
-            if known is not None and known != key:
-                raise InvalidInput(detail=f"pack {upload.pack_id} is not this job's")
-            try:
-                size, etag = store.object_etag(name)
-            except errors.ObjectNotFound:
-                raise InvalidInput(detail=f"pack {upload.pack_id} is not in the store") from None
-            md5_hex = base64.b64decode(upload.content_md5).hex()
-            if size != upload.size or etag != md5_hex:
-                raise InvalidInput(
-                    detail=f"pack {upload.pack_id} in the store is not the one declared "
-                    f"(size {size}, ETag {etag})"
-                )
-            entries = _keyed_header(repo, upload.pack_id, size, key)
-            if known is None:  # a prune dropped the record of a pack not yet landed
-                repo.put_pack_keys([upload.pack_id], key)  # (only once its header opened)
-            repo.add_keyed_pack(upload.pack_id, entries)
-            stored += [e.blob_id for e in entries]
-        repo.compact_pack_keys()  # one record per pack otherwise, all read by every open
-    with _UPLOADED_LOCK:
-        while len(_UPLOADED) >= _PARENT_SETS_KEPT and leased.job.job_id not in _UPLOADED:
-            _UPLOADED.pop(next(iter(_UPLOADED)))
-        _UPLOADED.setdefault(leased.job.job_id, set()).update(stored)
-    return len(uploads)
+        if commit:
+            stored = _commit(repo, store, key, commit)
+        signed = _presign(repo, store, key, presign) if presign else []
+        if commit:
+            repo.compact_pack_keys()  # one record per pack otherwise, all read by every open
+    if stored:
+        with _UPLOADED_LOCK:
+            while len(_UPLOADED) >= _PARENT_SETS_KEPT and leased.job.job_id not in _UPLOADED:
+                _UPLOADED.pop(next(iter(_UPLOADED)))
+            _UPLOADED.setdefault(leased.job.job_id, set()).update(stored)
+    return len(commit), signed
+
+
+def _presign(
+    repo: Repository, store: s3.S3Backend, key: keyed_packs.PackKey, uploads: Sequence[PackUpload]
+) -> list[Presigned]:
+    """Short-lived PUT URLs, one per pack, for the keys the server derives from each pack
+    id (``data/<hh>/<id>``; the agent never names a key), each bound to its Content-MD5
+    and refusing to replace an object. The packs' key record (this attempt's job key,
+    the host's id scope) is written first, so a pack that lands is always readable and
+    prunable. A pack id the store already holds is answered ``exists`` when it is this
+    job's own (a retried upload), else refused."""
+    out: list[Presigned] = []
+    fresh = []
+    for upload in uploads:
+        known = repo.pack_key(upload.pack_id)
+        if known is not None and known != key:
+            raise InvalidInput(detail=f"pack {upload.pack_id} is not this job's to upload")
+        name = packs.pack_name(upload.pack_id)
+        if repo.backend.exists(name):
+            if known is None:  # the vault's own pack, or one nobody may name
+                raise InvalidInput(detail=f"pack {upload.pack_id} is not this job's to upload")
+            out.append(Presigned(upload.pack_id, "", {}, exists=True))
+            continue
+        fresh.append(upload)
+    if fresh:
+        ids = [u.pack_id for u in fresh]
+        record = repo.put_pack_keys(ids, key)
+        index_cache.remember_record(  # the next call's listing shows it: not read back
+            vaults.STORE_CACHE.entry(repo.backend.location), record, [(ids, key)]
+        )
+    for upload in fresh:
+        signed = store.presign_put(
+            packs.pack_name(upload.pack_id), upload.content_md5, PRESIGN_SECONDS
+        )
+        out.append(Presigned(upload.pack_id, signed.url, signed.headers))
+    return out
+
+
+def _commit(
+    repo: Repository, store: s3.S3Backend, key: keyed_packs.PackKey, uploads: Sequence[PackUpload]
+) -> list[bytes]:
+    """Index packs the agent put to the store. For each, one ranged read of its end
+    answers the store's size and ETag of the object (they must be the size and MD5 the
+    agent declared) and its sealed header, which must open with this attempt's job
+    key: a header that opens was sealed by this job. Its entries become the pack's index
+    segment. The blob ids stored."""
+    stored: list[bytes] = []
+    for upload in uploads:
+        known = repo.pack_key(upload.pack_id)
+        if known is not None and known != key:
+            raise InvalidInput(detail=f"pack {upload.pack_id} is not this job's")
+        entries = _keyed_header(repo, store, upload, key)
+        if known is None:  # a prune dropped the record of a pack not yet landed
+            repo.put_pack_keys([upload.pack_id], key)  # (only once its header opened)
+        repo.add_keyed_pack(upload.pack_id, entries)
+        stored += [e.blob_id for e in entries]
+    return stored
 
 
 HEADER_READ = 128 * 1024
@@ -1025,19 +1111,31 @@ the header fits (about 2,500 blobs), else a second read for the rest."""
 
 
 def _keyed_header(
-    repo: Repository, pack_id: str, size: int, key: keyed_packs.PackKey
+    repo: Repository, store: s3.S3Backend, upload: PackUpload, key: keyed_packs.PackKey
 ) -> list[packs.PackEntry]:
-    """The entries of pack ``pack_id`` (``size`` bytes) from its sealed header alone (one
-    or two ranged reads of its end), opened with ``key``: InvalidInput unless it opens
-    and describes blobs that fit the object. Read before any record names the pack, so
-    a pack the job's key does not open (the vault's own, another job's) never gets a
-    record giving it that key."""
+    """The entries of the pack ``upload`` declares, from its sealed header alone (one
+    ranged read of its end, whose answer also carries the object's size and ETag; a
+    second read when the header is longer), opened with ``key``: InvalidInput unless the
+    object is the one declared, its header opens and describes blobs that fit it. Read
+    before any record names the pack, so a pack the job's key does not open (the
+    vault's own, another job's) never gets a record giving it that key."""
+    pack_id = upload.pack_id
     name = packs.pack_name(pack_id)
     try:
-        if size < packs.TAIL_SIZE:
+        last, size, etag = store.tail_with_etag(name, HEADER_READ)
+    except errors.ObjectNotFound:
+        raise InvalidInput(detail=f"pack {pack_id} is not in the store") from None
+    except errors.BackendError as exc:
+        raise InvalidInput(detail=f"pack {pack_id}: {exc}") from None
+    md5_hex = base64.b64decode(upload.content_md5).hex()
+    if size != upload.size or etag != md5_hex:
+        raise InvalidInput(
+            detail=f"pack {pack_id} in the store is not the one declared (size {size}, ETag {etag})"
+        )
+    try:
+        if size < packs.TAIL_SIZE or len(last) != min(size, HEADER_READ):
             raise packs.PackFormatError("too short to be a pack")
-        end = min(size, HEADER_READ)  # the header and its tail, mostly in one read
-        last = repo.backend.get(name, size - end, end)
+        end = len(last)  # the header and its tail, mostly in one read
         hlen = packs.header_length(last[-packs.TAIL_SIZE :])
         if hlen + packs.TAIL_SIZE > size:
             raise packs.PackFormatError("header length beyond the pack")
@@ -1097,6 +1195,7 @@ def _fail(deps: Deps, job: BackupJob, worker: str, message: str) -> None:
     backup_jobs.JOB_KIND.end(deps, job, worker, "FAILED", status_message=message)
     backup_jobs.JOB_KIND.notify(deps, job.job_id, final_only=True)
     _forget(deps, job.job_id)
+    _release_job_lock(deps, job)
 
 
 def _forget(deps: Deps, job_id: str) -> None:

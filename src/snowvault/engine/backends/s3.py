@@ -348,6 +348,26 @@ class S3Backend:
         head = self._head(name)
         return int(head["ContentLength"]), str(head.get("ETag", "")).strip('"')
 
+    def tail_with_etag(self, name: str, length: int) -> tuple[bytes, int, str]:
+        """The last ``length`` bytes of ``name`` (all of it when shorter), its whole size
+        and its ETag (without quotes), in one request: a suffix-range GET's answer
+        carries the size (Content-Range) and the ETag, so no HEAD is needed."""
+        if length <= 0:
+            raise ValueError("length must be positive")
+        try:
+            response = self._client.get_object(
+                Bucket=self._bucket, Key=self._key(name), Range=f"bytes=-{length}"
+            )
+            data = _read_body(response)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, name) from exc
+        total = len(data)
+        content_range = str(response.get("ContentRange") or "")
+        if "/" in content_range:
+            with contextlib.suppress(ValueError):
+                total = int(content_range.rsplit("/", 1)[1])
+        return data, total, str(response.get("ETag", "")).strip('"')
+
     # -- helpers -------------------------------------------------------------------
 
     def _key(self, name: str) -> str:

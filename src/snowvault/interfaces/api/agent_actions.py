@@ -12,6 +12,8 @@
                   -> {Uploads: [{PackId, Credential: {Url, Headers, ExpiresIn}}
                                 | {PackId, Exists}]}
     AgentPutBlobs {JobId, Commit: [{PackId, Size, ContentMD5}]} -> {Stored}  (packs)
+    AgentPutBlobs {JobId, Commit: [...], Presign: [...]} -> {Stored, Uploads}  (both: the
+                  commits first; an agent commits its last pack and presigns its next)
     AgentPutManifest {JobId, Manifest, BackupSizeInBytes?} -> {State, RecoveryPointArn}
     AgentFailJob {JobId, StatusMessage}
     AgentReadBlobs {JobId, BlobIds}  -> {Blobs: [{BlobId, Data (base64, sealed)}]}  (restores)
@@ -224,23 +226,26 @@ def _blobs(value: object) -> list[agents.BlobPart]:
 
 
 def agent_put_blobs(app: App, ctx: RequestContext, params: Params) -> Out:
-    """Three forms: ``Blobs`` (sealed blobs through the server: a local store),
-    ``Presign`` and ``Commit`` (keyed packs straight to an S3 store): one per call.
-    They are one operation since they are one permission, uploading a job's data."""
-    forms = [k for k in ("Blobs", "Presign", "Commit") if k in params]
-    if len(forms) != 1:
-        raise errors.ApiError(
-            "ValidationException", "give exactly one of Blobs, Presign or Commit."
-        )
-    if forms[0] == "Presign":
-        uploads = agents.presign_packs(
+    """Two forms: ``Blobs`` (sealed blobs through the server: a local store), or
+    ``Commit`` and/or ``Presign`` (keyed packs straight to an S3 store; both in one call:
+    the commits first). They are one operation since they are one permission,
+    uploading a job's data."""
+    packed = [k for k in ("Commit", "Presign") if k in params]
+    if ("Blobs" in params) == bool(packed):
+        raise errors.ApiError("ValidationException", "give Blobs, or Commit and/or Presign.")
+    if packed:
+        count, uploads = agents.put_packs(
             app.deps,
             caller(ctx),
             params.get("JobId"),
-            agents.parse_packs(params["Presign"], "Presign"),
+            commit=agents.parse_packs(params["Commit"], "Commit") if "Commit" in params else [],
+            presign=agents.parse_packs(params["Presign"], "Presign") if "Presign" in params else [],
         )
-        return {
-            "Uploads": [
+        out: Out = {}
+        if "Commit" in params:
+            out["Stored"] = count
+        if "Presign" in params:
+            out["Uploads"] = [
                 {"PackId": u.pack_id, "Exists": True}
                 if u.exists
                 else {
@@ -253,15 +258,7 @@ def agent_put_blobs(app: App, ctx: RequestContext, params: Params) -> Out:
                 }
                 for u in uploads
             ]
-        }
-    if forms[0] == "Commit":
-        count = agents.commit_packs(
-            app.deps,
-            caller(ctx),
-            params.get("JobId"),
-            agents.parse_packs(params["Commit"], "Commit"),
-        )
-        return {"Stored": count}
+        return out
     stored = agents.put_blobs(
         app.deps, caller(ctx), params.get("JobId"), _blobs(params.get("Blobs"))
     )
