@@ -26,9 +26,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from snowvault.engine import compression, errors, index, index_cache, keyed_packs, packs
+from snowvault.engine import (
+    compression,
+    errors,
+    index,
+    index_cache,
+    keyed_packs,
+    pack_spool,
+    packs,
+)
 from snowvault.engine import config as config_mod
 from snowvault.engine.backends.base import Backend
+from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.chunker import Chunker, ChunkerParams
 from snowvault.engine.crypto import KdfParams, KeyWrapper, RepositoryKeys, keyslots, primitives
 
@@ -44,14 +53,23 @@ MANIFEST_AAD = b"snowvault/recovery-point/v1|"
 
 @dataclass
 class _OpenPack:
-    """One pack being filled: sealed blobs appended to one buffer (no join copy later)."""
+    """One pack being filled: sealed blobs appended to one buffer (no join copy later),
+    or on a local store to a temporary file (``spool``, :mod:`.pack_spool`)."""
 
     buf: bytearray = field(default_factory=bytearray)
     entries: list[packs.PackEntry] = field(default_factory=list)
+    spool: pack_spool.PackSpool | None = None
 
     @property
     def size(self) -> int:
-        return len(self.buf)
+        return len(self.buf) if self.spool is None else self.spool.size
+
+    def add(self, nonce: bytes, sealed: bytes) -> None:
+        if self.spool is None:
+            self.buf += nonce
+            self.buf += sealed
+        else:
+            self.spool.write(nonce, sealed)
 
 
 class _Inflight:
@@ -114,6 +132,7 @@ class Repository:
         self._uploads: list[Future[None]] = []
         self._upload_error: BaseException | None = None
         self._inflight = _Inflight(max_inflight_bytes)
+        self._spool_root = spool_root(backend)
         self.stats_added_blobs = 0
         self.stats_added_bytes = 0
         self.stats_stored_bytes = 0
@@ -342,10 +361,11 @@ class Repository:
         full: _OpenPack | None = None
         stored = len(nonce) + len(sealed)
         with self._pack_lock:
-            pack = self._open.setdefault(kind, _OpenPack())
+            pack = self._open.get(kind)
+            if pack is None:
+                pack = self._open[kind] = self._new_pack()
             pack.entries.append(packs.PackEntry(kind, blob_id, pack.size, stored, raw_length))
-            pack.buf += nonce
-            pack.buf += sealed
+            pack.add(nonce, sealed)
             self.stats_added_blobs += 1
             self.stats_added_bytes += raw_length
             self.stats_stored_bytes += stored
@@ -364,12 +384,21 @@ class Repository:
         with self._lock:
             self._uploads.append(future)
 
+    def _new_pack(self) -> _OpenPack:
+        if self._spool_root is None:
+            return _OpenPack()
+        return _OpenPack(spool=pack_spool.PackSpool.create(self._spool_root))
+
     def _upload(self, pack: _OpenPack) -> None:
         try:
-            pack.buf += packs.encode_header(self._sealer(), pack.entries)
-            pack_id = primitives.content_hash(pack.buf).hex()
-            _put_idempotent(self.backend, packs.pack_name(pack_id), pack.buf)
-            pack.buf = bytearray()
+            header = packs.encode_header(self._sealer(), pack.entries)
+            if pack.spool is not None:
+                pack_id = pack.spool.publish(header)
+            else:
+                pack.buf += header
+                pack_id = primitives.content_hash(pack.buf).hex()
+                _put_idempotent(self.backend, packs.pack_name(pack_id), pack.buf)
+                pack.buf = bytearray()
             segment = index.Segment({pack_id: pack.entries}).encode(self._sealer())
             seg_name = f"index/{primitives.content_hash(segment).hex()}"
             _put_idempotent(self.backend, seg_name, segment)
@@ -382,6 +411,8 @@ class Repository:
             self._upload_error = exc
             raise
         finally:
+            if pack.spool is not None:
+                pack.spool.discard()  # a no-op once published
             self._upload_slots.release()
 
     def flush(self) -> None:
@@ -830,6 +861,16 @@ class PackReader:
             except BaseException as exc:
                 future.set_exception(exc)
         return future.result()
+
+
+def spool_root(backend: Backend) -> str | None:
+    """Where packs are filled in temporary files (:mod:`.pack_spool`): the root of a
+    plain local store, or of a subclass that says its puts of ``data/`` do nothing else
+    (``SPOOL_PACKS``); None for any other store (packs fill in memory)."""
+    if type(backend) is LocalBackend or getattr(type(backend), "SPOOL_PACKS", False):
+        root = getattr(backend, "root", None)
+        return root if isinstance(root, str) else None
+    return None
 
 
 def _new_slot_id() -> str:

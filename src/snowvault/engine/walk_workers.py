@@ -58,7 +58,7 @@ from multiprocessing import connection
 from typing import Any
 
 from snowvault.core.clock import SystemClock
-from snowvault.engine import errors, file_workers, index, snapshots
+from snowvault.engine import errors, file_workers, gc_tuning, index, malloc_tuning, snapshots
 from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressMeter
@@ -163,7 +163,10 @@ def _subdirs(
 
 class _RecordingBackend(LocalBackend):
     """The worker's store: remembers the index segments it writes (the parent adds
-    their entries to its own master index)."""
+    their entries to its own master index). Its packs are filled in temporary files
+    (:mod:`.pack_spool`) as a plain local store's are: only ``index/`` puts are recorded."""
+
+    SPOOL_PACKS = True
 
     def __init__(self, root: str) -> None:
         super().__init__(root)
@@ -226,47 +229,60 @@ def _worker_main(
     """A worker: walk the subtrees it is sent until told to stop, then flush and answer
     with the entries of the segments it wrote. Its exit status."""
     file_workers._die_with(parent)
-    from snowvault.engine import archiver, repository  # not at import: a cycle
-    from snowvault.engine.crypto import RepositoryKeys
-
+    malloc_tuning.fix_mmap_threshold()  # as the backup's own process (archiver.backup_paths)
     lock = threading.Lock()
 
     def send(msg: Any) -> None:
         with lock:
             conn.send(msg)
 
-    task = -1
+    task = [-1]  # the subtree being walked, for the failure's message
     try:
-        backend = _RecordingBackend(root)
-        keys = RepositoryKeys(secret)
-        repo = repository.Repository(
-            backend, cfg, keys, workers=2, max_inflight_bytes=WORKER_INFLIGHT
-        )
-        rules = Excludes(excludes)
-        fs = archiver.FileSystem()
-        while True:
-            msg = conn.recv()
-            if msg[0] == "stop":
-                repo.flush()
-                rows = []
-                sealer = keys.sealer()
-                for data in backend.segments:
-                    for pack_id, entries in index.SegmentBody.open(sealer, data).packs():
-                        rows.append((pack_id, list(entries)))
-                send(("flushed", rows, repo.stats_stored_bytes))
-                repo.close()
-                return 0
-            _, task, path, rel, dev, parent_tree = msg
-            meter = _Relay(send)
-            done = archiver.walk_subtree(
-                repo, fs, rules, one_file_system, meter, path, rel, dev, parent_tree
-            )
-            meter.flush()
-            send(("done", task, *done))
+        with gc_tuning.fewer_collections():  # as backup_paths (measured: 0.3 CPU s here)
+            return _serve_tasks(conn, send, task, root, secret, cfg, excludes, one_file_system)
     except BaseException as exc:  # the parent fails the backup with this text
         with contextlib.suppress(OSError, ValueError):
-            send(("failed", task, f"{type(exc).__name__}: {exc}"))
+            send(("failed", task[0], f"{type(exc).__name__}: {exc}"))
         return 1
+
+
+def _serve_tasks(
+    conn: connection.Connection,
+    send: Callable[[Any], None],
+    task: list[int],
+    root: str,
+    secret: bytes,
+    cfg: Any,
+    excludes: list[str],
+    one_file_system: bool,
+) -> int:
+    from snowvault.engine import archiver, repository  # not at import: a cycle
+    from snowvault.engine.crypto import RepositoryKeys
+
+    backend = _RecordingBackend(root)
+    keys = RepositoryKeys(secret)
+    repo = repository.Repository(backend, cfg, keys, workers=2, max_inflight_bytes=WORKER_INFLIGHT)
+    rules = Excludes(excludes)
+    fs = archiver.FileSystem()
+    while True:
+        msg = conn.recv()
+        if msg[0] == "stop":
+            repo.flush()
+            rows = []
+            sealer = keys.sealer()
+            for data in backend.segments:
+                for pack_id, entries in index.SegmentBody.open(sealer, data).packs():
+                    rows.append((pack_id, list(entries)))
+            send(("flushed", rows, repo.stats_stored_bytes))
+            repo.close()
+            return 0
+        _, task[0], path, rel, dev, parent_tree = msg
+        meter = _Relay(send)
+        done = archiver.walk_subtree(
+            repo, fs, rules, one_file_system, meter, path, rel, dev, parent_tree
+        )
+        meter.flush()
+        send(("done", task[0], *done))
 
 
 # --------------------------------------------------------------------------- parent side
