@@ -56,6 +56,9 @@ class JobKeys:
     chunker: ChunkerParams
     direct: bool = False
     pack_size: int = DEFAULT_PACK_SIZE
+    ask: bool = True
+    """Whether AgentHasBlobs can answer anything (the server says False when the
+    resource has no point in the vault yet and this is the job's first attempt)."""
 
     @classmethod
     def from_api(cls, doc: dict[str, Any]) -> JobKeys:
@@ -65,6 +68,7 @@ class JobKeys:
             ChunkerParams.from_dict(doc["Chunker"]),
             bool(doc.get("Direct")),
             int(doc.get("PackSize") or DEFAULT_PACK_SIZE),
+            doc.get("AskHasBlobs", True) is not False,
         )
 
 
@@ -154,7 +158,7 @@ class RemoteBlobStore:
             return
         pending, self._pending, self._pending_bytes = self._pending, [], 0
         present: set[str] = set()
-        ids = [blob_id.hex() for blob_id, _, _, _ in pending]
+        ids = [blob_id.hex() for blob_id, _, _, _ in pending] if self._keys.ask else []
         for start in range(0, len(ids), MAX_IDS_PER_ASK):
             doc = self._api.call(
                 "AgentHasBlobs",

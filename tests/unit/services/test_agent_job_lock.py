@@ -10,6 +10,7 @@ handlers, every call answered as by another server (no memory of the job)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import uuid
@@ -102,7 +103,7 @@ def _run(world: World, api: Any, source: Path) -> tuple[str, dict[str, Any]]:
     options = runner.Options("in-process", "h1", "us-east-1", "k", "s", (str(source),))
     keys = store.JobKeys.from_api(job["Keys"])
     if keys.direct:
-        keys = store.JobKeys(keys.job_key, keys.id_key, keys.chunker, True, 64 * 1024)
+        keys = dataclasses.replace(keys, pack_size=64 * 1024)
     blobs = store.RemoteBlobStore(api, job["JobId"], keys)
     state = runner.run_job(api, options, job, lambda _l: None, world.clock, blobs=blobs)  # type: ignore[arg-type]
     return str(state), job

@@ -184,7 +184,13 @@ def test_a_vanished_segment_answers_retryable_and_the_job_completes(
 ) -> None:
     h1 = agent_world.agent(world, "h1")
     source = tmp_path / "on-h1"
-    job_id = _start(world, _agent_resource(world, source))
+    arn = _agent_resource(world, source)
+    if action == "AgentHasBlobs":  # asked only once the resource has a point (a parent)
+        _start(world, arn)
+        first, _job0 = _run(EdgeApi(world, h1, shared, vanish_on=set()), world, source)
+        assert first == "COMPLETED"
+        (source / "c.txt").write_bytes(b"new " * 1000)
+    job_id = _start(world, arn)
     api = EdgeApi(world, h1, shared, vanish_on={action})
     state, job = _run(api, world, source)
     assert job["JobId"] == job_id

@@ -196,13 +196,17 @@ class JobKeys:
     """What an agent needs to write blobs a vault accepts: the job's data key, a blob-id
     key and the chunker parameters (never the repository secret). Where the vault's
     store is S3 (``direct``) the agent writes keyed packs straight to it: the id key is
-    then its host's scoped one (never the vault's) and ``pack_size`` its pack target."""
+    then its host's scoped one (never the vault's) and ``pack_size`` its pack target.
+    ``ask``: whether AgentHasBlobs can answer anything for this attempt (False: the
+    resource has no point in the vault and no earlier attempt stored anything, so the
+    agent need not ask)."""
 
     job_key: bytes = field(repr=False)
     id_key: bytes = field(repr=False)
     chunker: dict[str, int]
     direct: bool = False
     pack_size: int = 0
+    ask: bool = True
 
 
 @dataclass(frozen=True)
@@ -512,6 +516,7 @@ def _prepare(
             agent_chunker(repo.chunker_params).to_dict(),
             direct=direct,
             pack_size=min(repo.config.pack_size, MAX_PACK_BYTES) if direct else 0,
+            ask=job.attempts > 1 or _parent_point(deps, job) is not None,
         )
     sealed = _box(deps).seal(keys.job_key, _key_context(job.job_id, job.attempts))
     with catalog.db.transaction(deps.engine) as conn:
@@ -625,14 +630,7 @@ def _parent_set(deps: Deps, job: BackupJob, repo: Repository) -> frozenset[bytes
     key = (job.job_id, job.attempts)
     if key in _PARENT_SETS:
         return _PARENT_SETS[key]
-    with catalog.db.read_transaction(deps.engine) as conn:
-        page = catalog.recovery_points.list_by_vault(
-            conn,
-            vault_arn=job.backup_vault_arn,
-            filters=catalog.recovery_points.RecoveryPointFilters(resource_arn=job.resource_arn),
-            limit=1,
-        )
-    parent = page.items[0].engine_recovery_point_id if page.items else None
+    parent = _parent_point(deps, job)
     found: frozenset[bytes] = frozenset()
     manifest = None
     if parent:
@@ -644,6 +642,18 @@ def _parent_set(deps: Deps, job: BackupJob, repo: Repository) -> frozenset[bytes
         _PARENT_SETS.pop(next(iter(_PARENT_SETS)))
     _PARENT_SETS[key] = found
     return found
+
+
+def _parent_point(deps: Deps, job: BackupJob) -> str | None:
+    """The engine id of the resource's latest point in the job's vault, if any."""
+    with catalog.db.read_transaction(deps.engine) as conn:
+        page = catalog.recovery_points.list_by_vault(
+            conn,
+            vault_arn=job.backup_vault_arn,
+            filters=catalog.recovery_points.RecoveryPointFilters(resource_arn=job.resource_arn),
+            limit=1,
+        )
+    return page.items[0].engine_recovery_point_id if page.items else None
 
 
 def _blobs_of(repo: Repository, manifest: dict[str, Any]) -> set[bytes]:
@@ -867,6 +877,9 @@ def _commit_point(
                 f"e.g. {missing[0].hex()}"
             )
         rp_id = repo.save_manifest(parsed.to_dict())
+        # the manifest names the job's packs now: a prune keeps them without the lock
+        with contextlib.suppress(*STORE_TROUBLE):
+            locks.release_job_lock(repo.backend, job.job_id)
     result = snapshots.BackupResult(rp_id, parsed)
     try:
         state = backup_jobs.record_agent_point(
@@ -881,7 +894,6 @@ def _commit_point(
         raise _job_gone(job.job_id)
     _remember(deps, caller, leased, state, manifest)
     _forget(deps, job.job_id)
-    _release_job_lock(deps, job)
     return state, job.recovery_point_arn
 
 

@@ -174,6 +174,7 @@ def claim_answer(claimed: agents.ClaimedJob | agents.ClaimedRestore) -> Out:
             "IdKey": base64.b64encode(keys.id_key).decode(),
             "Chunker": dict(keys.chunker),
             **({"Direct": True, "PackSize": keys.pack_size} if keys.direct else {}),
+            **({} if keys.ask else {"AskHasBlobs": False}),
         },
     }
 
