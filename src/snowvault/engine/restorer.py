@@ -11,8 +11,11 @@ are skipped and the file truncated to size, so it stays sparse), then hard links
 FIFOs and device nodes, then directory metadata last, deepest first, so writing contents
 does not disturb restored times. Ownership is restored only when running as root.
 
-Every blob comes through ``repo.get_blob`` (authenticated); a damaged one is reported as
-an error naming the file it belongs to, and that file is removed rather than left wrong.
+Every blob is authenticated; a damaged one is reported as an error naming the file it
+belongs to, and that file is removed rather than left wrong. From a repository on local
+disk the threads read their runs' blobs a few pack segments at a time into buffers they
+keep (:mod:`snowvault.engine.restore_reads`); any other source is read blob by blob
+through its ``get_blob``, the reference path.
 
 A whole recovery point restored into a new or empty directory (nothing there can
 conflict) is *streamed* instead of planned: trees are read as the restore goes, files
@@ -32,18 +35,21 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from snowvault.core import errors as core_errors
 from snowvault.core.clock import Clock, SystemClock
-from snowvault.engine import errors, gc_tuning, malloc_tuning, snapshots
+from snowvault.engine import errors, gc_tuning, malloc_tuning, restore_reads, snapshots
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
 from snowvault.engine.tree import Node, decode_tree, node_from_dict
 
 _TMP_SUFFIX = b".snowvault-restore"
+_PROGRESS_BLOB = restore_reads.DIRECT
+"""A blob this large counts in the progress when written; smaller ones per run."""
 
 
 class BlobReader(Protocol):
@@ -161,16 +167,22 @@ class _Restorer:
         self, repo: BlobSource, target: bytes, overwrite: bool, meter: ProgressMeter
     ) -> None:
         self.repo = repo
+        self.runs = restore_reads.RunReader.start(repo)
         make_reader = getattr(repo, "pack_reader", None)
-        self.reader: BlobReader = make_reader() if make_reader is not None else repo
+        self.reader: BlobReader = (
+            make_reader() if make_reader is not None and self.runs is None else repo
+        )
         self.target = target
         self.overwrite = overwrite
         self.meter = meter
         self.is_root = os.geteuid() == 0
+        self.create_mode = 0  # see _restore_file; a streamed restore sets it
         self.errors: list[RestoreError] = []
         self.skipped: list[str] = []
         self.files = 0
         self.bytes = 0
+        self.lock = threading.Lock()
+        self._run = threading.local()  # .get: the blob reader of this thread's run
 
     def path(self, rel: bytes) -> bytes:
         return os.path.join(self.target, rel)
@@ -228,8 +240,16 @@ class _Restorer:
         for rel, _ in plan.dirs:
             self.make_dir(rel)
 
-    def make_dir(self, rel: bytes) -> None:
+    def make_dir(self, rel: bytes, *, fresh: bool = False) -> None:
+        """``fresh``: the parent was made by this restore, so try ``mkdir`` first (it
+        never follows a symlink); what is already there gets the checks below."""
         path = self.path(rel)
+        if fresh:
+            try:
+                os.mkdir(path, 0o700)
+                return
+            except FileExistsError:
+                pass
         if not os.path.isdir(path) or os.path.islink(path):
             self._clear(path)
             os.mkdir(path, 0o700)
@@ -267,8 +287,24 @@ class _Restorer:
         return sorted(files, key=lambda item: self._first_location(item[1]))
 
     def _restore_run(self, run: list[tuple[bytes, Node]]) -> None:
-        for item in run:
-            self._restore_file(item)
+        """One run of files on this thread: their small blobs read a few segments at a
+        time (:mod:`restore_reads`), progress counted once for the run."""
+        if self.runs is not None:
+            ids = [bytes.fromhex(b) for _, n in run for b, _ in n.content if b is not None]
+            self._run.get = self.runs.run(ids).get
+        files = nbytes = small = 0
+        try:
+            for item in run:
+                written = self._restore_file(item)
+                if written >= 0:
+                    files += 1
+                    nbytes += written
+                small += sum(n for b, n in item[1].content if b is not None and n < _PROGRESS_BLOB)
+        finally:
+            with self.lock:
+                self.files += files
+                self.bytes += nbytes
+            self.meter.advance(files=files, nbytes=small, current=run[-1][0])
 
     @staticmethod
     def _position(index: Any, node: Node) -> int:
@@ -289,50 +325,59 @@ class _Restorer:
                 return (pack, offset)
         return ("", 0)
 
-    def _restore_file(self, item: tuple[bytes, Node]) -> None:
+    def _restore_file(self, item: tuple[bytes, Node]) -> int:
+        """Bytes written, or -1 when the file was not restored (an error recorded).
+
+        Created with its final permission bits when the process umask keeps them (and
+        there are no set-id or sticky bits, and no default ACL on the target to change
+        them), which spares an fchmod per file; the descriptor is writable whatever
+        the mode says."""
         rel, node = item
         final = self.path(rel)
         path = final + _TMP_SUFFIX if self.overwrite else final
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        mode = node.mode & 0o7777
+        exact = mode & self.create_mode == mode
+        create = mode if exact else 0o600
         try:
             try:
-                fd = os.open(path, flags, 0o600)
+                fd = os.open(path, flags, create)
             except FileExistsError:
                 if path == final:
                     raise
                 # a killed attempt's temp file (a retried restore): unlink (it does not
                 # follow a symlink) and create it afresh, once
                 os.unlink(path)
-                fd = os.open(path, flags, 0o600)
+                fd = os.open(path, flags, create)
         except OSError as exc:
             self.error(rel, f"cannot create: {exc.strerror}")
-            return
+            return -1
         try:
             written, end = self._write_content(fd, rel, node)
             if end < node.size:  # a trailing hole: the size without writing it
                 os.ftruncate(fd, node.size)
-            self.set_meta(path, node, fd=fd)
+            self.set_meta(path, node, fd=fd, mode_set=exact)
         except (errors.EngineError, OSError) as exc:
             os.close(fd)
             os.unlink(path)
             detail = exc.strerror if isinstance(exc, OSError) else str(exc)
             self.error(rel, f"not restored: {detail}")
-            return
+            return -1
         os.close(fd)
         if path != final:
             os.replace(path, final)
-        self.files += 1
-        self.bytes += written
-        self.meter.advance(files=1, current=rel)
+        return written
 
     def _write_content(self, fd: int, rel: bytes, node: Node) -> tuple[int, int]:
-        """Bytes written, and where the last of them ended (holes are skipped)."""
+        """Bytes written, and where the last of them ended (holes are skipped); progress
+        in bytes is counted here for a large blob (small ones with their run)."""
+        get: Callable[[bytes], bytes] = getattr(self._run, "get", self.reader.get_blob)
         offset = 0
         written = 0
         end = 0
         for blob, length in node.content:
             if blob is not None:
-                data = self.reader.get_blob(bytes.fromhex(blob))
+                data = get(bytes.fromhex(blob))
                 if len(data) != length:
                     raise errors.IntegrityError(
                         name=_text(rel), detail=f"blob {blob} has {len(data)} bytes, want {length}"
@@ -343,7 +388,8 @@ class _Restorer:
                     view = view[n:]
                 written += length
                 end = offset + length
-                self.meter.advance(nbytes=length)
+                if length >= _PROGRESS_BLOB:
+                    self.meter.advance(nbytes=length)
             offset += length
         return written, end
 
@@ -388,8 +434,11 @@ class _Restorer:
             return False
         return True
 
-    def set_meta(self, path: bytes, node: Node, fd: int | None = None) -> None:
-        """Owner (root only), mode, xattrs, then mtime (last: the others touch ctime only)."""
+    def set_meta(
+        self, path: bytes, node: Node, fd: int | None = None, *, mode_set: bool = False
+    ) -> None:
+        """Owner (root only), mode (unless ``mode_set``: created with it), xattrs, then
+        mtime (last: the others touch ctime only)."""
         link = node.type == "symlink"
         where: int | bytes = fd if fd is not None else path
         if self.is_root:
@@ -397,7 +446,7 @@ class _Restorer:
                 os.fchown(fd, node.uid, node.gid)
             else:
                 os.chown(path, node.uid, node.gid, follow_symlinks=False)
-        if not link:
+        if not link and not mode_set:
             os.chmod(where, node.mode)
         for name, value in node.xattrs:
             try:
@@ -441,6 +490,8 @@ class _Feed:
                     future.result()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            if self._restorer.runs is not None:
+                self._restorer.runs.close()  # the threads' pack files
 
 
 RUN_FILES = 64
@@ -551,12 +602,13 @@ def _restore_streamed(
     r = _Restorer(repo, target, overwrite, meter)
     root = load_tree(repo, manifest.tree, b"")
     os.makedirs(target, exist_ok=True)
+    r.create_mode = _create_mask(target)
     plan = _Plan()
     window: list[tuple[bytes, Node]] = []
     with _Feed(r, workers) as feed:
         for rel, node in _tree_order(repo, root, r):
             if node.type == "dir":
-                r.make_dir(rel)
+                r.make_dir(rel, fresh=True)
                 plan.dirs.append((rel, node))
             elif node.link_key is not None and node.link_key in plan.first_link:
                 plan.links.append((rel, node, plan.first_link[node.link_key]))
@@ -577,6 +629,27 @@ def _restore_streamed(
         r.finish_root(node_from_dict(manifest.root))
     meter.finish()
     return RestoreResult(r.files, r.bytes, r.errors, r.skipped)
+
+
+def _create_mask(target: bytes) -> int:
+    """The permission bits a file created under ``target`` keeps (``0o777`` less the
+    process umask, read from /proc so no other thread sees a changed umask); 0, so every
+    file gets an fchmod, when that is unknown or ``target`` has a default ACL (which
+    decides new files' modes instead of the umask)."""
+    try:
+        if os.getxattr(target, "system.posix_acl_default"):
+            return 0
+    except OSError as exc:
+        if exc.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return 0
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return 0o777 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _tree_order(repo: TreeSource, root: list[Node], r: _Restorer) -> Iterator[tuple[bytes, Node]]:
