@@ -16,9 +16,14 @@ tried again after :func:`model.notifications.retry_delay`, up to ``MAX_ATTEMPTS`
 (then FAILED, kept). The outbox is in the catalog, so a restart loses nothing.
 
 Abuse case: the URL was checked at Subscribe; it is checked again here (network-reach
-rule, DNS may have changed) and, for http, the connection goes to the resolved address
-that passed (no second lookup). Redirects are not followed. Answers are read up to 64 KiB
-and never stored. Jobs never wait on this loop: it only reads the outbox.
+rule, DNS may have changed) and the connection goes to the resolved address that passed,
+for http and https alike (no second lookup: DNS rebinding; https still sends the URL's
+name as SNI and checks the certificate against it). Redirects are not followed. Answers
+are read up to 64 KiB and never stored. A POST has :data:`TIMEOUT_SECONDS` per socket
+operation and :data:`DEADLINE_SECONDS` in all (a watchdog shuts the socket down), so an
+endpoint that answers one byte at a time cannot hold the loop; up to :data:`PARALLEL`
+subscribers are posted to at once, so one slow endpoint does not delay the others. Jobs
+never wait on this loop: it only reads the outbox.
 
 A fleet (docs/operations/scale-out.md): one server delivers at a time, the one holding
 the ``notification-delivery`` role (``catalog.leadership``); when it dies another takes
@@ -34,11 +39,15 @@ Must not depend on the composition root or any interface.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -64,6 +73,13 @@ BATCH = 50
 ROLE = "notification-delivery"
 """The role (catalog.leadership) of the one server of a fleet that delivers."""
 TIMEOUT_SECONDS = 10.0
+"""Per socket operation of a POST (connect, each read)."""
+DEADLINE_SECONDS = 30.0
+"""A whole POST, however the endpoint drips its answer."""
+PARALLEL = 8
+"""Subscribers posted to at once in a pass (each keeps its own order: one message at a
+time per subscription, ``catalog.notifications.due``)."""
+READ_LIMIT = 64 * 1024
 
 
 def signing_key(data_dir: Path, now: datetime) -> message_signing.SigningKey:
@@ -127,22 +143,71 @@ Post = Callable[[str, list[str], bytes, dict[str, str]], int]
 """(url, allowed addresses, body, headers) -> HTTP status; raises OSError on failure."""
 
 
-def http_post(url: str, addresses: list[str], body: bytes, headers: dict[str, str]) -> int:
+def http_post(
+    url: str,
+    addresses: list[str],
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    timeout: float | None = None,
+    deadline: float | None = None,
+    context: ssl.SSLContext | None = None,
+) -> int:
+    """POST ``body`` to ``url`` at ``addresses[0]`` (the address the network-reach rule
+    passed: the name is never looked up again), TLS for https checked against the URL's
+    name; the answer's status. OSError (TimeoutError past ``deadline``) on failure.
+    ``timeout``/``deadline``: :data:`TIMEOUT_SECONDS`/:data:`DEADLINE_SECONDS` when None."""
+    timeout = TIMEOUT_SECONDS if timeout is None else timeout
+    deadline = DEADLINE_SECONDS if deadline is None else deadline
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     conn: http.client.HTTPConnection
     if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(host, port, timeout=TIMEOUT_SECONDS)
+        context = context or ssl.create_default_context()
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
     else:
-        conn = http.client.HTTPConnection(addresses[0], port, timeout=TIMEOUT_SECONDS)
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    address = addresses[0]
+
+    def pinned(_: tuple[str, int], wait: float, source: tuple[str, int] | None = None) -> Any:
+        return socket.create_connection((address, port), wait, source)
+
+    conn._create_connection = pinned  # type: ignore[attr-defined]  # the checked address
+    cut = threading.Event()
+
+    def watchdog() -> None:
+        cut.set()
+        sock = conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(deadline, watchdog)
+    timer.daemon = True
+    timer.start()
+    response: http.client.HTTPResponse | None = None
     try:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn.request("POST", path, body, {**headers, "Host": parts.netloc})
-        response = conn.getresponse()
-        response.read(64 * 1024)
+        try:
+            conn.request("POST", path, body, {**headers, "Host": parts.netloc})
+            response = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            if cut.is_set():
+                raise TimeoutError(f"no answer within {deadline:g} s") from None
+            if isinstance(exc, OSError):
+                raise
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from None
+        if cut.is_set():  # the headers ended only because the watchdog cut them
+            raise TimeoutError(f"no answer within {deadline:g} s")
+        # the status decides; the rest of the answer is only drained, never kept
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            response.read(READ_LIMIT)
         return response.status
     finally:
+        timer.cancel()
+        if response is not None:
+            response.close()
         conn.close()
 
 
@@ -185,8 +250,12 @@ class Deliverer:
         now = self.deps.clock.now()
         with catalog.db.read_transaction(self.deps.engine) as conn:
             rows = catalog.notifications.due(conn, now, limit=BATCH)
-        for row in rows:
-            outcome = self._deliver(row)
+        if len(rows) <= 1:
+            outcomes = [self._deliver(row) for row in rows]
+        else:  # one message per subscription: posting them at once keeps each one's order
+            with ThreadPoolExecutor(min(PARALLEL, len(rows)), "delivery-post") as pool:
+                outcomes = list(pool.map(self._deliver, rows))
+        for outcome in outcomes:
             setattr(result, outcome, getattr(result, outcome) + 1)
         return result
 
@@ -220,7 +289,9 @@ class Deliverer:
         try:
             parts = urlsplit(sub.endpoint)
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            addresses = net_reach.check(parts.hostname or "", port, self.deps.path_policy)
+            addresses = net_reach.check(  # looked up now: DNS may have changed
+                parts.hostname or "", port, self.deps.path_policy, socket.getaddrinfo
+            )
             body = json.dumps(envelope(row, sub, self.key, self.base_url)).encode()
             headers = {
                 "Content-Type": "text/plain; charset=UTF-8",
