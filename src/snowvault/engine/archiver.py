@@ -23,7 +23,9 @@ Small files are read whole and uploaded in batches (:mod:`.small_files`). With
 processes that write packs of their own (:mod:`.walk_workers`); with ``processes`` (or
 ``SNOWVAULT_ENGINE_PROCESSES``) only file contents are read, chunked, hashed, compressed
 and sealed in worker processes (:mod:`.file_workers`), whose results fill the same nodes.
-Both are opt-in; the single-process path stays the reference they are tested against.
+Content workers are opt-in; walk workers start by default only in an initial backup of
+a large tree on a local store (see :mod:`.walk_workers`). The single-process path stays
+the reference both are tested against.
 Everything that touches the file system goes through :class:`FileSystem`, the seam tests
 use to inject read failures, count reads or fake mount points. Knows nothing of the
 control plane; never prints (progress goes to a callback).
@@ -241,6 +243,7 @@ class _Archiver:
         self.subtrees = subtrees
         self.stored_elsewhere = 0  # bytes the walk workers stored
         self.to_read = 0  # sizes of the files queued to be read (as stat saw them)
+        self.listed = 0  # directory entries this process listed (a lazy pool's trigger)
         self.delegated: set[bytes] = set()  # directories walked by a worker process
 
     # ------------------------------------------------------------ pending queue
@@ -274,7 +277,7 @@ class _Archiver:
         return (
             self.subtrees is not None
             and path in self.delegated
-            and self.subtrees.ready(self.to_read)
+            and self.subtrees.ready(self.to_read, self.listed)
         )
 
     def walk_subtree(
@@ -315,6 +318,7 @@ class _Archiver:
             prev_nodes = None
         prev = prev_nodes or {}
         pnodes: list[_PendingNode] = []
+        self.listed += len(entries)
         for entry in entries:
             child_rel = rel + b"/" + entry.name if rel else entry.name
             try:
@@ -485,7 +489,7 @@ class _Archiver:
             return _PendingNode(node, list(prev.content))
         self.to_read += st.st_size
         if self.subtrees is not None:
-            self.subtrees.ready(self.to_read)  # a lazy pool starts now, before the read
+            self.subtrees.ready(self.to_read, self.listed)  # a lazy pool starts before the read
         key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
         parts = self._links.get(key) if key is not None else None
         counted = 0  # bytes the meter already saw chunk by chunk
@@ -683,8 +687,9 @@ def backup_paths(
     several paths (or one non-directory) become named entries of the root.
 
     ``walkers``: worker processes that each walk whole subtrees (:mod:`.walk_workers`);
-    0 = none; None = ``SNOWVAULT_ENGINE_WALKERS`` when set, else one per core when there
-    are two or more. ``processes``: worker processes that only read, chunk, hash,
+    0 = none; None = ``SNOWVAULT_ENGINE_WALKERS`` when set, else for an initial backup
+    (no ``parent``) one per core but one, launched once the backup is seen to be large,
+    and none for a rerun. ``processes``: worker processes that only read, chunk, hash,
     compress and seal file contents (:mod:`.file_workers`), used when no walkers run;
     None = ``SNOWVAULT_ENGINE_PROCESSES`` (default 0). ``walkers=0, processes=0`` is the
     single-process reference path; a custom ``fs`` always uses it."""
@@ -698,7 +703,13 @@ def backup_paths(
     workers = subtrees = None
     rules = Excludes(excludes)
     if type(fs) is FileSystem:
-        subtrees = walk_workers.SubtreeWorkers.start(repo, walkers, excludes, one_file_system)
+        # content workers asked for (argument or environment) win over the default walk
+        asked = processes if processes is not None else _env_int("SNOWVAULT_ENGINE_PROCESSES")
+        default_walk = walkers is None and not os.environ.get("SNOWVAULT_ENGINE_WALKERS")
+        if not (asked and default_walk):
+            subtrees = walk_workers.SubtreeWorkers.start(
+                repo, walkers, excludes, one_file_system, rerun=parent is not None
+            )
         if subtrees is None and processes != 0:
             workers = file_workers.ContentWorkers.start(repo, processes)
     arch = _Archiver(repo, fs, rules, one_file_system, meter, workers, subtrees)
@@ -749,6 +760,11 @@ def backup_paths(
         root=_root_entry(arch, fs, raw),
     )
     return stream_backup.commit(repo, manifest, meter)
+
+
+def _env_int(name: str) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() else 0
 
 
 def _add_totals(arch: _Archiver, totals: walk_workers.Totals) -> None:

@@ -13,11 +13,12 @@ subtrees itself, so one worker and the parent keep two cores busy.
     ref = pool.submit(path, rel, dev, parent_tree)    # ref.result(): the tree id
     totals = pool.close()                             # every worker's packs flushed
 
-Off by default (``DEFAULT_ON``; measured in docs/benchmarks.md, "Issue 15, third run"):
-``walkers=N`` or ``SNOWVAULT_ENGINE_WALKERS=N`` starts N workers at once;
+``walkers=N`` or ``SNOWVAULT_ENGINE_WALKERS=N`` starts N workers at once (0: none);
 ``SNOWVAULT_ENGINE_WALKERS=auto`` one per core but one, launched only once the backup
-has queued ``LAUNCH_BYTES`` of files to read (until then, and in a backup that never
-gets there, the walk is exactly the one-process path's).
+has queued ``LAUNCH_BYTES`` of files to read or listed ``LAUNCH_ENTRIES`` entries (until
+then, and in a backup that never gets there, the walk is exactly the one-process
+path's). Unset, an initial backup (no parent) does as ``auto`` and a rerun walks in one
+process (``DEFAULT_ON``; measured in docs/benchmarks.md, "Issue 15, backup").
 
 Format and ordering: a worker is an ordinary writer of the repository (its own
 :class:`Repository` on the same store, under the backup's shared lock): each pack is
@@ -74,12 +75,17 @@ RELAY_SECONDS = 0.2
 TAKE_BACK = True
 """Whether this process walks queued subtrees itself while it waits (tests turn it off
 to have the workers walk every one)."""
-DEFAULT_ON = False
-"""Whether a backup walks in workers when neither the caller nor the environment says
-(then lazily: see :meth:`SubtreeWorkers.ready`)."""
+DEFAULT_ON = True
+"""Whether a backup walks in workers when neither the caller nor the environment says:
+then only a backup without a parent (an initial one: reruns read little, and the
+one-process path measured as fast or faster there), on a local store with two or more
+cores, and lazily (see :meth:`SubtreeWorkers.ready`), so a small tree never starts one."""
 LAUNCH_BYTES = 256 * 1024 * 1024
 """Bytes of files this process queues to read (counted when queued, so a large file
 launches the workers before it is read) before a lazily started pool launches them."""
+LAUNCH_ENTRIES = 20_000
+"""Or entries this process has listed: a tree of many small files launches them early
+(the benchmark's quick set, 13,000 entries and 190 MiB, stays in one process)."""
 
 
 def cores() -> int:
@@ -396,12 +402,13 @@ class SubtreeWorkers:
         self._pump = threading.Thread(target=self._receive, name="sv-walk-pump", daemon=True)
         self._pump.start()
 
-    def ready(self, to_read: int) -> bool:
+    def ready(self, to_read: int, entries: int = 0) -> bool:
         """Whether to hand subtrees to workers now: at once when asked for explicitly,
         else (started lazily) once this process has queued ``LAUNCH_BYTES`` of files to
-        read -- a backup that reads little (a rerun, a small tree) never pays for a
-        worker and walks exactly as the one-process path does."""
-        if self._pump is None and to_read >= LAUNCH_BYTES:
+        read or listed ``LAUNCH_ENTRIES`` entries -- a backup that reads little (a
+        rerun, a small tree) never pays for a worker and walks exactly as the
+        one-process path does."""
+        if self._pump is None and (to_read >= LAUNCH_BYTES or entries >= LAUNCH_ENTRIES):
             self._launch()
         return self._pump is not None
 
@@ -412,8 +419,12 @@ class SubtreeWorkers:
         walkers: int | None,
         excludes: Sequence[str],
         one_file_system: bool,
+        *,
+        rerun: bool = False,
     ) -> SubtreeWorkers | None:
-        """Workers for ``repo``, or None for the single-process path (see the module)."""
+        """Workers for ``repo``, or None for the single-process path (see the module);
+        ``rerun``: the backup has a parent (then only workers asked for, by the caller
+        or the environment, ``auto`` included)."""
         from snowvault.engine.repository import Repository  # workers import it lazily
 
         n = walkers_wanted(walkers)
@@ -421,7 +432,10 @@ class SubtreeWorkers:
             return None
         if type(repo.backend) is not LocalBackend or repo.pack_keys():
             return None  # reopened by path; keyed packs: the parent's index would shadow
-        asked = walkers is not None or os.environ.get("SNOWVAULT_ENGINE_WALKERS", "").isdigit()
+        env = os.environ.get("SNOWVAULT_ENGINE_WALKERS", "")
+        if rerun and walkers is None and not env:
+            return None  # the default (DEFAULT_ON) walks only initial backups in workers
+        asked = walkers is not None or env.isdigit()
         return cls(repo, n, list(excludes), one_file_system, lazy=not asked)
 
     @property
