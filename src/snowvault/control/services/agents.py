@@ -58,6 +58,7 @@ from snowvault.engine import (
     compression,
     crypto,
     errors,
+    index,
     index_cache,
     keyed_packs,
     locks,
@@ -1112,7 +1113,11 @@ def _commit(
         entries = _keyed_header(repo, store, upload, key)
         if known is None:  # a prune dropped the record of a pack not yet landed
             repo.put_pack_keys([upload.pack_id], key)  # (only once its header opened)
-        repo.add_keyed_pack(upload.pack_id, entries)
+        # what repo.add_keyed_pack does, less adding to the in-memory index this call
+        # never reads (opened without one: ~1,000 rows a pack of small files)
+        if repo.pack_key(upload.pack_id) is None:
+            raise errors.IntegrityError(name=packs.pack_name(upload.pack_id), detail="no pack key")
+        repo.write_segment(index.Segment({upload.pack_id: entries}))
         stored += [e.blob_id for e in entries]
     return stored
 
