@@ -141,3 +141,18 @@ def _file_nodes(repo: Repository, rp_id: str) -> list[tuple[bytes, Node]]:
             elif node.type == "file":
                 out.append((rel, node))
     return out
+
+
+def test_runs_end_where_a_directory_ends_so_threads_create_in_different_ones() -> None:
+    def files(folder: bytes, n: int, size: int = 10) -> list[tuple[bytes, Node]]:
+        return [
+            (folder + b"/f%d" % i, Node(name=b"f%d" % i, type="file", size=size)) for i in range(n)
+        ]
+
+    order = files(b"a", 100) + files(b"b", 3) + files(b"c/d", 70) + files(b"e", 300)
+    order += files(b"f", 2, size=restorer.RUN_BYTES) + files(b"top", 1)
+    runs = list(restorer._runs(order))
+    assert [len(r) for r in runs] == [100, 73, restorer.RUN_MAX_FILES, 300 - 256 + 1, 1, 1]
+    assert [r for run in runs for r in run] == order
+    folders = [[rel.rpartition(b"/")[0] for rel, _ in run] for run in runs]
+    assert folders[0][-1] != folders[1][0] and folders[1][-1] != folders[2][0]
