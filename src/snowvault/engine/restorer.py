@@ -86,13 +86,28 @@ def _text(path: bytes) -> str:
 
 
 def load_tree(repo: TreeSource, tree_id: str, where: bytes) -> list[Node]:
-    """A tree's nodes; a damaged tree raises IntegrityError naming the directory."""
+    """A tree's nodes; a damaged tree raises IntegrityError naming the directory, and so
+    does one with a name that is not a single path component (empty, ``.``, ``..``, a
+    ``/`` or a NUL in it) or a name twice: joined to the target, such a name would
+    reach outside it (a tree is written by whoever made the backup, an agent's host
+    too), so no entry of that directory is restored."""
     label = f"directory /{_text(where)} (tree {tree_id})"
     try:
         raw = repo.get_blob(bytes.fromhex(tree_id))
     except errors.IntegrityError as exc:
         raise errors.IntegrityError(name=label, detail=str(exc)) from exc
-    return decode_tree(raw, label)
+    nodes = decode_tree(raw, label)
+    names = set()
+    for node in nodes:
+        name = node.name
+        if name in _NOT_NAMES or b"/" in name or b"\0" in name or name in names:
+            why = "twice" if name in names else "not a file name"
+            raise errors.IntegrityError(name=label, detail=f"entry {name!r} is {why}")
+        names.add(name)
+    return nodes
+
+
+_NOT_NAMES = frozenset((b"", b".", b".."))
 
 
 def root_tree(repo: TreeSource, rp_id: str) -> str:
