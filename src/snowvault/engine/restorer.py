@@ -188,6 +188,7 @@ class _Restorer:
             make_reader() if make_reader is not None and self.runs is None else repo
         )
         self.target = target
+        self._prefix = target.rstrip(b"/") + b"/"
         self.overwrite = overwrite
         self.meter = meter
         self.is_root = os.geteuid() == 0
@@ -200,7 +201,9 @@ class _Restorer:
         self._run = threading.local()  # .get: the blob reader of this thread's run
 
     def path(self, rel: bytes) -> bytes:
-        return os.path.join(self.target, rel)
+        """``rel`` under the target: joined, not ``os.path.join``ed (names are single
+        components, see :func:`load_tree`, so ``rel`` is never absolute)."""
+        return self._prefix + rel
 
     def error(self, rel: bytes, detail: str) -> None:
         self.errors.append(RestoreError(_text(rel), detail))
