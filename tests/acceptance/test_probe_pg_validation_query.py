@@ -16,9 +16,9 @@ restore into the resource's server. ``SET TRANSACTION READ ONLY`` does not confi
 - the query is sent as one simple-protocol string, so ``COMMIT; <any write>; BEGIN``
   leaves the read-only transaction and writes as that role.
 
-Both tests are xfail(strict) for the plugins' owner: the fix is in plugins/postgresql.py
-(a single statement over the extended protocol, as a role without superuser or
-``pg_execute_server_program``; or no caller-chosen SQL at all).
+Fixed in plugins/postgresql.py (``_run_query``, ``_make_checker``, ``_host_reach``): the
+query is one prepared statement, and runs as a throwaway non-superuser login role in the
+temporary instance, or (targetDsn) only as a role that cannot reach the database host.
 """
 
 from __future__ import annotations
@@ -101,11 +101,6 @@ def _restore(world: dict[str, Any], metadata: dict[str, str]) -> dict[str, Any]:
     return _wait(lambda: backup.describe_restore_job(RestoreJobId=job_id), "Status")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plugins/postgresql.py runs a caller's validationQuery as the temporary "
-    "instance's superuser: COPY ... TO PROGRAM runs a shell command on the restoring host",
-)
 def test_a_validation_query_runs_no_command_on_the_restoring_host(
     world: dict[str, Any],
 ) -> None:
@@ -117,12 +112,6 @@ def test_a_validation_query_runs_no_command_on_the_restoring_host(
     assert ran_as is None, f"the restore ran a shell command as {ran_as!r} ({job['Status']})"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plugins/postgresql.py sends validationQuery as one simple-protocol string: "
-    "'COMMIT; ...' leaves the read-only transaction and writes as the role the restore "
-    "signs in with",
-)
 def test_a_validation_query_cannot_write_to_the_target_server(world: dict[str, Any]) -> None:
     name = f"sv_q_probe_{uuid.uuid4().hex[:8]}"
     escape = f"sv_q_escaped_{uuid.uuid4().hex[:8]}"

@@ -17,8 +17,11 @@ staged on disk; the system schemas (``mysql``, ``sys``, ``information_schema``,
 per database, its character set, collation and tables. Restore Metadata (strings):
 
 - ``targetDsn`` (required): ``mysql://USER@HOST:PORT`` of a running server; no
-  password in it (Metadata is stored and shown): the restore signs in with the
-  resource's sealed password;
+  password in it (Metadata is stored and shown). The restore signs in with the
+  resource's sealed password only when the target is the resource's own server and
+  user (same host, port and user as its source); any other server is signed in to
+  without a password, so a caller cannot have the resource's password (or a hash
+  challenge over it) sent to a server of their choosing;
 - ``databases`` (optional): which databases, a JSON list or comma-separated; all of
   the point's when absent;
 - ``renameTo`` (optional, with exactly one database): the name it gets on the target.
@@ -348,6 +351,15 @@ class MySQL:
     def _password(self, resource: Resource) -> str | None:
         return resource.secrets.get("password") or None
 
+    def _target_password(self, resource: Resource, target: Dsn) -> str | None:
+        """The resource's password for its own server and user only (a restore may
+        name any server the network rule lets it reach)."""
+        with contextlib.suppress(InvalidInput):
+            own = parse_dsn(resource.source)
+            if (own.host, own.port, own.user) == (target.host, target.port, target.user):
+                return self._password(resource)
+        return None
+
     def backup(self, request: BackupRequest) -> None:
         resource = request.resource
         if not resource.source:
@@ -451,7 +463,7 @@ class MySQL:
         info = request.source.info().get("databases", {})
         request.progress(Progress(0, total))
         done = 0
-        with _connect(dsn, request.policy, self._password(request.resource)) as client:
+        with _connect(dsn, request.policy, self._target_password(request.resource, dsn)) as client:
             for name, path, target in chosen:
                 facts = info.get(name, {}) if isinstance(info, Mapping) else {}
                 self._create(client, target, facts)
@@ -502,7 +514,7 @@ class MySQL:
         """Each restored database answers and holds the tables the backup saw."""
         dsn, _, _ = self._target(request.metadata, request.policy)
         info = request.source.info().get("databases", {})
-        with _connect(dsn, request.policy, self._password(request.resource)) as client:
+        with _connect(dsn, request.policy, self._target_password(request.resource, dsn)) as client:
             for name, _, target in self._chosen(request, request.source.entries()):
                 rows = client.query(
                     "SELECT table_name FROM information_schema.tables"

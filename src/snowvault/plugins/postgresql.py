@@ -29,7 +29,17 @@ Restore Metadata (strings, as AWS passes them), exactly one target:
   each database dumped from it into the target server under its (new) name; an
   existing database there is never overwritten;
 - ``validationQuery`` (default ``SELECT 1``): run on the restored data afterwards; a
-  failure fails the job.
+  failure fails the job. It is the caller's SQL, so it is confined (:func:`_run_query`):
+  one statement (a prepared statement: ``COMMIT; ...`` cannot leave the read-only
+  transaction), read only, 60 s, and never as a role that can reach the host. In the
+  temporary instance of a ``targetDirectory`` restore it runs as a throwaway login role
+  without superuser (a member of ``pg_read_all_data``), made for the check and dropped
+  after it; on a ``targetDsn`` restore, as the role the restore signs in with, and only
+  if that role is neither a superuser nor a member of ``pg_execute_server_program``,
+  ``pg_read_server_files`` or ``pg_write_server_files`` (otherwise only the default
+  ``SELECT 1`` runs; any other query fails the check with that reason). As a superuser,
+  ``COPY ... TO PROGRAM`` or ``pg_read_file`` would run a command or read a file on the
+  database host, and an error message would carry what it read into the job's status.
 
 Abuse case: a caller with ``RegisterResource`` makes the server connect, with the
 credentials they give, to a host they name; one with ``StartRestoreJob`` makes it write
@@ -1055,12 +1065,24 @@ class PostgreSQL:
         superuser = request.source.info().get("bootstrap_superuser") or "postgres"
         sandbox = pg_tools.sandbox_user()  # not the owner-to-be, who owns this host's clusters
         sandbox.give(target)
+        checker = f"snowvault_check_{os.urandom(6).hex()}"  # no restored role has this name
         try:
             instance = pg_tools.TempInstance(
-                target, superuser=superuser, settings=UNSAFE_ON_RESTORE, user=sandbox
+                target,
+                superuser=superuser,
+                settings=UNSAFE_ON_RESTORE,
+                user=sandbox,
+                extra_hba=f"local all {checker} trust\n",
             )
-            with instance as pg, pg.connect() as conn:
-                _run_query(conn, query)
+            with instance as pg:
+                with pg.connect() as admin:
+                    _make_checker(admin, checker)
+                try:
+                    with pg.connect(user=checker) as conn:
+                        _run_query(conn, query)
+                finally:
+                    with pg.connect() as admin:
+                        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(checker)))
         finally:
             pg_tools.server_user().give(target)  # handed back to whoever starts it
         return None
@@ -1073,16 +1095,63 @@ class PostgreSQL:
             server = Server(target.dsn, target.address, None, None, target.passfile)
         for db in chosen:
             with server.connect(target.rename_to or db) as conn:
+                if query.strip() != "SELECT 1":
+                    reach = _host_reach(conn)
+                    if reach:
+                        return (
+                            f"validationQuery runs only as a role that cannot reach the "
+                            f"database host; the restore's role has {reach} (only the "
+                            "default SELECT 1 runs as such a role)"
+                        )
                 _run_query(conn, query)
         return None
 
 
+HOST_REACHING_ROLES = ("pg_execute_server_program", "pg_read_server_files", "pg_write_server_files")
+
+
+def _host_reach(conn: psycopg.Connection[Any]) -> str:
+    """What of superuser and the host-reaching predefined roles the session's role has
+    ("" for none): such a role could run a command or read a file on the server's host
+    from a caller's query."""
+    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    if row is None or row[0]:
+        return "superuser"
+    held = [
+        name
+        for name in HOST_REACHING_ROLES
+        if conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = %s)"
+            " AND pg_has_role(current_user, %s, 'MEMBER')",
+            (name, name),
+        ).fetchone()
+        == (True,)
+    ]
+    return ", ".join(held)
+
+
+def _make_checker(admin: psycopg.Connection[Any], name: str) -> None:
+    """A login role for a caller's validationQuery in a temporary instance: no superuser,
+    no role or database creation, reading every table (``pg_read_all_data``, from
+    PostgreSQL 14) and nothing of the host."""
+    role = sql.Identifier(name)
+    admin.execute(
+        sql.SQL(
+            "CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+        ).format(role)
+    )
+    exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = 'pg_read_all_data'")
+    if exists.fetchone():
+        admin.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(role))
+
+
 def _run_query(conn: psycopg.Connection[Any], query: str) -> None:
-    """``query`` in a read-only transaction with a time limit."""
+    """``query``, one statement (prepared: a second statement is refused by the server,
+    so it cannot end the transaction), in a read-only transaction with a time limit."""
     with conn.transaction():
         conn.execute("SET TRANSACTION READ ONLY")
         conn.execute("SET LOCAL statement_timeout = '60s'")
-        conn.execute(query.encode())
+        conn.execute(query.encode(), prepare=True)
 
 
 def _directory_target_resolved(metadata: Mapping[str, str], policy: host_paths.Policy) -> str:

@@ -11,7 +11,10 @@ arrives. Restore Metadata (strings), exactly one of:
 - ``targetPath``: absolute path of a new RDB file (``overwrite`` = ``"true"`` replaces
   an existing one) that a fresh ``redis-server`` loads;
 - ``targetUrl``: ``redis://[USER@]HOST:PORT`` of a running, EMPTY server (no password in
-  it: Metadata is stored and shown; the restore signs in with the resource's password).
+  it: Metadata is stored and shown). The restore signs in with the resource's password
+  only when the target is the resource's own server and user (same host, port and
+  user as its source); any other server gets no AUTH, so a caller cannot have the
+  resource's password sent to a server of their choosing (AUTH is cleartext).
   The RDB is loaded into a temporary ``redis-server`` (unprivileged user, private
   directory, a Unix socket only, no persistence) and every key is copied across with
   ``DUMP``/``RESTORE`` (TTLs kept); a key that exists on the target fails the restore.
@@ -181,6 +184,15 @@ class Redis:
     def _password(self, resource: Resource) -> str | None:
         return resource.secrets.get("password") or None
 
+    def _target_password(self, resource: Resource, target: Url) -> str | None:
+        """The resource's password for its own server and user only (a restore may
+        name any server the network rule lets it reach)."""
+        with contextlib.suppress(InvalidInput):
+            own = parse_url(resource.source)
+            if (own.host, own.port, own.user) == (target.host, target.port, target.user):
+                return self._password(resource)
+        return None
+
     def _connect(self, url: Url, policy: host_paths.Policy, password: str | None) -> Any:
         address = child.answering(net_reach.check(url.host, url.port, policy), url.port)
         return redis_tools.Connection(address, url.port, password=password, user=url.user)
@@ -280,7 +292,7 @@ class Redis:
             with request.source.open(ENTRY) as reader:
                 host_files.write(resolved, reader, overwrite=overwrite, on_bytes=on_bytes)
             return
-        password = self._password(request.resource)
+        password = self._target_password(request.resource, target)
         try:
             with self._connect(target, request.policy, password) as dest:
                 if dest.keyspace():
@@ -340,7 +352,8 @@ class Redis:
                 tmp.connection() as conn,
             ):
                 want = conn.keyspace_expiring()
-        with self._connect(target, request.policy, self._password(request.resource)) as dest:
+        password = self._target_password(request.resource, target)
+        with self._connect(target, request.policy, password) as dest:
             have = dest.keyspace()
         return _compare(target.shown(), have, want)
 
