@@ -16,9 +16,11 @@ agent's), boto3 StartBackupJob, and ``snowvault agent run`` processes.
    /proc/PID/stat) of the server, the agent and moto over the job, what the store grew
    by, and what the server received from the agent (below); the server's CPU also
    "net of idle": less what it spends idle in as long (its polling loops, measured for
-   10 s before the jobs). The tree is read once before the first job so every job
-   sees warm caches. Agent and server share the
-   machine's two cores here; on a fleet they would not.
+   10 s before the jobs), and "less polls": also less what answering this script's own
+   DescribeBackupJob every 0.2 s costs it in as long (measured for 10 s after the
+   jobs; a job that takes longer is polled more, whichever runner runs it). The tree
+   is read once before the first job so every job sees warm caches. Agent and server
+   share the machine's two cores here; on a fleet they would not.
 2. **Fleet**: for 1, 2 and 4 agents (hosts agent-1..N, one process each), a fresh
    server and vault, 200 small Directory resources (10 files of 1-8 KiB each) spread
    round robin over the hosts, one StartBackupJob each. ``--fleet-start backlog``
@@ -531,6 +533,10 @@ class JobRow:
     put_blobs_bytes: int  # of which AgentPutBlobs requests
     calls: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    job_id: str = ""
+    server_polled: float = 0.0
+    """What answering this script's own DescribeBackupJob polls (every POLL s) costs the
+    server in as long, beyond idle (measured after the jobs: :func:`poll_rate`)."""
 
 
 @dataclass
@@ -567,6 +573,17 @@ def idle_rate(sv: BenchServer, seconds: float = 10.0) -> float:
     before, start = sv.cpu(), time.perf_counter()
     time.sleep(seconds)
     return (sv.cpu() - before) / (time.perf_counter() - start)
+
+
+def poll_rate(sv: BenchServer, job_id: str, idle: float, seconds: float = 10.0) -> float:
+    """CPU seconds per second the server spends answering :meth:`BenchServer.wait_job`'s
+    DescribeBackupJob every POLL s (of a finished job), beyond ``idle``: part of every
+    job's server CPU that neither runner causes."""
+    before, start = sv.cpu(), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        sv.backup.describe_backup_job(BackupJobId=job_id)
+        time.sleep(POLL)
+    return max(0.0, (sv.cpu() - before) / (time.perf_counter() - start) - idle)
 
 
 def warm(path: Path) -> None:
@@ -613,6 +630,7 @@ def bench_throughput(res: Results, work: Path, store: str, live: Path, size: int
                 row = _one_job(sv, use, moto, store, runner, phase, vault, arn, size, store_bytes)
                 row.server_idle = idle * row.seconds
                 res.jobs.append(row)
+                last_job = row.job_id
                 log(
                     f"  {store} {runner} {phase}: {row.seconds:.2f} s, "
                     f"{size / MIB / row.seconds:.1f} MiB/s, server {row.server_cpu:.1f} CPU s, "
@@ -620,6 +638,11 @@ def bench_throughput(res: Results, work: Path, store: str, live: Path, size: int
                     f"+{row.store_grew / MIB:.1f} MiB; received {row.received / MIB:.2f} MiB "
                     f"{row.note}"
                 )
+        polled = poll_rate(sv, last_job, idle)
+        res.facts[f"the script's job polls, {store}"] = f"{polled:.3f} CPU s/s beyond idle"
+        for row in res.jobs:
+            if row.store == store:
+                row.server_polled = polled * row.seconds
     finally:
         if agent is not None:
             agent.stop()
@@ -668,6 +691,7 @@ def _one_job(
         put_blobs_bytes=delta.get("AgentPutBlobs", {}).get("sent", 0),
         calls={a: r["calls"] for a, r in delta.items()},
         note=note,
+        job_id=job_id,
     )
 
 
@@ -794,10 +818,12 @@ def _job_row(r: JobRow) -> str:
     received = "0 (reads the tree from disk)" if r.runner != "agent" else f"{r.received / MIB:.2f}"
     per_gib = "-" if r.runner != "agent" else f"{_per_gib(r.received, r.source_bytes) / MIB:.1f}"
     net = max(0.0, r.server_cpu - r.server_idle)
+    net_polls = max(0.0, net - r.server_polled)
     direct = "-" if r.runner != "agent" else f"{r.direct / MIB:.2f}"
     return (
         f"| {r.store} | {r.runner} | {r.phase} | {r.seconds:.2f} | {rate:.1f} | "
-        f"{r.server_cpu:.2f} | {net:.2f} | {_per_gib(net, r.source_bytes):.1f} | {agent} | "
+        f"{r.server_cpu:.2f} | {net:.2f} | {_per_gib(net, r.source_bytes):.1f} | "
+        f"{_per_gib(net_polls, r.source_bytes):.1f} | {agent} | "
         f"{moto} | {r.store_grew / MIB:.1f} | {received} | {per_gib} | {direct} |"
     )
 
@@ -843,14 +869,15 @@ def report(res: Results, meta: dict[str, Any]) -> str:
             "",
             "CPU s = user + system seconds of that process over the job (/proc/PID/stat); "
             "net of idle = less what the idle server spends in as long (facts: idle "
-            "server); received = HTTP requests (line, headers, body) the agent sent the "
-            "server.",
+            "server); less polls = also less what this script's own DescribeBackupJob "
+            "polls cost it in as long (facts: the script's job polls); received = HTTP "
+            "requests (line, headers, body) the agent sent the server.",
             "",
             "| store | runner | phase | s | MiB/s | server CPU s | net of idle | net CPU s / GiB "
-            "| agent CPU s | moto CPU s | store grew MiB | server received MiB | "
-            "received MiB / GiB | agent sent the store MiB |",
+            "| net, less polls, s / GiB | agent CPU s | moto CPU s | store grew MiB "
+            "| server received MiB | received MiB / GiB | agent sent the store MiB |",
             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-            "| ---: | ---: |",
+            "| ---: | ---: | ---: |",
             *map(_job_row, res.jobs),
             "",
             "Agent calls per job and the agent's own summary line:",
