@@ -708,7 +708,7 @@ def backup_paths(
         default_walk = walkers is None and not os.environ.get("SNOWVAULT_ENGINE_WALKERS")
         if not (asked and default_walk):
             subtrees = walk_workers.SubtreeWorkers.start(
-                repo, walkers, excludes, one_file_system, rerun=parent is not None
+                repo, walkers, excludes, one_file_system, rerun=parent is not None, roots=raw
             )
         if subtrees is None and processes != 0:
             workers = file_workers.ContentWorkers.start(repo, processes)

@@ -43,7 +43,10 @@ from snowvault.engine.crypto import KdfParams, KeyWrapper, RepositoryKeys, keysl
 
 BlobKind = Literal["data", "tree"]
 
-DEFAULT_MAX_INFLIGHT = 16 * 1024 * 1024
+DEFAULT_MAX_INFLIGHT = 8 * 1024 * 1024
+"""Bytes of blobs handed to the pool but not yet packed: eight ~1 MiB chunks keep two
+blob threads busy; 16 MiB only held more in memory (the full set's initial backup,
+one process: 124.5 vs 114.5 MiB peak RSS, docs/benchmarks.md "Issue 15, backup")."""
 MANIFEST_PREFIX = "recovery-points/"
 INDEX_LOAD_ATTEMPTS = 5
 """Listings of index/ tried when segments vanish under a concurrent prune (each prune

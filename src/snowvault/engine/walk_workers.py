@@ -17,8 +17,9 @@ subtrees itself, so one worker and the parent keep two cores busy.
 ``SNOWVAULT_ENGINE_WALKERS=auto`` one per core but one, launched only once the backup
 has queued ``LAUNCH_BYTES`` of files to read or listed ``LAUNCH_ENTRIES`` entries (until
 then, and in a backup that never gets there, the walk is exactly the one-process
-path's). Unset, an initial backup (no parent) does as ``auto`` and a rerun walks in one
-process (``DEFAULT_ON``; measured in docs/benchmarks.md, "Issue 15, backup").
+path's). Unset, an initial backup (no parent) starts them at once when a quick listing
+finds ``PRESCAN_ENTRIES`` entries, else does as ``auto``; a rerun walks in one process
+(``DEFAULT_ON``; measured in docs/benchmarks.md, "Issue 15, backup").
 
 Format and ordering: a worker is an ordinary writer of the repository (its own
 :class:`Repository` on the same store, under the backup's shared lock): each pack is
@@ -86,6 +87,9 @@ launches the workers before it is read) before a lazily started pool launches th
 LAUNCH_ENTRIES = 20_000
 """Or entries this process has listed: a tree of many small files launches them early
 (the benchmark's quick set, 13,000 entries and 190 MiB, stays in one process)."""
+PRESCAN_ENTRIES = LAUNCH_ENTRIES
+"""By default (not ``auto``) a backup first lists its tree breadth-first up to this many
+entries; a tree that has them gets its workers at once, not after its first 20,000."""
 
 
 def cores() -> int:
@@ -111,6 +115,26 @@ def walkers_wanted(walkers: int | None) -> int:
 
 
 # --------------------------------------------------------------------------- the frontier
+
+
+def large_tree(roots: Sequence[bytes], limit: int) -> bool:
+    """Whether a breadth-first listing of ``roots`` (scandir only: no stat, no read)
+    finds ``limit`` entries or more; it stops there, so it costs at most ``limit``
+    directory entries (about 10 ms for 20,000), and the walk finds them cached."""
+    seen = 0
+    queue = deque(roots)
+    while queue:
+        try:
+            with os.scandir(queue.popleft()) as it:
+                for entry in it:
+                    seen += 1
+                    if seen >= limit:
+                        return True
+                    if entry.is_dir(follow_symlinks=False):
+                        queue.append(entry.path)
+        except OSError:
+            continue  # not a directory, or unreadable: the walk reports it
+    return False
 
 
 def split_points(roots: Sequence[bytes], excludes: Excludes, want: int) -> set[bytes]:
@@ -421,10 +445,13 @@ class SubtreeWorkers:
         one_file_system: bool,
         *,
         rerun: bool = False,
+        roots: Sequence[bytes] = (),
     ) -> SubtreeWorkers | None:
         """Workers for ``repo``, or None for the single-process path (see the module);
         ``rerun``: the backup has a parent (then only workers asked for, by the caller
-        or the environment, ``auto`` included)."""
+        or the environment, ``auto`` included). By default the workers start at once
+        when a quick listing of ``roots`` finds ``PRESCAN_ENTRIES`` entries, else
+        lazily."""
         from snowvault.engine.repository import Repository  # workers import it lazily
 
         n = walkers_wanted(walkers)
@@ -436,6 +463,8 @@ class SubtreeWorkers:
         if rerun and walkers is None and not env:
             return None  # the default (DEFAULT_ON) walks only initial backups in workers
         asked = walkers is not None or env.isdigit()
+        if not asked and not env and large_tree(roots, PRESCAN_ENTRIES):
+            asked = True  # the default, for a tree seen to be large: at once
         return cls(repo, n, list(excludes), one_file_system, lazy=not asked)
 
     @property

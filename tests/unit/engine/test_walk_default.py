@@ -85,3 +85,30 @@ def test_a_rerun_walks_in_one_process_unless_asked(
     assert launches == [1]
     assert third.manifest.summary.files_changed == 1
     assert third.manifest.summary.files_unchanged == 119
+
+
+def test_a_tree_the_quick_listing_finds_large_gets_its_worker_at_once(
+    tmp_path: Path, launches: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    _tree(src)  # 4 + 12 directories and 120 files: 136 entries below the root
+    root = os.fsencode(src)
+    assert walk_workers.large_tree([root], 136)
+    assert not walk_workers.large_tree([root], 137)
+    assert not walk_workers.large_tree([os.fsencode(src / "t0" / "d0" / "f1")], 1)  # a file
+    repo = Repository.init(LocalBackend(tmp_path / "r"), password="pw", kdf=KdfParams.for_tests())
+    ref = archiver.backup_paths(repo, [src], now=NOW, walkers=0, processes=0)
+    monkeypatch.setattr(walk_workers, "PRESCAN_ENTRIES", 100)
+    monkeypatch.setattr(walk_workers, "split_points", lambda *a: {root + b"/t0"})
+    seen: list[bool] = []
+    real_ready = walk_workers.SubtreeWorkers.ready
+
+    def ready(self: walk_workers.SubtreeWorkers, to_read: int, entries: int = 0) -> bool:
+        seen.append(real_ready(self, to_read, entries))
+        return seen[-1]
+
+    monkeypatch.setattr(walk_workers.SubtreeWorkers, "ready", ready)
+    big = archiver.backup_paths(repo, [src], now=NOW)
+    assert launches == [1]
+    assert seen[0] is True  # launched before the walk: t0 (the first asked) goes to it
+    assert big.manifest.tree == ref.manifest.tree
