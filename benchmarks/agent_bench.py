@@ -335,23 +335,9 @@ class BenchServer(Server):
             super().start()
             return
         out = Path(profile_dir) / f"server-{self.port}.pstats"
-        args = [sys.executable, str(Path(__file__).resolve()), "--server-process", str(out), "--"]
-        with self.log_path.open("wb") as log_file:
-            self.proc = subprocess.Popen(
-                [*args, "server", "--data-dir", str(self.data_dir)],
-                env=self.env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if "snowvault listening on" in self.log_path.read_text(errors="replace"):
-                self.backup = self.make_client()
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError("server did not start: " + self.log_path.read_text()[-2000:])
+        self.launch(
+            [sys.executable, str(Path(__file__).resolve()), "--server-process", str(out), "--"]
+        )
 
     @property
     def endpoint(self) -> str:

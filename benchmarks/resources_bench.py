@@ -236,9 +236,15 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.launch([SNOWVAULT])
+
+    def launch(self, snowvault: list[str]) -> None:
+        """Run ``snowvault`` (the command line that stands for the CLI: the installed
+        one, or a wrapper of it) ``server`` over this data directory, its output into
+        the log, and wait until it listens (90 s at most)."""
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
-                [SNOWVAULT, "server", "--data-dir", str(self.data_dir)],
+                [*snowvault, "server", "--data-dir", str(self.data_dir)],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
