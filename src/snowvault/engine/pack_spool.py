@@ -90,10 +90,10 @@ class PackSpool:
 
     def write(self, *parts: bytes | bytearray | memoryview) -> None:
         for part in parts:
-            self._hash.update(part)
             self.size += len(part)
             if len(part) >= WRITE_BYTES:
                 self._drain()
+                self._hash.update(part)
                 self._write(part)
             else:
                 self._buf += part
@@ -101,7 +101,10 @@ class PackSpool:
                     self._drain()
 
     def _drain(self) -> None:
+        """Hash and write the gathered small blobs (hashed here, not blob by blob:
+        hashlib lets go of the GIL for each part over 2 KiB, a hand-over per blob)."""
         if self._buf:
+            self._hash.update(self._buf)
             self._write(self._buf)
             self._buf = bytearray()
 
