@@ -1,7 +1,8 @@
-"""Restores of Redis and MySQL points through an agent, from the attacker's side (helper
-Q's probe): real processes (`snowvault server`, `snowvault agent run`, a password
-protected redis-server, MariaDB on 127.0.0.1:3306) and a "honeypot" listener on the
-agent host's loopback that records what reaches it.
+"""Restores of Redis, MySQL and S3 points through an agent, from the attacker's side
+(helper Q's probe): real processes (`snowvault server`, `snowvault agent run`, a
+password protected redis-server, MariaDB on 127.0.0.1:3306, moto S3) and a "honeypot"
+listener on the agent host's loopback that records what reaches it. (PostgreSQL:
+tests/acceptance/test_probe_pg_validation_query.py.)
 
 The abuse case: a principal allowed StartRestoreJob (but never shown the resource's
 sealed password) names the restore target. The agent's --allow-network (loopback by
@@ -22,7 +23,9 @@ listen. Found:
   it sees the user name (not a secret: it is in the Source and the Metadata) and no
   password, in clear or as a hash challenge.
 
-Held (tests pass): a malformed database name (NUL, over 64 characters, a trailing
+Held (tests pass): an S3 restore to an endpoint the caller names sends a SigV4 signature
+for that host, never the secret key, and Metadata carrying keys or a URL with
+credentials is refused at the call; a malformed database name (NUL, over 64 characters, a trailing
 space) is refused at StartRestoreJob before any job exists; a name with quotes,
 semicolons, backticks, a leading ``--`` or ``..`` is legal in MySQL and stays a name
 (that database is created, nothing else changes); a ``targetPath`` with ``..``
@@ -46,6 +49,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -57,6 +61,7 @@ HOST = "db-probe"
 VAULT = "dbprobe"
 REDIS_PASSWORD = "redis-S3cret-never-sent-away"
 MYSQL_PASSWORD = "mysql-S3cret-never-sent-away"
+S3_SECRET = "s3-S3cret-never-sent-away"
 MYSQL_USER = f"svq_{uuid.uuid4().hex[:8]}"
 MYSQL_DB = f"svq_db_{uuid.uuid4().hex[:8]}"
 FINAL = {"COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL"}
@@ -99,6 +104,14 @@ class Honeypot:
         if self.kind == "redis":
             while self._read(conn):
                 conn.sendall(b"-ERR honeypot\r\n")
+            return
+        if self.kind == "http":
+            while self._read(conn):
+                conn.sendall(
+                    b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n"
+                    b"Content-Length: 62\r\n\r\n"
+                    b"<Error><Code>AccessDenied</Code><Message>no</Message></Error>"
+                )
             return
         conn.sendall(_packet(0, _mysql_greeting()))
         answer = self._read(conn)  # the HandshakeResponse
@@ -157,7 +170,7 @@ def _sql(statements: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def world(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterator[dict[str, Any]]:
     host_dir = Path(tempfile.mkdtemp(prefix="sv-q-dbprobe-"))
     os.chmod(host_dir, 0o755)
     server = new_server(tmp_path_factory)
@@ -199,6 +212,23 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 {"password": MYSQL_PASSWORD, "databases": MYSQL_DB},
             ),
         }
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=s3_server,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        bucket = f"svq-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="p/one.txt", Body=b"one")
+        points["S3"] = _agent_point(
+            server,
+            "S3",
+            "s",
+            f"s3://{bucket}/p",
+            {"endpoint": s3_server, "access_key_id": "AK", "secret_access_key": S3_SECRET},
+        )
         yield {"server": server, "points": points, "host_dir": host_dir, "log": log, "key": key}
     finally:
         for proc in procs:
@@ -386,3 +416,32 @@ def test_another_hosts_agent_is_never_handed_the_restore(world: dict[str, Any]) 
     job = _wait(lambda: backup.describe_restore_job(RestoreJobId=job_id), "Status")
     assert job["Status"] == "COMPLETED", job  # the right agent did it
     assert (world["host_dir"] / "r.rdb").stat().st_size > 0
+
+
+def test_an_s3_restore_to_another_endpoint_sends_no_secret(world: dict[str, Any]) -> None:
+    """The S3 restore signs with the resource's key pair wherever ``targetEndpoint``
+    says (a design choice: docs/resources/s3.md), but SigV4 sends a signature, never the
+    secret, and the signature names the honeypot's host: nothing to replay elsewhere."""
+    pot = Honeypot("http")
+    try:
+        job = _restore(
+            world,
+            "S3",
+            {"targetBucket": "anything", "targetEndpoint": f"http://127.0.0.1:{pot.port}"},
+        )
+    finally:
+        pot.close()
+    assert job["Status"] == "FAILED", job
+    assert pot.received, "the restore never reached the endpoint it was given"
+    assert S3_SECRET.encode() not in pot.received
+    assert f"host: 127.0.0.1:{pot.port}".encode() in bytes(pot.received).lower()
+    for metadata in (
+        {"targetBucket": "b", "targetSecretAccessKey": "x"},
+        {"targetBucket": "b", "targetEndpoint": "http://user:pw@127.0.0.1:9/"},
+    ):
+        backup = world["server"].client()
+        with pytest.raises(ClientError) as err:
+            backup.start_restore_job(
+                RecoveryPointArn=world["points"]["S3"], Metadata=metadata, IamRoleArn=stories.ROLE
+            )
+        assert err.value.response["Error"]["Code"] == "InvalidParameterValueException", metadata
