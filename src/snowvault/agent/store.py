@@ -17,7 +17,8 @@ Where the vault's store is S3 (the claim's ``Keys.Direct``), the blobs the vault
 go into packs built here instead (a keyed pack: blobs and header sealed under the job
 key, ids under the host's scoped id key; repository-format.md), each PUT straight to
 the store through a presigned URL the server gives for that pack id, then committed
-together with the next pack's presign (one call per pack): the server carries no data
+together with the next packs' presign (one call per :data:`PACKS_PER_CALL` packs): the
+server carries no data
 (docs/design/agents.md, "Direct uploads to S3").
 """
 
@@ -47,6 +48,11 @@ MAX_BLOBS_PER_PUT = 256
 """The server's limit of blobs in one AgentPutBlobs (interfaces/api/agent_actions.py)."""
 PUT_TRIES = 4
 DEFAULT_PACK_SIZE = 16 * 1024 * 1024
+PACKS_PER_CALL = 2
+"""Direct uploads: packs presigned (and then committed) per call. Each call costs the
+server an HTTP request and a few store requests (a listing of key slots and of pack-key
+records, a record write, a segment write) whatever the number of packs in it; a batch
+of two halves those per pack for one more pack held in the agent's memory."""
 
 
 @dataclass(frozen=True)
@@ -105,9 +111,12 @@ class RemoteBlobStore:
         self._sealer = primitives.Sealer(keys.job_key)
         self._open: dict[int, _Pack] = {}
         self._http: urllib3.PoolManager | None = None
-        self._to_commit: dict[str, Any] | None = None
-        """The pack put last, committed with the next call (at most one pack: an agent
-        killed before its commit sends it again, with the pack being filled)."""
+        self._ready: list[tuple[dict[str, Any], bytes]] = []
+        """Packs sealed and named, waiting for the batch's presign."""
+        self._to_commit: list[dict[str, Any]] = []
+        """The packs put last, committed with the next call (an agent killed before
+        their commit sends them again, with the ready and the filling packs: at most
+        ``2 * PACKS_PER_CALL`` packs)."""
         # direct: blobs are asked about a pack's worth at a time (nothing but ids goes to
         # the server, so the request limit does not bound the batch; fewer HasBlobs calls)
         self._batch_bytes = max(BATCH_BYTES, keys.pack_size) if keys.direct else BATCH_BYTES
@@ -151,6 +160,8 @@ class RemoteBlobStore:
             self._flush_locked()
             for kind in sorted(self._open):
                 self._upload_pack(self._open.pop(kind))
+            if self._ready:
+                self._upload_ready()
             self._commit_pending()
 
     def _flush_locked(self) -> None:
@@ -203,37 +214,56 @@ class RemoteBlobStore:
                 self._upload_pack(self._open.pop(code))
 
     def _upload_pack(self, pack: _Pack) -> None:
-        """Seal the header, name the pack by its SHA-256, ask for a presigned URL, PUT
-        it (tried again on network trouble, with a fresh URL). Its commit goes with the
-        next pack's presign (one call per pack), or with :meth:`flush`."""
+        """Seal the header and name the pack by its SHA-256; once :data:`PACKS_PER_CALL`
+        are ready, upload them (:meth:`_upload_ready`)."""
         if not pack.entries:
             return
         body = bytes(pack.buf + packs.encode_header(self._sealer, pack.entries))
         pack_id = primitives.content_hash(body).hex()
-        md5 = agent_blobs.content_md5(body)
-        declared = {"PackId": pack_id, "Size": len(body), "ContentMD5": md5}
+        declared = {
+            "PackId": pack_id,
+            "Size": len(body),
+            "ContentMD5": agent_blobs.content_md5(body),
+        }
+        self._ready.append((declared, body))
+        if len(self._ready) >= PACKS_PER_CALL:
+            self._upload_ready()
+
+    def _upload_ready(self) -> None:
+        """Ask for presigned URLs of the ready packs in one call (with the commit of the
+        packs put before: one call per batch), PUT each (a failed PUT is tried again
+        with a fresh URL); their commit goes with the next batch, or with :meth:`flush`."""
+        batch, self._ready = self._ready, []
+        todo = batch
         for attempt in range(PUT_TRIES):
-            params: dict[str, Any] = {"JobId": self._job_id, "Presign": [declared]}
-            if self._to_commit is not None:
-                params["Commit"] = [self._to_commit]
+            params: dict[str, Any] = {"JobId": self._job_id, "Presign": [d for d, _ in todo]}
+            if self._to_commit:
+                params["Commit"] = self._to_commit
             doc = self._api.call("AgentPutBlobs", params)
-            self._to_commit = None
-            upload = doc["Uploads"][0]
-            if upload.get("Exists"):
-                break
-            signed = upload["Credential"]
-            if self._put(str(signed["Url"]), dict(signed.get("Headers") or {}), body):
+            self._to_commit = []
+            uploads = {str(u["PackId"]): u for u in doc["Uploads"]}
+            failed = []
+            for declared, body in todo:
+                upload = uploads[declared["PackId"]]
+                if upload.get("Exists"):
+                    continue
+                signed = upload["Credential"]
+                if not self._put(str(signed["Url"]), dict(signed.get("Headers") or {}), body):
+                    failed.append((declared, body))
+            if not failed:
                 break
             if attempt + 1 == PUT_TRIES:
+                pack_id = failed[0][0]["PackId"]
                 raise InvalidInput(detail=f"the store refused pack {pack_id} {PUT_TRIES} times")
             time.sleep(min(2.0**attempt, 10.0))
-        self._to_commit = declared
-        self.packs_uploaded += 1
+            todo = failed
+        self._to_commit = [d for d, _ in batch]
+        self.packs_uploaded += len(batch)
 
     def _commit_pending(self) -> None:
-        if self._to_commit is not None:
-            self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Commit": [self._to_commit]})
-            self._to_commit = None
+        if self._to_commit:
+            self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Commit": self._to_commit})
+            self._to_commit = []
 
     def _put(self, url: str, headers: dict[str, str], body: bytes) -> bool:
         """One PUT of ``body`` to a presigned URL: True when the store holds it (200, or

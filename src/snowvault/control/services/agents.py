@@ -1103,23 +1103,23 @@ def _commit(
     """Index packs the agent put to the store. For each, one ranged read of its end
     answers the store's size and ETag of the object (they must be the size and MD5 the
     agent declared) and its sealed header, which must open with this attempt's job
-    key: a header that opens was sealed by this job. Its entries become the pack's index
-    segment. The blob ids stored."""
-    stored: list[bytes] = []
+    key: a header that opens was sealed by this job. Their entries become one index
+    segment (all or nothing: one pack refused, none indexed). The blob ids stored."""
+    found: dict[str, list[packs.PackEntry]] = {}
     for upload in uploads:
         known = repo.pack_key(upload.pack_id)
         if known is not None and known != key:
             raise InvalidInput(detail=f"pack {upload.pack_id} is not this job's")
-        entries = _keyed_header(repo, store, upload, key)
+        found[upload.pack_id] = _keyed_header(repo, store, upload, key)
         if known is None:  # a prune dropped the record of a pack not yet landed
             repo.put_pack_keys([upload.pack_id], key)  # (only once its header opened)
-        # what repo.add_keyed_pack does, less adding to the in-memory index this call
-        # never reads (opened without one: ~1,000 rows a pack of small files)
-        if repo.pack_key(upload.pack_id) is None:
-            raise errors.IntegrityError(name=packs.pack_name(upload.pack_id), detail="no pack key")
-        repo.write_segment(index.Segment({upload.pack_id: entries}))
-        stored += [e.blob_id for e in entries]
-    return stored
+    # one segment for the call's packs (what repo.add_keyed_pack does per pack, less
+    # adding to the in-memory index this call never reads: ~1,000 rows a pack)
+    for pack_id in found:
+        if repo.pack_key(pack_id) is None:
+            raise errors.IntegrityError(name=packs.pack_name(pack_id), detail="no pack key")
+    repo.write_segment(index.Segment(found))
+    return [e.blob_id for entries in found.values() for e in entries]
 
 
 HEADER_READ = 128 * 1024
