@@ -46,9 +46,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
+from snowvault.core import wildcard
 from snowvault.core.errors import InvalidInput
 
 TAG_PREFIX = "aws:ResourceTag/"
@@ -118,16 +118,6 @@ def validate_arn_pattern(pattern: str, field_name: str) -> str:
                 f"wildcard '*' must be a whole ARN field or the last character: {pattern!r}",
             )
     return pattern
-
-
-@lru_cache(maxsize=1024)
-def _arn_regex(pattern: str) -> re.Pattern[str]:
-    return re.compile("^" + r"\S*".join(re.escape(p) for p in pattern.split("*")) + "$")
-
-
-@lru_cache(maxsize=1024)
-def _like_regex(value: str) -> re.Pattern[str]:
-    return re.compile("^" + ".*".join(re.escape(p) for p in value.split("*")) + "$", re.DOTALL)
 
 
 def _string(value: object, field_name: str) -> str:
@@ -224,7 +214,9 @@ def selection_from_api(data: Mapping[str, Any]) -> Selection:
 
 
 def arn_matches(pattern: str, arn: str) -> bool:
-    return pattern == "*" or _arn_regex(pattern).match(arn) is not None
+    """``*`` covers any run of non-whitespace characters (no backtracking:
+    :mod:`snowvault.core.wildcard`; a selection's pattern is the caller's)."""
+    return pattern == "*" or wildcard.match(pattern, arn, any_one=False, star_crosses_space=False)
 
 
 def condition_holds(condition: Condition, tags: Mapping[str, str]) -> bool:
@@ -234,9 +226,9 @@ def condition_holds(condition: Condition, tags: Mapping[str, str]) -> bool:
     if condition.operator == "StringNotEquals":
         return actual != condition.value
     if condition.operator == "StringLike":
-        return actual is not None and _like_regex(condition.value).match(actual) is not None
+        return actual is not None and wildcard.match(condition.value, actual, any_one=False)
     if condition.operator == "StringNotLike":
-        return actual is None or _like_regex(condition.value).match(actual) is None
+        return actual is None or not wildcard.match(condition.value, actual, any_one=False)
     raise _invalid("Conditions", f"unknown operator {condition.operator!r}")
 
 

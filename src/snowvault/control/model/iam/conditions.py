@@ -8,15 +8,14 @@ Pure; depends on nothing but :mod:`snowvault.core`.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from snowvault.core import wildcard
 from snowvault.core.errors import InvalidInput
 
 
@@ -45,19 +44,11 @@ class _Operator:
     check: Callable[[str], bool]  # is a policy value well-formed for this operator?
 
 
-def _glob(pattern: str, flags: int = 0) -> re.Pattern[str]:
-    return _compile_glob(pattern, flags)
-
-
-@functools.lru_cache(maxsize=4096)
-def _compile_glob(pattern: str, flags: int) -> re.Pattern[str]:
-    body = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    return re.compile(f"^{body}$", flags | re.DOTALL)
-
-
 def glob_match(pattern: str, text: str, *, ignore_case: bool = False) -> bool:
-    """``*`` matches any run of characters (even ``:`` and ``/``), ``?`` exactly one."""
-    return _glob(pattern, re.IGNORECASE if ignore_case else 0).match(text) is not None
+    """``*`` matches any run of characters (even ``:`` and ``/``), ``?`` exactly one;
+    without backtracking (:mod:`snowvault.core.wildcard`): a policy's pattern is the
+    caller's, and a regular expression of many ``*`` took exponential time."""
+    return wildcard.match(pattern, text, ignore_case=ignore_case)
 
 
 def _number(text: str) -> Decimal | None:
