@@ -22,10 +22,18 @@ import pathspec
 
 from snowvault.core import errors
 
+MAX_WILDCARDS = 16  # per pattern: pathspec's regexes backtrack, ~C(len(name), n) steps
+
 
 class Excludes:
     def __init__(self, patterns: Sequence[str]) -> None:
         self.patterns = tuple(patterns)
+        for pattern in self.patterns:
+            if isinstance(pattern, str) and _wildcards(pattern) > MAX_WILDCARDS:
+                raise errors.InvalidInput(
+                    detail=f"bad exclude pattern: more than {MAX_WILDCARDS} wildcards "
+                    f"(* ? [) in {pattern[:60]!r}"
+                )
         try:
             self._spec = pathspec.GitIgnoreSpec.from_lines(self.patterns) if patterns else None
         except (ValueError, TypeError, re.error) as exc:
@@ -41,3 +49,14 @@ class Excludes:
         if is_dir:
             text += "/"
         return bool(self._spec.match_file(text))
+
+
+def _wildcards(pattern: str) -> int:
+    """``*``, ``?`` and ``[`` in a pattern, a ``**`` counting once: more than
+    :data:`MAX_WILDCARDS` of them make a regex that takes exponential time on a long
+    name that does not match (``a*a*...a*!``).
+
+    >>> _wildcards("**/a*b?[cd]"), _wildcards("a" * 30)
+    (4, 0)
+    """
+    return sum(pattern.replace("**", "*").count(ch) for ch in "*?[")

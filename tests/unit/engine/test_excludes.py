@@ -36,3 +36,10 @@ def test_no_patterns_exclude_nothing() -> None:
 def test_a_bad_pattern_is_invalid_input() -> None:
     with pytest.raises(errors.InvalidInput):
         Excludes(["a/**/[z-a]"])
+
+
+def test_a_pattern_of_many_wildcards_is_refused_before_it_is_compiled() -> None:
+    """pathspec's regex for ``a*a*...!`` backtracks for minutes on a long name."""
+    with pytest.raises(errors.InvalidInput, match="wildcards"):
+        Excludes(["a*" * 30 + "!"])
+    assert Excludes(["**/build/*.o", "*.log"]).excluded(b"x/build/y.o", is_dir=False)
