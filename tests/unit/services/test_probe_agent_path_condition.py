@@ -137,3 +137,30 @@ def test_restores_and_backups_on_an_agent_host_see_the_path_lexically(
     # StartBackupJob of the agent's resource: its registered source, lexically
     start = {"BackupVaultName": "main", "ResourceArn": resource_arn}
     assert _path(world, "StartBackupJob", start) == str(source)
+
+
+def test_every_path_resource_and_restore_target_carries_the_key(world: World, base: Path) -> None:
+    """SQLite and BlockDevice sources are host paths too, and PostgreSQL's
+    ``targetDirectory`` is a host path a restore writes: a Deny on a prefix must see
+    them (before, the key was absent and a Deny with a condition on it did not apply)."""
+    deny = {
+        "Effect": "Deny",
+        "Action": ["backup:RegisterResource", "backup:StartRestoreJob"],
+        "Resource": "*",
+        "Condition": {"StringLike": {"snowvault:Path": f"{base}/elsewhere/*"}},
+    }
+    allow = {"Effect": "Allow", "Action": "backup:*", "Resource": "*"}
+    doc = {"Version": "2012-10-17", "Statement": [allow, deny]}
+    who = world.user("denied", json.dumps(doc))
+    for kind in ("SQLite", "BlockDevice", "Directory"):
+        params = {"ResourceType": kind, "Name": "n", "Source": f"{base}/restores/link/x"}
+        assert _refused(world, who, "RegisterResource", params), kind
+        assert _path(world, "RegisterResource", params) == f"{base}/elsewhere/x"  # realpath
+        params["Source"] = f"{base}/restores/y"
+        assert not _refused(world, who, "RegisterResource", params), kind
+    rp = f"arn:aws:backup:us-east-1:{world.root.account_id}:recovery-point:none"
+    for key in ("targetPath", "targetDirectory"):
+        params = {"RecoveryPointArn": rp, "Metadata": {key: f"{base}/restores/link/z"}}
+        assert _refused(world, who, "StartRestoreJob", params), key
+    params = {"RecoveryPointArn": rp, "Metadata": {"targetDsn": "postgresql://u@h:5432"}}
+    assert _path(world, "StartRestoreJob", params) is None

@@ -48,8 +48,9 @@ caller may bypass a governance lock.
 Condition keys given to every policy: aws:PrincipalArn, aws:PrincipalAccount,
 aws:SourceIp (when known), aws:CurrentTime and aws:EpochTime (``caller.now``); and
 ``snowvault:Path`` (:data:`PATH_KEY`), the host path a call will read or write: the
-``Source`` of RegisterResource (Directory), ``Metadata.targetPath`` of StartRestoreJob,
-and the registered source of the Directory resource of StartBackupJob. On the server's
+``Source`` of RegisterResource (Directory, SQLite, BlockDevice),
+``Metadata.targetPath`` (or PostgreSQL's ``targetDirectory``) of StartRestoreJob, and the
+registered source of such a resource in StartBackupJob. On the server's
 host it is resolved with ``os.path.realpath`` (symlinks and ``..``) as the host-path rule
 sees it. On an agent's host (a resource registered with ``WorkerLabel agent:HOST``, a
 restore that host's agent will run) it is only folded lexically (``.``, ``..``, ``//``):
@@ -83,7 +84,11 @@ from snowvault.core.errors import InvalidInput, NotFound
 PATH_KEY = "snowvault:Path"
 """The IAM condition key holding the resolved host path a call reads or writes."""
 
-PATH_RESOURCE_TYPES = frozenset({"Directory"})
+PATH_RESOURCE_TYPES = frozenset({"Directory", "SQLite", "BlockDevice"})
+"""Resource types whose ``Source`` is a host path (the ``snowvault:Path`` of
+RegisterResource and StartBackupJob)."""
+RESTORE_PATH_KEYS = ("targetPath", "TargetPath", "targetDirectory")
+"""Restore Metadata naming the host path a restore writes (the first one present)."""
 """Resource types whose ``Source`` is a host path."""
 
 
@@ -443,7 +448,7 @@ def _rp(conn: Connection, caller: Caller, params: Mapping[str, Any]) -> Target:
     target = _recovery_point(conn, caller, rp_arn, _text(params, "BackupVaultName"))
     metadata = params.get("Metadata")
     if isinstance(metadata, Mapping):  # StartRestoreJob: the host path it writes
-        path = metadata.get("targetPath") or metadata.get("TargetPath")
+        path = next((metadata[k] for k in RESTORE_PATH_KEYS if metadata.get(k)), None)
         agent_host = _restores_on_agent(conn, caller, rp_arn)
         context = _path_context(path, agent_host=agent_host)
         return Target(target.resource_arn, target.vault_arn, context)
