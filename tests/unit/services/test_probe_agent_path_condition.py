@@ -22,8 +22,9 @@ import pytest
 from helpers import agent_world
 from helpers.access_world import ROLE, World
 from snowvault.agent import runner, store
-from snowvault.control.services import agents, authorization, backup_jobs, resources
+from snowvault.control.services import agents, authorization, backup_jobs, resources, restore_jobs
 from snowvault.control.services.base import Caller
+from snowvault.core.errors import InvalidInput
 
 
 @pytest.fixture
@@ -164,3 +165,25 @@ def test_every_path_resource_and_restore_target_carries_the_key(world: World, ba
         assert _refused(world, who, "StartRestoreJob", params), key
     params = {"RecoveryPointArn": rp, "Metadata": {"targetDsn": "postgresql://u@h:5432"}}
     assert _path(world, "StartRestoreJob", params) is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="services/agent_resources.py check_restore_form lets a '..' part through to the "
+    "agent: the condition sees the folded path, the host's kernel resolves '..' after a "
+    "symlink elsewhere (inside --allow-path); refuse '..' parts as directory items are",
+)
+def test_a_dot_dot_part_in_an_agent_restore_target_is_refused_at_the_call(
+    world: World, base: Path
+) -> None:
+    source = base / "restores"
+    (source / "f.txt").write_text("h1's file\n")
+    _, rp_arn = _agent_point(world, source)
+    with pytest.raises(InvalidInput):
+        restore_jobs.start(
+            world.deps,
+            world.root,
+            recovery_point_arn=rp_arn,
+            metadata={"targetPath": f"{base}/restores/link/../x"},
+            iam_role_arn=ROLE,
+        )
