@@ -215,3 +215,14 @@ def test_a_stale_job_lock_is_taken_again_only_when_no_prune_holds_the_store(
         names = [i.name for i in backend.list("locks/")]
         assert len(names) == 1 and clock.now().strftime("%Y%m%dT%H%M%SZ") in names[0]
         assert locks.release_job_lock(backend, "job-1") == 1
+
+
+def test_a_revocation_ends_the_job_and_its_lock(tmp_path: Path) -> None:
+    world = agent_world.make_world(tmp_path)
+    h1 = agent_world.agent(world, "h1")
+    api = agent_world.InProcessApi(world, h1)
+    _start(world, "main", _source(tmp_path / "src", 4, files=2))
+    api.call("AgentClaimJob", {})
+    assert len(_locks(world, "main")) == 1
+    agents.revoke(world.deps, world.root, "h1")
+    assert _locks(world, "main") == []
