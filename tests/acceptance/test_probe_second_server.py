@@ -130,3 +130,18 @@ def test_servers_on_a_postgresql_catalog_may_share_a_data_dir(tmp_path: Path) ->
     finally:
         with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_server_started_during_an_offline_tool_says_what_holds_the_lock(
+    tmp_path: Path,
+) -> None:
+    """`root-key rotate` holds server.lock exclusive; a server started meanwhile used to
+    say that "a snowvault server is running" (there was none)."""
+    data = tmp_path / "d"
+    app_mod.initialize(data, allowed_paths=[str(tmp_path)])
+    with private_files.ServerLock(data).exclusive():
+        with pytest.raises(Conflict, match="an offline snowvault command"):
+            app_mod.build(data, serving=True)
+        with pytest.raises(Conflict, match="an offline snowvault command"):
+            app_mod.build(data)
+    app_mod.build(data, serving=True).close()

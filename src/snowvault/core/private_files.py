@@ -170,6 +170,11 @@ class ServerLock:
             fcntl.flock(fd, how | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            if how == fcntl.LOCK_SH:  # only an offline tool holds it exclusive
+                raise Conflict(
+                    f"an offline snowvault command (root-key rotate or move) is working on "
+                    f"{self.path.parent} (it holds {self.path}); start when it has finished"
+                ) from None
             raise Conflict(
                 f"a snowvault server is running on {self.path.parent} (it holds "
                 f"{self.path}); stop it first"
