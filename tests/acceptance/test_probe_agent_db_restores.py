@@ -378,8 +378,13 @@ def test_a_redis_rdb_restore_outside_the_agents_paths_writes_nothing(
     escape = host_dir.parent / f"sv-q-escape-{uuid.uuid4().hex[:8]}.rdb"
     catalog = server.data_dir / "catalog.db"
     catalog_bytes = catalog.stat().st_size
+    outside = host_dir.parent / f"sv-q-outside-{uuid.uuid4().hex[:8]}.rdb"
+    outside.write_bytes(b"kept")
+    link = host_dir / f"link-{uuid.uuid4().hex[:8]}.rdb"
+    link.symlink_to(outside)  # inside --allow-path, pointing out of it
     for target in (
         f"{host_dir}/../{escape.name}",  # `..` out of --allow-path
+        str(link),  # a symlink out of --allow-path, overwrite
         str(server.data_dir / "catalog.db"),  # the server's own catalog, overwrite
         str(server.data_dir / "storage" / "x.rdb"),  # into the vaults' storage
     ):
@@ -387,6 +392,8 @@ def test_a_redis_rdb_restore_outside_the_agents_paths_writes_nothing(
         assert job["Status"] == "FAILED", (target, job)
         assert "allow-path" in job.get("StatusMessage", ""), job
     assert not escape.exists()
+    assert outside.read_bytes() == b"kept" and link.is_symlink()
+    outside.unlink()
     assert not (server.data_dir / "storage" / "x.rdb").exists()
     assert catalog.stat().st_size >= catalog_bytes  # still the catalog (it only grows)
     assert server.client().list_backup_vaults()["BackupVaultList"]
