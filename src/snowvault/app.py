@@ -904,7 +904,8 @@ def _sole_server_lock(config: ServerConfig) -> private_files.SoleServerLock | No
     db_file = catalog.db.sqlite_path(config.catalog_url)
     if db_file is None:
         return None
-    return private_files.SoleServerLock(Path(db_file).absolute()).take()
+    # resolved: a config naming the same file through a symlink finds the same lock
+    return private_files.SoleServerLock(Path(db_file).resolve()).take()
 
 
 def _roles_dir(config: ServerConfig) -> Path:

@@ -94,6 +94,11 @@ def test_another_data_dir_naming_the_same_sqlite_catalog_is_refused(
     (other / "config.json").write_text(json.dumps(config))
     (other / "config.json").chmod(0o600)
     _assert_refused(_second(first, "server", "--data-dir", str(other)))
+    # the same file through a symlinked directory
+    (tmp_path / "alias").symlink_to(first.data_dir)
+    config["catalog_url"] = f"sqlite:///{tmp_path / 'alias' / 'catalog.db'}"
+    (other / "config.json").write_text(json.dumps(config))
+    _assert_refused(_second(first, "server", "--data-dir", str(other)))
     assert first.client().list_backup_vaults()["BackupVaultList"] is not None
 
 
