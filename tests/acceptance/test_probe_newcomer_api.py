@@ -395,3 +395,43 @@ def test_the_aws_cli_gets_one_clean_error(run: RunServer, accounts: dict[str, An
         assert "Traceback" not in done.stderr
     listed = json.loads(aws("list-backup-vaults", "--max-results", "2").stdout)
     assert len(listed["BackupVaultList"]) == 2 and listed["NextToken"]
+
+
+def test_another_accounts_resource_lists_nothing(run: RunServer, accounts: dict[str, Any]) -> None:
+    """B names A's protected resource in the by-resource calls: nothing of A's comes back
+    (make run's default rule allows HOME, where the source lives)."""
+    a, b = accounts["a"], accounts["b"]
+    source = run.home / "photos"
+    source.mkdir(exist_ok=True)
+    (source / "cat.txt").write_text("meow\n")
+    arn = run.ext(
+        "RegisterResource", {"ResourceType": "Directory", "Name": "photos", "Source": str(source)}
+    )["ResourceArn"]
+    job_id = a.start_backup_job(BackupVaultName="alpha", ResourceArn=arn, IamRoleArn=ROLE)[
+        "BackupJobId"
+    ]
+    deadline = time.monotonic() + 60
+    while (job := a.describe_backup_job(BackupJobId=job_id))["State"] not in {
+        "COMPLETED",
+        "FAILED",
+    }:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+    assert job["State"] == "COMPLETED", job.get("StatusMessage")
+    rp = job["RecoveryPointArn"]
+    assert a.list_recovery_points_by_resource(ResourceArn=arn)["RecoveryPoints"]
+    for call, kw in (
+        (b.list_recovery_points_by_resource, {"ResourceArn": arn}),
+        (b.list_restore_jobs_by_protected_resource, {"ResourceArn": arn}),
+        (b.describe_protected_resource, {"ResourceArn": arn}),
+        (b.list_backup_jobs, {"ByResourceArn": arn}),
+        (b.describe_recovery_point, {"BackupVaultName": "alpha", "RecoveryPointArn": rp}),
+    ):
+        try:
+            answer = call(**kw)
+        except ClientError as exc:
+            status = exc.response["ResponseMetadata"]["HTTPStatusCode"]
+            assert status in (400, 403, 404), (call, exc)
+            continue
+        text = json.dumps(answer, default=str)
+        assert rp not in text and job_id not in text, (call, text[:300])
