@@ -167,12 +167,6 @@ def test_every_path_resource_and_restore_target_carries_the_key(world: World, ba
     assert _path(world, "StartRestoreJob", params) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/agent_resources.py check_restore_form lets a '..' part through to the "
-    "agent: the condition sees the folded path, the host's kernel resolves '..' after a "
-    "symlink elsewhere (inside --allow-path); refuse '..' parts as directory items are",
-)
 def test_a_dot_dot_part_in_an_agent_restore_target_is_refused_at_the_call(
     world: World, base: Path
 ) -> None:

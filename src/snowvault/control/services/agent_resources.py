@@ -82,6 +82,10 @@ def check_restore_form(
             raise plugins.errors.InvalidRestoreTarget(path=path, detail="must be an absolute path")
         if "\x00" in path:
             raise plugins.errors.InvalidRestoreTarget(path=path, detail="contains a NUL byte")
+        if ".." in path.split("/"):
+            # snowvault:Path folds '..' lexically, the host's kernel after any symlink
+            # before it: the condition and the agent would see two different paths
+            raise plugins.errors.InvalidRestoreTarget(path=path, detail="must not contain '..'")
     if resource_type in PATH_TYPES and not paths:
         raise plugins.errors.InvalidRestoreTarget(
             "Metadata.targetPath is required (an absolute path on the agent's host)"
