@@ -306,3 +306,29 @@ def test_redirects_huge_answers_and_header_floods(endpoints: list[Endpoint]) -> 
     assert sent[0] < 64 * 1024 * 1024  # read 64 KiB, closed: the sender stalled, then broke
     outcome, _ = _timed(lambda: _post(f"http://127.0.0.1:{flood.port}/", ["127.0.0.1"]), 10)
     assert isinstance(outcome, OSError), outcome
+
+
+def test_one_tenants_many_slow_endpoints_do_not_take_every_thread(
+    deps: Deps,
+    caller: Caller,
+    endpoints: list[Endpoint],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ten slow subscribers of one account come first in the outbox; another account's
+    one subscriber is still posted to in the first round (accounts take turns)."""
+    monkeypatch.setattr(delivery, "DEADLINE_SECONDS", 2.0)
+    key = message_signing.SigningKey.generate("probe", FakeClock().now())
+    topic = sns.create_topic(deps, caller, "noisy")
+    for n in range(delivery.PARALLEL + 2):
+        slow = Endpoint("127.0.0.1", _drip)
+        endpoints.append(slow)
+        sns.subscribe(deps, caller, topic, "http", f"http://127.0.0.1:{slow.port}/s{n}")
+    other = Caller("222233334444", caller.region, "arn:aws:iam::222233334444:root", caller.now)
+    fast = Endpoint("127.0.0.1", _ok)
+    endpoints.append(fast)
+    quiet = sns.create_topic(deps, other, "quiet")
+    sns.subscribe(deps, other, quiet, "http", f"http://127.0.0.1:{fast.port}/fast")
+    start = time.monotonic()
+    result, _ = _timed(delivery.Deliverer(deps, key, "http://sv").deliver_once, 60)
+    assert result.delivered == 1 and result.retried == delivery.PARALLEL + 2, result
+    assert fast.accepted and fast.accepted[0] - start < 1.0, fast.accepted

@@ -22,8 +22,9 @@ name as SNI and checks the certificate against it). Redirects are not followed. 
 are read up to 64 KiB and never stored. A POST has :data:`TIMEOUT_SECONDS` per socket
 operation and :data:`DEADLINE_SECONDS` in all (a watchdog shuts the socket down), so an
 endpoint that answers one byte at a time cannot hold the loop; up to :data:`PARALLEL`
-subscribers are posted to at once, so one slow endpoint does not delay the others. Jobs
-never wait on this loop: it only reads the outbox.
+subscribers are posted to at once, the accounts taking turns, so one slow endpoint (or
+one tenant's many) does not delay the others. Jobs never wait on this loop: it only
+reads the outbox.
 
 A fleet (docs/operations/scale-out.md): one server delivers at a time, the one holding
 the ``notification-delivery`` role (``catalog.leadership``); when it dies another takes
@@ -211,6 +212,24 @@ def http_post(
         conn.close()
 
 
+def by_account_in_turn(
+    rows: list[catalog.notifications.Outgoing],
+) -> list[catalog.notifications.Outgoing]:
+    """``rows`` with the accounts (of their topics) taking turns, each account's rows in
+    their order: one tenant's many slow endpoints first in the outbox do not take every
+    posting thread before another tenant's first message."""
+    queues: dict[str, list[catalog.notifications.Outgoing]] = {}
+    for row in rows:
+        parts = row.topic_arn.split(":")  # arn:aws:sns:REGION:ACCOUNT:NAME
+        queues.setdefault(parts[4] if len(parts) > 4 else "", []).append(row)
+    turns: list[catalog.notifications.Outgoing] = []
+    while any(queues.values()):
+        for queue in queues.values():
+            if queue:
+                turns.append(queue.pop(0))
+    return turns
+
+
 @dataclass
 class DeliveryResult:
     delivered: int = 0
@@ -254,7 +273,7 @@ class Deliverer:
             outcomes = [self._deliver(row) for row in rows]
         else:  # one message per subscription: posting them at once keeps each one's order
             with ThreadPoolExecutor(min(PARALLEL, len(rows)), "delivery-post") as pool:
-                outcomes = list(pool.map(self._deliver, rows))
+                outcomes = list(pool.map(self._deliver, by_account_in_turn(rows)))
         for outcome in outcomes:
             setattr(result, outcome, getattr(result, outcome) + 1)
         return result
