@@ -95,3 +95,25 @@ def test_what_is_remembered_is_bound_to_the_place_of_the_bytes() -> None:
     two.ranged.clear()
     agent_trees.check(Repository.open(two, raw_key=KEY), roots[1])
     assert sum(two.ranged.values()) > 0
+
+
+def test_a_deep_point_is_read_in_a_few_reads_not_one_per_level() -> None:
+    """Directories nested 40 deep: 40 levels of one tree each. A writer stores a
+    directory's tree after its subdirectories', so the first read of the pack (with
+    what lies before the root's tree) holds the levels below."""
+    agent_trees.forget()
+    backend = Counting("deep")
+    repo = Repository.init(backend, raw_key=KEY)
+    sub: str | None = None
+    for depth in range(40):
+        nodes = [tree.Node(name=f"f{depth}".encode(), type="file", mode=0o644)]
+        if sub is not None:
+            nodes.append(tree.Node(name=b"d", type="dir", mode=0o755, subtree=sub))
+        sub = repo.add_blob("tree", tree.encode_tree(nodes)).hex()
+    repo.flush()
+    assert sub is not None
+    fresh = Repository.open(backend, raw_key=KEY)
+    backend.ranged.clear()
+    used = agent_trees.check(fresh, sub)
+    assert sum(backend.ranged.values()) <= 2  # not 40
+    assert used == prune.used_blobs(fresh, [{"tree": sub}])
