@@ -34,6 +34,7 @@ from snowvault.control import catalog
 from snowvault.control.scheduler import delivery
 from snowvault.control.services import sns
 from snowvault.control.services.base import Caller, Deps
+from snowvault.core.errors import InvalidInput
 from snowvault.engine.crypto import message_signing
 from snowvault.testing import FakeClock
 
@@ -332,3 +333,23 @@ def test_one_tenants_many_slow_endpoints_do_not_take_every_thread(
     result, _ = _timed(delivery.Deliverer(deps, key, "http://sv").deliver_once, 60)
     assert result.delivered == 1 and result.retried == delivery.PARALLEL + 2, result
     assert fast.accepted and fast.accepted[0] - start < 1.0, fast.accepted
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:9/x\r\nX-Evil: 1",  # urlsplit drops CR/LF: stored, then POSTed
+        "http://127.0.0.1:9/a b",
+        "http://127.0.0.1:9/\x00",
+        "http://127.0.0.1:0/x",  # port 0 silently meant 80
+        "http://127.0.0.1:9/" + "x" * 5000,
+    ],
+)
+def test_subscribe_refuses_endpoints_that_are_no_plain_url(
+    deps: Deps, caller: Caller, endpoint: str
+) -> None:
+    topic = sns.create_topic(deps, caller, "strict")
+    with pytest.raises(InvalidInput):
+        sns.subscribe(deps, caller, topic, "http", endpoint)
+    with catalog.db.read_transaction(deps.engine) as conn:
+        assert catalog.notifications.due(conn, deps.clock.now(), limit=5) == []

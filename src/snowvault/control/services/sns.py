@@ -36,6 +36,7 @@ from snowvault.control.services.base import Caller, Deps
 from snowvault.core.errors import InvalidInput, NotFound
 
 PROTOCOLS = ("http", "https")
+MAX_ENDPOINT = 2048
 MAX_MESSAGE_BYTES = 256 * 1024
 PAGE = 100
 
@@ -86,13 +87,24 @@ def delete_topic(deps: Deps, caller: Caller, arn: str) -> None:
 
 
 def check_endpoint(deps: Deps, protocol: str, endpoint: str) -> None:
-    """The endpoint is an http(s) URL whose host and port pass the network-reach rule."""
+    """The endpoint is an http(s) URL whose host and port pass the network-reach rule.
+
+    No control character or space anywhere (``urlsplit`` silently drops CR, LF and tab,
+    so ``.../x\r\nX-Evil: 1`` would be stored as given and POSTed to as another path),
+    at most :data:`MAX_ENDPOINT` characters, and a port from 1 to 65535 when one is
+    written (``:0`` meant the default port)."""
     if protocol not in PROTOCOLS:
         raise InvalidInput(detail=f"Protocol {protocol!r} is not supported here (http, https)")
+    if len(endpoint) > MAX_ENDPOINT:
+        raise InvalidInput(detail=f"Endpoint must be at most {MAX_ENDPOINT} characters")
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in endpoint):
+        raise InvalidInput(detail="Endpoint must not contain spaces or control characters")
     parts = urlsplit(endpoint)
     if parts.scheme != protocol or not parts.hostname:
         raise InvalidInput(detail=f"Endpoint must be an {protocol}:// URL")
     try:
+        if parts.port == 0:
+            raise ValueError("port 0")
         port = parts.port or (443 if protocol == "https" else 80)
     except ValueError:
         raise InvalidInput(detail="Endpoint has an invalid port") from None
