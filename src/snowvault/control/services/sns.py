@@ -90,7 +90,7 @@ def check_endpoint(deps: Deps, protocol: str, endpoint: str) -> None:
     """The endpoint is an http(s) URL whose host and port pass the network-reach rule.
 
     No control character or space anywhere (``urlsplit`` silently drops CR, LF and tab,
-    so ``.../x\r\nX-Evil: 1`` would be stored as given and POSTed to as another path),
+    so ``.../hook\r\n/admin`` was stored as given and POSTed to as ``/hook/admin``),
     at most :data:`MAX_ENDPOINT` characters, and a port from 1 to 65535 when one is
     written (``:0`` meant the default port)."""
     if protocol not in PROTOCOLS:
