@@ -19,6 +19,7 @@ import select
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from snowvault.control import catalog
 from snowvault.control.services import vaults
 from snowvault.core.clock import SystemClock
 from snowvault.core.errors import SnowvaultError
-from snowvault.engine import check, compression, keyed_packs, packs, prune
+from snowvault.engine import check, compression, keyed_packs, locks, packs, prune
 from snowvault.engine.crypto import agent_blobs, primitives
 
 VAULT = "direct"
@@ -146,6 +147,20 @@ def _vault(app: Any, fleet: Fleet, name: str) -> Any:
         )
 
 
+def _prune_when_free(repo: Any) -> None:
+    """Prune, waiting (up to a minute) for the server's own prune of the deleted points,
+    which holds the exclusive lock when it runs at the same moment."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            prune.prune(repo, SystemClock())
+            return
+        except locks.RepositoryLocked:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def test_an_agent_puts_packs_straight_to_s3(fleet: Fleet) -> None:
     host = fleet.tmp / "host"
     files = host / "files"
@@ -237,7 +252,7 @@ def test_an_agent_puts_packs_straight_to_s3(fleet: Fleet) -> None:
         ):
             for rp_id in repo.list_manifests():  # if the server has not forgotten it yet
                 repo.delete_manifest(rp_id)
-            prune.prune(repo, SystemClock())
+            _prune_when_free(repo)
         with (
             fleet.inspect() as app,
             vaults.open_repository(app.deps, _vault(app, fleet, VAULT)) as repo,
