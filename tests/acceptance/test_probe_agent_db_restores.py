@@ -28,9 +28,10 @@ for that host, never the secret key, and Metadata carrying keys or a URL with
 credentials is refused at the call; a malformed database name (NUL, over 64 characters, a trailing
 space) is refused at StartRestoreJob before any job exists; a name with quotes,
 semicolons, backticks, a leading ``--`` or ``..`` is legal in MySQL and stays a name
-(that database is created, nothing else changes); a ``targetPath`` with ``..``
-leading out of the agent's --allow-path, or at the server's data directory, ends the
-job FAILED with nothing written; another host's agent is never handed the job.
+(that database is created, nothing else changes); a ``targetPath`` with a ``..`` part
+is refused at the call; one through a symlink out of the agent's --allow-path, or at the
+server's data directory, ends the job FAILED with nothing written; another host's agent
+is never handed the job.
 """
 
 from __future__ import annotations
@@ -382,8 +383,14 @@ def test_a_redis_rdb_restore_outside_the_agents_paths_writes_nothing(
     outside.write_bytes(b"kept")
     link = host_dir / f"link-{uuid.uuid4().hex[:8]}.rdb"
     link.symlink_to(outside)  # inside --allow-path, pointing out of it
+    with pytest.raises(ClientError) as err:  # `..` out of --allow-path: refused at the call
+        server.client().start_restore_job(
+            RecoveryPointArn=world["points"]["Redis"],
+            Metadata={"targetPath": f"{host_dir}/../{escape.name}", "overwrite": "true"},
+            IamRoleArn=stories.ROLE,
+        )
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValueException"
     for target in (
-        f"{host_dir}/../{escape.name}",  # `..` out of --allow-path
         str(link),  # a symlink out of --allow-path, overwrite
         str(server.data_dir / "catalog.db"),  # the server's own catalog, overwrite
         str(server.data_dir / "storage" / "x.rdb"),  # into the vaults' storage
