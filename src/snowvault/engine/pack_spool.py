@@ -146,11 +146,19 @@ class PackSpool:
             self.discard()
         return pack_id
 
+    def __del__(self) -> None:
+        """A pack its repository dropped unflushed (a failed backup in a long-running
+        server): its descriptor and temporary file go with it, not at process exit."""
+        with contextlib.suppress(Exception):
+            self.discard()
+
     def discard(self) -> None:
         """Close and remove the temporary file (nothing was published from it)."""
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
-        with contextlib.suppress(OSError):
-            os.unlink(self._tmp)
+        if self._tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
+            self._tmp = ""

@@ -90,3 +90,16 @@ def test_a_discarded_spool_leaves_nothing(tmp_path: Path) -> None:
     spool.discard()  # twice is harmless
     assert _temps(tmp_path) == []
     assert os.listdir(tmp_path / "data") == []
+
+
+def test_a_repository_dropped_unflushed_leaves_no_temporary_file_open(tmp_path: Path) -> None:
+    import gc
+
+    repo = Repository.init(LocalBackend(tmp_path / "repo"), password="pw", kdf=KDF)
+    repo.add_blob("data", random.Random(3).randbytes(5000))  # a pack is open, not flushed
+    (temp,) = _temps(tmp_path)
+    opened = set(os.listdir("/proc/self/fd"))
+    del repo  # a failed backup's repository, never closed
+    gc.collect()
+    assert not temp.exists()
+    assert len(set(os.listdir("/proc/self/fd"))) < len(opened)  # its descriptor closed
