@@ -92,10 +92,33 @@ def _to_json(value: Any) -> Any:
 
 
 def _from_json(column: sa.Column[Any], value: Any) -> Any:
-    if value is not None and isinstance(column.type, UTCDateTime):
+    """A token's position value as the column's type; InvalidToken for anything a token
+    of this server could not hold (a caller can forge the JSON: an object, a list, a
+    lone surrogate, a time without offset would fail deeper down as a 500)."""
+    if value is None:
+        return None
+    if isinstance(column.type, UTCDateTime):
         try:
-            return datetime.fromisoformat(value)
+            when = datetime.fromisoformat(value)
         except (TypeError, ValueError) as exc:
+            raise InvalidToken(detail="bad position") from exc
+        if when.tzinfo is None:
+            raise InvalidToken(detail="bad position")
+        return when
+    try:
+        wanted: type = column.type.python_type
+    except NotImplementedError:
+        wanted = object
+    if isinstance(value, bool) and wanted is not bool:
+        raise InvalidToken(detail="bad position")
+    if wanted is not object and not isinstance(value, wanted):
+        raise InvalidToken(detail="bad position")
+    if not isinstance(value, str | int | float | bool):
+        raise InvalidToken(detail="bad position")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
             raise InvalidToken(detail="bad position") from exc
     return value
 
