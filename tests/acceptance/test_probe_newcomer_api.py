@@ -207,6 +207,8 @@ def test_a_forged_token_of_the_right_list_is_a_4xx(accounts: dict[str, Any]) -> 
         answers[(kind, str(values))] = _code(call, Marker=_forged(kind, values))
     fives = {k: v for k, v in answers.items() if v[1] >= 500}
     assert not fives, fives
+    kms_codes = {v[0] for k, v in answers.items() if k[0].startswith("kms-")}
+    assert kms_codes == {"InvalidMarkerException"}, kms_codes  # KMS's own code for a Marker
 
 
 def _plan(**rule: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ docstring is the message template: ``KeyNotFound(key="k")`` reads "Key 'k' does 
     │   ├── RegionNotConfigured
     │   ├── ObjectLockMissing         a Vault Lock on S3 without Object Lock
     │   ├── KmsValidation             ValidationException
+    │   ├── InvalidMarker             InvalidMarkerException (a KMS list's Marker not ours)
     │   ├── InvalidAliasName          InvalidAliasNameException
     │   ├── InvalidCiphertext         InvalidCiphertextException
     │   ├── IncorrectKey              IncorrectKeyException
@@ -109,6 +110,10 @@ class ObjectLockMissing(InvalidInput):
 
 class KmsValidation(InvalidInput):
     """{detail}"""
+
+
+class InvalidMarker(InvalidInput):
+    """The Marker is not one this server issued for this list ({detail})"""
 
 
 class InvalidAliasName(InvalidInput):

@@ -28,8 +28,9 @@ Must not depend on the scheduler, the composition root or any interface.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -264,7 +265,7 @@ class Kms:
     def list_keys(
         self, caller: Caller, *, limit: int | None = None, marker: str | None = None
     ) -> catalog.pagination.Page:
-        with catalog.db.transaction(self._engine) as conn:
+        with _marker(), catalog.db.transaction(self._engine) as conn:
             return catalog.kms.list_keys(
                 conn, account_id=caller.account_id, region=caller.region, limit=limit, token=marker
             )
@@ -332,7 +333,7 @@ class Kms:
         limit: int | None = None,
         marker: str | None = None,
     ) -> catalog.pagination.Page:
-        with catalog.db.transaction(self._engine) as conn:
+        with _marker(), catalog.db.transaction(self._engine) as conn:
             key_arn = None
             if key_ref:
                 key_arn = self._resolve_as(conn, caller, key_ref, "ListAliases")["arn"]
@@ -560,7 +561,7 @@ class Kms:
         limit: int | None = None,
         marker: str | None = None,
     ) -> catalog.pagination.Page:
-        with catalog.db.transaction(self._engine) as conn:
+        with _marker(), catalog.db.transaction(self._engine) as conn:
             key = self._resolve_as(conn, caller, ref, "ListGrants")
             return catalog.kms.list_grants(
                 conn,
@@ -581,7 +582,7 @@ class Kms:
     ) -> catalog.pagination.Page:
         """ListRetirableGrants: grants on the caller's keys naming ``retiring``."""
         prefix = arns.build("kms", caller.region, caller.account_id, "key/")
-        with catalog.db.transaction(self._engine) as conn:
+        with _marker(), catalog.db.transaction(self._engine) as conn:
             return catalog.kms.list_grants(
                 conn, retiring_principal=retiring, key_prefix=prefix, limit=limit, token=marker
             )
@@ -896,3 +897,13 @@ def _blob_header(blob: bytes) -> tuple[str, int]:
         return kms_crypto.header(blob)
     except kms_crypto.InvalidBlob as exc:
         raise err.InvalidCiphertext(detail=str(exc)) from None
+
+
+@contextlib.contextmanager
+def _marker() -> Iterator[None]:
+    """A list's Marker that this server did not issue is KMS's InvalidMarkerException,
+    not the Backup API's InvalidParameterValueException."""
+    try:
+        yield
+    except catalog.pagination.InvalidToken as exc:
+        raise err.InvalidMarker(detail=str(exc)) from None

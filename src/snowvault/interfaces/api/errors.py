@@ -78,6 +78,7 @@ ERROR_TABLE: ErrorTable = MappingProxyType(
         svc.ObjectLockMissing: ("InvalidParameterValueException", _BAD),
         # services: the key service answers AWS KMS's codes
         svc.KmsValidation: ("ValidationException", _BAD),
+        svc.InvalidMarker: ("InvalidMarkerException", _BAD),
         svc.InvalidAliasName: ("InvalidAliasNameException", _BAD),
         svc.InvalidCiphertext: ("InvalidCiphertextException", _BAD),
         svc.IncorrectKey: ("IncorrectKeyException", _BAD),
