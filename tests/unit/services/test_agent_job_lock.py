@@ -226,3 +226,33 @@ def test_a_revocation_ends_the_job_and_its_lock(tmp_path: Path) -> None:
     assert len(_locks(world, "main")) == 1
     agents.revoke(world.deps, world.root, "h1")
     assert _locks(world, "main") == []
+
+
+def test_a_job_whose_lease_ran_out_lets_go_of_its_lock_when_recovery_ends_it(
+    tmp_path: Path,
+) -> None:
+    """The sweeper's lease recovery: a retried job keeps its lock (its next claim holds
+    it), one that recovery ends FAILED releases it at once, so prunes of the vault need
+    not wait for the next claim into it or for the lock to age out."""
+    from snowvault.control.scheduler import sweepers
+
+    world = agent_world.make_world(tmp_path)
+    h1 = agent_world.agent(world, "h1")
+    api = agent_world.InProcessApi(world, h1)
+    job_id = _start(world, "main", _source(tmp_path / "src", 5, files=2))
+    states = []
+    for _ in range(10):
+        claimed = api.call("AgentClaimJob", {}).get("Job")
+        if claimed is None:
+            break
+        assert claimed["JobId"] == job_id
+        assert len(_locks(world, "main")) == 1
+        world.clock.advance(timedelta(hours=2))  # far past any lease
+        sweepers._recover_leases(world.deps, world.clock.now())
+        with catalog.db.read_transaction(world.deps.engine) as conn:
+            states.append(str(catalog.jobs.get(conn, job_id).state))
+        if states[-1] == "FAILED":
+            break
+        assert len(_locks(world, "main")) == 1, states  # retried: kept for the next claim
+    assert states[-1] == "FAILED", states
+    assert _locks(world, "main") == []

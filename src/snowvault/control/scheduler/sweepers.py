@@ -67,6 +67,7 @@ from snowvault.control import catalog
 from snowvault.control.catalog import leadership
 from snowvault.control.catalog.db import Record
 from snowvault.control.services import (
+    agents,
     cold_storage,
     expiry,
     integrity,
@@ -112,6 +113,7 @@ class SweepReport:
 
 def _recover_leases(deps: Deps, now: datetime) -> list[str]:
     recovered = job_kinds.build().recover(deps, now)
+    agents.release_locks_of_lost(deps, recovered)
     return [f"{r.job.kind} job {r.job.id}: {r.state}" for r in recovered]
 
 

@@ -352,6 +352,17 @@ def _release_job_lock(deps: Deps, job: BackupJob) -> None:
         log.warning("job %s: its vault lock was not released; it ages out", job.job_id)
 
 
+def release_locks_of_lost(deps: Deps, recovered: Sequence[Any]) -> None:
+    """Backup jobs whose lease ran out and that recovery ended (FAILED, ABORTED) let go
+    of their vault lock now, not at the next claim into the vault or when it ages out
+    (meanwhile every prune of the vault would meet it). A job retried keeps it: its next
+    claim holds it again. A job that never had one costs a listing of ``locks/``."""
+    for r in recovered:
+        job = r.job
+        if isinstance(job, BackupJob) and r.state in job_rules.BACKUP.final:
+            _release_job_lock(deps, job)
+
+
 @contextmanager
 def _store_trouble() -> Iterator[None]:
     """Storage errors inside an agent call answer Unavailable (retryable, the repository
