@@ -24,46 +24,22 @@ list it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import os
 import tempfile
 
-from snowvault.engine import errors
-from snowvault.engine.backends.local import DIR_MODE, OBJECT_MODE, TEMP_PREFIX
+from snowvault.engine.backends.local import (
+    OBJECT_MODE,
+    TEMP_PREFIX,
+    backend_error,
+    fsync_dir,
+    make_dirs,
+    publish_link,
+)
 
 WRITE_BYTES = 256 * 1024
 """Blobs smaller than this are gathered and written together (one system call, and one
 hand-over of the GIL, per 256 KiB instead of two per small file)."""
-_NO_LINK = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV})
-_TRANSIENT = frozenset({errno.EAGAIN, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT})
-
-
-def _error(exc: OSError, what: str) -> errors.BackendError:
-    detail = f"{what}: {exc.strerror or exc}"
-    if exc.errno in _TRANSIENT:
-        return errors.TransientBackendError(detail=detail)
-    return errors.PermanentBackendError(detail=detail)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _ensure_dir(path: str) -> None:
-    """``path`` and its missing parents, each new one made durable in its parent."""
-    if os.path.isdir(path):
-        return
-    _ensure_dir(os.path.dirname(path))
-    try:
-        os.mkdir(path, DIR_MODE)
-    except FileExistsError:
-        return
-    _fsync_dir(os.path.dirname(path))
 
 
 class PackSpool:
@@ -82,10 +58,10 @@ class PackSpool:
     def create(cls, root: str) -> PackSpool:
         directory = os.path.join(root, "data")
         try:
-            _ensure_dir(directory)
+            make_dirs(directory)
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)
         except OSError as exc:
-            raise _error(exc, "data/") from exc
+            raise backend_error(exc, "data/") from exc
         return cls(root, fd, tmp)
 
     def write(self, *parts: bytes | bytearray | memoryview) -> None:
@@ -114,7 +90,7 @@ class PackSpool:
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:
-            raise _error(exc, "data/ (a pack being written)") from exc
+            raise backend_error(exc, "data/ (a pack being written)") from exc
 
     def publish(self, header: bytes) -> str:
         """Append the header, make the pack durable under its name; its id."""
@@ -129,19 +105,11 @@ class PackSpool:
             os.close(self._fd)
             self._fd = -1
             directory = os.path.dirname(final)
-            _ensure_dir(directory)
-            try:
-                os.link(self._tmp, final)
-            except FileExistsError:
-                pass  # content-addressed: those bytes are there already
-            except OSError as exc:
-                if exc.errno not in _NO_LINK:
-                    raise
-                if not os.path.lexists(final):  # no hard links here: as LocalBackend.put
-                    os.rename(self._tmp, final)
-            _fsync_dir(directory)
+            make_dirs(directory)
+            publish_link(self._tmp, final)  # taken: content-addressed, the same bytes
+            fsync_dir(directory)
         except OSError as exc:
-            raise _error(exc, name) from exc
+            raise backend_error(exc, name) from exc
         finally:
             self.discard()
         return pack_id

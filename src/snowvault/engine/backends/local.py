@@ -44,7 +44,7 @@ _TRANSIENT_ERRNOS = frozenset(
 _NO_LINK_ERRNOS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV})
 
 
-def _backend_error(exc: OSError, name: str) -> errors.BackendError:
+def backend_error(exc: OSError, name: str) -> errors.BackendError:
     """Translate an OSError met while handling ``name`` into the backend error tree."""
     if isinstance(exc, FileNotFoundError | IsADirectoryError | NotADirectoryError):
         return errors.ObjectNotFound(name=name)
@@ -54,12 +54,45 @@ def _backend_error(exc: OSError, name: str) -> errors.BackendError:
     return errors.PermanentBackendError(detail=detail)
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def publish_link(tmp: str, path: str) -> bool:
+    """Give the written temporary file ``tmp`` the final name ``path`` (a hard link:
+    atomic, and refused if the name is taken); False when it is taken. Where the file
+    system has no hard links, a rename after a look (best effort, not race-free)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINK_ERRNOS:
+            raise
+        if os.path.lexists(path):
+            return False
+        os.rename(tmp, path)
+    return True
+
+
+def make_dirs(directory: str) -> None:
+    """``directory`` and its missing parents, each new one made durable in its parent
+    (without :class:`LocalBackend`'s memory of the directories it made)."""
+    missing: list[str] = []
+    current = directory
+    while not os.path.isdir(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, DIR_MODE)
+        except FileExistsError:
+            continue
+        fsync_dir(os.path.dirname(path))
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:
@@ -113,9 +146,9 @@ class LocalBackend:
             finally:
                 with contextlib.suppress(FileNotFoundError):  # gone if renamed
                     os.unlink(tmp)
-            _fsync_dir(directory)
+            fsync_dir(directory)
         except OSError as exc:
-            raise _backend_error(exc, name) from exc
+            raise backend_error(exc, name) from exc
 
     def get(self, name: str, offset: int = 0, length: int | None = None) -> bytes:
         base.check_range(offset, length)
@@ -127,13 +160,13 @@ class LocalBackend:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise _backend_error(exc, name) from exc
+            raise backend_error(exc, name) from exc
 
     def stat(self, name: str) -> base.ObjectInfo:
         try:
             st = os.stat(self._path(name))
         except OSError as exc:
-            raise _backend_error(exc, name) from exc
+            raise backend_error(exc, name) from exc
         if not stat_mod.S_ISREG(st.st_mode):
             raise errors.ObjectNotFound(name=name)
         return base.ObjectInfo(name=name, size=st.st_size)
@@ -149,7 +182,7 @@ class LocalBackend:
         try:
             os.unlink(self._path(name))
         except OSError as exc:
-            raise _backend_error(exc, name) from exc
+            raise backend_error(exc, name) from exc
 
     def set_retention(self, name: str, retention: base.Retention) -> None:
         """Records nothing: a directory cannot enforce retention (see the module docs)."""
@@ -189,33 +222,15 @@ class LocalBackend:
 
     def _publish(self, tmp: str, path: str, name: str) -> None:
         """Give ``tmp`` the final name, failing with ObjectExists if it is taken."""
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise errors.ObjectExists(name=name) from None
-        except OSError as exc:
-            if exc.errno not in _NO_LINK_ERRNOS:
-                raise
-            if os.path.lexists(path):  # no hard links here: best effort, not race-free
-                raise errors.ObjectExists(name=name) from None
-            os.rename(tmp, path)
+        if not publish_link(tmp, path):
+            raise errors.ObjectExists(name=name)
 
     def _ensure_dir(self, directory: str) -> None:
         """Create ``directory`` and missing parents, fsyncing each parent that changed."""
         with self._dirs_lock:
             if directory in self._known_dirs:
                 return
-        missing: list[str] = []
-        current = directory
-        while not os.path.isdir(current):
-            missing.append(current)
-            current = os.path.dirname(current)
-        for path in reversed(missing):
-            try:
-                os.mkdir(path, DIR_MODE)
-            except FileExistsError:
-                continue
-            _fsync_dir(os.path.dirname(path))
+        make_dirs(directory)
         with self._dirs_lock:
             self._known_dirs.add(directory)
 
@@ -242,7 +257,7 @@ class LocalBackend:
         except (FileNotFoundError, NotADirectoryError):
             return
         except OSError as exc:
-            raise _backend_error(exc, rel_dir or ".") from exc
+            raise backend_error(exc, rel_dir or ".") from exc
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             if entry.is_dir(follow_symlinks=False):
@@ -259,7 +274,7 @@ class LocalBackend:
                 except FileNotFoundError:
                     continue  # deleted since the directory was read (e.g. a released lock)
                 except OSError as exc:
-                    raise _backend_error(exc, rel) from exc
+                    raise backend_error(exc, rel) from exc
                 yield base.ObjectInfo(name=rel, size=size)
 
 
