@@ -36,15 +36,12 @@ is never handed the job.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
 import struct
 import subprocess
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,6 +52,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from helpers import stories
+from helpers.listener import Listener
 from helpers.redis_server import RedisServer
 from helpers.sv_server import SNOWVAULT, ServerProcess, new_server
 
@@ -68,7 +66,7 @@ MYSQL_DB = f"svq_db_{uuid.uuid4().hex[:8]}"
 FINAL = {"COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL"}
 
 
-class Honeypot:
+class Honeypot(Listener):
     """A TCP listener on 127.0.0.1 that records every byte a client sends. ``mysql``:
     it greets as a MySQL server asking for the cleartext auth plugin and, after the
     client's answer, switches to that plugin; ``redis``: answers every read with an
@@ -76,38 +74,16 @@ class Honeypot:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self.received = bytearray()
         self.auth_responses: list[bytes] = []  # what each login sent as its password proof
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(0.2)
-        self.port = int(self._sock.getsockname()[1])
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(3)
-                with contextlib.suppress(OSError):
-                    self._talk(conn)
-
-    def _read(self, conn: socket.socket) -> bytes:
-        data = conn.recv(65536)
-        self.received += data
-        return data
-
-    def _talk(self, conn: socket.socket) -> None:
+    def talk(self, conn: socket.socket) -> None:
         if self.kind == "redis":
-            while self._read(conn):
+            while self.read(conn):
                 conn.sendall(b"-ERR honeypot\r\n")
             return
         if self.kind == "http":
-            while self._read(conn):
+            while self.read(conn):
                 conn.sendall(
                     b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n"
                     b"Content-Length: 62\r\n\r\n"
@@ -115,19 +91,14 @@ class Honeypot:
                 )
             return
         conn.sendall(_packet(0, _mysql_greeting()))
-        answer = self._read(conn)  # the HandshakeResponse
+        answer = self.read(conn)  # the HandshakeResponse
         if not answer:
             return
         self.auth_responses.append(_auth_response(answer).rstrip(b"\x00"))  # clear: NUL-ended
         conn.sendall(_packet(2, b"\xfe" + b"mysql_clear_password\x00"))
-        clear = self._read(conn)  # the password, if the client sends it in clear
+        clear = self.read(conn)  # the password, if the client sends it in clear
         self.auth_responses.append(clear[4:].rstrip(b"\x00"))
         conn.sendall(_packet(4, b"\xff\x15\x04#28000honeypot"))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._sock.close()
 
 
 def _auth_response(packet: bytes) -> bytes:
@@ -243,16 +214,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterator[
         shutil.rmtree(host_dir, ignore_errors=True)
 
 
-def _wait(fetch: Any, key: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
-    doc: dict[str, Any] = fetch()
-    while doc[key] not in FINAL:
-        assert time.monotonic() < deadline, doc
-        time.sleep(0.2)
-        doc = fetch()
-    return doc
-
-
 def _agent_point(
     server: ServerProcess, kind: str, name: str, source: str, props: dict[str, str]
 ) -> str:
@@ -270,7 +231,9 @@ def _agent_point(
     job_id = backup.start_backup_job(
         BackupVaultName=VAULT, ResourceArn=arn, IamRoleArn=stories.ROLE
     )["BackupJobId"]
-    job = _wait(lambda: backup.describe_backup_job(BackupJobId=job_id), "State")
+    job = stories.poll(
+        lambda: backup.describe_backup_job(BackupJobId=job_id), "State", FINAL, timeout=120
+    )
     assert job["State"] == "COMPLETED", job
     return str(job["RecoveryPointArn"])
 
@@ -280,7 +243,9 @@ def _restore(world: dict[str, Any], kind: str, metadata: dict[str, str]) -> dict
     job_id = backup.start_restore_job(
         RecoveryPointArn=world["points"][kind], Metadata=metadata, IamRoleArn=stories.ROLE
     )["RestoreJobId"]
-    return _wait(lambda: backup.describe_restore_job(RestoreJobId=job_id), "Status")
+    return stories.poll(
+        lambda: backup.describe_restore_job(RestoreJobId=job_id), "Status", FINAL, timeout=120
+    )
 
 
 def test_a_redis_restore_never_sends_the_resources_password_to_another_server(
@@ -427,7 +392,9 @@ def test_another_hosts_agent_is_never_handed_the_restore(world: dict[str, Any]) 
             status,
             doc,
         )
-    job = _wait(lambda: backup.describe_restore_job(RestoreJobId=job_id), "Status")
+    job = stories.poll(
+        lambda: backup.describe_restore_job(RestoreJobId=job_id), "Status", FINAL, timeout=120
+    )
     assert job["Status"] == "COMPLETED", job  # the right agent did it
     assert (world["host_dir"] / "r.rdb").stat().st_size > 0
 

@@ -22,8 +22,6 @@ import socket
 import struct
 import subprocess
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +32,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from helpers import stories
+from helpers.listener import Listener
 from helpers.pg_cluster import PgCluster
 from helpers.sv_server import SNOWVAULT, new_server
 
@@ -42,35 +41,15 @@ PASSWORD = "pg-S3cret-never-sent-away"
 FINAL = {"COMPLETED", "FAILED", "ABORTED", "EXPIRED", "PARTIAL"}
 
 
-class FakePostgres:
+class FakePostgres(Listener):
     """Answers an SSLRequest with 'N' and a StartupMessage with
     AuthenticationCleartextPassword; records every byte the client sends."""
 
-    def __init__(self) -> None:
-        self.received = bytearray()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = int(self.sock.getsockname()[1])
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            with conn, contextlib.suppress(OSError):
-                conn.settimeout(3)
-                self._talk(conn)
-
-    def _talk(self, conn: socket.socket) -> None:
+    def talk(self, conn: socket.socket) -> None:
         while True:
-            data = conn.recv(65536)
+            data = self.read(conn)
             if not data:
                 return
-            self.received += data
             if data[4:8] == struct.pack("!I", 80877103):  # SSLRequest
                 conn.sendall(b"N")
             elif data[4:8] == struct.pack("!I", 196608):  # StartupMessage
@@ -78,11 +57,6 @@ class FakePostgres:
             else:  # a PasswordMessage, if the client had one
                 conn.sendall(b"E" + struct.pack("!I", 4 + 22) + b"SFATAL\0C28P01\0Mno\0\0\0")
                 return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +102,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             job_id = backup.start_backup_job(
                 BackupVaultName="agentpg", ResourceArn=arn, IamRoleArn=stories.ROLE
             )["BackupJobId"]
-            job = _wait(lambda: backup.describe_backup_job(BackupJobId=job_id), "State")
+            job = stories.poll(
+                lambda: backup.describe_backup_job(BackupJobId=job_id), "State", FINAL, timeout=180
+            )
             assert job["State"] == "COMPLETED", job.get("StatusMessage")
             yield {"server": server, "rp": job["RecoveryPointArn"], "pg": pg}
     finally:
@@ -139,22 +115,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         shutil.rmtree(host_dir, ignore_errors=True)
 
 
-def _wait(fetch: Any, key: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 180
-    doc: dict[str, Any] = fetch()
-    while doc[key] not in FINAL:
-        assert time.monotonic() < deadline, doc
-        time.sleep(0.2)
-        doc = fetch()
-    return doc
-
-
 def _restore(world: dict[str, Any], metadata: dict[str, str]) -> dict[str, Any]:
     backup = world["server"].client()
     job_id = backup.start_restore_job(
         RecoveryPointArn=world["rp"], Metadata=metadata, IamRoleArn=stories.ROLE
     )["RestoreJobId"]
-    return _wait(lambda: backup.describe_restore_job(RestoreJobId=job_id), "Status")
+    return stories.poll(
+        lambda: backup.describe_restore_job(RestoreJobId=job_id), "Status", FINAL, timeout=180
+    )
 
 
 def test_a_restore_to_another_port_gets_no_password(world: dict[str, Any]) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from helpers import stories
 from helpers.pg_cluster import PgCluster
 from helpers.stories import ROLE
 from helpers.sv_server import new_server
@@ -75,7 +75,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             job_id = backup.start_backup_job(
                 BackupVaultName="pgq", ResourceArn=arn, IamRoleArn=ROLE
             )["BackupJobId"]
-            job = _wait(lambda: backup.describe_backup_job(BackupJobId=job_id), "State")
+            job = stories.poll(
+                lambda: backup.describe_backup_job(BackupJobId=job_id), "State", FINAL, timeout=180
+            )
             assert job["State"] == "COMPLETED", job.get("StatusMessage")
             yield {"server": server, "rp": job["RecoveryPointArn"], "host_dir": host_dir}
     finally:
@@ -83,22 +85,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         shutil.rmtree(host_dir, ignore_errors=True)
 
 
-def _wait(fetch: Any, key: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 180
-    doc: dict[str, Any] = fetch()
-    while doc[key] not in FINAL:
-        assert time.monotonic() < deadline, doc
-        time.sleep(0.2)
-        doc = fetch()
-    return doc
-
-
 def _restore(world: dict[str, Any], metadata: dict[str, str]) -> dict[str, Any]:
     backup = world["server"].client()
     job_id = backup.start_restore_job(
         RecoveryPointArn=world["rp"], Metadata=metadata, IamRoleArn=ROLE
     )["RestoreJobId"]
-    return _wait(lambda: backup.describe_restore_job(RestoreJobId=job_id), "Status")
+    return stories.poll(
+        lambda: backup.describe_restore_job(RestoreJobId=job_id), "Status", FINAL, timeout=180
+    )
 
 
 def test_a_validation_query_runs_no_command_on_the_restoring_host(
