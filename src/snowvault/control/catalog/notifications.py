@@ -235,18 +235,36 @@ def enqueue(
 
 
 def due(conn: Connection, now: datetime, *, limit: int) -> list[Outgoing]:
-    """Per subscription, its oldest PENDING message when that one is due (module doc)."""
+    """Per subscription, its oldest PENDING message when that one is due (module doc),
+    accounts taking turns: every account's oldest due message comes before any
+    account's second, so one tenant's hundreds of subscriptions (slow endpoints, say)
+    cannot fill a pass and hold back the others' notifications."""
     o = notification_outbox.c
+    s = sns_subscriptions.c
     heads = (
         sa.select(sa.func.min(o.seq).label("seq"))
         .where(o.state == PENDING)
         .group_by(o.subscription_arn)
         .subquery()
     )
+    owner = sa.func.coalesce(s.account_id, o.topic_arn)  # a deleted subscription: its topic
+    ranked = (
+        sa.select(
+            o.seq.label("seq"),
+            sa.func.row_number().over(partition_by=owner, order_by=o.seq).label("turn"),
+        )
+        .select_from(
+            notification_outbox.outerjoin(
+                sns_subscriptions, s.subscription_arn == o.subscription_arn
+            )
+        )
+        .where(o.seq.in_(sa.select(heads.c.seq)), o.next_attempt_at <= now)
+        .subquery()
+    )
     query = (
         sa.select(notification_outbox)
-        .where(o.seq.in_(sa.select(heads.c.seq)), o.next_attempt_at <= now)
-        .order_by(o.seq)
+        .join(ranked, ranked.c.seq == o.seq)
+        .order_by(ranked.c.turn, o.seq)
         .limit(limit)
     )
     return [_out(r) for r in conn.execute(query)]
