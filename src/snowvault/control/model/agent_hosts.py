@@ -59,6 +59,30 @@ def parse(worker_label: str | None) -> tuple[str, str] | None:
     return account, check_host(host)
 
 
+def restore_label(
+    worker_label: str | None, *, point_account: str, caller_account: str
+) -> str | None:
+    """The worker label of a restore job: the agent's, when the caller restores its own
+    point of a resource on a host of its own account; None (the server restores it)
+    for any other point, such as a copy in another account of an agent's point (its
+    restores are the copy owner's, never that agent's). A malformed agent label raises
+    InvalidInput. The one rule for StartRestoreJob and its authorization alike.
+
+    >>> restore_label("agent:111111111111:h1", point_account="111111111111",
+    ...               caller_account="111111111111")
+    'agent:111111111111:h1'
+    >>> restore_label("agent:111111111111:h1", point_account="222222222222",
+    ...               caller_account="222222222222") is None
+    True
+    """
+    if point_account != caller_account:
+        return None
+    owner = parse(worker_label)
+    if owner is None or owner[0] != caller_account:
+        return None
+    return worker_label
+
+
 def scoped(worker_label: str | None, account_id: str) -> str | None:
     """A caller's ``WorkerLabel``: ``agent:HOST`` becomes ``agent:ACCOUNT:HOST`` in the
     caller's account; any other ``agent:`` form is refused (a caller cannot aim its jobs

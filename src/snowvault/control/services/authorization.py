@@ -397,20 +397,21 @@ def _on_agent_host(worker_label: object) -> bool:
 
 def _restores_on_agent(conn: Connection, caller: Caller, rp_arn: str) -> bool:
     """Whether StartRestoreJob of ``rp_arn`` will run on an agent's host: the caller's own
-    point of a resource registered on a host of the caller's own account (the rule of
-    ``restore_jobs._check_metadata``; any other restore runs on the server)."""
+    point of a resource registered on a host of the caller's own account
+    (``agent_hosts.restore_label``, as ``restore_jobs._check_metadata`` decides it; any
+    other restore runs on the server)."""
     rp = catalog.recovery_points.find(conn, rp_arn)
-    if rp is None or rp.account_id != caller.account_id:
+    if rp is None:
         return False
     resource = catalog.resources.find(conn, rp.resource_arn)
     label = resource["worker_label"] if resource is not None else None
-    if not _on_agent_host(label):
-        return False
     try:
-        owner = agent_hosts.parse(label)
+        chosen = agent_hosts.restore_label(
+            label, point_account=rp.account_id, caller_account=caller.account_id
+        )
     except InvalidInput:
         return False
-    return owner is not None and owner[0] == caller.account_id
+    return chosen is not None
 
 
 def _recovery_point(

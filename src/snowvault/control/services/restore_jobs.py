@@ -111,12 +111,14 @@ def _check_metadata(
         resource = catalog.resources.find(conn, rp.resource_arn) if rp is not None else None
     label = resource["worker_label"] if resource is not None else None
     if rp is not None and rp.account_id == caller.account_id:
-        owner = agent_hosts.parse(label)
-        if owner is not None and owner[0] == caller.account_id:
+        agent_label = agent_hosts.restore_label(
+            label, point_account=rp.account_id, caller_account=caller.account_id
+        )
+        if agent_label is not None:
             # the server cannot see that host: only the form here; the agent judges
             # paths and hosts by its own --allow-path/--allow-network right before it writes
             agent_resources.check_restore_form(deps.plugins, rp.resource_type, metadata)
-            return str(label)
+            return agent_label
         if continuous.find(deps, rp.arn) is not None:  # pointInTime inside the window
             continuous.check_restore(deps, rp.arn, metadata)
             return None
