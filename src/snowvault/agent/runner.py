@@ -56,6 +56,12 @@ class Options:
     loopback only."""
     lease_seconds: int = 60
     once: bool = False
+    deny_paths: Sequence[str] = ()
+    """Roots or per-component patterns never read or written, even under an allowed
+    root (``--deny-path``)."""
+    protect_paths: Sequence[str] = ()
+    """Never read, written, or contained by a target: the agent's own credentials file
+    (a restore over it, or a backup of it, would hand its keys around)."""
 
 
 class _Sink:
@@ -166,10 +172,17 @@ class _Heartbeat(threading.Thread):
 
 
 def _policy(options: Options) -> host_paths.Policy:
-    """This agent's reach: its ``--allow-path`` roots and ``--allow-network`` CIDRs
-    (loopback only when none is given)."""
+    """This agent's reach: its ``--allow-path`` roots less its ``--deny-path`` entries
+    and protected files, and its ``--allow-network`` CIDRs (loopback only when none is
+    given)."""
     networks = list(options.allow_networks) or None
-    return host_paths.Policy.build(list(options.allow_paths), [], [], os.path.realpath, networks)
+    return host_paths.Policy.build(
+        list(options.allow_paths),
+        list(options.deny_paths),
+        list(options.protect_paths),
+        os.path.realpath,
+        networks,
+    )
 
 
 def _resource(job: Mapping[str, Any]) -> plugins.base.Resource:

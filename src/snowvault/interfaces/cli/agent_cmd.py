@@ -137,6 +137,15 @@ def _check_endpoint(endpoint: str) -> None:
     help="A directory this agent may read and restore into (repeatable); nothing else.",
 )
 @click.option(
+    "--deny-path",
+    "deny_paths",
+    multiple=True,
+    metavar="PATH",
+    help="A path (or a shell-like pattern per component, '*' never crossing '/') this "
+    "agent never reads or restores into, even under an --allow-path (repeatable). On "
+    "the server's own host, deny its data directory.",
+)
+@click.option(
     "--allow-network",
     "allow_networks",
     multiple=True,
@@ -153,6 +162,7 @@ def agent_run(
     endpoint: str,
     host: str,
     allow_paths: tuple[str, ...],
+    deny_paths: tuple[str, ...],
     allow_networks: tuple[str, ...],
     region: str,
     credentials_file: str | None,
@@ -178,6 +188,8 @@ def agent_run(
         access_key_id=key_id,
         secret_access_key=secret,
         allow_paths=tuple(os.path.abspath(p) for p in allow_paths),
+        deny_paths=tuple(os.path.abspath(p) for p in deny_paths),
+        protect_paths=(os.path.abspath(credentials_file),) if credentials_file else (),
         allow_networks=allow_networks,
         wait_seconds=wait_seconds,
         lease_seconds=lease_seconds,
