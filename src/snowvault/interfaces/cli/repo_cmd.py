@@ -61,12 +61,16 @@ def _json_option(fn: Any) -> Any:
 
 
 @contextmanager
-def _open(repo_url: str, password_file: str | None) -> Iterator[Repository]:
+def _open(
+    repo_url: str, password_file: str | None, *, load_index: bool = True
+) -> Iterator[Repository]:
+    """The repository; ``load_index=False`` for a command whose lock loads it (reading
+    every index segment twice was a no-change backup's largest single cost)."""
     from snowvault.engine.backends.url import open_backend
     from snowvault.engine.repository import Repository
 
     backend = open_backend(repo_url)
-    repo = Repository.open(backend, password=_password(password_file))
+    repo = Repository.open(backend, password=_password(password_file), load_index=load_index)
     try:
         yield repo
     finally:
@@ -130,7 +134,7 @@ def backup(
             patterns += [line.rstrip("\n") for line in fh if line.strip()]
     tag_map = render.parse_tags(tags)
     with (
-        _open(repo_url, password_file) as repository,
+        _open(repo_url, password_file, load_index=False) as repository,
         render.progress(as_json) as report,
         locks.locked_repository(repository, CLOCK, exclusive=False),
     ):
