@@ -77,6 +77,7 @@ EXIT_CODES: dict[str, int] = {
             "HoldNotCancelable": CONFLICT,
             "ObjectLockMissing": INVALID,
             "KmsValidation": INVALID,
+            "InvalidMarker": INVALID,
             "InvalidAliasName": INVALID,
             "InvalidCiphertext": INVALID,
             "IncorrectKey": INVALID,
