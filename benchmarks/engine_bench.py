@@ -907,10 +907,14 @@ def run_bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], B
     cores = len(args.cpus.split(",")) if args.cpus else len(os.sched_getaffinity(0))
     load_before = os.getloadavg()
     runs = []
+    trash = args.workdir.resolve() / "trash"
     for i in range(max(1, args.repeat)):
         log(f"run {i + 1} of {args.repeat}")
-        report, bench = run_once(args, command)
+        report, bench = run_once(args, command, trash / f"{os.getpid()}-{i}")
         runs.append(bench)
+    if trash.exists():  # after every timed phase (see run_once)
+        log("removing the runs' trees")
+        shutil.rmtree(trash)
     bench = median_bench(runs) if len(runs) > 1 else runs[0]
     report["machine"]["loadavg_before"] = load_before
     report["results"] = [asdict(r) | {"mib_per_s": r.mib_per_s} for r in bench.results]
@@ -920,11 +924,17 @@ def run_bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], B
     return report, bench
 
 
-def run_once(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], Bench]:
+def run_once(args: argparse.Namespace, command: str, trash: Path) -> tuple[dict[str, Any], Bench]:
+    """One run of every phase. The previous run's trees are moved aside (to ``trash``,
+    removed after the last run), not deleted: on ext4 every file created in the next
+    minutes pays for a scan past the inodes just freed (the kernel's
+    ``recently_deleted``), which made restores 2-6x slower, restic's and ours, and
+    more so with two threads creating files."""
     workdir: Path = args.workdir.resolve()
     run_dir = workdir / "run"
     if run_dir.exists():
-        shutil.rmtree(run_dir)
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.rename(trash)
     live = run_dir / "live"
     if args.set == "media":
         media_root = datasets.build_media(datasets.MEDIA, workdir, log)
