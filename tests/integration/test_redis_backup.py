@@ -101,7 +101,11 @@ def test_an_rdb_under_transactions_restores_one_point_in_time_and_the_next_point
     before = story.stored(tmp_path)
     third = story.backup(deps, caller, arn)
     assert (second.state, third.state) == ("COMPLETED", "COMPLETED")
-    assert story.stored(tmp_path) - before < full // 3  # the header and one key's chunk
+    # the header and the chunks around the one changed key: content-defined chunks of
+    # this RDB vary in size, and a change that moves a boundary re-stores a neighbour
+    # too (measured 2.2-2.8 MB of the first point's 8.05 MB); a backup that deduplicated
+    # nothing would add about all of it
+    assert story.stored(tmp_path) - before < full // 2
 
 
 def test_wrong_password_and_unreachable_server_fail_the_job_in_one_line(
