@@ -107,6 +107,18 @@ def cli_env() -> dict[str, str]:
 # ---------------------------------------------------------------- trees
 
 
+def init_kill_repo(repo_dir: Path, pack_size: int) -> None:
+    """A repository for the kill tests: fast KDF, small chunks (128 KiB-2 MiB) and
+    small packs, so a backup or restore of a few MiB crosses many of each."""
+    Repository.init(
+        LocalBackend(str(repo_dir)),
+        password=PASSWORD,
+        kdf=KdfParams.for_tests(),
+        chunker=ChunkerParams(min_size=128 * 1024, avg_size=512 * 1024, max_size=2 * 1024 * 1024),
+        pack_size=pack_size,
+    ).close()
+
+
 def write_tree(root: Path, files: dict[str, bytes]) -> None:
     for rel, data in files.items():
         path = root / rel

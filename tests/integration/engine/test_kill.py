@@ -21,11 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers.engine_cli import PASSWORD, Cli, read_tree, write_tree
+from helpers.engine_cli import PASSWORD, Cli, init_kill_repo, read_tree, write_tree
 from snowvault.engine import check, restorer
 from snowvault.engine.backends.local import LocalBackend
-from snowvault.engine.chunker import ChunkerParams
-from snowvault.engine.crypto import KdfParams
 from snowvault.engine.repository import Repository
 
 FILES = 12
@@ -69,13 +67,7 @@ def test_backup_killed_at_a_point_leaves_a_whole_repository(
 ) -> None:
     src, total = source
     repo_dir = tmp_path / "repo"
-    Repository.init(
-        LocalBackend(str(repo_dir)),
-        password=PASSWORD,
-        kdf=KdfParams.for_tests(),
-        chunker=ChunkerParams(min_size=128 * 1024, avg_size=512 * 1024, max_size=2 * MiB),
-        pack_size=4 * MiB,
-    ).close()
+    init_kill_repo(repo_dir, pack_size=4 * MiB)
 
     proc = cli.popen("repo", "backup", "--repo", str(repo_dir), str(src), "--json")
     try:

@@ -19,11 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers.engine_cli import PASSWORD, Cli, cli_env, read_tree, write_tree
+from helpers.engine_cli import PASSWORD, Cli, cli_env, init_kill_repo, read_tree, write_tree
 from snowvault.engine import check, restorer
 from snowvault.engine.backends.local import LocalBackend
-from snowvault.engine.chunker import ChunkerParams
-from snowvault.engine.crypto import KdfParams
 from snowvault.engine.repository import Repository
 
 MiB = 1024 * 1024
@@ -39,13 +37,7 @@ def test_backup_with_workers_killed_after_first_index_leaves_a_whole_repository(
     files.update({f"small/s{i:03d}.txt": rng.randbytes(2000) for i in range(300)})
     write_tree(src, files)
     repo_dir = tmp_path / "repo"
-    Repository.init(
-        LocalBackend(str(repo_dir)),
-        password=PASSWORD,
-        kdf=KdfParams.for_tests(),
-        chunker=ChunkerParams(min_size=128 * 1024, avg_size=512 * 1024, max_size=2 * MiB),
-        pack_size=2 * MiB,
-    ).close()
+    init_kill_repo(repo_dir, pack_size=2 * MiB)
     tag = f"sv-kill-{tmp_path.name}-{os.getpid()}"
     cli = Cli(tmp_path, cli_env() | {variable: "2", "SV_TEST_TAG": tag})
 

@@ -11,11 +11,7 @@ import signal
 import time
 from pathlib import Path
 
-from helpers.engine_cli import PASSWORD, Cli, cli_env, read_tree, write_tree
-from snowvault.engine.backends.local import LocalBackend
-from snowvault.engine.chunker import ChunkerParams
-from snowvault.engine.crypto import KdfParams
-from snowvault.engine.repository import Repository
+from helpers.engine_cli import Cli, cli_env, init_kill_repo, read_tree, write_tree
 
 MiB = 1024 * 1024
 
@@ -29,13 +25,7 @@ def test_a_restore_killed_halfway_is_finished_by_a_retry(tmp_path: Path) -> None
     files.update({f"big/b{i}.bin": rng.randbytes(3 * MiB) for i in range(4)})
     write_tree(src, files)
     repo_dir = tmp_path / "repo"
-    Repository.init(
-        LocalBackend(str(repo_dir)),
-        password=PASSWORD,
-        kdf=KdfParams.for_tests(),
-        chunker=ChunkerParams(min_size=128 * 1024, avg_size=512 * 1024, max_size=2 * MiB),
-        pack_size=2 * MiB,
-    ).close()
+    init_kill_repo(repo_dir, pack_size=2 * MiB)
     cli = Cli(tmp_path, cli_env())
     rp = cli.backup(str(repo_dir), str(src))["id"]
     target = tmp_path / "target"
