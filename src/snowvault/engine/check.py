@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from snowvault.engine import errors, packs, tree
 from snowvault.engine.crypto import primitives
-from snowvault.engine.repository import Repository
+from snowvault.engine.index import Segment
+from snowvault.engine.repository import INDEX_LOAD_ATTEMPTS, Repository
 
 
 @dataclass(eq=False)
@@ -63,22 +64,33 @@ class _Checker:
             self.bad_blobs.setdefault(blob_id, problem)
 
     def index(self) -> None:
-        segments = self.repo.index_segments()
-        superseded: set[str] = set()
-        loaded = []
-        for name in segments:
+        """Read every index segment. One listed but gone when read was merged away by a
+        concurrent index compaction (a server's sweep), which writes the segment
+        superseding it first: list again, as :meth:`Repository._load_index` does."""
+        for attempt in range(INDEX_LOAD_ATTEMPTS):
             try:
-                seg = self.repo.read_segment(name)
-            except errors.IntegrityError as exc:
-                self.report.problems.append(Problem(name, exc.message))
-                continue
-            superseded.update(f"index/{s}" for s in seg.supersedes)
-            loaded.append((name, seg))
+                loaded, problems = self._read_segments()
+                break
+            except errors.ObjectNotFound:
+                if attempt + 1 == INDEX_LOAD_ATTEMPTS:
+                    raise
+        self.report.problems.extend(problems)
+        superseded = {f"index/{s}" for _, seg in loaded for s in seg.supersedes}
         for name, seg in loaded:
             if name in superseded:
                 continue
             for pack_id, entries in seg.packs.items():
                 self.pack_entries.setdefault(pack_id, []).extend(entries)
+
+    def _read_segments(self) -> tuple[list[tuple[str, Segment]], list[Problem]]:
+        loaded: list[tuple[str, Segment]] = []
+        problems: list[Problem] = []
+        for name in self.repo.index_segments():
+            try:
+                loaded.append((name, self.repo.read_segment(name)))
+            except errors.IntegrityError as exc:
+                problems.append(Problem(name, exc.message))
+        return loaded, problems
 
     def pack_headers(self) -> None:
         stored = dict(self.repo.list_packs())

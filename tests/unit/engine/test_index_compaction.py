@@ -166,3 +166,25 @@ def test_segments_left_behind_are_not_merged_again_and_go_with_the_next(
     (only,) = repo.index_segments()
     assert isinstance(repo.read_segment(only), index.Segment)
     assert check.check(Repository.open(backend, password="pw"), read_data=True).problems == []
+
+
+def test_a_check_reading_as_the_replaced_segments_go_lists_again(clock: FakeClock) -> None:
+    """A check lists the segments, then a server's sweep merges them and deletes the
+    replaced ones before the check has read them all: the check lists again and finds
+    the repository whole (it once failed with ObjectNotFound: the three-server test)."""
+    backend, _ = _repo_with_points(clock, 16)
+    hooked = HookedBackend(backend)
+    checked = Repository.open(hooked, password="pw")
+    compactor = Repository.open(backend, password="pw")
+    deleted: list[int] = []
+
+    def compact_now() -> None:  # the check has read two segments of its listing
+        replaced = index_compaction.merge(compactor, clock, min_segments=16)
+        deleted.append(index_compaction.delete_replaced(compactor, replaced))
+
+    hooked.hook, hooked.skip = compact_now, 2
+    report = check.check(checked, read_data=True)
+    assert deleted and deleted[0] >= 16  # the segments went while it read
+    assert report.problems == []
+    assert report.recovery_points == 16
+    assert report.packs_read == report.packs > 0
