@@ -40,7 +40,8 @@ reads the tree from disk).
 Usage: .venv/bin/python benchmarks/agent_bench.py [--quick] [--only throughput,fleet]
        [--stores local,s3] [--agents 1,2,4] [--fleet-jobs 200]
        [--fleet-catalog sqlite|postgres] [--agent-batch-fix] [--src COMMIT|worktree]
-       [--workdir DIR] [--dataset-dir DIR] [--results-dir DIR]
+       [--workdir DIR] [--dataset-dir DIR] [--results-dir DIR] [--results-name NAME]
+       [--image-mib N] [--runners embedded,agent]
 (``make bench-agents BENCH_ARGS=...``). Servers and agents run the ``src/`` of one
 commit (HEAD by default), extracted into the work dir, not the shared work tree.
 Output: a Markdown report on stdout and in benchmarks/results/agents-YYYYMMDD.md
@@ -54,6 +55,7 @@ only the ``--agent-process`` wrapper imports snowvault (the CLI entry point).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -404,6 +406,16 @@ class Agent:
     def counts(self) -> dict[str, dict[str, int]]:
         return read_counters(self.counters)
 
+    def peak_rss(self) -> int:
+        """The agent process's peak resident set so far (VmHWM), bytes."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
     def log_tail(self) -> str:
         return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-5:])
 
@@ -520,6 +532,8 @@ class JobRow:
     calls: dict[str, int] = field(default_factory=dict)
     note: str = ""
     job_id: str = ""
+    agent_peak_rss: int = 0
+    """The agent process's peak RSS (VmHWM) after the job: its peak since it started."""
     server_polled: float = 0.0
     """What answering this script's own DescribeBackupJob polls (every POLL s) costs the
     server in as long, beyond idle (measured after the jobs: :func:`poll_rate`)."""
@@ -581,7 +595,14 @@ def warm(path: Path) -> None:
                     pass
 
 
-def bench_throughput(res: Results, work: Path, store: str, live: Path, size: int) -> None:
+def bench_throughput(
+    res: Results,
+    work: Path,
+    store: str,
+    live: Path,
+    size: int,
+    runners: tuple[str, ...] = ("embedded worker", "agent"),
+) -> None:
     moto = Moto() if store == "s3" else None
     root = work / f"sv-{store}"
     shutil.rmtree(root, ignore_errors=True)
@@ -612,6 +633,8 @@ def bench_throughput(res: Results, work: Path, store: str, live: Path, size: int
                 ("embedded worker", "embedded", embedded_arn),
                 ("agent", "agent", agent_arn),
             ):
+                if runner not in runners:
+                    continue
                 use = agent if runner == "agent" else None
                 row = _one_job(sv, use, moto, store, runner, phase, vault, arn, size, store_bytes)
                 row.server_idle = idle * row.seconds
@@ -678,6 +701,7 @@ def _one_job(
         calls={a: r["calls"] for a, r in delta.items()},
         note=note,
         job_id=job_id,
+        agent_peak_rss=agent.peak_rss() if agent else 0,
     )
 
 
@@ -806,10 +830,11 @@ def _job_row(r: JobRow) -> str:
     net = max(0.0, r.server_cpu - r.server_idle)
     net_polls = max(0.0, net - r.server_polled)
     direct = "-" if r.runner != "agent" else f"{r.direct / MIB:.2f}"
+    rss = "-" if r.runner != "agent" else f"{r.agent_peak_rss / MIB:.0f}"
     return (
         f"| {r.store} | {r.runner} | {r.phase} | {r.seconds:.2f} | {rate:.1f} | "
-        f"{r.server_cpu:.2f} | {net:.2f} | {_per_gib(net, r.source_bytes):.1f} | "
-        f"{_per_gib(net_polls, r.source_bytes):.1f} | {agent} | "
+        f"{r.server_cpu:.2f} | {net:.2f} | {_per_gib(net, r.source_bytes):.2f} | "
+        f"{_per_gib(net_polls, r.source_bytes):.2f} | {agent} | {rss} | "
         f"{moto} | {r.store_grew / MIB:.1f} | {received} | {per_gib} | {direct} |"
     )
 
@@ -860,10 +885,11 @@ def report(res: Results, meta: dict[str, Any]) -> str:
             "requests (line, headers, body) the agent sent the server.",
             "",
             "| store | runner | phase | s | MiB/s | server CPU s | net of idle | net CPU s / GiB "
-            "| net, less polls, s / GiB | agent CPU s | moto CPU s | store grew MiB "
-            "| server received MiB | received MiB / GiB | agent sent the store MiB |",
+            "| net, less polls, s / GiB | agent CPU s | agent peak RSS MiB | moto CPU s "
+            "| store grew MiB | server received MiB | received MiB / GiB "
+            "| agent sent the store MiB |",
             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-            "| ---: | ---: | ---: |",
+            "| ---: | ---: | ---: | ---: |",
             *map(_job_row, res.jobs),
             "",
             "Agent calls per job and the agent's own summary line:",
@@ -941,6 +967,25 @@ def main() -> int:
         help="where the tree is built and kept (and Django sdists downloaded)",
     )
     parser.add_argument("--results-dir", type=Path, default=REPO_ROOT / "benchmarks/results")
+    parser.add_argument(
+        "--results-name",
+        default=None,
+        metavar="NAME",
+        help="the report's file name in the results dir (default agents-YYYYMMDD.md)",
+    )
+    parser.add_argument(
+        "--image-mib",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the tree's disk-image file is N MiB instead of 224 (a second data size: the "
+        "server's CPU per additional GiB is the slope between two sizes)",
+    )
+    parser.add_argument(
+        "--runners",
+        default="embedded,agent",
+        help="throughput runners: embedded, agent or both (default)",
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     fleet_jobs = args.fleet_jobs or (40 if args.quick else 200)
@@ -959,6 +1004,12 @@ def main() -> int:
     if "throughput" in only:
         try:
             spec = QUICK_SPEC if args.quick else SPEC
+            if args.image_mib:
+                spec = dataclasses.replace(
+                    spec, name=f"{spec.name}-img{args.image_mib}", image_bytes=args.image_mib * MIB
+                )
+            names = {"embedded": "embedded worker", "agent": "agent"}
+            runners = tuple(names[r] for r in args.runners.split(","))
             dataset = datasets.build_dataset(spec, args.dataset_dir, log)
             live = work / "data" / "live"
             datasets.prepare_live_tree(dataset, live)
@@ -967,7 +1018,7 @@ def main() -> int:
             for store in args.stores.split(","):
                 log(f"== throughput, {store} store")
                 try:
-                    bench_throughput(res, work, store, live, size)
+                    bench_throughput(res, work, store, live, size, runners)
                 except Exception as exc:  # recorded in the report
                     res.errors[f"throughput {store}"] = _error(exc)
         except Exception as exc:
@@ -1006,7 +1057,8 @@ def main() -> int:
     print(text)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     suffix = "-quick" if args.quick else ""
-    (args.results_dir / f"agents-{now:%Y%m%d}{suffix}.md").write_text(text + "\n")
+    name = args.results_name or f"agents-{now:%Y%m%d}{suffix}.md"
+    (args.results_dir / name).write_text(text + "\n")
     doc = {
         "meta": meta,
         "jobs": [asdict(r) for r in res.jobs],
