@@ -35,6 +35,9 @@ from snowvault.engine import crypto
 Record = dict[str, Any]
 _USER_NAME_RE = re.compile(r"^[\w+=,.@-]{1,64}$")
 _POLICY_NAME_RE = re.compile(r"^[\w+=,.@-]{1,128}$")
+USERS_PAGE_DEFAULT = 100  # IAM's MaxItems default and bounds
+USERS_PAGE_MAX = 1000
+_USERS_TOKEN = "iam-users"
 
 
 def user_arn(account_id: str, name: str) -> str:
@@ -129,9 +132,44 @@ def create_user(deps: Deps, caller: Caller, name: str, path: str = "/") -> Recor
 
 
 def list_users(deps: Deps, caller: Caller) -> list[Record]:
+    """Every user of the caller's account, by name (agents and the root are not users)."""
     with catalog.db.transaction(deps.engine) as conn:
         rows = catalog.accounts.list_principals(conn, caller.account_id)
     return [r for r in rows if not r["is_root"] and r["path"] != authorization.AGENT_PATH]
+
+
+def page_users(
+    deps: Deps, caller: Caller, *, max_items: int | None = None, marker: str | None = None
+) -> catalog.pagination.Page:
+    """ListUsers as IAM answers it: at most ``max_items`` users (1-1000, default 100) by
+    name, starting after ``marker``; the page's token is the next call's Marker.
+
+    Abuse case: the Marker is the caller's bytes. It is an opaque token naming the last
+    user of the previous page and this list; one this server did not issue (not base64
+    JSON, another list's, a position that is not a name) is InvalidToken (400), never a
+    500. A marker only moves the start of the caller's own account's list, so a forged one
+    reaches nothing more than a valid one.
+
+        page = iam.page_users(deps, caller, max_items=2)
+        nxt = iam.page_users(deps, caller, max_items=2, marker=page.next_token)
+    """
+    if max_items is None:
+        max_items = USERS_PAGE_DEFAULT
+    elif isinstance(max_items, bool) or not 1 <= max_items <= USERS_PAGE_MAX:
+        raise InvalidInput(detail=f"MaxItems must be between 1 and {USERS_PAGE_MAX}")
+    # sorted here, by code point, as the marker compares (a database collation may not)
+    users = sorted(list_users(deps, caller), key=lambda u: str(u["name"]))
+    if marker:
+        after = catalog.pagination.decode_token(_USERS_TOKEN, marker)
+        if len(after) != 1 or not isinstance(after[0], str):
+            raise catalog.pagination.InvalidToken(detail="bad position")
+        users = [u for u in users if u["name"] > after[0]]
+    if len(users) <= max_items:
+        return catalog.pagination.Page(users, None)
+    last = users[max_items - 1]["name"]
+    return catalog.pagination.Page(
+        users[:max_items], catalog.pagination.encode_token(_USERS_TOKEN, [last])
+    )
 
 
 def delete_user(deps: Deps, caller: Caller, name: str) -> None:

@@ -2,7 +2,7 @@
 
     CreateAccount {AccountName, AccountId?}   (the server root only) -> {AccessKey}
     CreateUser {UserName}                      -> {User}
-    ListUsers {}                               -> {Users}
+    ListUsers {MaxItems?, Marker?}             -> {Users, IsTruncated, Marker?}
     DeleteUser {UserName}
     CreateAccessKey {UserName}                 -> {AccessKey} (the secret is shown once)
     PutUserPolicy {UserName, PolicyName, PolicyDocument}
@@ -67,7 +67,16 @@ def create_user(app: App, ctx: RequestContext, params: Params) -> Out:
 
 
 def list_users(app: App, ctx: RequestContext, params: Params) -> Out:
-    return {"Users": [_user(r) for r in iam.list_users(app.deps, caller(ctx))]}
+    max_items, marker = params.get("MaxItems"), params.get("Marker")
+    if max_items is not None and (isinstance(max_items, bool) or not isinstance(max_items, int)):
+        raise errors.ApiError("ValidationException", "MaxItems must be an integer.")
+    if marker is not None and not isinstance(marker, str):
+        raise errors.ApiError("ValidationException", "Marker must be a string.")
+    page = iam.page_users(app.deps, caller(ctx), max_items=max_items, marker=marker or None)
+    out: Out = {"Users": [_user(r) for r in page.items], "IsTruncated": bool(page.next_token)}
+    if page.next_token:
+        out["Marker"] = page.next_token
+    return out
 
 
 def delete_user(app: App, ctx: RequestContext, params: Params) -> Out:

@@ -309,17 +309,19 @@ class Api:
             response = self._session().send(request.prepare())
         return parse_extension_response(response.status_code, response.headers, response.content)
 
-    def ext_paginate(self, action: str, key: str, body: Mapping[str, Any]) -> list[Any]:
-        """Every item under ``key``, following ``NextToken``."""
+    def ext_paginate(
+        self, action: str, key: str, body: Mapping[str, Any], token: str = "NextToken"
+    ) -> list[Any]:
+        """Every item under ``key``, following ``token`` (``Marker`` for the IAM lists)."""
         items: list[Any] = []
         request = dict(body)
         while True:
             page = self.ext(action, request)
             items.extend(page.get(key, []))
-            token = page.get("NextToken")
-            if not token:
+            following = page.get(token)
+            if not following:
                 return items
-            request["NextToken"] = token
+            request[token] = following
 
     def _session(self) -> botocore.httpsession.URLLib3Session:
         if self._http is None:

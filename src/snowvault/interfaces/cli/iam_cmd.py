@@ -51,7 +51,8 @@ def user_create(api: Api, name: str, as_json: bool) -> None:
 @with_api
 def user_list(api: Api, as_json: bool) -> None:
     """List the users of your account."""
-    render.table(as_json, api.ext("ListUsers", {})["Users"], USER_COLUMNS)
+    users = api.ext_paginate("ListUsers", "Users", {"MaxItems": 1000}, token="Marker")
+    render.table(as_json, users, USER_COLUMNS)
 
 
 @user.command("delete")
