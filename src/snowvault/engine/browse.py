@@ -1,6 +1,9 @@
 """Browse recovery points without restoring: list a directory, diff two points.
 
-Reads only tree blobs. ``diff`` skips subtrees whose ids are equal on both sides, so
+Reads only tree blobs, each through :func:`restorer.load_tree`, so a directory naming an
+entry ``..``, ``/abs``, ``a/b`` (or one name twice: whoever made the backup wrote the
+tree) is refused as damaged, as a restore refuses it, never shown or followed as a path
+(``tree.check_names``). ``diff`` skips subtrees whose ids are equal on both sides, so
 comparing two backups of a mostly unchanged source reads little.
 
     for e in ls(repo, rp_id, "/etc", recursive=True): print(e.path, e.size)

@@ -233,3 +233,30 @@ def decode_tree(data: bytes, name: str = "tree") -> list[Node]:
 
 def content_size(content: Iterable[Chunk]) -> int:
     return sum(length for _, length in content)
+
+
+NOT_NAMES = frozenset((b"", b".", b".."))
+"""Names that are not one path component (with any name holding ``/`` or NUL)."""
+
+
+def check_names(nodes: Iterable[Node], name: str = "tree") -> None:
+    """Refuse, as a damaged tree (IntegrityError naming ``name``), a directory with an
+    entry name that is not one path component (empty, ``.``, ``..``, a ``/`` or a NUL
+    in it) or the same name twice.
+
+    Abuse case: a tree is written by whoever made the backup, an agent's host too, and
+    ``decode_tree`` takes any bytes as a name. Joined to a restore target or shown as a
+    path, ``..`` or ``/etc/x`` would reach or name a place outside the point, and a name
+    twice makes two entries one path. Every reader that turns names into paths (restore,
+    browse, a tree written by an agent) calls this before using a name.
+
+        nodes = decode_tree(raw, label)
+        check_names(nodes, label)  # IntegrityError: entry b'..' is not a file name
+    """
+    seen: set[bytes] = set()
+    for node in nodes:
+        entry = node.name
+        if entry in NOT_NAMES or b"/" in entry or b"\0" in entry or entry in seen:
+            why = "twice" if entry in seen else "not a file name"
+            raise errors.IntegrityError(name=name, detail=f"entry {entry!r} is {why}")
+        seen.add(entry)
