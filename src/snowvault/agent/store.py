@@ -25,8 +25,11 @@ server carries no data
 from __future__ import annotations
 
 import base64
+import hashlib
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,8 +54,20 @@ DEFAULT_PACK_SIZE = 16 * 1024 * 1024
 PACKS_PER_CALL = 2
 """Direct uploads: packs presigned (and then committed) per call. Each call costs the
 server an HTTP request and a few store requests (a listing of key slots and of pack-key
-records, a record write, a segment write) whatever the number of packs in it; a batch
-of two halves those per pack for one more pack held in the agent's memory."""
+records, a record write, a segment write) whatever the number of packs in it; each pack
+a HEAD, a presign and the commit's ranged read. A batch of two halves the per-call part
+per pack for one more pack waiting in the agent's spool."""
+SPOOL_IN_MEMORY = 1024 * 1024
+"""A pack being built stays in memory up to this size, then goes on in a temporary file
+(deleted when closed, and by the system if the agent dies): the agent's memory does not
+grow with the pack size the server asks for (up to 64 MiB) nor with the packs waiting
+for their call."""
+PUT_BLOCK = 1024 * 1024
+HEADER_ENTRY_BYTES = 1 + 32 + 4 + 4
+"""A blob's entry in a pack header (kind, id, lengths: engine/packs.py): a pack is closed
+when its blobs and header reach the server's target, so many small blobs cannot push it
+past the size a presign accepts."""
+"""What a PUT of a spooled pack reads from its file at a time."""
 
 
 @dataclass(frozen=True)
@@ -78,12 +93,41 @@ class JobKeys:
         )
 
 
-@dataclass
 class _Pack:
-    """A keyed pack being filled (blobs of one kind)."""
+    """A keyed pack being filled (blobs of one kind), spooled (:data:`SPOOL_IN_MEMORY`),
+    its SHA-256 (the pack id) and MD5 (the upload's Content-MD5) computed as it grows."""
 
-    buf: bytearray = field(default_factory=bytearray)
-    entries: list[packs.PackEntry] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+        self.size = 0
+        self.entries: list[packs.PackEntry] = []
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False)
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self._sha256.update(data)
+        self._md5.update(data)
+        self.size += len(data)
+
+    def seal(self, sealer: primitives.Sealer) -> dict[str, Any]:
+        """Append the sealed header; the pack as a presign or commit declares it."""
+        self.write(packs.encode_header(sealer, self.entries))
+        self.file.flush()
+        return {
+            "PackId": self._sha256.hexdigest(),
+            "Size": self.size,
+            "ContentMD5": base64.b64encode(self._md5.digest()).decode(),
+        }
+
+    def blocks(self) -> Iterator[bytes]:
+        """The pack's bytes from the start, :data:`PUT_BLOCK` at a time (a PUT's body)."""
+        self.file.seek(0)
+        while block := self.file.read(PUT_BLOCK):
+            yield block
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def _item(blob_id: bytes, kind: str, data: bytes) -> dict[str, Any]:
@@ -111,7 +155,7 @@ class RemoteBlobStore:
         self._sealer = primitives.Sealer(keys.job_key)
         self._open: dict[int, _Pack] = {}
         self._http: urllib3.PoolManager | None = None
-        self._ready: list[tuple[dict[str, Any], bytes]] = []
+        self._ready: list[tuple[dict[str, Any], _Pack]] = []
         """Packs sealed and named, waiting for the batch's presign."""
         self._to_commit: list[dict[str, Any]] = []
         """The packs put last, committed with the next call (an agent killed before
@@ -205,27 +249,23 @@ class RemoteBlobStore:
     def _add_to_packs(self, blobs: list[tuple[bytes, str, bytes, int]]) -> None:
         for blob_id, kind, sealed, raw in blobs:
             code = packs.KINDS[kind]
-            pack = self._open.setdefault(code, _Pack())
-            pack.entries.append(packs.PackEntry(code, blob_id, len(pack.buf), len(sealed), raw))
-            pack.buf += sealed
+            pack = self._open.get(code)
+            if pack is None:
+                pack = self._open[code] = _Pack()
+            pack.entries.append(packs.PackEntry(code, blob_id, pack.size, len(sealed), raw))
+            pack.write(sealed)
             self.uploaded_blobs += 1
             self.stats_stored_bytes += len(sealed)
-            if len(pack.buf) >= self._keys.pack_size:
+            if pack.size + HEADER_ENTRY_BYTES * len(pack.entries) >= self._keys.pack_size:
                 self._upload_pack(self._open.pop(code))
 
     def _upload_pack(self, pack: _Pack) -> None:
         """Seal the header and name the pack by its SHA-256; once :data:`PACKS_PER_CALL`
         are ready, upload them (:meth:`_upload_ready`)."""
         if not pack.entries:
+            pack.close()
             return
-        body = bytes(pack.buf + packs.encode_header(self._sealer, pack.entries))
-        pack_id = primitives.content_hash(body).hex()
-        declared = {
-            "PackId": pack_id,
-            "Size": len(body),
-            "ContentMD5": agent_blobs.content_md5(body),
-        }
-        self._ready.append((declared, body))
+        self._ready.append((pack.seal(self._sealer), pack))
         if len(self._ready) >= PACKS_PER_CALL:
             self._upload_ready()
 
@@ -234,6 +274,15 @@ class RemoteBlobStore:
         packs put before: one call per batch), PUT each (a failed PUT is tried again
         with a fresh URL); their commit goes with the next batch, or with :meth:`flush`."""
         batch, self._ready = self._ready, []
+        try:
+            self._upload_batch(batch)
+        finally:
+            for _, pack in batch:
+                pack.close()
+        self._to_commit = [d for d, _ in batch]
+        self.packs_uploaded += len(batch)
+
+    def _upload_batch(self, batch: list[tuple[dict[str, Any], _Pack]]) -> None:
         todo = batch
         for attempt in range(PUT_TRIES):
             params: dict[str, Any] = {"JobId": self._job_id, "Presign": [d for d, _ in todo]}
@@ -243,13 +292,13 @@ class RemoteBlobStore:
             self._to_commit = []
             uploads = {str(u["PackId"]): u for u in doc["Uploads"]}
             failed = []
-            for declared, body in todo:
+            for declared, pack in todo:
                 upload = uploads[declared["PackId"]]
                 if upload.get("Exists"):
                     continue
                 signed = upload["Credential"]
-                if not self._put(str(signed["Url"]), dict(signed.get("Headers") or {}), body):
-                    failed.append((declared, body))
+                if not self._put(str(signed["Url"]), dict(signed.get("Headers") or {}), pack):
+                    failed.append((declared, pack))
             if not failed:
                 break
             if attempt + 1 == PUT_TRIES:
@@ -257,21 +306,21 @@ class RemoteBlobStore:
                 raise InvalidInput(detail=f"the store refused pack {pack_id} {PUT_TRIES} times")
             time.sleep(min(2.0**attempt, 10.0))
             todo = failed
-        self._to_commit = [d for d, _ in batch]
-        self.packs_uploaded += len(batch)
 
     def _commit_pending(self) -> None:
         if self._to_commit:
             self._api.call("AgentPutBlobs", {"JobId": self._job_id, "Commit": self._to_commit})
             self._to_commit = []
 
-    def _put(self, url: str, headers: dict[str, str], body: bytes) -> bool:
-        """One PUT of ``body`` to a presigned URL: True when the store holds it (200, or
-        412: an earlier try landed; the commit checks its size and MD5)."""
+    def _put(self, url: str, headers: dict[str, str], pack: _Pack) -> bool:
+        """One PUT of ``pack`` to a presigned URL, streamed from its spool: True when the
+        store holds it (200, or 412: an earlier try landed; the commit checks its size
+        and MD5)."""
         if self._http is None:
             self._http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(30, 300))
+        headers = headers | {"Content-Length": str(pack.size)}
         try:
-            response = self._http.request("PUT", url, body=body, headers=headers)
+            response = self._http.request("PUT", url, body=pack.blocks(), headers=headers)
         except urllib3.exceptions.HTTPError:
             return False
         if response.status in (200, 412):

@@ -527,7 +527,7 @@ def _prepare(
             repo.scoped_id_key(scope) if direct else repo.delegated_id_key(),
             agent_chunker(repo.chunker_params).to_dict(),
             direct=direct,
-            pack_size=min(repo.config.pack_size, MAX_PACK_BYTES) if direct else 0,
+            pack_size=direct_pack_size(repo.config.pack_size) if direct else 0,
             ask=job.attempts > 1 or _parent_point(deps, job) is not None,
         )
     sealed = _box(deps).seal(keys.job_key, _key_context(job.job_id, job.attempts))
@@ -975,6 +975,22 @@ def _orphaned(deps: Deps, job: BackupJob) -> None:
 PRESIGN_SECONDS = 15 * 60
 MAX_PACKS_PER_CALL = 32
 MAX_PACK_BYTES = 64 * 1024 * 1024
+DIRECT_PACK_FACTOR = 4
+"""An agent's direct packs target this many times the vault's pack size: each pack
+costs the server a HEAD and a presign, its commit a ranged read and a share of an index
+segment, whatever its size, so larger packs are less of the server's CPU per GiB (the
+agent spools them to a file: its memory does not grow with them)."""
+DIRECT_PACK_ROOM = 8 * 1024 * 1024
+"""What a direct pack's target leaves below :data:`MAX_PACK_BYTES`: the agent closes a
+pack once its blobs and header reach the target, so the last blob (a sealed chunk, at
+most 2 MiB and a little) and its header entry still fit what a presign accepts."""
+
+
+def direct_pack_size(vault_pack_size: int) -> int:
+    """The pack size an agent's claim answers for a vault whose store is S3."""
+    return max(1, min(DIRECT_PACK_FACTOR * vault_pack_size, MAX_PACK_BYTES - DIRECT_PACK_ROOM))
+
+
 _MD5_B64 = re.compile(r"^[A-Za-z0-9+/]{22}==$")
 
 
