@@ -70,18 +70,65 @@ def _find_dir(repo: TreeSource, rp_id: str, path: str) -> tuple[str, bytes, Node
 
 def ls(repo: TreeSource, rp_id: str, path: str = "/", recursive: bool = False) -> list[Entry]:
     """Entries of the directory ``path`` (or the one entry if ``path`` is not a directory)."""
+    return list(walk(repo, rp_id, path, recursive))
+
+
+def walk(
+    repo: TreeSource,
+    rp_id: str,
+    path: str = "/",
+    recursive: bool = False,
+    after: bytes | None = None,
+) -> Iterator[Entry]:
+    """What :func:`ls` lists, one entry at a time and in the same order (a directory
+    before its contents), reading a tree only when the walk reaches it; ``after`` (the
+    ``raw_path`` of an entry this walk yielded) resumes right after that entry, so a
+    listing can be served in pages: ``islice(walk(..., after=last.raw_path), 1000)``.
+
+    ``after`` comes from a caller's token: a path that is not an entry of this listing
+    is InvalidInput; it only picks where the walk starts among the trees it reads anyway.
+    """
     tree_id, raw, node = _find_dir(repo, rp_id, path)
     if node is not None:
-        return [_entry(raw, node)]
-    return list(_walk(repo, tree_id, raw, recursive))
+        if after is None:
+            yield _entry(raw, node)
+        elif after != b"/" + raw:
+            raise core_errors.InvalidInput(detail="the position is not in this listing")
+        return
+    yield from _walk(repo, tree_id, raw, recursive, _position(raw, after))
 
 
-def _walk(repo: TreeSource, tree_id: str, raw: bytes, recursive: bool) -> Iterator[Entry]:
-    for node in load_tree(repo, tree_id, raw):
-        child = raw + b"/" + node.name if raw else node.name
+def _position(raw: bytes, after: bytes | None) -> tuple[bytes, ...]:
+    """``after`` as names below the listed directory ``raw``."""
+    if after is None:
+        return ()
+    prefix = b"/" + raw + b"/" if raw else b"/"
+    if not after.startswith(prefix) or len(after) == len(prefix):
+        raise core_errors.InvalidInput(detail="the position is not in this listing")
+    return tuple(after[len(prefix) :].split(b"/"))
+
+
+def _walk(
+    repo: TreeSource, tree_id: str, raw: bytes, recursive: bool, after: tuple[bytes, ...] = ()
+) -> Iterator[Entry]:
+    nodes = load_tree(repo, tree_id, raw)
+    start = 0
+    if after:  # the position: its node was listed, what lies below it maybe not all
+        at = next((i for i, n in enumerate(nodes) if n.name == after[0]), None)
+        if at is None or (len(after) > 1 and not (recursive and nodes[at].type == "dir")):
+            raise core_errors.InvalidInput(detail="the position is not in this listing")
+        node, start = nodes[at], at + 1
+        if recursive and node.type == "dir" and node.subtree is not None:
+            yield from _walk(repo, node.subtree, _child(raw, node), recursive, after[1:])
+    for node in nodes[start:]:
+        child = _child(raw, node)
         yield _entry(child, node)
         if recursive and node.type == "dir" and node.subtree is not None:
             yield from _walk(repo, node.subtree, child, recursive)
+
+
+def _child(raw: bytes, node: Node) -> bytes:
+    return raw + b"/" + node.name if raw else node.name
 
 
 def _changed(a: Node, b: Node) -> bool:

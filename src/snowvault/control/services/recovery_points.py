@@ -17,6 +17,8 @@ Must not depend on the scheduler, the composition root or any interface.
 
 from __future__ import annotations
 
+import base64
+import itertools
 import logging
 import threading
 from collections import OrderedDict
@@ -206,12 +208,65 @@ def restore_metadata(deps: Deps, caller: Caller, vault_name: str, arn: str) -> d
 def contents(
     deps: Deps, caller: Caller, arn: str, path: str = "/", recursive: bool = False
 ) -> list[browse.Entry]:
-    """ListRecoveryPointContents (extension API): entries under ``path``."""
+    """Every entry under ``path`` (unbounded: :func:`contents_page` serves the API)."""
     rp = get_any(deps, caller, arn)
     with catalog.db.transaction(deps.engine) as conn:
         vault = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)
     with vaults.open_repository(deps, vault) as repo:
         return browse.ls(repo, rp.engine_recovery_point_id or "", path or "/", recursive)
+
+
+_CONTENTS_TOKEN = "rp-contents"
+
+
+def contents_page(
+    deps: Deps,
+    caller: Caller,
+    arn: str,
+    path: str = "/",
+    recursive: bool = False,
+    *,
+    limit: int | None = None,
+    token: str | None = None,
+) -> tuple[list[browse.Entry], str | None]:
+    """ListRecoveryPointContents (extension API): at most ``limit`` entries under
+    ``path`` (1-1000, default 1000) after ``token``, and the next page's token (None at
+    the end).
+
+    Abuse case: a recursive listing of a point of a million files answered them all in
+    one body (100,100 entries: 11.9 MB and 129 MB more server memory, 11.8 s), for any
+    caller allowed to list. A page is bounded; the walk reads trees only as far as the
+    page reaches. The token names the listing (point, path, recursive) and the last
+    entry's raw path; one of another listing or a position not in it is InvalidToken
+    (400) or InvalidInput, and it reaches only the point the caller may already list.
+
+        entries, nxt = recovery_points.contents_page(deps, caller, arn, "/", True, limit=2)
+    """
+    size = catalog.pagination.check_limit(limit)
+    where = path or "/"
+    after = _contents_after(token, [arn, where, recursive]) if token else None
+    rp = get_any(deps, caller, arn)
+    with catalog.db.transaction(deps.engine) as conn:
+        vault = catalog.vaults.get_by_arn(conn, rp.backup_vault_arn)
+    with vaults.open_repository(deps, vault) as repo:
+        walk = browse.walk(repo, rp.engine_recovery_point_id or "", where, recursive, after)
+        entries = list(itertools.islice(walk, size + 1))
+    if len(entries) <= size:
+        return entries, None
+    last = base64.b64encode(entries[size - 1].raw_path).decode()
+    return entries[:size], catalog.pagination.encode_token(
+        _CONTENTS_TOKEN, [arn, where, recursive, last]
+    )
+
+
+def _contents_after(token: str, listing: list[Any]) -> bytes:
+    values = catalog.pagination.decode_token(_CONTENTS_TOKEN, token)
+    if values[:3] != listing or len(values) != 4 or not isinstance(values[3], str):
+        raise catalog.pagination.InvalidToken(detail="the token belongs to another listing")
+    try:
+        return base64.b64decode(values[3].encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise catalog.pagination.InvalidToken(detail="bad position") from exc
 
 
 def delete(deps: Deps, caller: Caller, vault_name: str, arn: str) -> None:

@@ -8,7 +8,8 @@ scope); errors answer like the AWS API (``x-amzn-ErrorType`` + ``{"__type", "mes
     DescribeResource {ResourceArn} -> {..., Properties, Discovery}
     DeregisterResource {ResourceArn}
     TagResource {ResourceArn, Tags}       UntagResource {ResourceArn, TagKeys}
-    ListRecoveryPointContents {RecoveryPointArn, Path?, Recursive?} -> {Entries}
+    ListRecoveryPointContents {RecoveryPointArn, Path?, Recursive?, MaxResults?, NextToken?}
+        -> {Entries, NextToken?}   (1-1000 entries a page, default 1000)
     ExportRecoveryKey {BackupVaultName, Passphrase} -> {RepositoryUrl, KeySlotId}  (audited)
     EnrollAgent, RevokeAgent, ListAgents, AgentHello   (agent_actions.py, snowvault:<Action>)
 
@@ -169,14 +170,19 @@ def untag_resource(app: App, ctx: RequestContext, params: Params) -> Out:
 
 
 def list_recovery_point_contents(app: App, ctx: RequestContext, params: Params) -> Out:
-    entries = recovery_points.contents(
+    limit = params.get("MaxResults")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise errors.ApiError("ValidationException", "MaxResults must be an integer.")
+    entries, next_token = recovery_points.contents_page(
         app.deps,
         caller(ctx),
         _need(params, "RecoveryPointArn"),
         _str(params, "Path", required=False) or "/",
         bool(params.get("Recursive", False)),
+        limit=limit,
+        token=_str(params, "NextToken", required=False),
     )
-    return {
+    out: Out = {
         "Entries": [
             {
                 "Path": e.path,
@@ -188,6 +194,9 @@ def list_recovery_point_contents(app: App, ctx: RequestContext, params: Params) 
             for e in entries
         ]
     }
+    if next_token:
+        out["NextToken"] = next_token
+    return out
 
 
 def export_recovery_key(app: App, ctx: RequestContext, params: Params) -> Out:

@@ -195,7 +195,7 @@ def ls(api: Api, ref: str, path: str, recursive: bool, vault: str | None, as_jso
     """List files and directories inside a recovery point."""
     arn = resolve(api, ref, vault)
     body = {"RecoveryPointArn": arn, "Path": path, "Recursive": recursive}
-    entries = api.ext("ListRecoveryPointContents", body).get("Entries", [])
+    entries = api.ext_paginate("ListRecoveryPointContents", "Entries", body)
     render.table(as_json, entries, ENTRY_COLUMNS)
 
 
