@@ -435,10 +435,13 @@ class Repository:
             raise exc
 
     def blob_location(self, blob_id: bytes) -> tuple[str, int, int]:
-        loc = self._locate(blob_id)
+        loc = self.locate(blob_id)
         return packs.pack_name(loc.pack_id), loc.offset, loc.length
 
-    def _locate(self, blob_id: bytes) -> index.Location:
+    def locate(self, blob_id: bytes) -> index.Location:
+        """Where ``blob_id`` is (pack, kind, offset, length): a blob still pending in an
+        open pack is flushed first; IntegrityError when the index does not hold it.
+        Readers that fetch packs themselves (a restore's segment reads) start here."""
         loc = self._index.get(blob_id)
         if loc is None and blob_id in self._pending:
             self.flush()
@@ -450,7 +453,7 @@ class Repository:
         return loc
 
     def get_blob(self, blob_id: bytes) -> bytes:
-        loc = self._locate(blob_id)
+        loc = self.locate(blob_id)
         name = packs.pack_name(loc.pack_id)
         try:
             sealed = self.backend.get(name, loc.offset, loc.length)
@@ -470,6 +473,24 @@ class Repository:
         sealer = self._sealer_of(name.rsplit("/", 1)[-1])
         try:
             return compression.unpack(sealer.open(sealed, packs.blob_aad(kind, blob_id)))
+        except (primitives.AuthenticationFailed, ValueError) as exc:
+            raise errors.IntegrityError(
+                name=name, detail=f"blob {blob_id.hex()} is damaged ({exc})"
+            ) from exc
+
+    def decode_blob_view(
+        self, blob_id: bytes, kind: int, sealed: bytes | memoryview, name: str
+    ) -> bytes | memoryview:
+        """:meth:`decode_blob` for a reader that only writes the plaintext out (a
+        restore): a blob stored uncompressed comes back as a view of the opened body
+        rather than a copy of it (incompressible data is most of a large restore's
+        bytes)."""
+        sealer = self._sealer_of(name.rsplit("/", 1)[-1])
+        try:
+            body = sealer.open(sealed, packs.blob_aad(kind, blob_id))
+            if body[:1] == _RAW_BODY:
+                return memoryview(body)[1:]
+            return compression.unpack(body)
         except (primitives.AuthenticationFailed, ValueError) as exc:
             raise errors.IntegrityError(
                 name=name, detail=f"blob {blob_id.hex()} is damaged ({exc})"
@@ -834,7 +855,7 @@ class PackReader:
     DIRECT = 256 * 1024
 
     def get_blob(self, blob_id: bytes) -> bytes:
-        loc = self._repo._locate(blob_id)
+        loc = self._repo.locate(blob_id)
         if loc.length >= self.DIRECT:
             return self._repo.get_blob(blob_id)
         name = packs.pack_name(loc.pack_id)
@@ -864,6 +885,9 @@ class PackReader:
             except BaseException as exc:
                 future.set_exception(exc)
         return future.result()
+
+
+_RAW_BODY = bytes((compression.RAW,))
 
 
 def spool_root(backend: Backend) -> str | None:

@@ -11,7 +11,8 @@ measured with perf on the benchmark's 127,000 files). A :class:`RunReader` inste
   thread keeps from run to run, when the first blob of that segment is needed;
 - reads a large blob (``DIRECT`` bytes or more) alone, into a second kept buffer;
 - authenticates and decompresses every blob straight from those buffers
-  (``Repository.decode_blob`` takes a memoryview), so only the plaintext is allocated.
+  (``Repository.decode_blob_view`` takes a memoryview), so only the plaintext is
+  allocated, and a blob stored uncompressed is not copied again.
 
 A read that fails (a missing or short pack) fails the file that needed it, as
 ``Repository.get_blob`` does: an IntegrityError naming the pack. Only a
@@ -72,7 +73,7 @@ class RunReader:
         """A reader for ``repo``, or None when its packs are not local files (or it is
         not a Repository: tests' fakes, an agent's remote source)."""
         backend = getattr(repo, "backend", None)
-        if not isinstance(backend, LocalBackend) or not hasattr(repo, "_locate"):
+        if not isinstance(backend, LocalBackend) or not hasattr(repo, "locate"):
             return None
         return cls(repo, backend.root)
 
@@ -126,7 +127,7 @@ class RunBlobs:
     def __init__(self, reader: RunReader, state: _Thread, blob_ids: Iterable[bytes]) -> None:
         self._reader = reader
         self._state = state
-        locate = reader._repo._locate
+        locate = reader._repo.locate
         small: list[tuple[str, int, int, int, bytes]] = []
         seen: set[bytes] = set()
         for blob_id in blob_ids:
@@ -179,7 +180,7 @@ class RunBlobs:
             state.segments = bytearray(base)
         self._buffer = memoryview(state.segments)
 
-    def get(self, blob_id: bytes) -> bytes:
+    def get(self, blob_id: bytes) -> bytes | memoryview:
         """The plaintext of ``blob_id`` (authenticated); IntegrityError when it cannot be
         read or is damaged."""
         where = self._where.get(blob_id)
@@ -196,19 +197,19 @@ class RunBlobs:
         if not self._loaded[number]:
             return self._single(blob_id)
         view = self._buffer[at : at + length]
-        data: bytes = self._reader._repo.decode_blob(blob_id, kind, view, name)
+        data: bytes | memoryview = self._reader._repo.decode_blob_view(blob_id, kind, view, name)
         return data
 
-    def _single(self, blob_id: bytes) -> bytes:
+    def _single(self, blob_id: bytes) -> bytes | memoryview:
         """A blob read on its own (a large one, or one of a segment that could not be
         read whole), into the thread's second buffer."""
         repo = self._reader._repo
-        loc = repo._locate(blob_id)  # IntegrityError: not in the index
+        loc = repo.locate(blob_id)  # IntegrityError: not in the index
         name = packs.pack_name(loc.pack_id)
         state = self._state
         if len(state.single) < loc.length or len(state.single) > max(loc.length, KEEP_BYTES):
             state.single = bytearray(loc.length)
         view = memoryview(state.single)[: loc.length]
         self._reader._read(state, name, view, loc.offset)
-        data: bytes = repo.decode_blob(blob_id, loc.kind, view, name)
+        data: bytes | memoryview = repo.decode_blob_view(blob_id, loc.kind, view, name)
         return data

@@ -193,6 +193,7 @@ class _Restorer:
         self.meter = meter
         self.is_root = os.geteuid() == 0
         self.create_mode = 0  # see _restore_file; a streamed restore sets it
+        self.new_owner: tuple[int, int] | None = None  # see set_meta; ditto
         self.errors: list[RestoreError] = []
         self.skipped: list[str] = []
         self.files = 0
@@ -267,7 +268,7 @@ class _Restorer:
                 os.mkdir(path, 0o700)
                 return
             except FileExistsError:
-                pass
+                self.new_owner = None  # not made here: its files' group is unknown
         if not os.path.isdir(path) or os.path.islink(path):
             self._clear(path)
             os.mkdir(path, 0o700)
@@ -307,17 +308,23 @@ class _Restorer:
     def _restore_run(self, run: list[tuple[bytes, Node]]) -> None:
         """One run of files on this thread: their small blobs read a few segments at a
         time (:mod:`restore_reads`), progress counted once for the run."""
+        ids = []
+        small = 0
+        for _, node in run:
+            for blob, length in node.content:
+                if blob is not None:
+                    ids.append(blob)
+                    if length < _PROGRESS_BLOB:
+                        small += length
         if self.runs is not None:
-            ids = [bytes.fromhex(b) for _, n in run for b, _ in n.content if b is not None]
-            self._run.get = self.runs.run(ids).get
-        files = nbytes = small = 0
+            self._run.get = self.runs.run(map(bytes.fromhex, ids)).get
+        files = nbytes = 0
         try:
             for item in run:
                 written = self._restore_file(item)
                 if written >= 0:
                     files += 1
                     nbytes += written
-                small += sum(n for b, n in item[1].content if b is not None and n < _PROGRESS_BLOB)
         finally:
             with self.lock:
                 self.files += files
@@ -389,7 +396,7 @@ class _Restorer:
     def _write_content(self, fd: int, rel: bytes, node: Node) -> tuple[int, int]:
         """Bytes written, and where the last of them ended (holes are skipped); progress
         in bytes is counted here for a large blob (small ones with their run)."""
-        get: Callable[[bytes], bytes] = getattr(self._run, "get", self.reader.get_blob)
+        get: Callable[[bytes], bytes | memoryview] = getattr(self._run, "get", self.reader.get_blob)
         offset = 0
         written = 0
         end = 0
@@ -455,13 +462,15 @@ class _Restorer:
     def set_meta(
         self, path: bytes, node: Node, fd: int | None = None, *, mode_set: bool = False
     ) -> None:
-        """Owner (root only), mode (unless ``mode_set``: created with it), xattrs, then
-        mtime (last: the others touch ctime only)."""
+        """Owner (root only; not for a file this restore created when it already has
+        that owner, ``new_owner``), mode (unless ``mode_set``: created with it), xattrs,
+        then mtime (last: the others touch ctime only)."""
         link = node.type == "symlink"
         where: int | bytes = fd if fd is not None else path
         if self.is_root:
             if fd is not None:
-                os.fchown(fd, node.uid, node.gid)
+                if (node.uid, node.gid) != self.new_owner:
+                    os.fchown(fd, node.uid, node.gid)
             else:
                 os.chown(path, node.uid, node.gid, follow_symlinks=False)
         if not link and not mode_set:
@@ -635,6 +644,7 @@ def _restore_streamed(
     root = load_tree(repo, manifest.tree, b"")
     os.makedirs(target, exist_ok=True)
     r.create_mode = _create_mask(target)
+    r.new_owner = _new_owner(target) if r.is_root else None
     plan = _Plan()
     window: list[tuple[bytes, Node]] = []
     with _Feed(r, workers) as feed:
@@ -682,6 +692,20 @@ def _create_mask(target: bytes) -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def _new_owner(target: bytes) -> tuple[int, int] | None:
+    """The (uid, gid) a file this process creates below ``target`` gets, when every
+    directory there is made by the restore (a streamed one): the effective uid, and the
+    effective gid or, below a set-group-ID directory (whose new subdirectories inherit
+    the bit), that directory's group. A file whose node has that owner needs no fchown
+    (one system call per file of a restore as root)."""
+    try:
+        st = os.stat(target)
+    except OSError:
+        return None
+    gid = st.st_gid if st.st_mode & stat.S_ISGID else os.getegid()
+    return os.geteuid(), gid
 
 
 def _tree_order(repo: TreeSource, root: list[Node], r: _Restorer) -> Iterator[tuple[bytes, Node]]:
