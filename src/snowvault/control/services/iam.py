@@ -25,7 +25,7 @@ from typing import Any
 
 from snowvault.control import catalog
 from snowvault.control.model import iam as model
-from snowvault.control.services import accounts, authorization, vaults
+from snowvault.control.services import accounts, authorization, paging, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
@@ -153,23 +153,17 @@ def page_users(
         page = iam.page_users(deps, caller, max_items=2)
         nxt = iam.page_users(deps, caller, max_items=2, marker=page.next_token)
     """
-    if max_items is None:
-        max_items = USERS_PAGE_DEFAULT
-    elif isinstance(max_items, bool) or not 1 <= max_items <= USERS_PAGE_MAX:
-        raise InvalidInput(detail=f"MaxItems must be between 1 and {USERS_PAGE_MAX}")
-    # sorted here, by code point, as the marker compares (a database collation may not)
-    users = sorted(list_users(deps, caller), key=lambda u: str(u["name"]))
-    if marker:
-        after = catalog.pagination.decode_token(_USERS_TOKEN, marker)
-        if len(after) != 1 or not isinstance(after[0], str):
-            raise catalog.pagination.InvalidToken(detail="bad position")
-        users = [u for u in users if u["name"] > after[0]]
-    if len(users) <= max_items:
-        return catalog.pagination.Page(users, None)
-    last = users[max_items - 1]["name"]
-    return catalog.pagination.Page(
-        users[:max_items], catalog.pagination.encode_token(_USERS_TOKEN, [last])
+    users, next_marker = paging.page(
+        _USERS_TOKEN,
+        list_users(deps, caller),
+        key=lambda u: str(u["name"]),  # unique in an account
+        limit=max_items,
+        token=marker,
+        default=USERS_PAGE_DEFAULT,
+        maximum=USERS_PAGE_MAX,
+        limit_name="MaxItems",
     )
+    return catalog.pagination.Page(users, next_marker)
 
 
 def delete_user(deps: Deps, caller: Caller, name: str) -> None:

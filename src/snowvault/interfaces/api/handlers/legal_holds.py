@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from snowvault.app import App
-from snowvault.control.services import legal_holds
+from snowvault.control.services import legal_holds, paging
 from snowvault.interfaces.api.asgi import RequestContext
 from snowvault.interfaces.api.handlers import views
 from snowvault.interfaces.api.handlers.common import (
@@ -85,8 +85,14 @@ def cancel(app: App, ctx: RequestContext, params: Params) -> Out:
 
 
 def recovery_points(app: App, ctx: RequestContext, params: Params) -> Out:
-    points = legal_holds.recovery_points(app.deps, caller(ctx), params["LegalHoldId"])
-    return {"RecoveryPoints": [views.recovery_point_member(p) for p in points]}
+    points, next_token = paging.page(
+        "legal-hold-points",
+        legal_holds.recovery_points(app.deps, caller(ctx), params["LegalHoldId"]),
+        key=lambda p: p.arn,
+        limit=params.get("MaxResults"),
+        token=params.get("NextToken"),
+    )
+    return page_out("RecoveryPoints", [views.recovery_point_member(p) for p in points], next_token)
 
 
 HANDLERS: dict[str, AppHandler] = {

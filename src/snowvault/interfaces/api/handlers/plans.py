@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from snowvault.app import App
-from snowvault.control.services import plans, selections
+from snowvault.control.services import paging, plans, selections
 from snowvault.interfaces.api.asgi import RequestContext
 from snowvault.interfaces.api.handlers.common import (
     AppHandler,
@@ -129,7 +129,14 @@ def get_backup_plan_from_json(app: App, ctx: RequestContext, params: Params) -> 
 
 
 def list_backup_plan_templates(app: App, ctx: RequestContext, params: Params) -> Out:
-    return {"BackupPlanTemplatesList": plans.list_templates()}
+    items, next_token = paging.page(
+        "plan-templates",
+        plans.list_templates(),
+        key=lambda t: str(t["BackupPlanTemplateId"]),
+        limit=params.get("MaxResults"),
+        token=params.get("NextToken"),
+    )
+    return page_out("BackupPlanTemplatesList", items, next_token)
 
 
 def get_backup_plan_from_template(app: App, ctx: RequestContext, params: Params) -> Out:

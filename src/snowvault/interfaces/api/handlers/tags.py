@@ -6,7 +6,7 @@ Must not depend on the CLI or web interfaces.
 from __future__ import annotations
 
 from snowvault.app import App
-from snowvault.control.services import tagging
+from snowvault.control.services import paging, tagging
 from snowvault.interfaces.api.asgi import RequestContext
 from snowvault.interfaces.api.handlers.common import AppHandler, Out, Params, caller
 
@@ -20,7 +20,14 @@ def untag_resource(app: App, ctx: RequestContext, params: Params) -> None:
 
 
 def list_tags(app: App, ctx: RequestContext, params: Params) -> Out:
-    return {"Tags": tagging.list_tags(app.deps, caller(ctx), params["ResourceArn"])}
+    tags = tagging.list_tags(app.deps, caller(ctx), params["ResourceArn"])
+    keys, next_token = paging.page(
+        "tags", tags, key=str, limit=params.get("MaxResults"), token=params.get("NextToken")
+    )
+    out: Out = {"Tags": {k: tags[k] for k in keys}}
+    if next_token:
+        out["NextToken"] = next_token
+    return out
 
 
 HANDLERS: dict[str, AppHandler] = {
