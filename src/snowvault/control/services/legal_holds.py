@@ -14,6 +14,7 @@ Must not depend on the scheduler, the composition root or any interface.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -199,15 +200,26 @@ def recovery_points(deps: Deps, caller: Caller, hold_id: str) -> list[jobs.Recov
     """ListRecoveryPointsByLegalHold: the points of the account and region it covers."""
     with catalog.db.transaction(deps.engine) as conn:
         hold = to_model(catalog.legal_holds.get(conn, hold_id, account_id=caller.account_id))
-        vaults = catalog.vaults.list_vaults(
-            conn, account_id=caller.account_id, region=caller.region, limit=1000
-        ).items
         out: list[jobs.RecoveryPoint] = []
-        for vault in vaults:
+        for vault in _vaults(conn, caller):
             if hold.selection.vault_names and vault["name"] not in hold.selection.vault_names:
                 continue
             out.extend(_covered(conn, hold, vault))
     return out
+
+
+def _vaults(conn: Connection, caller: Caller) -> Iterator[Record]:
+    """Every vault of the caller's account and region, page by page (a hold covers the
+    vaults past the first thousand too)."""
+    token = None
+    while True:
+        page = catalog.vaults.list_vaults(
+            conn, account_id=caller.account_id, region=caller.region, token=token
+        )
+        yield from page.items
+        token = page.next_token
+        if token is None:
+            return
 
 
 def _covered(conn: Connection, hold: model.LegalHold, vault: Record) -> list[jobs.RecoveryPoint]:
