@@ -142,7 +142,11 @@ def agent_process(counters: Path, argv: list[str]) -> int:
     def counting(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         body = kwargs.get("body") or b""
         headers = kwargs.get("headers") or {}
-        sent = len(method) + len(url) + 12 + len(body)
+        if isinstance(body, bytes | bytearray | memoryview | str):
+            size = len(body)
+        else:  # streamed (a spooled pack's blocks): its declared length
+            size = int(headers.get("Content-Length", 0))
+        sent = len(method) + len(url) + 12 + size
         sent += sum(len(str(k)) + len(str(v)) + 4 for k, v in headers.items())
         received = 0
         try:
