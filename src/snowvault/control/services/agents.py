@@ -3,6 +3,7 @@ host's jobs (docs/design/agents.md).
 
     creds = agents.enroll(deps, caller, box, "web-1")   # the key pair, shown once
     agents.list_agents(deps, caller)                    # hosts, versions, last seen
+    agents.list_agents_page(deps, caller, limit=100, token=None)  # (agents, next token)
     agents.revoke(deps, caller, "web-1")                 # the key stops working
     agents.hello(deps, caller, version="0.1.0")          # the agent's first call
 
@@ -46,6 +47,7 @@ from snowvault.control.services import (
     agent_trees,
     authorization,
     backup_jobs,
+    paging,
     resources,
     restore_jobs,
     vaults,
@@ -152,6 +154,17 @@ def list_agents(deps: Deps, caller: Caller) -> list[catalog.agents.Agent]:
     """The caller's account's agents, by host, with version and last-seen time."""
     with catalog.db.read_transaction(deps.engine) as conn:
         return catalog.agents.list_by_account(conn, caller.account_id)
+
+
+def list_agents_page(
+    deps: Deps, caller: Caller, *, limit: int | None = None, token: str | None = None
+) -> tuple[list[catalog.agents.Agent], str | None]:
+    """ListAgents: at most ``limit`` (1-1000, default 1000) of :func:`list_agents` by
+    host name, after the host ``token`` names (an opaque token: services/paging.py),
+    and the next page's token (None on the last page)."""
+    return paging.page(
+        "agents", list_agents(deps, caller), key=lambda a: a.host, limit=limit, token=token
+    )
 
 
 def hello(deps: Deps, caller: Caller, *, version: str) -> catalog.agents.Agent:

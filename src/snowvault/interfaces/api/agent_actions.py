@@ -2,7 +2,7 @@
 
     EnrollAgent {Host}      -> {Agent, AccessKey}   (the secret is shown once)
     RevokeAgent {Host}
-    ListAgents {}           -> {Agents}
+    ListAgents {MaxResults?, NextToken?} -> {Agents, NextToken?}
     AgentHello {Version}    -> {Agent, ServerTime}  (agents only, like those below)
     AgentClaimJob {WaitSeconds?, LeaseSeconds?}      -> {Job?}  (long poll, <= 20 s)
     AgentHeartbeat {JobId, LeaseSeconds?, PercentDone?, BytesTransferred?} -> {State}
@@ -95,7 +95,18 @@ def revoke_agent(app: App, ctx: RequestContext, params: Params) -> Out:
 
 
 def list_agents(app: App, ctx: RequestContext, params: Params) -> Out:
-    return {"Agents": [_agent(a) for a in agents.list_agents(app.deps, caller(ctx))]}
+    limit, token = params.get("MaxResults"), params.get("NextToken")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise errors.ApiError("ValidationException", "MaxResults must be an integer.")
+    if token is not None and not isinstance(token, str):
+        raise errors.ApiError("ValidationException", "NextToken must be a string.")
+    found, following = agents.list_agents_page(
+        app.deps, caller(ctx), limit=limit, token=token or None
+    )
+    out: Out = {"Agents": [_agent(a) for a in found]}
+    if following:
+        out["NextToken"] = following
+    return out
 
 
 def agent_hello(app: App, ctx: RequestContext, params: Params) -> Out:

@@ -85,7 +85,7 @@ def agent_revoke(api: Api, host: str, as_json: bool) -> None:
 @with_api
 def agent_list(api: Api, as_json: bool) -> None:
     """List the agents of your account with their version and when each was last seen."""
-    render.table(as_json, api.ext("ListAgents", {})["Agents"], AGENT_COLUMNS)
+    render.table(as_json, api.ext_paginate("ListAgents", "Agents", {}), AGENT_COLUMNS)
 
 
 def _keys(credentials_file: str | None) -> tuple[str, str]:
