@@ -30,16 +30,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
 from snowvault.control import catalog
 from snowvault.control.model import iam
 from snowvault.control.model import kms as rules
-from snowvault.control.services import authorization
+from snowvault.control.services import authorization, paging
 from snowvault.control.services import errors as err
 from snowvault.control.services.base import Caller
 from snowvault.control.services.errors import AccessDenied
@@ -51,6 +51,7 @@ from snowvault.engine.crypto import kms as kms_crypto
 from snowvault.engine.crypto import primitives
 
 Record = dict[str, Any]
+T = TypeVar("T")
 
 MANAGED_BACKUP_ALIAS = "alias/aws/backup"
 ALGORITHM = "SYMMETRIC_DEFAULT"
@@ -897,6 +898,30 @@ def _blob_header(blob: bytes) -> tuple[str, int]:
         return kms_crypto.header(blob)
     except kms_crypto.InvalidBlob as exc:
         raise err.InvalidCiphertext(detail=str(exc)) from None
+
+
+def page_of(
+    kind: str,
+    items: Iterable[T],
+    key: Callable[[T], str],
+    *,
+    limit: int | None,
+    marker: str | None,
+    default: int = 100,
+    maximum: int = 1000,
+) -> tuple[list[T], str | None]:
+    """One page of a short KMS list held in memory (a key's policy names, rotations,
+    tags) as KMS pages: at most ``limit`` (1-``maximum``, ``default``) after ``marker``;
+    a Limit out of range is ValidationException, a Marker this server did not issue
+    InvalidMarkerException."""
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum
+    ):
+        raise err.KmsValidation(detail=f"Limit must be between 1 and {maximum}")
+    with _marker():
+        return paging.page(
+            kind, items, key, limit=limit, token=marker, default=default, maximum=maximum
+        )
 
 
 @contextlib.contextmanager

@@ -72,10 +72,8 @@ PARTIAL: Mapping[str, Mapping[str, str]] = {
         "GenerateDataKeyWithoutPlaintext": f"{_GRANT_TOKENS}; {_DRY_RUN}",
         "GenerateRandom": "CustomKeyStoreId and Recipient ignored",
         "ListGrants": "GranteeServicePrincipal ignored",
-        "ListKeyPolicies": "Limit and Marker ignored (one page)",
-        "ListKeyRotations": "IncludeKeyMaterial, Limit and Marker ignored (one page)",
+        "ListKeyRotations": "IncludeKeyMaterial ignored",
         "ListKeys": "ResourceOwners ignored (the caller's keys)",
-        "ListResourceTags": "Limit and Marker ignored (one page)",
         "ListRetirableGrants": "RetiringServicePrincipal ignored",
         "PutKeyPolicy": "principals of other accounts named in a key policy get no access "
         "(keys are not used across accounts)",

@@ -44,7 +44,7 @@ def key_metadata(key: Mapping[str, Any]) -> Out:
     )
 
 
-def _page(key: str, items: list[Out], marker: str | None) -> Out:
+def _page(key: str, items: list[Any], marker: str | None) -> Out:
     out: Out = {key: items, "Truncated": marker is not None}
     if marker:
         out["NextMarker"] = marker
@@ -87,7 +87,14 @@ def put_key_policy(app: App, ctx: RequestContext, params: Params) -> None:
 
 
 def list_key_policies(app: App, ctx: RequestContext, params: Params) -> Out:
-    return {"PolicyNames": app.kms.list_key_policies(caller(ctx), params["KeyId"])}
+    names, marker = kms.page_of(
+        "kms-key-policies",
+        app.kms.list_key_policies(caller(ctx), params["KeyId"]),
+        key=str,
+        limit=params.get("Limit"),
+        marker=params.get("Marker"),
+    )
+    return _page("PolicyNames", names, marker)
 
 
 def describe_key(app: App, ctx: RequestContext, params: Params) -> Out:
@@ -164,12 +171,18 @@ def get_key_rotation_status(app: App, ctx: RequestContext, params: Params) -> Ou
 
 
 def list_key_rotations(app: App, ctx: RequestContext, params: Params) -> Out:
-    rotations = app.kms.list_key_rotations(caller(ctx), params["KeyId"])
+    rotations, marker = kms.page_of(
+        "kms-key-rotations",
+        app.kms.list_key_rotations(caller(ctx), params["KeyId"]),
+        key=lambda v: f"{v['version']:012d}",  # oldest first
+        limit=params.get("Limit"),
+        marker=params.get("Marker"),
+    )
     items = [
         {"KeyId": v["key_arn"], "RotationDate": v["created_at"], "RotationType": v["rotation_type"]}
         for v in rotations
     ]
-    return {"Rotations": items, "Truncated": False}
+    return _page("Rotations", items, marker)
 
 
 def rotate_key_on_demand(app: App, ctx: RequestContext, params: Params) -> Out:
@@ -328,7 +341,16 @@ def untag_resource(app: App, ctx: RequestContext, params: Params) -> None:
 
 def list_resource_tags(app: App, ctx: RequestContext, params: Params) -> Out:
     tags = app.kms.list_resource_tags(caller(ctx), params["KeyId"])
-    return {"Tags": [{"TagKey": k, "TagValue": v} for k, v in tags.items()], "Truncated": False}
+    keys, marker = kms.page_of(
+        "kms-resource-tags",
+        tags,
+        key=str,
+        limit=params.get("Limit"),
+        marker=params.get("Marker"),
+        default=50,
+        maximum=50,
+    )
+    return _page("Tags", [{"TagKey": k, "TagValue": tags[k]} for k in keys], marker)
 
 
 HANDLERS: dict[str, AppHandler] = {
