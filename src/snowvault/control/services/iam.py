@@ -29,7 +29,7 @@ from snowvault.control.services import accounts, authorization, paging, vaults
 from snowvault.control.services.base import Caller, Deps
 from snowvault.control.services.errors import AccessDenied
 from snowvault.core import arn as arns
-from snowvault.core.errors import InvalidInput, NotFound
+from snowvault.core.errors import AlreadyExists, InvalidInput, NotFound
 from snowvault.engine import crypto
 
 Record = dict[str, Any]
@@ -118,9 +118,21 @@ def _store_key(
 
 
 def create_user(deps: Deps, caller: Caller, name: str, path: str = "/") -> Record:
-    """CreateUser in the caller's account."""
+    """CreateUser in the caller's account.
+
+    Abuse case: IAM user names are unique regardless of case (AWS refuses ``admin`` beside
+    ``ADMIN``), but ARNs compare exactly: a second user ``Alice`` beside ``alice`` would
+    escape a policy statement or condition written for ``user/alice``. Refused as
+    AlreadyExists, as IAM answers EntityAlreadyExists."""
     _check(_USER_NAME_RE, "UserName", name)
     with catalog.db.transaction(deps.engine) as conn:
+        taken = {
+            str(r["name"]).casefold()
+            for r in catalog.accounts.list_principals(conn, caller.account_id)
+            if not r["is_root"]
+        }
+        if name.casefold() in taken:
+            raise AlreadyExists(kind="user", name=name)
         return catalog.accounts.create_principal(
             conn,
             arn=user_arn(caller.account_id, name),
