@@ -6,6 +6,10 @@ no trail: those are in agent_bench.py's whole-process figures), each call's
 but outside the timed calls.
 
     .venv/bin/python benchmarks/agent_call_cpu.py TREE [--profile ACTION,...]
+        [--packs-per-call N]
+
+The server's CPU that grows with the data is the slope between two trees (the same
+tree with a larger file): agent_bench.py --image-mib builds one.
 
 Uses the test helpers (tests/helpers) for the world: a SQLite catalog, a FakeClock.
 """
@@ -45,7 +49,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("tree", type=Path)
     parser.add_argument("--profile", default="", help="actions to profile: out.pstats")
+    parser.add_argument(
+        "--packs-per-call",
+        type=int,
+        default=None,
+        help="the agent's direct packs per AgentPutBlobs (agent/store.py: PACKS_PER_CALL)",
+    )
     args = parser.parse_args()
+    if args.packs_per_call:
+        store.PACKS_PER_CALL = args.packs_per_call
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
     server.start()
     host, port = server.get_host_and_port()
