@@ -485,16 +485,7 @@ class Repository:
         restore): a blob stored uncompressed comes back as a view of the opened body
         rather than a copy of it (incompressible data is most of a large restore's
         bytes)."""
-        sealer = self._sealer_of(name.rsplit("/", 1)[-1])
-        try:
-            body = sealer.open(sealed, packs.blob_aad(kind, blob_id))
-            if body[:1] == _RAW_BODY:
-                return memoryview(body)[1:]
-            return compression.unpack(body)
-        except (primitives.AuthenticationFailed, ValueError) as exc:
-            raise errors.IntegrityError(
-                name=name, detail=f"blob {blob_id.hex()} is damaged ({exc})"
-            ) from exc
+        return open_blob_view(self._sealer_of(name.rsplit("/", 1)[-1]), blob_id, kind, sealed, name)
 
     def verify_blob_id(self, blob_id: bytes, plaintext: bytes, pack_id: str = "") -> bool:
         """Whether ``blob_id`` is the id of ``plaintext``: in the id scope of pack
@@ -888,6 +879,22 @@ class PackReader:
 
 
 _RAW_BODY = bytes((compression.RAW,))
+
+
+def open_blob_view(
+    sealer: primitives.Sealer, blob_id: bytes, kind: int, sealed: bytes | memoryview, name: str
+) -> bytes | memoryview:
+    """:meth:`Repository.decode_blob_view` with the pack's sealer given (a restore
+    worker holds the sealer, not a repository)."""
+    try:
+        body = sealer.open(sealed, packs.blob_aad(kind, blob_id))
+        if body[:1] == _RAW_BODY:
+            return memoryview(body)[1:]
+        return compression.unpack(body)
+    except (primitives.AuthenticationFailed, ValueError) as exc:
+        raise errors.IntegrityError(
+            name=name, detail=f"blob {blob_id.hex()} is damaged ({exc})"
+        ) from exc
 
 
 def spool_root(backend: Backend) -> str | None:

@@ -43,7 +43,14 @@ from typing import Any, Protocol
 
 from snowvault.core import errors as core_errors
 from snowvault.core.clock import Clock, SystemClock
-from snowvault.engine import errors, gc_tuning, malloc_tuning, restore_reads, snapshots
+from snowvault.engine import (
+    errors,
+    gc_tuning,
+    malloc_tuning,
+    restore_reads,
+    restore_workers,
+    snapshots,
+)
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
 from snowvault.engine.tree import Node, decode_tree, node_from_dict
 
@@ -647,7 +654,10 @@ def _restore_streamed(
     r.new_owner = _new_owner(target) if r.is_root else None
     plan = _Plan()
     window: list[tuple[bytes, Node]] = []
-    with _Feed(r, workers) as feed:
+    processes = restore_workers.wanted(repo, meter.files_total or 0)
+    feed: _Feed | restore_workers.ProcessFeed
+    feed = restore_workers.ProcessFeed(r, processes) if processes else _Feed(r, workers)
+    with feed:
         for rel, node in _tree_order(repo, root, r):
             if node.type == "dir":
                 r.make_dir(rel, fresh=True)
