@@ -32,20 +32,21 @@ possibly threaded server process, and they are this process's own children, so
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import multiprocessing
 import os
 import signal
 import threading
 import time
 from concurrent import futures
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from snowvault.engine import compression, packs
 from snowvault.engine.chunker import Chunker, ChunkerParams
 from snowvault.engine.crypto import primitives
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 BATCH_FILES = 256
 BATCH_BYTES = 4 * 1024 * 1024
@@ -78,6 +79,8 @@ def _die_with(parent: int) -> None:
     """SIGKILL this worker when the backup process dies (a killed backup must leave no
     orphan behind, holding its pipes open): Linux's parent-death signal, a check for a
     parent that died before it was set, and a thread that checks again twice a second."""
+    import ctypes  # here: a backup that starts no worker does not import it
+
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -286,6 +289,11 @@ class ContentWorkers:
     def _get_pool(self) -> ProcessPoolExecutor:
         """Started lazily: a backup that reads no file (no change) starts none."""
         if self._pool is None:
+            # here, not at import: multiprocessing's pool machinery is ~30 ms of imports
+            # every backup would pay, and only this pool needs it
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             repo = self._repo
             keys = repo._keys
             known = b"".join(repo.own_blob_ids())  # never an id only a keyed pack claims

@@ -56,14 +56,16 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from multiprocessing import connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from snowvault.core.clock import SystemClock
 from snowvault.engine import errors, file_workers, gc_tuning, malloc_tuning, snapshots
 from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressMeter
+
+if TYPE_CHECKING:  # imported where used: a backup that starts no worker skips it
+    from multiprocessing import connection
 
 TASKS_PER_WORKER = 8
 """The frontier is deepened until it has this many directories per worker (or no
@@ -242,6 +244,8 @@ class _Relay(ProgressMeter):
 def serve() -> None:
     """A worker's entry point (``python -c`` with the pipe's descriptor as argument):
     a fresh interpreter that imports only the engine, never the caller's main module."""
+    from multiprocessing import connection
+
     conn = connection.Connection(int(sys.argv[1]))
     msg = conn.recv()
     assert msg[0] == "init"
@@ -353,6 +357,8 @@ def _launch(init: tuple[Any, ...]) -> _Worker:
         raise
     finally:
         theirs.close()
+    from multiprocessing import connection
+
     conn = connection.Connection(mine.detach())
     conn.send(init)
     return _Worker(proc, conn)
@@ -553,6 +559,8 @@ class SubtreeWorkers:
 
     # ------------------------------------------------------------ answers
     def _receive(self) -> None:
+        from multiprocessing import connection
+
         live: dict[Any, _Worker] = {w.conn: w for w in self._workers}
         while live:
             for ready in connection.wait(list(live)):
