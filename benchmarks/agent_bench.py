@@ -118,6 +118,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 GIB = 1024 * MIB
 FLEET_FILES = 10
 BATCH_FIX_ENV = "SNOWVAULT_BENCH_AGENT_BATCH_FIX"
+PACKS_PER_CALL_ENV = "SNOWVAULT_BENCH_AGENT_PACKS_PER_CALL"
 STORE_PUTS = "(to the store directly)"  # the counters' key of requests not to the server
 MAX_BLOBS_PER_CALL = 256  # the server's AgentPutBlobs limit (interfaces/api/agent_actions.py)
 QUIET = {"on": False}
@@ -182,6 +183,10 @@ def agent_process(counters: Path, argv: list[str]) -> int:
     urllib3.PoolManager.request = counting  # type: ignore[method-assign]
     if os.environ.get(BATCH_FIX_ENV) == "1":
         cap_batches()
+    if os.environ.get(PACKS_PER_CALL_ENV):  # --agent-packs-per-call: a variant to measure
+        from snowvault.agent import store
+
+        store.PACKS_PER_CALL = int(os.environ[PACKS_PER_CALL_ENV])
     return cli.main(argv)
 
 
@@ -403,6 +408,7 @@ class Agent:
             "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
             "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
             BATCH_FIX_ENV: os.environ.get(BATCH_FIX_ENV, "0"),
+            PACKS_PER_CALL_ENV: os.environ.get(PACKS_PER_CALL_ENV, ""),
         }
         args = [
             sys.executable, str(Path(__file__).resolve()), "--agent-process", str(self.counters),
@@ -1003,6 +1009,14 @@ def main() -> int:
         "server's CPU per additional GiB is the slope between two sizes)",
     )
     parser.add_argument(
+        "--agent-packs-per-call",
+        type=int,
+        default=None,
+        metavar="N",
+        help="agents presign and commit N direct packs per call instead of the shipped "
+        "agent/store.py PACKS_PER_CALL (set in the agent process only; said in the report)",
+    )
+    parser.add_argument(
         "--quiet-server",
         action="store_true",
         help="with --runners agent: the embedded worker polls every 5 s, jobs are polled "
@@ -1020,6 +1034,7 @@ def main() -> int:
     only = set(args.only.split(","))
     fleet_jobs = args.fleet_jobs or (40 if args.quick else 200)
     os.environ[BATCH_FIX_ENV] = "1" if args.agent_batch_fix else "0"
+    os.environ[PACKS_PER_CALL_ENV] = str(args.agent_packs_per_call or "")
     if args.profile_server is not None:
         args.profile_server.mkdir(parents=True, exist_ok=True)
         os.environ[PROFILE_ENV] = str(args.profile_server.resolve())
@@ -1081,6 +1096,8 @@ def main() -> int:
         "agent": "with --agent-batch-fix: upload batches split into calls of <= 256 blobs "
         "in the agent process (agent/store.py bounds them by bytes only)"
         if args.agent_batch_fix
+        else f"PACKS_PER_CALL = {args.agent_packs_per_call} (set in the agent process)"
+        if args.agent_packs_per_call
         else "as shipped",
     }
     text = report(res, meta)
