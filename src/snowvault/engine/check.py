@@ -2,7 +2,8 @@
 
 Structure (always): every index segment decodes; every indexed pack exists and its
 header lists the blobs the index says it holds; every recovery point's manifest decodes
-and every tree and data blob it references is indexed and every tree blob decodes.
+and every tree and data blob it references is indexed and every tree blob decodes with
+entry names a restore accepts (``tree.check_names``).
 With ``read_data``: every (or a ``subset`` percent, chosen deterministically) pack is
 read whole, its name matches its SHA-256, and each blob authenticates and hashes to its
 id. Each problem names the damaged object and the recovery points it affects.
@@ -194,6 +195,7 @@ class _Checker:
             return found
         try:
             nodes = tree.decode_tree(self.repo.get_blob(blob_id), name=f"tree {tree_id}")
+            tree.check_names(nodes, f"tree {tree_id}")  # what every restore would refuse
         except errors.EngineError as exc:
             problem = Problem(
                 exc.fields.get("name", f"tree {tree_id}"), str(exc.fields.get("detail", exc))

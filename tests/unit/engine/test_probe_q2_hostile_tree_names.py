@@ -5,8 +5,8 @@ ListRecoveryPointContents, ``repo ls``/``repo diff``): the directory is refused 
 damaged tree, as the restorer refuses it, by the one check in ``tree.check_names``
 (helper Q's probe).
 
-Found elsewhere (strict xfails, files other helpers own): ``check`` passes such a tree
-as clean, though the restorer refuses it, and the agent manifest's tree check
+``check`` names such a tree as a problem (it passed it as clean before). Found
+elsewhere (strict xfail, a file another helper owns): the agent manifest's tree check
 (``services/agent_trees.py``) lets an agent commit one.
 """
 
@@ -130,11 +130,6 @@ def _repository(tmp_path: Path, label: str) -> Repository:
     return repo
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/check.py (B/R) decodes trees without tree.check_names: a tree the "
-    "restorer refuses as damaged passes check as clean",
-)
 def test_check_names_a_hostile_tree_as_a_problem(tmp_path: Path) -> None:
     repo = _repository(tmp_path, "check-hostile")
     _hostile_point(repo, b"..")
