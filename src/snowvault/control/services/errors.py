@@ -41,7 +41,8 @@ docstring is the message template: ``KeyNotFound(key="k")`` reads "Key 'k' does 
     │   ├── KeyDisabled               DisabledException
     │   ├── KeyInvalidState           KMSInvalidStateException
     │   ├── UnsupportedKmsOperation   UnsupportedOperationException
-    │   └── RotationLimitExceeded     LimitExceededException
+    │   ├── RotationLimitExceeded     LimitExceededException
+    │   └── SelectionLimitExceeded    LimitExceededException (AWS Backup's quota)
     ├── PermissionDenied
     │   ├── PathRefused               model/host_paths.py: outside the allowed host paths
     │   ├── NetworkRefused            model/net_reach.py: outside the allowed networks
@@ -178,6 +179,11 @@ class UnsupportedKmsOperation(Conflict):
 
 class RotationLimitExceeded(Conflict):
     """KMS key {key_arn} reached the limit of {limit} on-demand rotations"""
+
+
+class SelectionLimitExceeded(Conflict):
+    """backup plan {plan_id} already has {limit} selections (AWS Backup's quota of resource
+    assignments per backup plan)"""
 
 
 class ReservedAlias(PermissionDenied):

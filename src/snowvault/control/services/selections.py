@@ -22,11 +22,15 @@ from typing import Any
 from snowvault import plugins
 from snowvault.control import catalog
 from snowvault.control.model import selection as selection_rules
+from snowvault.control.services import errors as service_errors
 from snowvault.control.services.base import Caller, Deps
 from snowvault.core import ids
 from snowvault.core.errors import NotFound
 
 Record = dict[str, Any]
+MAX_PER_PLAN = 100
+"""Selections (resource assignments) of one backup plan: AWS Backup's quota, not
+adjustable there either."""
 
 
 def _live_plan(conn: Any, caller: Caller, plan_id: str) -> Record:
@@ -44,7 +48,12 @@ def create(
     *,
     creator_request_id: str | None = None,
 ) -> Record:
-    """CreateBackupSelection; a repeated CreatorRequestId returns the first selection."""
+    """CreateBackupSelection; a repeated CreatorRequestId returns the first selection.
+
+    Abuse case: the scheduler resolves every selection of a due plan against the
+    account's inventory, so a plan holds at most :data:`MAX_PER_PLAN` selections, AWS
+    Backup's quota of resource assignments per plan, which AWS does not raise either
+    (LimitExceededException)."""
     sel = selection_rules.selection_from_api(doc)
     with catalog.db.transaction(deps.engine) as conn:
         _live_plan(conn, caller, plan_id)
@@ -52,6 +61,8 @@ def create(
             seen = catalog.selections.find_by_creator_request_id(conn, plan_id, creator_request_id)
             if seen is not None:
                 return seen
+        if catalog.selections.count_for_plan(conn, plan_id) >= MAX_PER_PLAN:
+            raise service_errors.SelectionLimitExceeded(plan_id=plan_id, limit=MAX_PER_PLAN)
         return catalog.selections.create(
             conn,
             selection_id=ids.new_uuid(),

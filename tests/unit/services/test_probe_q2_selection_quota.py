@@ -1,0 +1,44 @@
+"""A backup plan holds at most 100 selections, AWS Backup's non-adjustable quota of
+resource assignments per plan (helper Q's probe: 300 were accepted on one plan, and the
+scheduler resolves each of a due plan's selections against the whole inventory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers.access_world import World
+from snowvault.control.services import errors, plans, selections
+from snowvault.interfaces.api import errors as api_errors
+from snowvault.testing import FakeClock
+
+ROLE = "arn:aws:iam::123456789012:role/backup"
+
+
+def _selection(name: str) -> dict[str, object]:
+    return {"SelectionName": name, "IamRoleArn": ROLE, "Resources": ["*"]}
+
+
+def test_the_hundred_and_first_selection_is_a_limit_exceeded(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    world = World(tmp_path, clock)
+    world.vault("main")
+    rule = {"RuleName": "daily", "TargetBackupVaultName": "main"}
+    plan = plans.create(world.deps, world.root, {"BackupPlanName": "p", "Rules": [rule]})
+    plan_id = str(plan["backup_plan_id"])
+    first = selections.create(
+        world.deps, world.root, plan_id, _selection("s0"), creator_request_id="c0"
+    )
+    for i in range(1, selections.MAX_PER_PLAN):
+        selections.create(world.deps, world.root, plan_id, _selection(f"s{i}"))
+    with pytest.raises(errors.SelectionLimitExceeded, match=plan_id) as info:
+        selections.create(world.deps, world.root, plan_id, _selection("one-more"))
+    assert api_errors.ERROR_TABLE[type(info.value)] == ("LimitExceededException", 400)
+    again = selections.create(  # a repeated CreatorRequestId still answers its selection
+        world.deps, world.root, plan_id, _selection("s0"), creator_request_id="c0"
+    )
+    assert again["selection_id"] == first["selection_id"]
+    other = plans.create(world.deps, world.root, {"BackupPlanName": "q", "Rules": [rule]})
+    selections.create(world.deps, world.root, str(other["backup_plan_id"]), _selection("s"))
