@@ -2,9 +2,11 @@
 
 One run builds (or reuses) a deterministic dataset (benchmarks/datasets.py), then for
 each phase -- initial backup, incremental backup, no-change backup, full restore -- runs
-every selected tool in a fixed order (restic, borg, snowvault) against its own fresh
-repository, measuring wall seconds, throughput and the peak RSS of the child process
-(``os.wait4`` rusage). Restores are checked byte for byte against the source tree.
+every selected tool against its own fresh repository (with ``--repeat N`` the order is
+rotated: repetition i starts at the i-th tool, so no tool always runs right after the
+same other one; ``--order fixed`` keeps the --tools order), measuring wall seconds,
+throughput and the peak RSS of the child process (``os.wait4`` rusage). Restores are
+checked byte for byte against the source tree.
 
 A tool that fails (missing binary, non-zero exit, bad output) gets its error recorded in
 the table; the run goes on. Output: a Markdown report on stdout and in
@@ -18,7 +20,7 @@ initial backup (both cores busy); each is printed "met" or "not met".
 
 Usage: python benchmarks/engine_bench.py [--quick | --set full|quick|media]
        [--tools restic,borg,snowvault] [--repeat N] [--cpus LIST] [--workdir DIR]
-       [--results-dir DIR] [--timeout SECONDS]
+       [--results-dir DIR] [--timeout SECONDS] [--order rotate|fixed]
 
 Depends only on the standard library and the tools' command lines; it must not import
 snowvault (the engine is measured through its CLI contract, like the others).
@@ -354,16 +356,26 @@ class Snowvault(Tool):
         super().__init__(base, timeout)
         self.exe = str(REPO_ROOT / ".venv" / "bin" / "snowvault")
         self.recovery_points: list[str] = []
+        self.pycache = base.parent / "pycache"
 
     def env(self) -> dict[str, str]:
         env = super().env()
         env["SNOWVAULT_PASSWORD"] = PASSWORD
+        # Installed, snowvault runs from compiled bytecode (pip compiles it; borg's
+        # Debian package ships it). This checkout is an editable install and the
+        # environment may say PYTHONDONTWRITEBYTECODE, which would make every timed
+        # command compile ~70 modules again (~0.25 s each time): keep the bytecode,
+        # outside the source tree.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(self.pycache)
         return env
 
     def version_argv(self) -> list[str]:
         return [self.exe, "--version"]
 
     def init(self) -> Run:
+        compile_all = [sys.executable, "-m", "compileall", "-q", str(REPO_ROOT / "src")]
+        subprocess.run(compile_all, env=self.env(), capture_output=True, timeout=600)
         return self.run([self.exe, "repo", "init", "--repo", str(self.repo)], "init")
 
     def backup(self, source: Path, label: str) -> Run:
@@ -494,11 +506,16 @@ class PhaseResult:
 
 @dataclass
 class Bench:
-    """Everything a run measured, in run order."""
+    """Everything a run measured, in run order. ``tools`` in the report's order;
+    ``order`` is the order they ran in within each phase (rotated per repetition)."""
 
     tools: list[Tool]
     results: list[PhaseResult] = field(default_factory=list)
     broken: dict[str, str] = field(default_factory=dict)  # tool -> why it is skipped
+    order: list[Tool] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.order = self.order or list(self.tools)
 
     def record(self, tool: Tool, phase: str, data_bytes: int, run: Run | None) -> PhaseResult:
         row = PhaseResult(tool.name, phase, data_bytes)
@@ -522,8 +539,15 @@ class Bench:
         return None
 
 
+def rotated(names: list[str], start: int) -> list[str]:
+    """``names`` starting at the ``start``-th (mod their number): repetition i of a run
+    starts at tool i, so no tool always follows the same one (see ``--order``)."""
+    k = start % len(names) if names else 0
+    return names[k:] + names[:k]
+
+
 def init_repos(bench: Bench) -> None:
-    for tool in bench.tools:
+    for tool in bench.order:
         run = tool.init()
         if run.error is not None:
             bench.broken[tool.name] = f"init failed ({run.error})"
@@ -531,7 +555,7 @@ def init_repos(bench: Bench) -> None:
 
 
 def backup_phase(bench: Bench, phase: str, live: Path, data_bytes: int) -> None:
-    for tool in bench.tools:
+    for tool in bench.order:
         run = None if tool.name in bench.broken else tool.backup(live, phase)
         row = bench.record(tool, phase, data_bytes, run)
         if tool.repo.exists():
@@ -541,7 +565,7 @@ def backup_phase(bench: Bench, phase: str, live: Path, data_bytes: int) -> None:
 def restore_phase(
     bench: Bench, scratch: Path, expected: datasets.Manifest, data_bytes: int
 ) -> None:
-    for tool in bench.tools:
+    for tool in bench.order:
         if tool.name not in bench.broken and not _has_backup(bench, tool.name):
             bench.broken[tool.name] = "no successful backup to restore"
         target = scratch / tool.name
@@ -748,6 +772,25 @@ def results_table(bench: Bench) -> list[str]:
     return lines
 
 
+def per_run_table(runs: list[Bench], orders: list[list[str]]) -> list[str]:
+    """Each repetition's seconds (CPU s) per tool and phase, with the tool's place in
+    that repetition's order: shows whether a figure follows the tool or the place."""
+    head = " | ".join(f"run {i + 1}" for i in range(len(runs)))
+    lines = [f"| tool | phase | {head} |", "| --- | --- |" + " ---: |" * len(runs)]
+    for phase in PHASES:
+        for tool in runs[0].tools:
+            cells = []
+            for bench, order in zip(runs, orders):
+                row = bench.get(tool.name, phase)
+                place = order.index(tool.name) + 1 if tool.name in order else 0
+                if row is None or row.error is not None or row.seconds is None:
+                    cells.append(f"- #{place}")
+                else:
+                    cells.append(f"{row.seconds:.2f} ({_cell(row.cpu_seconds, 2)}) #{place}")
+            lines.append(f"| {tool.name} | {PHASE_TITLES[phase]} | {' | '.join(cells)} |")
+    return lines
+
+
 def repo_table(bench: Bench) -> list[str]:
     lines = ["| tool | after initial MiB | after incremental MiB | after no-change MiB |"]
     lines.append("| --- | ---: | ---: | ---: |")
@@ -788,7 +831,13 @@ def render(report: dict[str, Any], bench: Bench) -> str:
         "(other work on the machine skews the figures)"
     )
     out += [f"- {name}: {version}" for name, version in report["versions"].items()]
-    out.append(f"- tool order in every phase: {', '.join(report['tool_order'])}")
+    orders = report.get("orders") or [report["tool_order"]]
+    out.append(
+        "- tool order within each phase, per repetition ("
+        + ("rotated" if len({tuple(o) for o in orders}) > 1 else "the same in each")
+        + "): "
+        + "; ".join(f"{i + 1}: {', '.join(o)}" for i, o in enumerate(orders))
+    )
     out.append(
         f"- repetitions: {report['repeat']} (every figure is the median); cores: "
         + (f"taskset -c {report['cpus']}" if report["cpus"] else "all")
@@ -798,6 +847,14 @@ def render(report: dict[str, Any], bench: Bench) -> str:
     out += [f"- {line}" for line in describe_dataset(ds)]
     out += ["", "## Results", "", *results_table(bench)]
     out += ["", "## Repository size on disk (du)", "", *repo_table(bench)]
+    if len(orders) > 1:
+        out += ["", "## Repetitions one by one", ""]
+        out += [
+            "Seconds (CPU s) and, after #, the tool's place in that repetition's order "
+            "(1 = first in the phase).",
+            "",
+            *report["per_run"],
+        ]
     out += ["", "## snowvault targets (ratio = snowvault / restic, same run)", ""]
     out += targets_table(report["targets"])
     out += ["", "## Method", ""] + [f"- {line}" for line in METHOD]
@@ -852,7 +909,8 @@ METHOD = (
     "phase and again after the incremental change; page cache cannot be dropped here.",
     "restic 0.14: repository format 2, compression auto, --cache-dir in the work dir, "
     "--host bench. borg: repokey-blake2, zstd,3, BORG_BASE_DIR in the work dir. "
-    "snowvault: its `repo` CLI with SNOWVAULT_PASSWORD.",
+    "snowvault: its `repo` CLI with SNOWVAULT_PASSWORD, from compiled bytecode (in the "
+    "work dir; written before the timed phases) as an installed copy would run.",
     "Every restore is compared file by file (sha1, sizes, tree shape) with the source tree.",
 )
 
@@ -889,6 +947,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds per command")
     parser.add_argument("--repeat", type=int, default=1, help="whole runs; figures are medians")
     parser.add_argument("--cpus", default=None, help="run every tool under taskset -c CPUS")
+    parser.add_argument(
+        "--order",
+        choices=("rotate", "fixed"),
+        default="rotate",
+        help="rotate (default): repetition i runs the tools starting at the i-th (mod their "
+        "number), so each tool follows a different one; fixed: always --tools' order",
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.tools.split(",") if n.strip()]
     unknown = sorted(set(names) - set(TOOL_ORDER))
@@ -907,11 +972,14 @@ def run_bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], B
     cores = len(args.cpus.split(",")) if args.cpus else len(os.sched_getaffinity(0))
     load_before = os.getloadavg()
     runs = []
+    orders = []
     trash = args.workdir.resolve() / "trash"
     for i in range(max(1, args.repeat)):
-        log(f"run {i + 1} of {args.repeat}")
-        report, bench = run_once(args, command, trash / f"{os.getpid()}-{i}")
+        order = rotated(args.tool_names, i) if args.order == "rotate" else args.tool_names
+        log(f"run {i + 1} of {args.repeat}, tool order {', '.join(order)}")
+        report, bench = run_once(args, command, trash / f"{os.getpid()}-{i}", order)
         runs.append(bench)
+        orders.append(order)
     if trash.exists():  # after every timed phase (see run_once)
         log("removing the runs' trees")
         shutil.rmtree(trash)
@@ -919,12 +987,16 @@ def run_bench(args: argparse.Namespace, command: str) -> tuple[dict[str, Any], B
     report["machine"]["loadavg_before"] = load_before
     report["results"] = [asdict(r) | {"mib_per_s": r.mib_per_s} for r in bench.results]
     report["runs"] = [[asdict(r) for r in b.results] for b in runs]
+    report["orders"] = orders
+    report["per_run"] = per_run_table(runs, orders)
     report["targets"] = evaluate_targets(bench, cores)
     report |= {"repeat": len(runs), "cpus": args.cpus, "cores": cores}
     return report, bench
 
 
-def run_once(args: argparse.Namespace, command: str, trash: Path) -> tuple[dict[str, Any], Bench]:
+def run_once(
+    args: argparse.Namespace, command: str, trash: Path, order: list[str]
+) -> tuple[dict[str, Any], Bench]:
     """One run of every phase. The previous run's trees are moved aside (to ``trash``,
     removed after the last run), not deleted: on ext4 every file created in the next
     minutes pays for a scan past the inodes just freed (the kernel's
@@ -957,7 +1029,8 @@ def run_once(args: argparse.Namespace, command: str, trash: Path) -> tuple[dict[
     log("warm-up read of the live tree")
     initial_bytes = datasets.total_bytes(datasets.manifest(live))
     load_before = os.getloadavg()
-    bench = Bench([TOOL_CLASSES[n](run_dir / "tools", args.timeout) for n in args.tool_names])
+    tools = {n: TOOL_CLASSES[n](run_dir / "tools", args.timeout) for n in args.tool_names}
+    bench = Bench([tools[n] for n in args.tool_names], order=[tools[n] for n in order])
     versions = {tool.name: tool.version() for tool in bench.tools}
     init_repos(bench)
     backup_phase(bench, "initial", live, initial_bytes)
@@ -975,7 +1048,7 @@ def run_once(args: argparse.Namespace, command: str, trash: Path) -> tuple[dict[
         "machine": machine_info()
         | {"loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "versions": versions,
-        "tool_order": args.tool_names,
+        "tool_order": order,
         "dataset": (
             {
                 "spec": asdict(datasets.MEDIA),
