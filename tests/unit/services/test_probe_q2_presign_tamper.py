@@ -11,7 +11,7 @@ another bucket, another method, a subresource added to the query (``?retention``
 is pinned by its Content-MD5 (the store checks it), so another Content-Length cannot
 carry other bytes.
 
-Not held (strict xfail, files of helpers A/B/R): the pack's SHA-256, which is its name,
+Not held (strict xfail, helper A's services/agents.py): the pack's SHA-256, which is its name,
 is not pinned. The agent may upload bytes whose SHA-256 is not the pack id it named;
 the commit checks only the size, the MD5 and the sealed header, so the pack is indexed,
 and ``check --read-data`` then reports the vault damaged ("content does not match its
@@ -30,9 +30,11 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import pytest
 
 from snowvault.control.services import agents
-from snowvault.engine import packs
+from snowvault.engine import keyed_packs, packs
 from snowvault.engine.backends import s3
+from snowvault.engine.backends.memory import MemoryBackend
 from snowvault.engine.crypto import agent_blobs
+from snowvault.engine.repository import Repository
 
 PACK_BYTES = b"sealed pack bytes"
 PACK = hashlib.sha256(PACK_BYTES).hexdigest()
@@ -169,14 +171,20 @@ def test_the_url_expires_after_fifteen_minutes() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="engine/backends/s3.py presign_put (B/R) and services/agents.py _presign (A) "
-    "sign Content-MD5 but not x-amz-checksum-sha256: the pack id is its SHA-256, yet an "
-    "agent can upload other bytes under it (commit checks size, MD5 and header only) and "
-    "check --read-data then reports the vault damaged",
+    reason="services/agents.py _presign (A) signs Content-MD5 but not the pack's SHA-256 "
+    "(s3.presign_put must sign x-amz-checksum-sha256 and _presign pass it): the pack id is "
+    "its SHA-256, yet an agent can upload other bytes under it (commit checks size, MD5 "
+    "and header only) and check --read-data then reports the vault damaged",
 )
-def test_the_presigned_put_pins_the_packs_sha256_which_is_its_name() -> None:
-    url, headers, _at = _issued()
-    signed = dict(parse_qsl(urlsplit(url).query))["X-Amz-SignedHeaders"].split(";")
-    assert "x-amz-checksum-sha256" in signed
+def test_the_servers_presign_pins_the_packs_sha256_which_is_its_name() -> None:
+    """Through the server's own presign of an agent's pack (a vault on a memory store for
+    the pack-key record, the S3 backend only signing)."""
+    repo = Repository.init(MemoryBackend("presign-sha256"), raw_key=b"r" * 32)
+    key = keyed_packs.PackKey(b"k" * 32, keyed_packs.agent_scope("123456789012", "host-1"))
+    md5 = agent_blobs.content_md5(PACK_BYTES)
+    upload = agents.PackUpload(PACK, len(PACK_BYTES), md5)
+    [signed] = agents._presign(repo, _backend(), key, [upload])
+    query = dict(parse_qsl(urlsplit(signed.url).query))
+    assert "x-amz-checksum-sha256" in query["X-Amz-SignedHeaders"].split(";")
     want = base64.b64encode(bytes.fromhex(PACK)).decode()
-    assert {k.lower(): v for k, v in headers.items()}["x-amz-checksum-sha256"] == want
+    assert {k.lower(): v for k, v in signed.headers.items()}["x-amz-checksum-sha256"] == want
