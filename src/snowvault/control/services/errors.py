@@ -42,7 +42,7 @@ docstring is the message template: ``KeyNotFound(key="k")`` reads "Key 'k' does 
     │   ├── KeyInvalidState           KMSInvalidStateException
     │   ├── UnsupportedKmsOperation   UnsupportedOperationException
     │   ├── RotationLimitExceeded     LimitExceededException
-    │   └── SelectionLimitExceeded    LimitExceededException (AWS Backup's quota)
+    │   └── QuotaExceeded             LimitExceededException (an AWS Backup quota)
     ├── PermissionDenied
     │   ├── PathRefused               model/host_paths.py: outside the allowed host paths
     │   ├── NetworkRefused            model/net_reach.py: outside the allowed networks
@@ -181,9 +181,8 @@ class RotationLimitExceeded(Conflict):
     """KMS key {key_arn} reached the limit of {limit} on-demand rotations"""
 
 
-class SelectionLimitExceeded(Conflict):
-    """backup plan {plan_id} already has {limit} selections (AWS Backup's quota of resource
-    assignments per backup plan)"""
+class QuotaExceeded(Conflict):
+    """{what} already has {limit} {items}, AWS Backup's quota"""
 
 
 class ReservedAlias(PermissionDenied):

@@ -25,10 +25,13 @@ from snowvault.control.catalog.db import Record
 from snowvault.control.model import jobs
 from snowvault.control.model import legal_holds as model
 from snowvault.control.services.base import Caller, Deps
-from snowvault.control.services.errors import HoldNotCancelable
+from snowvault.control.services.errors import HoldNotCancelable, QuotaExceeded
 from snowvault.core import arn as arns
 from snowvault.core import ids
 from snowvault.core.errors import InvalidInput
+
+MAX_HOLDS = 50
+"""Legal holds of an account (in a region) that still restrain points: AWS Backup's quota."""
 
 # ---------------------------------------------------------------------- conversions
 
@@ -132,7 +135,9 @@ def create(
     idempotency_token: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> Record:
-    """CreateLegalHold: ACTIVE at once; the same IdempotencyToken returns the first hold."""
+    """CreateLegalHold: ACTIVE at once; the same IdempotencyToken returns the first hold.
+    At most :data:`MAX_HOLDS` holds that still restrain points (AWS Backup's quota, not
+    adjustable there either: LimitExceededException); a cancelled one frees its place."""
     hold_id = ids.new_uuid()
     hold = model.new_legal_hold(hold_id, title, description, selection, caller.now)
     with catalog.db.transaction(deps.engine) as conn:
@@ -142,6 +147,15 @@ def create(
             )
             if seen is not None:
                 return seen
+        held = catalog.legal_holds.list_restraining(
+            conn, account_id=caller.account_id, region=caller.region
+        )
+        if len(held) >= MAX_HOLDS:
+            raise QuotaExceeded(
+                what=f"account {caller.account_id} in {caller.region}",
+                limit=MAX_HOLDS,
+                items="legal holds",
+            )
         catalog.tags.tag(conn, hold_arn(caller, hold_id), dict(tags or {}))
         return catalog.legal_holds.create(
             conn,

@@ -62,7 +62,9 @@ def create(
             if seen is not None:
                 return seen
         if catalog.selections.count_for_plan(conn, plan_id) >= MAX_PER_PLAN:
-            raise service_errors.SelectionLimitExceeded(plan_id=plan_id, limit=MAX_PER_PLAN)
+            raise service_errors.QuotaExceeded(
+                what=f"backup plan {plan_id}", limit=MAX_PER_PLAN, items="selections"
+            )
         return catalog.selections.create(
             conn,
             selection_id=ids.new_uuid(),

@@ -96,7 +96,7 @@ ERROR_TABLE: ErrorTable = MappingProxyType(
         svc.UnsupportedKmsOperation: ("UnsupportedOperationException", _BAD),
         svc.RotationLimitExceeded: ("LimitExceededException", _BAD),
         svc.ReservedAlias: ("NotAuthorizedException", _BAD),  # AWS's code for alias/aws/
-        svc.SelectionLimitExceeded: ("LimitExceededException", _BAD),
+        svc.QuotaExceeded: ("LimitExceededException", _BAD),
     }
 )
 

@@ -94,7 +94,7 @@ EXIT_CODES: dict[str, int] = {
             "KeyInvalidState": CONFLICT,
             "UnsupportedKmsOperation": CONFLICT,
             "RotationLimitExceeded": CONFLICT,
-            "SelectionLimitExceeded": CONFLICT,
+            "QuotaExceeded": CONFLICT,
             "ReservedAlias": DENIED,
         },
     ),
