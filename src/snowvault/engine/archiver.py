@@ -18,7 +18,9 @@ The parent's nodes stay JSON objects: an entry whose stat matches its parent nod
 by field is taken as it is, and decoded into a :class:`Node` only if its directory
 changed (a rerun of an unchanged tree decodes none); an unchanged regular file is
 checked and counted inline in :meth:`_Archiver.walk_dir` and reported once per
-directory, the per-entry cost that makes up a no-change backup.
+directory, the per-entry cost that makes up a no-change backup. A changed directory's
+unchanged files are written into its new tree as the parent's JSON objects when those
+are canonical (:func:`encode_pending`: the same bytes, without the node round trip).
 
 Small files are read whole and uploaded in batches (:mod:`.small_files`). With
 ``walkers`` (or ``SNOWVAULT_ENGINE_WALKERS``) whole subtrees are walked by worker
@@ -38,6 +40,7 @@ from __future__ import annotations
 import base64
 import errno
 import grp
+import itertools
 import json
 import os
 import pwd
@@ -267,8 +270,7 @@ class _Archiver:
         if pd.parent_id is not None and _as_before(pd):
             pd.tree_id = pd.parent_id  # no encoding, no hashing: the usual case of a rerun
         else:
-            nodes = [_resolve(pn) for pn in pd.nodes if not pn.dropped]
-            pd.tree_id = self.repo.add_blob_async("tree", encode_tree(nodes))
+            pd.tree_id = self.repo.add_blob_async("tree", encode_pending(pd.nodes))
         pd.nodes = []
 
     def drain(self) -> None:
@@ -685,6 +687,81 @@ def _as_before(pd: _PendingDir) -> bool:
             if _hex(pn.child.tree_id) != pn.raw.get("subtree"):
                 return False
     return True
+
+
+_FILE_INTS = {
+    "mode": 0,
+    "uid": 0,
+    "gid": 0,
+    "mtime_ns": 0,
+    "ctime_ns": 0,
+    "inode": 0,
+    "device": 0,
+    "size": 0,
+    "nlink": 1,
+}
+"""A file node's integer fields and their defaults (``node_to_dict`` leaves those out)."""
+_NOT_INT = object()
+
+
+def _canonical_file(raw: Raw) -> bool:
+    """Whether a parent's file node is exactly what ``node_to_dict(node_from_dict(raw))``
+    gives: only keys a file node writes, each at a value it writes (ints as ints, no
+    field at its default, names and owners as text, content as [id or null, int]
+    pairs). Anything else (base64 names, xattrs, ``extra``, a hand-made tree) is not,
+    and goes the long way."""
+    if raw.get("type") != "file" or type(raw.get("name")) is not str:
+        return False
+    for key, value in raw.items():
+        default = _FILE_INTS.get(key, _NOT_INT)
+        if default is not _NOT_INT:
+            if type(value) is not int or value == default:
+                return False
+        elif key == "content":
+            if type(value) is not list or not value:
+                return False
+            for piece in value:
+                if type(piece) is not list or len(piece) != 2:
+                    return False
+                blob, length = piece
+                if (blob is not None and type(blob) is not str) or type(length) is not int:
+                    return False
+        elif key in ("user", "group"):
+            if type(value) is not str:
+                return False
+        elif key not in ("type", "name"):
+            return False
+    return True
+
+
+def encode_pending(pnodes: list[_PendingNode]) -> bytes:
+    """A changed directory's tree blob: the bytes ``encode_tree`` gives for its resolved
+    nodes. An unchanged file whose parent node is canonical (:func:`_canonical_file`)
+    is written as the parent's JSON object itself, without decoding it into a node and
+    encoding it again (in an incremental backup most entries of a changed directory are
+    such files; the round trip was ~40% of the walk's CPU). The rest as in
+    ``tree.encode_tree``: nodes sorted by raw name, unique, compact JSON, sorted keys.
+    A directory with no such file (every directory of an initial backup) is encoded by
+    ``encode_tree`` itself."""
+    if not any(pn.node is None and pn.child is None for pn in pnodes):
+        return encode_tree([_resolve(pn) for pn in pnodes if not pn.dropped])
+    docs: list[tuple[bytes, dict[str, Any]]] = []
+    for pn in pnodes:
+        if pn.dropped:
+            continue
+        raw = pn.raw
+        if pn.node is None and pn.child is None and raw is not None and _canonical_file(raw):
+            docs.append((raw["name"].encode("utf-8"), raw))
+        else:
+            node = _resolve(pn)
+            docs.append((node.name, node_to_dict(node)))
+    docs.sort(key=lambda pair: pair[0])
+    for before, after in itertools.pairwise(docs):
+        if before[0] == after[0]:
+            text = before[0].decode("utf-8", "backslashreplace")
+            raise ValueError(f"duplicate name in tree: {text}")
+    doc = {"nodes": [d for _, d in docs], "version": TREE_VERSION}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def raw_tree(data: bytes) -> dict[bytes, Raw]:
