@@ -103,8 +103,7 @@ class ProcessFeed:
         self._workers: list[_Worker] = []
         repo: Any = restorer.repo
         init: tuple[Any, ...] = ("init", os.getpid(), repo.backend.root, repo.writer_secret())
-        init += (restorer.target, restorer.overwrite, restorer.create_mode)
-        init += (restorer.new_owner, restorer.is_root)
+        init += (restorer.target, restorer.overwrite, restorer.create_mode, restorer.is_root)
         try:
             for _ in range(count):
                 self._workers.append(_launch(init))
@@ -142,7 +141,7 @@ class ProcessFeed:
                         with contextlib.suppress(errors.IntegrityError):
                             loc = locate(blob_id)
                             where[blob_id] = (loc.pack_id, loc.kind, loc.offset, loc.length, 0)
-        worker.conn.send(("run", files, where))
+        worker.conn.send(("run", files, where, self._r.new_owner))
         worker.sent.append(nbytes)
 
     def _collect(self) -> None:
@@ -288,7 +287,6 @@ def _worker_main(
     target: bytes,
     overwrite: bool,
     create_mode: int,
-    new_owner: tuple[int, int] | None,
     is_root: bool,
 ) -> int:
     from snowvault.core.clock import SystemClock
@@ -299,14 +297,14 @@ def _worker_main(
     malloc_tuning.fix_mmap_threshold()  # as the restoring process (restorer.restore)
     blobs = _Blobs(root, secret)
     r = restorer._Restorer(blobs, target, overwrite, ProgressMeter("restore", None, SystemClock()))
-    r.is_root, r.create_mode, r.new_owner = is_root, create_mode, new_owner
+    r.is_root, r.create_mode = is_root, create_mode
     try:
         with gc_tuning.fewer_collections():
             while True:
                 msg = conn.recv()
                 if msg[0] == "stop":
                     return 0
-                _, sent, blobs.where = msg
+                _, sent, blobs.where, r.new_owner = msg
                 run = _nodes(sent)
                 r.errors, r.files, r.bytes = [], 0, 0
                 r._restore_run(run)

@@ -200,7 +200,8 @@ class _Restorer:
         self.meter = meter
         self.is_root = os.geteuid() == 0
         self.create_mode = 0  # see _restore_file; a streamed restore sets it
-        self.new_owner: tuple[int, int] | None = None  # see set_meta; ditto
+        self.new_owner: tuple[int, int] | None = None  # see set_meta and make_dir
+        self.learn_owner = False  # a streamed restore as root sets it
         self.errors: list[RestoreError] = []
         self.skipped: list[str] = []
         self.files = 0
@@ -273,12 +274,29 @@ class _Restorer:
         if fresh:
             try:
                 os.mkdir(path, 0o700)
-                return
             except FileExistsError:
                 self.new_owner = None  # not made here: its files' group is unknown
+                self.learn_owner = False
+            else:
+                if self.learn_owner:
+                    self._learn_owner(path)
+                return
         if not os.path.isdir(path) or os.path.islink(path):
             self._clear(path)
             os.mkdir(path, 0o700)
+
+    def _learn_owner(self, path: bytes) -> None:
+        """The owner the kernel gives what this restore creates, read from the first
+        directory it made: the effective uid, and the group the file system's rule gives
+        (the effective gid, a set-group-ID parent's group, or a ``grpid`` mount's parent
+        group); every directory the restore makes gets the same, so every file does too.
+        A file whose node has that owner needs no fchown (one system call per file)."""
+        self.learn_owner = False
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return
+        self.new_owner = (st.st_uid, st.st_gid)
 
     def finish_dirs(self, plan: _Plan) -> None:
         for rel, node in reversed(plan.dirs):
@@ -651,7 +669,7 @@ def _restore_streamed(
     root = load_tree(repo, manifest.tree, b"")
     os.makedirs(target, exist_ok=True)
     r.create_mode = _create_mask(target)
-    r.new_owner = _new_owner(target) if r.is_root else None
+    r.learn_owner = r.is_root
     plan = _Plan()
     window: list[tuple[bytes, Node]] = []
     processes = restore_workers.wanted(repo, meter.files_total or 0)
@@ -702,20 +720,6 @@ def _create_mask(target: bytes) -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
-
-
-def _new_owner(target: bytes) -> tuple[int, int] | None:
-    """The (uid, gid) a file this process creates below ``target`` gets, when every
-    directory there is made by the restore (a streamed one): the effective uid, and the
-    effective gid or, below a set-group-ID directory (whose new subdirectories inherit
-    the bit), that directory's group. A file whose node has that owner needs no fchown
-    (one system call per file of a restore as root)."""
-    try:
-        st = os.stat(target)
-    except OSError:
-        return None
-    gid = st.st_gid if st.st_mode & stat.S_ISGID else os.getegid()
-    return os.geteuid(), gid
 
 
 def _tree_order(repo: TreeSource, root: list[Node], r: _Restorer) -> Iterator[tuple[bytes, Node]]:

@@ -1,7 +1,8 @@
 """A restore as root gives every file its owner, but a streamed restore (every directory
 made by it) skips the fchown of a file the kernel already created with that owner --
-the effective uid, and the effective gid or a set-group-ID target's group -- one system
-call per file. A planned restore (directories that may have been there) always chowns."""
+read from the first directory it made: the effective uid, and the effective gid or a
+set-group-ID target's group -- one system call per file. A planned restore (directories
+that may have been there) always chowns."""
 
 from __future__ import annotations
 
@@ -45,11 +46,14 @@ def test_a_streamed_restore_chowns_exactly_the_files_created_with_another_owner(
 ) -> None:
     repo, rp, src = _point(tmp_path)
     owners = [(st.st_uid, st.st_gid) for st in (os.lstat(src / rel) for rel in FILES)]
+    euid = os.geteuid()
     calls = _as_root(monkeypatch)
     result = restorer.restore(repo, rp, tmp_path / "out")  # new: streamed
     assert result.errors == [] and result.files == len(FILES)
-    # created by "root" (euid 0) with the effective gid: only other owners are chowned
-    assert sorted(calls) == sorted(o for o in owners if o != (0, os.getegid()))
+    made = os.stat(tmp_path / "out" / "d")  # as created: its chown was not made
+    assert (made.st_uid, made.st_gid) == (euid, os.getegid())
+    # only files whose owner differs from what the kernel gave them are chowned
+    assert sorted(calls) == sorted(o for o in owners if o != (made.st_uid, made.st_gid))
     for rel, body in FILES.items():
         assert (tmp_path / "out" / rel).read_bytes() == body
 
@@ -97,18 +101,19 @@ def test_a_directory_found_already_there_turns_the_skip_off(tmp_path: Path) -> N
     assert r.new_owner is None
 
 
-def test_the_new_owner_group_is_a_set_group_id_targets_group(tmp_path: Path) -> None:
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    assert restorer._new_owner(os.fsencode(plain)) == (os.geteuid(), os.getegid())
-    shared = tmp_path / "shared"
-    shared.mkdir()
+def test_the_owner_is_learned_from_the_first_directory_made(tmp_path: Path) -> None:
+    """Below a set-group-ID target a new directory, and so every file, gets the
+    target's group (as root: a group this process is not in), not the effective gid."""
+    target = tmp_path / "shared"
+    target.mkdir()
     if os.geteuid() == 0:
-        os.chown(shared, -1, os.getegid() + 4321)  # a group this process is not in
-    os.chmod(shared, 0o2775)
-    st = os.stat(shared)
-    assert st.st_mode & stat.S_ISGID
-    assert restorer._new_owner(os.fsencode(shared)) == (os.geteuid(), st.st_gid)
-    sub = shared / "sub"
-    sub.mkdir()  # a directory the restore makes below it inherits the group
-    assert os.stat(sub / "..").st_gid == os.stat(sub).st_gid
+        os.chown(target, -1, os.getegid() + 4321)
+    os.chmod(target, 0o2775)
+    r = _restorer(target)
+    r.learn_owner = True
+    r.make_dir(b"d", fresh=True)
+    assert os.stat(target).st_mode & stat.S_ISGID
+    assert r.new_owner == (os.geteuid(), os.stat(target).st_gid)
+    assert r.learn_owner is False
+    r.make_dir(b"d/e", fresh=True)
+    assert r.new_owner == (os.geteuid(), os.stat(target).st_gid)
