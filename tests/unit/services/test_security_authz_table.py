@@ -98,8 +98,8 @@ _EXTENSION: dict[str, str] = {
     PLAN: "PreviewSelection",
     ACCOUNT_WIDE: "ListResources",
     NEW_RESOURCE: "RegisterResource",
-    IAM_USER: """CreateAccount CreateUser ListUsers DeleteUser CreateAccessKey PutUserPolicy
-        GetUserPolicy DeleteUserPolicy""",
+    IAM_USER: """CreateAccount CreateUser ListUsers DeleteUser CreateAccessKey ListAccessKeys
+        UpdateAccessKey DeleteAccessKey PutUserPolicy GetUserPolicy DeleteUserPolicy""",
     AGENT: """EnrollAgent RevokeAgent ListAgents AgentHello AgentClaimJob AgentHeartbeat
         AgentHasBlobs AgentPutBlobs AgentPutManifest AgentFailJob
         AgentReadBlobs AgentFinishRestore""",

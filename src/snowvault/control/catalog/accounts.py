@@ -98,6 +98,16 @@ def get_principal(conn: Connection, arn: str) -> Record:
     return dict(row._mapping)
 
 
+def lock_principal(conn: Connection, arn: str) -> Record:
+    """The principal, its row locked until the transaction ends (PostgreSQL ``FOR
+    UPDATE``; SQLite serializes writers anyway): a check of its access keys and the
+    insert after it are not interleaved with another's (the per-user key quota)."""
+    row = conn.execute(_PRINCIPAL_BY_ARN.with_for_update(), {"arn": arn}).first()
+    if row is None:
+        raise NotFound(kind="user", name=arn)
+    return dict(row._mapping)
+
+
 def find_principal(conn: Connection, *, account_id: str, name: str) -> Record | None:
     row = conn.execute(
         sa.select(principals).where(

@@ -2,8 +2,9 @@
 backup vault access policies (resource policies).
 
 The extension API exposes CreateAccount (root of the server's first account only),
-CreateUser, ListUsers, DeleteUser, CreateAccessKey, PutUserPolicy, GetUserPolicy,
-DeleteUserPolicy; the AWS Backup API exposes Put/Get/DeleteBackupVaultAccessPolicy.
+CreateUser, ListUsers, DeleteUser, CreateAccessKey, ListAccessKeys, UpdateAccessKey,
+DeleteAccessKey, PutUserPolicy, GetUserPolicy, DeleteUserPolicy; the AWS Backup API
+exposes Put/Get/DeleteBackupVaultAccessPolicy.
 Policy documents are validated by :mod:`snowvault.control.model.iam` before they are
 stored, so a stored policy always parses. Each call here is already authorized by the
 API's hook (:func:`authorization.authorize_operation`); CreateAccount adds its own
@@ -27,7 +28,7 @@ from snowvault.control import catalog
 from snowvault.control.model import iam as model
 from snowvault.control.services import accounts, authorization, paging, vaults
 from snowvault.control.services.base import Caller, Deps
-from snowvault.control.services.errors import AccessDenied
+from snowvault.control.services.errors import AccessDenied, QuotaExceeded
 from snowvault.core import arn as arns
 from snowvault.core.errors import AlreadyExists, InvalidInput, NotFound
 from snowvault.engine import crypto
@@ -44,6 +45,11 @@ VAULT_POLICY_MAX_BYTES = 32 * 1024
 USERS_PAGE_DEFAULT = 100  # IAM's MaxItems default and bounds
 USERS_PAGE_MAX = 1000
 _USERS_TOKEN = "iam-users"
+ACCESS_KEYS_PER_USER = 2
+"""IAM's quota of access keys per user (not adjustable): a third is LimitExceeded, so a
+rotation is create, switch, then deactivate and delete the old one."""
+ACCESS_KEY_STATUSES = ("Active", "Inactive")
+_KEYS_TOKEN = "iam-access-keys"
 
 
 def user_arn(account_id: str, name: str) -> str:
@@ -192,13 +198,117 @@ def delete_user(deps: Deps, caller: Caller, name: str) -> None:
 def create_access_key(
     deps: Deps, caller: Caller, user_name: str, box: crypto.SecretBox
 ) -> accounts.Credentials:
-    """CreateAccessKey for a user of the caller's account (the secret is shown once)."""
+    """CreateAccessKey for a user of the caller's account (the secret is shown once).
+
+    Abuse case: unbounded, a user allowed ``iam:CreateAccessKey`` on itself could mint
+    keys without end, and a leaked key could mint fresh ones its owner never sees in a
+    short list. A user holds at most :data:`ACCESS_KEYS_PER_USER` keys, Active or
+    Inactive (IAM's quota; LimitExceeded), counted under a lock on the user's row so two
+    concurrent calls cannot both take the last place."""
     principal = user_arn(caller.account_id, user_name)
     key_id, secret = accounts.new_key_pair()
     with catalog.db.transaction(deps.engine) as conn:
-        catalog.accounts.get_principal(conn, principal)
+        catalog.accounts.lock_principal(conn, principal)
+        held = len(catalog.accounts.list_access_keys(conn, principal))
+        if held >= ACCESS_KEYS_PER_USER:
+            raise QuotaExceeded(
+                f"user {user_name} already has {held} access keys; IAM's "
+                f"quota is {ACCESS_KEYS_PER_USER} per user (delete one first)"
+            )
         _store_key(conn, box, key_id, secret, principal, caller)
     return accounts.Credentials(key_id, secret, caller.account_id, principal)
+
+
+def key_owner(caller: Caller, user_name: str | None) -> str:
+    """The user whose keys a ListAccessKeys/UpdateAccessKey/DeleteAccessKey names: the
+    given one, or, as IAM, the caller's own user when ``UserName`` is left out.
+
+    The account root must name the user (snowvault's root keys are managed by
+    ``snowvault init``/CreateAccount, not by these calls); an agent's principal
+    (``user/snowvault-agent/HOST``) is no IAM user and never passes :func:`user_arn`."""
+    if user_name is not None:
+        user_arn(caller.account_id, user_name)  # validates
+        return user_name
+    prefix = arns.build("iam", "", caller.account_id, "user/")
+    if not caller.principal_arn.startswith(prefix):
+        raise InvalidInput(detail="UserName is required when the account root calls")
+    name = caller.principal_arn[len(prefix) :]
+    user_arn(caller.account_id, name)  # refuses an agent's path
+    return name
+
+
+def _users_key(conn: Any, principal: str, access_key_id: str) -> Record:
+    """The key ``access_key_id`` of user ``principal``; NotFound when there is no such key
+    or it is another principal's (of this account or another: the same answer, so a
+    caller learns nothing of keys that are not the named user's)."""
+    try:
+        row = catalog.accounts.get_access_key(conn, access_key_id)
+    except NotFound:
+        row = None
+    if row is None or row["principal_arn"] != principal:
+        raise NotFound(kind="access key", name=access_key_id)
+    return row
+
+
+def page_access_keys(
+    deps: Deps,
+    caller: Caller,
+    user_name: str | None,
+    *,
+    max_items: int | None = None,
+    marker: str | None = None,
+) -> tuple[str, catalog.pagination.Page]:
+    """ListAccessKeys as IAM answers it: the user's name and a page of its keys'
+    metadata (never a secret), by key id, MaxItems 1-1000 (default 100) and Marker as
+    ListUsers. NotFound when the user does not exist."""
+    name = key_owner(caller, user_name)
+    principal = user_arn(caller.account_id, name)
+    with catalog.db.transaction(deps.engine) as conn:
+        catalog.accounts.get_principal(conn, principal)
+        rows = catalog.accounts.list_access_keys(conn, principal)
+    keys = [
+        {
+            "access_key_id": r["access_key_id"],
+            "status": r["status"],
+            "created_at": r["created_at"],
+        }
+        for r in rows
+    ]
+    items, next_marker = paging.page(
+        _KEYS_TOKEN,
+        keys,
+        key=lambda k: str(k["access_key_id"]),
+        limit=max_items,
+        token=marker,
+        default=USERS_PAGE_DEFAULT,
+        maximum=USERS_PAGE_MAX,
+        limit_name="MaxItems",
+    )
+    return name, catalog.pagination.Page(items, next_marker)
+
+
+def update_access_key(
+    deps: Deps, caller: Caller, user_name: str | None, access_key_id: str, status: str
+) -> None:
+    """UpdateAccessKey: set a key Active or Inactive. An Inactive key is refused by SigV4
+    on its next request, on every server of a fleet: each request reads the key's row
+    from the catalog (:func:`accounts.lookup_key`), nothing caches it."""
+    if status not in ACCESS_KEY_STATUSES:
+        raise InvalidInput(detail=f"Status must be Active or Inactive, not {status!r}")
+    principal = user_arn(caller.account_id, key_owner(caller, user_name))
+    with catalog.db.transaction(deps.engine) as conn:
+        _users_key(conn, principal, access_key_id)
+        catalog.accounts.set_access_key_status(conn, access_key_id, status)
+
+
+def delete_access_key(
+    deps: Deps, caller: Caller, user_name: str | None, access_key_id: str
+) -> None:
+    """DeleteAccessKey: the key is gone; its next request is refused as an unknown key."""
+    principal = user_arn(caller.account_id, key_owner(caller, user_name))
+    with catalog.db.transaction(deps.engine) as conn:
+        _users_key(conn, principal, access_key_id)
+        catalog.accounts.delete_access_key(conn, access_key_id)
 
 
 def put_user_policy(

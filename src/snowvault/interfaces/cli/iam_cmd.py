@@ -1,8 +1,12 @@
 """``snowvault iam``: users, access keys, identity policies and accounts, over the
-extension API (CreateUser, CreateAccessKey, PutUserPolicy, CreateAccount, ...).
+extension API (CreateUser, CreateAccessKey, ListAccessKeys, UpdateAccessKey,
+DeleteAccessKey, PutUserPolicy, CreateAccount, ...).
 
     snowvault iam user create alice
     snowvault iam access-key create alice --json      # the secret is shown once
+    snowvault iam access-key list alice               # ids and Active/Inactive, no secret
+    snowvault iam access-key deactivate alice AKIA... # refused from its next request on
+    snowvault iam access-key delete alice AKIA...
     snowvault iam policy put alice backup-admin policy.json
 
 A pure API client: must not import the server side (interfaces.api, app, services).
@@ -23,6 +27,13 @@ USER_COLUMNS: list[render.Column] = [
     ("NAME", lambda u: u.get("UserName")),
     ("ARN", lambda u: u.get("Arn")),
     ("CREATED", lambda u: u.get("CreateDate")),
+]
+
+KEY_COLUMNS: list[render.Column] = [
+    ("ACCESS KEY ID", lambda k: k.get("AccessKeyId")),
+    ("STATUS", lambda k: k.get("Status")),
+    ("USER", lambda k: k.get("UserName")),
+    ("CREATED", lambda k: k.get("CreateDate")),
 ]
 
 
@@ -83,9 +94,61 @@ def _key_text(key: dict[str, str]) -> str:
 @json_option
 @with_api
 def access_key_create(api: Api, user_name: str, as_json: bool) -> None:
-    """Create an access key pair for USER."""
+    """Create an access key pair for USER (a user holds at most 2)."""
     doc = api.ext("CreateAccessKey", {"UserName": user_name})
     render.result(as_json, doc, _key_text(doc["AccessKey"]))
+
+
+@access_key.command("list")
+@click.argument("user_name", metavar="[USER]", required=False)
+@json_option
+@with_api
+def access_key_list(api: Api, user_name: str | None, as_json: bool) -> None:
+    """List USER's access keys (ids and status, never a secret); without USER, your own
+    user's."""
+    body: dict[str, object] = {"MaxItems": 1000}
+    if user_name:
+        body["UserName"] = user_name
+    keys = api.ext_paginate("ListAccessKeys", "AccessKeyMetadata", body, token="Marker")
+    render.table(as_json, keys, KEY_COLUMNS)
+
+
+def _set_status(api: Api, user_name: str, key_id: str, status: str, as_json: bool) -> None:
+    api.ext("UpdateAccessKey", {"UserName": user_name, "AccessKeyId": key_id, "Status": status})
+    doc = {"UserName": user_name, "AccessKeyId": key_id, "Status": status}
+    render.result(as_json, doc, f"access key {key_id} of {user_name} is {status}")
+
+
+@access_key.command("deactivate")
+@click.argument("user_name", metavar="USER")
+@click.argument("key_id", metavar="ACCESS_KEY_ID")
+@json_option
+@with_api
+def access_key_deactivate(api: Api, user_name: str, key_id: str, as_json: bool) -> None:
+    """Make USER's key Inactive: every request it signs is refused from now on."""
+    _set_status(api, user_name, key_id, "Inactive", as_json)
+
+
+@access_key.command("activate")
+@click.argument("user_name", metavar="USER")
+@click.argument("key_id", metavar="ACCESS_KEY_ID")
+@json_option
+@with_api
+def access_key_activate(api: Api, user_name: str, key_id: str, as_json: bool) -> None:
+    """Make USER's key Active again."""
+    _set_status(api, user_name, key_id, "Active", as_json)
+
+
+@access_key.command("delete")
+@click.argument("user_name", metavar="USER")
+@click.argument("key_id", metavar="ACCESS_KEY_ID")
+@json_option
+@with_api
+def access_key_delete(api: Api, user_name: str, key_id: str, as_json: bool) -> None:
+    """Delete USER's key for good."""
+    api.ext("DeleteAccessKey", {"UserName": user_name, "AccessKeyId": key_id})
+    doc = {"UserName": user_name, "AccessKeyId": key_id, "Deleted": True}
+    render.result(as_json, doc, f"deleted access key {key_id} of {user_name}")
 
 
 @iam.group()
