@@ -193,3 +193,8 @@ def test_the_cli_lists_deactivates_activates_and_deletes(server: ServerProcess) 
     assert refused_as_unknown(as_key(server, key))
     missing = sv(server, "iam", "access-key", "delete", "clia", key_id, ok=False)
     assert missing.returncode != 0 and key_id in missing.stderr
+    for _ in range(2):
+        sv(server, "iam", "access-key", "create", "clia")
+    third = sv(server, "iam", "access-key", "create", "clia", ok=False)
+    assert third.returncode == 5, third  # a conflict (a quota), not "unavailable, retry"
+    assert "LimitExceededException" in third.stderr or "2 access keys" in third.stderr

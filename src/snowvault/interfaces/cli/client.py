@@ -94,6 +94,8 @@ _CODE_CLASSES: dict[str, type[ApiError]] = {
     "InvalidRequestException": ApiConflict,
     "InvalidResourceStateException": ApiConflict,
     "ConflictException": ApiConflict,
+    # a quota (a user's 2 access keys, 50 legal holds...): retrying will not help
+    "LimitExceededException": ApiConflict,
     "AccessDeniedException": ApiAccessDenied,
     "UnrecognizedClientException": ApiAccessDenied,
     "InvalidSignatureException": ApiAccessDenied,
@@ -101,7 +103,6 @@ _CODE_CLASSES: dict[str, type[ApiError]] = {
     "MissingAuthenticationToken": ApiAccessDenied,
     "ServiceUnavailableException": ApiUnavailable,
     "ThrottlingException": ApiUnavailable,
-    "LimitExceededException": ApiUnavailable,
     "InternalFailure": ApiUnavailable,
 }
 
