@@ -203,8 +203,8 @@ def authorize(app: App, ctx: RequestContext, action: str, params: Params) -> Non
         user = params.get("UserName")
         if user:
             resource = iam.user_arn(who.account_id, str(user))
-        elif action in _OWN_KEY_ACTIONS:  # IAM: the caller's own user
-            resource = iam.user_arn(who.account_id, iam.key_owner(who, None))
+        elif action in _OWN_KEY_ACTIONS:  # IAM: the caller's own user (an agent's own
+            resource = who.principal_arn  # ARN is refused here as any call of an agent)
         else:
             resource = "*"
         authorization.authorize(app.deps, who, f"iam:{action}", resource)
