@@ -52,7 +52,7 @@ from snowvault.engine import (
     snapshots,
 )
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
-from snowvault.engine.tree import Node, decode_tree, node_from_dict
+from snowvault.engine.tree import Node, check_names, decode_tree, node_from_dict
 
 _TMP_SUFFIX = b".snowvault-restore"
 _PROGRESS_BLOB = restore_reads.DIRECT
@@ -104,17 +104,8 @@ def load_tree(repo: TreeSource, tree_id: str, where: bytes) -> list[Node]:
     except errors.IntegrityError as exc:
         raise errors.IntegrityError(name=label, detail=str(exc)) from exc
     nodes = decode_tree(raw, label)
-    names = set()
-    for node in nodes:
-        name = node.name
-        if name in _NOT_NAMES or b"/" in name or b"\0" in name or name in names:
-            why = "twice" if name in names else "not a file name"
-            raise errors.IntegrityError(name=label, detail=f"entry {name!r} is {why}")
-        names.add(name)
+    check_names(nodes, label)
     return nodes
-
-
-_NOT_NAMES = frozenset((b"", b".", b".."))
 
 
 def root_tree(repo: TreeSource, rp_id: str) -> str:
