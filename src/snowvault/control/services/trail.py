@@ -98,7 +98,12 @@ UPLOADED = "uploaded.json"
 """The keys already delivered to the trail location (and which location)."""
 DIGEST_EVERY = timedelta(hours=1)
 READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Lookup", "Export", "Preview")
-SOURCES = {"backup": "backup.amazonaws.com", "kms": "kms.amazonaws.com", "sns": "sns.amazonaws.com"}
+SOURCES = {
+    "backup": "backup.amazonaws.com",
+    "kms": "kms.amazonaws.com",
+    "sns": "sns.amazonaws.com",
+    "snowvault": "extension.snowvault",  # the extension API (POST /_snowvault/v1/<Action>)
+}
 
 
 SERVICE_PRINCIPAL = "backup.amazonaws.com"

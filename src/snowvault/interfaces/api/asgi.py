@@ -193,6 +193,7 @@ class _Exchange:
     error_message: str | None = None
     request_parameters: Mapping[str, Any] | None = None  # for the trail (it redacts)
     response_elements: Mapping[str, Any] | None = None
+    event: tuple[str, str] | None = None  # an extension action's (service, name) for the trail
 
 
 class _Api:
@@ -459,6 +460,9 @@ class _Api:
                 405,
             )
         ex.extra = path_params
+        action = path_params.get("action", "")
+        if action.isascii() and action.isalnum() and len(action) <= 64:
+            ex.event = (route.service, action)  # the trail names it as CloudTrail would
         ctx = None
         now = self.clock.now()
         signed_at = self.signing_clock.now()
@@ -532,6 +536,7 @@ class _Api:
         if self.auditor is not None and principal is not None and ex.verified is not None:
             audit = {
                 **fields,
+                **({"service": ex.event[0], "operation": ex.event[1]} if ex.event else {}),
                 "region": ex.verified.region,
                 "access_key_id": principal.access_key_id,
                 "user_agent": request.headers.get("user-agent", ""),
