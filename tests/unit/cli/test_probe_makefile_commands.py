@@ -31,6 +31,18 @@ def test_the_makefile_runs_only_commands_that_exist() -> None:
         for word in words:
             if not isinstance(group, click.Group):
                 break
-            command = group.commands.get(word)
+            command = group.get_command(click.Context(group), word)
             assert command is not None, f"Makefile runs `snowvault {' '.join(words)}`"
             group = command
+
+
+def test_every_listed_command_loads_under_its_own_name() -> None:
+    """The top-level group imports a command's module only when it is named: each name
+    in its table loads a command of that name, and an unknown name is none."""
+    ctx = click.Context(main.cli)
+    names = main.cli.list_commands(ctx)
+    assert {"repo", "run", "agent", "iam", "trail", "recovery-point"} <= set(names)
+    for name in names:
+        command = main.cli.get_command(ctx, name)
+        assert command is not None and command.name == name, name
+    assert main.cli.get_command(ctx, "no-such-command") is None
