@@ -112,3 +112,18 @@ def test_direct_pack_size_leaves_room_below_what_a_presign_accepts() -> None:
     assert agents.direct_pack_size(64 * 1024) == 256 * 1024
     # the largest blob an agent sends (a sealed 2 MiB chunk) still fits after the target
     assert agents.direct_pack_size(10**9) + 3 * mib <= agents.MAX_PACK_BYTES
+
+
+def test_a_first_backup_keeps_no_pack_of_blobs_waiting_in_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing is asked of the server (AskHasBlobs false): sealed blobs go on to the
+    spool every batch, not a whole pack's worth held for a question never put."""
+    blobs, api, _ = _direct_store(monkeypatch, pack_size=16 * 1024 * 1024)
+    most = 0
+    for i in range(200):  # ~6 MiB, incompressible
+        blobs.add_blob("data", random.Random(i).randbytes(30_000))
+        most = max(most, blobs._pending_bytes)
+    assert most <= store.BATCH_BYTES
+    blobs.flush()
+    assert blobs.uploaded_blobs == 200 and len(api.committed) == 1

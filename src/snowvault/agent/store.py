@@ -162,8 +162,11 @@ class RemoteBlobStore:
         their commit sends them again, with the ready and the filling packs: at most
         ``2 * PACKS_PER_CALL`` packs)."""
         # direct: blobs are asked about a pack's worth at a time (nothing but ids goes to
-        # the server, so the request limit does not bound the batch; fewer HasBlobs calls)
-        self._batch_bytes = max(BATCH_BYTES, keys.pack_size) if keys.direct else BATCH_BYTES
+        # the server, so the request limit does not bound the batch; fewer HasBlobs calls);
+        # when nothing is asked (a first backup) they go on to the spool at once instead
+        # of waiting in memory for a question never put
+        asking = keys.direct and keys.ask
+        self._batch_bytes = max(BATCH_BYTES, keys.pack_size) if asking else BATCH_BYTES
 
     @property
     def chunker_params(self) -> ChunkerParams:
