@@ -20,6 +20,7 @@ import base64
 import binascii
 import itertools
 import json
+import operator
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -122,50 +123,130 @@ def _from_pair(value: Any) -> bytes:
 
 
 def node_to_dict(node: Node) -> dict[str, Any]:
-    doc: dict[str, Any] = {"type": node.type}
-    _put_bytes(doc, "name", node.name)
+    """A node as its JSON object: fields at their default left out, keys inserted in
+    sorted order (so ``json.dumps`` gives the canonical bytes without ``sort_keys``
+    unless ``extra``, a free-form object, is present)."""
     # spelled out rather than looped: this runs once per backed-up entry
-    if node.mode:
-        doc["mode"] = node.mode
-    if node.uid:
-        doc["uid"] = node.uid
-    if node.gid:
-        doc["gid"] = node.gid
-    if node.mtime_ns:
-        doc["mtime_ns"] = node.mtime_ns
+    doc: dict[str, Any] = {}
+    if node.content:
+        doc["content"] = node.content
     if node.ctime_ns:
         doc["ctime_ns"] = node.ctime_ns
-    if node.inode:
-        doc["inode"] = node.inode
     if node.device:
         doc["device"] = node.device
-    if node.size:
-        doc["size"] = node.size
-    if node.rdev:
-        doc["rdev"] = node.rdev
-    if node.nlink != 1:
-        doc["nlink"] = node.nlink
-    if node.user is not None:
-        doc["user"] = node.user
+    if node.extra:
+        doc["extra"] = node.extra
+    if node.gid:
+        doc["gid"] = node.gid
     if node.group is not None:
         doc["group"] = node.group
+    if node.inode:
+        doc["inode"] = node.inode
+    if node.mode:
+        doc["mode"] = node.mode
+    if node.mtime_ns:
+        doc["mtime_ns"] = node.mtime_ns
+    _put_bytes(doc, "name", node.name)
+    if node.nlink != 1:
+        doc["nlink"] = node.nlink
+    if node.rdev:
+        doc["rdev"] = node.rdev
+    if node.size:
+        doc["size"] = node.size
+    if node.subtree is not None:
+        doc["subtree"] = node.subtree
     if node.target is not None:
         _put_bytes(doc, "target", node.target)
+    doc["type"] = node.type
+    if node.uid:
+        doc["uid"] = node.uid
+    if node.user is not None:
+        doc["user"] = node.user
     if node.xattrs:
         doc["xattrs"] = [
             [_bytes_pair(k), base64.b64encode(v).decode("ascii")] for k, v in node.xattrs
         ]
-    if node.content:
-        doc["content"] = node.content
-    if node.subtree is not None:
-        doc["subtree"] = node.subtree
-    if node.extra:
-        doc["extra"] = node.extra
     return doc
 
 
 def node_from_dict(doc: dict[str, Any]) -> Node:
-    # spelled out rather than looped: this runs once per entry of every parent tree
+    """A node from its JSON object; a malformed one raises ValueError, TypeError,
+    KeyError, IndexError, AttributeError or binascii.Error (``decode_tree`` turns them
+    into IntegrityError).
+
+    Runs once per entry of every tree a restore or an incremental backup reads, so the
+    common case (every integer field an int) is spelled out with positional arguments;
+    anything else takes :func:`_node_from_dict_any`, which converts and fails exactly
+    as this function always has."""
+    get = doc.get
+    mode = get("mode", 0)
+    uid = get("uid", 0)
+    gid = get("gid", 0)
+    mtime_ns = get("mtime_ns", 0)
+    ctime_ns = get("ctime_ns", 0)
+    inode = get("inode", 0)
+    device = get("device", 0)
+    size = get("size", 0)
+    nlink = get("nlink", 1)
+    rdev = get("rdev", 0)
+    name = get("name")
+    if (
+        not (
+            mode.__class__
+            is uid.__class__
+            is gid.__class__
+            is mtime_ns.__class__
+            is ctime_ns.__class__
+            is inode.__class__
+            is device.__class__
+            is size.__class__
+            is nlink.__class__
+            is rdev.__class__
+            is int
+        )
+        or name.__class__ is not str
+    ):
+        return _node_from_dict_any(doc)
+    name = name.encode("utf-8")
+    node_type = _TYPE_OF.get(get("type", ""))
+    if node_type is None:
+        raise ValueError(f"bad node {doc!r:.200}")
+    user = get("user")
+    group = get("group")
+    xattrs = get("xattrs")
+    content = get("content")
+    extra = get("extra")
+    return Node(
+        name,
+        node_type,
+        mode,
+        uid,
+        gid,
+        _intern(user) if user.__class__ is str else user,  # a few names, many nodes
+        _intern(group) if group.__class__ is str else group,
+        mtime_ns,
+        ctime_ns,
+        inode,
+        device,
+        size,
+        nlink,
+        _get_bytes(doc, "target") if ("target" in doc or "target_b64" in doc) else None,
+        rdev,
+        _xattrs(xattrs) if xattrs else (),
+        _chunks(content) if content else (),
+        get("subtree"),
+        dict(extra) if extra else {},
+    )
+
+
+_intern = sys.intern
+
+
+def _node_from_dict_any(doc: dict[str, Any]) -> Node:
+    """``node_from_dict`` for any object: integer fields through ``int()`` (a float, a
+    bool or a numeric string is converted, as it always was), a name that is not text
+    through ``name_b64`` or ``str()``. Field order, and so which error a node with
+    several faults raises, is the original one."""
     get = doc.get
     name = _get_bytes(doc, "name")
     node_type = _TYPE_OF.get(get("type", ""))
@@ -181,8 +262,8 @@ def node_from_dict(doc: dict[str, Any]) -> Node:
         mode=int(get("mode", 0)),
         uid=int(get("uid", 0)),
         gid=int(get("gid", 0)),
-        user=sys.intern(user) if type(user) is str else user,  # a few names, many nodes
-        group=sys.intern(group) if type(group) is str else group,
+        user=_intern(user) if type(user) is str else user,
+        group=_intern(group) if type(group) is str else group,
         mtime_ns=int(get("mtime_ns", 0)),
         ctime_ns=int(get("ctime_ns", 0)),
         inode=int(get("inode", 0)),
@@ -191,33 +272,70 @@ def node_from_dict(doc: dict[str, Any]) -> Node:
         nlink=int(get("nlink", 1)),
         target=_get_bytes(doc, "target") if ("target" in doc or "target_b64" in doc) else None,
         rdev=int(get("rdev", 0)),
-        xattrs=tuple((_from_pair(k), base64.b64decode(v, validate=True)) for k, v in xattrs)
-        if xattrs
-        else (),
-        content=tuple(_chunk(c) for c in content) if content else (),
+        xattrs=_xattrs(xattrs) if xattrs else (),
+        content=_chunks(content) if content else (),
         subtree=get("subtree"),
         extra=dict(extra) if extra else {},
     )
 
 
-def _chunk(c: list[Any]) -> Chunk:
-    blob, length = c
-    if (blob is not None and not isinstance(blob, str)) or not isinstance(length, int):
-        raise ValueError(f"bad content entry {c!r:.80}")
-    return (blob, length)
+def _xattrs(pairs: Iterable[Any]) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple([(_from_pair(k), base64.b64decode(v, validate=True)) for k, v in pairs])
+
+
+def _chunks(content: Iterable[Any]) -> tuple[Chunk, ...]:
+    out: list[Chunk] = []
+    for c in content:
+        blob, length = c
+        if (blob is not None and not isinstance(blob, str)) or not isinstance(length, int):
+            raise ValueError(f"bad content entry {c!r:.80}")
+        out.append((blob, length))
+    return tuple(out)
 
 
 # ------------------------------------------------------------------ tree <-> bytes
 
+_by_name = operator.attrgetter("name")
+
 
 def encode_tree(nodes: Iterable[Node]) -> bytes:
     """The canonical bytes of a directory: nodes sorted by raw name, unique names."""
-    ordered = sorted(nodes, key=lambda n: n.name)
-    for before, after in itertools.pairwise(ordered):
-        if before.name == after.name:
-            raise ValueError(f"duplicate name in tree: {before.text_name}")
-    doc = {"nodes": [node_to_dict(n) for n in ordered], "version": TREE_VERSION}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ordered = sorted(nodes, key=_by_name)
+    _check_unique([n.name for n in ordered])
+    docs = [node_to_dict(n) for n in ordered]
+    # node_to_dict inserts keys in sorted order; only a free-form ``extra`` needs sorting
+    return _dumps(docs, sort_keys=any("extra" in d for d in docs))
+
+
+def encode_dicts(docs: Iterable[tuple[bytes, dict[str, Any]]]) -> bytes:
+    """The canonical bytes of a directory given as (raw name, node JSON object) pairs:
+    what ``encode_tree`` gives for the nodes those objects decode to, provided each
+    object is canonical (exactly what ``node_to_dict`` writes for its node; the caller
+    checks that). Keys are sorted here, so an object's key order does not matter.
+
+        encode_dicts([(n.name, node_to_dict(n)) for n in nodes]) == encode_tree(nodes)
+    """
+    ordered = sorted(docs, key=_first)
+    _check_unique([name for name, _ in ordered])
+    return _dumps([d for _, d in ordered], sort_keys=True)
+
+
+_first = operator.itemgetter(0)
+
+
+def _check_unique(names: list[bytes]) -> None:
+    """Refuse a sorted list of names with one twice (naming the first such name)."""
+    if len(set(names)) == len(names):
+        return
+    for before, after in itertools.pairwise(names):
+        if before == after:
+            text = before.decode("utf-8", "backslashreplace")
+            raise ValueError(f"duplicate name in tree: {text}")
+
+
+def _dumps(docs: list[dict[str, Any]], sort_keys: bool) -> bytes:
+    doc = {"nodes": docs, "version": TREE_VERSION}  # keys in sorted order
+    return json.dumps(doc, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def decode_tree(data: bytes, name: str = "tree") -> list[Node]:
