@@ -40,7 +40,6 @@ from __future__ import annotations
 import base64
 import errno
 import grp
-import itertools
 import json
 import os
 import pwd
@@ -68,7 +67,14 @@ from snowvault.engine import (
 from snowvault.engine.chunker import Chunker, ChunkerParams
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
-from snowvault.engine.tree import TREE_VERSION, Node, encode_tree, node_from_dict, node_to_dict
+from snowvault.engine.tree import (
+    TREE_VERSION,
+    Node,
+    encode_dicts,
+    encode_tree,
+    node_from_dict,
+    node_to_dict,
+)
 
 MAX_PENDING_NODES = 5_000
 """Entries whose tree is not yet built; bounds memory independently of the source size.
@@ -740,7 +746,7 @@ def encode_pending(pnodes: list[_PendingNode]) -> bytes:
     is written as the parent's JSON object itself, without decoding it into a node and
     encoding it again (in an incremental backup most entries of a changed directory are
     such files; the round trip was ~40% of the walk's CPU). The rest as in
-    ``tree.encode_tree``: nodes sorted by raw name, unique, compact JSON, sorted keys.
+    ``tree.encode_tree``, by ``tree.encode_dicts``: sorted by raw name, unique.
     A directory with no such file (every directory of an initial backup) is encoded by
     ``encode_tree`` itself."""
     if not any(pn.node is None and pn.child is None for pn in pnodes):
@@ -755,13 +761,7 @@ def encode_pending(pnodes: list[_PendingNode]) -> bytes:
         else:
             node = _resolve(pn)
             docs.append((node.name, node_to_dict(node)))
-    docs.sort(key=lambda pair: pair[0])
-    for before, after in itertools.pairwise(docs):
-        if before[0] == after[0]:
-            text = before[0].decode("utf-8", "backslashreplace")
-            raise ValueError(f"duplicate name in tree: {text}")
-    doc = {"nodes": [d for _, d in docs], "version": TREE_VERSION}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return encode_dicts(docs)
 
 
 def raw_tree(data: bytes) -> dict[bytes, Raw]:
