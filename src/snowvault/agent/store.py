@@ -25,7 +25,6 @@ server carries no data
 from __future__ import annotations
 
 import base64
-import hashlib
 import tempfile
 import threading
 import time
@@ -101,13 +100,11 @@ class _Pack:
         self.file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         self.size = 0
         self.entries: list[packs.PackEntry] = []
-        self._sha256 = hashlib.sha256()
-        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._digest = agent_blobs.PackDigest()
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
-        self._sha256.update(data)
-        self._md5.update(data)
+        self._digest.update(data)
         self.size += len(data)
 
     def seal(self, sealer: primitives.Sealer) -> dict[str, Any]:
@@ -115,9 +112,9 @@ class _Pack:
         self.write(packs.encode_header(sealer, self.entries))
         self.file.flush()
         return {
-            "PackId": self._sha256.hexdigest(),
+            "PackId": self._digest.pack_id(),
             "Size": self.size,
-            "ContentMD5": base64.b64encode(self._md5.digest()).decode(),
+            "ContentMD5": self._digest.content_md5(),
         }
 
     def blocks(self) -> Iterator[bytes]:

@@ -5,9 +5,8 @@ ListRecoveryPointContents, ``repo ls``/``repo diff``): the directory is refused 
 damaged tree, as the restorer refuses it, by the one check in ``tree.check_names``
 (helper Q's probe).
 
-``check`` names such a tree as a problem (it passed it as clean before). Found
-elsewhere (strict xfail, a file another helper owns): the agent manifest's tree check
-(``services/agent_trees.py``) lets an agent commit one.
+``check`` names such a tree as a problem, and the agent manifest's tree check
+(``services/agent_trees.py``) refuses a point holding one (both let it through before).
 """
 
 from __future__ import annotations
@@ -138,12 +137,6 @@ def test_check_names_a_hostile_tree_as_a_problem(tmp_path: Path) -> None:
     assert any("not a file name" in p.detail for p in report.problems), report.problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/agent_trees.py (A) checks device nodes, set-id modes and xattrs but "
-    "not entry names: an agent commits a point whose trees hold '..' or '/abs' names, "
-    "which every restore then refuses (tree.check_names is the check to call)",
-)
 @pytest.mark.parametrize("bad", [b"..", b"/abs-evil"])
 def test_an_agent_manifest_with_a_hostile_name_is_refused(tmp_path: Path, bad: bytes) -> None:
     agent_trees.forget()

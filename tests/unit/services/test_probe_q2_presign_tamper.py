@@ -11,12 +11,11 @@ another bucket, another method, a subresource added to the query (``?retention``
 is pinned by its Content-MD5 (the store checks it), so another Content-Length cannot
 carry other bytes.
 
-Not held (strict xfail, helper A's services/agents.py): the pack's SHA-256, which is its name,
-is not pinned. The agent may upload bytes whose SHA-256 is not the pack id it named;
-the commit checks only the size, the MD5 and the sealed header, so the pack is indexed,
-and ``check --read-data`` then reports the vault damaged ("content does not match its
-name"): a false integrity alarm that any enrolled host can raise in its vault (read
-from ``_keyed_header`` and ``check._read_pack``; not run end to end here).
+The server's presign also pins the pack's SHA-256, which is its name
+(``x-amz-checksum-sha256``, signed; the store answers BadDigest to other bytes): before,
+an agent could upload bytes whose SHA-256 was not the pack id it named, the commit
+(size, MD5, sealed header) indexed it, and ``check --read-data`` reported the vault
+damaged, a false integrity alarm any enrolled host could raise in its vault.
 """
 
 from __future__ import annotations
@@ -169,13 +168,6 @@ def test_the_url_expires_after_fifteen_minutes() -> None:
     assert not verifies("PUT", url, headers, at + timedelta(seconds=agents.PRESIGN_SECONDS + 1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/agents.py _presign (A) signs Content-MD5 but not the pack's SHA-256 "
-    "(s3.presign_put must sign x-amz-checksum-sha256 and _presign pass it): the pack id is "
-    "its SHA-256, yet an agent can upload other bytes under it (commit checks size, MD5 "
-    "and header only) and check --read-data then reports the vault damaged",
-)
 def test_the_servers_presign_pins_the_packs_sha256_which_is_its_name() -> None:
     """Through the server's own presign of an agent's pack (a vault on a memory store for
     the pack-key record, the S3 backend only signing)."""

@@ -61,7 +61,8 @@ _memo_ids = [0]
 
 
 def check(repo: Repository, root_tree: str) -> set[bytes]:
-    """Refuse device nodes, set-uid/set-gid files and xattrs outside ``user.*``
+    """Refuse entry names that are not one file name (``tree.check_names``), device
+    nodes, set-uid/set-gid files and xattrs outside ``user.*``
     (``security.capability`` grants capabilities) anywhere under ``root_tree``: a
     restore running as root recreates owners, modes, devices and xattrs. Every blob id
     the trees reach (trees and chunks). A tree missing from the index raises
@@ -104,7 +105,15 @@ def check(repo: Repository, root_tree: str) -> set[bytes]:
 def _check_one(data: bytes, where: str) -> _Checked:
     subtrees: list[tuple[str, str]] = []
     contents: set[bytes] = set()
-    for node in tree.decode_tree(data, name=where or "/"):
+    nodes = tree.decode_tree(data, name=where or "/")
+    try:  # '..', '/abs', a '/' or NUL, a name twice: every restore would refuse the point
+        tree.check_names(nodes, where or "/")
+    except errors.IntegrityError as exc:
+        raise InvalidInput(
+            detail=f"{where or '/'}: {exc.fields.get('detail', exc)}: a tree entry must be "
+            "one file name (docs/design/agents.md)"
+        ) from None
+    for node in nodes:
         contents.update(bytes.fromhex(c) for c, _ in node.content if c is not None)
         name = node.name.decode("utf-8", "replace")
         why = None

@@ -1130,8 +1130,11 @@ def _presign(
             vaults.STORE_CACHE.entry(repo.backend.location), record, [(ids, key)]
         )
     for upload in fresh:
-        signed = store.presign_put(
-            packs.pack_name(upload.pack_id), upload.content_md5, PRESIGN_SECONDS
+        signed = store.presign_put(  # the store refuses other bytes under the pack's name
+            packs.pack_name(upload.pack_id),
+            upload.content_md5,
+            PRESIGN_SECONDS,
+            checksum_sha256=base64.b64encode(bytes.fromhex(upload.pack_id)).decode(),
         )
         out.append(Presigned(upload.pack_id, signed.url, signed.headers))
     return out

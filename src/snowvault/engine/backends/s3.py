@@ -327,14 +327,26 @@ class S3Backend:
     def close(self) -> None:
         self._client.close()
 
-    def presign_put(self, name: str, content_md5: str, expires_seconds: int) -> PresignedPut:
+    def presign_put(
+        self,
+        name: str,
+        content_md5: str,
+        expires_seconds: int,
+        checksum_sha256: str | None = None,
+    ) -> PresignedPut:
         """A URL that lets its holder PUT object ``name`` once, with exactly the bytes whose
         MD5 (base64) is ``content_md5``, until ``expires_seconds`` from now: SigV4 signs
         the key, the Content-MD5 header and ``If-None-Match: *`` (an existing object is
-        never replaced). Nothing is sent to the store."""
+        never replaced). With ``checksum_sha256`` (base64) it signs
+        ``x-amz-checksum-sha256`` too: the store refuses (BadDigest) a body of another
+        SHA-256, so an object named by its SHA-256 holds exactly those bytes. Nothing is
+        sent to the store."""
         headers = {"Content-MD5": content_md5, "If-None-Match": "*"}
         params = {"Bucket": self._bucket, "Key": self._key(name), "ContentMD5": content_md5}
         params["IfNoneMatch"] = "*"
+        if checksum_sha256 is not None:
+            headers["x-amz-checksum-sha256"] = checksum_sha256
+            params["ChecksumSHA256"] = checksum_sha256
         try:
             url = self._client.generate_presigned_url(
                 "put_object", Params=params, ExpiresIn=expires_seconds

@@ -47,3 +47,26 @@ def content_md5(data: bytes | bytearray) -> str:
     """The base64 MD5 of ``data``: the Content-MD5 a presigned upload is bound to, and
     what the store answers as the object's ETag (an integrity check, not a secret)."""
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
+class PackDigest:
+    """A pack's SHA-256 (its id) and MD5 (its upload's Content-MD5), computed as the
+    pack grows, for a pack spooled to a file rather than held whole.
+
+        digest = PackDigest(); digest.update(part) ...
+        digest.pack_id(), digest.content_md5()   # hex SHA-256, base64 MD5
+    """
+
+    def __init__(self) -> None:
+        self._sha256 = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False)
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self._sha256.update(data)
+        self._md5.update(data)
+
+    def pack_id(self) -> str:
+        return self._sha256.hexdigest()
+
+    def content_md5(self) -> str:
+        return base64.b64encode(self._md5.digest()).decode()
