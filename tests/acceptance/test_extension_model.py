@@ -198,3 +198,18 @@ def test_the_aws_cli_speaks_snowvault_with_aws_data_path(
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert missing.returncode != 0 and "ResourceNotFoundException" in missing.stderr
+
+
+def test_agents_page_through_the_models_paginator(
+    sv: Any, raw_bodies: list[tuple[str, list[str]]]
+) -> None:
+    """ListAgents pages with MaxResults/NextToken, and boto3's paginator (the shipped
+    paginators-1.json) follows them to every enrolled host, each once."""
+    hosts = [f"page-host-{i}" for i in range(5)]
+    for host in hosts:
+        sv.enroll_agent(Host=host)
+    pages = list(sv.get_paginator("list_agents").paginate(PaginationConfig={"PageSize": 2}))
+    listed = [a["Host"] for page in pages for a in page["Agents"]]
+    assert len(pages) >= 3 and all(len(p["Agents"]) <= 2 for p in pages)
+    assert set(hosts) <= set(listed) and len(listed) == len(set(listed))
+    assert [(op, extra) for op, extra in raw_bodies if extra] == []
