@@ -13,7 +13,7 @@ import random
 import sys
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from snowvault.engine import errors, tree
@@ -216,6 +216,7 @@ def _outcome(fn: Any, *args: Any) -> Any:
 
 @settings(max_examples=200, derandomize=True)
 @given(st.lists(nodes, max_size=8))
+@example([Node(name=b"b", type="file"), Node(name=b"\xff", type="dir"), Node(name=b"b", type="x")])
 def test_encode_and_decode_agree_with_the_reference(items: list[Node]) -> None:
     want = _outcome(ref_encode_tree, items)
     assert _outcome(tree.encode_tree, items) == want
