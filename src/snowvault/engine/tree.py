@@ -146,7 +146,10 @@ def node_to_dict(node: Node) -> dict[str, Any]:
         doc["mode"] = node.mode
     if node.mtime_ns:
         doc["mtime_ns"] = node.mtime_ns
-    _put_bytes(doc, "name", node.name)
+    try:
+        doc["name"] = node.name.decode("utf-8")
+    except UnicodeDecodeError:
+        doc["name_b64"] = base64.b64encode(node.name).decode("ascii")
     if node.nlink != 1:
         doc["nlink"] = node.nlink
     if node.rdev:
