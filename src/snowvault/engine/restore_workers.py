@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from multiprocessing import connection
 from typing import TYPE_CHECKING, Any
 
-from snowvault.engine import errors
+from snowvault.engine import errors, worker_launch
 from snowvault.engine.backends.local import LocalBackend
 
 if TYPE_CHECKING:
@@ -191,30 +191,8 @@ class ProcessFeed:
 
 
 def _launch(init: tuple[Any, ...]) -> _Worker:
-    """One worker: a new interpreter on this one's executable (as the walk workers)."""
-    import socket
-
-    import snowvault
-
-    mine, theirs = socket.socketpair()
-    env = dict(os.environ)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(snowvault.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
-    code = "from snowvault.engine import restore_workers; restore_workers.serve()"
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    except BaseException:
-        mine.close()
-        raise
-    finally:
-        theirs.close()
-    conn = connection.Connection(mine.detach())
-    conn.send(init)
+    """One worker process (engine/worker_launch.py), ``init`` sent."""
+    proc, conn = worker_launch.launch("restore_workers", init)
     return _Worker(proc, conn)
 
 

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -59,7 +58,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from snowvault.core.clock import SystemClock
-from snowvault.engine import errors, file_workers, gc_tuning, malloc_tuning, snapshots
+from snowvault.engine import (
+    errors,
+    file_workers,
+    gc_tuning,
+    malloc_tuning,
+    snapshots,
+    worker_launch,
+)
 from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressMeter
@@ -335,32 +341,8 @@ class SubtreeRef:
 
 
 def _launch(init: tuple[Any, ...]) -> _Worker:
-    """Start one worker: a new interpreter on this one's executable, talking over a
-    socket pair (not multiprocessing's spawn, which would import the caller's main
-    module again in every worker, and fail in a script without a main guard)."""
-    import snowvault
-
-    mine, theirs = socket.socketpair()
-    env = dict(os.environ)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(snowvault.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
-    code = "from snowvault.engine import walk_workers; walk_workers.serve()"
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    except BaseException:
-        mine.close()
-        raise
-    finally:
-        theirs.close()
-    from multiprocessing import connection
-
-    conn = connection.Connection(mine.detach())
-    conn.send(init)
+    """One worker process (engine/worker_launch.py), ``init`` sent."""
+    proc, conn = worker_launch.launch("walk_workers", init)
     return _Worker(proc, conn)
 
 

@@ -1,0 +1,51 @@
+"""Start an engine worker process: a new interpreter on this one's executable running
+``snowvault.engine.<module>.serve()``, talking over a socket pair whose end it gets as
+its first argument (walk workers, restore workers).
+
+    proc, conn = worker_launch.launch("walk_workers", init)   # conn.send(...) / recv()
+
+Not multiprocessing's spawn, which would import the caller's main module again in every
+worker and fail in a script without a main guard. ``multiprocessing.connection`` is
+imported here, when a worker starts, not by every backup that starts none.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing import connection
+
+
+def launch(
+    module: str, init: tuple[Any, ...]
+) -> tuple[subprocess.Popen[bytes], connection.Connection]:
+    """The worker's process and our end of its connection, ``init`` already sent."""
+    from multiprocessing import connection
+
+    import snowvault
+
+    mine, theirs = socket.socketpair()
+    env = dict(os.environ)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(snowvault.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    code = f"from snowvault.engine import {module}; {module}.serve()"
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+    except BaseException:
+        mine.close()
+        raise
+    finally:
+        theirs.close()
+    conn = connection.Connection(mine.detach())
+    conn.send(init)
+    return proc, conn
