@@ -52,6 +52,9 @@ class Node:
 
     ``inode``/``device``/``ctime_ns`` serve incremental change detection; ``device`` +
     ``inode`` of a file with ``nlink > 1`` is also its hard-link identity.
+
+    ``node_from_dict`` passes the fields by position (keywords cost it measurably): a
+    new field goes at the end, and ``node_from_dict``/``node_to_dict`` learn it.
     """
 
     name: bytes
