@@ -42,7 +42,6 @@ import collections
 import contextlib
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from multiprocessing import connection
 from typing import TYPE_CHECKING, Any
@@ -251,10 +250,7 @@ def _nodes(sent: list[Any]) -> list[tuple[bytes, Node]]:
 
 def serve() -> None:
     """A worker's entry point (``python -c`` with the socket's descriptor as argument)."""
-    conn = connection.Connection(int(sys.argv[1]))
-    msg = conn.recv()
-    assert msg[0] == "init"
-    sys.exit(_worker_main(conn, *msg[1:]))
+    worker_launch.serve(_worker_main)
 
 
 def _worker_main(

@@ -49,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -250,12 +249,7 @@ class _Relay(ProgressMeter):
 def serve() -> None:
     """A worker's entry point (``python -c`` with the pipe's descriptor as argument):
     a fresh interpreter that imports only the engine, never the caller's main module."""
-    from multiprocessing import connection
-
-    conn = connection.Connection(int(sys.argv[1]))
-    msg = conn.recv()
-    assert msg[0] == "init"
-    sys.exit(_worker_main(conn, *msg[1:]))
+    worker_launch.serve(_worker_main)
 
 
 def _worker_main(

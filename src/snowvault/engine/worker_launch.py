@@ -15,7 +15,8 @@ import os
 import socket
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from multiprocessing import connection
@@ -49,3 +50,14 @@ def launch(
     conn = connection.Connection(mine.detach())
     conn.send(init)
     return proc, conn
+
+
+def serve(main: Callable[..., int]) -> NoReturn:
+    """The worker's side of :func:`launch` (its ``serve()`` calls this): the connection
+    from the first argument, then ``main(conn, *init)``, whose result is the exit status."""
+    from multiprocessing import connection
+
+    conn = connection.Connection(int(sys.argv[1]))
+    msg = conn.recv()
+    assert msg[0] == "init"
+    sys.exit(main(conn, *msg[1:]))
