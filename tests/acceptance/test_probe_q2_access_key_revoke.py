@@ -23,21 +23,12 @@ from botocore.exceptions import ClientError
 
 import snowvault
 from helpers.stories import sv, sv_json
-from helpers.sv_server import ServerProcess, new_server
+from helpers.sv_server import ServerProcess, user_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = new_server(tmp_path_factory)
-    proc.test_mode = False  # SigV4 checked against the wall clock, as a user's server
-    proc.init()
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-    failures = [line for line in proc.log.read_text().splitlines() if " status=5" in line]
-    assert not failures, f"the server answered 5xx: {failures}"
+    yield from user_server(tmp_path_factory)  # wall-clock SigV4, no 5xx
 
 
 def client(server: ServerProcess, key_id: str, secret: str) -> Any:

@@ -20,23 +20,14 @@ from botocore.config import Config
 
 import snowvault
 from helpers import stories
-from helpers.sv_server import SNOWVAULT, ServerProcess, new_server
+from helpers.sv_server import SNOWVAULT, ServerProcess, user_server
 
 FILES = 1_050  # past one default page
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = new_server(tmp_path_factory)
-    proc.test_mode = False
-    proc.init()
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-    failures = [line for line in proc.log.read_text().splitlines() if " status=5" in line]
-    assert not failures, f"the server answered 5xx: {failures}"
+    yield from user_server(tmp_path_factory)  # wall-clock SigV4, no 5xx
 
 
 @pytest.fixture(scope="module")

@@ -18,23 +18,14 @@ import pytest
 from botocore.config import Config
 
 import snowvault
-from helpers.sv_server import SNOWVAULT, ServerProcess, new_server
+from helpers.sv_server import SNOWVAULT, ServerProcess, user_server
 
 USERS = 103  # past IAM's default page of 100
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = new_server(tmp_path_factory)
-    proc.test_mode = False  # SigV4 checked against the wall clock, as a user's server
-    proc.init()
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-    failures = [line for line in proc.log.read_text().splitlines() if " status=5" in line]
-    assert not failures, f"the server answered 5xx: {failures}"
+    yield from user_server(tmp_path_factory)  # wall-clock SigV4, no 5xx
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -176,6 +176,25 @@ def new_server(tmp_path_factory: pytest.TempPathFactory) -> ServerProcess:
     home = tmp_path_factory.mktemp("home")
     data = tmp_path_factory.mktemp("data") / "snowvault"
     return ServerProcess(data_dir=data, home=home, port=free_port())
+
+
+def user_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server as a user runs it (SigV4 checked against the wall clock, no test mode),
+    for a module's fixture; after it stops, any 5xx answer in its log fails the test.
+
+        @pytest.fixture(scope="module")
+        def server(tmp_path_factory): yield from user_server(tmp_path_factory)
+    """
+    proc = new_server(tmp_path_factory)
+    proc.test_mode = False
+    proc.init()
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+    failures = [line for line in proc.log.read_text().splitlines() if " status=5" in line]
+    assert not failures, f"the server answered 5xx: {failures}"
 
 
 def move_clock(server: ServerProcess, **body: Any) -> dict[str, Any]:
