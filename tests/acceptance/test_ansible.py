@@ -1,11 +1,12 @@
 """Ansible's amazon.aws backup modules, unchanged, against a real ``snowvault server``.
 
 The Ansible is the one pinned in ``tests/ansible-requirements.txt``: the session fixture
-:func:`ansible` makes the git-ignored ``.venv-ansible/`` at the repository root (pip
-install of the pins; the amazon.aws collection, integration targets included, unpacked
-from the pinned ``ansible`` sdist into ``.venv-ansible/collections/``) and reuses it while
-the requirements' hash matches its stamp. It installs, never skips: where PyPI is
-reachable (CI is) the test runs.
+:func:`ansible` has :mod:`helpers.ansible_venv` make the git-ignored ``.venv-ansible/`` at
+the repository root (pip install of the pins; the amazon.aws collection, integration
+targets included, unpacked from the pinned ``ansible`` sdist into
+``.venv-ansible/collections/``), or waits for the build the suite's conftest started in
+the background, and reuses it while the requirements' hash matches its stamp. It
+installs, never skips: where PyPI is reachable (CI is) the test runs.
 
 Two parts:
 
@@ -28,17 +29,12 @@ Network: only the loopback server, and PyPI when the venv is (re)made.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
-import tarfile
-import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -48,18 +44,13 @@ from typing import Any
 
 import pytest
 
-from helpers import sv_server
+from helpers import ansible_venv, sv_server
 from helpers.sv_server import ServerProcess
 
-ROOT = Path(__file__).resolve().parents[2]
-REQUIREMENTS = ROOT / "tests" / "ansible-requirements.txt"
-VENV = ROOT / ".venv-ansible"
-STAMP = VENV / "snowvault-requirements.sha256"
-COLLECTIONS = VENV / "collections"
-COLLECTION = COLLECTIONS / "ansible_collections" / "amazon" / "aws"
-TARGETS = COLLECTION / "tests" / "integration" / "targets"
-SDIST_PACKAGE = "ansible"
-INSTALL_TIMEOUT = 1500  # the sdist's metadata step alone takes 2-3 min on two cores
+VENV = ansible_venv.VENV
+COLLECTION = ansible_venv.COLLECTION
+COLLECTIONS = ansible_venv.COLLECTIONS
+TARGETS = ansible_venv.TARGETS
 PLAYBOOK_TIMEOUT = 600
 
 IAM_ROLE_MODULE = ("amazon.aws.iam_role:", "snowvault_fixed_iam_role:")
@@ -70,7 +61,7 @@ KNOWN_FAILURES: dict[str, tuple[str, str]] = {}
 TASK_HEADER = re.compile(r"^TASK \[(?:[^\]:]+ : )?(?P<name>.+?)\] \**$")
 
 pytestmark = [
-    pytest.mark.timeout(INSTALL_TIMEOUT + 4 * PLAYBOOK_TIMEOUT),  # the first test builds
+    pytest.mark.timeout(ansible_venv.INSTALL_TIMEOUT + 4 * PLAYBOOK_TIMEOUT),  # 1st: venv
     pytest.mark.xdist_group("ansible"),  # one worker: one server, the venv built once
 ]
 
@@ -78,91 +69,19 @@ pytestmark = [
 # -- the test-only Ansible -----------------------------------------------------------------
 
 
-def _pins() -> tuple[list[str], str]:
-    """(the pins pip installs, the ``ansible==`` pin whose sdist carries the collection)."""
-    lines = (line.split("#", 1)[0].strip() for line in REQUIREMENTS.read_text().splitlines())
-    pins = [line for line in lines if line]
-    sdist = [p for p in pins if p.split("==")[0].strip().lower() == SDIST_PACKAGE]
-    assert len(sdist) == 1 and "==" in sdist[0], f"{REQUIREMENTS}: pin {SDIST_PACKAGE}==X once"
-    return [p for p in pins if p not in sdist], sdist[0]
-
-
-def _run(*cmd: str | Path, timeout: float = INSTALL_TIMEOUT) -> None:
-    done = subprocess.run(
-        [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    assert done.returncode == 0, f"{' '.join(map(str, cmd))}:\n{done.stdout}\n{done.stderr}"
-
-
-def _unpack_collection(sdist: Path) -> None:
-    """``<top>/ansible_collections/amazon/aws/**`` of the sdist into :data:`COLLECTIONS`."""
-    marker = "/ansible_collections/amazon/aws/"
-    with tarfile.open(sdist) as tar:
-        members = []
-        for member in tar.getmembers():
-            _top, sep, rest = member.name.partition("/")
-            if sep and f"/{rest}".startswith(marker):
-                member.name = rest
-                members.append(member)
-        assert members, f"{sdist.name} holds no {marker}"
-        tar.extractall(COLLECTIONS, members=members, filter="data")
-
-
-def _build(digest: str) -> float:
-    started = time.monotonic()
-    shutil.rmtree(VENV, ignore_errors=True)
-    pins, sdist_pin = _pins()
-    _run(sys.executable, "-m", "venv", VENV)
-    python = VENV / "bin" / "python"
-    pip = (python, "-m", "pip", "--disable-pip-version-check", "--no-input")
-    _run(*pip, "install", "--quiet", *pins)
-    with tempfile.TemporaryDirectory(prefix="sdist-", dir=VENV) as download:
-        _run(*pip, "download", "--quiet", "--no-deps", "--no-binary", ":all:", "-d", download,
-             sdist_pin)  # fmt: skip
-        (sdist,) = Path(download).iterdir()
-        _unpack_collection(sdist)
-    seconds = time.monotonic() - started
-    STAMP.write_text(json.dumps({"sha256": digest, "seconds": round(seconds, 1)}))
-    return seconds
-
-
-@contextlib.contextmanager
-def _exclusive() -> Iterator[None]:
-    """One builder at a time (xdist workers, parallel sessions on one work tree)."""
-    lock_path = Path(tempfile.gettempdir()) / (
-        "snowvault-venv-ansible-" + hashlib.sha256(str(VENV).encode()).hexdigest()[:12] + ".lock"
-    )
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _stamped(digest: str) -> bool:
-    try:
-        return bool(json.loads(STAMP.read_text())["sha256"] == digest)
-    except (OSError, ValueError, KeyError):
-        return False
-
-
 @dataclass(frozen=True)
 class Ansible:
     python: Path
     playbook: Path
     collection_version: str
-    built_seconds: float | None  # None: reused
+    built_seconds: float | None  # None: made before (or by the background start)
 
 
 @pytest.fixture(scope="session")
 def ansible() -> Ansible:
-    """The pinned Ansible in ``.venv-ansible/``, made (or remade) when the pins change."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    built: float | None = None
-    with _exclusive():
-        if not _stamped(digest):
-            built = _build(digest)
+    """The pinned Ansible in ``.venv-ansible/`` (:mod:`helpers.ansible_venv`), made (or
+    remade) when the pins change; waits while the background start is making it."""
+    built = ansible_venv.ensure()
     manifest = json.loads((COLLECTION / "MANIFEST.json").read_text())
     return Ansible(
         python=VENV / "bin" / "python",
@@ -312,8 +231,8 @@ def test_the_pinned_collection_is_amazon_aws_10(ansible: Ansible) -> None:
     assert ansible.collection_version.split(".")[0] == "10", ansible.collection_version
     for name in TARGET_NAMES:
         assert (TARGETS / name / "tasks" / "main.yml").is_file(), name
-    if ansible.built_seconds is not None:
-        print(f"made .venv-ansible in {ansible.built_seconds:.0f} s")  # shown with -s / -rP
+    seconds = ansible.built_seconds or ansible_venv.stamp_seconds() or 0.0
+    print(f".venv-ansible took {seconds:.0f} s to make")  # shown with -s / -rP
 
 
 # -- our playbooks: create, re-run unchanged, read, delete ----------------------------------
