@@ -2,8 +2,9 @@
 
 The rerun takes unchanged entries from the parent's tree as they are (without decoding
 them, without listing xattrs or reading files) and reuses unchanged directories' tree
-ids; a backup without a parent reads and encodes everything (the reference). After any
-sequence of changes the two must name the same tree.
+ids; a backup without a parent reads and encodes everything, chunked files inline rather
+than on the reader thread (the reference). After any sequence of changes the two must
+name the same tree.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _apply(root: Path, change: str, target: str, n: int) -> None:
     path = root / target
     path.parent.mkdir(parents=True, exist_ok=True)
     if change == "write":
-        path.write_bytes(bytes([n]) * (n * 37 % 3000))
+        path.write_bytes(bytes([n]) * (n * 37 % 9000))  # over 4096: chunked, on a thread
     elif change == "append" and path.is_file():
         with open(path, "ab") as fh:
             fh.write(b"+" * n)
@@ -77,7 +78,11 @@ def test_a_rerun_names_the_tree_a_backup_from_scratch_names(
         rerun = archiver.backup_paths(
             repo, [root], now=NOW, parent=first.rp_id, walkers=0, processes=0
         )
-        scratch = archiver.backup_paths(repo, [root], now=NOW, walkers=0, processes=0)
+        archiver.READ_ON_THREAD = False  # the reference reads every file inline
+        try:
+            scratch = archiver.backup_paths(repo, [root], now=NOW, walkers=0, processes=0)
+        finally:
+            archiver.READ_ON_THREAD = True
     assert rerun.manifest.tree == scratch.manifest.tree
     assert rerun.manifest.summary.total_size == scratch.manifest.summary.total_size
     if not changes:
