@@ -508,28 +508,37 @@ class _Restorer:
 
 
 class _Feed:
-    """Hands files to the restore threads in runs, at most ``4 * workers`` runs ahead
-    (bounded memory); :meth:`put` may be called again and again (a streamed restore)."""
+    """Hands files to the restore threads in runs; :meth:`put` may be called again and
+    again (a streamed restore). It waits only while more than ``STREAM_FILES`` files
+    and ``4 * workers`` runs are queued: a streamed restore's walk then gathers the
+    next window of files while the threads write this one. (Waiting at ``4 * workers``
+    runs, a few hundred small files, left the threads idle while the walk decoded the
+    trees for the next 4,096 files: py-spy saw each thread waiting for work a tenth of
+    the full set's restore.) Memory stays bounded: a queued run holds nodes, not data."""
 
     def __init__(self, restorer: _Restorer, workers: int) -> None:
         self._restorer = restorer
         self._window = 4 * max(1, workers)
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="sv-restore")
-        self._pending: collections.deque[Future[None]] = collections.deque()
+        self._pending: collections.deque[tuple[Future[None], int]] = collections.deque()
+        self._queued = 0  # files in the pending runs
 
     def __enter__(self) -> _Feed:
         return self
 
     def put(self, files: list[tuple[bytes, Node]]) -> None:
         for run in _runs(self._restorer.order(files)):
-            if len(self._pending) >= self._window:
-                self._pending.popleft().result()
-            self._pending.append(self._pool.submit(self._restorer._restore_run, run))
+            while len(self._pending) >= self._window and self._queued >= STREAM_FILES:
+                future, count = self._pending.popleft()
+                self._queued -= count
+                future.result()
+            self._pending.append((self._pool.submit(self._restorer._restore_run, run), len(run)))
+            self._queued += len(run)
 
     def __exit__(self, *exc: object) -> None:
         try:
             if exc[0] is None:
-                for future in self._pending:
+                for future, _count in self._pending:
                     future.result()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
