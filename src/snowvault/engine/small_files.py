@@ -7,6 +7,15 @@ Either returns where the result will be once its batch is stored. A batch is han
 one of a few threads of our own when it reaches ``batch_bytes`` or 512 files; at most
 ``max_batches`` are in flight, so memory stays bounded however many files there are.
 
+Before a batch's thread reads its files it asks the kernel to read them all ahead
+(:func:`readahead`: ``posix_fadvise(WILLNEED)`` per file), so the disk gets a whole batch
+of reads at once instead of one file at a time. On a source whose pages are not cached
+(any first backup of data not just read; also any tree borg has just backed up: borg
+drops the pages it read) the 100,000 small files of the benchmark's full set took 13.8 s
+to read one by one on one thread, 2.0 s with the hint per 512 files. A batch whose
+files are already cached is not hinted (:func:`readahead` asks a few of them first):
+there the hint only cost CPU.
+
     small = SmallFiles(repo)
     ref = small.add(data)
     file_ref = small.add_file(fs, path, size, sparse)
@@ -19,7 +28,11 @@ Knows nothing of trees or manifests; depends only on a store with ``add_blob``.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -36,6 +49,66 @@ class Reader(Protocol):
 Outcome = tuple[bytes | None, int] | OSError
 """A file read on a batch thread: (blob id, or None for a sparse file all zeros, length)
 or the error that stopped the read."""
+
+
+PROBES = 4
+"""Files of a batch checked for cached pages before the batch is read ahead."""
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+
+
+def readahead(paths: list[bytes]) -> None:
+    """Unless ``paths`` look cached, ask the kernel to start reading each regular file of
+    them into the page cache, and return at once.
+
+    A hint: nothing is read here, a path that cannot be opened or is no longer a regular
+    file is skipped, the batch's own read reports any error. Whether the batch is cached
+    is asked of :data:`PROBES` of its files spread through it (a one-byte read that may
+    not wait for the disk, ``RWF_NOWAIT``): on cached pages the hint only cost CPU (2-3 s
+    more in a backup of the full set, ~20 us per file with the walk's thread in the GIL).
+
+    Who may ask: the archiver, with paths its walk found under the backed-up source; a
+    file is opened as the read will open it (read-only, not following a symbolic link)
+    and non-blocking, so a FIFO swapped in since the walk cannot stall the batch."""
+    step = max(1, len(paths) // PROBES)
+    if all(_cached(path) for path in paths[::step][:PROBES]):
+        return
+    for path in paths:
+        fd = _open_regular(path)
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            os.close(fd)
+
+
+def _cached(path: bytes) -> bool:
+    """True if the first byte of ``path`` is in the page cache, or there is nothing to
+    read ahead (not a regular file, or gone); False if it must come from the disk or the
+    system cannot tell."""
+    fd = _open_regular(path)
+    if fd < 0:
+        return True
+    try:
+        os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+    except OSError:  # EAGAIN: not cached; EOPNOTSUPP: cannot tell
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _open_regular(path: bytes) -> int:
+    """A read-only descriptor of ``path`` if it is a regular file, else -1."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:
+        return -1
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return -1
 
 
 class BatchRef:
@@ -77,9 +150,15 @@ class SmallFiles:
     At most ``max_batches`` batches are in flight, so memory stays bounded."""
 
     def __init__(
-        self, repo: BlobAdder, workers: int = 2, max_batches: int = 4, batch_bytes: int = 4 << 20
+        self,
+        repo: BlobAdder,
+        workers: int = 2,
+        max_batches: int = 4,
+        batch_bytes: int = 4 << 20,
+        hint: Callable[[list[bytes]], None] | None = readahead,
     ) -> None:
         self._repo = repo
+        self._hint = hint
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sv-small")
         self._slots = threading.BoundedSemaphore(max_batches)
         self._batch_bytes = batch_bytes
@@ -118,6 +197,8 @@ class SmallFiles:
 
     def _store(self, batch: Batch) -> list[Any]:
         try:
+            if self._hint is not None:
+                self._hint([item[1] for item in batch.data if not isinstance(item, bytes)])
             out: list[Any] = []
             for item in batch.data:
                 if isinstance(item, bytes):
