@@ -223,6 +223,7 @@ class Fleet:
                 f"{REGION}=s3://{bucket}/vaults",
                 "--public-endpoint",
                 proxy.endpoint,
+                allow_paths=None,
                 **worker,
             )
             for other in made[1:]:
