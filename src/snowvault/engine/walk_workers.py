@@ -77,8 +77,12 @@ TASKS_PER_WORKER = 8
 directory has subdirectories left), so the workers can even out unequal subtrees."""
 MAX_SPLIT_DEPTH = 4
 SPLIT_MAX_FILES = 16
-WORKER_INFLIGHT = 8 * 1024 * 1024
-"""Bytes of blobs a worker hands its blob threads before they are packed (memory)."""
+WORKER_INFLIGHT = 4 * 1024 * 1024
+"""Bytes of blobs a worker hands its blob threads before they are packed (memory): four
+~1 MiB chunks still keep its two blob threads busy. At 8 MiB (the backup's own process's
+figure) the media set's initial backup peaked at 133-146 MiB summed over both processes,
+at 4 MiB 128-129 (four runs each, alternated, load 11-13; wall and CPU seconds within
+the runs' spread), restic 123-138."""
 RELAY_SECONDS = 0.2
 TAKE_BACK = True
 """Whether this process walks queued subtrees itself while it waits (tests turn it off
