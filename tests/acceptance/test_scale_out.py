@@ -6,9 +6,9 @@ moment loses nothing (docs/operations/scale-out.md).
 
 The servers run on the wall clock (one clock for the fleet), so a scheduled run is a
 daily rule whose time is the next whole minute at least 10 s away: a test waits up to
-~70 s for it. The first three tests share one fleet (each on a vault of its own), on one
-xdist worker; the scale test has a fleet of its own, so it can wait for its minute on
-another worker at the same time.
+~70 s for it. Three tests share one module fleet (each on a vault of its own); the scale
+test, first in the file, starts a fleet of its own. `make test` runs a file on one xdist
+worker (--dist loadfile), so the shared fleet is started once.
 """
 
 from __future__ import annotations
@@ -221,7 +221,9 @@ def _messages(jobs: list[dict[str, Any]]) -> Counter[str]:
 
 
 SHARED = pytest.mark.xdist_group("scale-out-fleet")
-"""The tests on the module's :func:`fleet`: one worker, so one fleet is started."""
+"""The tests on the module's :func:`fleet`: one worker, so one fleet is started (under
+--dist loadgroup; pytest 9.2 makes xdist ignore the mark, xdist #1386, so `make test`
+uses --dist loadfile, which keeps the whole file on one worker)."""
 
 
 @pytest.fixture(scope="module")
