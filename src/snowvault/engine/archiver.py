@@ -88,13 +88,12 @@ Ten batches of small files ahead is enough for the batch threads to keep up; 20,
 the benchmark's initial backup 15-20 MiB more peak RSS (191-196 vs 175-177 MiB) for no
 speed."""
 
-RERUN_WALKERS = False
+RERUN_WALKERS = True
 """Whether a rerun (a backup with a parent) for which neither the caller nor the
 environment says gets walk workers (:mod:`.walk_workers`) as an initial backup does, but
 launched only by bytes: once the walk has queued ``walk_workers.LAUNCH_BYTES`` of
 changed files to read, never by entries listed, so a rerun that reads little (a
-no-change one above all) stays in one process. Off until walk_workers' own rule for
-reruns (none unless asked) says so too. Measured on the benchmark's full-set incremental
+no-change one above all) stays in one process. Measured on the benchmark's full-set incremental
 (a changed 1 GiB image, 140,000 entries, three alternated runs each, load 8-10): the
 walking thread's CPU 4.0-4.5 s in one process, 1.8-2.4 s with the worker (which used
 1.9-2.7 s); no-change reruns launched none."""

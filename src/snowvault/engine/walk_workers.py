@@ -18,8 +18,10 @@ subtrees itself, so one worker and the parent keep two cores busy.
 has queued ``LAUNCH_BYTES`` of files to read or listed ``LAUNCH_ENTRIES`` entries (until
 then, and in a backup that never gets there, the walk is exactly the one-process
 path's). Unset, an initial backup (no parent) starts them at once when a quick listing
-finds ``PRESCAN_ENTRIES`` entries, else does as ``auto``; a rerun walks in one process
-(``DEFAULT_ON``; measured in docs/benchmarks.md, "Issue 15, backup").
+finds ``PRESCAN_ENTRIES`` entries, else does as ``auto``; a rerun gets a lazy pool that
+only ``LAUNCH_BYTES`` of changed files to read launch, never the entries listed, so a
+no-change rerun stays in one process (the archiver asks for it so:
+``archiver.RERUN_WALKERS``; measured in docs/benchmarks.md, "Issue 15, backup").
 
 Format and ordering: a worker is an ordinary writer of the repository (its own
 :class:`Repository` on the same store, under the backup's shared lock): each pack is
@@ -89,9 +91,11 @@ TAKE_BACK = True
 to have the workers walk every one)."""
 DEFAULT_ON = True
 """Whether a backup walks in workers when neither the caller nor the environment says:
-then only a backup without a parent (an initial one: reruns read little, and the
-one-process path measured as fast or faster there), on a local store with two or more
-cores, and lazily (see :meth:`SubtreeWorkers.ready`), so a small tree never starts one."""
+on a local store with two or more cores, and lazily (see :meth:`SubtreeWorkers.ready`),
+so a small tree never starts one. :meth:`SubtreeWorkers.start` with ``rerun=True`` still
+answers None unless asked: the archiver gives a rerun its lazy pool itself, launched by
+bytes to read only (``archiver.RERUN_WALKERS``), since a rerun mostly lists and reads
+little."""
 LAUNCH_BYTES = 256 * 1024 * 1024
 """Bytes of files this process queues to read (counted when queued, so a large file
 launches the workers before it is read) before a lazily started pool launches them."""

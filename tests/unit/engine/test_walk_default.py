@@ -66,19 +66,25 @@ def test_an_initial_backup_launches_a_worker_once_it_has_listed_enough_entries(
     assert snapshot(out) == snapshot(src)
 
 
-def test_a_rerun_walks_in_one_process_unless_asked(
+def test_a_rerun_launches_workers_by_bytes_to_read_only_unless_asked(
     tmp_path: Path, launches: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = tmp_path / "src"
     _tree(src)
     repo = Repository.init(LocalBackend(tmp_path / "r"), password="pw", kdf=KdfParams.for_tests())
     first = archiver.backup_paths(repo, [src], now=NOW, walkers=0)
-    monkeypatch.setattr(walk_workers, "LAUNCH_ENTRIES", 0)
-    monkeypatch.setattr(walk_workers, "LAUNCH_BYTES", 0)
+    monkeypatch.setattr(walk_workers, "LAUNCH_ENTRIES", 1)  # entries never launch a rerun's
+    monkeypatch.setattr(walk_workers, "LAUNCH_BYTES", 1 << 40)
     (src / "t3" / "d2" / "f0").write_bytes(b"changed")
     again = archiver.backup_paths(repo, [src], now=NOW, parent=first.rp_id)
-    assert launches == []  # a rerun: the one-process path
+    assert launches == []  # a rerun reading little: the one-process path
     assert again.manifest.summary.files_changed == 1
+    monkeypatch.setattr(archiver, "RERUN_WALKERS", False)  # the rule off: none, even by bytes
+    monkeypatch.setattr(walk_workers, "LAUNCH_BYTES", 0)
+    os.utime(src / "t3" / "d2" / "f0", ns=(2, 2))
+    again = archiver.backup_paths(repo, [src], now=NOW, parent=again.rp_id)
+    assert launches == []
+    monkeypatch.setattr(archiver, "RERUN_WALKERS", True)
     monkeypatch.setenv("SNOWVAULT_ENGINE_WALKERS", "auto")  # asked for: lazily, reruns too
     os.utime(src / "t0" / "d0" / "f1", ns=(1, 1))
     third = archiver.backup_paths(repo, [src], now=NOW, parent=again.rp_id)
