@@ -650,7 +650,12 @@ class _Archiver:
             self.error(path, outcome)
             return
         blob_id, size = outcome
-        pn.parts = [(None if blob_id is None else blob_id.hex(), size)]
+        self._read_done(pn, [(None if blob_id is None else blob_id.hex(), size)], size, new)
+        self.meter.advance(files=1, nbytes=size, current=rel)
+
+    def _read_done(self, pn: _PendingNode, parts: list[Part], size: int, new: bool) -> None:
+        """A file read off the walk's thread: its parts and size, and the counters."""
+        pn.parts = parts
         assert pn.node is not None
         pn.node.size = size
         c = self.counters
@@ -659,7 +664,6 @@ class _Archiver:
             c.files_new += 1
         else:
             c.files_changed += 1
-        self.meter.advance(files=1, nbytes=size, current=rel)
 
     def _read_large(self, path: bytes, st: os.stat_result) -> list[Part]:
         """A chunked file's parts, on the reader thread: :meth:`read_file` less the
@@ -698,16 +702,7 @@ class _Archiver:
             self.error(path, exc)
             return
         self._relay_reads()
-        size = sum(length for _, length in parts)
-        pn.parts = parts
-        assert pn.node is not None
-        pn.node.size = size
-        c = self.counters
-        c.bytes_read += size
-        if new:
-            c.files_new += 1
-        else:
-            c.files_changed += 1
+        self._read_done(pn, parts, sum(length for _, length in parts), new)
         self.meter.advance(files=1, current=rel)
 
     def _harvested(self, slot: file_workers.Slot, nbytes: int) -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from helpers.walk_launches import count_launches
 from snowvault.engine import archiver, walk_workers
 from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.crypto import KdfParams
@@ -32,23 +32,11 @@ def _tree(root: Path) -> None:
 
 @pytest.fixture
 def launches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    monkeypatch.delenv("SNOWVAULT_ENGINE_WALKERS", raising=False)
     monkeypatch.delenv("SNOWVAULT_ENGINE_PROCESSES", raising=False)
     monkeypatch.setattr(archiver, "RERUN_WALKERS", True)
-    monkeypatch.setattr(walk_workers, "DEFAULT_ON", True)
-    monkeypatch.setattr(walk_workers, "cores", lambda: 2)
-    monkeypatch.setattr(walk_workers, "TAKE_BACK", False)  # the worker walks what it gets
     monkeypatch.setattr(walk_workers, "LAUNCH_ENTRIES", 1)  # would launch at once if counted
     monkeypatch.setattr(walk_workers, "LAUNCH_BYTES", BIG)
-    launched: list[int] = []
-    real = walk_workers._launch
-
-    def counting(init: tuple[Any, ...]) -> Any:
-        launched.append(1)
-        return real(init)
-
-    monkeypatch.setattr(walk_workers, "_launch", counting)
-    return launched
+    return count_launches(monkeypatch)
 
 
 def test_a_rerun_launches_walkers_by_bytes_to_read_not_by_entries(

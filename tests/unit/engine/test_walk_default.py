@@ -1,17 +1,18 @@
 """Which backups walk in worker processes when neither the caller nor the environment
 says (engine/walk_workers.py, ``DEFAULT_ON``): an initial backup, once it has listed
-``LAUNCH_ENTRIES`` entries or queued ``LAUNCH_BYTES`` to read; never a rerun."""
+``LAUNCH_ENTRIES`` entries or queued ``LAUNCH_BYTES`` to read; a rerun only by bytes
+(``archiver.RERUN_WALKERS``)."""
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from helpers.tree_state import snapshot
+from helpers.walk_launches import count_launches
 from snowvault.engine import archiver, restorer, walk_workers
 from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.crypto import KdfParams
@@ -31,19 +32,7 @@ def _tree(root: Path) -> None:
 
 @pytest.fixture
 def launches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    monkeypatch.delenv("SNOWVAULT_ENGINE_WALKERS", raising=False)
-    monkeypatch.setattr(walk_workers, "DEFAULT_ON", True)
-    monkeypatch.setattr(walk_workers, "cores", lambda: 2)
-    monkeypatch.setattr(walk_workers, "TAKE_BACK", False)  # the worker walks what it gets
-    launched: list[int] = []
-    real = walk_workers._launch
-
-    def counting(init: tuple[Any, ...]) -> Any:
-        launched.append(1)
-        return real(init)
-
-    monkeypatch.setattr(walk_workers, "_launch", counting)
-    return launched
+    return count_launches(monkeypatch)
 
 
 def test_an_initial_backup_launches_a_worker_once_it_has_listed_enough_entries(
