@@ -36,6 +36,7 @@ Must not depend on anything above ``snowvault.core``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -131,8 +132,15 @@ class Leadership:
                 if fd is not None:
                     os.close(fd)
             self._held.clear()
-            if self._conn is not None:  # a pooled connection would keep its session's
-                self._conn.invalidate()  # locks: close it for real, PostgreSQL frees them
+            if self._conn is not None:
+                # Unlocked before the connection goes, so the roles are free when close()
+                # returns: a closed socket frees them only once PostgreSQL's backend has
+                # seen it and exited, which another server could beat (seen on a loaded
+                # CI machine). A pooled connection would keep its session's locks: close
+                # it for real too (a killed process relies on that alone).
+                with contextlib.suppress(Exception):  # a broken connection holds none
+                    self._conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+                self._conn.invalidate()
                 self._conn.close()
                 self._conn = None
 
