@@ -51,7 +51,7 @@ import pwd
 import socket
 import stat
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -669,15 +669,10 @@ class _Archiver:
         """A chunked file's parts, on the reader thread: :meth:`read_file` less the
         progress reports (the meter is the walk's; :meth:`_relay_reads` passes the bytes
         on). Gives up at the next chunk once the walk is closing (a failed backup)."""
-        sparse = st.st_blocks * 512 < st.st_size
-        parts: list[Part] = []
-        for view in self.fs.chunks(path, self.chunker):
-            if self._stopping:
-                raise errors.EngineError(detail="backup stopped")
-            part = self.submit(view, sparse)
-            parts.append(part)
-            self._read_bytes += part[1]
-        return parts
+        return self._chunk_file(path, st.st_blocks * 512 < st.st_size, self._count_read)
+
+    def _count_read(self, nbytes: int) -> None:
+        self._read_bytes += nbytes  # the reader thread alone writes it
 
     def _relay_reads(self) -> None:
         """Report the bytes the reader thread chunked since the last report."""
@@ -744,14 +739,20 @@ class _Archiver:
             if sparse and data == bytes(len(data)):
                 return [(None, len(data))], 0
             return [(self.batcher.add(data), len(data))], 0
+        parts = self._chunk_file(path, sparse, lambda n: self.meter.advance(nbytes=n))
+        return parts, sum(length for _, length in parts)
+
+    def _chunk_file(self, path: bytes, sparse: bool, count: Callable[[int], None]) -> list[Part]:
+        """A chunked file's parts, ``count`` told each chunk's length as it is stored;
+        gives up at the next chunk once the walk is closing (a failed backup)."""
         parts: list[Part] = []
-        counted = 0
         for view in self.fs.chunks(path, self.chunker):
+            if self._stopping:
+                raise errors.EngineError(detail="backup stopped")
             part = self.submit(view, sparse)
             parts.append(part)
-            counted += part[1]
-            self.meter.advance(nbytes=part[1])
-        return parts, counted
+            count(part[1])
+        return parts
 
     def submit(self, data: bytes | memoryview, sparse: bool) -> Part:
         n = len(data)
@@ -922,7 +923,7 @@ def backup_paths(
     ``walkers``: worker processes that each walk whole subtrees (:mod:`.walk_workers`);
     0 = none; None = ``SNOWVAULT_ENGINE_WALKERS`` when set, else for an initial backup
     (no ``parent``) one per core but one, launched once the backup is seen to be large,
-    and none for a rerun (with ``RERUN_WALKERS``: as many, launched by bytes to read).
+    and for a rerun as many, launched only by bytes to read (``RERUN_WALKERS``).
     ``processes``: worker processes that only read, chunk, hash, compress and seal file
     contents (:mod:`.file_workers`), used when no walkers run;
     None = ``SNOWVAULT_ENGINE_PROCESSES`` (default 0). ``walkers=0, processes=0`` is the
