@@ -36,8 +36,8 @@ from snowvault.control import catalog
 VAULT = "hosts"
 HOST = "db-7"
 LEASE = 5  # the agent's lease: heartbeats every ~1.7 s
-CUT_SECONDS = float(os.environ.get("SNOWVAULT_TEST_CUT_SECONDS", "20"))
-"""How long the link stays cut (real seconds): a dozen heartbeats, four leases. The
+CUT_SECONDS = float(os.environ.get("SNOWVAULT_TEST_CUT_SECONDS", "10"))
+"""How long the link stays cut (real seconds): about six heartbeats, two leases. The
 client's own tests (tests/unit/test_agent_client_retries.py) take a minute's cut on a
 fake clock; SNOWVAULT_TEST_CUT_SECONDS=60 runs this one with a real minute."""
 WAIT = 240.0
