@@ -294,7 +294,6 @@ class _Archiver:
 
     def _finish(self, pd: _PendingDir) -> None:
         self._pending -= len(pd.nodes) + 1
-        self.batcher.flush()
         if self.workers is not None:
             self.workers.wait([pn.slot for pn in pd.nodes if pn.slot is not None])
         for pn in pd.nodes:
