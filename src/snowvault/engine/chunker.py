@@ -46,6 +46,21 @@ class ChunkerParams:
         )
 
 
+_ZEROS = bytes(64 * 1024)
+
+
+def all_zero(data: bytes | bytearray | memoryview) -> bool:
+    """Whether ``data`` is all zero bytes (a hole's chunk), without allocating: the
+    ``bytes(data) == bytes(len(data))`` this replaces had the kernel fault in and zero
+    a fresh buffer the size of the chunk (perf: 5.8% of the sparse image's backup).
+    Compared 64 KiB at a time with one small buffer, stopping at the first non-zero."""
+    step = len(_ZEROS)
+    if len(data) <= step:
+        return _ZEROS.startswith(data)
+    view = memoryview(data)
+    return all(_ZEROS.startswith(view[i : i + step]) for i in range(0, len(view), step))
+
+
 class Chunker:
     """Splits streams, buffers and files into content-defined chunks. Not thread-safe:
     use one per thread (they are cheap)."""
@@ -77,8 +92,12 @@ class Chunker:
         bytes ahead or at the end of the file, in a buffer of twice ``max_size``), but
         the buffer is an anonymous mapping: its pages are zeroed by the kernel as the
         reads first touch them and return when the file is done, where the stream
-        chunker's ``bytearray`` is zeroed whole (16 MiB) for every file, small or large."""
-        buf = mmap.mmap(-1, 2 * self.params.max_size)
+        chunker's ``bytearray`` is zeroed whole (16 MiB) for every file, small or large.
+        The mapping is private: Python's default for an anonymous one is shared, whose
+        pages are a shmem file's (each first touch costs a page-cache insertion, and the
+        unmapping a file teardown; perf on the media set's backup: 5.6% of the CPU in
+        ``shmem_fault``, 1.7% in tearing the files down)."""
+        buf = mmap.mmap(-1, 2 * self.params.max_size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         with open(path, "rb", buffering=0) as fh:
             yield from self._cut_file(fh, memoryview(buf))
 

@@ -52,11 +52,18 @@ regions, so one sample is not enough."""
 
 def pack(data: bytes | memoryview, level: int = DEFAULT_LEVEL) -> bytes:
     """Plaintext of a blob: a one-byte method then the (maybe compressed) data."""
+    method, body = encode(data, level)
+    return bytes((method,)) + body
+
+
+def encode(data: bytes | memoryview, level: int = DEFAULT_LEVEL) -> tuple[int, bytes | memoryview]:
+    """:func:`pack` as its method byte and the rest, not joined: a blob stored raw is
+    ``data`` itself, not a copy (a sealer takes the two apart, ``Sealer.seal_blob``)."""
     if level > 0 and len(data) >= 64 and _worth_trying(data):
         compressed = _compressor(level).compress(data)
         if len(compressed) < len(data):
-            return b"\x01" + compressed
-    return b"\x00" + data
+            return ZSTD, compressed
+    return RAW, data
 
 
 def _worth_trying(data: bytes | memoryview) -> bool:

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from snowvault.engine import compression, packs
-from snowvault.engine.chunker import Chunker, ChunkerParams
+from snowvault.engine.chunker import Chunker, ChunkerParams, all_zero
 from snowvault.engine.crypto import primitives
 
 if TYPE_CHECKING:
@@ -136,13 +136,13 @@ class _Sealing:
 
     def part(self, data: bytes | memoryview, sparse: bool) -> tuple[bytes | None, int]:
         n = len(data)
-        if sparse and data == bytes(n):
+        if sparse and all_zero(data):
             return (None, n)
         blob_id = primitives.keyed_hash(self.id_key, data)
         if blob_id not in self.seen:
             self.seen.add(blob_id)
-            nonce, sealed = self.sealer.seal_parts(
-                compression.pack(data, self.level), packs.blob_aad(packs.KIND_DATA, blob_id)
+            nonce, sealed = self.sealer.seal_blob(
+                *compression.encode(data, self.level), packs.blob_aad(packs.KIND_DATA, blob_id)
             )
             start = len(self.buf)
             self.buf += nonce

@@ -67,7 +67,7 @@ class _OpenPack:
     def size(self) -> int:
         return len(self.buf) if self.spool is None else self.spool.size
 
-    def add(self, nonce: bytes, sealed: bytes) -> None:
+    def add(self, nonce: bytes, sealed: bytes | memoryview) -> None:
         if self.spool is None:
             self.buf += nonce
             self.buf += sealed
@@ -348,8 +348,8 @@ class Repository:
                 if self.has_blob(blob_id):  # never deduplicated against a keyed pack's
                     return blob_id
                 self._pending.add(blob_id)
-            nonce, sealed = self._sealer().seal_parts(
-                compression.pack(data, self.config.compression_level),
+            nonce, sealed = self._sealer().seal_blob(  # sealed: valid until our next seal
+                *compression.encode(data, self.config.compression_level),
                 packs.blob_aad(kind, blob_id),
             )
             self._append(kind, blob_id, nonce, sealed, len(data))
@@ -359,7 +359,7 @@ class Repository:
                 self._inflight.release(reserved)
 
     def _append(
-        self, kind: int, blob_id: bytes, nonce: bytes, sealed: bytes, raw_length: int
+        self, kind: int, blob_id: bytes, nonce: bytes, sealed: bytes | memoryview, raw_length: int
     ) -> None:
         full: _OpenPack | None = None
         stored = len(nonce) + len(sealed)
