@@ -70,7 +70,7 @@ from snowvault.engine import (
     stream_backup,
     walk_workers,
 )
-from snowvault.engine.chunker import Chunker, ChunkerParams
+from snowvault.engine.chunker import Chunker, ChunkerParams, all_zero
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
 from snowvault.engine.tree import (
@@ -755,7 +755,7 @@ class _Archiver:
 
     def submit(self, data: bytes | memoryview, sparse: bool) -> Part:
         n = len(data)
-        if sparse and bytes(data) == bytes(n):
+        if sparse and all_zero(data):
             return (None, n)
         return (self.repo.add_blob_async("data", data), n)
 
