@@ -146,8 +146,12 @@ class FileSystem:
         finally:
             os.close(fd)
 
-    def chunks(self, path: bytes, chunker: Chunker) -> Iterator[bytes] | Iterator[memoryview]:
-        return chunker.chunks_of_file(path)
+    def chunks(
+        self, path: bytes, chunker: Chunker
+    ) -> Iterator[bytes] | Iterator[memoryview] | Iterator[memoryview | None]:
+        """A file's chunks; a None means the views given so far are about to be reused
+        (:meth:`Chunker.views_of_file`: no chunk is copied out of the read buffer)."""
+        return chunker.views_of_file(path)
 
     def readlink(self, path: bytes) -> bytes:
         return os.readlink(path)
@@ -745,10 +749,17 @@ class _Archiver:
         """A chunked file's parts, ``count`` told each chunk's length as it is stored;
         gives up at the next chunk once the walk is closing (a failed backup)."""
         parts: list[Part] = []
+        in_buffer: list[Future[bytes]] = []  # blobs stored from views of the chunker's buffer
         for view in self.fs.chunks(path, self.chunker):
+            if view is None:  # the chunker reuses its buffer next (Chunker.views_of_file)
+                futures.wait(in_buffer)
+                in_buffer.clear()
+                continue
             if self._stopping:
                 raise errors.EngineError(detail="backup stopped")
             part = self.submit(view, sparse)
+            if isinstance(part[0], Future):
+                in_buffer.append(part[0])
             parts.append(part)
             count(part[1])
         return parts
