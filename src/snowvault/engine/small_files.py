@@ -125,7 +125,7 @@ class BatchRef:
         self.index = index
 
     def result(self) -> bytes:
-        blob_id: bytes = self.batch.sent().result()[self.index]
+        blob_id: bytes = self.batch.outcomes()[self.index]
         return blob_id
 
 
@@ -135,7 +135,7 @@ class FileRef(BatchRef):
     __slots__ = ()
 
     def outcome(self) -> Outcome:
-        outcome: Outcome = self.batch.sent().result()[self.index]
+        outcome: Outcome = self.batch.outcomes()[self.index]
         return outcome
 
 
@@ -145,6 +145,7 @@ class Batch:
     owner: SmallFiles
     nbytes: int = 0
     future: Future[list[Any]] | None = None
+    results: list[Any] | None = None  # set by its thread once every file is stored
 
     def sent(self) -> Future[list[Any]]:
         """The batch's future; the open batch is sent first (by the thread that adds)."""
@@ -152,6 +153,15 @@ class Batch:
             self.owner.flush()
         assert self.future is not None
         return self.future
+
+    def outcomes(self) -> list[Any]:
+        """Every file's result, in order: taken as they are once the batch's thread has
+        set them (a future's ``result()`` takes its lock, ~1.5 us per small file on the
+        walk's thread), else waited for (and the batch sent if it is still open)."""
+        results = self.results
+        if results is None:
+            results = self.sent().result()
+        return results
 
 
 class SmallFiles:
@@ -215,6 +225,7 @@ class SmallFiles:
                     out.append(self._repo.add_blob("data", item))
                 else:
                     out.append(self._read_and_store(*item))
+            batch.results = out
             return out
         finally:
             batch.data = []

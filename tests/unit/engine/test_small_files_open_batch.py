@@ -82,3 +82,20 @@ def test_finished_directories_share_batches(
         for f in range(3):
             rel = os.path.join(f"d{d:03d}", f"f{f}.txt")
             assert (tmp_path / "out" / rel).read_bytes() == (tmp_path / "src" / rel).read_bytes()
+
+
+def test_a_stored_batch_answers_without_its_future() -> None:
+    """Once the batch's thread has stored it, its refs read the results directly (no
+    future lock per file); before that they wait on the future."""
+    small = small_files.SmallFiles(_Store(), workers=1)
+    refs = [small.add(bytes([65 + i]) * 4) for i in range(3)]
+    small.close()
+    batch = refs[0].batch
+    assert batch.results is not None
+
+    class _NoFuture:
+        def result(self) -> Any:
+            raise AssertionError("waited on the future of a stored batch")
+
+    batch.future = _NoFuture()  # type: ignore[assignment]
+    assert [r.result() for r in refs] == [b"AAAA", b"BBBB", b"CCCC"]
