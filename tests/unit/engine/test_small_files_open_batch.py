@@ -99,3 +99,27 @@ def test_a_stored_batch_answers_without_its_future() -> None:
 
     batch.future = _NoFuture()  # type: ignore[assignment]
     assert [r.result() for r in refs] == [b"AAAA", b"BBBB", b"CCCC"]
+
+
+def test_a_probe_that_fails_once_is_asked_again_before_the_batch_is_advised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached file's first RWF_NOWAIT read fails now and then; the second answers."""
+    paths = []
+    for i in range(20):
+        (tmp_path / f"f{i:02d}").write_bytes(b"x" * (i + 1))
+        paths.append(os.fsencode(tmp_path / f"f{i:02d}"))
+    advised: list[int] = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, *args: advised.append(fd))
+    asked: dict[bytes, int] = {}
+
+    def fails_once(path: bytes) -> bool:
+        asked[path] = asked.get(path, 0) + 1
+        return asked[path] > 1 or path != paths[10]
+
+    monkeypatch.setattr(small_files, "_cached", fails_once)
+    small_files.readahead(paths)
+    assert advised == [] and asked[paths[10]] == 2
+    monkeypatch.setattr(small_files, "_cached", lambda path: path != paths[10])
+    small_files.readahead(paths)  # a probe that fails twice: the batch is advised
+    assert len(advised) == 20
