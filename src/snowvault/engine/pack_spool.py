@@ -53,6 +53,7 @@ class PackSpool:
         self._hash = hashlib.sha256()
         self._buf = bytearray()  # small blobs gathered up to WRITE_BYTES: fewer syscalls
         self.size = 0
+        self._failed: OSError | None = None  # a write failed: the file lacks bytes
 
     @classmethod
     def create(cls, root: str) -> PackSpool:
@@ -65,6 +66,7 @@ class PackSpool:
         return cls(root, fd, tmp)
 
     def write(self, *parts: bytes | bytearray | memoryview) -> None:
+        self._refuse_if_failed()
         for part in parts:
             self.size += len(part)
             if len(part) >= WRITE_BYTES:
@@ -80,9 +82,9 @@ class PackSpool:
         """Hash and write the gathered small blobs (hashed here, not blob by blob:
         hashlib lets go of the GIL for each part over 2 KiB, a hand-over per blob)."""
         if self._buf:
-            self._hash.update(self._buf)
-            self._write(self._buf)
-            self._buf = bytearray()
+            gathered, self._buf = self._buf, bytearray()  # never resized while written
+            self._hash.update(gathered)
+            self._write(gathered)
 
     def _write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
@@ -90,10 +92,22 @@ class PackSpool:
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:
+            self._failed = exc
             raise backend_error(exc, "data/ (a pack being written)") from exc
+        finally:
+            view.release()  # a traceback that keeps this frame must not pin the buffer
+
+    def _refuse_if_failed(self) -> None:
+        """A write that failed (a full disk, say) left the file short of bytes the hash
+        and the entries' offsets count: nothing more is written to it and it is never
+        published, even once the disk has room again (it would be a pack whose name
+        and index entries promise bytes it lacks)."""
+        if self._failed is not None:
+            raise backend_error(self._failed, "data/ (a pack whose earlier write failed)")
 
     def publish(self, header: bytes) -> str:
         """Append the header, make the pack durable under its name; its id."""
+        self._refuse_if_failed()
         self.write(header)
         self._drain()
         pack_id = self._hash.hexdigest()
