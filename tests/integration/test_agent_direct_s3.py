@@ -122,21 +122,6 @@ def _backup(backup: Any, arn: str) -> dict[str, Any]:
     )
 
 
-def _prune_when_free(repo: Any) -> None:
-    """Prune as an operator would: the server's own background work (index compaction,
-    usage sweeps) takes shared locks for a moment, and prune's exclusive lock refuses
-    while one is held (RepositoryLocked once on CI); try again until it is free."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            prune.prune(repo, SystemClock())
-            return
-        except locks.RepositoryLocked:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def _s3(fleet: Fleet) -> Any:
     return boto3.client(
         "s3",
@@ -163,8 +148,9 @@ def _vault(app: Any, fleet: Fleet, name: str) -> Any:
 
 
 def _prune_when_free(repo: Any) -> None:
-    """Prune, waiting (up to a minute) for the server's own prune of the deleted points,
-    which holds the exclusive lock when it runs at the same moment."""
+    """Prune, waiting (up to a minute) for the server's own work on the vault: its prune
+    of deleted points holds the exclusive lock, and its background index compaction and
+    usage sweeps a shared one, which refuses prune's as well (RepositoryLocked once on CI)."""
     deadline = time.monotonic() + 60
     while True:
         try:
