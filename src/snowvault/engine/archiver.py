@@ -26,6 +26,9 @@ checked and counted inline in :meth:`_Archiver.walk_dir` and reported once per
 directory, the per-entry cost that makes up a no-change backup. A changed directory's
 unchanged files are written into its new tree as the parent's JSON objects when those
 are canonical (:func:`encode_pending`: the same bytes, without the node round trip).
+A changed file read on the reader thread takes its parent version's chunks it finds
+unchanged by their ids, without cutting or storing them (:class:`.chunker.ParentCuts`:
+the same chunks FastCDC makes).
 
 Small files are read whole and uploaded in batches (:mod:`.small_files`). With
 ``walkers`` (or ``SNOWVAULT_ENGINE_WALKERS``) whole subtrees are walked by worker
@@ -70,7 +73,7 @@ from snowvault.engine import (
     stream_backup,
     walk_workers,
 )
-from snowvault.engine.chunker import Chunker, ChunkerParams, all_zero
+from snowvault.engine.chunker import Chunker, ChunkerParams, Known, ParentCuts, all_zero
 from snowvault.engine.excludes import Excludes
 from snowvault.engine.progress import ProgressCallback, ProgressMeter
 from snowvault.engine.tree import (
@@ -100,6 +103,9 @@ walking thread's CPU 4.0-4.5 s in one process, 1.8-2.4 s with the worker (which 
 READ_ON_THREAD = True
 """Whether chunked files are read on the reader thread (tests turn it off to compare the
 trees with an inline read's)."""
+HELD_BUFFERS = 1
+"""Earlier files whose chunks may still be stored from their read buffers while the
+next file is read (:meth:`_Archiver._release_held`)."""
 RELAY_SECONDS = 0.2
 """How often the walk's thread reports the reader thread's progress while it waits."""
 
@@ -148,9 +154,10 @@ class FileSystem:
 
     def chunks(
         self, path: bytes, chunker: Chunker
-    ) -> Iterator[bytes] | Iterator[memoryview] | Iterator[memoryview | None]:
+    ) -> Iterator[bytes] | Iterator[memoryview] | Iterator[memoryview | Known | None]:
         """A file's chunks; a None means the views given so far are about to be reused
-        (:meth:`Chunker.views_of_file`: no chunk is copied out of the read buffer)."""
+        (:meth:`Chunker.views_of_file`: no chunk is copied out of the read buffer), a
+        :class:`Known` a chunk of the file's parent version found unchanged."""
         return chunker.views_of_file(path)
 
     def readlink(self, path: bytes) -> bytes:
@@ -288,6 +295,11 @@ class _Archiver:
         self._read_bytes = 0  # bytes the reader thread has chunked (it alone writes this)
         self._reported = 0  # of those, how many the meter has seen (the walk's thread)
         self._stopping = False
+        self._held: deque[list[Future[bytes]]] = deque()  # blobs still reading a done file's buffer
+        # a changed file's unchanged chunks are found by their ids (ParentCuts); not for
+        # a store that cannot name blobs as the repository does (an agent's)
+        self._blob_id: Callable[[memoryview], bytes] | None = getattr(repo, "blob_id", None)
+        self._has_blob: Callable[[bytes], bool] | None = getattr(repo, "has_blob", None)
 
     # ------------------------------------------------------------ pending queue
     def enqueue(self, pd: _PendingDir) -> None:
@@ -625,7 +637,7 @@ class _Archiver:
             pn = _PendingNode(node)  # chunked on the reader thread while the walk goes on
             if self._reader is None:
                 self._reader = ThreadPoolExecutor(1, thread_name_prefix="sv-read")
-            future = self._reader.submit(self._read_large, path, st)
+            future = self._reader.submit(self._read_large, path, st, prev)
             pn.large = (future, path, rel, prev is None)
             return pn
         if parts is None:
@@ -668,11 +680,29 @@ class _Archiver:
         else:
             c.files_changed += 1
 
-    def _read_large(self, path: bytes, st: os.stat_result) -> list[Part]:
+    def _read_large(self, path: bytes, st: os.stat_result, prev: Node | None) -> list[Part]:
         """A chunked file's parts, on the reader thread: :meth:`read_file` less the
         progress reports (the meter is the walk's; :meth:`_relay_reads` passes the bytes
-        on). Gives up at the next chunk once the walk is closing (a failed backup)."""
-        return self._chunk_file(path, st.st_blocks * 512 < st.st_size, self._count_read)
+        on). Gives up at the next chunk once the walk is closing (a failed backup). The
+        parent version's chunks it finds unchanged are neither cut nor stored again
+        (:class:`ParentCuts`)."""
+        sparse = st.st_blocks * 512 < st.st_size
+        return self._chunk_file(path, sparse, self._count_read, self._parent_cuts(prev, sparse))
+
+    def _parent_cuts(self, prev: Node | None, sparse: bool) -> ParentCuts | None:
+        blob_id, has_blob = self._blob_id, self._has_blob
+        if prev is None or prev.type != "file" or len(prev.content) < 2:
+            return None
+        if blob_id is None or has_blob is None:
+            return None
+
+        def same(ref: str | None, view: memoryview) -> bool:
+            if ref is None:  # a hole: one only where the plain path would find one
+                return sparse and all_zero(view)
+            wanted = bytes.fromhex(ref)
+            return blob_id(view) == wanted and has_blob(wanted)
+
+        return ParentCuts(prev.content, same)
 
     def _count_read(self, nbytes: int) -> None:
         self._read_bytes += nbytes  # the reader thread alone writes it
@@ -745,24 +775,52 @@ class _Archiver:
         parts = self._chunk_file(path, sparse, lambda n: self.meter.advance(nbytes=n))
         return parts, sum(length for _, length in parts)
 
-    def _chunk_file(self, path: bytes, sparse: bool, count: Callable[[int], None]) -> list[Part]:
+    def _chunk_file(
+        self,
+        path: bytes,
+        sparse: bool,
+        count: Callable[[int], None],
+        parent: ParentCuts | None = None,
+    ) -> list[Part]:
         """A chunked file's parts, ``count`` told each chunk's length as it is stored;
         gives up at the next chunk once the walk is closing (a failed backup)."""
+        self._release_held(HELD_BUFFERS)
         parts: list[Part] = []
         in_buffer: list[Future[bytes]] = []  # blobs stored from views of the chunker's buffer
-        for view in self.fs.chunks(path, self.chunker):
+        chunker = self.chunker if parent is None else self.chunker.with_parent(parent)
+        for view in self.fs.chunks(path, chunker):
             if view is None:  # the chunker reuses its buffer next (Chunker.views_of_file)
                 futures.wait(in_buffer)
                 in_buffer.clear()
                 continue
             if self._stopping:
                 raise errors.EngineError(detail="backup stopped")
+            if isinstance(view, Known):  # the parent's chunk, stored already
+                parts.append((view.ref, view.length))
+                count(view.length)
+                continue
             part = self.submit(view, sparse)
             if isinstance(part[0], Future):
                 in_buffer.append(part[0])
             parts.append(part)
             count(part[1])
+        if in_buffer:
+            self._held.append(in_buffer)
         return parts
+
+    def _release_held(self, keep: int) -> None:
+        """Wait until at most ``keep`` earlier files' buffers are still read by blob
+        threads. A file's buffer (twice ``max_size``, read into) lives as long as a view
+        of it is being stored; a reader that takes most chunks as known (a rerun of
+        grown logs) moves on at once, and each file's last chunks then pinned a buffer
+        of its own: 7 of them (112 MiB mapped, 50 MiB resident) in the media set's
+        incremental backup."""
+        while len(self._held) > keep:
+            try:
+                oldest = self._held.popleft()
+            except IndexError:  # the other reading thread took it (a hard link's read)
+                break
+            futures.wait(oldest)
 
     def submit(self, data: bytes | memoryview, sparse: bool) -> Part:
         n = len(data)
