@@ -20,15 +20,35 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from snowvault.engine import errors
 from snowvault.engine.chunker import ChunkerParams
 
+if TYPE_CHECKING:
+    from snowvault.engine.repository import Repository
+
 SMALL_CHUNKS = ChunkerParams(min_size=4096, avg_size=8192, max_size=32768, seed=7)
+
+
+def small_chunk_repository(path: str | os.PathLike[str]) -> Repository:
+    """A real repository in the directory ``path`` (local backend) with test keys (a
+    cheap KDF) and :data:`SMALL_CHUNKS`, so a test's files of a few KiB are cut into
+    several chunks and packs fill quickly."""
+    from snowvault.engine.backends.local import LocalBackend
+    from snowvault.engine.crypto import KdfParams
+    from snowvault.engine.repository import Repository
+
+    return Repository.init(
+        LocalBackend(os.fspath(path)),
+        password="pw",
+        kdf=KdfParams.for_tests(),
+        chunker=SMALL_CHUNKS,
+    )
 
 
 class FakeRepository:

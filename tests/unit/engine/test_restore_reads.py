@@ -13,11 +13,9 @@ import pytest
 from tests.helpers.tree_state import snapshot, xattrs_ok
 
 from snowvault.engine import archiver, restore_reads, restorer
-from snowvault.engine.backends.local import LocalBackend
-from snowvault.engine.crypto import KdfParams
 from snowvault.engine.repository import Repository
 from snowvault.engine.tree import Node
-from snowvault.testing.repository import SMALL_CHUNKS
+from snowvault.testing.repository import small_chunk_repository
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
@@ -50,12 +48,7 @@ def backed_up(tmp_path: Path) -> tuple[Repository, str, Path]:
     src = tmp_path / "src"
     src.mkdir()
     _source(src)
-    repo = Repository.init(
-        LocalBackend(str(tmp_path / "repo")),
-        password="pw",
-        kdf=KdfParams.for_tests(),
-        chunker=SMALL_CHUNKS,
-    )
+    repo = small_chunk_repository(tmp_path / "repo")
     result = archiver.backup_paths(repo, [src], now=NOW)
     return repo, result.rp_id, src
 

@@ -14,10 +14,9 @@ from tests.helpers.tree_state import snapshot
 
 from snowvault.engine import archiver, restorer
 from snowvault.engine.backends.local import LocalBackend
-from snowvault.engine.crypto import KdfParams
 from snowvault.engine.repository import Repository
 from snowvault.engine.tree import decode_tree
-from snowvault.testing.repository import SMALL_CHUNKS
+from snowvault.testing.repository import small_chunk_repository
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 DIRS = 12
@@ -31,12 +30,7 @@ def backed_up(tmp_path: Path) -> tuple[Repository, str, Path]:
         folder.mkdir(parents=True)
         (folder / "f.txt").write_bytes(b"file %d " % d * 40)
         (src / f"d{d}" / "g.txt").write_bytes(b"g%d" % d)
-    repo = Repository.init(
-        LocalBackend(str(tmp_path / "repo")),
-        password="pw",
-        kdf=KdfParams.for_tests(),
-        chunker=SMALL_CHUNKS,
-    )
+    repo = small_chunk_repository(tmp_path / "repo")
     return repo, archiver.backup_paths(repo, [src], now=NOW).rp_id, src
 
 
