@@ -14,6 +14,7 @@ prune); readers ignore superseded segments that still exist.
 from __future__ import annotations
 
 import struct
+import sys
 import threading
 from array import array
 from collections.abc import Iterable, Iterator
@@ -104,12 +105,17 @@ class SegmentBody:
 
     def packs(self) -> Iterator[tuple[str, Iterator[tuple[int, bytes, int, int, int]]]]:
         """(pack id, its entries as (kind, blob id, offset, length, raw length))."""
+        for pack_id, block in self.blocks():
+            yield pack_id, _ENTRY.iter_unpack(block)
+
+    def blocks(self) -> Iterator[tuple[str, bytes]]:
+        """(pack id, its entries as stored: ``_ENTRY.size`` bytes each)."""
         body, pos = self.body, self.start
         for _ in range(self.n_packs):
             raw_id, n = _PACK.unpack_from(body, pos)
             pos += _PACK.size
             end = pos + n * _ENTRY.size
-            yield raw_id.hex(), _ENTRY.iter_unpack(body[pos:end])
+            yield raw_id.hex(), body[pos:end]
             pos = end
 
 
@@ -155,8 +161,46 @@ class MasterIndex:
 
     def add_body(self, body: SegmentBody) -> None:
         """Every entry of a segment (see :class:`SegmentBody`)."""
-        for pack_id, rows in body.packs():
-            self.add_rows(pack_id, rows)
+        for pack_id, block in body.blocks():
+            if not self._add_block(pack_id, block):
+                self.add_rows(pack_id, _ENTRY.iter_unpack(block))
+
+    def _add_block(self, pack_id: str, block: bytes) -> bool:
+        """:meth:`add_rows` of a pack's stored entries, column by column in C (strided
+        slices of the block), not entry by entry: the usual case, a pack whose blobs are
+        all new to the index, on a little-endian machine (the index's own byte order).
+        False, having added nothing, for any other (then :meth:`add_rows` decides which
+        location is kept). Loading the full benchmark set's index, 113,000 blobs: 0.133
+        -> 0.074 CPU s (an index load of every backup; a no-change backup's ~3 s)."""
+        size = _ENTRY.size
+        n = len(block) // size
+        if sys.byteorder != "little" or self._where.itemsize != 8 or n * size != len(block):
+            return False
+        blob_ids = [block[i : i + 32] for i in range(1, size * n, size)]
+        with self._lock:
+            ids = self._rows
+            if not ids.keys().isdisjoint(blob_ids) or len(set(blob_ids)) != n:
+                return False
+            number = self._pack_numbers.get(pack_id)
+            if number is None:
+                number = self._pack_numbers[pack_id] = len(self._packs)
+                self._packs.append(pack_id)
+            start = len(self._kinds)
+            ids.update(zip(blob_ids, range(start, start + n)))
+            # an entry is u8 kind, 32s id, u32le offset (at 33), length (37), raw (41);
+            # a row's where is pack number << 32 | offset, its size length << 32 | raw
+            where, sizes = bytearray(8 * n), bytearray(8 * n)
+            for k in range(4):
+                where[k::8] = block[33 + k :: size]
+                sizes[4 + k :: 8] = block[37 + k :: size]
+                sizes[k::8] = block[41 + k :: size]
+            for k, byte in enumerate(number.to_bytes(4, "little")):
+                if byte:
+                    where[4 + k :: 8] = bytes((byte,)) * n
+            self._where.frombytes(where)
+            self._sizes.frombytes(sizes)
+            self._kinds += block[0::size]
+        return True
 
     def add_rows(self, pack_id: str, rows: Iterable[tuple[int, bytes, int, int, int]]) -> None:
         with self._lock:
