@@ -21,7 +21,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -73,6 +73,13 @@ class _OpenPack:
             self.buf += sealed
         else:
             self.spool.write(nonce, sealed)
+
+    def add_run(self, blobs: memoryview) -> None:
+        """Sealed blobs already joined (``nonce || sealed`` each), written at once."""
+        if self.spool is None:
+            self.buf += blobs
+        else:
+            self.spool.write(blobs)
 
 
 class _Inflight:
@@ -319,6 +326,32 @@ class Repository:
     def add_blob(self, kind: BlobKind, data: bytes | memoryview) -> bytes:
         return self._store(packs.KINDS[kind], data, None)
 
+    def add_blobs(self, kind: BlobKind, datas: Sequence[bytes | memoryview]) -> list[bytes]:
+        """:meth:`add_blob` of each of ``datas`` on the calling thread; their ids, in
+        order. One pass under the lock for the batch's deduplication, one ``getrandom``
+        for its nonces and one write into the pack, not one of each a blob (a batch of
+        small files, :mod:`.small_files`: ~40 us a small blob one by one against ~24 us
+        of hashing, compressing and sealing). The packs get the bytes blob-by-blob adds
+        would give them for the same nonces, cut at the same sizes."""
+        code = packs.KINDS[kind]
+        ids = [self._keys.blob_id(data) for data in datas]
+        new = []
+        with self._lock:
+            for i, blob_id in enumerate(ids):
+                if not self.has_blob(blob_id):  # a repeat within the batch is pending
+                    self._pending.add(blob_id)
+                    new.append(i)
+        if new:
+            level = self.config.compression_level
+            sealed = bytearray()
+            stored = self._sealer().seal_blobs_into(
+                sealed,
+                [(*compression.encode(datas[i], level), packs.blob_aad(code, ids[i])) for i in new],
+            )
+            runs = [(ids[i], n, len(datas[i])) for i, n in zip(new, stored, strict=True)]
+            self._append_run(code, runs, sealed)
+        return ids
+
     def add_blob_async(self, kind: BlobKind, data: bytes | memoryview) -> Future[bytes]:
         n = len(data)
         self._inflight.acquire(n)
@@ -376,6 +409,36 @@ class Repository:
                 full = self._open.pop(kind)
         if full is not None:
             self._submit_upload(full)
+
+    def _append_run(
+        self, kind: int, blobs: list[tuple[bytes, int, int]], sealed: bytearray
+    ) -> None:
+        """:meth:`_append` of consecutive sealed blobs, ``(id, stored, raw length)`` each,
+        joined in ``sealed``: written to the open pack in as few pieces as the pack size
+        cuts them into, the pack closed after the blob that fills it, as one by one."""
+        full: list[_OpenPack] = []
+        limit = self.config.pack_size
+        with self._pack_lock, memoryview(sealed) as view:
+            pack = self._open.get(kind)
+            start = end = 0  # the run of view not yet written to pack
+            for blob_id, stored, raw_length in blobs:
+                if pack is None:
+                    pack = self._open[kind] = self._new_pack()
+                offset = pack.size + end - start
+                pack.entries.append(packs.PackEntry(kind, blob_id, offset, stored, raw_length))
+                end += stored
+                self.stats_added_bytes += raw_length
+                if offset + stored >= limit:
+                    pack.add_run(view[start:end])
+                    start = end
+                    full.append(self._open.pop(kind))
+                    pack = None
+            if pack is not None and end > start:
+                pack.add_run(view[start:end])
+            self.stats_added_blobs += len(blobs)
+            self.stats_stored_bytes += end
+        for done in full:
+            self._submit_upload(done)
 
     def _submit_upload(self, pack: _OpenPack) -> None:
         self._upload_slots.acquire()  # back pressure: at most two packs waiting to upload

@@ -27,7 +27,8 @@ there the hint only cost CPU.
     small.close()                    # flushes the last batch and waits
     file_ref.outcome()               # (blob id or None for a hole, length), or the OSError
 
-Knows nothing of trees or manifests; depends only on a store with ``add_blob``.
+Knows nothing of trees or manifests; depends only on a store with ``add_blob`` (and
+uses its ``add_blobs`` if it has one).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ from typing import Any, Protocol
 
 
 class BlobAdder(Protocol):
+    """A store; one with ``add_blobs(kind, datas) -> ids`` (:class:`Repository`) gets each
+    batch in one call."""
+
     def add_blob(self, kind: Any, data: bytes | memoryview) -> bytes: ...
 
 
@@ -57,6 +61,10 @@ or the error that stopped the read."""
 
 PROBES = 4
 """Files of a batch checked for cached pages before the batch is read ahead."""
+STORE_BYTES = 256 * 1024
+"""Bytes of a batch's blobs stored with one ``add_blobs`` call: the lock, the nonces and
+the pack write are shared by ~50 of the full set's small files, and a thread holds at
+most this much read, compressed and sealed at once beyond its batch."""
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
 
 
@@ -183,6 +191,9 @@ class SmallFiles:
         hint: Callable[[list[bytes]], None] | None = readahead,
     ) -> None:
         self._repo = repo
+        self._add_blobs: Callable[[Any, list[bytes]], list[bytes]] = getattr(
+            repo, "add_blobs", self._one_by_one
+        )
         self._hint = hint
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sv-small")
         self._slots = threading.BoundedSemaphore(max_batches)
@@ -221,29 +232,56 @@ class SmallFiles:
             raise
 
     def _store(self, batch: Batch) -> list[Any]:
+        """Read the batch's files and store them a run of up to :data:`STORE_BYTES` at a
+        time, each run with one call (``add_blobs`` where the store has it)."""
         try:
             if self._hint is not None:
                 self._hint([item[1] for item in batch.data if not isinstance(item, bytes)])
-            out: list[Any] = []
-            for item in batch.data:
-                if isinstance(item, bytes):
-                    out.append(self._repo.add_blob("data", item))
-                else:
-                    out.append(self._read_and_store(*item))
+            out: list[Any] = [None] * len(batch.data)
+            blobs: list[bytes] = []
+            where: list[int] = []  # blobs[k] is the batch's item where[k]
+            nbytes = 0
+            for i, item in enumerate(batch.data):
+                data = item if isinstance(item, bytes) else self._read(*item)
+                if not isinstance(data, bytes):
+                    out[i] = data  # the error, or a sparse file's (None, length)
+                    continue
+                blobs.append(data)
+                where.append(i)
+                nbytes += len(data)
+                if nbytes >= STORE_BYTES:
+                    self._store_run(batch, out, blobs, where)
+                    blobs, where, nbytes = [], [], 0
+            self._store_run(batch, out, blobs, where)
             batch.results = out
             return out
         finally:
             batch.data = []
             self._slots.release()
 
-    def _read_and_store(self, fs: Reader, path: bytes, size: int, sparse: bool) -> Outcome:
+    def _store_run(
+        self, batch: Batch, out: list[Any], blobs: list[bytes], where: list[int]
+    ) -> None:
+        """Store ``blobs``, items ``where`` of ``batch``, and set their results in ``out``."""
+        if not blobs:
+            return
+        ids = self._add_blobs("data", blobs)
+        for i, data, blob_id in zip(where, blobs, ids, strict=True):
+            out[i] = blob_id if isinstance(batch.data[i], bytes) else (blob_id, len(data))
+
+    @staticmethod
+    def _read(fs: Reader, path: bytes, size: int, sparse: bool) -> bytes | Outcome:
+        """A file's bytes, or its outcome when there is nothing to store."""
         try:
             data = fs.read_small(path, size)
         except OSError as exc:
             return exc
         if sparse and data == bytes(len(data)):
             return (None, len(data))
-        return (self._repo.add_blob("data", data), len(data))
+        return data
+
+    def _one_by_one(self, kind: Any, blobs: list[bytes]) -> list[bytes]:
+        return [self._repo.add_blob(kind, data) for data in blobs]
 
     def close(self) -> None:
         self.flush()

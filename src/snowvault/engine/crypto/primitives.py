@@ -81,7 +81,33 @@ class Sealer:
         if n < STREAM_BYTES:
             return self.seal_parts(bytes((method,)) + body, aad)
         nonce = os.urandom(NONCE_SIZE)
-        need = n + 1 + TAG_SIZE + 15  # update_into wants room for a block beyond the data
+        return nonce, self._seal_streamed(nonce, method, body, aad)
+
+    def seal_blobs_into(
+        self, out: bytearray, blobs: list[tuple[int, bytes | memoryview, bytes]]
+    ) -> list[int]:
+        """Append ``nonce || ciphertext || tag`` of each ``(method, body, aad)`` to
+        ``out`` (each the bytes :meth:`seal_blob` gives for its nonce, joined) and
+        return their lengths: one ``getrandom`` for every nonce of the batch, not one a
+        blob (a batch of small files, ``Repository.add_blobs``)."""
+        nonces = os.urandom(NONCE_SIZE * len(blobs))
+        lengths = []
+        for i, (method, body, aad) in enumerate(blobs):
+            nonce = nonces[i * NONCE_SIZE : (i + 1) * NONCE_SIZE]
+            start = len(out)
+            out += nonce
+            if len(body) < STREAM_BYTES:
+                out += self._aead.encrypt(nonce, bytes((method,)) + body, aad)
+            else:
+                out += self._seal_streamed(nonce, method, body, aad)
+            lengths.append(len(out) - start)
+        return lengths
+
+    def _seal_streamed(
+        self, nonce: bytes, method: int, body: bytes | memoryview, aad: bytes
+    ) -> memoryview:
+        """:meth:`seal_blob`'s streamed ciphertext and tag, a view of the kept buffer."""
+        need = len(body) + 1 + TAG_SIZE + 15  # update_into wants a block beyond the data
         buf = self._scratch
         if len(buf) < need:
             buf = bytearray(need)
@@ -94,7 +120,7 @@ class Sealer:
         done += enc.update_into(body, view[done:])
         enc.finalize()
         view[done : done + TAG_SIZE] = enc.tag
-        return nonce, view[: done + TAG_SIZE]
+        return view[: done + TAG_SIZE]
 
     def open(self, sealed: bytes | memoryview, aad: bytes) -> bytes:
         if len(sealed) < OVERHEAD:
