@@ -199,11 +199,13 @@ class Repository:
         raw_key: bytes | None = None,
         wrapper: KeyWrapper | None = None,
         cache: index_cache.StoreCache | None = None,
+        derived: keyslots.Derivation | None = None,
         **kwargs: Any,
     ) -> Repository:
         """Open with one of the keys. With ``cache`` (a server's, for its many opens of
         one vault) the objects never rewritten under their names are read only once
-        (engine/index_cache.py); the key still unwraps the secret every time."""
+        (engine/index_cache.py); the key still unwraps the secret every time. ``derived``:
+        the passphrase's key being derived on a thread (:class:`keyslots.Derivation`)."""
         entry = None if cache is None else cache.entry(backend.location)
         names = None if entry is None else [info.name for info in backend.list("keys/")]
         fixed = None if entry is None or names is None else index_cache.fixed_objects(entry, names)
@@ -223,7 +225,7 @@ class Repository:
             if names is None:
                 names = [info.name for info in backend.list("keys/")]
             slots = [(name, backend.get(name)) for name in names]
-        secret = _open_any_slot(slots, repo_id, password, raw_key, wrapper)
+        secret = _open_any_slot(slots, repo_id, password, raw_key, wrapper, derived)
         keys = RepositoryKeys(secret)
         try:
             cfg = config_mod.decode(header, keys.sealer())
@@ -980,6 +982,7 @@ def _open_any_slot(
     password: str | None,
     raw_key: bytes | None,
     wrapper: KeyWrapper | None,
+    derived: keyslots.Derivation | None = None,
 ) -> bytes:
     """The secret from the first slot that opens. A slot that cannot even be tried (bad
     JSON, base64 or KDF parameters) is damaged: when no other slot opens, that is what
@@ -991,7 +994,12 @@ def _open_any_slot(
         try:
             slot = keyslots.KeySlot.from_bytes(data)
             secret = keyslots.open_slot(
-                slot, repo_id, passphrase=password, raw_key=raw_key, wrapper=wrapper
+                slot,
+                repo_id,
+                passphrase=password,
+                raw_key=raw_key,
+                wrapper=wrapper,
+                derived=derived,
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             damaged.append(name)
