@@ -982,7 +982,9 @@ class _ParentTrees:
     (:mod:`.restore_reads`: pack files kept open, one kept buffer), not by ``get_blob``'s
     open, read and close of a pack file for each (13,400 trees in a rerun of the full
     set: 24 -> 14 us a tree read); on the walk's thread only. Damage raises
-    IntegrityError as ``get_blob`` does."""
+    IntegrityError as ``get_blob`` does; a read the system refuses is tried again by
+    ``get_blob``, whose error (an EngineError) costs the walk a full read, not the
+    backup."""
 
     def __init__(self, repo: BlobStore) -> None:
         self._runs = restore_reads.RunReader.start(repo)
@@ -994,7 +996,10 @@ class _ParentTrees:
             return self._get_blob(blob_id)
         if self._single is None:
             self._single = self._runs.run(()).get  # the calling thread's buffer and files
-        data = self._single(blob_id)
+        try:
+            data = self._single(blob_id)
+        except OSError:  # read again as get_blob reads, whose error is the store's
+            return self._get_blob(blob_id)
         return data if isinstance(data, bytes) else bytes(data)
 
     def close(self) -> None:

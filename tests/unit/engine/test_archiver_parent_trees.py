@@ -78,3 +78,20 @@ def test_an_unreadable_tree_pack_costs_a_full_read_not_the_backup(tmp_path: Path
     assert again.manifest.summary.files_unchanged == 0
     assert again.manifest.summary.files_new + again.manifest.summary.files_changed == files
     repo.close()
+
+
+def test_a_pack_read_the_system_refuses_is_read_again_by_get_blob(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _source(tmp_path / "src")
+    repo = _repo(tmp_path / "repo")
+    first = archiver.backup_paths(repo, [str(tmp_path / "src")], now=NOW)
+
+    def refused(*args: Any, **kwargs: Any) -> int:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "preadv", refused)
+    again = archiver.backup_paths(repo, [str(tmp_path / "src")], now=NOW, parent=first.rp_id)
+    assert again.manifest.summary.files_unchanged == files  # every tree read by get_blob
+    assert again.manifest.tree == first.manifest.tree
+    repo.close()
