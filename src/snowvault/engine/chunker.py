@@ -11,13 +11,16 @@ repository secret so chunk boundaries do not reveal content across repositories.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import mmap
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, BinaryIO
 
+from pyfastcdc import utils as cdc_utils
 from pyfastcdc.cy import FastCDC
+from pyfastcdc.py import constants as cdc_constants
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,13 @@ class ChunkerParams:
 
 
 _ZEROS = bytes(64 * 1024)
+_U64 = (1 << 64) - 1
+
+
+def _seeded(table: Sequence[int], seed: int) -> list[int]:
+    """A gear table as pyfastcdc's FastCDC seeds it (xor with the seed when above 0)."""
+    seed &= _U64
+    return [g ^ seed for g in table] if seed > 0 else list(table)
 
 
 def all_zero(data: bytes | bytearray | memoryview) -> bool:
@@ -75,21 +85,24 @@ class Known:
 class ParentCuts:
     """Where a changed file's parent version was cut, tried before FastCDC is run.
 
-    FastCDC decides each cut from the bytes since the last cut and the one byte after
-    the cut (``_cut_gear`` hashes the byte at the offset it returns), so where a cut of
-    the new file meets a cut of the parent's, a parent chunk whose bytes and next byte
-    are unchanged ends where FastCDC would end it: the chunker takes it without cutting
-    (and without storing: it is in the repository). ``same(ref, view)`` says whether
-    ``view`` is the parent's chunk ``ref``; a chunk is taken only when it and the chunk
-    after it are the same (the latter for its first byte), and never the parent's last
-    (its end was the end of the file, not a cut). A changed region is cut as usual and
-    taking the parent's chunks resumes at the first cut that meets one of the parent's.
-    A rerun that rereads a grown log or a disk image with a few changed blocks cuts only
-    the chunks around the changes; the chunks are those FastCDC would make (tested).
+    FastCDC decides each cut from the bytes since the last cut and the one byte at the
+    cut (``_cut_gear`` returns the offset whose byte its hash took in last), so where a
+    cut of the new file meets a cut of the parent's, a parent chunk whose bytes are
+    unchanged ends where FastCDC would end it if its hash still matches at the next
+    byte: ``cuts_at(view, length)`` (:meth:`Chunker.cuts_at`) checks that one offset.
+    The chunker then takes the chunk without cutting it (and without storing it: it is
+    in the repository). ``same(ref, view)`` says whether ``view`` is the parent's chunk
+    ``ref``. Never the parent's last chunk (its end was the end of the file, not a
+    cut). A changed region is cut as usual and taking the parent's chunks resumes at
+    the first cut that meets one of the parent's. A rerun that rereads a grown log or a
+    disk image with a few changed blocks cuts only the chunks around the changes; the
+    chunks are those FastCDC would make (tested).
 
         >>> cuts = ParentCuts([("aa", 4), ("bb", 4), ("cc", 2)], lambda ref, v: True)
-        >>> cuts.known(0, memoryview(bytes(10))), cuts.known(4, memoryview(bytes(5)))
-        (Known(ref='aa', length=4), None)
+        >>> cuts.known(0, memoryview(bytes(10)), lambda v, n: True)
+        Known(ref='aa', length=4)
+        >>> cuts.known(0, memoryview(bytes(10)), lambda v, n: False) is None
+        True
     """
 
     def __init__(
@@ -104,36 +117,22 @@ class ParentCuts:
         for i, (_, length) in enumerate(parts[:-1]):
             self._starts[offset] = i
             offset += length
-        self._checked = (-1, False)  # the last part compared (the next part's check)
-
-    def wanted(self, offset: int) -> int:
-        """Bytes from ``offset`` :meth:`known` compares (0: no parent chunk starts there)."""
-        i = self._starts.get(offset)
-        return 0 if i is None else self._parts[i][1] + self._parts[i + 1][1]
 
     def starts(self, offset: int) -> bool:
         return offset in self._starts
 
-    def known(self, offset: int, data: memoryview) -> Known | None:
+    def known(
+        self, offset: int, data: memoryview, cuts_at: Callable[[memoryview, int], bool]
+    ) -> Known | None:
         """The parent's chunk at ``offset`` when ``data`` (the file from ``offset``, as
-        far as it is read) starts with it and with the chunk after it."""
+        far as it is read) starts with it and FastCDC would cut it there."""
         i = self._starts.get(offset)
         if i is None:
             return None
         ref, length = self._parts[i]
-        following = self._parts[i + 1][1]
-        if len(data) < length + following:
+        if length > len(data) or not self._same(ref, data[:length]):
             return None
-        if self._matches(i, data[:length]) and self._matches(i + 1, data[length:][:following]):
-            return Known(ref, length)
-        return None
-
-    def _matches(self, i: int, view: memoryview) -> bool:
-        if self._checked[0] == i:
-            return self._checked[1]
-        same = self._same(self._parts[i][0], view)
-        self._checked = (i, same)
-        return same
+        return Known(ref, length) if cuts_at(data, length) else None
 
 
 class Chunker:
@@ -149,6 +148,37 @@ class Chunker:
             seed=params.seed,
         )
         self._parent: ParentCuts | None = None
+        self._gear = _seeded(cdc_constants.GEAR, params.seed)
+        self._gear_ls = _seeded(cdc_constants.GEAR_LS, params.seed << 1)
+        bits = cdc_utils.logarithm2(params.avg_size)
+        self._masks = (cdc_constants.MASKS[bits + 1], cdc_constants.MASKS[bits - 1])
+
+    def cuts_at(self, data: memoryview, length: int, eof: bool = True) -> bool:
+        """Whether FastCDC, started at ``data[0]`` and finding no cut before ``length``,
+        cuts at ``length``: ``data`` is the rest of the file (``eof``), or at least
+        ``max_size`` bytes of it. pyfastcdc's ``_cut_gear`` one offset at a time: its
+        gear hash at an offset holds only the last 64 bytes (each shifted out after 64
+        steps), so it is computed from those, not from ``min_size`` on. A cut at
+        ``max_size`` takes no hash: FastCDC makes it when nothing matched before it."""
+        p = self.params
+        remaining = len(data) if eof else max(len(data), p.max_size)
+        remaining = min(remaining, p.max_size)
+        if length == p.max_size:
+            return remaining == p.max_size
+        if remaining <= p.min_size:
+            return False
+        center = p.avg_size if remaining >= p.avg_size else remaining
+        start, middle, end = (p.min_size // 2) * 2, (center // 2) * 2, (remaining // 2) * 2
+        if not start <= length < end or length >= len(data):
+            return False
+        gear = self._gear
+        h = 0
+        for byte in data[max(start, (length - 66) & ~1) : length + 1]:
+            h = ((h << 1) + gear[byte]) & _U64
+        mask = self._masks[0] if length < middle else self._masks[1]
+        if length % 2 == 0:  # the even step's hash and mask, both shifted left once
+            return ((h << 1) & _U64) & ((mask << 1) & _U64) == 0
+        return h & mask == 0
 
     def with_parent(self, parent: ParentCuts) -> Chunker:
         """This chunker for one changed file whose :meth:`views_of_file` takes the
@@ -215,10 +245,7 @@ class Chunker:
         eof = False
         given = False  # views of buf handed out since the last None
         while True:
-            # a parent's chunk and the next may want more than ``ahead``: refilled early
-            # when no view is out (taking known chunks gives none), never waited for
-            wanted = parent.wanted(offset) if parent is not None and not given else 0
-            if not eof and end - start < max(ahead, wanted):
+            if not eof and end - start < ahead:
                 if given:
                     yield None  # the views must be done with: buf is moved and refilled
                     given = False
@@ -233,7 +260,8 @@ class Chunker:
             if start == end:
                 return
             if parent is not None:
-                known = parent.known(offset, buf[start:end])
+                cuts_at = functools.partial(self.cuts_at, eof=eof)
+                known = parent.known(offset, buf[start:end], cuts_at)
                 if known is not None:
                     yield known
                     start += known.length
