@@ -10,6 +10,7 @@ repository secret so chunk boundaries do not reveal content across repositories.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import io
@@ -49,6 +50,17 @@ class ChunkerParams:
             seed=int(doc.get("seed", 0)),
         )
 
+
+HUGE_PAGES = True
+"""Whether a file's read buffer asks for transparent huge pages (``MADV_HUGEPAGE``; used
+where ``/sys/kernel/mm/transparent_hugepage/enabled`` says ``madvise`` or ``always``).
+Every file's buffer is fresh memory the kernel faults in and zeroes as the reads touch
+it; in 2 MiB pages that is 8 faults for 16 MiB, not 4,096. Read and cut alone, the
+media set's large files (1.2 GB): CPU 0.86-1.08 -> 0.65-0.82 s; its backups, alternated
+at load 6-8: initial CPU (medians of 5) 6.89 -> 6.74 s, incremental (of 6) 1.70 -> 1.59
+s, for 2-6 MiB more in the largest process (a touched page is 2 MiB).
+With the kernel's ``defrag`` at ``madvise`` a fault may compact memory for its page
+first; it falls back to small pages when there is none."""
 
 _ZEROS = bytes(64 * 1024)
 _U64 = (1 << 64) - 1
@@ -233,6 +245,9 @@ class Chunker:
         self, path: str | bytes, parent: ParentCuts | None
     ) -> Iterator[memoryview | Known | None]:
         buf = mmap.mmap(-1, 2 * self.params.max_size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        with contextlib.suppress(AttributeError, OSError):  # not on every system
+            if HUGE_PAGES:
+                buf.madvise(mmap.MADV_HUGEPAGE)  # 2 MiB pages: 1/512 the faults
         with open(path, "rb", buffering=0) as fh:
             yield from self._cut_file(fh, memoryview(buf), parent)
 
