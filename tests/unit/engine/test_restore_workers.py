@@ -117,13 +117,17 @@ def _first_blob(repo: Repository, rp_id: str, rel: bytes) -> bytes:
     return bytes.fromhex(blob)
 
 
-def test_workers_only_when_asked_and_only_from_a_local_repository(
+def test_workers_by_size_or_when_asked_and_only_from_a_local_repository(
     backed_up: tuple[Repository, str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo, _, _ = backed_up
     monkeypatch.delenv("SNOWVAULT_ENGINE_RESTORERS", raising=False)
     monkeypatch.setattr(restore_workers, "_cores", lambda: 2)
-    assert restore_workers.wanted(repo, 10**6) == 0  # not by default (DEFAULT_FILES)
+    assert restore_workers.DEFAULT_FILES is not None
+    assert restore_workers.wanted(repo, restore_workers.DEFAULT_FILES) == 2  # by default
+    assert restore_workers.wanted(repo, restore_workers.DEFAULT_FILES - 1) == 0
+    monkeypatch.setattr(restore_workers, "DEFAULT_FILES", None)
+    assert restore_workers.wanted(repo, 10**6) == 0
     monkeypatch.setattr(restore_workers, "DEFAULT_FILES", 1000)
     assert restore_workers.wanted(repo, 999) == 0
     assert restore_workers.wanted(repo, 1000) == 2
