@@ -525,7 +525,9 @@ class Bench:
             row.seconds = run.seconds
             row.cpu_seconds = run.cpu_seconds
             row.peak_rss_mib = run.max_rss_kib / 1024
-            row.group_rss_mib = run.group_rss_kib / 1024 if run.group_rss_kib else None
+            # a phase over before the sampler's first look (a 0.2 s no-change backup of
+            # one process) has no sampled sum: its largest process's own peak stands in
+            row.group_rss_mib = run.group_rss_kib / 1024 if run.group_rss_kib else row.peak_rss_mib
             row.error = run.error
         self.results.append(row)
         state = row.error or f"{row.seconds:.1f}s, {row.mib_per_s:.1f} MiB/s"
