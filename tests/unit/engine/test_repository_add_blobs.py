@@ -7,7 +7,6 @@ and the same index segments; with real nonces every blob reads back.
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from snowvault.engine import check, errors, pack_spool, small_files
+from snowvault.engine import small_files
 from snowvault.engine.backends.base import Backend
 from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.backends.memory import MemoryBackend
@@ -152,30 +151,4 @@ def test_small_files_store_a_batch_in_runs_with_its_errors_and_holes_in_place() 
     assert len(calls) > 1 and max(calls) < small_files.STORE_BYTES + 40_000
 
 
-def test_a_batch_on_a_full_disk_fails_as_a_backend_error_and_publishes_nothing_short(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    backend = LocalBackend(tmp_path / "repo")
-    repo = Repository.init(backend, password="pw", kdf=KDF, pack_size=1024 * 1024)
-    first = repo.add_blobs("data", [random.Random(i).randbytes(3_000) for i in range(10)])
-    repo.flush()  # a pack before the disk fills
-    real_write = os.write
-
-    def write(fd: int, data: bytes | memoryview) -> int:
-        if full and fd > 2:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(fd, data)
-
-    full = True
-    monkeypatch.setattr(pack_spool.os, "write", write)
-    batch = [random.Random(100 + i).randbytes(3_000) for i in range(200)]  # one run: 600 KB
-    with pytest.raises(errors.BackendError, match="No space left"):  # not a BufferError
-        repo.add_blobs("data", batch)
-    full = False  # the disk has room again before the close publishes
-    with pytest.raises(errors.BackendError, match="earlier write failed"):
-        repo.close()
-    reopened = Repository.open(LocalBackend(tmp_path / "repo"), password="pw")
-    assert check.check(reopened, read_data=True).problems == []
-    assert [reopened.get_blob(b) for b in first] == [
-        random.Random(i).randbytes(3_000) for i in range(10)
-    ]
+# a batch on a full disk: test_pack_spool_full_disk.py, beside blob-by-blob adds
