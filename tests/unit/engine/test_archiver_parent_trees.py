@@ -14,6 +14,7 @@ from snowvault.engine import archiver
 from snowvault.engine.backends.local import LocalBackend
 from snowvault.engine.crypto import KdfParams
 from snowvault.engine.repository import Repository
+from snowvault.engine.snapshots import BackupResult
 
 from .test_archiver_roundtrip import NOW
 
@@ -30,16 +31,19 @@ def _source(root: Path) -> int:
     return files
 
 
-def _repo(path: Path) -> Repository:
-    return Repository.init(LocalBackend(str(path)), password="pw", kdf=KdfParams.for_tests())
+def _backed_up(tmp_path: Path) -> tuple[int, Repository, BackupResult]:
+    """(files in the source, its repository, the first backup)."""
+    files = _source(tmp_path / "src")
+    repo = Repository.init(
+        LocalBackend(str(tmp_path / "repo")), password="pw", kdf=KdfParams.for_tests()
+    )
+    return files, repo, archiver.backup_paths(repo, [str(tmp_path / "src")], now=NOW)
 
 
 def test_a_rerun_reads_no_pack_through_get_and_keeps_every_tree(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = _source(tmp_path / "src")
-    repo = _repo(tmp_path / "repo")
-    first = archiver.backup_paths(repo, [str(tmp_path / "src")], now=NOW)
+    files, repo, first = _backed_up(tmp_path)
     gets: list[str] = []
     real_get = LocalBackend.get
 
@@ -66,9 +70,7 @@ def test_a_rerun_reads_no_pack_through_get_and_keeps_every_tree(
 
 
 def test_an_unreadable_tree_pack_costs_a_full_read_not_the_backup(tmp_path: Path) -> None:
-    files = _source(tmp_path / "src")
-    repo = _repo(tmp_path / "repo")
-    first = archiver.backup_paths(repo, [str(tmp_path / "src")], now=NOW)
+    files, repo, first = _backed_up(tmp_path)
     repo.close()
     for pack in (tmp_path / "repo" / "data").rglob("*"):
         if pack.is_file():
@@ -83,9 +85,7 @@ def test_an_unreadable_tree_pack_costs_a_full_read_not_the_backup(tmp_path: Path
 def test_a_pack_read_the_system_refuses_is_read_again_by_get_blob(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = _source(tmp_path / "src")
-    repo = _repo(tmp_path / "repo")
-    first = archiver.backup_paths(repo, [str(tmp_path / "src")], now=NOW)
+    files, repo, first = _backed_up(tmp_path)
 
     def refused(*args: Any, **kwargs: Any) -> int:
         raise OSError(5, "Input/output error")
