@@ -43,11 +43,18 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return d
 
 
-SAMPLE = 16 * 1024
-"""Bytes of a large blob trial-compressed at its start, middle and end: only when none
-of the three shrinks is the blob stored raw without spending zstd's time on all of it
-(random or already compressed data). A chunk can straddle compressible and random
-regions, so one sample is not enough."""
+SAMPLE = 4 * 1024
+STRIDE = 64 * 1024
+"""A large blob (``TRIAL_FROM`` bytes or more) is trial-compressed in ``SAMPLE`` bytes at
+the start of every ``STRIDE`` and at its end; only when none of them shrinks is it stored
+raw, without spending zstd's time on all of it (random or already compressed data). So
+any compressible run of ``STRIDE + SAMPLE`` bytes or more is found wherever it lies. Three
+samples (start, middle, end) were not enough: a 5 MB chunk of a disk image, zeros and text
+between random runs at those three places, was stored raw (4.8 MB more than compressed),
+which made the media set's repository size swing by 0.8% with each repository's chunker
+seed. The samples cost ~0.4 ms of each 8 MiB of random data, whole-blob zstd ~2.3 ms
+(level 1, measured)."""
+TRIAL_FROM = 2 * STRIDE
 
 
 def pack(data: bytes | memoryview, level: int = DEFAULT_LEVEL) -> bytes:
@@ -68,12 +75,13 @@ def encode(data: bytes | memoryview, level: int = DEFAULT_LEVEL) -> tuple[int, b
 
 def _worth_trying(data: bytes | memoryview) -> bool:
     n = len(data)
-    if n < 8 * SAMPLE:
+    if n < TRIAL_FROM:
         return True
     view = memoryview(data)
     fast = _compressor(1)
-    for start in (0, n // 2, n - SAMPLE):
-        if len(fast.compress(view[start : start + SAMPLE])) < SAMPLE * 0.97:
+    shrunk = SAMPLE * 0.97
+    for start in (*range(0, n - SAMPLE, STRIDE), n - SAMPLE):
+        if len(fast.compress(view[start : start + SAMPLE])) < shrunk:
             return True
     return False
 
