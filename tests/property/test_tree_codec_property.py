@@ -243,3 +243,29 @@ def test_damaged_nodes_decode_or_fail_as_the_reference_does(
     blob = json.dumps({"nodes": [doc], "version": 1}).encode()
     assert _outcome(tree.decode_tree, blob) == _outcome(ref_decode_tree, blob)
     assert _outcome(tree.node_from_dict, doc) == _outcome(ref_node_from_dict, doc)
+
+
+# orjson writes a tree without ``extra``; the standard library's encoder is the reference
+# (tree.reference_dumps). Any int or str a node can hold, out-of-range and unencodable ones
+# included, gives the reference's bytes or the reference's error.
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=6)
+wide_ints = st.integers(-(2**66), 2**66) | st.sampled_from([2**63 - 1, -(2**63), 2**64 - 1, 2**64])
+plain_values = st.recursive(
+    wide_ints | any_text, lambda inner: st.lists(inner, max_size=3), max_leaves=6
+)
+
+
+@settings(max_examples=400, derandomize=True)
+@given(
+    st.lists(st.dictionaries(any_text.filter(lambda k: k != "extra"), plain_values, max_size=4)),
+    st.booleans(),
+)
+@example([{"name": 'a\x00\x1f\x7f\u2028\ud800"\\', "size": 2**64}], False)
+@example([{"mtime_ns": -(2**63) - 1, "name": "\U0010ffff\ufeff"}], True)
+def test_the_fast_encoder_writes_the_reference_bytes(
+    docs: list[dict[str, Any]], sort_keys: bool
+) -> None:
+    reference = {"nodes": docs, "version": tree.TREE_VERSION}
+    assert _outcome(tree._dumps, docs, sort_keys) == _outcome(
+        tree.reference_dumps, reference, sort_keys
+    )
