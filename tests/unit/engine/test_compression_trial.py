@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+import zstandard
 
 from snowvault.engine import compression
 
@@ -52,3 +53,14 @@ def test_a_compressible_run_of_stride_plus_sample_is_found_wherever_it_lies(seed
 def test_small_blobs_are_always_tried() -> None:
     data = bytes(compression.TRIAL_FROM - 1)
     assert compression.encode(data)[0] == compression.ZSTD
+
+
+@pytest.mark.parametrize("level", [1, 3])
+def test_a_zstd_blob_names_its_content_size_at_tuned_and_plain_levels(level: int) -> None:
+    """The format wants the content size in the frame header; level 1 is built from
+    explicit parameters (compression.TUNED), which must keep writing it."""
+    data = b"a record of a log line, seven fields, " * 4000
+    packed = compression.pack(data, level)
+    assert packed[0] == compression.ZSTD
+    assert zstandard.frame_content_size(packed[1:]) == len(data)
+    assert compression.unpack(packed) == data
