@@ -145,6 +145,22 @@ class BlobStore(Protocol):
 Xattrs = tuple[tuple[bytes, bytes], ...]
 
 
+def _lstat_at(name: bytes, dir_fd: int) -> os.stat_result | OSError:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError as exc:
+        return exc
+
+
+def _stat_of(
+    stat_entry: Callable[[os.DirEntry[bytes]], os.stat_result], entry: os.DirEntry[bytes]
+) -> os.stat_result | OSError:
+    try:
+        return stat_entry(entry)
+    except OSError as exc:
+        return exc
+
+
 class FileSystem:
     """The archiver's only access to the source; subclass in tests to inject faults."""
 
@@ -154,6 +170,21 @@ class FileSystem:
 
     def lstat(self, path: bytes) -> os.stat_result:
         return os.lstat(path)
+
+    def listing(self, path: bytes) -> list[tuple[bytes, os.stat_result | OSError]]:
+        """A directory's entries: each name with its lstat, or the error the stat gave
+        (the listing's own error is raised). Here the directory is opened once and each
+        entry is stat'ed by its name in it (``fstatat``: one name looked up, not the
+        whole path again); a subclass that overrides :meth:`scandir` or
+        :meth:`entry_stat` gets them called, so faults injected there still happen."""
+        cls = type(self)
+        if cls.scandir is not FileSystem.scandir or cls.entry_stat is not FileSystem.entry_stat:
+            return [(entry.name, _stat_of(self.entry_stat, entry)) for entry in self.scandir(path)]
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return [(name, _lstat_at(name, fd)) for name in os.listdir(path)]
+        finally:
+            os.close(fd)
 
     def entry_stat(self, entry: os.DirEntry[bytes]) -> os.stat_result:
         return entry.stat(follow_symlinks=False)
@@ -444,7 +475,7 @@ class _Archiver:
     def walk_dir(self, path: bytes, rel: bytes, dev: int, parent_tree: str | None) -> _PendingDir:
         prev_nodes = self.load_parent(parent_tree)
         try:
-            entries = self.fs.scandir(path)
+            entries = self.fs.listing(path)
         except OSError as exc:
             self.error(path, exc)
             entries = []
@@ -452,7 +483,7 @@ class _Archiver:
         prev = prev_nodes or {}
         pnodes: list[_PendingNode] = []
         self.listed += len(entries)
-        entry_stat = self.fs.entry_stat
+        prefix = path if path.endswith(b"/") else path + b"/"  # as os.scandir joins
         # A rerun's usual entry, a file exactly as in the parent, is taken here without
         # the general path's calls (entry, _as_before, one progress report per file):
         # counted, and reported once for the directory (measured: the walk of a
@@ -461,13 +492,10 @@ class _Archiver:
         same_bytes = 0
         last = b""
         quick = bool(prev) and not self.excludes
-        subdirs: list[tuple[os.DirEntry[bytes], os.stat_result, Raw | None]] = []
-        for entry in entries:
-            name = entry.name
-            try:
-                st = entry_stat(entry)
-            except OSError as exc:
-                self.error(entry.path, exc)
+        subdirs: list[tuple[bytes, os.stat_result, Raw | None]] = []
+        for name, st in entries:
+            if isinstance(st, OSError):
+                self.error(prefix + name, st)
                 continue
             raw = prev.get(name)
             if quick and raw is not None and self._same_file(raw, st):
@@ -477,10 +505,10 @@ class _Archiver:
                 last = name
                 continue
             if stat.S_ISDIR(st.st_mode):
-                subdirs.append((entry, st, raw))  # after the files: see the docstring
+                subdirs.append((name, st, raw))  # after the files: see the docstring
                 continue
             child_rel = rel + b"/" + name if rel else name
-            pn = self.entry(entry.path, name, child_rel, st, dev, raw)
+            pn = self.entry(prefix + name, name, child_rel, st, dev, raw)
             if pn is not None:
                 pnodes.append(pn)
         if same:
@@ -489,9 +517,9 @@ class _Archiver:
             c.total_size += same_bytes
             current = rel + b"/" + last if rel else last
             self.meter.advance(files=same, nbytes=same_bytes, current=current)
-        for entry, st, raw in subdirs:
-            child_rel = rel + b"/" + entry.name if rel else entry.name
-            pn = self.entry(entry.path, entry.name, child_rel, st, dev, raw)
+        for name, st, raw in subdirs:
+            child_rel = rel + b"/" + name if rel else name
+            pn = self.entry(prefix + name, name, child_rel, st, dev, raw)
             if pn is not None:
                 pnodes.append(pn)
         if self._reader is not None:
