@@ -409,7 +409,8 @@ class _Archiver:
             # hand-off (a future, a queue put waking a blob thread, the GIL passed back
             # and forth) cost more than the store. Full set's initial backup: 79,000 ->
             # 29,000 context switches, CPU 8.70 -> 8.33 s (medians of four, alternated)
-            pd.tree_id = self.repo.add_blob("tree", encode_pending(pd.nodes)).hex()
+            tree = encode_pending(pd.nodes, pd.parent_count > 0)  # else none is the parent's
+            pd.tree_id = self.repo.add_blob("tree", tree).hex()
         pd.nodes = []
 
     def drain(self) -> None:
@@ -684,23 +685,28 @@ class _Archiver:
         else:
             found = self.fs.xattrs(path) if xattrs else ()
             target = self.fs.readlink(path) if kind == "symlink" else None
+        uid, gid = st.st_uid, st.st_gid
+        owner = self._owners.get((uid, gid))
+        if owner is None:
+            owner = self._owners[(uid, gid)] = (self.user(uid), self.group(gid))
+        # by position, in Node's order (keywords cost measurably: once per entry)
         return Node(
-            name=name,
-            type=kind,
-            mode=stat.S_IMODE(st.st_mode),
-            uid=st.st_uid,
-            gid=st.st_gid,
-            user=self.user(st.st_uid),
-            group=self.group(st.st_gid),
-            mtime_ns=st.st_mtime_ns,
-            ctime_ns=st.st_ctime_ns,
-            inode=st.st_ino,
-            device=st.st_dev,
-            size=st.st_size if kind == "file" else 0,
-            nlink=st.st_nlink if kind != "dir" else 1,
-            target=target,
-            rdev=st.st_rdev if kind in ("chardev", "blockdev") else 0,
-            xattrs=found,
+            name,
+            kind,
+            st.st_mode & 0o7777,  # stat.S_IMODE
+            uid,
+            gid,
+            owner[0],
+            owner[1],
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            st.st_ino,
+            st.st_dev,
+            st.st_size if kind == "file" else 0,
+            st.st_nlink if kind != "dir" else 1,
+            target,
+            st.st_rdev if kind in ("chardev", "blockdev") else 0,
+            found,
         )
 
     def user(self, uid: int) -> str | None:
@@ -739,8 +745,8 @@ class _Archiver:
             self.meter.advance(files=1, nbytes=st.st_size, current=rel)
             node.size = prev.size
             return _PendingNode(node, list(prev.content))
-        self.to_read += self._read_cost(st, prev)
-        if self.subtrees is not None:
+        if self.subtrees is not None:  # to_read counts only for launching them
+            self.to_read += self._read_cost(st, prev)
             self.subtrees.ready(self.to_read, self._entries())  # starts before the read
         key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
         parts = self._links.get(key) if key is not None else None
@@ -813,7 +819,7 @@ class _Archiver:
             size = node.size = outcome[1]
             if len(outcome) == 3:
                 node.xattrs = outcome[2]
-            pn.parts = [(None if blob_id is None else blob_id.hex(), size)]
+            node.content = ((None if blob_id is None else blob_id.hex(), size),)
             files += 1
             nbytes += size
             new += small[3]
@@ -1071,7 +1077,7 @@ def _canonical_file(raw: Raw) -> bool:
     return True
 
 
-def encode_pending(pnodes: list[_PendingNode]) -> bytes:
+def encode_pending(pnodes: list[_PendingNode], from_parent: bool = True) -> bytes:
     """A changed directory's tree blob: the bytes ``encode_tree`` gives for its resolved
     nodes. An unchanged file whose parent node is canonical (:func:`_canonical_file`)
     is written as the parent's JSON object itself, without decoding it into a node and
@@ -1079,8 +1085,9 @@ def encode_pending(pnodes: list[_PendingNode]) -> bytes:
     such files; the round trip was ~40% of the walk's CPU). The rest as in
     ``tree.encode_tree``, by ``tree.encode_dicts``: sorted by raw name, unique.
     A directory with no such file (every directory of an initial backup) is encoded by
-    ``encode_tree`` itself."""
-    if not any(pn.node is None and pn.child is None for pn in pnodes):
+    ``encode_tree`` itself; ``from_parent=False`` says it has none without looking (a
+    directory whose parent version had no entries)."""
+    if not from_parent or not any(pn.node is None and pn.child is None for pn in pnodes):
         return encode_tree([_resolve(pn) for pn in pnodes if not pn.dropped])
     docs: list[tuple[bytes, dict[str, Any]]] = []
     for pn in pnodes:
