@@ -51,7 +51,12 @@ class PackSpool:
         self._fd = fd
         self._tmp = tmp
         self._hash = hashlib.sha256()
-        self._buf = bytearray()  # small blobs gathered up to WRITE_BYTES: fewer syscalls
+        # small blobs gathered up to WRITE_BYTES (fewer syscalls) in one buffer of that
+        # size, made at the first and filled in place: a bytearray grown by += and
+        # dropped at each write was reallocated (copied) as it grew and its pages faulted
+        # in afresh every 256 KiB (glibc gives a freed block above 128 KiB back)
+        self._buf: bytearray | None = None
+        self._fill = 0
         self.size = 0
         self._failed: OSError | None = None  # a write failed: the file lacks bytes
 
@@ -69,22 +74,28 @@ class PackSpool:
         self._refuse_if_failed()
         for part in parts:
             self.size += len(part)
-            if len(part) >= WRITE_BYTES:
+            n = len(part)
+            if n >= WRITE_BYTES:
                 self._drain()
                 self._hash.update(part)
                 self._write(part)
-            else:
-                self._buf += part
-                if len(self._buf) >= WRITE_BYTES:
-                    self._drain()
+                continue
+            if self._fill + n > WRITE_BYTES:
+                self._drain()
+            if self._buf is None:
+                self._buf = bytearray(WRITE_BYTES)
+            self._buf[self._fill : self._fill + n] = part  # same length: never resized
+            self._fill += n
 
     def _drain(self) -> None:
         """Hash and write the gathered small blobs (hashed here, not blob by blob:
         hashlib lets go of the GIL for each part over 2 KiB, a hand-over per blob)."""
-        if self._buf:
-            gathered, self._buf = self._buf, bytearray()  # never resized while written
-            self._hash.update(gathered)
-            self._write(gathered)
+        if self._fill:
+            assert self._buf is not None
+            with memoryview(self._buf) as whole, whole[: self._fill] as gathered:
+                self._hash.update(gathered)
+                self._write(gathered)
+            self._fill = 0
 
     def _write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
