@@ -4,7 +4,7 @@ The archiver hands a small file over with :meth:`SmallFiles.add_file` (its path:
 batch's thread opens, reads and stores it, so the walking thread does not wait for
 those system calls and the GIL after each) or, already read, with :meth:`SmallFiles.add`.
 Either returns where the result will be once its batch is stored. A batch is handed to
-one of a few threads of our own when it reaches ``batch_bytes`` or 512 files, or when a
+a thread of our own (``WORKERS``) when it reaches ``batch_bytes`` or 512 files, or when a
 result of the batch still open is asked for (the archiver's walk asks when it builds a
 directory's tree): the batches fill across directories instead of being sent whenever a
 directory is finished, which had cut the benchmark's full set into ~1,600 batches of ~15
@@ -215,15 +215,26 @@ class Batch:
         return results
 
 
+WORKERS = 1
+"""Threads that read and store batches. Two fought the walk's thread and each other for
+the GIL at every system call of every file (open, read, listxattr, close) and took more
+CPU than they overlapped. Full set's initial backup, alternated against two: in one
+process (SNOWVAULT_ENGINE_WALKERS=0) CPU 10.07/10.23/10.90 -> 8.57/8.35/9.17 s and wall
+7.02/7.04/7.75 -> 6.30/6.14/6.86 s; with its walk worker CPU 8.16/8.12/7.80/8.06 ->
+7.88/7.94/7.67/7.87 s; its 100,000 small files alone, their pages dropped before each
+run (read from the disk, the hints per batch at work), wall 3.12/2.85/2.66 ->
+2.56/2.55/2.42 s."""
+
+
 class SmallFiles:
-    """Uploads small files in batches on a few threads of our own: one hand-off per batch
+    """Uploads small files in batches on a thread of our own: one hand-off per batch
     instead of one future per file (the per-file hop dominated small-file backups).
     At most ``max_batches`` batches are in flight, so memory stays bounded."""
 
     def __init__(
         self,
         repo: BlobAdder,
-        workers: int = 2,
+        workers: int = WORKERS,
         max_batches: int = 4,
         batch_bytes: int = 4 << 20,
         hint: Callable[[list[bytes]], None] | None = readahead,
