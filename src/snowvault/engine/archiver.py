@@ -219,7 +219,8 @@ class FileSystem:
         if dir_fd is None:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         else:
-            fd = os.open(os.path.basename(path), os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            name = path[path.rfind(b"/") + 1 :]  # os.path.basename, without its calls
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
         try:
             data = os.read(fd, size)
             while len(data) < size and (more := os.read(fd, size - len(data))):
@@ -253,6 +254,8 @@ def _xattrs(where: bytes | int) -> Xattrs:
         if exc.errno in _NO_XATTR:
             return ()
         raise
+    if not names:
+        return ()
     out = []
     for name in names:
         try:

@@ -152,7 +152,10 @@ class _Dirs:
         self.fd: int | None = None
 
     def of(self, path: bytes) -> int | None:
-        parent = os.path.dirname(path)
+        cut = path.rfind(b"/")
+        if cut <= 0:
+            return None  # a name in "/" or a relative one: opened by its path
+        parent = path[:cut]  # os.path.dirname's answer here, without its calls
         if parent != self.path:
             self.close()
             self.path = parent
