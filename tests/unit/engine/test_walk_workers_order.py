@@ -1,0 +1,100 @@
+"""Walk workers take the heaviest queued subtree first (longest processing time first).
+
+:func:`walk_workers.weigh` estimates a subtree's cost from a capped listing and a few
+stats; the pool and the parent both take the heaviest queued task, so the last subtrees
+walked are the light ones and no process walks a heavy one alone at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from snowvault.engine import walk_workers
+
+
+def _files(d: Path, count: int, size: int) -> None:
+    d.mkdir(parents=True)
+    for i in range(count):
+        (d / f"f{i}").write_bytes(b"x" * size)
+
+
+def test_weigh_counts_bytes_entries_and_holes(tmp_path: Path) -> None:
+    _files(tmp_path / "big", 4, 1 << 20)  # 200 entries weigh ~3.2 MB
+    _files(tmp_path / "many", 200, 10)
+    _files(tmp_path / "few", 2, 10)
+    (tmp_path / "deep" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "deep" / "a" / "b" / "f").write_bytes(b"y" * (4 << 20))
+    sparse = tmp_path / "sparse"
+    sparse.mkdir()
+    with open(sparse / "img", "wb") as f:
+        f.truncate(8 << 20)
+    w = {name: walk_workers.weigh(os.fsencode(tmp_path / name)) for name in os.listdir(tmp_path)}
+    assert w["big"] > w["many"] > w["few"] > 0
+    assert w["deep"] > w["many"]  # a file two directories down counts
+    assert w["sparse"] >= (8 << 20) // walk_workers.HOLE_SHARE  # a hole at a quarter
+    assert walk_workers.weigh(os.fsencode(tmp_path / "missing")) == 0
+
+
+def test_weigh_extrapolates_past_its_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for d in range(8):
+        _files(tmp_path / "t" / f"d{d}", 10, 1000)
+    full = walk_workers.weigh(os.fsencode(tmp_path / "t"))
+    monkeypatch.setattr(walk_workers, "WEIGH_ENTRIES", 30)  # the top and 3 of 8 listed
+    capped = walk_workers.weigh(os.fsencode(tmp_path / "t"))
+    assert full * 0.8 <= capped <= full * 1.2
+
+
+class _Conn:
+    def __init__(self, log: list[Any]) -> None:
+        self.log = log
+
+    def send(self, msg: Any) -> None:
+        self.log.append(msg[1])
+
+
+def test_workers_and_the_parent_take_the_heaviest_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes = {"light": 1, "heavy": 64, "middle": 16, "tiny": 0}
+    for name, kib in sizes.items():
+        _files(tmp_path / name, 1, kib << 10)
+    # a pool without processes: only the parts submit, _dispatch and wait use
+    pool: Any = walk_workers.SubtreeWorkers.__new__(walk_workers.SubtreeWorkers)
+    pool._lock = threading.Lock()
+    pool._queue = deque()
+    pool._tasks = []
+    pool._costs = []
+    pool._futures = []
+    pool._results = {}
+    pool._broken = None
+    pool._meter = None
+    pool._progress = [0, 0]
+    pool._current = None
+    pool._errors = []
+    sent: list[int] = []
+    worker = walk_workers._Worker(process=None, conn=_Conn(sent))  # type: ignore[arg-type]
+    worker.busy = 0  # busy: every task queues
+    pool._workers = [worker]
+    walked: list[bytes] = []
+
+    def local(path: bytes, rel: bytes, dev: int, parent: str | None) -> tuple[str, Any, list[Any]]:
+        walked.append(rel)
+        return "00", None, []
+
+    pool._local = local
+    refs = [pool.submit(os.fsencode(tmp_path / n), n.encode(), 0, None) for n in sizes]
+    worker.busy = None
+    with pool._lock:
+        pool._dispatch()  # the worker is free: it takes the heaviest
+    assert sent == [1]  # "heavy"
+    refs[0].result()  # the parent walks the rest, heaviest first, until "light" is done
+    pool._futures[1].set_result("00")
+    assert walked == [b"middle", b"light"]
+    refs[3].result()
+    assert walked == [b"middle", b"light", b"tiny"]
