@@ -422,6 +422,7 @@ class _Worker:
     conn: connection.Connection
     busy: int | None = None  # the task it is walking
     dead: bool = False
+    stopped: bool = False  # told to flush and stop (no task comes after)
     flushed: Future[tuple[list[Any], int]] = field(default_factory=Future)
 
 
@@ -464,6 +465,7 @@ class SubtreeWorkers:
         self._current: str | bytes | None = None
         self._errors: list[str | bytes] = []  # paths, for the meter's count
         self._broken: str | None = None
+        self._closing = False  # no task is submitted any more
         self._workers: list[_Worker] = []
         root, rules = repo.backend.root, list(excludes)
         secret = repo.writer_secret()
@@ -562,9 +564,13 @@ class SubtreeWorkers:
         return task
 
     def _dispatch(self) -> None:
-        """Give each idle worker the heaviest queued subtree (lock held)."""
+        """Give each idle worker the heaviest queued subtree (lock held); once closing
+        with nothing queued, tell each idle worker to stop, so that it flushes its packs
+        while this process or another worker still walks its last subtree."""
         for worker in self._workers:
             if not self._queue:
+                if self._closing:
+                    self._stop_idle()
                 return
             if worker.busy is None and not worker.dead:
                 task = self._heaviest()
@@ -577,6 +583,14 @@ class SubtreeWorkers:
                     self._broken = self._broken or why
                     with contextlib.suppress(InvalidStateError):
                         self._futures[task].set_exception(errors.EngineError(detail=why))
+
+    def _stop_idle(self) -> None:
+        """Send every idle worker not yet told its stop (lock held)."""
+        for worker in self._workers:
+            if worker.busy is None and not worker.dead and not worker.stopped:
+                worker.stopped = True
+                with contextlib.suppress(OSError):  # it died: the pump fails the backup
+                    worker.conn.send(("stop",))
 
     def wait(self, task: int) -> str:
         """A subtree's tree id. Until a worker answers, this process walks queued
@@ -681,11 +695,14 @@ class SubtreeWorkers:
     def close(self) -> Totals:
         """Wait for every subtree, have every worker flush its packs and index segments
         (durable before this returns), add their entries to the parent's index."""
+        with self._lock:
+            self._closing = True
+            self._dispatch()
         for task in range(len(self._futures)):
             self.wait(task)
         with self._lock:
-            for worker in self._workers:
-                worker.conn.send(("stop",))
+            self._stop_idle()
+        self._repo.flush()  # this process's packs, while the workers flush theirs
         totals = Totals()
         for worker in self._workers:
             while True:
