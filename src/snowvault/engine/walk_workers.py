@@ -572,7 +572,7 @@ class SubtreeWorkers:
                 if self._closing:
                     self._stop_idle()
                 return
-            if worker.busy is None and not worker.dead:
+            if worker.busy is None and not worker.dead and not worker.stopped:
                 task = self._heaviest()
                 worker.busy = task
                 try:

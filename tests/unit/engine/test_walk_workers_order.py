@@ -55,7 +55,7 @@ class _Conn:
         self.log = log
 
     def send(self, msg: Any) -> None:
-        self.log.append(msg[1])
+        self.log.append(msg[1] if msg[0] == "walk" else msg[0])
 
 
 def test_workers_and_the_parent_take_the_heaviest_first(
@@ -98,3 +98,32 @@ def test_workers_and_the_parent_take_the_heaviest_first(
     assert walked == [b"middle", b"light"]
     refs[3].result()
     assert walked == [b"middle", b"light", b"tiny"]
+
+
+def test_an_idle_worker_is_stopped_once_nothing_more_will_come(tmp_path: Path) -> None:
+    _files(tmp_path / "a", 1, 10)
+    pool: Any = walk_workers.SubtreeWorkers.__new__(walk_workers.SubtreeWorkers)
+    pool._lock = threading.Lock()
+    pool._queue = deque([0, 1])
+    pool._tasks = [(os.fsencode(tmp_path / "a"), b"a", 0, None)] * 2
+    pool._costs = [1, 2]
+    pool._closing = False
+    logs: list[list[Any]] = [[], []]
+    workers = [walk_workers._Worker(process=None, conn=_Conn(log)) for log in logs]  # type: ignore[arg-type]
+    pool._workers = workers
+    with pool._lock:
+        pool._dispatch()
+    assert logs == [[1], [0]]  # heaviest first; not closing: nobody is stopped
+    workers[0].busy = None
+    with pool._lock:
+        pool._dispatch()
+    assert logs == [[1], [0]]
+    pool._closing = True
+    with pool._lock:
+        pool._dispatch()  # the walk is done and nothing is queued: the idle one flushes
+    assert logs == [[1, "stop"], [0]]
+    workers[1].busy = None
+    with pool._lock:
+        pool._dispatch()
+        pool._stop_idle()  # told once only
+    assert logs == [[1, "stop"], [0, "stop"]]
