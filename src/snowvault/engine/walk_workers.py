@@ -539,7 +539,9 @@ class SubtreeWorkers:
     # ------------------------------------------------------------ tasks
     def submit(self, path: bytes, rel: bytes, dev: int, parent_tree: str | None) -> SubtreeRef:
         future: Future[str] = Future()
-        cost = weigh(path)
+        # a rerun's subtree costs its changed files, which a listing does not see: all
+        # weigh the same (0), taken in the walk's order, as before weighing
+        cost = weigh(path) if parent_tree is None else 0
         with self._lock:
             if self._broken is not None:
                 raise errors.EngineError(detail=self._broken)
@@ -552,14 +554,18 @@ class SubtreeWorkers:
         self.relay()
         return SubtreeRef(task, self)
 
-    def _heaviest(self) -> int:
-        """The queued task :func:`weigh` found heaviest (the first of equals), taken off
-        the queue (lock held, queue not empty). Longest first: the last subtrees walked
-        are the lightest, so no process walks one alone at the end (the media set's
-        512 MiB sparse image and 170 MiB of logs were queued last, and one process
-        walked each while the other had finished)."""
+    def _heaviest(self, waiting: int | None = None) -> int:
+        """The queued task :func:`weigh` found heaviest, taken off the queue (lock held,
+        queue not empty). Longest first: the last subtrees walked are the lightest, so
+        no process walks one alone at the end (the media set's 512 MiB sparse image and
+        170 MiB of logs were queued last, and one process walked each while the other
+        had finished). Of equals a worker takes the oldest; this process (``waiting``
+        for that task) takes that one, else the newest."""
         costs = self._costs
-        task = max(self._queue, key=lambda t: (costs[t], -t))
+        if waiting is None:
+            task = max(self._queue, key=lambda t: (costs[t], -t))
+        else:
+            task = max(self._queue, key=lambda t: (costs[t], t == waiting, t))
         self._queue.remove(task)
         return task
 
@@ -594,15 +600,15 @@ class SubtreeWorkers:
 
     def wait(self, task: int) -> str:
         """A subtree's tree id. Until a worker answers, this process walks queued
-        subtrees itself, the heaviest first as the workers take them (``task`` among
-        them if no worker took it yet)."""
+        subtrees itself, the heaviest first as the workers take them (of equals
+        ``task`` if no worker took it yet, else the newest)."""
         future = self._futures[task]
         while not future.done():
             with self._lock:
                 if self._local is None or not self._queue or not TAKE_BACK:
                     mine = None
                 else:
-                    mine = self._heaviest()
+                    mine = self._heaviest(task)
             if mine is None:
                 with contextlib.suppress(TimeoutError):
                     future.result(timeout=RELAY_SECONDS)

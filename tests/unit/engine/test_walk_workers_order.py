@@ -127,3 +127,42 @@ def test_an_idle_worker_is_stopped_once_nothing_more_will_come(tmp_path: Path) -
         pool._dispatch()
         pool._stop_idle()  # told once only
     assert logs == [[1, "stop"], [0, "stop"]]
+
+
+def test_a_reruns_subtrees_are_not_weighed_and_keep_the_walks_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, kib in {"a": 0, "b": 64, "c": 1, "d": 16}.items():
+        _files(tmp_path / name, 1, kib << 10)
+    weighed: list[bytes] = []
+    monkeypatch.setattr(walk_workers, "weigh", lambda path: weighed.append(path) or 1)
+    pool: Any = walk_workers.SubtreeWorkers.__new__(walk_workers.SubtreeWorkers)
+    pool._lock = threading.Lock()
+    pool._queue = deque()
+    pool._tasks, pool._costs, pool._futures, pool._results = [], [], [], {}
+    pool._broken, pool._meter, pool._progress = None, None, [0, 0]
+    pool._current, pool._errors, pool._closing = None, [], False
+    sent: list[Any] = []
+    worker = walk_workers._Worker(process=None, conn=_Conn(sent))  # type: ignore[arg-type]
+    worker.busy = 99
+    pool._workers = [worker]
+    walked: list[bytes] = []
+
+    def local(path: bytes, rel: bytes, dev: int, parent: str | None) -> tuple[str, Any, list[Any]]:
+        walked.append(rel)
+        return "00", None, []
+
+    pool._local = local
+    refs = [pool.submit(os.fsencode(tmp_path / n), n.encode(), 0, "ab" * 32) for n in "abcd"]
+    assert weighed == []
+    worker.busy = None
+    with pool._lock:
+        pool._dispatch()
+    assert sent == [0]  # the oldest
+    pool._futures[0].set_result("00")
+    refs[1].result()  # its own first (queued), then the newest
+    assert walked == [b"b"]
+    refs[2].result()
+    assert walked == [b"b", b"c"]
+    refs[3].result()
+    assert walked == [b"b", b"c", b"d"]
