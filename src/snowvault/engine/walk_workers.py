@@ -7,7 +7,9 @@ source; each directory of a *frontier* (found by :func:`split_points`) is handed
 one of a few worker processes, which walks it with the same :class:`_Archiver` code,
 stores its files and trees into packs of its own, and answers only the subtree's tree
 id, its counters and its errors. While the parent waits for an answer it walks queued
-subtrees itself, so one worker and the parent keep two cores busy.
+subtrees itself, so one worker and the parent keep two cores busy. An initial backup's
+subtrees are taken heaviest first (:func:`weigh`: a capped listing), so the last ones
+walked are light and neither process walks a heavy one alone at the end.
 
     pool = SubtreeWorkers.start(repo, walkers=1, excludes=[], one_file_system=False)
     ref = pool.submit(path, rel, dev, parent_tree)    # ref.result(): the tree id
