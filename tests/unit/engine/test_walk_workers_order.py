@@ -70,6 +70,7 @@ def test_workers_and_the_parent_take_the_heaviest_first(
     pool._queue = deque()
     pool._tasks = []
     pool._costs = []
+    pool._groups, pool._claims = [], {}
     pool._futures = []
     pool._results = {}
     pool._broken = None
@@ -107,6 +108,7 @@ def test_an_idle_worker_is_stopped_once_nothing_more_will_come(tmp_path: Path) -
     pool._queue = deque([0, 1])
     pool._tasks = [(os.fsencode(tmp_path / "a"), b"a", 0, None)] * 2
     pool._costs = [1, 2]
+    pool._groups, pool._claims = [b"t", b"t"], {}
     pool._closing = False
     logs: list[list[Any]] = [[], []]
     workers = [walk_workers._Worker(process=None, conn=_Conn(log)) for log in logs]  # type: ignore[arg-type]
@@ -140,6 +142,7 @@ def test_a_reruns_subtrees_are_not_weighed_and_keep_the_walks_order(
     pool._lock = threading.Lock()
     pool._queue = deque()
     pool._tasks, pool._costs, pool._futures, pool._results = [], [], [], {}
+    pool._groups, pool._claims = [], {}
     pool._broken, pool._meter, pool._progress = None, None, [0, 0]
     pool._current, pool._errors, pool._closing = None, [], False
     sent: list[Any] = []
@@ -166,3 +169,39 @@ def test_a_reruns_subtrees_are_not_weighed_and_keep_the_walks_order(
     assert walked == [b"b", b"c"]
     refs[3].result()
     assert walked == [b"b", b"c", b"d"]
+
+
+def test_a_process_keeps_to_siblings_no_other_process_walks(tmp_path: Path) -> None:
+    # g1/a is the heaviest, g1/b next, g2/c lighter but within AFFINITY of b
+    for rel, kib in {"g1/a": 640, "g1/b": 600, "g2/c": 400}.items():
+        _files(tmp_path / rel, 1, kib << 10)
+    pool: Any = walk_workers.SubtreeWorkers.__new__(walk_workers.SubtreeWorkers)
+    pool._lock = threading.Lock()
+    pool._queue = deque()
+    pool._tasks, pool._costs, pool._futures, pool._results = [], [], [], {}
+    pool._groups, pool._claims = [], {}
+    pool._broken, pool._meter, pool._progress = None, None, [0, 0]
+    pool._current, pool._errors, pool._closing = None, [], False
+    sent: list[Any] = []
+    worker = walk_workers._Worker(process=None, conn=_Conn(sent))  # type: ignore[arg-type]
+    worker.busy = 99
+    pool._workers = [worker]
+    walked: list[bytes] = []
+
+    def local(path: bytes, rel: bytes, dev: int, parent: str | None) -> tuple[str, Any, list[Any]]:
+        walked.append(rel)
+        return "00", None, []
+
+    pool._local = local
+    for rel in ("g1/a", "g1/b", "g2/c"):
+        pool.submit(os.fsencode(tmp_path / rel), rel.encode(), 0, None)
+    worker.busy = None
+    with pool._lock:
+        pool._dispatch()
+    assert sent == [0]
+    pool._futures[0].set_result("00")
+    # this process waits for b, yet first walks c (b is a sibling of what the worker
+    # walks; c of no group another process walks), then b (none left elsewhere)
+    pool.wait(1)
+    assert walked == [b"g2/c", b"g1/b"]
+    assert sent == [0]
