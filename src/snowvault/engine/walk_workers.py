@@ -9,7 +9,9 @@ stores its files and trees into packs of its own, and answers only the subtree's
 id, its counters and its errors. While the parent waits for an answer it walks queued
 subtrees itself, so one worker and the parent keep two cores busy. An initial backup's
 subtrees are taken heaviest first (:func:`weigh`: a capped listing), so the last ones
-walked are light and neither process walks a heavy one alone at the end.
+walked are light and neither process walks a heavy one alone at the end, each process
+keeping to siblings of what it walked last (they share blobs, which two writers would
+each store).
 
     pool = SubtreeWorkers.start(repo, walkers=1, excludes=[], one_file_system=False)
     ref = pool.submit(path, rel, dev, parent_tree)    # ref.result(): the tree id
