@@ -58,29 +58,20 @@ class _Conn:
         self.log.append(msg[1] if msg[0] == "walk" else msg[0])
 
 
-def test_workers_and_the_parent_take_the_heaviest_first(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sizes = {"light": 1, "heavy": 64, "middle": 16, "tiny": 0}
-    for name, kib in sizes.items():
-        _files(tmp_path / name, 1, kib << 10)
-    # a pool without processes: only the parts submit, _dispatch and wait use
+def _pool(busy: int) -> tuple[Any, list[Any], list[bytes]]:
+    """A pool without processes (only the parts submit, _dispatch and wait use): one
+    worker, ``busy`` with a task (so every task queues), and this process's walk, which
+    logs the subtrees it walks. (pool, what the worker was sent, what this process walked)."""
     pool: Any = walk_workers.SubtreeWorkers.__new__(walk_workers.SubtreeWorkers)
     pool._lock = threading.Lock()
     pool._queue = deque()
-    pool._tasks = []
-    pool._costs = []
+    pool._tasks, pool._costs, pool._futures, pool._results = [], [], [], {}
     pool._groups, pool._claims = [], {}
-    pool._futures = []
-    pool._results = {}
-    pool._broken = None
-    pool._meter = None
-    pool._progress = [0, 0]
-    pool._current = None
-    pool._errors = []
-    sent: list[int] = []
+    pool._broken, pool._meter, pool._progress = None, None, [0, 0]
+    pool._current, pool._errors, pool._closing = None, [], False
+    sent: list[Any] = []
     worker = walk_workers._Worker(process=None, conn=_Conn(sent))  # type: ignore[arg-type]
-    worker.busy = 0  # busy: every task queues
+    worker.busy = busy
     pool._workers = [worker]
     walked: list[bytes] = []
 
@@ -89,6 +80,17 @@ def test_workers_and_the_parent_take_the_heaviest_first(
         return "00", None, []
 
     pool._local = local
+    return pool, sent, walked
+
+
+def test_workers_and_the_parent_take_the_heaviest_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes = {"light": 1, "heavy": 64, "middle": 16, "tiny": 0}
+    for name, kib in sizes.items():
+        _files(tmp_path / name, 1, kib << 10)
+    pool, sent, walked = _pool(busy=0)
+    worker = pool._workers[0]
     refs = [pool.submit(os.fsencode(tmp_path / n), n.encode(), 0, None) for n in sizes]
     worker.busy = None
     with pool._lock:
@@ -138,24 +140,8 @@ def test_a_reruns_subtrees_are_not_weighed_and_keep_the_walks_order(
         _files(tmp_path / name, 1, kib << 10)
     weighed: list[bytes] = []
     monkeypatch.setattr(walk_workers, "weigh", lambda path: weighed.append(path) or 1)
-    pool: Any = walk_workers.SubtreeWorkers.__new__(walk_workers.SubtreeWorkers)
-    pool._lock = threading.Lock()
-    pool._queue = deque()
-    pool._tasks, pool._costs, pool._futures, pool._results = [], [], [], {}
-    pool._groups, pool._claims = [], {}
-    pool._broken, pool._meter, pool._progress = None, None, [0, 0]
-    pool._current, pool._errors, pool._closing = None, [], False
-    sent: list[Any] = []
-    worker = walk_workers._Worker(process=None, conn=_Conn(sent))  # type: ignore[arg-type]
-    worker.busy = 99
-    pool._workers = [worker]
-    walked: list[bytes] = []
-
-    def local(path: bytes, rel: bytes, dev: int, parent: str | None) -> tuple[str, Any, list[Any]]:
-        walked.append(rel)
-        return "00", None, []
-
-    pool._local = local
+    pool, sent, walked = _pool(busy=99)
+    worker = pool._workers[0]
     refs = [pool.submit(os.fsencode(tmp_path / n), n.encode(), 0, "ab" * 32) for n in "abcd"]
     assert weighed == []
     worker.busy = None
@@ -175,24 +161,8 @@ def test_a_process_keeps_to_siblings_no_other_process_walks(tmp_path: Path) -> N
     # g1/a is the heaviest, g1/b next, g2/c lighter but within AFFINITY of b
     for rel, kib in {"g1/a": 640, "g1/b": 600, "g2/c": 400}.items():
         _files(tmp_path / rel, 1, kib << 10)
-    pool: Any = walk_workers.SubtreeWorkers.__new__(walk_workers.SubtreeWorkers)
-    pool._lock = threading.Lock()
-    pool._queue = deque()
-    pool._tasks, pool._costs, pool._futures, pool._results = [], [], [], {}
-    pool._groups, pool._claims = [], {}
-    pool._broken, pool._meter, pool._progress = None, None, [0, 0]
-    pool._current, pool._errors, pool._closing = None, [], False
-    sent: list[Any] = []
-    worker = walk_workers._Worker(process=None, conn=_Conn(sent))  # type: ignore[arg-type]
-    worker.busy = 99
-    pool._workers = [worker]
-    walked: list[bytes] = []
-
-    def local(path: bytes, rel: bytes, dev: int, parent: str | None) -> tuple[str, Any, list[Any]]:
-        walked.append(rel)
-        return "00", None, []
-
-    pool._local = local
+    pool, sent, walked = _pool(busy=99)
+    worker = pool._workers[0]
     for rel in ("g1/a", "g1/b", "g2/c"):
         pool.submit(os.fsencode(tmp_path / rel), rel.encode(), 0, None)
     worker.busy = None
