@@ -556,20 +556,25 @@ class _Archiver:
                 prev = None  # a damaged parent node only costs a full read
         # a small file read on a batch thread takes its xattrs through the descriptor the
         # read opens (FileSystem.read_small_xattrs), not by a second walk of its path here
+        # inode and ctime unchanged: the parent's xattrs and symlink target still hold
+        # (setting an xattr changes ctime and a new target is a new inode)
+        kept = (
+            prev
+            if prev is not None
+            and prev.ctime_ns == st.st_ctime_ns
+            and prev.inode == st.st_ino
+            and prev.type == kind
+            else None
+        )
         later = (
-            kind == "file"
+            kept is None
+            and kind == "file"
             and 0 < st.st_size < self.small
             and st.st_nlink <= 1
             and self.workers is None
-            and not (
-                prev is not None
-                and prev.ctime_ns == st.st_ctime_ns
-                and prev.inode == st.st_ino
-                and prev.type == kind
-            )
         )
         try:
-            node = self.make_node(path, name, kind, st, prev, xattrs=not later)
+            node = self.make_node(path, name, kind, st, kept, xattrs=not later)
             if kind == "file":
                 return self.file(path, rel, node, st, prev, xattrs_later=later)
         except OSError as exc:
@@ -669,22 +674,17 @@ class _Archiver:
         name: bytes,
         kind: str,
         st: os.stat_result,
-        prev: Node | None = None,
+        kept: Node | None = None,
         *,
         xattrs: bool = True,
     ) -> Node:
-        """The entry's node. Its xattrs and symlink target are taken from ``prev`` (the
-        same name in the parent) when inode and ctime are unchanged: setting an xattr
-        changes ctime and a new target is a new inode, so that saves two system calls
-        per unchanged entry without missing a change. ``xattrs=False``: none listed
-        here (a small file's come with its read, :meth:`_small_reads`)."""
-        if (
-            prev is not None
-            and prev.ctime_ns == st.st_ctime_ns
-            and prev.inode == st.st_ino
-            and prev.type == kind
-        ):
-            found, target = prev.xattrs, prev.target
+        """The entry's node. Its xattrs and symlink target are taken from ``kept``, the
+        same name's node in the parent when its inode and ctime are unchanged (the caller,
+        :meth:`entry`, checks): that saves two system calls per unchanged entry without
+        missing a change. ``xattrs=False``: none listed here (a small file's come with
+        its read, :meth:`_small_reads`)."""
+        if kept is not None:
+            found, target = kept.xattrs, kept.target
         else:
             found = self.fs.xattrs(path) if xattrs else ()
             target = self.fs.readlink(path) if kind == "symlink" else None
